@@ -1,0 +1,64 @@
+//! Every tuning constant of the engine, each with the reason for its value.
+//! On-disk constants (magic numbers, block sizes of formats) live beside their format
+//! but are re-exported here when tuning code needs them.
+
+/// WAL and MANIFEST files are cut into blocks of this size (LevelDB's log format), so a
+/// reader can resynchronise after a bad record at the next block boundary.
+pub const WAL_BLOCK_SIZE: usize = 32 * 1024;
+
+/// Target size of an SSTable data block before compression: one page-cache friendly read.
+pub const SST_BLOCK_SIZE: usize = 4 * 1024;
+
+/// Keys between restart points in a data block: trades prefix-compression ratio
+/// against the linear scan a seek does after its binary search (LevelDB's default).
+pub const SST_RESTART_INTERVAL: usize = 16;
+
+/// Bloom filter bits per key: about 1% false positives with 7 probes.
+pub const BLOOM_BITS_PER_KEY: usize = 10;
+
+/// Memtable size that triggers a switch to a new memtable and a flush (RocksDB's default).
+pub const MEMTABLE_SIZE: usize = 64 * 1024 * 1024;
+
+/// Immutable memtables allowed to wait for flush before writers stop; bounds memory to
+/// (this + 1) * MEMTABLE_SIZE.
+pub const MAX_IMMUTABLE_MEMTABLES: usize = 2;
+
+/// Number of L0 files that triggers an L0 -> L1 compaction.
+pub const L0_COMPACTION_TRIGGER: usize = 4;
+
+/// Number of L0 files at which each write is delayed, giving compaction a chance to catch up.
+pub const L0_SLOWDOWN_WRITES_TRIGGER: usize = 20;
+
+/// Number of L0 files at which writes stop until compaction reduces L0.
+pub const L0_STOP_WRITES_TRIGGER: usize = 36;
+
+/// How long a slowed-down write sleeps (RocksDB uses a rate; a fixed delay is enough here).
+pub const SLOWDOWN_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Number of levels, L0..L6 (LevelDB/RocksDB).
+pub const NUM_LEVELS: usize = 7;
+
+/// Maximum total bytes of L1; each deeper level may hold LEVEL_SIZE_MULTIPLIER times more.
+pub const L1_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Growth factor between levels: the classic leveled-compaction write/space trade-off.
+pub const LEVEL_SIZE_MULTIPLIER: u64 = 10;
+
+/// Compaction output files are cut at this size (RocksDB's target_file_size_base).
+pub const TARGET_FILE_SIZE: u64 = 64 * 1024 * 1024;
+
+/// Default block cache capacity in bytes.
+pub const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Open table readers kept by the table cache; each holds an fd, its index and filter.
+pub const TABLE_CACHE_CAPACITY: usize = 1000;
+
+/// With `FsyncPolicy::EverySec`, the background syncer's period.
+pub const EVERYSEC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Largest write batch the WAL accepts; bigger ones are refused rather than buffered.
+pub const MAX_BATCH_BYTES: usize = 1 << 30;
+
+/// Group commit: a leader stops adding followers' batches beyond this many bytes so a
+/// small write does not wait behind an enormous group (LevelDB uses 1 MiB).
+pub const MAX_GROUP_BYTES: usize = 1024 * 1024;

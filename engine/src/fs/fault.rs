@@ -1,0 +1,219 @@
+//! A wrapper that makes any [`Fs`] fail on demand: writes, fsyncs, or everything at once
+//! (a process that has died). A torn write is a write that crosses the byte budget: the
+//! part within the budget reaches the file, the rest does not, and the call fails.
+
+use super::{FileLock, Fs, RandomAccessFile, WritableFile};
+use crate::error::{Error, Result};
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The knobs of a [`FaultFs`]; shared, so a test keeps one while the engine uses the fs.
+#[derive(Debug)]
+pub struct FaultSwitch {
+    fail_syncs: AtomicBool,
+    fail_writes: AtomicBool,
+    dead: AtomicBool,
+    /// Bytes that may still be appended before appends fail (u64::MAX = unlimited).
+    write_budget: AtomicU64,
+}
+
+impl Default for FaultSwitch {
+    fn default() -> Self {
+        FaultSwitch {
+            fail_syncs: AtomicBool::new(false),
+            fail_writes: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
+            write_budget: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl FaultSwitch {
+    /// Every fsync (file or directory) fails while set.
+    pub fn fail_syncs(&self, on: bool) {
+        self.fail_syncs.store(on, Ordering::SeqCst);
+    }
+    /// Every append, flush and create fails while set.
+    pub fn fail_writes(&self, on: bool) {
+        self.fail_writes.store(on, Ordering::SeqCst);
+    }
+    /// Every operation fails while set: the process is "dead".
+    pub fn kill(&self, on: bool) {
+        self.dead.store(on, Ordering::SeqCst);
+    }
+    /// After `bytes` more appended bytes, appends fail; the one crossing is torn.
+    pub fn fail_after_bytes(&self, bytes: u64) {
+        self.write_budget.store(bytes, Ordering::SeqCst);
+    }
+    /// Clears every fault.
+    pub fn heal(&self) {
+        self.fail_syncs(false);
+        self.fail_writes(false);
+        self.kill(false);
+        self.write_budget.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    fn check_alive(&self, path: &Path) -> Result<()> {
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(injected(path, "process is dead"));
+        }
+        Ok(())
+    }
+
+    fn check_write(&self, path: &Path) -> Result<()> {
+        self.check_alive(path)?;
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(injected(path, "write failed"));
+        }
+        Ok(())
+    }
+
+    fn check_sync(&self, path: &Path) -> Result<()> {
+        self.check_alive(path)?;
+        if self.fail_syncs.load(Ordering::SeqCst) {
+            return Err(injected(path, "fsync failed"));
+        }
+        Ok(())
+    }
+
+    /// How many of `want` bytes may be written now.
+    fn take_budget(&self, want: u64) -> u64 {
+        let mut cur = self.write_budget.load(Ordering::SeqCst);
+        loop {
+            if cur == u64::MAX {
+                return want;
+            }
+            let granted = cur.min(want);
+            match self.write_budget.compare_exchange(
+                cur,
+                cur - granted,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return granted,
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+fn injected(path: &Path, what: &str) -> Error {
+    Error::io(path, io::Error::other(format!("injected fault: {what}")))
+}
+
+/// A fault-injecting file system wrapping another.
+#[derive(Debug, Clone)]
+pub struct FaultFs {
+    inner: Arc<dyn Fs>,
+    switch: Arc<FaultSwitch>,
+}
+
+impl FaultFs {
+    /// Wraps `inner`; returns the fs and the switch that controls it.
+    pub fn new(inner: Arc<dyn Fs>) -> (Self, Arc<FaultSwitch>) {
+        let switch = Arc::new(FaultSwitch::default());
+        (
+            FaultFs {
+                inner,
+                switch: switch.clone(),
+            },
+            switch,
+        )
+    }
+}
+
+struct FaultWritable {
+    path: std::path::PathBuf,
+    inner: Box<dyn WritableFile>,
+    switch: Arc<FaultSwitch>,
+}
+
+impl WritableFile for FaultWritable {
+    fn append(&mut self, data: &[u8]) -> Result<()> {
+        self.switch.check_write(&self.path)?;
+        let granted = self.switch.take_budget(data.len() as u64) as usize;
+        self.inner.append(&data[..granted])?;
+        if granted < data.len() {
+            // Push the torn part out so it is really in the file, as a partial write(2) is.
+            self.inner.flush()?;
+            return Err(injected(&self.path, "torn write"));
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.switch.check_write(&self.path)?;
+        self.inner.flush()
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.switch.check_sync(&self.path)?;
+        self.inner.sync()
+    }
+
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+}
+
+impl Fs for FaultFs {
+    fn create_dir_all(&self, dir: &Path) -> Result<()> {
+        self.switch.check_write(dir)?;
+        self.inner.create_dir_all(dir)
+    }
+
+    fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+        self.switch.check_write(path)?;
+        Ok(Box::new(FaultWritable {
+            path: path.to_path_buf(),
+            inner: self.inner.create(path)?,
+            switch: self.switch.clone(),
+        }))
+    }
+
+    fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
+        self.switch.check_alive(path)?;
+        self.inner.open(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        self.switch.check_write(from)?;
+        self.inner.rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> Result<()> {
+        self.switch.check_write(path)?;
+        self.inner.remove_file(path)
+    }
+
+    fn list_dir(&self, dir: &Path) -> Result<Vec<String>> {
+        self.switch.check_alive(dir)?;
+        self.inner.list_dir(dir)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        self.inner.exists(path)
+    }
+
+    fn file_size(&self, path: &Path) -> Result<u64> {
+        self.switch.check_alive(path)?;
+        self.inner.file_size(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        self.switch.check_sync(dir)?;
+        self.inner.sync_dir(dir)
+    }
+
+    fn lock(&self, path: &Path) -> Result<Box<dyn FileLock>> {
+        self.switch.check_alive(path)?;
+        self.inner.lock(path)
+    }
+
+    fn link_or_copy(&self, from: &Path, to: &Path) -> Result<()> {
+        self.switch.check_write(to)?;
+        self.inner.link_or_copy(from, to)
+    }
+}

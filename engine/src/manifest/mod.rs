@@ -1,0 +1,1 @@
+//! Version edits, versions and the MANIFEST that records them. Spec: docs/format/manifest.md.

@@ -1,0 +1,129 @@
+//! How a [`crate::Db`] is opened and tuned. Defaults come from [`crate::constants`].
+
+use crate::constants as c;
+use crate::fs::{self, Fs};
+use std::sync::Arc;
+
+/// When an acknowledged write is fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Fsync the WAL before acknowledging (group commit shares one fsync among writers).
+    Always,
+    /// A background thread fsyncs the WAL every second; a crash loses at most ~1 s.
+    EverySec,
+    /// Never fsync explicitly; the OS decides. A process crash loses nothing, a power cut may.
+    No,
+}
+
+impl std::str::FromStr for FsyncPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "always" => Ok(FsyncPolicy::Always),
+            "everysec" => Ok(FsyncPolicy::EverySec),
+            "no" => Ok(FsyncPolicy::No),
+            _ => Err(format!("invalid fsync policy '{s}' (always|everysec|no)")),
+        }
+    }
+}
+
+/// Per-block compression of SSTable data blocks. On-disk values; never reuse.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Blocks are stored as built.
+    None = 0,
+    /// Blocks are LZ4-compressed when that saves at least 1/8 of the block.
+    Lz4 = 1,
+}
+
+/// What a compaction filter decides for one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterDecision {
+    /// Keep the entry.
+    Keep,
+    /// Drop the entry (it becomes a tombstone if older versions may lie below).
+    Remove,
+}
+
+/// A hook called by compaction for the newest version of each key that no snapshot
+/// still needs; the server uses it to drop expired keys.
+pub trait CompactionFilter: Send + Sync {
+    /// Decide for `key` (without keyspace prefix) in keyspace `keyspace`.
+    fn filter(&self, keyspace: u8, key: &[u8], value: &[u8]) -> FilterDecision;
+}
+
+/// Options for [`crate::Db::open`].
+#[derive(Clone)]
+pub struct Options {
+    /// File system to live on (tests inject faults through it).
+    pub fs: Arc<dyn Fs>,
+    /// Create the directory and an empty database if missing.
+    pub create_if_missing: bool,
+    /// Fail if the database already exists.
+    pub error_if_exists: bool,
+    /// WAL durability.
+    pub fsync: FsyncPolicy,
+    /// Memtable size that triggers a flush.
+    pub memtable_size: usize,
+    /// Block cache capacity in bytes (0 disables it).
+    pub block_cache_bytes: usize,
+    /// Bloom filter bits per key (0 disables filters).
+    pub bloom_bits_per_key: usize,
+    /// Data block compression.
+    pub compression: Compression,
+    /// Data block target size.
+    pub block_size: usize,
+    /// L0 files that trigger compaction.
+    pub l0_compaction_trigger: usize,
+    /// L0 files that slow writes.
+    pub l0_slowdown_writes_trigger: usize,
+    /// L0 files that stop writes.
+    pub l0_stop_writes_trigger: usize,
+    /// Max bytes in L1; deeper levels multiply by 10.
+    pub l1_max_bytes: u64,
+    /// Target size of compaction outputs.
+    pub target_file_size: u64,
+    /// Background compaction threads.
+    pub compaction_threads: usize,
+    /// Optional filter applied during compaction.
+    pub compaction_filter: Option<Arc<dyn CompactionFilter>>,
+    /// On a WAL record that is bad but followed by good ones: `false` (default) refuses to
+    /// open with `Corruption`; `true` recovers up to the bad record and drops the rest.
+    pub wal_point_in_time_recovery: bool,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("fsync", &self.fsync)
+            .field("memtable_size", &self.memtable_size)
+            .field("block_cache_bytes", &self.block_cache_bytes)
+            .field("compression", &self.compression)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            fs: fs::real(),
+            create_if_missing: true,
+            error_if_exists: false,
+            fsync: FsyncPolicy::EverySec,
+            memtable_size: c::MEMTABLE_SIZE,
+            block_cache_bytes: c::BLOCK_CACHE_BYTES,
+            bloom_bits_per_key: c::BLOOM_BITS_PER_KEY,
+            compression: Compression::Lz4,
+            block_size: c::SST_BLOCK_SIZE,
+            l0_compaction_trigger: c::L0_COMPACTION_TRIGGER,
+            l0_slowdown_writes_trigger: c::L0_SLOWDOWN_WRITES_TRIGGER,
+            l0_stop_writes_trigger: c::L0_STOP_WRITES_TRIGGER,
+            l1_max_bytes: c::L1_MAX_BYTES,
+            target_file_size: c::TARGET_FILE_SIZE,
+            compaction_threads: 1,
+            compaction_filter: None,
+            wal_point_in_time_recovery: false,
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Engine statistics, as reported by [`crate::Db::stats`].
+
+/// Figures for one level.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LevelStats {
+    /// Level number, 0..NUM_LEVELS.
+    pub level: usize,
+    /// Live SSTables in the level.
+    pub files: usize,
+    /// Their total size.
+    pub bytes: u64,
+}
+
+/// A snapshot of the engine's counters and shape.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// One entry per level.
+    pub levels: Vec<LevelStats>,
+    /// Bytes in the active and immutable memtables.
+    pub memtable_bytes: u64,
+    /// Immutable memtables waiting for flush.
+    pub immutable_memtables: usize,
+    /// Bytes compaction would have to rewrite to bring every level under its target.
+    pub pending_compaction_bytes: u64,
+    /// Bytes written by users (keys + values) since open.
+    pub user_bytes_written: u64,
+    /// Bytes appended to the WAL since open.
+    pub wal_bytes_written: u64,
+    /// Bytes written to SSTables by flushes since open.
+    pub flush_bytes_written: u64,
+    /// Bytes written to SSTables by compactions since open.
+    pub compaction_bytes_written: u64,
+    /// Bytes read by compactions since open.
+    pub compaction_bytes_read: u64,
+    /// (WAL + flush + compaction bytes) / user bytes.
+    pub write_amplification: f64,
+    /// Flushes completed since open.
+    pub flushes: u64,
+    /// Compactions completed since open.
+    pub compactions: u64,
+    /// Writes that were delayed because L0 or the memtables were full.
+    pub stall_slowdowns: u64,
+    /// Writes that had to stop and wait.
+    pub stall_stops: u64,
+    /// Total time writers spent stalled, in microseconds.
+    pub stall_micros: u64,
+    /// Bloom filter probes.
+    pub bloom_checks: u64,
+    /// Probes where the filter ruled the key out (a table read saved).
+    pub bloom_negatives: u64,
+    /// Probes where the filter said "maybe" but the key was not in the table.
+    pub bloom_false_positives: u64,
+    /// Block cache hits.
+    pub block_cache_hits: u64,
+    /// Block cache misses.
+    pub block_cache_misses: u64,
+    /// Bytes held by the block cache.
+    pub block_cache_bytes: u64,
+    /// Last sequence number assigned.
+    pub last_sequence: u64,
+    /// Live snapshots.
+    pub snapshots: usize,
+    /// Background error that made the Db read-only, if any.
+    pub background_error: Option<String>,
+}
