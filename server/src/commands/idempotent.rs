@@ -29,8 +29,8 @@ pub fn idempotent(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     }
     let window = ctx.srv.config.read().idempotency_window_ms as i64;
     let ks = ctx.srv.store.idem;
-    if let Some(rec) = ctx.txn.get_record(ks, id)? {
-        if let Some((created, reply)) = decode_record(&rec.value, rec.seq) {
+    if let Some((rec, version)) = ctx.txn.get_record(ks, id)? {
+        if let Some((created, reply)) = decode_record(&rec, version) {
             if created.saturating_add(window) > ctx.txn.now {
                 ctx.srv
                     .counters

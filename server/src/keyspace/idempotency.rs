@@ -125,7 +125,7 @@ impl Reader<'_> {
     fn text(&mut self) -> Option<String> {
         String::from_utf8(self.bytes()?).ok()
     }
-    fn reply(&mut self, first_seq: u64, depth: usize) -> Option<Reply> {
+    fn reply(&mut self, first_seq: Option<u64>, depth: usize) -> Option<Reply> {
         if depth > 16 {
             return None;
         }
@@ -164,7 +164,13 @@ impl Reader<'_> {
             T_BOOL => Reply::Bool(self.u8()? != 0),
             T_VERBATIM => Reply::Verbatim(self.text()?),
             T_VERSION_COMMITTED => Reply::Version(Version::Committed(self.u64()?)),
-            T_VERSION_PENDING => Reply::Version(Version::Committed(first_seq + self.u64()?)),
+            T_VERSION_PENDING => {
+                let i = self.u64()?;
+                match first_seq {
+                    Some(first) => Reply::Version(Version::Committed(first + i)),
+                    None => Reply::Version(Version::Pending(i as usize)),
+                }
+            }
             _ => return None,
         })
     }
@@ -179,12 +185,17 @@ pub fn encode_record(created_ms: i64, record_op: usize, reply: &Reply) -> Vec<u8
     out
 }
 
-/// Decodes a record stored at sequence `record_seq`: (created ms, reply).
-pub fn decode_record(record: &[u8], record_seq: u64) -> Option<(i64, Reply)> {
+/// Decodes a record: (created ms, reply). `record_version` is the record's own version:
+/// committed (versions in the reply resolve against it) or still pending in the current
+/// batch (they stay pending and resolve when it commits).
+pub fn decode_record(record: &[u8], record_version: Version) -> Option<(i64, Reply)> {
     let mut r = Reader(record);
     let created = r.u64()? as i64;
     let op = r.u32()? as u64;
-    let first = record_seq.checked_sub(op)?;
+    let first = match record_version {
+        Version::Committed(seq) => Some(seq.checked_sub(op)?),
+        Version::Pending(_) => None,
+    };
     let reply = r.reply(first, 0)?;
     Some((created, reply))
 }
@@ -209,12 +220,12 @@ mod tests {
         ]);
         // Write at index 0, record at index 1; the batch starts at sequence 500.
         let rec = encode_record(1234, 1, &reply);
-        let (created, back) = decode_record(&rec, 501).unwrap();
+        let (created, back) = decode_record(&rec, Version::Committed(501)).unwrap();
         assert_eq!(created, 1234);
         let Reply::Array(items) = back else { panic!() };
         assert_eq!(items[0], Reply::Version(Version::Committed(500)));
         assert_eq!(items[1], Reply::bulk_from(b"v"));
         assert_eq!(created_at(&rec), Some(1234));
-        assert!(decode_record(&rec[..rec.len() - 1], 501).is_none());
+        assert!(decode_record(&rec[..rec.len() - 1], Version::Committed(501)).is_none());
     }
 }

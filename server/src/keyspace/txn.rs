@@ -41,6 +41,7 @@ pub struct Txn<'s> {
     /// The time the command runs at (one clock reading per command, like Redis).
     pub now: i64,
     overlay: HashMap<Vec<u8>, Pending>,
+    records: HashMap<(u8, Vec<u8>), Pending>,
     batch: WriteBatch,
     touched: Vec<(usize, Bytes)>,
     touched_dbs: Vec<usize>,
@@ -55,6 +56,7 @@ impl<'s> Txn<'s> {
             store,
             now: now_ms(),
             overlay: HashMap::new(),
+            records: HashMap::new(),
             batch: WriteBatch::new(),
             touched: Vec::new(),
             touched_dbs: Vec::new(),
@@ -164,15 +166,23 @@ impl<'s> Txn<'s> {
         }
     }
 
-    /// Reads a record of a server keyspace (not a Redis key).
-    pub fn get_record(&self, ks: Keyspace, key: &[u8]) -> kv_engine::Result<Option<Versioned>> {
-        self.engine_get(ks, key)
+    /// Reads a record of a server keyspace (not a Redis key): its value and version,
+    /// including this transaction's own uncommitted record.
+    pub fn get_record(&self, ks: Keyspace, key: &[u8]) -> kv_engine::Result<Option<(Bytes, Version)>> {
+        if let Some(p) = self.records.get(&(ks.id(), key.to_vec())) {
+            return Ok(p.value.clone().map(|v| (v, Version::Pending(p.op))));
+        }
+        Ok(self
+            .engine_get(ks, key)?
+            .map(|v: Versioned| (v.value, Version::Committed(v.seq))))
     }
 
     /// Writes a record of a server keyspace; returns its batch index.
     pub fn put_record(&mut self, ks: Keyspace, key: &[u8], value: &[u8]) -> usize {
         let op = self.batch.len();
         self.batch.put(ks, key, value);
+        let value = Some(Bytes::copy_from_slice(value));
+        self.records.insert((ks.id(), key.to_vec()), Pending { value, op });
         op
     }
 
