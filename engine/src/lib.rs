@@ -16,6 +16,7 @@ pub mod fs;
 pub mod iter;
 pub mod key;
 pub mod manifest;
+pub mod memtable;
 pub mod sst;
 pub mod wal;
 
