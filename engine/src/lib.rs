@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod coding;
+mod compaction;
 pub mod constants;
 pub mod error;
 pub mod fs;
