@@ -113,6 +113,29 @@ pub fn check_fragment(buf: &[u8]) -> Result<(RecordType, &[u8]), String> {
     Ok((kind, payload))
 }
 
+/// The file offset of byte `payload_pos` of the record whose first fragment starts at
+/// `record_start`: skips the headers and block trailers in between, so a decoder's error
+/// position inside a record can be reported as a position in the file.
+pub fn payload_file_offset(record_start: u64, payload_pos: usize) -> u64 {
+    let block = BLOCK_SIZE as u64;
+    let header = HEADER_SIZE as u64;
+    let mut pos = record_start;
+    let mut left = payload_pos as u64;
+    loop {
+        let room_in_block = block - pos % block;
+        if room_in_block < header {
+            pos += room_in_block;
+            continue;
+        }
+        let room = room_in_block - header;
+        if left < room {
+            return pos + header + left;
+        }
+        left -= room;
+        pos += room_in_block;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +148,26 @@ mod tests {
         assert_eq!(check_fragment(&frag), Ok((RecordType::Full, &payload[..])));
         frag[HEADER_SIZE] ^= 1;
         assert!(check_fragment(&frag).is_err());
+    }
+
+    #[test]
+    fn payload_offsets_skip_headers_and_trailers() {
+        assert_eq!(payload_file_offset(0, 0), 7);
+        assert_eq!(payload_file_offset(10, 5), 22);
+        let first_room = BLOCK_SIZE - 100 - HEADER_SIZE;
+        assert_eq!(
+            payload_file_offset(100, first_room - 1),
+            BLOCK_SIZE as u64 - 1
+        );
+        assert_eq!(
+            payload_file_offset(100, first_room),
+            (BLOCK_SIZE + HEADER_SIZE) as u64
+        );
+        // A record starting in a trailer position begins at the next block.
+        assert_eq!(
+            payload_file_offset(BLOCK_SIZE as u64 - 3, 0),
+            (BLOCK_SIZE + HEADER_SIZE) as u64
+        );
     }
 
     #[test]
