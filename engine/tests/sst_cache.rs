@@ -153,3 +153,37 @@ fn table_cache_reuses_opens_and_evicts() {
     );
     assert!(cache.get(99).is_err(), "a missing file is an error");
 }
+
+#[test]
+fn concurrent_readers_share_a_small_cache() {
+    let fs = MemFs::new();
+    let path = Path::new("/db/000001.sst");
+    build(&fs, path, 5_000);
+    let cache = BlockCache::new(64 * 1024);
+    let counters = Arc::new(SstCounters::default());
+    let t = Table::open(
+        path.into(),
+        fs.open(path).unwrap(),
+        1,
+        Some(cache.clone()),
+        counters.clone(),
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        for thread in 0..4u32 {
+            let t = &t;
+            s.spawn(move || {
+                for round in 0..3 {
+                    for i in (thread..5_000).step_by(37 + round) {
+                        let (k, v) = t.get(&key(i)).unwrap().unwrap();
+                        assert_eq!((k, v.len()), (key(i), 100));
+                    }
+                    assert_eq!(scan(t), 5_000);
+                }
+            });
+        }
+    });
+    assert!(cache.usage() <= cache.capacity());
+    let lookups = counters.cache_hits.load(Relaxed) + counters.cache_misses.load(Relaxed);
+    assert!(lookups > 0);
+}
