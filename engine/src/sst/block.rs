@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
 use crate::key::compare_internal_keys;
 use std::cmp::Ordering;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -111,9 +112,12 @@ fn decode_entry_header(buf: &[u8]) -> Option<(usize, usize, usize, usize)> {
     ))
 }
 
-/// A cursor over one block's entries, in order.
-pub struct BlockIter {
-    block: Arc<Block>,
+/// A cursor over one block's entries, in order. `B` is how the block is held: an
+/// `Arc<Block>` when the iterator outlives the caller's borrow (table iterators), or a
+/// plain `&Block` for a point lookup in the table's pinned index, which then touches no
+/// shared reference count.
+pub struct BlockIter<B: Deref<Target = Block> = Arc<Block>> {
+    block: B,
     key: Vec<u8>,
     value_start: usize,
     value_end: usize,
@@ -124,9 +128,9 @@ pub struct BlockIter {
     err: Option<Error>,
 }
 
-impl BlockIter {
+impl<B: Deref<Target = Block>> BlockIter<B> {
     /// An unpositioned iterator over `block`.
-    pub(crate) fn new(block: Arc<Block>) -> Self {
+    pub(crate) fn new(block: B) -> Self {
         let end = block.restarts_offset;
         BlockIter {
             block,
@@ -140,7 +144,7 @@ impl BlockIter {
     }
 
     /// Switches to another block, keeping the key buffer's allocation.
-    pub(crate) fn reset(&mut self, block: Arc<Block>) {
+    pub(crate) fn reset(&mut self, block: B) {
         self.current = block.restarts_offset;
         self.next_offset = block.restarts_offset;
         self.block = block;
@@ -215,7 +219,7 @@ impl BlockIter {
     }
 }
 
-impl InternalIterator for BlockIter {
+impl<B: Deref<Target = Block> + Send> InternalIterator for BlockIter<B> {
     fn valid(&self) -> bool {
         self.current < self.block.restarts_offset
     }

@@ -220,7 +220,7 @@ impl Table {
 
     /// The first entry >= `target`: one index seek and one data block seek.
     fn seek_one(&self, target: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        let mut index = self.index_iter();
+        let mut index = BlockIter::new(&*self.index);
         index.seek(target);
         if !index.valid() {
             index.status()?;
