@@ -229,7 +229,7 @@ fn stats_report_levels_bloom_cache_and_amplification() {
     for i in 0..2000 {
         db.get(Keyspace::DEFAULT, format!("k{i:05}").as_bytes())
             .unwrap();
-        db.get(Keyspace::DEFAULT, format!("missing{i:05}").as_bytes())
+        db.get(Keyspace::DEFAULT, format!("k{i:05}-absent").as_bytes())
             .unwrap();
     }
     let s = db.stats();
