@@ -56,6 +56,25 @@ impl Error {
         }
     }
 
+    /// A copy, for handing one failure to every writer of a commit group
+    /// (`std::io::Error` is not `Clone`).
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Corruption { file, offset, what } => Error::Corruption {
+                file: file.clone(),
+                offset: *offset,
+                what: what.clone(),
+            },
+            Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+            Error::Busy(p) => Error::Busy(p.clone()),
+            Error::Closed(s) => Error::Closed(s.clone()),
+        }
+    }
+
     /// True for `Error::Corruption`.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })

@@ -10,12 +10,14 @@
 #![warn(missing_docs)]
 
 pub mod coding;
+mod compaction;
 pub mod constants;
 pub mod error;
 pub mod fs;
 pub mod iter;
 pub mod key;
 pub mod manifest;
+pub mod memtable;
 pub mod sst;
 pub mod wal;
 

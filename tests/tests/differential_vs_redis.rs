@@ -97,7 +97,7 @@ fn random_command(r: &mut StdRng) -> Vec<String> {
         42 => vec!["EXPIRE".into(), k],
         43 => vec!["PTTL".into(), "nokey".into()],
         44 => vec!["MOVE".into(), k, ["0", "1"][r.gen_range(0..2)].into()],
-        _ => vec!["STRLEN".into(), k, k.clone()],
+        _ => vec!["STRLEN".into(), k.clone(), k],
     }
 }
 

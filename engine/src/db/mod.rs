@@ -1,12 +1,38 @@
 //! The database: the public face of the engine.
+//!
+//! `Db` is a handle on [`core::Shared`]; the write path is in [`write`], reads in
+//! [`read`] and [`iter`], recovery in [`open`], flush/compaction threads in
+//! [`background`], consistent copies in [`checkpoint`].
+
+mod background;
+mod checkpoint;
+pub(crate) mod core;
+mod iter;
+mod open;
+mod read;
+mod snapshot;
+mod stats;
+pub(crate) mod table_file;
+mod write;
+
+pub use iter::{DbIterator, IterEntry};
+pub use snapshot::Snapshot;
 
 use crate::batch::{Keyspace, WriteBatch};
-use crate::error::Result;
+use crate::compaction::picker;
+use crate::constants::NUM_LEVELS;
+use crate::error::{Error, Result};
 use crate::key::SeqNo;
+use crate::manifest::{Version, VersionEdit};
 use crate::options::Options;
 use crate::stats::Stats;
 use bytes::Bytes;
+use core::Shared;
+use parking_lot::Mutex;
 use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 /// A value together with the sequence number of the write that stored it (its version).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,158 +43,302 @@ pub struct Versioned {
     pub seq: SeqNo,
 }
 
-/// A consistent, read-only view of the database as of one sequence number.
-/// Compaction keeps every version a live snapshot can see; dropping it releases them.
-#[derive(Debug)]
-pub struct Snapshot {
-    seq: SeqNo,
+/// Stops the background threads when the last handle goes away.
+struct Lifecycle {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
-impl Snapshot {
-    /// The sequence number this snapshot sees up to (inclusive).
-    pub fn sequence(&self) -> SeqNo {
-        self.seq
+impl Lifecycle {
+    fn stop(&self) -> Result<()> {
+        self.shared.shutting_down.store(true, Ordering::Release);
+        {
+            let _state = self.shared.state.lock();
+            self.shared.bg_cv.notify_all();
+        }
+        {
+            let _g = self.shared.syncer_mutex.lock();
+            self.shared.syncer_cv.notify_all();
+        }
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+        let mut wal = self.shared.wal.lock();
+        wal.writer.sync()?;
+        wal.unsynced = false;
+        Ok(())
     }
 }
 
-/// One entry yielded by [`DbIterator`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IterEntry {
-    /// The key, without keyspace prefix.
-    pub key: Bytes,
-    /// The value.
-    pub value: Bytes,
-    /// Version (sequence number of the write).
-    pub seq: SeqNo,
-}
-
-/// A forward iterator over the live keys of one keyspace in a range, at a snapshot.
-pub struct DbIterator {}
-
-impl DbIterator {
-    /// Moves to the first key >= `key` (within the iterator's range).
-    pub fn seek(&mut self, _key: &[u8]) {
-        todo!()
-    }
-}
-
-impl Iterator for DbIterator {
-    type Item = Result<IterEntry>;
-    fn next(&mut self) -> Option<Self::Item> {
-        todo!()
+impl Drop for Lifecycle {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::error!(error = %e, "closing the database failed to sync the WAL");
+        }
     }
 }
 
 /// An open database. Cheap to clone; all clones share one engine. Thread-safe.
 #[derive(Clone)]
-pub struct Db {}
+pub struct Db {
+    shared: Arc<Shared>,
+    lifecycle: Arc<Lifecycle>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("dir", &self.shared.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn prefixed(ks: Keyspace, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(ks.id());
+    k.extend_from_slice(key);
+    k
+}
 
 impl Db {
     /// Opens (recovering if needed) or creates the database in `dir`.
-    pub fn open(_dir: impl AsRef<Path>, _options: Options) -> Result<Db> {
-        todo!()
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Db> {
+        let shared = open::open_shared(dir.as_ref(), options)?;
+        let threads = background::spawn(&shared)?;
+        let lifecycle = Arc::new(Lifecycle {
+            shared: shared.clone(),
+            threads: Mutex::new(threads),
+        });
+        {
+            // Recovery may have left L0 over its trigger.
+            let _state = shared.state.lock();
+            shared.bg_cv.notify_all();
+        }
+        Ok(Db { shared, lifecycle })
     }
 
     /// The keyspace called `name`, created (durably) if it does not exist.
-    pub fn keyspace(&self, _name: &str) -> Result<Keyspace> {
-        todo!()
+    pub fn keyspace(&self, name: &str) -> Result<Keyspace> {
+        let mut state = self.shared.state.lock();
+        if let Some((&id, _)) = state
+            .versions
+            .keyspaces()
+            .iter()
+            .find(|(_, n)| n.as_str() == name)
+        {
+            return Ok(Keyspace(id));
+        }
+        let next = state
+            .versions
+            .keyspaces()
+            .keys()
+            .next_back()
+            .map_or(Some(0), |&m| m.checked_add(1));
+        let id =
+            next.ok_or_else(|| Error::InvalidArgument("all 256 keyspace ids are in use".into()))?;
+        let edit = VersionEdit {
+            new_keyspaces: vec![(id, name.to_string())],
+            ..VersionEdit::default()
+        };
+        state.versions.log_and_apply(edit)?;
+        Ok(Keyspace(id))
+    }
+
+    /// Names of all keyspaces by id.
+    pub fn keyspaces(&self) -> Vec<(Keyspace, String)> {
+        let state = self.shared.state.lock();
+        state
+            .versions
+            .keyspaces()
+            .iter()
+            .map(|(&id, n)| (Keyspace(id), n.clone()))
+            .collect()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.shared.shutting_down.load(Ordering::Acquire) {
+            return Err(Error::Closed("the database has been closed".into()));
+        }
+        Ok(())
     }
 
     /// Applies `batch` atomically; returns the sequence number of its first op (op i has
     /// `first + i`). Durable per the fsync policy when this returns.
-    pub fn write(&self, _batch: WriteBatch) -> Result<SeqNo> {
-        todo!()
+    pub fn write(&self, batch: WriteBatch) -> Result<SeqNo> {
+        self.check_open()?;
+        self.shared.write(Some(batch))
     }
 
     /// Sets one key.
-    pub fn put(&self, _ks: Keyspace, _key: &[u8], _value: &[u8]) -> Result<SeqNo> {
-        todo!()
+    pub fn put(&self, ks: Keyspace, key: &[u8], value: &[u8]) -> Result<SeqNo> {
+        let mut b = WriteBatch::new();
+        b.put(ks, key, value);
+        self.write(b)
     }
 
     /// Deletes one key.
-    pub fn delete(&self, _ks: Keyspace, _key: &[u8]) -> Result<SeqNo> {
-        todo!()
+    pub fn delete(&self, ks: Keyspace, key: &[u8]) -> Result<SeqNo> {
+        let mut b = WriteBatch::new();
+        b.delete(ks, key);
+        self.write(b)
     }
 
     /// The newest value of `key` and its version.
-    pub fn get(&self, _ks: Keyspace, _key: &[u8]) -> Result<Option<Versioned>> {
-        todo!()
+    pub fn get(&self, ks: Keyspace, key: &[u8]) -> Result<Option<Versioned>> {
+        // Sequence first, then the SuperVersion: the view then holds every write <= seq.
+        let seq = self.shared.visible_seq.load(Ordering::Acquire);
+        let sv = self.shared.current();
+        self.shared.get_internal(&sv, &prefixed(ks, key), seq)
     }
 
     /// The value of `key` as seen by `snapshot`.
     pub fn get_at(
         &self,
-        _ks: Keyspace,
-        _key: &[u8],
-        _snapshot: &Snapshot,
+        ks: Keyspace,
+        key: &[u8],
+        snapshot: &Snapshot,
     ) -> Result<Option<Versioned>> {
-        todo!()
+        let sv = self.shared.current();
+        self.shared
+            .get_internal(&sv, &prefixed(ks, key), snapshot.sequence())
     }
 
     /// A snapshot of the current state.
     pub fn snapshot(&self) -> Snapshot {
-        todo!()
+        let seq = self.shared.visible_seq.load(Ordering::Acquire);
+        self.shared.snapshots.acquire(seq)
     }
 
     /// Iterates keys in `[start, end)` (`None` = unbounded) at `snapshot` (or now).
     pub fn iter(
         &self,
-        _ks: Keyspace,
-        _start: Option<&[u8]>,
-        _end: Option<&[u8]>,
-        _snapshot: Option<&Snapshot>,
+        ks: Keyspace,
+        start: Option<&[u8]>,
+        end: Option<&[u8]>,
+        snapshot: Option<&Snapshot>,
     ) -> Result<DbIterator> {
-        todo!()
+        let seq = snapshot
+            .map(Snapshot::sequence)
+            .unwrap_or_else(|| self.shared.visible_seq.load(Ordering::Acquire));
+        let sv = self.shared.current();
+        DbIterator::new(&self.shared, sv, seq, ks.id(), start, end)
     }
 
     /// Iterates keys starting with `prefix` at `snapshot` (or now).
     pub fn iter_prefix(
         &self,
-        _ks: Keyspace,
-        _prefix: &[u8],
-        _snapshot: Option<&Snapshot>,
+        ks: Keyspace,
+        prefix: &[u8],
+        snapshot: Option<&Snapshot>,
     ) -> Result<DbIterator> {
-        todo!()
+        let end = iter::prefix_successor(prefix);
+        self.iter(ks, Some(prefix), end.as_deref(), snapshot)
     }
 
-    /// Flushes the memtable to an L0 table and waits for it.
+    /// Flushes the memtable to an L0 table and waits until every frozen memtable is on disk.
     pub fn flush(&self) -> Result<()> {
-        todo!()
+        self.check_open()?;
+        self.shared.write(None)?;
+        let mut state = self.shared.state.lock();
+        loop {
+            Shared::check_bg_error(&state)?;
+            if state.imms.is_empty() {
+                return Ok(());
+            }
+            self.shared.bg_cv.notify_all();
+            self.shared.bg_cv.wait(&mut state);
+        }
     }
 
     /// Fsyncs the WAL now, whatever the policy.
     pub fn sync_wal(&self) -> Result<()> {
-        todo!()
+        self.shared.sync_wal()
     }
 
-    /// Compacts every level's files overlapping `[start, end]` of `ks` down to the bottom.
+    /// Compacts every level's files overlapping `[start, end]` of `ks` (None = unbounded)
+    /// down to the deepest level that holds data, after flushing the memtable.
     pub fn compact_range(
         &self,
-        _ks: Keyspace,
-        _start: Option<&[u8]>,
-        _end: Option<&[u8]>,
+        ks: Keyspace,
+        start: Option<&[u8]>,
+        end: Option<&[u8]>,
     ) -> Result<()> {
-        todo!()
+        self.flush()?;
+        let lo = prefixed(ks, start.unwrap_or(&[]));
+        // Without an end, the next keyspace's prefix bounds this one (inclusive bounds
+        // may take in one extra table, which is harmless).
+        let hi = match end {
+            Some(e) => Some(prefixed(ks, e)),
+            None => ks.id().checked_add(1).map(|next| vec![next]),
+        };
+        let deepest = {
+            let v = self.shared.state.lock().versions.current();
+            deepest_nonempty_level(&v).max(1)
+        };
+        for level in 0..deepest {
+            let mut state = self.shared.state.lock();
+            loop {
+                Shared::check_bg_error(&state)?;
+                if !state.busy_levels[level] && !state.busy_levels[level + 1] {
+                    break;
+                }
+                self.shared.bg_cv.wait(&mut state);
+            }
+            let version = state.versions.current();
+            let Some(plan) = picker::plan_for_range(&version, level, Some(&lo), hi.as_deref())
+            else {
+                continue;
+            };
+            state.busy_levels[level] = true;
+            state.busy_levels[level + 1] = true;
+            let mut state = background::compact(&self.shared, state, &plan);
+            state.busy_levels[level] = false;
+            state.busy_levels[level + 1] = false;
+            self.shared.bg_cv.notify_all();
+            Shared::check_bg_error(&state)?;
+        }
+        Ok(())
     }
 
-    /// Writes a consistent copy of the database into the new directory `dest`
-    /// (hard links for tables), openable with [`Db::open`].
-    pub fn checkpoint(&self, _dest: impl AsRef<Path>) -> Result<()> {
-        todo!()
+    /// Writes a consistent copy of the database into the new directory `dest` (hard links
+    /// for tables where possible), openable with [`Db::open`]. It holds every write
+    /// acknowledged before the call.
+    pub fn checkpoint(&self, dest: impl AsRef<Path>) -> Result<()> {
+        self.flush()?;
+        checkpoint::write_checkpoint(&self.shared, dest.as_ref())
     }
 
     /// Current statistics.
     pub fn stats(&self) -> Stats {
-        todo!()
+        stats::gather(&self.shared)
+    }
+
+    /// The directory the database lives in.
+    pub fn path(&self) -> &Path {
+        &self.shared.dir
     }
 
     /// The last sequence number assigned.
     pub fn latest_sequence(&self) -> SeqNo {
-        todo!()
+        self.shared.visible_seq.load(Ordering::Acquire)
     }
 
-    /// Flushes and syncs, stops background work and releases the directory lock.
+    /// Flushes and syncs, stops background work and releases the directory lock (once
+    /// every clone of this handle is dropped).
     pub fn close(self) -> Result<()> {
-        todo!()
+        let flushed = if self.shared.state.lock().bg_error.is_none() {
+            self.flush()
+        } else {
+            Ok(())
+        };
+        let stopped = self.lifecycle.stop();
+        flushed.and(stopped)
     }
+}
+
+fn deepest_nonempty_level(v: &Version) -> usize {
+    (0..NUM_LEVELS)
+        .rev()
+        .find(|&l| v.num_files(l) > 0)
+        .unwrap_or(0)
 }

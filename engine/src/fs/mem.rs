@@ -122,6 +122,37 @@ impl MemFs {
         st.locks.clear();
     }
 
+    /// An independent copy of every file and directory, as durable as it is now
+    /// (corruption tests start each trial from the same pristine state).
+    pub fn deep_copy(&self) -> MemFs {
+        let st = self.state.lock();
+        let files = st
+            .files
+            .iter()
+            .map(|(p, f)| {
+                let f = f.read();
+                let copy = FileData {
+                    bytes: f.bytes.clone(),
+                    synced_len: f.synced_len,
+                };
+                (p.clone(), Arc::new(RwLock::new(copy)))
+            })
+            .collect();
+        MemFs {
+            state: Arc::new(Mutex::new(State {
+                files,
+                dirs: st.dirs.clone(),
+                pending: Vec::new(),
+                locks: HashSet::new(),
+            })),
+        }
+    }
+
+    /// Paths of every file.
+    pub fn file_paths(&self) -> Vec<PathBuf> {
+        self.state.lock().files.keys().cloned().collect()
+    }
+
     /// Flips one byte of a file in place (for corruption tests).
     pub fn corrupt_byte(&self, path: &Path, offset: usize) -> Result<()> {
         let st = self.state.lock();

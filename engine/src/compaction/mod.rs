@@ -1,0 +1,4 @@
+//! Leveled compaction: choosing what to merge ([`picker`]) and merging it ([`job`]).
+
+pub(crate) mod job;
+pub(crate) mod picker;

@@ -1,0 +1,291 @@
+//! Background work: flushing immutable memtables to L0, leveled compaction, deleting
+//! files no version needs, and the once-a-second WAL fsync of the `everysec` policy.
+
+use super::core::{Counters, Shared, State};
+use super::table_file::write_table;
+use crate::compaction::job::{self, SnapshotBounds};
+use crate::compaction::picker::{self, CompactionPlan};
+use crate::constants::EVERYSEC_INTERVAL;
+use crate::error::Result;
+use crate::filename::{self, FileKind};
+use crate::manifest::VersionEdit;
+use crate::options::FsyncPolicy;
+use parking_lot::MutexGuard;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+enum Job {
+    Flush,
+    Compact(CompactionPlan),
+}
+
+/// Starts the flush/compaction workers and, for `everysec`, the WAL syncer.
+pub(crate) fn spawn(shared: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>> {
+    let mut handles = Vec::new();
+    for i in 0..shared.opts.compaction_threads.max(1) + 1 {
+        let s = shared.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("kv-bg-{i}"))
+            .spawn(move || worker(&s))
+            .map_err(|e| crate::Error::io(&shared.dir, e))?;
+        handles.push(h);
+    }
+    if shared.opts.fsync == FsyncPolicy::EverySec {
+        let s = shared.clone();
+        let h = std::thread::Builder::new()
+            .name("kv-wal-sync".into())
+            .spawn(move || syncer(&s))
+            .map_err(|e| crate::Error::io(&shared.dir, e))?;
+        handles.push(h);
+    }
+    Ok(handles)
+}
+
+fn worker(shared: &Arc<Shared>) {
+    let mut state = shared.state.lock();
+    loop {
+        if shared.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        match next_job(shared, &mut state) {
+            Some(job) => {
+                state.running_jobs += 1;
+                state = run_job(shared, state, job);
+                state.running_jobs -= 1;
+                shared.bg_cv.notify_all();
+            }
+            None => shared.bg_cv.wait(&mut state),
+        }
+    }
+}
+
+fn next_job(shared: &Shared, state: &mut State) -> Option<Job> {
+    if state.bg_error.is_some() {
+        return None;
+    }
+    if !state.flush_running && !state.imms.is_empty() {
+        state.flush_running = true;
+        return Some(Job::Flush);
+    }
+    let version = state.versions.current();
+    let plan = picker::pick(
+        &version,
+        &shared.opts,
+        &state.busy_levels,
+        &mut state.compact_pointer,
+    )?;
+    state.busy_levels[plan.level] = true;
+    state.busy_levels[plan.output_level] = true;
+    Some(Job::Compact(plan))
+}
+
+fn run_job<'a>(
+    shared: &'a Arc<Shared>,
+    state: MutexGuard<'a, State>,
+    job: Job,
+) -> MutexGuard<'a, State> {
+    match job {
+        Job::Flush => flush_oldest(shared, state),
+        Job::Compact(plan) => {
+            let mut state = compact(shared, state, &plan);
+            state.busy_levels[plan.level] = false;
+            state.busy_levels[plan.output_level] = false;
+            state
+        }
+    }
+}
+
+/// Writes the oldest immutable memtable to an L0 table and drops its WAL from the
+/// recovery set. Expects `flush_running` set by the caller.
+fn flush_oldest<'a>(
+    shared: &'a Arc<Shared>,
+    mut state: MutexGuard<'a, State>,
+) -> MutexGuard<'a, State> {
+    let Some(frozen) = state.imms.front() else {
+        state.flush_running = false;
+        return state;
+    };
+    let mem = frozen.mem.clone();
+    let number = state.versions.new_file_number();
+    state.pending_outputs.insert(number);
+    drop(state);
+
+    let mut iter = mem.iter();
+    // The table's directory entry must be durable before the manifest names it.
+    let built = write_table(
+        shared.fs.as_ref(),
+        &shared.dir,
+        &shared.opts,
+        number,
+        &mut iter,
+    )
+    .and_then(|meta| shared.fs.sync_dir(&shared.dir).map(|()| meta));
+
+    let mut state = shared.state.lock();
+    state.pending_outputs.remove(&number);
+    state.flush_running = false;
+    let meta = match built {
+        Ok(m) => m,
+        Err(e) => {
+            shared.set_bg_error(&mut state, &e);
+            return state;
+        }
+    };
+    let next_wal = state
+        .imms
+        .get(1)
+        .map(|f| f.wal_number)
+        .unwrap_or(state.mem_wal_number);
+    let mut edit = VersionEdit {
+        log_number: Some(next_wal),
+        ..VersionEdit::default()
+    };
+    if let Some(meta) = meta {
+        Counters::add(&shared.counters.flush_bytes, meta.size);
+        edit.new_files.push((0, meta));
+    }
+    if let Err(e) = state.versions.log_and_apply(edit) {
+        shared.set_bg_error(&mut state, &e);
+        return state;
+    }
+    state.imms.pop_front();
+    Counters::add(&shared.counters.flushes, 1);
+    shared.install_super_version(&state);
+    delete_obsolete_files(shared, &mut state);
+    state
+}
+
+/// Runs `plan` (levels already marked busy) and installs its result.
+pub(crate) fn compact<'a>(
+    shared: &'a Arc<Shared>,
+    mut state: MutexGuard<'a, State>,
+    plan: &CompactionPlan,
+) -> MutexGuard<'a, State> {
+    let mut edit = VersionEdit::default();
+    for f in &plan.inputs {
+        edit.deleted_files.push((plan.level, f.number));
+    }
+    for f in &plan.next_inputs {
+        edit.deleted_files.push((plan.output_level, f.number));
+    }
+
+    if plan.is_trivial_move() {
+        for f in &plan.inputs {
+            edit.new_files.push((plan.output_level, (**f).clone()));
+        }
+    } else {
+        let bounds = SnapshotBounds {
+            smallest: shared.smallest_snapshot(),
+            newest: shared.snapshots.newest(),
+        };
+        let mut allocated = Vec::new();
+        drop(state);
+        let result = {
+            let mut new_number = || {
+                let mut st = shared.state.lock();
+                let n = st.versions.new_file_number();
+                st.pending_outputs.insert(n);
+                allocated.push(n);
+                n
+            };
+            job::run(shared, plan, &bounds, &mut new_number)
+                .and_then(|outputs| shared.fs.sync_dir(&shared.dir).map(|()| outputs))
+        };
+        state = shared.state.lock();
+        for n in &allocated {
+            state.pending_outputs.remove(n);
+        }
+        match result {
+            Ok(outputs) => {
+                let written: u64 = outputs.iter().map(|f| f.size).sum();
+                Counters::add(&shared.counters.compaction_bytes_written, written);
+                Counters::add(&shared.counters.compaction_bytes_read, plan.input_bytes());
+                for meta in outputs {
+                    edit.new_files.push((plan.output_level, meta));
+                }
+            }
+            Err(e) => {
+                if !shared.shutting_down.load(Ordering::Acquire) {
+                    shared.set_bg_error(&mut state, &e);
+                }
+                delete_obsolete_files(shared, &mut state);
+                return state;
+            }
+        }
+    }
+    if let Err(e) = state.versions.log_and_apply(edit) {
+        shared.set_bg_error(&mut state, &e);
+        return state;
+    }
+    Counters::add(&shared.counters.compactions, 1);
+    shared.install_super_version(&state);
+    delete_obsolete_files(shared, &mut state);
+    state
+}
+
+/// Deletes tables no live version references, WALs already flushed, old manifests and
+/// leftover temporary files. Failures are logged, not fatal: a stray file wastes space,
+/// it does not lose data.
+pub(crate) fn delete_obsolete_files(shared: &Shared, state: &mut State) {
+    let names = match shared.fs.list_dir(&shared.dir) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list data directory for cleanup");
+            return;
+        }
+    };
+    let live = state.versions.live_files();
+    let log_number = state.versions.log_number();
+    let manifest = state.versions.manifest_file_number();
+    for name in names {
+        let obsolete = match filename::parse(&name) {
+            Some(FileKind::Wal(n)) => n < log_number,
+            Some(FileKind::Table(n)) => !live.contains(&n) && !state.pending_outputs.contains(&n),
+            Some(FileKind::Manifest(n)) => n < manifest,
+            Some(FileKind::Temp(n)) => !state.pending_outputs.contains(&n),
+            _ => false,
+        };
+        if !obsolete {
+            continue;
+        }
+        if let Some(FileKind::Table(n)) = filename::parse(&name) {
+            shared.tables.evict(n);
+        }
+        if let Err(e) = shared.fs.remove_file(&shared.dir.join(&name)) {
+            tracing::warn!(file = %name, error = %e, "cannot delete obsolete file");
+        }
+    }
+}
+
+/// The `everysec` policy: fsync the WAL once a second if anything was appended.
+fn syncer(shared: &Arc<Shared>) {
+    loop {
+        {
+            let mut guard = shared.syncer_mutex.lock();
+            if shared.shutting_down.load(Ordering::Acquire) {
+                return;
+            }
+            shared.syncer_cv.wait_for(&mut guard, EVERYSEC_INTERVAL);
+        }
+        if shared.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(e) = shared.sync_wal() {
+            let mut state = shared.state.lock();
+            shared.set_bg_error(&mut state, &e);
+        }
+    }
+}
+
+impl Shared {
+    /// Fsyncs the current WAL if it holds unsynced bytes.
+    pub(crate) fn sync_wal(&self) -> Result<()> {
+        let mut wal = self.wal.lock();
+        if wal.unsynced {
+            wal.writer.sync()?;
+            wal.unsynced = false;
+        }
+        Ok(())
+    }
+}

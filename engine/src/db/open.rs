@@ -1,0 +1,262 @@
+//! Opening a data directory: take the lock, recover the manifest, replay the WALs it
+//! does not cover into L0 tables, start a fresh WAL, and reserve sequence numbers.
+//!
+//! WAL replay stops at the first bad record. A bad record with nothing valid after it is
+//! the torn tail of a crash: normal, recovered silently up to the last whole batch. A bad
+//! record followed by good ones means acknowledged data would be skipped, so `open`
+//! refuses with `Corruption` naming the file and offset, unless
+//! `Options::wal_point_in_time_recovery` accepts losing the rest.
+
+use super::core::{Counters, FrozenMemtable, Shared, State, WalSlot};
+use super::snapshot::SnapshotList;
+use super::table_file::write_table;
+use super::write::{apply_to_memtable, SEQUENCE_RESERVATION};
+use crate::batch::WriteBatch;
+use crate::constants::{NUM_LEVELS, TABLE_CACHE_CAPACITY};
+use crate::error::{Error, Result};
+use crate::filename::{self, FileKind};
+use crate::manifest::{VersionEdit, VersionSet};
+use crate::memtable::Memtable;
+use crate::options::Options;
+use crate::sst::{BlockCache, SstCounters, TableCache};
+use crate::wal::{LogReader, LogWriter, ReadEnd};
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::{HashSet, VecDeque};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+/// Opens or creates the database in `dir`; the returned Shared has no threads yet.
+pub(crate) fn open_shared(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
+    let fs = opts.fs.clone();
+    if !fs.exists(dir) && !opts.create_if_missing {
+        return Err(Error::InvalidArgument(format!(
+            "{} does not exist (create_if_missing is off)",
+            dir.display()
+        )));
+    }
+    fs.create_dir_all(dir)?;
+    let lock = fs.lock(&dir.join(filename::LOCK))?;
+
+    let mut versions = if fs.exists(&dir.join(filename::CURRENT)) {
+        if opts.error_if_exists {
+            return Err(Error::InvalidArgument(format!(
+                "{} already holds a database",
+                dir.display()
+            )));
+        }
+        VersionSet::recover(fs.clone(), dir)?
+    } else {
+        if !opts.create_if_missing {
+            return Err(Error::InvalidArgument(format!(
+                "{} holds no database",
+                dir.display()
+            )));
+        }
+        let created = VersionSet::create(fs.clone(), dir)?;
+        fs.sync_dir(dir)?;
+        created
+    };
+
+    check_manifest_against_files(dir, &opts, &versions)?;
+    let mut edit = VersionEdit::default();
+    let mut max_seq = versions.last_sequence();
+    replay_wals(dir, &opts, &mut versions, &mut edit, &mut max_seq)?;
+
+    let wal_number = versions.new_file_number();
+    let wal_path = filename::wal_path(dir, wal_number);
+    let writer = LogWriter::new(wal_path.clone(), fs.create(&wal_path)?);
+    fs.sync_dir(dir)?;
+    let reserved = max_seq.saturating_add(SEQUENCE_RESERVATION);
+    versions.set_last_sequence(reserved);
+    edit.log_number = Some(wal_number);
+    versions.log_and_apply(edit)?;
+
+    let block_cache = (opts.block_cache_bytes > 0).then(|| BlockCache::new(opts.block_cache_bytes));
+    let sst_counters = Arc::new(SstCounters::default());
+    let tables = TableCache::new(
+        fs.clone(),
+        dir.to_path_buf(),
+        TABLE_CACHE_CAPACITY,
+        block_cache.clone(),
+        sst_counters.clone(),
+    );
+    let mem = Arc::new(Memtable::new());
+    let state = State {
+        versions,
+        mem,
+        mem_wal_number: wal_number,
+        imms: VecDeque::<FrozenMemtable>::new(),
+        flush_running: false,
+        busy_levels: [false; NUM_LEVELS],
+        pending_outputs: HashSet::new(),
+        bg_error: None,
+        compact_pointer: vec![None; NUM_LEVELS],
+        running_jobs: 0,
+    };
+    let sv = super::core::SuperVersion {
+        mem: state.mem.clone(),
+        imms: Vec::new(),
+        version: state.versions.current(),
+    };
+    let shared = Arc::new(Shared {
+        dir: dir.to_path_buf(),
+        fs,
+        _lock: lock,
+        state: Mutex::new(state),
+        bg_cv: Condvar::new(),
+        super_version: RwLock::new(Arc::new(sv)),
+        queue: Mutex::new(VecDeque::new()),
+        wal: Mutex::new(WalSlot {
+            writer,
+            unsynced: false,
+        }),
+        last_seq: AtomicU64::new(max_seq),
+        visible_seq: AtomicU64::new(max_seq),
+        reserved_seq: AtomicU64::new(reserved),
+        snapshots: Arc::new(SnapshotList::default()),
+        tables,
+        block_cache,
+        sst_counters,
+        counters: Counters::default(),
+        shutting_down: AtomicBool::new(false),
+        syncer_cv: Condvar::new(),
+        syncer_mutex: Mutex::new(()),
+        opts,
+    });
+    {
+        let mut state = shared.state.lock();
+        super::background::delete_obsolete_files(&shared, &mut state);
+    }
+    Ok(shared)
+}
+
+/// Refuses to open when the manifest and the directory disagree in ways only lost data
+/// explains:
+/// - a table the manifest names is missing (a lost file, or a manifest cut short so that
+///   it predates a deletion) — reads would fail later;
+/// - the WAL the manifest says recovery starts from is gone while a newer WAL exists.
+///   WALs are deleted only after the edit that makes them obsolete is durable, so this
+///   means that edit was lost from the manifest (damage, not a crash), and with it the
+///   table that held the WAL's data.
+fn check_manifest_against_files(dir: &Path, opts: &Options, versions: &VersionSet) -> Result<()> {
+    let manifest = dir.join(filename::manifest_name(versions.manifest_file_number()));
+    let version = versions.current();
+    for (level, files) in version.levels.iter().enumerate() {
+        for f in files {
+            let path = filename::table_path(dir, f.number);
+            if !opts.fs.exists(&path) {
+                return Err(Error::corruption(
+                    manifest,
+                    0,
+                    format!(
+                        "names table {} at level {level}, which is missing",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    let log_number = versions.log_number();
+    if log_number > 0 && !opts.fs.exists(&filename::wal_path(dir, log_number)) {
+        let newer_wal = opts
+            .fs
+            .list_dir(dir)?
+            .iter()
+            .any(|n| matches!(filename::parse(n), Some(FileKind::Wal(w)) if w > log_number));
+        if newer_wal {
+            return Err(Error::corruption(
+                manifest,
+                0,
+                format!("recovery starts at WAL {log_number}, which was deleted by an edit this manifest no longer holds"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Replays every WAL at or after the manifest's log number into L0 tables recorded in
+/// `edit`. Raises `max_seq` to the last replayed sequence.
+fn replay_wals(
+    dir: &Path,
+    opts: &Options,
+    versions: &mut VersionSet,
+    edit: &mut VersionEdit,
+    max_seq: &mut u64,
+) -> Result<()> {
+    let fs = opts.fs.as_ref();
+    let mut wals: Vec<u64> = fs
+        .list_dir(dir)?
+        .iter()
+        .filter_map(|n| match filename::parse(n) {
+            Some(FileKind::Wal(n)) if n >= versions.log_number() => Some(n),
+            _ => None,
+        })
+        .collect();
+    wals.sort_unstable();
+
+    let mut mem = Arc::new(Memtable::new());
+    let mut flush = |mem: &mut Arc<Memtable>, versions: &mut VersionSet| -> Result<()> {
+        let number = versions.new_file_number();
+        let mut iter = mem.iter();
+        if let Some(meta) = write_table(fs, dir, opts, number, &mut iter)? {
+            edit.new_files.push((0, meta));
+        }
+        *mem = Arc::new(Memtable::new());
+        Ok(())
+    };
+
+    for (i, &number) in wals.iter().enumerate() {
+        let path = filename::wal_path(dir, number);
+        let mut reader = LogReader::new(path.clone(), fs.open(&path)?);
+        while let Some((offset, payload)) = reader.next_record() {
+            let batch = WriteBatch::decode(&payload).map_err(|(at, what)| {
+                Error::corruption(
+                    &path,
+                    offset,
+                    format!("write batch (payload byte {at}): {what}"),
+                )
+            })?;
+            let last = apply_to_memtable(&mem, &batch, batch.sequence());
+            *max_seq = (*max_seq).max(last);
+            if mem.approximate_bytes() >= opts.memtable_size {
+                flush(&mut mem, versions)?;
+            }
+        }
+        let is_last = i + 1 == wals.len();
+        match reader.end() {
+            ReadEnd::Clean => {}
+            ReadEnd::TornTail {
+                offset,
+                dropped_bytes,
+            } => {
+                if *dropped_bytes > 0 {
+                    tracing::info!(file = %path.display(), offset, dropped_bytes, "WAL ends in a torn record (crash during write); recovered to the last whole batch");
+                }
+                if !is_last {
+                    tracing::warn!(file = %path.display(), "torn WAL is not the newest; later WALs are not replayed");
+                    break;
+                }
+            }
+            ReadEnd::Corrupt {
+                offset,
+                what,
+                dropped_bytes,
+            } => {
+                if !opts.wal_point_in_time_recovery {
+                    return Err(Error::corruption(
+                        &path,
+                        *offset,
+                        format!("WAL record: {what} (followed by valid records)"),
+                    ));
+                }
+                tracing::warn!(file = %path.display(), offset, dropped_bytes, what = %what, "WAL corruption: recovered up to the bad record and dropped the rest");
+                break;
+            }
+        }
+    }
+    if !mem.is_empty() {
+        flush(&mut mem, versions)?;
+    }
+    Ok(())
+}
