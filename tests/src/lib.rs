@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 /// How long a server gets to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Path of the `kvd` binary built alongside this test executable (`target/<profile>/kvd`).
+/// Path of the server binary built alongside this test executable: this package's
+/// `kvd-test-server` (the kvd entry point, always built by cargo for these tests), else
+/// `kvd`; `KVD_BIN` overrides.
 pub fn kvd_binary() -> PathBuf {
     if let Ok(p) = std::env::var("KVD_BIN") {
         return PathBuf::from(p);
@@ -23,13 +25,16 @@ pub fn kvd_binary() -> PathBuf {
     if dir.ends_with("deps") {
         dir.pop();
     }
-    let bin = dir.join("kvd");
-    assert!(
-        bin.exists(),
-        "kvd binary not found at {} (build it with `cargo build -p kv-server`, or set KVD_BIN)",
-        bin.display()
-    );
-    bin
+    for name in ["kvd-test-server", "kvd"] {
+        let bin = dir.join(name);
+        if bin.exists() {
+            return bin;
+        }
+    }
+    panic!(
+        "no kvd binary in {} (run the tests with `cargo test -p kv-tests`, or set KVD_BIN)",
+        dir.display()
+    )
 }
 
 /// A port that was free a moment ago.
@@ -79,7 +84,11 @@ impl Kvd {
 
     fn spawn_ready(&mut self) {
         for attempt in 0..5 {
-            let port = if self.port != 0 && attempt == 0 { self.port } else { free_port() };
+            let port = if self.port != 0 && attempt == 0 {
+                self.port
+            } else {
+                free_port()
+            };
             self.port = port;
             let log = std::fs::OpenOptions::new()
                 .create(true)
@@ -156,15 +165,19 @@ impl Kvd {
     /// A client speaking RESP2 or RESP3.
     pub fn client_with(&self, resp3: bool) -> redis::Connection {
         let c = redis::Client::open(self.url(resp3)).expect("client");
-        let conn = c.get_connection_with_timeout(Duration::from_secs(10)).expect("connect");
-        conn.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let conn = c
+            .get_connection_with_timeout(Duration::from_secs(10))
+            .expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
         conn
     }
 
     /// A raw socket to the server.
     pub fn raw(&self) -> RawConn {
         let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         RawConn { s }
     }
 
@@ -348,7 +361,14 @@ impl RedisServer {
         for _ in 0..5 {
             let port = free_port();
             let mut child = Command::new(&bin)
-                .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .arg("--dir")
                 .arg(tmp.path())
                 .stdout(Stdio::null())
@@ -363,8 +383,13 @@ impl RedisServer {
                 if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
                     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                     let mut b = [0u8; 16];
-                    if s.write_all(b"PING\r\n").is_ok() && matches!(s.read(&mut b), Ok(n) if n > 0) {
-                        return Some(RedisServer { child, port, _tmp: tmp });
+                    if s.write_all(b"PING\r\n").is_ok() && matches!(s.read(&mut b), Ok(n) if n > 0)
+                    {
+                        return Some(RedisServer {
+                            child,
+                            port,
+                            _tmp: tmp,
+                        });
                     }
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -378,7 +403,8 @@ impl RedisServer {
     /// A raw connection.
     pub fn raw(&self) -> RawConn {
         let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         RawConn { s }
     }
 }

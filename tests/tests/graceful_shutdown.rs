@@ -7,14 +7,21 @@ use std::process::Command;
 fn write_some(k: &Kvd, prefix: &str) {
     let mut c = k.client();
     for i in 0..200 {
-        let _: () = redis::cmd("SET").arg(format!("{prefix}{i}")).arg(i).query(&mut c).unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(format!("{prefix}{i}"))
+            .arg(i)
+            .query(&mut c)
+            .unwrap();
     }
 }
 
 fn check_some(k: &Kvd, prefix: &str) {
     let mut c = k.client();
     for i in 0..200 {
-        let v: Option<i64> = redis::cmd("GET").arg(format!("{prefix}{i}")).query(&mut c).unwrap();
+        let v: Option<i64> = redis::cmd("GET")
+            .arg(format!("{prefix}{i}"))
+            .query(&mut c)
+            .unwrap();
         assert_eq!(v, Some(i), "{prefix}{i}");
     }
 }
@@ -61,7 +68,18 @@ fn help_explains_every_flag() {
     let out = Command::new(kvd_binary()).arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--port", "--bind", "--dir", "--requirepass", "--appendfsync", "--databases", "--maxclients", "--timeout", "--save", "--logfile"] {
+    for flag in [
+        "--port",
+        "--bind",
+        "--dir",
+        "--requirepass",
+        "--appendfsync",
+        "--databases",
+        "--maxclients",
+        "--timeout",
+        "--save",
+        "--logfile",
+    ] {
         assert!(text.contains(flag), "--help lacks {flag}:\n{text}");
     }
 }
@@ -73,15 +91,36 @@ fn config_file_and_config_get() {
     std::fs::write(&conf, "databases 4\nsave \"\"\nslowlog-max-len 7\n").unwrap();
     let k = Kvd::start(&[conf.to_str().unwrap()]);
     let mut r = k.raw();
-    assert_eq!(r.cmd(&[b"CONFIG", b"GET", b"databases"]), "*2\r\n$9\r\ndatabases\r\n$1\r\n4\r\n");
-    assert_eq!(r.cmd(&[b"SELECT", b"4"]), "-ERR DB index is out of range\r\n");
+    assert_eq!(
+        r.cmd(&[b"CONFIG", b"GET", b"databases"]),
+        "*2\r\n$9\r\ndatabases\r\n$1\r\n4\r\n"
+    );
+    assert_eq!(
+        r.cmd(&[b"SELECT", b"4"]),
+        "-ERR DB index is out of range\r\n"
+    );
     assert_eq!(r.cmd(&[b"CONFIG", b"SET", b"port", b"1"]), "-ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config\r\n");
-    assert_eq!(r.cmd(&[b"CONFIG", b"SET", b"nope", b"1"]), "-ERR Unknown option or number of arguments for CONFIG SET - 'nope'\r\n");
-    assert_eq!(r.cmd(&[b"CONFIG", b"SET", b"slowlog-log-slower-than", b"0"]), "+OK\r\n");
+    assert_eq!(
+        r.cmd(&[b"CONFIG", b"SET", b"nope", b"1"]),
+        "-ERR Unknown option or number of arguments for CONFIG SET - 'nope'\r\n"
+    );
+    assert_eq!(
+        r.cmd(&[b"CONFIG", b"SET", b"slowlog-log-slower-than", b"0"]),
+        "+OK\r\n"
+    );
     assert_eq!(r.cmd(&[b"PING"]), "+PONG\r\n");
     assert!(r.cmd(&[b"SLOWLOG", b"LEN"]).starts_with(':'));
     let info = r.cmd(&[b"INFO"]);
-    for section in ["# Server", "# Clients", "# Memory", "# Persistence", "# Stats", "# Replication", "# Keyspace", "# Engine"] {
+    for section in [
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Persistence",
+        "# Stats",
+        "# Replication",
+        "# Keyspace",
+        "# Engine",
+    ] {
         assert!(info.contains(section), "INFO lacks {section}");
     }
 }

@@ -20,12 +20,21 @@ fn every_acknowledged_write_survives_kill9() {
         .map(|w| {
             let url = k.url(false);
             std::thread::spawn(move || {
-                let mut acked = Acked { last_set: 0, incrs: 0, max_version: 0 };
-                let Ok(mut c) = redis::Client::open(url).unwrap().get_connection() else { return acked };
+                let mut acked = Acked {
+                    last_set: 0,
+                    incrs: 0,
+                    max_version: 0,
+                };
+                let Ok(mut c) = redis::Client::open(url).unwrap().get_connection() else {
+                    return acked;
+                };
                 for i in 1..=MAX_OPS_PER_WRITER {
                     let key = format!("w{w}:k{i}");
-                    let r: redis::RedisResult<i64> =
-                        redis::cmd("SET").arg(&key).arg(i).arg("WITHETAG").query(&mut c);
+                    let r: redis::RedisResult<i64> = redis::cmd("SET")
+                        .arg(&key)
+                        .arg(i)
+                        .arg("WITHETAG")
+                        .query(&mut c);
                     match r {
                         Ok(v) => {
                             acked.last_set = i;
@@ -33,7 +42,10 @@ fn every_acknowledged_write_survives_kill9() {
                         }
                         Err(_) => break,
                     }
-                    match redis::cmd("INCR").arg(format!("w{w}:count")).query::<i64>(&mut c) {
+                    match redis::cmd("INCR")
+                        .arg(format!("w{w}:count"))
+                        .query::<i64>(&mut c)
+                    {
                         Ok(_) => acked.incrs += 1,
                         Err(_) => break,
                     }
@@ -60,13 +72,36 @@ fn every_acknowledged_write_survives_kill9() {
     for (w, a) in acked.iter().enumerate() {
         assert!(a.last_set > 0, "writer {w} acknowledged nothing");
         for i in 1..=a.last_set {
-            let v: Option<u64> = redis::cmd("GET").arg(format!("w{w}:k{i}")).query(&mut c).unwrap();
-            assert_eq!(v, Some(i), "writer {w} key {i} lost (acked up to {})", a.last_set);
+            let v: Option<u64> = redis::cmd("GET")
+                .arg(format!("w{w}:k{i}"))
+                .query(&mut c)
+                .unwrap();
+            assert_eq!(
+                v,
+                Some(i),
+                "writer {w} key {i} lost (acked up to {})",
+                a.last_set
+            );
         }
-        let n: i64 = redis::cmd("GET").arg(format!("w{w}:count")).query(&mut c).unwrap();
-        assert!(n as u64 >= a.incrs, "writer {w}: counter {n} < acked {}", a.incrs);
+        let n: i64 = redis::cmd("GET")
+            .arg(format!("w{w}:count"))
+            .query(&mut c)
+            .unwrap();
+        assert!(
+            n as u64 >= a.incrs,
+            "writer {w}: counter {n} < acked {}",
+            a.incrs
+        );
         max_seen = max_seen.max(a.max_version);
     }
-    let v: i64 = redis::cmd("SET").arg("after").arg("x").arg("WITHETAG").query(&mut c).unwrap();
-    assert!(v > max_seen, "version {v} not above {max_seen} seen before the crash");
+    let v: i64 = redis::cmd("SET")
+        .arg("after")
+        .arg("x")
+        .arg("WITHETAG")
+        .query(&mut c)
+        .unwrap();
+    assert!(
+        v > max_seen,
+        "version {v} not above {max_seen} seen before the crash"
+    );
 }

@@ -21,31 +21,62 @@ fn rss_kb(pid: u32) -> u64 {
 fn protocol_errors_reply_like_redis_and_close() {
     let k = Kvd::start_default();
     let cases: &[(&[u8], &str)] = &[
-        (b"*abc\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
-        (b"*3000000000\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
-        (b"*1\r\n+PING\r\n", "-ERR Protocol error: expected '$', got '+'\r\n"),
-        (b"*1\r\n$-5\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*1\r\n$1073741824\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*1\r\n$x\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"SET \"abc\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"),
+        (
+            b"*abc\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*3000000000\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*1\r\n+PING\r\n",
+            "-ERR Protocol error: expected '$', got '+'\r\n",
+        ),
+        (
+            b"*1\r\n$-5\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n$1073741824\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n$x\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"SET \"abc\r\n",
+            "-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
     ];
     for (input, want) in cases {
         let mut r = k.raw();
         r.send(input);
         let got = String::from_utf8_lossy(&r.reply()).into_owned();
         assert_eq!(&got, want, "input {:?}", String::from_utf8_lossy(input));
-        assert!(r.is_closed(), "connection stays open after {:?}", String::from_utf8_lossy(input));
+        assert!(
+            r.is_closed(),
+            "connection stays open after {:?}",
+            String::from_utf8_lossy(input)
+        );
     }
     // An inline request over 64 KiB without a newline.
     let mut r = k.raw();
     r.send(&vec![b'a'; 70 * 1024]);
-    assert_eq!(String::from_utf8_lossy(&r.reply()), "-ERR Protocol error: too big inline request\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&r.reply()),
+        "-ERR Protocol error: too big inline request\r\n"
+    );
     assert!(r.is_closed());
     // Commands before the bad frame in the same packet still run.
     let mut r = k.raw();
     r.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*x\r\n");
     assert_eq!(String::from_utf8_lossy(&r.reply()), "+OK\r\n");
-    assert_eq!(String::from_utf8_lossy(&r.reply()), "-ERR Protocol error: invalid multibulk length\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&r.reply()),
+        "-ERR Protocol error: invalid multibulk length\r\n"
+    );
     assert_eq!(k.raw().cmd(&[b"GET", b"k"]), "$1\r\nv\r\n");
 }
 
@@ -53,13 +84,22 @@ fn protocol_errors_reply_like_redis_and_close() {
 fn argument_errors_keep_the_connection() {
     let k = Kvd::start_default();
     let mut r = k.raw();
-    assert_eq!(r.cmd(&[b"INCRBY", b"k", b"notanumber"]), "-ERR value is not an integer or out of range\r\n");
-    assert_eq!(r.cmd(&[b"EXPIRE", b"k"]), "-ERR wrong number of arguments for 'expire' command\r\n");
+    assert_eq!(
+        r.cmd(&[b"INCRBY", b"k", b"notanumber"]),
+        "-ERR value is not an integer or out of range\r\n"
+    );
+    assert_eq!(
+        r.cmd(&[b"EXPIRE", b"k"]),
+        "-ERR wrong number of arguments for 'expire' command\r\n"
+    );
     assert_eq!(
         r.cmd(&[b"FOO", b"bar", b"baz"]),
         "-ERR unknown command 'FOO', with args beginning with: 'bar' 'baz' \r\n"
     );
-    assert_eq!(r.cmd(&[b"CLIENT", b"NOPE"]), "-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n");
+    assert_eq!(
+        r.cmd(&[b"CLIENT", b"NOPE"]),
+        "-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n"
+    );
     assert_eq!(r.cmd(&[b"PING"]), "+PONG\r\n");
 }
 
@@ -78,7 +118,10 @@ fn claimed_huge_lengths_do_not_allocate_and_others_are_unaffected() {
     assert_eq!(other.cmd(&[b"SET", b"x", b"1"]), "+OK\r\n");
     assert_eq!(other.cmd(&[b"GET", b"x"]), "$1\r\n1\r\n");
     let after = rss_kb(k.pid());
-    assert!(after < before + 200 * 1024, "RSS grew from {before} kB to {after} kB");
+    assert!(
+        after < before + 200 * 1024,
+        "RSS grew from {before} kB to {after} kB"
+    );
     drop(hogs);
 }
 
@@ -88,7 +131,8 @@ fn random_garbage_never_kills_the_server() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     for round in 0..60 {
         let mut r = k.raw();
-        r.s.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
+        r.s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
         let len = rng.gen_range(1..2000);
         let mut junk: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
         if round % 3 == 0 {
@@ -97,9 +141,21 @@ fn random_garbage_never_kills_the_server() {
         let _ = std::io::Write::write_all(&mut r.s, &junk);
         let mut buf = [0u8; 4096];
         let _ = r.s.read(&mut buf);
+        let mut p = k.raw();
+        p.s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        p.send(b"PING\r\n");
+        let mut pb = [0u8; 64];
+        let n = p.s.read(&mut pb).unwrap_or(0);
+        assert_eq!(
+            &pb[..n],
+            b"+PONG\r\n",
+            "after round {round}; log:\n{}",
+            k.log_text()
+        );
     }
     let mut r = k.raw();
-    assert_eq!(r.cmd(&[b"PING"]), "+PONG\r\n");
+    assert_eq!(r.cmd(&[b"PING"]), "+PONG\r\n", "log:\n{}", k.log_text());
 }
 
 #[test]
@@ -109,7 +165,11 @@ fn pipelining_thousands_of_commands_and_inline_commands() {
     let n = 5000;
     let mut batch = Vec::new();
     for i in 0..n {
-        batch.extend(encode_command(&[b"SET", format!("p{i}").as_bytes(), format!("{i}").as_bytes()]));
+        batch.extend(encode_command(&[
+            b"SET",
+            format!("p{i}").as_bytes(),
+            format!("{i}").as_bytes(),
+        ]));
     }
     for i in 0..n {
         batch.extend(encode_command(&[b"GET", format!("p{i}").as_bytes()]));
@@ -132,12 +192,21 @@ fn pipelining_thousands_of_commands_and_inline_commands() {
 fn requirepass_limits_unauthenticated_clients() {
     let k = Kvd::start(&["--requirepass", "sekret"]);
     let mut r = k.raw();
-    assert_eq!(r.cmd(&[b"GET", b"k"]), "-NOAUTH Authentication required.\r\n");
-    assert_eq!(r.cmd(&[b"AUTH", b"wrong"]), "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    assert_eq!(
+        r.cmd(&[b"GET", b"k"]),
+        "-NOAUTH Authentication required.\r\n"
+    );
+    assert_eq!(
+        r.cmd(&[b"AUTH", b"wrong"]),
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
     assert_eq!(r.cmd(&[b"AUTH", b"sekret"]), "+OK\r\n");
     assert_eq!(r.cmd(&[b"SET", b"k", b"v"]), "+OK\r\n");
     let mut r = k.raw();
     r.send(b"*11\r\n");
-    assert_eq!(String::from_utf8_lossy(&r.reply()), "-ERR Protocol error: unauthenticated multibulk length\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&r.reply()),
+        "-ERR Protocol error: unauthenticated multibulk length\r\n"
+    );
     assert!(r.is_closed());
 }

@@ -5,8 +5,16 @@ use std::path::Path;
 use std::process::Command;
 
 fn cli(k: &Kvd, args: &[&str]) -> String {
-    let out = Command::new("redis-cli").args(["-p", &k.port.to_string()]).args(args).output().unwrap();
-    assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("redis-cli")
+        .args(["-p", &k.port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "redis-cli {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -24,7 +32,17 @@ fn redis_cli_and_benchmark_work() {
     assert!(cli(&k, &["INFO", "server"]).contains("redis_version:"));
     if Path::new("/usr/bin/redis-benchmark").exists() {
         let out = Command::new("redis-benchmark")
-            .args(["-p", &k.port.to_string(), "-t", "set,get,incr", "-n", "2000", "-P", "16", "-q"])
+            .args([
+                "-p",
+                &k.port.to_string(),
+                "-t",
+                "set,get,incr",
+                "-n",
+                "2000",
+                "-P",
+                "16",
+                "-q",
+            ])
             .output()
             .unwrap();
         assert!(out.status.success());

@@ -18,9 +18,18 @@ fn set_get_with_options_and_binary_values() {
     assert_eq!(r.cmd(&[b"SET", b"k", b"v2", b"NX"]), "$-1\r\n");
     assert_eq!(r.cmd(&[b"SET", b"k", b"v2", b"XX", b"GET"]), "$2\r\nv1\r\n");
     assert_eq!(r.cmd(&[b"SET", b"nokey", b"v", b"XX"]), "$-1\r\n");
-    assert_eq!(r.cmd(&[b"SET", b"k", b"v", b"NX", b"XX"]), "-ERR syntax error\r\n");
-    assert_eq!(r.cmd(&[b"SET", b"k", b"v", b"EX", b"0"]), "-ERR invalid expire time in 'set' command\r\n");
-    assert_eq!(r.cmd(&[b"SET", b"k", b"v", b"EX", b"abc"]), "-ERR value is not an integer or out of range\r\n");
+    assert_eq!(
+        r.cmd(&[b"SET", b"k", b"v", b"NX", b"XX"]),
+        "-ERR syntax error\r\n"
+    );
+    assert_eq!(
+        r.cmd(&[b"SET", b"k", b"v", b"EX", b"0"]),
+        "-ERR invalid expire time in 'set' command\r\n"
+    );
+    assert_eq!(
+        r.cmd(&[b"SET", b"k", b"v", b"EX", b"abc"]),
+        "-ERR value is not an integer or out of range\r\n"
+    );
     assert_eq!(r.cmd(&[b"SET", b"k", b"v", b"PX", b"100000"]), "+OK\r\n");
     assert_eq!(r.cmd(&[b"SET", b"k", b"v3", b"KEEPTTL"]), "+OK\r\n");
     let pttl = r.cmd(&[b"PTTL", b"k"]);
@@ -28,7 +37,10 @@ fn set_get_with_options_and_binary_values() {
     assert!(ms > 90_000 && ms <= 100_000, "{pttl}");
     assert_eq!(r.cmd(&[b"SET", b"k", b"v4"]), "+OK\r\n");
     assert_eq!(r.cmd(&[b"TTL", b"k"]), ":-1\r\n");
-    assert_eq!(r.cmd(&[b"GET"]), "-ERR wrong number of arguments for 'get' command\r\n");
+    assert_eq!(
+        r.cmd(&[b"GET"]),
+        "-ERR wrong number of arguments for 'get' command\r\n"
+    );
     assert_eq!(r.cmd(&[b"SETNX", b"k", b"x"]), ":0\r\n");
     assert_eq!(r.cmd(&[b"SETEX", b"se", b"100", b"x"]), "+OK\r\n");
     assert_eq!(r.cmd(&[b"TTL", b"se"]), ":100\r\n");
@@ -52,23 +64,44 @@ fn counters_append_and_ranges() {
     assert_eq!(r.cmd(&[b"DECRBY", b"n", b"2"]), ":40\r\n");
     assert_eq!(r.cmd(&[b"DECR", b"n"]), ":39\r\n");
     assert_eq!(r.cmd(&[b"SET", b"big", b"9223372036854775807"]), "+OK\r\n");
-    assert_eq!(r.cmd(&[b"INCR", b"big"]), "-ERR increment or decrement would overflow\r\n");
+    assert_eq!(
+        r.cmd(&[b"INCR", b"big"]),
+        "-ERR increment or decrement would overflow\r\n"
+    );
     assert_eq!(r.cmd(&[b"SET", b"s", b"abc"]), "+OK\r\n");
-    assert_eq!(r.cmd(&[b"INCR", b"s"]), "-ERR value is not an integer or out of range\r\n");
+    assert_eq!(
+        r.cmd(&[b"INCR", b"s"]),
+        "-ERR value is not an integer or out of range\r\n"
+    );
     assert_eq!(r.cmd(&[b"INCRBYFLOAT", b"f", b"10.5"]), "$4\r\n10.5\r\n");
     assert_eq!(r.cmd(&[b"INCRBYFLOAT", b"f", b"0.1"]), "$4\r\n10.6\r\n");
-    assert_eq!(r.cmd(&[b"INCRBYFLOAT", b"f", b"x"]), "-ERR value is not a valid float\r\n");
+    assert_eq!(
+        r.cmd(&[b"INCRBYFLOAT", b"f", b"x"]),
+        "-ERR value is not a valid float\r\n"
+    );
     assert_eq!(r.cmd(&[b"APPEND", b"s", b"def"]), ":6\r\n");
     assert_eq!(r.cmd(&[b"STRLEN", b"s"]), ":6\r\n");
     assert_eq!(r.cmd(&[b"GETRANGE", b"s", b"1", b"-2"]), "$4\r\nbcde\r\n");
-    assert_eq!(r.cmd(&[b"SUBSTR", b"s", b"-100", b"100"]), "$6\r\nabcdef\r\n");
+    assert_eq!(
+        r.cmd(&[b"SUBSTR", b"s", b"-100", b"100"]),
+        "$6\r\nabcdef\r\n"
+    );
     assert_eq!(r.cmd(&[b"GETRANGE", b"nokey", b"0", b"-1"]), "$0\r\n\r\n");
     assert_eq!(r.cmd(&[b"SETRANGE", b"s", b"8", b"XY"]), ":10\r\n");
     assert_eq!(r.cmd(&[b"GET", b"s"]), "$10\r\nabcdef\0\0XY\r\n");
-    assert_eq!(r.cmd(&[b"SETRANGE", b"s", b"-1", b"x"]), "-ERR offset is out of range\r\n");
+    assert_eq!(
+        r.cmd(&[b"SETRANGE", b"s", b"-1", b"x"]),
+        "-ERR offset is out of range\r\n"
+    );
     assert_eq!(r.cmd(&[b"MSET", b"a", b"1", b"b", b"2"]), "+OK\r\n");
-    assert_eq!(r.cmd(&[b"MSET", b"a", b"1", b"b"]), "-ERR wrong number of arguments for 'mset' command\r\n");
-    assert_eq!(r.cmd(&[b"MGET", b"a", b"nokey", b"b"]), "*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n");
+    assert_eq!(
+        r.cmd(&[b"MSET", b"a", b"1", b"b"]),
+        "-ERR wrong number of arguments for 'mset' command\r\n"
+    );
+    assert_eq!(
+        r.cmd(&[b"MGET", b"a", b"nokey", b"b"]),
+        "*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n"
+    );
     assert_eq!(r.cmd(&[b"MSETNX", b"a", b"9", b"c", b"3"]), ":0\r\n");
     assert_eq!(r.cmd(&[b"MSETNX", b"c", b"3", b"d", b"4"]), ":1\r\n");
     assert_eq!(r.cmd(&[b"SET", b"l1", b"ohmytext"]), "+OK\r\n");
@@ -90,8 +123,14 @@ fn bit_operations() {
     assert_eq!(r.cmd(&[b"SETBIT", b"b", b"100", b"1"]), ":0\r\n");
     assert_eq!(r.cmd(&[b"GETBIT", b"b", b"100"]), ":1\r\n");
     assert_eq!(r.cmd(&[b"GETBIT", b"b", b"100000"]), ":0\r\n");
-    assert_eq!(r.cmd(&[b"SETBIT", b"b", b"-1", b"1"]), "-ERR bit offset is not an integer or out of range\r\n");
-    assert_eq!(r.cmd(&[b"SETBIT", b"b", b"1", b"2"]), "-ERR bit is not an integer or out of range\r\n");
+    assert_eq!(
+        r.cmd(&[b"SETBIT", b"b", b"-1", b"1"]),
+        "-ERR bit offset is not an integer or out of range\r\n"
+    );
+    assert_eq!(
+        r.cmd(&[b"SETBIT", b"b", b"1", b"2"]),
+        "-ERR bit is not an integer or out of range\r\n"
+    );
     assert_eq!(r.cmd(&[b"SET", b"m", b"foobar"]), "+OK\r\n");
     assert_eq!(r.cmd(&[b"BITCOUNT", b"m"]), ":26\r\n");
     assert_eq!(r.cmd(&[b"BITCOUNT", b"m", b"1", b"1"]), ":6\r\n");
@@ -102,9 +141,15 @@ fn bit_operations() {
     assert_eq!(r.cmd(&[b"SET", b"q", b"\x00\xff\xf0"]), "+OK\r\n");
     assert_eq!(r.cmd(&[b"BITPOS", b"q", b"1", b"0"]), ":8\r\n");
     assert_eq!(r.cmd(&[b"BITPOS", b"q", b"1", b"2"]), ":16\r\n");
-    assert_eq!(r.cmd(&[b"BITPOS", b"q", b"1", b"7", b"15", b"BIT"]), ":8\r\n");
+    assert_eq!(
+        r.cmd(&[b"BITPOS", b"q", b"1", b"7", b"15", b"BIT"]),
+        ":8\r\n"
+    );
     assert_eq!(r.cmd(&[b"BITPOS", b"nokey", b"0"]), ":0\r\n");
-    assert_eq!(r.cmd(&[b"BITPOS", b"p", b"2"]), "-ERR The bit argument must be 1 or 0.\r\n");
+    assert_eq!(
+        r.cmd(&[b"BITPOS", b"p", b"2"]),
+        "-ERR The bit argument must be 1 or 0.\r\n"
+    );
 }
 
 #[test]
@@ -119,7 +164,10 @@ fn conditional_writes_delex_and_digest() {
     let d = r.cmd(&[b"DIGEST", b"k"]);
     let hex = d.lines().nth(1).unwrap().to_string();
     assert_eq!(hex.len(), 16, "{d}");
-    assert_eq!(r.cmd(&[b"SET", b"k", b"v3", b"IFDEQ", hex.as_bytes()]), "+OK\r\n");
+    assert_eq!(
+        r.cmd(&[b"SET", b"k", b"v3", b"IFDEQ", hex.as_bytes()]),
+        "+OK\r\n"
+    );
     assert_eq!(r.cmd(&[b"DELEX", b"k", b"IFEQ", b"nope"]), ":0\r\n");
     assert_eq!(r.cmd(&[b"DELEX", b"k", b"IFEQ", b"v3"]), ":1\r\n");
     assert_eq!(r.cmd(&[b"DELEX", b"k"]), ":0\r\n");

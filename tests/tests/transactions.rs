@@ -29,9 +29,18 @@ fn queue_time_errors_abort_exec() {
     let mut r = k.raw();
     assert_eq!(r.cmd(&[b"MULTI"]), "+OK\r\n");
     assert_eq!(r.cmd(&[b"SET", b"a", b"1"]), "+QUEUED\r\n");
-    assert_eq!(r.cmd(&[b"GET"]), "-ERR wrong number of arguments for 'get' command\r\n");
-    assert_eq!(r.cmd(&[b"NOSUCH", b"x"]), "-ERR unknown command 'NOSUCH', with args beginning with: 'x' \r\n");
-    assert_eq!(r.cmd(&[b"EXEC"]), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    assert_eq!(
+        r.cmd(&[b"GET"]),
+        "-ERR wrong number of arguments for 'get' command\r\n"
+    );
+    assert_eq!(
+        r.cmd(&[b"NOSUCH", b"x"]),
+        "-ERR unknown command 'NOSUCH', with args beginning with: 'x' \r\n"
+    );
+    assert_eq!(
+        r.cmd(&[b"EXEC"]),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
     assert_eq!(r.cmd(&[b"EXISTS", b"a"]), ":0\r\n");
     assert_eq!(r.cmd(&[b"MULTI"]), "+OK\r\n");
     assert_eq!(r.cmd(&[b"SET", b"a", b"1"]), "+QUEUED\r\n");
@@ -48,7 +57,10 @@ fn watch_aborts_when_another_client_writes_or_the_key_expires() {
     assert_eq!(a.cmd(&[b"WATCH", b"w"]), "+OK\r\n");
     assert_eq!(b.cmd(&[b"SET", b"w", b"2"]), "+OK\r\n");
     assert_eq!(a.cmd(&[b"MULTI"]), "+OK\r\n");
-    assert_eq!(a.cmd(&[b"WATCH", b"x"]), "-ERR WATCH inside MULTI is not allowed\r\n");
+    assert_eq!(
+        a.cmd(&[b"WATCH", b"x"]),
+        "-ERR WATCH inside MULTI is not allowed\r\n"
+    );
     assert_eq!(a.cmd(&[b"SET", b"w", b"3"]), "+QUEUED\r\n");
     assert_eq!(a.cmd(&[b"EXEC"]), "*-1\r\n");
     assert_eq!(a.cmd(&[b"GET", b"w"]), "$1\r\n2\r\n");
@@ -97,7 +109,12 @@ fn concurrent_incr_in_transactions_loses_no_update() {
             std::thread::spawn(move || {
                 let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
                 for _ in 0..100 {
-                    let _: (i64, i64) = redis::pipe().atomic().incr("n", 1).incr("m", 2).query(&mut c).unwrap();
+                    let _: (i64, i64) = redis::pipe()
+                        .atomic()
+                        .incr("n", 1)
+                        .incr("m", 2)
+                        .query(&mut c)
+                        .unwrap();
                 }
             })
         })
@@ -106,5 +123,8 @@ fn concurrent_incr_in_transactions_loses_no_update() {
         t.join().unwrap();
     }
     let mut r = k.raw();
-    assert_eq!(r.cmd(&[b"MGET", b"n", b"m"]), "*2\r\n$3\r\n400\r\n$3\r\n800\r\n");
+    assert_eq!(
+        r.cmd(&[b"MGET", b"n", b"m"]),
+        "*2\r\n$3\r\n400\r\n$3\r\n800\r\n"
+    );
 }

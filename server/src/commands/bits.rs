@@ -88,9 +88,12 @@ fn bit_at(v: &[u8], i: usize) -> bool {
 
 /// BITCOUNT key [start end [BYTE|BIT]]
 pub fn bitcount(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let range = range_args(a, 2, false)?;
-    let v = ctx.get_str(&a[1])?.map(|e| e.value).unwrap_or_default();
-    let Some((s, e, bit)) = range else {
+    // Redis looks the key up before parsing the range: a missing key is 0 whatever follows.
+    let Some(entry) = ctx.get_str(&a[1])? else {
+        return Ok(Reply::Int(0));
+    };
+    let v = entry.value;
+    let Some((s, e, bit)) = range_args(a, 2, false)? else {
         return Ok(Reply::Int(v.iter().map(|b| b.count_ones() as i64).sum()));
     };
     let e = e.unwrap_or(-1);
@@ -117,10 +120,10 @@ pub fn bitpos(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         1 => true,
         _ => return Err(err("ERR The bit argument must be 1 or 0.")),
     };
-    let range = range_args(a, 3, true)?;
     let Some(entry) = ctx.get_str(&a[1])? else {
         return Ok(Reply::Int(if want { -1 } else { 0 }));
     };
+    let range = range_args(a, 3, true)?;
     let v = entry.value;
     let (s, e, bit, end_given) = match range {
         None => (0, -1, false, false),

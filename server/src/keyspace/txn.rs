@@ -168,7 +168,11 @@ impl<'s> Txn<'s> {
 
     /// Reads a record of a server keyspace (not a Redis key): its value and version,
     /// including this transaction's own uncommitted record.
-    pub fn get_record(&self, ks: Keyspace, key: &[u8]) -> kv_engine::Result<Option<(Bytes, Version)>> {
+    pub fn get_record(
+        &self,
+        ks: Keyspace,
+        key: &[u8],
+    ) -> kv_engine::Result<Option<(Bytes, Version)>> {
         if let Some(p) = self.records.get(&(ks.id(), key.to_vec())) {
             return Ok(p.value.clone().map(|v| (v, Version::Pending(p.op))));
         }
@@ -182,7 +186,8 @@ impl<'s> Txn<'s> {
         let op = self.batch.len();
         self.batch.put(ks, key, value);
         let value = Some(Bytes::copy_from_slice(value));
-        self.records.insert((ks.id(), key.to_vec()), Pending { value, op });
+        self.records
+            .insert((ks.id(), key.to_vec()), Pending { value, op });
         op
     }
 

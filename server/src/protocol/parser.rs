@@ -171,6 +171,11 @@ fn parse_multibulk(buf: &mut BytesMut, limits: Limits) -> Result<Parsed, Protoco
     ))
 }
 
+/// C's `isspace`: space, \t, \n, \v, \f, \r.
+fn c_isspace(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
 fn hex_digit(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
@@ -179,11 +184,16 @@ fn hex_digit(c: u8) -> Option<u8> {
 /// `"..."` with `\n \r \t \b \a \\ \" \xHH` escapes, `'...'` with `\'`. A closing quote
 /// must be followed by whitespace or the end. `None` on unbalanced quotes.
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    // Redis parses the line as a C string: it ends at the first NUL.
+    let line = match line.iter().position(|&b| b == 0) {
+        Some(end) => &line[..end],
+        None => line,
+    };
     let mut out = Vec::new();
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && c_isspace(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -218,7 +228,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                         other => other,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !c_isspace(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -235,7 +245,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     i += 1;
                     cur.push(b'\'');
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !c_isspace(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -248,7 +258,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
                     b'"' => inq = true,
                     b'\'' => insq = true,
                     c => cur.push(c),
@@ -362,6 +372,10 @@ mod tests {
             cmd(&["SET", "a bA\n", "it's"])
         );
         assert!(one(b"SET \"a\"b\r\n").is_err());
+        // A NUL ends the line (C string); \v and \f separate words only between words.
+        assert_eq!(one(b"PING\0garbage\r\n").unwrap(), cmd(&["PING"]));
+        assert_eq!(one(b"a\x0b\x0cb\r\n").unwrap(), cmd(&["a\x0b\x0cb"]));
+        assert_eq!(one(b"\x0b a\r\n").unwrap(), cmd(&["a"]));
     }
 
     #[test]
