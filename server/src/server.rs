@@ -161,7 +161,7 @@ async fn accept_loop(srv: Arc<Shared>, listener: TcpListener) {
             name: Mutex::new(String::new()),
             lib: Mutex::new((String::new(), String::new())),
             db: AtomicUsize::new(0),
-            last_cmd: Mutex::new("NULL".into()),
+            last_cmd: Mutex::new("NULL"),
             last_active: AtomicI64::new(now_ms()),
             resp: AtomicU8::new(2),
             killed: AtomicBool::new(false),

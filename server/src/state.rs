@@ -80,7 +80,7 @@ pub struct ClientInfo {
     /// Selected database.
     pub db: AtomicUsize,
     /// Last command name.
-    pub last_cmd: Mutex<String>,
+    pub last_cmd: Mutex<&'static str>,
     /// Last activity, Unix ms.
     pub last_active: AtomicI64,
     /// Protocol version (2 or 3).

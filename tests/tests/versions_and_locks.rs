@@ -217,3 +217,33 @@ fn waiting_lock_is_woken_by_the_release_not_by_the_lease() {
     let holder: String = redis::cmd("GET").arg("lock:z").query(&mut a).unwrap();
     assert_eq!(holder, "bob");
 }
+
+#[test]
+fn lock_wait_inside_exec_or_idempotent_does_not_block() {
+    let k = Kvd::start_default();
+    let mut r = k.raw();
+    assert!(r.cmd(&[b"LOCK", b"l", b"alice", b"60000"]).starts_with(':'));
+    assert_eq!(r.cmd(&[b"MULTI"]), "+OK\r\n");
+    assert_eq!(
+        r.cmd(&[b"LOCK", b"l", b"bob", b"60000", b"WAIT", b"10000"]),
+        "+QUEUED\r\n"
+    );
+    assert_eq!(r.cmd(&[b"EXEC"]), "*1\r\n$-1\r\n");
+    assert_eq!(
+        r.cmd(&[
+            b"IDEMPOTENT",
+            b"r1",
+            b"LOCK",
+            b"l",
+            b"bob",
+            b"60000",
+            b"WAIT",
+            b"10000"
+        ]),
+        "$-1\r\n"
+    );
+    assert_eq!(r.cmd(&[b"UNLOCK", b"l", b"alice"]), ":1\r\n");
+    assert!(r
+        .cmd(&[b"LOCK", b"l", b"bob", b"60000", b"WAIT", b"10000"])
+        .starts_with(':'));
+}

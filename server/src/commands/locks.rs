@@ -38,7 +38,7 @@ pub fn lock(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 return Ok(Reply::Nil);
             };
             let deadline = ctx.client.lock_deadline.unwrap_or(now.saturating_add(t));
-            if now < deadline && ctx.txn.pending_writes() == 0 && ctx.client.multi.is_none() {
+            if now < deadline {
                 ctx.client.wait = Some(WaitFor {
                     db: ctx.db(),
                     key: key.clone(),

@@ -278,14 +278,17 @@ fn run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec, args: &[By
 }
 
 /// Runs one command inside an EXEC or IDEMPOTENT, sharing the caller's transaction.
+/// Nothing waits in there: a `LOCK ... WAIT` that would block replies nil at once.
 pub fn call_inner(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    match resolve(args) {
+    let reply = match resolve(args) {
         Ok(spec) => match spec.handler {
             Some(h) => h(ctx, args).unwrap_or_else(|e| e),
             None => server::command_all(ctx.srv),
         },
         Err(e) => e,
-    }
+    };
+    ctx.client.wait = None;
+    reply
 }
 
 fn after_command(
@@ -296,7 +299,7 @@ fn after_command(
     elapsed: std::time::Duration,
 ) {
     srv.counters.commands.fetch_add(1, Ordering::Relaxed);
-    *client.info.last_cmd.lock() = spec.name.to_string();
+    *client.info.last_cmd.lock() = spec.name;
     let micros = elapsed.as_micros() as u64;
     let (threshold, max_len) = {
         let c = srv.config.read();
