@@ -173,7 +173,8 @@ fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut 
         }
         n
     };
-    if batch.iter().any(|a| commands::may_block(a)) {
+    let fsync_always = srv.store.fsync_always;
+    if batch.iter().any(|a| commands::may_block(a, fsync_always)) {
         tokio::task::block_in_place(|| body(client, out))
     } else {
         body(client, out)

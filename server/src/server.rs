@@ -44,7 +44,8 @@ pub fn open(config: Config) -> Result<Arc<Shared>, String> {
     };
     let db = Db::open(&config.dir, options)
         .map_err(|e| format!("cannot open data directory {}: {e}", config.dir.display()))?;
-    let store = Store::new(db, config.databases, filter)
+    let always = config.appendfsync == kv_engine::FsyncPolicy::Always;
+    let store = Store::new(db, config.databases, filter, always)
         .map_err(|e| format!("cannot load keyspace metadata: {e}"))?;
     let (monitor, _) = tokio::sync::broadcast::channel(4096);
     Ok(Arc::new(Shared {

@@ -133,3 +133,13 @@ fn maxclients_refuses_extra_connections() {
         "-ERR max number of clients reached\r\n"
     );
 }
+
+#[test]
+fn idle_clients_are_closed_after_timeout() {
+    let k = Kvd::start(&["--timeout", "1"]);
+    let mut r = k.raw();
+    assert_eq!(r.cmd(&[b"PING"]), "+PONG\r\n");
+    let start = std::time::Instant::now();
+    assert!(r.is_closed());
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+}

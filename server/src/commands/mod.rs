@@ -135,12 +135,15 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
     Ok(sub)
 }
 
-/// True if running `args` may block on locks or an fsync (the connection then leaves the
-/// async worker thread for it).
-pub fn may_block(args: &[Bytes]) -> bool {
+/// True if running `args` may block for long (an fsync under `appendfsync always`, a
+/// memtable flush, an exclusive lock): the connection then leaves the async worker
+/// thread for it. Other writes only append to the WAL and run inline.
+pub fn may_block(args: &[Bytes], fsync_always: bool) -> bool {
     match table::lookup(&args[0]) {
         Some(s) => {
-            s.has(WRITE | GLOBAL | table::ADMIN) || s.name == "exec" || !s.subcommands.is_empty()
+            s.has(GLOBAL | table::ADMIN)
+                || !s.subcommands.is_empty()
+                || (fsync_always && (s.has(WRITE) || s.name == "exec"))
         }
         None => false,
     }

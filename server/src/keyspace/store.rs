@@ -157,11 +157,18 @@ pub struct Store {
     world: RwLock<()>,
     /// WATCH flags and lock waiters, told about every committed write.
     pub events: KeyEvents,
+    /// Writes wait for an fsync (`appendfsync always`).
+    pub fsync_always: bool,
 }
 
 impl Store {
     /// Wraps an open engine: loads (or creates) the namespace map for `databases`.
-    pub fn new(db: Db, databases: usize, filter: Arc<ExpiryFilter>) -> kv_engine::Result<Store> {
+    pub fn new(
+        db: Db,
+        databases: usize,
+        filter: Arc<ExpiryFilter>,
+        fsync_always: bool,
+    ) -> kv_engine::Result<Store> {
         let meta = db.keyspace("kvd-meta")?;
         let idem = db.keyspace("kvd-idempotency")?;
         filter.idem_ks.store(idem.id(), Ordering::Relaxed);
@@ -187,6 +194,7 @@ impl Store {
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             world: RwLock::new(()),
             events: KeyEvents::default(),
+            fsync_always,
         })
     }
 
@@ -253,6 +261,41 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compaction_filter_drops_expired_keys_flushed_namespaces_and_old_records() {
+        use super::super::encoding::{data_key, encode_value, ValueType};
+        use super::super::idempotency::encode_record;
+        let f = ExpiryFilter::new(1000);
+        let now = now_ms();
+        let live = encode_value(ValueType::String, Some(now + 60_000), b"v");
+        let dead = encode_value(ValueType::String, Some(now - 1), b"v");
+        let data = Keyspace::DEFAULT.id();
+        assert_eq!(
+            f.filter(data, &data_key(7, b"k"), &live),
+            FilterDecision::Keep
+        );
+        assert_eq!(
+            f.filter(data, &data_key(7, b"k"), &dead),
+            FilterDecision::Remove
+        );
+        // Until the namespace map is loaded nothing else is dropped; then unknown namespaces are.
+        *f.live.write() = [0u32, 1].into_iter().collect();
+        f.loaded.store(true, Ordering::Release);
+        assert_eq!(
+            f.filter(data, &data_key(1, b"k"), &live),
+            FilterDecision::Keep
+        );
+        assert_eq!(
+            f.filter(data, &data_key(7, b"k"), &live),
+            FilterDecision::Remove
+        );
+        f.idem_ks.store(9, Ordering::Relaxed);
+        let fresh = encode_record(now, 0, &crate::protocol::Reply::Ok);
+        let old = encode_record(now - 5000, 0, &crate::protocol::Reply::Ok);
+        assert_eq!(f.filter(9, b"req", &fresh), FilterDecision::Keep);
+        assert_eq!(f.filter(9, b"req", &old), FilterDecision::Remove);
+    }
 
     #[test]
     fn namespace_map_round_trip_and_renew() {
