@@ -283,6 +283,7 @@ impl Shared {
     pub(crate) fn sync_wal(&self) -> Result<()> {
         let mut wal = self.wal.lock();
         if wal.unsynced {
+            Counters::add(&self.counters.wal_syncs, 1);
             wal.writer.sync()?;
             wal.unsynced = false;
         }

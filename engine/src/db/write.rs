@@ -135,6 +135,7 @@ impl Shared {
             let mut wal = self.wal.lock();
             let r = wal.writer.add_record(batch.encoded()).and_then(|()| {
                 if self.opts.fsync == FsyncPolicy::Always {
+                    Counters::add(&self.counters.wal_syncs, 1);
                     wal.writer.sync()
                 } else {
                     // Into the OS page cache, so a process crash loses nothing.
@@ -152,6 +153,7 @@ impl Shared {
             return Err(e);
         }
         Counters::add(&self.counters.wal_bytes, batch.encoded_len() as u64);
+        Counters::add(&self.counters.write_groups, 1);
 
         apply_to_memtable(&mem, batch, first);
         let user_bytes: usize = batch.ops().map(|op| op.key.len() + op.value.len()).sum();
