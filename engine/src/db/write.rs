@@ -203,8 +203,9 @@ impl Shared {
         let mut state = self.state.lock();
         loop {
             Shared::check_bg_error(&state)?;
-            if self.shutting_down.load(Ordering::Acquire) && force {
-                return Ok(state.mem.clone());
+            if self.shutting_down.load(Ordering::Acquire) {
+                // Background threads are stopping: a stalled writer would wait forever.
+                return Err(Error::Closed("the database is shutting down".into()));
             }
             let l0_files = state.versions.current().num_files(0);
             if allow_delay && l0_files >= self.opts.l0_slowdown_writes_trigger {
