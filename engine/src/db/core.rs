@@ -51,6 +51,8 @@ pub(crate) struct State {
     pub(crate) compact_pointer: Vec<Option<Vec<u8>>>,
     /// Background jobs running now.
     pub(crate) running_jobs: usize,
+    /// Compactions (background or manual) running now.
+    pub(crate) running_compactions: usize,
 }
 
 /// The WAL currently receiving writes.
@@ -65,6 +67,8 @@ pub(crate) struct WalSlot {
 pub(crate) struct Counters {
     pub(crate) user_bytes: AtomicU64,
     pub(crate) wal_bytes: AtomicU64,
+    pub(crate) write_groups: AtomicU64,
+    pub(crate) wal_syncs: AtomicU64,
     pub(crate) flush_bytes: AtomicU64,
     pub(crate) compaction_bytes_written: AtomicU64,
     pub(crate) compaction_bytes_read: AtomicU64,
@@ -100,6 +104,7 @@ pub(crate) struct Shared {
     /// handed out twice even if a crash loses the WAL tail that used them.
     pub(crate) reserved_seq: AtomicU64,
     pub(crate) snapshots: Arc<SnapshotList>,
+    pub(crate) range_tombstones: super::range_tombstones::RangeTombstones,
     pub(crate) tables: TableCache,
     pub(crate) block_cache: Option<Arc<BlockCache>>,
     pub(crate) sst_counters: Arc<SstCounters>,
