@@ -732,6 +732,10 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             ),
             kv("engine_flushes", es.flushes.to_string()),
             kv("engine_compactions", es.compactions.to_string()),
+            kv(
+                "engine_compactions_running",
+                es.compactions_running.to_string(),
+            ),
             kv("engine_stall_slowdowns", es.stall_slowdowns.to_string()),
             kv("engine_stall_stops", es.stall_stops.to_string()),
             kv("engine_stall_micros", es.stall_micros.to_string()),

@@ -308,6 +308,9 @@ impl<'s> Txn<'s> {
         let batch = std::mem::take(&mut self.batch);
         let first = self.store.db.write(batch)?;
         if let Some(ns) = self.namespaces.take() {
+            // The compaction filter drops the old namespaces' keys as soon as the new map
+            // is installed: make the map durable first, whatever the fsync policy.
+            self.store.db.sync_wal()?;
             self.store.install_namespaces(ns);
         }
         for (db, key) in &self.touched {
