@@ -124,3 +124,58 @@ fn config_file_and_config_get() {
         assert!(info.contains(section), "INFO lacks {section}");
     }
 }
+
+#[test]
+fn sigterm_under_load_keeps_every_acknowledged_write() {
+    let mut k = Kvd::start(&["--appendfsync", "no"]);
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let url = k.url(false);
+            std::thread::spawn(move || {
+                let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+                let mut acked = 0u64;
+                for i in 1..=100_000u64 {
+                    let mut p = redis::pipe();
+                    p.cmd("SET").arg(format!("w{w}:{i}")).arg(i).ignore();
+                    p.cmd("SET").arg(format!("w{w}:last")).arg(i);
+                    match p.query::<((),)>(&mut c) {
+                        Ok(_) => acked = i,
+                        Err(_) => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut probe = k.client();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while redis::cmd("GET")
+        .arg("w0:last")
+        .query::<Option<u64>>(&mut probe)
+        .unwrap()
+        .unwrap_or(0)
+        < 200
+    {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    drop(probe);
+    let st = k.signal_and_wait(libc::SIGTERM);
+    assert!(st.success(), "exit {st:?}");
+    let acked: Vec<u64> = writers.into_iter().map(|t| t.join().unwrap()).collect();
+    k.restart();
+    let mut c = k.client();
+    for (w, n) in acked.iter().enumerate() {
+        assert!(*n > 0);
+        let last: u64 = redis::cmd("GET")
+            .arg(format!("w{w}:last"))
+            .query(&mut c)
+            .unwrap();
+        assert!(last >= *n, "writer {w}: acked {n}, found {last}");
+        let v: Option<u64> = redis::cmd("GET")
+            .arg(format!("w{w}:{n}"))
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(v, Some(*n));
+    }
+}
