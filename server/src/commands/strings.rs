@@ -164,6 +164,19 @@ pub fn get(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 pub fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let opts = parse_set(a, ctx.txn.now)?;
     let (key, value) = (&a[1], &a[2]);
+    // A plain SET needs nothing from the current value: skip the read.
+    if opts.cond == Cond::None && !opts.get && opts.ttl != Ttl::Keep {
+        let expire_at = match opts.ttl {
+            Ttl::At(t) => Some(t),
+            _ => None,
+        };
+        let op = store(ctx, key, value, expire_at);
+        return Ok(if opts.with_etag {
+            Reply::Version(Version::Pending(op))
+        } else {
+            Reply::Ok
+        });
+    }
     let cur = ctx.get(key)?;
     let is_string = cur
         .as_ref()
