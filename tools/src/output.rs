@@ -164,6 +164,14 @@ pub fn ratio(r: Option<f64>) -> String {
     }
 }
 
+/// `lo..hi` (`sep` between), or `-` unless both ends are known.
+pub fn span<T: std::fmt::Display>(lo: Option<T>, hi: Option<T>, sep: &str) -> String {
+    match (lo, hi) {
+        (Some(a), Some(b)) => format!("{a}{sep}{b}"),
+        _ => "-".to_string(),
+    }
+}
+
 /// `a / b` when `b` is not zero.
 pub fn divide(a: u64, b: u64) -> Option<f64> {
     (b != 0).then(|| a as f64 / b as f64)

@@ -156,14 +156,8 @@ impl Render for Report {
         ]);
         let deepest = self.levels.iter().rposition(|l| l.files > 0).unwrap_or(0);
         for l in self.levels.iter().take(deepest + 1) {
-            let seqs = match (l.smallest_sequence, l.largest_sequence) {
-                (Some(a), Some(b)) => format!("{a}..{b}"),
-                _ => "-".into(),
-            };
-            let range = match (&l.smallest_key, &l.largest_key) {
-                (Some(a), Some(b)) => format!("{a} .. {b}"),
-                _ => "-".into(),
-            };
+            let seqs = output::span(l.smallest_sequence, l.largest_sequence, "..");
+            let range = output::span(l.smallest_key.as_ref(), l.largest_key.as_ref(), " .. ");
             t.row(vec![
                 format!("L{}", l.level),
                 l.files.to_string(),
@@ -189,10 +183,7 @@ impl Render for Report {
                 ("state", Align::Left),
             ]);
             for w in &self.wals {
-                let seqs = match (w.first_sequence, w.last_sequence) {
-                    (Some(a), Some(b)) => format!("{a}..{b}"),
-                    _ => "-".into(),
-                };
+                let seqs = output::span(w.first_sequence, w.last_sequence, "..");
                 let state = match (&w.end, w.live) {
                     (_, false) => "obsolete (already in tables)".to_string(),
                     (Some(e), true) => e.to_string(),

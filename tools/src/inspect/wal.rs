@@ -113,10 +113,7 @@ struct Report {
 impl Render for Report {
     fn render(&self, out: &mut String) {
         out.push_str(&format!("WAL {}\n", self.file));
-        let seqs = match (self.first_sequence, self.last_sequence) {
-            (Some(a), Some(b)) => format!("{a}..{b}"),
-            _ => "-".into(),
-        };
+        let seqs = output::span(self.first_sequence, self.last_sequence, "..");
         output::fields(
             out,
             2,
