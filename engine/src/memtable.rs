@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::iter::InternalIterator;
 use crate::key::{self, compare_internal_keys, lookup_key, ParsedKey, SeqNo, ValueKind};
 use bytes::Bytes;
+use crossbeam_skiplist::map::Entry;
 use crossbeam_skiplist::SkipMap;
 use std::cmp::Ordering;
 use std::ops::Bound;
@@ -102,26 +103,25 @@ impl Memtable {
     /// A cursor over the memtable (holding it alive).
     pub fn iter(self: &Arc<Self>) -> MemtableIterator {
         MemtableIterator {
-            mem: self.clone(),
             current: None,
+            mem: self.clone(),
         }
     }
 }
 
-/// An [`InternalIterator`] over a memtable. Each step is a skiplist search from the
-/// current key, which keeps the iterator free of borrows into the map.
+/// An [`InternalIterator`] over a memtable. It holds a skiplist entry, so `next` is a
+/// step along the bottom level rather than a fresh search.
 pub struct MemtableIterator {
+    // Declared before `mem` so it is dropped first: it borrows the map `mem` owns.
+    current: Option<Entry<'static, MemKey, Bytes>>,
     mem: Arc<Memtable>,
-    current: Option<(MemKey, Bytes)>,
 }
 
 impl MemtableIterator {
-    fn position(&mut self, bound: Bound<&MemKey>) {
-        self.current = self
-            .mem
-            .map
-            .lower_bound(bound)
-            .map(|e| (e.key().clone(), e.value().clone()));
+    fn map(&self) -> &'static SkipMap<MemKey, Bytes> {
+        // SAFETY: the map lives inside `self.mem`, an Arc this iterator owns and never
+        // replaces, so it outlives every entry stored in `self.current` (dropped first).
+        unsafe { &*(&self.mem.map as *const SkipMap<MemKey, Bytes>) }
     }
 }
 
@@ -131,26 +131,28 @@ impl InternalIterator for MemtableIterator {
     }
 
     fn seek_to_first(&mut self) {
-        self.position(Bound::Unbounded);
+        self.current = self.map().front();
     }
 
     fn seek(&mut self, target: &[u8]) {
         let target = MemKey(Bytes::copy_from_slice(target));
-        self.position(Bound::Included(&target));
+        self.current = self.map().lower_bound(Bound::Included(&target));
     }
 
     fn next(&mut self) {
-        if let Some((k, _)) = self.current.take() {
-            self.position(Bound::Excluded(&k));
+        if let Some(e) = self.current.as_mut() {
+            if !e.move_next() {
+                self.current = None;
+            }
         }
     }
 
     fn key(&self) -> &[u8] {
-        self.current.as_ref().map(|(k, _)| &k.0[..]).unwrap_or(&[])
+        self.current.as_ref().map(|e| &e.key().0[..]).unwrap_or(&[])
     }
 
     fn value(&self) -> &[u8] {
-        self.current.as_ref().map(|(_, v)| &v[..]).unwrap_or(&[])
+        self.current.as_ref().map(|e| &e.value()[..]).unwrap_or(&[])
     }
 
     fn status(&self) -> Result<()> {

@@ -161,7 +161,10 @@ pub struct DbIterator {
     end: Option<Vec<u8>>,
     positioned: bool,
     done: bool,
-    last_user_key: Option<Vec<u8>>,
+    /// User key of the entry last handled (older versions of it are skipped); reused
+    /// buffer, valid when `has_last` is set.
+    last_user_key: Vec<u8>,
+    has_last: bool,
 }
 
 impl DbIterator {
@@ -193,7 +196,8 @@ impl DbIterator {
             end,
             positioned: false,
             done: false,
-            last_user_key: None,
+            last_user_key: Vec::new(),
+            has_last: false,
         })
     }
 
@@ -208,7 +212,7 @@ impl DbIterator {
         self.inner.seek(&lookup_key(&target, self.seq));
         self.positioned = true;
         self.done = false;
-        self.last_user_key = None;
+        self.has_last = false;
     }
 
     fn advance(&mut self) -> Result<Option<IterEntry>> {
@@ -231,11 +235,13 @@ impl DbIterator {
             {
                 return Ok(None);
             }
-            if parsed.seq > self.seq || self.last_user_key.as_deref() == Some(ukey) {
+            if parsed.seq > self.seq || (self.has_last && self.last_user_key == ukey) {
                 self.inner.next();
                 continue;
             }
-            self.last_user_key = Some(ukey.to_vec());
+            self.last_user_key.clear();
+            self.last_user_key.extend_from_slice(ukey);
+            self.has_last = true;
             let entry = match parsed.value_kind() {
                 Some(ValueKind::Put) => Some(IterEntry {
                     key: Bytes::copy_from_slice(&ukey[1..]),
