@@ -59,8 +59,12 @@ pub fn run(args: &BackupArgs, json: bool) -> Result<i32, Failure> {
     let (source, dest, addr) = match (&args.target.addr, args.paths.as_slice()) {
         (Some(addr), [dest]) => (None, absolute(dest)?, addr.clone()),
         (None, [dir, dest]) => (Some(dir.clone()), dest.clone(), String::new()),
-        (Some(_), _) => return Err(Failure::new("with --addr give only DEST")),
-        (None, _) => return Err(Failure::new("give DIR and DEST (or --addr HOST:PORT DEST)")),
+        (Some(_), _) => return Err(Failure::usage("with --addr give only DEST")),
+        (None, _) => {
+            return Err(Failure::usage(
+                "give DIR and DEST (or --addr HOST:PORT DEST)",
+            ))
+        }
     };
     refuse_non_empty(&dest)?;
     let started = Instant::now();

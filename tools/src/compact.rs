@@ -113,12 +113,15 @@ impl Render for OnlineReport {
 /// Runs `kvtool compact`.
 pub fn run(args: &CompactArgs, json: bool) -> Result<i32, Failure> {
     let range = match &args.range {
-        Some(r) if r.len() == 2 => Some((unescape(&r[0])?, unescape(&r[1])?)),
+        Some(r) if r.len() == 2 => Some((
+            unescape(&r[0]).map_err(Failure::usage)?,
+            unescape(&r[1]).map_err(Failure::usage)?,
+        )),
         _ => None,
     };
     if let Some((s, e)) = &range {
         if s > e {
-            return Err(Failure::new("--range START END: START is after END"));
+            return Err(Failure::usage("--range START END: START is after END"));
         }
     }
     if let Some(addr) = &args.target.addr {
@@ -127,7 +130,7 @@ pub fn run(args: &CompactArgs, json: bool) -> Result<i32, Failure> {
         return Ok(0);
     }
     let Some(dir) = &args.dir else {
-        return Err(Failure::new("give a data directory or --addr HOST:PORT"));
+        return Err(Failure::usage("give a data directory or --addr HOST:PORT"));
     };
     let report = offline_compact(dir, args, range)?;
     output::emit(&report, json)?;
@@ -231,6 +234,7 @@ fn offline_compact(
     result.map_err(|e| Failure::engine(dir, e))?;
     let after = db.stats();
     db.close().map_err(|e| Failure::engine(dir, e))?;
+    offline::delete_obsolete_files(dir)?;
     let level = |ls: &[LevelStats], i: usize| ls.get(i).cloned().unwrap_or_default();
     Ok(OfflineReport {
         dir: dir.display().to_string(),

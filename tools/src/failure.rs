@@ -4,6 +4,8 @@ use std::path::Path;
 
 /// Exit status: the work failed, or verify found problems.
 pub const EXIT_FAILED: i32 = 1;
+/// Exit status: the command line does not make sense (clap uses the same).
+pub const EXIT_USAGE: i32 = 2;
 /// Exit status: the data directory is locked by a running kvd (or another process).
 pub const EXIT_BUSY: i32 = 3;
 
@@ -21,6 +23,14 @@ impl Failure {
     pub fn new(message: impl Into<String>) -> Self {
         Failure {
             code: EXIT_FAILED,
+            message: message.into(),
+        }
+    }
+
+    /// A command line that does not make sense, exit status [`EXIT_USAGE`].
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: EXIT_USAGE,
             message: message.into(),
         }
     }

@@ -37,6 +37,10 @@ fn compacting_everything_empties_l0_and_keeps_the_data() {
     assert_eq!(contents(d.path()), model);
     let (verify, code) = kvtool_json(&["verify", s(d.path())]);
     assert_eq!(code, 0, "{verify:#}");
+    assert_eq!(
+        verify["summary"]["warnings"], 0,
+        "compaction inputs must be deleted: {verify:#}"
+    );
 }
 
 #[test]
