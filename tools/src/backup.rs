@@ -46,7 +46,9 @@ impl Render for Report {
             "verified",
             match &self.verified {
                 None => "no".to_string(),
-                Some(s) if s.errors == 0 => format!("healthy ({} warnings)", s.warnings),
+                Some(s) if s.errors == 0 => {
+                    format!("healthy ({})", output::count(s.warnings, "warning"))
+                }
                 Some(s) => format!("{} ERRORS: run `kvtool verify {}`", s.errors, self.dest),
             },
         ));

@@ -172,6 +172,11 @@ pub fn span<T: std::fmt::Display>(lo: Option<T>, hi: Option<T>, sep: &str) -> St
     }
 }
 
+/// `1 error`, `3 errors`.
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// `a / b` when `b` is not zero.
 pub fn divide(a: u64, b: u64) -> Option<f64> {
     (b != 0).then(|| a as f64 / b as f64)

@@ -111,13 +111,13 @@ impl Render for Report {
         }
         let s = &self.summary;
         out.push_str(&format!(
-            "{} {}: {} files, {} read, {} errors, {} warnings\n",
+            "{} {}: {}, {} read, {}, {}\n",
             if self.healthy { "HEALTHY" } else { "DAMAGED" },
             self.dir,
-            s.files,
+            output::count(s.files, "file"),
             output::bytes(s.bytes),
-            s.errors,
-            s.warnings
+            output::count(s.errors, "error"),
+            output::count(s.warnings, "warning")
         ));
     }
 }
