@@ -124,6 +124,14 @@ pub fn run(args: &CompactArgs, json: bool) -> Result<i32, Failure> {
             return Err(Failure::usage("--range START END: START is after END"));
         }
     }
+    if let Some(level) = args.level {
+        if level >= kv_engine::constants::NUM_LEVELS {
+            return Err(Failure::usage(format!(
+                "--level {level}: levels are 0 to {}",
+                kv_engine::constants::NUM_LEVELS - 1
+            )));
+        }
+    }
     if let Some(addr) = &args.target.addr {
         let report = online(addr, args.target.password.as_deref(), range)?;
         output::emit(&report, json)?;

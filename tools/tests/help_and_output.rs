@@ -62,6 +62,9 @@ fn usage_errors_exit_2() {
         vec!["backup", "only-one"],
         vec!["frobnicate"],
         vec!["compact", "--addr", "x:1", "dir"],
+        vec!["compact", "d", "--level", "7"],
+        vec!["compact", "d", "--range", "b", "a"],
+        vec!["compact", "d", "--range", "\\q", "z"],
     ] {
         let (_, err, code) = text(&kvtool(&args));
         assert_eq!(code, 2, "{args:?}: {err}");

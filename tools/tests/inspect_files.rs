@@ -119,3 +119,20 @@ fn other_files_are_refused_with_a_message() {
     assert_eq!(code, 1);
     assert!(err.contains("not a data directory"), "{err}");
 }
+
+#[test]
+fn a_damaged_table_is_an_error_naming_it_not_a_panic() {
+    let d = tempfile::tempdir().unwrap();
+    build(d.path());
+    let sst = files_ending(d.path(), ".sst").pop().unwrap();
+    let mut bytes = std::fs::read(&sst).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 0xff; // the footer's magic
+    std::fs::write(&sst, bytes).unwrap();
+    let (_, err, code) = text(&kvtool(&["inspect", s(&sst)]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&*sst.file_name().unwrap().to_string_lossy()),
+        "{err}"
+    );
+}
