@@ -242,7 +242,6 @@ fn offline_compact(
     result.map_err(|e| Failure::engine(dir, e))?;
     let after = db.stats();
     db.close().map_err(|e| Failure::engine(dir, e))?;
-    offline::delete_obsolete_files(dir)?;
     let level = |ls: &[LevelStats], i: usize| ls.get(i).cloned().unwrap_or_default();
     Ok(OfflineReport {
         dir: dir.display().to_string(),

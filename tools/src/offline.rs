@@ -31,16 +31,6 @@ pub fn open(dir: &Path) -> Result<Db, Failure> {
     Db::open(dir, options()).map_err(|e| Failure::engine(dir, e))
 }
 
-/// Opens and closes `dir` once, which deletes the tables no version references any more.
-///
-/// Needed after `Db::compact_range`: it holds the version it planned from while the
-/// last compaction installs its result, so that compaction's input tables survive its
-/// own cleanup and, without this, would stay on disk until kvd's next start.
-pub fn delete_obsolete_files(dir: &Path) -> Result<(), Failure> {
-    let db = open(dir)?;
-    db.close().map_err(|e| Failure::engine(dir, e))
-}
-
 /// Runs `job` on another thread and, until it returns, lets `sample` move a bar
 /// labelled `what` every [`POLL`] (`total` 0: a spinner).
 pub fn with_progress<T: Send>(
