@@ -61,6 +61,25 @@ fn healthy_dir() -> (tempfile::TempDir, PathBuf) {
     (d, dir)
 }
 
+/// A copy of `dir` beside it, to restore from between damages.
+fn keep_pristine(dir: &Path) -> PathBuf {
+    let pristine = dir.with_extension("pristine");
+    common::copy_dir(dir, &pristine);
+    pristine
+}
+
+/// Every file of `dir` but LOCK, sorted, with its size.
+fn data_files(dir: &Path) -> Vec<(std::ffi::OsString, u64)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != "LOCK")
+        .map(|e| (e.file_name(), e.metadata().unwrap().len()))
+        .collect();
+    files.sort();
+    files
+}
+
 /// Makes `dir` a fresh copy of `pristine`.
 fn restore(pristine: &Path, dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
@@ -134,8 +153,7 @@ fn a_flipped_byte_in_a_table_data_block_is_reported() {
 #[test]
 fn a_flipped_byte_in_each_table_metadata_region_is_reported() {
     let (_d, dir) = healthy_dir();
-    let pristine = dir.with_extension("pristine");
-    common::copy_dir(&dir, &pristine);
+    let pristine = keep_pristine(&dir);
     let sst_name = files_ending(&dir, ".sst")[0]
         .file_name()
         .unwrap()
@@ -273,20 +291,12 @@ fn garbage_in_every_file_never_panics() {
 #[test]
 fn flips_anywhere_are_reported_against_their_file() {
     let (_d, dir) = healthy_dir();
-    let pristine = dir.with_extension("pristine");
-    common::copy_dir(&dir, &pristine);
-    let mut names: Vec<_> = std::fs::read_dir(&pristine)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    names.sort();
-    for name in names.iter().filter(|n| *n != "LOCK") {
-        let len = std::fs::metadata(pristine.join(name)).unwrap().len();
+    let pristine = keep_pristine(&dir);
+    for (name, len) in data_files(&pristine) {
         let step = (len / 12).max(1);
         for offset in (0..len).step_by(step as usize) {
             restore(&pristine, &dir);
-            let file = dir.join(name);
+            let file = dir.join(&name);
             flip(&file, offset);
             let (v, code) = verify(&dir);
             let errors = problems_about(&v, "error", &file).len();
@@ -315,19 +325,11 @@ fn flips_anywhere_are_reported_against_their_file() {
 #[test]
 fn truncated_files_are_reported_against_their_file() {
     let (_d, dir) = healthy_dir();
-    let pristine = dir.with_extension("pristine");
-    common::copy_dir(&dir, &pristine);
-    let mut names: Vec<_> = std::fs::read_dir(&pristine)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    names.sort();
-    for name in names.iter().filter(|n| *n != "LOCK") {
-        let len = std::fs::metadata(pristine.join(name)).unwrap().len();
+    let pristine = keep_pristine(&dir);
+    for (name, len) in data_files(&pristine) {
         for cut in [0, len / 2, len - 1] {
             restore(&pristine, &dir);
-            let file = dir.join(name);
+            let file = dir.join(&name);
             std::fs::OpenOptions::new()
                 .write(true)
                 .open(&file)
