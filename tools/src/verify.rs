@@ -191,6 +191,13 @@ impl Checker {
         self.report(Severity::Warning, file, offset, what.into());
     }
 
+    fn errors(&self) -> usize {
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count()
+    }
+
     /// An engine error as a problem: against the file it names, else against `file`.
     fn engine_error(&mut self, file: &Path, err: kv_engine::Error) {
         match err {
@@ -354,7 +361,7 @@ impl Checker {
 
     /// Reads every manifest record and replays it; the live state if that works.
     fn check_manifest(&mut self, path: &Path) -> Option<LiveState> {
-        let before = self.problems.len();
+        let errors_before = self.errors();
         match datadir::read_log(path) {
             Err(e) => self.engine_error(path, e),
             Ok((records, end)) => {
@@ -385,8 +392,9 @@ impl Checker {
         match LiveState::load(&self.dir) {
             Ok(state) => Some(state),
             Err(e) => {
-                // The record-level pass may already have reported this problem.
-                if self.problems.len() == before {
+                // The record-level pass may already have reported this problem (a
+                // warning there, such as a torn tail, does not explain a failed replay).
+                if self.errors() == errors_before {
                     self.engine_error(path, e);
                 }
                 None

@@ -261,8 +261,17 @@ fn overlapping_l1_tables_are_reported_against_the_manifest() {
     }
     w.add_record(&edit.encode()).unwrap();
     w.sync().unwrap();
+    drop(w);
+    // And a torn tail after it: its warning must not hide the replay's error.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&manifest)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"\x01\x02\x03").unwrap();
     let e = assert_error_in(&dir, &manifest);
     assert!(e["what"].as_str().unwrap().contains("overlap"), "{e:#}");
+    let (v, _) = verify(&dir);
+    assert_eq!(problems_about(&v, "warning", &manifest).len(), 1, "{v:#}");
 }
 
 #[test]
