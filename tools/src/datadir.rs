@@ -209,3 +209,24 @@ pub fn names_near(file: &Path) -> Names {
         .map(|s| Names(s.keyspaces))
         .unwrap_or_default()
 }
+
+/// The process holding `dir`'s LOCK (a running kvd, usually), read from `/proc/locks`
+/// without touching the lock. `None` when nobody holds it or this is not Linux.
+pub fn lock_holder(dir: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir.join(filename::LOCK)).ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let (dev, ino) = (meta.dev(), meta.ino());
+    // glibc's major()/minor() split of a dev_t; /proc/locks prints them in hex.
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let want = format!("{major:02x}:{minor:02x}:{ino}");
+    locks.lines().find_map(|line| {
+        // "1: FLOCK  ADVISORY  WRITE 4242 fe:00:5857343 0 EOF"
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, "FLOCK", _, "WRITE", pid, file, ..] if *file == want => pid.parse().ok(),
+            _ => None,
+        }
+    })
+}

@@ -73,6 +73,9 @@ pub struct Report {
     pub dir: String,
     /// True when there is no error (warnings allowed).
     pub healthy: bool,
+    /// Process holding the directory's LOCK (a running kvd), if any: files may change
+    /// while verify reads them.
+    pub in_use_by_pid: Option<u32>,
     /// Counts.
     pub summary: Summary,
     /// Every problem, errors and warnings, in the order found.
@@ -108,6 +111,11 @@ impl Render for Report {
             }
             t.render(out, 0);
             out.push('\n');
+        }
+        if let Some(pid) = self.in_use_by_pid {
+            out.push_str(&format!(
+                "note: process {pid} holds this directory; a file it changes during the run can show as a problem (verify a backup for a stable answer)\n"
+            ));
         }
         let s = &self.summary;
         out.push_str(&format!(
@@ -160,6 +168,7 @@ pub fn check(dir: &Path) -> Report {
     Report {
         dir: dir.display().to_string(),
         healthy: summary.errors == 0,
+        in_use_by_pid: datadir::lock_holder(dir),
         summary,
         problems: checker.problems,
     }

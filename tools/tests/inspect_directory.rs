@@ -87,7 +87,10 @@ fn works_while_the_directory_is_in_use() {
     let (v, code) = kvtool_json(&["inspect", "--exact", s(d.path())]);
     assert_eq!(code, 0);
     assert_eq!(v["keys"]["exact"], model.len() as u64);
+    assert_eq!(v["in_use_by_pid"], std::process::id(), "{v:#}");
     drop(db);
+    let (v, _) = kvtool_json(&["inspect", s(d.path())]);
+    assert_eq!(v["in_use_by_pid"], serde_json::Value::Null);
 }
 
 #[test]

@@ -117,6 +117,7 @@ fn a_directory_in_use_can_be_verified() {
     let db = kv_engine::Db::open(&dir, common::tiny_options()).unwrap();
     let (v, code) = verify(&dir);
     assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["in_use_by_pid"], std::process::id(), "{v:#}");
     drop(db);
 }
 

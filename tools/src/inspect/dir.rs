@@ -93,6 +93,8 @@ struct Report {
     dir: String,
     manifest: String,
     manifest_bytes: u64,
+    /// Process holding the directory's LOCK (a running kvd), if any.
+    in_use_by_pid: Option<u32>,
     /// Newest sequence number stored in a table or live WAL.
     newest_sequence: Option<u64>,
     /// Sequence numbers the manifest has reserved (the engine hands them out in blocks).
@@ -118,6 +120,12 @@ impl Render for Report {
             out,
             2,
             &[
+                (
+                    "in use",
+                    self.in_use_by_pid.map_or("no".into(), |pid| {
+                        format!("by process {pid} (figures may change while read)")
+                    }),
+                ),
                 (
                     "manifest",
                     format!("{} ({})", self.manifest, output::bytes(self.manifest_bytes)),
@@ -457,6 +465,7 @@ fn survey(dir: &Path, state: &LiveState, files: &[DirFile], names: &Names) -> Re
         dir: dir.display().to_string(),
         manifest: state.manifest.clone(),
         manifest_bytes: size_of(&state.manifest),
+        in_use_by_pid: datadir::lock_holder(dir),
         newest_sequence: levels
             .iter()
             .filter_map(|l| l.largest_sequence)
