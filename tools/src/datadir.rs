@@ -230,3 +230,8 @@ pub fn lock_holder(dir: &Path) -> Option<u32> {
         }
     })
 }
+
+/// True for an I/O error saying a file does not exist (kvd deleted it meanwhile).
+pub fn is_not_found(e: &kv_engine::Error) -> bool {
+    matches!(e, kv_engine::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}

@@ -148,6 +148,7 @@ pub fn check(dir: &Path) -> Report {
         files: 0,
         bytes: 0,
         progress: None,
+        in_use: datadir::lock_holder(dir).is_some(),
     };
     checker.run();
     drop(checker.progress.take());
@@ -180,9 +181,24 @@ struct Checker {
     files: usize,
     bytes: u64,
     progress: Option<Progress>,
+    /// A running kvd holds the directory: files may vanish while we read.
+    in_use: bool,
 }
 
 impl Checker {
+    /// True if table `number` (or, for `None`, a WAL) was deleted by the kvd that holds
+    /// the directory since we read the manifest: no longer live, so not a problem.
+    fn vanished(&self, table: Option<u64>) -> bool {
+        if !self.in_use {
+            return false;
+        }
+        match (table, LiveState::load(&self.dir)) {
+            (Some(n), Ok(state)) => state.tables().all(|(_, f)| f.number != n),
+            (None, _) => true,
+            (Some(_), Err(_)) => false,
+        }
+    }
+
     fn report(&mut self, severity: Severity, file: &Path, offset: Option<u64>, what: String) {
         self.problems.push(Problem {
             severity,
@@ -272,7 +288,9 @@ impl Checker {
         let mut state = None;
         if let Some(name) = &manifest_name {
             let path = dir.join(name);
-            match size_of(name) {
+            // A running kvd may have started this manifest after we listed the directory.
+            let size = size_of(name).or_else(|| std::fs::metadata(&path).ok().map(|m| m.len()));
+            match size {
                 None => self.error(
                     &current,
                     Some(0),
@@ -301,7 +319,10 @@ impl Checker {
         for (level, meta) in &live {
             let path = filename::table_path(&dir, meta.number);
             let name = file_name(&path);
-            match size_of(&name) {
+            // A table flushed after we listed the directory is not in the listing.
+            let size = size_of(&name).or_else(|| std::fs::metadata(&path).ok().map(|m| m.len()));
+            match size {
+                None if self.vanished(Some(meta.number)) => {}
                 None => self.error(
                     &path,
                     None,
@@ -315,7 +336,9 @@ impl Checker {
         for f in &files {
             let path = dir.join(&f.name);
             match f.kind {
-                Some(FileKind::Table(n)) if !live_numbers.contains(&n) => {
+                // A running kvd writes new tables before the manifest names them and
+                // deletes obsolete ones soon after: only a stopped directory has strays.
+                Some(FileKind::Table(n)) if !live_numbers.contains(&n) && !self.in_use => {
                     if state.is_some() {
                         self.warn(
                             &path,
@@ -327,7 +350,7 @@ impl Checker {
                         self.guarded(&path, f.size, |c| c.check_table(&path, f.size, None));
                     }
                 }
-                Some(FileKind::Temp(_)) => self.warn(
+                Some(FileKind::Temp(_)) if !self.in_use => self.warn(
                     &path,
                     None,
                     "temporary file (left by an interrupted write); kvd deletes it on open",
@@ -352,6 +375,9 @@ impl Checker {
             .collect();
         for &(n, size) in wals.iter().filter(|&&(n, _)| n < log_number) {
             let path = filename::wal_path(&dir, n);
+            if self.in_use {
+                continue; // kvd is about to delete it
+            }
             self.warn(
                 &path,
                 None,
@@ -415,6 +441,9 @@ impl Checker {
     fn check_table(&mut self, path: &Path, size: u64, meta: Option<(usize, &FileMeta)>) {
         let table = match datadir::open_table(path) {
             Ok(t) => t,
+            Err(e) if datadir::is_not_found(&e) && self.vanished(meta.map(|(_, m)| m.number)) => {
+                return
+            }
             Err(e) => return self.engine_error(path, e),
         };
         if let Err(e) = table.verify() {
@@ -456,6 +485,7 @@ impl Checker {
     fn check_wal(&mut self, path: &Path, newest: bool, last_seq: &mut Option<u64>) {
         let (batches, end) = match datadir::read_wal(path) {
             Ok(r) => r,
+            Err(e) if datadir::is_not_found(&e) && self.vanished(None) => return,
             Err(e) => return self.engine_error(path, e),
         };
         for b in &batches {

@@ -294,23 +294,40 @@ impl Render for Report {
     }
 }
 
+/// Attempts at reading a directory whose files a running kvd keeps replacing.
+const ATTEMPTS: usize = 5;
+
 /// Runs `kvtool inspect DIR`.
 pub fn run(dir: &Path, exact: bool, json: bool) -> Result<i32, Failure> {
-    let state = LiveState::load(dir).map_err(|e| {
-        Failure::new(format!(
-            "cannot read the live version of {}: {e}\nRun `kvtool verify {}` for a full report.",
-            dir.display(),
-            dir.display()
-        ))
-    })?;
-    let files = datadir::list(dir).map_err(|e| Failure::new(e.to_string()))?;
+    let mut attempt = 1;
+    let report = loop {
+        match read(dir, exact) {
+            // kvd deleted a file between our reading the manifest and the file
+            // (compaction finished): read the new version.
+            Err(e) if datadir::is_not_found(&e) && attempt < ATTEMPTS => attempt += 1,
+            Err(e) => {
+                return Err(Failure::new(format!(
+                    "cannot read {}: {e}\nRun `kvtool verify {}` for a full report.",
+                    dir.display(),
+                    dir.display()
+                )))
+            }
+            Ok(report) => break report,
+        }
+    };
+    output::emit(&report, json)?;
+    Ok(0)
+}
+
+fn read(dir: &Path, exact: bool) -> kv_engine::Result<Report> {
+    let state = LiveState::load(dir)?;
+    let files = datadir::list(dir)?;
     let names = Names(state.keyspaces.clone());
     let mut report = survey(dir, &state, &files, &names);
     if exact {
         count_exactly(dir, &state, &mut report)?;
     }
-    output::emit(&report, json)?;
-    Ok(0)
+    Ok(report)
 }
 
 fn survey(dir: &Path, state: &LiveState, files: &[DirFile], names: &Names) -> Report {
@@ -500,24 +517,18 @@ fn survey(dir: &Path, state: &LiveState, files: &[DirFile], names: &Names) -> Re
 }
 
 /// Merges every live table and WAL and walks the newest version of each key.
-fn count_exactly(dir: &Path, state: &LiveState, report: &mut Report) -> Result<(), Failure> {
-    let fail = |e: kv_engine::Error| {
-        Failure::new(format!(
-            "{e}\nRun `kvtool verify {}` for a full report.",
-            dir.display()
-        ))
-    };
+fn count_exactly(dir: &Path, state: &LiveState, report: &mut Report) -> kv_engine::Result<()> {
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
     let mut total = 0u64;
     for (_, f) in state.tables() {
-        let table = datadir::open_table(&filename::table_path(dir, f.number)).map_err(fail)?;
+        let table = datadir::open_table(&filename::table_path(dir, f.number))?;
         total += f.entries;
         children.push(Box::new(table.iter()));
     }
     // The live WALs as one memtable, the way recovery would replay them.
     let mem = Arc::new(Memtable::new());
     for w in report.wals.iter().filter(|w| w.live) {
-        let (batches, _) = datadir::read_wal(&dir.join(&w.file)).map_err(fail)?;
+        let (batches, _) = datadir::read_wal(&dir.join(&w.file))?;
         for b in batches.iter().filter_map(|b| b.batch.as_ref().ok()) {
             for (i, op) in b.ops().enumerate() {
                 let mut key = Vec::with_capacity(op.key.len() + 1);
@@ -557,7 +568,7 @@ fn count_exactly(dir: &Path, state: &LiveState, report: &mut Report) -> Result<(
         progress.inc(1);
         it.next();
     }
-    it.status().map_err(fail)?;
+    it.status()?;
     drop(progress);
     report.keys.exact = Some(live_keys);
     report.keys.exact_live_bytes = Some(live_bytes);
