@@ -9,6 +9,8 @@
 //!   level (in a leveled tree the deepest level holds about one version of each key).
 //!   Exact: key+value bytes of every stored entry (tables and live WALs) / key+value
 //!   bytes of the newest live version of each key; compression does not enter it.
+//!   On disk: directory bytes / those live key+value bytes (compression, indexes,
+//!   filters and per-entry overhead included; below 1 when compression wins).
 //! - *write amplification* (lower bound from the shape): every byte in level L was
 //!   written at least L+2 times (WAL, flush to L0, one compaction into each of L1..L),
 //!   averaged over table bytes. The running count since start is kvd's INFO.
@@ -86,6 +88,10 @@ struct Amplification {
     space_estimate: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     space_exact: Option<f64>,
+    /// Directory bytes on disk / live key+value bytes (--exact): compression and
+    /// per-entry overhead included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    space_on_disk: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -250,6 +256,13 @@ impl Render for Report {
                 format!(
                     "{} (exact: stored / live key+value bytes)",
                     output::ratio(a.space_exact)
+                ),
+            ));
+            f.push((
+                "space amplification",
+                format!(
+                    "{} (on disk: directory bytes / live key+value bytes)",
+                    output::ratio(a.space_on_disk)
                 ),
             ));
         }
@@ -510,6 +523,7 @@ fn survey(dir: &Path, state: &LiveState, files: &[DirFile], names: &Names) -> Re
             write_lower_bound: output::divide(weighted, table_bytes),
             space_estimate: output::divide(table_bytes, deepest),
             space_exact: None,
+            space_on_disk: None,
         },
         keyspaces: keyspaces.into_values().collect(),
         other_files,
@@ -574,6 +588,7 @@ fn count_exactly(dir: &Path, state: &LiveState, report: &mut Report) -> kv_engin
     report.keys.exact_live_bytes = Some(live_bytes);
     report.keys.exact_stored_bytes = Some(stored_bytes);
     report.amplification.space_exact = output::divide(stored_bytes, live_bytes);
+    report.amplification.space_on_disk = output::divide(report.dir_bytes, live_bytes);
     for k in &mut report.keyspaces {
         let (n, b) = per_ks.get(&k.id).copied().unwrap_or_default();
         k.exact_keys = Some(n);
