@@ -15,12 +15,14 @@ pub struct Cli {
     /// Print one JSON document instead of tables (for scripts).
     #[arg(long, global = true)]
     pub json: bool,
+    #[allow(missing_docs)] // clap would print a doc comment here as help text
     #[command(subcommand)]
     pub command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(missing_docs)] // each variant's help is its Args struct's doc comment
 pub enum Command {
     Inspect(InspectArgs),
     Verify(VerifyArgs),
@@ -28,8 +30,9 @@ pub enum Command {
     Backup(BackupArgs),
 }
 
-/// Show what is inside a data directory, an SSTable, a WAL or a MANIFEST (read-only; safe
-/// while kvd runs).
+/// Show what is inside a data directory, an SSTable, a WAL or a MANIFEST.
+///
+/// Read-only and lock-free: safe while kvd runs.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  kvtool inspect ./data                 # levels, WALs, keys, amplification\n  kvtool inspect ./data --exact         # count live keys by reading everything\n  kvtool inspect ./data/000012.sst      # blocks, bloom filter, properties\n  kvtool inspect ./data/000015.log --keys --limit 20\n  kvtool inspect ./data/MANIFEST-000003 # the version edits"
@@ -51,12 +54,14 @@ pub struct InspectArgs {
     pub bloom_samples: usize,
 }
 
-/// Read every byte the engine would read and check it: CURRENT, MANIFEST, every table
-/// block, every WAL record, level invariants, and that the manifest names exactly the
-/// files present. Read-only; exits 0 when healthy, 1 with one line per problem otherwise.
+/// Check every file of a data directory; exit 0 when healthy.
+///
+/// Reads every byte the engine would read: CURRENT, MANIFEST, every table block, every
+/// WAL record; checks level invariants and that the manifest names exactly the files
+/// present. Read-only; exits 0 when healthy, 1 with one line per problem otherwise.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  $ kvtool verify ./data\n  OK     ./data: 14 files, 12.3 MiB read, 0 errors, 0 warnings\n  $ kvtool verify ./broken\n  ERROR  ./broken/000009.sst at offset 4096: data block checksum mismatch ..."
+    after_help = "Examples:\n  $ kvtool verify ./data\n  HEALTHY ./data: 11 files, 50.4 KiB read, 0 errors, 0 warnings\n\n  $ kvtool verify ./broken\n  severity  file                 offset  problem\n  ERROR     ./broken/000119.sst       0  block checksum mismatch\n\n  DAMAGED ./broken: 10 files, 49.1 KiB read, 1 error, 0 warnings\n\n  kvtool verify ./data || alert 'kvd data damaged'"
 )]
 pub struct VerifyArgs {
     /// The data directory.
@@ -83,6 +88,7 @@ pub struct CompactArgs {
     /// The data directory (offline). Omit with --addr.
     #[arg(required_unless_present = "addr", conflicts_with = "addr")]
     pub dir: Option<PathBuf>,
+    #[allow(missing_docs)] // documented on `Target`
     #[command(flatten)]
     pub target: Target,
     /// Compact the key range covered by level N's files down to the bottom level (offline).
@@ -96,8 +102,10 @@ pub struct CompactArgs {
     pub keyspace: Option<String>,
 }
 
-/// Take a consistent backup: of a directory no server holds (offline), or of a running
-/// kvd through its checkpoint (online). Start a server on it with `kvd --dir DEST`.
+/// Take a consistent backup, offline or of a running kvd.
+///
+/// Offline: of a directory no server holds. Online (--addr): through kvd's checkpoint.
+/// Start a server on the copy with `kvd --dir DEST`.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  kvtool backup ./data /backups/today                  # offline\n  kvtool backup --addr 127.0.0.1:6380 /backups/today  # online; DEST is on kvd's machine\n\nDEST must not exist or be empty. Tables are hard-linked where the file system allows."
@@ -106,6 +114,7 @@ pub struct BackupArgs {
     /// Offline: DIR DEST. Online (--addr): DEST only.
     #[arg(required = true, num_args = 1..=2, value_names = ["DIR", "DEST"])]
     pub paths: Vec<PathBuf>,
+    #[allow(missing_docs)] // documented on `Target`
     #[command(flatten)]
     pub target: Target,
     /// Offline: skip verifying the backup after writing it.

@@ -5,6 +5,7 @@
 //! `manifest::VersionSet`) and its `Db` API; none re-implements a format. The binary
 //! (`main.rs`) only parses the command line and dispatches here.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
 
 pub mod backup;
 pub mod cli;
