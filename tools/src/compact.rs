@@ -47,6 +47,18 @@ struct OfflineReport {
 
 impl Render for OfflineReport {
     fn render(&self, out: &mut String) {
+        if self.levels.is_empty() || self.ranges.is_empty() {
+            out.push_str(&format!(
+                "Nothing to compact in {}: {}\n",
+                self.dir,
+                if self.levels.is_empty() {
+                    "it holds no tables"
+                } else {
+                    "that level holds no tables"
+                }
+            ));
+            return;
+        }
         out.push_str(&format!(
             "Compacted {} in {:.1} s\n",
             self.dir, self.seconds

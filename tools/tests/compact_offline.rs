@@ -123,3 +123,13 @@ fn a_directory_without_a_database_is_refused() {
         "nothing created"
     );
 }
+
+#[test]
+fn an_empty_level_is_nothing_to_do() {
+    let d = tempfile::tempdir().unwrap();
+    let model = build(d.path());
+    let (out, err, code) = text(&kvtool(&["compact", s(d.path()), "--level", "6"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Nothing to compact"), "{out}");
+    assert_eq!(contents(d.path()), model);
+}
