@@ -64,6 +64,8 @@ pub struct Stats {
     pub last_sequence: u64,
     /// Live snapshots.
     pub snapshots: usize,
+    /// Range tombstones kept in memory (each `delete_range` adds one).
+    pub range_tombstones: usize,
     /// Background error that made the Db read-only, if any.
     pub background_error: Option<String>,
 }

@@ -102,6 +102,7 @@ pub(crate) struct Shared {
     /// handed out twice even if a crash loses the WAL tail that used them.
     pub(crate) reserved_seq: AtomicU64,
     pub(crate) snapshots: Arc<SnapshotList>,
+    pub(crate) range_tombstones: super::range_tombstones::RangeTombstones,
     pub(crate) tables: TableCache,
     pub(crate) block_cache: Option<Arc<BlockCache>>,
     pub(crate) sst_counters: Arc<SstCounters>,

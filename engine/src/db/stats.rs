@@ -61,6 +61,7 @@ pub(crate) fn gather(shared: &Shared) -> Stats {
             .visible_seq
             .load(std::sync::atomic::Ordering::Acquire),
         snapshots: shared.snapshots.count(),
+        range_tombstones: shared.range_tombstones.len(),
         background_error: bg_error,
     }
 }
