@@ -235,3 +235,58 @@ pub fn lock_holder(dir: &Path) -> Option<u32> {
 pub fn is_not_found(e: &kv_engine::Error) -> bool {
     matches!(e, kv_engine::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
+
+/// Keyspace id the engine reserves for range-delete records (`RANGE_TOMBSTONE_KEYSPACE`
+/// in `engine/src/db/range_tombstones.rs`, crate-private there). It sorts after every
+/// other keyspace.
+pub const RANGE_TOMBSTONE_KEYSPACE: u8 = u8::MAX;
+
+/// A range delete: every version older than `seq` of keys in `[start, end)` of
+/// `keyspace` is deleted.
+///
+/// Mirrors the engine's record (`engine/src/db/range_tombstones.rs`): a `Put` in the
+/// reserved keyspace with key `keyspace:u8 seq:u64-BE start` and value `end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeTombstone {
+    /// Keyspace of the deleted keys.
+    pub keyspace: u8,
+    /// First deleted key (inclusive).
+    pub start: Vec<u8>,
+    /// End of the range (exclusive).
+    pub end: Vec<u8>,
+    /// Sequence number of the delete.
+    pub seq: u64,
+}
+
+impl RangeTombstone {
+    /// The stored user key of the record (reserved keyspace byte first).
+    pub fn record_key(keyspace: u8, seq: u64, start: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(start.len() + 10);
+        k.extend_from_slice(&[RANGE_TOMBSTONE_KEYSPACE, keyspace]);
+        k.extend_from_slice(&seq.to_be_bytes());
+        k.extend_from_slice(start);
+        k
+    }
+
+    /// Decodes a record from its stored user key and value.
+    pub fn from_record(stored_key: &[u8], end: &[u8]) -> Option<RangeTombstone> {
+        let (&RANGE_TOMBSTONE_KEYSPACE, rest) = stored_key.split_first()? else {
+            return None;
+        };
+        let (&keyspace, rest) = rest.split_first()?;
+        Some(RangeTombstone {
+            keyspace,
+            seq: u64::from_be_bytes(rest.get(..8)?.try_into().ok()?),
+            start: rest.get(8..)?.to_vec(),
+            end: end.to_vec(),
+        })
+    }
+
+    /// True if it deletes version `seq` of `key` (no keyspace prefix) in `keyspace`.
+    pub fn covers(&self, keyspace: u8, key: &[u8], seq: u64) -> bool {
+        self.keyspace == keyspace
+            && seq < self.seq
+            && self.start.as_slice() <= key
+            && key < self.end.as_slice()
+    }
+}

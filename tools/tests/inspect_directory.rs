@@ -34,6 +34,10 @@ fn exact_counts_match_what_was_written() {
     let (v, code) = kvtool_json(&["inspect", "--exact", s(d.path())]);
     assert_eq!(code, 0);
     assert_eq!(v["keys"]["exact"], model.len() as u64, "{v:#}");
+    assert_eq!(
+        v["keys"]["range_deletes"], 2,
+        "one in a table, one in the WAL: {v:#}"
+    );
     for ks in v["keyspaces"].as_array().unwrap() {
         let name = ks["name"].as_str().unwrap();
         let want = model.keys().filter(|(n, _)| n == name).count() as u64;
@@ -75,7 +79,10 @@ fn levels_and_wals_are_reported() {
     let wals = v["wals"].as_array().unwrap();
     let live: Vec<_> = wals.iter().filter(|w| w["live"] == true).collect();
     assert_eq!(live.len(), 1, "{v:#}");
-    assert_eq!(live[0]["ops"], 25, "the last 25 puts were never flushed");
+    assert_eq!(
+        live[0]["ops"], 26,
+        "the last 25 puts and a range delete were never flushed"
+    );
     assert_eq!(live[0]["end"]["state"], "clean");
 }
 

@@ -53,7 +53,7 @@ fn a_wal_lists_batches_and_with_keys_its_operations() {
     let wal = files_ending(d.path(), ".log").pop().unwrap();
     let (v, code) = kvtool_json(&["inspect", s(&wal), "--keys", "--limit", "2"]);
     assert_eq!(code, 0);
-    assert_eq!(v["batches"], 25);
+    assert_eq!(v["batches"], 26);
     let list = v["list"].as_array().unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0]["keys"][0]["key"], "wal:000");
@@ -66,7 +66,12 @@ fn a_wal_lists_batches_and_with_keys_its_operations() {
 
     let (out, _, _) = text(&kvtool(&["inspect", s(&wal), "--keys", "--limit", "1"]));
     assert!(out.contains("put default:wal:000 = in-the-wal"), "{out}");
-    assert!(out.contains("24 more batches"), "{out}");
+    assert!(out.contains("25 more batches"), "{out}");
+    let (out, _, _) = text(&kvtool(&["inspect", s(&wal), "--keys", "--limit", "100"]));
+    assert!(
+        out.contains("range-del default:user:00960 .. user:00970 (end excluded)"),
+        "{out}"
+    );
 }
 
 #[test]

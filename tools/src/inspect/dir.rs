@@ -16,13 +16,13 @@
 //!   averaged over table bytes. The running count since start is kvd's INFO.
 
 use super::wal::End;
-use crate::datadir::{self, DirFile, LiveState, Names};
+use crate::datadir::{self, DirFile, LiveState, Names, RangeTombstone, RANGE_TOMBSTONE_KEYSPACE};
 use crate::failure::Failure;
 use crate::output::{self, Align, Render, Table};
 use crate::progress::{Progress, Unit};
 use kv_engine::filename::{self, FileKind};
 use kv_engine::iter::{InternalIterator, MergingIterator};
-use kv_engine::key::{ParsedKey, ValueKind};
+use kv_engine::key::{lookup_key, ParsedKey, ValueKind, MAX_SEQUENCE};
 use kv_engine::memtable::Memtable;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -80,6 +80,9 @@ struct Keys {
     exact_live_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exact_stored_bytes: Option<u64>,
+    /// Range deletes stored (--exact).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    range_deletes: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -221,7 +224,13 @@ impl Render for Report {
             format!("{} (entries - tombstones + WAL ops)", self.keys.estimated),
         )];
         if let Some(n) = self.keys.exact {
-            f.push(("exact keys", n.to_string()));
+            let after = match self.keys.range_deletes {
+                Some(r) if r > 0 => {
+                    format!(" (after {})", output::count(r as usize, "range delete"))
+                }
+                _ => String::new(),
+            };
+            f.push(("exact keys", format!("{n}{after}")));
         }
         if let (Some(live), Some(stored)) =
             (self.keys.exact_live_bytes, self.keys.exact_stored_bytes)
@@ -518,6 +527,7 @@ fn survey(dir: &Path, state: &LiveState, files: &[DirFile], names: &Names) -> Re
             exact: None,
             exact_live_bytes: None,
             exact_stored_bytes: None,
+            range_deletes: None,
         },
         amplification: Amplification {
             write_lower_bound: output::divide(weighted, table_bytes),
@@ -545,10 +555,18 @@ fn count_exactly(dir: &Path, state: &LiveState, report: &mut Report) -> kv_engin
         let (batches, _) = datadir::read_wal(&dir.join(&w.file))?;
         for b in batches.iter().filter_map(|b| b.batch.as_ref().ok()) {
             for (i, op) in b.ops().enumerate() {
-                let mut key = Vec::with_capacity(op.key.len() + 1);
-                key.push(op.keyspace);
-                key.extend_from_slice(op.key);
-                mem.add(b.sequence() + i as u64, op.kind, &key, op.value);
+                let seq = b.sequence() + i as u64;
+                // As the engine's WAL replay stores them: a range delete becomes a record
+                // in the reserved keyspace, everything else a keyspace-prefixed entry.
+                if op.kind == ValueKind::RangeDelete {
+                    let record = RangeTombstone::record_key(op.keyspace, seq, op.key);
+                    mem.add(seq, ValueKind::Put, &record, op.value);
+                } else {
+                    let mut key = Vec::with_capacity(op.key.len() + 1);
+                    key.push(op.keyspace);
+                    key.extend_from_slice(op.key);
+                    mem.add(seq, op.kind, &key, op.value);
+                }
                 total += 1;
             }
         }
@@ -557,6 +575,19 @@ fn count_exactly(dir: &Path, state: &LiveState, report: &mut Report) -> kv_engin
 
     let mut progress = Progress::new("counting keys", total, Unit::Items);
     let mut it = MergingIterator::new(children);
+    // Range deletes live in the reserved keyspace, which sorts last: read them first.
+    let mut range_deletes = Vec::new();
+    it.seek(&lookup_key(&[RANGE_TOMBSTONE_KEYSPACE], MAX_SEQUENCE));
+    while it.valid() {
+        if let Some(t) = ParsedKey::parse(it.key())
+            .filter(|p| p.value_kind() == Some(ValueKind::Put))
+            .and_then(|p| RangeTombstone::from_record(p.user_key, it.value()))
+        {
+            range_deletes.push(t);
+        }
+        it.next();
+    }
+    it.status()?;
     it.seek_to_first();
     let mut prev: Option<Vec<u8>> = None;
     let (mut live_keys, mut live_bytes, mut stored_bytes) = (0u64, 0u64, 0u64);
@@ -566,8 +597,15 @@ fn count_exactly(dir: &Path, state: &LiveState, report: &mut Report) -> kv_engin
             let size = p.user_key.len().saturating_sub(1) as u64 + it.value().len() as u64;
             stored_bytes += size;
             if prev.as_deref() != Some(p.user_key) {
-                // The first entry of a user key is its newest version.
-                if p.value_kind() == Some(ValueKind::Put) {
+                // The first entry of a user key is its newest version; it is live unless
+                // a tombstone or a later range delete says otherwise.
+                let (ks, key) = p
+                    .user_key
+                    .split_first()
+                    .map_or((0, &[][..]), |(k, r)| (*k, r));
+                let deleted = ks == RANGE_TOMBSTONE_KEYSPACE
+                    || range_deletes.iter().any(|t| t.covers(ks, key, p.seq));
+                if p.value_kind() == Some(ValueKind::Put) && !deleted {
                     live_keys += 1;
                     live_bytes += size;
                     let e = per_ks
@@ -585,6 +623,7 @@ fn count_exactly(dir: &Path, state: &LiveState, report: &mut Report) -> kv_engin
     it.status()?;
     drop(progress);
     report.keys.exact = Some(live_keys);
+    report.keys.range_deletes = Some(range_deletes.len() as u64);
     report.keys.exact_live_bytes = Some(live_bytes);
     report.keys.exact_stored_bytes = Some(stored_bytes);
     report.amplification.space_exact = output::divide(stored_bytes, live_bytes);

@@ -146,11 +146,11 @@ impl Render for Report {
                 b.error.clone().unwrap_or_default(),
             ]);
             for op in &b.keys {
-                let value = op
-                    .value
-                    .as_ref()
-                    .map(|v| format!(" = {v}"))
-                    .unwrap_or_default();
+                let value = match (&op.value, op.kind.as_str()) {
+                    (Some(end), "range-del") => format!(" .. {end} (end excluded)"),
+                    (Some(v), _) => format!(" = {v}"),
+                    (None, _) => String::new(),
+                };
                 t.note(format!("{} {}:{}{value}", op.kind, op.keyspace, op.key));
             }
         }
@@ -209,7 +209,8 @@ fn describe(b: &datadir::WalBatch, keys: bool, names: &Names) -> Batch {
                         kind: kind_name(op.kind as u8),
                         keyspace: names.keyspace(op.keyspace),
                         key: escape(op.key),
-                        value: (op.kind == kv_engine::key::ValueKind::Put)
+                        // A range delete's value is the (exclusive) end of its range.
+                        value: (op.kind != kv_engine::key::ValueKind::Delete)
                             .then(|| escape(op.value)),
                     })
                     .collect()

@@ -69,6 +69,15 @@ pub fn build(dir: &Path) -> Model {
         db.delete(users, &k).expect("delete");
         model.remove(&("default".to_string(), k));
     }
+    delete_range(&db, &mut model, b"user:00900", b"user:00950");
+    // Written after the range delete: survives it.
+    put(
+        &mut model,
+        users,
+        "default",
+        b"user:00920".to_vec(),
+        b"reborn".to_vec(),
+    );
     db.flush().expect("flush");
     for i in 0..25u32 {
         put(
@@ -79,8 +88,17 @@ pub fn build(dir: &Path) -> Model {
             b"in-the-wal".to_vec(),
         );
     }
+    // A range delete that stays in the WAL, over keys in tables.
+    delete_range(&db, &mut model, b"user:00960", b"user:00970");
     drop(db);
     model
+}
+
+/// Deletes `[start, end)` of the default keyspace in the database and the model.
+fn delete_range(db: &Db, model: &mut Model, start: &[u8], end: &[u8]) {
+    db.delete_range(Keyspace::DEFAULT, start, end)
+        .expect("delete_range");
+    model.retain(|(ks, k), _| !(ks == "default" && start <= k.as_slice() && k.as_slice() < end));
 }
 
 /// Everything the database in `dir` holds, read back through the engine.
