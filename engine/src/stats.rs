@@ -38,6 +38,8 @@ pub struct Stats {
     pub compaction_bytes_read: u64,
     /// (WAL + flush + compaction bytes) / user bytes.
     pub write_amplification: f64,
+    /// Compactions running now (background or manual).
+    pub compactions_running: usize,
     /// Flushes completed since open.
     pub flushes: u64,
     /// Compactions completed since open.

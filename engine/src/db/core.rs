@@ -51,6 +51,8 @@ pub(crate) struct State {
     pub(crate) compact_pointer: Vec<Option<Vec<u8>>>,
     /// Background jobs running now.
     pub(crate) running_jobs: usize,
+    /// Compactions (background or manual) running now.
+    pub(crate) running_compactions: usize,
 }
 
 /// The WAL currently receiving writes.

@@ -94,6 +94,7 @@ pub(crate) fn open_shared(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
         bg_error: None,
         compact_pointer: vec![None; NUM_LEVELS],
         running_jobs: 0,
+        running_compactions: 0,
     };
     let sv = super::core::SuperVersion {
         mem: state.mem.clone(),
