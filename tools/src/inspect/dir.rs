@@ -15,19 +15,15 @@
 //!   written at least L+2 times (WAL, flush to L0, one compaction into each of L1..L),
 //!   averaged over table bytes. The running count since start is kvd's INFO.
 
+use super::exact;
 use super::wal::End;
-use crate::datadir::{self, DirFile, LiveState, Names, RangeTombstone, RANGE_TOMBSTONE_KEYSPACE};
+use crate::datadir::{self, DirFile, LiveState, Names};
 use crate::failure::Failure;
 use crate::output::{self, Align, Render, Table};
-use crate::progress::{Progress, Unit};
 use kv_engine::filename::{self, FileKind};
-use kv_engine::iter::{InternalIterator, MergingIterator};
-use kv_engine::key::{lookup_key, ParsedKey, ValueKind, MAX_SEQUENCE};
-use kv_engine::memtable::Memtable;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 #[derive(Debug, Serialize)]
 struct Level {
@@ -347,9 +343,32 @@ fn read(dir: &Path, exact: bool) -> kv_engine::Result<Report> {
     let names = Names(state.keyspaces.clone());
     let mut report = survey(dir, &state, &files, &names);
     if exact {
-        count_exactly(dir, &state, &mut report)?;
+        let live_wals: Vec<&str> = report
+            .wals
+            .iter()
+            .filter(|w| w.live)
+            .map(|w| w.file.as_str())
+            .collect();
+        let counts = exact::count(dir, &state, &live_wals)?;
+        report.add_exact(&counts);
     }
     Ok(report)
+}
+
+impl Report {
+    fn add_exact(&mut self, c: &exact::Counts) {
+        self.keys.exact = Some(c.live_keys);
+        self.keys.range_deletes = Some(c.range_deletes);
+        self.keys.exact_live_bytes = Some(c.live_bytes);
+        self.keys.exact_stored_bytes = Some(c.stored_bytes);
+        self.amplification.space_exact = output::divide(c.stored_bytes, c.live_bytes);
+        self.amplification.space_on_disk = output::divide(self.dir_bytes, c.live_bytes);
+        for k in &mut self.keyspaces {
+            let (n, b) = c.per_keyspace.get(&k.id).copied().unwrap_or_default();
+            k.exact_keys = Some(n);
+            k.exact_live_bytes = Some(b);
+        }
+    }
 }
 
 fn survey(dir: &Path, state: &LiveState, files: &[DirFile], names: &Names) -> Report {
@@ -538,102 +557,6 @@ fn survey(dir: &Path, state: &LiveState, files: &[DirFile], names: &Names) -> Re
         keyspaces: keyspaces.into_values().collect(),
         other_files,
     }
-}
-
-/// Merges every live table and WAL and walks the newest version of each key.
-fn count_exactly(dir: &Path, state: &LiveState, report: &mut Report) -> kv_engine::Result<()> {
-    let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
-    let mut total = 0u64;
-    for (_, f) in state.tables() {
-        let table = datadir::open_table(&filename::table_path(dir, f.number))?;
-        total += f.entries;
-        children.push(Box::new(table.iter()));
-    }
-    // The live WALs as one memtable, the way recovery would replay them.
-    let mem = Arc::new(Memtable::new());
-    for w in report.wals.iter().filter(|w| w.live) {
-        let (batches, _) = datadir::read_wal(&dir.join(&w.file))?;
-        for b in batches.iter().filter_map(|b| b.batch.as_ref().ok()) {
-            for (i, op) in b.ops().enumerate() {
-                let seq = b.sequence() + i as u64;
-                // As the engine's WAL replay stores them: a range delete becomes a record
-                // in the reserved keyspace, everything else a keyspace-prefixed entry.
-                if op.kind == ValueKind::RangeDelete {
-                    let record = RangeTombstone::record_key(op.keyspace, seq, op.key);
-                    mem.add(seq, ValueKind::Put, &record, op.value);
-                } else {
-                    let mut key = Vec::with_capacity(op.key.len() + 1);
-                    key.push(op.keyspace);
-                    key.extend_from_slice(op.key);
-                    mem.add(seq, op.kind, &key, op.value);
-                }
-                total += 1;
-            }
-        }
-    }
-    children.push(Box::new(mem.iter()));
-
-    let mut progress = Progress::new("counting keys", total, Unit::Items);
-    let mut it = MergingIterator::new(children);
-    // Range deletes live in the reserved keyspace, which sorts last: read them first.
-    let mut range_deletes = Vec::new();
-    it.seek(&lookup_key(&[RANGE_TOMBSTONE_KEYSPACE], MAX_SEQUENCE));
-    while it.valid() {
-        if let Some(t) = ParsedKey::parse(it.key())
-            .filter(|p| p.value_kind() == Some(ValueKind::Put))
-            .and_then(|p| RangeTombstone::from_record(p.user_key, it.value()))
-        {
-            range_deletes.push(t);
-        }
-        it.next();
-    }
-    it.status()?;
-    it.seek_to_first();
-    let mut prev: Option<Vec<u8>> = None;
-    let (mut live_keys, mut live_bytes, mut stored_bytes) = (0u64, 0u64, 0u64);
-    let mut per_ks: BTreeMap<u8, (u64, u64)> = BTreeMap::new();
-    while it.valid() {
-        if let Some(p) = ParsedKey::parse(it.key()) {
-            let size = p.user_key.len().saturating_sub(1) as u64 + it.value().len() as u64;
-            stored_bytes += size;
-            if prev.as_deref() != Some(p.user_key) {
-                // The first entry of a user key is its newest version; it is live unless
-                // a tombstone or a later range delete says otherwise.
-                let (ks, key) = p
-                    .user_key
-                    .split_first()
-                    .map_or((0, &[][..]), |(k, r)| (*k, r));
-                let deleted = ks == RANGE_TOMBSTONE_KEYSPACE
-                    || range_deletes.iter().any(|t| t.covers(ks, key, p.seq));
-                if p.value_kind() == Some(ValueKind::Put) && !deleted {
-                    live_keys += 1;
-                    live_bytes += size;
-                    let e = per_ks
-                        .entry(p.user_key.first().copied().unwrap_or(0))
-                        .or_default();
-                    e.0 += 1;
-                    e.1 += size;
-                }
-                prev = Some(p.user_key.to_vec());
-            }
-        }
-        progress.inc(1);
-        it.next();
-    }
-    it.status()?;
-    drop(progress);
-    report.keys.exact = Some(live_keys);
-    report.keys.range_deletes = Some(range_deletes.len() as u64);
-    report.keys.exact_live_bytes = Some(live_bytes);
-    report.keys.exact_stored_bytes = Some(stored_bytes);
-    report.amplification.space_exact = output::divide(stored_bytes, live_bytes);
-    report.amplification.space_on_disk = output::divide(report.dir_bytes, live_bytes);
-    for k in &mut report.keyspaces {
-        let (n, b) = per_ks.get(&k.id).copied().unwrap_or_default();
-        k.exact_keys = Some(n);
-        k.exact_live_bytes = Some(b);
-    }
-    Ok(())
 }
 
 fn file_name(path: &Path) -> String {

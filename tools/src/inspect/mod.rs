@@ -3,6 +3,7 @@
 //! for that file, nothing worse).
 
 mod dir;
+mod exact;
 mod manifest;
 mod table;
 mod wal;
