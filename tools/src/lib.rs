@@ -10,6 +10,7 @@ pub mod backup;
 pub mod cli;
 pub mod compact;
 pub mod datadir;
+pub mod dump;
 pub mod escape;
 pub mod failure;
 pub mod inspect;
