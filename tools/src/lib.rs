@@ -14,6 +14,7 @@ pub mod dump;
 pub mod escape;
 pub mod failure;
 pub mod inspect;
+pub mod load;
 pub mod offline;
 pub mod output;
 pub mod progress;
