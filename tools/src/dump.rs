@@ -121,7 +121,18 @@ pub fn dump_dir(
     out: &mut dyn Write,
     now_ms: i64,
 ) -> Result<DumpReport, Failure> {
-    let db = crate::offline::open(dir)?;
+    let db = crate::offline::open(dir).map_err(|f| match f.code {
+        crate::failure::EXIT_BUSY => Failure {
+            message: format!(
+                "{} is in use by a running kvd (or another process holds its LOCK).\n\
+                 Stop that server first, or dump a copy: `kvtool backup --addr HOST:PORT DEST`, \
+                 then `kvtool dump DEST`.",
+                dir.display()
+            ),
+            ..f
+        },
+        _ => f,
+    })?;
     let result = dump_open(&db, dir, only_db, out, now_ms);
     db.close().map_err(|e| Failure::engine(dir, e))?;
     result

@@ -204,6 +204,11 @@ fn a_directory_in_use_and_a_missing_database_are_refused() {
     let err = dump_dir(kvd.data_dir(), None, &mut Vec::new(), now_ms()).unwrap_err();
     assert_eq!(err.code, EXIT_BUSY, "{}", err.message);
     assert!(err.message.contains("in use"), "{}", err.message);
+    assert!(
+        err.message.contains("kvtool backup --addr"),
+        "{}",
+        err.message
+    );
     shut_down(&mut kvd, None);
     let err = dump_dir(kvd.data_dir(), Some(16), &mut Vec::new(), now_ms()).unwrap_err();
     assert_eq!(err.code, EXIT_USAGE, "{}", err.message);

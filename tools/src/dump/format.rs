@@ -62,7 +62,12 @@ impl Record {
 
     /// Parses one line (without its `\n`); `Err` says what is wrong with it.
     pub fn parse_line(line: &str) -> Result<Record, String> {
-        let raw: RawRecord = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let raw: RawRecord = serde_json::from_str(line).map_err(|e| {
+            // The position is within this one line: say "column", not "line 1 column".
+            let column = format!(" at column {}", e.column());
+            e.to_string()
+                .replace(&format!(" at line 1 column {}", e.column()), &column)
+        })?;
         let ty = type_named(&raw.ty).ok_or_else(|| format!("unknown type {:?}", raw.ty))?;
         if raw.expire_at_ms.is_some_and(|ms| ms <= 0) {
             return Err("expire_at_ms must be a positive Unix time in milliseconds".into());
