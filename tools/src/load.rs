@@ -13,7 +13,7 @@ use crate::output::{self, Align, Render, Table};
 use crate::progress::{Progress, Unit};
 use clap::Args;
 use kv_server::keyspace::{now_ms, ValueType};
-use pipeline::Pipeline;
+use pipeline::{Pipeline, Replies};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -76,10 +76,12 @@ pub fn load_file(file: &Path, addr: &str, password: Option<&str>) -> Result<Load
     for &db in &databases {
         kvd.push(&[b"SELECT", db.to_string().as_bytes()]);
     }
-    let replies = kvd.send()?;
-    if let Some((db, Err(e))) = databases.iter().zip(&replies).find(|(_, r)| r.is_err()) {
+    let replies = kvd.send();
+    if let Some(e) = replies.first_error() {
+        let db = databases.get(replies.replies.iter().take_while(|r| r.is_ok()).count());
+        let select = db.map_or(String::new(), |db| format!(" SELECT {db}"));
         return Err(Failure::new(format!(
-            "kvd at {addr} refused SELECT {db} ({e}); nothing was loaded"
+            "kvd at {addr} refused{select} ({e}); nothing was loaded"
         )));
     }
     let mut loader = Loader {
@@ -191,18 +193,17 @@ impl Loader {
         self.last_sent_line = number;
     }
 
-    /// Sends the queued batch; the first refused command stops the load.
+    /// Sends the queued batch; a refused command or a broken connection stops the load.
     fn send(&mut self) -> Result<(), Failure> {
         if self.kvd.is_empty() {
             return Ok(());
         }
-        let replies = self.kvd.send().map_err(|e| {
-            self.stopped(format!(
-                "{e}; lines after {} were not sent, the last batch may be partly loaded",
-                self.last_sent_line
-            ))
-        })?;
+        let Replies { replies, broken } = self.kvd.send();
         self.report.batches += 1;
+        let line_of = |what: &Option<(u64, u32)>| {
+            what.map_or("a SELECT".to_string(), |(n, _)| format!("line {n}"))
+        };
+        let unanswered = self.sent.get(replies.len()).map(line_of);
         let mut refused = None;
         for (what, reply) in self.sent.drain(..).zip(replies) {
             match (what, reply) {
@@ -212,20 +213,30 @@ impl Loader {
                     self.bar.inc(1);
                 }
                 (what, Err(e)) if refused.is_none() => {
-                    let line = what.map_or("a SELECT".to_string(), |(n, _)| format!("line {n}"));
-                    refused = Some(format!("kvd refused {line}: {e}"));
+                    refused = Some(format!("kvd refused {}: {e}", line_of(&what)));
                 }
                 _ => {}
             }
         }
-        match refused {
-            None => Ok(()),
-            Some(why) => Err(self.stopped(format!(
-                "{why}; the other lines up to line {} were sent and those kvd accepted are loaded, \
-                 nothing after line {} was sent",
-                self.last_sent_line, self.last_sent_line
-            ))),
+        let last = self.last_sent_line;
+        let mut why: Vec<String> = refused.into_iter().collect();
+        if let Some(broken) = broken {
+            why.push(match unanswered {
+                Some(from) => format!(
+                    "{broken}: from {from} to line {last} no reply came, so those keys may or \
+                     may not be loaded"
+                ),
+                None => broken,
+            });
         }
+        if why.is_empty() {
+            return Ok(());
+        }
+        Err(self.stopped(format!(
+            "{}; the rest of the batch up to line {last} was sent and what kvd accepted of it \
+             is loaded; nothing after line {last} was sent",
+            why.join("; ")
+        )))
     }
 
     fn stopped(&self, why: String) -> Failure {

@@ -303,3 +303,38 @@ fn bad_files_and_refusals_load_nothing_and_say_why() {
     assert!(matches!(conn.call(&[b"PTTL", b"b"]).unwrap(), Reply::Integer(t) if t > 0));
     shut_down(&mut kvd, Some("sesame"));
 }
+
+#[test]
+fn a_load_stopped_by_kvd_says_which_line_and_how_much_was_loaded() {
+    kvd_built();
+    let mut kvd = Kvd::start(&["--proto-max-bulk-len", "1mb"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("too-big.jsonl");
+    let mut records: Vec<Record> = (0..1500)
+        .map(|i| record(0, &format!("k{i:04}"), None))
+        .collect();
+    records[1199].value = vec![b'x'; (1 << 20) + 1]; // line 1200: over proto-max-bulk-len
+    write_dump(&file, &records);
+    let err = load_file(&file, &addr(&kvd), None).unwrap_err();
+    assert!(
+        err.message.contains("kvd refused line 1200"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("nothing after line 1500 was sent"),
+        "{}",
+        err.message
+    );
+    let loaded = err.message.split("Loaded ").nth(1).unwrap();
+    let loaded: u64 = loaded.split(' ').next().unwrap().parse().unwrap();
+    let mut conn = Connection::open(&addr(&kvd), None).unwrap();
+    assert_eq!(
+        dbsize(&mut conn),
+        Reply::Integer(loaded as i64),
+        "{}",
+        err.message
+    );
+    assert!(loaded >= 1000, "the first batch is loaded: {}", err.message);
+    shut_down(&mut kvd, None);
+}

@@ -38,7 +38,7 @@ impl Pipeline {
         };
         if let Some(pw) = password {
             pipeline.push(&[b"AUTH", pw.as_bytes()]);
-            if let Some(Err(e)) = pipeline.send()?.pop() {
+            if let Some(e) = pipeline.send().first_error() {
                 return Err(format!("kvd refused AUTH: {e}"));
             }
         }
@@ -72,27 +72,60 @@ impl Pipeline {
         self.queued.len()
     }
 
-    /// Sends the queued commands and returns their replies in order: `Ok` for `+status`,
-    /// `Err(text)` for `-error`. The outer `Err` is a broken connection or a reply of
-    /// another kind; then how many commands were applied is unknown.
-    pub fn send(&mut self) -> Result<Vec<Result<(), String>>, String> {
-        let io = |e: std::io::Error| format!("connection to kvd at {} failed: {e}", self.addr);
-        self.writer.write_all(&self.queued).map_err(io)?;
-        self.queued.clear();
+    /// Sends the queued commands and reads their replies in order.
+    pub fn send(&mut self) -> Replies {
+        let mut out = Replies {
+            replies: Vec::with_capacity(self.count),
+            broken: None,
+        };
         let n = std::mem::take(&mut self.count);
-        let mut replies = Vec::with_capacity(n);
+        let sent = self.writer.write_all(&self.queued);
+        self.queued.clear();
+        if let Err(e) = sent {
+            out.broken = Some(format!("connection to kvd at {} failed: {e}", self.addr));
+            return out;
+        }
         let mut line = Vec::new();
-        for _ in 0..n {
+        while out.replies.len() < n {
             line.clear();
-            self.reader.read_until(b'\n', &mut line).map_err(io)?;
+            if let Err(e) = self.reader.read_until(b'\n', &mut line) {
+                out.broken = Some(format!("connection to kvd at {} failed: {e}", self.addr));
+                break;
+            }
             let text = String::from_utf8_lossy(line.strip_suffix(b"\r\n").unwrap_or(&line));
             match line.first() {
-                Some(b'+') => replies.push(Ok(())),
-                Some(b'-') => replies.push(Err(text[1..].to_string())),
-                None => return Err(format!("kvd at {} closed the connection", self.addr)),
-                Some(_) => return Err(format!("unexpected reply from kvd: {text:?}")),
+                Some(b'+') => out.replies.push(Ok(())),
+                Some(b'-') => out.replies.push(Err(text[1..].to_string())),
+                None => {
+                    out.broken = Some(format!("kvd at {} closed the connection", self.addr));
+                    break;
+                }
+                Some(_) => {
+                    out.broken = Some(format!("unexpected reply from kvd: {text:?}"));
+                    break;
+                }
             }
         }
-        Ok(replies)
+        out
+    }
+}
+
+/// The replies to one batch.
+pub struct Replies {
+    /// `Ok` for `+status`, `Err(text)` for `-error`, in the order the commands were queued.
+    pub replies: Vec<Result<(), String>>,
+    /// Why the remaining commands got no reply (the connection broke, or a reply of another
+    /// kind came); whether kvd applied them is unknown.
+    pub broken: Option<String>,
+}
+
+impl Replies {
+    /// The first error: a broken connection, else the first `-error` reply.
+    pub fn first_error(&self) -> Option<&str> {
+        self.broken.as_deref().or_else(|| {
+            self.replies
+                .iter()
+                .find_map(|r| r.as_ref().err().map(String::as_str))
+        })
     }
 }
