@@ -79,10 +79,11 @@ pub struct DatabaseCount {
 /// Runs `kvtool dump`.
 pub fn run(args: &DumpArgs, json: bool) -> Result<i32, Failure> {
     let Some(out_path) = &args.out else {
-        let stdout = std::io::stdout();
-        let mut lock = stdout.lock();
-        dump_dir(&args.dir, args.db, &mut lock, now_ms())?;
-        return Ok(0);
+        let mut stdout = Stdout { closed: false };
+        return match dump_dir(&args.dir, args.db, &mut stdout, now_ms()) {
+            Err(_) if stdout.closed => Ok(0),
+            other => other.map(|_| 0),
+        };
     };
     let partial = partial_path(out_path);
     let file = std::fs::File::create(&partial)
@@ -104,6 +105,33 @@ pub fn run(args: &DumpArgs, json: bool) -> Result<i32, Failure> {
     report.out = Some(out_path.display().to_string());
     output::emit(&report, json)?;
     Ok(0)
+}
+
+/// Stdout that notes when its reader has gone (`kvtool dump DIR | head`): the dump then
+/// ends early, which is not a failure.
+struct Stdout {
+    closed: bool,
+}
+
+impl Stdout {
+    fn note<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r {
+            self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe;
+        }
+        r
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = std::io::stdout().lock().write(buf);
+        self.note(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = std::io::stdout().lock().flush();
+        self.note(r)
+    }
 }
 
 /// `FILE.partial`, where the dump is written until it is complete.
