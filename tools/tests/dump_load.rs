@@ -10,6 +10,7 @@ use kvtool::load::load_file;
 use kvtool::resp::{Connection, Reply};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -19,6 +20,17 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
+}
+
+/// Tests here run one at a time: a kvd spawned by one test inherits, between fork and exec,
+/// the LOCK descriptor another test's in-process dump holds, and for that moment the
+/// directory looks busy (flock belongs to the shared open file description).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Builds kvd next to this test binary unless it is there (the kv-tests harness runs it).
@@ -127,6 +139,7 @@ fn write_every_shape(conn: &mut Connection) -> i64 {
 
 #[test]
 fn a_dump_loaded_into_another_kvd_dumps_the_same_but_for_versions() {
+    let _serial = one_at_a_time();
     kvd_built();
     let mut first = Kvd::start_default();
     let expire_at = {
@@ -199,6 +212,7 @@ fn a_dump_loaded_into_another_kvd_dumps_the_same_but_for_versions() {
 
 #[test]
 fn a_directory_in_use_and_a_missing_database_are_refused() {
+    let _serial = one_at_a_time();
     kvd_built();
     let mut kvd = Kvd::start_default();
     let err = dump_dir(kvd.data_dir(), None, &mut Vec::new(), now_ms()).unwrap_err();
@@ -217,6 +231,7 @@ fn a_directory_in_use_and_a_missing_database_are_refused() {
 
 #[test]
 fn a_directory_kvd_never_ran_on_is_not_a_kvd_directory() {
+    let _serial = one_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let engine_only: PathBuf = tmp.path().join("engine-only");
     let db = kv_engine::Db::open(&engine_only, kv_engine::Options::default()).unwrap();
@@ -248,6 +263,7 @@ fn dbsize(conn: &mut Connection) -> Reply {
 
 #[test]
 fn bad_files_and_refusals_load_nothing_and_say_why() {
+    let _serial = one_at_a_time();
     kvd_built();
     let mut kvd = Kvd::start(&["--requirepass", "sesame"]);
     let tmp = tempfile::tempdir().unwrap();
@@ -306,6 +322,7 @@ fn bad_files_and_refusals_load_nothing_and_say_why() {
 
 #[test]
 fn a_load_stopped_by_kvd_says_which_line_and_how_much_was_loaded() {
+    let _serial = one_at_a_time();
     kvd_built();
     let mut kvd = Kvd::start(&["--proto-max-bulk-len", "1mb"]);
     let tmp = tempfile::tempdir().unwrap();
