@@ -32,5 +32,7 @@ pub fn run(cli: &Cli) -> Result<i32, Failure> {
         Command::Verify(args) => verify::run(args, cli.json),
         Command::Compact(args) => compact::run(args, cli.json),
         Command::Backup(args) => backup::run(args, cli.json),
+        Command::Dump(args) => dump::run(args, cli.json),
+        Command::Load(args) => load::run(args, cli.json),
     }
 }

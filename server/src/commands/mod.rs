@@ -2,6 +2,7 @@
 //! queueing, locking, one [`Txn`] per command, commit, slow log and MONITOR feed.
 //! One file per command family; each command parses its own arguments.
 
+pub mod admin;
 pub mod args;
 pub mod bits;
 pub mod connection;

@@ -736,6 +736,11 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 "engine_compactions_running",
                 es.compactions_running.to_string(),
             ),
+            // What `kvtool compact --addr` watches while COMPACT runs.
+            kv(
+                "compaction_running",
+                u8::from(es.compactions_running > 0).to_string(),
+            ),
             kv("engine_stall_slowdowns", es.stall_slowdowns.to_string()),
             kv("engine_stall_stops", es.stall_stops.to_string()),
             kv("engine_stall_micros", es.stall_micros.to_string()),

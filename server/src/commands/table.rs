@@ -2,7 +2,9 @@
 //! positions, group, summary, since) that dispatch, arity errors, COMMAND, COMMAND INFO,
 //! DOCS, COUNT, LIST and GETKEYS all read — like Redis's `commands/*.json`.
 
-use super::{bits, connection, idempotent, keys, locks, server, strings, transactions, versions};
+use super::{
+    admin, bits, connection, idempotent, keys, locks, server, strings, transactions, versions,
+};
 use super::{CmdResult, Ctx};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -454,6 +456,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("lastsave", 1, LOADING | STALE | FAST, NK, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", server::lastsave),
     c("save", 1, ADMIN | NOSCRIPT | NO_MULTI, NK, "server", "1.0.0", "Synchronously saves the database(s) to disk (flush and fsync).", server::save),
     c("bgsave", -1, ADMIN | NOSCRIPT, NK, "server", "1.0.0", "Asynchronously saves the database(s) to disk (here: flush and fsync, then reply).", server::bgsave),
+    c("compact", -1, ADMIN | NOSCRIPT | NO_MULTI, NK, "server", "kvd", "kvd: compacts the whole store, or RANGE start end of the selected database, and replies when done.", admin::compact),
+    c("checkpoint", 2, ADMIN | NOSCRIPT | NO_MULTI, NK, "server", "kvd", "kvd: writes a consistent copy of the data directory into a new directory (a backup).", admin::checkpoint),
     c("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NK, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the server.", server::shutdown),
     container("slowlog", -2, "server", "2.2.12", "A container for slow log commands.", SLOWLOG_SUBS),
     c("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, NK, "server", "1.0.0", "Listens for all requests received by the server in real-time.", server::monitor),
