@@ -158,7 +158,24 @@ async fn flush(srv: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> bool
 fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut BytesMut) -> usize {
     let body = |client: &mut Client, out: &mut BytesMut| {
         let mut n = 0;
-        for args in batch {
+        let mut grouped = Vec::new();
+        let mut alone = 0; // commands to run one by one before trying a group again
+        while n < batch.len() {
+            if alone == 0 {
+                match run_group(srv, client, &batch[n..], &mut grouped) {
+                    Ok(ran) => {
+                        grouped.drain(..).for_each(|r| r.encode(out, client.resp3));
+                        n += ran;
+                        if client.close {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(k) => alone = k,
+                }
+            }
+            alone -= 1;
+            let args = &batch[n];
             let reply = run_one(srv, client, args);
             if client.wait.is_some() {
                 return n;
@@ -179,6 +196,26 @@ fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut 
     } else {
         body(client, out)
     }
+}
+
+/// Group-commits the leading run of plain commands (see `commands::execute_group`);
+/// a panic closes the connection like in [`run_one`].
+fn run_group(
+    srv: &Shared,
+    client: &mut Client,
+    batch: &[Vec<Bytes>],
+    replies: &mut Vec<Reply>,
+) -> Result<usize, usize> {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        commands::execute_group(srv, client, batch, replies)
+    }));
+    r.unwrap_or_else(|_| {
+        tracing::error!("pipelined command panicked; closing its connection");
+        client.close = true;
+        replies.clear();
+        replies.push(Reply::error("ERR internal error"));
+        Ok(1)
+    })
 }
 
 /// Runs one command; a panic inside it becomes an error reply and closes the connection.
