@@ -40,6 +40,17 @@ pub async fn serve(srv: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo
     let _ = stream.set_nodelay(true);
     let authenticated = srv.config.read().requirepass.is_none();
     let mut client = Client::new(info.clone(), authenticated);
+    serve_client(&srv, &mut stream, &mut client, &info).await;
+    client.unwatch_all(&srv.store); // a client that disconnects forgets its WATCHes
+}
+
+async fn serve_client(
+    srv: &Arc<Shared>,
+    stream: &mut TcpStream,
+    client: &mut Client,
+    info: &Arc<ClientInfo>,
+) {
+    let srv: &Shared = srv;
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut need = 1usize;
@@ -74,12 +85,12 @@ pub async fn serve(srv: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo
         }
         let mut i = 0;
         while i < batch.len() && !client.close {
-            i += run_batch(&srv, &mut client, &batch[i..], &mut out);
+            i += run_batch(srv, client, &batch[i..], &mut out);
             if client.wait.is_some() {
-                if !flush(&srv, &mut stream, &mut out).await {
+                if !flush(srv, stream, &mut out).await {
                     return;
                 }
-                let reply = lock_wait(&srv, &mut client, &batch[i]).await;
+                let reply = lock_wait(srv, client, &batch[i]).await;
                 reply.encode(&mut out, client.resp3);
                 i += 1;
             }
@@ -93,11 +104,11 @@ pub async fn serve(srv: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo
         if client.silent {
             return;
         }
-        if !flush(&srv, &mut stream, &mut out).await || client.close {
+        if !flush(srv, stream, &mut out).await || client.close {
             return;
         }
         if client.monitor {
-            monitor(&srv, &mut stream, &info).await;
+            monitor(srv, stream, info).await;
             return;
         }
         if inbuf.len() >= need {
