@@ -40,6 +40,17 @@ pub async fn serve(srv: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo
     let _ = stream.set_nodelay(true);
     let authenticated = srv.config.read().requirepass.is_none();
     let mut client = Client::new(info.clone(), authenticated);
+    serve_client(&srv, &mut stream, &mut client, &info).await;
+    client.unwatch_all(&srv.store); // a client that disconnects forgets its WATCHes
+}
+
+async fn serve_client(
+    srv: &Arc<Shared>,
+    stream: &mut TcpStream,
+    client: &mut Client,
+    info: &Arc<ClientInfo>,
+) {
+    let srv: &Shared = srv;
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut need = 1usize;
@@ -74,12 +85,12 @@ pub async fn serve(srv: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo
         }
         let mut i = 0;
         while i < batch.len() && !client.close {
-            i += run_batch(&srv, &mut client, &batch[i..], &mut out);
+            i += run_batch(srv, client, &batch[i..], &mut out);
             if client.wait.is_some() {
-                if !flush(&srv, &mut stream, &mut out).await {
+                if !flush(srv, stream, &mut out).await {
                     return;
                 }
-                let reply = lock_wait(&srv, &mut client, &batch[i]).await;
+                let reply = lock_wait(srv, client, &batch[i]).await;
                 reply.encode(&mut out, client.resp3);
                 i += 1;
             }
@@ -93,11 +104,11 @@ pub async fn serve(srv: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo
         if client.silent {
             return;
         }
-        if !flush(&srv, &mut stream, &mut out).await || client.close {
+        if !flush(srv, stream, &mut out).await || client.close {
             return;
         }
         if client.monitor {
-            monitor(&srv, &mut stream, &info).await;
+            monitor(srv, stream, info).await;
             return;
         }
         if inbuf.len() >= need {
@@ -158,7 +169,24 @@ async fn flush(srv: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> bool
 fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut BytesMut) -> usize {
     let body = |client: &mut Client, out: &mut BytesMut| {
         let mut n = 0;
-        for args in batch {
+        let mut grouped = Vec::new();
+        let mut alone = 0; // commands to run one by one before trying a group again
+        while n < batch.len() {
+            if alone == 0 {
+                match run_group(srv, client, &batch[n..], &mut grouped) {
+                    Ok(ran) => {
+                        grouped.drain(..).for_each(|r| r.encode(out, client.resp3));
+                        n += ran;
+                        if client.close {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(k) => alone = k,
+                }
+            }
+            alone -= 1;
+            let args = &batch[n];
             let reply = run_one(srv, client, args);
             if client.wait.is_some() {
                 return n;
@@ -179,6 +207,26 @@ fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut 
     } else {
         body(client, out)
     }
+}
+
+/// Group-commits the leading run of plain commands (see `commands::execute_group`);
+/// a panic closes the connection like in [`run_one`].
+fn run_group(
+    srv: &Shared,
+    client: &mut Client,
+    batch: &[Vec<Bytes>],
+    replies: &mut Vec<Reply>,
+) -> Result<usize, usize> {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        commands::execute_group(srv, client, batch, replies)
+    }));
+    r.unwrap_or_else(|_| {
+        tracing::error!("pipelined command panicked; closing its connection");
+        client.close = true;
+        replies.clear();
+        replies.push(Reply::error("ERR internal error"));
+        Ok(1)
+    })
 }
 
 /// Runs one command; a panic inside it becomes an error reply and closes the connection.

@@ -253,7 +253,10 @@ fn run_stream(seed: u64, resp3: bool, kvd: &Kvd, redis: &RedisServer) {
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let mut history = Vec::new();
-    for _ in 0..400 {
+    // Every third stream is pipelined (kvd then group-commits runs of plain commands).
+    let pipelined = seed % 3 == 2;
+    let mut pending: Vec<Vec<String>> = Vec::new();
+    for step in 0..400 {
         let batch: Vec<Vec<String>> = if rng.gen_bool(0.08) {
             let mut t = vec![vec!["MULTI".to_string()]];
             for _ in 0..rng.gen_range(1..5) {
@@ -266,15 +269,27 @@ fn run_stream(seed: u64, resp3: bool, kvd: &Kvd, redis: &RedisServer) {
         } else {
             vec![random_command(&mut rng)]
         };
-        for cmd in batch {
-            let ra = send(&mut a, &cmd);
-            let rb = send(&mut b, &cmd);
+        pending.extend(batch);
+        if pipelined && pending.len() < 24 && step != 399 {
+            continue;
+        }
+        let encoded: Vec<u8> = pending
+            .iter()
+            .flat_map(|cmd| {
+                let args: Vec<&[u8]> = cmd.iter().map(|s| s.as_bytes()).collect();
+                encode_command(&args)
+            })
+            .collect();
+        a.send(&encoded);
+        b.send(&encoded);
+        for cmd in pending.drain(..) {
+            let (ra, rb) = (a.reply(), b.reply());
             history.push(cmd.join(" "));
             assert_eq!(
                 String::from_utf8_lossy(&ra),
                 String::from_utf8_lossy(&rb),
-                "seed {seed} resp3 {resp3}: replies differ (kvd left, redis right) after:\n{}",
-                history[history.len().saturating_sub(12)..].join("\n")
+                "seed {seed} resp3 {resp3} pipelined {pipelined}: replies differ (kvd left, redis right) after:\n{}",
+                history[history.len().saturating_sub(30)..].join("\n")
             );
         }
     }

@@ -247,3 +247,38 @@ fn lock_wait_inside_exec_or_idempotent_does_not_block() {
         .cmd(&[b"LOCK", b"l", b"bob", b"60000", b"WAIT", b"10000"])
         .starts_with(':'));
 }
+
+#[test]
+fn pipelined_writes_report_their_own_versions() {
+    let k = Kvd::start_default();
+    let mut r = k.raw();
+    let mut p = Vec::new();
+    for cmd in [
+        &[&b"SET"[..], b"p", b"1", b"WITHETAG"][..],
+        &[b"INCR", b"p"],
+        &[b"GETWITHETAG", b"p"],
+        &[b"SET", b"p", b"x", b"WITHETAG"],
+        &[b"INCR", b"p"],
+        &[b"GETWITHETAG", b"p"],
+    ] {
+        p.extend(kv_tests::encode_command(cmd));
+    }
+    r.send(&p);
+    let int = |s: Vec<u8>| {
+        String::from_utf8_lossy(&s[1..s.len() - 2])
+            .parse::<i64>()
+            .unwrap()
+    };
+    let v1 = int(r.reply());
+    assert_eq!(r.reply(), b":2\r\n");
+    let after_incr = String::from_utf8_lossy(&r.reply()).into_owned();
+    let v2 = int(r.reply());
+    assert_eq!(
+        r.reply(),
+        b"-ERR value is not an integer or out of range\r\n"
+    );
+    let last = String::from_utf8_lossy(&r.reply()).into_owned();
+    assert_eq!(after_incr, format!("*2\r\n:{}\r\n$1\r\n2\r\n", v1 + 1));
+    assert!(v2 > v1 + 1);
+    assert_eq!(last, format!("*2\r\n:{v2}\r\n$1\r\nx\r\n"));
+}

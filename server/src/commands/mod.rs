@@ -281,6 +281,86 @@ fn run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec, args: &[By
     reply
 }
 
+/// Largest total argument bytes of pipelined commands committed as one engine batch.
+const GROUP_MAX_BYTES: usize = 4 << 20;
+
+/// The spec of `args` if it may share one engine batch with its pipeline neighbours: a
+/// plain key-based read or write of an authenticated client outside MULTI.
+fn groupable(client: &Client, args: &[Bytes]) -> Option<&'static CommandSpec> {
+    if !client.authenticated || client.multi.is_some() {
+        return None;
+    }
+    let spec = resolve(args).ok()?;
+    let plain = spec.has(WRITE | READONLY)
+        && !spec.has(GLOBAL | KEYSPACE | table::ADMIN | NO_MULTI)
+        && spec.first_key > 0
+        && !matches!(spec.name, "lock" | "watch" | "idempotent");
+    plain.then_some(spec)
+}
+
+/// Group commit of a pipeline: runs the leading run of plain commands of `cmds` (at least
+/// two, at least one a write) as one transaction — their keys locked together, one
+/// engine batch, one WAL record — pushing their replies. Each command still sees the
+/// writes of the ones before it, exactly as if run one by one. Returns `Ok(n)` if `n`
+/// commands ran, or `Err(k)`: nothing ran, and the next `k` commands are to be run one
+/// by one without asking again (a run of reads only, or a lone command).
+pub fn execute_group(
+    srv: &Shared,
+    client: &mut Client,
+    cmds: &[Vec<Bytes>],
+    replies: &mut Vec<Reply>,
+) -> Result<usize, usize> {
+    let mut specs = Vec::new();
+    let mut bytes = 0;
+    for args in cmds {
+        let Some(spec) = groupable(client, args) else {
+            break;
+        };
+        specs.push(spec);
+        bytes += args.iter().map(|a| a.len()).sum::<usize>();
+        if bytes > GROUP_MAX_BYTES {
+            break;
+        }
+    }
+    if specs.len() < 2 || !specs.iter().any(|s| s.has(WRITE)) {
+        return Err(specs.len().max(1));
+    }
+    let keys: Vec<&[u8]> = specs
+        .iter()
+        .zip(cmds)
+        .flat_map(|(s, a)| s.keys(a).into_iter().map(|k| &k[..]))
+        .collect();
+    let _guard = srv.store.lock_keys(keys);
+    let mut ctx = Ctx {
+        srv,
+        client,
+        txn: Txn::new(&srv.store),
+    };
+    let first_reply = replies.len();
+    for (spec, args) in specs.iter().zip(cmds) {
+        let started = Instant::now();
+        let reply = match spec.handler {
+            Some(h) => h(&mut ctx, args).unwrap_or_else(|e| e),
+            None => server::command_all(srv),
+        };
+        replies.push(reply);
+        after_command(srv, ctx.client, spec, args, started.elapsed());
+    }
+    match ctx.txn.commit() {
+        Ok(Some(first)) => replies[first_reply..]
+            .iter_mut()
+            .for_each(|r| r.resolve_versions(first)),
+        Ok(None) => {}
+        Err(e) => {
+            let e = Reply::from(e);
+            replies[first_reply..]
+                .iter_mut()
+                .for_each(|r| *r = e.clone());
+        }
+    }
+    Ok(specs.len())
+}
+
 /// Runs one command inside an EXEC or IDEMPOTENT, sharing the caller's transaction.
 /// Nothing waits in there: a `LOCK ... WAIT` that would block replies nil at once.
 pub fn call_inner(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {

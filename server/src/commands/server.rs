@@ -714,6 +714,9 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 es.user_bytes_written.to_string(),
             ),
             kv("engine_wal_bytes_written", es.wal_bytes_written.to_string()),
+            kv("engine_write_groups", es.write_groups.to_string()),
+            kv("engine_wal_syncs", es.wal_syncs.to_string()),
+            kv("engine_range_tombstones", es.range_tombstones.to_string()),
             kv(
                 "engine_flush_bytes_written",
                 es.flush_bytes_written.to_string(),
