@@ -2,6 +2,8 @@
 //! the real kvtool binary, and a model of what the directory should hold.
 #![allow(dead_code)]
 
+pub mod kvd;
+
 use kv_engine::{Db, Keyspace, Options};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
