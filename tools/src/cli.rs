@@ -28,6 +28,8 @@ pub enum Command {
     Verify(VerifyArgs),
     Compact(CompactArgs),
     Backup(BackupArgs),
+    Dump(crate::dump::DumpArgs),
+    Load(crate::load::LoadArgs),
 }
 
 /// Show what is inside a data directory, an SSTable, a WAL or a MANIFEST.

@@ -11,9 +11,11 @@ pub mod backup;
 pub mod cli;
 pub mod compact;
 pub mod datadir;
+pub mod dump;
 pub mod escape;
 pub mod failure;
 pub mod inspect;
+pub mod load;
 pub mod offline;
 pub mod output;
 pub mod progress;
@@ -30,5 +32,7 @@ pub fn run(cli: &Cli) -> Result<i32, Failure> {
         Command::Verify(args) => verify::run(args, cli.json),
         Command::Compact(args) => compact::run(args, cli.json),
         Command::Backup(args) => backup::run(args, cli.json),
+        Command::Dump(args) => dump::run(args, cli.json),
+        Command::Load(args) => load::run(args, cli.json),
     }
 }
