@@ -279,6 +279,19 @@ fn offline_compact(
     })
 }
 
+/// INFO fields that count running compactions: kvd's, and the name first agreed on.
+const COMPACTIONS_RUNNING: [&str; 2] = ["engine_compactions_running", "compaction_running"];
+
+/// INFO field counting bytes compactions have read since kvd started.
+const COMPACTION_READ: &str = "engine_compaction_bytes_read";
+
+/// The numeric value of INFO field `name`.
+fn info_number(info: &[(String, String)], name: &str) -> Option<u64> {
+    info.iter()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| v.trim().parse().ok())
+}
+
 /// How often the online spinner asks kvd whether compaction is still running.
 const INFO_POLL: Duration = Duration::from_millis(500);
 
@@ -297,23 +310,27 @@ fn online(
     if let Some((s, e)) = &range {
         args.extend_from_slice(&[b"RANGE", s, e]);
     }
+    let mut poll = move || watcher.as_mut().and_then(|w| w.info(Some("engine")).ok());
+    let base_read = poll().and_then(|info| info_number(&info, COMPACTION_READ));
     let result = offline::with_progress(
         "kvd compacting",
         0,
-        Unit::Items,
+        Unit::Bytes,
         |bar| {
             bar.tick();
             if last_poll.is_some_and(|t| t.elapsed() < INFO_POLL) {
                 return;
             }
             last_poll = Some(Instant::now());
-            let running = watcher.as_mut().and_then(|w| w.info(Some("engine")).ok());
-            if let Some((_, v)) = running
+            let Some(info) = poll() else { return };
+            if let (Some(now), Some(base)) = (info_number(&info, COMPACTION_READ), base_read) {
+                bar.set(now.saturating_sub(base));
+            }
+            if let Some(n) = COMPACTIONS_RUNNING
                 .iter()
-                .flatten()
-                .find(|(k, _)| k == "compaction_running")
+                .find_map(|f| info_number(&info, f))
             {
-                bar.message(&format!("kvd compacting (compaction_running:{v})"));
+                bar.message(&format!("kvd compacting ({n} running)"));
             }
         },
         || conn.expect_ok(&args),

@@ -7,7 +7,7 @@ use common::{build, kvtool, s, text};
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    for cmd in ["inspect", "verify", "compact", "backup"] {
+    for cmd in ["inspect", "verify", "compact", "backup", "dump", "load"] {
         let (out, err, code) = text(&kvtool(&[cmd, "--help"]));
         assert_eq!(code, 0, "{cmd}: {err}");
         assert!(

@@ -2,6 +2,8 @@
 //! the real kvtool binary, and a model of what the directory should hold.
 #![allow(dead_code)]
 
+pub mod kvd;
+
 use kv_engine::{Db, Keyspace, Options};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -91,7 +93,39 @@ pub fn build(dir: &Path) -> Model {
     // A range delete that stays in the WAL, over keys in tables.
     delete_range(&db, &mut model, b"user:00960", b"user:00970");
     drop(db);
+    wait_unlocked(dir);
     model
+}
+
+/// Waits until nobody holds `dir`'s LOCK.
+///
+/// Dropping a Db closes its lock file without unlocking it first, so a child process
+/// that another test thread forked meanwhile keeps the lock until it execs; a kvtool
+/// started right after would then see the directory busy. This probe takes and
+/// explicitly releases the lock, so children forked during the probe hold nothing.
+pub fn wait_unlocked(dir: &Path) {
+    use std::os::unix::io::AsRawFd;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join("LOCK"))
+            .expect("open LOCK");
+        // SAFETY: flock on a valid descriptor we own; it touches no memory of ours.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if locked {
+            // SAFETY: as above.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} stays locked",
+            dir.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// Deletes `[start, end)` of the default keyspace in the database and the model.
@@ -119,6 +153,7 @@ pub fn contents(dir: &Path) -> Model {
         }
     }
     db.close().expect("close");
+    wait_unlocked(dir);
     out
 }
 
