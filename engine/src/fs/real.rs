@@ -78,10 +78,19 @@ impl RandomAccessFile for RealReadable {
 }
 
 struct RealLock {
-    _file: File,
+    file: File,
 }
 
 impl FileLock for RealLock {}
+
+impl Drop for RealLock {
+    fn drop(&mut self) {
+        // Unlock explicitly: a child forked by another thread shares this descriptor
+        // until it execs, and would otherwise keep the directory locked meanwhile.
+        // SAFETY: flock on a valid, owned descriptor; it touches no memory of ours.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
 
 impl Fs for RealFs {
     fn create_dir_all(&self, dir: &Path) -> Result<()> {
@@ -166,7 +175,7 @@ impl Fs for RealFs {
                 _ => Err(Error::io(path, err)),
             };
         }
-        Ok(Box::new(RealLock { _file: file }))
+        Ok(Box::new(RealLock { file }))
     }
 
     fn link_or_copy(&self, from: &Path, to: &Path) -> Result<()> {

@@ -24,7 +24,9 @@ pub fn compact(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         4 if is(&a[1], "range") => {
             let ns = store.namespace(ctx.db());
             let (start, end) = (data_key(ns, &a[2]), data_key(ns, &a[3]));
-            store.db.compact_range(store.data, Some(&start), Some(&end))?;
+            store
+                .db
+                .compact_range(store.data, Some(&start), Some(&end))?;
         }
         _ => return Err(err(SYNTAX)),
     }
