@@ -26,6 +26,10 @@ pub struct Stats {
     pub user_bytes_written: u64,
     /// Bytes appended to the WAL since open.
     pub wal_bytes_written: u64,
+    /// Commit groups written to the WAL since open (one append each).
+    pub write_groups: u64,
+    /// WAL fsyncs since open (with `always`, one per commit group).
+    pub wal_syncs: u64,
     /// Bytes written to SSTables by flushes since open.
     pub flush_bytes_written: u64,
     /// Bytes written to SSTables by compactions since open.

@@ -85,7 +85,8 @@ proptest! {
                 }
                 Op::Scan(k_s, a, b) => {
                     let i = k_s as usize;
-                    let (lo, hi) = (key(a.min(b)), key(a.max(b)));
+                    let (ka, kb) = (key(a), key(b));
+                    let (lo, hi) = if ka <= kb { (ka, kb) } else { (kb, ka) };
                     let got: Vec<_> = db.iter(ks[i], Some(&lo), Some(&hi), None).unwrap()
                         .map(|e| e.unwrap()).map(|e| (e.key.to_vec(), e.value.to_vec())).collect();
                     let want: Vec<_> = model[i].range(lo..hi).map(|(k, v)| (k.clone(), v.clone())).collect();

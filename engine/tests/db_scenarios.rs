@@ -229,7 +229,7 @@ fn stats_report_levels_bloom_cache_and_amplification() {
     for i in 0..2000 {
         db.get(Keyspace::DEFAULT, format!("k{i:05}").as_bytes())
             .unwrap();
-        db.get(Keyspace::DEFAULT, format!("missing{i:05}").as_bytes())
+        db.get(Keyspace::DEFAULT, format!("k{i:05}-absent").as_bytes())
             .unwrap();
     }
     let s = db.stats();
@@ -284,5 +284,32 @@ fn large_empty_and_binary_values_round_trip() {
             .unwrap()
             .value,
         &[255u8, 0][..]
+    );
+}
+
+#[test]
+fn compaction_deletes_its_input_tables() {
+    let (mem, fs) = mem_fs();
+    let db = Db::open(dir(), tiny_options(fs)).unwrap();
+    for round in 0..3 {
+        for i in 0..300 {
+            db.put(
+                Keyspace::DEFAULT,
+                format!("k{i:04}").as_bytes(),
+                format!("{round}").as_bytes(),
+            )
+            .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    db.compact_range(Keyspace::DEFAULT, None, None).unwrap();
+    let live: usize = db.stats().levels.iter().map(|l| l.files).sum();
+    let on_disk = common::files_in(&mem, &dir())
+        .iter()
+        .filter(|n| n.ends_with(".sst"))
+        .count();
+    assert_eq!(
+        on_disk, live,
+        "obsolete tables left behind after compaction"
     );
 }

@@ -29,7 +29,7 @@ fn value(round: u64, i: u64) -> Vec<u8> {
         .into_bytes()
 }
 
-/// The child: writes forever, printing "round i" after each acknowledged write.
+/// The child: writes forever, printing "ACK round i seq" after each acknowledged write.
 #[test]
 #[ignore = "run only as the child of kill9_acknowledged_writes_survive"]
 fn kill9_child_writer() {
@@ -53,7 +53,7 @@ fn kill9_child_writer() {
             &value(round, i),
         );
         let seq = db.write(b).expect("child write");
-        writeln!(out, "{round} {i} {seq}").ok();
+        writeln!(out, "ACK {round} {i} {seq}").ok();
         out.flush().ok();
     }
 }
@@ -88,7 +88,11 @@ fn kill9_acknowledged_writes_survive() {
         let mut seen = 0;
         for line in lines.by_ref() {
             let line = line.unwrap();
-            let mut parts = line.split_whitespace();
+            // The harness prints its own lines too; acknowledgements carry a marker.
+            let Some(ack) = line.strip_prefix("ACK ") else {
+                continue;
+            };
+            let mut parts = ack.split_whitespace();
             if let (Some(r), Some(i), Some(s)) = (parts.next(), parts.next(), parts.next()) {
                 let (r, i, s): (u64, u64, u64) =
                     (r.parse().unwrap(), i.parse().unwrap(), s.parse().unwrap());
@@ -107,7 +111,10 @@ fn kill9_acknowledged_writes_survive() {
         child.kill().unwrap(); // SIGKILL
                                // Acks printed after our last read but before the kill are acknowledged too.
         for line in lines.map_while(Result::ok) {
-            let mut parts = line.split_whitespace();
+            let Some(ack) = line.strip_prefix("ACK ") else {
+                continue;
+            };
+            let mut parts = ack.split_whitespace();
             if let (Some(r), Some(i)) = (parts.next(), parts.next()) {
                 acked.push((r.parse().unwrap(), i.parse().unwrap()));
             }

@@ -39,21 +39,21 @@ fn scan(t: &Arc<Table>) -> usize {
     n
 }
 
-#[test]
-fn block_cache_stays_within_capacity_and_counts_hits() {
+/// A table of `n` entries read through a fresh block cache of `capacity` bytes.
+fn cached_table(n: u32, capacity: usize) -> (Arc<Table>, Arc<BlockCache>, Arc<SstCounters>) {
     let fs = MemFs::new();
     let path = Path::new("/db/000001.sst");
-    build(&fs, path, 20_000); // ~2.4 MB, ~600 blocks
-    let cache = BlockCache::new(300 * 1024);
+    build(&fs, path, n);
+    let cache = BlockCache::new(capacity);
     let counters = Arc::new(SstCounters::default());
-    let t = Table::open(
-        path.into(),
-        fs.open(path).unwrap(),
-        1,
-        Some(cache.clone()),
-        counters.clone(),
-    )
-    .unwrap();
+    let file = fs.open(path).unwrap();
+    let t = Table::open(path.into(), file, 1, Some(cache.clone()), counters.clone()).unwrap();
+    (t, cache, counters)
+}
+
+#[test]
+fn block_cache_stays_within_capacity_and_counts_hits() {
+    let (t, cache, counters) = cached_table(20_000, 300 * 1024);
     let blocks = t.properties().data_blocks;
     assert_eq!(scan(&t), 20_000);
     assert!(
@@ -152,4 +152,26 @@ fn table_cache_reuses_opens_and_evicts() {
         "capacity 2: table 2 was pushed out"
     );
     assert!(cache.get(99).is_err(), "a missing file is an error");
+}
+
+#[test]
+fn concurrent_readers_share_a_small_cache() {
+    let (t, cache, counters) = cached_table(5_000, 64 * 1024);
+    std::thread::scope(|s| {
+        for thread in 0..4u32 {
+            let t = &t;
+            s.spawn(move || {
+                for round in 0..3 {
+                    for i in (thread..5_000).step_by(37 + round) {
+                        let (k, v) = t.get(&key(i)).unwrap().unwrap();
+                        assert_eq!((k, v.len()), (key(i), 100));
+                    }
+                    assert_eq!(scan(t), 5_000);
+                }
+            });
+        }
+    });
+    assert!(cache.usage() <= cache.capacity());
+    let lookups = counters.cache_hits.load(Relaxed) + counters.cache_misses.load(Relaxed);
+    assert!(lookups > 0);
 }

@@ -341,3 +341,47 @@ fn estimated_size_tracks_the_file() {
         props.file_size
     );
 }
+
+fn builder_with_one_key() -> TableBuilder {
+    let fs = MemFs::new();
+    let path = PathBuf::from("/o.sst");
+    let mut b = TableBuilder::new(
+        path.clone(),
+        fs.create(&path).unwrap(),
+        TableOptions::default(),
+    );
+    b.add(&make_internal_key(b"m", 5, ValueKind::Put), b"")
+        .unwrap();
+    b
+}
+
+#[test]
+fn keys_shorter_than_a_trailer_are_refused() {
+    let mut b = builder_with_one_key();
+    assert!(matches!(
+        b.add(b"short", b""),
+        Err(kv_engine::Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "out of order")]
+fn out_of_order_keys_panic_in_debug_builds() {
+    let mut b = builder_with_one_key();
+    let _ = b.add(&make_internal_key(b"a", 5, ValueKind::Put), b"");
+}
+
+#[test]
+#[cfg(not(debug_assertions))]
+fn out_of_order_keys_are_invalid_argument_in_release_builds() {
+    let mut b = builder_with_one_key();
+    let same = b.add(&make_internal_key(b"m", 5, ValueKind::Put), b"");
+    assert!(matches!(same, Err(kv_engine::Error::InvalidArgument(_))));
+    let older_first = b.add(&make_internal_key(b"m", 6, ValueKind::Put), b"");
+    assert!(matches!(
+        older_first,
+        Err(kv_engine::Error::InvalidArgument(_))
+    ));
+    assert_eq!(b.num_entries(), 1);
+}

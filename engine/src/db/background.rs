@@ -112,13 +112,15 @@ fn flush_oldest<'a>(
     drop(state);
 
     let mut iter = mem.iter();
+    // The table's directory entry must be durable before the manifest names it.
     let built = write_table(
         shared.fs.as_ref(),
         &shared.dir,
         &shared.opts,
         number,
         &mut iter,
-    );
+    )
+    .and_then(|meta| shared.fs.sync_dir(&shared.dir).map(|()| meta));
 
     let mut state = shared.state.lock();
     state.pending_outputs.remove(&number);
@@ -188,6 +190,7 @@ pub(crate) fn compact<'a>(
                 n
             };
             job::run(shared, plan, &bounds, &mut new_number)
+                .and_then(|outputs| shared.fs.sync_dir(&shared.dir).map(|()| outputs))
         };
         state = shared.state.lock();
         for n in &allocated {
@@ -280,6 +283,7 @@ impl Shared {
     pub(crate) fn sync_wal(&self) -> Result<()> {
         let mut wal = self.wal.lock();
         if wal.unsynced {
+            Counters::add(&self.counters.wal_syncs, 1);
             wal.writer.sync()?;
             wal.unsynced = false;
         }

@@ -65,6 +65,8 @@ pub(crate) struct WalSlot {
 pub(crate) struct Counters {
     pub(crate) user_bytes: AtomicU64,
     pub(crate) wal_bytes: AtomicU64,
+    pub(crate) write_groups: AtomicU64,
+    pub(crate) wal_syncs: AtomicU64,
     pub(crate) flush_bytes: AtomicU64,
     pub(crate) compaction_bytes_written: AtomicU64,
     pub(crate) compaction_bytes_read: AtomicU64,

@@ -284,9 +284,13 @@ impl Db {
                 }
                 self.shared.bg_cv.wait(&mut state);
             }
-            let version = state.versions.current();
-            let Some(plan) = picker::plan_for_range(&version, level, Some(&lo), hi.as_deref())
-            else {
+            // The version must not outlive the plan: while held, it keeps the compaction's
+            // inputs "live" and they would not be deleted afterwards.
+            let plan = {
+                let version = state.versions.current();
+                picker::plan_for_range(&version, level, Some(&lo), hi.as_deref())
+            };
+            let Some(plan) = plan else {
                 continue;
             };
             state.busy_levels[level] = true;

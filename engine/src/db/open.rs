@@ -58,6 +58,7 @@ pub(crate) fn open_shared(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
         created
     };
 
+    check_manifest_against_files(dir, &opts, &versions)?;
     let mut edit = VersionEdit::default();
     let mut max_seq = versions.last_sequence();
     replay_wals(dir, &opts, &mut versions, &mut edit, &mut max_seq)?;
@@ -128,6 +129,50 @@ pub(crate) fn open_shared(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
         super::background::delete_obsolete_files(&shared, &mut state);
     }
     Ok(shared)
+}
+
+/// Refuses to open when the manifest and the directory disagree in ways only lost data
+/// explains:
+/// - a table the manifest names is missing (a lost file, or a manifest cut short so that
+///   it predates a deletion) — reads would fail later;
+/// - the WAL the manifest says recovery starts from is gone while a newer WAL exists.
+///   WALs are deleted only after the edit that makes them obsolete is durable, so this
+///   means that edit was lost from the manifest (damage, not a crash), and with it the
+///   table that held the WAL's data.
+fn check_manifest_against_files(dir: &Path, opts: &Options, versions: &VersionSet) -> Result<()> {
+    let manifest = dir.join(filename::manifest_name(versions.manifest_file_number()));
+    let version = versions.current();
+    for (level, files) in version.levels.iter().enumerate() {
+        for f in files {
+            let path = filename::table_path(dir, f.number);
+            if !opts.fs.exists(&path) {
+                return Err(Error::corruption(
+                    manifest,
+                    0,
+                    format!(
+                        "names table {} at level {level}, which is missing",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    let log_number = versions.log_number();
+    if log_number > 0 && !opts.fs.exists(&filename::wal_path(dir, log_number)) {
+        let newer_wal = opts
+            .fs
+            .list_dir(dir)?
+            .iter()
+            .any(|n| matches!(filename::parse(n), Some(FileKind::Wal(w)) if w > log_number));
+        if newer_wal {
+            return Err(Error::corruption(
+                manifest,
+                0,
+                format!("recovery starts at WAL {log_number}, which was deleted by an edit this manifest no longer holds"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Replays every WAL at or after the manifest's log number into L0 tables recorded in

@@ -36,6 +36,8 @@ pub(crate) fn gather(shared: &Shared) -> Stats {
         pending_compaction_bytes: pending_compaction_bytes(&version, &shared.opts),
         user_bytes_written: user,
         wal_bytes_written: wal,
+        write_groups: c.write_groups.load(Relaxed),
+        wal_syncs: c.wal_syncs.load(Relaxed),
         flush_bytes_written: flush,
         compaction_bytes_written: compaction,
         compaction_bytes_read: c.compaction_bytes_read.load(Relaxed),

@@ -131,26 +131,29 @@ impl Shared {
         self.reserve_sequences(last)?;
         batch.set_sequence(first);
 
-        {
+        let appended = {
             let mut wal = self.wal.lock();
-            let appended = wal.writer.add_record(batch.encoded()).and_then(|()| {
+            let r = wal.writer.add_record(batch.encoded()).and_then(|()| {
                 if self.opts.fsync == FsyncPolicy::Always {
+                    Counters::add(&self.counters.wal_syncs, 1);
                     wal.writer.sync()
                 } else {
                     // Into the OS page cache, so a process crash loses nothing.
                     wal.writer.flush()
                 }
             });
-            if let Err(e) = appended {
-                // The WAL may now end in a partial record: refuse further writes rather
-                // than acknowledge anything after it.
-                let mut state = self.state.lock();
-                self.set_bg_error(&mut state, &e);
-                return Err(e);
-            }
             wal.unsynced = self.opts.fsync != FsyncPolicy::Always;
+            r
+        };
+        if let Err(e) = appended {
+            // The WAL may now end in a partial record: refuse further writes rather than
+            // acknowledge anything after it.
+            let mut state = self.state.lock();
+            self.set_bg_error(&mut state, &e);
+            return Err(e);
         }
         Counters::add(&self.counters.wal_bytes, batch.encoded_len() as u64);
+        Counters::add(&self.counters.write_groups, 1);
 
         apply_to_memtable(&mem, batch, first);
         let user_bytes: usize = batch.ops().map(|op| op.key.len() + op.value.len()).sum();
@@ -240,22 +243,23 @@ impl Shared {
                 };
                 {
                     let mut wal = self.wal.lock();
-                    // The old WAL must be complete on disk before the new one is used, so a
-                    // recovery never sees a hole between two logs.
-                    if self.opts.fsync != FsyncPolicy::No {
-                        if let Err(e) = wal.writer.sync() {
-                            drop(wal);
-                            self.set_bg_error(&mut state, &e);
-                            return Err(e);
-                        }
+                    // The old WAL must be complete on disk before the new one receives
+                    // anything, whatever the policy: a torn old WAL ending exactly on a
+                    // record boundary would look whole, and replay would skip a hole.
+                    // One fsync per memtable is cheap.
+                    if let Err(e) = wal.writer.sync() {
+                        drop(wal);
+                        self.set_bg_error(&mut state, &e);
+                        return Err(e);
                     }
                     *wal = WalSlot {
                         writer,
                         unsynced: false,
                     };
                 }
-                if self.opts.fsync != FsyncPolicy::No {
-                    self.fs.sync_dir(&self.dir)?;
+                if let Err(e) = self.fs.sync_dir(&self.dir) {
+                    self.set_bg_error(&mut state, &e);
+                    return Err(e);
                 }
                 let old = std::mem::replace(&mut state.mem, Arc::new(Memtable::new()));
                 let old_wal = std::mem::replace(&mut state.mem_wal_number, number);

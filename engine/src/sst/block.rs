@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
 use crate::key::compare_internal_keys;
 use std::cmp::Ordering;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -111,9 +112,12 @@ fn decode_entry_header(buf: &[u8]) -> Option<(usize, usize, usize, usize)> {
     ))
 }
 
-/// A cursor over one block's entries, in order.
-pub struct BlockIter {
-    block: Arc<Block>,
+/// A cursor over one block's entries, in order. `B` is how the block is held: an
+/// `Arc<Block>` when the iterator outlives the caller's borrow (table iterators), or a
+/// plain `&Block` for a point lookup in the table's pinned index, which then touches no
+/// shared reference count.
+pub struct BlockIter<B: Deref<Target = Block> = Arc<Block>> {
+    block: B,
     key: Vec<u8>,
     value_start: usize,
     value_end: usize,
@@ -124,9 +128,9 @@ pub struct BlockIter {
     err: Option<Error>,
 }
 
-impl BlockIter {
+impl<B: Deref<Target = Block>> BlockIter<B> {
     /// An unpositioned iterator over `block`.
-    pub(crate) fn new(block: Arc<Block>) -> Self {
+    pub(crate) fn new(block: B) -> Self {
         let end = block.restarts_offset;
         BlockIter {
             block,
@@ -140,7 +144,7 @@ impl BlockIter {
     }
 
     /// Switches to another block, keeping the key buffer's allocation.
-    pub(crate) fn reset(&mut self, block: Arc<Block>) {
+    pub(crate) fn reset(&mut self, block: B) {
         self.current = block.restarts_offset;
         self.next_offset = block.restarts_offset;
         self.block = block;
@@ -215,7 +219,7 @@ impl BlockIter {
     }
 }
 
-impl InternalIterator for BlockIter {
+impl<B: Deref<Target = Block> + Send> InternalIterator for BlockIter<B> {
     fn valid(&self) -> bool {
         self.current < self.block.restarts_offset
     }
@@ -273,17 +277,22 @@ impl InternalIterator for BlockIter {
     fn status(&self) -> Result<()> {
         match &self.err {
             None => Ok(()),
-            Some(e) => Err(clone_corruption(e)),
+            Some(e) => Err(copy_error(e)),
         }
     }
 }
 
-/// `Error` is not `Clone` (it may hold an `io::Error`); block errors are always
-/// corruption, which can be rebuilt.
-pub(crate) fn clone_corruption(e: &Error) -> Error {
+/// A copy of `e` for `status()`, which may be asked more than once (`Error` is not
+/// `Clone` because `io::Error` is not; the copy keeps the kind and the message).
+pub(crate) fn copy_error(e: &Error) -> Error {
     match e {
+        Error::Io { path, source } => {
+            Error::io(path, std::io::Error::new(source.kind(), source.to_string()))
+        }
         Error::Corruption { file, offset, what } => Error::corruption(file, *offset, what),
-        other => Error::Closed(other.to_string()),
+        Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+        Error::Busy(p) => Error::Busy(p.clone()),
+        Error::Closed(s) => Error::Closed(s.clone()),
     }
 }
 

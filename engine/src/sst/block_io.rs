@@ -4,7 +4,7 @@
 //! ```text
 //! stored_block     := payload compression_type:u8 crc32:fixed32
 //! payload (type 0) := block_contents
-//! payload (type 1) := uncompressed_len:varint32 lz4_block(block_contents)
+//! payload (type 1) := uncompressed_len:varint64 lz4_block(block_contents)
 //! crc32            := crc32(payload ++ compression_type), little-endian, unmasked
 //! ```
 

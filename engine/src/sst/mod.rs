@@ -21,6 +21,7 @@ mod reader;
 mod separator;
 mod table_cache;
 mod table_iter;
+mod verify;
 
 pub use builder::TableBuilder;
 pub use cache::BlockCache;

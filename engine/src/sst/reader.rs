@@ -16,26 +16,27 @@ use super::SstCounters;
 use crate::error::{Error, Result};
 use crate::fs::RandomAccessFile;
 use crate::iter::InternalIterator;
-use crate::key::{compare_internal_keys, lookup_key, user_key, MAX_SEQUENCE, TRAILER_LEN};
-use std::cmp::Ordering;
+use crate::key::{lookup_key, user_key, MAX_SEQUENCE};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 /// An open, immutable table.
 pub struct Table {
-    path: Arc<PathBuf>,
+    pub(super) path: Arc<PathBuf>,
     file: Arc<dyn RandomAccessFile>,
     file_number: u64,
     cache: Option<Arc<BlockCache>>,
     counters: Arc<SstCounters>,
-    index: Arc<Block>,
-    filter: Option<BloomFilter>,
-    props: TableProperties,
+    pub(super) index: Arc<Block>,
+    pub(super) filter: Option<BloomFilter>,
+    pub(super) props: TableProperties,
     /// End of the region data blocks may occupy (start of the first metadata block).
-    data_end: u64,
+    pub(super) data_end: u64,
     /// Where the properties block starts (named by property mismatches in `verify`).
-    properties_offset: u64,
+    pub(super) properties_offset: u64,
+    /// Where the filter block starts (named if the filter misses a key), 0 if none.
+    pub(super) filter_offset: u64,
 }
 
 impl std::fmt::Debug for Table {
@@ -126,6 +127,7 @@ impl Table {
             props,
             data_end,
             properties_offset: p.offset,
+            filter_offset: footer.filter.map_or(0, |h| h.offset),
         }))
     }
 
@@ -186,7 +188,7 @@ impl Table {
         Ok(b)
     }
 
-    fn read_data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
+    pub(super) fn read_data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
         let data = read_block(self.file.as_ref(), &self.path, handle)?;
         Ok(Arc::new(Block::new(
             data,
@@ -218,7 +220,7 @@ impl Table {
 
     /// The first entry >= `target`: one index seek and one data block seek.
     fn seek_one(&self, target: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        let mut index = self.index_iter();
+        let mut index = BlockIter::new(&*self.index);
         index.seek(target);
         if !index.valid() {
             index.status()?;
@@ -253,103 +255,6 @@ impl Table {
         }
         index.status()?;
         Ok(out)
-    }
-
-    /// Reads and checks every data block (bypassing the cache): checksums,
-    /// decompression, entry grammar, key order within and across blocks, index
-    /// separators, block placement and the entry count. Returns the first problem.
-    pub fn verify(&self) -> Result<()> {
-        let bad = |offset: u64, what: String| Error::corruption(self.path.as_path(), offset, what);
-        let mut index = self.index_iter();
-        index.seek_to_first();
-        let mut prev_key: Option<Vec<u8>> = None;
-        let mut prev_separator: Option<Vec<u8>> = None;
-        let mut expected_offset = 0u64;
-        let mut entries = 0u64;
-        let mut blocks = 0u64;
-        while index.valid() {
-            let handle = self.decode_handle(index.value())?;
-            if handle.offset != expected_offset {
-                return Err(bad(
-                    handle.offset,
-                    format!(
-                        "data block at {} but the previous one ended at {expected_offset}",
-                        handle.offset
-                    ),
-                ));
-            }
-            expected_offset = handle.end_with_trailer().unwrap_or(u64::MAX);
-            let separator = index.key().to_vec();
-            if let Some(p) = &prev_separator {
-                if compare_internal_keys(p, &separator) != Ordering::Less {
-                    return Err(bad(
-                        self.index.file_offset(),
-                        "index keys out of order".into(),
-                    ));
-                }
-            }
-            let mut it = BlockIter::new(self.read_data_block(handle)?);
-            it.seek_to_first();
-            if !it.valid() {
-                it.status()?;
-                return Err(bad(handle.offset, "empty data block".into()));
-            }
-            while it.valid() {
-                let key = it.key();
-                if key.len() < TRAILER_LEN {
-                    return Err(bad(
-                        handle.offset,
-                        format!("key of {} bytes has no trailer", key.len()),
-                    ));
-                }
-                if let Some(p) = &prev_key {
-                    if compare_internal_keys(p, key) != Ordering::Less {
-                        return Err(bad(handle.offset, "keys out of order".into()));
-                    }
-                }
-                if let Some(s) = &prev_separator {
-                    if compare_internal_keys(s, key) != Ordering::Less {
-                        return Err(bad(
-                            handle.offset,
-                            "key not above the previous block's separator".into(),
-                        ));
-                    }
-                }
-                if compare_internal_keys(key, &separator) == Ordering::Greater {
-                    return Err(bad(
-                        handle.offset,
-                        "key above its block's index separator".into(),
-                    ));
-                }
-                prev_key = Some(key.to_vec());
-                entries += 1;
-                it.next();
-            }
-            it.status()?;
-            prev_separator = Some(separator);
-            blocks += 1;
-            index.next();
-        }
-        index.status()?;
-        if expected_offset != self.data_end {
-            return Err(bad(
-                expected_offset,
-                format!(
-                    "data blocks end at {expected_offset} but metadata starts at {}",
-                    self.data_end
-                ),
-            ));
-        }
-        if entries != self.props.entries || blocks != self.props.data_blocks {
-            return Err(bad(
-                self.properties_offset,
-                format!(
-                    "properties say {} entries in {} blocks, found {entries} in {blocks}",
-                    self.props.entries, self.props.data_blocks
-                ),
-            ));
-        }
-        Ok(())
     }
 
     /// Fraction of `samples` user keys known to be absent that the bloom filter lets
