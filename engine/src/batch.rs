@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! batch := sequence:fixed64-LE count:fixed32-LE op{count}
-//! op    := kind:u8 keyspace:u8 key:bytes [value:bytes]     ; value only for Put
+//! op    := kind:u8 keyspace:u8 key:bytes [value:bytes]
+//!          ; value for Put (the value) and RangeDelete (the exclusive end key)
 //! bytes := length:varint data
 //! ```
 //! The i-th op gets sequence number `sequence + i`.
@@ -30,13 +31,13 @@ impl Keyspace {
 /// One decoded operation of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOp<'a> {
-    /// Put or Delete.
+    /// Put, Delete or RangeDelete.
     pub kind: ValueKind,
     /// Target keyspace id.
     pub keyspace: u8,
-    /// The key, without keyspace prefix.
+    /// The key (the start key for RangeDelete), without keyspace prefix.
     pub key: &'a [u8],
-    /// The value (empty for Delete).
+    /// The value (the exclusive end key for RangeDelete; empty for Delete).
     pub value: &'a [u8],
 }
 
@@ -70,6 +71,12 @@ impl WriteBatch {
     /// Deletes `key` from `ks`.
     pub fn delete(&mut self, ks: Keyspace, key: &[u8]) -> &mut Self {
         self.push(ValueKind::Delete, ks, key, None)
+    }
+
+    /// Deletes every key of `ks` in `[start, end)`, as of this op's sequence number, in
+    /// O(1): later writes into the range are unaffected.
+    pub fn delete_range(&mut self, ks: Keyspace, start: &[u8], end: &[u8]) -> &mut Self {
+        self.push(ValueKind::RangeDelete, ks, start, Some(end))
     }
 
     fn push(
@@ -190,9 +197,8 @@ impl<'a> Iterator for OpIter<'a> {
         let Some(kind_byte) = self.dec.u8() else {
             return bad("truncated op");
         };
-        let kind = match ValueKind::from_u8(kind_byte) {
-            Some(k @ (ValueKind::Put | ValueKind::Delete)) => k,
-            _ => return bad(&format!("unknown op kind {kind_byte}")),
+        let Some(kind) = ValueKind::from_u8(kind_byte) else {
+            return bad(&format!("unknown op kind {kind_byte}"));
         };
         let Some(keyspace) = self.dec.u8() else {
             return bad("truncated op");
@@ -200,7 +206,7 @@ impl<'a> Iterator for OpIter<'a> {
         let Some(key) = self.dec.length_prefixed() else {
             return bad("truncated key");
         };
-        let value: &[u8] = if kind == ValueKind::Put {
+        let value: &[u8] = if kind != ValueKind::Delete {
             match self.dec.length_prefixed() {
                 Some(v) => v,
                 None => return bad("truncated value"),

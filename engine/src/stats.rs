@@ -38,6 +38,8 @@ pub struct Stats {
     pub compaction_bytes_read: u64,
     /// (WAL + flush + compaction bytes) / user bytes.
     pub write_amplification: f64,
+    /// Compactions running now (background or manual).
+    pub compactions_running: usize,
     /// Flushes completed since open.
     pub flushes: u64,
     /// Compactions completed since open.
@@ -64,6 +66,8 @@ pub struct Stats {
     pub last_sequence: u64,
     /// Live snapshots.
     pub snapshots: usize,
+    /// Range tombstones kept in memory (each `delete_range` adds one).
+    pub range_tombstones: usize,
     /// Background error that made the Db read-only, if any.
     pub background_error: Option<String>,
 }

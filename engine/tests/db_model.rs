@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone)]
 enum Op {
     Batch(Vec<(bool, u8, u16, u16)>), // (is_put, keyspace 0/1, key, value)
+    DeleteRange(u8, u16, u16),
     Get(u8, u16),
     Scan(u8, u16, u16),
     TakeSnapshot,
@@ -36,6 +37,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => proptest::collection::vec((any::<bool>(), 0u8..2, any::<u16>(), any::<u16>()), 1..20).prop_map(Op::Batch),
         3 => (0u8..2, any::<u16>()).prop_map(|(ks, k)| Op::Get(ks, k)),
+        1 => (0u8..2, any::<u16>(), any::<u16>()).prop_map(|(ks, a, b)| Op::DeleteRange(ks, a, b)),
         1 => (0u8..2, any::<u16>(), any::<u16>()).prop_map(|(ks, a, b)| Op::Scan(ks, a, b)),
         1 => Just(Op::TakeSnapshot),
         1 => Just(Op::CheckSnapshot),
@@ -48,7 +50,7 @@ fn op() -> impl Strategy<Value = Op> {
 type Model = [BTreeMap<Vec<u8>, Vec<u8>>; 2];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
     #[test]
     fn db_matches_btreemap_model(ops in proptest::collection::vec(op(), 1..120)) {
@@ -77,6 +79,15 @@ proptest! {
                     let first = db.write(b).unwrap();
                     prop_assert!(first > last_seq, "sequence numbers must grow");
                     last_seq = first + writes.len() as u64 - 1;
+                }
+                Op::DeleteRange(k_s, a, b) => {
+                    let i = k_s as usize;
+                    let (ka, kb) = (key(a), key(b));
+                    let (lo, hi) = if ka <= kb { (ka, kb) } else { (kb, ka) };
+                    let seq = db.delete_range(ks[i], &lo, &hi).unwrap();
+                    prop_assert!(seq > last_seq);
+                    last_seq = seq;
+                    model[i].retain(|k, _| *k < lo || *k >= hi);
                 }
                 Op::Get(k_s, k) => {
                     let i = k_s as usize;

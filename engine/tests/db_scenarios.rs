@@ -313,3 +313,56 @@ fn compaction_deletes_its_input_tables() {
         "obsolete tables left behind after compaction"
     );
 }
+
+#[test]
+fn range_delete_is_atomic_respects_snapshots_and_survives_restart_and_compaction() {
+    let (mem, fs) = mem_fs();
+    let db = Db::open(dir(), tiny_options(fs.clone())).unwrap();
+    for i in 0..500 {
+        db.put(Keyspace::DEFAULT, format!("k{i:03}").as_bytes(), b"v")
+            .unwrap();
+    }
+    db.compact_range(Keyspace::DEFAULT, None, None).unwrap();
+    let bytes = |db: &Db| db.stats().levels.iter().map(|l| l.bytes).sum::<u64>();
+    let full_bytes = bytes(&db);
+    let before = db.snapshot();
+    db.delete_range(Keyspace::DEFAULT, b"k100", b"k400")
+        .unwrap();
+    db.put(Keyspace::DEFAULT, b"k200", b"rewritten").unwrap();
+    let check = |db: &Db| {
+        let live = contents(db, Keyspace::DEFAULT);
+        assert_eq!(live.len(), 201, "300 deleted, one rewritten");
+        assert!(live.contains_key(&b"k099"[..]) && live.contains_key(&b"k400"[..]));
+        assert_eq!(
+            live.get(&b"k200"[..]).map(|v| &v[..]),
+            Some(&b"rewritten"[..])
+        );
+        assert_eq!(db.get(Keyspace::DEFAULT, b"k150").unwrap(), None);
+    };
+    check(&db);
+    assert_eq!(
+        db.get_at(Keyspace::DEFAULT, b"k150", &before)
+            .unwrap()
+            .unwrap()
+            .value,
+        &b"v"[..]
+    );
+    assert_eq!(
+        db.iter(Keyspace::DEFAULT, None, None, Some(&before))
+            .unwrap()
+            .count(),
+        500
+    );
+    drop(before);
+    db.compact_range(Keyspace::DEFAULT, None, None).unwrap();
+    check(&db);
+    assert!(
+        bytes(&db) < full_bytes * 3 / 4,
+        "compaction kept the covered entries"
+    );
+    db.close().unwrap();
+    let db = Db::open(dir(), tiny_options(fs)).unwrap();
+    check(&db);
+    assert_eq!(db.stats().range_tombstones, 1);
+    drop(mem);
+}

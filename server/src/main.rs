@@ -1,5 +1,5 @@
-//! kvd: the Redis-compatible server (being built; see issue "kvd: a Redis-compatible server").
+//! kvd: the Redis-compatible server binary. `kvd --help` lists every flag.
+
 fn main() {
-    eprintln!("kvd is not built yet");
-    std::process::exit(1);
+    std::process::exit(kv_server::cli::main());
 }

@@ -1,1 +1,432 @@
-//! Helpers shared by the end-to-end tests: spawning real processes on free ports.
+//! Helpers shared by the end-to-end tests: spawning real `kvd` processes on free ports in
+//! temporary directories, waiting for readiness with a deadline, clients (the `redis`
+//! crate, RESP2 or RESP3) and a raw socket for protocol-level tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: failing loudly is the point
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server gets to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Path of the server binary built alongside this test executable: this package's
+/// `kvd-test-server` (the kvd entry point, always built by cargo for these tests), else
+/// `kvd`; `KVD_BIN` overrides.
+pub fn kvd_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("KVD_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/kvd
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    for name in ["kvd-test-server", "kvd"] {
+        let bin = dir.join(name);
+        if bin.exists() {
+            return bin;
+        }
+    }
+    panic!(
+        "no kvd binary in {} (run the tests with `cargo test -p kv-tests`, or set KVD_BIN)",
+        dir.display()
+    )
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local_addr")
+        .port()
+}
+
+/// A running (or stopped) kvd process with its own data directory.
+pub struct Kvd {
+    /// Data directory (kept across restarts).
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    /// Port it listens on.
+    pub port: u16,
+    /// Extra flags given at every start.
+    pub args: Vec<String>,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Kvd {
+    /// Starts kvd in a fresh temporary directory with extra flags.
+    pub fn start(args: &[&str]) -> Kvd {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let log = tmp.path().join("kvd.log");
+        let mut k = Kvd {
+            dir,
+            _tmp: Some(tmp),
+            port: 0,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            log,
+        };
+        k.spawn_ready();
+        k
+    }
+
+    /// Starts kvd with default flags.
+    pub fn start_default() -> Kvd {
+        Kvd::start(&[])
+    }
+
+    fn spawn_ready(&mut self) {
+        for attempt in 0..5 {
+            let port = if self.port != 0 && attempt == 0 {
+                self.port
+            } else {
+                free_port()
+            };
+            self.port = port;
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log)
+                .expect("log file");
+            let child = Command::new(kvd_binary())
+                .arg("--port")
+                .arg(port.to_string())
+                .arg("--dir")
+                .arg(&self.dir)
+                .args(&self.args)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("spawn kvd");
+            self.child = Some(child);
+            if self.wait_ready() {
+                return;
+            }
+            if let Some(mut c) = self.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        panic!("kvd did not become ready; log:\n{}", self.log_text());
+    }
+
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return false; // exited (port taken?)
+                }
+            }
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                if s.write_all(b"PING\r\n").is_ok() {
+                    let mut buf = [0u8; 64];
+                    if let Ok(n) = s.read(&mut buf) {
+                        // -NOAUTH also proves the server is up.
+                        if n > 0 && (buf.starts_with(b"+PONG") || buf.starts_with(b"-NOAUTH")) {
+                            return true;
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `redis://127.0.0.1:port/` (with `?protocol=resp3` if asked).
+    pub fn url(&self, resp3: bool) -> String {
+        if resp3 {
+            format!("redis://127.0.0.1:{}/?protocol=resp3", self.port)
+        } else {
+            format!("redis://127.0.0.1:{}/", self.port)
+        }
+    }
+
+    /// A RESP2 client.
+    pub fn client(&self) -> redis::Connection {
+        self.client_with(false)
+    }
+
+    /// A client speaking RESP2 or RESP3.
+    pub fn client_with(&self, resp3: bool) -> redis::Connection {
+        let c = redis::Client::open(self.url(resp3)).expect("client");
+        let conn = c
+            .get_connection_with_timeout(Duration::from_secs(10))
+            .expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        conn
+    }
+
+    /// A raw socket to the server.
+    pub fn raw(&self) -> RawConn {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        RawConn { s }
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL, no chance to flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends `sig` and waits (bounded) for the exit status.
+    pub fn signal_and_wait(&mut self, sig: i32) -> ExitStatus {
+        let mut c = self.child.take().expect("running");
+        // SAFETY: kill(2) on our own child's pid with a valid signal number.
+        unsafe {
+            libc::kill(c.id() as i32, sig);
+        }
+        wait_bounded(&mut c, Duration::from_secs(30))
+    }
+
+    /// Waits (bounded) for the process to exit by itself (e.g. after SHUTDOWN).
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("running");
+        wait_bounded(&mut c, Duration::from_secs(30))
+    }
+
+    /// Starts again on the same directory and port (or a new port if taken).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn_ready();
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// The data directory's path.
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+fn wait_bounded(c: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = c.try_wait().expect("try_wait") {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            panic!("kvd did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl Drop for Kvd {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A raw TCP connection for byte-level protocol tests.
+pub struct RawConn {
+    /// The socket.
+    pub s: TcpStream,
+}
+
+impl RawConn {
+    /// Sends bytes.
+    pub fn send(&mut self, b: &[u8]) {
+        self.s.write_all(b).expect("write");
+    }
+
+    /// Reads one complete RESP reply (bytes as received).
+    pub fn reply(&mut self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            match self.s.read(&mut byte) {
+                Ok(0) => return buf,
+                Ok(_) => buf.push(byte[0]),
+                Err(e) => panic!("read failed after {:?}: {e}", String::from_utf8_lossy(&buf)),
+            }
+            if resp_complete(&buf).is_some() {
+                return buf;
+            }
+        }
+    }
+
+    /// Sends a command as a multibulk and returns the reply as text.
+    pub fn cmd(&mut self, args: &[&[u8]]) -> String {
+        self.send(&encode_command(args));
+        String::from_utf8_lossy(&self.reply()).into_owned()
+    }
+
+    /// True if the server closed the connection (read returns EOF or reset).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 256];
+        loop {
+            match self.s.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue, // drain pending replies
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Encodes a command as a RESP multibulk.
+pub fn encode_command(args: &[&[u8]]) -> Vec<u8> {
+    let mut v = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
+
+/// If `buf` starts with one complete RESP2/RESP3 value, its length.
+pub fn resp_complete(buf: &[u8]) -> Option<usize> {
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&buf[1..line_end]).ok()?;
+    let after = line_end + 2;
+    match buf[0] {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(after),
+        b'$' | b'=' | b'!' => {
+            let n: i64 = line.parse().ok()?;
+            if n < 0 {
+                return Some(after);
+            }
+            let end = after + n as usize + 2;
+            (buf.len() >= end).then_some(end)
+        }
+        b'*' | b'~' | b'%' | b'>' => {
+            let n: i64 = line.parse().ok()?;
+            if n < 0 {
+                return Some(after);
+            }
+            let items = if buf[0] == b'%' { 2 * n } else { n };
+            let mut pos = after;
+            for _ in 0..items {
+                pos += resp_complete(&buf[pos..])?;
+            }
+            Some(pos)
+        }
+        _ => None,
+    }
+}
+
+/// Path of Debian's redis-server if installed.
+pub fn redis_server_binary() -> Option<PathBuf> {
+    ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// A real redis-server for differential tests.
+pub struct RedisServer {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    _tmp: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts redis-server without persistence on a free port; `None` if not installed.
+    pub fn start() -> Option<RedisServer> {
+        let bin = redis_server_binary()?;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(&bin)
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(tmp.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            let deadline = Instant::now() + READY_TIMEOUT;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut b = [0u8; 16];
+                    if s.write_all(b"PING\r\n").is_ok() && matches!(s.read(&mut b), Ok(n) if n > 0)
+                    {
+                        return Some(RedisServer {
+                            child,
+                            port,
+                            _tmp: tmp,
+                        });
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start");
+    }
+
+    /// A raw connection.
+    pub fn raw(&self) -> RawConn {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        RawConn { s }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resp_framing_of_replies() {
+        assert_eq!(resp_complete(b"+OK\r\n"), Some(5));
+        assert_eq!(resp_complete(b"$3\r\nabc\r\n"), Some(9));
+        assert_eq!(resp_complete(b"$3\r\nab"), None);
+        assert_eq!(resp_complete(b"*2\r\n:1\r\n$-1\r\n"), Some(13));
+        assert_eq!(resp_complete(b"%1\r\n+a\r\n:1\r\n"), Some(12));
+        assert_eq!(resp_complete(b"*1\r\n"), None);
+    }
+}

@@ -1,5 +1,13 @@
-//! kvtool: administration of kvd data directories (being built).
+//! The `kvtool` binary: parse the command line, run it, exit with its status.
+use clap::Parser;
+
 fn main() {
-    eprintln!("kvtool is not built yet");
-    std::process::exit(1);
+    let cli = kvtool::cli::Cli::parse();
+    match kvtool::run(&cli) {
+        Ok(code) => std::process::exit(code),
+        Err(f) => {
+            eprintln!("kvtool: {}", f.message);
+            std::process::exit(f.code);
+        }
+    }
 }

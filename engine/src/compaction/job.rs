@@ -10,6 +10,7 @@
 
 use super::picker::CompactionPlan;
 use crate::db::core::Shared;
+use crate::db::range_tombstones::RANGE_TOMBSTONE_KEYSPACE;
 use crate::db::table_file::{finish_table, new_table_builder};
 use crate::error::{Error, Result};
 use crate::iter::{InternalIterator, MergingIterator};
@@ -47,6 +48,7 @@ pub(crate) fn run(
     let mut input = inputs_iterator(shared, plan)?;
     input.seek_to_first();
     let filter = shared.opts.compaction_filter.clone();
+    let tombstones = shared.range_tombstones.view();
     let mut outputs = Vec::new();
     let mut builder: Option<(u64, TableBuilder)> = None;
     let mut current_key: Option<Vec<u8>> = None;
@@ -76,14 +78,19 @@ pub(crate) fn run(
 
         let mut kind = parsed.value_kind();
         let mut value = input.value();
-        let drop = if last_seq_for_key <= snapshots.smallest {
+        let (&ks, key) = parsed.user_key.split_first().unwrap_or((&0, &[]));
+        // Hidden from every reader: by a newer version of the key, or by a range delete
+        // that every snapshot sees.
+        let drop = if last_seq_for_key <= snapshots.smallest
+            || tombstones.covers(ks, key, parsed.seq, snapshots.smallest)
+        {
             true
         } else {
             if first_of_key
                 && kind == Some(ValueKind::Put)
                 && snapshots.newest.is_none_or(|s| parsed.seq > s)
             {
-                if let (Some(f), Some((&ks, key))) = (&filter, parsed.user_key.split_first()) {
+                if let (Some(f), false) = (&filter, ks == RANGE_TOMBSTONE_KEYSPACE) {
                     if f.filter(ks, key, value) == FilterDecision::Remove {
                         kind = Some(ValueKind::Delete);
                         value = &[];

@@ -162,6 +162,17 @@ pub(crate) fn compact<'a>(
     mut state: MutexGuard<'a, State>,
     plan: &CompactionPlan,
 ) -> MutexGuard<'a, State> {
+    state.running_compactions += 1;
+    let mut state = run_compaction(shared, state, plan);
+    state.running_compactions -= 1;
+    state
+}
+
+fn run_compaction<'a>(
+    shared: &'a Arc<Shared>,
+    mut state: MutexGuard<'a, State>,
+    plan: &CompactionPlan,
+) -> MutexGuard<'a, State> {
     let mut edit = VersionEdit::default();
     for f in &plan.inputs {
         edit.deleted_files.push((plan.level, f.number));

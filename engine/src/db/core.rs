@@ -51,6 +51,8 @@ pub(crate) struct State {
     pub(crate) compact_pointer: Vec<Option<Vec<u8>>>,
     /// Background jobs running now.
     pub(crate) running_jobs: usize,
+    /// Compactions (background or manual) running now.
+    pub(crate) running_compactions: usize,
 }
 
 /// The WAL currently receiving writes.
@@ -102,6 +104,7 @@ pub(crate) struct Shared {
     /// handed out twice even if a crash loses the WAL tail that used them.
     pub(crate) reserved_seq: AtomicU64,
     pub(crate) snapshots: Arc<SnapshotList>,
+    pub(crate) range_tombstones: super::range_tombstones::RangeTombstones,
     pub(crate) tables: TableCache,
     pub(crate) block_cache: Option<Arc<BlockCache>>,
     pub(crate) sst_counters: Arc<SstCounters>,

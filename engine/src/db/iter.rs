@@ -2,6 +2,7 @@
 //! key range and one snapshot, yielding the newest live version of each key.
 
 use super::core::{Shared, SuperVersion};
+use super::range_tombstones::TombstoneView;
 use crate::error::{Error, Result};
 use crate::iter::{InternalIterator, MergingIterator};
 use crate::key::{compare_internal_keys, lookup_key, ParsedKey, SeqNo, ValueKind};
@@ -161,6 +162,7 @@ pub struct DbIterator {
     end: Option<Vec<u8>>,
     positioned: bool,
     done: bool,
+    tombstones: TombstoneView,
     /// User key of the entry last handled (older versions of it are skipped); reused
     /// buffer, valid when `has_last` is set.
     last_user_key: Vec<u8>,
@@ -196,6 +198,7 @@ impl DbIterator {
             end,
             positioned: false,
             done: false,
+            tombstones: shared.range_tombstones.view(),
             last_user_key: Vec::new(),
             has_last: false,
         })
@@ -242,8 +245,11 @@ impl DbIterator {
             self.last_user_key.clear();
             self.last_user_key.extend_from_slice(ukey);
             self.has_last = true;
+            let covered = self
+                .tombstones
+                .covers(self.keyspace, &ukey[1..], parsed.seq, self.seq);
             let entry = match parsed.value_kind() {
-                Some(ValueKind::Put) => Some(IterEntry {
+                Some(ValueKind::Put) if !covered => Some(IterEntry {
                     key: Bytes::copy_from_slice(&ukey[1..]),
                     value: Bytes::copy_from_slice(self.inner.value()),
                     seq: parsed.seq,

@@ -9,6 +9,7 @@ mod checkpoint;
 pub(crate) mod core;
 mod iter;
 mod open;
+pub(crate) mod range_tombstones;
 mod read;
 mod snapshot;
 mod stats;
@@ -133,9 +134,10 @@ impl Db {
             .keyspaces()
             .keys()
             .next_back()
-            .map_or(Some(0), |&m| m.checked_add(1));
+            .map_or(Some(0), |&m| m.checked_add(1))
+            .filter(|&id| id != range_tombstones::RANGE_TOMBSTONE_KEYSPACE);
         let id =
-            next.ok_or_else(|| Error::InvalidArgument("all 256 keyspace ids are in use".into()))?;
+            next.ok_or_else(|| Error::InvalidArgument("all 255 keyspace ids are in use".into()))?;
         let edit = VersionEdit {
             new_keyspaces: vec![(id, name.to_string())],
             ..VersionEdit::default()
@@ -180,6 +182,13 @@ impl Db {
     pub fn delete(&self, ks: Keyspace, key: &[u8]) -> Result<SeqNo> {
         let mut b = WriteBatch::new();
         b.delete(ks, key);
+        self.write(b)
+    }
+
+    /// Deletes every key of `ks` in `[start, end)` in O(1) (see [`WriteBatch::delete_range`]).
+    pub fn delete_range(&self, ks: Keyspace, start: &[u8], end: &[u8]) -> Result<SeqNo> {
+        let mut b = WriteBatch::new();
+        b.delete_range(ks, start, end);
         self.write(b)
     }
 

@@ -8,6 +8,7 @@
 //! `Options::wal_point_in_time_recovery` accepts losing the rest.
 
 use super::core::{Counters, FrozenMemtable, Shared, State, WalSlot};
+use super::range_tombstones::{RangeTombstone, RANGE_TOMBSTONE_KEYSPACE};
 use super::snapshot::SnapshotList;
 use super::table_file::write_table;
 use super::write::{apply_to_memtable, SEQUENCE_RESERVATION};
@@ -93,6 +94,7 @@ pub(crate) fn open_shared(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
         bg_error: None,
         compact_pointer: vec![None; NUM_LEVELS],
         running_jobs: 0,
+        running_compactions: 0,
     };
     let sv = super::core::SuperVersion {
         mem: state.mem.clone(),
@@ -115,6 +117,7 @@ pub(crate) fn open_shared(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
         visible_seq: AtomicU64::new(max_seq),
         reserved_seq: AtomicU64::new(reserved),
         snapshots: Arc::new(SnapshotList::default()),
+        range_tombstones: Default::default(),
         tables,
         block_cache,
         sst_counters,
@@ -128,6 +131,7 @@ pub(crate) fn open_shared(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
         let mut state = shared.state.lock();
         super::background::delete_obsolete_files(&shared, &mut state);
     }
+    load_range_tombstones(&shared)?;
     Ok(shared)
 }
 
@@ -171,6 +175,22 @@ fn check_manifest_against_files(dir: &Path, opts: &Options, versions: &VersionSe
                 format!("recovery starts at WAL {log_number}, which was deleted by an edit this manifest no longer holds"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Reads every range tombstone record back into memory.
+fn load_range_tombstones(shared: &Arc<Shared>) -> Result<()> {
+    let seq = shared
+        .visible_seq
+        .load(std::sync::atomic::Ordering::Acquire);
+    let sv = shared.current();
+    let records = super::DbIterator::new(shared, sv, seq, RANGE_TOMBSTONE_KEYSPACE, None, None)?;
+    for record in records {
+        let record = record?;
+        let t = RangeTombstone::from_record(&record.key, &record.value)
+            .ok_or_else(|| Error::corruption(&shared.dir, 0, "malformed range tombstone record"))?;
+        shared.range_tombstones.add(t);
     }
     Ok(())
 }

@@ -17,8 +17,22 @@ enum Found {
 }
 
 impl Shared {
-    /// The newest version of `ukey` (keyspace-prefixed) visible at `seq`.
+    /// The newest version of `ukey` (keyspace-prefixed) visible at `seq`, unless a range
+    /// tombstone visible at `seq` deletes it.
     pub(crate) fn get_internal(
+        &self,
+        sv: &SuperVersion,
+        ukey: &[u8],
+        seq: SeqNo,
+    ) -> Result<Option<Versioned>> {
+        let found = self.newest_version(sv, ukey, seq)?;
+        Ok(found.filter(|v| match ukey.split_first() {
+            Some((&ks, key)) => !self.range_tombstones.view().covers(ks, key, v.seq, seq),
+            None => true,
+        }))
+    }
+
+    fn newest_version(
         &self,
         sv: &SuperVersion,
         ukey: &[u8],

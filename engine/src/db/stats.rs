@@ -7,7 +7,7 @@ use crate::stats::{LevelStats, Stats};
 use std::sync::atomic::Ordering::Relaxed;
 
 pub(crate) fn gather(shared: &Shared) -> Stats {
-    let (version, imms, imm_bytes, bg_error) = {
+    let (version, imms, imm_bytes, bg_error, compactions_running) = {
         let state = shared.state.lock();
         let imm_bytes: usize = state.imms.iter().map(|f| f.mem.approximate_bytes()).sum();
         (
@@ -15,6 +15,7 @@ pub(crate) fn gather(shared: &Shared) -> Stats {
             state.imms.len(),
             imm_bytes + state.mem.approximate_bytes(),
             state.bg_error.clone(),
+            state.running_compactions,
         )
     };
     let c = &shared.counters;
@@ -46,6 +47,7 @@ pub(crate) fn gather(shared: &Shared) -> Stats {
         } else {
             (wal + flush + compaction) as f64 / user as f64
         },
+        compactions_running,
         flushes: c.flushes.load(Relaxed),
         compactions: c.compactions.load(Relaxed),
         stall_slowdowns: c.stall_slowdowns.load(Relaxed),
@@ -61,6 +63,7 @@ pub(crate) fn gather(shared: &Shared) -> Stats {
             .visible_seq
             .load(std::sync::atomic::Ordering::Acquire),
         snapshots: shared.snapshots.count(),
+        range_tombstones: shared.range_tombstones.len(),
         background_error: bg_error,
     }
 }

@@ -7,11 +7,12 @@
 //! append and one fsync (LevelDB's `DBImpl::Write`).
 
 use super::core::{Counters, FrozenMemtable, Shared, WalSlot};
+use super::range_tombstones::RangeTombstone;
 use crate::batch::WriteBatch;
 use crate::constants::{MAX_BATCH_BYTES, MAX_GROUP_BYTES, SLOWDOWN_DELAY};
 use crate::error::{Error, Result};
 use crate::filename;
-use crate::key::{SeqNo, MAX_SEQUENCE};
+use crate::key::{SeqNo, ValueKind, MAX_SEQUENCE};
 use crate::manifest::VersionEdit;
 use crate::memtable::Memtable;
 use crate::options::FsyncPolicy;
@@ -156,6 +157,17 @@ impl Shared {
         Counters::add(&self.counters.write_groups, 1);
 
         apply_to_memtable(&mem, batch, first);
+        // Range tombstones must be known before the sequence that creates them is visible.
+        for (i, op) in batch.ops().enumerate() {
+            if op.kind == ValueKind::RangeDelete {
+                self.range_tombstones.add(RangeTombstone {
+                    keyspace: op.keyspace,
+                    start: op.key.to_vec(),
+                    end: op.value.to_vec(),
+                    seq: first + i as u64,
+                });
+            }
+        }
         let user_bytes: usize = batch.ops().map(|op| op.key.len() + op.value.len()).sum();
         Counters::add(&self.counters.user_bytes, user_bytes as u64);
         self.last_seq.store(last, Ordering::Relaxed);
@@ -191,8 +203,9 @@ impl Shared {
         let mut state = self.state.lock();
         loop {
             Shared::check_bg_error(&state)?;
-            if self.shutting_down.load(Ordering::Acquire) && force {
-                return Ok(state.mem.clone());
+            if self.shutting_down.load(Ordering::Acquire) {
+                // Background threads are stopping: a stalled writer would wait forever.
+                return Err(Error::Closed("the database is shutting down".into()));
             }
             let l0_files = state.versions.current().num_files(0);
             if allow_delay && l0_files >= self.opts.l0_slowdown_writes_trigger {
@@ -281,10 +294,15 @@ pub(crate) fn apply_to_memtable(mem: &Memtable, batch: &WriteBatch, first: SeqNo
     let mut seq = first;
     let mut ukey = Vec::new();
     for op in batch.ops() {
-        ukey.clear();
-        ukey.push(op.keyspace);
-        ukey.extend_from_slice(op.key);
-        mem.add(seq, op.kind, &ukey, op.value);
+        if op.kind == ValueKind::RangeDelete {
+            let record = RangeTombstone::record_key(op.keyspace, seq, op.key);
+            mem.add(seq, ValueKind::Put, &record, op.value);
+        } else {
+            ukey.clear();
+            ukey.push(op.keyspace);
+            ukey.extend_from_slice(op.key);
+            mem.add(seq, op.kind, &ukey, op.value);
+        }
         seq += 1;
     }
     seq - 1

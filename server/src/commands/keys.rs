@@ -1,0 +1,374 @@
+//! Generic key commands: DEL, EXISTS, TYPE, RENAME, COPY, MOVE, the EXPIRE family, TTL,
+//! PERSIST, KEYS, SCAN, RANDOMKEY.
+
+use super::args::{err, glob_match, int, is, text, NOT_INT, NO_SUCH_KEY, SYNTAX};
+use super::{CmdResult, Ctx};
+use crate::keyspace::Entry;
+use crate::protocol::Reply;
+use bytes::Bytes;
+
+/// DEL / UNLINK key [key ...]
+pub fn del(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let db = ctx.db();
+    let mut n = 0;
+    for k in &a[1..] {
+        n += ctx.txn.remove(db, k)? as i64;
+    }
+    Ok(Reply::Int(n))
+}
+
+/// EXISTS / TOUCH key [key ...]
+pub fn exists(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let mut n = 0;
+    for k in &a[1..] {
+        n += ctx.get(k)?.is_some() as i64;
+    }
+    Ok(Reply::Int(n))
+}
+
+/// TYPE key
+pub fn type_(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    Ok(Reply::status(
+        ctx.get(&a[1])?.map_or("none", |e| e.ty.name()),
+    ))
+}
+
+fn write_entry(ctx: &mut Ctx<'_>, db: usize, key: &[u8], e: &Entry) {
+    ctx.txn.put(db, key, e.ty, e.expire_at, &e.value);
+}
+
+fn rename_generic(ctx: &mut Ctx<'_>, a: &[Bytes], nx: bool) -> CmdResult {
+    let db = ctx.db();
+    let Some(e) = ctx.get(&a[1])? else {
+        return Err(err(NO_SUCH_KEY));
+    };
+    if a[1] == a[2] {
+        return Ok(if nx { Reply::Int(0) } else { Reply::Ok });
+    }
+    if nx && ctx.get(&a[2])?.is_some() {
+        return Ok(Reply::Int(0));
+    }
+    ctx.txn.delete(db, &a[1]);
+    write_entry(ctx, db, &a[2], &e);
+    Ok(if nx { Reply::Int(1) } else { Reply::Ok })
+}
+
+/// RENAME key newkey
+pub fn rename(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, a, false)
+}
+
+/// RENAMENX key newkey
+pub fn renamenx(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, a, true)
+}
+
+fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, Reply> {
+    let n = int(arg)?;
+    if n < 0 || n as usize >= ctx.srv.store.databases() || n > i32::MAX as i64 {
+        return Err(err("ERR DB index is out of range"));
+    }
+    Ok(n as usize)
+}
+
+/// COPY source destination [DB n] [REPLACE]
+pub fn copy(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let src_db = ctx.db();
+    let mut dst_db = src_db;
+    let mut replace = false;
+    let mut j = 3;
+    while j < a.len() {
+        if is(&a[j], "replace") {
+            replace = true;
+        } else if is(&a[j], "db") && j + 1 < a.len() {
+            dst_db = db_index(ctx, &a[j + 1])?;
+            j += 1;
+        } else {
+            return Err(err(SYNTAX));
+        }
+        j += 1;
+    }
+    if src_db == dst_db && a[1] == a[2] {
+        return Err(err("ERR source and destination objects are the same"));
+    }
+    let Some(e) = ctx.get(&a[1])? else {
+        return Ok(Reply::Int(0));
+    };
+    if ctx.txn.get(dst_db, &a[2])?.is_some() && !replace {
+        return Ok(Reply::Int(0));
+    }
+    write_entry(ctx, dst_db, &a[2], &e);
+    Ok(Reply::Int(1))
+}
+
+/// MOVE key db
+pub fn move_(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let src = ctx.db();
+    let dst = db_index(ctx, &a[2])?;
+    if src == dst {
+        return Err(err("ERR source and destination objects are the same"));
+    }
+    let Some(e) = ctx.get(&a[1])? else {
+        return Ok(Reply::Int(0));
+    };
+    if ctx.txn.get(dst, &a[1])?.is_some() {
+        return Ok(Reply::Int(0));
+    }
+    write_entry(ctx, dst, &a[1], &e);
+    ctx.txn.delete(src, &a[1]);
+    Ok(Reply::Int(1))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ExpireCond {
+    Always,
+    Nx,
+    Gt,
+    Lt,
+}
+
+fn expire_generic(
+    ctx: &mut Ctx<'_>,
+    a: &[Bytes],
+    millis: bool,
+    absolute: bool,
+    name: &str,
+) -> CmdResult {
+    let mut cond = ExpireCond::Always;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in &a[3..] {
+        if is(opt, "nx") {
+            nx = true;
+        } else if is(opt, "xx") {
+            xx = true;
+        } else if is(opt, "gt") {
+            gt = true;
+        } else if is(opt, "lt") {
+            lt = true;
+        } else {
+            return Err(Reply::error(format!(
+                "ERR Unsupported option {}",
+                text(opt)
+            )));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(err(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(err(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
+    }
+    if nx {
+        cond = ExpireCond::Nx;
+    } else if gt {
+        cond = ExpireCond::Gt;
+    } else if lt {
+        cond = ExpireCond::Lt;
+    }
+    let xx_too = xx;
+    let mut when = int(&a[2])?;
+    let invalid = || Reply::error(format!("ERR invalid expire time in '{name}' command"));
+    if !millis {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
+            return Err(invalid());
+        }
+        when *= 1000;
+    }
+    if !absolute {
+        if when > i64::MAX - ctx.txn.now {
+            return Err(invalid());
+        }
+        when += ctx.txn.now;
+    }
+    let Some(e) = ctx.get(&a[1])? else {
+        return Ok(Reply::Int(0));
+    };
+    let cur = e.expire_at;
+    let allowed = match cond {
+        ExpireCond::Nx => cur.is_none(),
+        ExpireCond::Gt => cur.is_some_and(|c| when > c),
+        ExpireCond::Lt => cur.is_none_or(|c| when < c),
+        _ => true,
+    } && (!xx_too || cur.is_some());
+    if !allowed {
+        return Ok(Reply::Int(0));
+    }
+    let db = ctx.db();
+    if when <= ctx.txn.now {
+        ctx.txn.delete(db, &a[1]);
+    } else {
+        ctx.txn.put(db, &a[1], e.ty, Some(when), &e.value);
+    }
+    Ok(Reply::Int(1))
+}
+
+/// EXPIRE key seconds [NX|XX|GT|LT]
+pub fn expire(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, a, false, false, "expire")
+}
+
+/// PEXPIRE key milliseconds [NX|XX|GT|LT]
+pub fn pexpire(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, a, true, false, "pexpire")
+}
+
+/// EXPIREAT key unix-seconds [NX|XX|GT|LT]
+pub fn expireat(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, a, false, true, "expireat")
+}
+
+/// PEXPIREAT key unix-ms [NX|XX|GT|LT]
+pub fn pexpireat(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, a, true, true, "pexpireat")
+}
+
+fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], f: impl Fn(i64, i64) -> i64) -> CmdResult {
+    Ok(Reply::Int(match ctx.get(key)? {
+        None => -2,
+        Some(Entry {
+            expire_at: None, ..
+        }) => -1,
+        Some(Entry {
+            expire_at: Some(t), ..
+        }) => f(t, ctx.txn.now),
+    }))
+}
+
+/// TTL key
+pub fn ttl(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &a[1], |t, now| ((t - now).max(0) + 500) / 1000)
+}
+
+/// PTTL key
+pub fn pttl(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &a[1], |t, now| (t - now).max(0))
+}
+
+/// EXPIRETIME key
+pub fn expiretime(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &a[1], |t, _| t / 1000)
+}
+
+/// PEXPIRETIME key
+pub fn pexpiretime(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, &a[1], |t, _| t)
+}
+
+/// PERSIST key
+pub fn persist(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    match ctx.get(&a[1])? {
+        Some(e) if e.expire_at.is_some() => {
+            let db = ctx.db();
+            ctx.txn.put(db, &a[1], e.ty, None, &e.value);
+            Ok(Reply::Int(1))
+        }
+        _ => Ok(Reply::Int(0)),
+    }
+}
+
+/// KEYS pattern
+pub fn keys(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let pat = &a[1];
+    let all = pat.as_ref() == b"*";
+    let mut out = Vec::new();
+    ctx.txn.scan(ctx.db(), b"", |k, _| {
+        if all || glob_match(pat, k, false) {
+            out.push(Reply::bulk_from(k));
+        }
+        true
+    })?;
+    Ok(Reply::Array(out))
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+pub fn scan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let cursor: u64 = std::str::from_utf8(&a[1])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| err("ERR invalid cursor"))?;
+    let (mut pattern, mut count, mut ty) = (None, 10i64, None);
+    let mut j = 2;
+    while j < a.len() {
+        let Some(v) = a.get(j + 1) else {
+            return Err(err(SYNTAX));
+        };
+        if is(&a[j], "match") {
+            pattern = Some(v.clone());
+        } else if is(&a[j], "count") {
+            count = int(v).map_err(|_| err(NOT_INT))?;
+            if count < 1 {
+                return Err(err(SYNTAX));
+            }
+        } else if is(&a[j], "type") {
+            ty = Some(text(v).to_ascii_lowercase());
+        } else {
+            return Err(err(SYNTAX));
+        }
+        j += 2;
+    }
+    let db = ctx.db();
+    let start = if cursor == 0 {
+        Bytes::new()
+    } else {
+        ctx.srv.cursors.lock().get(db, cursor).unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    let mut visited = 0i64;
+    let mut resume: Option<Bytes> = None;
+    ctx.txn.scan(db, &start, |k, e| {
+        if visited >= count {
+            resume = Some(Bytes::copy_from_slice(k));
+            return false;
+        }
+        visited += 1;
+        let type_ok = ty.as_deref().is_none_or(|t| t == e.ty.name());
+        let match_ok = pattern.as_ref().is_none_or(|p| glob_match(p, k, false));
+        if type_ok && match_ok {
+            out.push(Reply::bulk_from(k));
+        }
+        true
+    })?;
+    let next = match resume {
+        Some(k) => ctx.srv.cursors.lock().put(db, k),
+        None => 0,
+    };
+    Ok(Reply::Array(vec![
+        Reply::bulk(Bytes::from(next.to_string())),
+        Reply::Array(out),
+    ]))
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// RANDOMKEY
+pub fn randomkey(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
+    let db = ctx.db();
+    // Seek to a random point of the key space and take the next key, wrapping around.
+    let probe = random_u64().to_be_bytes();
+    let probe = &probe[..1 + (random_u64() % 4) as usize];
+    let mut found = None;
+    for from in [probe, b"".as_slice()] {
+        ctx.txn.scan(db, from, |k, _| {
+            found = Some(Bytes::copy_from_slice(k));
+            false
+        })?;
+        if found.is_some() {
+            break;
+        }
+    }
+    Ok(found.map_or(Reply::Nil, Reply::Bulk))
+}

@@ -1,0 +1,494 @@
+//! Command dispatch: name lookup, authentication, arity and subcommand checks, MULTI
+//! queueing, locking, one [`Txn`] per command, commit, slow log and MONITOR feed.
+//! One file per command family; each command parses its own arguments.
+
+pub mod admin;
+pub mod args;
+pub mod bits;
+pub mod connection;
+pub mod idempotent;
+pub mod keys;
+pub mod locks;
+pub mod server;
+pub mod strings;
+pub mod table;
+pub mod transactions;
+pub mod versions;
+
+use crate::keyspace::{Entry, Guard, Txn, ValueType};
+use crate::protocol::Reply;
+use crate::state::{Client, Shared, SlowEntry};
+use args::{err, WRONGTYPE};
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use table::{CommandSpec, GLOBAL, KEYSPACE, NO_AUTH, NO_MULTI, READONLY, WRITE};
+
+/// A command's result: the reply, or an error reply (so `?` works on parsing helpers).
+pub type CmdResult = Result<Reply, Reply>;
+
+impl From<kv_engine::Error> for Reply {
+    fn from(e: kv_engine::Error) -> Reply {
+        tracing::error!(error = %e, "engine error");
+        Reply::error(format!("ERR storage error: {e}"))
+    }
+}
+
+/// What a command runs with.
+pub struct Ctx<'a> {
+    /// The server.
+    pub srv: &'a Shared,
+    /// The calling client.
+    pub client: &'a mut Client,
+    /// Reads and buffered writes, committed after the command.
+    pub txn: Txn<'a>,
+}
+
+impl Ctx<'_> {
+    /// The selected database.
+    pub fn db(&self) -> usize {
+        self.client.db
+    }
+
+    /// A key of any type (expired keys read as absent).
+    pub fn get(&self, key: &[u8]) -> Result<Option<Entry>, Reply> {
+        Ok(self.txn.get(self.client.db, key)?)
+    }
+
+    /// A string key; WRONGTYPE for other types.
+    pub fn get_str(&self, key: &[u8]) -> Result<Option<Entry>, Reply> {
+        match self.get(key)? {
+            Some(e) if e.ty != ValueType::String => Err(err(WRONGTYPE)),
+            other => Ok(other),
+        }
+    }
+
+    /// Counts a read as hit or miss (INFO keyspace_hits/misses).
+    pub fn count_read(&self, hit: bool) {
+        let c = &self.srv.counters;
+        if hit {
+            &c.keyspace_hits
+        } else {
+            &c.keyspace_misses
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `proto-max-bulk-len`.
+    pub fn max_bulk(&self) -> usize {
+        self.srv.config.read().proto_max_bulk_len as usize
+    }
+}
+
+/// `-ERR unknown command ...` exactly as Redis formats it.
+pub fn unknown_command(args: &[Bytes]) -> Reply {
+    let name = String::from_utf8_lossy(&args[0]);
+    let name: String = name.chars().take(128).collect();
+    let mut list = String::new();
+    for a in &args[1..] {
+        if list.len() >= 128 {
+            break;
+        }
+        let room = 128 - list.len();
+        let a = String::from_utf8_lossy(a);
+        let a: String = a.chars().take(room).collect();
+        list.push_str(&format!("'{a}' "));
+    }
+    Reply::error(format!(
+        "ERR unknown command '{name}', with args beginning with: {list}"
+    ))
+}
+
+fn arity_error(name: &str) -> Reply {
+    Reply::error(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
+}
+
+/// Resolves the command (and subcommand) to run and checks arity.
+pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
+    let spec = table::lookup(&args[0]).ok_or_else(|| unknown_command(args))?;
+    if spec.subcommands.is_empty() {
+        if !spec.arity_ok(args.len()) {
+            return Err(arity_error(spec.name));
+        }
+        return Ok(spec);
+    }
+    if args.len() < 2 {
+        if spec.arity_ok(args.len()) {
+            return Ok(spec); // COMMAND with no subcommand
+        }
+        return Err(arity_error(spec.name));
+    }
+    let Some(sub) = table::lookup_sub(spec, &args[1]) else {
+        return Err(Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            String::from_utf8_lossy(&args[1])
+                .chars()
+                .take(128)
+                .collect::<String>(),
+            spec.name.to_ascii_uppercase()
+        )));
+    };
+    if !sub.arity_ok(args.len()) {
+        return Err(arity_error(&format!("{}|{}", spec.name, sub.name)));
+    }
+    Ok(sub)
+}
+
+/// True if running `args` may block for long (an fsync under `appendfsync always`, a
+/// memtable flush, an exclusive lock): the connection then leaves the async worker
+/// thread for it. Other writes only append to the WAL and run inline.
+pub fn may_block(args: &[Bytes], fsync_always: bool) -> bool {
+    match table::lookup(&args[0]) {
+        Some(s) => {
+            s.has(GLOBAL | table::ADMIN)
+                || !s.subcommands.is_empty()
+                || (fsync_always && (s.has(WRITE) || s.name == "exec"))
+        }
+        None => false,
+    }
+}
+
+/// Runs a command for a client: the single entry point of the connection loop.
+pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
+    let in_multi = client.multi.is_some();
+    let spec = table::lookup(&args[0]);
+    if !client.authenticated && !spec.is_some_and(|s| s.has(NO_AUTH)) {
+        if in_multi {
+            client.multi_error = true;
+        }
+        return err("NOAUTH Authentication required.");
+    }
+    let spec = match resolve(args) {
+        Ok(s) => s,
+        Err(e) => {
+            if in_multi {
+                client.multi_error = true;
+            }
+            return e;
+        }
+    };
+    if in_multi
+        && !matches!(
+            spec.name,
+            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+        )
+    {
+        if spec.has(NO_MULTI) {
+            client.multi_error = true;
+            return err("ERR Command not allowed inside a transaction");
+        }
+        if let Some(q) = client.multi.as_mut() {
+            q.push(args.to_vec());
+        }
+        return Reply::status("QUEUED");
+    }
+    let started = Instant::now();
+    let reply = run(srv, client, spec, args);
+    let elapsed = started.elapsed();
+    after_command(srv, client, spec, args, elapsed);
+    reply
+}
+
+/// Which locks a command takes.
+enum Plan<'a> {
+    Nothing,
+    Read { snapshot: bool },
+    Keys(Vec<&'a [u8]>),
+    Exclusive,
+}
+
+fn plan<'a>(spec: &'static CommandSpec, args: &'a [Bytes], client: &'a Client) -> Plan<'a> {
+    if spec.has(GLOBAL) {
+        return Plan::Exclusive;
+    }
+    match spec.name {
+        "exec" => return exec_plan(client),
+        "idempotent" => {
+            let inner = &args[2..];
+            let mut keys: Vec<&[u8]> = vec![&args[1][..]];
+            match table::lookup(&inner[0]) {
+                Some(s) if s.has(GLOBAL) => return Plan::Exclusive,
+                Some(s) => keys.extend(s.keys(inner).into_iter().map(|k| &k[..])),
+                None => {}
+            }
+            return Plan::Keys(keys);
+        }
+        _ => {}
+    }
+    let keys = spec.keys(args);
+    if spec.has(WRITE) {
+        Plan::Keys(keys.into_iter().map(|k| &k[..]).collect())
+    } else if spec.has(READONLY) {
+        Plan::Read {
+            snapshot: keys.len() > 1 || spec.has(KEYSPACE),
+        }
+    } else {
+        Plan::Nothing
+    }
+}
+
+fn exec_plan(client: &Client) -> Plan<'_> {
+    let mut keys: Vec<&[u8]> = client.watched.iter().map(|(_, k, _)| &k[..]).collect();
+    for q in client.multi.iter().flatten() {
+        match resolve(q) {
+            Ok(s) if s.has(GLOBAL) || s.has(KEYSPACE) => return Plan::Exclusive,
+            Ok(s) if s.name == "idempotent" => {
+                keys.push(&q[1]);
+                match table::lookup(&q[2]) {
+                    Some(i) if i.has(GLOBAL) => return Plan::Exclusive,
+                    Some(i) => keys.extend(i.keys(&q[2..]).into_iter().map(|k| &k[..])),
+                    None => {}
+                }
+            }
+            Ok(s) => keys.extend(s.keys(q).into_iter().map(|k| &k[..])),
+            Err(_) => {}
+        }
+    }
+    Plan::Keys(keys)
+}
+
+fn run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
+    let Some(handler) = spec.handler else {
+        return server::command_all(srv); // COMMAND without subcommand
+    };
+    let plan = plan(spec, args, client);
+    let mut snapshot = false;
+    let _guard: Option<Guard<'_>> = match plan {
+        Plan::Nothing => None,
+        Plan::Read { snapshot: s } => {
+            snapshot = s;
+            Some(srv.store.lock_keys(std::iter::empty()))
+        }
+        Plan::Keys(keys) => Some(srv.store.lock_keys(keys)),
+        Plan::Exclusive => Some(srv.store.lock_world()),
+    };
+    let mut ctx = Ctx {
+        srv,
+        client,
+        txn: Txn::new(&srv.store),
+    };
+    if snapshot {
+        ctx.txn.use_snapshot();
+    }
+    let mut reply = handler(&mut ctx, args).unwrap_or_else(|e| e);
+    match ctx.txn.commit() {
+        Ok(Some(first)) => reply.resolve_versions(first),
+        Ok(None) => {}
+        Err(e) => reply = Reply::from(e),
+    }
+    reply
+}
+
+/// Largest total argument bytes of pipelined commands committed as one engine batch.
+const GROUP_MAX_BYTES: usize = 4 << 20;
+
+/// The spec of `args` if it may share one engine batch with its pipeline neighbours: a
+/// plain key-based read or write of an authenticated client outside MULTI.
+fn groupable(client: &Client, args: &[Bytes]) -> Option<&'static CommandSpec> {
+    if !client.authenticated || client.multi.is_some() {
+        return None;
+    }
+    let spec = resolve(args).ok()?;
+    let plain = spec.has(WRITE | READONLY)
+        && !spec.has(GLOBAL | KEYSPACE | table::ADMIN | NO_MULTI)
+        && spec.first_key > 0
+        && !matches!(spec.name, "lock" | "watch" | "idempotent");
+    plain.then_some(spec)
+}
+
+/// Group commit of a pipeline: runs the leading run of plain commands of `cmds` (at least
+/// two, at least one a write) as one transaction — their keys locked together, one
+/// engine batch, one WAL record — pushing their replies. Each command still sees the
+/// writes of the ones before it, exactly as if run one by one. Returns `Ok(n)` if `n`
+/// commands ran, or `Err(k)`: nothing ran, and the next `k` commands are to be run one
+/// by one without asking again (a run of reads only, or a lone command).
+pub fn execute_group(
+    srv: &Shared,
+    client: &mut Client,
+    cmds: &[Vec<Bytes>],
+    replies: &mut Vec<Reply>,
+) -> Result<usize, usize> {
+    let mut specs = Vec::new();
+    let mut bytes = 0;
+    for args in cmds {
+        let Some(spec) = groupable(client, args) else {
+            break;
+        };
+        specs.push(spec);
+        bytes += args.iter().map(|a| a.len()).sum::<usize>();
+        if bytes > GROUP_MAX_BYTES {
+            break;
+        }
+    }
+    if specs.len() < 2 || !specs.iter().any(|s| s.has(WRITE)) {
+        return Err(specs.len().max(1));
+    }
+    let keys: Vec<&[u8]> = specs
+        .iter()
+        .zip(cmds)
+        .flat_map(|(s, a)| s.keys(a).into_iter().map(|k| &k[..]))
+        .collect();
+    let _guard = srv.store.lock_keys(keys);
+    let mut ctx = Ctx {
+        srv,
+        client,
+        txn: Txn::new(&srv.store),
+    };
+    let first_reply = replies.len();
+    for (spec, args) in specs.iter().zip(cmds) {
+        let started = Instant::now();
+        let reply = match spec.handler {
+            Some(h) => h(&mut ctx, args).unwrap_or_else(|e| e),
+            None => server::command_all(srv),
+        };
+        replies.push(reply);
+        after_command(srv, ctx.client, spec, args, started.elapsed());
+    }
+    match ctx.txn.commit() {
+        Ok(Some(first)) => replies[first_reply..]
+            .iter_mut()
+            .for_each(|r| r.resolve_versions(first)),
+        Ok(None) => {}
+        Err(e) => {
+            let e = Reply::from(e);
+            replies[first_reply..]
+                .iter_mut()
+                .for_each(|r| *r = e.clone());
+        }
+    }
+    Ok(specs.len())
+}
+
+/// Runs one command inside an EXEC or IDEMPOTENT, sharing the caller's transaction.
+/// Nothing waits in there: a `LOCK ... WAIT` that would block replies nil at once.
+pub fn call_inner(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let reply = match resolve(args) {
+        Ok(spec) => match spec.handler {
+            Some(h) => h(ctx, args).unwrap_or_else(|e| e),
+            None => server::command_all(ctx.srv),
+        },
+        Err(e) => e,
+    };
+    ctx.client.wait = None;
+    reply
+}
+
+fn after_command(
+    srv: &Shared,
+    client: &Client,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+    elapsed: std::time::Duration,
+) {
+    srv.counters.commands.fetch_add(1, Ordering::Relaxed);
+    *client.info.last_cmd.lock() = spec.name;
+    let micros = elapsed.as_micros() as u64;
+    let (threshold, max_len) = {
+        let c = srv.config.read();
+        (c.slowlog_log_slower_than, c.slowlog_max_len)
+    };
+    if threshold >= 0 && micros >= threshold as u64 && !spec.has(table::SKIP_SLOWLOG) {
+        let mut log = srv.slowlog.lock();
+        let id = log.next_id;
+        log.next_id += 1;
+        let mut shown: Vec<Bytes> = args
+            .iter()
+            .take(32)
+            .map(|a| a.slice(..a.len().min(128)))
+            .collect();
+        if args.len() > 32 {
+            shown[31] = Bytes::from(format!("... ({} more arguments)", args.len() - 31));
+        }
+        log.entries.push_front(SlowEntry {
+            id,
+            time: crate::keyspace::now_ms() / 1000,
+            micros,
+            args: shown,
+            addr: client.info.addr.clone(),
+            name: client.info.name.lock().clone(),
+        });
+        log.entries.truncate(max_len as usize);
+    }
+    if micros > 500_000 {
+        tracing::warn!(command = spec.name, millis = micros / 1000, "slow command");
+    }
+    if srv.monitors.load(Ordering::Relaxed) > 0 && !spec.has(table::ADMIN) {
+        feed_monitor(srv, client, args);
+    }
+}
+
+fn feed_monitor(srv: &Shared, client: &Client, args: &[Bytes]) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut line = format!(
+        "+{}.{:06} [{} {}]",
+        now.as_secs(),
+        now.subsec_micros(),
+        client.db,
+        client.info.addr
+    );
+    for a in args {
+        line.push_str(" \"");
+        for &b in a.iter() {
+            match b {
+                b'\\' => line.push_str("\\\\"),
+                b'"' => line.push_str("\\\""),
+                b'\n' => line.push_str("\\n"),
+                b'\r' => line.push_str("\\r"),
+                b'\t' => line.push_str("\\t"),
+                7 => line.push_str("\\a"),
+                8 => line.push_str("\\b"),
+                0x20..=0x7e => line.push(b as char),
+                _ => line.push_str(&format!("\\x{b:02x}")),
+            }
+        }
+        line.push('"');
+    }
+    line.push_str("\r\n");
+    let _ = srv.monitor.send(Bytes::from(line));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(parts: &[&str]) -> Vec<Bytes> {
+        parts.iter().map(|s| Bytes::from(s.to_string())).collect()
+    }
+
+    #[test]
+    fn unknown_command_text_matches_redis() {
+        assert_eq!(
+            unknown_command(&a(&["foo", "a", "b"])),
+            Reply::error("ERR unknown command 'foo', with args beginning with: 'a' 'b' ")
+        );
+        assert_eq!(
+            unknown_command(&a(&["foo"])),
+            Reply::error("ERR unknown command 'foo', with args beginning with: ")
+        );
+    }
+
+    #[test]
+    fn arity_and_subcommand_errors() {
+        assert_eq!(
+            resolve(&a(&["GET"])).unwrap_err(),
+            Reply::error("ERR wrong number of arguments for 'get' command")
+        );
+        assert_eq!(
+            resolve(&a(&["client", "setname"])).unwrap_err(),
+            Reply::error("ERR wrong number of arguments for 'client|setname' command")
+        );
+        assert_eq!(
+            resolve(&a(&["client", "bogus"])).unwrap_err(),
+            Reply::error("ERR unknown subcommand 'bogus'. Try CLIENT HELP.")
+        );
+        assert_eq!(
+            resolve(&a(&["client"])).unwrap_err(),
+            Reply::error("ERR wrong number of arguments for 'client' command")
+        );
+        assert!(resolve(&a(&["command"])).is_ok());
+    }
+}

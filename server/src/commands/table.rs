@@ -1,0 +1,594 @@
+//! The command table: the one description of every command (name, arity, flags, key
+//! positions, group, summary, since) that dispatch, arity errors, COMMAND, COMMAND INFO,
+//! DOCS, COUNT, LIST and GETKEYS all read — like Redis's `commands/*.json`.
+
+use super::{
+    admin, bits, connection, idempotent, keys, locks, server, strings, transactions, versions,
+};
+use super::{CmdResult, Ctx};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// A command implementation.
+pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
+
+/// Modifies data.
+pub const WRITE: u32 = 1;
+/// Only reads data.
+pub const READONLY: u32 = 1 << 1;
+/// May grow memory.
+pub const DENYOOM: u32 = 1 << 2;
+/// Administrative.
+pub const ADMIN: u32 = 1 << 3;
+/// Not from scripts.
+pub const NOSCRIPT: u32 = 1 << 5;
+/// May block the client.
+pub const BLOCKING: u32 = 1 << 6;
+/// Allowed while loading.
+pub const LOADING: u32 = 1 << 7;
+/// Allowed on stale replicas.
+pub const STALE: u32 = 1 << 8;
+/// Not shown by MONITOR.
+pub const SKIP_MONITOR: u32 = 1 << 9;
+/// Not recorded in the slow log.
+pub const SKIP_SLOWLOG: u32 = 1 << 10;
+/// O(1) or O(log N).
+pub const FAST: u32 = 1 << 12;
+/// Allowed before AUTH.
+pub const NO_AUTH: u32 = 1 << 13;
+/// Not allowed inside MULTI.
+pub const NO_MULTI: u32 = 1 << 15;
+/// Allowed while busy.
+pub const ALLOW_BUSY: u32 = 1 << 16;
+/// kvd: changes whole databases, runs alone (exclusive world lock). Not shown.
+pub const GLOBAL: u32 = 1 << 20;
+/// kvd: iterates a whole database, reads from a snapshot. Not shown.
+pub const KEYSPACE: u32 = 1 << 21;
+
+const FLAG_NAMES: &[(u32, &str)] = &[
+    (WRITE, "write"),
+    (READONLY, "readonly"),
+    (DENYOOM, "denyoom"),
+    (ADMIN, "admin"),
+    (NOSCRIPT, "noscript"),
+    (BLOCKING, "blocking"),
+    (LOADING, "loading"),
+    (STALE, "stale"),
+    (SKIP_MONITOR, "skip_monitor"),
+    (SKIP_SLOWLOG, "skip_slowlog"),
+    (FAST, "fast"),
+    (NO_AUTH, "no_auth"),
+    (NO_MULTI, "no_multi"),
+    (ALLOW_BUSY, "allow_busy"),
+];
+
+/// One command (or subcommand) of the table.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lower-case name (subcommands: the part after `|`).
+    pub name: &'static str,
+    /// Redis arity: N = exactly N args including the name, -N = at least N.
+    pub arity: i32,
+    /// Flag bits.
+    pub flags: u32,
+    /// Position of the first key (0 = no keys).
+    pub first_key: i32,
+    /// Position of the last key (negative counts from the end).
+    pub last_key: i32,
+    /// Step between keys.
+    pub step: i32,
+    /// Command group (COMMAND DOCS).
+    pub group: &'static str,
+    /// Version that introduced it (Redis's, or kvd's for extensions).
+    pub since: &'static str,
+    /// One-line summary.
+    pub summary: &'static str,
+    /// Implementation (None for containers, which dispatch to subcommands).
+    pub handler: Option<Handler>,
+    /// Subcommands of a container (CLIENT, CONFIG, ...).
+    pub subcommands: &'static [CommandSpec],
+}
+
+impl CommandSpec {
+    /// Flag names as COMMAND INFO lists them.
+    pub fn flag_names(&self) -> Vec<&'static str> {
+        FLAG_NAMES
+            .iter()
+            .filter(|(b, _)| self.flags & b != 0)
+            .map(|(_, n)| *n)
+            .collect()
+    }
+
+    /// True if any of `bits` is set.
+    pub fn has(&self, bits: u32) -> bool {
+        self.flags & bits != 0
+    }
+
+    /// Key arguments of `args` by first/last/step.
+    pub fn keys<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+        if self.first_key <= 0 {
+            return Vec::new();
+        }
+        let argc = args.len() as i32;
+        let last = if self.last_key < 0 {
+            argc + self.last_key
+        } else {
+            self.last_key
+        };
+        let mut out = Vec::new();
+        let mut i = self.first_key;
+        while i <= last && i < argc {
+            out.push(&args[i as usize]);
+            i += self.step.max(1);
+        }
+        out
+    }
+
+    /// True if `argc` satisfies the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i32;
+        if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // one positional row per command keeps the table readable
+const fn c(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    group: &'static str,
+    since: &'static str,
+    summary: &'static str,
+    handler: Handler,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        group,
+        since,
+        summary,
+        handler: Some(handler),
+        subcommands: &[],
+    }
+}
+
+const fn container(
+    name: &'static str,
+    arity: i32,
+    group: &'static str,
+    since: &'static str,
+    summary: &'static str,
+    subcommands: &'static [CommandSpec],
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags: 0,
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        group,
+        since,
+        summary,
+        handler: None,
+        subcommands,
+    }
+}
+
+const NK: (i32, i32, i32) = (0, 0, 0);
+const K1: (i32, i32, i32) = (1, 1, 1);
+const KALL: (i32, i32, i32) = (1, -1, 1);
+const K12: (i32, i32, i32) = (1, 2, 1);
+const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
+
+const CLIENT_SUBS: &[CommandSpec] = &[
+    c(
+        "id",
+        2,
+        CONN,
+        NK,
+        "connection",
+        "5.0.0",
+        "Returns the unique client ID of the connection.",
+        connection::client_id,
+    ),
+    c(
+        "setname",
+        3,
+        CONN,
+        NK,
+        "connection",
+        "2.6.9",
+        "Sets the connection name.",
+        connection::client_setname,
+    ),
+    c(
+        "getname",
+        2,
+        CONN,
+        NK,
+        "connection",
+        "2.6.9",
+        "Returns the name of the connection.",
+        connection::client_getname,
+    ),
+    c(
+        "setinfo",
+        4,
+        CONN,
+        NK,
+        "connection",
+        "7.2.0",
+        "Sets information specific to the client or connection.",
+        connection::client_setinfo,
+    ),
+    c(
+        "info",
+        2,
+        CONN,
+        NK,
+        "connection",
+        "6.2.0",
+        "Returns information about the connection.",
+        connection::client_info,
+    ),
+    c(
+        "list",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "connection",
+        "2.4.0",
+        "Lists open connections.",
+        connection::client_list,
+    ),
+    c(
+        "kill",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "connection",
+        "2.4.0",
+        "Terminates open connections.",
+        connection::client_kill,
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NK,
+        "connection",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        connection::client_help,
+    ),
+];
+
+const CONFIG_SUBS: &[CommandSpec] = &[
+    c(
+        "get",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "2.0.0",
+        "Returns the effective values of configuration parameters.",
+        server::config_get,
+    ),
+    c(
+        "set",
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "2.0.0",
+        "Sets configuration parameters in-flight.",
+        server::config_set,
+    ),
+    c(
+        "resetstat",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "2.0.0",
+        "Resets the server's statistics.",
+        server::config_resetstat,
+    ),
+    c(
+        "rewrite",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "2.8.0",
+        "Persists the effective configuration to file (not supported: replies with an error).",
+        server::config_rewrite,
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NK,
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        server::config_help,
+    ),
+];
+
+const COMMAND_SUBS: &[CommandSpec] = &[
+    c(
+        "count",
+        2,
+        LOADING | STALE,
+        NK,
+        "server",
+        "2.8.13",
+        "Returns a count of commands.",
+        server::command_count,
+    ),
+    c(
+        "info",
+        -2,
+        LOADING | STALE,
+        NK,
+        "server",
+        "2.8.13",
+        "Returns information about one, multiple or all commands.",
+        server::command_info,
+    ),
+    c(
+        "docs",
+        -2,
+        LOADING | STALE,
+        NK,
+        "server",
+        "7.0.0",
+        "Returns documentary information about one, multiple or all commands.",
+        server::command_docs,
+    ),
+    c(
+        "list",
+        -2,
+        LOADING | STALE,
+        NK,
+        "server",
+        "7.0.0",
+        "Returns a list of command names.",
+        server::command_list,
+    ),
+    c(
+        "getkeys",
+        -3,
+        LOADING | STALE,
+        NK,
+        "server",
+        "2.8.13",
+        "Extracts the key names from an arbitrary command.",
+        server::command_getkeys,
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NK,
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        server::command_help,
+    ),
+];
+
+const SLOWLOG_SUBS: &[CommandSpec] = &[
+    c(
+        "get",
+        -2,
+        ADMIN | LOADING | STALE,
+        NK,
+        "server",
+        "2.2.12",
+        "Returns the slow log's entries.",
+        server::slowlog_get,
+    ),
+    c(
+        "len",
+        2,
+        ADMIN | LOADING | STALE,
+        NK,
+        "server",
+        "2.2.12",
+        "Returns the number of entries in the slow log.",
+        server::slowlog_len,
+    ),
+    c(
+        "reset",
+        2,
+        ADMIN | LOADING | STALE,
+        NK,
+        "server",
+        "2.2.12",
+        "Clears all entries from the slow log.",
+        server::slowlog_reset,
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NK,
+        "server",
+        "6.2.0",
+        "Show helpful text about the different subcommands.",
+        server::slowlog_help,
+    ),
+];
+
+/// Every command kvd knows.
+pub static COMMANDS: &[CommandSpec] = &[
+    // connection
+    c("ping", -1, FAST, NK, "connection", "1.0.0", "Returns the server's liveliness response.", connection::ping),
+    c("echo", 2, FAST, NK, "connection", "1.0.0", "Returns the given string.", connection::echo),
+    c("quit", -1, ALLOW_BUSY | CONN | NO_AUTH, NK, "connection", "1.0.0", "Closes the connection.", connection::quit),
+    c("reset", 1, CONN | NO_AUTH, NK, "connection", "6.2.0", "Resets the connection.", connection::reset),
+    c("auth", -2, CONN | NO_AUTH, NK, "connection", "1.0.0", "Authenticates the connection.", connection::auth),
+    c("hello", -1, CONN | NO_AUTH, NK, "connection", "6.0.0", "Handshakes with the Redis server.", connection::hello),
+    c("select", 2, LOADING | STALE | FAST, NK, "connection", "1.0.0", "Changes the selected database.", connection::select),
+    container("client", -2, "connection", "2.4.0", "A container for client connection commands.", CLIENT_SUBS),
+    // server
+    c("swapdb", 3, WRITE | FAST | GLOBAL, NK, "server", "4.0.0", "Swaps two Redis databases.", server::swapdb),
+    c("info", -1, LOADING | STALE, NK, "server", "1.0.0", "Returns information and statistics about the server.", server::info),
+    container("config", -2, "server", "2.0.0", "A container for server configuration commands.", CONFIG_SUBS),
+    CommandSpec { arity: -1, ..container("command", -1, "server", "2.8.13", "Returns detailed information about all commands.", COMMAND_SUBS) },
+    c("dbsize", 1, READONLY | FAST | KEYSPACE, NK, "server", "1.0.0", "Returns the number of keys in the database.", server::dbsize),
+    c("flushdb", -1, WRITE | GLOBAL, NK, "server", "1.0.0", "Removes all keys from the current database.", server::flushdb),
+    c("flushall", -1, WRITE | GLOBAL, NK, "server", "1.0.0", "Removes all keys from all databases.", server::flushall),
+    c("time", 1, LOADING | STALE | FAST, NK, "server", "2.6.0", "Returns the server time.", server::time),
+    c("lastsave", 1, LOADING | STALE | FAST, NK, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", server::lastsave),
+    c("save", 1, ADMIN | NOSCRIPT | NO_MULTI, NK, "server", "1.0.0", "Synchronously saves the database(s) to disk (flush and fsync).", server::save),
+    c("bgsave", -1, ADMIN | NOSCRIPT, NK, "server", "1.0.0", "Asynchronously saves the database(s) to disk (here: flush and fsync, then reply).", server::bgsave),
+    c("compact", -1, ADMIN | NOSCRIPT | NO_MULTI, NK, "server", "kvd", "kvd: compacts the whole store, or RANGE start end of the selected database, and replies when done.", admin::compact),
+    c("checkpoint", 2, ADMIN | NOSCRIPT | NO_MULTI, NK, "server", "kvd", "kvd: writes a consistent copy of the data directory into a new directory (a backup).", admin::checkpoint),
+    c("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NK, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the server.", server::shutdown),
+    container("slowlog", -2, "server", "2.2.12", "A container for slow log commands.", SLOWLOG_SUBS),
+    c("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, NK, "server", "1.0.0", "Listens for all requests received by the server in real-time.", server::monitor),
+    // keys
+    c("del", -2, WRITE, KALL, "generic", "1.0.0", "Deletes one or more keys.", keys::del),
+    c("unlink", -2, WRITE | FAST, KALL, "generic", "4.0.0", "Asynchronously deletes one or more keys.", keys::del),
+    c("exists", -2, READONLY | FAST, KALL, "generic", "1.0.0", "Determines whether one or more keys exist.", keys::exists),
+    c("touch", -2, READONLY | FAST, KALL, "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", keys::exists),
+    c("type", 2, READONLY | FAST, K1, "generic", "1.0.0", "Determines the type of value stored at a key.", keys::type_),
+    c("rename", 3, WRITE, K12, "generic", "1.0.0", "Renames a key and overwrites the destination.", keys::rename),
+    c("renamenx", 3, WRITE | FAST, K12, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", keys::renamenx),
+    c("copy", -3, WRITE | DENYOOM, K12, "generic", "6.2.0", "Copies the value of a key to a new key.", keys::copy),
+    c("move", 3, WRITE | FAST, K1, "generic", "1.0.0", "Moves a key to another database.", keys::move_),
+    c("expire", -3, WRITE | FAST, K1, "generic", "1.0.0", "Sets the expiration time of a key in seconds.", keys::expire),
+    c("pexpire", -3, WRITE | FAST, K1, "generic", "2.6.0", "Sets the expiration time of a key in milliseconds.", keys::pexpire),
+    c("expireat", -3, WRITE | FAST, K1, "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp.", keys::expireat),
+    c("pexpireat", -3, WRITE | FAST, K1, "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp.", keys::pexpireat),
+    c("ttl", 2, READONLY | FAST, K1, "generic", "1.0.0", "Returns the expiration time in seconds of a key.", keys::ttl),
+    c("pttl", 2, READONLY | FAST, K1, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key.", keys::pttl),
+    c("expiretime", 2, READONLY | FAST, K1, "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp.", keys::expiretime),
+    c("pexpiretime", 2, READONLY | FAST, K1, "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp.", keys::pexpiretime),
+    c("persist", 2, WRITE | FAST, K1, "generic", "2.2.0", "Removes the expiration time of a key.", keys::persist),
+    c("keys", 2, READONLY | KEYSPACE, NK, "generic", "1.0.0", "Returns all key names that match a pattern.", keys::keys),
+    c("scan", -2, READONLY | KEYSPACE, NK, "generic", "2.8.0", "Iterates over the key names in the database.", keys::scan),
+    c("randomkey", 1, READONLY | KEYSPACE, NK, "generic", "1.0.0", "Returns a random key name from the database.", keys::randomkey),
+    // strings
+    c("get", 2, READONLY | FAST, K1, "string", "1.0.0", "Returns the string value of a key.", strings::get),
+    c("set", -3, WRITE | DENYOOM, K1, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", strings::set),
+    c("setnx", 3, WRITE | DENYOOM | FAST, K1, "string", "1.0.0", "Set the string value of a key only when the key doesn't exist.", strings::setnx),
+    c("setex", 4, WRITE | DENYOOM, K1, "string", "2.0.0", "Sets the string value and expiration time of a key.", strings::setex),
+    c("psetex", 4, WRITE | DENYOOM, K1, "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key.", strings::psetex),
+    c("getset", 3, WRITE | DENYOOM | FAST, K1, "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value.", strings::getset),
+    c("getdel", 2, WRITE | FAST, K1, "string", "6.2.0", "Returns the string value of a key after deleting the key.", strings::getdel),
+    c("getex", -2, WRITE | FAST, K1, "string", "6.2.0", "Returns the string value of a key after setting its expiration time.", strings::getex),
+    c("mget", -2, READONLY | FAST, KALL, "string", "1.0.0", "Atomically returns the string values of one or more keys.", strings::mget),
+    c("mset", -3, WRITE | DENYOOM, (1, -1, 2), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", strings::mset),
+    c("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", strings::msetnx),
+    c("append", 3, WRITE | DENYOOM | FAST, K1, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", strings::append),
+    c("strlen", 2, READONLY | FAST, K1, "string", "2.2.0", "Returns the length of a string value.", strings::strlen),
+    c("getrange", 4, READONLY, K1, "string", "2.4.0", "Returns a substring of the string stored at a key.", strings::getrange),
+    c("substr", 4, READONLY, K1, "string", "1.0.0", "Returns a substring from a string value.", strings::getrange),
+    c("setrange", 4, WRITE | DENYOOM, K1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", strings::setrange),
+    c("incr", 2, WRITE | DENYOOM | FAST, K1, "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", strings::incr),
+    c("decr", 2, WRITE | DENYOOM | FAST, K1, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", strings::decr),
+    c("incrby", 3, WRITE | DENYOOM | FAST, K1, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", strings::incrby),
+    c("decrby", 3, WRITE | DENYOOM | FAST, K1, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", strings::decrby),
+    c("incrbyfloat", 3, WRITE | DENYOOM | FAST, K1, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", strings::incrbyfloat),
+    c("lcs", -3, READONLY, K12, "string", "7.0.0", "Finds the longest common substring.", strings::lcs),
+    c("delex", -2, WRITE | FAST, K1, "string", "8.4.0", "Conditionally removes the specified key based on value or digest comparison.", strings::delex),
+    c("digest", 2, READONLY | FAST, K1, "string", "8.4.0", "Returns the hash digest of a string value as a hexadecimal string.", strings::digest),
+    c("setbit", 4, WRITE | DENYOOM, K1, "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", bits::setbit),
+    c("getbit", 3, READONLY | FAST, K1, "bitmap", "2.2.0", "Returns a bit value by offset.", bits::getbit),
+    c("bitcount", -2, READONLY, K1, "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string.", bits::bitcount),
+    c("bitpos", -3, READONLY, K1, "bitmap", "2.8.7", "Finds the first set (1) or clear (0) bit in a string.", bits::bitpos),
+    // transactions
+    c("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NK, "transactions", "1.2.0", "Starts a transaction.", transactions::multi),
+    c("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, NK, "transactions", "1.2.0", "Executes all commands in a transaction.", transactions::exec),
+    c("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NK, "transactions", "2.0.0", "Discards a transaction.", transactions::discard),
+    c("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, KALL, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", transactions::watch),
+    c("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NK, "transactions", "2.2.0", "Forgets about watched keys of a transaction.", transactions::unwatch),
+    // kvd: versions, locks, idempotent retries (docs/versions-and-locks.md)
+    c("getwithetag", 2, READONLY | FAST, K1, "string", "kvd-0.1.0", "Returns the version (ETag) and the value of a key.", versions::getwithetag),
+    c("getifnotmatch", 3, READONLY | FAST, K1, "string", "kvd-0.1.0", "Returns the version and value of a key only if its version differs from the given one.", versions::getifnotmatch),
+    c("setifmatch", -4, WRITE | DENYOOM, K1, "string", "kvd-0.1.0", "Sets a key only if its version matches; replies with the new or the current version.", versions::setifmatch),
+    c("delifmatch", 3, WRITE | FAST, K1, "string", "kvd-0.1.0", "Deletes a key only if its version matches; replies with the current version otherwise.", versions::delifmatch),
+    c("lock", -4, WRITE | FAST, K1, "string", "kvd-0.1.0", "Acquires a lease lock, optionally waiting for its release; replies with a fencing token.", locks::lock),
+    c("unlock", 3, WRITE | FAST, K1, "string", "kvd-0.1.0", "Releases a lock held by the given owner (DELEX key IFEQ owner).", locks::unlock),
+    c("idempotent", -3, WRITE, NK, "generic", "kvd-0.1.0", "Runs a write command at most once per request id within the idempotency window.", idempotent::idempotent),
+];
+
+fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+    INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name, c)).collect())
+}
+
+fn lower_into<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b str> {
+    if name.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    std::str::from_utf8(&buf[..name.len()]).ok()
+}
+
+/// Looks a command up by name (any case), without allocating.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut buf = [0u8; 32];
+    index().get(lower_into(name, &mut buf)?).copied()
+}
+
+/// Looks a subcommand of `container` up by name (any case).
+pub fn lookup_sub(container: &'static CommandSpec, name: &[u8]) -> Option<&'static CommandSpec> {
+    container
+        .subcommands
+        .iter()
+        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_consistent() {
+        let mut seen = std::collections::HashSet::new();
+        for c in COMMANDS {
+            assert!(seen.insert(c.name), "duplicate {}", c.name);
+            assert_eq!(c.name, c.name.to_ascii_lowercase());
+            assert!(
+                c.handler.is_some() == c.subcommands.is_empty(),
+                "{}",
+                c.name
+            );
+            assert!(c.arity != 0, "{}", c.name);
+        }
+        assert!(lookup(b"GeT").is_some());
+        assert!(lookup(b"nosuchcommand").is_none());
+        let client = lookup(b"client").unwrap();
+        assert_eq!(lookup_sub(client, b"SETNAME").unwrap().arity, 3);
+    }
+
+    #[test]
+    fn key_positions() {
+        let args: Vec<Bytes> = ["MSET", "a", "1", "b", "2"]
+            .iter()
+            .map(|s| Bytes::from(*s))
+            .collect();
+        let keys = lookup(b"mset").unwrap().keys(&args);
+        assert_eq!(keys, vec![&args[1], &args[3]]);
+        let args: Vec<Bytes> = ["DEL", "a", "b"].iter().map(|s| Bytes::from(*s)).collect();
+        assert_eq!(lookup(b"del").unwrap().keys(&args).len(), 2);
+    }
+}

@@ -1,0 +1,96 @@
+//! MULTI / EXEC / DISCARD / WATCH / UNWATCH with Redis's rules: a command rejected while
+//! queueing aborts EXEC (EXECABORT); a watched key written, deleted or expired since WATCH
+//! makes EXEC return a null array. EXEC runs the queue under the locks of every key it
+//! touches and commits all writes as one engine batch.
+
+use super::args::err;
+use super::{call_inner, CmdResult, Ctx};
+use crate::protocol::Reply;
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+
+/// MULTI
+pub fn multi(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(err("ERR MULTI calls can not be nested"));
+    }
+    ctx.client.multi = Some(Vec::new());
+    ctx.client.multi_error = false;
+    Ok(Reply::Ok)
+}
+
+fn end_transaction(ctx: &mut Ctx<'_>) {
+    ctx.client.multi = None;
+    ctx.client.multi_error = false;
+    let store = &ctx.srv.store;
+    ctx.client.unwatch_all(store);
+}
+
+/// EXEC
+pub fn exec(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
+    let Some(queue) = ctx.client.multi.take() else {
+        return Err(err("ERR EXEC without MULTI"));
+    };
+    if ctx.client.multi_error {
+        end_transaction(ctx);
+        return Err(err(
+            "EXECABORT Transaction discarded because of previous errors.",
+        ));
+    }
+    let mut aborted = ctx.client.dirty.load(Ordering::Acquire);
+    if !aborted {
+        for (db, key, existed) in &ctx.client.watched {
+            if *existed && ctx.txn.get(*db, key)?.is_none() {
+                aborted = true; // expired since WATCH
+                break;
+            }
+        }
+    }
+    end_transaction(ctx);
+    if aborted {
+        return Ok(Reply::NilArray);
+    }
+    let mut replies = Vec::with_capacity(queue.len());
+    for args in &queue {
+        replies.push(call_inner(ctx, args));
+    }
+    Ok(Reply::Array(replies))
+}
+
+/// DISCARD
+pub fn discard(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.is_none() {
+        return Err(err("ERR DISCARD without MULTI"));
+    }
+    end_transaction(ctx);
+    Ok(Reply::Ok)
+}
+
+/// WATCH key [key ...]
+pub fn watch(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(err("ERR WATCH inside MULTI is not allowed"));
+    }
+    let db = ctx.db();
+    for k in &a[1..] {
+        if ctx
+            .client
+            .watched
+            .iter()
+            .any(|(d, w, _)| *d == db && w == k)
+        {
+            continue;
+        }
+        let existed = ctx.get(k)?.is_some();
+        ctx.srv.store.events.watch(db, k.clone(), &ctx.client.dirty);
+        ctx.client.watched.push((db, k.clone(), existed));
+    }
+    Ok(Reply::Ok)
+}
+
+/// UNWATCH
+pub fn unwatch(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
+    let store = &ctx.srv.store;
+    ctx.client.unwatch_all(store);
+    Ok(Reply::Ok)
+}

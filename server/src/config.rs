@@ -1,0 +1,546 @@
+//! Configuration: defaults, Redis-style command-line flags, config files, and the parameter
+//! table that CONFIG GET/SET read (one table for all three).
+
+use clap::Parser;
+use kv_engine::FsyncPolicy;
+use std::path::PathBuf;
+
+/// Effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// TCP port (`port`).
+    pub port: u16,
+    /// Addresses to listen on (`bind`).
+    pub bind: Vec<String>,
+    /// Data directory (`dir`).
+    pub dir: PathBuf,
+    /// Password of the default user (`requirepass`).
+    pub requirepass: Option<String>,
+    /// WAL fsync policy (`appendfsync`), fixed at start.
+    pub appendfsync: FsyncPolicy,
+    /// Number of logical databases (`databases`).
+    pub databases: usize,
+    /// Maximum simultaneous clients (`maxclients`).
+    pub maxclients: usize,
+    /// Close idle clients after this many seconds; 0 = never (`timeout`).
+    pub timeout: u64,
+    /// Accepted for compatibility; kvd persists every write (`save`).
+    pub save: String,
+    /// Log file; empty = stderr (`logfile`).
+    pub logfile: String,
+    /// Log level: debug, verbose, notice, warning (`loglevel`).
+    pub loglevel: String,
+    /// Refuse non-loopback binds without a password (`protected-mode`).
+    pub protected_mode: bool,
+    /// Largest bulk string accepted (`proto-max-bulk-len`).
+    pub proto_max_bulk_len: u64,
+    /// Largest unprocessed input per client (`client-query-buffer-limit`).
+    pub client_query_buffer_limit: u64,
+    /// Slow log threshold in microseconds; negative disables (`slowlog-log-slower-than`).
+    pub slowlog_log_slower_than: i64,
+    /// Slow log length (`slowlog-max-len`).
+    pub slowlog_max_len: u64,
+    /// kvd: how long a request id's reply is remembered, ms (`idempotency-window-ms`).
+    pub idempotency_window_ms: u64,
+    /// Active expiry cycles per second (`hz`).
+    pub hz: u64,
+    /// The config file read at start, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: 6380,
+            bind: vec!["127.0.0.1".into()],
+            dir: PathBuf::from("./data"),
+            requirepass: None,
+            appendfsync: FsyncPolicy::EverySec,
+            databases: 16,
+            maxclients: 10000,
+            timeout: 0,
+            save: String::new(),
+            logfile: String::new(),
+            loglevel: "notice".into(),
+            protected_mode: true,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
+            idempotency_window_ms: 24 * 3600 * 1000,
+            hz: 10,
+            config_file: None,
+        }
+    }
+}
+
+/// Parses a Redis memory size: `1024`, `1k`, `1kb`, `512mb`, `1gb` (k=1000, kb=1024).
+pub fn parse_memory(s: &str) -> Result<u64, String> {
+    let l = s.to_ascii_lowercase();
+    let split = l.find(|c: char| !c.is_ascii_digit()).unwrap_or(l.len());
+    let (num, unit) = l.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("argument must be a memory value: '{s}'"))?;
+    let mul = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return Err(format!("argument must be a memory value: '{s}'")),
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("argument out of range: '{s}'"))
+}
+
+fn yes_no(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".into()),
+    }
+}
+
+fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+}
+
+/// One configuration parameter.
+pub struct Param {
+    /// Name as CONFIG GET/SET and config files spell it.
+    pub name: &'static str,
+    /// Whether CONFIG SET may change it at run time.
+    pub mutable: bool,
+    /// Current value as text.
+    pub get: fn(&Config) -> String,
+    /// Sets it from text.
+    pub set: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+fn fsync_name(p: FsyncPolicy) -> &'static str {
+    match p {
+        FsyncPolicy::Always => "always",
+        FsyncPolicy::EverySec => "everysec",
+        FsyncPolicy::No => "no",
+    }
+}
+
+/// Every parameter kvd knows.
+pub static PARAMS: &[Param] = &[
+    Param {
+        name: "port",
+        mutable: false,
+        get: |c| c.port.to_string(),
+        set: |c, v| {
+            c.port = num(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "bind",
+        mutable: false,
+        get: |c| c.bind.join(" "),
+        set: |c, v| {
+            c.bind = v.split_whitespace().map(String::from).collect();
+            if c.bind.is_empty() {
+                return Err("bind needs an address".into());
+            }
+            Ok(())
+        },
+    },
+    Param {
+        name: "dir",
+        mutable: false,
+        get: |c| c.dir.display().to_string(),
+        set: |c, v| {
+            c.dir = PathBuf::from(v);
+            Ok(())
+        },
+    },
+    Param {
+        name: "requirepass",
+        mutable: true,
+        get: |c| c.requirepass.clone().unwrap_or_default(),
+        set: |c, v| {
+            c.requirepass = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    Param {
+        name: "appendfsync",
+        mutable: false,
+        get: |c| fsync_name(c.appendfsync).into(),
+        set: |c, v| {
+            c.appendfsync = v.parse().map_err(|_| {
+                "argument(s) must be one of the following: always, everysec, no".to_string()
+            })?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "appendonly",
+        mutable: false,
+        get: |_| "yes".into(),
+        set: |_, v| yes_no(v).map(|_| ()),
+    },
+    Param {
+        name: "databases",
+        mutable: false,
+        get: |c| c.databases.to_string(),
+        set: |c, v| {
+            let n: usize = num(v)?;
+            if !(1..=65536).contains(&n) {
+                return Err("argument must be between 1 and 65536 inclusive".into());
+            }
+            c.databases = n;
+            Ok(())
+        },
+    },
+    Param {
+        name: "maxclients",
+        mutable: true,
+        get: |c| c.maxclients.to_string(),
+        set: |c, v| {
+            let n: usize = num(v)?;
+            if n < 1 {
+                return Err("argument must be between 1 and 4294967295 inclusive".into());
+            }
+            c.maxclients = n;
+            Ok(())
+        },
+    },
+    Param {
+        name: "timeout",
+        mutable: true,
+        get: |c| c.timeout.to_string(),
+        set: |c, v| {
+            c.timeout = num(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "save",
+        mutable: true,
+        get: |c| c.save.clone(),
+        set: |c, v| {
+            c.save = v.to_string();
+            Ok(())
+        },
+    },
+    Param {
+        name: "logfile",
+        mutable: false,
+        get: |c| c.logfile.clone(),
+        set: |c, v| {
+            c.logfile = v.to_string();
+            Ok(())
+        },
+    },
+    Param {
+        name: "loglevel",
+        mutable: false,
+        get: |c| c.loglevel.clone(),
+        set: |c, v| {
+            match v { "debug" | "verbose" | "notice" | "warning" | "nothing" => { c.loglevel = v.into(); Ok(()) } _ => Err("argument(s) must be one of the following: debug, verbose, notice, warning, nothing".into()) }
+        },
+    },
+    Param {
+        name: "protected-mode",
+        mutable: false,
+        get: |c| if c.protected_mode { "yes" } else { "no" }.into(),
+        set: |c, v| {
+            c.protected_mode = yes_no(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "proto-max-bulk-len",
+        mutable: true,
+        get: |c| c.proto_max_bulk_len.to_string(),
+        set: |c, v| {
+            let n = parse_memory(v)?;
+            if n < 1024 * 1024 {
+                return Err("argument must be a memory value of at least 1mb".into());
+            }
+            c.proto_max_bulk_len = n;
+            Ok(())
+        },
+    },
+    Param {
+        name: "client-query-buffer-limit",
+        mutable: true,
+        get: |c| c.client_query_buffer_limit.to_string(),
+        set: |c, v| {
+            let n = parse_memory(v)?;
+            if n < 1024 * 1024 {
+                return Err("argument must be a memory value of at least 1mb".into());
+            }
+            c.client_query_buffer_limit = n;
+            Ok(())
+        },
+    },
+    Param {
+        name: "slowlog-log-slower-than",
+        mutable: true,
+        get: |c| c.slowlog_log_slower_than.to_string(),
+        set: |c, v| {
+            c.slowlog_log_slower_than = num(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "slowlog-max-len",
+        mutable: true,
+        get: |c| c.slowlog_max_len.to_string(),
+        set: |c, v| {
+            c.slowlog_max_len = num(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "idempotency-window-ms",
+        mutable: true,
+        get: |c| c.idempotency_window_ms.to_string(),
+        set: |c, v| {
+            c.idempotency_window_ms = num(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "hz",
+        mutable: true,
+        get: |c| c.hz.to_string(),
+        set: |c, v| {
+            let n: u64 = num(v)?;
+            c.hz = n.clamp(1, 500);
+            Ok(())
+        },
+    },
+    Param {
+        name: "daemonize",
+        mutable: false,
+        get: |_| "no".into(),
+        set: |_, v| {
+            if yes_no(v)? {
+                Err("kvd does not daemonize; run it under a supervisor".into())
+            } else {
+                Ok(())
+            }
+        },
+    },
+    Param {
+        name: "maxmemory",
+        mutable: true,
+        get: |_| "0".into(),
+        set: |_, v| parse_memory(v).map(|_| ()),
+    },
+];
+
+/// Looks a parameter up by name (any case).
+pub fn param(name: &str) -> Option<&'static Param> {
+    PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+}
+
+impl Config {
+    /// Applies one `name value` setting.
+    pub fn apply(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let p = param(name).ok_or_else(|| format!("unknown parameter '{name}'"))?;
+        (p.set)(self, value)
+    }
+
+    /// Applies a config file's text (`name value...` lines, `#` comments, Redis quoting).
+    pub fn apply_file_text(&mut self, text: &str) -> Result<(), String> {
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let words = crate::protocol::parser::split_args(line.as_bytes())
+                .ok_or_else(|| format!("line {}: unbalanced quotes", i + 1))?;
+            let words: Vec<String> = words
+                .iter()
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            let Some((name, rest)) = words.split_first() else {
+                continue;
+            };
+            if name.eq_ignore_ascii_case("include") {
+                return Err(format!("line {}: 'include' is not supported", i + 1));
+            }
+            self.apply(name, &rest.join(" "))
+                .map_err(|e| format!("line {}: {e}", i + 1))?;
+        }
+        Ok(())
+    }
+
+    /// True if every bind address is a loopback address.
+    pub fn binds_loopback_only(&self) -> bool {
+        self.bind.iter().all(|b| {
+            let b = b.trim_start_matches('-');
+            b == "localhost"
+                || b.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+    }
+}
+
+/// kvd's command line. Every flag is also a config-file directive and a CONFIG parameter.
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "kvd",
+    version,
+    about = "kvd: a persistent, Redis-compatible key-value server on the kv-engine LSM store.",
+    long_about = "kvd speaks RESP2/RESP3 and Redis 7 command semantics; data lives on disk in --dir.\n\
+                  Usage like redis-server: `kvd [/path/to/kvd.conf] [--port 6380] [--dir ./data] ...`.\n\
+                  Flags override the config file; the config file uses redis.conf syntax (`port 6380`)."
+)]
+pub struct Cli {
+    /// Config file in redis.conf syntax (`name value` per line).
+    pub config_file: Option<PathBuf>,
+    /// TCP port to listen on [default: 6380].
+    #[arg(long)]
+    pub port: Option<String>,
+    /// Addresses to listen on, space-separated [default: 127.0.0.1]. Non-loopback addresses
+    /// need --requirepass unless --protected-mode no.
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Data directory [default: ./data].
+    #[arg(long)]
+    pub dir: Option<String>,
+    /// Password clients must give with AUTH or HELLO.
+    #[arg(long)]
+    pub requirepass: Option<String>,
+    /// When acknowledged writes are fsynced: always, everysec or no [default: everysec].
+    #[arg(long)]
+    pub appendfsync: Option<String>,
+    /// Number of databases (SELECT 0..n-1) [default: 16].
+    #[arg(long)]
+    pub databases: Option<String>,
+    /// Maximum simultaneous clients [default: 10000].
+    #[arg(long)]
+    pub maxclients: Option<String>,
+    /// Close a client idle for this many seconds; 0 = never [default: 0].
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Accepted for redis-server compatibility and ignored: every write is persisted.
+    #[arg(long)]
+    pub save: Option<String>,
+    /// Log to this file instead of stderr.
+    #[arg(long)]
+    pub logfile: Option<String>,
+    /// debug, verbose, notice or warning [default: notice].
+    #[arg(long)]
+    pub loglevel: Option<String>,
+    /// yes/no: refuse non-loopback binds without a password [default: yes].
+    #[arg(long = "protected-mode")]
+    pub protected_mode: Option<String>,
+    /// Largest bulk string accepted, e.g. 512mb [default: 512mb].
+    #[arg(long = "proto-max-bulk-len")]
+    pub proto_max_bulk_len: Option<String>,
+    /// Largest pending input per client, e.g. 1gb [default: 1gb].
+    #[arg(long = "client-query-buffer-limit")]
+    pub client_query_buffer_limit: Option<String>,
+    /// Slow log threshold in microseconds [default: 10000].
+    #[arg(long = "slowlog-log-slower-than")]
+    pub slowlog_log_slower_than: Option<String>,
+    /// Slow log length [default: 128].
+    #[arg(long = "slowlog-max-len")]
+    pub slowlog_max_len: Option<String>,
+    /// How long the reply to an IDEMPOTENT request id is remembered, ms [default: 86400000].
+    #[arg(long = "idempotency-window-ms")]
+    pub idempotency_window_ms: Option<String>,
+    /// Active expiry cycles per second [default: 10].
+    #[arg(long)]
+    pub hz: Option<String>,
+    /// Accepted for compatibility (always yes: every write goes to the WAL).
+    #[arg(long)]
+    pub appendonly: Option<String>,
+    /// Accepted for compatibility; only "no" (run kvd under a supervisor).
+    #[arg(long)]
+    pub daemonize: Option<String>,
+    /// Accepted for compatibility and ignored.
+    #[arg(long)]
+    pub maxmemory: Option<String>,
+}
+
+impl Cli {
+    /// Builds the effective configuration: defaults, then the file, then flags.
+    pub fn into_config(self) -> Result<Config, String> {
+        let mut c = Config::default();
+        if let Some(path) = &self.config_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+            c.apply_file_text(&text)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            c.config_file = Some(path.clone());
+        }
+        let flags = [
+            ("port", self.port),
+            ("bind", self.bind),
+            ("dir", self.dir),
+            ("requirepass", self.requirepass),
+            ("appendfsync", self.appendfsync),
+            ("databases", self.databases),
+            ("maxclients", self.maxclients),
+            ("timeout", self.timeout),
+            ("save", self.save),
+            ("logfile", self.logfile),
+            ("loglevel", self.loglevel),
+            ("protected-mode", self.protected_mode),
+            ("proto-max-bulk-len", self.proto_max_bulk_len),
+            ("client-query-buffer-limit", self.client_query_buffer_limit),
+            ("slowlog-log-slower-than", self.slowlog_log_slower_than),
+            ("slowlog-max-len", self.slowlog_max_len),
+            ("idempotency-window-ms", self.idempotency_window_ms),
+            ("hz", self.hz),
+            ("appendonly", self.appendonly),
+            ("daemonize", self.daemonize),
+            ("maxmemory", self.maxmemory),
+        ];
+        for (name, v) in flags {
+            if let Some(v) = v {
+                c.apply(name, &v).map_err(|e| format!("--{name}: {e}"))?;
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_file_and_flags_layer() {
+        let mut c = Config::default();
+        assert_eq!((c.port, c.dir.to_str()), (6380, Some("./data")));
+        c.apply_file_text(
+            "# comment\nport 7000\nsave \"\"\nrequirepass \"s e\"\nappendfsync always\n",
+        )
+        .unwrap();
+        assert_eq!(c.port, 7000);
+        assert_eq!(c.requirepass.as_deref(), Some("s e"));
+        assert_eq!(c.appendfsync, FsyncPolicy::Always);
+        assert!(c.apply_file_text("bogus 1").unwrap_err().contains("line 1"));
+        let cli =
+            Cli::try_parse_from(["kvd", "--port", "7001", "--save", "", "--appendfsync", "no"])
+                .unwrap();
+        let c = cli.into_config().unwrap();
+        assert_eq!((c.port, c.appendfsync), (7001, FsyncPolicy::No));
+    }
+
+    #[test]
+    fn memory_values_and_loopback() {
+        assert_eq!(parse_memory("512mb"), Ok(512 * 1024 * 1024));
+        assert_eq!(parse_memory("1k"), Ok(1000));
+        assert!(parse_memory("x").is_err());
+        let mut c = Config::default();
+        assert!(c.binds_loopback_only());
+        c.bind = vec!["0.0.0.0".into()];
+        assert!(!c.binds_loopback_only());
+    }
+}

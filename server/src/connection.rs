@@ -1,0 +1,295 @@
+//! One client connection: frames requests from the socket, runs them in order and writes
+//! the replies, batching a whole pipeline into one write. Commands that may block (writes
+//! that wait for an fsync, lock waits) leave the async worker via `block_in_place`, once
+//! per pipeline batch, so no runtime thread sleeps on the disk.
+
+use crate::commands;
+use crate::keyspace::now_ms;
+use crate::protocol::{parse, Limits, Parsed, Reply};
+use crate::state::{Client, ClientInfo, Shared};
+use bytes::{Bytes, BytesMut};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Commands taken from the input buffer before replies are written.
+const MAX_BATCH: usize = 1024;
+/// Read buffer growth step.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Removes the client from the registry however the connection ends.
+struct Registration<'a> {
+    srv: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.srv.clients.lock().remove(&self.id);
+    }
+}
+
+/// Serves one connection until it closes, errs, is killed, or the server shuts down.
+pub async fn serve(srv: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo>) {
+    let _reg = Registration {
+        srv: &srv,
+        id: info.id,
+    };
+    let _ = stream.set_nodelay(true);
+    let authenticated = srv.config.read().requirepass.is_none();
+    let mut client = Client::new(info.clone(), authenticated);
+    serve_client(&srv, &mut stream, &mut client, &info).await;
+    client.unwatch_all(&srv.store); // a client that disconnects forgets its WATCHes
+}
+
+async fn serve_client(
+    srv: &Arc<Shared>,
+    stream: &mut TcpStream,
+    client: &mut Client,
+    info: &Arc<ClientInfo>,
+) {
+    let srv: &Shared = srv;
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    let mut need = 1usize;
+    loop {
+        // Frame every complete command already buffered (up to MAX_BATCH).
+        let mut batch: Vec<Vec<Bytes>> = Vec::new();
+        let mut protocol_error = None;
+        let limits = Limits {
+            max_bulk: srv.config.read().proto_max_bulk_len as i64,
+            unauthenticated: !client.authenticated,
+        };
+        while inbuf.len() >= need && batch.len() < MAX_BATCH {
+            match parse(&mut inbuf, limits) {
+                Ok(Parsed::Command(args)) => {
+                    need = 1;
+                    if !args.is_empty() {
+                        batch.push(args);
+                        if !client.authenticated {
+                            break; // AUTH changes the limits for what follows
+                        }
+                    }
+                }
+                Ok(Parsed::Incomplete(n)) => {
+                    need = n;
+                    break;
+                }
+                Err(e) => {
+                    protocol_error = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut i = 0;
+        while i < batch.len() && !client.close {
+            i += run_batch(srv, client, &batch[i..], &mut out);
+            if client.wait.is_some() {
+                if !flush(srv, stream, &mut out).await {
+                    return;
+                }
+                let reply = lock_wait(srv, client, &batch[i]).await;
+                reply.encode(&mut out, client.resp3);
+                i += 1;
+            }
+        }
+        if let Some(e) = protocol_error {
+            srv.counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(client = %client.info.addr, error = %e.0, "protocol error, closing");
+            Reply::error(format!("ERR {}", e.0)).encode(&mut out, client.resp3);
+            client.close = true;
+        }
+        if client.silent {
+            return;
+        }
+        if !flush(srv, stream, &mut out).await || client.close {
+            return;
+        }
+        if client.monitor {
+            monitor(srv, stream, info).await;
+            return;
+        }
+        if inbuf.len() >= need {
+            continue; // more complete commands than one batch
+        }
+        if inbuf.len() as u64 > srv.config.read().client_query_buffer_limit {
+            tracing::warn!(client = %info.addr, "closing client that reached max query buffer length");
+            return;
+        }
+        let want = need.saturating_sub(inbuf.len()).clamp(READ_CHUNK, 1 << 20);
+        if inbuf.capacity() - inbuf.len() < want {
+            inbuf.reserve(want);
+        }
+        let timeout = srv.config.read().timeout;
+        let idle = async {
+            if timeout == 0 {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep(Duration::from_secs(timeout)).await
+            }
+        };
+        tokio::select! {
+            r = stream.read_buf(&mut inbuf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    srv.counters.net_input.fetch_add(n as u64, Ordering::Relaxed);
+                    info.last_active.store(now_ms(), Ordering::Relaxed);
+                }
+            },
+            _ = srv.shutdown.wait() => return,
+            _ = info.kill.notified() => return,
+            _ = idle => return,
+        }
+        if info.killed.load(Ordering::Acquire) {
+            return;
+        }
+    }
+}
+
+async fn flush(srv: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    srv.counters
+        .net_output
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    let ok = stream.write_all(out).await.is_ok();
+    out.clear();
+    if out.capacity() > 4 * 1024 * 1024 {
+        *out = BytesMut::with_capacity(READ_CHUNK); // don't keep a huge reply's buffer
+    }
+    ok
+}
+
+/// Runs commands until the batch ends, the client must close, or a LOCK must wait
+/// (its reply is then left to [`lock_wait`]). Returns how many commands were consumed
+/// excluding a waiting one.
+fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut BytesMut) -> usize {
+    let body = |client: &mut Client, out: &mut BytesMut| {
+        let mut n = 0;
+        let mut grouped = Vec::new();
+        let mut alone = 0; // commands to run one by one before trying a group again
+        while n < batch.len() {
+            if alone == 0 {
+                match run_group(srv, client, &batch[n..], &mut grouped) {
+                    Ok(ran) => {
+                        grouped.drain(..).for_each(|r| r.encode(out, client.resp3));
+                        n += ran;
+                        if client.close {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(k) => alone = k,
+                }
+            }
+            alone -= 1;
+            let args = &batch[n];
+            let reply = run_one(srv, client, args);
+            if client.wait.is_some() {
+                return n;
+            }
+            n += 1;
+            if !client.silent {
+                reply.encode(out, client.resp3);
+            }
+            if client.close || client.monitor {
+                break;
+            }
+        }
+        n
+    };
+    let fsync_always = srv.store.fsync_always;
+    if batch.iter().any(|a| commands::may_block(a, fsync_always)) {
+        tokio::task::block_in_place(|| body(client, out))
+    } else {
+        body(client, out)
+    }
+}
+
+/// Group-commits the leading run of plain commands (see `commands::execute_group`);
+/// a panic closes the connection like in [`run_one`].
+fn run_group(
+    srv: &Shared,
+    client: &mut Client,
+    batch: &[Vec<Bytes>],
+    replies: &mut Vec<Reply>,
+) -> Result<usize, usize> {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        commands::execute_group(srv, client, batch, replies)
+    }));
+    r.unwrap_or_else(|_| {
+        tracing::error!("pipelined command panicked; closing its connection");
+        client.close = true;
+        replies.clear();
+        replies.push(Reply::error("ERR internal error"));
+        Ok(1)
+    })
+}
+
+/// Runs one command; a panic inside it becomes an error reply and closes the connection.
+fn run_one(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        commands::execute(srv, client, args)
+    }));
+    match r {
+        Ok(reply) => reply,
+        Err(_) => {
+            tracing::error!(command = %String::from_utf8_lossy(&args[0]), "command panicked; closing its connection");
+            client.close = true;
+            client.wait = None;
+            Reply::error("ERR internal error")
+        }
+    }
+}
+
+/// Sleeps until the lock key is written or the holder's lease ends, then retries the LOCK,
+/// until it is acquired or its deadline passes.
+async fn lock_wait(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
+    let mut reply = Reply::Nil;
+    while let Some(w) = client.wait.take() {
+        client.lock_deadline = Some(w.deadline);
+        let notify = srv.store.events.wait(w.db, w.key.clone());
+        {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Retry after registering, so a release between the attempts is not missed.
+            reply = tokio::task::block_in_place(|| run_one(srv, client, args));
+            if let Some(next) = &client.wait {
+                let sleep =
+                    Duration::from_millis((next.wake_at - now_ms()).clamp(0, i64::MAX) as u64);
+                tokio::select! {
+                    _ = &mut notified => {}
+                    _ = tokio::time::sleep(sleep) => {}
+                    _ = srv.shutdown.wait() => { client.wait = None; }
+                    _ = client.info.kill.notified() => { client.wait = None; client.close = true; }
+                }
+            }
+        }
+        srv.store.events.unwait(w.db, w.key, notify);
+    }
+    client.lock_deadline = None;
+    reply
+}
+
+async fn monitor(srv: &Shared, stream: &mut TcpStream, info: &ClientInfo) {
+    let mut rx = srv.monitor.subscribe();
+    srv.monitors.fetch_add(1, Ordering::Relaxed);
+    let mut scratch = [0u8; 1024];
+    loop {
+        tokio::select! {
+            m = rx.recv() => match m {
+                Ok(line) => if stream.write_all(&line).await.is_err() { break },
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            },
+            r = stream.read(&mut scratch) => if matches!(r, Ok(0) | Err(_)) { break },
+            _ = srv.shutdown.wait() => break,
+            _ = info.kill.notified() => break,
+        }
+    }
+    srv.monitors.fetch_sub(1, Ordering::Relaxed);
+}

@@ -1,0 +1,12 @@
+//! Redis keys on the engine: encoding, the shared store, per-command transactions,
+//! write notifications and idempotency records.
+
+pub mod encoding;
+pub mod events;
+pub mod idempotency;
+pub mod store;
+pub mod txn;
+
+pub use encoding::ValueType;
+pub use store::{now_ms, ExpiryFilter, Guard, Store};
+pub use txn::{Entry, Txn};

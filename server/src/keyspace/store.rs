@@ -1,0 +1,308 @@
+//! The server's view of the engine: logical databases mapped to namespaces, striped key
+//! locks, and the registries that react to writes (WATCH, lock waiters).
+//!
+//! Concurrency (docs/server.md, "Atomicity"): every command runs under `world` — shared
+//! for ordinary commands, exclusive for those that change whole databases (FLUSHDB,
+//! FLUSHALL, SWAPDB) or EXEC containing one. Writing commands also hold the stripe
+//! locks of every key they touch, taken in stripe order, until their batch has committed,
+//! so read-modify-write commands are atomic with respect to each other. Reads take no
+//! stripe lock: the engine applies each batch atomically, and multi-key reads use a
+//! snapshot.
+
+use super::encoding::{prefix_end, split_data_key};
+use super::events::KeyEvents;
+use kv_engine::{CompactionFilter, Db, FilterDecision, Keyspace, WriteBatch};
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+/// Stripes of key locks; a power of two well above typical concurrency.
+const LOCK_STRIPES: usize = 1024;
+/// Meta record holding the namespace map.
+const META_NAMESPACES: &[u8] = b"namespaces";
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Logical database -> namespace id, plus the next never-used id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespaces {
+    /// `map[db]` is the namespace of database `db`.
+    pub map: Vec<u32>,
+    /// Next unused namespace id.
+    pub next: u32,
+}
+
+impl Namespaces {
+    fn fresh(databases: usize) -> Namespaces {
+        Namespaces {
+            map: (0..databases as u32).collect(),
+            next: databases as u32,
+        }
+    }
+
+    /// `next:u32-BE (namespace:u32-BE)*`
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = self.next.to_be_bytes().to_vec();
+        for ns in &self.map {
+            v.extend_from_slice(&ns.to_be_bytes());
+        }
+        v
+    }
+
+    fn decode(b: &[u8]) -> Option<Namespaces> {
+        if b.len() < 4 || !b.len().is_multiple_of(4) {
+            return None;
+        }
+        let mut words = b
+            .chunks(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        let next = words.next()?;
+        Some(Namespaces {
+            next,
+            map: words.collect(),
+        })
+    }
+
+    /// Assigns a fresh namespace to `db`.
+    pub fn renew(&mut self, db: usize) {
+        self.map[db] = self.next;
+        self.next += 1;
+    }
+}
+
+/// What the compaction filter needs to know; shared with the engine.
+pub struct ExpiryFilter {
+    loaded: AtomicBool,
+    live: RwLock<HashSet<u32>>,
+    data_ks: u8,
+    idem_ks: AtomicU8,
+    /// Idempotency records older than this are dropped.
+    pub idem_window_ms: AtomicU64,
+}
+
+impl ExpiryFilter {
+    /// A filter that drops nothing but expired keys until the namespace map is loaded.
+    pub fn new(idem_window_ms: u64) -> Arc<ExpiryFilter> {
+        Arc::new(ExpiryFilter {
+            loaded: AtomicBool::new(false),
+            live: RwLock::new(HashSet::new()),
+            data_ks: Keyspace::DEFAULT.id(),
+            idem_ks: AtomicU8::new(u8::MAX),
+            idem_window_ms: AtomicU64::new(idem_window_ms),
+        })
+    }
+}
+
+impl CompactionFilter for ExpiryFilter {
+    fn filter(&self, keyspace: u8, key: &[u8], value: &[u8]) -> FilterDecision {
+        let now = now_ms();
+        if keyspace == self.data_ks {
+            if let Some(exp) = super::encoding::expire_at_of(value) {
+                if exp <= now {
+                    return FilterDecision::Remove;
+                }
+            }
+            if self.loaded.load(Ordering::Acquire) {
+                if let Some((ns, _)) = split_data_key(key) {
+                    if !self.live.read().contains(&ns) {
+                        return FilterDecision::Remove; // the database was flushed
+                    }
+                }
+            }
+        } else if keyspace == self.idem_ks.load(Ordering::Relaxed) {
+            if let Some(created) = super::idempotency::created_at(value) {
+                let window = self.idem_window_ms.load(Ordering::Relaxed) as i64;
+                if created + window <= now {
+                    return FilterDecision::Remove;
+                }
+            }
+        }
+        FilterDecision::Keep
+    }
+}
+
+/// Locks held by one command (released on drop).
+pub enum Guard<'a> {
+    /// Shared world lock plus the stripes of the keys written.
+    Shared {
+        /// World lock, shared.
+        _world: RwLockReadGuard<'a, ()>,
+        /// Stripe locks in stripe order.
+        _stripes: Vec<MutexGuard<'a, ()>>,
+    },
+    /// Exclusive world lock.
+    Exclusive(RwLockWriteGuard<'a, ()>),
+}
+
+/// The engine plus the server's shared keyspace state.
+pub struct Store {
+    /// The engine.
+    pub db: Db,
+    /// Keyspace of Redis data.
+    pub data: Keyspace,
+    /// Keyspace of server metadata (namespace map).
+    pub meta: Keyspace,
+    /// Keyspace of idempotency records.
+    pub idem: Keyspace,
+    namespaces: RwLock<Namespaces>,
+    filter: Arc<ExpiryFilter>,
+    stripes: Box<[Mutex<()>]>,
+    world: RwLock<()>,
+    /// WATCH flags and lock waiters, told about every committed write.
+    pub events: KeyEvents,
+    /// Writes wait for an fsync (`appendfsync always`).
+    pub fsync_always: bool,
+}
+
+impl Store {
+    /// Wraps an open engine: loads (or creates) the namespace map for `databases`.
+    pub fn new(
+        db: Db,
+        databases: usize,
+        filter: Arc<ExpiryFilter>,
+        fsync_always: bool,
+    ) -> kv_engine::Result<Store> {
+        let meta = db.keyspace("kvd-meta")?;
+        let idem = db.keyspace("kvd-idempotency")?;
+        filter.idem_ks.store(idem.id(), Ordering::Relaxed);
+        let mut ns = match db.get(meta, META_NAMESPACES)? {
+            Some(v) => Namespaces::decode(&v.value).unwrap_or_else(|| Namespaces::fresh(databases)),
+            None => Namespaces::fresh(databases),
+        };
+        while ns.map.len() < databases {
+            let id = ns.next;
+            ns.map.push(id);
+            ns.next += 1;
+        }
+        db.put(meta, META_NAMESPACES, &ns.encode())?;
+        *filter.live.write() = ns.map.iter().copied().collect();
+        filter.loaded.store(true, Ordering::Release);
+        Ok(Store {
+            data: Keyspace::DEFAULT,
+            meta,
+            idem,
+            db,
+            namespaces: RwLock::new(ns),
+            filter,
+            stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            world: RwLock::new(()),
+            events: KeyEvents::default(),
+            fsync_always,
+        })
+    }
+
+    /// Number of logical databases.
+    pub fn databases(&self) -> usize {
+        self.namespaces.read().map.len()
+    }
+
+    /// Current namespace map.
+    pub fn namespaces(&self) -> Namespaces {
+        self.namespaces.read().clone()
+    }
+
+    /// Namespace of database `db` (caller holds the world lock).
+    pub fn namespace(&self, db: usize) -> u32 {
+        self.namespaces.read().map[db]
+    }
+
+    /// Adds the namespace-map record to `batch` (committed by the caller).
+    pub fn stage_namespaces(&self, batch: &mut WriteBatch, ns: &Namespaces) {
+        batch.put(self.meta, META_NAMESPACES, &ns.encode());
+    }
+
+    /// Installs a namespace map after its record committed.
+    pub fn install_namespaces(&self, ns: Namespaces) {
+        *self.filter.live.write() = ns.map.iter().copied().collect();
+        *self.namespaces.write() = ns;
+    }
+
+    /// The compaction filter's settings.
+    pub fn filter(&self) -> &ExpiryFilter {
+        &self.filter
+    }
+
+    fn stripe_of(key: &[u8]) -> usize {
+        (xxhash_rust::xxh3::xxh3_64(key) as usize) & (LOCK_STRIPES - 1)
+    }
+
+    /// Shared world lock and the stripes of `keys` (in stripe order, so no deadlock).
+    pub fn lock_keys<'a, I: IntoIterator<Item = &'a [u8]>>(&self, keys: I) -> Guard<'_> {
+        let mut idx: Vec<usize> = keys.into_iter().map(Self::stripe_of).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        let world = self.world.read();
+        Guard::Shared {
+            _world: world,
+            _stripes: idx.into_iter().map(|i| self.stripes[i].lock()).collect(),
+        }
+    }
+
+    /// Exclusive world lock: nothing else runs.
+    pub fn lock_world(&self) -> Guard<'_> {
+        Guard::Exclusive(self.world.write())
+    }
+
+    /// Engine key range `[start, end)` of namespace `ns`.
+    pub fn namespace_range(ns: u32) -> (Vec<u8>, Option<Vec<u8>>) {
+        let start = ns.to_be_bytes().to_vec();
+        let end = prefix_end(&start);
+        (start, end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compaction_filter_drops_expired_keys_flushed_namespaces_and_old_records() {
+        use super::super::encoding::{data_key, encode_value, ValueType};
+        use super::super::idempotency::encode_record;
+        let f = ExpiryFilter::new(1000);
+        let now = now_ms();
+        let live = encode_value(ValueType::String, Some(now + 60_000), b"v");
+        let dead = encode_value(ValueType::String, Some(now - 1), b"v");
+        let data = Keyspace::DEFAULT.id();
+        assert_eq!(
+            f.filter(data, &data_key(7, b"k"), &live),
+            FilterDecision::Keep
+        );
+        assert_eq!(
+            f.filter(data, &data_key(7, b"k"), &dead),
+            FilterDecision::Remove
+        );
+        // Until the namespace map is loaded nothing else is dropped; then unknown namespaces are.
+        *f.live.write() = [0u32, 1].into_iter().collect();
+        f.loaded.store(true, Ordering::Release);
+        assert_eq!(
+            f.filter(data, &data_key(1, b"k"), &live),
+            FilterDecision::Keep
+        );
+        assert_eq!(
+            f.filter(data, &data_key(7, b"k"), &live),
+            FilterDecision::Remove
+        );
+        f.idem_ks.store(9, Ordering::Relaxed);
+        let fresh = encode_record(now, 0, &crate::protocol::Reply::Ok);
+        let old = encode_record(now - 5000, 0, &crate::protocol::Reply::Ok);
+        assert_eq!(f.filter(9, b"req", &fresh), FilterDecision::Keep);
+        assert_eq!(f.filter(9, b"req", &old), FilterDecision::Remove);
+    }
+
+    #[test]
+    fn namespace_map_round_trip_and_renew() {
+        let mut ns = Namespaces::fresh(3);
+        ns.renew(1);
+        assert_eq!(ns.map, vec![0, 3, 2]);
+        assert_eq!(Namespaces::decode(&ns.encode()), Some(ns));
+        assert_eq!(Namespaces::decode(b"abc"), None);
+    }
+}

@@ -1,0 +1,324 @@
+//! One command's (or one EXEC's) view of the keyspace: reads go through an overlay of its
+//! own uncommitted writes, writes collect in one engine batch committed at the end, so a
+//! transaction is applied atomically and durably as one WAL record.
+
+use super::encoding::{data_key, decode_value, encode_value, ValueType};
+use super::store::{now_ms, Namespaces, Store};
+use crate::protocol::Version;
+use bytes::Bytes;
+use kv_engine::{Keyspace, Snapshot, Versioned, WriteBatch};
+use std::collections::HashMap;
+
+/// A live (or, from [`Txn::get_any`], possibly expired) key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Type tag.
+    pub ty: ValueType,
+    /// Absolute expiry, Unix ms.
+    pub expire_at: Option<i64>,
+    /// Payload.
+    pub value: Bytes,
+    /// Version: sequence number of the key's last write.
+    pub version: Version,
+}
+
+impl Entry {
+    /// True if the key has expired at `now`.
+    pub fn expired(&self, now: i64) -> bool {
+        self.expire_at.is_some_and(|e| e <= now)
+    }
+}
+
+struct Pending {
+    value: Option<Bytes>,
+    op: usize,
+}
+
+/// Reads and buffered writes of one command or transaction.
+pub struct Txn<'s> {
+    /// The store.
+    pub store: &'s Store,
+    /// The time the command runs at (one clock reading per command, like Redis).
+    pub now: i64,
+    overlay: HashMap<Vec<u8>, Pending>,
+    records: HashMap<(u8, Vec<u8>), Pending>,
+    batch: WriteBatch,
+    touched: Vec<(usize, Bytes)>,
+    touched_dbs: Vec<usize>,
+    snapshot: Option<Snapshot>,
+    namespaces: Option<Namespaces>,
+}
+
+impl<'s> Txn<'s> {
+    /// An empty transaction at the current time.
+    pub fn new(store: &'s Store) -> Txn<'s> {
+        Txn {
+            store,
+            now: now_ms(),
+            overlay: HashMap::new(),
+            records: HashMap::new(),
+            batch: WriteBatch::new(),
+            touched: Vec::new(),
+            touched_dbs: Vec::new(),
+            snapshot: None,
+            namespaces: None,
+        }
+    }
+
+    /// Reads committed data as of one snapshot (for multi-key reads without locks).
+    pub fn use_snapshot(&mut self) {
+        self.snapshot = Some(self.store.db.snapshot());
+    }
+
+    /// Number of writes so far.
+    pub fn pending_writes(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// Namespace of `db` as this transaction sees it.
+    pub fn ns(&self, db: usize) -> u32 {
+        match &self.namespaces {
+            Some(n) => n.map[db],
+            None => self.store.namespace(db),
+        }
+    }
+
+    fn engine_get(&self, ks: Keyspace, key: &[u8]) -> kv_engine::Result<Option<Versioned>> {
+        match &self.snapshot {
+            Some(s) => self.store.db.get_at(ks, key, s),
+            None => self.store.db.get(ks, key),
+        }
+    }
+
+    /// The key including an expired one not yet removed.
+    pub fn get_any(&self, db: usize, key: &[u8]) -> kv_engine::Result<Option<Entry>> {
+        let k = data_key(self.ns(db), key);
+        let (raw, version) = match self.overlay.get(&k) {
+            Some(Pending { value: None, .. }) => return Ok(None),
+            Some(Pending { value: Some(v), op }) => (v.clone(), Version::Pending(*op)),
+            None => match self.engine_get(self.store.data, &k)? {
+                Some(v) => (v.value, Version::Committed(v.seq)),
+                None => return Ok(None),
+            },
+        };
+        Ok(decode_value(&raw).map(|d| Entry {
+            ty: d.ty,
+            expire_at: d.expire_at,
+            value: d.payload,
+            version,
+        }))
+    }
+
+    /// The live key (expired keys read as absent).
+    pub fn get(&self, db: usize, key: &[u8]) -> kv_engine::Result<Option<Entry>> {
+        Ok(self.get_any(db, key)?.filter(|e| !e.expired(self.now)))
+    }
+
+    fn stage(&mut self, db: usize, key: &[u8], value: Option<Bytes>) -> usize {
+        let k = data_key(self.ns(db), key);
+        let op = self.batch.len();
+        match &value {
+            Some(v) => self.batch.put(self.store.data, &k, v),
+            None => self.batch.delete(self.store.data, &k),
+        };
+        self.overlay.insert(k, Pending { value, op });
+        self.touched.push((db, Bytes::copy_from_slice(key)));
+        op
+    }
+
+    /// Writes `key`; returns the write's index in the batch (its pending version).
+    pub fn put(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        ty: ValueType,
+        expire_at: Option<i64>,
+        payload: &[u8],
+    ) -> usize {
+        let v = Bytes::from(encode_value(ty, expire_at, payload));
+        self.stage(db, key, Some(v))
+    }
+
+    /// Writes a string value.
+    pub fn put_string(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        value: &[u8],
+        expire_at: Option<i64>,
+    ) -> usize {
+        self.put(db, key, ValueType::String, expire_at, value)
+    }
+
+    /// Deletes `key` unconditionally (a tombstone even if absent).
+    pub fn delete(&mut self, db: usize, key: &[u8]) -> usize {
+        self.stage(db, key, None)
+    }
+
+    /// Deletes `key` if present (expired keys are removed but count as absent).
+    pub fn remove(&mut self, db: usize, key: &[u8]) -> kv_engine::Result<bool> {
+        match self.get_any(db, key)? {
+            Some(e) => {
+                self.delete(db, key);
+                Ok(!e.expired(self.now))
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Reads a record of a server keyspace (not a Redis key): its value and version,
+    /// including this transaction's own uncommitted record.
+    pub fn get_record(
+        &self,
+        ks: Keyspace,
+        key: &[u8],
+    ) -> kv_engine::Result<Option<(Bytes, Version)>> {
+        if let Some(p) = self.records.get(&(ks.id(), key.to_vec())) {
+            return Ok(p.value.clone().map(|v| (v, Version::Pending(p.op))));
+        }
+        Ok(self
+            .engine_get(ks, key)?
+            .map(|v: Versioned| (v.value, Version::Committed(v.seq))))
+    }
+
+    /// Writes a record of a server keyspace; returns its batch index.
+    pub fn put_record(&mut self, ks: Keyspace, key: &[u8], value: &[u8]) -> usize {
+        let op = self.batch.len();
+        self.batch.put(ks, key, value);
+        let value = Some(Bytes::copy_from_slice(value));
+        self.records
+            .insert((ks.id(), key.to_vec()), Pending { value, op });
+        op
+    }
+
+    fn namespaces_mut(&mut self) -> &mut Namespaces {
+        let store = self.store;
+        self.namespaces.get_or_insert_with(|| store.namespaces())
+    }
+
+    /// Empties `db` (it gets a fresh namespace; compaction drops the old keys).
+    pub fn flush_db(&mut self, db: usize) {
+        self.namespaces_mut().renew(db);
+        self.touched_dbs.push(db);
+    }
+
+    /// Swaps two databases.
+    pub fn swap_db(&mut self, a: usize, b: usize) {
+        self.namespaces_mut().map.swap(a, b);
+        self.touched_dbs.extend([a, b]);
+    }
+
+    /// Calls `f(key, entry)` for live keys of `db` in key order from `from` (inclusive),
+    /// merging this transaction's own writes; stops when `f` returns false.
+    pub fn scan(
+        &self,
+        db: usize,
+        from: &[u8],
+        f: impl FnMut(&[u8], Entry) -> bool,
+    ) -> kv_engine::Result<()> {
+        self.scan_keys(db, from, true, f)
+    }
+
+    /// Like [`Self::scan`], but `live_only = false` also yields expired keys not yet removed.
+    pub fn scan_keys(
+        &self,
+        db: usize,
+        from: &[u8],
+        live_only: bool,
+        mut f: impl FnMut(&[u8], Entry) -> bool,
+    ) -> kv_engine::Result<()> {
+        let ns = self.ns(db);
+        let start = data_key(ns, from);
+        let (_, end) = Store::namespace_range(ns);
+        let mut engine = self
+            .store
+            .db
+            .iter(
+                self.store.data,
+                Some(&start),
+                end.as_deref(),
+                self.snapshot.as_ref(),
+            )?
+            .peekable();
+        let prefix = ns.to_be_bytes();
+        let mut own: Vec<(&Vec<u8>, &Pending)> = self
+            .overlay
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix) && k.as_slice() >= start.as_slice())
+            .collect();
+        own.sort_by(|a, b| a.0.cmp(b.0));
+        let mut own = own.into_iter().peekable();
+        loop {
+            let engine_key = match engine.peek() {
+                Some(Ok(e)) => Some(e.key.clone()),
+                Some(Err(_)) => match engine.next() {
+                    Some(Err(e)) => return Err(e),
+                    _ => None,
+                },
+                None => None,
+            };
+            let own_key = own.peek().map(|(k, _)| k.as_slice());
+            let (key, raw, version) = match (engine_key, own_key) {
+                (None, None) => return Ok(()),
+                (Some(ek), ok) if ok.is_none_or(|ok| ek.as_ref() < ok) => {
+                    let Some(Ok(e)) = engine.next() else {
+                        return Ok(());
+                    };
+                    (ek.to_vec(), Some(e.value), Version::Committed(e.seq))
+                }
+                (ek, Some(_)) => {
+                    let Some((k, p)) = own.next() else {
+                        return Ok(());
+                    };
+                    if ek.as_deref() == Some(k.as_slice()) {
+                        engine.next(); // shadowed by our own write
+                    }
+                    (k.clone(), p.value.clone(), Version::Pending(p.op))
+                }
+                (Some(_), None) => unreachable!("covered above"),
+            };
+            let Some(raw) = raw else { continue };
+            let Some(d) = decode_value(&raw) else {
+                continue;
+            };
+            let entry = Entry {
+                ty: d.ty,
+                expire_at: d.expire_at,
+                value: d.payload,
+                version,
+            };
+            if live_only && entry.expired(self.now) {
+                continue;
+            }
+            if !f(&key[4..], entry) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Commits the batch; returns the first sequence number (None if nothing to write).
+    /// Must be called while the command still holds its locks.
+    pub fn commit(mut self) -> kv_engine::Result<Option<u64>> {
+        if let Some(ns) = &self.namespaces {
+            self.store.stage_namespaces(&mut self.batch, ns);
+        }
+        if self.batch.is_empty() {
+            return Ok(None);
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let first = self.store.db.write(batch)?;
+        if let Some(ns) = self.namespaces.take() {
+            // The compaction filter drops the old namespaces' keys as soon as the new map
+            // is installed: make the map durable first, whatever the fsync policy.
+            self.store.db.sync_wal()?;
+            self.store.install_namespaces(ns);
+        }
+        for (db, key) in &self.touched {
+            self.store.events.touch(*db, key);
+        }
+        for db in &self.touched_dbs {
+            self.store.events.touch_db(*db);
+        }
+        Ok(Some(first))
+    }
+}

@@ -1,0 +1,17 @@
+//! kvd: a Redis-compatible server on kv-engine (docs/server.md, docs/commands.md).
+//!
+//! `connection` frames bytes and writes replies; `commands` holds one file per command
+//! family and the command table; `keyspace` maps Redis keys onto the engine;
+//! `shutdown` owns graceful stop; `server` starts and stops everything.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod connection;
+pub mod keyspace;
+pub mod protocol;
+pub mod server;
+pub mod shutdown;
+pub mod state;

@@ -1,0 +1,7 @@
+//! RESP: request framing ([`parser`]) and reply encoding ([`reply`]).
+
+pub mod parser;
+pub mod reply;
+
+pub use parser::{parse, Limits, Parsed, ProtocolError};
+pub use reply::{Reply, Version};

@@ -1,0 +1,256 @@
+//! Start-up, the accept loop, background work (active expiry, stall warnings) and the
+//! orderly stop.
+
+use crate::config::Config;
+use crate::connection;
+use crate::keyspace::{now_ms, ExpiryFilter, Store, Txn};
+use crate::shutdown::{self, Shutdown};
+use crate::state::{ClientInfo, CursorTable, Shared, SlowLog};
+use bytes::Bytes;
+use kv_engine::{Db, Options};
+use parking_lot::{Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+/// Keys the active expiry sweep examines per database per cycle (Redis samples 20 keys
+/// per loop, up to 25% CPU; we bound the work instead).
+const EXPIRE_SCAN_PER_CYCLE: usize = 200;
+/// How long shutdown waits for connections to finish their command.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Refuses configurations Redis would refuse (protected mode).
+pub fn check_config(c: &Config) -> Result<(), String> {
+    if c.protected_mode && c.requirepass.is_none() && !c.binds_loopback_only() {
+        return Err(format!(
+            "refusing to listen on {} without a password: protected mode is on. Set --requirepass, \
+             bind a loopback address, or pass --protected-mode no if the network is trusted.",
+            c.bind.join(" ")
+        ));
+    }
+    Ok(())
+}
+
+/// Opens the data directory and builds the shared server state.
+pub fn open(config: Config) -> Result<Arc<Shared>, String> {
+    let filter = ExpiryFilter::new(config.idempotency_window_ms);
+    let options = Options {
+        fsync: config.appendfsync,
+        compaction_filter: Some(filter.clone()),
+        ..Options::default()
+    };
+    let db = Db::open(&config.dir, options)
+        .map_err(|e| format!("cannot open data directory {}: {e}", config.dir.display()))?;
+    let always = config.appendfsync == kv_engine::FsyncPolicy::Always;
+    let store = Store::new(db, config.databases, filter, always)
+        .map_err(|e| format!("cannot load keyspace metadata: {e}"))?;
+    let (monitor, _) = tokio::sync::broadcast::channel(4096);
+    Ok(Arc::new(Shared {
+        store,
+        config: RwLock::new(config),
+        clients: Mutex::new(BTreeMap::new()),
+        next_client_id: AtomicU64::new(1),
+        counters: Default::default(),
+        slowlog: Mutex::new(SlowLog::default()),
+        monitor,
+        monitors: AtomicUsize::new(0),
+        shutdown: Shutdown::default(),
+        started: Instant::now(),
+        last_save: AtomicI64::new(now_ms() / 1000),
+        cursors: Mutex::new(CursorTable::default()),
+        run_id: format!(
+            "{:040x}",
+            (now_ms() as u128) << 64 | std::process::id() as u128
+        ),
+    }))
+}
+
+/// Runs the server until SIGTERM/SIGINT/SHUTDOWN; returns after the engine is closed.
+pub async fn run(config: Config) -> Result<(), String> {
+    check_config(&config)?;
+    let addrs: Vec<String> = config
+        .bind
+        .iter()
+        .map(|b| format!("{}:{}", b.trim_start_matches('-'), config.port))
+        .collect();
+    let mut listeners = Vec::new();
+    for a in &addrs {
+        listeners.push(
+            TcpListener::bind(a)
+                .await
+                .map_err(|e| format!("cannot listen on {a}: {e}"))?,
+        );
+    }
+    let policy = format!("{:?}", config.appendfsync).to_ascii_lowercase();
+    let dir = config.dir.display().to_string();
+    let dbs = config.databases;
+    let srv = tokio::task::spawn_blocking(move || open(config))
+        .await
+        .map_err(|e| format!("start-up failed: {e}"))??;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        port = addrs.first().map(|a| a.rsplit(':').next().unwrap_or("")).unwrap_or(""),
+        listen = %addrs.join(","),
+        dir = %dir,
+        appendfsync = %policy,
+        databases = dbs,
+        "kvd ready to accept connections"
+    );
+    tokio::spawn(shutdown::on_signals(srv.shutdown.clone()));
+    let background = {
+        let srv = srv.clone();
+        std::thread::Builder::new()
+            .name("kvd-expire".into())
+            .spawn(move || background_loop(&srv))
+            .map_err(|e| format!("cannot start background thread: {e}"))?
+    };
+    let mut accepts = JoinSet::new();
+    for l in listeners {
+        accepts.spawn(accept_loop(srv.clone(), l));
+    }
+    srv.shutdown.wait().await;
+    accepts.abort_all();
+    while accepts.join_next().await.is_some() {}
+    // Connections see the shutdown flag between commands and close; wait for them.
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while !srv.clients.lock().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = background.join();
+    let db = srv.store.db.clone();
+    tokio::task::spawn_blocking(move || db.close())
+        .await
+        .map_err(|e| format!("close failed: {e}"))?
+        .map_err(|e| format!("closing the engine failed: {e}"))?;
+    tracing::info!("kvd stopped; data flushed and synced");
+    Ok(())
+}
+
+async fn accept_loop(srv: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        srv.counters.connections.fetch_add(1, Ordering::Relaxed);
+        let max = srv.config.read().maxclients;
+        if srv.clients.lock().len() >= max {
+            srv.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut s = stream;
+                let _ = s.write_all(b"-ERR max number of clients reached\r\n").await;
+            });
+            continue;
+        }
+        let id = srv.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let info = Arc::new(ClientInfo {
+            id,
+            addr: peer.to_string(),
+            laddr: stream
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            created: Instant::now(),
+            name: Mutex::new(String::new()),
+            lib: Mutex::new((String::new(), String::new())),
+            db: AtomicUsize::new(0),
+            last_cmd: Mutex::new("NULL"),
+            last_active: AtomicI64::new(now_ms()),
+            resp: AtomicU8::new(2),
+            killed: AtomicBool::new(false),
+            kill: tokio::sync::Notify::new(),
+        });
+        srv.clients.lock().insert(id, info.clone());
+        tokio::spawn(connection::serve(srv.clone(), stream, info));
+    }
+}
+
+/// Active expiry and stall warnings, on a plain thread (engine calls block).
+fn background_loop(srv: &Shared) {
+    let mut cursors: Vec<Bytes> = Vec::new();
+    let mut last_stalls = (0u64, 0u64);
+    let mut last_check = Instant::now();
+    while !srv.shutdown.is_triggered() {
+        let hz = srv.config.read().hz.max(1);
+        std::thread::sleep(Duration::from_millis(1000 / hz));
+        let dbs = srv.store.databases();
+        cursors.resize(dbs, Bytes::new());
+        for (db, cursor) in cursors.iter_mut().enumerate() {
+            if srv.shutdown.is_triggered() {
+                break;
+            }
+            match expire_cycle(srv, db, cursor) {
+                Ok(n) => {
+                    srv.counters.expired_keys.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!(error = %e, "active expiry failed"),
+            }
+        }
+        if last_check.elapsed() >= Duration::from_secs(1) {
+            last_check = Instant::now();
+            let s = srv.store.db.stats();
+            if s.stall_stops > last_stalls.1 {
+                tracing::warn!(
+                    stops = s.stall_stops - last_stalls.1,
+                    "writes stopped: too many L0 files or memtables awaiting flush"
+                );
+            } else if s.stall_slowdowns > last_stalls.0 {
+                tracing::warn!(
+                    slowdowns = s.stall_slowdowns - last_stalls.0,
+                    "writes slowed down: compaction is behind"
+                );
+            }
+            if let Some(e) = &s.background_error {
+                tracing::error!(error = %e, "engine background error");
+            }
+            last_stalls = (s.stall_slowdowns, s.stall_stops);
+        }
+    }
+}
+
+/// Examines up to EXPIRE_SCAN_PER_CYCLE keys of `db` from `cursor`, deleting expired ones
+/// (re-checked under their stripe locks); returns how many were deleted.
+pub fn expire_cycle(srv: &Shared, db: usize, cursor: &mut Bytes) -> kv_engine::Result<u64> {
+    let mut expired: Vec<Bytes> = Vec::new();
+    let mut seen = 0;
+    let mut next = Bytes::new();
+    {
+        let _g = srv.store.lock_keys(std::iter::empty());
+        let mut t = Txn::new(&srv.store);
+        t.use_snapshot();
+        t.scan_keys(db, cursor, false, |k, e| {
+            if seen == EXPIRE_SCAN_PER_CYCLE {
+                next = Bytes::copy_from_slice(k);
+                return false;
+            }
+            seen += 1;
+            if e.expired(t.now) {
+                expired.push(Bytes::copy_from_slice(k));
+            }
+            true
+        })?;
+    }
+    *cursor = next; // empty = wrap around
+    if expired.is_empty() {
+        return Ok(0);
+    }
+    let _g = srv.store.lock_keys(expired.iter().map(|k| &k[..]));
+    let mut t = Txn::new(&srv.store);
+    let mut n = 0;
+    for k in &expired {
+        if t.get_any(db, k)?.is_some_and(|e| e.expired(t.now)) {
+            t.delete(db, k);
+            n += 1;
+        }
+    }
+    t.commit()?;
+    Ok(n)
+}

@@ -1,0 +1,235 @@
+//! State shared by all connections (the store, config, clients, counters, slow log) and the
+//! per-connection client state.
+
+use crate::config::Config;
+use crate::keyspace::Store;
+use crate::shutdown::Shutdown;
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{broadcast, Notify};
+
+/// Server-wide counters (INFO stats).
+#[derive(Default)]
+pub struct Counters {
+    /// Commands executed.
+    pub commands: AtomicU64,
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Connections refused (maxclients).
+    pub rejected: AtomicU64,
+    /// Keys removed by the active expiry sweep.
+    pub expired_keys: AtomicU64,
+    /// Reads that found their key.
+    pub keyspace_hits: AtomicU64,
+    /// Reads that did not.
+    pub keyspace_misses: AtomicU64,
+    /// Bytes read from clients.
+    pub net_input: AtomicU64,
+    /// Bytes written to clients.
+    pub net_output: AtomicU64,
+    /// Idempotent requests answered from a stored reply.
+    pub idempotent_replays: AtomicU64,
+    /// Protocol errors that closed a connection.
+    pub protocol_errors: AtomicU64,
+}
+
+/// One SLOWLOG entry.
+#[derive(Debug, Clone)]
+pub struct SlowEntry {
+    /// Entry id.
+    pub id: u64,
+    /// Unix seconds when the command ran.
+    pub time: i64,
+    /// Duration in microseconds.
+    pub micros: u64,
+    /// Arguments (truncated like Redis: 32 args, 128 bytes each).
+    pub args: Vec<Bytes>,
+    /// Client address.
+    pub addr: String,
+    /// Client name.
+    pub name: String,
+}
+
+/// The slow log.
+#[derive(Default)]
+pub struct SlowLog {
+    /// Newest first.
+    pub entries: VecDeque<SlowEntry>,
+    /// Next id.
+    pub next_id: u64,
+}
+
+/// What CLIENT LIST/KILL and INFO need to know about a connection.
+pub struct ClientInfo {
+    /// Unique id.
+    pub id: u64,
+    /// Peer address.
+    pub addr: String,
+    /// Local address.
+    pub laddr: String,
+    /// Creation time.
+    pub created: Instant,
+    /// CLIENT SETNAME.
+    pub name: Mutex<String>,
+    /// CLIENT SETINFO lib-name / lib-ver.
+    pub lib: Mutex<(String, String)>,
+    /// Selected database.
+    pub db: AtomicUsize,
+    /// Last command name.
+    pub last_cmd: Mutex<&'static str>,
+    /// Last activity, Unix ms.
+    pub last_active: AtomicI64,
+    /// Protocol version (2 or 3).
+    pub resp: AtomicU8,
+    /// Set by CLIENT KILL.
+    pub killed: AtomicBool,
+    /// Wakes the connection when killed.
+    pub kill: Notify,
+}
+
+/// The server: everything connections share.
+pub struct Shared {
+    /// Data.
+    pub store: Store,
+    /// Configuration (CONFIG SET changes it).
+    pub config: RwLock<Config>,
+    /// Connected clients by id.
+    pub clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    /// Next client id.
+    pub next_client_id: AtomicU64,
+    /// Counters.
+    pub counters: Counters,
+    /// Slow log.
+    pub slowlog: Mutex<SlowLog>,
+    /// MONITOR feed.
+    pub monitor: broadcast::Sender<Bytes>,
+    /// Number of MONITOR clients.
+    pub monitors: AtomicUsize,
+    /// Shutdown trigger.
+    pub shutdown: Shutdown,
+    /// Start time.
+    pub started: Instant,
+    /// Unix seconds of the last SAVE/BGSAVE (or start).
+    pub last_save: AtomicI64,
+    /// SCAN cursors: cursor number -> key to resume from.
+    pub cursors: Mutex<CursorTable>,
+    /// Run id (INFO server).
+    pub run_id: String,
+}
+
+/// Bounded map of SCAN cursors (our keys are ordered, Redis cursors are numbers).
+#[derive(Default)]
+pub struct CursorTable {
+    map: HashMap<u64, (usize, Bytes)>,
+    order: VecDeque<u64>,
+    next: u64,
+}
+
+/// How many SCAN cursors are remembered; older ones restart the scan from the beginning.
+const MAX_CURSORS: usize = 16 * 1024;
+
+impl CursorTable {
+    /// Remembers where a scan of `db` continues; returns the cursor number.
+    pub fn put(&mut self, db: usize, resume: Bytes) -> u64 {
+        self.next = self.next.wrapping_add(0x9E37_79B9_7F4A_7C15) | 1;
+        let id = self.next & (i64::MAX as u64);
+        self.map.insert(id, (db, resume));
+        self.order.push_back(id);
+        while self.order.len() > MAX_CURSORS {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+        id
+    }
+
+    /// Where cursor `id` continues, if known.
+    pub fn get(&self, db: usize, id: u64) -> Option<Bytes> {
+        self.map
+            .get(&id)
+            .filter(|(d, _)| *d == db)
+            .map(|(_, k)| k.clone())
+    }
+}
+
+/// Per-connection state.
+pub struct Client {
+    /// Shared, listable info.
+    pub info: Arc<ClientInfo>,
+    /// Selected database.
+    pub db: usize,
+    /// RESP3 negotiated.
+    pub resp3: bool,
+    /// AUTH done (or no password required).
+    pub authenticated: bool,
+    /// Queued commands while in MULTI.
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A queued command was rejected: EXEC must fail with EXECABORT.
+    pub multi_error: bool,
+    /// Watched keys: (db, key, existed-at-watch).
+    pub watched: Vec<(usize, Bytes, bool)>,
+    /// Set when a watched key is written.
+    pub dirty: Arc<AtomicBool>,
+    /// Close after sending the reply (QUIT, protocol errors, CLIENT KILL of self).
+    pub close: bool,
+    /// Switch this connection to MONITOR mode.
+    pub monitor: bool,
+    /// Close without replying (SHUTDOWN).
+    pub silent: bool,
+    /// A blocking LOCK asked to wait before retrying.
+    pub wait: Option<WaitFor>,
+    /// Deadline of the LOCK being retried (set by the connection between attempts).
+    pub lock_deadline: Option<i64>,
+}
+
+/// A LOCK ... WAIT that must sleep before its next attempt.
+#[derive(Debug, Clone)]
+pub struct WaitFor {
+    /// Database of the key.
+    pub db: usize,
+    /// The lock key: any write to it wakes the waiter.
+    pub key: Bytes,
+    /// Retry at this Unix ms time at the latest (holder's lease end or the deadline).
+    pub wake_at: i64,
+    /// Give up (reply nil) at this Unix ms time.
+    pub deadline: i64,
+}
+
+impl Client {
+    /// A new client.
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Client {
+        Client {
+            info,
+            db: 0,
+            resp3: false,
+            authenticated,
+            multi: None,
+            multi_error: false,
+            watched: Vec::new(),
+            dirty: Arc::new(AtomicBool::new(false)),
+            close: false,
+            monitor: false,
+            silent: false,
+            wait: None,
+            lock_deadline: None,
+        }
+    }
+
+    /// Forgets all WATCHes.
+    pub fn unwatch_all(&mut self, store: &Store) {
+        for (db, key, _) in self.watched.drain(..) {
+            store.events.unwatch(db, &key, &self.dirty);
+        }
+        self.dirty.store(false, Ordering::Release);
+    }
+
+    /// Selects a database (mirrored for CLIENT LIST).
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.info.db.store(db, Ordering::Relaxed);
+    }
+}
