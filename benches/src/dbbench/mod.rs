@@ -13,7 +13,9 @@
 //!   "N/1000 values" is LevelDB's older behaviour. Pass `--writes=N` for a short run;
 //! - `readmissing` looks up `key_size + 1`-byte keys, which are never written;
 //! - readrandom picks keys uniformly in `0..num` and reports how many it found, which
-//!   after fillrandom + overwrite is about 86% (random fills repeat keys).
+//!   after fillrandom + overwrite is about 86% (random fills repeat keys);
+//! - each thread's generator is seeded `seed + n`, `n` counting threads over all
+//!   benchmarks of the run, so overwrite and readrandom do not replay fillrandom's keys.
 //!
 //! `--sync=1` (and fillsync) opens the engine with `FsyncPolicy::Always`, otherwise
 //! `FsyncPolicy::No`: the WAL is written but fsync is left to the OS, as db_bench's default
@@ -147,6 +149,7 @@ pub fn run(flags: &Flags, out: &mut dyn Write) -> Result<(), String> {
         db: None,
         sync: false,
         seed_base: workload::seed_base(flags.seed),
+        threads_started: 0,
     };
     print_header(flags, out);
     if !flags.use_existing_db {
@@ -163,6 +166,7 @@ pub fn run(flags: &Flags, out: &mut dyn Write) -> Result<(), String> {
         }
         bench.ensure_open(p.fresh_db, p.sync, out)?;
         let st = bench.run_one(&p)?;
+        bench.threads_started += flags.threads as u64;
         if p.method == Method::PrintStats {
             continue;
         }
@@ -230,6 +234,9 @@ struct Bench<'a> {
     /// The fsync policy the open Db has (true = Always).
     sync: bool,
     seed_base: u64,
+    /// Threads started by earlier benchmarks: the next thread's seed offset (db_bench's
+    /// `total_thread_count_`).
+    threads_started: u64,
 }
 
 impl Bench<'_> {
@@ -316,7 +323,7 @@ impl Bench<'_> {
     /// One thread's share: set up, wait for the others, then run timed.
     fn worker(&self, db: &Db, p: &Plan, tid: usize, barrier: &Barrier) -> Result<Stats, String> {
         let f = self.flags;
-        let mut rng = KeyRng::new(self.seed_base, tid);
+        let mut rng = KeyRng::new(self.seed_base.wrapping_add(self.threads_started), tid);
         let mut values = ValueGenerator::new(f.value_size, f.compression_ratio);
         let mut key = vec![0u8; p.key_size];
         barrier.wait();
