@@ -82,8 +82,12 @@ fn check(fs: MemFs, file: &Path, model: &BTreeMap<Vec<u8>, Vec<u8>>, wal: bool) 
     }
 }
 
-#[test]
-fn byte_flips_in_every_file_are_detected_or_harmless() {
+/// For every file of a pristine directory, applies `damage(fs, path, position)` to a
+/// fresh copy at each position `positions(len)` names, and checks the outcome.
+fn damage_every_file(
+    positions: impl Fn(usize) -> Vec<usize>,
+    damage: impl Fn(&MemFs, &Path, usize),
+) {
     let (pristine, model) = build();
     for path in pristine.file_paths() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -91,28 +95,32 @@ fn byte_flips_in_every_file_are_detected_or_harmless() {
             continue;
         }
         let len = pristine.len_of(&path).unwrap();
-        let step = (len / 60).max(1);
-        for offset in (0..len).step_by(step).chain([len.saturating_sub(1)]) {
+        for position in positions(len) {
             let fs = pristine.deep_copy();
-            fs.corrupt_byte(&path, offset).unwrap();
+            damage(&fs, &path, position);
             check(fs, &path, &model, name.ends_with(".log"));
         }
     }
 }
 
 #[test]
+fn byte_flips_in_every_file_are_detected_or_harmless() {
+    damage_every_file(
+        |len| {
+            let step = (len / 60).max(1);
+            (0..len)
+                .step_by(step)
+                .chain([len.saturating_sub(1)])
+                .collect()
+        },
+        |fs, path, offset| fs.corrupt_byte(path, offset).unwrap(),
+    );
+}
+
+#[test]
 fn truncated_files_are_detected_or_harmless() {
-    let (pristine, model) = build();
-    for path in pristine.file_paths() {
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if name == "LOCK" {
-            continue;
-        }
-        let len = pristine.len_of(&path).unwrap();
-        for cut in [0, len / 3, len / 2, len.saturating_sub(1)] {
-            let fs = pristine.deep_copy();
-            fs.truncate(&path, cut).unwrap();
-            check(fs, &path, &model, name.ends_with(".log"));
-        }
-    }
+    damage_every_file(
+        |len| vec![0, len / 3, len / 2, len.saturating_sub(1)],
+        |fs, path, cut| fs.truncate(path, cut).unwrap(),
+    );
 }
