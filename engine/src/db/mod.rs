@@ -254,6 +254,8 @@ impl Db {
             if state.imms.is_empty() {
                 return Ok(());
             }
+            // A close() on another handle stops the flush thread: do not wait for it.
+            self.check_open()?;
             self.shared.bg_cv.notify_all();
             self.shared.bg_cv.wait(&mut state);
         }
@@ -291,6 +293,7 @@ impl Db {
                 if !state.busy_levels[level] && !state.busy_levels[level + 1] {
                     break;
                 }
+                self.check_open()?;
                 self.shared.bg_cv.wait(&mut state);
             }
             // The version must not outlive the plan: while held, it keeps the compaction's
