@@ -90,6 +90,44 @@ impl Block {
     fn restart(&self, i: usize) -> usize {
         get_fixed32(&self.data, self.restarts_offset + 4 * i).unwrap_or(0) as usize
     }
+
+    /// Checks that every restart point is the start of an entry storing its whole key
+    /// (shared == 0), as seeks assume. Iteration never reads the restart array, so
+    /// without this a block can iterate cleanly and still fail (or mislead) a seek.
+    /// `Err` says what is wrong.
+    pub(crate) fn check_restarts(&self) -> std::result::Result<(), String> {
+        let (mut at, mut next_restart) = (0, 0);
+        while at < self.restarts_offset && next_restart < self.num_restarts {
+            let entries = self.data.get(at..self.restarts_offset).unwrap_or_default();
+            let (shared, non_shared, value_len, hdr) =
+                decode_entry_header(entries).ok_or(format!("bad entry header at byte {at}"))?;
+            let restart = self.restart(next_restart);
+            if restart < at {
+                return Err(format!(
+                    "restart point {next_restart} (byte {restart}) is inside an entry"
+                ));
+            }
+            if restart == at {
+                if shared != 0 {
+                    return Err(format!(
+                        "restart point {next_restart} (byte {at}) holds a prefix-compressed key"
+                    ));
+                }
+                next_restart += 1;
+            }
+            at = [hdr, non_shared, value_len]
+                .into_iter()
+                .try_fold(at, usize::checked_add)
+                .ok_or(format!("entry length overflows at byte {at}"))?;
+        }
+        if next_restart < self.num_restarts {
+            return Err(format!(
+                "restart point {next_restart} (byte {}) is not at an entry",
+                self.restart(next_restart)
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Decodes the three varints of an entry header, with a fast path for one-byte varints.
@@ -315,6 +353,36 @@ mod tests {
         (0..n)
             .map(|i| make_internal_key(format!("key{i:05}").as_bytes(), 7, ValueKind::Put))
             .collect()
+    }
+
+    #[test]
+    fn restart_points_off_whole_key_entries_are_found() {
+        let ks = keys(6);
+        let good = build(&ks, 2);
+        assert_eq!(good.check_restarts(), Ok(()));
+        let mut entry_starts = Vec::new();
+        let mut it = BlockIter::new(good.clone());
+        it.seek_to_first();
+        while it.valid() {
+            entry_starts.push(it.current);
+            it.next();
+        }
+        let with_restart_1_at = |offset: usize| {
+            let mut data = good.data.clone();
+            let at = good.restarts_offset + 4;
+            data[at..at + 4].copy_from_slice(&(offset as u32).to_le_bytes());
+            Block::new(data, Arc::new(PathBuf::from("/t")), 0).unwrap()
+        };
+        // On entry 1, which shares a prefix with entry 0.
+        let shared = with_restart_1_at(entry_starts[1])
+            .check_restarts()
+            .unwrap_err();
+        assert!(shared.contains("prefix-compressed"), "{shared}");
+        // Inside entry 2.
+        let inside = with_restart_1_at(entry_starts[2] + 1)
+            .check_restarts()
+            .unwrap_err();
+        assert!(inside.contains("inside an entry"), "{inside}");
     }
 
     #[test]
