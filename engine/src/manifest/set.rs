@@ -130,10 +130,13 @@ impl VersionSet {
         }
         let replay = Replay::run(&path, LogReader::new(path.clone(), fs.open(&path)?))?;
         let mut set = VersionSet::empty(fs, dir, replay.counters);
-        // Never hand out a number already in use, whatever the manifest recorded.
+        // Never hand out a number already in use, whatever the manifest recorded. A
+        // damaged manifest may name file u64::MAX, after which there is no number left.
         let highest_used = replay.version.live_file_numbers().chain([number]).max();
-        set.counters.next_file_number =
-            (set.counters.next_file_number).max(highest_used.unwrap_or(0) + 1);
+        let above_highest = highest_used.unwrap_or(0).checked_add(1).ok_or_else(|| {
+            Error::corruption(&path, 0, "a file number leaves no number to allocate")
+        })?;
+        set.counters.next_file_number = set.counters.next_file_number.max(above_highest);
         set.install(replay.version, replay.keyspaces);
         set.manifest_number = number;
         Ok(set)
@@ -422,5 +425,44 @@ impl Replay {
             keyspaces,
             counters,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::MemFs;
+    use crate::key::{make_internal_key, ValueKind};
+    use crate::manifest::FileMeta;
+
+    /// Crashed the manifest fuzz target (input in fuzz/regressions/manifest/): an edit
+    /// adding file number u64::MAX made recovery overflow computing the next free
+    /// number (a panic with overflow checks, a wrap to 0 without).
+    #[test]
+    fn a_file_numbered_u64_max_is_corruption() {
+        let fs = MemFs::new();
+        let dir = Path::new("/db");
+        let mut set = VersionSet::create(Arc::new(fs.clone()), dir).unwrap();
+        set.log_and_apply(VersionEdit {
+            new_files: vec![(
+                1,
+                FileMeta {
+                    number: u64::MAX,
+                    size: 100,
+                    smallest: make_internal_key(b"a", 1, ValueKind::Put),
+                    largest: make_internal_key(b"b", 2, ValueKind::Put),
+                    smallest_seq: 1,
+                    largest_seq: 2,
+                    entries: 2,
+                    deletions: 0,
+                },
+            )],
+            ..VersionEdit::default()
+        })
+        .unwrap();
+        drop(set);
+        let e = VersionSet::recover(Arc::new(fs), dir).unwrap_err();
+        assert!(e.is_corruption(), "{e}");
+        assert!(e.to_string().contains("no number to allocate"), "{e}");
     }
 }
