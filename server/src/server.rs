@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::connection;
-use crate::keyspace::{now_ms, ExpiryFilter, Store, Txn};
+use crate::keyspace::{idempotency_sweep, now_ms, ExpiryFilter, Store, Txn};
 use crate::shutdown::{self, Shutdown};
 use crate::state::{ClientInfo, CursorTable, Shared, SlowLog};
 use bytes::Bytes;
@@ -176,6 +176,7 @@ async fn accept_loop(srv: Arc<Shared>, listener: TcpListener) {
 /// Active expiry and stall warnings, on a plain thread (engine calls block).
 fn background_loop(srv: &Shared) {
     let mut cursors: Vec<Bytes> = Vec::new();
+    let mut idempotency_cursor = Bytes::new();
     let mut last_stalls = (0u64, 0u64);
     let mut last_check = Instant::now();
     while !srv.shutdown.is_triggered() {
@@ -193,6 +194,15 @@ fn background_loop(srv: &Shared) {
                 }
                 Err(e) => tracing::warn!(error = %e, "active expiry failed"),
             }
+        }
+        let window = srv.config.read().idempotency_window_ms;
+        match idempotency_sweep::sweep_cycle(&srv.store, window, &mut idempotency_cursor) {
+            Ok(n) => {
+                srv.counters
+                    .expired_idempotency_records
+                    .fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "idempotency record sweep failed"),
         }
         if last_check.elapsed() >= Duration::from_secs(1) {
             last_check = Instant::now();
