@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod fd_limit;
 pub mod keyspace;
 pub mod output_limits;
 pub mod protocol;

@@ -318,3 +318,47 @@ fn malformed_namespace_record_refuses_to_start_and_keeps_data() {
     assert_eq!(live, 1, "the key is still there");
     db.close().expect("close");
 }
+
+/// Under a low open files limit, idle connections can take only what is left after the
+/// engine's reserve: the extra ones are refused, and flushes and compactions (which open
+/// files) keep working, so the database never goes read-only for lack of descriptors.
+#[test]
+fn idle_connections_cannot_take_the_engines_descriptors() {
+    let limit = kv_server::fd_limit::RESERVED_FDS + 40;
+    let k = Kvd::start_with_nofile(limit, &[]);
+    let maxclients: u64 = info(&k, "maxclients").parse().expect("number");
+    assert!(
+        maxclients <= 40,
+        "maxclients {maxclients} does not fit the limit {limit}"
+    );
+    assert!(
+        k.log_text().contains("maxclients reduced"),
+        "{}",
+        k.log_text()
+    );
+    let mut refused = 0;
+    let mut idle = Vec::new();
+    for _ in 0..limit + 100 {
+        let mut c = k.raw();
+        c.s.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        c.send(b"PING\r\n");
+        let mut buf = [0u8; 64];
+        match c.s.read(&mut buf) {
+            Ok(n) if buf[..n].starts_with(b"-ERR max number of clients reached") => refused += 1,
+            _ => idle.push(c),
+        }
+    }
+    assert!(refused > 0, "no connection was refused");
+    // The idle connections hold what clients may hold; the engine still opens files.
+    let mut admin = idle.pop().expect("a connection");
+    admin.s.set_read_timeout(Some(LONG)).expect("timeout");
+    let value = vec![b'v'; 1024];
+    for i in 0..3000 {
+        let key = format!("key-{i}");
+        assert_eq!(admin.cmd(&[b"SET", key.as_bytes(), &value]), "+OK\r\n");
+    }
+    assert_eq!(admin.cmd(&[b"COMPACT"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&[b"SET", b"after", b"compaction"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&[b"GET", b"key-2999"]).len(), 1024 + 9);
+}
