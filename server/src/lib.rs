@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
+pub mod checkpoint_policy;
 pub mod cli;
 pub mod commands;
 pub mod config;
