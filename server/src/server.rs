@@ -45,8 +45,7 @@ pub fn open(config: Config) -> Result<Arc<Shared>, String> {
     };
     let db = Db::open(&config.dir, options)
         .map_err(|e| format!("cannot open data directory {}: {e}", config.dir.display()))?;
-    let always = config.appendfsync == kv_engine::FsyncPolicy::Always;
-    let store = Store::new(db, config.databases, filter, always)
+    let store = Store::new(db, config.databases, filter)
         .map_err(|e| format!("cannot load keyspace metadata: {e}"))?;
     let (monitor, _) = tokio::sync::broadcast::channel(4096);
     Ok(Arc::new(Shared {
