@@ -11,8 +11,7 @@ use bytes::{Bytes, BytesMut};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Commands taken from the input buffer before replies are written.
 const MAX_BATCH: usize = 1024;
@@ -32,24 +31,29 @@ impl Drop for Registration<'_> {
 }
 
 /// Serves one connection until it closes, errs, is killed, or the server shuts down.
-pub async fn serve(srv: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo>) {
+/// `stream` is a TCP socket or a TLS session over one (`tls::listener`).
+pub async fn serve<S>(srv: Arc<Shared>, mut stream: S, info: Arc<ClientInfo>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let _reg = Registration {
         srv: &srv,
         id: info.id,
     };
-    let _ = stream.set_nodelay(true);
     let authenticated = srv.config.read().requirepass.is_none();
     let mut client = Client::new(info.clone(), authenticated);
     serve_client(&srv, &mut stream, &mut client, &info).await;
     client.unwatch_all(&srv.store); // a client that disconnects forgets its WATCHes
 }
 
-async fn serve_client(
+async fn serve_client<S>(
     srv: &Arc<Shared>,
-    stream: &mut TcpStream,
+    stream: &mut S,
     client: &mut Client,
     info: &Arc<ClientInfo>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let srv: &Shared = srv;
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
@@ -148,14 +152,18 @@ async fn serve_client(
     }
 }
 
-async fn flush(srv: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> bool {
+async fn flush<S>(srv: &Shared, stream: &mut S, out: &mut BytesMut) -> bool
+where
+    S: AsyncWrite + Unpin,
+{
     if out.is_empty() {
         return true;
     }
     srv.counters
         .net_output
         .fetch_add(out.len() as u64, Ordering::Relaxed);
-    let ok = stream.write_all(out).await.is_ok();
+    // flush() matters for TLS: the last record may wait in the session until flushed.
+    let ok = stream.write_all(out).await.is_ok() && stream.flush().await.is_ok();
     out.clear();
     if out.capacity() > 4 * 1024 * 1024 {
         *out = BytesMut::with_capacity(READ_CHUNK); // don't keep a huge reply's buffer
@@ -275,14 +283,17 @@ async fn lock_wait(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
     reply
 }
 
-async fn monitor(srv: &Shared, stream: &mut TcpStream, info: &ClientInfo) {
+async fn monitor<S>(srv: &Shared, stream: &mut S, info: &ClientInfo)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut rx = srv.monitor.subscribe();
     srv.monitors.fetch_add(1, Ordering::Relaxed);
     let mut scratch = [0u8; 1024];
     loop {
         tokio::select! {
             m = rx.recv() => match m {
-                Ok(line) => if stream.write_all(&line).await.is_err() { break },
+                Ok(line) => if stream.write_all(&line).await.is_err() || stream.flush().await.is_err() { break },
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => break,
             },

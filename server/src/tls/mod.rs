@@ -2,10 +2,12 @@
 //!
 //! `settings` holds the `tls-*` parameters, named as Redis names them; `suites` maps
 //! protocol and cipher names onto rustls; `pem` reads certificates, keys and CA roots;
-//! `configs` builds rustls server and client configurations (mutual TLS included).
+//! `configs` builds rustls server and client configurations (mutual TLS included);
+//! `listener` accepts TLS clients on `tls-port` and hands them to `connection`.
 //! rustls runs on the `ring` provider only (aws-lc-rs needs cmake and nasm to build).
 
 pub mod configs;
+pub mod listener;
 pub mod pem;
 pub mod settings;
 pub mod suites;
