@@ -190,6 +190,7 @@ pub static PARAMS: &[Param] = &[
     tls_text!("tls-key-file-pass", key_file_pass, any_text),
     tls_text!("tls-client-cert-file", client_cert_file, any_text),
     tls_text!("tls-client-key-file", client_key_file, any_text),
+    tls_text!("tls-client-key-file-pass", client_key_file_pass, any_text),
     tls_text!("tls-ca-cert-file", ca_cert_file, any_text),
     tls_text!("tls-ca-cert-dir", ca_cert_dir, any_text),
     tls_text!("tls-protocols", protocols, |v| suites::protocols(v)
@@ -520,10 +521,10 @@ pub struct Cli {
     /// Server certificate chain (PEM), needed with --tls-port.
     #[arg(long = "tls-cert-file")]
     pub tls_cert_file: Option<String>,
-    /// Private key of --tls-cert-file (PEM, unencrypted).
+    /// Private key of --tls-cert-file (PEM; encrypted PKCS#8 with --tls-key-file-pass).
     #[arg(long = "tls-key-file")]
     pub tls_key_file: Option<String>,
-    /// Accepted for compatibility; kvd reads only unencrypted keys.
+    /// Passphrase of an encrypted (PKCS#8) --tls-key-file.
     #[arg(long = "tls-key-file-pass")]
     pub tls_key_file_pass: Option<String>,
     /// Certificate kvd presents when it is the client (the future cluster bus)
@@ -533,6 +534,9 @@ pub struct Cli {
     /// Key of --tls-client-cert-file [default: --tls-key-file].
     #[arg(long = "tls-client-key-file")]
     pub tls_client_key_file: Option<String>,
+    /// Passphrase of an encrypted --tls-client-key-file.
+    #[arg(long = "tls-client-key-file-pass")]
+    pub tls_client_key_file_pass: Option<String>,
     /// CA certificates (PEM) that sign client certificates.
     #[arg(long = "tls-ca-cert-file")]
     pub tls_ca_cert_file: Option<String>,
@@ -646,6 +650,7 @@ impl Cli {
             ("tls-key-file-pass", self.tls_key_file_pass),
             ("tls-client-cert-file", self.tls_client_cert_file),
             ("tls-client-key-file", self.tls_client_key_file),
+            ("tls-client-key-file-pass", self.tls_client_key_file_pass),
             ("tls-ca-cert-file", self.tls_ca_cert_file),
             ("tls-ca-cert-dir", self.tls_ca_cert_dir),
             ("tls-auth-clients", self.tls_auth_clients),

@@ -3,7 +3,7 @@
 //! rustls) and a kvd started without a plain-TCP port.
 
 use crate::{free_port, kvd_binary};
-pub use kv_server::tls::test_certs::TestCerts;
+pub use kv_server::tls::test_certs::{TestCerts, KEY_PASS};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};

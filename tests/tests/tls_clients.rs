@@ -3,7 +3,7 @@
 //! TLS port (plain TCP, silence) that must not harm other clients, handshakes counting
 //! toward maxclients, TLS-only serving, and clear start-up errors for bad files.
 
-use kv_tests::tls::{Identity, RawKvd, Tls};
+use kv_tests::tls::{Identity, RawKvd, Tls, KEY_PASS};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
@@ -141,10 +141,16 @@ fn plain_tcp_and_silent_clients_on_the_tls_port_are_cut_off_others_served() {
 }
 
 #[test]
-fn port_zero_serves_tls_only() {
+fn port_zero_serves_tls_only_with_an_encrypted_key() {
     let tls = Tls::new();
     let mut args = tls.args("yes");
-    args.extend(["--port", "0"].map(String::from));
+    let key = args
+        .iter()
+        .position(|a| a == "--tls-key-file")
+        .expect("flag")
+        + 1;
+    args[key] = tls.certs.server_key_encrypted.display().to_string();
+    args.extend(["--port", "0", "--tls-key-file-pass", KEY_PASS].map(String::from));
     let mut kvd = RawKvd::spawn(&args);
     kvd.wait_until(|| tls.ping(Identity::Signed).is_ok());
     let mut c = tls.connect(Identity::Signed).unwrap();
@@ -171,6 +177,10 @@ fn bad_tls_settings_stop_kvd_at_start_with_a_clear_message() {
         (
             with("--tls-key-file", &missing),
             format!("tls-key-file {}: cannot read", missing.display()),
+        ),
+        (
+            with("--tls-key-file", &certs.server_key_encrypted),
+            "the key is encrypted and tls-key-file-pass is not set".into(),
         ),
         (
             with("--tls-key-file", &certs.client_key),

@@ -40,7 +40,12 @@ pub fn server_config(s: &TlsSettings, auth: AuthClients) -> Result<Arc<ServerCon
     let cert_file = required("tls-cert-file", &s.cert_file)?;
     let key_file = required("tls-key-file", &s.key_file)?;
     let chain = pem::cert_chain("tls-cert-file", cert_file)?;
-    let key = pem::private_key("tls-key-file", key_file)?;
+    let key = pem::private_key(
+        "tls-key-file",
+        key_file,
+        "tls-key-file-pass",
+        &s.key_file_pass,
+    )?;
     let (provider, versions) = provider(s)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
@@ -80,13 +85,26 @@ pub fn client_config(s: &TlsSettings) -> Result<Arc<ClientConfig>, String> {
     } else {
         ("tls-client-cert-file", s.client_cert_file.as_str())
     };
-    let (key_param, key_file) = if s.client_key_file.is_empty() {
-        ("tls-key-file", required("tls-key-file", &s.key_file)?)
+    let (key_param, key_file, pass_param, pass) = if s.client_key_file.is_empty() {
+        let key_file = required("tls-key-file", &s.key_file)?;
+        (
+            "tls-key-file",
+            key_file,
+            "tls-key-file-pass",
+            &s.key_file_pass,
+        )
     } else {
-        ("tls-client-key-file", s.client_key_file.as_str())
+        let key_file = s.client_key_file.as_str();
+        let pass = &s.client_key_file_pass;
+        (
+            "tls-client-key-file",
+            key_file,
+            "tls-client-key-file-pass",
+            pass,
+        )
     };
     let chain = pem::cert_chain(cert_param, cert_file)?;
-    let key = pem::private_key(key_param, key_file)?;
+    let key = pem::private_key(key_param, key_file, pass_param, pass)?;
     let roots = pem::roots(&s.ca_cert_file, &s.ca_cert_dir)?;
     let (provider, versions) = provider(s)?;
     let config = ClientConfig::builder_with_provider(provider)
@@ -191,7 +209,13 @@ mod tests {
             .unwrap_err();
         assert!(refused.contains("certificate"), "{refused}");
         assert_eq!(handshake(optional, anonymous.clone()).await, Ok(0));
-        assert_eq!(handshake(none, anonymous).await, Ok(0));
+        assert_eq!(handshake(none, anonymous.clone()).await, Ok(0));
+        // The same key, encrypted, with its passphrase (tls-key-file-pass).
+        let mut locked = s.clone();
+        locked.key_file = certs.server_key_encrypted.display().to_string();
+        locked.key_file_pass = crate::tls::test_certs::KEY_PASS.into();
+        let unlocked = server_config(&locked, AuthClients::No).unwrap();
+        assert_eq!(handshake(unlocked, anonymous).await, Ok(0));
         let stranger = client(&certs, Some((&certs.stranger_cert, &certs.stranger_key)));
         assert!(handshake(required, stranger).await.is_err());
     }
@@ -250,14 +274,25 @@ mod tests {
         );
         let e = err(&|s| s.ca_cert_file = s.key_file.clone());
         assert!(e.starts_with("tls-ca-cert-file "), "{e}");
-        let encrypted = dir.path().join("encrypted.key");
+        let encrypted = certs.server_key_encrypted.display().to_string();
+        let e = err(&|s| s.key_file = encrypted.clone());
+        assert!(
+            e.contains("the key is encrypted and tls-key-file-pass is not set"),
+            "{e}"
+        );
+        let e = err(&|s| {
+            s.key_file = encrypted.clone();
+            s.key_file_pass = "wrong".into();
+        });
+        assert!(e.contains("cannot decrypt with tls-key-file-pass"), "{e}");
+        let legacy = dir.path().join("legacy.key");
         std::fs::write(
-            &encrypted,
-            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+            &legacy,
+            "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n",
         )
         .unwrap();
-        let e = err(&|s| s.key_file = encrypted.display().to_string());
-        assert!(e.contains("the key is encrypted"), "{e}");
+        let e = err(&|s| s.key_file = legacy.display().to_string());
+        assert!(e.contains("openssl pkcs8 -topk8"), "{e}");
         // A CA directory works in place of a CA file, and skips files that are not certs.
         let cadir = dir.path().join("cas");
         std::fs::create_dir(&cadir).unwrap();

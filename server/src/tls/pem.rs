@@ -25,18 +25,55 @@ pub fn cert_chain(param: &str, path: &str) -> Result<Vec<CertificateDer<'static>
     Ok(certs)
 }
 
-/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1). Encrypted keys are refused
-/// with a message saying how to decrypt them: rustls reads only plain keys.
-pub fn private_key(param: &str, path: &str) -> Result<PrivateKeyDer<'static>, String> {
+const ENCRYPTED_PKCS8: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+const ENCRYPTED_PKCS8_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+
+/// The private key of a PEM file: PKCS#8, PKCS#1 or SEC1, or an encrypted PKCS#8 key
+/// (`BEGIN ENCRYPTED PRIVATE KEY`, what `openssl pkcs8 -topk8` and OpenSSL 3's `genpkey
+/// -aes256` write) decrypted with `pass`. `pass_param` names the passphrase setting.
+pub fn private_key(
+    param: &str,
+    path: &str,
+    pass_param: &str,
+    pass: &str,
+) -> Result<PrivateKeyDer<'static>, String> {
     let text = std::fs::read(path).map_err(|e| format!("{param} {path}: cannot read: {e}"))?;
-    if text.windows(b"ENCRYPTED".len()).any(|w| w == b"ENCRYPTED") {
+    let text = String::from_utf8_lossy(&text);
+    if let Some(start) = text.find(ENCRYPTED_PKCS8) {
+        if pass.is_empty() {
+            return Err(format!(
+                "{param} {path}: the key is encrypted and {pass_param} is not set"
+            ));
+        }
+        let end = text[start..]
+            .find(ENCRYPTED_PKCS8_END)
+            .map(|e| start + e + ENCRYPTED_PKCS8_END.len())
+            .ok_or_else(|| format!("{param} {path}: not valid PEM: no {ENCRYPTED_PKCS8_END}"))?;
+        let der = decrypt_pkcs8(&text[start..end], pass)
+            .map_err(|e| format!("{param} {path}: cannot decrypt with {pass_param}: {e}"))?;
+        return Ok(PrivateKeyDer::Pkcs8(der.into()));
+    }
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
         return Err(format!(
-            "{param} {path}: the key is encrypted; kvd reads only unencrypted keys \
-             (decrypt it with `openssl pkey -in {path} -out key.pem` and protect the file \
-             with its permissions)"
+            "{param} {path}: the key uses OpenSSL's legacy PEM encryption, which kvd does not \
+             read; convert it to encrypted PKCS#8 with `openssl pkcs8 -topk8 -v2 aes-256-cbc \
+             -in {path} -out key.p8`"
         ));
     }
-    PrivateKeyDer::from_pem_slice(&text).map_err(|e| format!("{param} {path}: {}", describe(e)))
+    PrivateKeyDer::from_pem_slice(text.as_bytes())
+        .map_err(|e| format!("{param} {path}: {}", describe(e)))
+}
+
+/// The PKCS#8 DER inside one `ENCRYPTED PRIVATE KEY` PEM section (PBES2).
+fn decrypt_pkcs8(section: &str, pass: &str) -> Result<Vec<u8>, String> {
+    let (_, doc) = pkcs8::der::Document::from_pem(section).map_err(|e| e.to_string())?;
+    let info =
+        pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| e.to_string())?;
+    // A wrong passphrase usually shows as bad padding; say what it most likely is.
+    let key = info
+        .decrypt(pass)
+        .map_err(|e| format!("{e} (wrong passphrase?)"))?;
+    Ok(key.as_bytes().to_vec())
 }
 
 /// CA roots from `tls-ca-cert-file` and every PEM file in `tls-ca-cert-dir` (either may be

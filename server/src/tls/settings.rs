@@ -47,13 +47,15 @@ pub struct TlsSettings {
     pub cert_file: String,
     /// Server private key, PEM (`tls-key-file`).
     pub key_file: String,
-    /// Passphrase of an encrypted key (`tls-key-file-pass`); see `pem::private_key`.
+    /// Passphrase of an encrypted PKCS#8 `key_file` (`tls-key-file-pass`).
     pub key_file_pass: String,
     /// Certificate presented when kvd is the client, e.g. on the cluster bus
     /// (`tls-client-cert-file`); empty = `cert_file`.
     pub client_cert_file: String,
     /// Key of `client_cert_file` (`tls-client-key-file`); empty = `key_file`.
     pub client_key_file: String,
+    /// Passphrase of an encrypted `client_key_file` (`tls-client-key-file-pass`).
+    pub client_key_file_pass: String,
     /// CA certificates that sign client (and peer) certificates (`tls-ca-cert-file`).
     pub ca_cert_file: String,
     /// Directory of CA certificates, each a PEM file (`tls-ca-cert-dir`).
@@ -85,6 +87,7 @@ impl Default for TlsSettings {
             key_file_pass: String::new(),
             client_cert_file: String::new(),
             client_key_file: String::new(),
+            client_key_file_pass: String::new(),
             ca_cert_file: String::new(),
             ca_cert_dir: String::new(),
             auth_clients: AuthClients::Yes,

@@ -8,6 +8,9 @@ use rcgen::{
 };
 use std::path::{Path, PathBuf};
 
+/// Passphrase of [`TestCerts::server_key_encrypted`].
+pub const KEY_PASS: &str = "kvd test passphrase";
+
 /// PEM files written by [`TestCerts::generate`].
 #[derive(Debug, Clone)]
 pub struct TestCerts {
@@ -17,6 +20,8 @@ pub struct TestCerts {
     pub server_cert: PathBuf,
     /// Its key.
     pub server_key: PathBuf,
+    /// The same key as encrypted PKCS#8 (PBKDF2-SHA256, AES-256-CBC) under [`KEY_PASS`].
+    pub server_key_encrypted: PathBuf,
     /// A client certificate signed by the CA.
     pub client_cert: PathBuf,
     /// Its key.
@@ -73,10 +78,31 @@ impl TestCerts {
             ca: write("ca.crt", ca.0.pem())?,
             server_cert: write("server.crt", server.0.pem())?,
             server_key: write("server.key", server.1.serialize_pem())?,
+            server_key_encrypted: write(
+                "server.key.enc",
+                encrypt_pkcs8(&server.1.serialize_der(), KEY_PASS)?,
+            )?,
             client_cert: write("client.crt", client.0.pem())?,
             client_key: write("client.key", client.1.serialize_pem())?,
             stranger_cert: write("stranger.crt", stranger.0.pem())?,
             stranger_key: write("stranger.key", stranger.1.serialize_pem())?,
         })
     }
+}
+
+/// PEM of `der` (PKCS#8) encrypted under `pass`, as `openssl pkcs8 -topk8 -v2 aes-256-cbc`
+/// writes it. Salt and IV are fixed: a fixture needs no randomness.
+fn encrypt_pkcs8(der: &[u8], pass: &str) -> Result<String, String> {
+    use pkcs8::{pkcs5::pbes2, LineEnding, PrivateKeyInfo};
+    let e = |e: pkcs8::Error| format!("pkcs8: {e}");
+    let params = pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, b"kvd test salt", &[7; 16])
+        .map_err(|e| format!("pkcs5: {e}"))?;
+    let doc = PrivateKeyInfo::try_from(der)
+        .map_err(e)?
+        .encrypt_with_params(params, pass)
+        .map_err(e)?;
+    let pem = doc
+        .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+        .map_err(|e| format!("pem: {e}"))?;
+    Ok(pem.to_string())
 }
