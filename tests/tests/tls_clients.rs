@@ -266,15 +266,10 @@ fn redis_cli_over_tls() {
     assert!(ok && out == "OK\n", "SET: {out:?} {err:?}");
     let (ok, out, err) = cli(true, &["GET", "foo"]);
     assert!(ok && out == "bar\n", "GET: {out:?} {err:?}");
-    // Without a certificate the handshake is refused; redis-cli says so and gets no data.
-    let (_, out, err) = cli(false, &["GET", "foo"]);
+    // Without a certificate the handshake is refused: redis-cli fails and reads nothing.
+    let (ok, out, err) = cli(false, &["GET", "foo"]);
     assert!(
-        !out.contains("bar"),
-        "read data without a certificate: {out:?} {err:?}"
-    );
-    assert!(
-        format!("{out}{err}").to_ascii_lowercase().contains("error")
-            || format!("{out}{err}").contains("SSL"),
-        "no error shown: {out:?} {err:?}"
+        !ok && !out.contains("bar"),
+        "without a certificate: {out:?} {err:?}"
     );
 }
