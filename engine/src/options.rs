@@ -88,8 +88,9 @@ pub struct Options {
     pub compaction_threads: usize,
     /// Optional filter applied during compaction.
     pub compaction_filter: Option<Arc<dyn CompactionFilter>>,
-    /// On a WAL record that is bad but followed by good ones: `false` (default) refuses to
-    /// open with `Corruption`; `true` recovers up to the bad record and drops the rest.
+    /// On a WAL record that is bad but followed by good ones (in the same WAL, or a WAL
+    /// that ends torn while a later WAL holds records): `false` (default) refuses to open
+    /// with `Corruption`; `true` recovers up to the bad record and drops the rest.
     pub wal_point_in_time_recovery: bool,
 }
 

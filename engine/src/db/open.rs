@@ -6,6 +6,12 @@
 //! record followed by good ones means acknowledged data would be skipped, so `open`
 //! refuses with `Corruption` naming the file and offset, unless
 //! `Options::wal_point_in_time_recovery` accepts losing the rest.
+//!
+//! The live WALs are read as one log, oldest first: a WAL that ends torn while a later
+//! WAL holds a record is damage, not a crash (the memtable switch fsyncs the old WAL
+//! before it creates the new one, under every fsync policy), and is refused the same
+//! way. Later WALs that hold no record (a crash during `open` leaves an empty one) are
+//! not data, so a torn WAL before them is an ordinary torn tail.
 
 use super::core::{Counters, FrozenMemtable, Shared, State, WalSlot};
 use super::range_tombstones::{RangeTombstone, RANGE_TOMBSTONE_KEYSPACE};
@@ -23,7 +29,7 @@ use crate::sst::{BlockCache, SstCounters, TableCache};
 use crate::wal::{LogReader, LogWriter, ReadEnd};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::{HashSet, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
@@ -226,10 +232,23 @@ fn replay_wals(
         Ok(())
     };
 
-    for (i, &number) in wals.iter().enumerate() {
+    // A WAL that ended torn, while later WALs are still to be read.
+    let mut torn: Option<(PathBuf, u64)> = None;
+    'wals: for &number in &wals {
         let path = filename::wal_path(dir, number);
         let mut reader = LogReader::new(path.clone(), fs.open(&path)?);
         while let Some((offset, payload)) = reader.next_record() {
+            if let Some((torn_path, torn_offset)) = &torn {
+                let what = format!(
+                    "WAL is torn here, but the later WAL {} holds records (from offset {offset}): acknowledged writes would be skipped",
+                    path.display()
+                );
+                if !opts.wal_point_in_time_recovery {
+                    return Err(Error::corruption(torn_path, *torn_offset, what));
+                }
+                tracing::warn!(file = %torn_path.display(), offset = torn_offset, "{what}; point-in-time recovery stops at the tear");
+                break 'wals;
+            }
             let batch = WriteBatch::decode(&payload).map_err(|(at, what)| {
                 Error::corruption(
                     &path,
@@ -243,7 +262,6 @@ fn replay_wals(
                 flush(&mut mem, versions)?;
             }
         }
-        let is_last = i + 1 == wals.len();
         match reader.end() {
             ReadEnd::Clean => {}
             ReadEnd::TornTail {
@@ -252,10 +270,9 @@ fn replay_wals(
             } => {
                 if *dropped_bytes > 0 {
                     tracing::info!(file = %path.display(), offset, dropped_bytes, "WAL ends in a torn record (crash during write); recovered to the last whole batch");
-                }
-                if !is_last {
-                    tracing::warn!(file = %path.display(), "torn WAL is not the newest; later WALs are not replayed");
-                    break;
+                    // Normal for the newest WAL; for an older one, only if no later WAL
+                    // holds a record (checked as they are read).
+                    torn.get_or_insert((path.clone(), *offset));
                 }
             }
             ReadEnd::Corrupt {
@@ -271,7 +288,7 @@ fn replay_wals(
                     ));
                 }
                 tracing::warn!(file = %path.display(), offset, dropped_bytes, what = %what, "WAL corruption: recovered up to the bad record and dropped the rest");
-                break;
+                break 'wals;
             }
         }
     }
