@@ -18,6 +18,7 @@ use crate::memtable::Memtable;
 use crate::options::FsyncPolicy;
 use crate::wal::LogWriter;
 use parking_lot::{Condvar, Mutex};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -95,11 +96,7 @@ impl Shared {
         }
         drop(queue);
 
-        let result = match group_batch.as_mut() {
-            Some(gb) => self.commit(gb),
-            None if force_switch => self.switch_for_flush(),
-            None => Ok(self.visible_seq.load(Ordering::Acquire)),
-        };
+        let result = self.lead(group_batch.as_mut(), force_switch);
 
         let mut queue = self.queue.lock();
         queue.pop_front();
@@ -116,6 +113,30 @@ impl Shared {
             next.cv.notify_one();
         }
         result
+    }
+
+    /// The leader's work: commits the group, or switches the memtable for a flush.
+    ///
+    /// A panic in it (a bug, or a file system that panics) would unwind past the code
+    /// that pops the leader's slot and wakes the group and the next leader: every later
+    /// writer would wait forever. It is caught and becomes an error for the whole group
+    /// and a fatal background error: the WAL or the memtable may hold part of the group
+    /// (an unacknowledged, invisible part), so nothing more may be written after it.
+    fn lead(&self, batch: Option<&mut WriteBatch>, force_switch: bool) -> Result<SeqNo> {
+        let work = AssertUnwindSafe(|| match batch {
+            Some(gb) => self.commit(gb),
+            None if force_switch => self.switch_for_flush(),
+            None => Ok(self.visible_seq.load(Ordering::Acquire)),
+        });
+        std::panic::catch_unwind(work).unwrap_or_else(|payload| {
+            let err = Error::Closed(format!(
+                "a write panicked, so the database is read-only: {}",
+                panic_message(payload.as_ref())
+            ));
+            let mut state = self.state.lock();
+            self.set_bg_error(&mut state, &err);
+            Err(err)
+        })
     }
 
     /// Appends a group to the WAL and the memtable. Called by the leader only.
@@ -286,6 +307,15 @@ impl Shared {
             }
         }
     }
+}
+
+/// The text of a panic's payload (`panic!` with a literal or with a format string).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a panic without a message)")
 }
 
 /// Inserts `batch` into `mem`, op i at sequence `first + i`; returns the last sequence

@@ -15,6 +15,7 @@ pub struct FaultSwitch {
     fail_syncs: AtomicBool,
     fail_writes: AtomicBool,
     dead: AtomicBool,
+    panic_on_append: AtomicBool,
     /// Bytes that may still be appended before appends fail (u64::MAX = unlimited).
     write_budget: AtomicU64,
 }
@@ -25,6 +26,7 @@ impl Default for FaultSwitch {
             fail_syncs: AtomicBool::new(false),
             fail_writes: AtomicBool::new(false),
             dead: AtomicBool::new(false),
+            panic_on_append: AtomicBool::new(false),
             write_budget: AtomicU64::new(u64::MAX),
         }
     }
@@ -43,6 +45,11 @@ impl FaultSwitch {
     pub fn kill(&self, on: bool) {
         self.dead.store(on, Ordering::SeqCst);
     }
+    /// Every append panics while set: stands for a bug anywhere under a write, so tests
+    /// can check that a panic fails writes instead of hanging them.
+    pub fn panic_on_append(&self, on: bool) {
+        self.panic_on_append.store(on, Ordering::SeqCst);
+    }
     /// After `bytes` more appended bytes, appends fail; the one crossing is torn.
     pub fn fail_after_bytes(&self, bytes: u64) {
         self.write_budget.store(bytes, Ordering::SeqCst);
@@ -52,6 +59,7 @@ impl FaultSwitch {
         self.fail_syncs(false);
         self.fail_writes(false);
         self.kill(false);
+        self.panic_on_append(false);
         self.write_budget.store(u64::MAX, Ordering::SeqCst);
     }
 
@@ -132,6 +140,9 @@ struct FaultWritable {
 
 impl WritableFile for FaultWritable {
     fn append(&mut self, data: &[u8]) -> Result<()> {
+        if self.switch.panic_on_append.load(Ordering::SeqCst) {
+            panic!("injected panic appending to {}", self.path.display());
+        }
         self.switch.check_write(&self.path)?;
         let granted = self.switch.take_budget(data.len() as u64) as usize;
         self.inner.append(&data[..granted])?;
