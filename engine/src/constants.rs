@@ -53,6 +53,18 @@ pub const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Open table readers kept by the table cache; each holds an fd, its index and filter.
 pub const TABLE_CACHE_CAPACITY: usize = 1000;
 
+/// Default `Options::max_bg_error_resume_count`: with the backoff below, about 50
+/// minutes of retrying before auto-resume leaves it to an operator.
+pub const BG_ERROR_RESUME_COUNT: u32 = 100;
+
+/// Default `Options::bg_error_resume_retry_interval`: the first wait after a soft
+/// background error (RocksDB's default); doubled after each failed attempt.
+pub const BG_ERROR_RESUME_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The longest wait between two resume attempts: a freed resource is noticed within
+/// this, however long it was missing.
+pub const MAX_RESUME_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// With `FsyncPolicy::EverySec`, the background syncer's period.
 pub const EVERYSEC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 

@@ -3,6 +3,7 @@
 use crate::constants as c;
 use crate::fs::{self, Fs};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// When an acknowledged write is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +93,14 @@ pub struct Options {
     /// that ends torn while a later WAL holds records): `false` (default) refuses to open
     /// with `Corruption`; `true` recovers up to the bad record and drops the rest.
     pub wal_point_in_time_recovery: bool,
+    /// After a soft background error (out of descriptors or space while writing a new
+    /// file), how many failed attempts auto-resume makes before it stops trying and
+    /// leaves the error to an operator ([`crate::Db::resume`] or a restart). 0 disables
+    /// auto-resume.
+    pub max_bg_error_resume_count: u32,
+    /// The wait before the first resume attempt; doubled after each failed one, up to
+    /// [`crate::constants::MAX_RESUME_BACKOFF`].
+    pub bg_error_resume_retry_interval: Duration,
 }
 
 impl std::fmt::Debug for Options {
@@ -125,6 +134,8 @@ impl Default for Options {
             compaction_threads: 1,
             compaction_filter: None,
             wal_point_in_time_recovery: false,
+            max_bg_error_resume_count: c::BG_ERROR_RESUME_COUNT,
+            bg_error_resume_retry_interval: c::BG_ERROR_RESUME_INTERVAL,
         }
     }
 }

@@ -19,7 +19,6 @@ use crate::manifest::FileMeta;
 use crate::options::FilterDecision;
 use crate::sst::TableBuilder;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 /// Snapshot bounds a compaction must respect.
 pub(crate) struct SnapshotBounds {
@@ -29,7 +28,7 @@ pub(crate) struct SnapshotBounds {
     pub(crate) newest: Option<SeqNo>,
 }
 
-fn inputs_iterator(shared: &Arc<Shared>, plan: &CompactionPlan) -> Result<MergingIterator> {
+fn inputs_iterator(shared: &Shared, plan: &CompactionPlan) -> Result<MergingIterator> {
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
     for f in plan.inputs.iter().chain(plan.next_inputs.iter()) {
         children.push(Box::new(shared.tables.get(f.number)?.iter()));
@@ -40,7 +39,7 @@ fn inputs_iterator(shared: &Arc<Shared>, plan: &CompactionPlan) -> Result<Mergin
 /// Merges the plan's inputs into new tables; returns their metadata. `new_number`
 /// allocates file numbers (and registers them as pending outputs).
 pub(crate) fn run(
-    shared: &Arc<Shared>,
+    shared: &Shared,
     plan: &CompactionPlan,
     snapshots: &SnapshotBounds,
     new_number: &mut dyn FnMut() -> u64,
