@@ -12,6 +12,7 @@ use super::picker::CompactionPlan;
 use crate::db::core::Shared;
 use crate::db::range_tombstones::RANGE_TOMBSTONE_KEYSPACE;
 use crate::db::table_file::{finish_table, new_table_builder};
+use crate::db::LevelIterator;
 use crate::error::{Error, Result};
 use crate::iter::{InternalIterator, MergingIterator};
 use crate::key::{make_internal_key, ParsedKey, SeqNo, ValueKind};
@@ -19,6 +20,7 @@ use crate::manifest::FileMeta;
 use crate::options::FilterDecision;
 use crate::sst::TableBuilder;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// Snapshot bounds a compaction must respect.
 pub(crate) struct SnapshotBounds {
@@ -28,10 +30,28 @@ pub(crate) struct SnapshotBounds {
     pub(crate) newest: Option<SeqNo>,
 }
 
-fn inputs_iterator(shared: &Shared, plan: &CompactionPlan) -> Result<MergingIterator> {
+/// The plan's inputs as one merged iterator. L0 files overlap, so each is a source of
+/// its own and all are open at once; the files of a deeper level are sorted and
+/// disjoint, so a [`LevelIterator`] opens them one at a time. A compaction therefore
+/// holds open, besides the table cache, at most all of L0 plus one table of the output
+/// level (`Options::file_descriptor_budget` counts on it).
+fn inputs_iterator(shared: &Arc<Shared>, plan: &CompactionPlan) -> Result<MergingIterator> {
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
-    for f in plan.inputs.iter().chain(plan.next_inputs.iter()) {
-        children.push(Box::new(shared.tables.get(f.number)?.iter()));
+    if plan.level == 0 {
+        for f in &plan.inputs {
+            children.push(Box::new(shared.tables.get(f.number)?.iter()));
+        }
+    } else {
+        children.push(Box::new(LevelIterator::new(
+            shared.clone(),
+            plan.inputs.clone(),
+        )));
+    }
+    if !plan.next_inputs.is_empty() {
+        children.push(Box::new(LevelIterator::new(
+            shared.clone(),
+            plan.next_inputs.clone(),
+        )));
     }
     Ok(MergingIterator::new(children))
 }
@@ -39,7 +59,7 @@ fn inputs_iterator(shared: &Shared, plan: &CompactionPlan) -> Result<MergingIter
 /// Merges the plan's inputs into new tables; returns their metadata. `new_number`
 /// allocates file numbers (and registers them as pending outputs).
 pub(crate) fn run(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     plan: &CompactionPlan,
     snapshots: &SnapshotBounds,
     new_number: &mut dyn FnMut() -> u64,

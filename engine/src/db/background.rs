@@ -96,7 +96,7 @@ pub(crate) fn pick_compaction(shared: &Shared, state: &mut State) -> Option<Comp
 }
 
 fn run_job<'a>(
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     state: MutexGuard<'a, State>,
     job: Job,
 ) -> MutexGuard<'a, State> {
@@ -121,7 +121,7 @@ fn run_job<'a>(
 /// Writes the oldest immutable memtable to an L0 table and drops its WAL from the
 /// recovery set. The caller owns `flush_running` and decides what an error means.
 pub(crate) fn flush_oldest<'a>(
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     mut state: MutexGuard<'a, State>,
 ) -> (MutexGuard<'a, State>, Result<()>) {
     let Some(frozen) = state.imms.front() else {
@@ -175,7 +175,7 @@ pub(crate) fn flush_oldest<'a>(
 /// Runs `plan` (levels already marked busy) and installs its result; a failure becomes
 /// the background error (unless the Db is shutting down, which interrupts compactions).
 pub(crate) fn compact<'a>(
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     state: MutexGuard<'a, State>,
     plan: &CompactionPlan,
 ) -> MutexGuard<'a, State> {
@@ -190,7 +190,7 @@ pub(crate) fn compact<'a>(
 
 /// Runs `plan` (levels already marked busy) and installs its result.
 pub(crate) fn try_compact<'a>(
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     mut state: MutexGuard<'a, State>,
     plan: &CompactionPlan,
 ) -> (MutexGuard<'a, State>, Result<()>) {
@@ -201,7 +201,7 @@ pub(crate) fn try_compact<'a>(
 }
 
 fn run_compaction<'a>(
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     mut state: MutexGuard<'a, State>,
     plan: &CompactionPlan,
 ) -> (MutexGuard<'a, State>, Result<()>) {

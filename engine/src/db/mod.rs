@@ -18,6 +18,7 @@ mod stats;
 pub(crate) mod table_file;
 mod write;
 
+pub(crate) use iter::LevelIterator;
 pub use iter::{DbIterator, IterEntry};
 pub use snapshot::Snapshot;
 

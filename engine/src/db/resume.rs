@@ -50,7 +50,7 @@ pub(crate) fn resumer(shared: &Arc<Shared>) {
 
 impl Shared {
     /// One resume attempt. Called by the write leader only (`Work::Resume`).
-    pub(crate) fn try_resume(&self) -> Result<()> {
+    pub(crate) fn try_resume(self: &Arc<Self>) -> Result<()> {
         let mut state = self.state.lock();
         let origin = match &state.bg_error {
             None => return Ok(()),
@@ -107,7 +107,7 @@ impl Shared {
     /// due compaction. A failure is recorded as the background error of its origin (so
     /// a fatal one replaces the soft one) and returned.
     fn redo_background_work<'a>(
-        &'a self,
+        self: &'a Arc<Self>,
         mut state: MutexGuard<'a, State>,
         origin: Origin,
     ) -> (MutexGuard<'a, State>, Result<()>) {

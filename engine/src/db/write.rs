@@ -68,7 +68,7 @@ impl Slot {
 impl Shared {
     /// Commits `batch` (or, with `None`, switches the memtable so it can be flushed).
     /// Returns the sequence number of the batch's first op.
-    pub(crate) fn write(&self, batch: Option<WriteBatch>) -> Result<SeqNo> {
+    pub(crate) fn write(self: &Arc<Self>, batch: Option<WriteBatch>) -> Result<SeqNo> {
         if let Some(b) = &batch {
             if b.encoded_len() > MAX_BATCH_BYTES {
                 return Err(Error::InvalidArgument(format!(
@@ -85,13 +85,13 @@ impl Shared {
     }
 
     /// Waits its turn in the write queue, then runs a resume attempt as the leader.
-    pub(crate) fn resume_in_queue(&self) -> Result<()> {
+    pub(crate) fn resume_in_queue(self: &Arc<Self>) -> Result<()> {
         self.run_queued(Slot::new(None, Work::Resume)).map(|_| ())
     }
 
     /// Queues `me`; returns its result, set by a leader that took it into its group or
     /// by `me` itself once it reached the front and led.
-    fn run_queued(&self, me: Arc<Slot>) -> Result<SeqNo> {
+    fn run_queued(self: &Arc<Self>, me: Arc<Slot>) -> Result<SeqNo> {
         let mut queue = self.queue.lock();
         queue.push_back(me.clone());
         loop {
@@ -150,7 +150,7 @@ impl Shared {
     /// writer would wait forever. It is caught and becomes an error for the whole group
     /// and a fatal background error: the WAL or the memtable may hold part of the group
     /// (an unacknowledged, invisible part), so nothing more may be written after it.
-    fn lead(&self, batch: Option<&mut WriteBatch>, work: Work) -> Result<SeqNo> {
+    fn lead(self: &Arc<Self>, batch: Option<&mut WriteBatch>, work: Work) -> Result<SeqNo> {
         let visible = || self.visible_seq.load(Ordering::Acquire);
         let run = AssertUnwindSafe(|| match (work, batch) {
             (Work::Resume, _) => self.try_resume().map(|()| visible()),
