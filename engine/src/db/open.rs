@@ -19,7 +19,7 @@ use super::snapshot::SnapshotList;
 use super::table_file::write_table;
 use super::write::{apply_to_memtable, SEQUENCE_RESERVATION};
 use crate::batch::WriteBatch;
-use crate::constants::{NUM_LEVELS, TABLE_CACHE_CAPACITY};
+use crate::constants::NUM_LEVELS;
 use crate::error::{Error, Result};
 use crate::filename::{self, FileKind};
 use crate::manifest::{VersionEdit, VersionSet};
@@ -84,7 +84,7 @@ pub(crate) fn open_shared(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
     let tables = TableCache::new(
         fs.clone(),
         dir.to_path_buf(),
-        TABLE_CACHE_CAPACITY,
+        opts.max_open_files,
         block_cache.clone(),
         sst_counters.clone(),
     );
