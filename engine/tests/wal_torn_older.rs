@@ -7,16 +7,12 @@
 
 mod common;
 
-use common::{contents, dir, tiny_options};
-use kv_engine::filename::{self, FileKind};
+use common::{contents, dir, keys, live_wals, tiny_options, Model};
 use kv_engine::fs::{Fs, MemFs};
 use kv_engine::wal::{read_all, ReadEnd};
 use kv_engine::{Db, Error, FsyncPolicy, Keyspace, Options};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 fn options(fs: &MemFs) -> Options {
     let mut opts = tiny_options(Arc::new(fs.clone()));
@@ -26,51 +22,13 @@ fn options(fs: &MemFs) -> Options {
     opts
 }
 
-fn wal_numbers(fs: &MemFs) -> Vec<u64> {
-    let mut wals: Vec<u64> = fs
-        .list_dir(&dir())
-        .unwrap()
-        .iter()
-        .filter_map(|n| match filename::parse(n) {
-            Some(FileKind::Wal(w)) => Some(w),
-            _ => None,
-        })
-        .collect();
-    wals.sort_unstable();
-    wals
-}
-
-fn put_all(db: &Db, model: &mut Model, prefix: &str, n: usize) {
-    for i in 0..n {
-        let (k, v) = (
-            format!("{prefix}{i:03}"),
-            format!("value of {prefix}{i:03}"),
-        );
-        db.put(Keyspace::DEFAULT, k.as_bytes(), v.as_bytes())
-            .unwrap();
-        model.insert(k.into_bytes(), v.into_bytes());
-    }
-}
-
-/// The state a crash leaves between a memtable switch and the flush's manifest edit:
-/// the manifest still starts recovery at WAL `old` (holding the `a` keys) and WAL
-/// `new` holds the later `b` keys. Built from a real Db: a copy taken while only `old`
-/// existed, plus the bytes `new` received afterwards.
+/// Two live WALs: `old` holds the `a` keys, `new` the later `b` keys.
 fn two_live_wals() -> (MemFs, PathBuf, PathBuf, Model, Model) {
-    let fs = MemFs::new();
-    let db = Db::open(dir(), options(&fs)).unwrap();
-    let (mut a, mut b) = (Model::new(), Model::new());
-    put_all(&db, &mut a, "a", 20);
-    let before_switch = fs.deep_copy();
-    let old = filename::wal_path(&dir(), *wal_numbers(&fs).last().unwrap());
-    db.flush().unwrap();
-    put_all(&db, &mut b, "b", 20);
-    let new = filename::wal_path(&dir(), *wal_numbers(&fs).last().unwrap());
-    assert!(new > old, "the flush switched to a new WAL");
-    drop(db);
-    let new_bytes = fs.read_all(&new).unwrap();
-    before_switch.write_all_synced(&new, &new_bytes).unwrap();
-    (before_switch, old, new, a, b)
+    let (a, b) = (keys("a", 20, 20), keys("b", 20, 20));
+    let (fs, wals, mut models) = live_wals(options, &[&a, &b]);
+    let b = models.pop().unwrap();
+    let a = models.pop().unwrap();
+    (fs, wals[0].clone(), wals[1].clone(), a, b)
 }
 
 /// Cuts the last record of `path` short; returns where the torn record starts.
