@@ -220,6 +220,12 @@ fn replay_wals(
         })
         .collect();
     wals.sort_unstable();
+    // A WAL is numbered in memory at a switch and the manifest learns of it only with the
+    // next edit: after a crash, numbers here may not be known to it yet. Reusing one for
+    // a table or the fresh WAL would truncate a WAL being replayed.
+    if let Some(&newest) = wals.last() {
+        versions.mark_file_number_used(newest);
+    }
 
     let mut mem = Arc::new(Memtable::new());
     let mut flush = |mem: &mut Arc<Memtable>, versions: &mut VersionSet| -> Result<()> {

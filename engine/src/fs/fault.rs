@@ -18,7 +18,7 @@ pub struct FaultSwitch {
     fail_writes: AtomicBool,
     dead: AtomicBool,
     panic_on_append: AtomicBool,
-    /// Creating a file whose name ends with `.0` fails with OS error `.1`.
+    /// Creating a file whose name contains `.0` fails with OS error `.1`.
     failing_creates: Mutex<Option<(String, i32)>>,
     /// Bytes that may still be appended before appends fail (u64::MAX = unlimited).
     write_budget: AtomicU64,
@@ -55,11 +55,12 @@ impl FaultSwitch {
     pub fn panic_on_append(&self, on: bool) {
         self.panic_on_append.store(on, Ordering::SeqCst);
     }
-    /// Creating any file whose name ends with `suffix` (".sst", ".log") fails with the
-    /// OS error `errno` (say `libc::EMFILE`) until [`Self::allow_creates`]: a resource
-    /// that has run out, as opposed to the generic failures above.
-    pub fn fail_creates_of(&self, suffix: &str, errno: i32) {
-        *self.failing_creates.lock() = Some((suffix.to_string(), errno));
+    /// Creating any file whose name contains `pattern` (".sst", ".log", "MANIFEST")
+    /// fails with the OS error `errno` (say `libc::EMFILE`) until
+    /// [`Self::allow_creates`]: a resource that has run out, or a disk failing at one
+    /// precise step, as opposed to the generic failures above.
+    pub fn fail_creates_of(&self, pattern: &str, errno: i32) {
+        *self.failing_creates.lock() = Some((pattern.to_string(), errno));
     }
     /// Ends [`Self::fail_creates_of`].
     pub fn allow_creates(&self) {
@@ -96,8 +97,9 @@ impl FaultSwitch {
 
     fn check_create(&self, path: &Path) -> Result<()> {
         self.check_write(path)?;
-        if let Some((suffix, errno)) = &*self.failing_creates.lock() {
-            if path.to_string_lossy().ends_with(suffix.as_str()) {
+        if let Some((pattern, errno)) = &*self.failing_creates.lock() {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if name.contains(pattern.as_str()) {
                 return Err(Error::io(path, io::Error::from_raw_os_error(*errno)));
             }
         }
