@@ -99,3 +99,40 @@ fn torn_older_wal_before_an_empty_one_is_a_torn_tail() {
     assert_eq!(contents(&db, Keyspace::DEFAULT), expected);
     db.close().unwrap();
 }
+
+/// Cuts `path` just before its last record: the file then ends cleanly, at a record
+/// boundary, and only the sequence numbers show that something is missing.
+fn cut_before_last_record(fs: &MemFs, path: &Path) {
+    let (records, _) = read_all(fs, path).unwrap();
+    let (last_start, _) = records.last().unwrap();
+    fs.truncate(path, *last_start as usize).unwrap();
+    assert_eq!(read_all(fs, path).unwrap().1, ReadEnd::Clean);
+}
+
+#[test]
+fn older_wal_cut_at_a_record_boundary_refuses_to_open() {
+    let (fs, old, new, _a, _b) = two_live_wals();
+    cut_before_last_record(&fs, &old);
+    match Db::open(dir(), options(&fs)) {
+        Err(Error::Corruption { file, offset, what }) => {
+            assert_eq!(file, new, "{what}");
+            assert_eq!(offset, 0, "{what}");
+            assert!(what.contains("sequence"), "{what}");
+        }
+        Err(e) => panic!("expected Corruption, got {e}"),
+        Ok(_) => panic!("opened although records between the WALs are missing"),
+    }
+}
+
+#[test]
+fn point_in_time_recovery_stops_at_a_sequence_gap() {
+    let (fs, old, _new, a, _b) = two_live_wals();
+    cut_before_last_record(&fs, &old);
+    let mut opts = options(&fs);
+    opts.wal_point_in_time_recovery = true;
+    let db = Db::open(dir(), opts).unwrap();
+    let mut expected = a;
+    expected.pop_last();
+    assert_eq!(contents(&db, Keyspace::DEFAULT), expected);
+    db.close().unwrap();
+}

@@ -9,9 +9,13 @@
 //!
 //! The live WALs are read as one log, oldest first: a WAL that ends torn while a later
 //! WAL holds a record is damage, not a crash (the memtable switch fsyncs the old WAL
-//! before it creates the new one, under every fsync policy), and is refused the same
-//! way. Later WALs that hold no record (a crash during `open` leaves an empty one) are
-//! not data, so a torn WAL before them is an ordinary torn tail.
+//! before the new one receives anything, under every fsync policy), and is refused the
+//! same way. Later WALs that hold no record (a crash during `open` leaves an empty one)
+//! are not data, so a torn WAL before them is an ordinary torn tail. A WAL cut exactly
+//! at a record boundary looks whole, but the sequence numbers give it away: every
+//! record of the live WALs starts where the one before ended (they are all from the
+//! session since the last open, whose commits take consecutive sequences), so a gap
+//! is refused too.
 
 use super::core::{Counters, FrozenMemtable, Shared, State, WalSlot};
 use super::range_tombstones::{RangeTombstone, RANGE_TOMBSTONE_KEYSPACE};
@@ -240,6 +244,8 @@ fn replay_wals(
 
     // A WAL that ended torn, while later WALs are still to be read.
     let mut torn: Option<(PathBuf, u64)> = None;
+    // The sequence the next record must start at, and the WAL of the record before.
+    let mut next_seq: Option<(u64, PathBuf)> = None;
     'wals: for &number in &wals {
         let path = filename::wal_path(dir, number);
         let mut reader = LogReader::new(path.clone(), fs.open(&path)?);
@@ -262,7 +268,23 @@ fn replay_wals(
                     format!("write batch (payload byte {at}): {what}"),
                 )
             })?;
+            if let Some((expected, before)) = next_seq.take() {
+                if batch.sequence() != expected {
+                    let what = format!(
+                        "sequence gap: this record starts at sequence {}, the one before it (in {}) ended at {}: records between them were lost (a WAL cut short at a record boundary)",
+                        batch.sequence(),
+                        before.display(),
+                        expected - 1
+                    );
+                    if !opts.wal_point_in_time_recovery {
+                        return Err(Error::corruption(&path, offset, what));
+                    }
+                    tracing::warn!(file = %path.display(), offset, "{what}; point-in-time recovery stops at the gap");
+                    break 'wals;
+                }
+            }
             let last = apply_to_memtable(&mem, &batch, batch.sequence());
+            next_seq = Some((last + 1, path.clone()));
             *max_seq = (*max_seq).max(last);
             if mem.approximate_bytes() >= opts.memtable_size {
                 flush(&mut mem, versions)?;
