@@ -72,19 +72,23 @@ fn torn_older_wal_followed_by_data_refuses_to_open() {
     assert!(fs.exists(&old));
 }
 
+/// Opens `fs` and checks it holds every `a` key but the lost last one, and no `b` key:
+/// a prefix of history.
+fn assert_opens_with_all_but_the_last(fs: &MemFs, a: Model, point_in_time: bool) {
+    let mut opts = options(fs);
+    opts.wal_point_in_time_recovery = point_in_time;
+    let db = Db::open(dir(), opts).unwrap();
+    let mut expected = a;
+    expected.pop_last();
+    assert_eq!(contents(&db, Keyspace::DEFAULT), expected);
+    db.close().unwrap();
+}
+
 #[test]
 fn point_in_time_recovery_keeps_the_prefix_before_the_tear() {
     let (fs, old, _new, a, _b) = two_live_wals();
     tear(&fs, &old);
-    let mut opts = options(&fs);
-    opts.wal_point_in_time_recovery = true;
-    let db = Db::open(dir(), opts).unwrap();
-    let got = contents(&db, Keyspace::DEFAULT);
-    // Every `a` key but the torn last one, and no `b` key: a prefix of history.
-    let mut expected = a;
-    expected.pop_last();
-    assert_eq!(got, expected);
-    db.close().unwrap();
+    assert_opens_with_all_but_the_last(&fs, a, true);
 }
 
 #[test]
@@ -93,11 +97,7 @@ fn torn_older_wal_before_an_empty_one_is_a_torn_tail() {
     tear(&fs, &old);
     // A crash during open after the fresh WAL was created: it holds nothing.
     fs.write_all_synced(&new, &[]).unwrap();
-    let db = Db::open(dir(), options(&fs)).unwrap();
-    let mut expected = a;
-    expected.pop_last();
-    assert_eq!(contents(&db, Keyspace::DEFAULT), expected);
-    db.close().unwrap();
+    assert_opens_with_all_but_the_last(&fs, a, false);
 }
 
 /// Cuts `path` just before its last record: the file then ends cleanly, at a record
@@ -128,11 +128,5 @@ fn older_wal_cut_at_a_record_boundary_refuses_to_open() {
 fn point_in_time_recovery_stops_at_a_sequence_gap() {
     let (fs, old, _new, a, _b) = two_live_wals();
     cut_before_last_record(&fs, &old);
-    let mut opts = options(&fs);
-    opts.wal_point_in_time_recovery = true;
-    let db = Db::open(dir(), opts).unwrap();
-    let mut expected = a;
-    expected.pop_last();
-    assert_eq!(contents(&db, Keyspace::DEFAULT), expected);
-    db.close().unwrap();
+    assert_opens_with_all_but_the_last(&fs, a, true);
 }
