@@ -91,6 +91,10 @@ impl BgError {
                 "{} (retrying automatically; {} of {max_attempts} attempts failed so far)",
                 self.message, self.failed_attempts
             )),
+            Severity::Soft if max_attempts == 0 => Error::Suspended(format!(
+                "{} (auto-resume is off; Db::resume or a restart retries)",
+                self.message
+            )),
             Severity::Soft => Error::Suspended(format!(
                 "{} (auto-resume gave up after {max_attempts} attempts; Db::resume or a restart retries)",
                 self.message
@@ -182,6 +186,8 @@ mod tests {
         }
         assert_eq!(soft.auto_resume_at(3), None, "gave up after 3 attempts");
         assert!(soft.refusal(3).to_string().contains("gave up"));
+        assert_eq!(soft.auto_resume_at(0), None, "0 turns auto-resume off");
+        assert!(soft.refusal(0).to_string().contains("off"));
         let fatal = BgError::new(Origin::Wal, &os(libc::EMFILE), interval);
         assert_eq!(fatal.auto_resume_at(3), None);
         assert!(matches!(fatal.refusal(3), Error::Closed(_)));
