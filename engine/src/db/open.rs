@@ -244,8 +244,9 @@ fn replay_wals(
 
     // A WAL that ended torn, while later WALs are still to be read.
     let mut torn: Option<(PathBuf, u64)> = None;
-    // The sequence the next record must start at, and the WAL of the record before.
-    let mut next_seq: Option<(u64, PathBuf)> = None;
+    // The sequence the next record must start at, and the number of the WAL of the
+    // record before.
+    let mut next_seq: Option<(u64, u64)> = None;
     'wals: for &number in &wals {
         let path = filename::wal_path(dir, number);
         let mut reader = LogReader::new(path.clone(), fs.open(&path)?);
@@ -273,7 +274,7 @@ fn replay_wals(
                     let what = format!(
                         "sequence gap: this record starts at sequence {}, the one before it (in {}) ended at {}: records between them were lost (a WAL cut short at a record boundary)",
                         batch.sequence(),
-                        before.display(),
+                        filename::wal_path(dir, before).display(),
                         expected - 1
                     );
                     if !opts.wal_point_in_time_recovery {
@@ -284,7 +285,7 @@ fn replay_wals(
                 }
             }
             let last = apply_to_memtable(&mem, &batch, batch.sequence());
-            next_seq = Some((last + 1, path.clone()));
+            next_seq = Some((last + 1, number));
             *max_seq = (*max_seq).max(last);
             if mem.approximate_bytes() >= opts.memtable_size {
                 flush(&mut mem, versions)?;
