@@ -102,7 +102,7 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         tracing::warn!(
             requested = config.maxclients,
             granted = fit,
-            reserved_for_engine_and_server = fd_limit::RESERVED_FDS,
+            reserved_for_engine_and_server = fd_limit::reserved_fds(),
             "maxclients reduced to fit the open files limit (raise it with ulimit -n)"
         );
         config.maxclients = fit;
