@@ -5,14 +5,13 @@
 
 use crate::commands;
 use crate::keyspace::now_ms;
-use crate::protocol::{parse, Limits, Parsed, Reply};
+use crate::protocol::{Limits, Parsed, Reply, RequestParser};
 use crate::state::{Client, ClientInfo, Shared};
 use bytes::{Bytes, BytesMut};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Commands taken from the input buffer before replies are written.
 const MAX_BATCH: usize = 1024;
@@ -32,26 +31,32 @@ impl Drop for Registration<'_> {
 }
 
 /// Serves one connection until it closes, errs, is killed, or the server shuts down.
-pub async fn serve(srv: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo>) {
+/// `stream` is a TCP socket or a TLS session over one (`tls::listener`).
+pub async fn serve<S>(srv: Arc<Shared>, mut stream: S, info: Arc<ClientInfo>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let _reg = Registration {
         srv: &srv,
         id: info.id,
     };
-    let _ = stream.set_nodelay(true);
     let authenticated = srv.config.read().requirepass.is_none();
     let mut client = Client::new(info.clone(), authenticated);
     serve_client(&srv, &mut stream, &mut client, &info).await;
     client.unwatch_all(&srv.store); // a client that disconnects forgets its WATCHes
 }
 
-async fn serve_client(
+async fn serve_client<S>(
     srv: &Arc<Shared>,
-    stream: &mut TcpStream,
+    stream: &mut S,
     client: &mut Client,
     info: &Arc<ClientInfo>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let srv: &Shared = srv;
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut parser = RequestParser::new();
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut need = 1usize;
     loop {
@@ -63,7 +68,7 @@ async fn serve_client(
             unauthenticated: !client.authenticated,
         };
         while inbuf.len() >= need && batch.len() < MAX_BATCH {
-            match parse(&mut inbuf, limits) {
+            match parser.parse(&mut inbuf, limits) {
                 Ok(Parsed::Command(args)) => {
                     need = 1;
                     if !args.is_empty() {
@@ -90,7 +95,7 @@ async fn serve_client(
                 if !flush(srv, stream, &mut out).await {
                     return;
                 }
-                let reply = lock_wait(srv, client, &batch[i]).await;
+                let reply = lock_wait(srv, client, &batch[i], stream, &mut inbuf).await;
                 reply.encode(&mut out, client.resp3);
                 i += 1;
             }
@@ -104,6 +109,13 @@ async fn serve_client(
         if client.silent {
             return;
         }
+        if client.output_limit_reached {
+            srv.counters
+                .output_limit_disconnects
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(client = %info.addr, pending = out.len(), "closing client that reached the output buffer hard limit (client-output-buffer-limit)");
+            return;
+        }
         if !flush(srv, stream, &mut out).await || client.close {
             return;
         }
@@ -114,7 +126,8 @@ async fn serve_client(
         if inbuf.len() >= need {
             continue; // more complete commands than one batch
         }
-        if inbuf.len() as u64 > srv.config.read().client_query_buffer_limit {
+        let query_bytes = inbuf.len() + parser.held_bytes();
+        if query_bytes as u64 > srv.config.read().client_query_buffer_limit {
             tracing::warn!(client = %info.addr, "closing client that reached max query buffer length");
             return;
         }
@@ -148,14 +161,36 @@ async fn serve_client(
     }
 }
 
-async fn flush(srv: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> bool {
+/// Writes `out`. Replies above the soft output limit must be taken by the client within
+/// the soft seconds, else it is disconnected (Redis's soft limit: the buffer stayed above
+/// it that long); smaller writes may wait as long as the client likes.
+async fn flush<S>(srv: &Shared, stream: &mut S, out: &mut BytesMut) -> bool
+where
+    S: AsyncWrite + Unpin,
+{
     if out.is_empty() {
         return true;
     }
     srv.counters
         .net_output
         .fetch_add(out.len() as u64, Ordering::Relaxed);
-    let ok = stream.write_all(out).await.is_ok();
+    let soft = srv.config.read().client_output_buffer_limit.normal;
+    let ok = if soft.soft > 0 && out.len() as u64 > soft.soft {
+        let limit = Duration::from_secs(soft.soft_seconds);
+        match tokio::time::timeout(limit, write_down_to(stream, out, soft.soft)).await {
+            Ok(true) => write_all_flushed(stream, out).await,
+            Ok(false) => false,
+            Err(_) => {
+                srv.counters
+                    .output_limit_disconnects
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(pending = out.len(), seconds = soft.soft_seconds, "closing client that stayed above the output buffer soft limit (client-output-buffer-limit)");
+                false
+            }
+        }
+    } else {
+        write_all_flushed(stream, out).await
+    };
     out.clear();
     if out.capacity() > 4 * 1024 * 1024 {
         *out = BytesMut::with_capacity(READ_CHUNK); // don't keep a huge reply's buffer
@@ -163,11 +198,46 @@ async fn flush(srv: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> bool
     ok
 }
 
+/// Writes from the front of `out` until at most `left` bytes remain (dropping what was
+/// written); false if the client went away.
+async fn write_down_to<S>(stream: &mut S, out: &mut BytesMut, left: u64) -> bool
+where
+    S: AsyncWrite + Unpin,
+{
+    while out.len() as u64 > left {
+        match stream.write(out).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => {
+                let _ = out.split_to(n);
+            }
+        }
+    }
+    true
+}
+
+/// Writes all of `out` and flushes the stream: for TLS the last record may wait in the
+/// session until flushed.
+async fn write_all_flushed<S>(stream: &mut S, out: &[u8]) -> bool
+where
+    S: AsyncWrite + Unpin,
+{
+    stream.write_all(out).await.is_ok() && stream.flush().await.is_ok()
+}
+
 /// Runs commands until the batch ends, the client must close, or a LOCK must wait
 /// (its reply is then left to [`lock_wait`]). Returns how many commands were consumed
 /// excluding a waiting one.
 fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut BytesMut) -> usize {
+    let hard = srv.config.read().client_output_buffer_limit.normal.hard;
+    let over_hard_limit = move |client: &mut Client, out: &BytesMut| {
+        if hard > 0 && out.len() as u64 > hard {
+            client.output_limit_reached = true;
+            client.close = true;
+        }
+        client.output_limit_reached
+    };
     let body = |client: &mut Client, out: &mut BytesMut| {
+        client.reply_bytes = 0;
         let mut n = 0;
         let mut grouped = Vec::new();
         let mut alone = 0; // commands to run one by one before trying a group again
@@ -177,7 +247,7 @@ fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut 
                     Ok(ran) => {
                         grouped.drain(..).for_each(|r| r.encode(out, client.resp3));
                         n += ran;
-                        if client.close {
+                        if client.close || over_hard_limit(client, out) {
                             break;
                         }
                         continue;
@@ -195,14 +265,13 @@ fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut 
             if !client.silent {
                 reply.encode(out, client.resp3);
             }
-            if client.close || client.monitor {
+            if client.close || client.monitor || over_hard_limit(client, out) {
                 break;
             }
         }
         n
     };
-    let fsync_always = srv.store.fsync_always;
-    if batch.iter().any(|a| commands::may_block(a, fsync_always)) {
+    if batch.iter().any(|a| commands::may_block(a, &srv.store.db)) {
         tokio::task::block_in_place(|| body(client, out))
     } else {
         body(client, out)
@@ -246,8 +315,19 @@ fn run_one(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
 }
 
 /// Sleeps until the lock key is written or the holder's lease ends, then retries the LOCK,
-/// until it is acquired or its deadline passes.
-async fn lock_wait(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
+/// until it is acquired or its deadline passes. Meanwhile it keeps reading the socket
+/// (buffering any pipelined commands, as Redis does for blocked clients) so that a client
+/// that disconnects stops waiting at once, instead of later taking the lock for nobody.
+async fn lock_wait<S>(
+    srv: &Shared,
+    client: &mut Client,
+    args: &[Bytes],
+    stream: &mut S,
+    inbuf: &mut BytesMut,
+) -> Reply
+where
+    S: AsyncRead + Unpin,
+{
     let mut reply = Reply::Nil;
     while let Some(w) = client.wait.take() {
         client.lock_deadline = Some(w.deadline);
@@ -261,7 +341,17 @@ async fn lock_wait(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
             if let Some(next) = &client.wait {
                 let sleep =
                     Duration::from_millis((next.wake_at - now_ms()).clamp(0, i64::MAX) as u64);
+                let query_limit = srv.config.read().client_query_buffer_limit;
                 tokio::select! {
+                    biased;
+                    r = stream.read_buf(inbuf) => {
+                        let gone = !matches!(r, Ok(n) if n > 0);
+                        if gone || inbuf.len() as u64 > query_limit {
+                            tracing::debug!(client = %client.info.addr, "client left (or overflowed its query buffer) during LOCK ... WAIT");
+                            client.wait = None;
+                            client.close = true;
+                        }
+                    }
                     _ = &mut notified => {}
                     _ = tokio::time::sleep(sleep) => {}
                     _ = srv.shutdown.wait() => { client.wait = None; }
@@ -275,14 +365,17 @@ async fn lock_wait(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
     reply
 }
 
-async fn monitor(srv: &Shared, stream: &mut TcpStream, info: &ClientInfo) {
+async fn monitor<S>(srv: &Shared, stream: &mut S, info: &ClientInfo)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut rx = srv.monitor.subscribe();
     srv.monitors.fetch_add(1, Ordering::Relaxed);
     let mut scratch = [0u8; 1024];
     loop {
         tokio::select! {
             m = rx.recv() => match m {
-                Ok(line) => if stream.write_all(&line).await.is_err() { break },
+                Ok(line) => if stream.write_all(&line).await.is_err() || stream.flush().await.is_err() { break },
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => break,
             },

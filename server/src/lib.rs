@@ -2,16 +2,21 @@
 //!
 //! `connection` frames bytes and writes replies; `commands` holds one file per command
 //! family and the command table; `keyspace` maps Redis keys onto the engine;
-//! `shutdown` owns graceful stop; `server` starts and stops everything.
+//! `shutdown` owns graceful stop; `server` starts and stops everything; `tls` serves
+//! clients over TLS.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
+pub mod checkpoint_policy;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod fd_limit;
 pub mod keyspace;
+pub mod output_limits;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod tls;

@@ -3,17 +3,20 @@
 
 use crate::config::Config;
 use crate::connection;
-use crate::keyspace::{now_ms, ExpiryFilter, Store, Txn};
+use crate::fd_limit;
+use crate::keyspace::{idempotency_sweep, now_ms, ExpiryFilter, Store, Txn};
 use crate::shutdown::{self, Shutdown};
 use crate::state::{ClientInfo, CursorTable, Shared, SlowLog};
+use crate::tls;
 use bytes::Bytes;
 use kv_engine::{Db, Options};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 /// Keys the active expiry sweep examines per database per cycle (Redis samples 20 keys
@@ -31,7 +34,31 @@ pub fn check_config(c: &Config) -> Result<(), String> {
             c.bind.join(" ")
         ));
     }
+    if c.port == 0 && c.tls.port == 0 {
+        return Err("configured to not listen anywhere (port and tls-port are both 0)".into());
+    }
     Ok(())
+}
+
+/// Listens on `port` at every bind address; port 0 means no listener (Redis's meaning,
+/// so `--port 0 --tls-port N` serves TLS only).
+async fn bind_all(bind: &[String], port: u16) -> Result<(Vec<TcpListener>, Vec<String>), String> {
+    if port == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let addrs: Vec<String> = bind
+        .iter()
+        .map(|b| format!("{}:{port}", b.trim_start_matches('-')))
+        .collect();
+    let mut listeners = Vec::new();
+    for a in &addrs {
+        listeners.push(
+            TcpListener::bind(a)
+                .await
+                .map_err(|e| format!("cannot listen on {a}: {e}"))?,
+        );
+    }
+    Ok((listeners, addrs))
 }
 
 /// Opens the data directory and builds the shared server state.
@@ -44,8 +71,7 @@ pub fn open(config: Config) -> Result<Arc<Shared>, String> {
     };
     let db = Db::open(&config.dir, options)
         .map_err(|e| format!("cannot open data directory {}: {e}", config.dir.display()))?;
-    let always = config.appendfsync == kv_engine::FsyncPolicy::Always;
-    let store = Store::new(db, config.databases, filter, always)
+    let store = Store::new(db, config.databases, filter)
         .map_err(|e| format!("cannot load keyspace metadata: {e}"))?;
     let (monitor, _) = tokio::sync::broadcast::channel(4096);
     Ok(Arc::new(Shared {
@@ -69,31 +95,37 @@ pub fn open(config: Config) -> Result<Arc<Shared>, String> {
 }
 
 /// Runs the server until SIGTERM/SIGINT/SHUTDOWN; returns after the engine is closed.
-pub async fn run(config: Config) -> Result<(), String> {
+pub async fn run(mut config: Config) -> Result<(), String> {
     check_config(&config)?;
-    let addrs: Vec<String> = config
-        .bind
-        .iter()
-        .map(|b| format!("{}:{}", b.trim_start_matches('-'), config.port))
-        .collect();
-    let mut listeners = Vec::new();
-    for a in &addrs {
-        listeners.push(
-            TcpListener::bind(a)
-                .await
-                .map_err(|e| format!("cannot listen on {a}: {e}"))?,
+    let fit = fd_limit::fit_clients(config.maxclients)?;
+    if fit < config.maxclients {
+        tracing::warn!(
+            requested = config.maxclients,
+            granted = fit,
+            reserved_for_engine_and_server = fd_limit::reserved_fds(),
+            "maxclients reduced to fit the open files limit (raise it with ulimit -n)"
         );
+        config.maxclients = fit;
     }
+    // Certificates are read before anything listens: a bad file stops kvd at once.
+    let acceptor = tls::listener::acceptor(&config.tls)?;
+    let (listeners, addrs) = bind_all(&config.bind, config.port).await?;
+    let (tls_listeners, tls_addrs) = match acceptor {
+        Some(_) => bind_all(&config.bind, config.tls.port).await?,
+        None => (Vec::new(), Vec::new()),
+    };
     let policy = format!("{:?}", config.appendfsync).to_ascii_lowercase();
     let dir = config.dir.display().to_string();
     let dbs = config.databases;
+    let config_port = config.port;
     let srv = tokio::task::spawn_blocking(move || open(config))
         .await
         .map_err(|e| format!("start-up failed: {e}"))??;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        port = addrs.first().map(|a| a.rsplit(':').next().unwrap_or("")).unwrap_or(""),
+        port = config_port,
         listen = %addrs.join(","),
+        tls_listen = %tls_addrs.join(","),
         dir = %dir,
         appendfsync = %policy,
         databases = dbs,
@@ -110,6 +142,11 @@ pub async fn run(config: Config) -> Result<(), String> {
     let mut accepts = JoinSet::new();
     for l in listeners {
         accepts.spawn(accept_loop(srv.clone(), l));
+    }
+    if let Some(acceptor) = acceptor {
+        for l in tls_listeners {
+            accepts.spawn(tls::listener::accept_loop(srv.clone(), l, acceptor.clone()));
+        }
     }
     srv.shutdown.wait().await;
     accepts.abort_all();
@@ -131,51 +168,82 @@ pub async fn run(config: Config) -> Result<(), String> {
 
 async fn accept_loop(srv: Arc<Shared>, listener: TcpListener) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        srv.counters.connections.fetch_add(1, Ordering::Relaxed);
-        let max = srv.config.read().maxclients;
-        if srv.clients.lock().len() >= max {
-            srv.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        let (stream, peer) = next_connection(&listener).await;
+        let Some(info) = admit(&srv, &stream, peer) else {
             tokio::spawn(async move {
                 use tokio::io::AsyncWriteExt;
                 let mut s = stream;
                 let _ = s.write_all(b"-ERR max number of clients reached\r\n").await;
             });
             continue;
-        }
-        let id = srv.next_client_id.fetch_add(1, Ordering::Relaxed);
-        let info = Arc::new(ClientInfo {
-            id,
-            addr: peer.to_string(),
-            laddr: stream
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
-            created: Instant::now(),
-            name: Mutex::new(String::new()),
-            lib: Mutex::new((String::new(), String::new())),
-            db: AtomicUsize::new(0),
-            last_cmd: Mutex::new("NULL"),
-            last_active: AtomicI64::new(now_ms()),
-            resp: AtomicU8::new(2),
-            killed: AtomicBool::new(false),
-            kill: tokio::sync::Notify::new(),
-        });
-        srv.clients.lock().insert(id, info.clone());
+        };
         tokio::spawn(connection::serve(srv.clone(), stream, info));
     }
+}
+
+/// The next accepted TCP connection. Accept errors (a full descriptor table, for one) are
+/// logged and retried after a pause, so they neither stop the listener nor spin it.
+pub async fn next_connection(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        match listener.accept().await {
+            Ok(x) => return x,
+            Err(e) => {
+                // Out of descriptors (or another passing error): back off instead of
+                // spinning, and say so once a second rather than at every attempt.
+                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(error = %e, "accept failed");
+                    last_warning = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Registers an accepted connection as a client, so it counts toward `maxclients` from
+/// now on (for a TLS client, during its handshake too). `None` if the server is full;
+/// the caller refuses the connection as its protocol allows.
+pub fn admit(srv: &Shared, stream: &TcpStream, peer: SocketAddr) -> Option<Arc<ClientInfo>> {
+    let _ = stream.set_nodelay(true);
+    let laddr = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    register(srv, peer.to_string(), laddr)
+}
+
+/// Registers a client connected from `addr` to `laddr` (see [`admit`]).
+pub fn register(srv: &Shared, addr: String, laddr: String) -> Option<Arc<ClientInfo>> {
+    srv.counters.connections.fetch_add(1, Ordering::Relaxed);
+    let max = srv.config.read().maxclients;
+    if srv.clients.lock().len() >= max {
+        srv.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    let id = srv.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let info = Arc::new(ClientInfo {
+        id,
+        addr,
+        laddr,
+        created: Instant::now(),
+        name: Mutex::new(String::new()),
+        lib: Mutex::new((String::new(), String::new())),
+        db: AtomicUsize::new(0),
+        last_cmd: Mutex::new("NULL"),
+        last_active: AtomicI64::new(now_ms()),
+        resp: AtomicU8::new(2),
+        killed: AtomicBool::new(false),
+        kill: tokio::sync::Notify::new(),
+    });
+    srv.clients.lock().insert(id, info.clone());
+    Some(info)
 }
 
 /// Active expiry and stall warnings, on a plain thread (engine calls block).
 fn background_loop(srv: &Shared) {
     let mut cursors: Vec<Bytes> = Vec::new();
+    let mut idempotency_cursor = Bytes::new();
     let mut last_stalls = (0u64, 0u64);
     let mut last_check = Instant::now();
     while !srv.shutdown.is_triggered() {
@@ -193,6 +261,15 @@ fn background_loop(srv: &Shared) {
                 }
                 Err(e) => tracing::warn!(error = %e, "active expiry failed"),
             }
+        }
+        let window = srv.config.read().idempotency_window_ms;
+        match idempotency_sweep::sweep_cycle(&srv.store, window, &mut idempotency_cursor) {
+            Ok(n) => {
+                srv.counters
+                    .expired_idempotency_records
+                    .fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "idempotency record sweep failed"),
         }
         if last_check.elapsed() >= Duration::from_secs(1) {
             last_check = Instant::now();

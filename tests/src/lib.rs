@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: spawning real `kvd` processes on free ports in
 //! temporary directories, waiting for readiness with a deadline, clients (the `redis`
-//! crate, RESP2 or RESP3) and a raw socket for protocol-level tests.
+//! crate, RESP2 or RESP3) and a raw socket for protocol-level tests; `tls` adds
+//! certificates, TLS clients and a TLS-only server.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: failing loudly is the point
 
 use std::io::{Read, Write};
@@ -8,6 +9,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+pub mod tls;
 
 /// How long a server gets to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -55,6 +58,8 @@ pub struct Kvd {
     pub port: u16,
     /// Extra flags given at every start.
     pub args: Vec<String>,
+    /// RLIMIT_NOFILE (soft and hard) to start the process with, if not inherited.
+    pub nofile: Option<u64>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -62,16 +67,24 @@ pub struct Kvd {
 impl Kvd {
     /// Starts kvd in a fresh temporary directory with extra flags.
     pub fn start(args: &[&str]) -> Kvd {
+        Kvd::launch(args, None)
+    }
+
+    /// Starts kvd in a fresh directory with an open files limit of `nofile`.
+    pub fn start_with_nofile(nofile: u64, args: &[&str]) -> Kvd {
+        Kvd::launch(args, Some(nofile))
+    }
+
+    fn launch(args: &[&str], nofile: Option<u64>) -> Kvd {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().join("data");
-        let log = tmp.path().join("kvd.log");
         let mut k = Kvd {
-            dir,
+            dir: tmp.path().join("data"),
+            log: tmp.path().join("kvd.log"),
             _tmp: Some(tmp),
             port: 0,
             args: args.iter().map(|s| s.to_string()).collect(),
+            nofile,
             child: None,
-            log,
         };
         k.spawn_ready();
         k
@@ -95,7 +108,26 @@ impl Kvd {
                 .append(true)
                 .open(&self.log)
                 .expect("log file");
-            let child = Command::new(kvd_binary())
+            let mut command = Command::new(kvd_binary());
+            if let Some(limit) = self.nofile {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: between fork and exec the closure only calls setrlimit, which is
+                // async-signal-safe, and touches no memory shared with other threads.
+                unsafe {
+                    command.pre_exec(move || {
+                        let r = libc::rlimit {
+                            rlim_cur: limit,
+                            rlim_max: limit,
+                        };
+                        if libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 {
+                            Ok(())
+                        } else {
+                            Err(std::io::Error::last_os_error())
+                        }
+                    });
+                }
+            }
+            let child = command
                 .arg("--port")
                 .arg(port.to_string())
                 .arg("--dir")
@@ -414,6 +446,34 @@ impl Drop for RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Polls `cond` every 10 ms until it holds; panics with `what` after `timeout`.
+pub fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Resident memory of process `pid` in KiB (0 if it cannot be read).
+pub fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// The value of `field` in an INFO reply's text.
+pub fn info_field(info: &str, field: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
 }
 
 #[cfg(test)]

@@ -5,17 +5,20 @@
 //! [`background`], consistent copies in [`checkpoint`].
 
 mod background;
+mod bg_error;
 mod checkpoint;
 pub(crate) mod core;
 mod iter;
 mod open;
 pub(crate) mod range_tombstones;
 mod read;
+mod resume;
 mod snapshot;
 mod stats;
 pub(crate) mod table_file;
 mod write;
 
+pub(crate) use iter::LevelIterator;
 pub use iter::{DbIterator, IterEntry};
 pub use snapshot::Snapshot;
 
@@ -25,7 +28,7 @@ use crate::constants::NUM_LEVELS;
 use crate::error::{Error, Result};
 use crate::key::SeqNo;
 use crate::manifest::{Version, VersionEdit};
-use crate::options::Options;
+use crate::options::{FsyncPolicy, Options};
 use crate::stats::Stats;
 use bytes::Bytes;
 use core::Shared;
@@ -250,7 +253,7 @@ impl Db {
         self.shared.write(None)?;
         let mut state = self.shared.state.lock();
         loop {
-            Shared::check_bg_error(&state)?;
+            self.shared.check_bg_error(&state)?;
             if state.imms.is_empty() {
                 return Ok(());
             }
@@ -259,6 +262,26 @@ impl Db {
             self.shared.bg_cv.notify_all();
             self.shared.bg_cv.wait(&mut state);
         }
+    }
+
+    /// Whether a write of about `bytes` might wait here for more than a WAL append: an
+    /// fsync (`FsyncPolicy::Always`), a slowdown or a stop (too many L0 files or frozen
+    /// memtables), or a memtable switch (which fsyncs the old WAL) because the memtable is
+    /// nearly full or the write is large. A stall can only begin after one of these
+    /// thresholds is crossed, so an async caller that runs writes inline only when this is
+    /// false never parks its thread on the disk or a condition variable for long. Cheap:
+    /// no lock, one atomic load of the current view.
+    pub fn write_may_block(&self, bytes: usize) -> bool {
+        let opts = &self.shared.opts;
+        if opts.fsync == FsyncPolicy::Always {
+            return true;
+        }
+        let sv = self.shared.current();
+        let switch_margin = opts.memtable_size / 8;
+        sv.imms.len() >= crate::constants::MAX_IMMUTABLE_MEMTABLES.saturating_sub(1)
+            || sv.version.num_files(0) >= opts.l0_slowdown_writes_trigger
+            || bytes >= switch_margin
+            || sv.mem.approximate_bytes() + switch_margin >= opts.memtable_size
     }
 
     /// Fsyncs the WAL now, whatever the policy.
@@ -289,7 +312,7 @@ impl Db {
         for level in 0..deepest {
             let mut state = self.shared.state.lock();
             loop {
-                Shared::check_bg_error(&state)?;
+                self.shared.check_bg_error(&state)?;
                 if !state.busy_levels[level] && !state.busy_levels[level + 1] {
                     break;
                 }
@@ -311,7 +334,7 @@ impl Db {
             state.busy_levels[level] = false;
             state.busy_levels[level + 1] = false;
             self.shared.bg_cv.notify_all();
-            Shared::check_bg_error(&state)?;
+            self.shared.check_bg_error(&state)?;
         }
         Ok(())
     }
@@ -322,6 +345,14 @@ impl Db {
     pub fn checkpoint(&self, dest: impl AsRef<Path>) -> Result<()> {
         self.flush()?;
         checkpoint::write_checkpoint(&self.shared, dest.as_ref())
+    }
+
+    /// Tries now to get past a soft background error, as auto-resume does (also after
+    /// auto-resume gave up): `Ok` if no error stands or it was cleared, `Error::Closed`
+    /// if the error is fatal, else the error of the failed attempt.
+    pub fn resume(&self) -> Result<()> {
+        self.check_open()?;
+        self.shared.resume_in_queue()
     }
 
     /// Current statistics.

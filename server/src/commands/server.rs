@@ -55,19 +55,10 @@ pub fn flushall(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 }
 
 /// Live keys and keys with an expiry in `db`.
-fn count_keys(ctx: &Ctx<'_>, db: usize) -> Result<(i64, i64), Reply> {
-    let (mut keys, mut expires) = (0, 0);
-    ctx.txn.scan(db, b"", |_, e| {
-        keys += 1;
-        expires += e.expire_at.is_some() as i64;
-        true
-    })?;
-    Ok((keys, expires))
-}
-
-/// DBSIZE
+/// DBSIZE: the kept count (keys/key_counts.rs), O(1); like Redis's it includes expired
+/// keys that expiry has not removed yet.
 pub fn dbsize(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(count_keys(ctx, ctx.db())?.0))
+    Ok(Reply::Int(ctx.txn.key_count(ctx.db())?.keys))
 }
 
 /// TIME
@@ -237,6 +228,18 @@ pub fn config_set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             ))
         })?;
     }
+    let requested = next.maxclients;
+    if requested > ctx.srv.config.read().maxclients {
+        // The descriptors must exist too (Redis refuses the same way).
+        let fit = crate::fd_limit::fit_clients(requested).map_err(|e| {
+            Reply::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'maxclients') - {e}"
+            ))
+        })?;
+        if fit < requested {
+            return Err(Reply::error(format!("ERR CONFIG SET failed (possibly related to argument 'maxclients') - The operating system is not able to handle the specified number of clients, try with {fit}")));
+        }
+    }
     ctx.srv
         .store
         .filter()
@@ -259,7 +262,9 @@ pub fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
         &c.net_input,
         &c.net_output,
         &c.idempotent_replays,
+        &c.expired_idempotency_records,
         &c.protocol_errors,
+        &c.output_limit_disconnects,
     ] {
         x.store(0, Ordering::Relaxed);
     }
@@ -670,7 +675,15 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 kv("keyspace_misses", r(&c.keyspace_misses)),
                 kv("total_error_replies", "0".into()),
                 kv("protocol_errors", r(&c.protocol_errors)),
+                kv(
+                    "client_output_buffer_limit_disconnections",
+                    r(&c.output_limit_disconnects),
+                ),
                 kv("idempotent_replays", r(&c.idempotent_replays)),
+                kv(
+                    "expired_idempotency_records",
+                    r(&c.expired_idempotency_records),
+                ),
             ],
         );
     }
@@ -687,7 +700,8 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     if want("keyspace") {
         let mut lines = Vec::new();
         for db in 0..srv.store.databases() {
-            let (keys, expires) = count_keys(ctx, db)?;
+            let count = ctx.txn.key_count(db)?;
+            let (keys, expires) = (count.keys, count.expires);
             if keys > 0 {
                 lines.push(kv(
                     &format!("db{db}"),
@@ -763,6 +777,18 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             kv(
                 "engine_background_error",
                 es.background_error.clone().unwrap_or_default(),
+            ),
+            kv(
+                "engine_background_error_retryable",
+                (es.background_error_retryable as u8).to_string(),
+            ),
+            kv(
+                "engine_background_error_resume_attempts",
+                es.background_error_resume_attempts.to_string(),
+            ),
+            kv(
+                "engine_background_error_resumes",
+                es.background_error_resumes.to_string(),
             ),
         ];
         for l in &es.levels {

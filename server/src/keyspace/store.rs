@@ -11,6 +11,7 @@
 
 use super::encoding::{prefix_end, split_data_key};
 use super::events::KeyEvents;
+use super::key_counts::KeyCounts;
 use kv_engine::{CompactionFilter, Db, FilterDecision, Keyspace, WriteBatch};
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::HashSet;
@@ -56,18 +57,22 @@ impl Namespaces {
         v
     }
 
+    /// Decodes the record; `None` unless it is well formed: whole words, at least one
+    /// database, every namespace below `next` and no namespace used twice.
     fn decode(b: &[u8]) -> Option<Namespaces> {
-        if b.len() < 4 || !b.len().is_multiple_of(4) {
+        if b.len() < 8 || !b.len().is_multiple_of(4) {
             return None;
         }
         let mut words = b
             .chunks(4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
         let next = words.next()?;
-        Some(Namespaces {
-            next,
-            map: words.collect(),
-        })
+        let map: Vec<u32> = words.collect();
+        let distinct: HashSet<u32> = map.iter().copied().collect();
+        if distinct.len() != map.len() || map.iter().any(|&ns| ns >= next) {
+            return None;
+        }
+        Some(Namespaces { next, map })
     }
 
     /// Assigns a fresh namespace to `db`.
@@ -104,11 +109,8 @@ impl CompactionFilter for ExpiryFilter {
     fn filter(&self, keyspace: u8, key: &[u8], value: &[u8]) -> FilterDecision {
         let now = now_ms();
         if keyspace == self.data_ks {
-            if let Some(exp) = super::encoding::expire_at_of(value) {
-                if exp <= now {
-                    return FilterDecision::Remove;
-                }
-            }
+            // Expired keys are not dropped here: the key counts must see every removal, so
+            // the active expiry sweep deletes them through a transaction (key_counts.rs).
             if self.loaded.load(Ordering::Acquire) {
                 if let Some((ns, _)) = split_data_key(key) {
                     if !self.live.read().contains(&ns) {
@@ -118,8 +120,8 @@ impl CompactionFilter for ExpiryFilter {
             }
         } else if keyspace == self.idem_ks.load(Ordering::Relaxed) {
             if let Some(created) = super::idempotency::created_at(value) {
-                let window = self.idem_window_ms.load(Ordering::Relaxed) as i64;
-                if created + window <= now {
+                let window = self.idem_window_ms.load(Ordering::Relaxed);
+                if !super::idempotency::is_live(created, window, now) {
                     return FilterDecision::Remove;
                 }
             }
@@ -157,23 +159,31 @@ pub struct Store {
     world: RwLock<()>,
     /// WATCH flags and lock waiters, told about every committed write.
     pub events: KeyEvents,
-    /// Writes wait for an fsync (`appendfsync always`).
-    pub fsync_always: bool,
+    /// Keys per namespace (DBSIZE, INFO keyspace).
+    pub counts: KeyCounts,
 }
 
 impl Store {
     /// Wraps an open engine: loads (or creates) the namespace map for `databases`.
-    pub fn new(
-        db: Db,
-        databases: usize,
-        filter: Arc<ExpiryFilter>,
-        fsync_always: bool,
-    ) -> kv_engine::Result<Store> {
+    pub fn new(db: Db, databases: usize, filter: Arc<ExpiryFilter>) -> kv_engine::Result<Store> {
         let meta = db.keyspace("kvd-meta")?;
         let idem = db.keyspace("kvd-idempotency")?;
         filter.idem_ks.store(idem.id(), Ordering::Relaxed);
+        // A damaged map must not be replaced by a fresh one: the compaction filter would
+        // then take every existing namespace for a flushed database and delete live data.
         let mut ns = match db.get(meta, META_NAMESPACES)? {
-            Some(v) => Namespaces::decode(&v.value).unwrap_or_else(|| Namespaces::fresh(databases)),
+            Some(v) => Namespaces::decode(&v.value).ok_or_else(|| {
+                kv_engine::Error::corruption(
+                    db.path(),
+                    0,
+                    format!(
+                        "kvd namespace map record (keyspace kvd-meta, key {:?}) is malformed: \
+                         {} bytes; refusing to start rather than treat existing data as flushed",
+                        String::from_utf8_lossy(META_NAMESPACES),
+                        v.value.len()
+                    ),
+                )
+            })?,
             None => Namespaces::fresh(databases),
         };
         while ns.map.len() < databases {
@@ -184,6 +194,13 @@ impl Store {
         db.put(meta, META_NAMESPACES, &ns.encode())?;
         *filter.live.write() = ns.map.iter().copied().collect();
         filter.loaded.store(true, Ordering::Release);
+        let started = std::time::Instant::now();
+        let counts = KeyCounts::scan(&db, Keyspace::DEFAULT)?;
+        counts.retain(|n| ns.map.contains(&n));
+        tracing::info!(
+            millis = started.elapsed().as_millis() as u64,
+            "counted keys"
+        );
         Ok(Store {
             data: Keyspace::DEFAULT,
             meta,
@@ -194,7 +211,7 @@ impl Store {
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             world: RwLock::new(()),
             events: KeyEvents::default(),
-            fsync_always,
+            counts,
         })
     }
 
@@ -263,7 +280,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn compaction_filter_drops_expired_keys_flushed_namespaces_and_old_records() {
+    fn compaction_filter_drops_flushed_namespaces_and_old_records_but_not_expired_keys() {
         use super::super::encoding::{data_key, encode_value, ValueType};
         use super::super::idempotency::encode_record;
         let f = ExpiryFilter::new(1000);
@@ -275,9 +292,11 @@ mod tests {
             f.filter(data, &data_key(7, b"k"), &live),
             FilterDecision::Keep
         );
+        // Expired keys stay until the sweep deletes them through a transaction, which keeps
+        // the key counts exact.
         assert_eq!(
             f.filter(data, &data_key(7, b"k"), &dead),
-            FilterDecision::Remove
+            FilterDecision::Keep
         );
         // Until the namespace map is loaded nothing else is dropped; then unknown namespaces are.
         *f.live.write() = [0u32, 1].into_iter().collect();
@@ -304,5 +323,12 @@ mod tests {
         assert_eq!(ns.map, vec![0, 3, 2]);
         assert_eq!(Namespaces::decode(&ns.encode()), Some(ns));
         assert_eq!(Namespaces::decode(b"abc"), None);
+        // next = 2 but a database maps to namespace 5; a duplicate; no database at all.
+        assert_eq!(Namespaces::decode(&[0, 0, 0, 2, 0, 0, 0, 5]), None);
+        assert_eq!(
+            Namespaces::decode(&[0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 1]),
+            None
+        );
+        assert_eq!(Namespaces::decode(&[0, 0, 0, 9]), None);
     }
 }
