@@ -96,6 +96,9 @@ impl Block {
     /// without this a block can iterate cleanly and still fail (or mislead) a seek.
     /// `Err` says what is wrong.
     pub(crate) fn check_restarts(&self) -> std::result::Result<(), String> {
+        if self.restarts_offset == 0 {
+            return Ok(()); // no entries: restart 0 is where the first would start
+        }
         let (mut at, mut next_restart) = (0, 0);
         while at < self.restarts_offset && next_restart < self.num_restarts {
             let entries = self.data.get(at..self.restarts_offset).unwrap_or_default();
@@ -344,6 +347,7 @@ mod tests {
 
     #[test]
     fn restart_points_off_whole_key_entries_are_found() {
+        assert_eq!(build(&[], 2).check_restarts(), Ok(()));
         let ks = keys(6);
         let good = build(&ks, 2);
         assert_eq!(good.check_restarts(), Ok(()));
