@@ -1,18 +1,22 @@
-//! Writes seed inputs for every fuzz target into `fuzz/corpus/<target>/`, from real
+//! Writes seed inputs for every fuzz target into `fuzz/corpus/<target>/` (or
+//! `OUT_DIR/<target>/`), from real
 //! files: it builds small data directories with the engine (tables with and without
 //! LZ4, several blocks, a bloom filter, tombstones, a range delete, a second keyspace,
 //! a WAL with a record spanning blocks, a MANIFEST with several edits) and copies their
 //! files, plus hand-written RESP requests. Run it, then minimise (`cargo fuzz cmin`):
 //!
 //! ```text
-//! cargo run --manifest-path fuzz/Cargo.toml --example seed_corpus
+//! cargo run --manifest-path fuzz/Cargo.toml --example seed_corpus [OUT_DIR]
 //! ```
 
 use kv_engine::{Compression, Db, Options, WriteBatch};
 use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let corpus = match std::env::args_os().nth(1) {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"),
+    };
     for (tag, compression) in [("lz4", Compression::Lz4), ("raw", Compression::None)] {
         let tmp = tempfile::tempdir()?;
         let db = build_db(tmp.path(), compression)?;
