@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Bounded fuzzing run of every target in fuzz/fuzz_targets (docs/security.md, "Fuzzing").
 #
-#   fuzz/run.sh [SECONDS_PER_TARGET]     (default 20; .ci/run uses the default)
+#   fuzz/run.sh [SECONDS_PER_TARGET [TOTAL_SECONDS]]     (.ci/run: 20 240)
 #
+# With TOTAL_SECONDS, each target gets less than SECONDS_PER_TARGET when the build
+# left less than that for all of them (but at least 5 s), so that the whole run,
+# build included, stays near TOTAL_SECONDS.
 # Builds the targets once (release; `-a` turns on overflow checks and debug assertions,
 # which `-O` alone leaves off; `-s none`: no sanitizer, as the code under test is safe
 # Rust and that is what builds on a stable toolchain), then runs each
@@ -14,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-20}"
+total="${2:-}"
 started=$(date +%s)
 
 skip() {
@@ -47,11 +51,18 @@ if ! build; then
   export RUSTC_BOOTSTRAP=1
 fi
 built=$(date +%s)
+targets=$(cargo fuzz list)
+if [ -n "$total" ]; then
+  left=$((total - (built - started)))
+  share=$((left / $(echo "$targets" | wc -w)))
+  if [ "$share" -lt "$seconds" ]; then seconds=$((share < 5 ? 5 : share)); fi
+  echo "build took $((built - started))s of the ${total}s budget: ${seconds}s per target"
+fi
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p artifacts
-for target in $(cargo fuzz list); do
+for target in $targets; do
   echo "== fuzz $target for ${seconds}s"
   mkdir -p "$scratch/$target" "corpus/$target" "regressions/$target"
   # First directory: where new inputs go; the others are read-only seeds.
