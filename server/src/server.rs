@@ -1,6 +1,7 @@
 //! Start-up, the accept loop, background work (active expiry, stall warnings) and the
 //! orderly stop.
 
+use crate::acl::{self, Acl};
 use crate::config::Config;
 use crate::connection;
 use crate::keyspace::{now_ms, ExpiryFilter, Store, Txn};
@@ -22,20 +23,21 @@ const EXPIRE_SCAN_PER_CYCLE: usize = 200;
 /// How long shutdown waits for connections to finish their command.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Refuses configurations Redis would refuse (protected mode).
-pub fn check_config(c: &Config) -> Result<(), String> {
-    if c.protected_mode && c.requirepass.is_none() && !c.binds_loopback_only() {
-        return Err(format!(
-            "refusing to listen on {} without a password: protected mode is on. Set --requirepass, \
-             bind a loopback address, or pass --protected-mode no if the network is trusted.",
-            c.bind.join(" ")
-        ));
-    }
-    Ok(())
+/// Builds the ACL users and refuses configurations kvd refuses: a non-loopback bind
+/// whose default user needs no password while protected mode is on.
+pub fn check_config(c: &Config) -> Result<Acl, String> {
+    let acl = Acl::from_config(c)?;
+    acl.check_start(c)?;
+    Ok(acl)
 }
 
 /// Opens the data directory and builds the shared server state.
 pub fn open(config: Config) -> Result<Arc<Shared>, String> {
+    let acl = check_config(&config)?;
+    open_with(config, acl)
+}
+
+fn open_with(config: Config, acl: Acl) -> Result<Arc<Shared>, String> {
     let filter = ExpiryFilter::new(config.idempotency_window_ms);
     let options = Options {
         fsync: config.appendfsync,
@@ -65,12 +67,13 @@ pub fn open(config: Config) -> Result<Arc<Shared>, String> {
             "{:040x}",
             (now_ms() as u128) << 64 | std::process::id() as u128
         ),
+        acl,
     }))
 }
 
 /// Runs the server until SIGTERM/SIGINT/SHUTDOWN; returns after the engine is closed.
 pub async fn run(config: Config) -> Result<(), String> {
-    check_config(&config)?;
+    let acl = check_config(&config)?;
     let addrs: Vec<String> = config
         .bind
         .iter()
@@ -87,7 +90,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let policy = format!("{:?}", config.appendfsync).to_ascii_lowercase();
     let dir = config.dir.display().to_string();
     let dbs = config.databases;
-    let srv = tokio::task::spawn_blocking(move || open(config))
+    let srv = tokio::task::spawn_blocking(move || open_with(config, acl))
         .await
         .map_err(|e| format!("start-up failed: {e}"))??;
     tracing::info!(
@@ -140,6 +143,10 @@ async fn accept_loop(srv: Arc<Shared>, listener: TcpListener) {
             }
         };
         srv.counters.connections.fetch_add(1, Ordering::Relaxed);
+        if srv.acl.deny_at_accept(&srv.config.read(), peer.ip()) {
+            tokio::spawn(refuse(stream, acl::DENIED)); // protected mode (defect 11)
+            continue;
+        }
         let max = srv.config.read().maxclients;
         if srv.clients.lock().len() >= max {
             srv.counters.rejected.fetch_add(1, Ordering::Relaxed);
@@ -167,10 +174,17 @@ async fn accept_loop(srv: Arc<Shared>, listener: TcpListener) {
             resp: AtomicU8::new(2),
             killed: AtomicBool::new(false),
             kill: tokio::sync::Notify::new(),
+            user: Mutex::new(acl::DEFAULT_USER.into()),
         });
         srv.clients.lock().insert(id, info.clone());
         tokio::spawn(connection::serve(srv.clone(), stream, info));
     }
+}
+
+/// Sends one error line to a refused connection and closes it.
+async fn refuse(mut stream: tokio::net::TcpStream, line: &'static str) {
+    use tokio::io::AsyncWriteExt;
+    let _ = stream.write_all(line.as_bytes()).await;
 }
 
 /// Active expiry and stall warnings, on a plain thread (engine calls block).

@@ -1,6 +1,7 @@
 //! State shared by all connections (the store, config, clients, counters, slow log) and the
 //! per-connection client state.
 
+use crate::acl::{Acl, User};
 use crate::config::Config;
 use crate::keyspace::Store;
 use crate::shutdown::Shutdown;
@@ -89,6 +90,8 @@ pub struct ClientInfo {
     pub killed: AtomicBool,
     /// Wakes the connection when killed.
     pub kill: Notify,
+    /// Name of the ACL user (CLIENT LIST, and ACL DELUSER closes its connections).
+    pub user: Mutex<String>,
 }
 
 /// The server: everything connections share.
@@ -119,6 +122,8 @@ pub struct Shared {
     pub cursors: Mutex<CursorTable>,
     /// Run id (INFO server).
     pub run_id: String,
+    /// ACL users and log.
+    pub acl: Acl,
 }
 
 /// Bounded map of SCAN cursors (our keys are ordered, Redis cursors are numbers).
@@ -164,8 +169,9 @@ pub struct Client {
     pub db: usize,
     /// RESP3 negotiated.
     pub resp3: bool,
-    /// AUTH done (or no password required).
-    pub authenticated: bool,
+    /// The user this connection runs as: set by AUTH/HELLO, or the default user at
+    /// connect time when it needs no password; `None` = not authenticated.
+    pub user: Option<Arc<User>>,
     /// Queued commands while in MULTI.
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A queued command was rejected: EXEC must fail with EXECABORT.
@@ -201,12 +207,12 @@ pub struct WaitFor {
 
 impl Client {
     /// A new client.
-    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Client {
+    pub fn new(info: Arc<ClientInfo>, user: Option<Arc<User>>) -> Client {
         Client {
             info,
             db: 0,
             resp3: false,
-            authenticated,
+            user,
             multi: None,
             multi_error: false,
             watched: Vec::new(),
@@ -217,6 +223,24 @@ impl Client {
             wait: None,
             lock_deadline: None,
         }
+    }
+
+    /// The user commands run as: the authenticated one, else the default user while it
+    /// needs no password (Redis's `authRequired` is re-evaluated at every command).
+    pub fn effective_user(&self, srv: &Shared) -> Option<Arc<User>> {
+        self.user.clone().or_else(|| srv.acl.open_default())
+    }
+
+    /// True while commands other than AUTH/HELLO/QUIT/RESET must be refused (NOAUTH).
+    pub fn auth_required(&self, srv: &Shared) -> bool {
+        self.user.is_none() && srv.acl.open_default().is_none()
+    }
+
+    /// Switches the connection to `user` (None: back to unauthenticated).
+    pub fn set_user(&mut self, user: Option<Arc<User>>) {
+        let name = user.as_ref().map_or(crate::acl::DEFAULT_USER, |u| &u.name);
+        *self.info.user.lock() = name.to_string();
+        self.user = user;
     }
 
     /// Forgets all WATCHes.

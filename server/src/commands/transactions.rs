@@ -4,7 +4,7 @@
 //! touches and commits all writes as one engine batch.
 
 use super::args::err;
-use super::{call_inner, CmdResult, Ctx};
+use super::{call_queued, CmdResult, Ctx};
 use crate::protocol::Reply;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
@@ -52,7 +52,7 @@ pub fn exec(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     }
     let mut replies = Vec::with_capacity(queue.len());
     for args in &queue {
-        replies.push(call_inner(ctx, args));
+        replies.push(call_queued(ctx, args));
     }
     Ok(Reply::Array(replies))
 }
