@@ -36,6 +36,8 @@ pub struct Config {
     pub proto_max_bulk_len: u64,
     /// Largest unprocessed input per client (`client-query-buffer-limit`).
     pub client_query_buffer_limit: u64,
+    /// Pending reply bytes per client before it is disconnected (`client-output-buffer-limit`).
+    pub client_output_buffer_limit: crate::output_limits::OutputLimits,
     /// Slow log threshold in microseconds; negative disables (`slowlog-log-slower-than`).
     pub slowlog_log_slower_than: i64,
     /// Slow log length (`slowlog-max-len`).
@@ -71,6 +73,7 @@ impl Default for Config {
             protected_mode: true,
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
+            client_output_buffer_limit: Default::default(),
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
             idempotency_window_ms: 24 * 3600 * 1000,
@@ -316,6 +319,12 @@ pub static PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "client-output-buffer-limit",
+        mutable: true,
+        get: |c| c.client_output_buffer_limit.render(),
+        set: |c, v| c.client_output_buffer_limit.apply(v),
+    },
+    Param {
         name: "slowlog-log-slower-than",
         mutable: true,
         get: |c| c.slowlog_log_slower_than.to_string(),
@@ -338,7 +347,12 @@ pub static PARAMS: &[Param] = &[
         mutable: true,
         get: |c| c.idempotency_window_ms.to_string(),
         set: |c, v| {
-            c.idempotency_window_ms = num(v)?;
+            let n: u64 = num(v)?;
+            let max = crate::keyspace::idempotency::MAX_WINDOW_MS;
+            if n > max {
+                return Err(format!("argument must be between 0 and {max} inclusive"));
+            }
+            c.idempotency_window_ms = n;
             Ok(())
         },
     },
@@ -482,6 +496,10 @@ pub struct Cli {
     /// Largest pending input per client, e.g. 1gb [default: 1gb].
     #[arg(long = "client-query-buffer-limit")]
     pub client_query_buffer_limit: Option<String>,
+    /// Reply bytes a client may have pending before it is disconnected, as
+    /// `class hard soft seconds` [default: "normal 1gb 256mb 60"].
+    #[arg(long = "client-output-buffer-limit")]
+    pub client_output_buffer_limit: Option<String>,
     /// Slow log threshold in microseconds [default: 10000].
     #[arg(long = "slowlog-log-slower-than")]
     pub slowlog_log_slower_than: Option<String>,
@@ -538,6 +556,10 @@ impl Cli {
             ("protected-mode", self.protected_mode),
             ("proto-max-bulk-len", self.proto_max_bulk_len),
             ("client-query-buffer-limit", self.client_query_buffer_limit),
+            (
+                "client-output-buffer-limit",
+                self.client_output_buffer_limit,
+            ),
             ("slowlog-log-slower-than", self.slowlog_log_slower_than),
             ("slowlog-max-len", self.slowlog_max_len),
             ("idempotency-window-ms", self.idempotency_window_ms),

@@ -5,7 +5,7 @@
 
 use crate::commands;
 use crate::keyspace::now_ms;
-use crate::protocol::{parse, Limits, Parsed, Reply};
+use crate::protocol::{Limits, Parsed, Reply, RequestParser};
 use crate::state::{Client, ClientInfo, Shared};
 use bytes::{Bytes, BytesMut};
 use std::sync::atomic::Ordering;
@@ -51,6 +51,7 @@ async fn serve_client(
 ) {
     let srv: &Shared = srv;
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut parser = RequestParser::new();
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut need = 1usize;
     loop {
@@ -62,7 +63,7 @@ async fn serve_client(
             unauthenticated: client.auth_required(srv),
         };
         while inbuf.len() >= need && batch.len() < MAX_BATCH {
-            match parse(&mut inbuf, limits) {
+            match parser.parse(&mut inbuf, limits) {
                 Ok(Parsed::Command(args)) => {
                     need = 1;
                     if !args.is_empty() {
@@ -89,7 +90,7 @@ async fn serve_client(
                 if !flush(srv, stream, &mut out).await {
                     return;
                 }
-                let reply = lock_wait(srv, client, &batch[i]).await;
+                let reply = lock_wait(srv, client, &batch[i], stream, &mut inbuf).await;
                 reply.encode(&mut out, client.resp3);
                 i += 1;
             }
@@ -103,6 +104,13 @@ async fn serve_client(
         if client.silent {
             return;
         }
+        if client.output_limit_reached {
+            srv.counters
+                .output_limit_disconnects
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(client = %info.addr, pending = out.len(), "closing client that reached the output buffer hard limit (client-output-buffer-limit)");
+            return;
+        }
         if !flush(srv, stream, &mut out).await || client.close {
             return;
         }
@@ -113,7 +121,8 @@ async fn serve_client(
         if inbuf.len() >= need {
             continue; // more complete commands than one batch
         }
-        if inbuf.len() as u64 > srv.config.read().client_query_buffer_limit {
+        let query_bytes = inbuf.len() + parser.held_bytes();
+        if query_bytes as u64 > srv.config.read().client_query_buffer_limit {
             tracing::warn!(client = %info.addr, "closing client that reached max query buffer length");
             return;
         }
@@ -147,6 +156,9 @@ async fn serve_client(
     }
 }
 
+/// Writes `out`. Replies above the soft output limit must be taken by the client within
+/// the soft seconds, else it is disconnected (Redis's soft limit: the buffer stayed above
+/// it that long); smaller writes may wait as long as the client likes.
 async fn flush(srv: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> bool {
     if out.is_empty() {
         return true;
@@ -154,7 +166,23 @@ async fn flush(srv: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> bool
     srv.counters
         .net_output
         .fetch_add(out.len() as u64, Ordering::Relaxed);
-    let ok = stream.write_all(out).await.is_ok();
+    let soft = srv.config.read().client_output_buffer_limit.normal;
+    let ok = if soft.soft > 0 && out.len() as u64 > soft.soft {
+        let limit = Duration::from_secs(soft.soft_seconds);
+        match tokio::time::timeout(limit, write_down_to(stream, out, soft.soft)).await {
+            Ok(true) => stream.write_all(out).await.is_ok(),
+            Ok(false) => false,
+            Err(_) => {
+                srv.counters
+                    .output_limit_disconnects
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(pending = out.len(), seconds = soft.soft_seconds, "closing client that stayed above the output buffer soft limit (client-output-buffer-limit)");
+                false
+            }
+        }
+    } else {
+        stream.write_all(out).await.is_ok()
+    };
     out.clear();
     if out.capacity() > 4 * 1024 * 1024 {
         *out = BytesMut::with_capacity(READ_CHUNK); // don't keep a huge reply's buffer
@@ -162,11 +190,34 @@ async fn flush(srv: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> bool
     ok
 }
 
+/// Writes from the front of `out` until at most `left` bytes remain (dropping what was
+/// written); false if the client went away.
+async fn write_down_to(stream: &mut TcpStream, out: &mut BytesMut, left: u64) -> bool {
+    while out.len() as u64 > left {
+        match stream.write(out).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => {
+                let _ = out.split_to(n);
+            }
+        }
+    }
+    true
+}
+
 /// Runs commands until the batch ends, the client must close, or a LOCK must wait
 /// (its reply is then left to [`lock_wait`]). Returns how many commands were consumed
 /// excluding a waiting one.
 fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut BytesMut) -> usize {
+    let hard = srv.config.read().client_output_buffer_limit.normal.hard;
+    let over_hard_limit = move |client: &mut Client, out: &BytesMut| {
+        if hard > 0 && out.len() as u64 > hard {
+            client.output_limit_reached = true;
+            client.close = true;
+        }
+        client.output_limit_reached
+    };
     let body = |client: &mut Client, out: &mut BytesMut| {
+        client.reply_bytes = 0;
         let mut n = 0;
         let mut grouped = Vec::new();
         let mut alone = 0; // commands to run one by one before trying a group again
@@ -176,7 +227,7 @@ fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut 
                     Ok(ran) => {
                         grouped.drain(..).for_each(|r| r.encode(out, client.resp3));
                         n += ran;
-                        if client.close {
+                        if client.close || over_hard_limit(client, out) {
                             break;
                         }
                         continue;
@@ -194,7 +245,7 @@ fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut 
             if !client.silent {
                 reply.encode(out, client.resp3);
             }
-            if client.close || client.monitor {
+            if client.close || client.monitor || over_hard_limit(client, out) {
                 break;
             }
         }
@@ -245,8 +296,16 @@ fn run_one(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
 }
 
 /// Sleeps until the lock key is written or the holder's lease ends, then retries the LOCK,
-/// until it is acquired or its deadline passes.
-async fn lock_wait(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
+/// until it is acquired or its deadline passes. Meanwhile it keeps reading the socket
+/// (buffering any pipelined commands, as Redis does for blocked clients) so that a client
+/// that disconnects stops waiting at once, instead of later taking the lock for nobody.
+async fn lock_wait(
+    srv: &Shared,
+    client: &mut Client,
+    args: &[Bytes],
+    stream: &mut TcpStream,
+    inbuf: &mut BytesMut,
+) -> Reply {
     let mut reply = Reply::Nil;
     while let Some(w) = client.wait.take() {
         client.lock_deadline = Some(w.deadline);
@@ -260,7 +319,17 @@ async fn lock_wait(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
             if let Some(next) = &client.wait {
                 let sleep =
                     Duration::from_millis((next.wake_at - now_ms()).clamp(0, i64::MAX) as u64);
+                let query_limit = srv.config.read().client_query_buffer_limit;
                 tokio::select! {
+                    biased;
+                    r = stream.read_buf(inbuf) => {
+                        let gone = !matches!(r, Ok(n) if n > 0);
+                        if gone || inbuf.len() as u64 > query_limit {
+                            tracing::debug!(client = %client.info.addr, "client left (or overflowed its query buffer) during LOCK ... WAIT");
+                            client.wait = None;
+                            client.close = true;
+                        }
+                    }
                     _ = &mut notified => {}
                     _ = tokio::time::sleep(sleep) => {}
                     _ = srv.shutdown.wait() => { client.wait = None; }

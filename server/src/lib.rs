@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod keyspace;
+pub mod output_limits;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;

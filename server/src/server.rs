@@ -4,7 +4,7 @@
 use crate::acl::{self, Acl};
 use crate::config::Config;
 use crate::connection;
-use crate::keyspace::{now_ms, ExpiryFilter, Store, Txn};
+use crate::keyspace::{idempotency_sweep, now_ms, ExpiryFilter, Store, Txn};
 use crate::shutdown::{self, Shutdown};
 use crate::state::{ClientInfo, CursorTable, Shared, SlowLog};
 use bytes::Bytes;
@@ -190,6 +190,7 @@ async fn refuse(mut stream: tokio::net::TcpStream, line: &'static str) {
 /// Active expiry and stall warnings, on a plain thread (engine calls block).
 fn background_loop(srv: &Shared) {
     let mut cursors: Vec<Bytes> = Vec::new();
+    let mut idempotency_cursor = Bytes::new();
     let mut last_stalls = (0u64, 0u64);
     let mut last_check = Instant::now();
     while !srv.shutdown.is_triggered() {
@@ -207,6 +208,15 @@ fn background_loop(srv: &Shared) {
                 }
                 Err(e) => tracing::warn!(error = %e, "active expiry failed"),
             }
+        }
+        let window = srv.config.read().idempotency_window_ms;
+        match idempotency_sweep::sweep_cycle(&srv.store, window, &mut idempotency_cursor) {
+            Ok(n) => {
+                srv.counters
+                    .expired_idempotency_records
+                    .fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "idempotency record sweep failed"),
         }
         if last_check.elapsed() >= Duration::from_secs(1) {
             last_check = Instant::now();

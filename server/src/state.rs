@@ -34,8 +34,12 @@ pub struct Counters {
     pub net_output: AtomicU64,
     /// Idempotent requests answered from a stored reply.
     pub idempotent_replays: AtomicU64,
+    /// Idempotency records removed by the background sweep once their window passed.
+    pub expired_idempotency_records: AtomicU64,
     /// Protocol errors that closed a connection.
     pub protocol_errors: AtomicU64,
+    /// Clients disconnected for passing an output buffer limit.
+    pub output_limit_disconnects: AtomicU64,
 }
 
 /// One SLOWLOG entry.
@@ -176,6 +180,9 @@ pub struct Client {
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A queued command was rejected: EXEC must fail with EXECABORT.
     pub multi_error: bool,
+    /// Bytes held by the MULTI queue (arguments plus a per-argument overhead), bounded by
+    /// `client-query-buffer-limit`.
+    pub multi_bytes: usize,
     /// Watched keys: (db, key, existed-at-watch).
     pub watched: Vec<(usize, Bytes, bool)>,
     /// Set when a watched key is written.
@@ -186,6 +193,10 @@ pub struct Client {
     pub monitor: bool,
     /// Close without replying (SHUTDOWN).
     pub silent: bool,
+    /// Pending replies passed the output buffer hard limit: drop them and disconnect.
+    pub output_limit_reached: bool,
+    /// Reply bytes counted by [`crate::commands::Ctx::charge_reply`] in this batch.
+    pub reply_bytes: u64,
     /// A blocking LOCK asked to wait before retrying.
     pub wait: Option<WaitFor>,
     /// Deadline of the LOCK being retried (set by the connection between attempts).
@@ -215,11 +226,14 @@ impl Client {
             user,
             multi: None,
             multi_error: false,
+            multi_bytes: 0,
             watched: Vec::new(),
             dirty: Arc::new(AtomicBool::new(false)),
             close: false,
             monitor: false,
             silent: false,
+            output_limit_reached: false,
+            reply_bytes: 0,
             wait: None,
             lock_deadline: None,
         }

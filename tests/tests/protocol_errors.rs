@@ -2,20 +2,9 @@
 //! panic, bounded memory, and other clients unaffected. Also pipelining and inline
 //! commands.
 
-use kv_tests::{encode_command, Kvd};
+use kv_tests::{encode_command, rss_kb, Kvd};
 use rand::{Rng, SeedableRng};
 use std::io::Read;
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
 
 #[test]
 fn protocol_errors_reply_like_redis_and_close() {

@@ -7,7 +7,7 @@
 use super::args::err;
 use super::table::{self, WRITE};
 use super::{call_inner, CmdResult, Ctx};
-use crate::keyspace::idempotency::{decode_record, encode_record};
+use crate::keyspace::idempotency::{decode_record, encode_record, is_live};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 
@@ -27,11 +27,11 @@ pub fn idempotent(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             "ERR IDEMPOTENT only wraps single-key or multi-key write commands",
         ));
     }
-    let window = ctx.srv.config.read().idempotency_window_ms as i64;
+    let window = ctx.srv.config.read().idempotency_window_ms;
     let ks = ctx.srv.store.idem;
     if let Some((rec, version)) = ctx.txn.get_record(ks, id)? {
         if let Some((created, reply)) = decode_record(&rec, version) {
-            if created.saturating_add(window) > ctx.txn.now {
+            if is_live(created, window, ctx.txn.now) {
                 ctx.srv
                     .counters
                     .idempotent_replays

@@ -275,12 +275,16 @@ pub fn keys(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let pat = &a[1];
     let all = pat.as_ref() == b"*";
     let mut out = Vec::new();
+    let mut bytes = 0;
+    let room = ctx.reply_room();
     ctx.txn.scan(ctx.db(), b"", |k, _| {
         if all || glob_match(pat, k, false) {
             out.push(Reply::bulk_from(k));
+            bytes += k.len() + 16;
         }
-        true
+        bytes <= room // past it the reply is refused below: stop building it
     })?;
+    ctx.charge_reply(bytes)?;
     Ok(Reply::Array(out))
 }
 

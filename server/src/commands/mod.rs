@@ -7,9 +7,11 @@ pub mod admin;
 pub mod args;
 pub mod bits;
 pub mod connection;
+pub mod glob;
 pub mod idempotent;
 pub mod keys;
 pub mod locks;
+pub mod redact;
 pub mod server;
 pub mod strings;
 pub mod table;
@@ -48,6 +50,32 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Counts `bytes` more of the replies this client's current batch builds. Past the
+    /// output buffer hard limit the client is marked for disconnection and the command
+    /// stops with an error (the connection drops its replies anyway), so one command
+    /// (an MGET of one large key many times, KEYS on a huge database) cannot build an
+    /// unbounded reply in memory.
+    pub fn charge_reply(&mut self, bytes: usize) -> Result<(), Reply> {
+        if bytes > self.reply_room() {
+            self.client.output_limit_reached = true;
+            self.client.close = true;
+            return Err(err(
+                "ERR reply exceeds client-output-buffer-limit; closing the connection",
+            ));
+        }
+        self.client.reply_bytes = self.client.reply_bytes.saturating_add(bytes as u64);
+        Ok(())
+    }
+
+    /// Reply bytes this batch may still build before [`Self::charge_reply`] refuses.
+    pub fn reply_room(&self) -> usize {
+        let limits = self.srv.config.read().client_output_buffer_limit;
+        match limits.normal.hard {
+            0 => usize::MAX,
+            hard => hard.saturating_sub(self.client.reply_bytes) as usize,
+        }
+    }
+
     /// The selected database.
     pub fn db(&self) -> usize {
         self.client.db
@@ -198,7 +226,14 @@ pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
             client.multi_error = true;
             return err("ERR Command not allowed inside a transaction");
         }
+        let bytes: usize = args.iter().map(|a| a.len() + 32).sum();
+        let limit = srv.config.read().client_query_buffer_limit as usize;
         if let Some(q) = client.multi.as_mut() {
+            if q.len() >= transactions::MAX_QUEUED_COMMANDS || client.multi_bytes + bytes > limit {
+                client.multi_error = true;
+                return err("ERR MULTI queue too large: the transaction would exceed client-query-buffer-limit; discard it and send fewer commands");
+            }
+            client.multi_bytes += bytes;
             q.push(args.to_vec());
         }
         return Reply::status("QUEUED");
@@ -466,19 +501,11 @@ fn after_command(
         let mut log = srv.slowlog.lock();
         let id = log.next_id;
         log.next_id += 1;
-        let mut shown: Vec<Bytes> = args
-            .iter()
-            .take(32)
-            .map(|a| a.slice(..a.len().min(128)))
-            .collect();
-        if args.len() > 32 {
-            shown[31] = Bytes::from(format!("... ({} more arguments)", args.len() - 31));
-        }
         log.entries.push_front(SlowEntry {
             id,
             time: crate::keyspace::now_ms() / 1000,
             micros,
-            args: shown,
+            args: redact::shown_args(args, redact::SLOWLOG),
             addr: client.info.addr.clone(),
             name: client.info.name.lock().clone(),
         });
@@ -503,7 +530,7 @@ fn feed_monitor(srv: &Shared, client: &Client, args: &[Bytes]) {
         client.db,
         client.info.addr
     );
-    for a in args {
+    for a in redact::shown_args(args, redact::MONITOR) {
         line.push_str(" \"");
         for &b in a.iter() {
             match b {
@@ -515,7 +542,12 @@ fn feed_monitor(srv: &Shared, client: &Client, args: &[Bytes]) {
                 7 => line.push_str("\\a"),
                 8 => line.push_str("\\b"),
                 0x20..=0x7e => line.push(b as char),
-                _ => line.push_str(&format!("\\x{b:02x}")),
+                _ => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    line.push_str("\\x");
+                    line.push(HEX[(b >> 4) as usize] as char);
+                    line.push(HEX[(b & 15) as usize] as char);
+                }
             }
         }
         line.push('"');

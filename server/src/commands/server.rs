@@ -265,7 +265,9 @@ pub fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
         &c.net_input,
         &c.net_output,
         &c.idempotent_replays,
+        &c.expired_idempotency_records,
         &c.protocol_errors,
+        &c.output_limit_disconnects,
     ] {
         x.store(0, Ordering::Relaxed);
     }
@@ -676,7 +678,15 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 kv("keyspace_misses", r(&c.keyspace_misses)),
                 kv("total_error_replies", "0".into()),
                 kv("protocol_errors", r(&c.protocol_errors)),
+                kv(
+                    "client_output_buffer_limit_disconnections",
+                    r(&c.output_limit_disconnects),
+                ),
                 kv("idempotent_replays", r(&c.idempotent_replays)),
+                kv(
+                    "expired_idempotency_records",
+                    r(&c.expired_idempotency_records),
+                ),
             ],
         );
     }

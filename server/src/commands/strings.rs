@@ -293,7 +293,10 @@ pub fn mget(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let mut out = Vec::with_capacity(a.len() - 1);
     for k in &a[1..] {
         out.push(match ctx.get(k)? {
-            Some(e) if e.ty == crate::keyspace::ValueType::String => Reply::Bulk(e.value),
+            Some(e) if e.ty == crate::keyspace::ValueType::String => {
+                ctx.charge_reply(e.value.len() + 16)?;
+                Reply::Bulk(e.value)
+            }
             _ => Reply::Nil,
         });
     }

@@ -7,7 +7,14 @@ use super::args::err;
 use super::{call_queued, CmdResult, Ctx};
 use crate::protocol::Reply;
 use bytes::Bytes;
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+
+/// Keys one client may watch at once. Redis has no limit; each watched key costs memory in
+/// the client and in the shared watch registry, so kvd bounds it (docs/security.md).
+pub const MAX_WATCHED_KEYS: usize = 100_000;
+/// Commands one MULTI may queue; their bytes are bounded by `client-query-buffer-limit`.
+pub const MAX_QUEUED_COMMANDS: usize = 1_000_000;
 
 /// MULTI
 pub fn multi(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
@@ -16,12 +23,14 @@ pub fn multi(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     }
     ctx.client.multi = Some(Vec::new());
     ctx.client.multi_error = false;
+    ctx.client.multi_bytes = 0;
     Ok(Reply::Ok)
 }
 
 fn end_transaction(ctx: &mut Ctx<'_>) {
     ctx.client.multi = None;
     ctx.client.multi_error = false;
+    ctx.client.multi_bytes = 0;
     let store = &ctx.srv.store;
     ctx.client.unwatch_all(store);
 }
@@ -72,18 +81,31 @@ pub fn watch(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         return Err(err("ERR WATCH inside MULTI is not allowed"));
     }
     let db = ctx.db();
+    let mut already: HashSet<(usize, Bytes)> = ctx
+        .client
+        .watched
+        .iter()
+        .map(|(d, k, _)| (*d, k.clone()))
+        .collect();
     for k in &a[1..] {
-        if ctx
-            .client
-            .watched
-            .iter()
-            .any(|(d, w, _)| *d == db && w == k)
-        {
+        if already.contains(&(db, k.clone())) {
             continue;
         }
+        if ctx.client.watched.len() >= MAX_WATCHED_KEYS {
+            return Err(Reply::error(format!(
+                "ERR too many watched keys (kvd allows {MAX_WATCHED_KEYS} per client)"
+            )));
+        }
         let existed = ctx.get(k)?.is_some();
-        ctx.srv.store.events.watch(db, k.clone(), &ctx.client.dirty);
-        ctx.client.watched.push((db, k.clone(), existed));
+        // A copy: the argument is a slice of the client's input buffer, which the watch
+        // would otherwise keep alive whole.
+        let key = Bytes::copy_from_slice(k);
+        ctx.srv
+            .store
+            .events
+            .watch(db, key.clone(), &ctx.client.dirty);
+        ctx.client.watched.push((db, key.clone(), existed));
+        already.insert((db, key));
     }
     Ok(Reply::Ok)
 }

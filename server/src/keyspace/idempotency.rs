@@ -200,6 +200,16 @@ pub fn decode_record(record: &[u8], record_version: Version) -> Option<(i64, Rep
     Some((created, reply))
 }
 
+/// Longest accepted `idempotency-window-ms`: ten years. Larger values would overflow the
+/// millisecond arithmetic below and mean "forever" in practice, which the sweep cannot bound.
+pub const MAX_WINDOW_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
+
+/// Whether a record created at `created_ms` still answers retries at `now_ms`.
+pub fn is_live(created_ms: i64, window_ms: u64, now_ms: i64) -> bool {
+    let window = window_ms.min(MAX_WINDOW_MS) as i64;
+    created_ms.saturating_add(window) > now_ms
+}
+
 /// Creation time of an encoded record (for the compaction filter).
 pub fn created_at(record: &[u8]) -> Option<i64> {
     Reader(record).u64().map(|c| c as i64)
@@ -227,5 +237,16 @@ mod tests {
         assert_eq!(items[1], Reply::bulk_from(b"v"));
         assert_eq!(created_at(&rec), Some(1234));
         assert!(decode_record(&rec[..rec.len() - 1], Version::Committed(501)).is_none());
+    }
+
+    #[test]
+    fn window_arithmetic_cannot_overflow() {
+        assert!(is_live(1000, 10, 1009));
+        assert!(!is_live(1000, 10, 1010));
+        // A huge window saturates instead of wrapping to a negative window (which made
+        // every record look expired) or overflowing the addition.
+        assert!(is_live(i64::MAX - 5, u64::MAX, i64::MAX - 1));
+        assert!(is_live(1000, u64::MAX, 1000 + MAX_WINDOW_MS as i64 - 1));
+        assert!(!is_live(1000, u64::MAX, 1000 + MAX_WINDOW_MS as i64));
     }
 }

@@ -4,6 +4,7 @@
 pub mod encoding;
 pub mod events;
 pub mod idempotency;
+pub mod idempotency_sweep;
 pub mod store;
 pub mod txn;
 

@@ -56,18 +56,22 @@ impl Namespaces {
         v
     }
 
+    /// Decodes the record; `None` unless it is well formed: whole words, at least one
+    /// database, every namespace below `next` and no namespace used twice.
     fn decode(b: &[u8]) -> Option<Namespaces> {
-        if b.len() < 4 || !b.len().is_multiple_of(4) {
+        if b.len() < 8 || !b.len().is_multiple_of(4) {
             return None;
         }
         let mut words = b
             .chunks(4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
         let next = words.next()?;
-        Some(Namespaces {
-            next,
-            map: words.collect(),
-        })
+        let map: Vec<u32> = words.collect();
+        let distinct: HashSet<u32> = map.iter().copied().collect();
+        if distinct.len() != map.len() || map.iter().any(|&ns| ns >= next) {
+            return None;
+        }
+        Some(Namespaces { next, map })
     }
 
     /// Assigns a fresh namespace to `db`.
@@ -118,8 +122,8 @@ impl CompactionFilter for ExpiryFilter {
             }
         } else if keyspace == self.idem_ks.load(Ordering::Relaxed) {
             if let Some(created) = super::idempotency::created_at(value) {
-                let window = self.idem_window_ms.load(Ordering::Relaxed) as i64;
-                if created + window <= now {
+                let window = self.idem_window_ms.load(Ordering::Relaxed);
+                if !super::idempotency::is_live(created, window, now) {
                     return FilterDecision::Remove;
                 }
             }
@@ -172,8 +176,21 @@ impl Store {
         let meta = db.keyspace("kvd-meta")?;
         let idem = db.keyspace("kvd-idempotency")?;
         filter.idem_ks.store(idem.id(), Ordering::Relaxed);
+        // A damaged map must not be replaced by a fresh one: the compaction filter would
+        // then take every existing namespace for a flushed database and delete live data.
         let mut ns = match db.get(meta, META_NAMESPACES)? {
-            Some(v) => Namespaces::decode(&v.value).unwrap_or_else(|| Namespaces::fresh(databases)),
+            Some(v) => Namespaces::decode(&v.value).ok_or_else(|| {
+                kv_engine::Error::corruption(
+                    db.path(),
+                    0,
+                    format!(
+                        "kvd namespace map record (keyspace kvd-meta, key {:?}) is malformed: \
+                         {} bytes; refusing to start rather than treat existing data as flushed",
+                        String::from_utf8_lossy(META_NAMESPACES),
+                        v.value.len()
+                    ),
+                )
+            })?,
             None => Namespaces::fresh(databases),
         };
         while ns.map.len() < databases {
@@ -304,5 +321,12 @@ mod tests {
         assert_eq!(ns.map, vec![0, 3, 2]);
         assert_eq!(Namespaces::decode(&ns.encode()), Some(ns));
         assert_eq!(Namespaces::decode(b"abc"), None);
+        // next = 2 but a database maps to namespace 5; a duplicate; no database at all.
+        assert_eq!(Namespaces::decode(&[0, 0, 0, 2, 0, 0, 0, 5]), None);
+        assert_eq!(
+            Namespaces::decode(&[0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 1]),
+            None
+        );
+        assert_eq!(Namespaces::decode(&[0, 0, 0, 9]), None);
     }
 }
