@@ -46,6 +46,8 @@ fn bit(name: &str) -> u32 {
 
 /// Commands Redis marks @dangerous although they are not admin commands.
 const DANGEROUS: &[&str] = &["keys", "flushdb", "flushall", "swapdb", "info", "lastsave"];
+/// Commands Redis files under @admin although they are not admin commands.
+const ADMIN_EXTRA: &[&str] = &["lastsave"];
 /// Server-group commands Redis files under @keyspace.
 const KEYSPACE: &[&str] = &["dbsize", "flushdb", "flushall", "swapdb"];
 
@@ -60,7 +62,7 @@ fn derive(spec: &CommandSpec, parent: Option<&CommandSpec>) -> u32 {
             c |= bit(cat);
         }
     }
-    if spec.has(ADMIN) {
+    if spec.has(ADMIN) || (parent.is_none() && ADMIN_EXTRA.contains(&spec.name)) {
         c |= bit("admin") | bit("dangerous");
     }
     c |= if spec.has(FAST) {
@@ -196,6 +198,7 @@ mod tests {
         assert!(has("config|set", "admin") && has("config|set", "dangerous"));
         assert!(has("client|id", "connection") && !has("client|id", "admin"));
         assert!(has("multi", "transaction") && has("setbit", "bitmap"));
+        assert!(has("lastsave", "admin") && has("client|id", "slow"));
         assert!(has("command|docs", "connection") && has("command", "connection"));
         assert_eq!(cats("config"), 0, "containers carry no categories");
         assert!(category_bit("NoSuch").is_none() && category_bit("ALL").is_none());

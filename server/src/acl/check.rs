@@ -36,16 +36,7 @@ const W: u8 = 2;
 
 /// Reads that only look at a key's existence, type or metadata: Redis gives their keys
 /// no access flag, so any matching pattern will do.
-const METADATA_READS: &[&str] = &[
-    "exists",
-    "touch",
-    "type",
-    "ttl",
-    "pttl",
-    "expiretime",
-    "pexpiretime",
-    "strlen",
-];
+const METADATA_READS: &[&str] = &["exists", "touch", "type", "strlen"];
 /// Writes that overwrite or delete without returning the old value: write access only.
 const BLIND_WRITES: &[&str] = &[
     "del",

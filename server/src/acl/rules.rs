@@ -228,7 +228,9 @@ impl Selector {
 
     fn allow_command(&mut self, name: &str) -> Result<(), RuleError> {
         let ix = index();
-        let Some((cmd, sub)) = name.split_once('|') else {
+        // Split at the last `|`, as Redis does: `+config|get|x` names a first argument of
+        // the subcommand `config|get`, which is refused as such.
+        let Some((cmd, sub)) = name.rsplit_once('|') else {
             let id = ix.by_name(name).ok_or(RuleError::UnknownCommand)?;
             self.change_command(id, true);
             self.note(&format!("+{name}"));
@@ -242,13 +244,14 @@ impl Selector {
             return Err(RuleError::Syntax);
         }
         if ix.all[id].spec.subcommands.is_empty() {
-            // Redis 7.0's deprecated first-arg rule (`+select|0`).
-            if !self.allows(id) {
-                let list = self.first_args.entry(id).or_default();
-                let sub = sub.to_ascii_lowercase();
-                if !list.contains(&sub) {
-                    list.push(sub);
-                }
+            // Redis 7.0's deprecated first-arg rule (`+select|0`); moot if allowed already.
+            if self.allows(id) {
+                return Ok(());
+            }
+            let list = self.first_args.entry(id).or_default();
+            let sub = sub.to_ascii_lowercase();
+            if !list.contains(&sub) {
+                list.push(sub);
             }
         } else {
             let sid = ix.by_name(name).ok_or(RuleError::UnknownCommand)?;
@@ -503,7 +506,11 @@ mod tests {
         assert_eq!(p.apply("#abc"), Err(RuleError::BadHash));
         assert_eq!(p.apply("%X~a"), Err(RuleError::Syntax));
         assert_eq!(p.apply("+config|"), Err(RuleError::Syntax));
-        assert_eq!(p.apply("+config|get|x"), Err(RuleError::UnknownCommand));
+        assert_eq!(
+            p.apply("+config|get|x"),
+            Err(RuleError::FirstArgOfSubcommand)
+        );
+        assert_eq!(p.apply("+nosuch|x"), Err(RuleError::UnknownCommand));
         p.apply("allkeys").unwrap();
         assert_eq!(p.apply("~a"), Err(RuleError::KeyAfterAllKeys));
         p.apply("allchannels").unwrap();

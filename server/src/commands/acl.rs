@@ -167,10 +167,7 @@ pub fn log(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             ctx.srv.acl.log.lock().clear();
             return Ok(Reply::Ok);
         }
-        count = match int(arg) {
-            Ok(n) if n >= 0 => n as usize,
-            _ => return Err(err("ERR value is out of range, must be positive")),
-        };
+        count = int(arg)?.max(0) as usize; // Redis 7.0: a negative count lists nothing
     }
     let entries = ctx.srv.acl.log.lock().newest(count);
     Ok(Reply::Array(
@@ -185,7 +182,7 @@ pub fn log(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                     (s("username"), s(e.username)),
                     (
                         s("age-seconds"),
-                        Reply::Double(e.last.elapsed().as_secs_f64()),
+                        Reply::Double(e.last.elapsed().as_millis() as f64 / 1000.0),
                     ),
                     (s("client-info"), s(e.client_info)),
                 ])

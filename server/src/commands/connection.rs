@@ -49,7 +49,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
 
 /// Authenticates as `user` with `pass` (constant-time digest comparison); a failure is
 /// recorded in ACL LOG, as Redis does.
-fn check_password(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), Reply> {
+fn check_password(ctx: &mut Ctx<'_>, cmd: &[u8], user: &[u8], pass: &[u8]) -> Result<(), Reply> {
     if let Some(u) = ctx.srv.acl.authenticate(user, pass) {
         ctx.client.set_user(Some(u));
         return Ok(());
@@ -63,7 +63,7 @@ fn check_password(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), Rep
     ctx.srv.acl.log_denial(
         crate::acl::log::Reason::Auth,
         context,
-        "AUTH".into(),
+        text(cmd), // Redis logs the command name as the client typed it
         &String::from_utf8_lossy(user),
         super::acl::log_client_info(&ctx.client.info),
         max,
@@ -86,7 +86,7 @@ pub fn auth(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     } else {
         (crate::acl::DEFAULT_USER.as_bytes(), &a[1])
     };
-    check_password(ctx, user, pass)?;
+    check_password(ctx, &a[0], user, pass)?;
     Ok(Reply::Ok)
 }
 
@@ -105,7 +105,7 @@ pub fn hello(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let mut name = None;
     while j < a.len() {
         if is(&a[j], "auth") && j + 2 < a.len() {
-            check_password(ctx, &a[j + 1], &a[j + 2])?;
+            check_password(ctx, &a[0], &a[j + 1], &a[j + 2])?;
             j += 3;
         } else if is(&a[j], "setname") && j + 1 < a.len() {
             validate_name(&a[j + 1])?;

@@ -186,10 +186,7 @@ pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
     let in_multi = client.multi.is_some();
     let spec = table::lookup(&args[0]);
     if client.auth_required(srv) && !spec.is_some_and(|s| s.has(NO_AUTH)) {
-        if in_multi {
-            client.multi_error = true;
-        }
-        return err("NOAUTH Authentication required.");
+        return reject(srv, client, spec, "NOAUTH Authentication required.".into());
     }
     let spec = match resolve(args) {
         Ok(s) => s,
@@ -203,18 +200,17 @@ pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
     let context = if in_multi { "multi" } else { "toplevel" };
     if let Err((denial, user)) = permitted(srv, client, spec, args) {
         log_denial(srv, client, spec, &denial, &user, context);
-        if in_multi {
-            client.multi_error = true;
-        }
-        return match denial {
-            Denial::Command => Reply::error(format!(
+        let msg = match denial {
+            Denial::Command => format!(
                 "NOPERM this user has no permissions to run the '{}' command",
                 acl::full_name(spec)
-            )),
-            Denial::Key(_) => err(
-                "NOPERM this user has no permissions to access one of the keys used as arguments",
             ),
+            Denial::Key(_) => {
+                "NOPERM this user has no permissions to access one of the keys used as arguments"
+                    .to_string()
+            }
         };
+        return reject(srv, client, Some(spec), msg);
     }
     if in_multi
         && !matches!(
@@ -243,6 +239,19 @@ pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
     let elapsed = started.elapsed();
     after_command(srv, client, spec, args, elapsed);
     reply
+}
+
+/// Refuses a command before it runs, as Redis's `rejectCommand`: inside MULTI the
+/// transaction is flagged (EXEC will abort), and a refused EXEC discards it.
+fn reject(srv: &Shared, client: &mut Client, spec: Option<&CommandSpec>, msg: String) -> Reply {
+    if spec.is_some_and(|s| s.name == "exec") {
+        transactions::discard_transaction(client, &srv.store);
+        return Reply::error(format!("EXECABORT Transaction discarded because of: {msg}"));
+    }
+    if client.multi.is_some() {
+        client.multi_error = true;
+    }
+    Reply::error(msg)
 }
 
 /// The ACL check: `Err` with the refusal and the user's name if the client's user may

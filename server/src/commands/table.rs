@@ -191,12 +191,14 @@ const K1: (i32, i32, i32) = (1, 1, 1);
 const KALL: (i32, i32, i32) = (1, -1, 1);
 const K12: (i32, i32, i32) = (1, 2, 1);
 const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
+/// CLIENT ID/SETNAME/GETNAME/SETINFO/INFO: Redis 7 does not flag them fast (so @slow).
+const CLIENT_SUB: u32 = NOSCRIPT | LOADING | STALE;
 
 const CLIENT_SUBS: &[CommandSpec] = &[
     c(
         "id",
         2,
-        CONN,
+        CLIENT_SUB,
         NK,
         "connection",
         "5.0.0",
@@ -206,7 +208,7 @@ const CLIENT_SUBS: &[CommandSpec] = &[
     c(
         "setname",
         3,
-        CONN,
+        CLIENT_SUB,
         NK,
         "connection",
         "2.6.9",
@@ -216,7 +218,7 @@ const CLIENT_SUBS: &[CommandSpec] = &[
     c(
         "getname",
         2,
-        CONN,
+        CLIENT_SUB,
         NK,
         "connection",
         "2.6.9",
@@ -226,7 +228,7 @@ const CLIENT_SUBS: &[CommandSpec] = &[
     c(
         "setinfo",
         4,
-        CONN,
+        CLIENT_SUB,
         NK,
         "connection",
         "7.2.0",
@@ -236,7 +238,7 @@ const CLIENT_SUBS: &[CommandSpec] = &[
     c(
         "info",
         2,
-        CONN,
+        CLIENT_SUB,
         NK,
         "connection",
         "6.2.0",
