@@ -16,7 +16,7 @@ pub mod rules;
 
 use crate::config::Config;
 use log::{AclLog, LogEntry, Reason};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use rules::Perms;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -171,8 +171,14 @@ impl Acl {
     }
 
     /// ACL SETUSER: creates or changes a user. `Err` is the reply text without `ERR `.
-    pub fn set_user(&self, c: &Config, name: &str, rules: &[String]) -> Result<(), String> {
+    pub fn set_user(
+        &self,
+        config: &RwLock<Config>,
+        name: &str,
+        rules: &[String],
+    ) -> Result<(), String> {
         let _g = self.changes.lock();
+        let c = &*config.read();
         let rules = merge_selector_args(rules)?;
         let existing = self.get(name);
         let mut p = existing
@@ -217,14 +223,15 @@ impl Acl {
 
     /// ACL LOAD: replaces all users with the aclfile's, or changes nothing. Returns the
     /// names of the users replaced, whose connections must close (as in Redis 7.0).
-    pub fn load(&self, c: &Config) -> Result<Vec<String>, String> {
-        let path = c.aclfile.as_ref().ok_or(NO_ACLFILE)?;
+    pub fn load(&self, config: &RwLock<Config>) -> Result<Vec<String>, String> {
         let _g = self.changes.lock();
+        let c = config.read().clone();
+        let path = c.aclfile.as_ref().ok_or(NO_ACLFILE)?;
         let mut users = file::load(path)?;
         let default = users.remove(DEFAULT_USER).unwrap_or_else(|| {
             default_from_requirepass(&Perms::default_user(), c.requirepass.as_deref())
         });
-        if let Some(why) = protected_mode_violation(c, &default) {
+        if let Some(why) = protected_mode_violation(&c, &default) {
             return Err(format!("Error loading ACLs: refused, {why}"));
         }
         let old: Vec<String> = self
@@ -240,25 +247,32 @@ impl Acl {
     }
 
     /// ACL SAVE: writes every user to the aclfile, atomically.
-    pub fn save(&self, c: &Config) -> Result<(), String> {
-        let path = c.aclfile.as_ref().ok_or(NO_ACLFILE)?;
+    pub fn save(&self, config: &RwLock<Config>) -> Result<(), String> {
         let _g = self.changes.lock();
+        let path = config.read().aclfile.clone().ok_or(NO_ACLFILE)?;
         let lines: Vec<(String, String)> = self
             .all()
             .iter()
             .map(|u| (u.name.clone(), u.perms().describe()))
             .collect();
-        file::save(path, lines.iter().map(|(n, d)| (n.as_str(), d.clone()))).map_err(|e| {
+        file::save(&path, lines.iter().map(|(n, d)| (n.as_str(), d.clone()))).map_err(|e| {
             tracing::error!(path = %path.display(), error = %e, "ACL SAVE failed");
             "There was an error trying to save the ACLs. Please check the server logs for more information".to_string()
         })
     }
 
-    /// CONFIG SET hook: `next` is the configuration about to take effect. Moves a changed
-    /// `requirepass` onto the default user and refuses a change that would leave a
-    /// passwordless default user on a non-loopback bind under protected mode.
-    pub fn config_changing(&self, old: &Config, next: &Config) -> Result<(), String> {
-        let _g = self.changes.lock();
+    /// CONFIG SET hook: `next` is the configuration about to replace `config`. Moves a
+    /// changed `requirepass` onto the default user and refuses a change that would leave
+    /// a passwordless default user on a non-loopback bind under protected mode. The
+    /// caller installs `next` before dropping the returned guard, so no ACL change can
+    /// slip in between the check and the new configuration.
+    pub fn config_changing(
+        &self,
+        config: &RwLock<Config>,
+        next: &Config,
+    ) -> Result<MutexGuard<'_, ()>, String> {
+        let g = self.changes.lock();
+        let old = config.read().clone();
         let current = self.default.perms();
         let default = if old.requirepass != next.requirepass {
             default_from_requirepass(&current, next.requirepass.as_deref())
@@ -281,7 +295,7 @@ impl Acl {
             self.default.replace(default);
         }
         self.log.lock().truncate(next.acllog_max_len as usize);
-        Ok(())
+        Ok(g)
     }
 
     /// Records a refusal in ACL LOG.
@@ -363,9 +377,10 @@ mod tests {
         let old = config("0.0.0.0", true, Some("pw"));
         let acl = Acl::from_config(&old).unwrap();
         assert!(acl.check_start(&old).is_ok());
+        let current = RwLock::new(old.clone());
         let mut next = old.clone();
         next.requirepass = None;
-        let e = acl.config_changing(&old, &next).unwrap_err();
+        let e = acl.config_changing(&current, &next).unwrap_err();
         assert!(
             e.contains("'requirepass'") && e.contains("protected mode"),
             "{e}"
@@ -375,11 +390,11 @@ mod tests {
             "refused change must not apply"
         );
         let e = acl
-            .set_user(&old, "default", &["nopass".to_string()])
+            .set_user(&current, "default", &["nopass".to_string()])
             .unwrap_err();
         assert!(e.contains("protected mode"), "{e}");
         next.protected_mode = false;
-        assert!(acl.config_changing(&old, &next).is_ok());
+        assert!(acl.config_changing(&current, &next).is_ok());
         assert!(acl.open_default().is_some());
         assert!(Acl::from_config(&config("0.0.0.0", true, None))
             .unwrap()

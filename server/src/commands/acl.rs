@@ -46,10 +46,9 @@ pub fn setuser(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     if !valid_name(&name) {
         return Err(err("ERR Usernames can't contain spaces or null characters"));
     }
-    let config = ctx.srv.config.read().clone();
     ctx.srv
         .acl
-        .set_user(&config, &name, &words(&a[3..]))
+        .set_user(&ctx.srv.config, &name, &words(&a[3..]))
         .map_err(|e| Reply::error(format!("ERR {e}")))?;
     Ok(Reply::Ok)
 }
@@ -193,21 +192,19 @@ pub fn log(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// ACL SAVE
 pub fn save(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
-    let config = ctx.srv.config.read().clone();
     ctx.srv
         .acl
-        .save(&config)
+        .save(&ctx.srv.config)
         .map_err(|e| Reply::error(format!("ERR {e}")))?;
     Ok(Reply::Ok)
 }
 
 /// ACL LOAD
 pub fn load(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
-    let config = ctx.srv.config.read().clone();
     let replaced = ctx
         .srv
         .acl
-        .load(&config)
+        .load(&ctx.srv.config)
         .map_err(|e| Reply::error(format!("ERR {e}")))?;
     disconnect_users(ctx, &replaced);
     Ok(Reply::Ok)

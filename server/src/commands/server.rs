@@ -238,10 +238,10 @@ pub fn config_set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         })?;
     }
     // requirepass moves onto the default user; protected mode refuses opening changes.
-    let old = ctx.srv.config.read().clone();
-    ctx.srv
+    let _acl = ctx
+        .srv
         .acl
-        .config_changing(&old, &next)
+        .config_changing(&ctx.srv.config, &next)
         .map_err(|e| Reply::error(format!("ERR {e}")))?;
     ctx.srv
         .store
