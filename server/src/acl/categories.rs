@@ -54,7 +54,9 @@ const KEYSPACE: &[&str] = &["dbsize", "flushdb", "flushall", "swapdb"];
 fn derive(spec: &CommandSpec, parent: Option<&CommandSpec>) -> u32 {
     let runnable = spec.handler.is_some() || spec.name == "command";
     if !runnable {
-        return 0; // a container: its subcommands carry the categories
+        // A container is only implicitly @slow, as in Redis, where `+@slow` therefore
+        // reaches all its subcommands; they carry their own categories.
+        return bit("slow");
     }
     let mut c = 0;
     for (flag, cat) in [(WRITE, "write"), (READONLY, "read"), (BLOCKING, "blocking")] {
@@ -148,7 +150,7 @@ pub fn index() -> &'static CommandIndex {
 
 impl CommandIndex {
     /// The id of a command from the table.
-    pub fn id(&self, spec: &'static CommandSpec) -> Option<usize> {
+    pub fn id(&self, spec: &CommandSpec) -> Option<usize> {
         self.by_ptr
             .get(&(spec as *const CommandSpec as usize))
             .copied()
@@ -167,6 +169,17 @@ impl CommandIndex {
     pub fn with_subcommands(&self, id: usize) -> impl Iterator<Item = usize> + '_ {
         let n = self.all[id].spec.subcommands.len();
         id..=id + n
+    }
+
+    /// A command's categories as COMMAND INFO lists them (`@read`, ...), in Redis's order.
+    pub fn category_names(&self, spec: &CommandSpec) -> Vec<String> {
+        let bits = self.id(spec).map_or(0, |id| self.all[id].categories);
+        CATEGORIES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| bits & (1 << i) != 0)
+            .map(|(_, c)| format!("@{c}"))
+            .collect()
     }
 
     /// Full names of the commands in a category, as ACL CAT lists them.
@@ -200,7 +213,7 @@ mod tests {
         assert!(has("multi", "transaction") && has("setbit", "bitmap"));
         assert!(has("lastsave", "admin") && has("client|id", "slow"));
         assert!(has("command|docs", "connection") && has("command", "connection"));
-        assert_eq!(cats("config"), 0, "containers carry no categories");
+        assert_eq!(cats("config"), bit("slow"), "containers are only @slow");
         assert!(category_bit("NoSuch").is_none() && category_bit("ALL").is_none());
     }
 

@@ -297,31 +297,13 @@ pub fn config_help(_ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     ))
 }
 
+/// ACL categories, derived once from the table (`crate::acl::categories`).
 fn categories(c: &CommandSpec) -> Vec<Reply> {
-    let mut v = Vec::new();
-    if c.has(table::WRITE) {
-        v.push("@write");
-    }
-    if c.has(table::READONLY) {
-        v.push("@read");
-    }
-    match c.group {
-        "string" => v.push("@string"),
-        "generic" => v.push("@keyspace"),
-        "bitmap" => v.push("@bitmap"),
-        "transactions" => v.push("@transaction"),
-        "connection" => v.push("@connection"),
-        _ => {}
-    }
-    if c.has(table::ADMIN) {
-        v.extend(["@admin", "@dangerous"]);
-    }
-    if c.has(table::FAST) {
-        v.push("@fast");
-    } else {
-        v.push("@slow");
-    }
-    v.into_iter().map(Reply::status).collect()
+    crate::acl::categories::index()
+        .category_names(c)
+        .into_iter()
+        .map(Reply::status)
+        .collect()
 }
 
 fn key_specs(c: &CommandSpec) -> Reply {
