@@ -449,6 +449,15 @@ fn acl_log_records_refusals_and_stays_bounded() {
     let log = log_entries(&k);
     assert_eq!(log.len(), 5);
     assert_eq!(text(&log[0]["object"]), "other:19");
+    // A huge refused key name is not kept whole.
+    let huge = "k".repeat(100_000);
+    assert_eq!(cmd(&mut r, &["GET", &huge]), NOPERM_KEY);
+    let object = text(&log_entries(&k)[0]["object"]);
+    assert!(
+        object.len() < 1100 && object.ends_with("more bytes)"),
+        "{}",
+        object.len()
+    );
     assert_eq!(cmd(&mut admin, &["ACL", "LOG", "RESET"]), "+OK\r\n");
     assert!(log_entries(&k).is_empty());
 }
@@ -478,6 +487,18 @@ fn deluser_disconnects_its_clients() {
     );
     assert!(closed_within(&mut r, Duration::from_secs(10)));
     assert_eq!(cmd(&mut k.raw(), &["AUTH", "gone", "pw"]), WRONGPASS);
+    // CLIENT KILL USER closes one user's connections.
+    setuser(&mut admin, "kick", &["on", ">pw", "+@all", "~*"]);
+    let mut kicked = login(&k, "kick", "pw");
+    assert_eq!(
+        cmd(&mut admin, &["CLIENT", "KILL", "USER", "kick"]),
+        ":1\r\n"
+    );
+    assert!(closed_within(&mut kicked, Duration::from_secs(10)));
+    assert_eq!(
+        cmd(&mut admin, &["CLIENT", "KILL", "USER", "nobody"]),
+        "-ERR No such user 'nobody'\r\n"
+    );
     assert_eq!(
         cmd(&mut admin, &["ACL", "DELUSER", "default"]),
         "-ERR The 'default' user cannot be removed\r\n"

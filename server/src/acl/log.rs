@@ -10,6 +10,24 @@ use std::time::{Duration, Instant};
 const GROUPING_WINDOW: Duration = Duration::from_secs(60);
 /// How many of the newest entries are searched for a repeat.
 const GROUPING_SEARCH: usize = 10;
+/// Longest object (key) or user name kept in an entry. Redis keeps them whole, so 128
+/// refused 512 MB key names would hold 64 GB; kvd keeps the start and the length.
+pub const MAX_FIELD: usize = 1024;
+
+/// `s` cut to [`MAX_FIELD`] bytes (on a character boundary), saying how much was cut.
+pub fn bounded(mut s: String) -> String {
+    if s.len() <= MAX_FIELD {
+        return s;
+    }
+    let total = s.len();
+    let mut end = MAX_FIELD;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push_str(&format!("... ({} more bytes)", total - end));
+    s
+}
 
 /// Why an entry was logged (Redis's `reason` field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,5 +144,13 @@ mod tests {
         }
         assert_eq!(log.newest(10).len(), 3);
         assert_eq!(log.newest(1)[0].object, "c9");
+    }
+
+    #[test]
+    fn long_fields_are_cut() {
+        assert_eq!(bounded("key".into()), "key");
+        let long = bounded("é".repeat(MAX_FIELD));
+        assert!(long.len() < MAX_FIELD + 32, "{}", long.len());
+        assert!(long.ends_with(&format!("... ({} more bytes)", MAX_FIELD)));
     }
 }

@@ -277,6 +277,7 @@ pub fn client_kill(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         return Ok(Reply::Ok);
     }
     let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
+    let mut user = None;
     let mut j = 2;
     while j + 1 < a.len() {
         let v = &a[j + 1];
@@ -299,7 +300,13 @@ pub fn client_kill(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             } else {
                 return Err(err(SYNTAX));
             };
-        } else if !(is(&a[j], "type") || is(&a[j], "user") || is(&a[j], "maxage")) {
+        } else if is(&a[j], "user") {
+            let name = text(v);
+            if ctx.srv.acl.get(&name).is_none() {
+                return Err(Reply::error(format!("ERR No such user '{name}'")));
+            }
+            user = Some(name);
+        } else if !(is(&a[j], "type") || is(&a[j], "maxage")) {
             return Err(err(SYNTAX));
         }
         j += 2;
@@ -312,6 +319,7 @@ pub fn client_kill(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         let hit = id.is_none_or(|i| i == c.id)
             && addr.as_ref().is_none_or(|x| *x == c.addr)
             && laddr.as_ref().is_none_or(|x| *x == c.laddr)
+            && user.as_ref().is_none_or(|u| *u == *c.user.lock())
             && !(skipme && c.id == me);
         if hit {
             kill(ctx, c, me);
