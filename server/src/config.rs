@@ -46,6 +46,10 @@ pub struct Config {
     pub idempotency_window_ms: u64,
     /// Active expiry cycles per second (`hz`).
     pub hz: u64,
+    /// Where CHECKPOINT may write (`backup-dir`); fixed at start.
+    pub backup_dir: Option<PathBuf>,
+    /// Whether CHECKPOINT may write outside `backup-dir` (`enable-checkpoint-anywhere`).
+    pub checkpoint_anywhere: crate::checkpoint_policy::Anywhere,
     /// The config file read at start, if any.
     pub config_file: Option<PathBuf>,
     /// ACL users file for ACL LOAD/SAVE (`aclfile`).
@@ -78,6 +82,8 @@ impl Default for Config {
             slowlog_max_len: 128,
             idempotency_window_ms: 24 * 3600 * 1000,
             hz: 10,
+            backup_dir: None,
+            checkpoint_anywhere: Default::default(),
             config_file: None,
             aclfile: None,
             users: Vec::new(),
@@ -379,6 +385,33 @@ pub static PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "backup-dir",
+        mutable: false,
+        get: |c| {
+            c.backup_dir
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        },
+        set: |c, v| {
+            let p = PathBuf::from(v);
+            if !v.is_empty() && !p.is_absolute() {
+                return Err("backup-dir must be an absolute path".into());
+            }
+            c.backup_dir = (!v.is_empty()).then_some(p);
+            Ok(())
+        },
+    },
+    Param {
+        name: "enable-checkpoint-anywhere",
+        mutable: false,
+        get: |c| c.checkpoint_anywhere.name().into(),
+        set: |c, v| {
+            c.checkpoint_anywhere = crate::checkpoint_policy::Anywhere::parse(v)?;
+            Ok(())
+        },
+    },
+    Param {
         name: "maxmemory",
         mutable: true,
         get: |_| "0".into(),
@@ -528,6 +561,13 @@ pub struct Cli {
     /// Longest ACL LOG [default: 128].
     #[arg(long = "acllog-max-len")]
     pub acllog_max_len: Option<String>,
+    /// Absolute directory CHECKPOINT (and `kvtool backup --addr`) may write into.
+    #[arg(long = "backup-dir")]
+    pub backup_dir: Option<String>,
+    /// Let CHECKPOINT write outside --backup-dir: no, yes, or local (loopback clients
+    /// only) [default: no].
+    #[arg(long = "enable-checkpoint-anywhere")]
+    pub enable_checkpoint_anywhere: Option<String>,
 }
 
 impl Cli {
@@ -569,6 +609,11 @@ impl Cli {
             ("maxmemory", self.maxmemory),
             ("aclfile", self.aclfile),
             ("acllog-max-len", self.acllog_max_len),
+            ("backup-dir", self.backup_dir),
+            (
+                "enable-checkpoint-anywhere",
+                self.enable_checkpoint_anywhere,
+            ),
         ];
         for (name, v) in flags {
             if let Some(v) = v {

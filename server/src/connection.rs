@@ -251,8 +251,7 @@ fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut 
         }
         n
     };
-    let fsync_always = srv.store.fsync_always;
-    if batch.iter().any(|a| commands::may_block(a, fsync_always)) {
+    if batch.iter().any(|a| commands::may_block(a, &srv.store.db)) {
         tokio::task::block_in_place(|| body(client, out))
     } else {
         body(client, out)

@@ -8,10 +8,12 @@
 #![warn(missing_docs)]
 
 pub mod acl;
+pub mod checkpoint_policy;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod fd_limit;
 pub mod keyspace;
 pub mod output_limits;
 pub mod protocol;

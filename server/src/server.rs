@@ -4,6 +4,7 @@
 use crate::acl::{self, Acl};
 use crate::config::Config;
 use crate::connection;
+use crate::fd_limit;
 use crate::keyspace::{idempotency_sweep, now_ms, ExpiryFilter, Store, Txn};
 use crate::shutdown::{self, Shutdown};
 use crate::state::{ClientInfo, CursorTable, Shared, SlowLog};
@@ -46,8 +47,7 @@ fn open_with(config: Config, acl: Acl) -> Result<Arc<Shared>, String> {
     };
     let db = Db::open(&config.dir, options)
         .map_err(|e| format!("cannot open data directory {}: {e}", config.dir.display()))?;
-    let always = config.appendfsync == kv_engine::FsyncPolicy::Always;
-    let store = Store::new(db, config.databases, filter, always)
+    let store = Store::new(db, config.databases, filter)
         .map_err(|e| format!("cannot load keyspace metadata: {e}"))?;
     let (monitor, _) = tokio::sync::broadcast::channel(4096);
     Ok(Arc::new(Shared {
@@ -72,8 +72,18 @@ fn open_with(config: Config, acl: Acl) -> Result<Arc<Shared>, String> {
 }
 
 /// Runs the server until SIGTERM/SIGINT/SHUTDOWN; returns after the engine is closed.
-pub async fn run(config: Config) -> Result<(), String> {
+pub async fn run(mut config: Config) -> Result<(), String> {
     let acl = check_config(&config)?;
+    let fit = fd_limit::fit_clients(config.maxclients)?;
+    if fit < config.maxclients {
+        tracing::warn!(
+            requested = config.maxclients,
+            granted = fit,
+            reserved_for_engine_and_server = fd_limit::RESERVED_FDS,
+            "maxclients reduced to fit the open files limit (raise it with ulimit -n)"
+        );
+        config.maxclients = fit;
+    }
     let addrs: Vec<String> = config
         .bind
         .iter()
@@ -133,12 +143,20 @@ pub async fn run(config: Config) -> Result<(), String> {
 }
 
 async fn accept_loop(srv: Arc<Shared>, listener: TcpListener) {
+    let mut last_accept_warning: Option<Instant> = None;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                // Out of descriptors (or another passing error): back off instead of
+                // spinning, and say so once a second rather than at every attempt.
+                if last_accept_warning
+                    .is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(1))
+                {
+                    tracing::warn!(error = %e, "accept failed");
+                    last_accept_warning = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };

@@ -55,6 +55,8 @@ pub struct Kvd {
     pub port: u16,
     /// Extra flags given at every start.
     pub args: Vec<String>,
+    /// RLIMIT_NOFILE (soft and hard) to start the process with, if not inherited.
+    pub nofile: Option<u64>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -62,16 +64,24 @@ pub struct Kvd {
 impl Kvd {
     /// Starts kvd in a fresh temporary directory with extra flags.
     pub fn start(args: &[&str]) -> Kvd {
+        Kvd::launch(args, None)
+    }
+
+    /// Starts kvd in a fresh directory with an open files limit of `nofile`.
+    pub fn start_with_nofile(nofile: u64, args: &[&str]) -> Kvd {
+        Kvd::launch(args, Some(nofile))
+    }
+
+    fn launch(args: &[&str], nofile: Option<u64>) -> Kvd {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().join("data");
-        let log = tmp.path().join("kvd.log");
         let mut k = Kvd {
-            dir,
+            dir: tmp.path().join("data"),
+            log: tmp.path().join("kvd.log"),
             _tmp: Some(tmp),
             port: 0,
             args: args.iter().map(|s| s.to_string()).collect(),
+            nofile,
             child: None,
-            log,
         };
         k.spawn_ready();
         k
@@ -95,7 +105,26 @@ impl Kvd {
                 .append(true)
                 .open(&self.log)
                 .expect("log file");
-            let child = Command::new(kvd_binary())
+            let mut command = Command::new(kvd_binary());
+            if let Some(limit) = self.nofile {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: between fork and exec the closure only calls setrlimit, which is
+                // async-signal-safe, and touches no memory shared with other threads.
+                unsafe {
+                    command.pre_exec(move || {
+                        let r = libc::rlimit {
+                            rlim_cur: limit,
+                            rlim_max: limit,
+                        };
+                        if libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 {
+                            Ok(())
+                        } else {
+                            Err(std::io::Error::last_os_error())
+                        }
+                    });
+                }
+            }
+            let child = command
                 .arg("--port")
                 .arg(port.to_string())
                 .arg("--dir")

@@ -318,3 +318,93 @@ fn malformed_namespace_record_refuses_to_start_and_keeps_data() {
     assert_eq!(live, 1, "the key is still there");
     db.close().expect("close");
 }
+
+/// Under a low open files limit, idle connections can take only what is left after the
+/// engine's reserve: the extra ones are refused, and flushes and compactions (which open
+/// files) keep working, so the database never goes read-only for lack of descriptors.
+#[test]
+fn idle_connections_cannot_take_the_engines_descriptors() {
+    let limit = kv_server::fd_limit::RESERVED_FDS + 40;
+    let k = Kvd::start_with_nofile(limit, &[]);
+    let maxclients: u64 = info(&k, "maxclients").parse().expect("number");
+    assert!(
+        maxclients <= 40,
+        "maxclients {maxclients} does not fit the limit {limit}"
+    );
+    assert!(
+        k.log_text().contains("maxclients reduced"),
+        "{}",
+        k.log_text()
+    );
+    let mut refused = 0;
+    let mut idle = Vec::new();
+    for _ in 0..limit + 100 {
+        let mut c = k.raw();
+        c.s.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        c.send(b"PING\r\n");
+        let mut buf = [0u8; 64];
+        match c.s.read(&mut buf) {
+            Ok(n) if buf[..n].starts_with(b"-ERR max number of clients reached") => refused += 1,
+            _ => idle.push(c),
+        }
+    }
+    assert!(refused > 0, "no connection was refused");
+    // The idle connections hold what clients may hold; the engine still opens files.
+    let mut admin = idle.pop().expect("a connection");
+    admin.s.set_read_timeout(Some(LONG)).expect("timeout");
+    let value = vec![b'v'; 1024];
+    for i in 0..3000 {
+        let key = format!("key-{i}");
+        assert_eq!(admin.cmd(&[b"SET", key.as_bytes(), &value]), "+OK\r\n");
+    }
+    assert_eq!(admin.cmd(&[b"COMPACT"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&[b"SET", b"after", b"compaction"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&[b"GET", b"key-2999"]).len(), 1024 + 9);
+}
+
+/// CHECKPOINT writes only into backup-dir (or, when enabled, anywhere for local clients),
+/// never through a symlink planted at the destination, never into a non-empty directory,
+/// and CONFIG SET cannot widen where it writes.
+#[test]
+fn checkpoint_destinations_are_restricted() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    let backups = tempfile::tempdir().expect("tempdir");
+    let b = backups.path().to_str().expect("utf-8").to_string();
+    let k = Kvd::start(&["--backup-dir", &b]);
+    let mut c = k.raw();
+    assert_eq!(c.cmd(&[b"SET", b"k", b"v"]), "+OK\r\n");
+    // Outside backup-dir, relative escapes, and CONFIG SET: refused.
+    let elsewhere = outside.path().join("copy");
+    let r = c.cmd(&[b"CHECKPOINT", elsewhere.to_str().expect("utf-8").as_bytes()]);
+    assert!(r.starts_with("-ERR CHECKPOINT destination refused"), "{r}");
+    assert!(!elsewhere.exists());
+    let r = c.cmd(&[b"CHECKPOINT", b"../escape"]);
+    assert!(r.starts_with("-ERR CHECKPOINT destination refused"), "{r}");
+    let r = c.cmd(&[b"CONFIG", b"SET", b"backup-dir", b"/"]);
+    assert!(r.contains("can't set immutable config"), "{r}");
+    let r = c.cmd(&[b"CONFIG", b"SET", b"enable-checkpoint-anywhere", b"yes"]);
+    assert!(r.contains("can't set immutable config"), "{r}");
+    // A symlink planted where the checkpoint goes is not followed.
+    let target = outside.path().join("target");
+    std::fs::create_dir(&target).expect("mkdir");
+    std::os::unix::fs::symlink(&target, backups.path().join("planted")).expect("symlink");
+    let r = c.cmd(&[b"CHECKPOINT", b"planted"]);
+    assert!(r.starts_with("-ERR") && r.contains("symlink"), "{r}");
+    assert_eq!(std::fs::read_dir(&target).expect("read_dir").count(), 0);
+    // A non-empty directory is refused.
+    std::fs::create_dir(backups.path().join("used")).expect("mkdir");
+    std::fs::write(backups.path().join("used/file"), b"x").expect("write");
+    let r = c.cmd(&[b"CHECKPOINT", b"used"]);
+    assert!(r.contains("not empty"), "{r}");
+    // A plain name inside backup-dir works, and holds the data.
+    assert_eq!(c.cmd(&[b"CHECKPOINT", b"today"]), "+OK\r\n");
+    let copy = backups.path().join("today");
+    let db = kv_engine::Db::open(&copy, kv_engine::Options::default()).expect("open the copy");
+    let keys = db
+        .iter(kv_engine::Keyspace::DEFAULT, None, None, None)
+        .expect("iter")
+        .count();
+    assert_eq!(keys, 1);
+    db.close().expect("close");
+}

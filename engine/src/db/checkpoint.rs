@@ -14,19 +14,18 @@ use std::path::Path;
 
 pub(crate) fn write_checkpoint(shared: &Shared, dest: &Path) -> Result<()> {
     let fs = shared.fs.as_ref();
-    if fs.exists(dest) && !fs.list_dir(dest)?.is_empty() {
-        return Err(Error::InvalidArgument(format!(
-            "checkpoint destination {} exists and is not empty",
-            dest.display()
-        )));
-    }
+    fs.create_empty_dir(dest).map_err(|e| match e {
+        Error::InvalidArgument(why) => {
+            Error::InvalidArgument(format!("checkpoint destination {why}"))
+        }
+        other => other,
+    })?;
     // Hold the state lock only to capture the version and its description; the Arc keeps
     // its tables from being deleted while we link them.
     let (version, mut edit) = {
         let state = shared.state.lock();
         (state.versions.current(), state.versions.snapshot_edit())
     };
-    fs.create_dir_all(dest)?;
     for files in &version.levels {
         for f in files {
             fs.link_or_copy(

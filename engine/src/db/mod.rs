@@ -25,7 +25,7 @@ use crate::constants::NUM_LEVELS;
 use crate::error::{Error, Result};
 use crate::key::SeqNo;
 use crate::manifest::{Version, VersionEdit};
-use crate::options::Options;
+use crate::options::{FsyncPolicy, Options};
 use crate::stats::Stats;
 use bytes::Bytes;
 use core::Shared;
@@ -259,6 +259,26 @@ impl Db {
             self.shared.bg_cv.notify_all();
             self.shared.bg_cv.wait(&mut state);
         }
+    }
+
+    /// Whether a write of about `bytes` might wait here for more than a WAL append: an
+    /// fsync (`FsyncPolicy::Always`), a slowdown or a stop (too many L0 files or frozen
+    /// memtables), or a memtable switch (which fsyncs the old WAL) because the memtable is
+    /// nearly full or the write is large. A stall can only begin after one of these
+    /// thresholds is crossed, so an async caller that runs writes inline only when this is
+    /// false never parks its thread on the disk or a condition variable for long. Cheap:
+    /// no lock, one atomic load of the current view.
+    pub fn write_may_block(&self, bytes: usize) -> bool {
+        let opts = &self.shared.opts;
+        if opts.fsync == FsyncPolicy::Always {
+            return true;
+        }
+        let sv = self.shared.current();
+        let switch_margin = opts.memtable_size / 8;
+        sv.imms.len() >= crate::constants::MAX_IMMUTABLE_MEMTABLES.saturating_sub(1)
+            || sv.version.num_files(0) >= opts.l0_slowdown_writes_trigger
+            || bytes >= switch_margin
+            || sv.mem.approximate_bytes() + switch_margin >= opts.memtable_size
     }
 
     /// Fsyncs the WAL now, whatever the policy.

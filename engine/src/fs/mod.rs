@@ -39,6 +39,20 @@ pub trait Fs: Send + Sync + std::fmt::Debug + 'static {
     /// Makes `to` a copy of `from`: a hard link where the file system allows it.
     fn link_or_copy(&self, from: &Path, to: &Path) -> Result<()>;
 
+    /// Prepares `dir` to receive new files that nobody else placed there: creates it (and
+    /// its parents), or accepts an existing empty directory; refuses anything else with
+    /// `InvalidArgument`. The real file system does this without a window in which another
+    /// process could plant files or symlinks.
+    fn create_empty_dir(&self, dir: &Path) -> Result<()> {
+        if self.exists(dir) && !self.list_dir(dir)?.is_empty() {
+            return Err(crate::Error::InvalidArgument(format!(
+                "{} exists and is not empty",
+                dir.display()
+            )));
+        }
+        self.create_dir_all(dir)
+    }
+
     /// Reads a whole file.
     fn read_all(&self, path: &Path) -> Result<Vec<u8>> {
         let file = self.open(path)?;

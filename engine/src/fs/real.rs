@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -98,10 +99,12 @@ impl Fs for RealFs {
     }
 
     fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+        // Never write through a symlink planted where an engine file goes.
         let file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
         Ok(Box::new(RealWritable {
@@ -182,9 +185,36 @@ impl Fs for RealFs {
         if fs::hard_link(from, to).is_ok() {
             return Ok(());
         }
-        fs::copy(from, to).map_err(|e| Error::io(from, e))?;
-        File::open(to)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(to, e))
+        // create_new: fails on anything already at `to`, a symlink included, instead of
+        // writing through it (fs::copy would follow it and overwrite its target).
+        let mut src = File::open(from).map_err(|e| Error::io(from, e))?;
+        let mut dst = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(to)
+            .map_err(|e| Error::io(to, e))?;
+        std::io::copy(&mut src, &mut dst).map_err(|e| Error::io(to, e))?;
+        dst.sync_all().map_err(|e| Error::io(to, e))
+    }
+
+    fn create_empty_dir(&self, dir: &Path) -> Result<()> {
+        let refuse = |why: &str| Err(Error::InvalidArgument(format!("{} {why}", dir.display())));
+        match fs::symlink_metadata(dir) {
+            Ok(m) if m.file_type().is_symlink() => return refuse("is a symlink"),
+            Ok(m) if !m.is_dir() => return refuse("exists and is not a directory"),
+            Ok(_) => {
+                let mut entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+                if entries.next().is_some() {
+                    return refuse("exists and is not empty");
+                }
+                return Ok(()); // files go in with O_EXCL or link(2): nothing is overwritten
+            }
+            Err(_) => {}
+        }
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        // mkdir fails if anything appeared there meanwhile, a symlink included.
+        fs::create_dir(dir).map_err(|e| Error::io(dir, e))
     }
 }

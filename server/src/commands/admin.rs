@@ -6,6 +6,7 @@
 
 use super::args::{err, is, text, SYNTAX};
 use super::{CmdResult, Ctx};
+use crate::checkpoint_policy;
 use crate::keyspace::encoding::data_key;
 use crate::protocol::Reply;
 use bytes::Bytes;
@@ -37,7 +38,22 @@ pub fn compact(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 /// directory on the server's machine), holding every write acknowledged before the
 /// command. `kvd --dir dest` starts from it.
 pub fn checkpoint(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let dest = text(&a[1]);
+    let dest = {
+        let c = ctx.srv.config.read();
+        let local = ctx
+            .client
+            .info
+            .addr
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        checkpoint_policy::destination(
+            &text(&a[1]),
+            c.backup_dir.as_deref(),
+            c.checkpoint_anywhere,
+            local,
+        )
+        .map_err(|why| Reply::error(format!("ERR CHECKPOINT destination refused: {why}")))?
+    };
     ctx.srv.store.db.checkpoint(&dest)?;
     Ok(Reply::Ok)
 }

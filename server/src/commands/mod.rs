@@ -167,15 +167,18 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
     Ok(sub)
 }
 
-/// True if running `args` may block for long (an fsync under `appendfsync always`, a
-/// memtable flush, an exclusive lock): the connection then leaves the async worker
-/// thread for it. Other writes only append to the WAL and run inline.
-pub fn may_block(args: &[Bytes], fsync_always: bool) -> bool {
+/// True if running `args` may block for long: an exclusive lock, an admin command, or a
+/// write the engine says might wait (an fsync under `appendfsync always`, a write stall,
+/// a memtable switch, see `Db::write_may_block`). The connection then leaves the async
+/// worker thread for it, so a stall never stops reads, accepts or SIGTERM. Other writes
+/// only append to the WAL and run inline.
+pub fn may_block(args: &[Bytes], db: &kv_engine::Db) -> bool {
     match table::lookup(&args[0]) {
         Some(s) => {
             s.has(GLOBAL | table::ADMIN)
                 || !s.subcommands.is_empty()
-                || (fsync_always && (s.has(WRITE) || s.name == "exec"))
+                || ((s.has(WRITE) || matches!(s.name, "exec" | "lock"))
+                    && db.write_may_block(args.iter().map(|a| a.len()).sum()))
         }
         None => false,
     }

@@ -237,6 +237,18 @@ pub fn config_set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             ))
         })?;
     }
+    let requested = next.maxclients;
+    if requested > ctx.srv.config.read().maxclients {
+        // The descriptors must exist too (Redis refuses the same way).
+        let fit = crate::fd_limit::fit_clients(requested).map_err(|e| {
+            Reply::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'maxclients') - {e}"
+            ))
+        })?;
+        if fit < requested {
+            return Err(Reply::error(format!("ERR CONFIG SET failed (possibly related to argument 'maxclients') - The operating system is not able to handle the specified number of clients, try with {fit}")));
+        }
+    }
     // requirepass moves onto the default user; protected mode refuses opening changes.
     let _acl = ctx
         .srv

@@ -161,18 +161,11 @@ pub struct Store {
     world: RwLock<()>,
     /// WATCH flags and lock waiters, told about every committed write.
     pub events: KeyEvents,
-    /// Writes wait for an fsync (`appendfsync always`).
-    pub fsync_always: bool,
 }
 
 impl Store {
     /// Wraps an open engine: loads (or creates) the namespace map for `databases`.
-    pub fn new(
-        db: Db,
-        databases: usize,
-        filter: Arc<ExpiryFilter>,
-        fsync_always: bool,
-    ) -> kv_engine::Result<Store> {
+    pub fn new(db: Db, databases: usize, filter: Arc<ExpiryFilter>) -> kv_engine::Result<Store> {
         let meta = db.keyspace("kvd-meta")?;
         let idem = db.keyspace("kvd-idempotency")?;
         filter.idem_ks.store(idem.id(), Ordering::Relaxed);
@@ -211,7 +204,6 @@ impl Store {
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             world: RwLock::new(()),
             events: KeyEvents::default(),
-            fsync_always,
         })
     }
 

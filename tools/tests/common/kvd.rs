@@ -58,6 +58,8 @@ pub fn start_kvd(bin: &Path, dir: &Path) -> Result<(Server, String), String> {
         .port();
     let child = Command::new(bin)
         .args(["--port", &port.to_string(), "--dir", s(dir)])
+        // kvtool backup --addr names an absolute destination from loopback.
+        .args(["--enable-checkpoint-anywhere", "local"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
