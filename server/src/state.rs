@@ -239,13 +239,18 @@ impl Client {
         }
     }
 
-    /// The user commands run as: the authenticated one, else the default user while it
-    /// needs no password (Redis's `authRequired` is re-evaluated at every command).
-    pub fn effective_user(&self, srv: &Shared) -> Option<Arc<User>> {
-        self.user.clone().or_else(|| srv.acl.open_default())
+    /// The user whose permissions commands are checked against: the authenticated one,
+    /// else the default user (as in Redis, where a connection's user is the default
+    /// user until AUTH; whether it must authenticate first is [`Client::auth_required`]).
+    pub fn acting_user(&self, srv: &Shared) -> Arc<User> {
+        self.user
+            .clone()
+            .unwrap_or_else(|| srv.acl.default_user().clone())
     }
 
     /// True while commands other than AUTH/HELLO/QUIT/RESET must be refused (NOAUTH).
+    /// Re-evaluated at every command, as Redis's `authRequired`: an unauthenticated
+    /// connection may go on once the default user needs no password.
     pub fn auth_required(&self, srv: &Shared) -> bool {
         self.user.is_none() && srv.acl.open_default().is_none()
     }

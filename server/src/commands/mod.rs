@@ -258,17 +258,14 @@ fn reject(srv: &Shared, client: &mut Client, spec: Option<&CommandSpec>, msg: St
 }
 
 /// The ACL check: `Err` with the refusal and the user's name if the client's user may
-/// not run `args`. Clients with no user yet only reach here with AUTH, HELLO, QUIT or
-/// RESET, which every user may run.
+/// not run `args`. AUTH, HELLO, QUIT and RESET are allowed to every user.
 fn permitted(
     srv: &Shared,
     client: &Client,
     spec: &'static CommandSpec,
     args: &[Bytes],
 ) -> Result<(), (Denial, String)> {
-    let Some(user) = client.effective_user(srv) else {
-        return Ok(());
-    };
+    let user = client.acting_user(srv);
     check(&user.perms(), spec, args).map_err(|d| (d, user.name.clone()))
 }
 
@@ -405,10 +402,10 @@ const GROUP_MAX_BYTES: usize = 4 << 20;
 /// plain key-based read or write of an authenticated client outside MULTI, that its ACL
 /// user may run (a refused one runs alone, through `execute`, which replies and logs).
 fn groupable(srv: &Shared, client: &Client, args: &[Bytes]) -> Option<&'static CommandSpec> {
-    if client.multi.is_some() {
+    if client.multi.is_some() || client.auth_required(srv) {
         return None;
     }
-    let user = client.effective_user(srv)?;
+    let user = client.acting_user(srv);
     let spec = resolve(args).ok()?;
     check(&user.perms(), spec, args).ok()?;
     let plain = spec.has(WRITE | READONLY)
