@@ -5,6 +5,7 @@ pub mod encoding;
 pub mod events;
 pub mod idempotency;
 pub mod idempotency_sweep;
+pub mod key_counts;
 pub mod store;
 pub mod txn;
 

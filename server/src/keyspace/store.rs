@@ -11,6 +11,7 @@
 
 use super::encoding::{prefix_end, split_data_key};
 use super::events::KeyEvents;
+use super::key_counts::KeyCounts;
 use kv_engine::{CompactionFilter, Db, FilterDecision, Keyspace, WriteBatch};
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::HashSet;
@@ -108,11 +109,8 @@ impl CompactionFilter for ExpiryFilter {
     fn filter(&self, keyspace: u8, key: &[u8], value: &[u8]) -> FilterDecision {
         let now = now_ms();
         if keyspace == self.data_ks {
-            if let Some(exp) = super::encoding::expire_at_of(value) {
-                if exp <= now {
-                    return FilterDecision::Remove;
-                }
-            }
+            // Expired keys are not dropped here: the key counts must see every removal, so
+            // the active expiry sweep deletes them through a transaction (key_counts.rs).
             if self.loaded.load(Ordering::Acquire) {
                 if let Some((ns, _)) = split_data_key(key) {
                     if !self.live.read().contains(&ns) {
@@ -161,6 +159,8 @@ pub struct Store {
     world: RwLock<()>,
     /// WATCH flags and lock waiters, told about every committed write.
     pub events: KeyEvents,
+    /// Keys per namespace (DBSIZE, INFO keyspace).
+    pub counts: KeyCounts,
 }
 
 impl Store {
@@ -194,6 +194,13 @@ impl Store {
         db.put(meta, META_NAMESPACES, &ns.encode())?;
         *filter.live.write() = ns.map.iter().copied().collect();
         filter.loaded.store(true, Ordering::Release);
+        let started = std::time::Instant::now();
+        let counts = KeyCounts::scan(&db, Keyspace::DEFAULT)?;
+        counts.retain(|n| ns.map.contains(&n));
+        tracing::info!(
+            millis = started.elapsed().as_millis() as u64,
+            "counted keys"
+        );
         Ok(Store {
             data: Keyspace::DEFAULT,
             meta,
@@ -204,6 +211,7 @@ impl Store {
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             world: RwLock::new(()),
             events: KeyEvents::default(),
+            counts,
         })
     }
 
@@ -272,7 +280,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn compaction_filter_drops_expired_keys_flushed_namespaces_and_old_records() {
+    fn compaction_filter_drops_flushed_namespaces_and_old_records_but_not_expired_keys() {
         use super::super::encoding::{data_key, encode_value, ValueType};
         use super::super::idempotency::encode_record;
         let f = ExpiryFilter::new(1000);
@@ -284,9 +292,11 @@ mod tests {
             f.filter(data, &data_key(7, b"k"), &live),
             FilterDecision::Keep
         );
+        // Expired keys stay until the sweep deletes them through a transaction, which keeps
+        // the key counts exact.
         assert_eq!(
             f.filter(data, &data_key(7, b"k"), &dead),
-            FilterDecision::Remove
+            FilterDecision::Keep
         );
         // Until the namespace map is loaded nothing else is dropped; then unknown namespaces are.
         *f.live.write() = [0u32, 1].into_iter().collect();

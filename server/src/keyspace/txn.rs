@@ -2,11 +2,13 @@
 //! own uncommitted writes, writes collect in one engine batch committed at the end, so a
 //! transaction is applied atomically and durably as one WAL record.
 
-use super::encoding::{data_key, decode_value, encode_value, ValueType};
+use super::encoding::{data_key, decode_value, encode_value, split_data_key, ValueType};
+use super::key_counts::KeyCount;
 use super::store::{now_ms, Namespaces, Store};
 use crate::protocol::Version;
 use bytes::Bytes;
 use kv_engine::{Keyspace, Snapshot, Versioned, WriteBatch};
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// A live (or, from [`Txn::get_any`], possibly expired) key.
@@ -47,6 +49,9 @@ pub struct Txn<'s> {
     touched_dbs: Vec<usize>,
     snapshot: Option<Snapshot>,
     namespaces: Option<Namespaces>,
+    /// Committed state of data keys read from the engine (not a snapshot), so the key
+    /// counts need not read them again at commit.
+    read_before: RefCell<HashMap<Vec<u8>, KeyCount>>,
 }
 
 impl<'s> Txn<'s> {
@@ -62,6 +67,7 @@ impl<'s> Txn<'s> {
             touched_dbs: Vec::new(),
             snapshot: None,
             namespaces: None,
+            read_before: RefCell::new(HashMap::new()),
         }
     }
 
@@ -96,10 +102,17 @@ impl<'s> Txn<'s> {
         let (raw, version) = match self.overlay.get(&k) {
             Some(Pending { value: None, .. }) => return Ok(None),
             Some(Pending { value: Some(v), op }) => (v.clone(), Version::Pending(*op)),
-            None => match self.engine_get(self.store.data, &k)? {
-                Some(v) => (v.value, Version::Committed(v.seq)),
-                None => return Ok(None),
-            },
+            None => {
+                let found = self.engine_get(self.store.data, &k)?;
+                if self.snapshot.is_none() {
+                    let count = KeyCount::of_value(found.as_ref().map(|v| &v.value[..]));
+                    self.read_before.borrow_mut().insert(k, count);
+                }
+                match found {
+                    Some(v) => (v.value, Version::Committed(v.seq)),
+                    None => return Ok(None),
+                }
+            }
         };
         Ok(decode_value(&raw).map(|d| Entry {
             ty: d.ty,
@@ -296,6 +309,42 @@ impl<'s> Txn<'s> {
         }
     }
 
+    /// How the key counts of each namespace change if this transaction commits: for every
+    /// key written, its state after minus its committed state (read now, under the key's
+    /// lock, unless the transaction already read it).
+    fn count_changes(&self) -> kv_engine::Result<HashMap<u32, KeyCount>> {
+        let mut changes: HashMap<u32, KeyCount> = HashMap::new();
+        for (k, pending) in &self.overlay {
+            let Some((ns, _)) = split_data_key(k) else {
+                continue;
+            };
+            let known = self.read_before.borrow().get(k).copied();
+            let before = match known {
+                Some(c) => c,
+                None => {
+                    let found = self.store.db.get(self.store.data, k)?;
+                    KeyCount::of_value(found.as_ref().map(|v| &v.value[..]))
+                }
+            };
+            let after = KeyCount::of_value(pending.value.as_deref());
+            changes
+                .entry(ns)
+                .or_default()
+                .add(KeyCount::change(before, after));
+        }
+        Ok(changes)
+    }
+
+    /// Keys of `db` as DBSIZE and INFO count them, including this transaction's writes.
+    pub fn key_count(&self, db: usize) -> kv_engine::Result<KeyCount> {
+        let ns = self.ns(db);
+        let mut count = self.store.counts.get(ns);
+        if let Some(change) = self.count_changes()?.get(&ns) {
+            count.add(*change);
+        }
+        Ok(count)
+    }
+
     /// Commits the batch; returns the first sequence number (None if nothing to write).
     /// Must be called while the command still holds its locks.
     pub fn commit(mut self) -> kv_engine::Result<Option<u64>> {
@@ -305,12 +354,16 @@ impl<'s> Txn<'s> {
         if self.batch.is_empty() {
             return Ok(None);
         }
+        let changes = self.count_changes()?;
         let batch = std::mem::take(&mut self.batch);
         let first = self.store.db.write(batch)?;
+        self.store.counts.apply(&changes);
         if let Some(ns) = self.namespaces.take() {
             // The compaction filter drops the old namespaces' keys as soon as the new map
             // is installed: make the map durable first, whatever the fsync policy.
             self.store.db.sync_wal()?;
+            let live: std::collections::HashSet<u32> = ns.map.iter().copied().collect();
+            self.store.counts.retain(|n| live.contains(&n));
             self.store.install_namespaces(ns);
         }
         for (db, key) in &self.touched {
