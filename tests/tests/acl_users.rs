@@ -437,6 +437,14 @@ fn acl_log_records_refusals_and_stays_bounded() {
         ("key".into(), "secret".into(), "app".into(), 1)
     );
     assert_eq!(text(&log[2]["context"]), "toplevel");
+    let info = cmd(&mut admin, &["INFO", "stats"]);
+    for line in [
+        "acl_access_denied_auth:1\r\n",
+        "acl_access_denied_cmd:2\r\n",
+        "acl_access_denied_key:1\r\n",
+    ] {
+        assert!(info.contains(line), "INFO lacks {line:?}:\n{info}");
+    }
     assert!(text(&log[2]["client-info"]).contains("user=app"));
     // Bounded by acllog-max-len, however many distinct refusals.
     assert_eq!(

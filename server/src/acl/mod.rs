@@ -20,6 +20,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use rules::Perms;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,7 +61,29 @@ pub struct Acl {
     default: Arc<User>,
     /// ACL LOG.
     pub log: Mutex<AclLog>,
+    /// Refusals by reason (INFO stats `acl_access_denied_auth/cmd/key`).
+    pub denied: Denied,
     changes: Mutex<()>,
+}
+
+/// Counts of refusals since start or CONFIG RESETSTAT.
+#[derive(Default)]
+pub struct Denied {
+    /// Wrong user or password.
+    pub auth: AtomicU64,
+    /// Command not allowed.
+    pub cmd: AtomicU64,
+    /// Key not allowed.
+    pub key: AtomicU64,
+}
+
+impl Denied {
+    /// CONFIG RESETSTAT.
+    pub fn reset(&self) {
+        for c in [&self.auth, &self.cmd, &self.key] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Redis refuses this combination at start (`ACLLoadConfiguredUsers`).
@@ -116,6 +139,7 @@ impl Acl {
             users: RwLock::new(BTreeMap::new()),
             default: User::new(DEFAULT_USER, default),
             log: Mutex::new(AclLog::default()),
+            denied: Denied::default(),
             changes: Mutex::new(()),
         };
         acl.install(users);
@@ -308,6 +332,12 @@ impl Acl {
         client_info: String,
         max_len: usize,
     ) {
+        match reason {
+            Reason::Auth => &self.denied.auth,
+            Reason::Command => &self.denied.cmd,
+            Reason::Key => &self.denied.key,
+        }
+        .fetch_add(1, Ordering::Relaxed);
         self.log.lock().add(
             LogEntry {
                 count: 1,

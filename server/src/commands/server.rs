@@ -275,6 +275,7 @@ pub fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
         x.store(0, Ordering::Relaxed);
     }
     ctx.srv.slowlog.lock().entries.clear();
+    ctx.srv.acl.denied.reset();
     Ok(Reply::Ok)
 }
 
@@ -662,6 +663,10 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 kv("keyspace_hits", r(&c.keyspace_hits)),
                 kv("keyspace_misses", r(&c.keyspace_misses)),
                 kv("total_error_replies", "0".into()),
+                kv("acl_access_denied_auth", r(&ctx.srv.acl.denied.auth)),
+                kv("acl_access_denied_cmd", r(&ctx.srv.acl.denied.cmd)),
+                kv("acl_access_denied_key", r(&ctx.srv.acl.denied.key)),
+                kv("acl_access_denied_channel", "0".into()),
                 kv("protocol_errors", r(&c.protocol_errors)),
                 kv(
                     "client_output_buffer_limit_disconnections",
