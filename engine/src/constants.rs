@@ -50,8 +50,36 @@ pub const TARGET_FILE_SIZE: u64 = 64 * 1024 * 1024;
 /// Default block cache capacity in bytes.
 pub const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
-/// Open table readers kept by the table cache; each holds an fd, its index and filter.
+/// Default `Options::max_open_files`: table readers kept by the table cache, each holding
+/// a descriptor, its index and its filter (LevelDB's default).
 pub const TABLE_CACHE_CAPACITY: usize = 1000;
+
+/// Descriptors the engine may hold besides cached tables and table writers: the LOCK
+/// (1), the old and the new WAL during a memtable switch (2), the MANIFEST, its
+/// replacement and CURRENT's temporary file during a rollover (3), a checkpoint copying
+/// a table and writing its own MANIFEST and CURRENT (4), and one whole-file read such
+/// as CURRENT (1).
+pub const FIXED_DESCRIPTORS: usize = 1 + 2 + 3 + 4 + 1;
+
+/// Descriptors held by each thread that writes a table: the table, and the directory
+/// while it is fsynced.
+pub const DESCRIPTORS_PER_TABLE_WRITER: usize = 2;
+
+/// Threads that write tables besides the compaction threads: the flush thread, the
+/// auto-resume thread and one caller running `compact_range`.
+pub const OTHER_TABLE_WRITERS: usize = 3;
+
+/// Default `Options::max_bg_error_resume_count`: with the backoff below, about 50
+/// minutes of retrying before auto-resume leaves it to an operator.
+pub const BG_ERROR_RESUME_COUNT: u32 = 100;
+
+/// Default `Options::bg_error_resume_retry_interval`: the first wait after a soft
+/// background error (RocksDB's default); doubled after each failed attempt.
+pub const BG_ERROR_RESUME_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The longest wait between two resume attempts: a freed resource is noticed within
+/// this, however long it was missing.
+pub const MAX_RESUME_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// With `FsyncPolicy::EverySec`, the background syncer's period.
 pub const EVERYSEC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);

@@ -36,6 +36,11 @@ pub enum Error {
     /// The database has been closed or a background error made it read-only.
     #[error("database is closed or read-only after an earlier error: {0}")]
     Closed(String),
+    /// Writes are refused for now: background work failed for want of a resource that
+    /// may come back (descriptors, disk space), and the engine retries it by itself
+    /// (see `Options::max_bg_error_resume_count`). Reads keep working.
+    #[error("writes are suspended until a passing background error clears: {0}")]
+    Suspended(String),
 }
 
 impl Error {
@@ -62,7 +67,11 @@ impl Error {
         match self {
             Error::Io { path, source } => Error::Io {
                 path: path.clone(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
+                // Keep the OS error code: whether an error can pass depends on it.
+                source: match source.raw_os_error() {
+                    Some(code) => std::io::Error::from_raw_os_error(code),
+                    None => std::io::Error::new(source.kind(), source.to_string()),
+                },
             },
             Error::Corruption { file, offset, what } => Error::Corruption {
                 file: file.clone(),
@@ -72,6 +81,7 @@ impl Error {
             Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
             Error::Busy(p) => Error::Busy(p.clone()),
             Error::Closed(s) => Error::Closed(s.clone()),
+            Error::Suspended(s) => Error::Suspended(s.clone()),
         }
     }
 

@@ -3,6 +3,7 @@
 use crate::constants as c;
 use crate::fs::{self, Fs};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// When an acknowledged write is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,9 +89,53 @@ pub struct Options {
     pub compaction_threads: usize,
     /// Optional filter applied during compaction.
     pub compaction_filter: Option<Arc<dyn CompactionFilter>>,
-    /// On a WAL record that is bad but followed by good ones: `false` (default) refuses to
-    /// open with `Corruption`; `true` recovers up to the bad record and drops the rest.
+    /// On a WAL record that is bad but followed by good ones (in the same WAL, or a WAL
+    /// that ends torn while a later WAL holds records): `false` (default) refuses to open
+    /// with `Corruption`; `true` recovers up to the bad record and drops the rest.
     pub wal_point_in_time_recovery: bool,
+    /// Tables kept open by the table cache (RocksDB's meaning of `max_open_files`: each
+    /// holds one descriptor). The engine's other descriptors come on top: see
+    /// [`Options::file_descriptor_budget`].
+    pub max_open_files: usize,
+    /// After a soft background error (out of descriptors or space while writing a new
+    /// file), how many failed attempts auto-resume makes before it stops trying and
+    /// leaves the error to an operator ([`crate::Db::resume`] or a restart). 0 disables
+    /// auto-resume.
+    pub max_bg_error_resume_count: u32,
+    /// The wait before the first resume attempt; doubled after each failed one, up to
+    /// [`crate::constants::MAX_RESUME_BACKOFF`].
+    pub bg_error_resume_retry_interval: Duration,
+}
+
+impl Options {
+    /// The most file descriptors this Db holds at once. A server sizing its client
+    /// limit against `RLIMIT_NOFILE` reserves this many for the engine. It adds up:
+    /// - `max_open_files` cached tables;
+    /// - the fixed few: LOCK, two WALs during a switch, manifest files, a checkpoint
+    ///   ([`crate::constants::FIXED_DESCRIPTORS`]);
+    /// - per thread that writes tables (compaction threads, the flush thread,
+    ///   auto-resume, one `compact_range` caller): the table and its directory;
+    /// - compaction inputs the cache may have evicted while a compaction reads them:
+    ///   the one L0 compaction reads all of L0 at once (writes stop at
+    ///   `l0_stop_writes_trigger` files; frozen memtables flushed after that, and the
+    ///   WALs replayed at open, add at most `2 * (MAX_IMMUTABLE_MEMTABLES + 1)`) plus one
+    ///   table of L1; any other compaction reads one table per level at a time, and no
+    ///   two compactions share a level, so at most `NUM_LEVELS / 2` run at once.
+    ///
+    /// Not counted: each live [`crate::DbIterator`] keeps open every L0 table plus one
+    /// table per deeper level while it lives, when the cache has evicted them.
+    pub fn file_descriptor_budget(&self) -> usize {
+        let table_writers = self.compaction_threads.max(1) + c::OTHER_TABLE_WRITERS;
+        let compactions = table_writers.min(c::NUM_LEVELS / 2);
+        let l0_files = self
+            .l0_stop_writes_trigger
+            .saturating_add(2 * (c::MAX_IMMUTABLE_MEMTABLES + 1));
+        let compaction_inputs = (l0_files + 1).saturating_add(2 * (compactions - 1));
+        self.max_open_files
+            .saturating_add(c::FIXED_DESCRIPTORS)
+            .saturating_add(table_writers.saturating_mul(c::DESCRIPTORS_PER_TABLE_WRITER))
+            .saturating_add(compaction_inputs)
+    }
 }
 
 impl std::fmt::Debug for Options {
@@ -124,6 +169,9 @@ impl Default for Options {
             compaction_threads: 1,
             compaction_filter: None,
             wal_point_in_time_recovery: false,
+            max_open_files: c::TABLE_CACHE_CAPACITY,
+            max_bg_error_resume_count: c::BG_ERROR_RESUME_COUNT,
+            bg_error_resume_retry_interval: c::BG_ERROR_RESUME_INTERVAL,
         }
     }
 }

@@ -68,6 +68,14 @@ pub struct Stats {
     pub snapshots: usize,
     /// Range tombstones kept in memory (each `delete_range` adds one).
     pub range_tombstones: usize,
-    /// Background error that made the Db read-only, if any.
+    /// Background error that stops writes, if any.
     pub background_error: Option<String>,
+    /// True if that error can pass (out of descriptors or space while writing a new
+    /// file): writes are suspended and auto-resume retries. False for a fatal error,
+    /// after which the Db stays read-only until reopened.
+    pub background_error_retryable: bool,
+    /// Resume attempts (automatic or `Db::resume`) since open.
+    pub background_error_resume_attempts: u64,
+    /// Resume attempts that cleared a background error since open.
+    pub background_error_resumes: u64,
 }

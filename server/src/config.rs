@@ -1,6 +1,7 @@
 //! Configuration: defaults, Redis-style command-line flags, config files, and the parameter
 //! table that CONFIG GET/SET read (one table for all three).
 
+use crate::tls::{suites, AuthClients, TlsSettings};
 use clap::Parser;
 use kv_engine::FsyncPolicy;
 use std::path::PathBuf;
@@ -58,6 +59,8 @@ pub struct Config {
     pub users: Vec<Vec<String>>,
     /// Longest ACL LOG (`acllog-max-len`).
     pub acllog_max_len: u64,
+    /// TLS for clients (`tls-*`).
+    pub tls: TlsSettings,
 }
 
 impl Default for Config {
@@ -88,6 +91,7 @@ impl Default for Config {
             aclfile: None,
             users: Vec::new(),
             acllog_max_len: 128,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -147,6 +151,38 @@ fn fsync_name(p: FsyncPolicy) -> &'static str {
     }
 }
 
+/// A `tls-*` text parameter, fixed at start (the certificates are read then), checked by
+/// `$check` when set.
+macro_rules! tls_text {
+    ($name:literal, $field:ident, $check:expr) => {
+        Param {
+            name: $name,
+            mutable: false,
+            get: |c| c.tls.$field.clone(),
+            set: |c, v| {
+                let check: fn(&str) -> Result<(), String> = $check;
+                check(v)?;
+                c.tls.$field = v.to_string();
+                Ok(())
+            },
+        }
+    };
+}
+
+fn any_text(_: &str) -> Result<(), String> {
+    Ok(())
+}
+
+/// Parameters that only make sense with a cluster, which kvd does not have yet: `no` is
+/// accepted so Redis config files load.
+fn needs_cluster(v: &str) -> Result<(), String> {
+    if yes_no(v)? {
+        Err("kvd has no cluster bus or replication yet, so there is nothing to encrypt".into())
+    } else {
+        Ok(())
+    }
+}
+
 /// Every parameter kvd knows.
 pub static PARAMS: &[Param] = &[
     Param {
@@ -157,6 +193,81 @@ pub static PARAMS: &[Param] = &[
             c.port = num(v)?;
             Ok(())
         },
+    },
+    Param {
+        name: "tls-port",
+        mutable: false,
+        get: |c| c.tls.port.to_string(),
+        set: |c, v| {
+            c.tls.port = num(v)?;
+            Ok(())
+        },
+    },
+    tls_text!("tls-cert-file", cert_file, any_text),
+    tls_text!("tls-key-file", key_file, any_text),
+    tls_text!("tls-key-file-pass", key_file_pass, any_text),
+    tls_text!("tls-client-cert-file", client_cert_file, any_text),
+    tls_text!("tls-client-key-file", client_key_file, any_text),
+    tls_text!("tls-client-key-file-pass", client_key_file_pass, any_text),
+    tls_text!("tls-ca-cert-file", ca_cert_file, any_text),
+    tls_text!("tls-ca-cert-dir", ca_cert_dir, any_text),
+    tls_text!("tls-protocols", protocols, |v| suites::protocols(v)
+        .map(|_| ())),
+    tls_text!("tls-ciphersuites", ciphersuites, |v| suites::tls13_suites(
+        v
+    )
+    .map(|_| ())),
+    tls_text!("tls-ciphers", ciphers, |v| suites::tls12_suites(v)
+        .map(|_| ())),
+    Param {
+        name: "tls-auth-clients",
+        mutable: false,
+        get: |c| c.tls.auth_clients.name().into(),
+        set: |c, v| {
+            c.tls.auth_clients = AuthClients::parse(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "tls-prefer-server-ciphers",
+        mutable: false,
+        get: |c| {
+            if c.tls.prefer_server_ciphers {
+                "yes"
+            } else {
+                "no"
+            }
+            .into()
+        },
+        set: |c, v| {
+            c.tls.prefer_server_ciphers = yes_no(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "tls-handshake-timeout-ms",
+        mutable: true,
+        get: |c| c.tls.handshake_timeout_ms.to_string(),
+        set: |c, v| {
+            let n: u64 = num(v)?;
+            if n == 0 {
+                return Err("argument must be at least 1".into());
+            }
+            c.tls.handshake_timeout_ms = n;
+            Ok(())
+        },
+    },
+    Param {
+        name: "tls-cluster",
+        mutable: false,
+        get: |_| "no".into(),
+        set: |_, v| needs_cluster(v),
+    },
+    Param {
+        name: "tls-replication",
+        mutable: false,
+        get: |_| "no".into(),
+        set: |_, v| needs_cluster(v),
     },
     Param {
         name: "bind",
@@ -488,6 +599,59 @@ pub struct Cli {
     /// TCP port to listen on [default: 6380].
     #[arg(long)]
     pub port: Option<String>,
+    /// TLS port for clients; 0 = no TLS. With --port 0, kvd serves TLS only [default: 0].
+    #[arg(long = "tls-port")]
+    pub tls_port: Option<String>,
+    /// Server certificate chain (PEM), needed with --tls-port.
+    #[arg(long = "tls-cert-file")]
+    pub tls_cert_file: Option<String>,
+    /// Private key of --tls-cert-file (PEM; encrypted PKCS#8 with --tls-key-file-pass).
+    #[arg(long = "tls-key-file")]
+    pub tls_key_file: Option<String>,
+    /// Passphrase of an encrypted (PKCS#8) --tls-key-file.
+    #[arg(long = "tls-key-file-pass")]
+    pub tls_key_file_pass: Option<String>,
+    /// Certificate kvd presents when it is the client (the future cluster bus)
+    /// [default: --tls-cert-file].
+    #[arg(long = "tls-client-cert-file")]
+    pub tls_client_cert_file: Option<String>,
+    /// Key of --tls-client-cert-file [default: --tls-key-file].
+    #[arg(long = "tls-client-key-file")]
+    pub tls_client_key_file: Option<String>,
+    /// Passphrase of an encrypted --tls-client-key-file.
+    #[arg(long = "tls-client-key-file-pass")]
+    pub tls_client_key_file_pass: Option<String>,
+    /// CA certificates (PEM) that sign client certificates.
+    #[arg(long = "tls-ca-cert-file")]
+    pub tls_ca_cert_file: Option<String>,
+    /// Directory of CA certificate PEM files.
+    #[arg(long = "tls-ca-cert-dir")]
+    pub tls_ca_cert_dir: Option<String>,
+    /// yes, no or optional: must TLS clients present a certificate signed by the CA?
+    /// [default: yes].
+    #[arg(long = "tls-auth-clients")]
+    pub tls_auth_clients: Option<String>,
+    /// TLS versions to accept, e.g. "TLSv1.2 TLSv1.3" [default: both].
+    #[arg(long = "tls-protocols")]
+    pub tls_protocols: Option<String>,
+    /// TLSv1.3 cipher suites, colon-separated [default: all rustls offers].
+    #[arg(long = "tls-ciphersuites")]
+    pub tls_ciphersuites: Option<String>,
+    /// TLSv1.2 ciphers, colon-separated OpenSSL names [default: all rustls offers].
+    #[arg(long = "tls-ciphers")]
+    pub tls_ciphers: Option<String>,
+    /// yes/no: pick the cipher by the server's preference [default: no].
+    #[arg(long = "tls-prefer-server-ciphers")]
+    pub tls_prefer_server_ciphers: Option<String>,
+    /// Close a TLS connection whose handshake takes longer, ms [default: 10000].
+    #[arg(long = "tls-handshake-timeout-ms")]
+    pub tls_handshake_timeout_ms: Option<String>,
+    /// Only "no" for now: kvd has no cluster bus yet.
+    #[arg(long = "tls-cluster")]
+    pub tls_cluster: Option<String>,
+    /// Only "no" for now: kvd has no replication yet.
+    #[arg(long = "tls-replication")]
+    pub tls_replication: Option<String>,
     /// Addresses to listen on, space-separated [default: 127.0.0.1]. Non-loopback addresses
     /// need --requirepass unless --protected-mode no.
     #[arg(long)]
@@ -583,6 +747,23 @@ impl Cli {
         }
         let flags = [
             ("port", self.port),
+            ("tls-port", self.tls_port),
+            ("tls-cert-file", self.tls_cert_file),
+            ("tls-key-file", self.tls_key_file),
+            ("tls-key-file-pass", self.tls_key_file_pass),
+            ("tls-client-cert-file", self.tls_client_cert_file),
+            ("tls-client-key-file", self.tls_client_key_file),
+            ("tls-client-key-file-pass", self.tls_client_key_file_pass),
+            ("tls-ca-cert-file", self.tls_ca_cert_file),
+            ("tls-ca-cert-dir", self.tls_ca_cert_dir),
+            ("tls-auth-clients", self.tls_auth_clients),
+            ("tls-protocols", self.tls_protocols),
+            ("tls-ciphersuites", self.tls_ciphersuites),
+            ("tls-ciphers", self.tls_ciphers),
+            ("tls-prefer-server-ciphers", self.tls_prefer_server_ciphers),
+            ("tls-handshake-timeout-ms", self.tls_handshake_timeout_ms),
+            ("tls-cluster", self.tls_cluster),
+            ("tls-replication", self.tls_replication),
             ("bind", self.bind),
             ("dir", self.dir),
             ("requirepass", self.requirepass),
@@ -656,5 +837,42 @@ mod tests {
         assert!(c.binds_loopback_only());
         c.bind = vec!["0.0.0.0".into()];
         assert!(!c.binds_loopback_only());
+    }
+
+    #[test]
+    fn tls_settings_from_file_and_flags() {
+        let mut c = Config::default();
+        assert_eq!((c.tls.port, c.tls.auth_clients), (0, AuthClients::Yes));
+        c.apply_file_text(
+            "tls-port 6390\ntls-cert-file /c/server.crt\ntls-auth-clients optional\n\
+             tls-protocols \"TLSv1.2 TLSv1.3\"\ntls-cluster no\n",
+        )
+        .unwrap();
+        assert_eq!(c.tls.port, 6390);
+        assert_eq!(c.tls.cert_file, "/c/server.crt");
+        assert_eq!(c.tls.auth_clients, AuthClients::Optional);
+        assert_eq!((param("tls-protocols").unwrap().get)(&c), "TLSv1.2 TLSv1.3");
+        assert!(c.apply("tls-auth-clients", "maybe").is_err());
+        assert!(c.apply("tls-protocols", "TLSv1").is_err());
+        assert!(c.apply("tls-ciphers", "HIGH").is_err());
+        assert!(c
+            .apply("tls-cluster", "yes")
+            .unwrap_err()
+            .contains("cluster"));
+        let cli = Cli::try_parse_from([
+            "kvd",
+            "--port",
+            "0",
+            "--tls-port",
+            "7002",
+            "--tls-key-file",
+            "k.pem",
+        ])
+        .unwrap();
+        let c = cli.into_config().unwrap();
+        assert_eq!(
+            (c.port, c.tls.port, c.tls.key_file.as_str()),
+            (0, 7002, "k.pem")
+        );
     }
 }

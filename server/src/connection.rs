@@ -11,8 +11,7 @@ use bytes::{Bytes, BytesMut};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Commands taken from the input buffer before replies are written.
 const MAX_BATCH: usize = 1024;
@@ -32,23 +31,28 @@ impl Drop for Registration<'_> {
 }
 
 /// Serves one connection until it closes, errs, is killed, or the server shuts down.
-pub async fn serve(srv: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo>) {
+/// `stream` is a TCP socket or a TLS session over one (`tls::listener`).
+pub async fn serve<S>(srv: Arc<Shared>, mut stream: S, info: Arc<ClientInfo>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let _reg = Registration {
         srv: &srv,
         id: info.id,
     };
-    let _ = stream.set_nodelay(true);
     let mut client = Client::new(info.clone(), srv.acl.open_default());
     serve_client(&srv, &mut stream, &mut client, &info).await;
     client.unwatch_all(&srv.store); // a client that disconnects forgets its WATCHes
 }
 
-async fn serve_client(
+async fn serve_client<S>(
     srv: &Arc<Shared>,
-    stream: &mut TcpStream,
+    stream: &mut S,
     client: &mut Client,
     info: &Arc<ClientInfo>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let srv: &Shared = srv;
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut parser = RequestParser::new();
@@ -159,7 +163,10 @@ async fn serve_client(
 /// Writes `out`. Replies above the soft output limit must be taken by the client within
 /// the soft seconds, else it is disconnected (Redis's soft limit: the buffer stayed above
 /// it that long); smaller writes may wait as long as the client likes.
-async fn flush(srv: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> bool {
+async fn flush<S>(srv: &Shared, stream: &mut S, out: &mut BytesMut) -> bool
+where
+    S: AsyncWrite + Unpin,
+{
     if out.is_empty() {
         return true;
     }
@@ -170,7 +177,7 @@ async fn flush(srv: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> bool
     let ok = if soft.soft > 0 && out.len() as u64 > soft.soft {
         let limit = Duration::from_secs(soft.soft_seconds);
         match tokio::time::timeout(limit, write_down_to(stream, out, soft.soft)).await {
-            Ok(true) => stream.write_all(out).await.is_ok(),
+            Ok(true) => write_all_flushed(stream, out).await,
             Ok(false) => false,
             Err(_) => {
                 srv.counters
@@ -181,7 +188,7 @@ async fn flush(srv: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> bool
             }
         }
     } else {
-        stream.write_all(out).await.is_ok()
+        write_all_flushed(stream, out).await
     };
     out.clear();
     if out.capacity() > 4 * 1024 * 1024 {
@@ -192,7 +199,10 @@ async fn flush(srv: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> bool
 
 /// Writes from the front of `out` until at most `left` bytes remain (dropping what was
 /// written); false if the client went away.
-async fn write_down_to(stream: &mut TcpStream, out: &mut BytesMut, left: u64) -> bool {
+async fn write_down_to<S>(stream: &mut S, out: &mut BytesMut, left: u64) -> bool
+where
+    S: AsyncWrite + Unpin,
+{
     while out.len() as u64 > left {
         match stream.write(out).await {
             Ok(0) | Err(_) => return false,
@@ -202,6 +212,15 @@ async fn write_down_to(stream: &mut TcpStream, out: &mut BytesMut, left: u64) ->
         }
     }
     true
+}
+
+/// Writes all of `out` and flushes the stream: for TLS the last record may wait in the
+/// session until flushed.
+async fn write_all_flushed<S>(stream: &mut S, out: &[u8]) -> bool
+where
+    S: AsyncWrite + Unpin,
+{
+    stream.write_all(out).await.is_ok() && stream.flush().await.is_ok()
 }
 
 /// Runs commands until the batch ends, the client must close, or a LOCK must wait
@@ -298,13 +317,16 @@ fn run_one(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
 /// until it is acquired or its deadline passes. Meanwhile it keeps reading the socket
 /// (buffering any pipelined commands, as Redis does for blocked clients) so that a client
 /// that disconnects stops waiting at once, instead of later taking the lock for nobody.
-async fn lock_wait(
+async fn lock_wait<S>(
     srv: &Shared,
     client: &mut Client,
     args: &[Bytes],
-    stream: &mut TcpStream,
+    stream: &mut S,
     inbuf: &mut BytesMut,
-) -> Reply {
+) -> Reply
+where
+    S: AsyncRead + Unpin,
+{
     let mut reply = Reply::Nil;
     while let Some(w) = client.wait.take() {
         client.lock_deadline = Some(w.deadline);
@@ -342,14 +364,17 @@ async fn lock_wait(
     reply
 }
 
-async fn monitor(srv: &Shared, stream: &mut TcpStream, info: &ClientInfo) {
+async fn monitor<S>(srv: &Shared, stream: &mut S, info: &ClientInfo)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut rx = srv.monitor.subscribe();
     srv.monitors.fetch_add(1, Ordering::Relaxed);
     let mut scratch = [0u8; 1024];
     loop {
         tokio::select! {
             m = rx.recv() => match m {
-                Ok(line) => if stream.write_all(&line).await.is_err() { break },
+                Ok(line) => if stream.write_all(&line).await.is_err() || stream.flush().await.is_err() { break },
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => break,
             },

@@ -5,15 +5,16 @@
 //! descriptors the engine needs for a memtable switch, a flush or a compaction; the write
 //! failed and the database went read-only. Now clients can never take the engine's share.
 
-/// Descriptors the engine may hold at once: its table cache (kept open tables), the WAL,
-/// the manifest, CURRENT's temporary file, flush and compaction outputs, the directory
-/// and the LOCK file.
-pub const ENGINE_FDS: u64 = kv_engine::constants::TABLE_CACHE_CAPACITY as u64 + 16;
-/// Everything else: listeners, the log, stdio, the runtime's epoll and wakers, tools'
-/// short-lived files (Redis reserves 32 for the same).
+/// Everything but the engine: listeners, the log, stdio, the runtime's epoll and wakers,
+/// tools' short-lived files (Redis reserves 32 for the same).
 pub const OTHER_FDS: u64 = 32;
-/// Descriptors kept away from clients.
-pub const RESERVED_FDS: u64 = ENGINE_FDS + OTHER_FDS;
+
+/// Descriptors kept away from clients: the most the engine holds at once with kvd's
+/// options (`Options::file_descriptor_budget`: table cache, WALs, manifest, flush and
+/// compaction files) plus [`OTHER_FDS`].
+pub fn reserved_fds() -> u64 {
+    kv_engine::Options::default().file_descriptor_budget() as u64 + OTHER_FDS
+}
 
 /// The soft and hard RLIMIT_NOFILE.
 pub fn current() -> Option<(u64, u64)> {
@@ -35,11 +36,12 @@ fn set_soft(soft: u64, hard: u64) -> bool {
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 }
 }
 
-/// Makes room for `maxclients` clients plus [`RESERVED_FDS`], raising the soft limit up to
+/// Makes room for `maxclients` clients plus [`reserved_fds`], raising the soft limit up to
 /// the hard one. Returns the number of clients that fit (at most `maxclients`), or an error
 /// when not even one client fits beside the engine.
 pub fn fit_clients(maxclients: usize) -> Result<usize, String> {
-    let want = maxclients as u64 + RESERVED_FDS;
+    let reserved = reserved_fds();
+    let want = maxclients as u64 + reserved;
     let Some((soft, hard)) = current() else {
         return Ok(maxclients); // not a Unix limit we can read: leave it to the OS
     };
@@ -53,10 +55,10 @@ pub fn fit_clients(maxclients: usize) -> Result<usize, String> {
     if limit >= want {
         return Ok(maxclients);
     }
-    let fit = limit.saturating_sub(RESERVED_FDS);
+    let fit = limit.saturating_sub(reserved);
     if fit < 1 {
         return Err(format!(
-            "the open files limit is {limit}, but kvd needs {RESERVED_FDS} descriptors for the \
+            "the open files limit is {limit}, but kvd needs {reserved} descriptors for the \
              storage engine and the server before any client; raise it (ulimit -n)"
         ));
     }

@@ -3,7 +3,7 @@
 //! `connection` frames bytes and writes replies; `commands` holds one file per command
 //! family and the command table; `keyspace` maps Redis keys onto the engine;
 //! `shutdown` owns graceful stop; `server` starts and stops everything; `acl` holds users
-//! and permissions.
+//! and permissions; `tls` serves clients over TLS.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
@@ -20,3 +20,4 @@ pub mod protocol;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod tls;

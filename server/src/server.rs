@@ -8,14 +8,16 @@ use crate::fd_limit;
 use crate::keyspace::{idempotency_sweep, now_ms, ExpiryFilter, Store, Txn};
 use crate::shutdown::{self, Shutdown};
 use crate::state::{ClientInfo, CursorTable, Shared, SlowLog};
+use crate::tls;
 use bytes::Bytes;
 use kv_engine::{Db, Options};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 /// Keys the active expiry sweep examines per database per cycle (Redis samples 20 keys
@@ -24,12 +26,36 @@ const EXPIRE_SCAN_PER_CYCLE: usize = 200;
 /// How long shutdown waits for connections to finish their command.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Builds the ACL users and refuses configurations kvd refuses: a non-loopback bind
-/// whose default user needs no password while protected mode is on.
+/// Builds the ACL users and refuses configurations kvd refuses: no listener at all, or
+/// a non-loopback bind whose default user needs no password while protected mode is on.
 pub fn check_config(c: &Config) -> Result<Acl, String> {
+    if c.port == 0 && c.tls.port == 0 {
+        return Err("configured to not listen anywhere (port and tls-port are both 0)".into());
+    }
     let acl = Acl::from_config(c)?;
     acl.check_start(c)?;
     Ok(acl)
+}
+
+/// Listens on `port` at every bind address; port 0 means no listener (Redis's meaning,
+/// so `--port 0 --tls-port N` serves TLS only).
+async fn bind_all(bind: &[String], port: u16) -> Result<(Vec<TcpListener>, Vec<String>), String> {
+    if port == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let addrs: Vec<String> = bind
+        .iter()
+        .map(|b| format!("{}:{port}", b.trim_start_matches('-')))
+        .collect();
+    let mut listeners = Vec::new();
+    for a in &addrs {
+        listeners.push(
+            TcpListener::bind(a)
+                .await
+                .map_err(|e| format!("cannot listen on {a}: {e}"))?,
+        );
+    }
+    Ok((listeners, addrs))
 }
 
 /// Opens the data directory and builds the shared server state.
@@ -79,34 +105,30 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         tracing::warn!(
             requested = config.maxclients,
             granted = fit,
-            reserved_for_engine_and_server = fd_limit::RESERVED_FDS,
+            reserved_for_engine_and_server = fd_limit::reserved_fds(),
             "maxclients reduced to fit the open files limit (raise it with ulimit -n)"
         );
         config.maxclients = fit;
     }
-    let addrs: Vec<String> = config
-        .bind
-        .iter()
-        .map(|b| format!("{}:{}", b.trim_start_matches('-'), config.port))
-        .collect();
-    let mut listeners = Vec::new();
-    for a in &addrs {
-        listeners.push(
-            TcpListener::bind(a)
-                .await
-                .map_err(|e| format!("cannot listen on {a}: {e}"))?,
-        );
-    }
+    // Certificates are read before anything listens: a bad file stops kvd at once.
+    let acceptor = tls::listener::acceptor(&config.tls)?;
+    let (listeners, addrs) = bind_all(&config.bind, config.port).await?;
+    let (tls_listeners, tls_addrs) = match acceptor {
+        Some(_) => bind_all(&config.bind, config.tls.port).await?,
+        None => (Vec::new(), Vec::new()),
+    };
     let policy = format!("{:?}", config.appendfsync).to_ascii_lowercase();
     let dir = config.dir.display().to_string();
     let dbs = config.databases;
+    let config_port = config.port;
     let srv = tokio::task::spawn_blocking(move || open_with(config, acl))
         .await
         .map_err(|e| format!("start-up failed: {e}"))??;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        port = addrs.first().map(|a| a.rsplit(':').next().unwrap_or("")).unwrap_or(""),
+        port = config_port,
         listen = %addrs.join(","),
+        tls_listen = %tls_addrs.join(","),
         dir = %dir,
         appendfsync = %policy,
         databases = dbs,
@@ -123,6 +145,11 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     let mut accepts = JoinSet::new();
     for l in listeners {
         accepts.spawn(accept_loop(srv.clone(), l));
+    }
+    if let Some(acceptor) = acceptor {
+        for l in tls_listeners {
+            accepts.spawn(tls::listener::accept_loop(srv.clone(), l, acceptor.clone()));
+        }
     }
     srv.shutdown.wait().await;
     accepts.abort_all();
@@ -143,66 +170,88 @@ pub async fn run(mut config: Config) -> Result<(), String> {
 }
 
 async fn accept_loop(srv: Arc<Shared>, listener: TcpListener) {
-    let mut last_accept_warning: Option<Instant> = None;
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // Out of descriptors (or another passing error): back off instead of
-                // spinning, and say so once a second rather than at every attempt.
-                if last_accept_warning
-                    .is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(1))
-                {
-                    tracing::warn!(error = %e, "accept failed");
-                    last_accept_warning = Some(Instant::now());
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        srv.counters.connections.fetch_add(1, Ordering::Relaxed);
+        let (stream, peer) = next_connection(&listener).await;
         if srv.acl.deny_at_accept(&srv.config.read(), peer.ip()) {
             tokio::spawn(refuse(stream, acl::DENIED)); // protected mode (defect 11)
             continue;
         }
-        let max = srv.config.read().maxclients;
-        if srv.clients.lock().len() >= max {
-            srv.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        let Some(info) = admit(&srv, &stream, peer) else {
             tokio::spawn(async move {
                 use tokio::io::AsyncWriteExt;
                 let mut s = stream;
                 let _ = s.write_all(b"-ERR max number of clients reached\r\n").await;
             });
             continue;
-        }
-        let id = srv.next_client_id.fetch_add(1, Ordering::Relaxed);
-        let info = Arc::new(ClientInfo {
-            id,
-            addr: peer.to_string(),
-            laddr: stream
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
-            created: Instant::now(),
-            name: Mutex::new(String::new()),
-            lib: Mutex::new((String::new(), String::new())),
-            db: AtomicUsize::new(0),
-            last_cmd: Mutex::new("NULL"),
-            last_active: AtomicI64::new(now_ms()),
-            resp: AtomicU8::new(2),
-            killed: AtomicBool::new(false),
-            kill: tokio::sync::Notify::new(),
-            user: Mutex::new(acl::DEFAULT_USER.into()),
-        });
-        srv.clients.lock().insert(id, info.clone());
+        };
         tokio::spawn(connection::serve(srv.clone(), stream, info));
     }
 }
 
 /// Sends one error line to a refused connection and closes it.
-async fn refuse(mut stream: tokio::net::TcpStream, line: &'static str) {
+async fn refuse(mut stream: TcpStream, line: &'static str) {
     use tokio::io::AsyncWriteExt;
     let _ = stream.write_all(line.as_bytes()).await;
+}
+
+/// The next accepted TCP connection. Accept errors (a full descriptor table, for one) are
+/// logged and retried after a pause, so they neither stop the listener nor spin it.
+pub async fn next_connection(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        match listener.accept().await {
+            Ok(x) => return x,
+            Err(e) => {
+                // Out of descriptors (or another passing error): back off instead of
+                // spinning, and say so once a second rather than at every attempt.
+                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(error = %e, "accept failed");
+                    last_warning = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Registers an accepted connection as a client, so it counts toward `maxclients` from
+/// now on (for a TLS client, during its handshake too). `None` if the server is full;
+/// the caller refuses the connection as its protocol allows.
+pub fn admit(srv: &Shared, stream: &TcpStream, peer: SocketAddr) -> Option<Arc<ClientInfo>> {
+    let _ = stream.set_nodelay(true);
+    let laddr = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    register(srv, peer.to_string(), laddr)
+}
+
+/// Registers a client connected from `addr` to `laddr` (see [`admit`]).
+pub fn register(srv: &Shared, addr: String, laddr: String) -> Option<Arc<ClientInfo>> {
+    srv.counters.connections.fetch_add(1, Ordering::Relaxed);
+    let max = srv.config.read().maxclients;
+    if srv.clients.lock().len() >= max {
+        srv.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    let id = srv.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let info = Arc::new(ClientInfo {
+        id,
+        addr,
+        laddr,
+        created: Instant::now(),
+        name: Mutex::new(String::new()),
+        lib: Mutex::new((String::new(), String::new())),
+        db: AtomicUsize::new(0),
+        last_cmd: Mutex::new("NULL"),
+        last_active: AtomicI64::new(now_ms()),
+        resp: AtomicU8::new(2),
+        killed: AtomicBool::new(false),
+        kill: tokio::sync::Notify::new(),
+        user: Mutex::new(acl::DEFAULT_USER.into()),
+    });
+    srv.clients.lock().insert(id, info.clone());
+    Some(info)
 }
 
 /// Active expiry and stall warnings, on a plain thread (engine calls block).

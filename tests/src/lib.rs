@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: spawning real `kvd` processes on free ports in
 //! temporary directories, waiting for readiness with a deadline, clients (the `redis`
-//! crate, RESP2 or RESP3) and a raw socket for protocol-level tests.
+//! crate, RESP2 or RESP3) and a raw socket for protocol-level tests; `tls` adds
+//! certificates, TLS clients and a TLS-only server.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: failing loudly is the point
 
 use std::io::{Read, Write};
@@ -8,6 +9,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+pub mod tls;
 
 /// How long a server gets to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);

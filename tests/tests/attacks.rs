@@ -324,7 +324,7 @@ fn malformed_namespace_record_refuses_to_start_and_keeps_data() {
 /// files) keep working, so the database never goes read-only for lack of descriptors.
 #[test]
 fn idle_connections_cannot_take_the_engines_descriptors() {
-    let limit = kv_server::fd_limit::RESERVED_FDS + 40;
+    let limit = kv_server::fd_limit::reserved_fds() + 40;
     let k = Kvd::start_with_nofile(limit, &[]);
     let maxclients: u64 = info(&k, "maxclients").parse().expect("number");
     assert!(

@@ -12,6 +12,7 @@ use super::picker::CompactionPlan;
 use crate::db::core::Shared;
 use crate::db::range_tombstones::RANGE_TOMBSTONE_KEYSPACE;
 use crate::db::table_file::{finish_table, new_table_builder};
+use crate::db::LevelIterator;
 use crate::error::{Error, Result};
 use crate::iter::{InternalIterator, MergingIterator};
 use crate::key::{make_internal_key, ParsedKey, SeqNo, ValueKind};
@@ -29,10 +30,28 @@ pub(crate) struct SnapshotBounds {
     pub(crate) newest: Option<SeqNo>,
 }
 
+/// The plan's inputs as one merged iterator. L0 files overlap, so each is a source of
+/// its own and all are open at once; the files of a deeper level are sorted and
+/// disjoint, so a [`LevelIterator`] opens them one at a time. A compaction therefore
+/// holds open, besides the table cache, at most all of L0 plus one table of the output
+/// level (`Options::file_descriptor_budget` counts on it).
 fn inputs_iterator(shared: &Arc<Shared>, plan: &CompactionPlan) -> Result<MergingIterator> {
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
-    for f in plan.inputs.iter().chain(plan.next_inputs.iter()) {
-        children.push(Box::new(shared.tables.get(f.number)?.iter()));
+    if plan.level == 0 {
+        for f in &plan.inputs {
+            children.push(Box::new(shared.tables.get(f.number)?.iter()));
+        }
+    } else {
+        children.push(Box::new(LevelIterator::new(
+            shared.clone(),
+            plan.inputs.clone(),
+        )));
+    }
+    if !plan.next_inputs.is_empty() {
+        children.push(Box::new(LevelIterator::new(
+            shared.clone(),
+            plan.next_inputs.clone(),
+        )));
     }
     Ok(MergingIterator::new(children))
 }

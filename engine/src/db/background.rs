@@ -1,6 +1,7 @@
 //! Background work: flushing immutable memtables to L0, leveled compaction, deleting
 //! files no version needs, and the once-a-second WAL fsync of the `everysec` policy.
 
+use super::bg_error::Origin;
 use super::core::{Counters, Shared, State};
 use super::table_file::write_table;
 use crate::compaction::job::{self, SnapshotBounds};
@@ -20,7 +21,8 @@ enum Job {
     Compact(CompactionPlan),
 }
 
-/// Starts the flush/compaction workers and, for `everysec`, the WAL syncer.
+/// Starts the flush/compaction workers, the auto-resume thread and, for `everysec`,
+/// the WAL syncer.
 pub(crate) fn spawn(shared: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>> {
     let mut handles = Vec::new();
     for i in 0..shared.opts.compaction_threads.max(1) + 1 {
@@ -28,6 +30,14 @@ pub(crate) fn spawn(shared: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>> {
         let h = std::thread::Builder::new()
             .name(format!("kv-bg-{i}"))
             .spawn(move || worker(&s))
+            .map_err(|e| crate::Error::io(&shared.dir, e))?;
+        handles.push(h);
+    }
+    {
+        let s = shared.clone();
+        let h = std::thread::Builder::new()
+            .name("kv-resume".into())
+            .spawn(move || super::resume::resumer(&s))
             .map_err(|e| crate::Error::io(&shared.dir, e))?;
         handles.push(h);
     }
@@ -68,6 +78,11 @@ fn next_job(shared: &Shared, state: &mut State) -> Option<Job> {
         state.flush_running = true;
         return Some(Job::Flush);
     }
+    pick_compaction(shared, state).map(Job::Compact)
+}
+
+/// The compaction most needed now, its levels marked busy; `None` if none is due.
+pub(crate) fn pick_compaction(shared: &Shared, state: &mut State) -> Option<CompactionPlan> {
     let version = state.versions.current();
     let plan = picker::pick(
         &version,
@@ -77,7 +92,7 @@ fn next_job(shared: &Shared, state: &mut State) -> Option<Job> {
     )?;
     state.busy_levels[plan.level] = true;
     state.busy_levels[plan.output_level] = true;
-    Some(Job::Compact(plan))
+    Some(plan)
 }
 
 fn run_job<'a>(
@@ -86,7 +101,14 @@ fn run_job<'a>(
     job: Job,
 ) -> MutexGuard<'a, State> {
     match job {
-        Job::Flush => flush_oldest(shared, state),
+        Job::Flush => {
+            let (mut state, flushed) = flush_oldest(shared, state);
+            state.flush_running = false;
+            if let Err(e) = flushed {
+                shared.set_bg_error(&mut state, Origin::Flush, &e);
+            }
+            state
+        }
         Job::Compact(plan) => {
             let mut state = compact(shared, state, &plan);
             state.busy_levels[plan.level] = false;
@@ -97,14 +119,13 @@ fn run_job<'a>(
 }
 
 /// Writes the oldest immutable memtable to an L0 table and drops its WAL from the
-/// recovery set. Expects `flush_running` set by the caller.
-fn flush_oldest<'a>(
+/// recovery set. The caller owns `flush_running` and decides what an error means.
+pub(crate) fn flush_oldest<'a>(
     shared: &'a Arc<Shared>,
     mut state: MutexGuard<'a, State>,
-) -> MutexGuard<'a, State> {
+) -> (MutexGuard<'a, State>, Result<()>) {
     let Some(frozen) = state.imms.front() else {
-        state.flush_running = false;
-        return state;
+        return (state, Ok(()));
     };
     let mem = frozen.mem.clone();
     let number = state.versions.new_file_number();
@@ -124,13 +145,9 @@ fn flush_oldest<'a>(
 
     let mut state = shared.state.lock();
     state.pending_outputs.remove(&number);
-    state.flush_running = false;
     let meta = match built {
         Ok(m) => m,
-        Err(e) => {
-            shared.set_bg_error(&mut state, &e);
-            return state;
-        }
+        Err(e) => return (state, Err(e)),
     };
     let next_wal = state
         .imms
@@ -146,33 +163,48 @@ fn flush_oldest<'a>(
         edit.new_files.push((0, meta));
     }
     if let Err(e) = state.versions.log_and_apply(edit) {
-        shared.set_bg_error(&mut state, &e);
-        return state;
+        return (state, Err(e));
     }
     state.imms.pop_front();
     Counters::add(&shared.counters.flushes, 1);
     shared.install_super_version(&state);
     delete_obsolete_files(shared, &mut state);
+    (state, Ok(()))
+}
+
+/// Runs `plan` (levels already marked busy) and installs its result; a failure becomes
+/// the background error (unless the Db is shutting down, which interrupts compactions).
+pub(crate) fn compact<'a>(
+    shared: &'a Arc<Shared>,
+    state: MutexGuard<'a, State>,
+    plan: &CompactionPlan,
+) -> MutexGuard<'a, State> {
+    let (mut state, result) = try_compact(shared, state, plan);
+    if let Err(e) = result {
+        if !shared.shutting_down.load(Ordering::Acquire) {
+            shared.set_bg_error(&mut state, Origin::Compaction, &e);
+        }
+    }
     state
 }
 
 /// Runs `plan` (levels already marked busy) and installs its result.
-pub(crate) fn compact<'a>(
+pub(crate) fn try_compact<'a>(
     shared: &'a Arc<Shared>,
     mut state: MutexGuard<'a, State>,
     plan: &CompactionPlan,
-) -> MutexGuard<'a, State> {
+) -> (MutexGuard<'a, State>, Result<()>) {
     state.running_compactions += 1;
-    let mut state = run_compaction(shared, state, plan);
+    let (mut state, result) = run_compaction(shared, state, plan);
     state.running_compactions -= 1;
-    state
+    (state, result)
 }
 
 fn run_compaction<'a>(
     shared: &'a Arc<Shared>,
     mut state: MutexGuard<'a, State>,
     plan: &CompactionPlan,
-) -> MutexGuard<'a, State> {
+) -> (MutexGuard<'a, State>, Result<()>) {
     let mut edit = VersionEdit::default();
     for f in &plan.inputs {
         edit.deleted_files.push((plan.level, f.number));
@@ -217,22 +249,19 @@ fn run_compaction<'a>(
                 }
             }
             Err(e) => {
-                if !shared.shutting_down.load(Ordering::Acquire) {
-                    shared.set_bg_error(&mut state, &e);
-                }
+                // Removes the partial outputs.
                 delete_obsolete_files(shared, &mut state);
-                return state;
+                return (state, Err(e));
             }
         }
     }
     if let Err(e) = state.versions.log_and_apply(edit) {
-        shared.set_bg_error(&mut state, &e);
-        return state;
+        return (state, Err(e));
     }
     Counters::add(&shared.counters.compactions, 1);
     shared.install_super_version(&state);
     delete_obsolete_files(shared, &mut state);
-    state
+    (state, Ok(()))
 }
 
 /// Deletes tables no live version references, WALs already flushed, old manifests and
@@ -284,7 +313,7 @@ fn syncer(shared: &Arc<Shared>) {
         }
         if let Err(e) = shared.sync_wal() {
             let mut state = shared.state.lock();
-            shared.set_bg_error(&mut state, &e);
+            shared.set_bg_error(&mut state, Origin::Wal, &e);
         }
     }
 }

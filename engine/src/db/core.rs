@@ -5,6 +5,7 @@
 //! `queue` (write queue) -> `state` -> `wal` -> `super_version`.
 //! Readers take only `super_version`, briefly, so they never wait on a manifest fsync.
 
+use super::bg_error::{BgError, Origin, Severity};
 use super::snapshot::SnapshotList;
 use crate::constants::NUM_LEVELS;
 use crate::fs::{FileLock, Fs};
@@ -45,8 +46,8 @@ pub(crate) struct State {
     pub(crate) busy_levels: [bool; NUM_LEVELS],
     /// Table numbers being written that are not yet in a version.
     pub(crate) pending_outputs: HashSet<u64>,
-    /// First background error; the Db refuses writes after it.
-    pub(crate) bg_error: Option<String>,
+    /// The error that stops writes: fatal until reopened, or soft and being retried.
+    pub(crate) bg_error: Option<BgError>,
     /// Round-robin position per level for size-triggered compactions (a user key).
     pub(crate) compact_pointer: Vec<Option<Vec<u8>>>,
     /// Background jobs running now.
@@ -77,6 +78,8 @@ pub(crate) struct Counters {
     pub(crate) stall_slowdowns: AtomicU64,
     pub(crate) stall_stops: AtomicU64,
     pub(crate) stall_micros: AtomicU64,
+    pub(crate) resume_attempts: AtomicU64,
+    pub(crate) resumes: AtomicU64,
 }
 
 impl Counters {
@@ -130,18 +133,33 @@ impl Shared {
         *self.super_version.write() = Arc::new(sv);
     }
 
-    pub(crate) fn check_bg_error(state: &State) -> crate::Result<()> {
+    /// Refuses writes while a background error stands: `Closed` if it is fatal,
+    /// `Suspended` while auto-resume retries a soft one.
+    pub(crate) fn check_bg_error(&self, state: &State) -> crate::Result<()> {
         match &state.bg_error {
-            Some(e) => Err(crate::Error::Closed(e.clone())),
+            Some(e) => Err(e.refusal(self.opts.max_bg_error_resume_count)),
             None => Ok(()),
         }
     }
 
-    /// Records the first background error; writes fail from now on.
-    pub(crate) fn set_bg_error(&self, state: &mut State, err: &crate::Error) {
-        if state.bg_error.is_none() {
-            tracing::error!(error = %err, "background error; the database is now read-only");
-            state.bg_error = Some(err.to_string());
+    /// Records a background error; writes fail from now on. The first error stands,
+    /// except that a fatal error replaces a soft one (it must never be resumed past).
+    pub(crate) fn set_bg_error(&self, state: &mut State, origin: Origin, err: &crate::Error) {
+        let new = BgError::new(origin, err, self.opts.bg_error_resume_retry_interval);
+        let replace = match &state.bg_error {
+            None => true,
+            Some(old) => old.severity == Severity::Soft && new.severity == Severity::Fatal,
+        };
+        if replace {
+            match new.severity {
+                Severity::Fatal => {
+                    tracing::error!(error = %err, ?origin, "background error; the database is now read-only")
+                }
+                Severity::Soft => {
+                    tracing::warn!(error = %err, ?origin, "background error that can pass; writes are suspended and auto-resume retries")
+                }
+            }
+            state.bg_error = Some(new);
         }
         self.bg_cv.notify_all();
     }

@@ -5,17 +5,20 @@
 //! [`background`], consistent copies in [`checkpoint`].
 
 mod background;
+mod bg_error;
 mod checkpoint;
 pub(crate) mod core;
 mod iter;
 mod open;
 pub(crate) mod range_tombstones;
 mod read;
+mod resume;
 mod snapshot;
 mod stats;
 pub(crate) mod table_file;
 mod write;
 
+pub(crate) use iter::LevelIterator;
 pub use iter::{DbIterator, IterEntry};
 pub use snapshot::Snapshot;
 
@@ -250,7 +253,7 @@ impl Db {
         self.shared.write(None)?;
         let mut state = self.shared.state.lock();
         loop {
-            Shared::check_bg_error(&state)?;
+            self.shared.check_bg_error(&state)?;
             if state.imms.is_empty() {
                 return Ok(());
             }
@@ -309,7 +312,7 @@ impl Db {
         for level in 0..deepest {
             let mut state = self.shared.state.lock();
             loop {
-                Shared::check_bg_error(&state)?;
+                self.shared.check_bg_error(&state)?;
                 if !state.busy_levels[level] && !state.busy_levels[level + 1] {
                     break;
                 }
@@ -331,7 +334,7 @@ impl Db {
             state.busy_levels[level] = false;
             state.busy_levels[level + 1] = false;
             self.shared.bg_cv.notify_all();
-            Shared::check_bg_error(&state)?;
+            self.shared.check_bg_error(&state)?;
         }
         Ok(())
     }
@@ -342,6 +345,14 @@ impl Db {
     pub fn checkpoint(&self, dest: impl AsRef<Path>) -> Result<()> {
         self.flush()?;
         checkpoint::write_checkpoint(&self.shared, dest.as_ref())
+    }
+
+    /// Tries now to get past a soft background error, as auto-resume does (also after
+    /// auto-resume gave up): `Ok` if no error stands or it was cleared, `Error::Closed`
+    /// if the error is fatal, else the error of the failed attempt.
+    pub fn resume(&self) -> Result<()> {
+        self.check_open()?;
+        self.shared.resume_in_queue()
     }
 
     /// Current statistics.

@@ -6,6 +6,16 @@
 //! record followed by good ones means acknowledged data would be skipped, so `open`
 //! refuses with `Corruption` naming the file and offset, unless
 //! `Options::wal_point_in_time_recovery` accepts losing the rest.
+//!
+//! The live WALs are read as one log, oldest first: a WAL that ends torn while a later
+//! WAL holds a record is damage, not a crash (the memtable switch fsyncs the old WAL
+//! before the new one receives anything, under every fsync policy), and is refused the
+//! same way. Later WALs that hold no record (a crash during `open` leaves an empty one)
+//! are not data, so a torn WAL before them is an ordinary torn tail. A WAL cut exactly
+//! at a record boundary looks whole, but the sequence numbers give it away: every
+//! record of the live WALs starts where the one before ended (they are all from the
+//! session since the last open, whose commits take consecutive sequences), so a gap
+//! is refused too.
 
 use super::core::{Counters, FrozenMemtable, Shared, State, WalSlot};
 use super::range_tombstones::{RangeTombstone, RANGE_TOMBSTONE_KEYSPACE};
@@ -13,7 +23,7 @@ use super::snapshot::SnapshotList;
 use super::table_file::write_table;
 use super::write::{apply_to_memtable, SEQUENCE_RESERVATION};
 use crate::batch::WriteBatch;
-use crate::constants::{NUM_LEVELS, TABLE_CACHE_CAPACITY};
+use crate::constants::NUM_LEVELS;
 use crate::error::{Error, Result};
 use crate::filename::{self, FileKind};
 use crate::manifest::{VersionEdit, VersionSet};
@@ -23,7 +33,7 @@ use crate::sst::{BlockCache, SstCounters, TableCache};
 use crate::wal::{LogReader, LogWriter, ReadEnd};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::{HashSet, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
@@ -78,7 +88,7 @@ pub(crate) fn open_shared(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
     let tables = TableCache::new(
         fs.clone(),
         dir.to_path_buf(),
-        TABLE_CACHE_CAPACITY,
+        opts.max_open_files,
         block_cache.clone(),
         sst_counters.clone(),
     );
@@ -214,6 +224,12 @@ fn replay_wals(
         })
         .collect();
     wals.sort_unstable();
+    // A WAL is numbered in memory at a switch and the manifest learns of it only with the
+    // next edit: after a crash, numbers here may not be known to it yet. Reusing one for
+    // a table or the fresh WAL would truncate a WAL being replayed.
+    if let Some(&newest) = wals.last() {
+        versions.mark_file_number_used(newest);
+    }
 
     let mut mem = Arc::new(Memtable::new());
     let mut flush = |mem: &mut Arc<Memtable>, versions: &mut VersionSet| -> Result<()> {
@@ -226,10 +242,26 @@ fn replay_wals(
         Ok(())
     };
 
-    for (i, &number) in wals.iter().enumerate() {
+    // A WAL that ended torn, while later WALs are still to be read.
+    let mut torn: Option<(PathBuf, u64)> = None;
+    // The sequence the next record must start at, and the number of the WAL of the
+    // record before.
+    let mut next_seq: Option<(u64, u64)> = None;
+    'wals: for &number in &wals {
         let path = filename::wal_path(dir, number);
         let mut reader = LogReader::new(path.clone(), fs.open(&path)?);
         while let Some((offset, payload)) = reader.next_record() {
+            if let Some((torn_path, torn_offset)) = &torn {
+                let what = format!(
+                    "WAL is torn here, but the later WAL {} holds records (from offset {offset}): acknowledged writes would be skipped",
+                    path.display()
+                );
+                if !opts.wal_point_in_time_recovery {
+                    return Err(Error::corruption(torn_path, *torn_offset, what));
+                }
+                tracing::warn!(file = %torn_path.display(), offset = torn_offset, "{what}; point-in-time recovery stops at the tear");
+                break 'wals;
+            }
             let batch = WriteBatch::decode(&payload).map_err(|(at, what)| {
                 Error::corruption(
                     &path,
@@ -237,13 +269,28 @@ fn replay_wals(
                     format!("write batch (payload byte {at}): {what}"),
                 )
             })?;
+            if let Some((expected, before)) = next_seq.take() {
+                if batch.sequence() != expected {
+                    let what = format!(
+                        "sequence gap: this record starts at sequence {}, the one before it (in {}) ended at {}: records between them were lost (a WAL cut short at a record boundary)",
+                        batch.sequence(),
+                        filename::wal_path(dir, before).display(),
+                        expected - 1
+                    );
+                    if !opts.wal_point_in_time_recovery {
+                        return Err(Error::corruption(&path, offset, what));
+                    }
+                    tracing::warn!(file = %path.display(), offset, "{what}; point-in-time recovery stops at the gap");
+                    break 'wals;
+                }
+            }
             let last = apply_to_memtable(&mem, &batch, batch.sequence());
+            next_seq = Some((last + 1, number));
             *max_seq = (*max_seq).max(last);
             if mem.approximate_bytes() >= opts.memtable_size {
                 flush(&mut mem, versions)?;
             }
         }
-        let is_last = i + 1 == wals.len();
         match reader.end() {
             ReadEnd::Clean => {}
             ReadEnd::TornTail {
@@ -252,10 +299,9 @@ fn replay_wals(
             } => {
                 if *dropped_bytes > 0 {
                     tracing::info!(file = %path.display(), offset, dropped_bytes, "WAL ends in a torn record (crash during write); recovered to the last whole batch");
-                }
-                if !is_last {
-                    tracing::warn!(file = %path.display(), "torn WAL is not the newest; later WALs are not replayed");
-                    break;
+                    // Normal for the newest WAL; for an older one, only if no later WAL
+                    // holds a record (checked as they are read).
+                    torn.get_or_insert((path.clone(), *offset));
                 }
             }
             ReadEnd::Corrupt {
@@ -271,7 +317,7 @@ fn replay_wals(
                     ));
                 }
                 tracing::warn!(file = %path.display(), offset, dropped_bytes, what = %what, "WAL corruption: recovered up to the bad record and dropped the rest");
-                break;
+                break 'wals;
             }
         }
     }

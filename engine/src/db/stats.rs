@@ -14,7 +14,10 @@ pub(crate) fn gather(shared: &Shared) -> Stats {
             state.versions.current(),
             state.imms.len(),
             imm_bytes + state.mem.approximate_bytes(),
-            state.bg_error.clone(),
+            state.bg_error.as_ref().map(|e| {
+                let retryable = e.severity == super::bg_error::Severity::Soft;
+                (e.message.clone(), retryable)
+            }),
             state.running_compactions,
         )
     };
@@ -64,6 +67,9 @@ pub(crate) fn gather(shared: &Shared) -> Stats {
             .load(std::sync::atomic::Ordering::Acquire),
         snapshots: shared.snapshots.count(),
         range_tombstones: shared.range_tombstones.len(),
-        background_error: bg_error,
+        background_error_retryable: bg_error.as_ref().is_some_and(|e| e.1),
+        background_error: bg_error.map(|e| e.0),
+        background_error_resume_attempts: c.resume_attempts.load(Relaxed),
+        background_error_resumes: c.resumes.load(Relaxed),
     }
 }

@@ -6,7 +6,8 @@
 //! the new visible sequence and wakes the followers. N concurrent writers thus cost one
 //! append and one fsync (LevelDB's `DBImpl::Write`).
 
-use super::core::{Counters, FrozenMemtable, Shared, WalSlot};
+use super::bg_error::Origin;
+use super::core::{Counters, FrozenMemtable, Shared, State, WalSlot};
 use super::range_tombstones::RangeTombstone;
 use crate::batch::WriteBatch;
 use crate::constants::{MAX_BATCH_BYTES, MAX_GROUP_BYTES, SLOWDOWN_DELAY};
@@ -18,6 +19,7 @@ use crate::memtable::Memtable;
 use crate::options::FsyncPolicy;
 use crate::wal::LogWriter;
 use parking_lot::{Condvar, Mutex};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,7 +28,19 @@ use std::time::Instant;
 /// write per million writes buys the guarantee that none is reused after a crash.
 pub(crate) const SEQUENCE_RESERVATION: u64 = 1 << 20;
 
-/// One queued writer. `batch == None` asks for a memtable switch (manual flush).
+/// What a queued writer asks the leader (itself, once at the front) to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Commit its batch, and the batches of the writers queued behind it.
+    Commit,
+    /// Switch the memtable so it can be flushed (a manual flush).
+    SwitchForFlush,
+    /// Try to get past a soft background error (`db/resume.rs`): as the leader, it is
+    /// the only writer, so it may switch the memtable and flush.
+    Resume,
+}
+
+/// One queued writer.
 pub(crate) struct Slot {
     cv: Condvar,
     data: Mutex<SlotData>,
@@ -34,17 +48,17 @@ pub(crate) struct Slot {
 
 struct SlotData {
     batch: Option<WriteBatch>,
-    force_switch: bool,
+    work: Work,
     result: Option<Result<SeqNo>>,
 }
 
 impl Slot {
-    fn new(batch: Option<WriteBatch>) -> Arc<Slot> {
+    fn new(batch: Option<WriteBatch>, work: Work) -> Arc<Slot> {
         Arc::new(Slot {
             cv: Condvar::new(),
             data: Mutex::new(SlotData {
-                force_switch: batch.is_none(),
                 batch,
+                work,
                 result: None,
             }),
         })
@@ -54,7 +68,7 @@ impl Slot {
 impl Shared {
     /// Commits `batch` (or, with `None`, switches the memtable so it can be flushed).
     /// Returns the sequence number of the batch's first op.
-    pub(crate) fn write(&self, batch: Option<WriteBatch>) -> Result<SeqNo> {
+    pub(crate) fn write(self: &Arc<Self>, batch: Option<WriteBatch>) -> Result<SeqNo> {
         if let Some(b) = &batch {
             if b.encoded_len() > MAX_BATCH_BYTES {
                 return Err(Error::InvalidArgument(format!(
@@ -63,7 +77,21 @@ impl Shared {
                 )));
             }
         }
-        let me = Slot::new(batch);
+        let work = match batch {
+            Some(_) => Work::Commit,
+            None => Work::SwitchForFlush,
+        };
+        self.run_queued(Slot::new(batch, work))
+    }
+
+    /// Waits its turn in the write queue, then runs a resume attempt as the leader.
+    pub(crate) fn resume_in_queue(self: &Arc<Self>) -> Result<()> {
+        self.run_queued(Slot::new(None, Work::Resume)).map(|_| ())
+    }
+
+    /// Queues `me`; returns its result, set by a leader that took it into its group or
+    /// by `me` itself once it reached the front and led.
+    fn run_queued(self: &Arc<Self>, me: Arc<Slot>) -> Result<SeqNo> {
         let mut queue = self.queue.lock();
         queue.push_back(me.clone());
         loop {
@@ -77,15 +105,15 @@ impl Shared {
         }
 
         // Leader: gather a group of plain batches behind us.
-        let (mut group_batch, force_switch) = {
+        let (mut group_batch, work) = {
             let mut d = me.data.lock();
-            (d.batch.take(), d.force_switch)
+            (d.batch.take(), d.work)
         };
         let mut members: Vec<(Arc<Slot>, usize)> = Vec::new();
         if let Some(gb) = group_batch.as_mut() {
             for slot in queue.iter().skip(1) {
                 let mut d = slot.data.lock();
-                if d.force_switch || gb.encoded_len() >= MAX_GROUP_BYTES {
+                if d.work != Work::Commit || gb.encoded_len() >= MAX_GROUP_BYTES {
                     break;
                 }
                 let Some(b) = d.batch.take() else { break };
@@ -95,11 +123,7 @@ impl Shared {
         }
         drop(queue);
 
-        let result = match group_batch.as_mut() {
-            Some(gb) => self.commit(gb),
-            None if force_switch => self.switch_for_flush(),
-            None => Ok(self.visible_seq.load(Ordering::Acquire)),
-        };
+        let result = self.lead(group_batch.as_mut(), work);
 
         let mut queue = self.queue.lock();
         queue.pop_front();
@@ -116,6 +140,33 @@ impl Shared {
             next.cv.notify_one();
         }
         result
+    }
+
+    /// The leader's work: commits the group, switches the memtable for a flush, or
+    /// tries to resume after a soft background error.
+    ///
+    /// A panic in it (a bug, or a file system that panics) would unwind past the code
+    /// that pops the leader's slot and wakes the group and the next leader: every later
+    /// writer would wait forever. It is caught and becomes an error for the whole group
+    /// and a fatal background error: the WAL or the memtable may hold part of the group
+    /// (an unacknowledged, invisible part), so nothing more may be written after it.
+    fn lead(self: &Arc<Self>, batch: Option<&mut WriteBatch>, work: Work) -> Result<SeqNo> {
+        let visible = || self.visible_seq.load(Ordering::Acquire);
+        let run = AssertUnwindSafe(|| match (work, batch) {
+            (Work::Resume, _) => self.try_resume().map(|()| visible()),
+            (_, Some(gb)) => self.commit(gb),
+            (Work::SwitchForFlush, None) => self.switch_for_flush(),
+            (Work::Commit, None) => Ok(visible()),
+        });
+        std::panic::catch_unwind(run).unwrap_or_else(|payload| {
+            let err = Error::Closed(format!(
+                "a write panicked, so the database is read-only: {}",
+                panic_message(payload.as_ref())
+            ));
+            let mut state = self.state.lock();
+            self.set_bg_error(&mut state, Origin::Panic, &err);
+            Err(err)
+        })
     }
 
     /// Appends a group to the WAL and the memtable. Called by the leader only.
@@ -150,7 +201,7 @@ impl Shared {
             // The WAL may now end in a partial record: refuse further writes rather than
             // acknowledge anything after it.
             let mut state = self.state.lock();
-            self.set_bg_error(&mut state, &e);
+            self.set_bg_error(&mut state, Origin::Wal, &e);
             return Err(e);
         }
         Counters::add(&self.counters.wal_bytes, batch.encoded_len() as u64);
@@ -184,7 +235,7 @@ impl Shared {
         let bound = last.saturating_add(SEQUENCE_RESERVATION).min(MAX_SEQUENCE);
         state.versions.set_last_sequence(bound);
         if let Err(e) = state.versions.log_and_apply(VersionEdit::default()) {
-            self.set_bg_error(&mut state, &e);
+            self.set_bg_error(&mut state, Origin::SequenceReservation, &e);
             return Err(e);
         }
         self.reserved_seq.store(bound, Ordering::Release);
@@ -202,7 +253,7 @@ impl Shared {
         let mut allow_delay = !force;
         let mut state = self.state.lock();
         loop {
-            Shared::check_bg_error(&state)?;
+            self.check_bg_error(&state)?;
             if self.shutting_down.load(Ordering::Acquire) {
                 // Background threads are stopping: a stalled writer would wait forever.
                 return Err(Error::Closed("the database is shutting down".into()));
@@ -241,51 +292,69 @@ impl Shared {
                     start.elapsed().as_micros() as u64,
                 );
             } else {
-                let number = state.versions.new_file_number();
-                let path = filename::wal_path(&self.dir, number);
-                let created = self
-                    .fs
-                    .create(&path)
-                    .map(|f| LogWriter::new(path.clone(), f));
-                let writer = match created {
-                    Ok(w) => w,
-                    Err(e) => {
-                        self.set_bg_error(&mut state, &e);
-                        return Err(e);
-                    }
-                };
-                {
-                    let mut wal = self.wal.lock();
-                    // The old WAL must be complete on disk before the new one receives
-                    // anything, whatever the policy: a torn old WAL ending exactly on a
-                    // record boundary would look whole, and replay would skip a hole.
-                    // One fsync per memtable is cheap.
-                    if let Err(e) = wal.writer.sync() {
-                        drop(wal);
-                        self.set_bg_error(&mut state, &e);
-                        return Err(e);
-                    }
-                    *wal = WalSlot {
-                        writer,
-                        unsynced: false,
-                    };
-                }
-                if let Err(e) = self.fs.sync_dir(&self.dir) {
-                    self.set_bg_error(&mut state, &e);
-                    return Err(e);
-                }
-                let old = std::mem::replace(&mut state.mem, Arc::new(Memtable::new()));
-                let old_wal = std::mem::replace(&mut state.mem_wal_number, number);
-                state.imms.push_back(FrozenMemtable {
-                    mem: old,
-                    wal_number: old_wal,
-                });
-                self.install_super_version(&state);
-                self.bg_cv.notify_all();
+                self.switch_memtable(&mut state)?;
                 return Ok(state.mem.clone());
             }
         }
     }
+
+    /// Freezes the memtable and makes a new WAL the target of appends. Called by the
+    /// leader only, with `state` locked.
+    ///
+    /// The new WAL is created and its directory entry made durable, then the old WAL is
+    /// fsynced (whatever the policy: one fsync per memtable is cheap), and only then does
+    /// the new WAL become the target. So a failure changes nothing but an empty file
+    /// (a soft error can simply be retried), and no WAL ever receives a record while an
+    /// older one is incomplete on disk: recovery relies on that to tell a torn older WAL
+    /// (damage) from a crash (`db/open.rs`).
+    pub(crate) fn switch_memtable(&self, state: &mut State) -> Result<()> {
+        let number = state.versions.new_file_number();
+        let path = filename::wal_path(&self.dir, number);
+        let created = self
+            .fs
+            .create(&path)
+            .map(|f| LogWriter::new(path.clone(), f))
+            .and_then(|w| self.fs.sync_dir(&self.dir).map(|()| w));
+        let writer = match created {
+            Ok(w) => w,
+            Err(e) => {
+                // Best effort: an empty WAL left behind is replayed as nothing.
+                let _ = self.fs.remove_file(&path);
+                self.set_bg_error(state, Origin::NewWal, &e);
+                return Err(e);
+            }
+        };
+        {
+            let mut wal = self.wal.lock();
+            if let Err(e) = wal.writer.sync() {
+                drop(wal);
+                self.set_bg_error(state, Origin::Wal, &e);
+                return Err(e);
+            }
+            *wal = WalSlot {
+                writer,
+                unsynced: false,
+            };
+        }
+        let old = std::mem::replace(&mut state.mem, Arc::new(Memtable::new()));
+        let old_wal = std::mem::replace(&mut state.mem_wal_number, number);
+        state.imms.push_back(FrozenMemtable {
+            mem: old,
+            wal_number: old_wal,
+        });
+        self.install_super_version(state);
+        self.bg_cv.notify_all();
+        Ok(())
+    }
+}
+
+/// The text of a panic's payload (`panic!` with a literal or with a format string).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a panic without a message)")
 }
 
 /// Inserts `batch` into `mem`, op i at sequence `first + i`; returns the last sequence

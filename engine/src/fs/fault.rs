@@ -1,9 +1,11 @@
-//! A wrapper that makes any [`Fs`] fail on demand: writes, fsyncs, or everything at once
-//! (a process that has died). A torn write is a write that crosses the byte budget: the
+//! A wrapper that makes any [`Fs`] fail on demand: writes, fsyncs, everything at once
+//! (a process that has died), the creation of some files with a given OS error (a
+//! resource that ran out), or panic on appends (a bug). A torn write is a write that crosses the byte budget: the
 //! part within the budget reaches the file, the rest does not, and the call fails.
 
 use super::{FileLock, Fs, RandomAccessFile, WritableFile};
 use crate::error::{Error, Result};
+use parking_lot::Mutex;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,6 +17,9 @@ pub struct FaultSwitch {
     fail_syncs: AtomicBool,
     fail_writes: AtomicBool,
     dead: AtomicBool,
+    panic_on_append: AtomicBool,
+    /// Creating a file whose name contains `.0` fails with OS error `.1`.
+    failing_creates: Mutex<Option<(String, i32)>>,
     /// Bytes that may still be appended before appends fail (u64::MAX = unlimited).
     write_budget: AtomicU64,
 }
@@ -25,6 +30,8 @@ impl Default for FaultSwitch {
             fail_syncs: AtomicBool::new(false),
             fail_writes: AtomicBool::new(false),
             dead: AtomicBool::new(false),
+            panic_on_append: AtomicBool::new(false),
+            failing_creates: Mutex::new(None),
             write_budget: AtomicU64::new(u64::MAX),
         }
     }
@@ -43,6 +50,22 @@ impl FaultSwitch {
     pub fn kill(&self, on: bool) {
         self.dead.store(on, Ordering::SeqCst);
     }
+    /// Every append panics while set: stands for a bug anywhere under a write, so tests
+    /// can check that a panic fails writes instead of hanging them.
+    pub fn panic_on_append(&self, on: bool) {
+        self.panic_on_append.store(on, Ordering::SeqCst);
+    }
+    /// Creating any file whose name contains `pattern` (".sst", ".log", "MANIFEST")
+    /// fails with the OS error `errno` (say `libc::EMFILE`) until
+    /// [`Self::allow_creates`]: a resource that has run out, or a disk failing at one
+    /// precise step, as opposed to the generic failures above.
+    pub fn fail_creates_of(&self, pattern: &str, errno: i32) {
+        *self.failing_creates.lock() = Some((pattern.to_string(), errno));
+    }
+    /// Ends [`Self::fail_creates_of`].
+    pub fn allow_creates(&self) {
+        *self.failing_creates.lock() = None;
+    }
     /// After `bytes` more appended bytes, appends fail; the one crossing is torn.
     pub fn fail_after_bytes(&self, bytes: u64) {
         self.write_budget.store(bytes, Ordering::SeqCst);
@@ -52,6 +75,8 @@ impl FaultSwitch {
         self.fail_syncs(false);
         self.fail_writes(false);
         self.kill(false);
+        self.panic_on_append(false);
+        self.allow_creates();
         self.write_budget.store(u64::MAX, Ordering::SeqCst);
     }
 
@@ -66,6 +91,17 @@ impl FaultSwitch {
         self.check_alive(path)?;
         if self.fail_writes.load(Ordering::SeqCst) {
             return Err(injected(path, "write failed"));
+        }
+        Ok(())
+    }
+
+    fn check_create(&self, path: &Path) -> Result<()> {
+        self.check_write(path)?;
+        if let Some((pattern, errno)) = &*self.failing_creates.lock() {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if name.contains(pattern.as_str()) {
+                return Err(Error::io(path, io::Error::from_raw_os_error(*errno)));
+            }
         }
         Ok(())
     }
@@ -132,6 +168,9 @@ struct FaultWritable {
 
 impl WritableFile for FaultWritable {
     fn append(&mut self, data: &[u8]) -> Result<()> {
+        if self.switch.panic_on_append.load(Ordering::SeqCst) {
+            panic!("injected panic appending to {}", self.path.display());
+        }
         self.switch.check_write(&self.path)?;
         let granted = self.switch.take_budget(data.len() as u64) as usize;
         self.inner.append(&data[..granted])?;
@@ -165,7 +204,7 @@ impl Fs for FaultFs {
     }
 
     fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
-        self.switch.check_write(path)?;
+        self.switch.check_create(path)?;
         Ok(Box::new(FaultWritable {
             path: path.to_path_buf(),
             inner: self.inner.create(path)?,

@@ -262,6 +262,13 @@ impl VersionSet {
         n
     }
 
+    /// Makes sure [`Self::new_file_number`] never returns `n` (or less): for files found
+    /// on disk whose numbers the manifest may not know yet, like WALs created after its
+    /// last edit (RocksDB's `MarkFileNumberUsed`).
+    pub fn mark_file_number_used(&mut self, n: u64) {
+        self.counters.next_file_number = self.counters.next_file_number.max(n.saturating_add(1));
+    }
+
     /// The number the next [`Self::new_file_number`] will return.
     pub fn next_file_number(&self) -> u64 {
         self.counters.next_file_number

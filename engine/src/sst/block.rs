@@ -277,22 +277,9 @@ impl<B: Deref<Target = Block> + Send> InternalIterator for BlockIter<B> {
     fn status(&self) -> Result<()> {
         match &self.err {
             None => Ok(()),
-            Some(e) => Err(copy_error(e)),
+            // `status()` may be asked more than once.
+            Some(e) => Err(e.duplicate()),
         }
-    }
-}
-
-/// A copy of `e` for `status()`, which may be asked more than once (`Error` is not
-/// `Clone` because `io::Error` is not; the copy keeps the kind and the message).
-pub(crate) fn copy_error(e: &Error) -> Error {
-    match e {
-        Error::Io { path, source } => {
-            Error::io(path, std::io::Error::new(source.kind(), source.to_string()))
-        }
-        Error::Corruption { file, offset, what } => Error::corruption(file, *offset, what),
-        Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
-        Error::Busy(p) => Error::Busy(p.clone()),
-        Error::Closed(s) => Error::Closed(s.clone()),
     }
 }
 

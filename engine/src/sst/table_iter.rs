@@ -2,7 +2,7 @@
 //! block cursor within the current one. Blocks come through the block cache; the
 //! iterator owns an `Arc<Table>`, so it may outlive the `TableCache` entry.
 
-use super::block::{copy_error, BlockIter};
+use super::block::BlockIter;
 use super::reader::Table;
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
@@ -140,7 +140,7 @@ impl InternalIterator for TableIterator {
 
     fn status(&self) -> Result<()> {
         match &self.err {
-            Some(e) => Err(copy_error(e)),
+            Some(e) => Err(e.duplicate()),
             None => self.index.status(),
         }
     }

@@ -35,7 +35,15 @@ pub type CmdResult = Result<Reply, Reply>;
 impl From<kv_engine::Error> for Reply {
     fn from(e: kv_engine::Error) -> Reply {
         tracing::error!(error = %e, "engine error");
-        Reply::error(format!("ERR storage error: {e}"))
+        match e {
+            // Redis refuses writes the same way after a failed AOF write, until a retry
+            // succeeds; the engine's auto-resume plays that retry.
+            kv_engine::Error::Suspended(why) => Reply::error(format!(
+                "MISCONF Errors writing to disk: writes are suspended until the engine's \
+                 automatic retry succeeds ({why})"
+            )),
+            e => Reply::error(format!("ERR storage error: {e}")),
+        }
     }
 }
 

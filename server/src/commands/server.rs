@@ -771,6 +771,18 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 "engine_background_error",
                 es.background_error.clone().unwrap_or_default(),
             ),
+            kv(
+                "engine_background_error_retryable",
+                (es.background_error_retryable as u8).to_string(),
+            ),
+            kv(
+                "engine_background_error_resume_attempts",
+                es.background_error_resume_attempts.to_string(),
+            ),
+            kv(
+                "engine_background_error_resumes",
+                es.background_error_resumes.to_string(),
+            ),
         ];
         for l in &es.levels {
             lines.push(kv(
