@@ -29,11 +29,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Builds the ACL users and refuses configurations kvd refuses: no listener at all, or
 /// a non-loopback bind whose default user needs no password while protected mode is on.
 pub fn check_config(c: &Config) -> Result<Acl, String> {
+    let acl = Acl::from_config(c)?;
+    acl.check_start(c)?;
     if c.port == 0 && c.tls.port == 0 {
         return Err("configured to not listen anywhere (port and tls-port are both 0)".into());
     }
-    let acl = Acl::from_config(c)?;
-    acl.check_start(c)?;
     Ok(acl)
 }
 
