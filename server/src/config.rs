@@ -53,6 +53,12 @@ pub struct Config {
     pub checkpoint_anywhere: crate::checkpoint_policy::Anywhere,
     /// The config file read at start, if any.
     pub config_file: Option<PathBuf>,
+    /// ACL users file for ACL LOAD/SAVE (`aclfile`).
+    pub aclfile: Option<PathBuf>,
+    /// `user <name> <rules...>` lines of the config file (the words after `user`).
+    pub users: Vec<Vec<String>>,
+    /// Longest ACL LOG (`acllog-max-len`).
+    pub acllog_max_len: u64,
     /// TLS for clients (`tls-*`).
     pub tls: TlsSettings,
 }
@@ -82,6 +88,9 @@ impl Default for Config {
             backup_dir: None,
             checkpoint_anywhere: Default::default(),
             config_file: None,
+            aclfile: None,
+            users: Vec::new(),
+            acllog_max_len: 128,
             tls: TlsSettings::default(),
         }
     }
@@ -370,10 +379,33 @@ pub static PARAMS: &[Param] = &[
     },
     Param {
         name: "protected-mode",
-        mutable: false,
+        mutable: true,
         get: |c| if c.protected_mode { "yes" } else { "no" }.into(),
         set: |c, v| {
             c.protected_mode = yes_no(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "aclfile",
+        mutable: false,
+        get: |c| {
+            c.aclfile
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        },
+        set: |c, v| {
+            c.aclfile = (!v.is_empty()).then(|| PathBuf::from(v));
+            Ok(())
+        },
+    },
+    Param {
+        name: "acllog-max-len",
+        mutable: true,
+        get: |c| c.acllog_max_len.to_string(),
+        set: |c, v| {
+            c.acllog_max_len = num(v)?;
             Ok(())
         },
     },
@@ -529,6 +561,11 @@ impl Config {
             if name.eq_ignore_ascii_case("include") {
                 return Err(format!("line {}: 'include' is not supported", i + 1));
             }
+            if name.eq_ignore_ascii_case("user") {
+                // ACL users: checked when the server builds them (acl::Acl::from_config).
+                self.users.push(rest.to_vec());
+                continue;
+            }
             self.apply(name, &rest.join(" "))
                 .map_err(|e| format!("line {}: {e}", i + 1))?;
         }
@@ -646,7 +683,8 @@ pub struct Cli {
     /// debug, verbose, notice or warning [default: notice].
     #[arg(long)]
     pub loglevel: Option<String>,
-    /// yes/no: refuse non-loopback binds without a password [default: yes].
+    /// yes/no: refuse non-loopback binds and clients while the default user has no
+    /// password [default: yes].
     #[arg(long = "protected-mode")]
     pub protected_mode: Option<String>,
     /// Largest bulk string accepted, e.g. 512mb [default: 512mb].
@@ -680,6 +718,13 @@ pub struct Cli {
     /// Accepted for compatibility and ignored.
     #[arg(long)]
     pub maxmemory: Option<String>,
+    /// File of ACL users (`user <name> <rules>` lines) for ACL LOAD and ACL SAVE; it must
+    /// exist at start.
+    #[arg(long)]
+    pub aclfile: Option<String>,
+    /// Longest ACL LOG [default: 128].
+    #[arg(long = "acllog-max-len")]
+    pub acllog_max_len: Option<String>,
     /// Absolute directory CHECKPOINT (and `kvtool backup --addr`) may write into.
     #[arg(long = "backup-dir")]
     pub backup_dir: Option<String>,
@@ -743,6 +788,8 @@ impl Cli {
             ("appendonly", self.appendonly),
             ("daemonize", self.daemonize),
             ("maxmemory", self.maxmemory),
+            ("aclfile", self.aclfile),
+            ("acllog-max-len", self.acllog_max_len),
             ("backup-dir", self.backup_dir),
             (
                 "enable-checkpoint-anywhere",

@@ -40,8 +40,7 @@ where
         srv: &srv,
         id: info.id,
     };
-    let authenticated = srv.config.read().requirepass.is_none();
-    let mut client = Client::new(info.clone(), authenticated);
+    let mut client = Client::new(info.clone(), srv.acl.open_default());
     serve_client(&srv, &mut stream, &mut client, &info).await;
     client.unwatch_all(&srv.store); // a client that disconnects forgets its WATCHes
 }
@@ -65,7 +64,7 @@ async fn serve_client<S>(
         let mut protocol_error = None;
         let limits = Limits {
             max_bulk: srv.config.read().proto_max_bulk_len as i64,
-            unauthenticated: !client.authenticated,
+            unauthenticated: client.auth_required(srv),
         };
         while inbuf.len() >= need && batch.len() < MAX_BATCH {
             match parser.parse(&mut inbuf, limits) {
@@ -73,7 +72,7 @@ async fn serve_client<S>(
                     need = 1;
                     if !args.is_empty() {
                         batch.push(args);
-                        if !client.authenticated {
+                        if client.auth_required(srv) {
                             break; // AUTH changes the limits for what follows
                         }
                     }

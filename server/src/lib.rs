@@ -2,11 +2,12 @@
 //!
 //! `connection` frames bytes and writes replies; `commands` holds one file per command
 //! family and the command table; `keyspace` maps Redis keys onto the engine;
-//! `shutdown` owns graceful stop; `server` starts and stops everything; `tls` serves
-//! clients over TLS.
+//! `shutdown` owns graceful stop; `server` starts and stops everything; `acl` holds users
+//! and permissions; `tls` serves clients over TLS.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
+pub mod acl;
 pub mod checkpoint_policy;
 pub mod cli;
 pub mod commands;

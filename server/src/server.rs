@@ -1,6 +1,7 @@
 //! Start-up, the accept loop, background work (active expiry, stall warnings) and the
 //! orderly stop.
 
+use crate::acl::{self, Acl};
 use crate::config::Config;
 use crate::connection;
 use crate::fd_limit;
@@ -25,19 +26,15 @@ const EXPIRE_SCAN_PER_CYCLE: usize = 200;
 /// How long shutdown waits for connections to finish their command.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Refuses configurations Redis would refuse (protected mode).
-pub fn check_config(c: &Config) -> Result<(), String> {
-    if c.protected_mode && c.requirepass.is_none() && !c.binds_loopback_only() {
-        return Err(format!(
-            "refusing to listen on {} without a password: protected mode is on. Set --requirepass, \
-             bind a loopback address, or pass --protected-mode no if the network is trusted.",
-            c.bind.join(" ")
-        ));
-    }
+/// Builds the ACL users and refuses configurations kvd refuses: no listener at all, or
+/// a non-loopback bind whose default user needs no password while protected mode is on.
+pub fn check_config(c: &Config) -> Result<Acl, String> {
+    let acl = Acl::from_config(c)?;
+    acl.check_start(c)?;
     if c.port == 0 && c.tls.port == 0 {
         return Err("configured to not listen anywhere (port and tls-port are both 0)".into());
     }
-    Ok(())
+    Ok(acl)
 }
 
 /// Listens on `port` at every bind address; port 0 means no listener (Redis's meaning,
@@ -63,6 +60,11 @@ async fn bind_all(bind: &[String], port: u16) -> Result<(Vec<TcpListener>, Vec<S
 
 /// Opens the data directory and builds the shared server state.
 pub fn open(config: Config) -> Result<Arc<Shared>, String> {
+    let acl = check_config(&config)?;
+    open_with(config, acl)
+}
+
+fn open_with(config: Config, acl: Acl) -> Result<Arc<Shared>, String> {
     let filter = ExpiryFilter::new(config.idempotency_window_ms);
     let options = Options {
         fsync: config.appendfsync,
@@ -91,12 +93,13 @@ pub fn open(config: Config) -> Result<Arc<Shared>, String> {
             "{:040x}",
             (now_ms() as u128) << 64 | std::process::id() as u128
         ),
+        acl,
     }))
 }
 
 /// Runs the server until SIGTERM/SIGINT/SHUTDOWN; returns after the engine is closed.
 pub async fn run(mut config: Config) -> Result<(), String> {
-    check_config(&config)?;
+    let acl = check_config(&config)?;
     let fit = fd_limit::fit_clients(config.maxclients)?;
     if fit < config.maxclients {
         tracing::warn!(
@@ -118,7 +121,7 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     let dir = config.dir.display().to_string();
     let dbs = config.databases;
     let config_port = config.port;
-    let srv = tokio::task::spawn_blocking(move || open(config))
+    let srv = tokio::task::spawn_blocking(move || open_with(config, acl))
         .await
         .map_err(|e| format!("start-up failed: {e}"))??;
     tracing::info!(
@@ -169,6 +172,10 @@ pub async fn run(mut config: Config) -> Result<(), String> {
 async fn accept_loop(srv: Arc<Shared>, listener: TcpListener) {
     loop {
         let (stream, peer) = next_connection(&listener).await;
+        if srv.acl.deny_at_accept(&srv.config.read(), peer.ip()) {
+            tokio::spawn(refuse(stream, acl::DENIED)); // protected mode (defect 11)
+            continue;
+        }
         let Some(info) = admit(&srv, &stream, peer) else {
             tokio::spawn(async move {
                 use tokio::io::AsyncWriteExt;
@@ -179,6 +186,12 @@ async fn accept_loop(srv: Arc<Shared>, listener: TcpListener) {
         };
         tokio::spawn(connection::serve(srv.clone(), stream, info));
     }
+}
+
+/// Sends one error line to a refused connection and closes it.
+async fn refuse(mut stream: TcpStream, line: &'static str) {
+    use tokio::io::AsyncWriteExt;
+    let _ = stream.write_all(line.as_bytes()).await;
 }
 
 /// The next accepted TCP connection. Accept errors (a full descriptor table, for one) are
@@ -235,6 +248,7 @@ pub fn register(srv: &Shared, addr: String, laddr: String) -> Option<Arc<ClientI
         resp: AtomicU8::new(2),
         killed: AtomicBool::new(false),
         kill: tokio::sync::Notify::new(),
+        user: Mutex::new(acl::DEFAULT_USER.into()),
     });
     srv.clients.lock().insert(id, info.clone());
     Some(info)

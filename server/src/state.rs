@@ -1,6 +1,7 @@
 //! State shared by all connections (the store, config, clients, counters, slow log) and the
 //! per-connection client state.
 
+use crate::acl::{Acl, User};
 use crate::config::Config;
 use crate::keyspace::Store;
 use crate::shutdown::Shutdown;
@@ -93,6 +94,8 @@ pub struct ClientInfo {
     pub killed: AtomicBool,
     /// Wakes the connection when killed.
     pub kill: Notify,
+    /// Name of the ACL user (CLIENT LIST, and ACL DELUSER closes its connections).
+    pub user: Mutex<String>,
 }
 
 /// The server: everything connections share.
@@ -123,6 +126,8 @@ pub struct Shared {
     pub cursors: Mutex<CursorTable>,
     /// Run id (INFO server).
     pub run_id: String,
+    /// ACL users and log.
+    pub acl: Acl,
 }
 
 /// Bounded map of SCAN cursors (our keys are ordered, Redis cursors are numbers).
@@ -168,8 +173,9 @@ pub struct Client {
     pub db: usize,
     /// RESP3 negotiated.
     pub resp3: bool,
-    /// AUTH done (or no password required).
-    pub authenticated: bool,
+    /// The user this connection runs as: set by AUTH/HELLO, or the default user at
+    /// connect time when it needs no password; `None` = not authenticated.
+    pub user: Option<Arc<User>>,
     /// Queued commands while in MULTI.
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A queued command was rejected: EXEC must fail with EXECABORT.
@@ -212,12 +218,12 @@ pub struct WaitFor {
 
 impl Client {
     /// A new client.
-    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Client {
+    pub fn new(info: Arc<ClientInfo>, user: Option<Arc<User>>) -> Client {
         Client {
             info,
             db: 0,
             resp3: false,
-            authenticated,
+            user,
             multi: None,
             multi_error: false,
             multi_bytes: 0,
@@ -231,6 +237,29 @@ impl Client {
             wait: None,
             lock_deadline: None,
         }
+    }
+
+    /// The user whose permissions commands are checked against: the authenticated one,
+    /// else the default user (as in Redis, where a connection's user is the default
+    /// user until AUTH; whether it must authenticate first is [`Client::auth_required`]).
+    pub fn acting_user(&self, srv: &Shared) -> Arc<User> {
+        self.user
+            .clone()
+            .unwrap_or_else(|| srv.acl.default_user().clone())
+    }
+
+    /// True while commands other than AUTH/HELLO/QUIT/RESET must be refused (NOAUTH).
+    /// Re-evaluated at every command, as Redis's `authRequired`: an unauthenticated
+    /// connection may go on once the default user needs no password.
+    pub fn auth_required(&self, srv: &Shared) -> bool {
+        self.user.is_none() && srv.acl.open_default().is_none()
+    }
+
+    /// Switches the connection to `user` (None: back to unauthenticated).
+    pub fn set_user(&mut self, user: Option<Arc<User>>) {
+        let name = user.as_ref().map_or(crate::acl::DEFAULT_USER, |u| &u.name);
+        *self.info.user.lock() = name.to_string();
+        self.user = user;
     }
 
     /// Forgets all WATCHes.

@@ -40,20 +40,37 @@ pub fn reset(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     c.resp3 = false;
     c.info.resp.store(2, Ordering::Relaxed);
     c.info.name.lock().clear();
-    c.authenticated = ctx.srv.config.read().requirepass.is_none();
+    // Back to the default user, authenticated only if it needs no password (Redis's
+    // clientSetDefaultAuth).
+    let user = ctx.srv.acl.open_default();
+    c.set_user(user);
     Ok(Reply::status("RESET"))
 }
 
-fn check_password(ctx: &Ctx<'_>, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {
-    let required = ctx.srv.config.read().requirepass.clone();
-    let user_ok = user.is_none_or(|u| u == b"default");
-    match required {
-        Some(p) if user_ok && p.as_bytes() == pass => Ok(()),
-        None if user_ok => Ok(()), // default user has no password: any AUTH user pass works
-        _ => Err(err(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        )),
+/// Authenticates as `user` with `pass` (constant-time digest comparison); a failure is
+/// recorded in ACL LOG, as Redis does.
+fn check_password(ctx: &mut Ctx<'_>, cmd: &[u8], user: &[u8], pass: &[u8]) -> Result<(), Reply> {
+    if let Some(u) = ctx.srv.acl.authenticate(user, pass) {
+        ctx.client.set_user(Some(u));
+        return Ok(());
     }
+    let context = if ctx.client.multi.is_some() {
+        "multi"
+    } else {
+        "toplevel"
+    };
+    let max = ctx.srv.config.read().acllog_max_len as usize;
+    ctx.srv.acl.log_denial(
+        crate::acl::log::Reason::Auth,
+        context,
+        text(cmd), // Redis logs the command name as the client typed it
+        &String::from_utf8_lossy(user),
+        super::acl::log_client_info(&ctx.client.info),
+        max,
+    );
+    Err(err(
+        "WRONGPASS invalid username-password pair or user is disabled.",
+    ))
 }
 
 /// AUTH [username] password
@@ -61,16 +78,15 @@ pub fn auth(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     if a.len() > 3 {
         return Err(err(SYNTAX));
     }
-    if a.len() == 2 && ctx.srv.config.read().requirepass.is_none() {
+    if a.len() == 2 && ctx.srv.acl.default_user().perms().nopass {
         return Err(err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
     }
     let (user, pass) = if a.len() == 3 {
-        (Some(&a[1][..]), &a[2])
+        (&a[1][..], &a[2])
     } else {
-        (None, &a[1])
+        (crate::acl::DEFAULT_USER.as_bytes(), &a[1])
     };
-    check_password(ctx, user, pass)?;
-    ctx.client.authenticated = true;
+    check_password(ctx, &a[0], user, pass)?;
     Ok(Reply::Ok)
 }
 
@@ -87,11 +103,9 @@ pub fn hello(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     }
     let mut j = 2;
     let mut name = None;
-    let mut authed = false;
     while j < a.len() {
         if is(&a[j], "auth") && j + 2 < a.len() {
-            check_password(ctx, Some(&a[j + 1]), &a[j + 2])?;
-            authed = true;
+            check_password(ctx, &a[0], &a[j + 1], &a[j + 2])?;
             j += 3;
         } else if is(&a[j], "setname") && j + 1 < a.len() {
             validate_name(&a[j + 1])?;
@@ -104,10 +118,7 @@ pub fn hello(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             )));
         }
     }
-    if authed {
-        ctx.client.authenticated = true;
-    }
-    if !ctx.client.authenticated {
+    if ctx.client.auth_required(ctx.srv) {
         return Err(err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"));
     }
     if let Some(n) = name {
@@ -197,7 +208,7 @@ pub fn client_setinfo(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 pub fn client_line(c: &ClientInfo, now_ms: i64) -> String {
     let lib = c.lib.lock().clone();
     format!(
-        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -206,6 +217,7 @@ pub fn client_line(c: &ClientInfo, now_ms: i64) -> String {
         ((now_ms - c.last_active.load(Ordering::Relaxed)).max(0)) / 1000,
         c.db.load(Ordering::Relaxed),
         c.last_cmd.lock(),
+        c.user.lock(),
         c.resp.load(Ordering::Relaxed),
         lib.0,
         lib.1,
@@ -265,6 +277,7 @@ pub fn client_kill(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         return Ok(Reply::Ok);
     }
     let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
+    let mut user = None;
     let mut j = 2;
     while j + 1 < a.len() {
         let v = &a[j + 1];
@@ -287,7 +300,13 @@ pub fn client_kill(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             } else {
                 return Err(err(SYNTAX));
             };
-        } else if !(is(&a[j], "type") || is(&a[j], "user") || is(&a[j], "maxage")) {
+        } else if is(&a[j], "user") {
+            let name = text(v);
+            if ctx.srv.acl.get(&name).is_none() {
+                return Err(Reply::error(format!("ERR No such user '{name}'")));
+            }
+            user = Some(name);
+        } else if !(is(&a[j], "type") || is(&a[j], "maxage")) {
             return Err(err(SYNTAX));
         }
         j += 2;
@@ -300,6 +319,7 @@ pub fn client_kill(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         let hit = id.is_none_or(|i| i == c.id)
             && addr.as_ref().is_none_or(|x| *x == c.addr)
             && laddr.as_ref().is_none_or(|x| *x == c.laddr)
+            && user.as_ref().is_none_or(|u| *u == *c.user.lock())
             && !(skipme && c.id == me);
         if hit {
             kill(ctx, c, me);

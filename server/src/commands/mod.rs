@@ -1,7 +1,8 @@
-//! Command dispatch: name lookup, authentication, arity and subcommand checks, MULTI
-//! queueing, locking, one [`Txn`] per command, commit, slow log and MONITOR feed.
+//! Command dispatch: name lookup, authentication, arity and subcommand checks, the ACL
+//! permission check, MULTI queueing, locking, one [`Txn`] per command, commit, slow log and MONITOR feed.
 //! One file per command family; each command parses its own arguments.
 
+pub mod acl;
 pub mod admin;
 pub mod args;
 pub mod bits;
@@ -17,6 +18,8 @@ pub mod table;
 pub mod transactions;
 pub mod versions;
 
+use crate::acl::check::{check, Denial};
+use crate::acl::log::Reason;
 use crate::keyspace::{Entry, Guard, Txn, ValueType};
 use crate::protocol::Reply;
 use crate::state::{Client, Shared, SlowEntry};
@@ -193,11 +196,8 @@ pub fn may_block(args: &[Bytes], db: &kv_engine::Db) -> bool {
 pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
     let in_multi = client.multi.is_some();
     let spec = table::lookup(&args[0]);
-    if !client.authenticated && !spec.is_some_and(|s| s.has(NO_AUTH)) {
-        if in_multi {
-            client.multi_error = true;
-        }
-        return err("NOAUTH Authentication required.");
+    if client.auth_required(srv) && !spec.is_some_and(|s| s.has(NO_AUTH)) {
+        return reject(srv, client, spec, "NOAUTH Authentication required.".into());
     }
     let spec = match resolve(args) {
         Ok(s) => s,
@@ -208,6 +208,21 @@ pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
             return e;
         }
     };
+    let context = if in_multi { "multi" } else { "toplevel" };
+    if let Err((denial, user)) = permitted(srv, client, spec, args) {
+        log_denial(srv, client, spec, &denial, &user, context);
+        let msg = match denial {
+            Denial::Command => format!(
+                "NOPERM this user has no permissions to run the '{}' command",
+                acl::full_name(spec)
+            ),
+            Denial::Key(_) => {
+                "NOPERM this user has no permissions to access one of the keys used as arguments"
+                    .to_string()
+            }
+        };
+        return reject(srv, client, Some(spec), msg);
+    }
     if in_multi
         && !matches!(
             spec.name,
@@ -235,6 +250,67 @@ pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
     let elapsed = started.elapsed();
     after_command(srv, client, spec, args, elapsed);
     reply
+}
+
+/// Refuses a command before it runs, as Redis's `rejectCommand`: inside MULTI the
+/// transaction is flagged (EXEC will abort), and a refused EXEC discards it.
+fn reject(srv: &Shared, client: &mut Client, spec: Option<&CommandSpec>, msg: String) -> Reply {
+    if spec.is_some_and(|s| s.name == "exec") {
+        transactions::discard_transaction(client, &srv.store);
+        return Reply::error(format!("EXECABORT Transaction discarded because of: {msg}"));
+    }
+    if client.multi.is_some() {
+        client.multi_error = true;
+    }
+    Reply::error(msg)
+}
+
+/// The ACL check: `Err` with the refusal and the user's name if the client's user may
+/// not run `args`. AUTH, HELLO, QUIT and RESET are allowed to every user.
+fn permitted(
+    srv: &Shared,
+    client: &Client,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) -> Result<(), (Denial, String)> {
+    let user = client.acting_user(srv);
+    check(&user.perms(), spec, args).map_err(|d| (d, user.name.clone()))
+}
+
+/// Records a refused command or key in ACL LOG.
+fn log_denial(
+    srv: &Shared,
+    client: &Client,
+    spec: &'static CommandSpec,
+    denial: &Denial,
+    user: &str,
+    context: &'static str,
+) {
+    let (reason, object) = match denial {
+        Denial::Command => (Reason::Command, acl::full_name(spec)),
+        Denial::Key(k) => (Reason::Key, String::from_utf8_lossy(k).into_owned()),
+    };
+    let max = srv.config.read().acllog_max_len as usize;
+    let info = acl::log_client_info(&client.info);
+    srv.acl.log_denial(reason, context, object, user, info, max);
+}
+
+/// Runs one command queued by MULTI, first checking it again: ACL rules may have changed
+/// since it was queued (Redis's check in EXEC).
+pub fn call_queued(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    if let Ok(spec) = resolve(args) {
+        if let Err((denial, user)) = permitted(ctx.srv, ctx.client, spec, args) {
+            log_denial(ctx.srv, ctx.client, spec, &denial, &user, "multi");
+            let why = match denial {
+                Denial::Command => "no permission to execute the command or subcommand",
+                Denial::Key(_) => "no permission to touch the specified keys",
+            };
+            return Reply::error(format!(
+                "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {why}"
+            ));
+        }
+    }
+    call_inner(ctx, args)
 }
 
 /// Which locks a command takes.
@@ -331,12 +407,15 @@ fn run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec, args: &[By
 const GROUP_MAX_BYTES: usize = 4 << 20;
 
 /// The spec of `args` if it may share one engine batch with its pipeline neighbours: a
-/// plain key-based read or write of an authenticated client outside MULTI.
-fn groupable(client: &Client, args: &[Bytes]) -> Option<&'static CommandSpec> {
-    if !client.authenticated || client.multi.is_some() {
+/// plain key-based read or write of an authenticated client outside MULTI, that its ACL
+/// user may run (a refused one runs alone, through `execute`, which replies and logs).
+fn groupable(srv: &Shared, client: &Client, args: &[Bytes]) -> Option<&'static CommandSpec> {
+    if client.multi.is_some() || client.auth_required(srv) {
         return None;
     }
+    let user = client.acting_user(srv);
     let spec = resolve(args).ok()?;
+    check(&user.perms(), spec, args).ok()?;
     let plain = spec.has(WRITE | READONLY)
         && !spec.has(GLOBAL | KEYSPACE | table::ADMIN | NO_MULTI)
         && spec.first_key > 0
@@ -359,7 +438,7 @@ pub fn execute_group(
     let mut specs = Vec::new();
     let mut bytes = 0;
     for args in cmds {
-        let Some(spec) = groupable(client, args) else {
+        let Some(spec) = groupable(srv, client, args) else {
             break;
         };
         specs.push(spec);

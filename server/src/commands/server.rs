@@ -240,6 +240,12 @@ pub fn config_set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             return Err(Reply::error(format!("ERR CONFIG SET failed (possibly related to argument 'maxclients') - The operating system is not able to handle the specified number of clients, try with {fit}")));
         }
     }
+    // requirepass moves onto the default user; protected mode refuses opening changes.
+    let _acl = ctx
+        .srv
+        .acl
+        .config_changing(&ctx.srv.config, &next)
+        .map_err(|e| Reply::error(format!("ERR {e}")))?;
     ctx.srv
         .store
         .filter()
@@ -269,6 +275,7 @@ pub fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
         x.store(0, Ordering::Relaxed);
     }
     ctx.srv.slowlog.lock().entries.clear();
+    ctx.srv.acl.denied.reset();
     Ok(Reply::Ok)
 }
 
@@ -294,31 +301,13 @@ pub fn config_help(_ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     ))
 }
 
+/// ACL categories, derived once from the table (`crate::acl::categories`).
 fn categories(c: &CommandSpec) -> Vec<Reply> {
-    let mut v = Vec::new();
-    if c.has(table::WRITE) {
-        v.push("@write");
-    }
-    if c.has(table::READONLY) {
-        v.push("@read");
-    }
-    match c.group {
-        "string" => v.push("@string"),
-        "generic" => v.push("@keyspace"),
-        "bitmap" => v.push("@bitmap"),
-        "transactions" => v.push("@transaction"),
-        "connection" => v.push("@connection"),
-        _ => {}
-    }
-    if c.has(table::ADMIN) {
-        v.extend(["@admin", "@dangerous"]);
-    }
-    if c.has(table::FAST) {
-        v.push("@fast");
-    } else {
-        v.push("@slow");
-    }
-    v.into_iter().map(Reply::status).collect()
+    crate::acl::categories::index()
+        .category_names(c)
+        .into_iter()
+        .map(Reply::status)
+        .collect()
 }
 
 fn key_specs(c: &CommandSpec) -> Reply {
@@ -674,6 +663,10 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 kv("keyspace_hits", r(&c.keyspace_hits)),
                 kv("keyspace_misses", r(&c.keyspace_misses)),
                 kv("total_error_replies", "0".into()),
+                kv("acl_access_denied_auth", r(&ctx.srv.acl.denied.auth)),
+                kv("acl_access_denied_cmd", r(&ctx.srv.acl.denied.cmd)),
+                kv("acl_access_denied_key", r(&ctx.srv.acl.denied.key)),
+                kv("acl_access_denied_channel", "0".into()),
                 kv("protocol_errors", r(&c.protocol_errors)),
                 kv(
                     "client_output_buffer_limit_disconnections",

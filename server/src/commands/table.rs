@@ -1,9 +1,10 @@
 //! The command table: the one description of every command (name, arity, flags, key
 //! positions, group, summary, since) that dispatch, arity errors, COMMAND, COMMAND INFO,
-//! DOCS, COUNT, LIST and GETKEYS all read — like Redis's `commands/*.json`.
+//! DOCS, COUNT, LIST and GETKEYS all read — like Redis's `commands/*.json`. ACL categories
+//! are derived from it too (`crate::acl::categories`).
 
 use super::{
-    admin, bits, connection, idempotent, keys, locks, server, strings, transactions, versions,
+    acl, admin, bits, connection, idempotent, keys, locks, server, strings, transactions, versions,
 };
 use super::{CmdResult, Ctx};
 use bytes::Bytes;
@@ -190,12 +191,14 @@ const K1: (i32, i32, i32) = (1, 1, 1);
 const KALL: (i32, i32, i32) = (1, -1, 1);
 const K12: (i32, i32, i32) = (1, 2, 1);
 const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
+/// CLIENT ID/SETNAME/GETNAME/SETINFO/INFO: Redis 7 does not flag them fast (so @slow).
+const CLIENT_SUB: u32 = NOSCRIPT | LOADING | STALE;
 
 const CLIENT_SUBS: &[CommandSpec] = &[
     c(
         "id",
         2,
-        CONN,
+        CLIENT_SUB,
         NK,
         "connection",
         "5.0.0",
@@ -205,7 +208,7 @@ const CLIENT_SUBS: &[CommandSpec] = &[
     c(
         "setname",
         3,
-        CONN,
+        CLIENT_SUB,
         NK,
         "connection",
         "2.6.9",
@@ -215,7 +218,7 @@ const CLIENT_SUBS: &[CommandSpec] = &[
     c(
         "getname",
         2,
-        CONN,
+        CLIENT_SUB,
         NK,
         "connection",
         "2.6.9",
@@ -225,7 +228,7 @@ const CLIENT_SUBS: &[CommandSpec] = &[
     c(
         "setinfo",
         4,
-        CONN,
+        CLIENT_SUB,
         NK,
         "connection",
         "7.2.0",
@@ -235,7 +238,7 @@ const CLIENT_SUBS: &[CommandSpec] = &[
     c(
         "info",
         2,
-        CONN,
+        CLIENT_SUB,
         NK,
         "connection",
         "6.2.0",
@@ -433,6 +436,139 @@ const SLOWLOG_SUBS: &[CommandSpec] = &[
     ),
 ];
 
+const ACL_SUBS: &[CommandSpec] = &[
+    c(
+        "cat",
+        -2,
+        NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "6.0.0",
+        "Lists the ACL categories, or the commands inside a category.",
+        acl::cat,
+    ),
+    c(
+        "deluser",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "6.0.0",
+        "Deletes ACL users, and terminates their connections.",
+        acl::deluser,
+    ),
+    c(
+        "dryrun",
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "7.0.0",
+        "Simulates the execution of a command by a user, without executing the command.",
+        acl::dryrun,
+    ),
+    c(
+        "genpass",
+        -2,
+        NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "6.0.0",
+        "Generates a pseudorandom, secure password that can be used to identify ACL users.",
+        acl::genpass,
+    ),
+    c(
+        "getuser",
+        3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "6.0.0",
+        "Lists the ACL rules of a user.",
+        acl::getuser,
+    ),
+    c(
+        "list",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "6.0.0",
+        "Dumps the effective rules in ACL file format.",
+        acl::list,
+    ),
+    c(
+        "load",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "6.0.0",
+        "Reloads the rules from the configured ACL file.",
+        acl::load,
+    ),
+    c(
+        "log",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "6.0.0",
+        "Lists recent security events generated due to ACL rules.",
+        acl::log,
+    ),
+    c(
+        "save",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "6.0.0",
+        "Saves the effective ACL rules in the configured ACL file.",
+        acl::save,
+    ),
+    c(
+        "setuser",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "6.0.0",
+        "Creates and modifies an ACL user and its rules.",
+        acl::setuser,
+    ),
+    c(
+        "users",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "6.0.0",
+        "Lists all ACL users.",
+        acl::users,
+    ),
+    c(
+        "whoami",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NK,
+        "server",
+        "6.0.0",
+        "Returns the authenticated username of the current connection.",
+        acl::whoami,
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NK,
+        "server",
+        "6.0.0",
+        "Returns helpful text about the different subcommands.",
+        acl::acl_help,
+    ),
+];
+
 /// Every command kvd knows.
 pub static COMMANDS: &[CommandSpec] = &[
     // connection
@@ -460,6 +596,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("checkpoint", 2, ADMIN | NOSCRIPT | NO_MULTI, NK, "server", "kvd", "kvd: writes a consistent copy of the data directory into a new directory (a backup).", admin::checkpoint),
     c("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NK, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the server.", server::shutdown),
     container("slowlog", -2, "server", "2.2.12", "A container for slow log commands.", SLOWLOG_SUBS),
+    container("acl", -2, "server", "6.0.0", "A container for Access List Control commands.", ACL_SUBS),
     c("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, NK, "server", "1.0.0", "Listens for all requests received by the server in real-time.", server::monitor),
     // keys
     c("del", -2, WRITE, KALL, "generic", "1.0.0", "Deletes one or more keys.", keys::del),

@@ -4,8 +4,10 @@
 //! touches and commits all writes as one engine batch.
 
 use super::args::err;
-use super::{call_inner, CmdResult, Ctx};
+use super::{call_queued, CmdResult, Ctx};
+use crate::keyspace::Store;
 use crate::protocol::Reply;
+use crate::state::Client;
 use bytes::Bytes;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -28,11 +30,15 @@ pub fn multi(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
 }
 
 fn end_transaction(ctx: &mut Ctx<'_>) {
-    ctx.client.multi = None;
-    ctx.client.multi_error = false;
-    ctx.client.multi_bytes = 0;
-    let store = &ctx.srv.store;
-    ctx.client.unwatch_all(store);
+    discard_transaction(ctx.client, &ctx.srv.store);
+}
+
+/// Leaves MULTI: drops the queue and every WATCH (also when EXEC itself is refused).
+pub fn discard_transaction(client: &mut Client, store: &Store) {
+    client.multi = None;
+    client.multi_error = false;
+    client.multi_bytes = 0;
+    client.unwatch_all(store);
 }
 
 /// EXEC
@@ -61,7 +67,7 @@ pub fn exec(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     }
     let mut replies = Vec::with_capacity(queue.len());
     for args in &queue {
-        replies.push(call_inner(ctx, args));
+        replies.push(call_queued(ctx, args));
     }
     Ok(Reply::Array(replies))
 }

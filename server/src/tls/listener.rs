@@ -27,6 +27,11 @@ pub fn acceptor(s: &TlsSettings) -> Result<Option<TlsAcceptor>, String> {
 pub async fn accept_loop(srv: Arc<Shared>, listener: TcpListener, acceptor: TlsAcceptor) {
     loop {
         let (stream, peer) = next_connection(&listener).await;
+        if srv.acl.deny_at_accept(&srv.config.read(), peer.ip()) {
+            // Protected mode (defect 11): closed before any handshake work, as below.
+            tracing::debug!(client = %peer, "protected mode: closing non-loopback TLS connection");
+            continue;
+        }
         let Some(info) = admit(&srv, &stream, peer) else {
             // A TLS client cannot read a clear-text error before its handshake, and
             // handshaking only to refuse would spend the CPU the limit protects: close
