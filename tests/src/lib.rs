@@ -469,6 +469,15 @@ pub fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The value of an integer reply's text (`:42\r\n`); panics on anything else.
+pub fn int_reply(reply: &str) -> i64 {
+    reply
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or_else(|_| panic!("not an integer reply: {reply:?}"))
+}
+
 /// The value of `field` in an INFO reply's text.
 pub fn info_field(info: &str, field: &str) -> Option<String> {
     info.lines()

@@ -2,17 +2,9 @@
 //! after any mix of writes, transactions, FLUSHDB and SWAPDB they equal a full count of
 //! the keys, also after a restart, and expired keys leave them once expiry removes them.
 
-use kv_tests::{eventually, info_field, Kvd, RawConn};
+use kv_tests::{eventually, info_field, int_reply, Kvd, RawConn};
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
-
-fn int(reply: &str) -> i64 {
-    reply
-        .trim()
-        .trim_start_matches(':')
-        .parse()
-        .unwrap_or_else(|_| panic!("not an integer reply: {reply:?}"))
-}
 
 /// Keys of the selected database counted one by one (nothing here expires during the test).
 fn counted(c: &mut RawConn) -> i64 {
@@ -27,7 +19,7 @@ fn counted(c: &mut RawConn) -> i64 {
 fn check_every_db(c: &mut RawConn, step: &str) {
     for db in 0..3 {
         assert_eq!(c.cmd(&[b"SELECT", db.to_string().as_bytes()]), "+OK\r\n");
-        let size = int(&c.cmd(&[b"DBSIZE"]));
+        let size = int_reply(&c.cmd(&[b"DBSIZE"]));
         assert_eq!(size, counted(c), "db {db} after {step}");
     }
     assert_eq!(c.cmd(&[b"SELECT", b"0"]), "+OK\r\n");
@@ -79,7 +71,7 @@ fn dbsize_equals_a_full_count_after_random_writes_and_restarts() {
         }
         check_every_db(&mut c, &format!("round {round}"));
         let info = c.cmd(&[b"INFO", b"keyspace"]);
-        let size0 = int(&c.cmd(&[b"DBSIZE"]));
+        let size0 = int_reply(&c.cmd(&[b"DBSIZE"]));
         if size0 > 0 {
             let line = info_field(&info, "db0").expect("db0 line");
             assert!(line.starts_with(&format!("keys={size0},")), "{line}");
@@ -104,7 +96,7 @@ fn expired_keys_leave_the_counts_when_expiry_removes_them() {
     eventually(
         "the sweep removed the expired keys",
         Duration::from_secs(60),
-        || int(&c.cmd(&[b"DBSIZE"])) == 1,
+        || int_reply(&c.cmd(&[b"DBSIZE"])) == 1,
     );
     let info = c.cmd(&[b"INFO", b"keyspace"]);
     assert_eq!(

@@ -1,28 +1,8 @@
 //! Key commands, databases and TTL end to end: expiry checked on read, the active sweep
 //! removing keys nobody reads, expiry surviving a restart.
 
-use kv_tests::Kvd;
-use std::time::{Duration, Instant};
-
-fn int_of(reply: &str) -> i64 {
-    reply
-        .trim()
-        .trim_start_matches(':')
-        .parse()
-        .unwrap_or_else(|_| panic!("not an int: {reply:?}"))
-}
-
-/// Polls `f` until it returns true, failing after `limit`.
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "condition not reached within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use kv_tests::{eventually, int_reply, Kvd};
+use std::time::Duration;
 
 #[test]
 fn generic_key_commands() {
@@ -169,24 +149,28 @@ fn keys_expire_on_read_and_by_the_active_sweep_and_ttl_survives_restart() {
         );
     }
     assert_eq!(r.cmd(&[b"SET", b"long", b"v", b"EX", b"1000"]), "+OK\r\n");
-    eventually(Duration::from_secs(5), || {
+    eventually("short expired on read", Duration::from_secs(5), || {
         r.cmd(&[b"GET", b"short"]) == "$-1\r\n"
     });
     assert_eq!(r.cmd(&[b"EXISTS", b"short"]), ":0\r\n");
     assert_eq!(r.cmd(&[b"TTL", b"short"]), ":-2\r\n");
     // Nobody reads sweep:*; the background sweep deletes them and `short` (INFO counts
     // it). Until it does, DBSIZE counts them: kvd's reads never delete (Redis's GET does).
-    eventually(Duration::from_secs(10), || {
-        let info = r.cmd(&[b"INFO", b"stats"]);
-        info.lines()
-            .find_map(|l| l.strip_prefix("expired_keys:"))
-            .map(|v| v.trim().parse::<u64>().unwrap_or(0) >= 51)
-            .unwrap_or(false)
-    });
+    eventually(
+        "the sweep removed every expired key",
+        Duration::from_secs(10),
+        || {
+            let info = r.cmd(&[b"INFO", b"stats"]);
+            info.lines()
+                .find_map(|l| l.strip_prefix("expired_keys:"))
+                .map(|v| v.trim().parse::<u64>().unwrap_or(0) >= 51)
+                .unwrap_or(false)
+        },
+    );
     assert_eq!(r.cmd(&[b"DBSIZE"]), ":1\r\n");
     k.restart();
     let mut r = k.raw();
-    let ttl = int_of(&r.cmd(&[b"TTL", b"long"]));
+    let ttl = int_reply(&r.cmd(&[b"TTL", b"long"]));
     assert!((990..=1000).contains(&ttl), "ttl {ttl}");
     assert_eq!(r.cmd(&[b"EXISTS", b"short"]), ":0\r\n");
 }
