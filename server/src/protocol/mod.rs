@@ -3,5 +3,5 @@
 pub mod parser;
 pub mod reply;
 
-pub use parser::{parse, Limits, Parsed, ProtocolError, RequestParser};
+pub use parser::{Limits, Parsed, ProtocolError, RequestParser};
 pub use reply::{Reply, Version};

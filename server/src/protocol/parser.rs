@@ -285,12 +285,6 @@ impl RequestParser {
     }
 }
 
-/// Takes one whole command from the front of `buf` with a fresh parser: for callers that
-/// hold a complete request (tests, one-shot tools). Connections keep a [`RequestParser`].
-pub fn parse(buf: &mut BytesMut, limits: Limits) -> Result<Parsed, ProtocolError> {
-    RequestParser::new().parse(buf, limits)
-}
-
 /// C's `isspace`: space, \t, \n, \v, \f, \r.
 fn c_isspace(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
@@ -398,6 +392,12 @@ mod tests {
         max_bulk: 512 * 1024 * 1024,
         unauthenticated: false,
     };
+
+    /// One parse with a fresh parser (these tests hold whole requests; a fresh parser
+    /// would drop a consumed header of an incomplete one, so this stays test-only).
+    fn parse(buf: &mut BytesMut, limits: Limits) -> Result<Parsed, ProtocolError> {
+        RequestParser::new().parse(buf, limits)
+    }
 
     fn one(input: &[u8]) -> Result<Parsed, ProtocolError> {
         parse(&mut BytesMut::from(input), L)
