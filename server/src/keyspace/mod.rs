@@ -1,7 +1,7 @@
 //! Redis keys on the engine: encoding, the shared store, per-command transactions,
 //! write notifications and idempotency records.
 
-pub mod encoding;
+pub use kv_keyspace::encoding;
 pub mod events;
 pub mod idempotency;
 pub mod idempotency_sweep;
