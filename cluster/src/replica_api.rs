@@ -1,0 +1,130 @@
+//! What a coordinator asks of a replica. One trait, three implementations: the local
+//! replica store (this node), a gRPC client (another node), and in-memory fakes for
+//! tests and the simulation, so the coordinator's logic never knows which it talks to.
+
+use crate::{NodeId, Record, Version};
+use async_trait::async_trait;
+use bytes::Bytes;
+use kv_keyspace::data_key::ScanPosition;
+
+/// A key on the ring: logical database and Redis key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ItemKey {
+    /// Logical database (SELECT n).
+    pub db: u32,
+    /// Redis key.
+    pub key: Bytes,
+}
+
+/// One replicated write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteItem {
+    /// Where.
+    pub key: ItemKey,
+    /// What: a value or a tombstone, with its version.
+    pub record: Record,
+}
+
+/// A replica's answer to one write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Stored durably (under the replica's fsync policy), or already held.
+    Applied,
+    /// Refused: the replica holds a newer version of the key (which it returns), so the
+    /// coordinator must move its clock past it and retry with a newer version.
+    Stale {
+        /// The version the replica holds.
+        current: Version,
+    },
+}
+
+/// Merkle tree hashes are 16 bytes (xxh3-128): replicas are not adversaries.
+pub type Hash16 = [u8; 16];
+
+/// One leaf of a partition's Merkle tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerkleLeaf {
+    /// The key.
+    pub key: ItemKey,
+    /// Hash of key, version, expiry and kind of the record held.
+    pub hash: Hash16,
+}
+
+/// A page of a partition scan.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScanPage {
+    /// Keys with their records (tombstones and expired values included; the caller
+    /// decides what is live).
+    pub items: Vec<(Bytes, Record)>,
+    /// Where the next page starts; `None` when the partition is done.
+    pub next: Option<ScanPosition>,
+}
+
+/// Why a replica did not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicaError {
+    /// No answer within the deadline: the request may still have been applied.
+    #[error("timed out")]
+    Timeout,
+    /// Not sent: the peer is unreachable or refused the connection.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// Too many requests already in flight to this peer.
+    #[error("overloaded")]
+    Overloaded,
+    /// The replica answered with an error (storage failure, refused peer...).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Operations a replica serves.
+#[async_trait]
+pub trait ReplicaApi: Send + Sync + 'static {
+    /// Applies writes in one durable batch; one outcome per item, in order.
+    async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError>;
+    /// The records held for `keys` (tombstones included), in order.
+    async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError>;
+    /// Root hash of each partition's Merkle tree, in order of `partitions`.
+    async fn merkle_roots(&self, partitions: Vec<u16>) -> Result<Vec<Hash16>, ReplicaError>;
+    /// The 256 bucket hashes of one partition.
+    async fn merkle_buckets(&self, partition: u16) -> Result<Vec<Hash16>, ReplicaError>;
+    /// The leaves of one bucket of one partition.
+    async fn merkle_leaves(
+        &self,
+        partition: u16,
+        bucket: u8,
+    ) -> Result<Vec<MerkleLeaf>, ReplicaError>;
+    /// Up to `limit` records of database `db` in `partition` from `from` on, in scan
+    /// order; a page never ends between two keys of the same scan position.
+    async fn scan(
+        &self,
+        partition: u16,
+        db: u32,
+        from: ScanPosition,
+        limit: usize,
+    ) -> Result<ScanPage, ReplicaError>;
+}
+
+/// How failure detection sees a peer. Liveness never changes ownership: it only tells
+/// coordinators whom to skip (and hint for) and hint replay when to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Answering gossip.
+    Up,
+    /// Missed enough gossip that its failure detector crossed the threshold.
+    Suspect,
+    /// Not heard from for long (or never).
+    Down,
+}
+
+/// The membership view the coordinator and the background workers read.
+pub trait Liveness: Send + Sync + 'static {
+    /// The state of `node` (this node is always `Up`).
+    fn state(&self, node: NodeId) -> PeerState;
+}
+
+/// Finds the [`ReplicaApi`] for a node (local for this node, gRPC for others).
+pub trait Replicas: Send + Sync + 'static {
+    /// The replica endpoint of `node`; `None` if the node is unknown.
+    fn replica(&self, node: NodeId) -> Option<std::sync::Arc<dyn ReplicaApi>>;
+}
