@@ -31,7 +31,10 @@ fn init_logging(c: &Config) -> Result<(), String> {
 
 /// Runs kvd with the process's arguments; returns the exit code.
 pub fn main() -> i32 {
-    let config = match Cli::parse().into_config() {
+    let config = match Cli::parse()
+        .into_config()
+        .and_then(|c| crate::cluster_config::validate(&c).map(|()| c))
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kvd: {e}");

@@ -61,6 +61,8 @@ pub struct Config {
     pub acllog_max_len: u64,
     /// TLS for clients (`tls-*`).
     pub tls: TlsSettings,
+    /// Cluster membership (`cluster-*`, see cluster_config.rs).
+    pub cluster: crate::cluster_config::ClusterSettings,
 }
 
 impl Default for Config {
@@ -92,6 +94,7 @@ impl Default for Config {
             users: Vec::new(),
             acllog_max_len: 128,
             tls: TlsSettings::default(),
+            cluster: Default::default(),
         }
     }
 }
@@ -118,7 +121,7 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("argument out of range: '{s}'"))
 }
 
-fn yes_no(v: &str) -> Result<bool, String> {
+pub(crate) fn yes_no(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
         "yes" => Ok(true),
         "no" => Ok(false),
@@ -126,7 +129,7 @@ fn yes_no(v: &str) -> Result<bool, String> {
     }
 }
 
-fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+pub(crate) fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
     v.parse()
         .map_err(|_| "argument couldn't be parsed into an integer".to_string())
 }
@@ -530,9 +533,16 @@ pub static PARAMS: &[Param] = &[
     },
 ];
 
+/// Every parameter: the general table, then the cluster's.
+pub fn all_params() -> impl Iterator<Item = &'static Param> {
+    PARAMS
+        .iter()
+        .chain(crate::cluster_config::CLUSTER_PARAMS.iter())
+}
+
 /// Looks a parameter up by name (any case).
 pub fn param(name: &str) -> Option<&'static Param> {
-    PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+    all_params().find(|p| p.name.eq_ignore_ascii_case(name))
 }
 
 impl Config {
@@ -732,6 +742,9 @@ pub struct Cli {
     /// only) [default: no].
     #[arg(long = "enable-checkpoint-anywhere")]
     pub enable_checkpoint_anywhere: Option<String>,
+    /// The `--cluster-*` flags.
+    #[command(flatten)]
+    pub cluster: crate::cluster_config::ClusterFlags,
 }
 
 impl Cli {
@@ -796,7 +809,8 @@ impl Cli {
                 self.enable_checkpoint_anywhere,
             ),
         ];
-        for (name, v) in flags {
+        let cluster = self.cluster.settings();
+        for (name, v) in flags.into_iter().chain(cluster) {
             if let Some(v) = v {
                 c.apply(name, &v).map_err(|e| format!("--{name}: {e}"))?;
             }

@@ -5,7 +5,7 @@ use super::args::{err, glob_match, int, is, text, SYNTAX};
 use super::connection::{help, REDIS_VERSION};
 use super::table::{self, CommandSpec, COMMANDS};
 use super::{CmdResult, Ctx};
-use crate::config::{param, PARAMS};
+use crate::config::{all_params, param};
 use crate::protocol::Reply;
 use crate::state::Shared;
 use bytes::Bytes;
@@ -193,7 +193,7 @@ pub fn slowlog_help(_ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
 pub fn config_get(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let c = ctx.srv.config.read();
     let mut out = Vec::new();
-    for p in PARAMS {
+    for p in all_params() {
         if a[2..]
             .iter()
             .any(|pat| glob_match(pat, p.name.as_bytes(), true))

@@ -1,0 +1,416 @@
+//! The `cluster-*` parameters: flags, config-file directives and CONFIG GET names for
+//! running kvd as a node of a ring (docs/cluster.md, "Starting a cluster"). All are fixed
+//! at start; a node's cluster identity lives in its data directory, not here.
+
+use crate::config::{num, yes_no, Config, Param};
+
+/// How this node takes part in a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// Run as a cluster node (`cluster-enabled`).
+    pub enabled: bool,
+    /// Bus port (gRPC over TCP, gossip over UDP); 0 = client port + 10000 as in Redis
+    /// (`cluster-port`).
+    pub port: u16,
+    /// Bus addresses of nodes to introduce ourselves to (`cluster-seeds`).
+    pub seeds: Vec<String>,
+    /// Nodes that must have met before the first layout is made; 0 = the number of seeds
+    /// (`cluster-bootstrap-expect`).
+    pub bootstrap_expect: usize,
+    /// Replicas of every key, N (`cluster-replicas`).
+    pub replicas: usize,
+    /// Acknowledgements a write waits for, W (`cluster-write-quorum`).
+    pub write_quorum: usize,
+    /// Answers a read waits for, R (`cluster-read-quorum`).
+    pub read_quorum: usize,
+    /// Allow W + R <= N, where a read may miss an acknowledged write
+    /// (`cluster-unsafe-allow-weak-quorums`).
+    pub unsafe_weak_quorums: bool,
+    /// Shared secret authenticating nodes to each other (`cluster-secret`).
+    pub secret: Option<String>,
+    /// Address other nodes and clients reach this node at; default: the first `bind`
+    /// address (`cluster-announce-ip`).
+    pub announce_ip: Option<String>,
+    /// Deadline of one replicated request, ms (`cluster-request-timeout-ms`).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            enabled: false,
+            port: 0,
+            seeds: Vec::new(),
+            bootstrap_expect: 0,
+            replicas: 3,
+            write_quorum: 2,
+            read_quorum: 2,
+            unsafe_weak_quorums: false,
+            secret: None,
+            announce_ip: None,
+            request_timeout_ms: 2000,
+        }
+    }
+}
+
+impl ClusterSettings {
+    /// The bus port for a node whose client port is `client_port`.
+    pub fn bus_port(&self, client_port: u16) -> u16 {
+        match self.port {
+            0 => client_port.wrapping_add(10000),
+            p => p,
+        }
+    }
+
+    /// How many nodes must meet before the first layout.
+    pub fn expected_nodes(&self) -> usize {
+        match self.bootstrap_expect {
+            0 => self.seeds.len().max(1),
+            n => n,
+        }
+    }
+}
+
+/// Checks the cluster settings of a configuration at start; the error is printed and
+/// kvd exits, so it says what to change.
+pub fn validate(c: &Config) -> Result<(), String> {
+    let s = &c.cluster;
+    if !s.enabled {
+        return Ok(());
+    }
+    let (n, w, r) = (s.replicas, s.write_quorum, s.read_quorum);
+    if n == 0 || w == 0 || r == 0 || w > n || r > n {
+        return Err(format!(
+            "cluster quorums must satisfy 1 <= W, R <= N (N={n} W={w} R={r})"
+        ));
+    }
+    if w + r <= n && !s.unsafe_weak_quorums {
+        return Err(format!(
+            "W + R must exceed N so that every read overlaps the last acknowledged write \
+             (N={n} W={w} R={r}); pass --cluster-unsafe-allow-weak-quorums yes to run \
+             with weaker quorums anyway"
+        ));
+    }
+    if s.expected_nodes() < n {
+        return Err(format!(
+            "cluster-bootstrap-expect ({}) must be at least cluster-replicas ({n}): each key \
+             needs N distinct nodes",
+            s.expected_nodes()
+        ));
+    }
+    if s.secret.is_none() && !c.binds_loopback_only() {
+        return Err(
+            "the cluster bus would listen on a non-loopback address without \
+             --cluster-secret: any host could join the ring and read or write every key. \
+             Set --cluster-secret (the same on every node) or bind to loopback only"
+                .into(),
+        );
+    }
+    if c.port == 0 && s.port == 0 {
+        return Err("cluster mode needs --port or an explicit --cluster-port".into());
+    }
+    Ok(())
+}
+
+fn opt(v: &str) -> Option<String> {
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+fn count(v: &str) -> Result<usize, String> {
+    num::<usize>(v).and_then(|n| {
+        if n > 64 {
+            Err("argument must be at most 64".into())
+        } else {
+            Ok(n)
+        }
+    })
+}
+
+/// The `cluster-*` parameters (see [`crate::config::param`]).
+pub static CLUSTER_PARAMS: &[Param] = &[
+    Param {
+        name: "cluster-enabled",
+        mutable: false,
+        get: |c| if c.cluster.enabled { "yes" } else { "no" }.into(),
+        set: |c, v| {
+            c.cluster.enabled = yes_no(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-port",
+        mutable: false,
+        get: |c| c.cluster.bus_port(c.port).to_string(),
+        set: |c, v| {
+            c.cluster.port = num(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-seeds",
+        mutable: false,
+        get: |c| c.cluster.seeds.join(","),
+        set: |c, v| {
+            c.cluster.seeds = v
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-bootstrap-expect",
+        mutable: false,
+        get: |c| c.cluster.expected_nodes().to_string(),
+        set: |c, v| {
+            c.cluster.bootstrap_expect = count(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-replicas",
+        mutable: false,
+        get: |c| c.cluster.replicas.to_string(),
+        set: |c, v| {
+            c.cluster.replicas = count(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-write-quorum",
+        mutable: false,
+        get: |c| c.cluster.write_quorum.to_string(),
+        set: |c, v| {
+            c.cluster.write_quorum = count(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-read-quorum",
+        mutable: false,
+        get: |c| c.cluster.read_quorum.to_string(),
+        set: |c, v| {
+            c.cluster.read_quorum = count(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-unsafe-allow-weak-quorums",
+        mutable: false,
+        get: |c| {
+            if c.cluster.unsafe_weak_quorums {
+                "yes"
+            } else {
+                "no"
+            }
+            .into()
+        },
+        set: |c, v| {
+            c.cluster.unsafe_weak_quorums = yes_no(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-secret",
+        mutable: false,
+        // Never shown, like masterauth in Redis's CONFIG GET of a redacted config.
+        get: |c| {
+            if c.cluster.secret.is_some() {
+                "(set)"
+            } else {
+                ""
+            }
+            .into()
+        },
+        set: |c, v| {
+            c.cluster.secret = opt(v);
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-announce-ip",
+        mutable: false,
+        get: |c| c.cluster.announce_ip.clone().unwrap_or_default(),
+        set: |c, v| {
+            c.cluster.announce_ip = opt(v);
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-request-timeout-ms",
+        mutable: false,
+        get: |c| c.cluster.request_timeout_ms.to_string(),
+        set: |c, v| {
+            let n: u64 = num(v)?;
+            if n == 0 {
+                return Err("argument must be at least 1".into());
+            }
+            c.cluster.request_timeout_ms = n;
+            Ok(())
+        },
+    },
+];
+
+/// The `--cluster-*` command-line flags.
+#[derive(clap::Args, Debug, Default)]
+pub struct ClusterFlags {
+    /// Run as a node of a kvd cluster: yes or no [default: no].
+    #[arg(long = "cluster-enabled")]
+    pub cluster_enabled: Option<String>,
+    /// Bus port for other nodes (gRPC over TCP, gossip over UDP) [default: port + 10000].
+    #[arg(long = "cluster-port")]
+    pub cluster_port: Option<String>,
+    /// Bus addresses (host:port,...) of nodes to meet at start.
+    #[arg(long = "cluster-seeds")]
+    pub cluster_seeds: Option<String>,
+    /// Nodes that must meet before the first layout is made [default: the number of seeds].
+    #[arg(long = "cluster-bootstrap-expect")]
+    pub cluster_bootstrap_expect: Option<String>,
+    /// Replicas of every key, N [default: 3].
+    #[arg(long = "cluster-replicas")]
+    pub cluster_replicas: Option<String>,
+    /// Replica acknowledgements a write waits for, W [default: 2].
+    #[arg(long = "cluster-write-quorum")]
+    pub cluster_write_quorum: Option<String>,
+    /// Replica answers a read waits for, R [default: 2].
+    #[arg(long = "cluster-read-quorum")]
+    pub cluster_read_quorum: Option<String>,
+    /// Accept W + R <= N (reads may miss acknowledged writes) [default: no].
+    #[arg(long = "cluster-unsafe-allow-weak-quorums")]
+    pub cluster_unsafe_allow_weak_quorums: Option<String>,
+    /// Secret shared by all nodes; required when the bus is not on loopback only. Prefer
+    /// the config file (`cluster-secret ...`): command lines are visible to other users.
+    #[arg(long = "cluster-secret")]
+    pub cluster_secret: Option<String>,
+    /// Address other nodes and clients use to reach this node [default: first --bind].
+    #[arg(long = "cluster-announce-ip")]
+    pub cluster_announce_ip: Option<String>,
+    /// Deadline of one replicated request in ms [default: 2000].
+    #[arg(long = "cluster-request-timeout-ms")]
+    pub cluster_request_timeout_ms: Option<String>,
+}
+
+impl ClusterFlags {
+    /// `(parameter name, value)` for each flag given.
+    pub fn settings(self) -> Vec<(&'static str, Option<String>)> {
+        vec![
+            ("cluster-enabled", self.cluster_enabled),
+            ("cluster-port", self.cluster_port),
+            ("cluster-seeds", self.cluster_seeds),
+            ("cluster-bootstrap-expect", self.cluster_bootstrap_expect),
+            ("cluster-replicas", self.cluster_replicas),
+            ("cluster-write-quorum", self.cluster_write_quorum),
+            ("cluster-read-quorum", self.cluster_read_quorum),
+            (
+                "cluster-unsafe-allow-weak-quorums",
+                self.cluster_unsafe_allow_weak_quorums,
+            ),
+            ("cluster-secret", self.cluster_secret),
+            ("cluster-announce-ip", self.cluster_announce_ip),
+            (
+                "cluster-request-timeout-ms",
+                self.cluster_request_timeout_ms,
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Cli;
+    use clap::Parser;
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        let mut all = vec!["kvd"];
+        all.extend_from_slice(args);
+        let c = Cli::try_parse_from(all)
+            .map_err(|e| e.to_string())?
+            .into_config()?;
+        validate(&c)?;
+        Ok(c)
+    }
+
+    #[test]
+    fn the_contract_flags_parse_with_redis_defaults() {
+        let c = config(&[
+            "--port",
+            "7001",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-seeds",
+            "127.0.0.1:17001,127.0.0.1:17002,127.0.0.1:17003",
+            "--cluster-bootstrap-expect",
+            "3",
+        ])
+        .unwrap();
+        let s = &c.cluster;
+        assert!(s.enabled);
+        assert_eq!(s.bus_port(c.port), 17001);
+        assert_eq!(s.seeds.len(), 3);
+        assert_eq!((s.replicas, s.write_quorum, s.read_quorum), (3, 2, 2));
+        assert_eq!(s.expected_nodes(), 3);
+    }
+
+    #[test]
+    fn weak_quorums_need_the_unsafe_flag() {
+        let weak = ["--cluster-enabled", "yes", "--cluster-write-quorum", "1"];
+        let mut seeds = weak.to_vec();
+        seeds.extend([
+            "--cluster-seeds",
+            "a:1,b:1,c:1",
+            "--cluster-read-quorum",
+            "1",
+        ]);
+        assert!(config(&seeds).unwrap_err().contains("W + R must exceed N"));
+        seeds.extend(["--cluster-unsafe-allow-weak-quorums", "yes"]);
+        assert!(config(&seeds).is_ok());
+        let too_big = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-seeds",
+            "a:1,b:1,c:1",
+            "--cluster-write-quorum",
+            "4",
+        ];
+        assert!(config(&too_big).unwrap_err().contains("1 <= W, R <= N"));
+    }
+
+    #[test]
+    fn a_public_bus_needs_a_secret() {
+        let public = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-seeds",
+            "a:1,b:1,c:1",
+            "--bind",
+            "0.0.0.0",
+            "--requirepass",
+            "x",
+        ];
+        assert!(config(&public).unwrap_err().contains("--cluster-secret"));
+        let mut with_secret = public.to_vec();
+        with_secret.extend(["--cluster-secret", "s3cret"]);
+        let c = config(&with_secret).unwrap();
+        assert_eq!(
+            (crate::config::param("cluster-secret").unwrap().get)(&c),
+            "(set)"
+        );
+    }
+
+    #[test]
+    fn too_few_nodes_for_n_replicas_is_refused() {
+        let c = config(&["--cluster-enabled", "yes", "--cluster-seeds", "a:1,b:1"]);
+        assert!(c.unwrap_err().contains("at least cluster-replicas"));
+    }
+
+    #[test]
+    fn config_file_directives_work_too() {
+        let mut c = Config::default();
+        c.apply_file_text("cluster-enabled yes\ncluster-port 17009\ncluster-seeds x:1 y:2\n")
+            .unwrap();
+        assert_eq!((c.cluster.port, c.cluster.seeds.len()), (17009, 2));
+        assert!(c.apply("cluster-replicas", "100").is_err());
+    }
+}
