@@ -88,6 +88,23 @@ async fn serve_client<S>(
             }
         }
         let mut i = 0;
+        if let Some(ring) = srv.ring.get() {
+            // A cluster node: every command may wait for replicas, so each is awaited in
+            // order (crate::cluster_mode); nothing blocks a runtime thread meanwhile.
+            while i < batch.len() && !client.close && !client.monitor {
+                let reply = crate::cluster_mode::execute(srv, ring, client, &batch[i]).await;
+                i += 1;
+                if !client.silent {
+                    reply.encode(&mut out, client.resp3);
+                }
+                let hard = srv.config.read().client_output_buffer_limit.normal.hard;
+                if hard > 0 && out.len() as u64 > hard {
+                    client.output_limit_reached = true;
+                    client.close = true;
+                }
+            }
+            i = batch.len();
+        }
         while i < batch.len() && !client.close {
             i += run_batch(srv, client, &batch[i..], &mut out);
             if client.wait.is_some() {

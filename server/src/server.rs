@@ -94,6 +94,7 @@ fn open_with(config: Config, acl: Acl) -> Result<Arc<Shared>, String> {
             (now_ms() as u128) << 64 | std::process::id() as u128
         ),
         acl,
+        ring: std::sync::OnceLock::new(),
     }))
 }
 

@@ -128,6 +128,8 @@ pub struct Shared {
     pub run_id: String,
     /// ACL users and log.
     pub acl: Acl,
+    /// On a cluster node, the ring that key commands run on (set once at start).
+    pub ring: std::sync::OnceLock<Arc<dyn kv_cluster::ring::Ring>>,
 }
 
 /// Bounded map of SCAN cursors (our keys are ordered, Redis cursors are numbers).

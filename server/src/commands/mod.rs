@@ -6,6 +6,7 @@ pub mod acl;
 pub mod admin;
 pub mod args;
 pub mod bits;
+pub mod cluster;
 pub mod connection;
 pub mod glob;
 pub mod idempotent;
@@ -192,12 +193,51 @@ pub fn may_block(args: &[Bytes], db: &kv_engine::Db) -> bool {
     }
 }
 
+/// What the checks before running a command decided.
+pub enum Admission {
+    /// Run this command now.
+    Run(&'static CommandSpec),
+    /// Answered already: refused (auth, arity, ACL) or queued by MULTI.
+    Done(Reply),
+}
+
 /// Runs a command for a client: the single entry point of the connection loop.
 pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
+    let spec = match admit(srv, client, args) {
+        Admission::Run(spec) => spec,
+        Admission::Done(reply) => return reply,
+    };
+    let started = Instant::now();
+    let reply = run(srv, client, spec, args);
+    let elapsed = started.elapsed();
+    after_command(srv, client, spec, args, elapsed);
+    reply
+}
+
+/// Everything before running a command: authentication, name and arity, the ACL check
+/// and MULTI queueing. Shared by the local path ([`execute`]) and the ring path
+/// (`crate::cluster_mode`), so a command is admitted the same way on both.
+pub fn admit(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Admission {
+    match admit_inner(srv, client, args) {
+        Ok(spec) => Admission::Run(spec),
+        Err(reply) => Admission::Done(reply),
+    }
+}
+
+fn admit_inner(
+    srv: &Shared,
+    client: &mut Client,
+    args: &[Bytes],
+) -> Result<&'static CommandSpec, Reply> {
     let in_multi = client.multi.is_some();
     let spec = table::lookup(&args[0]);
     if client.auth_required(srv) && !spec.is_some_and(|s| s.has(NO_AUTH)) {
-        return reject(srv, client, spec, "NOAUTH Authentication required.".into());
+        return Err(reject(
+            srv,
+            client,
+            spec,
+            "NOAUTH Authentication required.".into(),
+        ));
     }
     let spec = match resolve(args) {
         Ok(s) => s,
@@ -205,7 +245,7 @@ pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
             if in_multi {
                 client.multi_error = true;
             }
-            return e;
+            return Err(e);
         }
     };
     let context = if in_multi { "multi" } else { "toplevel" };
@@ -221,7 +261,7 @@ pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
                     .to_string()
             }
         };
-        return reject(srv, client, Some(spec), msg);
+        return Err(reject(srv, client, Some(spec), msg));
     }
     if in_multi
         && !matches!(
@@ -231,25 +271,21 @@ pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
     {
         if spec.has(NO_MULTI) {
             client.multi_error = true;
-            return err("ERR Command not allowed inside a transaction");
+            return Err(err("ERR Command not allowed inside a transaction"));
         }
         let bytes: usize = args.iter().map(|a| a.len() + 32).sum();
         let limit = srv.config.read().client_query_buffer_limit as usize;
         if let Some(q) = client.multi.as_mut() {
             if q.len() >= transactions::MAX_QUEUED_COMMANDS || client.multi_bytes + bytes > limit {
                 client.multi_error = true;
-                return err("ERR MULTI queue too large: the transaction would exceed client-query-buffer-limit; discard it and send fewer commands");
+                return Err(err("ERR MULTI queue too large: the transaction would exceed client-query-buffer-limit; discard it and send fewer commands"));
             }
             client.multi_bytes += bytes;
             q.push(args.to_vec());
         }
-        return Reply::status("QUEUED");
+        return Err(Reply::status("QUEUED"));
     }
-    let started = Instant::now();
-    let reply = run(srv, client, spec, args);
-    let elapsed = started.elapsed();
-    after_command(srv, client, spec, args, elapsed);
-    reply
+    Ok(spec)
 }
 
 /// Refuses a command before it runs, as Redis's `rejectCommand`: inside MULTI the
@@ -371,7 +407,8 @@ fn exec_plan(client: &Client) -> Plan<'_> {
     Plan::Keys(keys)
 }
 
-fn run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
+/// Runs an admitted command on this node's store.
+pub fn run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
     let Some(handler) = spec.handler else {
         return server::command_all(srv); // COMMAND without subcommand
     };
@@ -500,7 +537,8 @@ pub fn call_inner(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     reply
 }
 
-fn after_command(
+/// Bookkeeping after a command ran: counters, the slow log and the MONITOR feed.
+pub fn after_command(
     srv: &Shared,
     client: &Client,
     spec: &'static CommandSpec,

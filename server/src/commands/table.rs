@@ -4,7 +4,8 @@
 //! are derived from it too (`crate::acl::categories`).
 
 use super::{
-    acl, admin, bits, connection, idempotent, keys, locks, server, strings, transactions, versions,
+    acl, admin, bits, cluster, connection, idempotent, keys, locks, server, strings, transactions,
+    versions,
 };
 use super::{CmdResult, Ctx};
 use bytes::Bytes;
@@ -393,6 +394,70 @@ const COMMAND_SUBS: &[CommandSpec] = &[
     ),
 ];
 
+/// CLUSTER subcommands (kvd's ring; Redis's names where they exist).
+const CLUSTER_SUBS: &[CommandSpec] = &[
+    c(
+        "info",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NK,
+        "cluster",
+        "3.0.0",
+        "Returns information about the state of a node.",
+        cluster::cluster_info,
+    ),
+    c(
+        "nodes",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NK,
+        "cluster",
+        "3.0.0",
+        "Returns the cluster configuration for a node.",
+        cluster::cluster_nodes,
+    ),
+    c(
+        "myid",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NK,
+        "cluster",
+        "3.0.0",
+        "Returns the ID of a node.",
+        cluster::cluster_myid,
+    ),
+    c(
+        "keyslot",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        NK,
+        "cluster",
+        "3.0.0",
+        "Returns the hash slot for a key.",
+        cluster::cluster_keyslot,
+    ),
+    c(
+        "preflist",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        NK,
+        "cluster",
+        "kvd",
+        "Returns the replicas of a key in preference order.",
+        cluster::cluster_preflist,
+    ),
+    c(
+        "repair",
+        -2,
+        ADMIN | NOSCRIPT | STALE,
+        NK,
+        "cluster",
+        "kvd",
+        "Runs anti-entropy now for one partition or all of this node's.",
+        cluster::cluster_repair,
+    ),
+];
+
 const SLOWLOG_SUBS: &[CommandSpec] = &[
     c(
         "get",
@@ -597,6 +662,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NK, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the server.", server::shutdown),
     container("slowlog", -2, "server", "2.2.12", "A container for slow log commands.", SLOWLOG_SUBS),
     container("acl", -2, "server", "6.0.0", "A container for Access List Control commands.", ACL_SUBS),
+    container("cluster", -2, "cluster", "3.0.0", "A container for Redis Cluster commands.", CLUSTER_SUBS),
     c("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, NK, "server", "1.0.0", "Listens for all requests received by the server in real-time.", server::monitor),
     // keys
     c("del", -2, WRITE, KALL, "generic", "1.0.0", "Deletes one or more keys.", keys::del),

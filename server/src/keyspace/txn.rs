@@ -52,6 +52,19 @@ pub struct Txn<'s> {
     /// Committed state of data keys read from the engine (not a snapshot), so the key
     /// counts need not read them again at commit.
     read_before: RefCell<HashMap<Vec<u8>, KeyCount>>,
+    /// On a cluster node: the command runs against the ring instead of the local engine.
+    ring: Option<RingView>,
+}
+
+/// A command's view of the ring (cluster mode): the keys it reads were fetched from their
+/// replicas before it ran, and its writes are collected for the coordinator to replicate
+/// after it returns. The same command code thus runs on one node and on the ring.
+#[derive(Debug, Default)]
+pub struct RingView {
+    /// Every key the command may read, by (database, key): `None` if absent.
+    pub reads: HashMap<(usize, Bytes), Option<Entry>>,
+    /// Writes in command order: (database, key, encoded value or `None` for a delete).
+    pub writes: Vec<(usize, Bytes, Option<Bytes>)>,
 }
 
 impl<'s> Txn<'s> {
@@ -68,7 +81,25 @@ impl<'s> Txn<'s> {
             snapshot: None,
             namespaces: None,
             read_before: RefCell::new(HashMap::new()),
+            ring: None,
         }
+    }
+
+    /// A transaction of a command that runs on the ring: reads answer from `reads`
+    /// (a key not in it is an error: the caller fetches every key the command names),
+    /// and [`Self::into_ring_writes`] hands back the writes instead of committing them.
+    pub fn on_ring(store: &'s Store, reads: HashMap<(usize, Bytes), Option<Entry>>) -> Txn<'s> {
+        let mut t = Txn::new(store);
+        t.ring = Some(RingView {
+            reads,
+            writes: Vec::new(),
+        });
+        t
+    }
+
+    /// The writes of a ring transaction, in command order.
+    pub fn into_ring_writes(mut self) -> Vec<(usize, Bytes, Option<Bytes>)> {
+        self.ring.take().map(|r| r.writes).unwrap_or_default()
     }
 
     /// Reads committed data as of one snapshot (for multi-key reads without locks).
@@ -102,6 +133,16 @@ impl<'s> Txn<'s> {
         let (raw, version) = match self.overlay.get(&k) {
             Some(Pending { value: None, .. }) => return Ok(None),
             Some(Pending { value: Some(v), op }) => (v.clone(), Version::Pending(*op)),
+            None if self.ring.is_some() => {
+                let reads = self.ring.as_ref().map(|r| &r.reads);
+                let found = reads.and_then(|r| r.get(&(db, Bytes::copy_from_slice(key))));
+                return match found {
+                    Some(entry) => Ok(entry.clone()),
+                    None => Err(kv_engine::Error::InvalidArgument(
+                        "a command read a key it did not name (cluster mode)".into(),
+                    )),
+                };
+            }
             None => {
                 let found = self.engine_get(self.store.data, &k)?;
                 if self.snapshot.is_none() {
@@ -129,6 +170,13 @@ impl<'s> Txn<'s> {
 
     fn stage(&mut self, db: usize, key: &[u8], value: Option<Bytes>) -> usize {
         let k = data_key(self.ns(db), key);
+        if let Some(ring) = &mut self.ring {
+            let op = ring.writes.len();
+            let key = Bytes::copy_from_slice(key);
+            ring.writes.push((db, key, value.clone()));
+            self.overlay.insert(k, Pending { value, op });
+            return op;
+        }
         let op = self.batch.len();
         match &value {
             Some(v) => self.batch.put(self.store.data, &k, v),

@@ -1,0 +1,111 @@
+//! What the server asks of the ring (docs/cluster.md). The server hands the cluster a key
+//! and what to do with it; it never sees replicas, quorums or hints. A cluster node
+//! implements this trait; tests can put a fake behind it.
+
+use crate::replica_api::{ItemKey, PeerState};
+use crate::{Body, NodeId, Record, Version};
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// Why a ring request failed. The texts are Redis-style error lines (the first word is
+/// the error code a client sees).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RingError {
+    /// No layout yet: the first one is made once `cluster-bootstrap-expect` nodes met.
+    #[error("CLUSTERDOWN the cluster has no layout yet: waiting for {expected} nodes to meet (cluster-bootstrap-expect)")]
+    NoLayout {
+        /// Nodes that must meet.
+        expected: usize,
+    },
+    /// Not enough replicas reachable before sending: nothing was done.
+    #[error("CLUSTERDOWN {op} needs {needed} of the key's replicas but only {alive} are reachable; nothing was written")]
+    Unavailable {
+        /// "write" or "read".
+        op: &'static str,
+        /// Replicas needed (W or R).
+        needed: usize,
+        /// Replicas believed reachable.
+        alive: usize,
+    },
+    /// Sent, but too few replicas answered in time. A write may still be applied.
+    #[error("TIMEOUT {op} got {acked} of {needed} required replica answers within {millis} ms{}", if *op == "write" { "; the write may still be applied" } else { "" })]
+    Timeout {
+        /// "write" or "read".
+        op: &'static str,
+        /// Answers received.
+        acked: usize,
+        /// Answers needed.
+        needed: usize,
+        /// The request timeout.
+        millis: u64,
+    },
+    /// This node may not coordinate now (for example its clock is too far off).
+    #[error("TRYAGAIN this node cannot coordinate requests now: {0}")]
+    NotReady(String),
+    /// A replica's storage failed or returned damaged data.
+    #[error("ERR cluster storage error: {0}")]
+    Storage(String),
+}
+
+/// One row of CLUSTER NODES / `kvtool cluster status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    /// Node id.
+    pub id: NodeId,
+    /// Address clients use (host:port).
+    pub resp_addr: String,
+    /// Address of the bus (host:port).
+    pub bus_addr: String,
+    /// This node.
+    pub myself: bool,
+    /// As failure detection sees it.
+    pub state: PeerState,
+    /// Partitions for which the node is first in the preference list.
+    pub first_partitions: Vec<u16>,
+    /// Partitions it holds a replica of.
+    pub partitions: usize,
+}
+
+/// What an on-demand repair did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Partitions compared.
+    pub partitions: usize,
+    /// Keys whose replicas differed and were repaired.
+    pub keys_repaired: u64,
+    /// Replica pairs that could not be compared (unreachable).
+    pub failures: usize,
+}
+
+/// The ring as the server sees it.
+#[async_trait]
+pub trait Ring: Send + Sync + 'static {
+    /// This node's id.
+    fn my_id(&self) -> NodeId;
+    /// CLUSTER INFO fields in order (`name`, `value`).
+    fn info(&self) -> Vec<(String, String)>;
+    /// Every node of the layout (or, before one exists, every node met).
+    fn nodes(&self) -> Vec<NodeRow>;
+    /// The replicas of `key` in preference order.
+    fn preflist(&self, key: &[u8]) -> Result<Vec<NodeRow>, RingError>;
+    /// The newest record of `key` among R replicas (tombstones included), after read
+    /// repair of stale replicas.
+    async fn get(&self, key: ItemKey) -> Result<Option<Record>, RingError>;
+    /// Writes `body` (a value or a tombstone) with a new version on W replicas.
+    async fn put(
+        &self,
+        key: ItemKey,
+        body: Body,
+        expire_at: Option<i64>,
+    ) -> Result<Version, RingError>;
+    /// One page of a cluster-wide SCAN of `db` from `cursor`: the next cursor (0 when done)
+    /// and the live keys with their records.
+    async fn scan(
+        &self,
+        db: u32,
+        cursor: u64,
+        count: usize,
+    ) -> Result<(u64, Vec<(Bytes, Record)>), RingError>;
+    /// Runs anti-entropy now for one partition, or every partition this node holds.
+    async fn repair(&self, partition: Option<u16>) -> Result<RepairReport, RingError>;
+}

@@ -1,0 +1,191 @@
+//! Whole-database commands on the ring: SCAN with a stateless cursor (the ring merges R
+//! replicas per partition and keeps SCAN's guarantee), KEYS and DBSIZE as full scans, and
+//! CLUSTER REPAIR.
+
+use super::ring_error;
+use crate::commands::args::{err, glob_match, int, is, text, NOT_INT, SYNTAX};
+use crate::protocol::Reply;
+use crate::state::{Client, Shared};
+use bytes::Bytes;
+use kv_cluster::ring::Ring;
+use kv_keyspace::slot::PARTITIONS;
+use std::sync::Arc;
+
+/// Keys asked of the ring per page when KEYS and DBSIZE walk a whole database.
+const PAGE: usize = 1000;
+
+/// SCAN, KEYS or DBSIZE on the ring.
+pub async fn run(
+    srv: &Shared,
+    ring: &Arc<dyn Ring>,
+    client: &mut Client,
+    name: &str,
+    a: &[Bytes],
+) -> Reply {
+    let db = client.db as u32;
+    let result = match name {
+        "scan" => scan(ring, db, a).await,
+        "keys" => keys(srv, ring, client, db, &a[1]).await,
+        _ => dbsize(ring, db).await,
+    };
+    result.unwrap_or_else(|e| e)
+}
+
+struct ScanArgs {
+    cursor: u64,
+    pattern: Option<Bytes>,
+    count: usize,
+    ty: Option<String>,
+}
+
+fn parse_scan(a: &[Bytes]) -> Result<ScanArgs, Reply> {
+    let cursor: u64 = std::str::from_utf8(&a[1])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| err("ERR invalid cursor"))?;
+    let mut args = ScanArgs {
+        cursor,
+        pattern: None,
+        count: 10,
+        ty: None,
+    };
+    let mut j = 2;
+    while j < a.len() {
+        let Some(v) = a.get(j + 1) else {
+            return Err(err(SYNTAX));
+        };
+        if is(&a[j], "match") {
+            args.pattern = Some(v.clone());
+        } else if is(&a[j], "count") {
+            let n = int(v).map_err(|_| err(NOT_INT))?;
+            if n < 1 {
+                return Err(err(SYNTAX));
+            }
+            args.count = n.min(100_000) as usize;
+        } else if is(&a[j], "type") {
+            args.ty = Some(text(v).to_ascii_lowercase());
+        } else {
+            return Err(err(SYNTAX));
+        }
+        j += 2;
+    }
+    Ok(args)
+}
+
+async fn scan(ring: &Arc<dyn Ring>, db: u32, a: &[Bytes]) -> Result<Reply, Reply> {
+    let args = parse_scan(a)?;
+    let (next, items) = ring
+        .scan(db, args.cursor, args.count)
+        .await
+        .map_err(|e| ring_error(&e))?;
+    let now = crate::keyspace::now_ms();
+    let keys = items
+        .into_iter()
+        .filter(|(k, rec)| {
+            let live = rec.live_value(now);
+            let type_ok = match (&args.ty, live) {
+                (Some(t), Some((ty, _))) => ty.name() == t,
+                (None, Some(_)) => true,
+                (_, None) => false,
+            };
+            type_ok
+                && args
+                    .pattern
+                    .as_ref()
+                    .is_none_or(|p| glob_match(p, k, false))
+        })
+        .map(|(k, _)| Reply::Bulk(k))
+        .collect();
+    Ok(Reply::Array(vec![
+        Reply::bulk(Bytes::from(next.to_string())),
+        Reply::Array(keys),
+    ]))
+}
+
+/// Calls `f` for every live key of `db`, page by page.
+async fn walk(
+    ring: &Arc<dyn Ring>,
+    db: u32,
+    mut f: impl FnMut(&Bytes) -> bool,
+) -> Result<(), Reply> {
+    let mut cursor = 0;
+    let now = crate::keyspace::now_ms();
+    loop {
+        let (next, items) = ring
+            .scan(db, cursor, PAGE)
+            .await
+            .map_err(|e| ring_error(&e))?;
+        for (k, rec) in &items {
+            if rec.live_value(now).is_some() && !f(k) {
+                return Ok(());
+            }
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+async fn keys(
+    srv: &Shared,
+    ring: &Arc<dyn Ring>,
+    client: &mut Client,
+    db: u32,
+    pattern: &Bytes,
+) -> Result<Reply, Reply> {
+    let limits = srv.config.read().client_output_buffer_limit;
+    let room = match limits.normal.hard {
+        0 => u64::MAX,
+        hard => hard.saturating_sub(client.reply_bytes),
+    };
+    let mut out = Vec::new();
+    let mut bytes = 0u64;
+    walk(ring, db, |k| {
+        if glob_match(pattern, k, false) {
+            out.push(Reply::Bulk(k.clone()));
+            bytes += k.len() as u64 + 16;
+        }
+        bytes <= room
+    })
+    .await?;
+    if bytes > room {
+        client.output_limit_reached = true;
+        client.close = true;
+        return Err(err(
+            "ERR reply exceeds client-output-buffer-limit; closing the connection",
+        ));
+    }
+    client.reply_bytes += bytes;
+    Ok(Reply::Array(out))
+}
+
+/// DBSIZE on the ring counts live keys with a full cluster scan: exact for keys that did
+/// not change during the count, O(keys) (docs/cluster.md says so).
+async fn dbsize(ring: &Arc<dyn Ring>, db: u32) -> Result<Reply, Reply> {
+    let mut n = 0i64;
+    walk(ring, db, |_| {
+        n += 1;
+        true
+    })
+    .await?;
+    Ok(Reply::Int(n))
+}
+
+/// CLUSTER REPAIR [partition]: anti-entropy now; replies with what it did.
+pub async fn repair(ring: &Arc<dyn Ring>, a: &[Bytes]) -> Reply {
+    let partition = match a.get(2) {
+        None => None,
+        Some(p) => match int(p) {
+            Ok(n) if (0..PARTITIONS as i64).contains(&n) => Some(n as u16),
+            _ => return err("ERR partition must be an integer from 0 to 255"),
+        },
+    };
+    match ring.repair(partition).await {
+        Ok(r) => Reply::status(format!(
+            "OK partitions={} keys_repaired={} failures={}",
+            r.partitions, r.keys_repaired, r.failures
+        )),
+        Err(e) => ring_error(&e),
+    }
+}

@@ -1,0 +1,162 @@
+//! Commands on a cluster node (docs/cluster.md, "Commands on the ring"): each command is
+//! admitted exactly as on a single node, then [`route::route`] decides where it runs.
+//! Key commands run their ordinary code (crate::commands) over a ring transaction: the
+//! keys they name are read from their replicas first, and their writes are replicated
+//! when they return. The reply waits for the quorum; nothing is acknowledged before W
+//! replicas hold it.
+
+pub mod keyspace;
+pub mod route;
+
+use crate::commands::{self, table, Admission, Ctx};
+use crate::keyspace::encoding::decode_value;
+use crate::keyspace::{Entry, Txn};
+use crate::protocol::{Reply, Version};
+use crate::state::{Client, Shared};
+use bytes::Bytes;
+use futures::future::join_all;
+use kv_cluster::replica_api::ItemKey;
+use kv_cluster::ring::{Ring, RingError};
+use kv_cluster::{Body, Record};
+use route::Route;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Runs one command of a client connected to a cluster node.
+pub async fn execute(
+    srv: &Shared,
+    ring: &Arc<dyn Ring>,
+    client: &mut Client,
+    args: &[Bytes],
+) -> Reply {
+    let spec = match commands::admit(srv, client, args) {
+        Admission::Run(spec) => spec,
+        Admission::Done(reply) => return reply,
+    };
+    let parent = table::lookup(&args[0])
+        .filter(|p| !p.subcommands.is_empty())
+        .map(|p| p.name);
+    let started = Instant::now();
+    let reply = match route::route(spec, parent, args) {
+        Route::Local => commands::run(srv, client, spec, args),
+        Route::Refused(why) => Reply::error(why),
+        Route::Keys { prefetch } => on_keys(srv, ring, client, spec, args, prefetch).await,
+        Route::Keyspace => keyspace::run(srv, ring, client, spec.name, args).await,
+        Route::Repair => keyspace::repair(ring, args).await,
+    };
+    commands::after_command(srv, client, spec, args, started.elapsed());
+    reply
+}
+
+/// A ring error as the client sees it.
+pub fn ring_error(e: &RingError) -> Reply {
+    Reply::error(e.to_string())
+}
+
+/// A replicated record as the single-node code sees a key: `None` when deleted.
+pub fn entry_of(rec: &Record) -> Option<Entry> {
+    match &rec.body {
+        Body::Value { ty, payload } => Some(Entry {
+            ty: *ty,
+            expire_at: rec.expire_at,
+            value: payload.clone(),
+            version: Version::Committed(rec.version.ts),
+        }),
+        Body::Tombstone => None,
+    }
+}
+
+async fn on_keys(
+    srv: &Shared,
+    ring: &Arc<dyn Ring>,
+    client: &mut Client,
+    spec: &'static table::CommandSpec,
+    args: &[Bytes],
+    prefetch: bool,
+) -> Reply {
+    let db = client.db;
+    let mut keys: Vec<Bytes> = spec.keys(args).into_iter().cloned().collect();
+    keys.sort();
+    keys.dedup();
+    let mut reads = HashMap::new();
+    if prefetch {
+        let fetches = keys.iter().map(|k| {
+            ring.get(ItemKey {
+                db: db as u32,
+                key: k.clone(),
+            })
+        });
+        for (key, got) in keys.iter().zip(join_all(fetches).await) {
+            match got {
+                Ok(rec) => {
+                    let entry = rec.as_ref().and_then(entry_of);
+                    reads.insert((db, key.clone()), entry);
+                }
+                Err(e) => return ring_error(&e),
+            }
+        }
+    }
+    let Some(handler) = spec.handler else {
+        return Reply::error("ERR internal error: command without handler");
+    };
+    let (reply, writes) = {
+        let mut ctx = Ctx {
+            srv,
+            client,
+            txn: Txn::on_ring(&srv.store, reads),
+        };
+        let reply = handler(&mut ctx, args).unwrap_or_else(|e| e);
+        (reply, ctx.txn.into_ring_writes())
+    };
+    if writes.is_empty() || reply.is_error() {
+        return reply;
+    }
+    replicate(ring, writes).await.map_or_else(|e| e, |()| reply)
+}
+
+/// Replicates a command's writes, one ring write per key, concurrently. All succeed, or
+/// the client gets an error naming how many keys were written: keys of one command live
+/// on different replicas, and there is no cross-key atomicity on the ring (docs/cluster.md,
+/// "Multi-key commands").
+async fn replicate(
+    ring: &Arc<dyn Ring>,
+    writes: Vec<(usize, Bytes, Option<Bytes>)>,
+) -> Result<(), Reply> {
+    // A key written twice by one command keeps its last write.
+    let mut last: HashMap<(usize, Bytes), Option<Bytes>> = HashMap::new();
+    for (db, key, value) in writes {
+        last.insert((db, key), value);
+    }
+    let total = last.len();
+    let puts = last.into_iter().map(|((db, key), value)| {
+        let ring = ring.clone();
+        async move {
+            let (body, expire_at) = match value.as_ref().and_then(decode_value) {
+                Some(d) => (
+                    Body::Value {
+                        ty: d.ty,
+                        payload: d.payload,
+                    },
+                    d.expire_at,
+                ),
+                None => (Body::Tombstone, None),
+            };
+            let key = ItemKey { db: db as u32, key };
+            ring.put(key, body, expire_at).await
+        }
+    });
+    let results = join_all(puts).await;
+    let failed: Vec<&RingError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    match failed.first() {
+        None => Ok(()),
+        Some(e) if total == 1 => Err(ring_error(e)),
+        Some(e) => Err(Reply::error(format!(
+            "PARTIAL {} of {total} keys were written; the first failure: {e}",
+            total - failed.len()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,194 @@
+//! The ring path with the real command code and admission, over an in-memory ring: proves
+//! that commands run unchanged, that writes reach the ring only when the command
+//! succeeds, and that ring failures reach the client as errors, never as success.
+
+use super::execute;
+use crate::config::Config;
+use crate::protocol::Reply;
+use crate::state::{Client, Shared};
+use async_trait::async_trait;
+use bytes::Bytes;
+use kv_cluster::replica_api::ItemKey;
+use kv_cluster::ring::{NodeRow, RepairReport, Ring, RingError};
+use kv_cluster::{Body, NodeId, Record, Version};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[derive(Default)]
+struct FakeRing {
+    data: Mutex<BTreeMap<ItemKey, Record>>,
+    clock: AtomicU64,
+    refuse_writes: AtomicBool,
+}
+
+#[async_trait]
+impl Ring for FakeRing {
+    fn my_id(&self) -> NodeId {
+        NodeId(1)
+    }
+    fn info(&self) -> Vec<(String, String)> {
+        vec![("cluster_state".into(), "ok".into())]
+    }
+    fn nodes(&self) -> Vec<NodeRow> {
+        Vec::new()
+    }
+    fn preflist(&self, _key: &[u8]) -> Result<Vec<NodeRow>, RingError> {
+        Ok(Vec::new())
+    }
+    async fn get(&self, key: ItemKey) -> Result<Option<Record>, RingError> {
+        Ok(self.data.lock().get(&key).cloned())
+    }
+    async fn put(
+        &self,
+        key: ItemKey,
+        body: Body,
+        expire_at: Option<i64>,
+    ) -> Result<Version, RingError> {
+        if self.refuse_writes.load(Ordering::Relaxed) {
+            return Err(RingError::Unavailable {
+                op: "write",
+                needed: 2,
+                alive: 1,
+            });
+        }
+        let version = Version {
+            ts: self.clock.fetch_add(1, Ordering::Relaxed) + 1,
+            node: NodeId(1),
+        };
+        let rec = Record {
+            version,
+            expire_at,
+            body,
+        };
+        self.data.lock().insert(key, rec);
+        Ok(version)
+    }
+    async fn scan(
+        &self,
+        db: u32,
+        _cursor: u64,
+        _count: usize,
+    ) -> Result<(u64, Vec<(Bytes, Record)>), RingError> {
+        let data = self.data.lock();
+        let items = data
+            .iter()
+            .filter(|(k, _)| k.db == db)
+            .map(|(k, r)| (k.key.clone(), r.clone()))
+            .collect();
+        Ok((0, items))
+    }
+    async fn repair(&self, _partition: Option<u16>) -> Result<RepairReport, RingError> {
+        Ok(RepairReport::default())
+    }
+}
+
+struct Harness {
+    srv: Arc<Shared>,
+    ring: Arc<FakeRing>,
+    client: Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        let srv = tokio::task::spawn_blocking(move || crate::server::open(config))
+            .await
+            .unwrap()
+            .unwrap();
+        let ring = Arc::new(FakeRing::default());
+        let as_ring: Arc<dyn Ring> = ring.clone();
+        assert!(srv.ring.set(as_ring).is_ok());
+        let info = crate::server::register(&srv, "test".into(), "test".into()).unwrap();
+        let client = Client::new(info, srv.acl.open_default());
+        Harness {
+            srv,
+            ring,
+            client,
+            _dir: dir,
+        }
+    }
+
+    async fn run(&mut self, words: &[&str]) -> Reply {
+        let args: Vec<Bytes> = words.iter().map(|w| Bytes::from(w.to_string())).collect();
+        let ring = self.srv.ring.get().unwrap().clone();
+        execute(&self.srv, &ring, &mut self.client, &args).await
+    }
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(Bytes::from(s.to_string()))
+}
+
+#[tokio::test]
+async fn key_commands_run_their_single_node_code_on_the_ring() {
+    let mut h = Harness::new().await;
+    assert_eq!(h.run(&["SET", "a", "1"]).await, Reply::Ok);
+    assert_eq!(h.run(&["MSET", "b", "2", "c", "3"]).await, Reply::Ok);
+    assert_eq!(h.run(&["GET", "a"]).await, bulk("1"));
+    assert_eq!(
+        h.run(&["MGET", "a", "x", "c"]).await,
+        Reply::Array(vec![bulk("1"), Reply::Nil, bulk("3")])
+    );
+    assert_eq!(h.run(&["STRLEN", "b"]).await, Reply::Int(1));
+    assert_eq!(h.run(&["EXISTS", "a", "b", "zz"]).await, Reply::Int(2));
+    assert_eq!(h.run(&["DEL", "a", "zz"]).await, Reply::Int(1));
+    assert_eq!(h.run(&["GET", "a"]).await, Reply::Nil);
+    // The delete is a tombstone on the ring, not a missing key.
+    let a = ItemKey {
+        db: 0,
+        key: Bytes::from_static(b"a"),
+    };
+    assert_eq!(h.ring.data.lock()[&a].body, Body::Tombstone);
+    assert_eq!(h.run(&["DBSIZE"]).await, Reply::Int(2));
+    // Nothing went to the local engine's keyspace.
+    assert_eq!(h.srv.store.db.get(h.srv.store.data, b"a").unwrap(), None);
+}
+
+#[tokio::test]
+async fn expiry_travels_as_an_absolute_time() {
+    let mut h = Harness::new().await;
+    let before = crate::keyspace::now_ms();
+    assert_eq!(h.run(&["SET", "t", "v", "PX", "60000"]).await, Reply::Ok);
+    let key = ItemKey {
+        db: 0,
+        key: Bytes::from_static(b"t"),
+    };
+    let at = h.ring.data.lock()[&key].expire_at.unwrap();
+    assert!(at >= before + 60_000 && at <= crate::keyspace::now_ms() + 60_000);
+    match h.run(&["PTTL", "t"]).await {
+        Reply::Int(ms) => assert!(ms > 0 && ms <= 60_000, "{ms}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn ring_failures_are_errors_and_read_before_write_is_refused() {
+    let mut h = Harness::new().await;
+    h.ring.refuse_writes.store(true, Ordering::Relaxed);
+    match h.run(&["SET", "a", "1"]).await {
+        Reply::Error(e) => assert!(e.starts_with("CLUSTERDOWN"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    match h.run(&["MSET", "a", "1", "b", "2"]).await {
+        Reply::Error(e) => assert!(e.starts_with("PARTIAL 0 of 2"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    h.ring.refuse_writes.store(false, Ordering::Relaxed);
+    match h.run(&["INCR", "n"]).await {
+        Reply::Error(e) => assert!(e.contains("consensus"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(h.ring.data.lock().is_empty());
+    // Admission still applies: arity errors are Redis's.
+    assert_eq!(
+        h.run(&["GET"]).await,
+        Reply::error("ERR wrong number of arguments for 'get' command")
+    );
+}
