@@ -45,6 +45,9 @@ pub enum RingError {
     /// A replica's storage failed or returned damaged data.
     #[error("ERR cluster storage error: {0}")]
     Storage(String),
+    /// Any other failure; the text is a complete error line.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// One row of CLUSTER NODES / `kvtool cluster status`.
@@ -99,13 +102,14 @@ pub trait Ring: Send + Sync + 'static {
         expire_at: Option<i64>,
     ) -> Result<Version, RingError>;
     /// One page of a cluster-wide SCAN of `db` from `cursor`: the next cursor (0 when done)
-    /// and the live keys with their records.
+    /// and the live keys (every key present for the whole scan is returned once the
+    /// cursor comes back to 0).
     async fn scan(
         &self,
         db: u32,
         cursor: u64,
         count: usize,
-    ) -> Result<(u64, Vec<(Bytes, Record)>), RingError>;
+    ) -> Result<(u64, Vec<Bytes>), RingError>;
     /// Runs anti-entropy now for one partition, or every partition this node holds.
     async fn repair(&self, partition: Option<u16>) -> Result<RepairReport, RingError>;
 }

@@ -78,23 +78,19 @@ async fn scan(ring: &Arc<dyn Ring>, db: u32, a: &[Bytes]) -> Result<Reply, Reply
         .scan(db, args.cursor, args.count)
         .await
         .map_err(|e| ring_error(&e))?;
-    let now = crate::keyspace::now_ms();
+    // Every value on the ring is a string today: TYPE string keeps all keys, any other
+    // type none.
+    let type_ok = args.ty.as_deref().is_none_or(|t| t == "string");
     let keys = items
         .into_iter()
-        .filter(|(k, rec)| {
-            let live = rec.live_value(now);
-            let type_ok = match (&args.ty, live) {
-                (Some(t), Some((ty, _))) => ty.name() == t,
-                (None, Some(_)) => true,
-                (_, None) => false,
-            };
+        .filter(|k| {
             type_ok
                 && args
                     .pattern
                     .as_ref()
                     .is_none_or(|p| glob_match(p, k, false))
         })
-        .map(|(k, _)| Reply::Bulk(k))
+        .map(Reply::Bulk)
         .collect();
     Ok(Reply::Array(vec![
         Reply::bulk(Bytes::from(next.to_string())),
@@ -109,14 +105,13 @@ async fn walk(
     mut f: impl FnMut(&Bytes) -> bool,
 ) -> Result<(), Reply> {
     let mut cursor = 0;
-    let now = crate::keyspace::now_ms();
     loop {
         let (next, items) = ring
             .scan(db, cursor, PAGE)
             .await
             .map_err(|e| ring_error(&e))?;
-        for (k, rec) in &items {
-            if rec.live_value(now).is_some() && !f(k) {
+        for k in &items {
+            if !f(k) {
                 return Ok(());
             }
         }

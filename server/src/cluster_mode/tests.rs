@@ -70,14 +70,15 @@ impl Ring for FakeRing {
         db: u32,
         _cursor: u64,
         _count: usize,
-    ) -> Result<(u64, Vec<(Bytes, Record)>), RingError> {
+    ) -> Result<(u64, Vec<Bytes>), RingError> {
+        let now = crate::keyspace::now_ms();
         let data = self.data.lock();
-        let items = data
+        let keys = data
             .iter()
-            .filter(|(k, _)| k.db == db)
-            .map(|(k, r)| (k.key.clone(), r.clone()))
+            .filter(|(k, r)| k.db == db && r.live_value(now).is_some())
+            .map(|(k, _)| k.key.clone())
             .collect();
-        Ok((0, items))
+        Ok((0, keys))
     }
     async fn repair(&self, _partition: Option<u16>) -> Result<RepairReport, RingError> {
         Ok(RepairReport::default())
