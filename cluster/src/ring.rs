@@ -112,4 +112,8 @@ pub trait Ring: Send + Sync + 'static {
     ) -> Result<(u64, Vec<Bytes>), RingError>;
     /// Runs anti-entropy now for one partition, or every partition this node holds.
     async fn repair(&self, partition: Option<u16>) -> Result<RepairReport, RingError>;
+    /// This node's Merkle root of each partition (`None` for partitions it does not
+    /// hold), after folding every pending write: replicas holding the same data have
+    /// equal roots, which is how tests and operators check convergence.
+    async fn merkle_roots(&self) -> Result<Vec<Option<crate::replica_api::Hash16>>, RingError>;
 }

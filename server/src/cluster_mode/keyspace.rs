@@ -184,3 +184,22 @@ pub async fn repair(ring: &Arc<dyn Ring>, a: &[Bytes]) -> Reply {
         Err(e) => ring_error(&e),
     }
 }
+
+/// CLUSTER MERKLE: this node's root per partition as hex (empty for partitions it does
+/// not hold). Equal arrays on two nodes holding the same partitions mean equal data.
+pub async fn merkle(ring: &Arc<dyn Ring>) -> Reply {
+    match ring.merkle_roots().await {
+        Ok(roots) => Reply::Array(
+            roots
+                .iter()
+                .map(|r| {
+                    let hex: String = r
+                        .map(|h| h.iter().map(|b| format!("{b:02x}")).collect())
+                        .unwrap_or_default();
+                    Reply::Bulk(Bytes::from(hex))
+                })
+                .collect(),
+        ),
+        Err(e) => ring_error(&e),
+    }
+}

@@ -44,6 +44,7 @@ pub async fn execute(
         Route::Keys { prefetch } => on_keys(srv, ring, client, spec, args, prefetch).await,
         Route::Keyspace => keyspace::run(srv, ring, client, spec.name, args).await,
         Route::Repair => keyspace::repair(ring, args).await,
+        Route::Merkle => keyspace::merkle(ring).await,
     };
     commands::after_command(srv, client, spec, args, started.elapsed());
     reply

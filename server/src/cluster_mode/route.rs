@@ -26,6 +26,8 @@ pub enum Route {
     Keyspace,
     /// CLUSTER REPAIR: waits for anti-entropy rounds.
     Repair,
+    /// CLUSTER MERKLE: this node's Merkle roots (reads the engine).
+    Merkle,
     /// Not available on the ring; the text says why.
     Refused(String),
 }
@@ -66,10 +68,10 @@ const SET_READING_OPTIONS: &[&str] = &[
 pub fn route(spec: &CommandSpec, parent: Option<&str>, args: &[Bytes]) -> Route {
     let name = spec.name;
     if parent == Some("cluster") {
-        return if name == "repair" {
-            Route::Repair
-        } else {
-            Route::Local
+        return match name {
+            "repair" => Route::Repair,
+            "merkle" => Route::Merkle,
+            _ => Route::Local,
         };
     }
     if parent.is_some() {

@@ -83,6 +83,11 @@ impl Ring for FakeRing {
     async fn repair(&self, _partition: Option<u16>) -> Result<RepairReport, RingError> {
         Ok(RepairReport::default())
     }
+    async fn merkle_roots(
+        &self,
+    ) -> Result<Vec<Option<kv_cluster::replica_api::Hash16>>, RingError> {
+        Ok(vec![None; 256])
+    }
 }
 
 struct Harness {

@@ -129,10 +129,11 @@ pub fn state_name(s: PeerState) -> &'static str {
     }
 }
 
-/// CLUSTER REPAIR on a node without cluster support (the ring path answers otherwise).
-pub fn cluster_repair(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
+/// CLUSTER REPAIR and CLUSTER MERKLE on a node without cluster support (the ring path
+/// answers otherwise).
+pub fn cluster_ring_only(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     ring(ctx)?;
-    Err(err("ERR CLUSTER REPAIR runs on the ring path"))
+    Err(err("ERR this CLUSTER subcommand runs on the ring path"))
 }
 
 #[cfg(test)]

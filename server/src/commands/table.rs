@@ -454,7 +454,17 @@ const CLUSTER_SUBS: &[CommandSpec] = &[
         "cluster",
         "kvd",
         "Runs anti-entropy now for one partition or all of this node's.",
-        cluster::cluster_repair,
+        cluster::cluster_ring_only,
+    ),
+    c(
+        "merkle",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NK,
+        "cluster",
+        "kvd",
+        "Returns this node's Merkle root of every partition.",
+        cluster::cluster_ring_only,
     ),
 ];
 
