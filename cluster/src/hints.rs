@@ -103,11 +103,34 @@ struct HintMeta {
     stored_at_ms: u64,
 }
 
+/// What the store holds, kept in memory so bounds and stats never scan the engine.
 #[derive(Default)]
 struct HintIndex {
     next_seq: u64,
     by_seq: BTreeMap<u64, HintMeta>,
+    per_target: BTreeMap<NodeId, u64>,
     bytes: u64,
+}
+
+impl HintIndex {
+    fn add(&mut self, seq: u64, meta: HintMeta) {
+        self.next_seq = self.next_seq.max(seq + 1);
+        self.bytes += meta.bytes;
+        *self.per_target.entry(meta.target).or_default() += 1;
+        self.by_seq.insert(seq, meta);
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<HintMeta> {
+        let meta = self.by_seq.remove(&seq)?;
+        self.bytes -= meta.bytes;
+        if let Some(n) = self.per_target.get_mut(&meta.target) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_target.remove(&meta.target);
+            }
+        }
+        Some(meta)
+    }
 }
 
 struct Inner {
@@ -201,9 +224,7 @@ impl HintStore {
                 continue;
             };
             let bytes = (entry.key.len() + entry.value.len()) as u64;
-            index.bytes += bytes;
-            index.next_seq = index.next_seq.max(seq + 1);
-            index.by_seq.insert(
+            index.add(
                 seq,
                 HintMeta {
                     target,
@@ -240,13 +261,16 @@ impl HintStore {
         }
     }
 
+    /// Nodes that have hints pending, with how many each.
+    pub fn targets_with_counts(&self) -> Vec<(NodeId, u64)> {
+        let index = lock(&self.inner.index);
+        index.per_target.iter().map(|(&t, &n)| (t, n)).collect()
+    }
+
     /// Nodes that have hints pending.
     pub fn targets(&self) -> Vec<NodeId> {
         let index = lock(&self.inner.index);
-        let mut t: Vec<NodeId> = index.by_seq.values().map(|m| m.target).collect();
-        t.sort_unstable();
-        t.dedup();
-        t
+        index.per_target.keys().copied().collect()
     }
 
     /// Keeps `item` for `target`, then enforces the bounds (oldest dropped first). A
@@ -267,8 +291,7 @@ impl HintStore {
         // The new hint and the drops it causes are one atomic batch.
         let evicted = self.plan_drops(&index, bytes, now, &mut batch);
         inner.db.write(batch)?;
-        index.next_seq = seq + 1;
-        index.by_seq.insert(
+        index.add(
             seq,
             HintMeta {
                 target,
@@ -276,7 +299,6 @@ impl HintStore {
                 stored_at_ms: now,
             },
         );
-        index.bytes += bytes;
         self.forget(&mut index, &evicted);
         inner
             .dropped
@@ -328,9 +350,7 @@ impl HintStore {
 
     fn forget(&self, index: &mut HintIndex, gone: &[(u64, HintMeta)]) {
         for (seq, _) in gone {
-            if let Some(meta) = index.by_seq.remove(seq) {
-                index.bytes -= meta.bytes;
-            }
+            index.remove(*seq);
         }
     }
 
@@ -342,40 +362,53 @@ impl HintStore {
     ) -> Result<Vec<Hint>, HintError> {
         let inner = &self.inner;
         let mut hints = Vec::new();
+        let mut damaged = Vec::new();
         for entry in inner
             .db
             .iter_prefix(inner.ks, &target.0.to_be_bytes(), None)?
             .take(max_items)
         {
             let entry = entry?;
-            let decoded = split_hint_key(&entry.key).zip(decode_hint(&entry.value));
-            // Damaged entries were removed on open; one damaged since is skipped.
-            if let Some(((_, seq), (_, item))) = decoded {
-                let bytes = (entry.key.len() + entry.value.len()) as u64;
-                hints.push(Hint { seq, item, bytes });
+            match split_hint_key(&entry.key).zip(decode_hint(&entry.value)) {
+                Some(((_, seq), (_, item))) => {
+                    let bytes = (entry.key.len() + entry.value.len()) as u64;
+                    hints.push(Hint { seq, item, bytes });
+                }
+                // Undeliverable: dropped (and counted) so it cannot stall the target.
+                None => damaged.extend(split_hint_key(&entry.key).map(|(_, seq)| seq)),
             }
+        }
+        if !damaged.is_empty() {
+            let n = self.remove_blocking(target, &damaged)?;
+            inner.dropped.fetch_add(n, Ordering::Relaxed);
         }
         Ok(hints)
     }
 
     /// Deletes `target`'s hints `seqs` after they were delivered.
     pub fn remove_delivered_blocking(&self, target: NodeId, seqs: &[u64]) -> Result<(), HintError> {
+        let n = self.remove_blocking(target, seqs)?;
+        self.inner.delivered.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Deletes `target`'s hints `seqs`; returns how many were still indexed.
+    fn remove_blocking(&self, target: NodeId, seqs: &[u64]) -> Result<u64, HintError> {
         let inner = &self.inner;
         let mut index = lock(&inner.index);
         let mut batch = WriteBatch::new();
-        let mut gone = Vec::with_capacity(seqs.len());
         for &seq in seqs {
             batch.delete(inner.ks, &hint_key(target, seq));
-            if let Some(&meta) = index.by_seq.get(&seq) {
-                gone.push((seq, meta));
-            }
         }
         inner.db.write(batch)?;
-        self.forget(&mut index, &gone);
-        inner
-            .delivered
-            .fetch_add(gone.len() as u64, Ordering::Relaxed);
-        Ok(())
+        let mut removed = 0;
+        for &seq in seqs {
+            if index.by_seq.get(&seq).is_some_and(|m| m.target == target) {
+                index.remove(seq);
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// [`HintStore::store_blocking`] on the blocking pool.

@@ -44,7 +44,8 @@ pub struct CoordinatorConfig {
     pub write_quorum: usize,
     /// R: answers a QUORUM read waits for.
     pub read_quorum: usize,
-    /// Deadline of one client request, from first send to reply (read repair included).
+    /// Deadline of one client request: a write's attempts (Stale retries included) and
+    /// a read's answers must all arrive within it; read repair then gets its own.
     pub request_timeout: Duration,
     /// Times a write is retried with a newer version after a replica answered Stale.
     pub max_stale_retries: usize,

@@ -173,3 +173,26 @@ async fn other_databases_are_not_scanned_and_bad_cursors_are_refused() {
         Err(ClusterError::InvalidCursor)
     );
 }
+
+#[tokio::test]
+async fn dbsize_counts_every_partition_exactly_and_samples_approximately() {
+    let ring = Ring::new(3);
+    let c = ring.coordinator(config(5_000));
+    let mut ts = 0;
+    for i in 0..300 {
+        write_two(&ring, i, &format!("key{i}"), value(&mut ts, None));
+    }
+    write_two(&ring, 0, "deleted", Record::tombstone(version(&mut ts)));
+    let exact = c
+        .dbsize_estimate(0, 256, NOW_MS, Consistency::Quorum)
+        .await
+        .unwrap();
+    assert_eq!(exact, 300);
+    let sampled = c
+        .dbsize_estimate(0, 64, NOW_MS, Consistency::Quorum)
+        .await
+        .unwrap();
+    // A quarter of the partitions, scaled by four.
+    assert_eq!(sampled % 4, 0);
+    assert!(sampled > 0);
+}

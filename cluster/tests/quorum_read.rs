@@ -175,3 +175,26 @@ async fn multi_key_requests_report_each_key() {
     let a1 = ring.fakes[0].get(&key("a1")).unwrap();
     assert_eq!(a1, Record::tombstone(*deleted[0].as_ref().unwrap()));
 }
+
+#[tokio::test]
+async fn a_key_named_twice_in_one_mset_keeps_its_last_value() {
+    let ring = Ring::new(3);
+    let c = ring.coordinator(config(5_000));
+    let results = c
+        .mput(
+            vec![
+                (key("k"), string("first"), None),
+                (key("other"), string("x"), None),
+                (key("k"), string("last"), None),
+            ],
+            Consistency::Quorum,
+        )
+        .await;
+    assert_eq!(results[0], results[2]);
+    let got = c.get(key("k"), Consistency::All).await.unwrap().unwrap();
+    assert_eq!(
+        got.live_value(0).map(|(_, v)| v.clone()),
+        Some(bytes::Bytes::from_static(b"last"))
+    );
+    assert_eq!(Ok(got.version), results[0]);
+}

@@ -19,9 +19,6 @@ impl Coordinator {
         let inner = &self.inner;
         let set = self.key_replicas(&key.key);
         let needed = consistency.required(set.n, inner.config.read_quorum);
-        if set.n == 0 {
-            return Err(ClusterError::Unavailable { needed, alive: 0 });
-        }
         let answers = ask_in_order(&set.live, needed, inner.config.request_timeout, |api| {
             let key = key.clone();
             async move {

@@ -44,7 +44,7 @@ impl Coordinator {
         let inner = &self.inner;
         let set = self.key_replicas(&key.key);
         let needed = consistency.required(set.n, inner.config.write_quorum);
-        if set.live.len() < needed || set.n == 0 {
+        if set.live.len() < needed {
             return Err(ClusterError::Unavailable {
                 needed,
                 alive: set.live.len(),
@@ -55,6 +55,8 @@ impl Coordinator {
             None => Body::Tombstone,
         };
         let max_attempts = inner.config.max_stale_retries + 1;
+        // One deadline for every attempt: the client waits at most the request timeout.
+        let deadline = Instant::now() + inner.config.request_timeout;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -67,7 +69,6 @@ impl Coordinator {
                 key: key.clone(),
                 record,
             };
-            let deadline = Instant::now() + inner.config.request_timeout;
             let end = write_round(&set.live, &item, needed, deadline, &inner.hints).await;
             let result = match end {
                 RoundEnd::Acked => Ok(item.record.version),
