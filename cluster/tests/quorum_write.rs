@@ -208,3 +208,17 @@ async fn deletes_write_tombstones_and_expiry_travels_with_the_value() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_slow_replica_applies_after_the_reply_by_itself_and_needs_no_hint() {
+    let ring = Ring::new(3);
+    ring.fakes[0].set_fault(Fault::Slow(Duration::from_millis(300)));
+    let c = ring.coordinator(config(60_000));
+    let v = put(&c, "k", "v", Consistency::Quorum).await.unwrap();
+    // Acknowledged by the two fast replicas; the slow one applies in the background.
+    eventually("the slow replica applied", || {
+        ring.fakes[0].get(&key("k")).map(|r| r.version) == Some(v)
+    })
+    .await;
+    assert_eq!(ring.hints.stats().count, 0);
+}
