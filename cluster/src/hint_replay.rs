@@ -179,3 +179,23 @@ pub fn spawn_hint_replay(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_budget_lets_one_second_through_then_waits_for_the_overdraft() {
+        let budget = ByteBudget::new(10_000);
+        let start = Instant::now();
+        budget.spend(10_000).await; // the initial burst
+        budget.spend(5_000).await; // overdraws what refilled meanwhile
+        budget.spend(1).await; // waits until the bucket is positive again
+                               // A lower bound only: sleeping never ends early, so this cannot flake.
+        assert!(start.elapsed() >= Duration::from_millis(450));
+        // Unlimited never waits (a wait here would take about forever).
+        let unlimited = ByteBudget::new(0);
+        unlimited.spend(u64::MAX).await;
+        unlimited.spend(u64::MAX).await;
+    }
+}
