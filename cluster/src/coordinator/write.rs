@@ -50,9 +50,10 @@ impl Coordinator {
                 alive: set.live.len(),
             });
         }
-        let body = match value {
-            Some((ty, payload)) => Body::Value { ty, payload },
-            None => Body::Tombstone,
+        // A tombstone never expires: expiring it would bring back older values.
+        let (body, expire_at) = match value {
+            Some((ty, payload)) => (Body::Value { ty, payload }, expire_at),
+            None => (Body::Tombstone, None),
         };
         let max_attempts = inner.config.max_stale_retries + 1;
         // One deadline for every attempt: the client waits at most the request timeout.
@@ -62,7 +63,7 @@ impl Coordinator {
             attempt += 1;
             let record = Record {
                 version: inner.clock.next(),
-                expire_at: expire_at.filter(|_| body != Body::Tombstone),
+                expire_at,
                 body: body.clone(),
             };
             let item = WriteItem {

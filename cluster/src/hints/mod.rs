@@ -1,30 +1,24 @@
 //! Hinted handoff storage: writes a replica missed (it was down, suspect, or did not
 //! answer), kept durably in the node's engine until hint replay delivers them. Hints
 //! never count toward a quorum; they only shorten the time a replica stays behind.
-//!
-//! ```text
-//! keyspace `hints`
-//! key   := target:u64-BE seq:u64-BE          (seq: one counter for all targets)
-//! value := format:u8 (=1) stored-at-ms:u64-BE db:u32-BE key-len:u32-BE key record
-//! record := crate::Record::encode()
-//! ```
-//! Keys group a target's hints in the order they were stored, so replay reads them
-//! oldest first with one prefix scan. Bounded by total bytes and by age: the oldest
-//! hints (lowest seq, across targets) are dropped first and the drops are counted;
-//! anti-entropy repairs what a dropped hint would have.
+//! Bounded by total bytes and by age: the oldest hints (lowest seq, across targets) are
+//! dropped first and the drops are counted; anti-entropy repairs what a dropped hint
+//! would have delivered. On-disk layout: `format.rs`.
 
-use crate::replica_api::{ItemKey, WriteItem};
-use crate::{NodeId, Record};
-use bytes::Bytes;
+use crate::replica_api::WriteItem;
+use crate::NodeId;
 use kv_engine::{Db, Keyspace, WriteBatch};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const FORMAT: u8 = 1;
-const KEY_LEN: usize = 16;
-const VALUE_HEADER: usize = 1 + 8 + 4 + 4;
+mod format;
+mod index;
+
+pub use format::{decode_hint, encode_hint};
+
+use format::{hint_key, split_hint_key, KEY_LEN};
+use index::{HintIndex, HintMeta};
 
 /// Hint bounds.
 #[derive(Debug, Clone)]
@@ -96,43 +90,6 @@ pub fn system_clock_ms() -> WallClockMs {
     })
 }
 
-#[derive(Debug, Clone, Copy)]
-struct HintMeta {
-    target: NodeId,
-    bytes: u64,
-    stored_at_ms: u64,
-}
-
-/// What the store holds, kept in memory so bounds and stats never scan the engine.
-#[derive(Default)]
-struct HintIndex {
-    next_seq: u64,
-    by_seq: BTreeMap<u64, HintMeta>,
-    per_target: BTreeMap<NodeId, u64>,
-    bytes: u64,
-}
-
-impl HintIndex {
-    fn add(&mut self, seq: u64, meta: HintMeta) {
-        self.next_seq = self.next_seq.max(seq + 1);
-        self.bytes += meta.bytes;
-        *self.per_target.entry(meta.target).or_default() += 1;
-        self.by_seq.insert(seq, meta);
-    }
-
-    fn remove(&mut self, seq: u64) -> Option<HintMeta> {
-        let meta = self.by_seq.remove(&seq)?;
-        self.bytes -= meta.bytes;
-        if let Some(n) = self.per_target.get_mut(&meta.target) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_target.remove(&meta.target);
-            }
-        }
-        Some(meta)
-    }
-}
-
 struct Inner {
     db: Db,
     ks: Keyspace,
@@ -148,51 +105,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct HintStore {
     inner: Arc<Inner>,
-}
-
-fn hint_key(target: NodeId, seq: u64) -> [u8; KEY_LEN] {
-    let mut k = [0u8; KEY_LEN];
-    k[..8].copy_from_slice(&target.0.to_be_bytes());
-    k[8..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn split_hint_key(k: &[u8]) -> Option<(NodeId, u64)> {
-    let target = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
-    let seq = u64::from_be_bytes(k.get(8..KEY_LEN)?.try_into().ok()?);
-    (k.len() == KEY_LEN).then_some((NodeId(target), seq))
-}
-
-/// Encodes a hint's value.
-pub fn encode_hint(stored_at_ms: u64, item: &WriteItem) -> Vec<u8> {
-    let record = item.record.encode();
-    let mut v = Vec::with_capacity(VALUE_HEADER + item.key.key.len() + record.len());
-    v.push(FORMAT);
-    v.extend_from_slice(&stored_at_ms.to_be_bytes());
-    v.extend_from_slice(&item.key.db.to_be_bytes());
-    v.extend_from_slice(&(item.key.key.len() as u32).to_be_bytes());
-    v.extend_from_slice(&item.key.key);
-    v.extend_from_slice(&record);
-    v
-}
-
-/// Decodes a hint's value into (stored-at ms, write); `None` if damaged.
-pub fn decode_hint(v: &Bytes) -> Option<(u64, WriteItem)> {
-    if v.len() < VALUE_HEADER || v[0] != FORMAT {
-        return None;
-    }
-    let stored_at_ms = u64::from_be_bytes(v[1..9].try_into().ok()?);
-    let db = u32::from_be_bytes(v[9..13].try_into().ok()?);
-    let key_len = u32::from_be_bytes(v[13..17].try_into().ok()?) as usize;
-    let key_end = VALUE_HEADER
-        .checked_add(key_len)
-        .filter(|&e| e <= v.len())?;
-    let record = Record::decode(&v.slice(key_end..))?;
-    let key = ItemKey {
-        db,
-        key: v.slice(VALUE_HEADER..key_end),
-    };
-    Some((stored_at_ms, WriteItem { key, record }))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
