@@ -1,0 +1,160 @@
+//! The coordinator: whichever node a client reached runs a request against the key's N
+//! replicas with quorums (docs/cluster-replication.md). It depends only on traits, so
+//! the same code runs over the local store, gRPC peers and the test fakes.
+
+mod multi;
+mod read;
+mod write;
+
+pub use multi::{KeyWrite, MAX_KEYS_IN_FLIGHT};
+
+use crate::hints::HintStore;
+use crate::quorum::{CoordinatorConfig, Target};
+use crate::replica_api::{Liveness, PeerState, Replicas};
+use crate::{NodeId, Version};
+use kv_keyspace::slot::key_partition;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Where keys live: the layout's preference lists.
+pub trait Placement: Send + Sync + 'static {
+    /// The N replicas of `partition`, in preference order.
+    fn partition_preflist(&self, partition: u16) -> Vec<NodeId>;
+
+    /// The N replicas of `key`, in preference order.
+    fn preflist(&self, key: &[u8]) -> Vec<NodeId> {
+        self.partition_preflist(key_partition(key))
+    }
+}
+
+/// The node's hybrid logical clock.
+pub trait VersionClock: Send + Sync + 'static {
+    /// A version newer than every version this clock made or observed.
+    fn next(&self) -> Version;
+    /// Moves the clock past `v` (a version seen on a replica).
+    fn observe(&self, v: Version);
+}
+
+/// Coordinator counters, for CLUSTER INFO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CoordinatorStats {
+    /// Replicas brought up to date by read repair.
+    pub read_repairs: u64,
+    /// Read repair writes that failed or timed out (the read still succeeded).
+    pub read_repair_failures: u64,
+    /// Writes retried with a newer version after a replica answered Stale.
+    pub stale_retries: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) read_repairs: AtomicU64,
+    pub(crate) read_repair_failures: AtomicU64,
+    pub(crate) stale_retries: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) me: NodeId,
+    pub(crate) placement: Arc<dyn Placement>,
+    pub(crate) clock: Arc<dyn VersionClock>,
+    pub(crate) replicas: Arc<dyn Replicas>,
+    pub(crate) liveness: Arc<dyn Liveness>,
+    pub(crate) hints: HintStore,
+    pub(crate) config: CoordinatorConfig,
+    pub(crate) counters: Counters,
+}
+
+/// Runs reads and writes against replicas with quorums. Cheap to clone.
+#[derive(Clone)]
+pub struct Coordinator {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// The replicas of one request: those the coordinator will send to, in preference
+/// order, and those it skips (suspect, down or unknown) and hints for instead.
+pub(crate) struct ReplicaSet {
+    pub(crate) live: Vec<Target>,
+    pub(crate) skipped: Vec<NodeId>,
+    pub(crate) n: usize,
+}
+
+impl Coordinator {
+    /// A coordinator running on node `me`.
+    pub fn new(
+        me: NodeId,
+        placement: Arc<dyn Placement>,
+        clock: Arc<dyn VersionClock>,
+        replicas: Arc<dyn Replicas>,
+        liveness: Arc<dyn Liveness>,
+        hints: HintStore,
+        config: CoordinatorConfig,
+    ) -> Coordinator {
+        Coordinator {
+            inner: Arc::new(Inner {
+                me,
+                placement,
+                clock,
+                replicas,
+                liveness,
+                hints,
+                config,
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The node this coordinator runs on.
+    pub fn node(&self) -> NodeId {
+        self.inner.me
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.inner.config
+    }
+
+    /// The hint store writes go to for replicas that miss them.
+    pub fn hints(&self) -> &HintStore {
+        &self.inner.hints
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> CoordinatorStats {
+        let c = &self.inner.counters;
+        CoordinatorStats {
+            read_repairs: c.read_repairs.load(Ordering::Relaxed),
+            read_repair_failures: c.read_repair_failures.load(Ordering::Relaxed),
+            stale_retries: c.stale_retries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Splits a preference list into the replicas to ask and those to skip.
+    pub(crate) fn replica_set(&self, preflist: &[NodeId]) -> ReplicaSet {
+        let inner = &self.inner;
+        let mut set = ReplicaSet {
+            live: Vec::with_capacity(preflist.len()),
+            skipped: Vec::new(),
+            n: preflist.len(),
+        };
+        for &node in preflist {
+            let api = (inner.liveness.state(node) == PeerState::Up)
+                .then(|| inner.replicas.replica(node))
+                .flatten();
+            match api {
+                Some(api) => set.live.push(Target { node, api }),
+                None => set.skipped.push(node),
+            }
+        }
+        set
+    }
+
+    /// The replicas of `partition`.
+    pub(crate) fn partition_replicas(&self, partition: u16) -> ReplicaSet {
+        self.replica_set(&self.inner.placement.partition_preflist(partition))
+    }
+
+    /// The replicas of `key`.
+    pub(crate) fn key_replicas(&self, key: &[u8]) -> ReplicaSet {
+        self.replica_set(&self.inner.placement.preflist(key))
+    }
+}

@@ -1,0 +1,43 @@
+//! The read path: ask R live replicas in preference order (the next ones if some fail),
+//! merge their answers last-writer-wins, move the clock past the newest version, repair
+//! the replicas that answered something older, then reply.
+
+use super::Coordinator;
+use crate::quorum::{ask_in_order, ClusterError, Consistency};
+use crate::read_repair::repair_replicas;
+use crate::replica_api::{ItemKey, ReplicaError};
+use crate::Record;
+
+impl Coordinator {
+    /// The newest record of `key` among the replicas the consistency level asks,
+    /// tombstones and expired values included (the caller decides what is live).
+    pub async fn get(
+        &self,
+        key: ItemKey,
+        consistency: Consistency,
+    ) -> Result<Option<Record>, ClusterError> {
+        let inner = &self.inner;
+        let set = self.key_replicas(&key.key);
+        let needed = consistency.required(set.n, inner.config.read_quorum);
+        let answers = ask_in_order(&set.live, needed, inner.config.request_timeout, |api| {
+            let key = key.clone();
+            async move {
+                let mut records = api.read(vec![key]).await?;
+                match (records.pop(), records.is_empty()) {
+                    (Some(record), true) => Ok(record),
+                    _ => Err(ReplicaError::Failed("read answered the wrong count".into())),
+                }
+            }
+        })
+        .await?;
+        let newest = answers
+            .iter()
+            .filter_map(|(_, r)| r.clone())
+            .reduce(Record::merge);
+        if let Some(newest) = &newest {
+            inner.clock.observe(newest.version);
+            repair_replicas(self, &set.live, &key, &answers, newest).await;
+        }
+        Ok(newest)
+    }
+}

@@ -1,0 +1,153 @@
+//! The write path: assign a version, send to every live replica at once, reply after W
+//! Applied; a Stale answer moves the clock past the replica's version and retries;
+//! replicas skipped, failing or answering late get a hint (which never counts toward W).
+
+use super::{Coordinator, ReplicaSet};
+use crate::hints::HintStore;
+use crate::quorum::{ClusterError, Consistency, Target};
+use crate::replica_api::{ItemKey, WriteItem, WriteOutcome};
+use crate::{Body, NodeId, Record, Version};
+use bytes::Bytes;
+use kv_keyspace::ValueType;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How one round (one version sent to every live replica) ended.
+enum RoundEnd {
+    /// W replicas applied it.
+    Acked,
+    /// A replica holds a newer version.
+    Stale(Version),
+    /// Fewer than W answered Applied before the deadline.
+    Short { acked: usize },
+}
+
+/// One replica's answer, as the round counts it.
+enum Answer {
+    Applied,
+    Stale(Version),
+    Failed,
+}
+
+impl Coordinator {
+    /// Writes `value` (`None` deletes: a tombstone) to `key` with absolute expiry
+    /// `expire_at` (Unix ms); returns the version once the consistency level's
+    /// acknowledgements arrived.
+    pub async fn put(
+        &self,
+        key: ItemKey,
+        value: Option<(ValueType, Bytes)>,
+        expire_at: Option<i64>,
+        consistency: Consistency,
+    ) -> Result<Version, ClusterError> {
+        let inner = &self.inner;
+        let set = self.key_replicas(&key.key);
+        let needed = consistency.required(set.n, inner.config.write_quorum);
+        if set.live.len() < needed {
+            return Err(ClusterError::Unavailable {
+                needed,
+                alive: set.live.len(),
+            });
+        }
+        // A tombstone never expires: expiring it would bring back older values.
+        let (body, expire_at) = match value {
+            Some((ty, payload)) => (Body::Value { ty, payload }, expire_at),
+            None => (Body::Tombstone, None),
+        };
+        let max_attempts = inner.config.max_stale_retries + 1;
+        // One deadline for every attempt: the client waits at most the request timeout.
+        let deadline = Instant::now() + inner.config.request_timeout;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let record = Record {
+                version: inner.clock.next(),
+                expire_at,
+                body: body.clone(),
+            };
+            let item = WriteItem {
+                key: key.clone(),
+                record,
+            };
+            let end = write_round(&set.live, &item, needed, deadline, &inner.hints).await;
+            let result = match end {
+                RoundEnd::Acked => Ok(item.record.version),
+                RoundEnd::Stale(current) if attempt < max_attempts => {
+                    inner.clock.observe(current);
+                    inner.counters.stale_retries.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                RoundEnd::Stale(current) => {
+                    inner.clock.observe(current);
+                    Err(ClusterError::Contended { attempts: attempt })
+                }
+                RoundEnd::Short { acked } => Err(ClusterError::Timeout { acked, needed }),
+            };
+            // Sent: the write may land, so the skipped replicas get it too.
+            hint_skipped(&set, &item, &inner.hints);
+            return result;
+        }
+    }
+}
+
+/// Hints the final version of a write for the replicas it skipped, in the background.
+fn hint_skipped(set: &ReplicaSet, item: &WriteItem, hints: &HintStore) {
+    for &node in &set.skipped {
+        spawn_hint(hints.clone(), node, item.clone());
+    }
+}
+
+fn spawn_hint(hints: HintStore, node: NodeId, item: WriteItem) {
+    tokio::spawn(async move {
+        if let Err(e) = hints.store(node, item).await {
+            tracing::warn!(target_node = %node, error = %e, "could not store a hint");
+        }
+    });
+}
+
+/// Sends `item` to every target at once and counts answers until `needed` Applied, a
+/// Stale, or the end. Each send runs in its own task that outlives the round, so a
+/// replica that fails after the reply still gets its hint.
+async fn write_round(
+    targets: &[Target],
+    item: &WriteItem,
+    needed: usize,
+    deadline: Instant,
+    hints: &HintStore,
+) -> RoundEnd {
+    // Bounded by the number of targets: each task sends exactly one answer.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for t in targets {
+        let (tx, t, item, hints) = (tx.clone(), t.clone(), item.clone(), hints.clone());
+        tokio::spawn(async move {
+            let sent = tokio::time::timeout_at(deadline, t.api.write(vec![item.clone()])).await;
+            let answer = match sent.map(|r| r.map(|mut o| o.pop())) {
+                Ok(Ok(Some(WriteOutcome::Applied))) => Answer::Applied,
+                Ok(Ok(Some(WriteOutcome::Stale { current }))) => Answer::Stale(current),
+                // Failed, timed out (it may have applied), or answered nonsense.
+                _ => {
+                    spawn_hint(hints, t.node, item);
+                    Answer::Failed
+                }
+            };
+            // The round may have ended already; nobody needs this answer then.
+            let _ = tx.send(answer);
+        });
+    }
+    drop(tx);
+    let mut acked = 0;
+    while let Some(answer) = rx.recv().await {
+        match answer {
+            Answer::Applied => {
+                acked += 1;
+                if acked >= needed {
+                    return RoundEnd::Acked;
+                }
+            }
+            Answer::Stale(current) => return RoundEnd::Stale(current),
+            Answer::Failed => {}
+        }
+    }
+    RoundEnd::Short { acked }
+}

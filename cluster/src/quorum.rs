@@ -1,0 +1,179 @@
+//! Quorum arithmetic and the coordinator's errors: how many replicas must answer
+//! (per-request consistency ONE / QUORUM / ALL), the few settings the coordinator
+//! reads, and the fan-out that asks replicas in preference order until enough answered.
+
+use crate::replica_api::{ReplicaApi, ReplicaError};
+use crate::NodeId;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// How many replicas a request waits for, chosen per request (cqlsh's CONSISTENCY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// One replica: fastest, may read stale data or lose a write with that replica.
+    One,
+    /// The configured quorum (W for writes, R for reads).
+    #[default]
+    Quorum,
+    /// Every replica: no write succeeds while one of the N is away.
+    All,
+}
+
+impl Consistency {
+    /// Answers required out of `n` replicas when the configured quorum is `quorum`.
+    /// Never more than `n`, never less than one.
+    pub fn required(self, n: usize, quorum: usize) -> usize {
+        let want = match self {
+            Consistency::One => 1,
+            Consistency::Quorum => quorum,
+            Consistency::All => n,
+        };
+        want.clamp(1, n.max(1))
+    }
+}
+
+/// The coordinator's settings (the lead maps them from `config::ClusterConfig`).
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// N: replicas of every key.
+    pub replicas: usize,
+    /// W: acknowledgements a QUORUM write waits for.
+    pub write_quorum: usize,
+    /// R: answers a QUORUM read waits for.
+    pub read_quorum: usize,
+    /// Deadline of one client request: a write's attempts (Stale retries included) and
+    /// a read's answers must all arrive within it; read repair then gets its own.
+    pub request_timeout: Duration,
+    /// Times a write is retried with a newer version after a replica answered Stale.
+    pub max_stale_retries: usize,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            replicas: 3,
+            write_quorum: 2,
+            read_quorum: 2,
+            request_timeout: Duration::from_secs(2),
+            // One retry suffices unless writers race on one key; three bounds the work.
+            max_stale_retries: 3,
+        }
+    }
+}
+
+/// Why a coordinated request failed. Every variant says whether anything was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// Fewer live replicas than required: nothing was sent, nothing was written.
+    #[error("CLUSTERDOWN not enough replicas alive: needed {needed}, alive {alive}")]
+    Unavailable {
+        /// Replicas the request needed.
+        needed: usize,
+        /// Replicas the coordinator believed alive.
+        alive: usize,
+    },
+    /// Sent, but fewer than required answered within the request timeout. A write may
+    /// still land on some replicas (and hints may deliver it later), as in Cassandra.
+    #[error(
+        "TIMEOUT only {acked} of {needed} required replicas answered; a write may still be applied"
+    )]
+    Timeout {
+        /// Replicas that answered in time.
+        acked: usize,
+        /// Replicas the request needed.
+        needed: usize,
+    },
+    /// Replicas kept holding newer versions than the ones this coordinator assigned
+    /// (writers racing on the key); the write may have landed on some replicas.
+    #[error("TRYAGAIN write kept losing to newer versions after {attempts} attempts")]
+    Contended {
+        /// Versions tried.
+        attempts: usize,
+    },
+    /// A SCAN cursor no reply ever gave.
+    #[error("ERR invalid cursor")]
+    InvalidCursor,
+    /// Replicas answered something the coordinator cannot use.
+    #[error("ERR replica protocol: {0}")]
+    Protocol(String),
+}
+
+/// A replica the coordinator may send to.
+#[derive(Clone)]
+pub struct Target {
+    /// Its node.
+    pub node: NodeId,
+    /// Its endpoint.
+    pub api: Arc<dyn ReplicaApi>,
+}
+
+/// Asks `targets` in order, `needed` at a time, replacing each one that fails or times
+/// out by the next, until `needed` answered or none is left; all within `timeout`.
+/// Returns the answers in arrival order; unanswered requests are dropped (aborted).
+pub async fn ask_in_order<T, F, Fut>(
+    targets: &[Target],
+    needed: usize,
+    timeout: Duration,
+    ask: F,
+) -> Result<Vec<(NodeId, T)>, ClusterError>
+where
+    T: Send + 'static,
+    F: Fn(Arc<dyn ReplicaApi>) -> Fut,
+    Fut: Future<Output = Result<T, ReplicaError>> + Send + 'static,
+{
+    if targets.len() < needed {
+        return Err(ClusterError::Unavailable {
+            needed,
+            alive: targets.len(),
+        });
+    }
+    let deadline = Instant::now() + timeout;
+    let mut pending = targets.iter();
+    let mut in_flight = JoinSet::new();
+    let launch = |set: &mut JoinSet<_>, t: &Target| {
+        let fut = ask(t.api.clone());
+        let node = t.node;
+        set.spawn(async move { (node, tokio::time::timeout_at(deadline, fut).await) });
+    };
+    for t in pending.by_ref().take(needed) {
+        launch(&mut in_flight, t);
+    }
+    let mut answers = Vec::with_capacity(needed);
+    while let Some(joined) = in_flight.join_next().await {
+        match joined {
+            Ok((node, Ok(Ok(answer)))) => {
+                answers.push((node, answer));
+                if answers.len() == needed {
+                    return Ok(answers);
+                }
+            }
+            // Failed, timed out or panicked: try the next replica in preference order.
+            _ => {
+                if let Some(t) = pending.next() {
+                    launch(&mut in_flight, t);
+                }
+            }
+        }
+    }
+    Err(ClusterError::Timeout {
+        acked: answers.len(),
+        needed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_is_clamped_to_the_replica_count() {
+        assert_eq!(Consistency::One.required(3, 2), 1);
+        assert_eq!(Consistency::Quorum.required(3, 2), 2);
+        assert_eq!(Consistency::All.required(3, 2), 3);
+        assert_eq!(Consistency::Quorum.required(1, 2), 1);
+        assert_eq!(Consistency::Quorum.required(3, 0), 1);
+    }
+}

@@ -1,0 +1,108 @@
+//! A coordinator whose clock is behind must still order its write after a write another
+//! coordinator already acknowledged: replicas answer Stale with their version, and the
+//! coordinator moves its clock past it and retries.
+
+mod support;
+
+use kv_cluster::fake_replica::ManualClock;
+use kv_cluster::quorum::{ClusterError, Consistency, CoordinatorConfig};
+use kv_cluster::replica_api::PeerState;
+use kv_cluster::NodeId;
+use kv_keyspace::ValueType;
+use support::{config, key, put, Ring};
+
+fn value_of(r: Option<kv_cluster::Record>) -> Option<Vec<u8>> {
+    r.and_then(|r| {
+        r.live_value(0).map(|(ty, v)| {
+            assert_eq!(ty, ValueType::String);
+            v.to_vec()
+        })
+    })
+}
+
+#[tokio::test]
+async fn a_coordinator_behind_orders_its_write_after_an_acknowledged_one() {
+    let ring = Ring::new(3);
+    // A's clock is ten minutes ahead of B's.
+    let ahead = ring.coordinator_with(ManualClock::new(NodeId(1), 2_000_000), config(5_000));
+    let behind = ring.coordinator_with(ManualClock::new(NodeId(2), 1_400_000), config(5_000));
+    let first = put(&ahead, "k", "first", Consistency::Quorum)
+        .await
+        .unwrap();
+    let second = put(&behind, "k", "second", Consistency::Quorum)
+        .await
+        .unwrap();
+    assert!(second > first, "{second} must be ordered after {first}");
+    assert_eq!(behind.stats().stale_retries, 1);
+    // Whoever reads, through whichever coordinator, sees the later write.
+    for c in [&ahead, &behind] {
+        let got = c.get(key("k"), Consistency::Quorum).await.unwrap();
+        assert_eq!(value_of(got), Some(b"second".to_vec()));
+    }
+    for f in &ring.fakes {
+        assert_eq!(f.get(&key("k")).map(|r| r.version), Some(second));
+    }
+}
+
+#[tokio::test]
+async fn the_retry_happens_even_when_only_the_overlapping_replica_knows() {
+    // W + W > N: the two quorums share a replica, and that one refuses.
+    let ring = Ring::new(3);
+    let ahead = ring.coordinator_with(ManualClock::new(NodeId(1), 2_000_000), config(5_000));
+    let behind = ring.coordinator_with(ManualClock::new(NodeId(2), 1_000_000), config(5_000));
+    ring.liveness.set(ring.nodes[2], PeerState::Down);
+    let first = put(&ahead, "k", "first", Consistency::Quorum)
+        .await
+        .unwrap();
+    ring.liveness.set(ring.nodes[2], PeerState::Up);
+    ring.liveness.set(ring.nodes[0], PeerState::Down);
+    let second = put(&behind, "k", "second", Consistency::Quorum)
+        .await
+        .unwrap();
+    assert!(second > first);
+    assert_eq!(
+        ring.fakes[1].get(&key("k")).map(|r| r.version),
+        Some(second)
+    );
+}
+
+#[tokio::test]
+async fn retries_are_bounded_and_the_failure_says_so() {
+    let ring = Ring::new(3);
+    let ahead = ring.coordinator_with(ManualClock::new(NodeId(1), 2_000_000), config(5_000));
+    let no_retries = CoordinatorConfig {
+        max_stale_retries: 0,
+        ..config(5_000)
+    };
+    let behind = ring.coordinator_with(ManualClock::new(NodeId(2), 1_000_000), no_retries);
+    put(&ahead, "k", "first", Consistency::Quorum)
+        .await
+        .unwrap();
+    let err = put(&behind, "k", "second", Consistency::Quorum).await;
+    assert_eq!(err, Err(ClusterError::Contended { attempts: 1 }));
+    // The clock did move: the next attempt wins without a retry.
+    put(&behind, "k", "third", Consistency::Quorum)
+        .await
+        .unwrap();
+    let got = ahead.get(key("k"), Consistency::All).await.unwrap();
+    assert_eq!(value_of(got), Some(b"third".to_vec()));
+}
+
+#[tokio::test]
+async fn a_read_moves_the_clock_past_what_it_saw() {
+    let ring = Ring::new(3);
+    let ahead = ring.coordinator_with(ManualClock::new(NodeId(1), 2_000_000), config(5_000));
+    let clock = ManualClock::new(NodeId(2), 1_000_000);
+    let behind = ring.coordinator_with(clock.clone(), config(5_000));
+    let first = put(&ahead, "k", "first", Consistency::Quorum)
+        .await
+        .unwrap();
+    behind.get(key("k"), Consistency::Quorum).await.unwrap();
+    use kv_cluster::coordinator::VersionClock;
+    assert!(clock.next() > first);
+    // So its next write needs no retry.
+    put(&behind, "k", "second", Consistency::Quorum)
+        .await
+        .unwrap();
+    assert_eq!(behind.stats().stale_retries, 0);
+}
