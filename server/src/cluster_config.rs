@@ -33,6 +33,9 @@ pub struct ClusterSettings {
     pub announce_ip: Option<String>,
     /// Deadline of one replicated request, ms (`cluster-request-timeout-ms`).
     pub request_timeout_ms: u64,
+    /// How often each partition is compared with its other replicas, ms
+    /// (`cluster-anti-entropy-interval-ms`).
+    pub anti_entropy_interval_ms: u64,
 }
 
 impl Default for ClusterSettings {
@@ -49,6 +52,7 @@ impl Default for ClusterSettings {
             secret: None,
             announce_ip: None,
             request_timeout_ms: 2000,
+            anti_entropy_interval_ms: 600_000,
         }
     }
 }
@@ -250,6 +254,19 @@ pub static CLUSTER_PARAMS: &[Param] = &[
             Ok(())
         },
     },
+    Param {
+        name: "cluster-anti-entropy-interval-ms",
+        mutable: false,
+        get: |c| c.cluster.anti_entropy_interval_ms.to_string(),
+        set: |c, v| {
+            let n: u64 = num(v)?;
+            if n < 100 {
+                return Err("argument must be at least 100".into());
+            }
+            c.cluster.anti_entropy_interval_ms = n;
+            Ok(())
+        },
+    },
 ];
 
 /// The `--cluster-*` command-line flags.
@@ -289,6 +306,9 @@ pub struct ClusterFlags {
     /// Deadline of one replicated request in ms [default: 2000].
     #[arg(long = "cluster-request-timeout-ms")]
     pub cluster_request_timeout_ms: Option<String>,
+    /// How often each partition is compared with its other replicas, ms [default: 600000].
+    #[arg(long = "cluster-anti-entropy-interval-ms")]
+    pub cluster_anti_entropy_interval_ms: Option<String>,
 }
 
 impl ClusterFlags {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod cluster;
 pub mod tls;
 
 /// How long a server gets to become ready.
@@ -68,6 +69,24 @@ impl Kvd {
     /// Starts kvd in a fresh temporary directory with extra flags.
     pub fn start(args: &[&str]) -> Kvd {
         Kvd::launch(args, None)
+    }
+
+    /// Starts kvd on `port` (chosen by the caller, for example because other processes'
+    /// flags name it) in a fresh temporary directory.
+    pub fn start_at(port: u16, args: &[&str]) -> Kvd {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut k = Kvd {
+            dir: tmp.path().join("data"),
+            log: tmp.path().join("kvd.log"),
+            _tmp: Some(tmp),
+            port,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            nofile: None,
+            child: None,
+        };
+        k.spawn_ready();
+        assert_eq!(k.port, port, "port {port} was taken; log:\n{}", k.log_text());
+        k
     }
 
     /// Starts kvd in a fresh directory with an open files limit of `nofile`.

@@ -1,0 +1,115 @@
+//! A 3-node ring of real kvd processes (docs/cluster.md): any node serves any key, the
+//! CLUSTER commands describe it, and commands that would lose updates under
+//! last-writer-wins are refused until they run through consensus.
+
+use kv_tests::cluster::{cluster_info, Cluster};
+use redis::Commands;
+
+#[test]
+fn any_node_serves_any_key() {
+    let c = Cluster::start(3, &[]);
+    let mut n1 = c.nodes[0].client();
+    let mut n2 = c.nodes[1].client();
+    let mut n3 = c.nodes[2].client();
+    for i in 0..200 {
+        let _: () = n1.set(format!("key:{i}"), format!("value:{i}")).unwrap();
+    }
+    for i in 0..200 {
+        let v: Option<String> = n2.get(format!("key:{i}")).unwrap();
+        assert_eq!(v.as_deref(), Some(format!("value:{i}").as_str()));
+    }
+    let _: () = redis::cmd("MSET")
+        .arg(&["a", "1", "b", "2", "{t}x", "3"])
+        .query(&mut n3)
+        .unwrap();
+    let got: Vec<Option<String>> = n1.mget(&["a", "b", "missing", "{t}x"]).unwrap();
+    assert_eq!(
+        got,
+        vec![Some("1".into()), Some("2".into()), None, Some("3".into())]
+    );
+    let deleted: i64 = n2.del(&["a", "missing"]).unwrap();
+    assert_eq!(deleted, 1);
+    let gone: Option<String> = n3.get("a").unwrap();
+    assert_eq!(gone, None);
+    let _: () = redis::cmd("SET")
+        .arg(&["ttl", "v", "EX", "100"])
+        .query(&mut n1)
+        .unwrap();
+    let ttl: i64 = n3.ttl("ttl").unwrap();
+    assert!((1..=100).contains(&ttl), "{ttl}");
+    // SCAN through a node returns every key of the ring exactly as KEYS does.
+    let mut scanned: Vec<String> = redis::cmd("SCAN")
+        .cursor_arg(0)
+        .arg("COUNT")
+        .arg(7)
+        .clone()
+        .iter(&mut n2)
+        .unwrap()
+        .collect();
+    scanned.sort();
+    scanned.dedup();
+    let mut keys: Vec<String> = n3.keys("*").unwrap();
+    keys.sort();
+    assert_eq!(scanned, keys);
+    assert_eq!(keys.len(), 200 + 3); // 200 keys, b, {t}x, ttl
+    let size: i64 = redis::cmd("DBSIZE").query(&mut n1).unwrap();
+    assert_eq!(size, 203);
+}
+
+#[test]
+fn cluster_commands_describe_the_ring() {
+    let c = Cluster::start(3, &[]);
+    let mut n1 = c.nodes[0].client();
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg("foo")
+        .query(&mut n1)
+        .unwrap();
+    assert_eq!(slot, 12182); // redis-server 7.0's answer
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut n1).unwrap();
+    assert_eq!(nodes.lines().count(), 3, "{nodes}");
+    assert_eq!(nodes.lines().filter(|l| l.contains("myself")).count(), 1);
+    let myid: String = redis::cmd("CLUSTER").arg("MYID").query(&mut n1).unwrap();
+    assert!(nodes.lines().any(|l| l.starts_with(&myid) && l.contains("myself")));
+    let preflist: Vec<Vec<String>> = redis::cmd("CLUSTER")
+        .arg("PREFLIST")
+        .arg("foo")
+        .query(&mut n1)
+        .unwrap();
+    assert_eq!(preflist.len(), 3);
+    let mut ids: Vec<&String> = preflist.iter().map(|r| &r[0]).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "replicas are distinct nodes");
+    for node in &c.nodes {
+        assert_eq!(cluster_info(node, "cluster_known_nodes").as_deref(), Some("3"));
+        assert_eq!(cluster_info(node, "kvd_replicas").as_deref(), Some("3"));
+        assert_eq!(cluster_info(node, "kvd_layout_version").as_deref(), Some("1"));
+    }
+    let ids: Vec<String> = c
+        .nodes
+        .iter()
+        .map(|n| cluster_info(n, "kvd_cluster_id").unwrap())
+        .collect();
+    assert!(ids.iter().all(|id| id == &ids[0] && id.len() == 32), "{ids:?}");
+}
+
+#[test]
+fn read_modify_write_is_refused_until_consensus() {
+    let c = Cluster::start(3, &[]);
+    let mut n1 = c.nodes[0].client();
+    for cmd in [
+        vec!["INCR", "n"],
+        vec!["SET", "k", "v", "NX"],
+        vec!["GETSET", "k", "v"],
+        vec!["EXPIRE", "k", "10"],
+        vec!["MULTI"],
+        vec!["FLUSHALL"],
+    ] {
+        let r: redis::RedisResult<redis::Value> = redis::cmd(cmd[0]).arg(&cmd[1..]).query(&mut n1);
+        let e = r.expect_err(&format!("{cmd:?} must be refused"));
+        assert!(e.to_string().contains("consensus"), "{cmd:?}: {e}");
+    }
+    let n: Option<String> = n1.get("n").unwrap();
+    assert_eq!(n, None, "a refused command wrote nothing");
+}
