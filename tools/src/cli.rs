@@ -30,6 +30,7 @@ pub enum Command {
     Backup(BackupArgs),
     Dump(crate::dump::DumpArgs),
     Load(crate::load::LoadArgs),
+    Cluster(crate::cluster::ClusterArgs),
 }
 
 /// Show what is inside a data directory, an SSTable, a WAL or a MANIFEST.

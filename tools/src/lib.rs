@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod cli;
+pub mod cluster;
 pub mod compact;
 pub mod datadir;
 pub mod dump;
@@ -34,5 +35,6 @@ pub fn run(cli: &Cli) -> Result<i32, Failure> {
         Command::Backup(args) => backup::run(args, cli.json),
         Command::Dump(args) => dump::run(args, cli.json),
         Command::Load(args) => load::run(args, cli.json),
+        Command::Cluster(args) => cluster::run(args, cli.json),
     }
 }
