@@ -3,7 +3,10 @@
 //! hints, read repair and Merkle anti-entropy make replicas converge. The cluster knows
 //! nothing of RESP: the server hands it a key and what to do with it.
 
+pub mod atomic_file;
+pub mod layout;
 pub mod node_id;
+pub mod placement;
 pub mod record;
 pub mod replica_api;
 pub mod version;
