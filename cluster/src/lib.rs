@@ -10,6 +10,7 @@ pub mod node_id;
 pub mod placement;
 pub mod record;
 pub mod replica_api;
+pub mod skew;
 pub mod version;
 
 pub use node_id::NodeId;
