@@ -4,6 +4,7 @@
 //! nothing of RESP: the server hands it a key and what to do with it.
 
 pub mod atomic_file;
+pub mod config;
 pub mod hlc;
 pub mod layout;
 pub mod node_id;
