@@ -24,7 +24,8 @@ pub const MAX_LAYOUT_BYTES: usize = 8 << 20;
 /// One member of the cluster as the layout records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
-    /// The node's permanent id.
+    /// The node's permanent id (in JSON, the 40 hex digits CLUSTER NODES shows).
+    #[serde(with = "hex_id")]
     pub id: NodeId,
     /// Where clients reach it (RESP), `host:port`.
     pub resp_addr: String,
@@ -52,6 +53,7 @@ pub struct Layout {
     pub nodes: Vec<NodeInfo>,
     /// For each partition (index = partition), `replicas` distinct node ids in
     /// preference order.
+    #[serde(with = "hex_id_lists")]
     pub partitions: Vec<Vec<NodeId>>,
 }
 
@@ -317,6 +319,47 @@ impl Layout {
                 path: path.to_path_buf(),
                 source: Box::new(source),
             })
+    }
+}
+
+/// Node ids in JSON as the 40 hex digits of [`NodeId`]'s `Display` (what CLUSTER NODES
+/// and CLUSTER MYID show), not as integers: tools such as jq read JSON numbers as
+/// doubles and would corrupt ids above 2^53.
+mod hex_id {
+    use crate::NodeId;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &NodeId, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(id)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NodeId, D::Error> {
+        parse(&String::deserialize(d)?)
+    }
+
+    pub fn parse<E: Error>(s: &str) -> Result<NodeId, E> {
+        NodeId::parse(s).ok_or_else(|| E::custom(format!("{s:?} is not a 40-hex-digit node id")))
+    }
+}
+
+/// The partitions' preference lists with [`hex_id`] ids.
+mod hex_id_lists {
+    use crate::NodeId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(lists: &[Vec<NodeId>], s: S) -> Result<S::Ok, S::Error> {
+        let text: Vec<Vec<String>> = lists
+            .iter()
+            .map(|list| list.iter().map(NodeId::to_string).collect())
+            .collect();
+        s.collect_seq(text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<NodeId>>, D::Error> {
+        Vec::<Vec<String>>::deserialize(d)?
+            .iter()
+            .map(|list| list.iter().map(|s| super::hex_id::parse(s)).collect())
+            .collect()
     }
 }
 

@@ -138,6 +138,12 @@ fn save_then_load_round_trips() {
     assert_eq!(Layout::load(&path).unwrap(), Some(l.clone()));
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("\"format\": 1"), "{text}");
+    // Ids as CLUSTER NODES prints them, never as JSON numbers.
+    assert!(
+        text.contains("\"id\": \"0000000000000000000000000000000000000001\""),
+        "{text}"
+    );
+    assert!(text.contains("\"0000000000000000000000000000000000000003\""));
 }
 
 #[test]
@@ -156,6 +162,10 @@ fn a_damaged_file_is_reported_and_left_alone() {
         String::from_utf8(json.clone())
             .unwrap()
             .replace("\"version\": 1", "\"version\": 0")
+            .into_bytes(),
+        String::from_utf8(json.clone())
+            .unwrap()
+            .replacen("0000000000000000000000000000000000000002", "2", 1)
             .into_bytes(),
     ];
     for content in damaged {
