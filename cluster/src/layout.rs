@@ -66,8 +66,8 @@ pub enum LayoutError {
     /// The cluster id is not 32 lowercase hex digits.
     #[error("cluster id {0:?} is not 32 lowercase hex digits")]
     BadClusterId(String),
-    /// Version 0 (layouts start at 1).
-    #[error("layout version 0 is not valid; layouts start at version 1")]
+    /// Version 0 (layouts start at 1), or no version left after this one.
+    #[error("layout version must be between 1 and 2^64-1")]
     ZeroVersion,
     /// Nodes not in increasing id order.
     #[error("nodes are not sorted by id (node {0} is out of order)")]
@@ -161,6 +161,45 @@ impl Layout {
         };
         layout.validate()?;
         Ok(layout)
+    }
+
+    /// The next layout (version + 1, same cluster id) for a new member list and replica
+    /// count, moving as few replica assignments as the new balance allows
+    /// ([`placement::rebalance`]). The caller decides when (an explicit admin action;
+    /// never a side effect of failure detection).
+    pub fn rebalanced(
+        &self,
+        mut nodes: Vec<NodeInfo>,
+        replicas: usize,
+    ) -> Result<Layout, LayoutError> {
+        nodes.sort_by_key(|n| n.id);
+        let partitions = placement::rebalance(&self.partitions, &nodes, replicas)?;
+        let layout = Layout {
+            cluster_id: self.cluster_id.clone(),
+            version: self
+                .version
+                .checked_add(1)
+                .ok_or(LayoutError::ZeroVersion)?,
+            replicas,
+            nodes,
+            partitions,
+        };
+        layout.validate()?;
+        Ok(layout)
+    }
+
+    /// Replica assignments (partition, node) in `other` that are not in `self`: the
+    /// data that must be copied to make `other` current.
+    pub fn moved_assignments(&self, other: &Layout) -> usize {
+        (0..PARTITIONS)
+            .map(|p| {
+                other
+                    .preflist(p)
+                    .iter()
+                    .filter(|id| !self.preflist(p).contains(id))
+                    .count()
+            })
+            .sum()
     }
 
     /// The replicas of `partition` in preference order (empty for a partition number

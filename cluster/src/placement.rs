@@ -19,19 +19,26 @@
 //! How: each balance bound is a flow problem. The assignment is a maximum flow from the
 //! partitions (each needing `replicas` units) through (partition, zone) pairs of
 //! capacity 1 to the nodes, whose edges to the sink first allow `floor(share)` and are
-//! then raised to `ceil(share)`. Because a fractional solution meeting every share
-//! exactly exists (each partition takes `share_i / 256` of node i), an integral maximum
-//! flow saturates the floors and then reaches the full `256 * replicas`. Preference
-//! positions are chosen the same way, one position at a time. The candidate order is
-//! rotated per partition so that a node's partitions are shared with many different
-//! nodes, which spreads the load of a failed node.
+//! then raised to `ceil(share)` (`replica_sets.rs`). Because a fractional solution
+//! meeting every share exactly exists (each partition takes `share_i / 256` of node i),
+//! an integral maximum flow saturates the floors and then reaches the full
+//! `256 * replicas`. Preference positions are chosen the same way, one position at a
+//! time (`order.rs`). Candidates are tried in an order rotated per partition so that a
+//! node's partitions are shared with many different nodes, which spreads the load of a
+//! failed node.
+//!
+//! Layout changes use [`rebalance`]: the previous assignments are pushed into the flow
+//! first (each node keeping up to its new share), so only what must move moves.
 
 mod flow;
+mod order;
+mod replica_sets;
 
 use crate::layout::NodeInfo;
 use crate::NodeId;
-use flow::FlowGraph;
 use kv_keyspace::slot::PARTITIONS;
+use order::order_preferences;
+use replica_sets::replica_sets;
 use std::collections::BTreeSet;
 
 /// Why no assignment was made.
@@ -176,146 +183,44 @@ fn share_ceil(share: f64) -> u32 {
 /// distinct node ids in preference order. Deterministic; see the module documentation
 /// for the guarantees.
 pub fn assign(nodes: &[NodeInfo], replicas: usize) -> Result<Vec<Vec<NodeId>>, PlacementError> {
+    rebalance(&[], nodes, replicas)
+}
+
+/// Like [`assign`], with the same guarantees, but moving as few replica assignments
+/// away from `previous` (the old preference lists) as the new shares allow: a node
+/// keeps its previous assignments up to its new share, and previous preference order is
+/// kept where the balance allows. Adding a fifth node to four at N=3, for example,
+/// moves only the assignments the new node takes (about a fifth).
+pub fn rebalance(
+    previous: &[Vec<NodeId>],
+    nodes: &[NodeInfo],
+    replicas: usize,
+) -> Result<Vec<Vec<NodeId>>, PlacementError> {
     check_nodes(nodes, replicas)?;
-    let mut sorted: Vec<NodeInfo> = nodes.to_vec();
-    sorted.sort_by_key(|n| n.id);
-    let replica_sets = assign_replica_sets(&sorted, replicas)?;
-    let ordered = order_preferences(replica_sets, sorted.len(), replicas)?;
+    let (sorted, shares, zones_distinct, previous) = prepare(previous, nodes, replicas);
+    let sets = replica_sets(&sorted, replicas, zones_distinct, &shares, &previous)?;
+    let ordered = order_preferences(sets, sorted.len(), replicas)?;
     Ok(ordered
         .into_iter()
         .map(|list| list.into_iter().map(|i| sorted[i].id).collect())
         .collect())
 }
 
-const SOURCE: usize = 0;
-const SINK: usize = 1;
-const PARTITION_COUNT: usize = PARTITIONS as usize;
+/// The problem in the form the solvers take: nodes sorted by id, their shares, whether
+/// zones are kept distinct, and the previous lists as node indexes (members only).
+type Prepared = (Vec<NodeInfo>, Vec<f64>, bool, Vec<Vec<usize>>);
 
-fn partition_vertex(p: usize) -> usize {
-    2 + p
-}
-
-/// Which node indexes hold each partition (unordered), meeting the share bounds.
-fn assign_replica_sets(
-    nodes: &[NodeInfo],
-    replicas: usize,
-) -> Result<Vec<Vec<usize>>, PlacementError> {
-    let n = nodes.len();
-    let zones = distinct_zones(nodes);
-    // With too few zones every node is its own "zone" for the per-partition limit of
-    // one, which is just the distinct-nodes rule.
-    let zone_of: Vec<usize> = if zones.len() >= replicas {
-        nodes
-            .iter()
-            .map(|node| zones.iter().position(|z| *z == node.zone).unwrap_or(0))
-            .collect()
-    } else {
-        (0..n).collect()
-    };
-    let zone_count = zone_of.iter().max().map_or(0, |z| z + 1);
-    let members: Vec<Vec<usize>> = (0..zone_count)
-        .map(|z| (0..n).filter(|&i| zone_of[i] == z).collect())
-        .collect();
-
-    let slot_vertex = |p: usize, z: usize| 2 + PARTITION_COUNT + p * zone_count + z;
-    let node_vertex = |i: usize| 2 + PARTITION_COUNT * (1 + zone_count) + i;
-    let mut graph = FlowGraph::new(2 + PARTITION_COUNT * (1 + zone_count) + n);
-    let mut holds: Vec<Vec<(usize, usize)>> = vec![Vec::new(); PARTITION_COUNT];
-    for (p, held) in holds.iter_mut().enumerate() {
-        graph.add_edge(SOURCE, partition_vertex(p), capacity(replicas)?);
-        for zk in 0..zone_count {
-            let z = (p + zk) % zone_count;
-            graph.add_edge(partition_vertex(p), slot_vertex(p, z), 1);
-            let zone_members = &members[z];
-            for k in 0..zone_members.len() {
-                let i = zone_members[(p + k) % zone_members.len()];
-                held.push((i, graph.add_edge(slot_vertex(p, z), node_vertex(i), 1)));
-            }
-        }
-    }
-    let shares = fair_shares(nodes, replicas);
-    fill_in_two_stages(&mut graph, &shares, node_vertex, PARTITION_COUNT * replicas)?;
-    let sets: Vec<Vec<usize>> = holds
+fn prepare(previous: &[Vec<NodeId>], nodes: &[NodeInfo], replicas: usize) -> Prepared {
+    let mut sorted: Vec<NodeInfo> = nodes.to_vec();
+    sorted.sort_by_key(|n| n.id);
+    let index_of = |id: &NodeId| sorted.binary_search_by_key(id, |n| n.id).ok();
+    let previous: Vec<Vec<usize>> = previous
         .iter()
-        .map(|held| {
-            held.iter()
-                .filter(|&&(_, e)| graph.flow(e) == 1)
-                .map(|&(i, _)| i)
-                .collect()
-        })
+        .map(|list| list.iter().filter_map(index_of).collect())
         .collect();
-    if sets.iter().any(|s| s.len() != replicas) {
-        return Err(PlacementError::Infeasible);
-    }
-    Ok(sets)
-}
-
-fn capacity(units: usize) -> Result<u32, PlacementError> {
-    u32::try_from(units).map_err(|_| PlacementError::Infeasible)
-}
-
-/// Adds each node's edge to the sink, lets `floor(share)` through, raises it to
-/// `ceil(share)`, and checks that `expected` units flowed in all.
-fn fill_in_two_stages(
-    graph: &mut FlowGraph,
-    shares: &[f64],
-    node_vertex: impl Fn(usize) -> usize,
-    expected: usize,
-) -> Result<(), PlacementError> {
-    let sink_edges: Vec<usize> = shares
-        .iter()
-        .enumerate()
-        .map(|(i, &s)| graph.add_edge(node_vertex(i), SINK, share_floor(s)))
-        .collect();
-    let mut total = graph.augment(SOURCE, SINK);
-    for (&e, &s) in sink_edges.iter().zip(shares) {
-        graph.add_capacity(e, share_ceil(s).saturating_sub(share_floor(s)));
-    }
-    total += graph.augment(SOURCE, SINK);
-    if total != expected as u64 {
-        return Err(PlacementError::Infeasible);
-    }
-    Ok(())
-}
-
-/// Orders each partition's replicas: position by position, each partition picks one of
-/// its not-yet-placed replicas so that every node takes its fair part of the position.
-fn order_preferences(
-    mut remaining: Vec<Vec<usize>>,
-    n: usize,
-    replicas: usize,
-) -> Result<Vec<Vec<usize>>, PlacementError> {
-    let mut ordered: Vec<Vec<usize>> = vec![Vec::with_capacity(replicas); remaining.len()];
-    for position in 0..replicas {
-        let left = replicas - position;
-        let mut counts = vec![0usize; n];
-        for &i in remaining.iter().flatten() {
-            counts[i] += 1;
-        }
-        let shares: Vec<f64> = counts.iter().map(|&c| c as f64 / left as f64).collect();
-        let node_vertex = |i: usize| 2 + PARTITION_COUNT + i;
-        let mut graph = FlowGraph::new(2 + PARTITION_COUNT + n);
-        let mut candidates: Vec<Vec<(usize, usize)>> = Vec::with_capacity(PARTITION_COUNT);
-        for (p, set) in remaining.iter().enumerate() {
-            graph.add_edge(SOURCE, partition_vertex(p), 1);
-            candidates.push(
-                set.iter()
-                    .map(|&i| (i, graph.add_edge(partition_vertex(p), node_vertex(i), 1)))
-                    .collect(),
-            );
-        }
-        fill_in_two_stages(&mut graph, &shares, node_vertex, remaining.len())?;
-        for (p, choices) in candidates.iter().enumerate() {
-            let chosen = choices
-                .iter()
-                .find(|&&(_, e)| graph.flow(e) == 1)
-                .map(|&(i, _)| i)
-                .ok_or(PlacementError::Infeasible)?;
-            ordered[p].push(chosen);
-            remaining[p].retain(|&i| i != chosen);
-        }
-    }
-    Ok(ordered)
+    let shares = fair_shares(&sorted, replicas);
+    let zones_distinct = zones_kept_distinct(&sorted, replicas);
+    (sorted, shares, zones_distinct, previous)
 }
 
 #[cfg(test)]

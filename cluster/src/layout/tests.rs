@@ -75,6 +75,26 @@ fn initial_refuses_bad_inputs() {
 }
 
 #[test]
+fn a_rebalanced_layout_is_the_next_version_of_the_same_cluster() {
+    let four: Vec<NodeInfo> = (1..=4).map(|i| node(i, "z")).collect();
+    let old = Layout::initial(new_cluster_id(), four.clone(), 3).unwrap();
+    let mut five = four;
+    five.push(node(5, "z"));
+    let new = old.rebalanced(five, 3).unwrap();
+    assert_eq!(new.version, 2);
+    assert_eq!(new.cluster_id, old.cluster_id);
+    assert!(new.validate().is_ok());
+    // Only the new node's assignments are copies: 768 / 5, about a fifth.
+    let taken = new.partitions_of(NodeId(5)).len();
+    assert_eq!(old.moved_assignments(&new), taken);
+    assert!((153..=154).contains(&taken));
+    assert_eq!(old.moved_assignments(&old), 0);
+    // Shrinking below the replica count is refused.
+    let two: Vec<NodeInfo> = (1..=2).map(|i| node(i, "z")).collect();
+    assert!(old.rebalanced(two, 3).is_err());
+}
+
+#[test]
 fn cluster_ids_are_random_hex() {
     let (a, b) = (new_cluster_id(), new_cluster_id());
     assert!(is_cluster_id(&a) && is_cluster_id(&b));

@@ -45,6 +45,31 @@ impl FlowGraph {
         self.residual[edge ^ 1]
     }
 
+    /// Pushes one unit along `path` (a chain of edges from the source to the sink) if
+    /// every edge has room; returns whether it did. Later augmenting may reroute it.
+    pub(super) fn push_unit(&mut self, path: &[usize]) -> bool {
+        self.take_unit(path, true)
+    }
+
+    /// Like [`FlowGraph::push_unit`], but the unit is fixed: it uses up capacity and no
+    /// augmenting path can reroute it (nor does [`FlowGraph::flow`] count it).
+    pub(super) fn fix_unit(&mut self, path: &[usize]) -> bool {
+        self.take_unit(path, false)
+    }
+
+    fn take_unit(&mut self, path: &[usize], reroutable: bool) -> bool {
+        if path.iter().any(|&e| self.residual[e] == 0) {
+            return false;
+        }
+        for &e in path {
+            self.residual[e] -= 1;
+            if reroutable {
+                self.residual[e ^ 1] += 1;
+            }
+        }
+        true
+    }
+
     /// Pushes as much more flow from `source` to `sink` as fits and returns how much.
     /// Flow already on the edges into `sink` never decreases (an augmenting path enters
     /// the sink once and never leaves it), which placement relies on to fill quotas in
@@ -117,6 +142,39 @@ mod tests {
         assert_eq!(g.flow(a) + g.flow(b), 1);
         assert_eq!(g.flow(c), 1);
         assert_eq!(g.augment(s, t), 0);
+    }
+
+    /// l0 may use r0 or r1, l1 only r0. Returns the graph and the edges
+    /// (source -> l0, l0 -> r0, l0 -> r1, l1 -> r0, r0 -> sink); source 0, sink 1.
+    fn crossing() -> (FlowGraph, [usize; 5]) {
+        let (s, t, l0, l1, r0, r1) = (0, 1, 2, 3, 4, 5);
+        let mut g = FlowGraph::new(6);
+        let s0 = g.add_edge(s, l0, 1);
+        g.add_edge(s, l1, 1);
+        let a = g.add_edge(l0, r0, 1);
+        let b = g.add_edge(l0, r1, 1);
+        let c = g.add_edge(l1, r0, 1);
+        let t0 = g.add_edge(r0, t, 1);
+        g.add_edge(r1, t, 1);
+        (g, [s0, a, b, c, t0])
+    }
+
+    #[test]
+    fn a_pushed_unit_can_be_rerouted_by_augmenting() {
+        // l0 is pushed to r0 first; l1 can only use r0, so augmenting moves l0 to r1.
+        let (mut g, [s0, a, b, c, t0]) = crossing();
+        assert!(g.push_unit(&[s0, a, t0]));
+        assert!(!g.push_unit(&[s0, a, t0]), "no room left");
+        assert_eq!(g.augment(0, 1), 1);
+        assert_eq!((g.flow(a), g.flow(b), g.flow(c)), (0, 1, 1));
+    }
+
+    #[test]
+    fn a_fixed_unit_is_never_rerouted() {
+        let (mut g, [s0, a, _, c, t0]) = crossing();
+        assert!(g.fix_unit(&[s0, a, t0]));
+        assert_eq!(g.augment(0, 1), 0, "l1 cannot displace the fixed unit");
+        assert_eq!(g.flow(c), 0);
     }
 
     #[test]

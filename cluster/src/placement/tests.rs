@@ -224,3 +224,139 @@ proptest! {
         prop_assert_eq!(assign(&nodes, replicas).unwrap(), assign(&shuffled, replicas).unwrap());
     }
 }
+
+/// Assignments in `new` that are not in `old`: the copies a change makes.
+fn moved(old: &[Vec<NodeId>], new: &[Vec<NodeId>]) -> usize {
+    old.iter()
+        .zip(new)
+        .map(|(o, n)| n.iter().filter(|id| !o.contains(id)).count())
+        .sum()
+}
+
+fn leaders_changed(old: &[Vec<NodeId>], new: &[Vec<NodeId>]) -> usize {
+    old.iter().zip(new).filter(|(o, n)| o[0] != n[0]).count()
+}
+
+#[test]
+fn rebalancing_without_a_change_changes_nothing() {
+    let nodes = equal_nodes(5);
+    let old = assign(&nodes, 3).unwrap();
+    let new = rebalance(&old, &nodes, 3).unwrap();
+    assert_eq!(moved(&old, &new), 0);
+    assert_eq!(leaders_changed(&old, &new), 0);
+}
+
+#[test]
+fn adding_a_fifth_node_moves_only_what_it_takes() {
+    let old = assign(&equal_nodes(4), 3).unwrap();
+    let nodes = equal_nodes(5);
+    let new = rebalance(&old, &nodes, 3).unwrap();
+    assert_invariants(&nodes, 3, &new);
+    let taken = counts(&new, None)[&NodeId(5)];
+    // 768 / 5 = 153.6: the new node takes 153 or 154, and nothing else moves.
+    assert!(taken == 153 || taken == 154);
+    assert_eq!(moved(&old, &new), taken);
+    // The only new leader is the new node, for its fair part of the partitions.
+    let led = counts(&new, Some(0))[&NodeId(5)];
+    assert_eq!(leaders_changed(&old, &new), led);
+}
+
+#[test]
+fn removing_a_node_moves_only_its_assignments() {
+    let old = assign(&equal_nodes(5), 3).unwrap();
+    let gone = counts(&old, None)[&NodeId(3)];
+    let nodes: Vec<NodeInfo> = equal_nodes(5)
+        .into_iter()
+        .filter(|n| n.id != NodeId(3))
+        .collect();
+    let new = rebalance(&old, &nodes, 3).unwrap();
+    assert_invariants(&nodes, 3, &new);
+    assert_eq!(moved(&old, &new), gone);
+}
+
+#[test]
+fn when_fixed_kept_assignments_cannot_meet_the_bounds_they_are_rerouted() {
+    // Found by any_change_keeps_every_invariant: keeping every kept assignment fixed
+    // leaves a node below its floor, so the second try lets augmenting move them.
+    let n = |id, zone: &str, cap| node(id, zone, cap);
+    let before = vec![
+        n(1177800743147098844, "z1", 2),
+        n(2334388463163416496, "z0", 4),
+        n(9735365418473001123, "z0", 3),
+        n(10533525734215463419, "z2", 1),
+        n(11152785470325429491, "z1", 1),
+        n(12799910824286890255, "z3", 2),
+        n(14044814748631902795, "z1", 7),
+        n(15021042660967244213, "z0", 1),
+        n(15514803633130018568, "z3", 4),
+    ];
+    let after = vec![
+        n(1177800743147098844, "z1", 2),
+        n(9735365418473001123, "z0", 3),
+        n(15021042660967244213, "z0", 1),
+        n(15514803633130018568, "z3", 4),
+        n(6611424253828087882, "z0", 4),
+        n(8967442724860997871, "z2", 3),
+    ];
+    let old = assign(&before, 5).unwrap();
+    let (sorted, shares, zones_distinct, previous) = prepare(&old, &after, 5);
+    let fixed = replica_sets::attempt(&sorted, 5, zones_distinct, &shares, &previous, true);
+    assert!(
+        fixed.is_none(),
+        "the fixed try now succeeds; pick another case"
+    );
+    let new = rebalance(&old, &after, 5).unwrap();
+    assert_invariants(&after, 5, &new);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    /// Growing a cluster of equal nodes by one moves only the new node's share (the
+    /// minimum: every assignment it holds is a copy) and keeps every guarantee.
+    #[test]
+    fn removing_one_node_moves_the_minimum(count in 4u64..=10, replicas in 1usize..=3, gone in 1u64..=4) {
+        let old = assign(&equal_nodes(count), replicas).unwrap();
+        let held = counts(&old, None)[&NodeId(gone)];
+        let nodes: Vec<NodeInfo> = equal_nodes(count).into_iter().filter(|n| n.id != NodeId(gone)).collect();
+        let new = rebalance(&old, &nodes, replicas).unwrap();
+        assert_invariants(&nodes, replicas, &new);
+        prop_assert_eq!(moved(&old, &new), held);
+    }
+
+    #[test]
+    fn adding_one_node_moves_the_minimum(count in 3u64..=10, replicas in 1usize..=3) {
+        let old = assign(&equal_nodes(count), replicas).unwrap();
+        let nodes = equal_nodes(count + 1);
+        let new = rebalance(&old, &nodes, replicas).unwrap();
+        assert_invariants(&nodes, replicas, &new);
+        let taken = counts(&new, None)[&NodeId(count + 1)];
+        prop_assert_eq!(moved(&old, &new), taken);
+    }
+
+    /// Any change of members, capacities or zones gives a layout with every guarantee.
+    #[test]
+    fn any_change_keeps_every_invariant(
+        (before, replicas) in arb_nodes(),
+        (after, _) in arb_nodes(),
+        keep in proptest::collection::vec(any::<bool>(), 12),
+    ) {
+        let old = assign(&before, replicas).unwrap();
+        // Some old members stay (with their ids), joined by new ones.
+        let mut nodes: Vec<NodeInfo> = before
+            .iter()
+            .zip(&keep)
+            .filter(|(_, &k)| k)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let joining: Vec<NodeInfo> = after
+            .into_iter()
+            .filter(|n| nodes.iter().all(|m| m.id != n.id))
+            .collect();
+        nodes.extend(joining);
+        prop_assume!(nodes.len() >= replicas);
+        let new = rebalance(&old, &nodes, replicas).unwrap();
+        assert_invariants(&nodes, replicas, &new);
+        prop_assert_eq!(new.clone(), rebalance(&old, &nodes, replicas).unwrap());
+    }
+}
