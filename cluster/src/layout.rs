@@ -295,12 +295,16 @@ impl Layout {
 
     /// The document as JSON (with its `format`), for the file and for peers.
     pub fn to_json(&self) -> Vec<u8> {
-        let document = Document {
+        // Plain structs of strings and integers always serialize; the fallible form is
+        // what `save` uses, so even an impossible failure never writes an empty file.
+        self.encode().unwrap_or_default()
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec_pretty(&Document {
             format: LAYOUT_FORMAT,
             layout: self,
-        };
-        // Serializing plain structs of strings and integers cannot fail.
-        serde_json::to_vec_pretty(&document).unwrap_or_default()
+        })
     }
 
     /// Parses and validates a document from [`Layout::to_json`]. Never panics; the
@@ -332,10 +336,12 @@ impl Layout {
     /// Writes the document to `path` atomically (temporary file, fsync, rename, fsync
     /// of the directory): a crash leaves the old document or the new one.
     pub fn save(&self, path: &Path) -> Result<(), LayoutError> {
-        write_atomically(path, &self.to_json()).map_err(|source| LayoutError::Io {
+        let io_error = |source| LayoutError::Io {
             path: path.to_path_buf(),
             source,
-        })
+        };
+        let bytes = self.encode().map_err(|e| io_error(e.into()))?;
+        write_atomically(path, &bytes).map_err(io_error)
     }
 
     /// Reads the document at `path`: `None` if there is no file (a node not yet in a
