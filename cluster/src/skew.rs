@@ -9,6 +9,7 @@
 //! [`SAMPLES_PER_PEER`] samples the one with the shortest round trip is used (NTP's clock
 //! filter: queueing delays only ever make a sample worse).
 
+use crate::hlc::Hlc;
 use crate::NodeId;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
@@ -129,6 +130,49 @@ impl SkewTracker {
     }
 }
 
+/// Why this node's clock does not allow it to coordinate now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClockNotReady {
+    /// After an unclean restart the clock resumed from its persisted floor, ahead of the
+    /// wall clock; it is ready once the wall clock catches up (at most 10 s).
+    #[error("this node's clock resumed {ahead_ms} ms ahead of the wall clock after an unclean restart; it coordinates again once the wall clock catches up")]
+    AheadAfterRestart {
+        /// How far ahead.
+        ahead_ms: u64,
+    },
+    /// The clock is more than the maximum offset from a majority of the cluster.
+    #[error("this node's clock is up to {max_abs_offset_ms} ms from its peers', more than the {max_offset_ms} ms allowed; fix its time synchronisation (NTP)")]
+    Skewed {
+        /// The largest offset measured to a peer.
+        max_abs_offset_ms: u64,
+        /// The limit (max clock offset).
+        max_offset_ms: u64,
+    },
+}
+
+/// Whether this node may coordinate requests as far as clocks go: its HLC is not ahead
+/// of the wall clock by more than `max_offset_ms` (peers would refuse its versions) and
+/// its clock is within `max_offset_ms` of a majority ([`SkewTracker::exceeds`]).
+/// A node that is not ready reports it (CLUSTER INFO, errors to clients) and still
+/// serves as a replica.
+pub fn clock_readiness(
+    hlc: &Hlc,
+    skew: &SkewTracker,
+    max_offset_ms: u64,
+) -> Result<(), ClockNotReady> {
+    let ahead_ms = hlc.ahead_of_wall_ms();
+    if ahead_ms > max_offset_ms {
+        return Err(ClockNotReady::AheadAfterRestart { ahead_ms });
+    }
+    if skew.exceeds(max_offset_ms) {
+        return Err(ClockNotReady::Skewed {
+            max_abs_offset_ms: skew.max_abs_offset(),
+            max_offset_ms,
+        });
+    }
+    Ok(())
+}
+
 fn best_estimate(samples: &VecDeque<Sample>) -> Option<PeerOffset> {
     samples
         .iter()
@@ -230,6 +274,39 @@ mod tests {
         }
         assert!(!s.record(NodeId(u64::MAX), T, T, T));
         assert!(s.record(NodeId(0), T, T, T), "known peers still update");
+    }
+
+    #[test]
+    fn readiness_waits_for_the_floor_and_for_agreeing_clocks() {
+        use crate::hlc::{Clock, ManualClock, FLOOR_LEAD_MS};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hlc");
+        let clock = Arc::new(ManualClock::new(T));
+        let open = || Hlc::open(&path, clock.clone() as Arc<dyn Clock>, NodeId(1)).unwrap();
+        // An unclean stop: the reopened clock starts at the floor, 10 s ahead.
+        open().next().unwrap();
+        let hlc = open();
+        let skew = SkewTracker::new();
+        assert_eq!(
+            clock_readiness(&hlc, &skew, 500),
+            Err(ClockNotReady::AheadAfterRestart {
+                ahead_ms: FLOOR_LEAD_MS
+            })
+        );
+        clock.advance(FLOOR_LEAD_MS - 500);
+        assert_eq!(clock_readiness(&hlc, &skew, 500), Ok(()));
+        // Both peers see us 2 s off: not ready, whatever the HLC says.
+        let now = clock.now_ms();
+        skew.record(NodeId(2), now, now + 2000, now);
+        skew.record(NodeId(3), now, now + 2000, now);
+        assert!(matches!(
+            clock_readiness(&hlc, &skew, 500),
+            Err(ClockNotReady::Skewed {
+                max_abs_offset_ms: 2000,
+                ..
+            })
+        ));
     }
 
     proptest! {

@@ -13,6 +13,16 @@ fn persisted_floor(dir: &Path) -> u64 {
 }
 
 #[test]
+fn the_system_clock_reads_unix_milliseconds() {
+    // After 2020-01-01 and before 2100-01-01.
+    let now = SystemClock.now_ms();
+    assert!(
+        (1_577_836_800_000..4_102_444_800_000).contains(&now),
+        "{now}"
+    );
+}
+
+#[test]
 fn follows_the_wall_clock_and_counts_within_a_millisecond() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(START_MS));
