@@ -3,17 +3,23 @@
 //! hints, read repair and Merkle anti-entropy make replicas converge. The cluster knows
 //! nothing of RESP: the server hands it a key and what to do with it.
 
+pub mod atomic_file;
 pub mod cluster_scan;
+pub mod config;
 pub mod coordinator;
 pub mod fake_replica;
 pub mod hint_replay;
 pub mod hints;
+pub mod hlc;
+pub mod layout;
 pub mod node_id;
+pub mod placement;
 pub mod quorum;
 pub mod read_repair;
 pub mod record;
 pub mod replica_api;
 pub mod ring;
+pub mod skew;
 pub mod version;
 
 pub use node_id::NodeId;
