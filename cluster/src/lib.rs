@@ -3,9 +3,13 @@
 //! hints, read repair and Merkle anti-entropy make replicas converge. The cluster knows
 //! nothing of RESP: the server hands it a key and what to do with it.
 
+pub mod anti_entropy;
+pub mod local_replica;
+pub mod merkle;
 pub mod node_id;
 pub mod record;
 pub mod replica_api;
+pub mod replica_store;
 pub mod version;
 
 pub use node_id::NodeId;

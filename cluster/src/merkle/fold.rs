@@ -1,0 +1,124 @@
+//! Folding to-do records into leaves and bucket hashes.
+
+use super::hash::{bucket_hash, decode_hash, item_hash, EMPTY_BUCKET};
+use super::{corrupt_tree_entry, layout, Merkle};
+use crate::replica_api::{Hash16, ItemKey};
+use crate::replica_store::{read_record, StoreError};
+use kv_engine::WriteBatch;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+
+/// Leaf key -> new leaf hash (`None`: the leaf goes away).
+pub(super) type LeafChanges = BTreeMap<Vec<u8>, Option<Hash16>>;
+
+impl Merkle {
+    /// Folds up to `max` to-dos numbered below `below`, oldest first, in one engine
+    /// batch that also deletes them (so a crash folds them again, to the same result).
+    /// The caller holds `folding`.
+    pub(super) fn fold_locked(&self, max: usize, below: u64) -> Result<usize, StoreError> {
+        let (start, end) = (layout::todo_key(0), layout::todo_key(below));
+        let mut todo_keys = Vec::new();
+        let mut keys = BTreeSet::new();
+        for entry in self
+            .db
+            .iter(self.tree, Some(&start), Some(&end), None)?
+            .take(max)
+        {
+            let entry = entry?;
+            match layout::decode_todo(&entry.value) {
+                Some(key) => {
+                    keys.insert(key);
+                }
+                // Dropped: the slow rebuild recomputes whatever it named.
+                None => {
+                    self.damaged.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            todo_keys.push(entry.key);
+        }
+        if todo_keys.is_empty() {
+            return Ok(0);
+        }
+        let mut changes = LeafChanges::new();
+        for key in &keys {
+            changes.insert(layout::leaf_key(key), self.expected_leaf(key)?);
+        }
+        let mut batch = WriteBatch::new();
+        self.write_leaves(&mut batch, &changes);
+        let buckets: BTreeSet<(u16, u8)> = keys.iter().map(layout::leaf_place).collect();
+        for (partition, bucket) in buckets {
+            let hash = self.bucket_with(partition, bucket, &changes)?;
+            self.put_bucket(&mut batch, partition, bucket, hash);
+        }
+        for key in &todo_keys {
+            batch.delete(self.tree, key);
+        }
+        self.db.write(batch)?;
+        Ok(todo_keys.len())
+    }
+
+    /// The leaf `key` should have: the hash of its record; none when it has no record
+    /// or one that does not decode (counted as damage: reads report it by name).
+    pub(super) fn expected_leaf(&self, key: &ItemKey) -> Result<Option<Hash16>, StoreError> {
+        match read_record(&self.db, self.data, key) {
+            Ok(record) => Ok(record.map(|r| item_hash(key, &r))),
+            Err(StoreError::Corrupt { .. }) => {
+                self.damaged.fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) fn write_leaves(&self, batch: &mut WriteBatch, changes: &LeafChanges) {
+        for (leaf, hash) in changes {
+            match hash {
+                Some(h) => batch.put(self.tree, leaf, h),
+                None => batch.delete(self.tree, leaf),
+            };
+        }
+    }
+
+    /// The hash of a bucket as stored, with `changes` (not yet written) laid over it.
+    fn bucket_with(
+        &self,
+        partition: u16,
+        bucket: u8,
+        changes: &LeafChanges,
+    ) -> Result<Hash16, StoreError> {
+        let prefix = layout::leaf_prefix(partition, Some(bucket));
+        let mut leaves: BTreeMap<Vec<u8>, Hash16> = BTreeMap::new();
+        for entry in self.db.iter_prefix(self.tree, &prefix, None)? {
+            let entry = entry?;
+            let hash = decode_hash(&entry.value)
+                .ok_or_else(|| corrupt_tree_entry(&entry.key, "Merkle leaf"))?;
+            leaves.insert(entry.key.to_vec(), hash);
+        }
+        let overlay = changes
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix));
+        for (leaf, hash) in overlay {
+            match hash {
+                Some(h) => leaves.insert(leaf.clone(), *h),
+                None => leaves.remove(leaf),
+            };
+        }
+        Ok(bucket_hash(leaves.values()))
+    }
+
+    /// Stores a bucket hash (an empty bucket has no record).
+    pub(super) fn put_bucket(
+        &self,
+        batch: &mut WriteBatch,
+        partition: u16,
+        bucket: u8,
+        hash: Hash16,
+    ) {
+        let key = layout::bucket_key(partition, bucket);
+        if hash == EMPTY_BUCKET {
+            batch.delete(self.tree, &key);
+        } else {
+            batch.put(self.tree, &key, &hash);
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Per-partition Merkle trees over the replicated records, kept up to date
+//! incrementally (spec: docs/format/cluster-storage.md).
+//!
+//! Two levels per partition: one leaf per key (`item_hash`), grouped into 256 buckets
+//! by the top byte of the key hash; a bucket hashes its leaves, the root hashes the 256
+//! buckets. Every applied write puts a to-do record naming its key in the same engine
+//! batch as the data (Garage's design), so the write path never reads the tree; folding
+//! a to-do recomputes that key's leaf from the data it names, which makes folding
+//! idempotent and order-free: re-folding after a crash gives the same tree, and the
+//! tree always converges on the data. A slow `rebuild_partition` recomputes everything
+//! from the data to catch silent damage.
+
+mod diff;
+mod fold;
+mod hash;
+mod layout;
+mod rebuild;
+
+pub use diff::diff_leaves;
+pub use hash::{bucket_hash, bucket_of, item_hash, root_hash, BUCKETS, EMPTY_BUCKET};
+
+use crate::replica_api::{Hash16, ItemKey, MerkleLeaf};
+use crate::replica_store::{check_partition, StoreError};
+use hash::decode_hash;
+use kv_engine::{Db, Keyspace, WriteBatch};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// To-dos folded per engine batch while catching up before a query.
+const FOLD_CHUNK: usize = 1024;
+
+/// The Merkle trees of every partition of one replica store.
+pub struct Merkle {
+    db: Arc<Db>,
+    /// The `replicated` keyspace the leaves describe.
+    data: Keyspace,
+    /// The `merkle` keyspace: leaves, buckets, to-dos.
+    tree: Keyspace,
+    /// Sequence number of the next to-do record.
+    next_todo: AtomicU64,
+    /// One folder (or rebuild) at a time: a bucket hash is read-modify-write.
+    folding: Mutex<()>,
+    /// Records and to-dos found undecodable while folding or rebuilding.
+    damaged: AtomicU64,
+}
+
+impl Merkle {
+    /// Opens the trees kept in `tree` over the records in `data`.
+    pub fn open(db: Arc<Db>, data: Keyspace, tree: Keyspace) -> Result<Merkle, StoreError> {
+        // To-dos are deleted as they are folded, so the last one left (if any) gives
+        // the next sequence number; reading them all is bounded by the backlog.
+        let mut next = 0;
+        for entry in db.iter(
+            tree,
+            Some(&layout::todo_key(0)),
+            Some(layout::TODO_END),
+            None,
+        )? {
+            if let Some(seq) = layout::decode_todo_seq(&entry?.key) {
+                next = next.max(seq.saturating_add(1));
+            }
+        }
+        Ok(Merkle {
+            db,
+            data,
+            tree,
+            next_todo: AtomicU64::new(next),
+            folding: Mutex::new(()),
+            damaged: AtomicU64::new(0),
+        })
+    }
+
+    /// Adds the to-do record of a write of `key` to `batch` (which also writes the data).
+    pub fn add_todo(&self, batch: &mut WriteBatch, key: &ItemKey) {
+        let seq = self.next_todo.fetch_add(1, Ordering::Relaxed);
+        batch.put(self.tree, &layout::todo_key(seq), &layout::encode_todo(key));
+    }
+
+    /// Undecodable records and to-dos met so far by folding and rebuilding (their
+    /// leaves are left out, so anti-entropy sees those keys as missing here).
+    pub fn damaged_records(&self) -> u64 {
+        self.damaged.load(Ordering::Relaxed)
+    }
+
+    /// Folds up to `max` of the oldest pending to-dos into leaves and buckets; returns
+    /// how many were folded (0 when none are pending).
+    pub fn process_todos(&self, max: usize) -> Result<usize, StoreError> {
+        let _folding = self.folding.lock();
+        self.fold_locked(max, u64::MAX)
+    }
+
+    /// Folds every to-do that existed when called. Queries call it first so that their
+    /// answers reflect every write applied before them; the work is bounded by the
+    /// backlog at that moment, not by writes that keep arriving meanwhile.
+    pub fn catch_up(&self) -> Result<(), StoreError> {
+        let _folding = self.folding.lock();
+        self.catch_up_locked()
+    }
+
+    fn catch_up_locked(&self) -> Result<(), StoreError> {
+        let below = self.next_todo.load(Ordering::Relaxed);
+        while self.fold_locked(FOLD_CHUNK, below)? > 0 {}
+        Ok(())
+    }
+
+    /// The root hash of `partition`'s tree.
+    pub fn root(&self, partition: u16) -> Result<Hash16, StoreError> {
+        Ok(self.roots(&[partition])?.remove(0))
+    }
+
+    /// The root hashes of several partitions, in order, after one catch-up.
+    pub fn roots(&self, partitions: &[u16]) -> Result<Vec<Hash16>, StoreError> {
+        self.catch_up()?;
+        partitions
+            .iter()
+            .map(|&p| Ok(root_hash(&self.stored_buckets(p)?)))
+            .collect()
+    }
+
+    /// The 256 bucket hashes of `partition`.
+    pub fn buckets(&self, partition: u16) -> Result<Vec<Hash16>, StoreError> {
+        self.catch_up()?;
+        self.stored_buckets(partition)
+    }
+
+    /// The leaves of one bucket of `partition`, in key order.
+    pub fn leaves(&self, partition: u16, bucket: u8) -> Result<Vec<MerkleLeaf>, StoreError> {
+        check_partition(partition)?;
+        self.catch_up()?;
+        self.stored_leaves(&layout::leaf_prefix(partition, Some(bucket)))
+    }
+
+    fn stored_buckets(&self, partition: u16) -> Result<Vec<Hash16>, StoreError> {
+        check_partition(partition)?;
+        let mut buckets = vec![EMPTY_BUCKET; BUCKETS];
+        for entry in self
+            .db
+            .iter_prefix(self.tree, &layout::bucket_prefix(partition), None)?
+        {
+            let entry = entry?;
+            let bucket = layout::decode_bucket_key(&entry.key);
+            let hash = decode_hash(&entry.value);
+            match (bucket, hash) {
+                (Some(b), Some(h)) => buckets[b as usize] = h,
+                _ => return Err(corrupt_tree_entry(&entry.key, "bucket hash")),
+            }
+        }
+        Ok(buckets)
+    }
+
+    fn stored_leaves(&self, prefix: &[u8]) -> Result<Vec<MerkleLeaf>, StoreError> {
+        let mut leaves = Vec::new();
+        for entry in self.db.iter_prefix(self.tree, prefix, None)? {
+            let entry = entry?;
+            match (
+                layout::decode_leaf_key(&entry.key),
+                decode_hash(&entry.value),
+            ) {
+                (Some((_, key)), Some(hash)) => leaves.push(MerkleLeaf { key, hash }),
+                _ => return Err(corrupt_tree_entry(&entry.key, "Merkle leaf")),
+            }
+        }
+        Ok(leaves)
+    }
+}
+
+fn corrupt_tree_entry(key: &[u8], what: &str) -> StoreError {
+    StoreError::Corrupt {
+        key: format!("merkle key \"{}\"", key.escape_ascii()),
+        what: format!("{what} (rebuild_partition repairs it)"),
+    }
+}
