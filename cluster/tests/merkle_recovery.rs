@@ -1,0 +1,146 @@
+//! The tree after a restart with to-dos pending, re-folding, and damage that only the
+//! rebuild from data can see.
+
+mod support;
+
+use kv_cluster::replica_api::{ItemKey, WriteItem};
+use kv_cluster::replica_store::ReplicaStore;
+use kv_engine::WriteBatch;
+use kv_keyspace::data_key::data_key;
+use kv_keyspace::slot::key_partition;
+use support::*;
+
+fn some_writes(count: usize, ts: u64) -> Vec<WriteItem> {
+    (0..count)
+        .map(|i| {
+            let k = key((i % 3) as u32, &format!("user:{i}"));
+            if i % 5 == 0 {
+                delete(&k, ts)
+            } else {
+                put(&k, ts, &format!("value {i}"))
+            }
+        })
+        .collect()
+}
+
+fn tree(store: &ReplicaStore) -> Vec<[u8; 16]> {
+    store.merkle().roots(&all_partitions()).unwrap()
+}
+
+fn rebuild_all(store: &ReplicaStore) -> usize {
+    all_partitions()
+        .into_iter()
+        .map(|p| store.merkle().rebuild_partition(p).unwrap())
+        .sum()
+}
+
+#[test]
+fn after_reopen_with_todos_pending_the_tree_equals_a_rebuild_from_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let writes = [some_writes(300, 10), some_writes(30, 11)].concat();
+    let extra: Vec<_> = (0..5)
+        .map(|i| put(&key(4, &format!("new:{i}")), 12, "n"))
+        .collect();
+    {
+        let store = open_store(dir.path());
+        for batch in writes.chunks(40) {
+            store.apply(batch).unwrap();
+        }
+    } // closed with every to-do pending
+    {
+        let store = open_store(dir.path());
+        // New to-dos must be numbered after the pending ones (reusing a number would
+        // overwrite a pending to-do and lose its leaf).
+        store.apply(&extra).unwrap();
+        assert_eq!(store.merkle().process_todos(100).unwrap(), 100);
+    } // closed with part of the backlog folded
+    let store = open_store(dir.path());
+    assert_eq!(
+        store.merkle().process_todos(usize::MAX).unwrap(),
+        writes.len() + extra.len() - 100
+    );
+    let folded = tree(&store);
+    assert_eq!(rebuild_all(&store), 0, "folding after reopen missed leaves");
+    assert_eq!(tree(&store), folded);
+    // And it is the tree of a replica fed the same data in one go.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = open_store(fresh_dir.path());
+    fresh.apply(&[writes, extra].concat()).unwrap();
+    assert_eq!(tree(&fresh), folded);
+}
+
+#[test]
+fn folding_a_todo_again_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let writes = some_writes(100, 10);
+    store.apply(&writes).unwrap();
+    let before = tree(&store);
+    // Replay every to-do, as a crash between folding and deleting them would.
+    let mut batch = WriteBatch::new();
+    for w in &writes {
+        store.merkle().add_todo(&mut batch, &w.key);
+    }
+    store.db().write(batch).unwrap();
+    assert_eq!(
+        store.merkle().process_todos(usize::MAX).unwrap(),
+        writes.len()
+    );
+    assert_eq!(store.merkle().process_todos(usize::MAX).unwrap(), 0);
+    assert_eq!(tree(&store), before);
+}
+
+#[test]
+fn writes_behind_the_trees_back_are_found_by_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.apply(&some_writes(200, 10)).unwrap();
+    let honest_dir = tempfile::tempdir().unwrap();
+    let honest = open_store(honest_dir.path());
+    honest.apply(&some_writes(200, 10)).unwrap();
+    assert_eq!(tree(&store), tree(&honest));
+
+    // A newer record put straight into the engine: no to-do, so the tree cannot know.
+    let changed: ItemKey = key(1, "user:1");
+    let newer = put(&changed, 20, "sneaky");
+    store
+        .db()
+        .put(
+            store.data_keyspace(),
+            &data_key(1, &changed.key),
+            &newer.record.encode(),
+        )
+        .unwrap();
+    // A record deleted straight from the engine: its leaf is left behind.
+    let removed = key(2, "user:2");
+    store
+        .db()
+        .delete(store.data_keyspace(), &data_key(2, &removed.key))
+        .unwrap();
+    assert_eq!(
+        tree(&store),
+        tree(&honest),
+        "the tree saw a write it was not told of"
+    );
+
+    let p_changed = key_partition(&changed.key);
+    let p_removed = key_partition(&removed.key);
+    let wrong = store.merkle().rebuild_partition(p_changed).unwrap()
+        + if p_removed == p_changed {
+            0
+        } else {
+            store.merkle().rebuild_partition(p_removed).unwrap()
+        };
+    assert_eq!(wrong, 2);
+    assert_eq!(rebuild_all(&store), 0);
+
+    // Now the tree is that of a replica that saw the same data honestly.
+    honest.apply(&[newer]).unwrap();
+    let third_dir = tempfile::tempdir().unwrap();
+    let expected = open_store(third_dir.path());
+    let mut writes = some_writes(200, 10);
+    writes.retain(|w| w.key != removed);
+    expected.apply(&writes).unwrap();
+    expected.apply(&[put(&changed, 20, "sneaky")]).unwrap();
+    assert_eq!(tree(&store), tree(&expected));
+}
