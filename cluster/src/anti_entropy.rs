@@ -6,6 +6,7 @@
 use crate::merkle::diff_leaves;
 use crate::replica_api::{ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, WriteItem};
 use crate::Record;
+use kv_keyspace::slot::key_partition;
 use std::sync::Arc;
 
 /// Keys read and written per round trip, so a badly diverged bucket does not become
@@ -67,7 +68,9 @@ pub async fn sync_partition(
             .map_err(|_| ReplicaError::Failed(format!("bucket {bucket} out of range")))?;
         let leaves_a = a.merkle_leaves(partition, bucket).await?;
         let leaves_b = b.merkle_leaves(partition, bucket).await?;
-        let differing = diff_leaves(&leaves_a, &leaves_b);
+        let mut differing = diff_leaves(&leaves_a, &leaves_b);
+        // A leaf of another partition (a confused or damaged peer) is not ours to copy.
+        differing.retain(|k| key_partition(&k.key) == partition);
         stats.keys_compared += count_union(&leaves_a, &leaves_b) as u64;
         for keys in differing.chunks(REPAIR_CHUNK) {
             stats.keys_repaired += repair_keys(keys, a, b).await?;
