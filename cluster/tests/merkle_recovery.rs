@@ -78,10 +78,12 @@ fn folding_a_todo_again_changes_nothing() {
     let before = tree(&store);
     // Replay every to-do, as a crash between folding and deleting them would.
     let mut batch = WriteBatch::new();
+    let mut todos = store.merkle().begin_todos();
     for w in &writes {
-        store.merkle().add_todo(&mut batch, &w.key);
+        todos.add(&mut batch, &w.key);
     }
     store.db().write(batch).unwrap();
+    drop(todos);
     assert_eq!(
         store.merkle().process_todos(usize::MAX).unwrap(),
         writes.len()
@@ -143,4 +145,34 @@ fn writes_behind_the_trees_back_are_found_by_rebuild() {
     expected.apply(&writes).unwrap();
     expected.apply(&[put(&changed, 20, "sneaky")]).unwrap();
     assert_eq!(tree(&store), tree(&expected));
+}
+
+#[test]
+fn folding_never_skips_a_batch_still_being_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    // A batch takes its to-do number, then is slow to reach the engine...
+    let slow = put(&key(0, "slow"), 1, "v");
+    let mut batch = WriteBatch::new();
+    let mut todos = store.merkle().begin_todos();
+    batch.put(
+        store.data_keyspace(),
+        &data_key(0, &slow.key.key),
+        &slow.record.encode(),
+    );
+    todos.add(&mut batch, &slow.key);
+    // ...while later writes land and are folded.
+    store.apply(&some_writes(20, 1)).unwrap();
+    assert_eq!(store.merkle().process_todos(usize::MAX).unwrap(), 20);
+    store.db().write(batch).unwrap();
+    drop(todos);
+    // The slow batch's to-do is still folded, by the next query.
+    let p = key_partition(&slow.key.key);
+    let bucket = kv_cluster::merkle::bucket_of(&slow.key.key);
+    let leaves = store.merkle().leaves(p, bucket).unwrap();
+    assert!(
+        leaves.iter().any(|l| l.key == slow.key),
+        "the slow write has no leaf"
+    );
+    assert_eq!(rebuild_all(&store), 0);
 }

@@ -12,11 +12,22 @@ use std::sync::atomic::Ordering;
 pub(super) type LeafChanges = BTreeMap<Vec<u8>, Option<Hash16>>;
 
 impl Merkle {
-    /// Folds up to `max` to-dos numbered below `below`, oldest first, in one engine
-    /// batch that also deletes them (so a crash folds them again, to the same result).
-    /// The caller holds `folding`.
-    pub(super) fn fold_locked(&self, max: usize, below: u64) -> Result<usize, StoreError> {
-        let (start, end) = (layout::todo_key(0), layout::todo_key(below));
+    /// Folds up to `max` to-dos numbered from `cursor` to below `below`, oldest first,
+    /// in one engine batch that also deletes them (so a crash folds them again, to the
+    /// same result), and moves the cursor on, never past the watermark. The caller
+    /// holds `folding` (which owns `cursor`).
+    pub(super) fn fold_locked(
+        &self,
+        cursor: &mut u64,
+        max: usize,
+        below: u64,
+    ) -> Result<usize, StoreError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        // Read before iterating: every to-do below it is committed, so visible below.
+        let watermark = self.todo_seqs.lock().watermark();
+        let (start, end) = (layout::todo_key(*cursor), layout::todo_key(below));
         let mut todo_keys = Vec::new();
         let mut keys = BTreeSet::new();
         for entry in self
@@ -36,7 +47,17 @@ impl Merkle {
             }
             todo_keys.push(entry.key);
         }
+        // Where the scan stopped: after the last to-do taken if `max` cut it short,
+        // else at `below`.
+        let reached = match todo_keys.last() {
+            Some(last) if todo_keys.len() == max => {
+                layout::decode_todo_seq(last).map_or(*cursor, |s| s.saturating_add(1))
+            }
+            _ => below,
+        };
+        let advance = |cursor: &mut u64| *cursor = (*cursor).max(reached.min(watermark));
         if todo_keys.is_empty() {
+            advance(cursor);
             return Ok(0);
         }
         let mut changes = LeafChanges::new();
@@ -54,6 +75,7 @@ impl Merkle {
             batch.delete(self.tree, key);
         }
         self.db.write(batch)?;
+        advance(cursor);
         Ok(todo_keys.len())
     }
 

@@ -15,17 +15,20 @@ mod fold;
 mod hash;
 mod layout;
 mod rebuild;
+mod todo_seq;
 
 pub use diff::diff_leaves;
 pub use hash::{bucket_hash, bucket_of, item_hash, root_hash, BUCKETS, EMPTY_BUCKET};
+pub use todo_seq::PendingTodos;
 
-use crate::replica_api::{Hash16, ItemKey, MerkleLeaf};
+use crate::replica_api::{Hash16, MerkleLeaf};
 use crate::replica_store::{check_partition, StoreError};
 use hash::decode_hash;
-use kv_engine::{Db, Keyspace, WriteBatch};
+use kv_engine::{Db, Keyspace};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use todo_seq::TodoSeqs;
 
 /// To-dos folded per engine batch while catching up before a query.
 const FOLD_CHUNK: usize = 1024;
@@ -37,10 +40,11 @@ pub struct Merkle {
     data: Keyspace,
     /// The `merkle` keyspace: leaves, buckets, to-dos.
     tree: Keyspace,
-    /// Sequence number of the next to-do record.
-    next_todo: AtomicU64,
-    /// One folder (or rebuild) at a time: a bucket hash is read-modify-write.
-    folding: Mutex<()>,
+    /// Numbering of to-do records.
+    todo_seqs: Mutex<TodoSeqs>,
+    /// One folder (or rebuild) at a time, since a bucket hash is read-modify-write;
+    /// holds the folding cursor: every to-do numbered below it is folded.
+    folding: Mutex<u64>,
     /// Records and to-dos found undecodable while folding or rebuilding.
     damaged: AtomicU64,
 }
@@ -65,42 +69,36 @@ impl Merkle {
             db,
             data,
             tree,
-            next_todo: AtomicU64::new(next),
-            folding: Mutex::new(()),
+            todo_seqs: Mutex::new(TodoSeqs::starting_at(next)),
+            folding: Mutex::new(0),
             damaged: AtomicU64::new(0),
         })
-    }
-
-    /// Adds the to-do record of a write of `key` to `batch` (which also writes the data).
-    pub fn add_todo(&self, batch: &mut WriteBatch, key: &ItemKey) {
-        let seq = self.next_todo.fetch_add(1, Ordering::Relaxed);
-        batch.put(self.tree, &layout::todo_key(seq), &layout::encode_todo(key));
     }
 
     /// Undecodable records and to-dos met so far by folding and rebuilding (their
     /// leaves are left out, so anti-entropy sees those keys as missing here).
     pub fn damaged_records(&self) -> u64 {
-        self.damaged.load(Ordering::Relaxed)
+        self.damaged.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Folds up to `max` of the oldest pending to-dos into leaves and buckets; returns
     /// how many were folded (0 when none are pending).
     pub fn process_todos(&self, max: usize) -> Result<usize, StoreError> {
-        let _folding = self.folding.lock();
-        self.fold_locked(max, u64::MAX)
+        let mut cursor = self.folding.lock();
+        self.fold_locked(&mut cursor, max, u64::MAX)
     }
 
     /// Folds every to-do that existed when called. Queries call it first so that their
     /// answers reflect every write applied before them; the work is bounded by the
     /// backlog at that moment, not by writes that keep arriving meanwhile.
     pub fn catch_up(&self) -> Result<(), StoreError> {
-        let _folding = self.folding.lock();
-        self.catch_up_locked()
+        let mut cursor = self.folding.lock();
+        self.catch_up_locked(&mut cursor)
     }
 
-    fn catch_up_locked(&self) -> Result<(), StoreError> {
-        let below = self.next_todo.load(Ordering::Relaxed);
-        while self.fold_locked(FOLD_CHUNK, below)? > 0 {}
+    fn catch_up_locked(&self, cursor: &mut u64) -> Result<(), StoreError> {
+        let below = self.todo_seqs.lock().next();
+        while self.fold_locked(cursor, FOLD_CHUNK, below)? > 0 {}
         Ok(())
     }
 

@@ -18,8 +18,8 @@ impl Merkle {
     /// pass may be counted too, and their to-dos keep the tree right afterwards.
     pub fn rebuild_partition(&self, partition: u16) -> Result<usize, StoreError> {
         check_partition(partition)?;
-        let _folding = self.folding.lock();
-        self.catch_up_locked()?;
+        let mut cursor = self.folding.lock();
+        self.catch_up_locked(&mut cursor)?;
         let wrong = self.check_records(partition)? + self.check_leaves(partition)?;
         self.rehash_buckets(partition)?;
         Ok(wrong)

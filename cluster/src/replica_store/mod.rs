@@ -77,6 +77,8 @@ impl ReplicaStore {
         // key cannot slip between them.
         let _guards = self.stripes.lock(items.iter().map(|i| &i.key));
         let mut batch = WriteBatch::new();
+        // Dropped after the write: until then the Merkle folder waits for its to-dos.
+        let mut todos = self.merkle.begin_todos();
         let mut written: HashMap<&ItemKey, Version> = HashMap::new();
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
@@ -93,7 +95,7 @@ impl ReplicaStore {
                         &records::engine_key(&item.key),
                         &item.record.encode(),
                     );
-                    self.merkle.add_todo(&mut batch, &item.key);
+                    todos.add(&mut batch, &item.key);
                     written.insert(&item.key, item.record.version);
                     WriteOutcome::Applied
                 }
