@@ -28,6 +28,19 @@ impl LocalReplica {
         &self.store
     }
 
+    /// Folds up to `max` pending Merkle to-dos; returns how many (0: none pending). For
+    /// the background folder, which keeps the backlog that queries fold first small.
+    pub async fn fold_todos(&self, max: usize) -> Result<usize, ReplicaError> {
+        self.blocking(move |s| s.merkle().process_todos(max)).await
+    }
+
+    /// Recomputes one partition's tree from its data (the slow schedule that catches
+    /// silent damage); returns how many leaves were wrong.
+    pub async fn rebuild_partition(&self, partition: u16) -> Result<usize, ReplicaError> {
+        self.blocking(move |s| s.merkle().rebuild_partition(partition))
+            .await
+    }
+
     async fn blocking<T, F>(&self, work: F) -> Result<T, ReplicaError>
     where
         T: Send + 'static,

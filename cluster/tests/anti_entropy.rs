@@ -198,3 +198,29 @@ async fn sync_all_reports_a_failing_peer_and_goes_on() {
         Some(version(1))
     );
 }
+
+#[tokio::test]
+async fn the_local_replica_folds_and_rebuilds_off_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let local = LocalReplica::new(store.clone());
+    let items: Vec<_> = (0..10)
+        .map(|i| put(&key(0, &format!("k{i}")), 1, "v"))
+        .collect();
+    local.write(items).await.unwrap();
+    assert_eq!(local.fold_todos(4).await.unwrap(), 4);
+    assert_eq!(local.fold_todos(100).await.unwrap(), 6);
+    assert_eq!(local.fold_todos(100).await.unwrap(), 0);
+    let k = key(0, "k3");
+    let p = key_partition(&k.key);
+    assert_eq!(local.rebuild_partition(p).await.unwrap(), 0);
+    store
+        .db()
+        .delete(
+            store.data_keyspace(),
+            &kv_keyspace::data_key::data_key(0, &k.key),
+        )
+        .unwrap();
+    assert_eq!(local.rebuild_partition(p).await.unwrap(), 1);
+    assert!(local.rebuild_partition(256).await.is_err());
+}
