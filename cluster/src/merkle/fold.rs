@@ -1,7 +1,7 @@
 //! Folding to-do records into leaves and bucket hashes.
 
 use super::hash::{bucket_hash, decode_hash, item_hash, EMPTY_BUCKET};
-use super::{corrupt_tree_entry, layout, Merkle};
+use super::{layout, Merkle};
 use crate::replica_api::{Hash16, ItemKey};
 use crate::replica_store::{read_record, StoreError};
 use kv_engine::WriteBatch;
@@ -65,12 +65,12 @@ impl Merkle {
             changes.insert(layout::leaf_key(key), self.expected_leaf(key)?);
         }
         let mut batch = WriteBatch::new();
-        self.write_leaves(&mut batch, &changes);
         let buckets: BTreeSet<(u16, u8)> = keys.iter().map(layout::leaf_place).collect();
         for (partition, bucket) in buckets {
-            let hash = self.bucket_with(partition, bucket, &changes)?;
+            let hash = self.bucket_with(partition, bucket, &mut changes)?;
             self.put_bucket(&mut batch, partition, bucket, hash);
         }
+        self.write_leaves(&mut batch, &changes);
         for key in &todo_keys {
             batch.delete(self.tree, key);
         }
@@ -102,19 +102,35 @@ impl Merkle {
     }
 
     /// The hash of a bucket as stored, with `changes` (not yet written) laid over it.
+    /// A stored leaf that does not decode is recomputed from the data on the way (and
+    /// the fix added to `changes`), so damage never stalls folding.
     fn bucket_with(
         &self,
         partition: u16,
         bucket: u8,
-        changes: &LeafChanges,
+        changes: &mut LeafChanges,
     ) -> Result<Hash16, StoreError> {
         let prefix = layout::leaf_prefix(partition, Some(bucket));
         let mut leaves: BTreeMap<Vec<u8>, Hash16> = BTreeMap::new();
         for entry in self.db.iter_prefix(self.tree, &prefix, None)? {
             let entry = entry?;
-            let hash = decode_hash(&entry.value)
-                .ok_or_else(|| corrupt_tree_entry(&entry.key, "Merkle leaf"))?;
-            leaves.insert(entry.key.to_vec(), hash);
+            match decode_hash(&entry.value) {
+                Some(hash) => {
+                    leaves.insert(entry.key.to_vec(), hash);
+                }
+                None if !changes.contains_key(&entry.key[..]) => {
+                    self.damaged.fetch_add(1, Ordering::Relaxed);
+                    let fixed = match layout::decode_leaf_key(&entry.key) {
+                        // Only if the key still names this very leaf.
+                        Some((_, key)) if layout::leaf_key(&key) == entry.key[..] => {
+                            self.expected_leaf(&key)?
+                        }
+                        _ => None,
+                    };
+                    changes.insert(entry.key.to_vec(), fixed);
+                }
+                None => {}
+            }
         }
         let overlay = changes
             .range(prefix.clone()..)
