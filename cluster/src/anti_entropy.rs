@@ -3,7 +3,7 @@
 //! of exactly the keys whose leaves differ, merge them (last writer wins) and write the
 //! winner to the side that lacks it. Only differing keys travel.
 
-use crate::merkle::diff_leaves;
+use crate::merkle::{diff_leaves, BUCKETS};
 use crate::replica_api::{ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, WriteItem};
 use crate::Record;
 use kv_keyspace::slot::key_partition;
@@ -41,20 +41,19 @@ pub async fn sync_partition(
     b: &dyn ReplicaApi,
 ) -> Result<SyncStats, ReplicaError> {
     let mut stats = SyncStats::default();
-    let (root_a, root_b) = (
-        a.merkle_roots(vec![partition]).await?,
-        b.merkle_roots(vec![partition]).await?,
-    );
+    // Both sides are asked at once: with a remote peer that halves the round trips.
+    let (root_a, root_b) = tokio::try_join!(
+        a.merkle_roots(vec![partition]),
+        b.merkle_roots(vec![partition])
+    )?;
     if root_a == root_b {
         return Ok(stats);
     }
-    let (buckets_a, buckets_b) = (
-        a.merkle_buckets(partition).await?,
-        b.merkle_buckets(partition).await?,
-    );
-    if buckets_a.len() != buckets_b.len() {
+    let (buckets_a, buckets_b) =
+        tokio::try_join!(a.merkle_buckets(partition), b.merkle_buckets(partition))?;
+    if buckets_a.len() != BUCKETS || buckets_b.len() != BUCKETS {
         return Err(ReplicaError::Failed(format!(
-            "replicas disagree on the bucket count of partition {partition}: {} vs {}",
+            "a replica answered {} and {} bucket hashes for partition {partition}, not {BUCKETS}",
             buckets_a.len(),
             buckets_b.len()
         )));
@@ -66,8 +65,10 @@ pub async fn sync_partition(
         stats.buckets_differing += 1;
         let bucket = u8::try_from(bucket)
             .map_err(|_| ReplicaError::Failed(format!("bucket {bucket} out of range")))?;
-        let leaves_a = a.merkle_leaves(partition, bucket).await?;
-        let leaves_b = b.merkle_leaves(partition, bucket).await?;
+        let (leaves_a, leaves_b) = tokio::try_join!(
+            a.merkle_leaves(partition, bucket),
+            b.merkle_leaves(partition, bucket)
+        )?;
         let mut differing = diff_leaves(&leaves_a, &leaves_b);
         // A leaf of another partition (a confused or damaged peer) is not ours to copy.
         differing.retain(|k| key_partition(&k.key) == partition);
@@ -95,8 +96,7 @@ async fn repair_keys(
     a: &dyn ReplicaApi,
     b: &dyn ReplicaApi,
 ) -> Result<u64, ReplicaError> {
-    let records_a = a.read(keys.to_vec()).await?;
-    let records_b = b.read(keys.to_vec()).await?;
+    let (records_a, records_b) = tokio::try_join!(a.read(keys.to_vec()), b.read(keys.to_vec()))?;
     if records_a.len() != keys.len() || records_b.len() != keys.len() {
         return Err(ReplicaError::Failed(
             "a replica answered a read with the wrong number of records".into(),
@@ -125,13 +125,15 @@ async fn repair_keys(
             to_b.push(item());
         }
     }
-    if !to_a.is_empty() {
-        a.write(to_a).await?;
-    }
-    if !to_b.is_empty() {
-        b.write(to_b).await?;
-    }
+    tokio::try_join!(write_if_any(a, to_a), write_if_any(b, to_b))?;
     Ok(repaired)
+}
+
+async fn write_if_any(side: &dyn ReplicaApi, items: Vec<WriteItem>) -> Result<(), ReplicaError> {
+    if !items.is_empty() {
+        side.write(items).await?;
+    }
+    Ok(())
 }
 
 /// Syncs each partition in turn between `me` and each of its peers (`peers_of`);
