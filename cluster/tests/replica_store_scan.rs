@@ -5,6 +5,7 @@ mod support;
 
 use bytes::Bytes;
 use kv_cluster::replica_api::ItemKey;
+use kv_cluster::replica_store::MAX_SCAN_LIMIT;
 use kv_keyspace::data_key::{data_key, split_data_key, ScanPosition};
 use kv_keyspace::slot::key_partition;
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,6 +92,26 @@ fn partition_records_hold_every_database_once() {
     }
     assert_eq!(seen.len(), expected.len());
     assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
+}
+
+#[test]
+fn a_page_is_capped_whatever_the_caller_asks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    // A hash tag puts every key in one slot, so one partition holds them all.
+    let items: Vec<_> = (0..MAX_SCAN_LIMIT + 10)
+        .map(|i| put(&key(0, &format!("{{tag}}{i}")), 1, "v"))
+        .collect();
+    store.apply(&items).unwrap();
+    let partition = key_partition(b"tag");
+    let page = store
+        .scan(partition, 0, ScanPosition::START, usize::MAX)
+        .unwrap();
+    assert_eq!(page.items.len(), MAX_SCAN_LIMIT);
+    let rest = store
+        .scan(partition, 0, page.next.unwrap(), usize::MAX)
+        .unwrap();
+    assert_eq!((rest.items.len(), rest.next), (10, None));
 }
 
 #[test]

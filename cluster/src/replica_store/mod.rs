@@ -12,7 +12,7 @@ mod scan;
 mod stripes;
 
 pub use error::{describe_key, StoreError};
-pub use scan::PartitionRecords;
+pub use scan::{PartitionRecords, MAX_SCAN_LIMIT};
 
 use crate::merkle::Merkle;
 use crate::replica_api::{ItemKey, ScanPage, WriteItem, WriteOutcome};
@@ -113,8 +113,9 @@ impl ReplicaStore {
         read_record(&self.db, self.data, key)
     }
 
-    /// Up to `limit` records (more only to finish a scan position) of database `db` in
-    /// `partition`, from `from` on, in scan order.
+    /// `limit` records (at most [`MAX_SCAN_LIMIT`]; more only to finish a scan
+    /// position; fewer only at the partition's end) of database `db` in `partition`,
+    /// from `from` on, in scan order.
     pub fn scan(
         &self,
         partition: u16,

@@ -10,8 +10,12 @@ use kv_engine::{Db, DbIterator, Keyspace};
 use kv_keyspace::data_key::{partition_range, ScanPosition};
 use kv_keyspace::slot::SLOTS_PER_PARTITION;
 
+/// Most records in one page, whatever the caller asks: a peer chooses `limit`, and a
+/// page is held in memory whole.
+pub const MAX_SCAN_LIMIT: usize = 4096;
+
 /// One page of database `ns` in `partition` from `from` on: at least `limit` records
-/// unless the partition ends first, and never a page that ends between two keys of the
+/// (at most [`MAX_SCAN_LIMIT`]) unless the partition ends first, and never a page that ends between two keys of the
 /// same scan position (a SCAN cursor names a position, so splitting one would skip or
 /// repeat keys).
 pub fn scan_page(
@@ -35,7 +39,7 @@ pub fn scan_page(
     let (_, range_end) = partition_range(partition);
     let mut iter = db.iter(data, Some(&start.seek_key(ns)), range_end.as_deref(), None)?;
     let entries = std::iter::from_fn(|| next_in_namespace(&mut iter, ns).transpose());
-    let (items, next) = take_page(entries, limit)?;
+    let (items, next) = take_page(entries, limit.min(MAX_SCAN_LIMIT))?;
     Ok(ScanPage { items, next })
 }
 
