@@ -9,8 +9,9 @@ use crate::Record;
 use kv_keyspace::slot::key_partition;
 use std::sync::Arc;
 
-/// Keys read and written per round trip, so a badly diverged bucket does not become
-/// one huge message.
+/// Differing keys gathered (across buckets) before one read and one write per side: few
+/// round trips when replicas differ a lot, and no huge message when one bucket holds
+/// many.
 const REPAIR_CHUNK: usize = 256;
 
 /// What one sync did.
@@ -58,6 +59,7 @@ pub async fn sync_partition(
             buckets_b.len()
         )));
     }
+    let mut pending: Vec<ItemKey> = Vec::new();
     for (bucket, (ha, hb)) in buckets_a.iter().zip(&buckets_b).enumerate() {
         if ha == hb {
             continue;
@@ -73,10 +75,14 @@ pub async fn sync_partition(
         // A leaf of another partition (a confused or damaged peer) is not ours to copy.
         differing.retain(|k| key_partition(&k.key) == partition);
         stats.keys_compared += count_union(&leaves_a, &leaves_b) as u64;
-        for keys in differing.chunks(REPAIR_CHUNK) {
-            stats.keys_repaired += repair_keys(keys, a, b).await?;
+        // Keys of several buckets share one read and one write per side.
+        pending.extend(differing);
+        if pending.len() >= REPAIR_CHUNK {
+            stats.keys_repaired += repair_in_chunks(&pending, a, b).await?;
+            pending.clear();
         }
     }
+    stats.keys_repaired += repair_in_chunks(&pending, a, b).await?;
     Ok(stats)
 }
 
@@ -86,6 +92,18 @@ fn count_union(a: &[MerkleLeaf], b: &[MerkleLeaf]) -> usize {
     keys.sort_unstable();
     keys.dedup();
     keys.len()
+}
+
+async fn repair_in_chunks(
+    keys: &[ItemKey],
+    a: &dyn ReplicaApi,
+    b: &dyn ReplicaApi,
+) -> Result<u64, ReplicaError> {
+    let mut repaired = 0;
+    for chunk in keys.chunks(REPAIR_CHUNK) {
+        repaired += repair_keys(chunk, a, b).await?;
+    }
+    Ok(repaired)
 }
 
 /// Reads `keys` on both sides and writes each merged winner where it is missing;

@@ -98,7 +98,8 @@ impl Merkle {
 
     fn catch_up_locked(&self, cursor: &mut u64) -> Result<(), StoreError> {
         let below = self.todo_seqs.lock().next();
-        while self.fold_locked(cursor, FOLD_CHUNK, below)? > 0 {}
+        // The cursor at `below` means nothing is pending: no need to even look.
+        while *cursor < below && self.fold_locked(cursor, FOLD_CHUNK, below)? > 0 {}
         Ok(())
     }
 
