@@ -1,7 +1,7 @@
 //! Anti-entropy between two local replicas: roots become equal and only the keys that
 //! differ are read and written.
 
-mod support;
+mod replica_support;
 
 use async_trait::async_trait;
 use kv_cluster::anti_entropy::{sync_all, sync_partition, SyncStats};
@@ -13,10 +13,10 @@ use kv_cluster::replica_api::{
 use kv_cluster::Record;
 use kv_keyspace::data_key::ScanPosition;
 use kv_keyspace::slot::key_partition;
+use replica_support::*;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use support::*;
 
 /// A replica that counts the keys read from it and written to it.
 struct Counting {

@@ -2,15 +2,15 @@
 //! batching of the writes and of the folding; and diff_leaves names exactly the keys
 //! that differ.
 
-mod support;
+mod replica_support;
 
 use bytes::Bytes;
 use kv_cluster::merkle::diff_leaves;
 use kv_cluster::replica_api::{ItemKey, MerkleLeaf, WriteItem};
 use kv_cluster::{NodeId, Record, Version};
 use proptest::prelude::*;
+use replica_support::*;
 use std::collections::{BTreeMap, BTreeSet};
-use support::*;
 
 /// Writes with distinct versions (the node id is the write's index), on few keys so
 /// that keys are overwritten, tombstoned and refused as stale.

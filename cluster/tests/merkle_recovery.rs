@@ -1,14 +1,14 @@
 //! The tree after a restart with to-dos pending, re-folding, and damage that only the
 //! rebuild from data can see.
 
-mod support;
+mod replica_support;
 
 use kv_cluster::replica_api::{ItemKey, WriteItem};
 use kv_cluster::replica_store::ReplicaStore;
 use kv_engine::WriteBatch;
 use kv_keyspace::data_key::data_key;
 use kv_keyspace::slot::key_partition;
-use support::*;
+use replica_support::*;
 
 fn some_writes(count: usize, ts: u64) -> Vec<WriteItem> {
     (0..count)

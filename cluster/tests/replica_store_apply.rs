@@ -1,7 +1,7 @@
 //! Applying replicated writes: newer versions win, older ones are refused with the
 //! version held, and concurrent applies of one key never lose the newest.
 
-mod support;
+mod replica_support;
 
 use kv_cluster::replica_api::WriteOutcome;
 use kv_cluster::replica_store::StoreError;
@@ -9,8 +9,8 @@ use kv_cluster::Body;
 use kv_keyspace::data_key::data_key;
 use kv_keyspace::data_key::ScanPosition;
 use kv_keyspace::slot::key_partition;
+use replica_support::*;
 use std::sync::Arc;
-use support::*;
 
 #[test]
 fn apply_refuses_older_versions_and_reports_the_current_one() {

@@ -1,15 +1,15 @@
 //! Paging through a partition: every key of the database exactly once per pass, in
 //! scan order, and nothing of other databases or partitions.
 
-mod support;
+mod replica_support;
 
 use bytes::Bytes;
 use kv_cluster::replica_api::ItemKey;
 use kv_cluster::replica_store::MAX_SCAN_LIMIT;
 use kv_keyspace::data_key::{data_key, split_data_key, ScanPosition};
 use kv_keyspace::slot::key_partition;
+use replica_support::*;
 use std::collections::{BTreeMap, BTreeSet};
-use support::*;
 
 fn position_of(db: u32, key: &[u8]) -> ScanPosition {
     split_data_key(&data_key(db, key)).unwrap().position()
