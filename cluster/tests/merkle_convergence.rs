@@ -5,7 +5,7 @@
 mod replica_support;
 
 use bytes::Bytes;
-use kv_cluster::merkle::diff_leaves;
+use kv_cluster::merkle::{diff_leaves, PartitionTree};
 use kv_cluster::replica_api::{ItemKey, MerkleLeaf, WriteItem};
 use kv_cluster::{NodeId, Record, Version};
 use proptest::prelude::*;
@@ -93,12 +93,21 @@ proptest! {
             prop_assert_eq!(a.merkle().buckets(p).unwrap(), b.merkle().buckets(p).unwrap());
             prop_assert_eq!(a.merkle().leaves(p, bucket).unwrap(), b.merkle().leaves(p, bucket).unwrap());
         }
-        // The tree describes exactly the data: one leaf per key.
-        let leaves: usize = places
-            .iter()
-            .map(|&(p, bucket)| a.merkle().leaves(p, bucket).unwrap().len())
-            .sum();
-        prop_assert_eq!(leaves, newest.len());
+        // The incremental tree is the tree the definitions give for the data.
+        let mut by_partition: BTreeMap<u16, Vec<(&ItemKey, &Record)>> = BTreeMap::new();
+        for (k, r) in &newest {
+            by_partition.entry(kv_keyspace::slot::key_partition(&k.key)).or_default().push((k, r));
+        }
+        for (&p, records) in &by_partition {
+            let model = PartitionTree::from_records(records.iter().copied());
+            prop_assert_eq!(a.merkle().root(p).unwrap(), model.root());
+            prop_assert_eq!(a.merkle().buckets(p).unwrap(), model.buckets());
+            for &(pp, bucket) in places.iter().filter(|(pp, _)| *pp == p) {
+                prop_assert_eq!(a.merkle().leaves(pp, bucket).unwrap(), model.leaves(bucket));
+            }
+        }
+        let unused = (0..256u16).find(|p| !by_partition.contains_key(p)).unwrap();
+        prop_assert_eq!(a.merkle().root(unused).unwrap(), PartitionTree::default().root());
         // An empty store's tree differs wherever data exists.
         let dir_c = tempfile::tempdir().unwrap();
         let empty = open_store(dir_c.path());

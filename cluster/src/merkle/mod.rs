@@ -14,11 +14,13 @@ mod diff;
 mod fold;
 mod hash;
 mod layout;
+mod model;
 mod rebuild;
 mod todo_seq;
 
 pub use diff::diff_leaves;
 pub use hash::{bucket_hash, bucket_of, item_hash, root_hash, BUCKETS, EMPTY_BUCKET};
+pub use model::PartitionTree;
 pub use todo_seq::PendingTodos;
 
 use crate::replica_api::{Hash16, MerkleLeaf};
