@@ -230,3 +230,43 @@ fn a_damaged_tree_is_reported_by_name_and_repaired_by_rebuild() {
     assert!(store.merkle().damaged_records() >= 1);
     assert_eq!(rebuild_all(&store), 0);
 }
+
+#[test]
+fn folding_while_writers_write_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writers: Vec<_> = (0..3u64)
+            .map(|t| {
+                let store = &store;
+                s.spawn(move || {
+                    for round in 0..40u64 {
+                        let items: Vec<_> = (0..8u64)
+                            .map(|i| {
+                                put(&key(0, &format!("w{t}:{}", round * 8 + i)), round + 1, "v")
+                            })
+                            .collect();
+                        store.apply(&items).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let folder = s.spawn(|| {
+            let mut folded = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                folded += store.merkle().process_todos(7).unwrap();
+            }
+            folded
+        });
+        for w in writers {
+            w.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+        folder.join().unwrap();
+    });
+    // Whatever the interleaving, the tree ends up describing exactly the data.
+    let folded = tree(&store);
+    assert_eq!(rebuild_all(&store), 0);
+    assert_eq!(tree(&store), folded);
+}
