@@ -3,6 +3,7 @@
 //! hints, read repair and Merkle anti-entropy make replicas converge. The cluster knows
 //! nothing of RESP: the server hands it a key and what to do with it.
 
+pub mod anti_entropy;
 pub mod atomic_file;
 pub mod cluster_scan;
 pub mod config;
@@ -12,12 +13,15 @@ pub mod hint_replay;
 pub mod hints;
 pub mod hlc;
 pub mod layout;
+pub mod local_replica;
+pub mod merkle;
 pub mod node_id;
 pub mod placement;
 pub mod quorum;
 pub mod read_repair;
 pub mod record;
 pub mod replica_api;
+pub mod replica_store;
 pub mod ring;
 pub mod skew;
 pub mod version;

@@ -1,0 +1,95 @@
+//! This node's replica, as the coordinator and anti-entropy see it: [`ReplicaApi`] over
+//! the [`ReplicaStore`] and its Merkle trees. Engine calls block, so each runs on
+//! tokio's blocking pool: no runtime thread waits on disk.
+
+use crate::replica_api::{
+    Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, ScanPage, WriteItem, WriteOutcome,
+};
+use crate::replica_store::{ReplicaStore, StoreError};
+use crate::Record;
+use async_trait::async_trait;
+use kv_keyspace::data_key::ScanPosition;
+use std::sync::Arc;
+
+/// The local replica store behind the [`ReplicaApi`] trait.
+#[derive(Clone)]
+pub struct LocalReplica {
+    store: Arc<ReplicaStore>,
+}
+
+impl LocalReplica {
+    /// Serves `store`.
+    pub fn new(store: Arc<ReplicaStore>) -> LocalReplica {
+        LocalReplica { store }
+    }
+
+    /// The store served.
+    pub fn store(&self) -> &Arc<ReplicaStore> {
+        &self.store
+    }
+
+    /// Folds up to `max` pending Merkle to-dos; returns how many (0: none pending). For
+    /// the background folder, which keeps the backlog that queries fold first small.
+    pub async fn fold_todos(&self, max: usize) -> Result<usize, ReplicaError> {
+        self.blocking(move |s| s.merkle().process_todos(max)).await
+    }
+
+    /// Recomputes one partition's tree from its data (the slow schedule that catches
+    /// silent damage); returns how many leaves were wrong.
+    pub async fn rebuild_partition(&self, partition: u16) -> Result<usize, ReplicaError> {
+        self.blocking(move |s| s.merkle().rebuild_partition(partition))
+            .await
+    }
+
+    async fn blocking<T, F>(&self, work: F) -> Result<T, ReplicaError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReplicaStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|e| ReplicaError::Failed(format!("replica store task failed: {e}")))?
+            .map_err(ReplicaError::from)
+    }
+}
+
+#[async_trait]
+impl ReplicaApi for LocalReplica {
+    async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
+        self.blocking(move |s| s.apply(&items)).await
+    }
+
+    async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
+        self.blocking(move |s| keys.iter().map(|k| s.get(k)).collect())
+            .await
+    }
+
+    async fn merkle_roots(&self, partitions: Vec<u16>) -> Result<Vec<Hash16>, ReplicaError> {
+        self.blocking(move |s| s.merkle().roots(&partitions)).await
+    }
+
+    async fn merkle_buckets(&self, partition: u16) -> Result<Vec<Hash16>, ReplicaError> {
+        self.blocking(move |s| s.merkle().buckets(partition)).await
+    }
+
+    async fn merkle_leaves(
+        &self,
+        partition: u16,
+        bucket: u8,
+    ) -> Result<Vec<MerkleLeaf>, ReplicaError> {
+        self.blocking(move |s| s.merkle().leaves(partition, bucket))
+            .await
+    }
+
+    async fn scan(
+        &self,
+        partition: u16,
+        db: u32,
+        from: ScanPosition,
+        limit: usize,
+    ) -> Result<ScanPage, ReplicaError> {
+        self.blocking(move |s| s.scan(partition, db, from, limit))
+            .await
+    }
+}

@@ -1,0 +1,138 @@
+//! The slow "rebuild from data" pass that catches silent damage: every record must have
+//! the leaf its hash says, every leaf a record, every bucket the hash of its leaves.
+
+use super::hash::{bucket_hash, decode_hash, BUCKETS, EMPTY_BUCKET};
+use super::{layout, Merkle};
+use crate::replica_api::Hash16;
+use crate::replica_store::{check_partition, decode_engine_key, read_record, StoreError};
+use kv_engine::WriteBatch;
+use kv_keyspace::data_key::partition_range;
+
+/// Repairs written per engine batch, so memory stays bounded on a big partition.
+const REBUILD_CHUNK: usize = 1024;
+
+impl Merkle {
+    /// Recomputes `partition`'s tree from its data, fixes what differs and returns how
+    /// many leaves were wrong (wrong hash, missing, or without a record). Pending
+    /// to-dos are folded first, so only real damage counts; writes racing with the
+    /// pass may be counted too, and their to-dos keep the tree right afterwards.
+    pub fn rebuild_partition(&self, partition: u16) -> Result<usize, StoreError> {
+        check_partition(partition)?;
+        let mut cursor = self.folding.lock();
+        self.catch_up_locked(&mut cursor)?;
+        let wrong = self.check_records(partition)? + self.check_leaves(partition)?;
+        self.rehash_buckets(partition)?;
+        Ok(wrong)
+    }
+
+    /// Every record has the leaf it should.
+    fn check_records(&self, partition: u16) -> Result<usize, StoreError> {
+        let (start, end) = partition_range(partition);
+        let mut wrong = 0;
+        let mut changes = super::fold::LeafChanges::new();
+        for entry in self
+            .db
+            .iter(self.data, Some(&start), end.as_deref(), None)?
+        {
+            let entry = entry?;
+            let Ok((key, _)) = decode_engine_key(&entry.key) else {
+                // A key that is not a data key has no leaf to check.
+                continue;
+            };
+            let expected = self.expected_leaf(&key)?;
+            let leaf = layout::leaf_key(&key);
+            let held = self.db.get(self.tree, &leaf)?.map(|v| v.value);
+            if held.as_deref() != expected.as_ref().map(|h| &h[..]) {
+                wrong += 1;
+                changes.insert(leaf, expected);
+            }
+            if changes.len() >= REBUILD_CHUNK {
+                self.write_changes(&mut changes)?;
+            }
+        }
+        self.write_changes(&mut changes)?;
+        Ok(wrong)
+    }
+
+    /// Every leaf has a record (one that decodes).
+    fn check_leaves(&self, partition: u16) -> Result<usize, StoreError> {
+        let mut wrong = 0;
+        let mut changes = super::fold::LeafChanges::new();
+        let prefix = layout::leaf_prefix(partition, None);
+        for entry in self.db.iter_prefix(self.tree, &prefix, None)? {
+            let entry = entry?;
+            let orphan = match layout::decode_leaf_key(&entry.key) {
+                None => true,
+                Some((_, key)) => match read_record(&self.db, self.data, &key) {
+                    Ok(record) => record.is_none(),
+                    Err(StoreError::Corrupt { .. }) => true,
+                    Err(e) => return Err(e),
+                },
+            };
+            if orphan {
+                wrong += 1;
+                changes.insert(entry.key.to_vec(), None);
+            }
+            if changes.len() >= REBUILD_CHUNK {
+                self.write_changes(&mut changes)?;
+            }
+        }
+        self.write_changes(&mut changes)?;
+        Ok(wrong)
+    }
+
+    fn write_changes(&self, changes: &mut super::fold::LeafChanges) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::new();
+        self.write_leaves(&mut batch, changes);
+        self.db.write(batch)?;
+        changes.clear();
+        Ok(())
+    }
+
+    /// Every bucket hash is the hash of its leaves (the leaves are right by now).
+    /// Leaf keys are in bucket order, so one bucket's leaves are in memory at a time.
+    fn rehash_buckets(&self, partition: u16) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::new();
+        // Damaged bucket records are replaced below or, if not even their key decodes,
+        // deleted here.
+        for entry in self
+            .db
+            .iter_prefix(self.tree, &layout::bucket_prefix(partition), None)?
+        {
+            let entry = entry?;
+            if layout::decode_bucket_key(&entry.key).is_none() {
+                batch.delete(self.tree, &entry.key);
+            }
+        }
+        let mut hashes = vec![EMPTY_BUCKET; BUCKETS];
+        let mut current: Option<(u8, Vec<Hash16>)> = None;
+        let prefix = layout::leaf_prefix(partition, None);
+        for entry in self.db.iter_prefix(self.tree, &prefix, None)? {
+            let entry = entry?;
+            let bucket = layout::decode_leaf_key(&entry.key).map(|(b, _)| b);
+            let (Some(bucket), Some(hash)) = (bucket, decode_hash(&entry.value)) else {
+                continue;
+            };
+            match &mut current {
+                Some((b, leaves)) if *b == bucket => leaves.push(hash),
+                _ => {
+                    if let Some((b, leaves)) = current.take() {
+                        hashes[b as usize] = bucket_hash(&leaves);
+                    }
+                    current = Some((bucket, vec![hash]));
+                }
+            }
+        }
+        if let Some((b, leaves)) = current {
+            hashes[b as usize] = bucket_hash(&leaves);
+        }
+        for (bucket, hash) in hashes.into_iter().enumerate() {
+            self.put_bucket(&mut batch, partition, bucket as u8, hash);
+        }
+        self.db.write(batch)?;
+        Ok(())
+    }
+}

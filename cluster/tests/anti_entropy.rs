@@ -1,0 +1,226 @@
+//! Anti-entropy between two local replicas: roots become equal and only the keys that
+//! differ are read and written.
+
+mod replica_support;
+
+use async_trait::async_trait;
+use kv_cluster::anti_entropy::{sync_all, sync_partition, SyncStats};
+use kv_cluster::local_replica::LocalReplica;
+use kv_cluster::merkle::bucket_of;
+use kv_cluster::replica_api::{
+    Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, ScanPage, WriteItem, WriteOutcome,
+};
+use kv_cluster::Record;
+use kv_keyspace::data_key::ScanPosition;
+use kv_keyspace::slot::key_partition;
+use replica_support::*;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A replica that counts the keys read from it and written to it.
+struct Counting {
+    inner: LocalReplica,
+    keys_read: AtomicU64,
+    keys_written: AtomicU64,
+}
+
+impl Counting {
+    fn new(store: Arc<kv_cluster::replica_store::ReplicaStore>) -> Arc<Counting> {
+        Arc::new(Counting {
+            inner: LocalReplica::new(store),
+            keys_read: AtomicU64::new(0),
+            keys_written: AtomicU64::new(0),
+        })
+    }
+
+    fn take_counts(&self) -> (u64, u64) {
+        (
+            self.keys_read.swap(0, Ordering::Relaxed),
+            self.keys_written.swap(0, Ordering::Relaxed),
+        )
+    }
+}
+
+#[async_trait]
+impl ReplicaApi for Counting {
+    async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
+        self.keys_written
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        self.inner.write(items).await
+    }
+    async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
+        self.keys_read
+            .fetch_add(keys.len() as u64, Ordering::Relaxed);
+        self.inner.read(keys).await
+    }
+    async fn merkle_roots(&self, partitions: Vec<u16>) -> Result<Vec<Hash16>, ReplicaError> {
+        self.inner.merkle_roots(partitions).await
+    }
+    async fn merkle_buckets(&self, partition: u16) -> Result<Vec<Hash16>, ReplicaError> {
+        self.inner.merkle_buckets(partition).await
+    }
+    async fn merkle_leaves(
+        &self,
+        partition: u16,
+        bucket: u8,
+    ) -> Result<Vec<MerkleLeaf>, ReplicaError> {
+        self.inner.merkle_leaves(partition, bucket).await
+    }
+    async fn scan(
+        &self,
+        partition: u16,
+        db: u32,
+        from: ScanPosition,
+        limit: usize,
+    ) -> Result<ScanPage, ReplicaError> {
+        self.inner.scan(partition, db, from, limit).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_makes_roots_equal_and_moves_only_the_differing_keys() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (store_a, store_b) = (open_store(dir_a.path()), open_store(dir_b.path()));
+    let (a, b) = (
+        Counting::new(store_a.clone()),
+        Counting::new(store_b.clone()),
+    );
+
+    // 500 keys both replicas hold alike.
+    let common: Vec<_> = (0..500)
+        .map(|i| put(&key(i % 2, &format!("common:{i}")), 10, "same"))
+        .collect();
+    a.write(common.clone()).await.unwrap();
+    b.write(common.clone()).await.unwrap();
+    // Divergence: keys only one side has, newer on one side, a delete only B saw.
+    let only_a: Vec<_> = (0..10)
+        .map(|i| put(&key(0, &format!("only-a:{i}")), 20, "a"))
+        .collect();
+    let only_b: Vec<_> = (0..7)
+        .map(|i| put(&key(1, &format!("only-b:{i}")), 20, "b"))
+        .collect();
+    let newer_a: Vec<_> = common[0..5]
+        .iter()
+        .map(|w| put(&w.key, 30, "newer a"))
+        .collect();
+    let newer_b: Vec<_> = common[5..9]
+        .iter()
+        .map(|w| put(&w.key, 30, "newer b"))
+        .collect();
+    let deleted_b: Vec<_> = common[9..12].iter().map(|w| delete(&w.key, 30)).collect();
+    a.write([only_a.clone(), newer_a.clone()].concat())
+        .await
+        .unwrap();
+    b.write([only_b.clone(), newer_b.clone(), deleted_b.clone()].concat())
+        .await
+        .unwrap();
+    a.take_counts();
+    b.take_counts();
+
+    let differing: Vec<&WriteItem> = [&only_a, &only_b, &newer_a, &newer_b, &deleted_b]
+        .into_iter()
+        .flatten()
+        .collect();
+    let differing_buckets: BTreeSet<(u16, u8)> = differing
+        .iter()
+        .map(|w| (key_partition(&w.key.key), bucket_of(&w.key.key)))
+        .collect();
+    let partitions = all_partitions();
+    let mut stats = SyncStats::default();
+    for &p in &partitions {
+        stats.add(sync_partition(p, a.as_ref(), b.as_ref()).await.unwrap());
+    }
+    assert_eq!(stats.keys_repaired, differing.len() as u64);
+    assert_eq!(stats.buckets_differing, differing_buckets.len() as u64);
+    assert!(stats.keys_compared >= differing.len() as u64);
+    assert!(
+        stats.keys_compared < 100,
+        "compared {} keys: whole buckets travelled",
+        stats.keys_compared
+    );
+    // Reads: exactly the differing keys from each side. Writes: what each side lacked.
+    assert_eq!(
+        a.take_counts(),
+        (
+            differing.len() as u64,
+            (only_b.len() + newer_b.len() + deleted_b.len()) as u64
+        )
+    );
+    assert_eq!(
+        b.take_counts(),
+        (
+            differing.len() as u64,
+            (only_a.len() + newer_a.len()) as u64
+        )
+    );
+
+    assert_eq!(
+        a.merkle_roots(partitions.clone()).await.unwrap(),
+        b.merkle_roots(partitions.clone()).await.unwrap()
+    );
+    for w in &differing {
+        let on_a = store_a.get(&w.key).unwrap();
+        assert_eq!(on_a, store_b.get(&w.key).unwrap());
+        assert_eq!(
+            on_a.unwrap().version,
+            w.record.version,
+            "the newest record won"
+        );
+    }
+
+    // A second round (through sync_all) finds nothing to do.
+    let peer: Arc<dyn ReplicaApi> = b.clone();
+    let (again, failures) = sync_all(&partitions, a.as_ref(), |_| vec![peer.clone()]).await;
+    assert!(failures.is_empty());
+    assert_eq!(again, SyncStats::default());
+    assert_eq!(a.take_counts(), (0, 0));
+    assert_eq!(b.take_counts(), (0, 0));
+}
+
+#[tokio::test]
+async fn sync_all_reports_a_failing_peer_and_goes_on() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = LocalReplica::new(open_store(dir_a.path()));
+    let b: Arc<dyn ReplicaApi> = Arc::new(LocalReplica::new(open_store(dir_b.path())));
+    let k = key(0, "k");
+    a.write(vec![put(&k, 1, "v")]).await.unwrap();
+    let p = key_partition(&k.key);
+    // Partition 256 does not exist: that sync fails, the real one still runs.
+    let (stats, failures) = sync_all(&[256, p], &a, |_| vec![b.clone()]).await;
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].0, 256);
+    assert_eq!(stats.keys_repaired, 1);
+    assert_eq!(
+        b.read(vec![k]).await.unwrap()[0]
+            .as_ref()
+            .map(|r| r.version),
+        Some(version(1))
+    );
+}
+
+#[tokio::test]
+async fn the_local_replica_folds_and_rebuilds_off_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let local = LocalReplica::new(store.clone());
+    let items: Vec<_> = (0..10)
+        .map(|i| put(&key(0, &format!("k{i}")), 1, "v"))
+        .collect();
+    local.write(items).await.unwrap();
+    assert_eq!(local.fold_todos(4).await.unwrap(), 4);
+    assert_eq!(local.fold_todos(100).await.unwrap(), 6);
+    assert_eq!(local.fold_todos(100).await.unwrap(), 0);
+    let k = key(0, "k3");
+    let p = key_partition(&k.key);
+    assert_eq!(local.rebuild_partition(p).await.unwrap(), 0);
+    store
+        .db()
+        .delete(
+            store.data_keyspace(),
+            &kv_keyspace::data_key::data_key(0, &k.key),
+        )
+        .unwrap();
+    assert_eq!(local.rebuild_partition(p).await.unwrap(), 1);
+    assert!(local.rebuild_partition(256).await.is_err());
+}
