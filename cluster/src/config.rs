@@ -193,13 +193,16 @@ pub enum Consistency {
 }
 
 impl Consistency {
-    /// Replicas to wait for, out of `n`, when the configured quorum is `quorum`.
+    /// Replicas to wait for, out of `n`, when the configured quorum is `quorum`: never
+    /// more than `n`, never less than one (a request that waits for no answer would be
+    /// a silent success).
     pub fn required(&self, n: usize, quorum: usize) -> usize {
-        match self {
-            Consistency::One => 1.min(n),
-            Consistency::Quorum => quorum.min(n),
+        let want = match self {
+            Consistency::One => 1,
+            Consistency::Quorum => quorum,
             Consistency::All => n,
-        }
+        };
+        want.clamp(1, n.max(1))
     }
 
     /// The name clients use: `ONE`, `QUORUM`, `ALL`.

@@ -322,14 +322,14 @@ impl ManualClock {
 }
 
 impl VersionClock for ManualClock {
-    fn next(&self) -> Version {
+    fn next(&self) -> Result<Version, String> {
         let mut last = lock(&self.last);
         let wall = self.wall_ms.load(Ordering::Relaxed) << 16;
         *last = (*last + 1).max(wall);
-        Version {
+        Ok(Version {
             ts: *last,
             node: self.node,
-        }
+        })
     }
 
     fn observe(&self, v: Version) {

@@ -10,30 +10,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// How many replicas a request waits for, chosen per request (cqlsh's CONSISTENCY).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Consistency {
-    /// One replica: fastest, may read stale data or lose a write with that replica.
-    One,
-    /// The configured quorum (W for writes, R for reads).
-    #[default]
-    Quorum,
-    /// Every replica: no write succeeds while one of the N is away.
-    All,
-}
-
-impl Consistency {
-    /// Answers required out of `n` replicas when the configured quorum is `quorum`.
-    /// Never more than `n`, never less than one.
-    pub fn required(self, n: usize, quorum: usize) -> usize {
-        let want = match self {
-            Consistency::One => 1,
-            Consistency::Quorum => quorum,
-            Consistency::All => n,
-        };
-        want.clamp(1, n.max(1))
-    }
-}
+pub use crate::config::Consistency;
 
 /// The coordinator's settings (the lead maps them from `config::ClusterConfig`).
 #[derive(Debug, Clone)]
@@ -96,6 +73,10 @@ pub enum ClusterError {
     /// A SCAN cursor no reply ever gave.
     #[error("ERR invalid cursor")]
     InvalidCursor,
+    /// The node's clock cannot issue a version it can guarantee newer than every one it
+    /// issued (its floor could not be persisted): nothing was written.
+    #[error("TRYAGAIN this node cannot issue versions now: {0}")]
+    Clock(String),
     /// Replicas answered something the coordinator cannot use.
     #[error("ERR replica protocol: {0}")]
     Protocol(String),

@@ -29,8 +29,9 @@ pub trait Placement: Send + Sync + 'static {
 
 /// The node's hybrid logical clock.
 pub trait VersionClock: Send + Sync + 'static {
-    /// A version newer than every version this clock made or observed.
-    fn next(&self) -> Version;
+    /// A version newer than every version this clock made or observed; an error when the
+    /// clock cannot guarantee that (its persisted floor could not be written).
+    fn next(&self) -> Result<Version, String>;
     /// Moves the clock past `v` (a version seen on a replica).
     fn observe(&self, v: Version);
 }

@@ -62,7 +62,7 @@ impl Coordinator {
         loop {
             attempt += 1;
             let record = Record {
-                version: inner.clock.next(),
+                version: inner.clock.next().map_err(ClusterError::Clock)?,
                 expire_at,
                 body: body.clone(),
             };

@@ -1,0 +1,227 @@
+//! A node's listeners and background loops. Every loop ends when the node shuts down.
+
+use super::{bus::NodeBus, ClusterNode};
+use crate::gossip::{GossipConfig, Membership};
+use crate::hint_replay::{spawn_hint_replay, ByteBudget, HintReplayConfig};
+use crate::layout::Layout;
+use crate::rpc::{serve, BusLimits};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Gossip states are copied into the request path's view this often.
+const LIVENESS_REFRESH: Duration = Duration::from_millis(250);
+/// Merkle to-dos are folded this often (queries fold what is left first anyway).
+const MERKLE_FOLD: Duration = Duration::from_millis(200);
+/// To-dos folded per round, bounding one blocking call.
+const MERKLE_FOLD_BATCH: usize = 20_000;
+/// Clock pings to each peer.
+const PING_EVERY: Duration = Duration::from_secs(2);
+
+/// Listens on the bus port at every bind address.
+pub async fn start_bus(node: &Arc<ClusterNode>) -> Result<(), String> {
+    let handler = Arc::new(NodeBus(Arc::downgrade(node), node.local.clone()));
+    for host in &node.config.bind {
+        let addr = format!("{}:{}", host.trim_start_matches('-'), node.config.bus_port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|e| format!("cannot listen on the cluster bus {addr}: {e}"))?;
+        let mut stop = node.shutdown.subscribe();
+        let (handler, auth) = (handler.clone(), node.auth.clone());
+        node.spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = serve(listener, handler, auth, BusLimits::default(), shutdown).await {
+                tracing::error!(error = %e, "cluster bus stopped");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Starts gossip on UDP at the first bind address and the bus port.
+pub async fn start_gossip(node: &Arc<ClusterNode>) -> Result<(), String> {
+    let host = node
+        .config
+        .bind
+        .first()
+        .map(|b| b.trim_start_matches('-').to_string())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let listen: SocketAddr = format!("{host}:{}", node.config.bus_port)
+        .parse()
+        .map_err(|e| format!("cannot gossip on {host}: {e}"))?;
+    let mut g = GossipConfig::new(
+        node.me.id,
+        listen,
+        node.me.resp_addr.clone(),
+        node.me.bus_addr.clone(),
+    );
+    g.advertise = node.me.bus_addr.parse().ok();
+    g.seeds = node.config.seeds.clone();
+    g.secret = node.config.secret.as_ref().map(|s| s.as_bytes().to_vec());
+    g.cluster_id = node.auth.cluster_id();
+    g.layout_version = node.layout.get().map_or(0, |l| l.version);
+    let membership = Membership::start(g).await.map_err(|e| e.to_string())?;
+    *node.membership.lock() = Some(Arc::new(membership));
+    Ok(())
+}
+
+/// Starts the loops.
+pub fn spawn_all(node: &Arc<ClusterNode>) {
+    node.spawn(liveness(node.clone()));
+    node.spawn(follow_layouts(node.clone()));
+    node.spawn(fold_merkle(node.clone()));
+    node.spawn(anti_entropy(node.clone()));
+    node.spawn(pings(node.clone()));
+    let c = &node.config.cluster;
+    let replay = spawn_hint_replay(
+        node.coordinator.hints().clone(),
+        node.peers.clone(),
+        node.live.clone(),
+        ByteBudget::new(c.background_bytes_per_sec),
+        HintReplayConfig {
+            request_timeout: c.request_timeout,
+            ..HintReplayConfig::default()
+        },
+        node.shutdown.subscribe(),
+    );
+    node.tasks.lock().push(replay);
+}
+
+/// Sleeps `every`, or returns false once the node shuts down.
+async fn tick(node: &ClusterNode, every: Duration) -> bool {
+    let mut stop = node.shutdown.subscribe();
+    tokio::select! {
+        _ = tokio::time::sleep(every) => !*stop.borrow(),
+        _ = stop.wait_for(|s| *s) => false,
+    }
+}
+
+async fn liveness(node: Arc<ClusterNode>) {
+    while tick(&node, LIVENESS_REFRESH).await {
+        let membership = node.membership.lock().clone();
+        if let Some(m) = membership {
+            node.live
+                .update(m.members().into_iter().map(|m| (m.node, m.state)));
+        }
+    }
+}
+
+/// Fetches and adopts a newer layout that a peer publishes by gossip.
+async fn follow_layouts(node: Arc<ClusterNode>) {
+    let Some(mut seen) = node.membership.lock().as_ref().map(|m| m.watch_layout()) else {
+        return;
+    };
+    loop {
+        if seen.changed().await.is_err() {
+            return;
+        }
+        let Some(s) = *seen.borrow() else {
+            continue;
+        };
+        if node.layout.get().is_some_and(|l| l.version >= s.version) {
+            continue;
+        }
+        let Some(peer) = node.peers.peer(s.node) else {
+            continue;
+        };
+        match peer.get_layout().await {
+            Ok(Some(blob)) => match Layout::from_json(&blob.json) {
+                Ok(layout) => {
+                    if let Err(e) = node.adopt(layout).await {
+                        tracing::warn!(peer = %s.node, error = %e, "newer layout not adopted");
+                    }
+                }
+                Err(e) => tracing::warn!(peer = %s.node, error = %e, "damaged layout from peer"),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::debug!(peer = %s.node, error = %e, "cannot fetch layout"),
+        }
+    }
+}
+
+async fn fold_merkle(node: Arc<ClusterNode>) {
+    while tick(&node, MERKLE_FOLD).await {
+        let store = node.store.clone();
+        let folded =
+            tokio::task::spawn_blocking(move || store.merkle().process_todos(MERKLE_FOLD_BATCH))
+                .await;
+        if let Ok(Err(e)) = folded {
+            tracing::error!(error = %e, "Merkle folding failed");
+        }
+    }
+}
+
+async fn anti_entropy(node: Arc<ClusterNode>) {
+    let every = node.config.cluster.anti_entropy_interval;
+    while tick(&node, every).await {
+        if node.layout.get().is_some() {
+            let _ = node.repair_now(None).await;
+        }
+    }
+}
+
+async fn pings(node: Arc<ClusterNode>) {
+    while tick(&node, PING_EVERY).await {
+        let Some(layout) = node.layout.get() else {
+            continue;
+        };
+        for n in &layout.nodes {
+            if n.id == node.me.id {
+                continue;
+            }
+            if let Some(peer) = node.peers.peer(n.id) {
+                if let Ok(p) = peer.ping().await {
+                    node.skew.record(
+                        n.id,
+                        p.sent_ms.max(0) as u64,
+                        p.peer_ms.max(0) as u64,
+                        p.received_ms.max(0) as u64,
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl ClusterNode {
+    /// Anti-entropy now for `partition` or every partition this node holds, with every
+    /// other replica that is up.
+    pub(super) async fn repair_now(
+        &self,
+        partition: Option<u16>,
+    ) -> Result<crate::ring::RepairReport, crate::ring::RingError> {
+        use crate::replica_api::{Liveness, PeerState, Replicas};
+        let layout = self.layout.get().ok_or(crate::ring::RingError::NoLayout {
+            expected: self.config.expect,
+        })?;
+        let partitions = match partition {
+            Some(p) => vec![p],
+            None => layout.partitions_of(self.me.id),
+        };
+        let peers_of = |p: u16| {
+            layout
+                .preflist(p)
+                .iter()
+                .filter(|&&n| n != self.me.id && self.live.state(n) == PeerState::Up)
+                .filter_map(|&n| self.peers.replica(n))
+                .collect::<Vec<_>>()
+        };
+        let (stats, failures) =
+            crate::anti_entropy::sync_all(&partitions, &*self.local, peers_of).await;
+        let s = &self.stats;
+        s.anti_entropy_rounds.fetch_add(1, Ordering::Relaxed);
+        s.anti_entropy_keys_repaired
+            .fetch_add(stats.keys_repaired, Ordering::Relaxed);
+        s.anti_entropy_failures
+            .fetch_add(failures.len() as u64, Ordering::Relaxed);
+        Ok(crate::ring::RepairReport {
+            partitions: partitions.len(),
+            keys_repaired: stats.keys_repaired,
+            failures: failures.len(),
+        })
+    }
+}

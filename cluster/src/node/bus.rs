@@ -1,0 +1,75 @@
+//! What this node answers on the bus besides replica operations: introductions during
+//! bootstrap, the layout, and clock pings (the default wall clock).
+
+use super::ClusterNode;
+use crate::layout::{Layout, NodeInfo};
+use crate::replica_api::{ReplicaApi, ReplicaError};
+use crate::rpc::{BusHandler, Hello, LayoutBlob, PeerAddr, PushLayoutReply};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::{Arc, Weak};
+
+/// The bus handler of a node. Holds the node weakly: the bus server must not keep a
+/// node alive after it shut down.
+pub struct NodeBus(pub Weak<ClusterNode>, pub Arc<dyn ReplicaApi>);
+
+impl NodeBus {
+    fn node(&self) -> Result<Arc<ClusterNode>, ReplicaError> {
+        self.0
+            .upgrade()
+            .ok_or_else(|| ReplicaError::Unreachable("node is shutting down".into()))
+    }
+}
+
+#[async_trait]
+impl BusHandler for NodeBus {
+    fn replica(&self) -> Arc<dyn ReplicaApi> {
+        self.1.clone()
+    }
+
+    async fn hello(&self, from: Hello) -> Result<Hello, ReplicaError> {
+        let node = self.node()?;
+        node.meet(NodeInfo {
+            id: from.node,
+            resp_addr: from.resp_addr.clone(),
+            bus_addr: from.bus_addr.clone(),
+            zone: String::new(),
+            capacity: 1,
+        });
+        Ok(node.hello())
+    }
+
+    async fn get_layout(&self) -> Result<Option<LayoutBlob>, ReplicaError> {
+        Ok(self.node()?.layout.get().map(|l| blob(&l)))
+    }
+
+    async fn push_layout(&self, pushed: LayoutBlob) -> Result<PushLayoutReply, ReplicaError> {
+        let node = self.node()?;
+        let layout = Layout::from_json(&pushed.json)
+            .map_err(|e| ReplicaError::Failed(format!("pushed layout refused: {e}")))?;
+        let accepted = node.adopt(layout).await.is_ok();
+        Ok(PushLayoutReply {
+            accepted,
+            current_version: node.layout.get().map_or(0, |l| l.version),
+        })
+    }
+}
+
+/// A layout as it travels on the bus.
+pub fn blob(layout: &Layout) -> LayoutBlob {
+    LayoutBlob {
+        version: layout.version,
+        json: Bytes::from(layout.to_json()),
+    }
+}
+
+/// The peers a node tells others about.
+pub fn peer_addrs(nodes: &[NodeInfo]) -> Vec<PeerAddr> {
+    nodes
+        .iter()
+        .map(|n| PeerAddr {
+            node: n.id,
+            bus_addr: n.bus_addr.clone(),
+        })
+        .collect()
+}

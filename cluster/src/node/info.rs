@@ -1,0 +1,80 @@
+//! CLUSTER INFO: Redis's fields (so tools that read cluster_state work), then kvd's.
+
+use super::ClusterNode;
+use crate::replica_api::{Liveness, PeerState};
+use kv_keyspace::slot::{PARTITIONS, SLOTS_PER_PARTITION};
+use std::sync::atomic::Ordering;
+
+/// The fields in order.
+pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
+    let layout = node.layout.get();
+    let c = &node.config.cluster;
+    let ids: Vec<_> = match &layout {
+        Some(l) => l.nodes.iter().map(|n| n.id).collect(),
+        None => node.met.lock().keys().copied().collect(),
+    };
+    let count = |s: PeerState| ids.iter().filter(|&&n| node.live.state(n) == s).count();
+    // A partition is ok while enough of its replicas are up for both quorums.
+    let need = c.write_quorum.max(c.read_quorum);
+    let ok_partitions = layout.as_ref().map_or(0, |l| {
+        (0..PARTITIONS)
+            .filter(|&p| {
+                l.preflist(p)
+                    .iter()
+                    .filter(|&&n| node.live.state(n) == PeerState::Up)
+                    .count()
+                    >= need
+            })
+            .count()
+    });
+    let assigned = if layout.is_some() { PARTITIONS as usize } else { 0 };
+    let state = if layout.is_some() && ok_partitions == PARTITIONS as usize {
+        "ok"
+    } else {
+        "fail"
+    };
+    let slots = |p: usize| (p * SLOTS_PER_PARTITION as usize).to_string();
+    let hints = node.coordinator.hints().stats();
+    let co = node.coordinator.stats();
+    let s = &node.stats;
+    let version = layout.as_ref().map_or(0, |l| l.version);
+    let mut f: Vec<(&str, String)> = vec![
+        ("cluster_state", state.into()),
+        ("cluster_slots_assigned", slots(assigned)),
+        ("cluster_slots_ok", slots(ok_partitions)),
+        ("cluster_slots_pfail", slots(assigned - ok_partitions)),
+        ("cluster_slots_fail", "0".into()),
+        ("cluster_known_nodes", ids.len().to_string()),
+        ("cluster_size", ids.len().to_string()),
+        ("cluster_current_epoch", version.to_string()),
+        ("cluster_my_epoch", version.to_string()),
+        ("kvd_cluster_id", node.auth.cluster_id().unwrap_or_default()),
+        ("kvd_layout_version", version.to_string()),
+        ("kvd_replicas", c.replicas.to_string()),
+        ("kvd_write_quorum", c.write_quorum.to_string()),
+        ("kvd_read_quorum", c.read_quorum.to_string()),
+        ("kvd_nodes_up", count(PeerState::Up).to_string()),
+        ("kvd_nodes_suspect", count(PeerState::Suspect).to_string()),
+        ("kvd_nodes_down", count(PeerState::Down).to_string()),
+        ("kvd_hints_pending", hints.count.to_string()),
+        ("kvd_hints_bytes", hints.bytes.to_string()),
+        ("kvd_hints_dropped", hints.dropped.to_string()),
+        ("kvd_hints_delivered", hints.delivered.to_string()),
+        (
+            "kvd_anti_entropy_rounds",
+            s.anti_entropy_rounds.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "kvd_anti_entropy_keys_repaired",
+            s.anti_entropy_keys_repaired.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "kvd_anti_entropy_failures",
+            s.anti_entropy_failures.load(Ordering::Relaxed).to_string(),
+        ),
+        ("kvd_read_repairs", co.read_repairs.to_string()),
+        ("kvd_stale_retries", co.stale_retries.to_string()),
+        ("kvd_max_clock_offset_ms", node.skew.max_abs_offset().to_string()),
+    ];
+    f.drain(..).map(|(k, v)| (k.to_string(), v)).collect()
+}

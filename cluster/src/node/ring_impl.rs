@@ -1,0 +1,161 @@
+//! The node as the server's [`Ring`]: requests go through the coordinator once a layout
+//! exists and the clock is within bounds.
+
+use super::ClusterNode;
+use crate::config::Consistency;
+use crate::quorum::ClusterError;
+use crate::replica_api::{Hash16, ItemKey, Liveness};
+use crate::ring::{NodeRow, RepairReport, Ring, RingError};
+use crate::{Body, NodeId, Record, Version};
+use async_trait::async_trait;
+use bytes::Bytes;
+use kv_keyspace::slot::key_partition;
+
+impl ClusterNode {
+    /// Refuses requests while there is no layout or the clock is too far off.
+    fn ready(&self, op: &'static str) -> Result<(), RingError> {
+        if self.layout.get().is_none() {
+            return Err(RingError::NoLayout {
+                expected: self.config.expect,
+            });
+        }
+        let max = self.config.cluster.max_clock_offset.as_millis() as u64;
+        if self.skew.exceeds(max) {
+            return Err(RingError::NotReady(format!(
+                "its clock is more than {max} ms away from a peer's, so its {op} versions could be misordered (see docs/cluster.md, clocks)"
+            )));
+        }
+        Ok(())
+    }
+
+    fn ring_error(&self, op: &'static str, e: ClusterError) -> RingError {
+        match e {
+            ClusterError::Unavailable { needed, alive } => {
+                RingError::Unavailable { op, needed, alive }
+            }
+            ClusterError::Timeout { acked, needed } => RingError::Timeout {
+                op,
+                acked,
+                needed,
+                millis: self.config.cluster.request_timeout.as_millis() as u64,
+            },
+            other => RingError::Other(other.to_string()),
+        }
+    }
+
+    fn row(&self, id: NodeId, resp_addr: &str, bus_addr: &str) -> NodeRow {
+        let layout = self.layout.get();
+        let (first, held) = match &layout {
+            Some(l) => {
+                let first = (0..kv_keyspace::slot::PARTITIONS)
+                    .filter(|&p| l.preflist(p).first() == Some(&id))
+                    .collect();
+                (first, l.partitions_of(id).len())
+            }
+            None => (Vec::new(), 0),
+        };
+        NodeRow {
+            id,
+            resp_addr: resp_addr.to_string(),
+            bus_addr: bus_addr.to_string(),
+            myself: id == self.me.id,
+            state: self.live.state(id),
+            first_partitions: first,
+            partitions: held,
+        }
+    }
+}
+
+#[async_trait]
+impl Ring for ClusterNode {
+    fn my_id(&self) -> NodeId {
+        self.me.id
+    }
+
+    fn info(&self) -> Vec<(String, String)> {
+        super::info::fields(self)
+    }
+
+    fn nodes(&self) -> Vec<NodeRow> {
+        match self.layout.get() {
+            Some(l) => l
+                .nodes
+                .iter()
+                .map(|n| self.row(n.id, &n.resp_addr, &n.bus_addr))
+                .collect(),
+            None => self
+                .met
+                .lock()
+                .values()
+                .map(|n| self.row(n.id, &n.resp_addr, &n.bus_addr))
+                .collect(),
+        }
+    }
+
+    fn preflist(&self, key: &[u8]) -> Result<Vec<NodeRow>, RingError> {
+        let layout = self.layout.get().ok_or(RingError::NoLayout {
+            expected: self.config.expect,
+        })?;
+        Ok(layout
+            .preflist(key_partition(key))
+            .iter()
+            .filter_map(|id| layout.node(*id))
+            .map(|n| self.row(n.id, &n.resp_addr, &n.bus_addr))
+            .collect())
+    }
+
+    async fn get(&self, key: ItemKey) -> Result<Option<Record>, RingError> {
+        self.ready("read")?;
+        self.coordinator
+            .get(key, Consistency::Quorum)
+            .await
+            .map_err(|e| self.ring_error("read", e))
+    }
+
+    async fn put(
+        &self,
+        key: ItemKey,
+        body: Body,
+        expire_at: Option<i64>,
+    ) -> Result<Version, RingError> {
+        self.ready("write")?;
+        let value = match body {
+            Body::Value { ty, payload } => Some((ty, payload)),
+            Body::Tombstone => None,
+        };
+        self.coordinator
+            .put(key, value, expire_at, Consistency::Quorum)
+            .await
+            .map_err(|e| self.ring_error("write", e))
+    }
+
+    async fn scan(&self, db: u32, cursor: u64, count: usize) -> Result<(u64, Vec<Bytes>), RingError> {
+        self.ready("read")?;
+        let now = crate::hints::system_clock_ms()();
+        self.coordinator
+            .scan(db, cursor, count, now as i64, Consistency::Quorum)
+            .await
+            .map_err(|e| self.ring_error("read", e))
+    }
+
+    async fn repair(&self, partition: Option<u16>) -> Result<RepairReport, RingError> {
+        self.repair_now(partition).await
+    }
+
+    async fn merkle_roots(&self) -> Result<Vec<Option<Hash16>>, RingError> {
+        let held: Vec<u16> = match self.layout.get() {
+            Some(l) => l.partitions_of(self.me.id),
+            None => Vec::new(),
+        };
+        let roots = self
+            .local
+            .merkle_roots(held.clone())
+            .await
+            .map_err(|e| RingError::Storage(e.to_string()))?;
+        let mut out = vec![None; kv_keyspace::slot::PARTITIONS as usize];
+        for (p, root) in held.into_iter().zip(roots) {
+            out[p as usize] = Some(root);
+        }
+        Ok(out)
+    }
+}
