@@ -6,6 +6,7 @@
 pub mod node_id;
 pub mod record;
 pub mod replica_api;
+pub mod rpc;
 pub mod version;
 
 pub use node_id::NodeId;
