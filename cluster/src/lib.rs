@@ -3,6 +3,7 @@
 //! hints, read repair and Merkle anti-entropy make replicas converge. The cluster knows
 //! nothing of RESP: the server hands it a key and what to do with it.
 
+pub mod gossip;
 pub mod node_id;
 pub mod record;
 pub mod replica_api;
