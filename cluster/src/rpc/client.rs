@@ -147,7 +147,7 @@ impl PeerClient {
             .map_err(|_| ReplicaError::Overloaded)?;
         let creds: Credentials = self.auth.sign(method, unix_ms());
         let mut request = Request::new(msg);
-        metadata::write_credentials(request.metadata_mut(), &creds);
+        metadata::write_credentials(request.metadata_mut(), method, &creds);
         request.set_timeout(self.config.timeout);
         let client = ClusterBusClient::new(self.channel.clone())
             .max_decoding_message_size(self.config.max_message_bytes)

@@ -8,6 +8,7 @@ const NODE: &str = "kvd-node";
 const CLUSTER: &str = "kvd-cluster";
 const TS: &str = "kvd-ts";
 const MAC: &str = "kvd-mac";
+const METHOD: &str = "kvd-method";
 const REPLY_MAC: &str = "kvd-reply-mac";
 
 fn insert(map: &mut MetadataMap, key: &'static str, value: &str) {
@@ -19,8 +20,11 @@ fn insert(map: &mut MetadataMap, key: &'static str, value: &str) {
     }
 }
 
-/// Puts a request's credentials into its metadata.
-pub(crate) fn write_credentials(map: &mut MetadataMap, c: &Credentials) {
+/// Puts a request's credentials (signed for `method`) into its metadata. The method
+/// travels too, so the server can check the MAC before it decodes the body, and then
+/// that the body is for the method signed.
+pub(crate) fn write_credentials(map: &mut MetadataMap, method: &str, c: &Credentials) {
+    insert(map, METHOD, method);
     insert(map, NODE, &c.node.to_string());
     if let Some(id) = &c.cluster_id {
         insert(map, CLUSTER, id);
@@ -31,13 +35,17 @@ pub(crate) fn write_credentials(map: &mut MetadataMap, c: &Credentials) {
     }
 }
 
-/// Reads a request's credentials; an error names what is missing or malformed.
-pub(crate) fn read_credentials(map: &MetadataMap) -> Result<Credentials, String> {
+/// Reads a request's method and credentials; an error names what is missing or
+/// malformed.
+pub(crate) fn read_credentials(map: &MetadataMap) -> Result<(String, Credentials), String> {
     let get = |k: &str| -> Result<Option<&str>, String> {
         map.get(k)
             .map(|v| v.to_str().map_err(|_| format!("{k} is not text")))
             .transpose()
     };
+    let method = get(METHOD)?
+        .ok_or_else(|| format!("missing {METHOD}"))?
+        .to_string();
     let node = get(NODE)?
         .and_then(NodeId::parse)
         .ok_or_else(|| format!("missing or malformed {NODE}"))?;
@@ -49,12 +57,15 @@ pub(crate) fn read_credentials(map: &MetadataMap) -> Result<Credentials, String>
         None => None,
         Some(h) => Some(unhex(h).ok_or_else(|| format!("malformed {MAC}"))?),
     };
-    Ok(Credentials {
-        node,
-        cluster_id,
-        ts_ms,
-        mac,
-    })
+    Ok((
+        method,
+        Credentials {
+            node,
+            cluster_id,
+            ts_ms,
+            mac,
+        },
+    ))
 }
 
 /// Puts a reply MAC into a response's metadata.
@@ -95,10 +106,11 @@ mod tests {
             mac: Some([0xab; MAC_LEN]),
         };
         let mut map = MetadataMap::new();
-        write_credentials(&mut map, &c);
-        assert_eq!(read_credentials(&map), Ok(c));
+        write_credentials(&mut map, "Read", &c);
+        assert_eq!(read_credentials(&map), Ok(("Read".to_string(), c)));
         let mut bare = MetadataMap::new();
         assert!(read_credentials(&bare).is_err());
+        bare.insert(METHOD, MetadataValue::from_static("Read"));
         bare.insert(NODE, MetadataValue::from_static("nope"));
         assert!(read_credentials(&bare).unwrap_err().contains(NODE));
     }

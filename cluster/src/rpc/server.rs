@@ -15,6 +15,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tonic::service::interceptor::{InterceptedService, Interceptor};
 use tonic::{Request, Response, Status};
 
 /// What one peer may ask of this node at once.
@@ -55,13 +56,12 @@ pub async fn serve(
     limits: BusLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let service = ClusterBusServer::new(Service {
-        handler,
-        auth,
-        limits,
-    })
-    .max_decoding_message_size(limits.max_message_bytes)
-    .max_encoding_message_size(limits.max_message_bytes);
+    let service = ClusterBusServer::new(Service { handler, limits })
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+    // Authentication runs on the headers, before the body is decoded: an outsider
+    // cannot make this node allocate a message.
+    let service = InterceptedService::new(service, Authenticator { auth });
     tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits.max_concurrent_per_connection)
         .timeout(limits.request_timeout)
@@ -75,12 +75,33 @@ pub async fn serve(
 
 struct Service {
     handler: Arc<dyn BusHandler>,
-    auth: BusAuth,
     limits: BusLimits,
 }
 
-/// A request that passed authentication: what the reply must carry.
+/// Checks every request's credentials and leaves an [`Admitted`] in its extensions.
+#[derive(Clone)]
+struct Authenticator {
+    auth: BusAuth,
+}
+
+impl Interceptor for Authenticator {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let (method, creds) = metadata::read_credentials(req.metadata())
+            .map_err(|e| refused(AuthError::Malformed(e)))?;
+        self.auth
+            .verify(&method, &creds, unix_ms())
+            .map_err(refused)?;
+        let reply_mac = creds.mac.as_ref().and_then(|m| self.auth.reply_mac(m));
+        req.extensions_mut().insert(Admitted { method, reply_mac });
+        Ok(req)
+    }
+}
+
+/// A request that passed authentication: the method it was signed for and what the
+/// reply must carry.
+#[derive(Clone)]
 struct Admitted {
+    method: String,
     reply_mac: Option<[u8; super::auth::MAC_LEN]>,
 }
 
@@ -121,15 +142,18 @@ pub(crate) fn status_of(e: ReplicaError) -> Status {
 }
 
 impl Service {
+    /// The admission the authenticator left, checked against the method called.
     fn admit<T>(&self, req: &Request<T>, method: &str) -> Result<Admitted, Status> {
-        let creds = metadata::read_credentials(req.metadata())
-            .map_err(|e| refused(AuthError::Malformed(e)))?;
-        self.auth
-            .verify(method, &creds, unix_ms())
-            .map_err(refused)?;
-        Ok(Admitted {
-            reply_mac: creds.mac.as_ref().and_then(|m| self.auth.reply_mac(m)),
-        })
+        match req.extensions().get::<Admitted>() {
+            Some(a) if a.method == method => Ok(a.clone()),
+            Some(a) => Err(Status::permission_denied(format!(
+                "kvd bus refused the request: signed for {}, sent to {method}",
+                a.method
+            ))),
+            None => Err(Status::unauthenticated(
+                "kvd bus refused the request: not authenticated",
+            )),
+        }
     }
 
     fn check_count(&self, n: usize) -> Result<(), Status> {

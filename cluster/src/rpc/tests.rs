@@ -446,7 +446,8 @@ async fn malformed_records_and_oversized_requests_are_invalid_argument() {
     let mut raw = pb::cluster_bus_client::ClusterBusClient::new(channel);
     let signed = |msg| {
         let mut r = tonic::Request::new(msg);
-        metadata::write_credentials(r.metadata_mut(), &auth.sign("Write", auth::unix_ms()));
+        let c = auth.sign("Write", auth::unix_ms());
+        metadata::write_credentials(r.metadata_mut(), "Write", &c);
         r
     };
     let junk = pb::WriteRequest {
@@ -466,6 +467,17 @@ async fn malformed_records_and_oversized_requests_are_invalid_argument() {
     let err = raw.write(signed(too_many)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("items"));
+    // Credentials signed for one method do not admit another.
+    let mut r = tonic::Request::new(pb::WriteRequest::default());
+    let c = auth.sign("Read", auth::unix_ms());
+    metadata::write_credentials(r.metadata_mut(), "Read", &c);
+    let err = raw.write(r).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    assert!(
+        err.message().contains("signed for Read"),
+        "{}",
+        err.message()
+    );
     // Unsigned requests are malformed, not served.
     let err = raw
         .write(tonic::Request::new(pb::WriteRequest::default()))
