@@ -72,7 +72,10 @@ async fn three_nodes_see_each_other_then_one_stops() {
         sees(&a, 3, PeerState::Down) && sees(&b, 3, PeerState::Down)
     })
     .await;
-    assert!(sees(&a, 2, PeerState::Up) && sees(&b, 1, PeerState::Up));
+    eventually("the others still up", || {
+        sees(&a, 2, PeerState::Up) && sees(&b, 1, PeerState::Up)
+    })
+    .await;
     assert_eq!(
         a.state(NodeId(99)),
         PeerState::Down,
