@@ -8,6 +8,7 @@ use super::handler::{Hello, LayoutBlob, PushLayoutReply};
 use super::metadata;
 use super::pb;
 use super::pb::cluster_bus_client::ClusterBusClient;
+use super::tls::BusTls;
 use crate::replica_api::{
     Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, ScanPage, WriteItem, WriteOutcome,
 };
@@ -110,11 +111,27 @@ impl PeerClient {
     /// A client for the bus at `addr` (`host:port`). Nothing is connected until the
     /// first call; a broken connection is re-established by a later call.
     pub fn new(addr: &str, auth: BusAuth, config: ClientConfig) -> Result<PeerClient, String> {
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        Self::with_tls(addr, auth, config, None)
+    }
+
+    /// [`PeerClient::new`], over mutual TLS when `tls` is given.
+    pub fn with_tls(
+        addr: &str,
+        auth: BusAuth,
+        config: ClientConfig,
+        tls: Option<&BusTls>,
+    ) -> Result<PeerClient, String> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
             .map_err(|e| format!("bad bus address {addr}: {e}"))?
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
             .tcp_nodelay(true);
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls.client())
+                .map_err(|e| format!("bus TLS for {addr}: {e}"))?;
+        }
         Ok(PeerClient {
             addr: addr.to_string(),
             channel: endpoint.connect_lazy(),

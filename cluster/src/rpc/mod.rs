@@ -12,9 +12,12 @@ pub mod handler;
 mod metadata;
 pub mod peers;
 pub mod server;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
 /// Code generated from cluster/proto/cluster.proto.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -27,3 +30,4 @@ pub use client::{ClientConfig, PeerClient, PingReply, DEFAULT_TIMEOUT};
 pub use handler::{BusHandler, Hello, LayoutBlob, PeerAddr, PushLayoutReply};
 pub use peers::PeerClients;
 pub use server::{serve, BusLimits};
+pub use tls::BusTls;

@@ -3,6 +3,7 @@
 
 use super::auth::BusAuth;
 use super::client::{ClientConfig, PeerClient};
+use super::tls::BusTls;
 use crate::replica_api::{ReplicaApi, Replicas};
 use crate::NodeId;
 use parking_lot::RwLock;
@@ -15,6 +16,7 @@ pub struct PeerClients {
     local: Arc<dyn ReplicaApi>,
     auth: BusAuth,
     config: ClientConfig,
+    tls: Option<BusTls>,
     peers: RwLock<HashMap<NodeId, Arc<PeerClient>>>,
 }
 
@@ -31,8 +33,19 @@ impl PeerClients {
             local,
             auth,
             config,
+            tls: None,
             peers: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Talks to peers over mutual TLS (set before adding addresses).
+    pub fn with_tls(mut self, tls: BusTls) -> PeerClients {
+        self.tls = Some(tls);
+        self
+    }
+
+    fn client(&self, bus_addr: &str) -> Result<PeerClient, String> {
+        PeerClient::with_tls(bus_addr, self.auth.clone(), self.config, self.tls.as_ref())
     }
 
     /// Records `node`'s bus address. A changed address gets a new client (and a new
@@ -49,7 +62,7 @@ impl PeerClients {
         {
             return Ok(());
         }
-        let client = Arc::new(PeerClient::new(bus_addr, self.auth.clone(), self.config)?);
+        let client = Arc::new(self.client(bus_addr)?);
         self.peers.write().insert(node, client);
         Ok(())
     }
@@ -78,7 +91,7 @@ impl PeerClients {
 
     /// A client for an address whose node is not known yet (a seed).
     pub fn connect_seed(&self, bus_addr: &str) -> Result<PeerClient, String> {
-        PeerClient::new(bus_addr, self.auth.clone(), self.config)
+        self.client(bus_addr)
     }
 }
 

@@ -10,6 +10,7 @@ use super::handler::BusHandler;
 use super::metadata;
 use super::pb;
 use super::pb::cluster_bus_server::{ClusterBus, ClusterBusServer};
+use super::tls::BusTls;
 use crate::replica_api::ReplicaError;
 use std::future::Future;
 use std::sync::Arc;
@@ -46,14 +47,15 @@ impl Default for BusLimits {
     }
 }
 
-/// Serves the bus on `listener` until `shutdown` completes. The caller binds the
-/// listener (so it reports bind errors and tests can use port 0); gossip uses UDP on
-/// the same port number.
+/// Serves the bus on `listener` until `shutdown` completes, over mutual TLS when `tls`
+/// is given. The caller binds the listener (so it reports bind errors and tests can use
+/// port 0); gossip uses UDP on the same port number.
 pub async fn serve(
     listener: TcpListener,
     handler: Arc<dyn BusHandler>,
     auth: BusAuth,
     limits: BusLimits,
+    tls: Option<BusTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let service = ClusterBusServer::new(Service { handler, limits })
@@ -62,7 +64,11 @@ pub async fn serve(
     // Authentication runs on the headers, before the body is decoded: an outsider
     // cannot make this node allocate a message.
     let service = InterceptedService::new(service, Authenticator { auth });
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        builder = builder.tls_config(tls.server())?;
+    }
+    builder
         .concurrency_limit_per_connection(limits.max_concurrent_per_connection)
         .timeout(limits.request_timeout)
         .add_service(service)

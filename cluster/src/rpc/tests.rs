@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, Semaphore};
 /// A replica in memory with the replica semantics (newer applies, older is stale).
 /// `gate` makes writes wait for a permit; `hang` makes reads never answer.
 #[derive(Default)]
-struct FakeReplica {
+pub(super) struct FakeReplica {
     data: Mutex<HashMap<ItemKey, Record>>,
     gate: Option<Arc<Semaphore>>,
     entered: AtomicUsize,
@@ -153,13 +153,22 @@ impl BusHandler for TestHandler {
 }
 
 /// A running bus server; dropping it stops the server.
-struct Server {
-    addr: String,
+pub(super) struct Server {
+    pub(super) addr: String,
     replica: Arc<FakeReplica>,
     _stop: oneshot::Sender<()>,
 }
 
 async fn start(replica: FakeReplica, secret: Option<&[u8]>, cluster: Option<&str>) -> Server {
+    start_with(replica, secret, cluster, None).await
+}
+
+pub(super) async fn start_with(
+    replica: FakeReplica,
+    secret: Option<&[u8]>,
+    cluster: Option<&str>,
+    tls: Option<BusTls>,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let replica = Arc::new(replica);
@@ -174,6 +183,7 @@ async fn start(replica: FakeReplica, secret: Option<&[u8]>, cluster: Option<&str
         handler,
         auth,
         BusLimits::default(),
+        tls,
         async {
             let _ = stopped.await;
         },
@@ -199,7 +209,7 @@ fn client_with(
     PeerClient::new(&s.addr, auth, config).unwrap()
 }
 
-fn key(k: &'static str) -> ItemKey {
+pub(super) fn key(k: &'static str) -> ItemKey {
     ItemKey {
         db: 0,
         key: Bytes::from_static(k.as_bytes()),
