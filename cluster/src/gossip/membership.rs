@@ -152,7 +152,17 @@ impl Membership {
             cluster_id: CHITCHAT_CLUSTER.to_string(),
             gossip_interval: config.gossip_interval,
             listen_addr: local_addr,
-            seed_nodes: config.seeds.clone(),
+            // Every node may be started with the same seed list, its own address
+            // included: gossiping with itself would only waste rounds.
+            seed_nodes: config
+                .seeds
+                .iter()
+                .filter(|s| {
+                    s.parse::<SocketAddr>()
+                        .map_or(true, |a| a != advertise && a != local_addr)
+                })
+                .cloned()
+                .collect(),
             failure_detector_config: FailureDetectorConfig {
                 phi_threshold: config.phi_threshold,
                 sampling_window_size: 1000,

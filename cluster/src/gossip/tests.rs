@@ -176,3 +176,30 @@ async fn other_cluster_dropped_and_layout_versions_watched() {
         m.shutdown().await;
     }
 }
+
+/// A free UDP port on loopback (bound then released; the test binds it again at once).
+fn free_udp_addr() -> std::net::SocketAddr {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_seed_list_on_every_node_works() {
+    let addrs = [free_udp_addr(), free_udp_addr()];
+    let seeds: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    let mut nodes = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let mut c = config(i as u64 + 1, &[], None);
+        c.listen = *addr;
+        c.seeds = seeds.clone();
+        nodes.push(Membership::start(c).await.unwrap());
+    }
+    eventually("both up", || {
+        sees(&nodes[0], 2, PeerState::Up) && sees(&nodes[1], 1, PeerState::Up)
+    })
+    .await;
+    assert_eq!(nodes[0].members().len(), 1);
+    for m in nodes {
+        m.shutdown().await;
+    }
+}

@@ -249,6 +249,18 @@ fn request_mac(
         .into()
 }
 
+/// Refuses to expose the bus beyond loopback without a secret, as protected mode
+/// refuses clients: anyone who reaches an unauthenticated bus can write any key.
+pub fn check_exposure(bus_addr: &std::net::SocketAddr, has_secret: bool) -> Result<(), String> {
+    if has_secret || bus_addr.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to listen for cluster peers on {bus_addr} without --cluster-secret: \
+         set a secret shared by every node, or bind the cluster bus to loopback"
+    ))
+}
+
 /// The system wall clock in Unix milliseconds (0 if the clock is before 1970).
 pub fn unix_ms() -> i64 {
     SystemTime::now()
@@ -390,6 +402,21 @@ mod tests {
             a.verify_reply(&req, forged.as_ref().map(|m| &m[..])),
             Err(AuthError::BadMac)
         );
+    }
+
+    #[test]
+    fn a_non_loopback_bus_needs_a_secret() {
+        let lan: std::net::SocketAddr = "10.0.0.5:17001".parse().unwrap();
+        let any: std::net::SocketAddr = "0.0.0.0:17001".parse().unwrap();
+        let lo: std::net::SocketAddr = "127.0.0.1:17001".parse().unwrap();
+        let lo6: std::net::SocketAddr = "[::1]:17001".parse().unwrap();
+        assert!(check_exposure(&lan, false)
+            .unwrap_err()
+            .contains("--cluster-secret"));
+        assert!(check_exposure(&any, false).is_err());
+        assert!(check_exposure(&lan, true).is_ok());
+        assert!(check_exposure(&lo, false).is_ok());
+        assert!(check_exposure(&lo6, false).is_ok());
     }
 
     #[test]

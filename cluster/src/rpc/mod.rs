@@ -25,7 +25,7 @@ pub(crate) mod pb {
     tonic::include_proto!("kvd.cluster.v1");
 }
 
-pub use auth::{AuthError, BusAuth, REPLAY_WINDOW};
+pub use auth::{check_exposure, AuthError, BusAuth, REPLAY_WINDOW};
 pub use client::{ClientConfig, PeerClient, PingReply, DEFAULT_TIMEOUT};
 pub use handler::{BusHandler, Hello, LayoutBlob, PeerAddr, PushLayoutReply};
 pub use peers::PeerClients;
