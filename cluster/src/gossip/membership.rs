@@ -101,10 +101,14 @@ pub struct LayoutSeen {
     pub version: u64,
 }
 
-#[derive(Default)]
-struct View {
-    members: Vec<Member>,
-    states: HashMap<NodeId, PeerState>,
+/// Peer states by node, for [`Liveness::state`] (a map read without waiting).
+type States = HashMap<NodeId, PeerState>;
+
+/// What the refresher publishes.
+struct Published {
+    states: Arc<RwLock<States>>,
+    members: watch::Sender<Vec<Member>>,
+    layout_seen: watch::Sender<Option<LayoutSeen>>,
 }
 
 /// A running gossip membership. Dropping it stops nothing: call [`Membership::shutdown`].
@@ -113,9 +117,10 @@ pub struct Membership {
     local_addr: SocketAddr,
     chitchat: Arc<Mutex<Chitchat>>,
     handle: Mutex<Option<ChitchatHandle>>,
-    view: Arc<RwLock<View>>,
+    states: Arc<RwLock<States>>,
     key: Arc<GossipKey>,
     stats: Arc<GossipStats>,
+    members: watch::Receiver<Vec<Member>>,
     layout_seen: watch::Receiver<Option<LayoutSeen>>,
     refresher: tokio::task::JoinHandle<()>,
 }
@@ -186,14 +191,19 @@ impl Membership {
             .await
             .map_err(|e| GossipError(format!("{e:#}")))?;
         let chitchat = handle.chitchat();
-        let view = Arc::new(RwLock::new(View::default()));
+        let states = Arc::new(RwLock::new(States::new()));
+        let (members_tx, members) = watch::channel(Vec::new());
         let (seen_tx, layout_seen) = watch::channel(None);
+        let published = Published {
+            states: states.clone(),
+            members: members_tx,
+            layout_seen: seen_tx,
+        };
         let refresher = tokio::spawn(refresh_loop(
             config.node,
             chitchat.clone(),
-            view.clone(),
             key.clone(),
-            seen_tx,
+            published,
             config.gossip_interval,
             config.down_after,
         ));
@@ -202,9 +212,10 @@ impl Membership {
             local_addr,
             chitchat,
             handle: Mutex::new(Some(handle)),
-            view,
+            states,
             key,
             stats,
+            members,
             layout_seen,
             refresher,
         })
@@ -218,7 +229,25 @@ impl Membership {
     /// The peers gossip knows (not this node), with their published state, by node id.
     /// Peers that publish another cluster id are left out.
     pub fn members(&self) -> Vec<Member> {
-        self.view.read().members.clone()
+        self.members.borrow().clone()
+    }
+
+    /// Watches [`Membership::members`]: changes when a peer joins, leaves, changes
+    /// state or publishes new values (to keep the bus address book current).
+    pub fn watch_members(&self) -> watch::Receiver<Vec<Member>> {
+        self.members.clone()
+    }
+
+    /// Puts every member's bus address into `book`; returns how many it holds. Call it
+    /// when [`Membership::watch_members`] changes.
+    pub fn update_address_book(&self, book: &crate::rpc::PeerClients) -> usize {
+        let members = self.members();
+        for m in members.iter().filter(|m| !m.bus_addr.is_empty()) {
+            if let Err(e) = book.set_address(m.node, &m.bus_addr) {
+                tracing::warn!(node = %m.node, error = %e, "bad bus address gossiped");
+            }
+        }
+        book.addresses().len()
     }
 
     /// Publishes the layout version this node now holds.
@@ -269,9 +298,8 @@ impl Liveness for Membership {
         if node == self.node {
             return PeerState::Up;
         }
-        self.view
+        self.states
             .read()
-            .states
             .get(&node)
             .copied()
             .unwrap_or(PeerState::Down)
@@ -282,9 +310,8 @@ impl Liveness for Membership {
 async fn refresh_loop(
     me: NodeId,
     chitchat: Arc<Mutex<Chitchat>>,
-    view: Arc<RwLock<View>>,
     key: Arc<GossipKey>,
-    seen_tx: watch::Sender<Option<LayoutSeen>>,
+    out: Published,
     interval: Duration,
     down_after: Duration,
 ) {
@@ -361,14 +388,20 @@ async fn refresh_loop(
                 node: m.node,
                 version: m.layout_version,
             });
-        seen_tx.send_if_modified(|cur| {
+        out.layout_seen.send_if_modified(|cur| {
             let newer = highest.is_some_and(|h| cur.is_none_or(|c| h.version > c.version));
             if newer {
                 *cur = highest;
             }
             newer
         });
-        let states = members.iter().map(|m| (m.node, m.state)).collect();
-        *view.write() = View { members, states };
+        *out.states.write() = members.iter().map(|m| (m.node, m.state)).collect();
+        out.members.send_if_modified(|cur| {
+            let changed = *cur != members;
+            if changed {
+                *cur = members;
+            }
+            changed
+        });
     }
 }

@@ -62,6 +62,22 @@ async fn three_nodes_see_each_other_then_one_stops() {
     assert_eq!(m3.bus_addr, "127.0.0.1:17003");
     assert_eq!(m3.gossip_addr, c.local_addr());
     assert_eq!(a.members().len(), 2, "members lists peers only");
+    assert_eq!(*a.watch_members().borrow(), a.members());
+    // The bus address book follows gossip.
+    let book = crate::rpc::PeerClients::new(
+        NodeId(1),
+        std::sync::Arc::new(crate::rpc::tests::FakeReplica::default()),
+        crate::rpc::BusAuth::new(NodeId(1), Some(b"s"), None),
+        crate::rpc::ClientConfig::default(),
+    );
+    assert_eq!(a.update_address_book(&book), 2);
+    assert_eq!(
+        book.addresses(),
+        vec![
+            (NodeId(2), "127.0.0.1:17002".to_string()),
+            (NodeId(3), "127.0.0.1:17003".to_string())
+        ]
+    );
 
     c.shutdown().await;
     eventually("the stopped node suspect or down", || {

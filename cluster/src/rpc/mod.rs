@@ -15,7 +15,7 @@ pub mod server;
 pub mod tls;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tls_tests;
 

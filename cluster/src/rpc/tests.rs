@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, Semaphore};
 /// A replica in memory with the replica semantics (newer applies, older is stale).
 /// `gate` makes writes wait for a permit; `hang` makes reads never answer.
 #[derive(Default)]
-pub(super) struct FakeReplica {
+pub(crate) struct FakeReplica {
     data: Mutex<HashMap<ItemKey, Record>>,
     gate: Option<Arc<Semaphore>>,
     entered: AtomicUsize,
