@@ -3,6 +3,7 @@
 //! bound on calls in flight, so a slow peer costs a clear error, never a growing queue.
 
 use super::auth::{unix_ms, BusAuth, Credentials};
+use super::batcher::WriteBatcher;
 use super::convert as cv;
 use super::handler::{Hello, LayoutBlob, PushLayoutReply};
 use super::metadata;
@@ -37,6 +38,13 @@ pub struct ClientConfig {
     pub max_in_flight: usize,
     /// Largest message accepted or sent.
     pub max_message_bytes: usize,
+    /// Most write RPCs in flight to one peer; writes beyond wait and leave together in
+    /// the next RPC (batching under load).
+    pub max_write_rpcs: usize,
+    /// Most write items waiting for an RPC; one more fails at once with `Overloaded`.
+    pub max_queued_writes: usize,
+    /// Most items in one batched write RPC (within the server's `max_items`).
+    pub max_batch_items: usize,
 }
 
 impl Default for ClientConfig {
@@ -46,6 +54,9 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(1),
             max_in_flight: 256,
             max_message_bytes: 16 << 20,
+            max_write_rpcs: 4,
+            max_queued_writes: 4096,
+            max_batch_items: 1024,
         }
     }
 }
@@ -74,13 +85,16 @@ impl PingReply {
     }
 }
 
-/// One peer's bus endpoint.
+/// One peer's bus endpoint. Clones share the connection, the in-flight bound and the
+/// write queue.
+#[derive(Clone)]
 pub struct PeerClient {
     addr: String,
     channel: Channel,
     auth: BusAuth,
     config: ClientConfig,
     in_flight: Arc<Semaphore>,
+    writes: Arc<WriteBatcher>,
 }
 
 impl std::fmt::Debug for PeerClient {
@@ -138,6 +152,11 @@ impl PeerClient {
             auth,
             config,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            writes: Arc::new(WriteBatcher::new(
+                config.max_write_rpcs,
+                config.max_queued_writes,
+                config.max_batch_items,
+            )),
         })
     }
 
@@ -246,9 +265,9 @@ fn expect_len<T>(v: Vec<T>, asked: usize) -> Result<Vec<T>, ReplicaError> {
     Ok(v)
 }
 
-#[async_trait]
-impl ReplicaApi for PeerClient {
-    async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
+impl PeerClient {
+    /// One write RPC, unbatched.
+    async fn send_write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
         let n = items.len();
         let msg = pb::WriteRequest {
             items: items.into_iter().map(cv::write_item_to_pb).collect(),
@@ -261,6 +280,41 @@ impl ReplicaApi for PeerClient {
             .map(cv::outcome_from_pb)
             .collect::<Result<_, _>>()
             .map_err(bad_reply)
+    }
+
+    /// Sends queued writes until the queue is empty. Runs in its own task, so a caller
+    /// that gives up (timeout, cancellation) never strands the queue.
+    async fn flush_writes(self) {
+        while let Some(mut batch) = self.writes.next_batch() {
+            let items = std::mem::take(&mut batch.items);
+            batch.answer(self.send_write(items).await);
+        }
+    }
+
+    /// Write items waiting for an RPC (tests).
+    #[cfg(test)]
+    pub(crate) fn queued_writes(&self) -> usize {
+        self.writes.queued_items()
+    }
+}
+
+#[async_trait]
+impl ReplicaApi for PeerClient {
+    /// Batched under load (see [`ClientConfig::max_write_rpcs`]); one deadline covers
+    /// the wait and the RPC.
+    async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let queued = self.writes.enqueue(items)?;
+        if queued.start_flusher {
+            tokio::spawn(self.clone().flush_writes());
+        }
+        match tokio::time::timeout(self.config.timeout, queued.reply).await {
+            Err(_) => Err(ReplicaError::Timeout),
+            Ok(Err(_)) => Err(ReplicaError::Failed("write batch abandoned".into())),
+            Ok(Ok(result)) => result,
+        }
     }
 
     async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {

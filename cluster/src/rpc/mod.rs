@@ -6,6 +6,7 @@
 //! this module: the rest of the crate sees only its own Rust types.
 
 pub mod auth;
+mod batcher;
 pub mod client;
 mod convert;
 pub mod handler;

@@ -374,8 +374,9 @@ async fn other_cluster_is_refused() {
         .is_ok());
 }
 
-#[tokio::test]
-async fn in_flight_bound_gives_overloaded() {
+/// A server whose writes wait for permits of the returned gate, and a client to it
+/// (with a deadline long enough never to fire in these tests).
+async fn gated(config: ClientConfig) -> (Server, Arc<Semaphore>, Arc<PeerClient>) {
     let gate = Arc::new(Semaphore::new(0));
     let fake = FakeReplica {
         gate: Some(gate.clone()),
@@ -383,11 +384,20 @@ async fn in_flight_bound_gives_overloaded() {
     };
     let s = start(fake, None, None).await;
     let config = ClientConfig {
-        max_in_flight: 1,
         timeout: Duration::from_secs(30),
-        ..ClientConfig::default()
+        ..config
     };
     let c = Arc::new(client_with(&s, None, None, config));
+    (s, gate, c)
+}
+
+#[tokio::test]
+async fn in_flight_bound_gives_overloaded() {
+    let (s, gate, c) = gated(ClientConfig {
+        max_in_flight: 1,
+        ..ClientConfig::default()
+    })
+    .await;
     let item = || {
         vec![WriteItem {
             key: key("k"),
@@ -413,9 +423,52 @@ async fn in_flight_bound_gives_overloaded() {
 }
 
 #[tokio::test]
+async fn concurrent_writes_under_load_leave_in_one_rpc() {
+    let (s, gate, c) = gated(ClientConfig {
+        max_write_rpcs: 1,
+        ..ClientConfig::default()
+    })
+    .await;
+    let write = |k: &'static str| {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.write(vec![WriteItem {
+                key: key(k),
+                record: Record::tombstone(version(1)),
+            }])
+            .await
+        })
+    };
+    let first = write("first");
+    let replica = s.replica.clone();
+    poll_until("the first write RPC to reach the replica", || {
+        replica.entered.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let keys = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let rest: Vec<_> = keys.iter().map(|k| write(k)).collect();
+    poll_until("the other writes to queue", || {
+        c.queued_writes() == keys.len()
+    })
+    .await;
+    gate.add_permits(2);
+    assert_eq!(first.await.unwrap(), Ok(vec![WriteOutcome::Applied]));
+    for r in rest {
+        assert_eq!(r.await.unwrap(), Ok(vec![WriteOutcome::Applied]));
+    }
+    assert_eq!(
+        s.replica.entered.load(Ordering::SeqCst),
+        2,
+        "eight queued writes leave in one RPC"
+    );
+    assert_eq!(s.replica.data.lock().len(), keys.len() + 1);
+}
+
+#[tokio::test]
 async fn handler_that_never_answers_times_out() {
     let fake = FakeReplica {
         hang: true,
+        gate: Some(Arc::new(Semaphore::new(0))),
         ..FakeReplica::default()
     };
     let s = start(fake, None, None).await;
@@ -425,6 +478,11 @@ async fn handler_that_never_answers_times_out() {
     };
     let c = client_with(&s, None, None, config);
     assert_eq!(c.read(vec![key("a")]).await, Err(ReplicaError::Timeout));
+    let write = vec![WriteItem {
+        key: key("a"),
+        record: Record::tombstone(version(1)),
+    }];
+    assert_eq!(c.write(write).await, Err(ReplicaError::Timeout));
 }
 
 #[tokio::test]
