@@ -123,7 +123,8 @@ fn bad_reply(e: String) -> ReplicaError {
 
 impl PeerClient {
     /// A client for the bus at `addr` (`host:port`). Nothing is connected until the
-    /// first call; a broken connection is re-established by a later call.
+    /// first call; a broken connection is re-established by a later call. Must be
+    /// called within a tokio runtime (an error otherwise).
     pub fn new(addr: &str, auth: BusAuth, config: ClientConfig) -> Result<PeerClient, String> {
         Self::with_tls(addr, auth, config, None)
     }
@@ -135,6 +136,9 @@ impl PeerClient {
         config: ClientConfig,
         tls: Option<&BusTls>,
     ) -> Result<PeerClient, String> {
+        // The channel's worker is a tokio task: outside a runtime tonic would panic.
+        tokio::runtime::Handle::try_current()
+            .map_err(|_| format!("bus client for {addr} made outside a tokio runtime"))?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
             .map_err(|e| format!("bad bus address {addr}: {e}"))?

@@ -98,7 +98,11 @@ impl Interceptor for Authenticator {
             .verify(&method, &creds, unix_ms())
             .map_err(refused)?;
         let reply_mac = creds.mac.as_ref().and_then(|m| self.auth.reply_mac(m));
-        req.extensions_mut().insert(Admitted { method, reply_mac });
+        req.extensions_mut().insert(Admitted {
+            method,
+            node: creds.node,
+            reply_mac,
+        });
         Ok(req)
     }
 }
@@ -108,6 +112,7 @@ impl Interceptor for Authenticator {
 #[derive(Clone)]
 struct Admitted {
     method: String,
+    node: crate::NodeId,
     reply_mac: Option<[u8; super::auth::MAC_LEN]>,
 }
 
@@ -308,6 +313,13 @@ impl ClusterBus for Service {
         let ok = self.admit(&req, "Hello")?;
         let req = req.into_inner();
         self.check_count(req.peers.len())?;
+        if req.node_id != ok.node.0 {
+            return Err(Status::invalid_argument(format!(
+                "hello from node {} signed by node {}",
+                crate::NodeId(req.node_id),
+                ok.node
+            )));
+        }
         let me = self
             .handler
             .hello(cv::hello_from_pb(req))

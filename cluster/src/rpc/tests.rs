@@ -322,6 +322,18 @@ async fn hello_layout_and_ping() {
         }
     );
     assert_eq!(c.get_layout().await.unwrap(), Some(l));
+    let impostor = Hello {
+        node: NodeId(77),
+        cluster_id: None,
+        resp_addr: String::new(),
+        bus_addr: String::new(),
+        layout: None,
+        peers: vec![],
+    };
+    match c.hello(impostor).await {
+        Err(ReplicaError::Failed(m)) => assert!(m.contains("signed by node"), "{m}"),
+        other => panic!("a hello for another node must be refused: {other:?}"),
+    }
     let ping = c.ping().await.unwrap();
     assert_eq!(ping.peer_ms, 42);
     assert!(ping.received_ms >= ping.sent_ms);
@@ -586,4 +598,11 @@ async fn peer_clients_map_local_and_remote_nodes() {
     assert_eq!(book.addresses(), vec![(NodeId(1), s.addr.clone())]);
     book.remove(NodeId(1));
     assert!(book.replica(NodeId(1)).is_none());
+}
+
+#[test]
+fn a_client_made_outside_a_runtime_is_an_error_not_a_panic() {
+    let auth = BusAuth::new(NodeId(2), None, None);
+    let err = PeerClient::new("127.0.0.1:1", auth, ClientConfig::default()).unwrap_err();
+    assert!(err.contains("tokio runtime"), "{err}");
 }
