@@ -52,7 +52,13 @@ impl Version {
 impl fmt::Display for Version {
     /// `millis.logical@node`: readable and unique; used as the ETag in cluster mode.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}@{:x}", self.ts >> 16, self.ts & 0xffff, self.node.0)
+        write!(
+            f,
+            "{}.{}@{:x}",
+            self.ts >> 16,
+            self.ts & 0xffff,
+            self.node.0
+        )
     }
 }
 
