@@ -12,4 +12,4 @@ mod transport;
 mod tests;
 
 pub use frame::{DropReason, GossipKey, GossipStats};
-pub use membership::{GossipConfig, LayoutSeen, Member, Membership};
+pub use membership::{GossipConfig, GossipError, LayoutSeen, Member, Membership};
