@@ -9,6 +9,7 @@ pub mod cluster_scan;
 pub mod config;
 pub mod coordinator;
 pub mod fake_replica;
+pub mod gossip;
 pub mod hint_replay;
 pub mod hints;
 pub mod hlc;
@@ -24,6 +25,7 @@ pub mod record;
 pub mod replica_api;
 pub mod replica_store;
 pub mod ring;
+pub mod rpc;
 pub mod skew;
 pub mod version;
 

@@ -30,11 +30,12 @@ pub async fn start_bus(node: &Arc<ClusterNode>) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on the cluster bus {addr}: {e}"))?;
         let mut stop = node.shutdown.subscribe();
         let (handler, auth) = (handler.clone(), node.auth.clone());
+        let tls = node.config.tls.clone();
         node.spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = serve(listener, handler, auth, BusLimits::default(), shutdown).await {
+            if let Err(e) = serve(listener, handler, auth, BusLimits::default(), tls, shutdown).await {
                 tracing::error!(error = %e, "cluster bus stopped");
             }
         });
@@ -95,9 +96,10 @@ pub fn spawn_all(node: &Arc<ClusterNode>) {
 async fn tick(node: &ClusterNode, every: Duration) -> bool {
     let mut stop = node.shutdown.subscribe();
     tokio::select! {
-        _ = tokio::time::sleep(every) => !*stop.borrow(),
-        _ = stop.wait_for(|s| *s) => false,
+        _ = tokio::time::sleep(every) => {}
+        _ = stop.wait_for(|s| *s) => return false,
     }
+    !*node.shutdown.borrow()
 }
 
 async fn liveness(node: Arc<ClusterNode>) {

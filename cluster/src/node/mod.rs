@@ -57,6 +57,8 @@ pub struct NodeConfig {
     pub secret: Option<String>,
     /// Replication settings.
     pub cluster: ClusterConfig,
+    /// Mutual TLS on the bus (`tls-cluster yes`), if enabled.
+    pub tls: Option<crate::rpc::BusTls>,
 }
 
 #[derive(Default)]
@@ -118,7 +120,11 @@ impl ClusterNode {
             max_in_flight: c.max_in_flight_per_peer,
             ..ClientConfig::default()
         };
-        let peers = Arc::new(PeerClients::new(id, local.clone(), auth.clone(), client));
+        let mut peers = PeerClients::new(id, local.clone(), auth.clone(), client);
+        if let Some(tls) = &config.tls {
+            peers = peers.with_tls(tls.clone());
+        }
+        let peers = Arc::new(peers);
         let live = Arc::new(LiveView::new(id));
         let cell = Arc::new(LayoutCell::default());
         let coordinator = Coordinator::new(

@@ -1,0 +1,219 @@
+//! Batching of replica writes to one peer under load (group commit on the wire). Up to
+//! `max_write_rpcs` write RPCs run at once per peer; writes that arrive while they are
+//! all busy wait in a bounded queue and leave together in the next RPC, so a loaded
+//! coordinator sends fewer, larger writes instead of queueing one RPC per key. An idle
+//! peer sees no added latency: the first write starts an RPC at once.
+
+use crate::replica_api::{ReplicaError, WriteItem, WriteOutcome};
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+type Reply = oneshot::Sender<Result<Vec<WriteOutcome>, ReplicaError>>;
+
+struct Waiter {
+    items: Vec<WriteItem>,
+    reply: Reply,
+}
+
+#[derive(Default)]
+struct State {
+    queue: Vec<Waiter>,
+    queued_items: usize,
+    rpcs: usize,
+}
+
+/// The queue and the count of write RPCs in flight for one peer.
+pub(crate) struct WriteBatcher {
+    state: Mutex<State>,
+    max_rpcs: usize,
+    max_queued: usize,
+    max_batch: usize,
+}
+
+/// What [`WriteBatcher::enqueue`] tells the caller.
+pub(crate) struct Enqueued {
+    /// The outcome of the caller's items, when their RPC is done.
+    pub(crate) reply: oneshot::Receiver<Result<Vec<WriteOutcome>, ReplicaError>>,
+    /// Whether the caller must start a flusher ([`WriteBatcher::next_batch`] loop).
+    pub(crate) start_flusher: bool,
+}
+
+/// One RPC's worth of writes: the items and, per waiter, how many are its own.
+pub(crate) struct Batch {
+    pub(crate) items: Vec<WriteItem>,
+    waiters: Vec<(usize, Reply)>,
+}
+
+impl WriteBatcher {
+    /// At most `max_rpcs` write RPCs at once, `max_queued` items waiting, `max_batch`
+    /// items in one RPC (a single larger write still goes alone).
+    pub(crate) fn new(max_rpcs: usize, max_queued: usize, max_batch: usize) -> WriteBatcher {
+        WriteBatcher {
+            state: Mutex::new(State::default()),
+            max_rpcs: max_rpcs.max(1),
+            max_queued,
+            max_batch: max_batch.max(1),
+        }
+    }
+
+    /// Queues a write; `Overloaded` when the queue is full (never a growing queue).
+    pub(crate) fn enqueue(&self, items: Vec<WriteItem>) -> Result<Enqueued, ReplicaError> {
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.state.lock();
+        if st.queued_items + items.len() > self.max_queued && !st.queue.is_empty() {
+            return Err(ReplicaError::Overloaded);
+        }
+        st.queued_items += items.len();
+        st.queue.push(Waiter { items, reply: tx });
+        let start_flusher = st.rpcs < self.max_rpcs;
+        if start_flusher {
+            st.rpcs += 1;
+        }
+        Ok(Enqueued {
+            reply: rx,
+            start_flusher,
+        })
+    }
+
+    /// The next batch for a flusher, or `None` (and the flusher ends) when the queue is
+    /// empty.
+    pub(crate) fn next_batch(&self) -> Option<Batch> {
+        let mut st = self.state.lock();
+        if st.queue.is_empty() {
+            st.rpcs -= 1;
+            return None;
+        }
+        let mut taken = 0;
+        let mut n = 0;
+        for w in &st.queue {
+            if n > 0 && taken + w.items.len() > self.max_batch {
+                break;
+            }
+            taken += w.items.len();
+            n += 1;
+        }
+        st.queued_items -= taken;
+        let mut items = Vec::with_capacity(taken);
+        let mut waiters = Vec::with_capacity(n);
+        for w in st.queue.drain(..n) {
+            waiters.push((w.items.len(), w.reply));
+            items.extend(w.items);
+        }
+        Some(Batch { items, waiters })
+    }
+
+    /// Items waiting (tests).
+    #[cfg(test)]
+    pub(crate) fn queued_items(&self) -> usize {
+        self.state.lock().queued_items
+    }
+}
+
+impl Batch {
+    /// Hands each waiter its share of the outcomes (or the error).
+    pub(crate) fn answer(self, result: Result<Vec<WriteOutcome>, ReplicaError>) {
+        match result {
+            Ok(outcomes) => {
+                let mut rest = outcomes.into_iter();
+                for (n, reply) in self.waiters {
+                    // A waiter that gave up (timed out) is gone: nothing to tell.
+                    let _ = reply.send(Ok(rest.by_ref().take(n).collect()));
+                }
+            }
+            Err(e) => {
+                for (_, reply) in self.waiters {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replica_api::ItemKey;
+    use crate::{NodeId, Record, Version};
+    use bytes::Bytes;
+
+    fn items(n: usize) -> Vec<WriteItem> {
+        (0..n)
+            .map(|i| WriteItem {
+                key: ItemKey {
+                    db: 0,
+                    key: Bytes::from(format!("k{i}")),
+                },
+                record: Record::tombstone(Version {
+                    ts: i as u64,
+                    node: NodeId(1),
+                }),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_split_outcomes_back_in_order() {
+        let b = WriteBatcher::new(1, 100, 100);
+        let first = b.enqueue(items(1)).unwrap();
+        assert!(first.start_flusher);
+        let second = b.enqueue(items(2)).unwrap();
+        let third = b.enqueue(items(3)).unwrap();
+        assert!(
+            !second.start_flusher && !third.start_flusher,
+            "one RPC at most"
+        );
+        let batch = b.next_batch().unwrap();
+        assert_eq!(batch.items.len(), 6);
+        let current = Version::ZERO;
+        let outcomes: Vec<_> = (0..6)
+            .map(|i| {
+                if i % 2 == 0 {
+                    WriteOutcome::Applied
+                } else {
+                    WriteOutcome::Stale { current }
+                }
+            })
+            .collect();
+        batch.answer(Ok(outcomes.clone()));
+        let mut r1 = first.reply;
+        let mut r2 = second.reply;
+        let mut r3 = third.reply;
+        assert_eq!(r1.try_recv().unwrap().unwrap(), outcomes[..1]);
+        assert_eq!(r2.try_recv().unwrap().unwrap(), outcomes[1..3]);
+        assert_eq!(r3.try_recv().unwrap().unwrap(), outcomes[3..]);
+        assert!(
+            b.next_batch().is_none(),
+            "the flusher ends on an empty queue"
+        );
+        assert!(
+            b.enqueue(items(1)).unwrap().start_flusher,
+            "and a new one starts"
+        );
+    }
+
+    #[test]
+    fn bounds_batch_size_and_queue() {
+        let b = WriteBatcher::new(1, 5, 3);
+        let _a = b.enqueue(items(2)).unwrap();
+        let _b = b.enqueue(items(2)).unwrap();
+        assert_eq!(b.enqueue(items(2)).err(), Some(ReplicaError::Overloaded));
+        let batch = b.next_batch().unwrap();
+        assert_eq!(batch.items.len(), 2, "a batch stays within max_batch");
+        batch.answer(Err(ReplicaError::Timeout));
+        assert_eq!(b.queued_items(), 2);
+        // A single write larger than a batch still goes, alone.
+        let b = WriteBatcher::new(1, 100, 3);
+        let _big = b.enqueue(items(10)).unwrap();
+        assert_eq!(b.next_batch().unwrap().items.len(), 10);
+    }
+
+    #[test]
+    fn errors_reach_every_waiter() {
+        let b = WriteBatcher::new(1, 100, 100);
+        let mut x = b.enqueue(items(1)).unwrap().reply;
+        let mut y = b.enqueue(items(1)).unwrap().reply;
+        b.next_batch().unwrap().answer(Err(ReplicaError::Timeout));
+        assert_eq!(x.try_recv().unwrap(), Err(ReplicaError::Timeout));
+        assert_eq!(y.try_recv().unwrap(), Err(ReplicaError::Timeout));
+    }
+}

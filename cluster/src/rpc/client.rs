@@ -1,0 +1,411 @@
+//! A remote node's [`ReplicaApi`] over the bus: one lazily connected tonic channel per
+//! peer, reused by every call (HTTP/2 multiplexes them), a deadline on every call and a
+//! bound on calls in flight, so a slow peer costs a clear error, never a growing queue.
+
+use super::auth::{unix_ms, BusAuth, Credentials};
+use super::batcher::WriteBatcher;
+use super::convert as cv;
+use super::handler::{Hello, LayoutBlob, PushLayoutReply};
+use super::metadata;
+use super::pb;
+use super::pb::cluster_bus_client::ClusterBusClient;
+use super::tls::BusTls;
+use crate::replica_api::{
+    Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, ScanPage, WriteItem, WriteOutcome,
+};
+use crate::Record;
+use async_trait::async_trait;
+use kv_keyspace::data_key::ScanPosition;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Response, Status};
+
+/// Default deadline of one call, connection included: a replica that has not answered
+/// by then counts as timed out and the coordinator hints for it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How a node talks to its peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Deadline of one call ([`DEFAULT_TIMEOUT`]).
+    pub timeout: Duration,
+    /// Deadline of establishing the connection.
+    pub connect_timeout: Duration,
+    /// Most calls in flight to one peer; one more fails at once with `Overloaded`.
+    pub max_in_flight: usize,
+    /// Largest message accepted or sent.
+    pub max_message_bytes: usize,
+    /// Most write RPCs in flight to one peer; writes beyond wait and leave together in
+    /// the next RPC (batching under load).
+    pub max_write_rpcs: usize,
+    /// Most write items waiting for an RPC; one more fails at once with `Overloaded`.
+    pub max_queued_writes: usize,
+    /// Most items in one batched write RPC (within the server's `max_items`).
+    pub max_batch_items: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: Duration::from_secs(1),
+            max_in_flight: 256,
+            max_message_bytes: 16 << 20,
+            max_write_rpcs: 4,
+            max_queued_writes: 4096,
+            max_batch_items: 1024,
+        }
+    }
+}
+
+/// A clock ping's result: three wall clocks in Unix milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PingReply {
+    /// This node's clock when it sent the ping.
+    pub sent_ms: i64,
+    /// The peer's clock when it answered.
+    pub peer_ms: i64,
+    /// This node's clock when the answer came back.
+    pub received_ms: i64,
+}
+
+impl PingReply {
+    /// The peer's clock minus ours, assuming the answer was made halfway through the
+    /// round trip (error at most half the round trip).
+    pub fn offset_ms(&self) -> i64 {
+        self.peer_ms - (self.sent_ms + (self.received_ms - self.sent_ms) / 2)
+    }
+
+    /// The round-trip time.
+    pub fn round_trip_ms(&self) -> i64 {
+        self.received_ms - self.sent_ms
+    }
+}
+
+/// One peer's bus endpoint. Clones share the connection, the in-flight bound and the
+/// write queue.
+#[derive(Clone)]
+pub struct PeerClient {
+    addr: String,
+    channel: Channel,
+    auth: BusAuth,
+    config: ClientConfig,
+    in_flight: Arc<Semaphore>,
+    writes: Arc<WriteBatcher>,
+}
+
+impl std::fmt::Debug for PeerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerClient")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The replica error a call's status means.
+fn error_of(s: Status) -> ReplicaError {
+    match s.code() {
+        Code::DeadlineExceeded | Code::Cancelled => ReplicaError::Timeout,
+        // Connection refused or reset: tonic cannot always tell "not sent" from "lost
+        // on the way back", so a coordinator treats it as it treats a timeout for hints.
+        Code::Unavailable => ReplicaError::Unreachable(s.message().to_string()),
+        Code::ResourceExhausted => ReplicaError::Overloaded,
+        _ => ReplicaError::Failed(format!("{:?}: {}", s.code(), s.message())),
+    }
+}
+
+fn bad_reply(e: String) -> ReplicaError {
+    ReplicaError::Failed(format!("malformed reply from peer: {e}"))
+}
+
+impl PeerClient {
+    /// A client for the bus at `addr` (`host:port`). Nothing is connected until the
+    /// first call; a broken connection is re-established by a later call. Must be
+    /// called within a tokio runtime (an error otherwise).
+    pub fn new(addr: &str, auth: BusAuth, config: ClientConfig) -> Result<PeerClient, String> {
+        Self::with_tls(addr, auth, config, None)
+    }
+
+    /// [`PeerClient::new`], over mutual TLS when `tls` is given.
+    pub fn with_tls(
+        addr: &str,
+        auth: BusAuth,
+        config: ClientConfig,
+        tls: Option<&BusTls>,
+    ) -> Result<PeerClient, String> {
+        // The channel's worker is a tokio task: outside a runtime tonic would panic.
+        tokio::runtime::Handle::try_current()
+            .map_err(|_| format!("bus client for {addr} made outside a tokio runtime"))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|e| format!("bad bus address {addr}: {e}"))?
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
+            .tcp_nodelay(true);
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls.client())
+                .map_err(|e| format!("bus TLS for {addr}: {e}"))?;
+        }
+        Ok(PeerClient {
+            addr: addr.to_string(),
+            channel: endpoint.connect_lazy(),
+            auth,
+            config,
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            writes: Arc::new(WriteBatcher::new(
+                config.max_write_rpcs,
+                config.max_queued_writes,
+                config.max_batch_items,
+            )),
+        })
+    }
+
+    /// The peer's bus address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Calls `method`: admission (in-flight bound), signing, deadline, reply check.
+    async fn call<Req, Resp, F, Fut>(
+        &self,
+        method: &'static str,
+        msg: Req,
+        f: F,
+    ) -> Result<Resp, ReplicaError>
+    where
+        F: FnOnce(ClusterBusClient<Channel>, Request<Req>) -> Fut,
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        let _permit = self
+            .in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ReplicaError::Overloaded)?;
+        let creds: Credentials = self.auth.sign(method, unix_ms());
+        let mut request = Request::new(msg);
+        metadata::write_credentials(request.metadata_mut(), method, &creds);
+        request.set_timeout(self.config.timeout);
+        let client = ClusterBusClient::new(self.channel.clone())
+            .max_decoding_message_size(self.config.max_message_bytes)
+            .max_encoding_message_size(self.config.max_message_bytes);
+        let response = tokio::time::timeout(self.config.timeout, f(client, request))
+            .await
+            .map_err(|_| ReplicaError::Timeout)?
+            .map_err(error_of)?;
+        let reply_mac = metadata::read_reply_mac(response.metadata());
+        self.auth
+            .verify_reply(&creds, reply_mac.as_ref().map(|m| &m[..]))
+            .map_err(|e| ReplicaError::Failed(format!("unauthenticated reply: {e}")))?;
+        Ok(response.into_inner())
+    }
+
+    /// Introduces this node; the answer is the peer's introduction.
+    pub async fn hello(&self, me: Hello) -> Result<Hello, ReplicaError> {
+        let r = self
+            .call("Hello", cv::hello_to_pb(me), |mut c, r| async move {
+                c.hello(r).await
+            })
+            .await?;
+        r.me.map(cv::hello_from_pb)
+            .ok_or_else(|| bad_reply("hello without introduction".into()))
+    }
+
+    /// The peer's layout, if it has one.
+    pub async fn get_layout(&self) -> Result<Option<LayoutBlob>, ReplicaError> {
+        let r = self
+            .call(
+                "GetLayout",
+                pb::GetLayoutRequest {},
+                |mut c, r| async move { c.get_layout(r).await },
+            )
+            .await?;
+        Ok(cv::layout_from_pb(r))
+    }
+
+    /// Offers a layout to the peer.
+    pub async fn push_layout(&self, layout: LayoutBlob) -> Result<PushLayoutReply, ReplicaError> {
+        let r = self
+            .call(
+                "PushLayout",
+                cv::layout_to_pb(Some(layout)),
+                |mut c, r| async move { c.push_layout(r).await },
+            )
+            .await?;
+        Ok(PushLayoutReply {
+            accepted: r.accepted,
+            current_version: r.current_version,
+        })
+    }
+
+    /// Reads the peer's wall clock.
+    pub async fn ping(&self) -> Result<PingReply, ReplicaError> {
+        let sent_ms = unix_ms();
+        let r = self
+            .call(
+                "Ping",
+                pb::PingRequest {
+                    sender_wall_ms: sent_ms,
+                },
+                |mut c, r| async move { c.ping(r).await },
+            )
+            .await?;
+        Ok(PingReply {
+            sent_ms,
+            peer_ms: r.receiver_wall_ms,
+            received_ms: unix_ms(),
+        })
+    }
+}
+
+/// Checks that a reply has one answer per item asked.
+fn expect_len<T>(v: Vec<T>, asked: usize) -> Result<Vec<T>, ReplicaError> {
+    if v.len() != asked {
+        return Err(bad_reply(format!("{} answers for {asked} items", v.len())));
+    }
+    Ok(v)
+}
+
+impl PeerClient {
+    /// One write RPC, unbatched.
+    async fn send_write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
+        let n = items.len();
+        let msg = pb::WriteRequest {
+            items: items.into_iter().map(cv::write_item_to_pb).collect(),
+        };
+        let r = self
+            .call("Write", msg, |mut c, r| async move { c.write(r).await })
+            .await?;
+        expect_len(r.outcomes, n)?
+            .into_iter()
+            .map(cv::outcome_from_pb)
+            .collect::<Result<_, _>>()
+            .map_err(bad_reply)
+    }
+
+    /// Sends queued writes until the queue is empty. Runs in its own task, so a caller
+    /// that gives up (timeout, cancellation) never strands the queue.
+    async fn flush_writes(self) {
+        while let Some(mut batch) = self.writes.next_batch() {
+            let items = std::mem::take(&mut batch.items);
+            batch.answer(self.send_write(items).await);
+        }
+    }
+
+    /// Write items waiting for an RPC (tests).
+    #[cfg(test)]
+    pub(crate) fn queued_writes(&self) -> usize {
+        self.writes.queued_items()
+    }
+}
+
+#[async_trait]
+impl ReplicaApi for PeerClient {
+    /// Batched under load (see [`ClientConfig::max_write_rpcs`]); one deadline covers
+    /// the wait and the RPC.
+    async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let queued = self.writes.enqueue(items)?;
+        if queued.start_flusher {
+            tokio::spawn(self.clone().flush_writes());
+        }
+        match tokio::time::timeout(self.config.timeout, queued.reply).await {
+            Err(_) => Err(ReplicaError::Timeout),
+            Ok(Err(_)) => Err(ReplicaError::Failed("write batch abandoned".into())),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
+        let n = keys.len();
+        let msg = pb::ReadRequest {
+            keys: keys.into_iter().map(cv::key_to_pb).collect(),
+        };
+        let r = self
+            .call("Read", msg, |mut c, r| async move { c.read(r).await })
+            .await?;
+        expect_len(r.records, n)?
+            .into_iter()
+            .map(cv::maybe_record_from_pb)
+            .collect::<Result<_, _>>()
+            .map_err(bad_reply)
+    }
+
+    async fn merkle_roots(&self, partitions: Vec<u16>) -> Result<Vec<Hash16>, ReplicaError> {
+        let n = partitions.len();
+        let msg = pb::MerkleRootsRequest {
+            partitions: partitions.into_iter().map(u32::from).collect(),
+        };
+        let r = self
+            .call("MerkleRoots", msg, |mut c, r| async move {
+                c.merkle_roots(r).await
+            })
+            .await?;
+        expect_len(r.roots, n)?
+            .iter()
+            .map(cv::hash_from_pb)
+            .collect::<Result<_, _>>()
+            .map_err(bad_reply)
+    }
+
+    async fn merkle_buckets(&self, partition: u16) -> Result<Vec<Hash16>, ReplicaError> {
+        let msg = pb::MerkleBucketsRequest {
+            partition: partition.into(),
+        };
+        let r = self
+            .call("MerkleBuckets", msg, |mut c, r| async move {
+                c.merkle_buckets(r).await
+            })
+            .await?;
+        expect_len(r.buckets, 256)?
+            .iter()
+            .map(cv::hash_from_pb)
+            .collect::<Result<_, _>>()
+            .map_err(bad_reply)
+    }
+
+    async fn merkle_leaves(
+        &self,
+        partition: u16,
+        bucket: u8,
+    ) -> Result<Vec<MerkleLeaf>, ReplicaError> {
+        let msg = pb::MerkleLeavesRequest {
+            partition: partition.into(),
+            bucket: bucket.into(),
+        };
+        let r = self
+            .call("MerkleLeaves", msg, |mut c, r| async move {
+                c.merkle_leaves(r).await
+            })
+            .await?;
+        r.leaves
+            .into_iter()
+            .map(cv::leaf_from_pb)
+            .collect::<Result<_, _>>()
+            .map_err(bad_reply)
+    }
+
+    async fn scan(
+        &self,
+        partition: u16,
+        db: u32,
+        from: ScanPosition,
+        limit: usize,
+    ) -> Result<ScanPage, ReplicaError> {
+        let msg = pb::ScanRequest {
+            partition: partition.into(),
+            db,
+            from: Some(cv::position_to_pb(from)),
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
+        };
+        let r = self
+            .call("Scan", msg, |mut c, r| async move { c.scan(r).await })
+            .await?;
+        cv::page_from_pb(r).map_err(bad_reply)
+    }
+}

@@ -1,0 +1,254 @@
+//! Protobuf messages <-> the crate's Rust types. Everything a peer sends is checked
+//! here: a malformed message is an error naming the field, never a panic.
+
+use super::handler::{Hello, LayoutBlob, PeerAddr};
+use super::pb;
+use crate::replica_api::{Hash16, ItemKey, MerkleLeaf, ScanPage, WriteItem, WriteOutcome};
+use crate::{NodeId, Record, Version};
+use bytes::Bytes;
+use kv_keyspace::data_key::ScanPosition;
+use kv_keyspace::slot::SLOTS;
+
+/// Why a message could not be converted.
+pub(crate) type BadMessage = String;
+
+pub(crate) fn key_to_pb(k: ItemKey) -> pb::ItemKey {
+    pb::ItemKey {
+        db: k.db,
+        key: k.key,
+    }
+}
+
+pub(crate) fn key_from_pb(k: Option<pb::ItemKey>) -> Result<ItemKey, BadMessage> {
+    let k = k.ok_or("missing item key")?;
+    Ok(ItemKey {
+        db: k.db,
+        key: k.key,
+    })
+}
+
+pub(crate) fn record_from_pb(b: &Bytes) -> Result<Record, BadMessage> {
+    Record::decode(b).ok_or_else(|| "malformed record".to_string())
+}
+
+pub(crate) fn record_to_pb(r: &Record) -> Bytes {
+    Bytes::from(r.encode())
+}
+
+pub(crate) fn write_item_to_pb(w: WriteItem) -> pb::WriteItem {
+    pb::WriteItem {
+        record: record_to_pb(&w.record),
+        key: Some(key_to_pb(w.key)),
+    }
+}
+
+pub(crate) fn write_item_from_pb(w: pb::WriteItem) -> Result<WriteItem, BadMessage> {
+    Ok(WriteItem {
+        key: key_from_pb(w.key)?,
+        record: record_from_pb(&w.record)?,
+    })
+}
+
+pub(crate) fn outcome_to_pb(o: WriteOutcome) -> pb::WriteOutcome {
+    match o {
+        WriteOutcome::Applied => pb::WriteOutcome::default(),
+        WriteOutcome::Stale { current } => pb::WriteOutcome {
+            stale: true,
+            stale_current: Bytes::copy_from_slice(&current.encode()),
+        },
+    }
+}
+
+pub(crate) fn outcome_from_pb(o: pb::WriteOutcome) -> Result<WriteOutcome, BadMessage> {
+    if !o.stale {
+        return Ok(WriteOutcome::Applied);
+    }
+    let current = (o.stale_current.len() == crate::version::VERSION_LEN)
+        .then(|| Version::decode(&o.stale_current))
+        .flatten()
+        .ok_or("malformed stale version")?;
+    Ok(WriteOutcome::Stale { current })
+}
+
+pub(crate) fn maybe_record_to_pb(r: Option<Record>) -> pb::MaybeRecord {
+    match r {
+        Some(r) => pb::MaybeRecord {
+            present: true,
+            record: record_to_pb(&r),
+        },
+        None => pb::MaybeRecord::default(),
+    }
+}
+
+pub(crate) fn maybe_record_from_pb(r: pb::MaybeRecord) -> Result<Option<Record>, BadMessage> {
+    r.present.then(|| record_from_pb(&r.record)).transpose()
+}
+
+pub(crate) fn hash_from_pb(b: &Bytes) -> Result<Hash16, BadMessage> {
+    b.as_ref()
+        .try_into()
+        .map_err(|_| format!("hash of {} bytes, not 16", b.len()))
+}
+
+pub(crate) fn hash_to_pb(h: &Hash16) -> Bytes {
+    Bytes::copy_from_slice(h)
+}
+
+pub(crate) fn leaf_to_pb(l: MerkleLeaf) -> pb::MerkleLeaf {
+    pb::MerkleLeaf {
+        hash: hash_to_pb(&l.hash),
+        key: Some(key_to_pb(l.key)),
+    }
+}
+
+pub(crate) fn leaf_from_pb(l: pb::MerkleLeaf) -> Result<MerkleLeaf, BadMessage> {
+    Ok(MerkleLeaf {
+        key: key_from_pb(l.key)?,
+        hash: hash_from_pb(&l.hash)?,
+    })
+}
+
+pub(crate) fn partition_from_pb(p: u32) -> Result<u16, BadMessage> {
+    u16::try_from(p)
+        .ok()
+        .filter(|p| *p < kv_keyspace::slot::PARTITIONS)
+        .ok_or_else(|| format!("partition {p} out of range"))
+}
+
+pub(crate) fn bucket_from_pb(b: u32) -> Result<u8, BadMessage> {
+    u8::try_from(b).map_err(|_| format!("bucket {b} out of range"))
+}
+
+pub(crate) fn position_to_pb(p: ScanPosition) -> pb::ScanPosition {
+    pb::ScanPosition {
+        slot: p.slot as u32,
+        hash: p.hash,
+    }
+}
+
+pub(crate) fn position_from_pb(p: pb::ScanPosition) -> Result<ScanPosition, BadMessage> {
+    let slot = u16::try_from(p.slot)
+        .ok()
+        .filter(|s| *s < SLOTS)
+        .ok_or_else(|| format!("slot {} out of range", p.slot))?;
+    Ok(ScanPosition { slot, hash: p.hash })
+}
+
+pub(crate) fn page_to_pb(p: ScanPage) -> pb::ScanResponse {
+    pb::ScanResponse {
+        items: p
+            .items
+            .into_iter()
+            .map(|(key, r)| pb::ScanItem {
+                key,
+                record: record_to_pb(&r),
+            })
+            .collect(),
+        next: p.next.map(position_to_pb),
+    }
+}
+
+pub(crate) fn page_from_pb(p: pb::ScanResponse) -> Result<ScanPage, BadMessage> {
+    Ok(ScanPage {
+        items: p
+            .items
+            .into_iter()
+            .map(|i| Ok((i.key, record_from_pb(&i.record)?)))
+            .collect::<Result<_, BadMessage>>()?,
+        next: p.next.map(position_from_pb).transpose()?,
+    })
+}
+
+pub(crate) fn hello_to_pb(h: Hello) -> pb::HelloRequest {
+    pb::HelloRequest {
+        node_id: h.node.0,
+        cluster_id: h.cluster_id.unwrap_or_default(),
+        resp_addr: h.resp_addr,
+        bus_addr: h.bus_addr,
+        layout: h.layout.unwrap_or_default(),
+        peers: h
+            .peers
+            .into_iter()
+            .map(|p| pb::PeerInfo {
+                node_id: p.node.0,
+                bus_addr: p.bus_addr,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn hello_from_pb(h: pb::HelloRequest) -> Hello {
+    Hello {
+        node: NodeId(h.node_id),
+        cluster_id: (!h.cluster_id.is_empty()).then_some(h.cluster_id),
+        resp_addr: h.resp_addr,
+        bus_addr: h.bus_addr,
+        layout: (!h.layout.is_empty()).then_some(h.layout),
+        peers: h
+            .peers
+            .into_iter()
+            .map(|p| PeerAddr {
+                node: NodeId(p.node_id),
+                bus_addr: p.bus_addr,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn layout_to_pb(l: Option<LayoutBlob>) -> pb::LayoutMessage {
+    match l {
+        Some(l) => pb::LayoutMessage {
+            version: l.version,
+            layout: l.json,
+        },
+        None => pb::LayoutMessage::default(),
+    }
+}
+
+pub(crate) fn layout_from_pb(l: pb::LayoutMessage) -> Option<LayoutBlob> {
+    (!l.layout.is_empty()).then_some(LayoutBlob {
+        version: l.version,
+        json: l.layout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_fields_are_errors() {
+        assert!(record_from_pb(&Bytes::from_static(b"\x09junk")).is_err());
+        assert!(hash_from_pb(&Bytes::from_static(b"short")).is_err());
+        assert!(partition_from_pb(256).is_err());
+        assert!(partition_from_pb(255).is_ok());
+        assert!(bucket_from_pb(256).is_err());
+        assert!(position_from_pb(pb::ScanPosition {
+            slot: 16384,
+            hash: 0
+        })
+        .is_err());
+        assert!(key_from_pb(None).is_err());
+        let bad_stale = pb::WriteOutcome {
+            stale: true,
+            stale_current: Bytes::from_static(b"1"),
+        };
+        assert!(outcome_from_pb(bad_stale).is_err());
+        assert!(maybe_record_from_pb(pb::MaybeRecord {
+            present: true,
+            record: Bytes::new()
+        })
+        .is_err());
+    }
+
+    #[test]
+    fn outcomes_round_trip() {
+        let current = Version {
+            ts: 99 << 16,
+            node: NodeId(3),
+        };
+        for o in [WriteOutcome::Applied, WriteOutcome::Stale { current }] {
+            assert_eq!(outcome_from_pb(outcome_to_pb(o)), Ok(o));
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! What a node serves on the bus besides its replica: introductions, the layout and
+//! clock pings. Plain Rust types, so callers never see protobuf.
+
+use crate::replica_api::{ReplicaApi, ReplicaError};
+use crate::NodeId;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// A node and the address of its bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddr {
+    /// The node.
+    pub node: NodeId,
+    /// Its bus address (`host:port`, gRPC over TCP; gossip over UDP on the same port).
+    pub bus_addr: String,
+}
+
+/// A node's introduction (bootstrap: who it is, where it listens, what it knows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// The node introducing itself.
+    pub node: NodeId,
+    /// Its cluster id, once it has one.
+    pub cluster_id: Option<String>,
+    /// Where it serves RESP clients.
+    pub resp_addr: String,
+    /// Where it serves the bus.
+    pub bus_addr: String,
+    /// Its layout document (JSON, opaque here), if it has one.
+    pub layout: Option<Bytes>,
+    /// The peers it knows.
+    pub peers: Vec<PeerAddr>,
+}
+
+/// A layout document as it travels: its version and its JSON, opaque to the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutBlob {
+    /// The layout's version.
+    pub version: u64,
+    /// The layout document (JSON).
+    pub json: Bytes,
+}
+
+/// A node's answer to a pushed layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushLayoutReply {
+    /// Whether the node took the pushed layout.
+    pub accepted: bool,
+    /// The version the node holds after the push.
+    pub current_version: u64,
+}
+
+/// What the bus server calls. The node implements it; the server handles transport,
+/// authentication and limits before calling it.
+#[async_trait]
+pub trait BusHandler: Send + Sync + 'static {
+    /// This node's replica store.
+    fn replica(&self) -> Arc<dyn ReplicaApi>;
+
+    /// A peer introduces itself; the answer is this node's introduction.
+    async fn hello(&self, from: Hello) -> Result<Hello, ReplicaError>;
+
+    /// This node's layout, if it has one.
+    async fn get_layout(&self) -> Result<Option<LayoutBlob>, ReplicaError>;
+
+    /// A peer pushes a layout (normally a newer one).
+    async fn push_layout(&self, layout: LayoutBlob) -> Result<PushLayoutReply, ReplicaError>;
+
+    /// This node's wall clock in Unix milliseconds, for skew measurement. The default
+    /// reads the system clock; tests and simulations override it.
+    fn wall_clock_ms(&self) -> i64 {
+        crate::rpc::auth::unix_ms()
+    }
+}

@@ -1,0 +1,34 @@
+//! The cluster bus: gRPC (tonic) between nodes, one service `ClusterBus` defined in
+//! cluster/proto/cluster.proto and documented in docs/cluster-protocol.md. The server
+//! serves this node's [`crate::replica_api::ReplicaApi`] and membership callbacks
+//! ([`BusHandler`]); [`PeerClient`] is the same API for a remote node, and
+//! [`PeerClients`] the address book the coordinator reads. Protobuf types stay inside
+//! this module: the rest of the crate sees only its own Rust types.
+
+pub mod auth;
+mod batcher;
+pub mod client;
+mod convert;
+pub mod handler;
+mod metadata;
+pub mod peers;
+pub mod server;
+pub mod tls;
+
+#[cfg(test)]
+pub(crate) mod tests;
+#[cfg(test)]
+mod tls_tests;
+
+/// Code generated from cluster/proto/cluster.proto.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub(crate) mod pb {
+    tonic::include_proto!("kvd.cluster.v1");
+}
+
+pub use auth::{check_exposure, AuthError, BusAuth, REPLAY_WINDOW};
+pub use client::{ClientConfig, PeerClient, PingReply, DEFAULT_TIMEOUT};
+pub use handler::{BusHandler, Hello, LayoutBlob, PeerAddr, PushLayoutReply};
+pub use peers::PeerClients;
+pub use server::{serve, BusLimits};
+pub use tls::BusTls;

@@ -1,0 +1,105 @@
+//! The address book: which bus client serves which node. The coordinator reads it as
+//! [`Replicas`]; membership updates it as gossip learns addresses.
+
+use super::auth::BusAuth;
+use super::client::{ClientConfig, PeerClient};
+use super::tls::BusTls;
+use crate::replica_api::{ReplicaApi, Replicas};
+use crate::NodeId;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// NodeId -> bus client, with this node mapped to its local replica.
+pub struct PeerClients {
+    local_node: NodeId,
+    local: Arc<dyn ReplicaApi>,
+    auth: BusAuth,
+    config: ClientConfig,
+    tls: Option<BusTls>,
+    peers: RwLock<HashMap<NodeId, Arc<PeerClient>>>,
+}
+
+impl PeerClients {
+    /// An empty address book; `local` serves `local_node`.
+    pub fn new(
+        local_node: NodeId,
+        local: Arc<dyn ReplicaApi>,
+        auth: BusAuth,
+        config: ClientConfig,
+    ) -> PeerClients {
+        PeerClients {
+            local_node,
+            local,
+            auth,
+            config,
+            tls: None,
+            peers: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Talks to peers over mutual TLS (set before adding addresses).
+    pub fn with_tls(mut self, tls: BusTls) -> PeerClients {
+        self.tls = Some(tls);
+        self
+    }
+
+    fn client(&self, bus_addr: &str) -> Result<PeerClient, String> {
+        PeerClient::with_tls(bus_addr, self.auth.clone(), self.config, self.tls.as_ref())
+    }
+
+    /// Records `node`'s bus address. A changed address gets a new client (and a new
+    /// connection); an unchanged one keeps its connection.
+    pub fn set_address(&self, node: NodeId, bus_addr: &str) -> Result<(), String> {
+        if node == self.local_node {
+            return Ok(());
+        }
+        if self
+            .peers
+            .read()
+            .get(&node)
+            .is_some_and(|c| c.addr() == bus_addr)
+        {
+            return Ok(());
+        }
+        let client = Arc::new(self.client(bus_addr)?);
+        self.peers.write().insert(node, client);
+        Ok(())
+    }
+
+    /// Forgets `node`.
+    pub fn remove(&self, node: NodeId) {
+        self.peers.write().remove(&node);
+    }
+
+    /// The bus client of a peer (for hello, layout and ping calls).
+    pub fn peer(&self, node: NodeId) -> Option<Arc<PeerClient>> {
+        self.peers.read().get(&node).cloned()
+    }
+
+    /// Every known peer and its bus address.
+    pub fn addresses(&self) -> Vec<(NodeId, String)> {
+        let mut v: Vec<_> = self
+            .peers
+            .read()
+            .iter()
+            .map(|(n, c)| (*n, c.addr().to_string()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A client for an address whose node is not known yet (a seed).
+    pub fn connect_seed(&self, bus_addr: &str) -> Result<PeerClient, String> {
+        self.client(bus_addr)
+    }
+}
+
+impl Replicas for PeerClients {
+    fn replica(&self, node: NodeId) -> Option<Arc<dyn ReplicaApi>> {
+        if node == self.local_node {
+            return Some(self.local.clone());
+        }
+        self.peer(node).map(|c| c as Arc<dyn ReplicaApi>)
+    }
+}

@@ -1,0 +1,367 @@
+//! The bus server: authenticates every request, bounds what a peer can make this node
+//! allocate, converts messages and calls the [`BusHandler`].
+
+// tonic's service trait returns `Status` by value; the helpers here feed it directly.
+#![allow(clippy::result_large_err)]
+
+use super::auth::{unix_ms, AuthError, BusAuth};
+use super::convert::{self as cv, BadMessage};
+use super::handler::BusHandler;
+use super::metadata;
+use super::pb;
+use super::pb::cluster_bus_server::{ClusterBus, ClusterBusServer};
+use super::tls::BusTls;
+use crate::replica_api::ReplicaError;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tonic::service::interceptor::{InterceptedService, Interceptor};
+use tonic::{Request, Response, Status};
+
+/// What one peer may ask of this node at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusLimits {
+    /// Largest encoded message, either direction (gRPC refuses bigger ones before
+    /// allocating them).
+    pub max_message_bytes: usize,
+    /// Most items (writes, keys, partitions) in one request.
+    pub max_items: usize,
+    /// Most records one scan page returns (larger `limit`s are clamped).
+    pub max_scan_limit: usize,
+    /// Most requests served at once on one connection.
+    pub max_concurrent_per_connection: usize,
+    /// A request still running after this is cancelled.
+    pub request_timeout: Duration,
+}
+
+impl Default for BusLimits {
+    fn default() -> Self {
+        BusLimits {
+            max_message_bytes: 16 << 20,
+            max_items: 4096,
+            max_scan_limit: 4096,
+            max_concurrent_per_connection: 256,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves the bus on `listener` until `shutdown` completes, over mutual TLS when `tls`
+/// is given. The caller binds the listener (so it reports bind errors and tests can use
+/// port 0); gossip uses UDP on the same port number.
+pub async fn serve(
+    listener: TcpListener,
+    handler: Arc<dyn BusHandler>,
+    auth: BusAuth,
+    limits: BusLimits,
+    tls: Option<BusTls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let service = ClusterBusServer::new(Service { handler, limits })
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+    // Authentication runs on the headers, before the body is decoded: an outsider
+    // cannot make this node allocate a message.
+    let service = InterceptedService::new(service, Authenticator { auth });
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        builder = builder.tls_config(tls.server())?;
+    }
+    builder
+        .concurrency_limit_per_connection(limits.max_concurrent_per_connection)
+        .timeout(limits.request_timeout)
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+}
+
+struct Service {
+    handler: Arc<dyn BusHandler>,
+    limits: BusLimits,
+}
+
+/// Checks every request's credentials and leaves an [`Admitted`] in its extensions.
+#[derive(Clone)]
+struct Authenticator {
+    auth: BusAuth,
+}
+
+impl Interceptor for Authenticator {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let (method, creds) = metadata::read_credentials(req.metadata())
+            .map_err(|e| refused(AuthError::Malformed(e)))?;
+        self.auth
+            .verify(&method, &creds, unix_ms())
+            .map_err(refused)?;
+        let reply_mac = creds.mac.as_ref().and_then(|m| self.auth.reply_mac(m));
+        req.extensions_mut().insert(Admitted {
+            method,
+            node: creds.node,
+            reply_mac,
+        });
+        Ok(req)
+    }
+}
+
+/// A request that passed authentication: the method it was signed for and what the
+/// reply must carry.
+#[derive(Clone)]
+struct Admitted {
+    method: String,
+    node: crate::NodeId,
+    reply_mac: Option<[u8; super::auth::MAC_LEN]>,
+}
+
+impl Admitted {
+    fn reply<T>(&self, msg: T) -> Result<Response<T>, Status> {
+        let mut r = Response::new(msg);
+        if let Some(mac) = &self.reply_mac {
+            metadata::write_reply_mac(r.metadata_mut(), mac);
+        }
+        Ok(r)
+    }
+}
+
+fn refused(e: AuthError) -> Status {
+    let msg = format!("kvd bus refused the request: {e}");
+    match e {
+        AuthError::MissingMac | AuthError::BadMac | AuthError::Malformed(_) => {
+            Status::unauthenticated(msg)
+        }
+        AuthError::UnexpectedMac | AuthError::Stale { .. } | AuthError::OtherCluster { .. } => {
+            Status::permission_denied(msg)
+        }
+    }
+}
+
+fn bad(e: BadMessage) -> Status {
+    Status::invalid_argument(e)
+}
+
+/// The status a replica error travels as; the client maps it back.
+pub(crate) fn status_of(e: ReplicaError) -> Status {
+    match e {
+        ReplicaError::Timeout => Status::deadline_exceeded("replica timed out"),
+        ReplicaError::Unreachable(m) => Status::unavailable(m),
+        ReplicaError::Overloaded => Status::resource_exhausted("replica overloaded"),
+        ReplicaError::Failed(m) => Status::internal(m),
+    }
+}
+
+impl Service {
+    /// The admission the authenticator left, checked against the method called.
+    fn admit<T>(&self, req: &Request<T>, method: &str) -> Result<Admitted, Status> {
+        match req.extensions().get::<Admitted>() {
+            Some(a) if a.method == method => Ok(a.clone()),
+            Some(a) => Err(Status::permission_denied(format!(
+                "kvd bus refused the request: signed for {}, sent to {method}",
+                a.method
+            ))),
+            None => Err(Status::unauthenticated(
+                "kvd bus refused the request: not authenticated",
+            )),
+        }
+    }
+
+    fn check_count(&self, n: usize) -> Result<(), Status> {
+        if n > self.limits.max_items {
+            return Err(Status::invalid_argument(format!(
+                "{n} items in one request, at most {}",
+                self.limits.max_items
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl ClusterBus for Service {
+    async fn write(
+        &self,
+        req: Request<pb::WriteRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let ok = self.admit(&req, "Write")?;
+        let req = req.into_inner();
+        self.check_count(req.items.len())?;
+        let items = req
+            .items
+            .into_iter()
+            .map(cv::write_item_from_pb)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        let outcomes = self
+            .handler
+            .replica()
+            .write(items)
+            .await
+            .map_err(status_of)?;
+        ok.reply(pb::WriteResponse {
+            outcomes: outcomes.into_iter().map(cv::outcome_to_pb).collect(),
+        })
+    }
+
+    async fn read(
+        &self,
+        req: Request<pb::ReadRequest>,
+    ) -> Result<Response<pb::ReadResponse>, Status> {
+        let ok = self.admit(&req, "Read")?;
+        let req = req.into_inner();
+        self.check_count(req.keys.len())?;
+        let keys = req
+            .keys
+            .into_iter()
+            .map(|k| cv::key_from_pb(Some(k)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        let records = self.handler.replica().read(keys).await.map_err(status_of)?;
+        ok.reply(pb::ReadResponse {
+            records: records.into_iter().map(cv::maybe_record_to_pb).collect(),
+        })
+    }
+
+    async fn merkle_roots(
+        &self,
+        req: Request<pb::MerkleRootsRequest>,
+    ) -> Result<Response<pb::MerkleRootsResponse>, Status> {
+        let ok = self.admit(&req, "MerkleRoots")?;
+        let req = req.into_inner();
+        self.check_count(req.partitions.len())?;
+        let partitions = req
+            .partitions
+            .into_iter()
+            .map(cv::partition_from_pb)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        let roots = self
+            .handler
+            .replica()
+            .merkle_roots(partitions)
+            .await
+            .map_err(status_of)?;
+        ok.reply(pb::MerkleRootsResponse {
+            roots: roots.iter().map(cv::hash_to_pb).collect(),
+        })
+    }
+
+    async fn merkle_buckets(
+        &self,
+        req: Request<pb::MerkleBucketsRequest>,
+    ) -> Result<Response<pb::MerkleBucketsResponse>, Status> {
+        let ok = self.admit(&req, "MerkleBuckets")?;
+        let partition = cv::partition_from_pb(req.into_inner().partition).map_err(bad)?;
+        let buckets = self
+            .handler
+            .replica()
+            .merkle_buckets(partition)
+            .await
+            .map_err(status_of)?;
+        ok.reply(pb::MerkleBucketsResponse {
+            buckets: buckets.iter().map(cv::hash_to_pb).collect(),
+        })
+    }
+
+    async fn merkle_leaves(
+        &self,
+        req: Request<pb::MerkleLeavesRequest>,
+    ) -> Result<Response<pb::MerkleLeavesResponse>, Status> {
+        let ok = self.admit(&req, "MerkleLeaves")?;
+        let req = req.into_inner();
+        let partition = cv::partition_from_pb(req.partition).map_err(bad)?;
+        let bucket = cv::bucket_from_pb(req.bucket).map_err(bad)?;
+        let leaves = self
+            .handler
+            .replica()
+            .merkle_leaves(partition, bucket)
+            .await
+            .map_err(status_of)?;
+        ok.reply(pb::MerkleLeavesResponse {
+            leaves: leaves.into_iter().map(cv::leaf_to_pb).collect(),
+        })
+    }
+
+    async fn scan(
+        &self,
+        req: Request<pb::ScanRequest>,
+    ) -> Result<Response<pb::ScanResponse>, Status> {
+        let ok = self.admit(&req, "Scan")?;
+        let req = req.into_inner();
+        let partition = cv::partition_from_pb(req.partition).map_err(bad)?;
+        let from = req
+            .from
+            .map(cv::position_from_pb)
+            .transpose()
+            .map_err(bad)?
+            .unwrap_or(kv_keyspace::data_key::ScanPosition::START);
+        let limit = (req.limit as usize).min(self.limits.max_scan_limit);
+        let page = self
+            .handler
+            .replica()
+            .scan(partition, req.db, from, limit)
+            .await
+            .map_err(status_of)?;
+        ok.reply(cv::page_to_pb(page))
+    }
+
+    async fn hello(
+        &self,
+        req: Request<pb::HelloRequest>,
+    ) -> Result<Response<pb::HelloResponse>, Status> {
+        let ok = self.admit(&req, "Hello")?;
+        let req = req.into_inner();
+        self.check_count(req.peers.len())?;
+        if req.node_id != ok.node.0 {
+            return Err(Status::invalid_argument(format!(
+                "hello from node {} signed by node {}",
+                crate::NodeId(req.node_id),
+                ok.node
+            )));
+        }
+        let me = self
+            .handler
+            .hello(cv::hello_from_pb(req))
+            .await
+            .map_err(status_of)?;
+        ok.reply(pb::HelloResponse {
+            me: Some(cv::hello_to_pb(me)),
+        })
+    }
+
+    async fn get_layout(
+        &self,
+        req: Request<pb::GetLayoutRequest>,
+    ) -> Result<Response<pb::LayoutMessage>, Status> {
+        let ok = self.admit(&req, "GetLayout")?;
+        let layout = self.handler.get_layout().await.map_err(status_of)?;
+        ok.reply(cv::layout_to_pb(layout))
+    }
+
+    async fn push_layout(
+        &self,
+        req: Request<pb::LayoutMessage>,
+    ) -> Result<Response<pb::PushLayoutResponse>, Status> {
+        let ok = self.admit(&req, "PushLayout")?;
+        let layout = cv::layout_from_pb(req.into_inner())
+            .ok_or_else(|| Status::invalid_argument("empty layout"))?;
+        let r = self.handler.push_layout(layout).await.map_err(status_of)?;
+        ok.reply(pb::PushLayoutResponse {
+            accepted: r.accepted,
+            current_version: r.current_version,
+        })
+    }
+
+    async fn ping(
+        &self,
+        req: Request<pb::PingRequest>,
+    ) -> Result<Response<pb::PingResponse>, Status> {
+        let ok = self.admit(&req, "Ping")?;
+        let sender_wall_ms = req.into_inner().sender_wall_ms;
+        ok.reply(pb::PingResponse {
+            sender_wall_ms,
+            receiver_wall_ms: self.handler.wall_clock_ms(),
+        })
+    }
+}

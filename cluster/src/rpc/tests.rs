@@ -1,0 +1,608 @@
+//! The bus end to end over a real loopback server, with an in-test fake replica.
+
+use super::*;
+use crate::replica_api::{
+    Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, ScanPage, WriteItem, WriteOutcome,
+};
+use crate::{NodeId, Record, Version};
+use async_trait::async_trait;
+use bytes::Bytes;
+use kv_keyspace::data_key::ScanPosition;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, Semaphore};
+
+/// A replica in memory with the replica semantics (newer applies, older is stale).
+/// `gate` makes writes wait for a permit; `hang` makes reads never answer.
+#[derive(Default)]
+pub(crate) struct FakeReplica {
+    data: Mutex<HashMap<ItemKey, Record>>,
+    gate: Option<Arc<Semaphore>>,
+    entered: AtomicUsize,
+    hang: bool,
+}
+
+#[async_trait]
+impl ReplicaApi for FakeReplica {
+    async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
+        self.entered.fetch_add(1, Ordering::SeqCst);
+        if let Some(gate) = &self.gate {
+            let _p = gate
+                .acquire()
+                .await
+                .map_err(|e| ReplicaError::Failed(e.to_string()))?;
+        }
+        let mut data = self.data.lock();
+        Ok(items
+            .into_iter()
+            .map(|w| match data.get(&w.key) {
+                Some(cur) if cur.version > w.record.version => WriteOutcome::Stale {
+                    current: cur.version,
+                },
+                _ => {
+                    data.insert(w.key, w.record);
+                    WriteOutcome::Applied
+                }
+            })
+            .collect())
+    }
+
+    async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        let data = self.data.lock();
+        Ok(keys.iter().map(|k| data.get(k).cloned()).collect())
+    }
+
+    async fn merkle_roots(&self, partitions: Vec<u16>) -> Result<Vec<Hash16>, ReplicaError> {
+        Ok(partitions.iter().map(|p| [*p as u8; 16]).collect())
+    }
+
+    async fn merkle_buckets(&self, partition: u16) -> Result<Vec<Hash16>, ReplicaError> {
+        Ok((0..256)
+            .map(|b| [(b as u8) ^ (partition as u8); 16])
+            .collect())
+    }
+
+    async fn merkle_leaves(
+        &self,
+        _partition: u16,
+        bucket: u8,
+    ) -> Result<Vec<MerkleLeaf>, ReplicaError> {
+        Ok(vec![MerkleLeaf {
+            key: ItemKey {
+                db: 1,
+                key: Bytes::from_static(b"leaf"),
+            },
+            hash: [bucket; 16],
+        }])
+    }
+
+    async fn scan(
+        &self,
+        _partition: u16,
+        db: u32,
+        from: ScanPosition,
+        limit: usize,
+    ) -> Result<ScanPage, ReplicaError> {
+        let data = self.data.lock();
+        let mut items: Vec<_> = data
+            .iter()
+            .filter(|(k, _)| k.db == db)
+            .map(|(k, r)| (k.key.clone(), r.clone()))
+            .collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        items.truncate(limit);
+        Ok(ScanPage {
+            items,
+            next: from.next(),
+        })
+    }
+}
+
+struct TestHandler {
+    replica: Arc<FakeReplica>,
+    layout: Mutex<Option<LayoutBlob>>,
+}
+
+#[async_trait]
+impl BusHandler for TestHandler {
+    fn replica(&self) -> Arc<dyn ReplicaApi> {
+        self.replica.clone()
+    }
+
+    async fn hello(&self, from: Hello) -> Result<Hello, ReplicaError> {
+        Ok(Hello {
+            node: NodeId(1),
+            cluster_id: None,
+            resp_addr: "127.0.0.1:7001".into(),
+            bus_addr: "127.0.0.1:17001".into(),
+            layout: self.layout.lock().as_ref().map(|l| l.json.clone()),
+            peers: vec![PeerAddr {
+                node: from.node,
+                bus_addr: from.bus_addr,
+            }],
+        })
+    }
+
+    async fn get_layout(&self) -> Result<Option<LayoutBlob>, ReplicaError> {
+        Ok(self.layout.lock().clone())
+    }
+
+    async fn push_layout(&self, layout: LayoutBlob) -> Result<PushLayoutReply, ReplicaError> {
+        let mut cur = self.layout.lock();
+        let held = cur.as_ref().map_or(0, |l| l.version);
+        let accepted = layout.version > held;
+        if accepted {
+            *cur = Some(layout);
+        }
+        Ok(PushLayoutReply {
+            accepted,
+            current_version: cur.as_ref().map_or(0, |l| l.version),
+        })
+    }
+
+    fn wall_clock_ms(&self) -> i64 {
+        42
+    }
+}
+
+/// A running bus server; dropping it stops the server.
+pub(super) struct Server {
+    pub(super) addr: String,
+    replica: Arc<FakeReplica>,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn start(replica: FakeReplica, secret: Option<&[u8]>, cluster: Option<&str>) -> Server {
+    start_with(replica, secret, cluster, None).await
+}
+
+pub(super) async fn start_with(
+    replica: FakeReplica,
+    secret: Option<&[u8]>,
+    cluster: Option<&str>,
+    tls: Option<BusTls>,
+) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let replica = Arc::new(replica);
+    let handler = Arc::new(TestHandler {
+        replica: replica.clone(),
+        layout: Mutex::new(None),
+    });
+    let auth = BusAuth::new(NodeId(1), secret, cluster.map(String::from));
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve(
+        listener,
+        handler,
+        auth,
+        BusLimits::default(),
+        tls,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Server {
+        addr,
+        replica,
+        _stop: stop,
+    }
+}
+
+fn client(s: &Server, secret: Option<&[u8]>, cluster: Option<&str>) -> PeerClient {
+    client_with(s, secret, cluster, ClientConfig::default())
+}
+
+fn client_with(
+    s: &Server,
+    secret: Option<&[u8]>,
+    cluster: Option<&str>,
+    config: ClientConfig,
+) -> PeerClient {
+    let auth = BusAuth::new(NodeId(2), secret, cluster.map(String::from));
+    PeerClient::new(&s.addr, auth, config).unwrap()
+}
+
+pub(super) fn key(k: &'static str) -> ItemKey {
+    ItemKey {
+        db: 0,
+        key: Bytes::from_static(k.as_bytes()),
+    }
+}
+
+fn version(ts: u64) -> Version {
+    Version {
+        ts: ts << 16,
+        node: NodeId(9),
+    }
+}
+
+async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn write_read_round_trip_with_stale_outcome() {
+    let s = start(FakeReplica::default(), Some(b"s3cret"), Some("c1")).await;
+    let c = client(&s, Some(b"s3cret"), Some("c1"));
+    let value = Record::string(
+        version(10),
+        Bytes::from_static(b"v"),
+        Some(1_900_000_000_000),
+    );
+    let gone = Record::tombstone(version(11));
+    let out = c
+        .write(vec![
+            WriteItem {
+                key: key("a"),
+                record: value.clone(),
+            },
+            WriteItem {
+                key: key("b"),
+                record: gone.clone(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out, vec![WriteOutcome::Applied, WriteOutcome::Applied]);
+    let older = Record::string(version(5), Bytes::from_static(b"old"), None);
+    let out = c
+        .write(vec![WriteItem {
+            key: key("a"),
+            record: older,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![WriteOutcome::Stale {
+            current: version(10)
+        }]
+    );
+    let got = c.read(vec![key("a"), key("b"), key("zz")]).await.unwrap();
+    assert_eq!(got, vec![Some(value.clone()), Some(gone), None]);
+    let page = c.scan(3, 0, ScanPosition::START, 1).await.unwrap();
+    assert_eq!(page.items, vec![(Bytes::from_static(b"a"), value)]);
+    assert_eq!(page.next, ScanPosition::START.next());
+    assert_eq!(
+        c.merkle_roots(vec![1, 2]).await.unwrap(),
+        vec![[1; 16], [2; 16]]
+    );
+    let buckets = c.merkle_buckets(3).await.unwrap();
+    assert_eq!(buckets.len(), 256);
+    assert_eq!(buckets[5], [5 ^ 3; 16]);
+    let leaves = c.merkle_leaves(3, 7).await.unwrap();
+    assert_eq!(leaves[0].hash, [7; 16]);
+}
+
+#[tokio::test]
+async fn hello_layout_and_ping() {
+    let s = start(FakeReplica::default(), None, None).await;
+    let c = client(&s, None, None);
+    let me = Hello {
+        node: NodeId(2),
+        cluster_id: None,
+        resp_addr: "127.0.0.1:7002".into(),
+        bus_addr: "127.0.0.1:17002".into(),
+        layout: None,
+        peers: vec![],
+    };
+    let them = c.hello(me).await.unwrap();
+    assert_eq!(them.node, NodeId(1));
+    assert_eq!(
+        them.peers,
+        vec![PeerAddr {
+            node: NodeId(2),
+            bus_addr: "127.0.0.1:17002".into()
+        }]
+    );
+    assert_eq!(them.layout, None);
+    assert_eq!(c.get_layout().await.unwrap(), None);
+    let l = LayoutBlob {
+        version: 3,
+        json: Bytes::from_static(b"{\"version\":3}"),
+    };
+    let r = c.push_layout(l.clone()).await.unwrap();
+    assert_eq!(
+        r,
+        PushLayoutReply {
+            accepted: true,
+            current_version: 3
+        }
+    );
+    assert_eq!(c.get_layout().await.unwrap(), Some(l));
+    let impostor = Hello {
+        node: NodeId(77),
+        cluster_id: None,
+        resp_addr: String::new(),
+        bus_addr: String::new(),
+        layout: None,
+        peers: vec![],
+    };
+    match c.hello(impostor).await {
+        Err(ReplicaError::Failed(m)) => assert!(m.contains("signed by node"), "{m}"),
+        other => panic!("a hello for another node must be refused: {other:?}"),
+    }
+    let ping = c.ping().await.unwrap();
+    assert_eq!(ping.peer_ms, 42);
+    assert!(ping.received_ms >= ping.sent_ms);
+}
+
+fn refused_with(r: Result<Vec<Option<Record>>, ReplicaError>, needle: &str) {
+    match r {
+        Err(ReplicaError::Failed(m)) => assert!(m.contains(needle), "{m:?} lacks {needle:?}"),
+        other => panic!("expected a refusal with {needle:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wrong_or_missing_secret_is_refused() {
+    let s = start(FakeReplica::default(), Some(b"s3cret"), None).await;
+    refused_with(
+        client(&s, Some(b"other"), None).read(vec![key("a")]).await,
+        "wrong cluster MAC",
+    );
+    refused_with(
+        client(&s, None, None).read(vec![key("a")]).await,
+        "no cluster MAC",
+    );
+    let open = start(FakeReplica::default(), None, None).await;
+    refused_with(
+        client(&open, Some(b"s3cret"), None)
+            .read(vec![key("a")])
+            .await,
+        "has no --cluster-secret",
+    );
+    // The right secret passes.
+    assert!(client(&s, Some(b"s3cret"), None)
+        .read(vec![key("a")])
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn other_cluster_is_refused() {
+    let s = start(FakeReplica::default(), Some(b"s"), Some("cluster-a")).await;
+    refused_with(
+        client(&s, Some(b"s"), Some("cluster-b"))
+            .read(vec![key("a")])
+            .await,
+        "cluster-b",
+    );
+    assert!(client(&s, Some(b"s"), Some("cluster-a"))
+        .read(vec![key("a")])
+        .await
+        .is_ok());
+}
+
+/// A server whose writes wait for permits of the returned gate, and a client to it
+/// (with a deadline long enough never to fire in these tests).
+async fn gated(config: ClientConfig) -> (Server, Arc<Semaphore>, Arc<PeerClient>) {
+    let gate = Arc::new(Semaphore::new(0));
+    let fake = FakeReplica {
+        gate: Some(gate.clone()),
+        ..FakeReplica::default()
+    };
+    let s = start(fake, None, None).await;
+    let config = ClientConfig {
+        timeout: Duration::from_secs(30),
+        ..config
+    };
+    let c = Arc::new(client_with(&s, None, None, config));
+    (s, gate, c)
+}
+
+#[tokio::test]
+async fn in_flight_bound_gives_overloaded() {
+    let (s, gate, c) = gated(ClientConfig {
+        max_in_flight: 1,
+        ..ClientConfig::default()
+    })
+    .await;
+    let item = || {
+        vec![WriteItem {
+            key: key("k"),
+            record: Record::tombstone(version(1)),
+        }]
+    };
+    let first = tokio::spawn({
+        let c = c.clone();
+        let items = item();
+        async move { c.write(items).await }
+    });
+    let replica = s.replica.clone();
+    poll_until("the first write to reach the replica", || {
+        replica.entered.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(c.write(item()).await, Err(ReplicaError::Overloaded));
+    gate.add_permits(1);
+    assert_eq!(first.await.unwrap(), Ok(vec![WriteOutcome::Applied]));
+    // The slot is free again.
+    gate.add_permits(1);
+    assert_eq!(c.write(item()).await, Ok(vec![WriteOutcome::Applied]));
+}
+
+#[tokio::test]
+async fn concurrent_writes_under_load_leave_in_one_rpc() {
+    let (s, gate, c) = gated(ClientConfig {
+        max_write_rpcs: 1,
+        ..ClientConfig::default()
+    })
+    .await;
+    let write = |k: &'static str| {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.write(vec![WriteItem {
+                key: key(k),
+                record: Record::tombstone(version(1)),
+            }])
+            .await
+        })
+    };
+    let first = write("first");
+    let replica = s.replica.clone();
+    poll_until("the first write RPC to reach the replica", || {
+        replica.entered.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let keys = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let rest: Vec<_> = keys.iter().map(|k| write(k)).collect();
+    poll_until("the other writes to queue", || {
+        c.queued_writes() == keys.len()
+    })
+    .await;
+    gate.add_permits(2);
+    assert_eq!(first.await.unwrap(), Ok(vec![WriteOutcome::Applied]));
+    for r in rest {
+        assert_eq!(r.await.unwrap(), Ok(vec![WriteOutcome::Applied]));
+    }
+    assert_eq!(
+        s.replica.entered.load(Ordering::SeqCst),
+        2,
+        "eight queued writes leave in one RPC"
+    );
+    assert_eq!(s.replica.data.lock().len(), keys.len() + 1);
+}
+
+#[tokio::test]
+async fn handler_that_never_answers_times_out() {
+    let fake = FakeReplica {
+        hang: true,
+        gate: Some(Arc::new(Semaphore::new(0))),
+        ..FakeReplica::default()
+    };
+    let s = start(fake, None, None).await;
+    let config = ClientConfig {
+        timeout: Duration::from_millis(200),
+        ..ClientConfig::default()
+    };
+    let c = client_with(&s, None, None, config);
+    assert_eq!(c.read(vec![key("a")]).await, Err(ReplicaError::Timeout));
+    let write = vec![WriteItem {
+        key: key("a"),
+        record: Record::tombstone(version(1)),
+    }];
+    assert_eq!(c.write(write).await, Err(ReplicaError::Timeout));
+}
+
+#[tokio::test]
+async fn unreachable_address_is_unreachable() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let c = PeerClient::new(
+        &addr,
+        BusAuth::new(NodeId(2), None, None),
+        ClientConfig::default(),
+    )
+    .unwrap();
+    assert!(matches!(
+        c.read(vec![key("a")]).await,
+        Err(ReplicaError::Unreachable(_))
+    ));
+}
+
+#[tokio::test]
+async fn malformed_records_and_oversized_requests_are_invalid_argument() {
+    let s = start(FakeReplica::default(), None, None).await;
+    let auth = BusAuth::new(NodeId(2), None, None);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", s.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = pb::cluster_bus_client::ClusterBusClient::new(channel);
+    let signed = |msg| {
+        let mut r = tonic::Request::new(msg);
+        let c = auth.sign("Write", auth::unix_ms());
+        metadata::write_credentials(r.metadata_mut(), "Write", &c);
+        r
+    };
+    let junk = pb::WriteRequest {
+        items: vec![pb::WriteItem {
+            key: Some(pb::ItemKey {
+                db: 0,
+                key: Bytes::from_static(b"k"),
+            }),
+            record: Bytes::from_static(b"\x01garbage"),
+        }],
+    };
+    let err = raw.write(signed(junk)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let too_many = pb::WriteRequest {
+        items: vec![pb::WriteItem::default(); BusLimits::default().max_items + 1],
+    };
+    let err = raw.write(signed(too_many)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("items"));
+    // Credentials signed for one method do not admit another.
+    let mut r = tonic::Request::new(pb::WriteRequest::default());
+    let c = auth.sign("Read", auth::unix_ms());
+    metadata::write_credentials(r.metadata_mut(), "Read", &c);
+    let err = raw.write(r).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    assert!(
+        err.message().contains("signed for Read"),
+        "{}",
+        err.message()
+    );
+    // Unsigned requests are malformed, not served.
+    let err = raw
+        .write(tonic::Request::new(pb::WriteRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn peer_clients_map_local_and_remote_nodes() {
+    use crate::replica_api::Replicas;
+    let s = start(FakeReplica::default(), None, None).await;
+    let local: Arc<dyn ReplicaApi> = Arc::new(FakeReplica::default());
+    let book = PeerClients::new(
+        NodeId(2),
+        local.clone(),
+        BusAuth::new(NodeId(2), None, None),
+        ClientConfig::default(),
+    );
+    assert!(Arc::ptr_eq(&book.replica(NodeId(2)).unwrap(), &local));
+    assert!(book.replica(NodeId(1)).is_none());
+    book.set_address(NodeId(1), &s.addr).unwrap();
+    let first = book.peer(NodeId(1)).unwrap();
+    book.set_address(NodeId(1), &s.addr).unwrap();
+    assert!(
+        Arc::ptr_eq(&first, &book.peer(NodeId(1)).unwrap()),
+        "same address keeps its client"
+    );
+    let remote = book.replica(NodeId(1)).unwrap();
+    remote
+        .write(vec![WriteItem {
+            key: key("x"),
+            record: Record::tombstone(version(2)),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(s.replica.data.lock().len(), 1);
+    assert_eq!(book.addresses(), vec![(NodeId(1), s.addr.clone())]);
+    book.remove(NodeId(1));
+    assert!(book.replica(NodeId(1)).is_none());
+}
+
+#[test]
+fn a_client_made_outside_a_runtime_is_an_error_not_a_panic() {
+    let auth = BusAuth::new(NodeId(2), None, None);
+    let err = PeerClient::new("127.0.0.1:1", auth, ClientConfig::default()).unwrap_err();
+    assert!(err.contains("tokio runtime"), "{err}");
+}
