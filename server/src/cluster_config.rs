@@ -36,6 +36,8 @@ pub struct ClusterSettings {
     /// How often each partition is compared with its other replicas, ms
     /// (`cluster-anti-entropy-interval-ms`).
     pub anti_entropy_interval_ms: u64,
+    /// Mutual TLS on the bus (`tls-cluster`, Redis's name).
+    pub tls: bool,
 }
 
 impl Default for ClusterSettings {
@@ -53,6 +55,7 @@ impl Default for ClusterSettings {
             announce_ip: None,
             request_timeout_ms: 2000,
             anti_entropy_interval_ms: 600_000,
+            tls: false,
         }
     }
 }
@@ -109,6 +112,9 @@ pub fn validate(c: &Config) -> Result<(), String> {
              Set --cluster-secret (the same on every node) or bind to loopback only"
                 .into(),
         );
+    }
+    if s.tls && (c.tls.cert_file.is_empty() || c.tls.ca_cert_file.is_empty()) {
+        return Err("tls-cluster yes needs tls-cert-file, tls-key-file and tls-ca-cert-file".into());
     }
     if c.port == 0 && s.port == 0 {
         return Err("cluster mode needs --port or an explicit --cluster-port".into());

@@ -178,9 +178,9 @@ fn any_text(_: &str) -> Result<(), String> {
 
 /// Parameters that only make sense with a cluster, which kvd does not have yet: `no` is
 /// accepted so Redis config files load.
-fn needs_cluster(v: &str) -> Result<(), String> {
+fn needs_replication(v: &str) -> Result<(), String> {
     if yes_no(v)? {
-        Err("kvd has no cluster bus or replication yet, so there is nothing to encrypt".into())
+        Err("kvd has no replication from a Redis primary, so there is nothing to encrypt".into())
     } else {
         Ok(())
     }
@@ -263,14 +263,17 @@ pub static PARAMS: &[Param] = &[
     Param {
         name: "tls-cluster",
         mutable: false,
-        get: |_| "no".into(),
-        set: |_, v| needs_cluster(v),
+        get: |c| if c.cluster.tls { "yes" } else { "no" }.into(),
+        set: |c, v| {
+            c.cluster.tls = yes_no(v)?;
+            Ok(())
+        },
     },
     Param {
         name: "tls-replication",
         mutable: false,
         get: |_| "no".into(),
-        set: |_, v| needs_cluster(v),
+        set: |_, v| needs_replication(v),
     },
     Param {
         name: "bind",
@@ -870,9 +873,11 @@ mod tests {
         assert!(c.apply("tls-protocols", "TLSv1").is_err());
         assert!(c.apply("tls-ciphers", "HIGH").is_err());
         assert!(c
-            .apply("tls-cluster", "yes")
+            .apply("tls-replication", "yes")
             .unwrap_err()
-            .contains("cluster"));
+            .contains("replication"));
+        c.apply("tls-cluster", "yes").unwrap();
+        assert!(c.cluster.tls);
         let cli = Cli::try_parse_from([
             "kvd",
             "--port",

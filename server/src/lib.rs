@@ -11,6 +11,7 @@ pub mod acl;
 pub mod checkpoint_policy;
 pub mod cli;
 pub mod cluster_config;
+pub mod cluster_start;
 pub mod cluster_mode;
 pub mod commands;
 pub mod config;
