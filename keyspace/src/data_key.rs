@@ -205,6 +205,19 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_holds() {
+        // docs/format/keyspace.md, "Example".
+        let k = data_key(0, b"user:1");
+        assert_eq!(
+            &k[..DATA_KEY_PREFIX],
+            &[0x2a, 0x1a, 0, 0, 0, 0, 0x3b, 0x57, 0x7a, 0xfd]
+        );
+        let position = split_data_key(&k).unwrap().position();
+        assert_eq!(position.slot, 10778);
+        assert_eq!(position.cursor(), 46_292_153_105_150);
+    }
+
+    #[test]
     fn damaged_keys_do_not_split() {
         let mut k = data_key(0, b"foo");
         assert_eq!(split_data_key(&k).map(|d| d.key), Some(&b"foo"[..]));

@@ -28,21 +28,27 @@ pub fn stored_format(db: &Db, meta: Keyspace) -> kv_engine::Result<u32> {
     let Some(record) = db.get(meta, META_FORMAT)? else {
         return Ok(LEGACY_FORMAT);
     };
+    let malformed = |why: String| {
+        Error::corruption(
+            db.path(),
+            0,
+            format!(
+                "kvd keyspace format record (keyspace kvd-meta, key \"keyspace-format\") \
+                 is malformed: {why}"
+            ),
+        )
+    };
     let version = match <[u8; 4]>::try_from(&record.value[..]) {
         Ok(b) => u32::from_be_bytes(b),
         Err(_) => {
-            return Err(Error::corruption(
-                db.path(),
-                0,
-                format!(
-                    "kvd keyspace format record (keyspace kvd-meta, key \"keyspace-format\") \
-                     is malformed: {} bytes, expected 4",
-                    record.value.len()
-                ),
-            ))
+            let len = record.value.len();
+            return Err(malformed(format!("{len} bytes, expected 4")));
         }
     };
-    if version > FORMAT_VERSION || version < LEGACY_FORMAT {
+    if version < LEGACY_FORMAT {
+        return Err(malformed(format!("version {version}")));
+    }
+    if version > FORMAT_VERSION {
         return Err(Error::InvalidArgument(format!(
             "{} holds keyspace format {version}, which this kvd does not know (it reads \
              formats {LEGACY_FORMAT} to {FORMAT_VERSION}); it was written by a newer kvd: \

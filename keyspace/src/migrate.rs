@@ -87,7 +87,9 @@ pub fn migrate(
         return Ok(None);
     }
     let mut report = MigrationReport::default();
-    let staged = db.get(meta, META_MIGRATION)?.is_some_and(|v| v.value == STAGED);
+    let staged = db
+        .get(meta, META_MIGRATION)?
+        .is_some_and(|v| v.value == STAGED);
     if !staged {
         let empty = db.iter(data, None, None, None)?.next().is_none();
         if empty {
@@ -97,7 +99,9 @@ pub fn migrate(
             return Ok(Some(report));
         }
         let staging = db.keyspace(STAGING_KEYSPACE)?;
-        if !move_batches(db, data, staging, &limits, &mut report, |k| Some(k.to_vec()))? {
+        if !move_batches(db, data, staging, &limits, &mut report, |k| {
+            Some(k.to_vec())
+        })? {
             return Ok(Some(report));
         }
         report.staged = report.rewritten;

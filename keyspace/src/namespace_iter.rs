@@ -108,8 +108,8 @@ mod tests {
             db.put(Keyspace::DEFAULT, &data_key(0, &i.to_be_bytes()), b"v")
                 .unwrap();
         }
-        let mut it = NamespaceIter::new(&db, Keyspace::DEFAULT, 0, ScanPosition::START, None)
-            .unwrap();
+        let mut it =
+            NamespaceIter::new(&db, Keyspace::DEFAULT, 0, ScanPosition::START, None).unwrap();
         assert_eq!(it.by_ref().count(), 2000);
         assert_eq!(it.seeks(), 0);
         let empty =
