@@ -2,12 +2,14 @@
 //! own uncommitted writes, writes collect in one engine batch committed at the end, so a
 //! transaction is applied atomically and durably as one WAL record.
 
-use super::encoding::{data_key, decode_value, encode_value, split_data_key, ValueType};
+use super::encoding::{decode_value, encode_value, ValueType};
 use super::key_counts::KeyCount;
 use super::store::{now_ms, Namespaces, Store};
 use crate::protocol::Version;
 use bytes::Bytes;
 use kv_engine::{Keyspace, Snapshot, Versioned, WriteBatch};
+use kv_keyspace::data_key::{data_key, slot_ns_of, split_data_key_unchecked, ScanPosition};
+use kv_keyspace::namespace_iter::NamespaceIter;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -221,43 +223,69 @@ impl<'s> Txn<'s> {
         self.touched_dbs.extend([a, b]);
     }
 
-    /// Calls `f(key, entry)` for live keys of `db` in key order from `from` (inclusive),
-    /// merging this transaction's own writes; stops when `f` returns false.
+    /// Calls `f(key, position, entry)` for the live keys of `db` in scan order (slot,
+    /// key hash, key) from position `from` (inclusive), merging this transaction's own
+    /// writes; stops when `f` returns false. Cost: the keys visited plus the seek bound of
+    /// [`NamespaceIter`].
     pub fn scan(
         &self,
         db: usize,
-        from: &[u8],
-        f: impl FnMut(&[u8], Entry) -> bool,
+        from: ScanPosition,
+        f: impl FnMut(&[u8], ScanPosition, Entry) -> bool,
     ) -> kv_engine::Result<()> {
         self.scan_keys(db, from, true, f)
+    }
+
+    /// One bounded page of a scan of `db` from `from`: calls `f` for every key examined
+    /// (expired ones included: they cost as much to pass over) until `limit` keys have
+    /// been examined, then stops before the first key at a new position and returns that
+    /// position, where the next page starts (`None`: the end was reached). It never stops
+    /// between two keys of the same position, so resuming there misses no key.
+    pub fn scan_page(
+        &self,
+        db: usize,
+        from: ScanPosition,
+        limit: usize,
+        mut f: impl FnMut(&[u8], &Entry),
+    ) -> kv_engine::Result<Option<ScanPosition>> {
+        let (mut examined, mut last, mut resume) = (0usize, None, None);
+        self.scan_keys(db, from, false, |key, pos, entry| {
+            if examined >= limit && last != Some(pos) {
+                resume = Some(pos);
+                return false;
+            }
+            examined += 1;
+            last = Some(pos);
+            f(key, &entry);
+            true
+        })?;
+        Ok(resume)
     }
 
     /// Like [`Self::scan`], but `live_only = false` also yields expired keys not yet removed.
     pub fn scan_keys(
         &self,
         db: usize,
-        from: &[u8],
+        from: ScanPosition,
         live_only: bool,
-        mut f: impl FnMut(&[u8], Entry) -> bool,
+        mut f: impl FnMut(&[u8], ScanPosition, Entry) -> bool,
     ) -> kv_engine::Result<()> {
         let ns = self.ns(db);
-        let start = data_key(ns, from);
-        let (_, end) = Store::namespace_range(ns);
-        let mut engine = self
-            .store
-            .db
-            .iter(
-                self.store.data,
-                Some(&start),
-                end.as_deref(),
-                self.snapshot.as_ref(),
-            )?
-            .peekable();
-        let prefix = ns.to_be_bytes();
+        let start = from.seek_key(ns);
+        let mut engine = NamespaceIter::new(
+            &self.store.db,
+            self.store.data,
+            ns,
+            from,
+            self.snapshot.as_ref(),
+        )?
+        .peekable();
         let mut own: Vec<(&Vec<u8>, &Pending)> = self
             .overlay
             .iter()
-            .filter(|(k, _)| k.starts_with(&prefix) && k.as_slice() >= start.as_slice())
+            .filter(|(k, _)| {
+                slot_ns_of(k).is_some_and(|(_, n)| n == ns) && k.as_slice() >= start.as_slice()
+            })
             .collect();
         own.sort_by(|a, b| a.0.cmp(b.0));
         let mut own = own.into_iter().peekable();
@@ -291,7 +319,8 @@ impl<'s> Txn<'s> {
                 (Some(_), None) => unreachable!("covered above"),
             };
             let Some(raw) = raw else { continue };
-            let Some(d) = decode_value(&raw) else {
+            let (Some(d), Some(parts)) = (decode_value(&raw), split_data_key_unchecked(&key))
+            else {
                 continue;
             };
             let entry = Entry {
@@ -303,7 +332,7 @@ impl<'s> Txn<'s> {
             if live_only && entry.expired(self.now) {
                 continue;
             }
-            if !f(&key[4..], entry) {
+            if !f(parts.key, parts.position(), entry) {
                 return Ok(());
             }
         }
@@ -315,7 +344,7 @@ impl<'s> Txn<'s> {
     fn count_changes(&self) -> kv_engine::Result<HashMap<u32, KeyCount>> {
         let mut changes: HashMap<u32, KeyCount> = HashMap::new();
         for (k, pending) in &self.overlay {
-            let Some((ns, _)) = split_data_key(k) else {
+            let Some((_, ns)) = slot_ns_of(k) else {
                 continue;
             };
             let known = self.read_before.borrow().get(k).copied();
