@@ -2,6 +2,7 @@
 //! a directory written by kvd is dumped, the dump is loaded into a second kvd, and that
 //! kvd's directory dumps to the same lines but for the versions.
 
+use kv_keyspace::data_key::ScanPosition;
 use kv_tests::Kvd;
 use kvtool::dump::format::Record;
 use kvtool::dump::{dump_dir, DumpArgs};
@@ -151,8 +152,8 @@ fn a_dump_loaded_into_another_kvd_dumps_the_same_but_for_versions() {
     let dumped = dump(first.data_dir(), None);
     let keys: Vec<(u32, Vec<u8>)> = dumped.iter().map(|r| (r.db, r.key.clone())).collect();
     let mut sorted = keys.clone();
-    sorted.sort();
-    assert_eq!(keys, sorted, "ordered by (db, key)");
+    sorted.sort_by_key(|(db, k)| (*db, ScanPosition::of_key(k), k.clone()));
+    assert_eq!(keys, sorted, "ordered by (db, slot, key hash, key)");
     let all: Vec<u8> = (0..=255u8).collect();
     let expected: Vec<(u32, &[u8])> = vec![
         (0, b""),
@@ -168,7 +169,7 @@ fn a_dump_loaded_into_another_kvd_dumps_the_same_but_for_versions() {
     ];
     let mut expected: Vec<(u32, Vec<u8>)> =
         expected.into_iter().map(|(d, k)| (d, k.to_vec())).collect();
-    expected.sort();
+    expected.sort_by_key(|(db, k)| (*db, ScanPosition::of_key(k), k.clone()));
     assert_eq!(
         keys, expected,
         "live keys only: no expired key, none orphaned by FLUSHDB"
@@ -251,7 +252,7 @@ fn record(db: u32, key: &str, expire_at_ms: Option<i64>) -> Record {
         db,
         key: key.as_bytes().to_vec(),
         value: b"v".to_vec(),
-        ty: kv_server::keyspace::ValueType::String,
+        ty: kv_keyspace::ValueType::String,
         expire_at_ms,
         version: None,
     }
