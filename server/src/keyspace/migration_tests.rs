@@ -153,4 +153,8 @@ fn a_directory_of_a_newer_format_is_refused() {
     }
     let err = open_store(dir.path()).err().expect("refused");
     assert!(err.to_string().contains("keyspace format 9"), "{err}");
+    // Nothing was written: not even the namespace map of a new directory.
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let meta = db.keyspace(META_KEYSPACE).unwrap();
+    assert_eq!(db.get(meta, META_NAMESPACES).unwrap(), None);
 }

@@ -133,10 +133,9 @@ impl Store {
             })?,
             None => Namespaces::fresh(databases),
         };
-        ns.grow_to(databases);
-        db.put(meta, META_NAMESPACES, &ns.encode())?;
         // A directory of an older kvd is rewritten to the current data-key layout before
-        // anything reads it; a newer format is refused (kv_keyspace::migrate).
+        // anything reads it; a newer format is refused before anything is written
+        // (kv_keyspace::migrate).
         let started = std::time::Instant::now();
         if let Some(report) = ensure_current_format(&db, meta, Keyspace::DEFAULT)? {
             tracing::info!(
@@ -147,6 +146,8 @@ impl Store {
                 "keyspace at the current format"
             );
         }
+        ns.grow_to(databases);
+        db.put(meta, META_NAMESPACES, &ns.encode())?;
         *filter.live.write() = ns.map.iter().copied().collect();
         filter.loaded.store(true, Ordering::Release);
         let started = std::time::Instant::now();
