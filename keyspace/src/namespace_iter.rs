@@ -10,6 +10,11 @@
 //! namespace that is met costs one seek, and at most two are met per slot (one below and
 //! one above ours), so a full walk costs at most `keys yielded + 2 * min(16384, non-empty
 //! slots)` seeks, and a store holding only this namespace costs no extra seek at all.
+//!
+//! A walk that must answer quickly (a SCAN page, an expiry sweep cycle) also gets a seek
+//! budget: when it is spent, the walk ends early at the slot it was about to seek, and
+//! [`NamespaceIter::stopped_at`] says where to resume. Every key of the namespace before
+//! that position has been yielded, so resuming there misses nothing.
 
 use crate::data_key::{slot_ns_of, ScanPosition};
 use crate::slot::SLOTS;
@@ -22,6 +27,8 @@ pub struct NamespaceIter {
     ns: u32,
     done: bool,
     seeks: u64,
+    seek_budget: u64,
+    stopped_at: Option<ScanPosition>,
 }
 
 impl NamespaceIter {
@@ -40,7 +47,22 @@ impl NamespaceIter {
             ns,
             done: false,
             seeks: 0,
+            seek_budget: u64::MAX,
+            stopped_at: None,
         })
+    }
+
+    /// Ends the walk early (see [`Self::stopped_at`]) rather than seek more than `seeks`
+    /// times past other namespaces' keys.
+    pub fn with_seek_budget(mut self, seeks: u64) -> NamespaceIter {
+        self.seek_budget = seeks;
+        self
+    }
+
+    /// Where the walk ended because its seek budget was spent (`None`: it has not, or it
+    /// reached the end of the namespace). Later than every position yielded.
+    pub fn stopped_at(&self) -> Option<ScanPosition> {
+        self.stopped_at
     }
 
     /// Seeks made so far past other namespaces' keys (the cost bound above; for tests).
@@ -48,10 +70,16 @@ impl NamespaceIter {
         self.seeks
     }
 
+    /// Seeks the first key of the namespace in `slot`, unless the budget is spent.
     fn seek_slot(&mut self, slot: u16) {
+        let target = ScanPosition { slot, hash: 0 };
+        if self.seeks >= self.seek_budget {
+            self.stopped_at = Some(target);
+            self.done = true;
+            return;
+        }
         self.seeks += 1;
-        self.inner
-            .seek(&ScanPosition { slot, hash: 0 }.seek_key(self.ns));
+        self.inner.seek(&target.seek_key(self.ns));
     }
 }
 
@@ -96,7 +124,7 @@ mod tests {
         (dir, db)
     }
 
-    fn keys_of(it: NamespaceIter) -> Vec<Vec<u8>> {
+    fn keys_of(it: &mut NamespaceIter) -> Vec<Vec<u8>> {
         it.map(|e| split_data_key(&e.unwrap().key).unwrap().key.to_vec())
             .collect()
     }
@@ -112,9 +140,51 @@ mod tests {
             NamespaceIter::new(&db, Keyspace::DEFAULT, 0, ScanPosition::START, None).unwrap();
         assert_eq!(it.by_ref().count(), 2000);
         assert_eq!(it.seeks(), 0);
-        let empty =
+        let mut empty =
             NamespaceIter::new(&db, Keyspace::DEFAULT, 1, ScanPosition::START, None).unwrap();
-        assert_eq!(keys_of(empty), Vec::<Vec<u8>>::new());
+        assert_eq!(keys_of(&mut empty), Vec::<Vec<u8>>::new());
+    }
+
+    #[test]
+    fn a_spent_seek_budget_ends_the_walk_where_it_can_resume() {
+        let (_dir, db) = open();
+        // Namespace 0 fills many slots; namespace 1 has keys in a few of them.
+        for i in 0..3000u32 {
+            db.put(Keyspace::DEFAULT, &data_key(0, &i.to_be_bytes()), b"v")
+                .unwrap();
+        }
+        let ours: Vec<Vec<u8>> = (0..40u32)
+            .map(|i| format!("ours:{i}").into_bytes())
+            .collect();
+        for k in &ours {
+            db.put(Keyspace::DEFAULT, &data_key(1, k), b"v").unwrap();
+        }
+        let mut from = ScanPosition::START;
+        let mut got = Vec::new();
+        let mut pages = 0;
+        loop {
+            let mut it = NamespaceIter::new(&db, Keyspace::DEFAULT, 1, from, None)
+                .unwrap()
+                .with_seek_budget(5);
+            let page = keys_of(&mut it);
+            assert!(it.seeks() <= 5);
+            if let (Some(stop), Some(last)) = (it.stopped_at(), page.last()) {
+                assert!(ScanPosition::of_key(last) < stop);
+            }
+            got.extend(page);
+            pages += 1;
+            match it.stopped_at() {
+                Some(stop) => {
+                    assert!(stop > from, "progress");
+                    from = stop;
+                }
+                None => break,
+            }
+        }
+        assert!(pages > 1, "the budget did stop walks");
+        let mut want = ours.clone();
+        want.sort_by_key(|k| (ScanPosition::of_key(k), k.clone()));
+        assert_eq!(got, want);
     }
 
     proptest! {
@@ -139,7 +209,7 @@ mod tests {
                 .collect();
             want.sort();
             let mut it = NamespaceIter::new(&db, Keyspace::DEFAULT, ns, from, None).unwrap();
-            let got = keys_of(NamespaceIter::new(&db, Keyspace::DEFAULT, ns, from, None).unwrap());
+            let got = keys_of(&mut NamespaceIter::new(&db, Keyspace::DEFAULT, ns, from, None).unwrap());
             prop_assert_eq!(got, want.iter().map(|(_, k)| k.clone()).collect::<Vec<_>>());
             let slots: std::collections::HashSet<u16> =
                 keys.iter().map(|(_, k)| crate::key_slot(k)).collect();

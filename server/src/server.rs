@@ -314,6 +314,11 @@ pub fn expire_cycle(srv: &Shared, db: usize, cursor: &mut ScanPosition) -> kv_en
     let mut expired: Vec<Bytes> = Vec::new();
     {
         let _g = srv.store.lock_keys(std::iter::empty());
+        // Only keys with a TTL expire: a database without any costs nothing (its walk
+        // would only seek past other databases' keys).
+        if srv.store.counts.get(srv.store.namespace(db)).expires == 0 {
+            return Ok(0);
+        }
         let mut t = Txn::new(&srv.store);
         t.use_snapshot();
         let next = t.scan_page(db, *cursor, EXPIRE_SCAN_PER_CYCLE, |k, e| {

@@ -297,7 +297,8 @@ pub fn keys(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 /// can disturb another's. Keys never move and a reply never stops between two keys of
 /// the same position, so every key present for the whole scan is returned (Redis's
 /// guarantee). COUNT bounds the keys examined per call (plus hash collisions at the last
-/// position), and the walk's seeks are bounded by `NamespaceIter`'s bound.
+/// position) and the seeks past other databases' keys (`SEEKS_PER_KEY` × COUNT): a
+/// sparse database may answer a page with no keys and a non-zero cursor, as Redis may.
 pub fn scan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     // A cursor no reply could have produced is refused, as Redis refuses non-numbers.
     let from = std::str::from_utf8(&a[1])
@@ -358,6 +359,10 @@ fn random_u64() -> u64 {
 /// RANDOMKEY
 pub fn randomkey(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     let db = ctx.db();
+    // An empty database answers at once rather than walk past other databases' keys.
+    if ctx.txn.key_count(db)?.keys == 0 {
+        return Ok(Reply::Nil);
+    }
     // Seek to a random scan position and take the next live key, wrapping around.
     let probe = ScanPosition {
         slot: (random_u64() % SLOTS as u64) as u16,

@@ -92,6 +92,7 @@ fn check_everything_is_served(store: &Store, expected: &Expected) {
             db,
             kv_keyspace::data_key::ScanPosition::START,
             false,
+            u64::MAX,
             |k, _, _| {
                 assert!(keys.contains_key(k), "listed a key that is not in db {db}");
                 listed += 1;

@@ -13,6 +13,11 @@ use kv_keyspace::namespace_iter::NamespaceIter;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+/// Seeks past other databases' keys a scan page may make per key it may examine: a
+/// sparse database among big ones answers SCAN and feeds the expiry sweep in bounded
+/// steps (Redis likewise visits at most 10 × COUNT empty buckets per SCAN call).
+pub const SEEKS_PER_KEY: u64 = 10;
+
 /// A live (or, from [`Txn::get_any`], possibly expired) key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -233,14 +238,16 @@ impl<'s> Txn<'s> {
         from: ScanPosition,
         f: impl FnMut(&[u8], ScanPosition, Entry) -> bool,
     ) -> kv_engine::Result<()> {
-        self.scan_keys(db, from, true, f)
+        self.scan_keys(db, from, true, u64::MAX, f).map(|_| ())
     }
 
     /// One bounded page of a scan of `db` from `from`: calls `f` for every key examined
     /// (expired ones included: they cost as much to pass over) until `limit` keys have
     /// been examined, then stops before the first key at a new position and returns that
     /// position, where the next page starts (`None`: the end was reached). It never stops
-    /// between two keys of the same position, so resuming there misses no key.
+    /// between two keys of the same position, so resuming there misses no key. It also
+    /// stops after [`SEEKS_PER_KEY`] × `limit` seeks past other databases' keys (a sparse
+    /// database among big ones), returning the slot it was about to seek.
     pub fn scan_page(
         &self,
         db: usize,
@@ -249,7 +256,8 @@ impl<'s> Txn<'s> {
         mut f: impl FnMut(&[u8], &Entry),
     ) -> kv_engine::Result<Option<ScanPosition>> {
         let (mut examined, mut last, mut resume) = (0usize, None, None);
-        self.scan_keys(db, from, false, |key, pos, entry| {
+        let seek_budget = (limit as u64).saturating_mul(SEEKS_PER_KEY);
+        let stopped = self.scan_keys(db, from, false, seek_budget, |key, pos, entry| {
             if examined >= limit && last != Some(pos) {
                 resume = Some(pos);
                 return false;
@@ -259,17 +267,21 @@ impl<'s> Txn<'s> {
             f(key, &entry);
             true
         })?;
-        Ok(resume)
+        Ok(resume.or(stopped))
     }
 
-    /// Like [`Self::scan`], but `live_only = false` also yields expired keys not yet removed.
+    /// Like [`Self::scan`], but `live_only = false` also yields expired keys not yet
+    /// removed, and the walk ends early after `seek_budget` seeks past other databases'
+    /// keys: then it returns the position to resume at (see
+    /// [`NamespaceIter::stopped_at`]), having yielded every key before it.
     pub fn scan_keys(
         &self,
         db: usize,
         from: ScanPosition,
         live_only: bool,
+        seek_budget: u64,
         mut f: impl FnMut(&[u8], ScanPosition, Entry) -> bool,
-    ) -> kv_engine::Result<()> {
+    ) -> kv_engine::Result<Option<ScanPosition>> {
         let ns = self.ns(db);
         let start = from.seek_key(ns);
         let mut engine = NamespaceIter::new(
@@ -279,7 +291,7 @@ impl<'s> Txn<'s> {
             from,
             self.snapshot.as_ref(),
         )?
-        .peekable();
+        .with_seek_budget(seek_budget);
         let mut own: Vec<(&Vec<u8>, &Pending)> = self
             .overlay
             .iter()
@@ -289,34 +301,44 @@ impl<'s> Txn<'s> {
             .collect();
         own.sort_by(|a, b| a.0.cmp(b.0));
         let mut own = own.into_iter().peekable();
+        // The engine's next entry, read ahead to merge with our own writes in key order.
+        let mut ahead = engine.next().transpose()?;
         loop {
-            let engine_key = match engine.peek() {
-                Some(Ok(e)) => Some(e.key.clone()),
-                Some(Err(_)) => match engine.next() {
-                    Some(Err(e)) => return Err(e),
-                    _ => None,
-                },
-                None => None,
-            };
             let own_key = own.peek().map(|(k, _)| k.as_slice());
-            let (key, raw, version) = match (engine_key, own_key) {
-                (None, None) => return Ok(()),
-                (Some(ek), ok) if ok.is_none_or(|ok| ek.as_ref() < ok) => {
-                    let Some(Ok(e)) = engine.next() else {
-                        return Ok(());
-                    };
-                    (ek.to_vec(), Some(e.value), Version::Committed(e.seq))
-                }
-                (ek, Some(_)) => {
-                    let Some((k, p)) = own.next() else {
-                        return Ok(());
-                    };
-                    if ek.as_deref() == Some(k.as_slice()) {
-                        engine.next(); // shadowed by our own write
+            let take_engine = match (&ahead, own_key) {
+                (Some(e), Some(ok)) => e.key.as_ref() < ok,
+                (Some(_), None) => true,
+                (None, own_key) => {
+                    // The walk may have ended early: our own writes from there on wait for
+                    // the next page like the engine's keys.
+                    if let Some(stop) = engine.stopped_at() {
+                        if own_key.is_none_or(|k| k >= stop.seek_key(ns).as_slice()) {
+                            return Ok(Some(stop));
+                        }
                     }
-                    (k.clone(), p.value.clone(), Version::Pending(p.op))
+                    if own_key.is_none() {
+                        return Ok(None);
+                    }
+                    false
                 }
-                (Some(_), None) => unreachable!("covered above"),
+            };
+            let (key, raw, version) = if take_engine {
+                let Some(e) = ahead.take() else {
+                    return Ok(None);
+                };
+                ahead = engine.next().transpose()?;
+                (e.key.to_vec(), Some(e.value), Version::Committed(e.seq))
+            } else {
+                let Some((k, p)) = own.next() else {
+                    return Ok(None);
+                };
+                if ahead
+                    .as_ref()
+                    .is_some_and(|e| e.key.as_ref() == k.as_slice())
+                {
+                    ahead = engine.next().transpose()?; // shadowed by our own write
+                }
+                (k.clone(), p.value.clone(), Version::Pending(p.op))
             };
             let Some(raw) = raw else { continue };
             let (Some(d), Some(parts)) = (decode_value(&raw), split_data_key_unchecked(&key))
@@ -333,7 +355,7 @@ impl<'s> Txn<'s> {
                 continue;
             }
             if !f(parts.key, parts.position(), entry) {
-                return Ok(());
+                return Ok(None);
             }
         }
     }
