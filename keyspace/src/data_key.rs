@@ -75,6 +75,28 @@ pub fn split_data_key(k: &[u8]) -> Option<DataKey<'_>> {
     })
 }
 
+/// The parts of a data key without checking its slot and hash against its Redis key:
+/// for hot paths over keys kvd wrote itself (scans, key counts, the compaction filter),
+/// where hashing every key would cost more than the read. `None` if it is too short.
+pub fn split_data_key_unchecked(k: &[u8]) -> Option<DataKey<'_>> {
+    let (head, key) = k.split_first_chunk::<DATA_KEY_PREFIX>()?;
+    Some(DataKey {
+        slot: u16::from_be_bytes([head[0], head[1]]),
+        ns: u32::from_be_bytes([head[2], head[3], head[4], head[5]]),
+        hash: u32::from_be_bytes([head[6], head[7], head[8], head[9]]),
+        key,
+    })
+}
+
+/// Slot and namespace of a data key, read without hashing; `None` if it is too short.
+pub fn slot_ns_of(k: &[u8]) -> Option<(u16, u32)> {
+    let (head, _) = k.split_first_chunk::<6>()?;
+    Some((
+        u16::from_be_bytes([head[0], head[1]]),
+        u32::from_be_bytes([head[2], head[3], head[4], head[5]]),
+    ))
+}
+
 /// A point in the (slot, key-hash) order of one namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ScanPosition {
@@ -87,6 +109,14 @@ pub struct ScanPosition {
 impl ScanPosition {
     /// The first position.
     pub const START: ScanPosition = ScanPosition { slot: 0, hash: 0 };
+
+    /// Where `key` sits in a scan of its namespace.
+    pub fn of_key(key: &[u8]) -> ScanPosition {
+        ScanPosition {
+            slot: key_slot(key),
+            hash: key_hash(key),
+        }
+    }
 
     /// The SCAN cursor that resumes here. Cursor 0 means "start" (and, in a reply,
     /// "done"), so positions are offset by one.
@@ -175,12 +205,30 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_holds() {
+        // docs/format/keyspace.md, "Example".
+        let k = data_key(0, b"user:1");
+        assert_eq!(
+            &k[..DATA_KEY_PREFIX],
+            &[0x2a, 0x1a, 0, 0, 0, 0, 0x3b, 0x57, 0x7a, 0xfd]
+        );
+        let position = split_data_key(&k).unwrap().position();
+        assert_eq!(position.slot, 10778);
+        assert_eq!(position.cursor(), 46_292_153_105_150);
+    }
+
+    #[test]
     fn damaged_keys_do_not_split() {
         let mut k = data_key(0, b"foo");
         assert_eq!(split_data_key(&k).map(|d| d.key), Some(&b"foo"[..]));
+        let unchecked = split_data_key_unchecked(&k);
+        assert_eq!(unchecked, split_data_key(&k));
+        assert_eq!(slot_ns_of(&k), Some((key_slot(b"foo"), 0)));
         k[9] ^= 1;
         assert_eq!(split_data_key(&k), None);
         assert_eq!(split_data_key(b"short"), None);
+        assert_eq!(split_data_key_unchecked(b"short"), None);
+        assert_eq!(slot_ns_of(b"short"), None);
     }
 
     #[test]
@@ -214,6 +262,7 @@ mod tests {
             prop_assert!(da.position().seek_key(da.ns) <= ka);
             let pos = ScanPosition::from_cursor(da.position().cursor());
             prop_assert_eq!(pos, Some(da.position()));
+            prop_assert_eq!(ScanPosition::of_key(&a.1), da.position());
         }
     }
 

@@ -1,12 +1,9 @@
-//! How Redis keys and values are laid out in the engine (spec: docs/server.md, "Keyspace
-//! encoding").
+//! How Redis values are laid out in the engine (spec: docs/format/keyspace.md). The data
+//! key of a Redis key is in data_key.rs.
 //!
 //! ```text
-//! data key   := namespace:u32-BE redis-key            ; engine keyspace "default"
 //! data value := type:u8 expire-at-ms:u64-BE payload   ; expire-at 0 = no expiry
 //! ```
-//! A logical database (SELECT n) maps to a namespace id; FLUSHDB gives the database a
-//! fresh, never used namespace (O(1)) and the compaction filter drops the old one's keys.
 //! The version of a key is the engine sequence number of its last write.
 
 use bytes::Bytes;
@@ -54,27 +51,6 @@ impl ValueType {
 
 /// Bytes before the payload in a data value.
 pub const VALUE_HEADER: usize = 9;
-/// Bytes of namespace before the Redis key in a data key.
-pub const NAMESPACE_LEN: usize = 4;
-
-/// Engine key of `key` in namespace `ns`.
-pub fn data_key(ns: u32, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(NAMESPACE_LEN + key.len());
-    k.extend_from_slice(&ns.to_be_bytes());
-    k.extend_from_slice(key);
-    k
-}
-
-/// Splits an engine data key into namespace and Redis key.
-pub fn split_data_key(k: &[u8]) -> Option<(u32, &[u8])> {
-    if k.len() < NAMESPACE_LEN {
-        return None;
-    }
-    let mut ns = [0u8; 4];
-    ns.copy_from_slice(&k[..4]);
-    Some((u32::from_be_bytes(ns), &k[4..]))
-}
-
 /// Encodes a data value. `expire_at` is absolute Unix time in milliseconds.
 pub fn encode_value(ty: ValueType, expire_at: Option<i64>, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(VALUE_HEADER + payload.len());
@@ -122,18 +98,6 @@ pub fn expire_at_of(v: &[u8]) -> Option<i64> {
     }
 }
 
-/// The smallest engine key after every key with prefix `p` (None if unbounded).
-pub fn prefix_end(p: &[u8]) -> Option<Vec<u8>> {
-    let mut end = p.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,16 +114,5 @@ mod tests {
         }
         assert!(decode_value(&Bytes::from_static(b"\x01abc")).is_none());
         assert!(decode_value(&Bytes::from_static(b"\x09\0\0\0\0\0\0\0\0")).is_none());
-    }
-
-    #[test]
-    fn data_keys_sort_by_namespace_then_key() {
-        let a = data_key(1, b"zzz");
-        let b = data_key(2, b"");
-        assert!(a < b);
-        assert_eq!(split_data_key(&a), Some((1, &b"zzz"[..])));
-        assert_eq!(prefix_end(&[0, 0, 0, 1]), Some(vec![0, 0, 0, 2]));
-        assert_eq!(prefix_end(&[0, 0xff]), Some(vec![1]));
-        assert_eq!(prefix_end(&[0xff]), None);
     }
 }

@@ -7,10 +7,11 @@ use crate::connection;
 use crate::fd_limit;
 use crate::keyspace::{idempotency_sweep, now_ms, ExpiryFilter, Store, Txn};
 use crate::shutdown::{self, Shutdown};
-use crate::state::{ClientInfo, CursorTable, Shared, SlowLog};
+use crate::state::{ClientInfo, Shared, SlowLog};
 use crate::tls;
 use bytes::Bytes;
 use kv_engine::{Db, Options};
+use kv_keyspace::data_key::ScanPosition;
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -88,7 +89,6 @@ fn open_with(config: Config, acl: Acl) -> Result<Arc<Shared>, String> {
         shutdown: Shutdown::default(),
         started: Instant::now(),
         last_save: AtomicI64::new(now_ms() / 1000),
-        cursors: Mutex::new(CursorTable::default()),
         run_id: format!(
             "{:040x}",
             (now_ms() as u128) << 64 | std::process::id() as u128
@@ -257,7 +257,7 @@ pub fn register(srv: &Shared, addr: String, laddr: String) -> Option<Arc<ClientI
 
 /// Active expiry and stall warnings, on a plain thread (engine calls block).
 fn background_loop(srv: &Shared) {
-    let mut cursors: Vec<Bytes> = Vec::new();
+    let mut cursors: Vec<ScanPosition> = Vec::new();
     let mut idempotency_cursor = Bytes::new();
     let mut last_stalls = (0u64, 0u64);
     let mut last_check = Instant::now();
@@ -265,7 +265,7 @@ fn background_loop(srv: &Shared) {
         let hz = srv.config.read().hz.max(1);
         std::thread::sleep(Duration::from_millis(1000 / hz));
         let dbs = srv.store.databases();
-        cursors.resize(dbs, Bytes::new());
+        cursors.resize(dbs, ScanPosition::START);
         for (db, cursor) in cursors.iter_mut().enumerate() {
             if srv.shutdown.is_triggered() {
                 break;
@@ -308,29 +308,27 @@ fn background_loop(srv: &Shared) {
     }
 }
 
-/// Examines up to EXPIRE_SCAN_PER_CYCLE keys of `db` from `cursor`, deleting expired ones
-/// (re-checked under their stripe locks); returns how many were deleted.
-pub fn expire_cycle(srv: &Shared, db: usize, cursor: &mut Bytes) -> kv_engine::Result<u64> {
+/// Examines about EXPIRE_SCAN_PER_CYCLE keys of `db` from `cursor` (a page of a
+/// stateless scan, see `Txn::scan_page`), deleting expired ones (re-checked under their
+/// stripe locks); returns how many were deleted.
+pub fn expire_cycle(srv: &Shared, db: usize, cursor: &mut ScanPosition) -> kv_engine::Result<u64> {
     let mut expired: Vec<Bytes> = Vec::new();
-    let mut seen = 0;
-    let mut next = Bytes::new();
     {
         let _g = srv.store.lock_keys(std::iter::empty());
+        // Only keys with a TTL expire: a database without any costs nothing (its walk
+        // would only seek past other databases' keys).
+        if srv.store.counts.get(srv.store.namespace(db)).expires == 0 {
+            return Ok(0);
+        }
         let mut t = Txn::new(&srv.store);
         t.use_snapshot();
-        t.scan_keys(db, cursor, false, |k, e| {
-            if seen == EXPIRE_SCAN_PER_CYCLE {
-                next = Bytes::copy_from_slice(k);
-                return false;
-            }
-            seen += 1;
+        let next = t.scan_page(db, *cursor, EXPIRE_SCAN_PER_CYCLE, |k, e| {
             if e.expired(t.now) {
                 expired.push(Bytes::copy_from_slice(k));
             }
-            true
         })?;
+        *cursor = next.unwrap_or(ScanPosition::START); // the end: wrap around
     }
-    *cursor = next; // empty = wrap around
     if expired.is_empty() {
         return Ok(0);
     }

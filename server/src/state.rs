@@ -7,7 +7,7 @@ use crate::keyspace::Store;
 use crate::shutdown::Shutdown;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -122,49 +122,12 @@ pub struct Shared {
     pub started: Instant,
     /// Unix seconds of the last SAVE/BGSAVE (or start).
     pub last_save: AtomicI64,
-    /// SCAN cursors: cursor number -> key to resume from.
-    pub cursors: Mutex<CursorTable>,
     /// Run id (INFO server).
     pub run_id: String,
     /// ACL users and log.
     pub acl: Acl,
     /// On a cluster node, the ring that key commands run on (set once at start).
     pub ring: std::sync::OnceLock<Arc<dyn kv_cluster::ring::Ring>>,
-}
-
-/// Bounded map of SCAN cursors (our keys are ordered, Redis cursors are numbers).
-#[derive(Default)]
-pub struct CursorTable {
-    map: HashMap<u64, (usize, Bytes)>,
-    order: VecDeque<u64>,
-    next: u64,
-}
-
-/// How many SCAN cursors are remembered; older ones restart the scan from the beginning.
-const MAX_CURSORS: usize = 16 * 1024;
-
-impl CursorTable {
-    /// Remembers where a scan of `db` continues; returns the cursor number.
-    pub fn put(&mut self, db: usize, resume: Bytes) -> u64 {
-        self.next = self.next.wrapping_add(0x9E37_79B9_7F4A_7C15) | 1;
-        let id = self.next & (i64::MAX as u64);
-        self.map.insert(id, (db, resume));
-        self.order.push_back(id);
-        while self.order.len() > MAX_CURSORS {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
-        }
-        id
-    }
-
-    /// Where cursor `id` continues, if known.
-    pub fn get(&self, db: usize, id: u64) -> Option<Bytes> {
-        self.map
-            .get(&id)
-            .filter(|(d, _)| *d == db)
-            .map(|(_, k)| k.clone())
-    }
 }
 
 /// Per-connection state.

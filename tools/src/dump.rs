@@ -3,7 +3,8 @@
 //!
 //! Only what kvd would serve is written: the keys of each database's current namespace
 //! (keys orphaned by FLUSHDB are skipped), not expired at the dump's start, in the order
-//! (db, key). The directory must not be in use: a running kvd holds its LOCK.
+//! (db, slot, key hash, key), the data-key order (docs/format/keyspace.md). The directory
+//! must not be in use: a running kvd holds its LOCK.
 
 pub mod format;
 
@@ -14,16 +15,15 @@ use crate::progress::{Progress, Unit};
 use clap::Args;
 use format::Record;
 use kv_engine::{Db, Keyspace};
-use kv_server::keyspace::encoding::{decode_value, split_data_key};
-use kv_server::keyspace::{now_ms, Store, ValueType};
+use kv_keyspace::data_key::{split_data_key, ScanPosition};
+use kv_keyspace::encoding::decode_value;
+use kv_keyspace::format::{stored_format, FORMAT_VERSION};
+use kv_keyspace::namespace_iter::NamespaceIter;
+use kv_keyspace::namespaces::{Namespaces, META_KEYSPACE, META_NAMESPACES};
+use kv_keyspace::{now_ms, ValueType};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// Engine keyspace holding kvd's metadata, and the record in it that maps databases to
-/// namespaces (docs/server.md, "Databases and namespaces").
-const META_KEYSPACE: &str = "kvd-meta";
-const META_NAMESPACES: &[u8] = b"namespaces";
 
 /// Lines are collected into a buffer of about this size before each write.
 const WRITE_CHUNK: usize = 1 << 20;
@@ -205,18 +205,18 @@ fn dump_open(
             keys: 0,
             bytes: 0,
         };
-        let (start, end) = Store::namespace_range(namespace);
-        let entries = db
-            .iter(
-                Keyspace::DEFAULT,
-                Some(&start),
-                end.as_deref(),
-                Some(&snapshot),
-            )
-            .map_err(engine)?;
+        let entries = NamespaceIter::new(
+            db,
+            Keyspace::DEFAULT,
+            namespace,
+            ScanPosition::START,
+            Some(&snapshot),
+        )
+        .map_err(engine)?;
         for entry in entries {
             let entry = entry.map_err(engine)?;
-            let key = split_data_key(&entry.key).map_or(&[][..], |(_, k)| k);
+            let parts = split_data_key(&entry.key);
+            let key = parts.map_or(&entry.key[..], |p| p.key);
             let bad = |what: &str| {
                 Failure::new(format!(
                     "database {n}, key \"{}\" (version {}): {what}",
@@ -224,6 +224,11 @@ fn dump_open(
                     entry.seq
                 ))
             };
+            if parts.is_none() {
+                return Err(bad(
+                    "the engine key's slot or hash does not match the key (run `kvtool verify`)",
+                ));
+            }
             let value = decode_value(&entry.value)
                 .ok_or_else(|| bad("the value is not a kvd value (run `kvtool verify`)"))?;
             if value.ty != ValueType::String {
@@ -274,7 +279,9 @@ fn write_out(out: &mut dyn Write, buf: &mut String) -> Result<u64, Failure> {
     Ok(n)
 }
 
-/// `map[db]` = namespace of logical database `db`, as kvd reads it at start-up.
+/// `map[db]` = namespace of logical database `db`, as kvd reads it at start-up. Only a
+/// directory at the current keyspace format is read: an older one is migrated by the
+/// first start of this kvd, a newer one is refused.
 fn namespace_map(db: &Db, dir: &Path) -> Result<Vec<u32>, Failure> {
     let not_kvd = |why: &str| {
         Failure::new(format!(
@@ -292,20 +299,18 @@ fn namespace_map(db: &Db, dir: &Path) -> Result<Vec<u32>, Failure> {
         .get(meta, META_NAMESPACES)
         .map_err(|e| Failure::engine(dir, e))?
         .ok_or_else(|| not_kvd("no record \"namespaces\""))?;
-    decode_namespaces(&record.value).ok_or_else(|| not_kvd("the record is malformed"))
-}
-
-/// `next-unused:u32-BE (namespace:u32-BE)*` -> the namespaces, by database.
-fn decode_namespaces(b: &[u8]) -> Option<Vec<u32>> {
-    if b.len() < 4 || !b.len().is_multiple_of(4) {
-        return None;
+    let namespaces =
+        Namespaces::decode(&record.value).ok_or_else(|| not_kvd("the record is malformed"))?;
+    let format = stored_format(db, meta).map_err(|e| Failure::new(e.to_string()))?;
+    if format != FORMAT_VERSION {
+        return Err(Failure::new(format!(
+            "{} was written by an older kvd (keyspace format {format}; this kvtool reads \
+             format {FORMAT_VERSION}). Start this version's kvd on it once: it rewrites the \
+             keys to the current format at start-up. Then dump it.",
+            dir.display()
+        )));
     }
-    Some(
-        b.chunks_exact(4)
-            .skip(1)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-    )
+    Ok(namespaces.map)
 }
 
 impl Render for DumpReport {
@@ -342,22 +347,5 @@ impl Render for DumpReport {
         }
         out.push('\n');
         table.render(out, 2);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_namespace_map_decodes_as_kvd_writes_it() {
-        let mut ns = kv_server::keyspace::store::Namespaces {
-            map: vec![0, 1, 2],
-            next: 3,
-        };
-        ns.renew(1);
-        assert_eq!(decode_namespaces(&ns.encode()), Some(vec![0, 3, 2]));
-        assert_eq!(decode_namespaces(b"abc"), None);
-        assert_eq!(decode_namespaces(b""), None);
     }
 }

@@ -12,7 +12,7 @@ use crate::failure::Failure;
 use crate::output::{self, Align, Render, Table};
 use crate::progress::{Progress, Unit};
 use clap::Args;
-use kv_server::keyspace::{now_ms, ValueType};
+use kv_keyspace::{now_ms, ValueType};
 use pipeline::{Pipeline, Replies};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -2,6 +2,8 @@
 //! a directory written by kvd is dumped, the dump is loaded into a second kvd, and that
 //! kvd's directory dumps to the same lines but for the versions.
 
+use kv_keyspace::data_key::ScanPosition;
+use kv_keyspace::now_ms;
 use kv_tests::Kvd;
 use kvtool::dump::format::Record;
 use kvtool::dump::{dump_dir, DumpArgs};
@@ -11,16 +13,8 @@ use kvtool::resp::{Connection, Reply};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const HOUR_MS: i64 = 3_600_000;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// Tests here run one at a time: a kvd spawned by one test inherits, between fork and exec,
 /// the LOCK descriptor another test's in-process dump holds, and for that moment the
@@ -151,8 +145,8 @@ fn a_dump_loaded_into_another_kvd_dumps_the_same_but_for_versions() {
     let dumped = dump(first.data_dir(), None);
     let keys: Vec<(u32, Vec<u8>)> = dumped.iter().map(|r| (r.db, r.key.clone())).collect();
     let mut sorted = keys.clone();
-    sorted.sort();
-    assert_eq!(keys, sorted, "ordered by (db, key)");
+    sorted.sort_by_key(|(db, k)| (*db, ScanPosition::of_key(k), k.clone()));
+    assert_eq!(keys, sorted, "ordered by (db, slot, key hash, key)");
     let all: Vec<u8> = (0..=255u8).collect();
     let expected: Vec<(u32, &[u8])> = vec![
         (0, b""),
@@ -168,7 +162,7 @@ fn a_dump_loaded_into_another_kvd_dumps_the_same_but_for_versions() {
     ];
     let mut expected: Vec<(u32, Vec<u8>)> =
         expected.into_iter().map(|(d, k)| (d, k.to_vec())).collect();
-    expected.sort();
+    expected.sort_by_key(|(db, k)| (*db, ScanPosition::of_key(k), k.clone()));
     assert_eq!(
         keys, expected,
         "live keys only: no expired key, none orphaned by FLUSHDB"
@@ -246,12 +240,39 @@ fn a_directory_kvd_never_ran_on_is_not_a_kvd_directory() {
     );
 }
 
+#[test]
+fn a_directory_of_an_older_kvd_is_refused_with_what_to_do() {
+    let _serial = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let legacy: PathBuf = tmp.path().join("legacy");
+    let db = kv_engine::Db::open(&legacy, kv_engine::Options::default()).unwrap();
+    let meta = db.keyspace(kv_keyspace::namespaces::META_KEYSPACE).unwrap();
+    let map = kv_keyspace::Namespaces::fresh(16);
+    db.put(
+        meta,
+        kv_keyspace::namespaces::META_NAMESPACES,
+        &map.encode(),
+    )
+    .unwrap();
+    let key = kv_keyspace::legacy::legacy_data_key(0, b"k");
+    db.put(kv_engine::Keyspace::DEFAULT, &key, b"\x01\0\0\0\0\0\0\0\0v")
+        .unwrap();
+    db.close().unwrap();
+    let err = dump_dir(&legacy, None, &mut Vec::new(), now_ms()).unwrap_err();
+    assert!(err.message.contains("keyspace format 1"), "{}", err.message);
+    assert!(
+        err.message.contains("Start this version's kvd"),
+        "{}",
+        err.message
+    );
+}
+
 fn record(db: u32, key: &str, expire_at_ms: Option<i64>) -> Record {
     Record {
         db,
         key: key.as_bytes().to_vec(),
         value: b"v".to_vec(),
-        ty: kv_server::keyspace::ValueType::String,
+        ty: kv_keyspace::ValueType::String,
         expire_at_ms,
         version: None,
     }

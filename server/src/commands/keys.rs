@@ -6,6 +6,8 @@ use super::{CmdResult, Ctx};
 use crate::keyspace::Entry;
 use crate::protocol::Reply;
 use bytes::Bytes;
+use kv_keyspace::data_key::ScanPosition;
+use kv_keyspace::SLOTS;
 
 /// DEL / UNLINK key [key ...]
 pub fn del(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
@@ -277,7 +279,7 @@ pub fn keys(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let mut out = Vec::new();
     let mut bytes = 0;
     let room = ctx.reply_room();
-    ctx.txn.scan(ctx.db(), b"", |k, _| {
+    ctx.txn.scan(ctx.db(), ScanPosition::START, |k, _, _| {
         if all || glob_match(pat, k, false) {
             out.push(Reply::bulk_from(k));
             bytes += k.len() + 16;
@@ -289,10 +291,20 @@ pub fn keys(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 }
 
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+///
+/// Stateless: the cursor is the scan position (slot, key hash) where the next call
+/// resumes (`ScanPosition::cursor`), so no server memory is held per scan and no client
+/// can disturb another's. Keys never move and a reply never stops between two keys of
+/// the same position, so every key present for the whole scan is returned (Redis's
+/// guarantee). COUNT bounds the keys examined per call (plus hash collisions at the last
+/// position) and the seeks past other databases' keys (`SEEKS_PER_KEY` × COUNT): a
+/// sparse database may answer a page with no keys and a non-zero cursor, as Redis may.
 pub fn scan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let cursor: u64 = std::str::from_utf8(&a[1])
+    // A cursor no reply could have produced is refused, as Redis refuses non-numbers.
+    let from = std::str::from_utf8(&a[1])
         .ok()
-        .and_then(|s| s.parse().ok())
+        .and_then(|s| s.parse::<u64>().ok())
+        .and_then(ScanPosition::from_cursor)
         .ok_or_else(|| err("ERR invalid cursor"))?;
     let (mut pattern, mut count, mut ty) = (None, 10i64, None);
     let mut j = 2;
@@ -314,32 +326,18 @@ pub fn scan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         }
         j += 2;
     }
-    let db = ctx.db();
-    let start = if cursor == 0 {
-        Bytes::new()
-    } else {
-        ctx.srv.cursors.lock().get(db, cursor).unwrap_or_default()
-    };
+    let now = ctx.txn.now;
     let mut out = Vec::new();
-    let mut visited = 0i64;
-    let mut resume: Option<Bytes> = None;
-    ctx.txn.scan(db, &start, |k, e| {
-        if visited >= count {
-            resume = Some(Bytes::copy_from_slice(k));
-            return false;
-        }
-        visited += 1;
+    let limit = usize::try_from(count).unwrap_or(usize::MAX);
+    let resume = ctx.txn.scan_page(ctx.db(), from, limit, |k, e| {
+        let live = !e.expired(now);
         let type_ok = ty.as_deref().is_none_or(|t| t == e.ty.name());
         let match_ok = pattern.as_ref().is_none_or(|p| glob_match(p, k, false));
-        if type_ok && match_ok {
+        if live && type_ok && match_ok {
             out.push(Reply::bulk_from(k));
         }
-        true
     })?;
-    let next = match resume {
-        Some(k) => ctx.srv.cursors.lock().put(db, k),
-        None => 0,
-    };
+    let next = resume.map_or(0, |p| p.cursor());
     Ok(Reply::Array(vec![
         Reply::bulk(Bytes::from(next.to_string())),
         Reply::Array(out),
@@ -361,12 +359,18 @@ fn random_u64() -> u64 {
 /// RANDOMKEY
 pub fn randomkey(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     let db = ctx.db();
-    // Seek to a random point of the key space and take the next key, wrapping around.
-    let probe = random_u64().to_be_bytes();
-    let probe = &probe[..1 + (random_u64() % 4) as usize];
+    // An empty database answers at once rather than walk past other databases' keys.
+    if ctx.txn.key_count(db)?.keys == 0 {
+        return Ok(Reply::Nil);
+    }
+    // Seek to a random scan position and take the next live key, wrapping around.
+    let probe = ScanPosition {
+        slot: (random_u64() % SLOTS as u64) as u16,
+        hash: random_u64() as u32,
+    };
     let mut found = None;
-    for from in [probe, b"".as_slice()] {
-        ctx.txn.scan(db, from, |k, _| {
+    for from in [probe, ScanPosition::START] {
+        ctx.txn.scan(db, from, |k, _, _| {
             found = Some(Bytes::copy_from_slice(k));
             false
         })?;

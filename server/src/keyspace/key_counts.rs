@@ -10,8 +10,9 @@
 //! transaction). Counts follow namespaces, so FLUSHDB (a fresh namespace) and SWAPDB (a
 //! swapped map) need nothing more. They are rebuilt by one scan at start.
 
-use super::encoding::{expire_at_of, split_data_key};
+use super::encoding::expire_at_of;
 use kv_engine::{Db, Keyspace};
+use kv_keyspace::data_key::slot_ns_of;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 
@@ -63,7 +64,7 @@ impl KeyCounts {
         let mut map: HashMap<u32, KeyCount> = HashMap::new();
         for entry in db.iter(data, None, None, None)? {
             let entry = entry?;
-            if let Some((ns, _)) = split_data_key(&entry.key) {
+            if let Some((_, ns)) = slot_ns_of(&entry.key) {
                 map.entry(ns)
                     .or_default()
                     .add(KeyCount::of_value(Some(&entry.value)));

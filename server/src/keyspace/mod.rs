@@ -6,6 +6,10 @@ pub mod events;
 pub mod idempotency;
 pub mod idempotency_sweep;
 pub mod key_counts;
+#[cfg(test)]
+mod migration_tests;
+#[cfg(test)]
+mod scan_tests;
 pub mod store;
 pub mod txn;
 

@@ -9,78 +9,22 @@
 //! stripe lock: the engine applies each batch atomically, and multi-key reads use a
 //! snapshot.
 
-use super::encoding::{prefix_end, split_data_key};
 use super::events::KeyEvents;
 use super::key_counts::KeyCounts;
 use kv_engine::{CompactionFilter, Db, FilterDecision, Keyspace, WriteBatch};
+use kv_keyspace::data_key::slot_ns_of;
+use kv_keyspace::migrate::ensure_current_format;
+use kv_keyspace::namespaces::{META_KEYSPACE, META_NAMESPACES};
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
+pub use kv_keyspace::namespaces::Namespaces;
+pub use kv_keyspace::now_ms;
+
 /// Stripes of key locks; a power of two well above typical concurrency.
 const LOCK_STRIPES: usize = 1024;
-/// Meta record holding the namespace map.
-const META_NAMESPACES: &[u8] = b"namespaces";
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Logical database -> namespace id, plus the next never-used id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Namespaces {
-    /// `map[db]` is the namespace of database `db`.
-    pub map: Vec<u32>,
-    /// Next unused namespace id.
-    pub next: u32,
-}
-
-impl Namespaces {
-    fn fresh(databases: usize) -> Namespaces {
-        Namespaces {
-            map: (0..databases as u32).collect(),
-            next: databases as u32,
-        }
-    }
-
-    /// `next:u32-BE (namespace:u32-BE)*`
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = self.next.to_be_bytes().to_vec();
-        for ns in &self.map {
-            v.extend_from_slice(&ns.to_be_bytes());
-        }
-        v
-    }
-
-    /// Decodes the record; `None` unless it is well formed: whole words, at least one
-    /// database, every namespace below `next` and no namespace used twice.
-    fn decode(b: &[u8]) -> Option<Namespaces> {
-        if b.len() < 8 || !b.len().is_multiple_of(4) {
-            return None;
-        }
-        let mut words = b
-            .chunks(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
-        let next = words.next()?;
-        let map: Vec<u32> = words.collect();
-        let distinct: HashSet<u32> = map.iter().copied().collect();
-        if distinct.len() != map.len() || map.iter().any(|&ns| ns >= next) {
-            return None;
-        }
-        Some(Namespaces { next, map })
-    }
-
-    /// Assigns a fresh namespace to `db`.
-    pub fn renew(&mut self, db: usize) {
-        self.map[db] = self.next;
-        self.next += 1;
-    }
-}
 
 /// What the compaction filter needs to know; shared with the engine.
 pub struct ExpiryFilter {
@@ -111,8 +55,11 @@ impl CompactionFilter for ExpiryFilter {
         if keyspace == self.data_ks {
             // Expired keys are not dropped here: the key counts must see every removal, so
             // the active expiry sweep deletes them through a transaction (key_counts.rs).
+            // Until the map is loaded (and the keyspace migrated to the slot-first layout,
+            // which Store::new does first) nothing is dropped: a legacy key read as a new
+            // one would name a random namespace.
             if self.loaded.load(Ordering::Acquire) {
-                if let Some((ns, _)) = split_data_key(key) {
+                if let Some((_, ns)) = slot_ns_of(key) {
                     if !self.live.read().contains(&ns) {
                         return FilterDecision::Remove; // the database was flushed
                     }
@@ -166,7 +113,7 @@ pub struct Store {
 impl Store {
     /// Wraps an open engine: loads (or creates) the namespace map for `databases`.
     pub fn new(db: Db, databases: usize, filter: Arc<ExpiryFilter>) -> kv_engine::Result<Store> {
-        let meta = db.keyspace("kvd-meta")?;
+        let meta = db.keyspace(META_KEYSPACE)?;
         let idem = db.keyspace("kvd-idempotency")?;
         filter.idem_ks.store(idem.id(), Ordering::Relaxed);
         // A damaged map must not be replaced by a fresh one: the compaction filter would
@@ -186,11 +133,20 @@ impl Store {
             })?,
             None => Namespaces::fresh(databases),
         };
-        while ns.map.len() < databases {
-            let id = ns.next;
-            ns.map.push(id);
-            ns.next += 1;
+        // A directory of an older kvd is rewritten to the current data-key layout before
+        // anything reads it; a newer format is refused before anything is written
+        // (kv_keyspace::migrate).
+        let started = std::time::Instant::now();
+        if let Some(report) = ensure_current_format(&db, meta, Keyspace::DEFAULT)? {
+            tracing::info!(
+                millis = started.elapsed().as_millis() as u64,
+                staged = report.staged,
+                rewritten = report.rewritten,
+                unreadable = report.unreadable,
+                "keyspace at the current format"
+            );
         }
+        ns.grow_to(databases);
         db.put(meta, META_NAMESPACES, &ns.encode())?;
         *filter.live.write() = ns.map.iter().copied().collect();
         filter.loaded.store(true, Ordering::Release);
@@ -266,13 +222,6 @@ impl Store {
     pub fn lock_world(&self) -> Guard<'_> {
         Guard::Exclusive(self.world.write())
     }
-
-    /// Engine key range `[start, end)` of namespace `ns`.
-    pub fn namespace_range(ns: u32) -> (Vec<u8>, Option<Vec<u8>>) {
-        let start = ns.to_be_bytes().to_vec();
-        let end = prefix_end(&start);
-        (start, end)
-    }
 }
 
 #[cfg(test)]
@@ -281,8 +230,9 @@ mod tests {
 
     #[test]
     fn compaction_filter_drops_flushed_namespaces_and_old_records_but_not_expired_keys() {
-        use super::super::encoding::{data_key, encode_value, ValueType};
+        use super::super::encoding::{encode_value, ValueType};
         use super::super::idempotency::encode_record;
+        use kv_keyspace::data_key::data_key;
         let f = ExpiryFilter::new(1000);
         let now = now_ms();
         let live = encode_value(ValueType::String, Some(now + 60_000), b"v");
@@ -314,21 +264,5 @@ mod tests {
         let old = encode_record(now - 5000, 0, &crate::protocol::Reply::Ok);
         assert_eq!(f.filter(9, b"req", &fresh), FilterDecision::Keep);
         assert_eq!(f.filter(9, b"req", &old), FilterDecision::Remove);
-    }
-
-    #[test]
-    fn namespace_map_round_trip_and_renew() {
-        let mut ns = Namespaces::fresh(3);
-        ns.renew(1);
-        assert_eq!(ns.map, vec![0, 3, 2]);
-        assert_eq!(Namespaces::decode(&ns.encode()), Some(ns));
-        assert_eq!(Namespaces::decode(b"abc"), None);
-        // next = 2 but a database maps to namespace 5; a duplicate; no database at all.
-        assert_eq!(Namespaces::decode(&[0, 0, 0, 2, 0, 0, 0, 5]), None);
-        assert_eq!(
-            Namespaces::decode(&[0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 1]),
-            None
-        );
-        assert_eq!(Namespaces::decode(&[0, 0, 0, 9]), None);
     }
 }

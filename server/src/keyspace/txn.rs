@@ -2,14 +2,21 @@
 //! own uncommitted writes, writes collect in one engine batch committed at the end, so a
 //! transaction is applied atomically and durably as one WAL record.
 
-use super::encoding::{data_key, decode_value, encode_value, split_data_key, ValueType};
+use super::encoding::{decode_value, encode_value, ValueType};
 use super::key_counts::KeyCount;
 use super::store::{now_ms, Namespaces, Store};
 use crate::protocol::Version;
 use bytes::Bytes;
 use kv_engine::{Keyspace, Snapshot, Versioned, WriteBatch};
+use kv_keyspace::data_key::{data_key, slot_ns_of, split_data_key_unchecked, ScanPosition};
+use kv_keyspace::namespace_iter::NamespaceIter;
 use std::cell::RefCell;
 use std::collections::HashMap;
+
+/// Seeks past other databases' keys a scan page may make per key it may examine: a
+/// sparse database among big ones answers SCAN and feeds the expiry sweep in bounded
+/// steps (Redis likewise visits at most 10 × COUNT empty buckets per SCAN call).
+pub const SEEKS_PER_KEY: u64 = 10;
 
 /// A live (or, from [`Txn::get_any`], possibly expired) key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,77 +276,121 @@ impl<'s> Txn<'s> {
         self.touched_dbs.extend([a, b]);
     }
 
-    /// Calls `f(key, entry)` for live keys of `db` in key order from `from` (inclusive),
-    /// merging this transaction's own writes; stops when `f` returns false.
+    /// Calls `f(key, position, entry)` for the live keys of `db` in scan order (slot,
+    /// key hash, key) from position `from` (inclusive), merging this transaction's own
+    /// writes; stops when `f` returns false. Cost: the keys visited plus the seek bound of
+    /// [`NamespaceIter`].
     pub fn scan(
         &self,
         db: usize,
-        from: &[u8],
-        f: impl FnMut(&[u8], Entry) -> bool,
+        from: ScanPosition,
+        f: impl FnMut(&[u8], ScanPosition, Entry) -> bool,
     ) -> kv_engine::Result<()> {
-        self.scan_keys(db, from, true, f)
+        self.scan_keys(db, from, true, u64::MAX, f).map(|_| ())
     }
 
-    /// Like [`Self::scan`], but `live_only = false` also yields expired keys not yet removed.
+    /// One bounded page of a scan of `db` from `from`: calls `f` for every key examined
+    /// (expired ones included: they cost as much to pass over) until `limit` keys have
+    /// been examined, then stops before the first key at a new position and returns that
+    /// position, where the next page starts (`None`: the end was reached). It never stops
+    /// between two keys of the same position, so resuming there misses no key. It also
+    /// stops after [`SEEKS_PER_KEY`] × `limit` seeks past other databases' keys (a sparse
+    /// database among big ones), returning the slot it was about to seek.
+    pub fn scan_page(
+        &self,
+        db: usize,
+        from: ScanPosition,
+        limit: usize,
+        mut f: impl FnMut(&[u8], &Entry),
+    ) -> kv_engine::Result<Option<ScanPosition>> {
+        let (mut examined, mut last, mut resume) = (0usize, None, None);
+        let seek_budget = (limit as u64).saturating_mul(SEEKS_PER_KEY);
+        let stopped = self.scan_keys(db, from, false, seek_budget, |key, pos, entry| {
+            if examined >= limit && last != Some(pos) {
+                resume = Some(pos);
+                return false;
+            }
+            examined += 1;
+            last = Some(pos);
+            f(key, &entry);
+            true
+        })?;
+        Ok(resume.or(stopped))
+    }
+
+    /// Like [`Self::scan`], but `live_only = false` also yields expired keys not yet
+    /// removed, and the walk ends early after `seek_budget` seeks past other databases'
+    /// keys: then it returns the position to resume at (see
+    /// [`NamespaceIter::stopped_at`]), having yielded every key before it.
     pub fn scan_keys(
         &self,
         db: usize,
-        from: &[u8],
+        from: ScanPosition,
         live_only: bool,
-        mut f: impl FnMut(&[u8], Entry) -> bool,
-    ) -> kv_engine::Result<()> {
+        seek_budget: u64,
+        mut f: impl FnMut(&[u8], ScanPosition, Entry) -> bool,
+    ) -> kv_engine::Result<Option<ScanPosition>> {
         let ns = self.ns(db);
-        let start = data_key(ns, from);
-        let (_, end) = Store::namespace_range(ns);
-        let mut engine = self
-            .store
-            .db
-            .iter(
-                self.store.data,
-                Some(&start),
-                end.as_deref(),
-                self.snapshot.as_ref(),
-            )?
-            .peekable();
-        let prefix = ns.to_be_bytes();
+        let start = from.seek_key(ns);
+        let mut engine = NamespaceIter::new(
+            &self.store.db,
+            self.store.data,
+            ns,
+            from,
+            self.snapshot.as_ref(),
+        )?
+        .with_seek_budget(seek_budget);
         let mut own: Vec<(&Vec<u8>, &Pending)> = self
             .overlay
             .iter()
-            .filter(|(k, _)| k.starts_with(&prefix) && k.as_slice() >= start.as_slice())
+            .filter(|(k, _)| {
+                slot_ns_of(k).is_some_and(|(_, n)| n == ns) && k.as_slice() >= start.as_slice()
+            })
             .collect();
         own.sort_by(|a, b| a.0.cmp(b.0));
         let mut own = own.into_iter().peekable();
+        // The engine's next entry, read ahead to merge with our own writes in key order.
+        let mut ahead = engine.next().transpose()?;
         loop {
-            let engine_key = match engine.peek() {
-                Some(Ok(e)) => Some(e.key.clone()),
-                Some(Err(_)) => match engine.next() {
-                    Some(Err(e)) => return Err(e),
-                    _ => None,
-                },
-                None => None,
-            };
             let own_key = own.peek().map(|(k, _)| k.as_slice());
-            let (key, raw, version) = match (engine_key, own_key) {
-                (None, None) => return Ok(()),
-                (Some(ek), ok) if ok.is_none_or(|ok| ek.as_ref() < ok) => {
-                    let Some(Ok(e)) = engine.next() else {
-                        return Ok(());
-                    };
-                    (ek.to_vec(), Some(e.value), Version::Committed(e.seq))
-                }
-                (ek, Some(_)) => {
-                    let Some((k, p)) = own.next() else {
-                        return Ok(());
-                    };
-                    if ek.as_deref() == Some(k.as_slice()) {
-                        engine.next(); // shadowed by our own write
+            let take_engine = match (&ahead, own_key) {
+                (Some(e), Some(ok)) => e.key.as_ref() < ok,
+                (Some(_), None) => true,
+                (None, own_key) => {
+                    // The walk may have ended early: our own writes from there on wait for
+                    // the next page like the engine's keys.
+                    if let Some(stop) = engine.stopped_at() {
+                        if own_key.is_none_or(|k| k >= stop.seek_key(ns).as_slice()) {
+                            return Ok(Some(stop));
+                        }
                     }
-                    (k.clone(), p.value.clone(), Version::Pending(p.op))
+                    if own_key.is_none() {
+                        return Ok(None);
+                    }
+                    false
                 }
-                (Some(_), None) => unreachable!("covered above"),
+            };
+            let (key, raw, version) = if take_engine {
+                let Some(e) = ahead.take() else {
+                    return Ok(None);
+                };
+                ahead = engine.next().transpose()?;
+                (e.key.to_vec(), Some(e.value), Version::Committed(e.seq))
+            } else {
+                let Some((k, p)) = own.next() else {
+                    return Ok(None);
+                };
+                if ahead
+                    .as_ref()
+                    .is_some_and(|e| e.key.as_ref() == k.as_slice())
+                {
+                    ahead = engine.next().transpose()?; // shadowed by our own write
+                }
+                (k.clone(), p.value.clone(), Version::Pending(p.op))
             };
             let Some(raw) = raw else { continue };
-            let Some(d) = decode_value(&raw) else {
+            let (Some(d), Some(parts)) = (decode_value(&raw), split_data_key_unchecked(&key))
+            else {
                 continue;
             };
             let entry = Entry {
@@ -351,8 +402,8 @@ impl<'s> Txn<'s> {
             if live_only && entry.expired(self.now) {
                 continue;
             }
-            if !f(&key[4..], entry) {
-                return Ok(());
+            if !f(parts.key, parts.position(), entry) {
+                return Ok(None);
             }
         }
     }
@@ -363,7 +414,7 @@ impl<'s> Txn<'s> {
     fn count_changes(&self) -> kv_engine::Result<HashMap<u32, KeyCount>> {
         let mut changes: HashMap<u32, KeyCount> = HashMap::new();
         for (k, pending) in &self.overlay {
-            let Some((ns, _)) = split_data_key(k) else {
+            let Some((_, ns)) = slot_ns_of(k) else {
                 continue;
             };
             let known = self.read_before.borrow().get(k).copied();

@@ -10,7 +10,7 @@
 //! always give the same line. Readers take any JSON spelling of those characters
 //! (`\u0041` or `A`, field order free); a character above U+00FF is an error.
 
-use kv_server::keyspace::ValueType;
+use kv_keyspace::ValueType;
 use serde::Deserialize;
 use std::fmt::Write;
 
