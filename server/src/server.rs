@@ -122,9 +122,23 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     let dir = config.dir.display().to_string();
     let dbs = config.databases;
     let config_port = config.port;
+    let node_config = if config.cluster.enabled {
+        Some(crate::cluster_start::node_config(&config)?)
+    } else {
+        None
+    };
     let srv = tokio::task::spawn_blocking(move || open_with(config, acl))
         .await
         .map_err(|e| format!("start-up failed: {e}"))??;
+    let cluster_node = match node_config {
+        Some(nc) => {
+            let bus = nc.bus_port;
+            let node = crate::cluster_start::start(&srv, nc).await?;
+            tracing::info!(node = %node.me().id, bus_port = bus, "cluster node started");
+            Some(node)
+        }
+        None => None,
+    };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         port = config_port,
@@ -161,6 +175,9 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let _ = background.join();
+    if let Some(node) = cluster_node {
+        node.shutdown().await;
+    }
     let db = srv.store.db.clone();
     tokio::task::spawn_blocking(move || db.close())
         .await
