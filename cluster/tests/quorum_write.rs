@@ -80,7 +80,7 @@ async fn a_down_replica_is_skipped_and_hinted_and_replay_waits_until_it_is_up() 
 #[tokio::test]
 async fn replay_stops_on_error_and_keeps_the_hint() {
     let ring = Ring::new(3);
-    ring.liveness.set(ring.nodes[2], PeerState::Suspect);
+    ring.liveness.set(ring.nodes[2], PeerState::Down);
     let c = ring.coordinator(config(5_000));
     put(&c, "k", "v", Consistency::Quorum).await.unwrap();
     ring.wait_hints(1).await;
@@ -116,7 +116,7 @@ async fn a_replica_holding_something_newer_answers_stale_and_the_hint_is_deleted
 async fn fewer_than_w_live_replicas_is_unavailable_and_nothing_is_written() {
     let ring = Ring::new(3);
     ring.liveness.set(ring.nodes[0], PeerState::Down);
-    ring.liveness.set(ring.nodes[2], PeerState::Suspect);
+    ring.liveness.set(ring.nodes[2], PeerState::Down);
     let c = ring.coordinator(config(5_000));
     let err = put(&c, "k", "v", Consistency::Quorum).await;
     assert_eq!(
@@ -221,4 +221,16 @@ async fn a_slow_replica_applies_after_the_reply_by_itself_and_needs_no_hint() {
     })
     .await;
     assert_eq!(ring.hints.stats().count, 0);
+}
+
+#[tokio::test]
+async fn a_suspect_replica_is_still_written_when_the_up_ones_are_too_few() {
+    let ring = Ring::new(3);
+    ring.liveness.set(ring.nodes[0], PeerState::Down);
+    ring.liveness.set(ring.nodes[2], PeerState::Suspect);
+    let c = ring.coordinator(config(5_000));
+    let v = put(&c, "k", "v", Consistency::Quorum).await.unwrap();
+    assert_eq!(ring.fakes[2].get(&key("k")).map(|r| r.version), Some(v));
+    assert_eq!(ring.fakes[0].get(&key("k")), None);
+    ring.wait_hints(1).await; // for the down one
 }

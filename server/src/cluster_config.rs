@@ -114,7 +114,9 @@ pub fn validate(c: &Config) -> Result<(), String> {
         );
     }
     if s.tls && (c.tls.cert_file.is_empty() || c.tls.ca_cert_file.is_empty()) {
-        return Err("tls-cluster yes needs tls-cert-file, tls-key-file and tls-ca-cert-file".into());
+        return Err(
+            "tls-cluster yes needs tls-cert-file, tls-key-file and tls-ca-cert-file".into(),
+        );
     }
     if c.port == 0 && s.port == 0 {
         return Err("cluster mode needs --port or an explicit --cluster-port".into());

@@ -60,7 +60,9 @@ fn bus_tls(c: &Config) -> Result<Option<kv_cluster::rpc::BusTls>, String> {
         );
     }
     if !t.key_file_pass.is_empty() {
-        return Err("tls-cluster needs an unencrypted tls-key-file (the bus reads it as PEM)".into());
+        return Err(
+            "tls-cluster needs an unencrypted tls-key-file (the bus reads it as PEM)".into(),
+        );
     }
     let read = |f: &str| std::fs::read(f).map_err(|e| format!("cannot read {f}: {e}"));
     Ok(Some(kv_cluster::rpc::BusTls {

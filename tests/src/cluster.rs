@@ -20,7 +20,10 @@ impl Cluster {
     /// `cluster_state:ok`.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let seeds: Vec<String> = ports.iter().map(|(_, b)| format!("127.0.0.1:{b}")).collect();
+        let seeds: Vec<String> = ports
+            .iter()
+            .map(|(_, b)| format!("127.0.0.1:{b}"))
+            .collect();
         let seeds = seeds.join(",");
         let replicas = n.min(3).to_string();
         let quorum = (n.min(3) / 2 + 1).to_string();
@@ -54,9 +57,11 @@ impl Cluster {
     /// Waits until every running node reports `cluster_state:ok`.
     pub fn wait_formed(&self) {
         for (i, node) in self.nodes.iter().enumerate() {
-            eventually(&format!("node {i} reports cluster_state:ok"), FORM_TIMEOUT, || {
-                cluster_info(node, "cluster_state").as_deref() == Some("ok")
-            });
+            eventually(
+                &format!("node {i} reports cluster_state:ok"),
+                FORM_TIMEOUT,
+                || cluster_info(node, "cluster_state").as_deref() == Some("ok"),
+            );
         }
     }
 }

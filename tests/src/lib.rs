@@ -85,7 +85,12 @@ impl Kvd {
             child: None,
         };
         k.spawn_ready();
-        assert_eq!(k.port, port, "port {port} was taken; log:\n{}", k.log_text());
+        assert_eq!(
+            k.port,
+            port,
+            "port {port} was taken; log:\n{}",
+            k.log_text()
+        );
         k
     }
 

@@ -25,12 +25,22 @@ fn kill_9_one_node_of_three_under_write_load_loses_nothing_and_it_catches_up() {
     let mut reader = c.nodes[1].client();
     for i in 300..900 {
         let r: redis::RedisResult<()> = writer.set(format!("k{i}"), format!("v{i}"));
-        r.unwrap_or_else(|e| panic!("write {i} failed with one node down: {e}"));
+        r.unwrap_or_else(|e| {
+            panic!(
+                "write {i} failed with one node down: {e}\nnode 0 log:\n{}\nnode 1 log:\n{}",
+                c.nodes[0].log_text(),
+                c.nodes[1].log_text()
+            )
+        });
         acked.push(i);
         if i % 10 == 0 {
             let j = i / 2;
             let v: Option<String> = reader.get(format!("k{j}")).unwrap();
-            assert_eq!(v, Some(format!("v{j}")), "acknowledged write k{j} unreadable");
+            assert_eq!(
+                v,
+                Some(format!("v{j}")),
+                "acknowledged write k{j} unreadable"
+            );
         }
     }
     for node in [&c.nodes[0], &c.nodes[1]] {
@@ -46,11 +56,15 @@ fn kill_9_one_node_of_three_under_write_load_loses_nothing_and_it_catches_up() {
         .unwrap_or(0);
     assert!(pending > 0, "writes while a replica was down left no hints");
     c.nodes[2].restart();
-    eventually("hints drain to the restarted node", Duration::from_secs(60), || {
-        [&c.nodes[0], &c.nodes[1]]
-            .iter()
-            .all(|n| cluster_info(n, "kvd_hints_pending").as_deref() == Some("0"))
-    });
+    eventually(
+        "hints drain to the restarted node",
+        Duration::from_secs(60),
+        || {
+            [&c.nodes[0], &c.nodes[1]]
+                .iter()
+                .all(|n| cluster_info(n, "kvd_hints_pending").as_deref() == Some("0"))
+        },
+    );
     eventually(
         "every replica holds identical data (equal Merkle roots)",
         Duration::from_secs(60),

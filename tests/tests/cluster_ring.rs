@@ -70,7 +70,9 @@ fn cluster_commands_describe_the_ring() {
     assert_eq!(nodes.lines().count(), 3, "{nodes}");
     assert_eq!(nodes.lines().filter(|l| l.contains("myself")).count(), 1);
     let myid: String = redis::cmd("CLUSTER").arg("MYID").query(&mut n1).unwrap();
-    assert!(nodes.lines().any(|l| l.starts_with(&myid) && l.contains("myself")));
+    assert!(nodes
+        .lines()
+        .any(|l| l.starts_with(&myid) && l.contains("myself")));
     let preflist: Vec<Vec<String>> = redis::cmd("CLUSTER")
         .arg("PREFLIST")
         .arg("foo")
@@ -82,16 +84,25 @@ fn cluster_commands_describe_the_ring() {
     ids.dedup();
     assert_eq!(ids.len(), 3, "replicas are distinct nodes");
     for node in &c.nodes {
-        assert_eq!(cluster_info(node, "cluster_known_nodes").as_deref(), Some("3"));
+        assert_eq!(
+            cluster_info(node, "cluster_known_nodes").as_deref(),
+            Some("3")
+        );
         assert_eq!(cluster_info(node, "kvd_replicas").as_deref(), Some("3"));
-        assert_eq!(cluster_info(node, "kvd_layout_version").as_deref(), Some("1"));
+        assert_eq!(
+            cluster_info(node, "kvd_layout_version").as_deref(),
+            Some("1")
+        );
     }
     let ids: Vec<String> = c
         .nodes
         .iter()
         .map(|n| cluster_info(n, "kvd_cluster_id").unwrap())
         .collect();
-    assert!(ids.iter().all(|id| id == &ids[0] && id.len() == 32), "{ids:?}");
+    assert!(
+        ids.iter().all(|id| id == &ids[0] && id.len() == 32),
+        "{ids:?}"
+    );
 }
 
 #[test]

@@ -129,7 +129,13 @@ impl Coordinator {
         }
     }
 
-    /// Splits a preference list into the replicas to ask and those to skip.
+    /// Splits a preference list into the replicas to ask and those to skip. Up replicas
+    /// come first, in preference order; suspect ones follow them, so they are asked only
+    /// when the up ones are not enough (a read falls back to them, a write still sends to
+    /// them and hints on failure). Failure detectors flap under load: refusing a write
+    /// because a live replica looked suspect for a moment would trade availability for
+    /// nothing, since a suspect replica that does not answer costs a hint, not
+    /// correctness. Down replicas (silent for long) and unknown ones are skipped.
     pub(crate) fn replica_set(&self, preflist: &[NodeId]) -> ReplicaSet {
         let inner = &self.inner;
         let mut set = ReplicaSet {
@@ -137,15 +143,19 @@ impl Coordinator {
             skipped: Vec::new(),
             n: preflist.len(),
         };
+        let mut suspect = Vec::new();
         for &node in preflist {
-            let api = (inner.liveness.state(node) == PeerState::Up)
+            let state = inner.liveness.state(node);
+            let api = (state != PeerState::Down)
                 .then(|| inner.replicas.replica(node))
                 .flatten();
-            match api {
-                Some(api) => set.live.push(Target { node, api }),
-                None => set.skipped.push(node),
+            match (api, state) {
+                (Some(api), PeerState::Up) => set.live.push(Target { node, api }),
+                (Some(api), _) => suspect.push(Target { node, api }),
+                (None, _) => set.skipped.push(node),
             }
         }
+        set.live.extend(suspect);
         set
     }
 

@@ -41,7 +41,9 @@ pub struct HlcClock(pub Arc<Hlc>);
 
 impl VersionClock for HlcClock {
     fn next(&self) -> Result<Version, String> {
-        self.0.next().map_err(|e| format!("cannot persist the clock floor: {e}"))
+        self.0
+            .next()
+            .map_err(|e| format!("cannot persist the clock floor: {e}"))
     }
 
     fn observe(&self, v: Version) {
@@ -52,13 +54,16 @@ impl VersionClock for HlcClock {
 }
 
 /// Peer states as gossip last reported them, copied into a map the request path reads
-/// without locking gossip itself. A peer gossip has not reported yet counts as up: the
-/// request's timeout then decides, as in Dynamo, rather than refusing writes while
-/// gossip warms up after a start.
+/// without locking gossip itself. A peer gossip has not reported yet counts as up (the
+/// request's timeout then decides, as in Dynamo), and one gossip has heard of but never
+/// seen live yet counts as suspect rather than down: right after a start, failure
+/// detection has no samples, and skipping such a peer would refuse requests that it
+/// could serve. Suspect peers are still asked when the up ones are not enough.
 #[derive(Default)]
 pub struct LiveView {
     me: RwLock<Option<NodeId>>,
     states: RwLock<HashMap<NodeId, PeerState>>,
+    ever_up: RwLock<std::collections::HashSet<NodeId>>,
 }
 
 impl LiveView {
@@ -66,13 +71,26 @@ impl LiveView {
     pub fn new(me: NodeId) -> LiveView {
         LiveView {
             me: RwLock::new(Some(me)),
-            states: RwLock::new(HashMap::new()),
+            ..LiveView::default()
         }
     }
 
     /// Replaces the states with gossip's latest.
     pub fn update(&self, states: impl IntoIterator<Item = (NodeId, PeerState)>) {
-        *self.states.write() = states.into_iter().collect();
+        let mut ever_up = self.ever_up.write();
+        let states = states
+            .into_iter()
+            .map(|(node, state)| {
+                if state == PeerState::Up {
+                    ever_up.insert(node);
+                }
+                match state {
+                    PeerState::Down if !ever_up.contains(&node) => (node, PeerState::Suspect),
+                    s => (node, s),
+                }
+            })
+            .collect();
+        *self.states.write() = states;
     }
 }
 
@@ -86,5 +104,30 @@ impl Liveness for LiveView {
             .get(&node)
             .copied()
             .unwrap_or(PeerState::Up)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_never_seen_live_is_suspect_not_down() {
+        let view = LiveView::new(NodeId(1));
+        assert_eq!(view.state(NodeId(1)), PeerState::Up);
+        assert_eq!(
+            view.state(NodeId(2)),
+            PeerState::Up,
+            "unknown peers are tried"
+        );
+        view.update([(NodeId(2), PeerState::Down)]);
+        assert_eq!(view.state(NodeId(2)), PeerState::Suspect);
+        view.update([(NodeId(2), PeerState::Up)]);
+        view.update([(NodeId(2), PeerState::Down)]);
+        assert_eq!(
+            view.state(NodeId(2)),
+            PeerState::Down,
+            "down after being up"
+        );
     }
 }

@@ -35,7 +35,9 @@ pub async fn start_bus(node: &Arc<ClusterNode>) -> Result<(), String> {
             let shutdown = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = serve(listener, handler, auth, BusLimits::default(), tls, shutdown).await {
+            if let Err(e) =
+                serve(listener, handler, auth, BusLimits::default(), tls, shutdown).await
+            {
                 tracing::error!(error = %e, "cluster bus stopped");
             }
         });

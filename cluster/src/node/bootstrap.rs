@@ -59,9 +59,13 @@ pub async fn run(node: Arc<ClusterNode>) {
                 match Layout::from_json(&json) {
                     Ok(layout) => match node.adopt(layout).await {
                         Ok(()) => return,
-                        Err(e) => tracing::warn!(peer = %reply.node, error = %e, "layout not adopted"),
+                        Err(e) => {
+                            tracing::warn!(peer = %reply.node, error = %e, "layout not adopted")
+                        }
                     },
-                    Err(e) => tracing::warn!(peer = %reply.node, error = %e, "damaged layout from peer"),
+                    Err(e) => {
+                        tracing::warn!(peer = %reply.node, error = %e, "damaged layout from peer")
+                    }
                 }
             }
         }

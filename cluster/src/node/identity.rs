@@ -62,7 +62,10 @@ impl Identity {
 fn bad(path: &Path, e: impl std::fmt::Display) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
-        format!("{} is damaged ({e}); restore it from a backup", path.display()),
+        format!(
+            "{} is damaged ({e}); restore it from a backup",
+            path.display()
+        ),
     )
 }
 

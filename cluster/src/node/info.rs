@@ -27,7 +27,11 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
             })
             .count()
     });
-    let assigned = if layout.is_some() { PARTITIONS as usize } else { 0 };
+    let assigned = if layout.is_some() {
+        PARTITIONS as usize
+    } else {
+        0
+    };
     let state = if layout.is_some() && ok_partitions == PARTITIONS as usize {
         "ok"
     } else {
@@ -66,7 +70,9 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         ),
         (
             "kvd_anti_entropy_keys_repaired",
-            s.anti_entropy_keys_repaired.load(Ordering::Relaxed).to_string(),
+            s.anti_entropy_keys_repaired
+                .load(Ordering::Relaxed)
+                .to_string(),
         ),
         (
             "kvd_anti_entropy_failures",
@@ -74,7 +80,10 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         ),
         ("kvd_read_repairs", co.read_repairs.to_string()),
         ("kvd_stale_retries", co.stale_retries.to_string()),
-        ("kvd_max_clock_offset_ms", node.skew.max_abs_offset().to_string()),
+        (
+            "kvd_max_clock_offset_ms",
+            node.skew.max_abs_offset().to_string(),
+        ),
     ];
     f.drain(..).map(|(k, v)| (k.to_string(), v)).collect()
 }

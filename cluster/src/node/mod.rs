@@ -14,14 +14,14 @@ mod ring_impl;
 
 use crate::config::ClusterConfig;
 use crate::coordinator::Coordinator;
+use crate::gossip::Membership;
 use crate::hints::{HintConfig, HintStore};
 use crate::hlc::{Hlc, SystemClock};
 use crate::layout::{Layout, NodeInfo};
 use crate::local_replica::LocalReplica;
+use crate::quorum::CoordinatorConfig;
 use crate::replica_api::ReplicaApi;
 use crate::replica_store::ReplicaStore;
-use crate::gossip::Membership;
-use crate::quorum::CoordinatorConfig;
 use crate::rpc::{BusAuth, ClientConfig, Hello, PeerClients};
 use crate::skew::SkewTracker;
 use crate::NodeId;
@@ -277,11 +277,18 @@ impl ClusterNode {
     }
 }
 
-type Opened = (Identity, NodeId, Arc<ReplicaStore>, HintStore, Arc<Hlc>, Option<Layout>);
+type Opened = (
+    Identity,
+    NodeId,
+    Arc<ReplicaStore>,
+    HintStore,
+    Arc<Hlc>,
+    Option<Layout>,
+);
 
 fn open_stores(config: &NodeConfig, dir: &std::path::Path, db: Db) -> Result<Opened, String> {
-    let (identity, id) = Identity::load_or_create(dir)
-        .map_err(|e| format!("cannot read the node identity: {e}"))?;
+    let (identity, id) =
+        Identity::load_or_create(dir).map_err(|e| format!("cannot read the node identity: {e}"))?;
     let store = ReplicaStore::open(Arc::new(db.clone()))
         .map_err(|e| format!("cannot open the replica store: {e}"))?;
     let c = &config.cluster;

@@ -129,7 +129,12 @@ impl Ring for ClusterNode {
             .map_err(|e| self.ring_error("write", e))
     }
 
-    async fn scan(&self, db: u32, cursor: u64, count: usize) -> Result<(u64, Vec<Bytes>), RingError> {
+    async fn scan(
+        &self,
+        db: u32,
+        cursor: u64,
+        count: usize,
+    ) -> Result<(u64, Vec<Bytes>), RingError> {
         self.ready("read")?;
         let now = crate::hints::system_clock_ms()();
         self.coordinator
