@@ -83,6 +83,11 @@ impl ClusterSettings {
 pub fn validate(c: &Config) -> Result<(), String> {
     let s = &c.cluster;
     if !s.enabled {
+        if s.tls {
+            return Err(
+                "tls-cluster yes encrypts the cluster bus, which needs cluster-enabled yes".into(),
+            );
+        }
         return Ok(());
     }
     let (n, w, r) = (s.replicas, s.write_quorum, s.read_quorum);

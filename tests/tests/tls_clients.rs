@@ -216,7 +216,7 @@ fn bad_tls_settings_stop_kvd_at_start_with_a_clear_message() {
         ),
         (
             vec!["--tls-cluster".into(), "yes".into()],
-            "no cluster bus".into(),
+            "needs cluster-enabled yes".into(),
         ),
     ];
     for (args, want) in cases {
