@@ -2,6 +2,7 @@
 //! and what to do with it; it never sees replicas, quorums or hints. A cluster node
 //! implements this trait; tests can put a fake behind it.
 
+use crate::config::Consistency;
 use crate::replica_api::{ItemKey, PeerState};
 use crate::{Body, NodeId, Record, Version};
 use async_trait::async_trait;
@@ -91,15 +92,17 @@ pub trait Ring: Send + Sync + 'static {
     fn nodes(&self) -> Vec<NodeRow>;
     /// The replicas of `key` in preference order.
     fn preflist(&self, key: &[u8]) -> Result<Vec<NodeRow>, RingError>;
-    /// The newest record of `key` among R replicas (tombstones included), after read
-    /// repair of stale replicas.
-    async fn get(&self, key: ItemKey) -> Result<Option<Record>, RingError>;
-    /// Writes `body` (a value or a tombstone) with a new version on W replicas.
+    /// The newest record of `key` among the replicas `level` asks (R for QUORUM),
+    /// tombstones included, after read repair of stale replicas.
+    async fn get(&self, key: ItemKey, level: Consistency) -> Result<Option<Record>, RingError>;
+    /// Writes `body` (a value or a tombstone) with a new version on the replicas `level`
+    /// asks (W for QUORUM).
     async fn put(
         &self,
         key: ItemKey,
         body: Body,
         expire_at: Option<i64>,
+        level: Consistency,
     ) -> Result<Version, RingError>;
     /// One page of a cluster-wide SCAN of `db` from `cursor`: the next cursor (0 when done)
     /// and the live keys (every key present for the whole scan is returned once the
@@ -109,6 +112,7 @@ pub trait Ring: Send + Sync + 'static {
         db: u32,
         cursor: u64,
         count: usize,
+        level: Consistency,
     ) -> Result<(u64, Vec<Bytes>), RingError>;
     /// Runs anti-entropy now for one partition, or every partition this node holds.
     async fn repair(&self, partition: Option<u16>) -> Result<RepairReport, RingError>;

@@ -166,6 +166,9 @@ pub struct Client {
     pub wait: Option<WaitFor>,
     /// Deadline of the LOCK being retried (set by the connection between attempts).
     pub lock_deadline: Option<i64>,
+    /// On a cluster node: how many replicas this connection's requests wait for
+    /// (`CLUSTER CONSISTENCY`, cqlsh's CONSISTENCY).
+    pub consistency: kv_cluster::config::Consistency,
 }
 
 /// A LOCK ... WAIT that must sleep before its next attempt.
@@ -201,6 +204,7 @@ impl Client {
             reply_bytes: 0,
             wait: None,
             lock_deadline: None,
+            consistency: kv_cluster::config::Consistency::default(),
         }
     }
 

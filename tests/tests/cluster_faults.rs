@@ -109,3 +109,38 @@ fn a_paused_replica_converges_after_it_resumes() {
     assert_eq!(v, Some(199));
     c.nodes[2].kill9();
 }
+
+#[test]
+fn per_connection_consistency_trades_safety_for_availability() {
+    let mut c = Cluster::start(3, &[]);
+    let mut n1 = c.nodes[0].client();
+    let _: () = n1.set("k", "v").unwrap();
+    c.nodes[2].kill9();
+    // ALL needs every replica: refused (CLUSTERDOWN) or timed out, never a success.
+    let _: () = redis::cmd("CLUSTER")
+        .arg(&["CONSISTENCY", "ALL"])
+        .query(&mut n1)
+        .unwrap();
+    let e = n1
+        .set::<_, _, ()>("k", "w")
+        .expect_err("ALL with a replica down");
+    let text = e.to_string();
+    assert!(
+        text.contains("ClusterDown") || text.contains("TIMEOUT"),
+        "{text}"
+    );
+    c.nodes[1].kill9();
+    // QUORUM cannot be met with two of three replicas gone ...
+    let _: () = redis::cmd("CLUSTER")
+        .arg(&["CONSISTENCY", "QUORUM"])
+        .query(&mut n1)
+        .unwrap();
+    assert!(n1.get::<_, Option<String>>("k").is_err());
+    // ... ONE answers from the surviving replica (this node holds every key at N=3).
+    let _: () = redis::cmd("CLUSTER")
+        .arg(&["CONSISTENCY", "ONE"])
+        .query(&mut n1)
+        .unwrap();
+    let v: Option<String> = n1.get("k").unwrap();
+    assert!(v.is_some(), "ONE reads the local replica");
+}

@@ -104,10 +104,10 @@ impl Ring for ClusterNode {
             .collect())
     }
 
-    async fn get(&self, key: ItemKey) -> Result<Option<Record>, RingError> {
+    async fn get(&self, key: ItemKey, level: Consistency) -> Result<Option<Record>, RingError> {
         self.ready("read")?;
         self.coordinator
-            .get(key, Consistency::Quorum)
+            .get(key, level)
             .await
             .map_err(|e| self.ring_error("read", e))
     }
@@ -117,6 +117,7 @@ impl Ring for ClusterNode {
         key: ItemKey,
         body: Body,
         expire_at: Option<i64>,
+        level: Consistency,
     ) -> Result<Version, RingError> {
         self.ready("write")?;
         let value = match body {
@@ -124,7 +125,7 @@ impl Ring for ClusterNode {
             Body::Tombstone => None,
         };
         self.coordinator
-            .put(key, value, expire_at, Consistency::Quorum)
+            .put(key, value, expire_at, level)
             .await
             .map_err(|e| self.ring_error("write", e))
     }
@@ -134,11 +135,12 @@ impl Ring for ClusterNode {
         db: u32,
         cursor: u64,
         count: usize,
+        level: Consistency,
     ) -> Result<(u64, Vec<Bytes>), RingError> {
         self.ready("read")?;
         let now = crate::hints::system_clock_ms()();
         self.coordinator
-            .scan(db, cursor, count, now as i64, Consistency::Quorum)
+            .scan(db, cursor, count, now as i64, level)
             .await
             .map_err(|e| self.ring_error("read", e))
     }

@@ -7,6 +7,7 @@ use crate::commands::args::{err, glob_match, int, is, text, NOT_INT, SYNTAX};
 use crate::protocol::Reply;
 use crate::state::{Client, Shared};
 use bytes::Bytes;
+use kv_cluster::config::Consistency;
 use kv_cluster::ring::Ring;
 use kv_keyspace::slot::PARTITIONS;
 use std::sync::Arc;
@@ -24,9 +25,9 @@ pub async fn run(
 ) -> Reply {
     let db = client.db as u32;
     let result = match name {
-        "scan" => scan(ring, db, a).await,
+        "scan" => scan(ring, db, a, client.consistency).await,
         "keys" => keys(srv, ring, client, db, &a[1]).await,
-        _ => dbsize(ring, db).await,
+        _ => dbsize(ring, db, client.consistency).await,
     };
     result.unwrap_or_else(|e| e)
 }
@@ -72,10 +73,15 @@ fn parse_scan(a: &[Bytes]) -> Result<ScanArgs, Reply> {
     Ok(args)
 }
 
-async fn scan(ring: &Arc<dyn Ring>, db: u32, a: &[Bytes]) -> Result<Reply, Reply> {
+async fn scan(
+    ring: &Arc<dyn Ring>,
+    db: u32,
+    a: &[Bytes],
+    level: Consistency,
+) -> Result<Reply, Reply> {
     let args = parse_scan(a)?;
     let (next, items) = ring
-        .scan(db, args.cursor, args.count)
+        .scan(db, args.cursor, args.count, level)
         .await
         .map_err(|e| ring_error(&e))?;
     // Every value on the ring is a string today: TYPE string keeps all keys, any other
@@ -102,12 +108,13 @@ async fn scan(ring: &Arc<dyn Ring>, db: u32, a: &[Bytes]) -> Result<Reply, Reply
 async fn walk(
     ring: &Arc<dyn Ring>,
     db: u32,
+    level: Consistency,
     mut f: impl FnMut(&Bytes) -> bool,
 ) -> Result<(), Reply> {
     let mut cursor = 0;
     loop {
         let (next, items) = ring
-            .scan(db, cursor, PAGE)
+            .scan(db, cursor, PAGE, level)
             .await
             .map_err(|e| ring_error(&e))?;
         for k in &items {
@@ -136,7 +143,8 @@ async fn keys(
     };
     let mut out = Vec::new();
     let mut bytes = 0u64;
-    walk(ring, db, |k| {
+    let level = client.consistency;
+    walk(ring, db, level, |k| {
         if glob_match(pattern, k, false) {
             out.push(Reply::Bulk(k.clone()));
             bytes += k.len() as u64 + 16;
@@ -157,9 +165,9 @@ async fn keys(
 
 /// DBSIZE on the ring counts live keys with a full cluster scan: exact for keys that did
 /// not change during the count, O(keys) (docs/cluster.md says so).
-async fn dbsize(ring: &Arc<dyn Ring>, db: u32) -> Result<Reply, Reply> {
+async fn dbsize(ring: &Arc<dyn Ring>, db: u32, level: Consistency) -> Result<Reply, Reply> {
     let mut n = 0i64;
-    walk(ring, db, |_| {
+    walk(ring, db, level, |_| {
         n += 1;
         true
     })

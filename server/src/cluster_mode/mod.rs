@@ -15,6 +15,7 @@ use crate::protocol::{Reply, Version};
 use crate::state::{Client, Shared};
 use bytes::Bytes;
 use futures::future::join_all;
+use kv_cluster::config::Consistency;
 use kv_cluster::replica_api::ItemKey;
 use kv_cluster::ring::{Ring, RingError};
 use kv_cluster::{Body, Record};
@@ -77,16 +78,20 @@ async fn on_keys(
     prefetch: bool,
 ) -> Reply {
     let db = client.db;
+    let level = client.consistency;
     let mut keys: Vec<Bytes> = spec.keys(args).into_iter().cloned().collect();
     keys.sort();
     keys.dedup();
     let mut reads = HashMap::new();
     if prefetch {
         let fetches = keys.iter().map(|k| {
-            ring.get(ItemKey {
-                db: db as u32,
-                key: k.clone(),
-            })
+            ring.get(
+                ItemKey {
+                    db: db as u32,
+                    key: k.clone(),
+                },
+                level,
+            )
         });
         for (key, got) in keys.iter().zip(join_all(fetches).await) {
             match got {
@@ -113,7 +118,9 @@ async fn on_keys(
     if writes.is_empty() || reply.is_error() {
         return reply;
     }
-    replicate(ring, writes).await.map_or_else(|e| e, |()| reply)
+    replicate(ring, writes, level)
+        .await
+        .map_or_else(|e| e, |()| reply)
 }
 
 /// Replicates a command's writes, one ring write per key, concurrently. All succeed, or
@@ -123,6 +130,7 @@ async fn on_keys(
 async fn replicate(
     ring: &Arc<dyn Ring>,
     writes: Vec<(usize, Bytes, Option<Bytes>)>,
+    level: Consistency,
 ) -> Result<(), Reply> {
     // A key written twice by one command keeps its last write.
     let mut last: HashMap<(usize, Bytes), Option<Bytes>> = HashMap::new();
@@ -144,7 +152,7 @@ async fn replicate(
                 None => (Body::Tombstone, None),
             };
             let key = ItemKey { db: db as u32, key };
-            ring.put(key, body, expire_at).await
+            ring.put(key, body, expire_at, level).await
         }
     });
     let results = join_all(puts).await;

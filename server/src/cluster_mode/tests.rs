@@ -8,6 +8,7 @@ use crate::protocol::Reply;
 use crate::state::{Client, Shared};
 use async_trait::async_trait;
 use bytes::Bytes;
+use kv_cluster::config::Consistency;
 use kv_cluster::replica_api::ItemKey;
 use kv_cluster::ring::{NodeRow, RepairReport, Ring, RingError};
 use kv_cluster::{Body, NodeId, Record, Version};
@@ -21,6 +22,7 @@ struct FakeRing {
     data: Mutex<BTreeMap<ItemKey, Record>>,
     clock: AtomicU64,
     refuse_writes: AtomicBool,
+    last_level: Mutex<Option<Consistency>>,
 }
 
 #[async_trait]
@@ -37,7 +39,8 @@ impl Ring for FakeRing {
     fn preflist(&self, _key: &[u8]) -> Result<Vec<NodeRow>, RingError> {
         Ok(Vec::new())
     }
-    async fn get(&self, key: ItemKey) -> Result<Option<Record>, RingError> {
+    async fn get(&self, key: ItemKey, level: Consistency) -> Result<Option<Record>, RingError> {
+        *self.last_level.lock() = Some(level);
         Ok(self.data.lock().get(&key).cloned())
     }
     async fn put(
@@ -45,7 +48,9 @@ impl Ring for FakeRing {
         key: ItemKey,
         body: Body,
         expire_at: Option<i64>,
+        level: Consistency,
     ) -> Result<Version, RingError> {
+        *self.last_level.lock() = Some(level);
         if self.refuse_writes.load(Ordering::Relaxed) {
             return Err(RingError::Unavailable {
                 op: "write",
@@ -70,6 +75,7 @@ impl Ring for FakeRing {
         db: u32,
         _cursor: u64,
         _count: usize,
+        _level: Consistency,
     ) -> Result<(u64, Vec<Bytes>), RingError> {
         let now = crate::keyspace::now_ms();
         let data = self.data.lock();
@@ -197,4 +203,20 @@ async fn ring_failures_are_errors_and_read_before_write_is_refused() {
         h.run(&["GET"]).await,
         Reply::error("ERR wrong number of arguments for 'get' command")
     );
+}
+
+#[tokio::test]
+async fn cluster_consistency_sets_the_level_of_this_connection() {
+    let mut h = Harness::new().await;
+    assert_eq!(h.run(&["CLUSTER", "CONSISTENCY"]).await, bulk("QUORUM"));
+    assert_eq!(h.run(&["SET", "a", "1"]).await, Reply::Ok);
+    assert_eq!(*h.ring.last_level.lock(), Some(Consistency::Quorum));
+    assert_eq!(h.run(&["CLUSTER", "CONSISTENCY", "all"]).await, Reply::Ok);
+    assert_eq!(h.run(&["GET", "a"]).await, bulk("1"));
+    assert_eq!(*h.ring.last_level.lock(), Some(Consistency::All));
+    assert_eq!(h.run(&["CLUSTER", "CONSISTENCY"]).await, bulk("ALL"));
+    match h.run(&["CLUSTER", "CONSISTENCY", "two"]).await {
+        Reply::Error(e) => assert!(e.contains("ONE, QUORUM or ALL"), "{e}"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -129,6 +129,22 @@ pub fn state_name(s: PeerState) -> &'static str {
     }
 }
 
+/// CLUSTER CONSISTENCY [ONE|QUORUM|ALL]: how many replicas this connection's reads and
+/// writes wait for (cqlsh's CONSISTENCY); without an argument, the current level.
+pub fn cluster_consistency(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    ring(ctx)?;
+    match a.get(2) {
+        None => Ok(Reply::Bulk(Bytes::from(ctx.client.consistency.as_str()))),
+        Some(level) => {
+            ctx.client.consistency = std::str::from_utf8(level)
+                .ok()
+                .and_then(|l| l.parse().ok())
+                .ok_or_else(|| err("ERR consistency level must be ONE, QUORUM or ALL"))?;
+            Ok(Reply::Ok)
+        }
+    }
+}
+
 /// CLUSTER REPAIR and CLUSTER MERKLE on a node without cluster support (the ring path
 /// answers otherwise).
 pub fn cluster_ring_only(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {

@@ -466,6 +466,16 @@ const CLUSTER_SUBS: &[CommandSpec] = &[
         "Returns this node's Merkle root of every partition.",
         cluster::cluster_ring_only,
     ),
+    c(
+        "consistency",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST,
+        NK,
+        "cluster",
+        "kvd",
+        "Sets or returns how many replicas this connection's requests wait for.",
+        cluster::cluster_consistency,
+    ),
 ];
 
 const SLOWLOG_SUBS: &[CommandSpec] = &[
