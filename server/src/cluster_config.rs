@@ -345,6 +345,10 @@ impl ClusterFlags {
                 "cluster-request-timeout-ms",
                 self.cluster_request_timeout_ms,
             ),
+            (
+                "cluster-anti-entropy-interval-ms",
+                self.cluster_anti_entropy_interval_ms,
+            ),
         ]
     }
 }
@@ -444,6 +448,11 @@ mod tests {
         c.apply_file_text("cluster-enabled yes\ncluster-port 17009\ncluster-seeds x:1 y:2\n")
             .unwrap();
         assert_eq!((c.cluster.port, c.cluster.seeds.len()), (17009, 2));
+        let flags = Cli::try_parse_from(["kvd", "--cluster-anti-entropy-interval-ms", "1000"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(flags.cluster.anti_entropy_interval_ms, 1000);
         assert!(c.apply("cluster-replicas", "100").is_err());
     }
 }

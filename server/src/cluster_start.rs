@@ -43,6 +43,7 @@ pub fn node_config(c: &Config) -> Result<NodeConfig, String> {
         secret: s.secret.clone(),
         cluster,
         tls: bus_tls(c)?,
+        databases: c.databases,
     })
 }
 

@@ -19,34 +19,12 @@ impl Cluster {
     /// it) with `extra` flags on every node, and waits until every node reports
     /// `cluster_state:ok`.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let seeds: Vec<String> = ports
-            .iter()
-            .map(|(_, b)| format!("127.0.0.1:{b}"))
-            .collect();
-        let seeds = seeds.join(",");
-        let replicas = n.min(3).to_string();
-        let quorum = (n.min(3) / 2 + 1).to_string();
-        let nodes = ports
-            .iter()
-            .map(|(port, bus)| {
-                let bus = bus.to_string();
-                let mut args = vec![
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-port",
-                    &bus,
-                    "--cluster-seeds",
-                    &seeds,
-                    "--cluster-replicas",
-                    &replicas,
-                    "--cluster-write-quorum",
-                    &quorum,
-                    "--cluster-read-quorum",
-                    &quorum,
-                ];
-                args.extend_from_slice(extra);
-                Kvd::start_at(*port, &args)
+        let plan = Plan::new(n);
+        let nodes = (0..n)
+            .map(|i| {
+                let args = plan.args(i, extra);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                Kvd::start_at(plan.ports[i].0, &args)
             })
             .collect();
         let c = Cluster { nodes };
@@ -63,6 +41,53 @@ impl Cluster {
                 || cluster_info(node, "cluster_state").as_deref() == Some("ok"),
             );
         }
+    }
+}
+
+/// Ports and flags of a cluster's nodes, fixed before any starts (every node's
+/// `--cluster-seeds` names all bus ports).
+pub struct Plan {
+    /// (client port, bus port) per node.
+    pub ports: Vec<(u16, u16)>,
+}
+
+impl Plan {
+    /// Free ports for `n` nodes.
+    pub fn new(n: usize) -> Plan {
+        Plan {
+            ports: (0..n).map(|_| (free_port(), free_port())).collect(),
+        }
+    }
+
+    /// The flags of node `i` (N = min(3, n), W and R quorums of it), plus `extra`.
+    pub fn args(&self, i: usize, extra: &[&str]) -> Vec<String> {
+        let n = self.ports.len();
+        let seeds: Vec<String> = self
+            .ports
+            .iter()
+            .map(|(_, b)| format!("127.0.0.1:{b}"))
+            .collect();
+        let replicas = n.min(3);
+        let quorum = replicas / 2 + 1;
+        let mut args: Vec<String> = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            &self.ports[i].1.to_string(),
+            "--cluster-seeds",
+            &seeds.join(","),
+            "--cluster-replicas",
+            &replicas.to_string(),
+            "--cluster-write-quorum",
+            &quorum.to_string(),
+            "--cluster-read-quorum",
+            &quorum.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
     }
 }
 

@@ -161,11 +161,14 @@ async fn fold_merkle(node: Arc<ClusterNode>) {
 
 async fn anti_entropy(node: Arc<ClusterNode>) {
     let every = node.config.cluster.anti_entropy_interval;
+    tracing::info!(?every, "anti-entropy loop starts");
     while tick(&node, every).await {
         if node.layout.get().is_some() {
+            tracing::info!("anti-entropy round");
             let _ = node.repair_now(None).await;
         }
     }
+    tracing::info!("anti-entropy loop ended");
 }
 
 async fn pings(node: Arc<ClusterNode>) {
@@ -193,7 +196,9 @@ async fn pings(node: Arc<ClusterNode>) {
 
 impl ClusterNode {
     /// Anti-entropy now for `partition` or every partition this node holds, with every
-    /// other replica that is up.
+    /// other replica that is not down. Per peer, one request compares the roots of all
+    /// the partitions both hold; only partitions whose roots differ are synced, and a
+    /// peer that does not answer costs one failure, not one per partition.
     pub(super) async fn repair_now(
         &self,
         partition: Option<u16>,
@@ -202,30 +207,67 @@ impl ClusterNode {
         let layout = self.layout.get().ok_or(crate::ring::RingError::NoLayout {
             expected: self.config.expect,
         })?;
-        let partitions = match partition {
+        let mine: Vec<u16> = match partition {
             Some(p) => vec![p],
             None => layout.partitions_of(self.me.id),
         };
-        let peers_of = |p: u16| {
-            layout
-                .preflist(p)
+        let mut stats = crate::anti_entropy::SyncStats::default();
+        let mut failures = 0usize;
+        for peer_info in &layout.nodes {
+            let peer_id = peer_info.id;
+            if peer_id == self.me.id || self.live.state(peer_id) == PeerState::Down {
+                continue;
+            }
+            let Some(peer) = self.peers.replica(peer_id) else {
+                continue;
+            };
+            let shared: Vec<u16> = mine
                 .iter()
-                .filter(|&&n| n != self.me.id && self.live.state(n) == PeerState::Up)
-                .filter_map(|&n| self.peers.replica(n))
-                .collect::<Vec<_>>()
-        };
-        let (stats, failures) =
-            crate::anti_entropy::sync_all(&partitions, &*self.local, peers_of).await;
+                .copied()
+                .filter(|&p| layout.preflist(p).contains(&peer_id))
+                .collect();
+            if shared.is_empty() {
+                continue;
+            }
+            let (ours, theirs) = futures_roots(&*self.local, &*peer, &shared).await;
+            let (Ok(ours), Ok(theirs)) = (ours, theirs) else {
+                failures += 1;
+                continue;
+            };
+            for ((&p, a), b) in shared.iter().zip(&ours).zip(&theirs) {
+                if a == b {
+                    continue;
+                }
+                match crate::anti_entropy::sync_partition(p, &*self.local, &*peer).await {
+                    Ok(s) => stats.add(s),
+                    Err(_) => failures += 1,
+                }
+            }
+        }
         let s = &self.stats;
         s.anti_entropy_rounds.fetch_add(1, Ordering::Relaxed);
         s.anti_entropy_keys_repaired
             .fetch_add(stats.keys_repaired, Ordering::Relaxed);
         s.anti_entropy_failures
-            .fetch_add(failures.len() as u64, Ordering::Relaxed);
+            .fetch_add(failures as u64, Ordering::Relaxed);
         Ok(crate::ring::RepairReport {
-            partitions: partitions.len(),
+            partitions: mine.len(),
             keys_repaired: stats.keys_repaired,
-            failures: failures.len(),
+            failures,
         })
     }
+}
+
+type Roots = Result<Vec<crate::replica_api::Hash16>, crate::replica_api::ReplicaError>;
+
+/// Both sides' roots of `partitions`, asked at once.
+async fn futures_roots(
+    a: &dyn crate::replica_api::ReplicaApi,
+    b: &dyn crate::replica_api::ReplicaApi,
+    partitions: &[u16],
+) -> (Roots, Roots) {
+    tokio::join!(
+        a.merkle_roots(partitions.to_vec()),
+        b.merkle_roots(partitions.to_vec())
+    )
 }

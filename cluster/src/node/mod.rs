@@ -8,6 +8,7 @@ mod adapters;
 mod background;
 mod bootstrap;
 mod bus;
+pub mod convert;
 pub mod identity;
 mod info;
 mod ring_impl;
@@ -59,6 +60,8 @@ pub struct NodeConfig {
     pub cluster: ClusterConfig,
     /// Mutual TLS on the bus (`tls-cluster yes`), if enabled.
     pub tls: Option<crate::rpc::BusTls>,
+    /// Logical databases of the server (for converting single-node keys).
+    pub databases: usize,
 }
 
 #[derive(Default)]
@@ -304,5 +307,15 @@ fn open_stores(config: &NodeConfig, dir: &std::path::Path, db: Db) -> Result<Ope
         .map_err(|e| format!("cannot open the clock floor: {e}"))?
         .with_max_offset_ms(c.max_clock_offset.as_millis() as u64);
     let layout = Layout::load(&dir.join("layout.json")).map_err(|e| e.to_string())?;
+    let now = crate::hints::system_clock_ms()() as i64;
+    if let Some(done) = convert::convert_once(store.db(), &store, &hlc, dir, config.databases, now)
+        .map_err(|e| format!("cannot convert the single-node keys: {e}"))?
+    {
+        tracing::info!(
+            keys = done.keys,
+            expired_skipped = done.expired,
+            "single-node keys converted into this node's replicas; anti-entropy copies them to the other replicas"
+        );
+    }
     Ok((identity, id, Arc::new(store), hints, Arc::new(hlc), layout))
 }
