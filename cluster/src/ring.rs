@@ -81,6 +81,26 @@ pub struct RepairReport {
     pub failures: usize,
 }
 
+/// A replica operation this node serves for another coordinator.
+#[derive(Debug)]
+pub enum ReplicaEvent<'a> {
+    /// A replicated write (value or tombstone) arrived.
+    Write {
+        /// The key.
+        key: &'a ItemKey,
+        /// What is written.
+        record: &'a Record,
+    },
+    /// A replica read arrived.
+    Read {
+        /// The key.
+        key: &'a ItemKey,
+    },
+}
+
+/// Receives [`ReplicaEvent`]s (the server feeds MONITOR with them).
+pub type ReplicaObserver = std::sync::Arc<dyn Fn(&ReplicaEvent<'_>) + Send + Sync>;
+
 /// The ring as the server sees it.
 #[async_trait]
 pub trait Ring: Send + Sync + 'static {
@@ -120,4 +140,7 @@ pub trait Ring: Send + Sync + 'static {
     /// hold), after folding every pending write: replicas holding the same data have
     /// equal roots, which is how tests and operators check convergence.
     async fn merkle_roots(&self) -> Result<Vec<Option<crate::replica_api::Hash16>>, RingError>;
+    /// Reports the replica operations this node serves for other coordinators to
+    /// `observer` from now on.
+    fn observe_replica_ops(&self, observer: ReplicaObserver);
 }

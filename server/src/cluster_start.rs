@@ -78,8 +78,45 @@ fn bus_tls(c: &Config) -> Result<Option<kv_cluster::rpc::BusTls>, String> {
 pub async fn start(srv: &Arc<Shared>, node: NodeConfig) -> Result<Arc<ClusterNode>, String> {
     let node = ClusterNode::start(node, srv.store.db.clone()).await?;
     let ring: Arc<dyn kv_cluster::ring::Ring> = node.clone();
+    ring.observe_replica_ops(monitor_feed(Arc::downgrade(srv)));
     srv.ring
         .set(ring)
         .map_err(|_| "the cluster node was started twice".to_string())?;
     Ok(node)
+}
+
+/// Shows the replica operations this node serves for other coordinators on MONITOR, as
+/// `+<time> [<db> replica] "REPLICA.SET" "key" "<version>"` (REPLICA.DEL for tombstones,
+/// REPLICA.GET for reads), so an operator can follow a key across nodes. Values are not
+/// shown. Holds the server weakly: the ring must not keep it alive.
+fn monitor_feed(srv: std::sync::Weak<Shared>) -> kv_cluster::ring::ReplicaObserver {
+    use bytes::Bytes;
+    use kv_cluster::ring::ReplicaEvent;
+    use std::sync::atomic::Ordering;
+    Arc::new(move |event: &ReplicaEvent<'_>| {
+        let Some(srv) = srv.upgrade() else {
+            return;
+        };
+        if srv.monitors.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let (db, args) = match event {
+            ReplicaEvent::Write { key, record } => {
+                let op = match record.body {
+                    kv_cluster::Body::Tombstone => "REPLICA.DEL",
+                    kv_cluster::Body::Value { .. } => "REPLICA.SET",
+                };
+                let version = Bytes::from(record.version.to_string());
+                (
+                    key.db,
+                    vec![Bytes::from_static(op.as_bytes()), key.key.clone(), version],
+                )
+            }
+            ReplicaEvent::Read { key } => (
+                key.db,
+                vec![Bytes::from_static(b"REPLICA.GET"), key.key.clone()],
+            ),
+        };
+        crate::commands::send_monitor_line(&srv, &db.to_string(), "replica", &args);
+    })
 }

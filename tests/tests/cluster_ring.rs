@@ -124,3 +124,21 @@ fn read_modify_write_is_refused_until_consensus() {
     let n: Option<String> = n1.get("n").unwrap();
     assert_eq!(n, None, "a refused command wrote nothing");
 }
+
+#[test]
+fn monitor_shows_the_replica_operations_a_node_serves() {
+    let c = Cluster::start(3, &[]);
+    let mut monitor = c.nodes[1].raw();
+    assert_eq!(monitor.cmd(&[b"MONITOR"]), "+OK\r\n");
+    let mut n1 = c.nodes[0].client();
+    let _: () = n1.set("followed", "v").unwrap();
+    // Node 2 holds a replica of every key at N = 3: it serves the write for node 1.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let line = String::from_utf8_lossy(&monitor.reply()).into_owned();
+        if line.contains("replica]") && line.contains("\"REPLICA.SET\" \"followed\"") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no replica line; last: {line}");
+    }
+}

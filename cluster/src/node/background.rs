@@ -22,7 +22,11 @@ const PING_EVERY: Duration = Duration::from_secs(2);
 
 /// Listens on the bus port at every bind address.
 pub async fn start_bus(node: &Arc<ClusterNode>) -> Result<(), String> {
-    let handler = Arc::new(NodeBus(Arc::downgrade(node), node.local.clone()));
+    // Peers get the observed replica: MONITOR shows what this node serves for them.
+    let served: Arc<dyn crate::replica_api::ReplicaApi> = Arc::new(
+        super::observed::ObservedReplica::new(node.local.clone(), node.observer.clone()),
+    );
+    let handler = Arc::new(NodeBus(Arc::downgrade(node), served));
     for host in &node.config.bind {
         let addr = format!("{}:{}", host.trim_start_matches('-'), node.config.bus_port);
         let listener = TcpListener::bind(&addr)

@@ -11,6 +11,7 @@ mod bus;
 pub mod convert;
 pub mod identity;
 mod info;
+mod observed;
 mod ring_impl;
 
 use crate::config::ClusterConfig;
@@ -89,6 +90,7 @@ pub struct ClusterNode {
     membership: Mutex<Option<Arc<Membership>>>,
     skew: SkewTracker,
     stats: NodeStats,
+    observer: Arc<parking_lot::RwLock<Option<crate::ring::ReplicaObserver>>>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -163,6 +165,7 @@ impl ClusterNode {
             membership: Mutex::new(None),
             skew: SkewTracker::new(),
             stats: NodeStats::default(),
+            observer: Arc::new(parking_lot::RwLock::new(None)),
             shutdown,
             tasks: Mutex::new(Vec::new()),
         });

@@ -149,6 +149,10 @@ impl Ring for ClusterNode {
         self.repair_now(partition).await
     }
 
+    fn observe_replica_ops(&self, observer: crate::ring::ReplicaObserver) {
+        *self.observer.write() = Some(observer);
+    }
+
     async fn merkle_roots(&self) -> Result<Vec<Option<Hash16>>, RingError> {
         let held: Vec<u16> = match self.layout.get() {
             Some(l) => l.partitions_of(self.me.id),

@@ -89,6 +89,7 @@ impl Ring for FakeRing {
     async fn repair(&self, _partition: Option<u16>) -> Result<RepairReport, RingError> {
         Ok(RepairReport::default())
     }
+    fn observe_replica_ops(&self, _observer: kv_cluster::ring::ReplicaObserver) {}
     async fn merkle_roots(
         &self,
     ) -> Result<Vec<Option<kv_cluster::replica_api::Hash16>>, RingError> {

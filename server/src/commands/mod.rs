@@ -575,6 +575,14 @@ pub fn after_command(
 }
 
 fn feed_monitor(srv: &Shared, client: &Client, args: &[Bytes]) {
+    let shown = redact::shown_args(args, redact::MONITOR);
+    send_monitor_line(srv, &client.db.to_string(), &client.info.addr, &shown);
+}
+
+/// Sends one MONITOR line, `+<unix time> [<db> <origin>] "arg" ...`, escaping each
+/// argument as Redis does. The ring path also feeds the replica operations a node serves
+/// for other coordinators through it (origin `replica`).
+pub fn send_monitor_line(srv: &Shared, db: &str, origin: &str, args: &[Bytes]) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -582,10 +590,10 @@ fn feed_monitor(srv: &Shared, client: &Client, args: &[Bytes]) {
         "+{}.{:06} [{} {}]",
         now.as_secs(),
         now.subsec_micros(),
-        client.db,
-        client.info.addr
+        db,
+        origin
     );
-    for a in redact::shown_args(args, redact::MONITOR) {
+    for a in args {
         line.push_str(" \"");
         for &b in a.iter() {
             match b {
