@@ -22,7 +22,8 @@
 //! Traffic with the root namespace (10.213.Y.254) is left alone on purpose: the test can
 //! still write through the cut-off node and read its CLUSTER INFO, which is how a client
 //! on the minority side of a real partition sees it. [`NetCluster::heal`] flushes those
-//! chains (the namespace's firewall belongs to the harness alone).
+//! chains (the namespace's firewall belongs to the harness alone; at start it also holds
+//! ACCEPT rules that count gossip packets, see `wait_formed`).
 //!
 //! Everything (processes, namespaces, veths, bridge) is removed in `Drop`, which also runs
 //! when a test panics; namespaces left behind by a test process that was killed are
@@ -149,8 +150,8 @@ impl NetCluster {
 
     /// Builds the network and starts `n` nodes that bootstrap one cluster (N = min(3, n),
     /// W and R quorums of it, anti-entropy every second) with `extra` flags on every node;
-    /// waits until every node reports `cluster_state:ok`. Panics if the machine cannot do
-    /// it (see [`unavailable`]).
+    /// waits until every node reports `cluster_state:ok` and gossip has settled. Panics if
+    /// the machine cannot do it (see [`unavailable`]).
     pub fn start(n: usize, extra: &[&str]) -> NetCluster {
         assert!((1..=250).contains(&n), "1 to 250 nodes");
         remove_stale_namespaces();
@@ -287,9 +288,9 @@ impl NetCluster {
         }
     }
 
-    /// Waits until every node reports `cluster_state:ok` and sees every node up, and
-    /// checks that the fast anti-entropy setting took effect (the convergence checks rely
-    /// on it).
+    /// Waits until every node reports `cluster_state:ok` and received gossip from every
+    /// peer, and checks that the fast anti-entropy setting took effect (the convergence
+    /// checks rely on it). Only at start: `heal` removes the counting rules it reads.
     ///
     /// Gossip having settled matters: kvd treats a peer its failure detector never saw
     /// up as suspect rather than down (it may still be starting), and keeps sending to
@@ -297,7 +298,7 @@ impl NetCluster {
     /// suspect forever, and the minority side answers TIMEOUT, never CLUSTERDOWN.
     /// CLUSTER INFO cannot tell (a peer gossip does not know yet counts as up), so
     /// `wait_gossip_settled` counts the gossip packets each node received instead.
-    pub fn wait_formed(&self) {
+    fn wait_formed(&self) {
         for (i, node) in self.nodes.iter().enumerate() {
             poll_until(
                 &format!("node {} reports cluster_state:ok", i + 1),
