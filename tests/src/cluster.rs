@@ -93,21 +93,35 @@ impl Plan {
 
 /// One field of a node's CLUSTER INFO (`None` if the node does not answer).
 pub fn cluster_info(node: &Kvd, field: &str) -> Option<String> {
-    let client = redis::Client::open(node.url(false)).ok()?;
-    let mut conn = client
-        .get_connection_with_timeout(Duration::from_secs(2))
-        .ok()?;
-    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    cluster_info_at(&node.url(false), field)
+}
+
+/// One field of CLUSTER INFO of the node at `url` (`redis://host:port/`); `None` if it
+/// does not answer.
+pub fn cluster_info_at(url: &str, field: &str) -> Option<String> {
+    let mut conn = short_lived_client(url, Duration::from_secs(5))?;
     let text: String = redis::cmd("CLUSTER").arg("INFO").query(&mut conn).ok()?;
     info_field(&text, field)
 }
 
 /// A node's Merkle roots (CLUSTER MERKLE), one hex string per partition.
 pub fn merkle_roots(node: &Kvd) -> Option<Vec<String>> {
-    let client = redis::Client::open(node.url(false)).ok()?;
-    let mut conn = client
+    merkle_roots_at(&node.url(false))
+}
+
+/// The Merkle roots (CLUSTER MERKLE) of the node at `url`, one hex string per partition.
+pub fn merkle_roots_at(url: &str) -> Option<Vec<String>> {
+    let mut conn = short_lived_client(url, Duration::from_secs(30))?;
+    redis::cmd("CLUSTER").arg("MERKLE").query(&mut conn).ok()
+}
+
+/// A connection for one probe: `None` rather than a panic when the node does not answer,
+/// because callers poll until it does.
+fn short_lived_client(url: &str, read_timeout: Duration) -> Option<redis::Connection> {
+    let client = redis::Client::open(url).ok()?;
+    let conn = client
         .get_connection_with_timeout(Duration::from_secs(2))
         .ok()?;
-    conn.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    redis::cmd("CLUSTER").arg("MERKLE").query(&mut conn).ok()
+    conn.set_read_timeout(Some(read_timeout)).ok()?;
+    Some(conn)
 }
