@@ -139,6 +139,9 @@ fn monitor_shows_the_replica_operations_a_node_serves() {
         if line.contains("replica]") && line.contains("\"REPLICA.SET\" \"followed\"") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no replica line; last: {line}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no replica line; last: {line}"
+        );
     }
 }
