@@ -340,6 +340,10 @@ impl ClusterFlags {
                 "cluster-request-timeout-ms",
                 self.cluster_request_timeout_ms,
             ),
+            (
+                "cluster-anti-entropy-interval-ms",
+                self.cluster_anti_entropy_interval_ms,
+            ),
         ]
     }
 }
@@ -431,6 +435,23 @@ mod tests {
     fn too_few_nodes_for_n_replicas_is_refused() {
         let c = config(&["--cluster-enabled", "yes", "--cluster-seeds", "a:1,b:1"]);
         assert!(c.unwrap_err().contains("at least cluster-replicas"));
+    }
+
+    #[test]
+    fn the_timing_flags_reach_the_config() {
+        let c = config(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-seeds",
+            "a:1,b:1,c:1",
+            "--cluster-request-timeout-ms",
+            "1234",
+            "--cluster-anti-entropy-interval-ms",
+            "1500",
+        ])
+        .unwrap();
+        assert_eq!(c.cluster.request_timeout_ms, 1234);
+        assert_eq!(c.cluster.anti_entropy_interval_ms, 1500);
     }
 
     #[test]
