@@ -239,12 +239,33 @@ restart=$(now)
 start_kvd repair-n3-restart $n3_args --cluster-anti-entropy-interval-ms 1000
 wait_for "restarted node 3 answers PING" 120 answers_ping $((repair_port + 2))
 echo "node 3 answers PING $(elapsed "$restart" "$(now)") s after its restart"
+# equal_partitions: how many of node 3's Merkle roots equal node 2's (256 when repaired).
+equal_partitions() {
+  paste -d' ' <(redis-cli -p $((repair_port + 1)) cluster merkle 2>/dev/null) \
+    <(redis-cli -p $((repair_port + 2)) cluster merkle 2>/dev/null) |
+    awk '$1 == $2 { e++ } END { print e + 0 }'
+}
+progress() { # one line of repair progress, every 30 s
+  local p line="  $(elapsed "$restart" "$(now)") s: partitions equal on nodes 2 and 3: $(equal_partitions);"
+  for p in "$repair_port" $((repair_port + 1)) $((repair_port + 2)); do
+    line+=" node $p hints pending $(info_field "$p" kvd_hints_pending)"
+    line+=" delivered $(info_field "$p" kvd_hints_delivered)"
+    line+=" AE rounds $(info_field "$p" kvd_anti_entropy_rounds)"
+    line+=" AE keys $(info_field "$p" kvd_anti_entropy_keys_repaired);"
+  done
+  echo "$line"
+}
 drained=""
 deadline=$(($(date +%s) + REPAIR_TIMEOUT))
+next_progress=$(($(date +%s) + 30))
 until converged; do
   if [[ -z "$drained" ]] && hints_drained; then
     drained=$(elapsed "$restart" "$(now)")
     echo "hints drained on nodes 1 and 2 $drained s after the restart"
+  fi
+  if (($(date +%s) >= next_progress)); then
+    progress
+    next_progress=$((next_progress + 30))
   fi
   (($(date +%s) < deadline)) || die "no convergence within ${REPAIR_TIMEOUT}s (logs in $DIR)"
   sleep 0.5
