@@ -443,6 +443,23 @@ mod tests {
     }
 
     #[test]
+    fn the_timing_flags_reach_the_config() {
+        let c = config(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-seeds",
+            "a:1,b:1,c:1",
+            "--cluster-request-timeout-ms",
+            "1234",
+            "--cluster-anti-entropy-interval-ms",
+            "1500",
+        ])
+        .unwrap();
+        assert_eq!(c.cluster.request_timeout_ms, 1234);
+        assert_eq!(c.cluster.anti_entropy_interval_ms, 1500);
+    }
+
+    #[test]
     fn config_file_directives_work_too() {
         let mut c = Config::default();
         c.apply_file_text("cluster-enabled yes\ncluster-port 17009\ncluster-seeds x:1 y:2\n")
