@@ -275,9 +275,23 @@ impl HintStore {
         let inner = &self.inner;
         let mut hints = Vec::new();
         let mut damaged = Vec::new();
+        // Start at the target's oldest live hint, not at its prefix: delivered hints are
+        // deleted but their tombstones stay in the engine until compaction, and walking
+        // over them made each batch cost more than the last (replay of 1M hints slowed
+        // from ~3000/s to ~220/s in the cluster benchmark).
+        let oldest = lock(&inner.index)
+            .by_seq
+            .iter()
+            .find(|(_, m)| m.target == target)
+            .map(|(&seq, _)| seq);
+        let Some(oldest) = oldest else {
+            return Ok(hints);
+        };
+        let start = hint_key(target, oldest);
+        let end = (target.0 < u64::MAX).then(|| (target.0 + 1).to_be_bytes().to_vec());
         for entry in inner
             .db
-            .iter_prefix(inner.ks, &target.0.to_be_bytes(), None)?
+            .iter(inner.ks, Some(&start), end.as_deref(), None)?
             .take(max_items)
         {
             let entry = entry?;
