@@ -3,7 +3,8 @@
 //! CLUSTER REPAIR.
 
 use super::ring_error;
-use crate::commands::args::{err, glob_match, int, is, text, NOT_INT, SYNTAX};
+use crate::commands::args::{err, glob_match, int};
+use crate::commands::keys::parse_scan_args;
 use crate::protocol::Reply;
 use crate::state::{Client, Shared};
 use bytes::Bytes;
@@ -14,6 +15,8 @@ use std::sync::Arc;
 
 /// Keys asked of the ring per page when KEYS and DBSIZE walk a whole database.
 const PAGE: usize = 1000;
+/// Largest COUNT a ring SCAN asks of replicas in one call.
+const MAX_RING_SCAN_COUNT: usize = 100_000;
 
 /// SCAN, KEYS or DBSIZE on the ring.
 pub async fn run(
@@ -32,56 +35,16 @@ pub async fn run(
     result.unwrap_or_else(|e| e)
 }
 
-struct ScanArgs {
-    cursor: u64,
-    pattern: Option<Bytes>,
-    count: usize,
-    ty: Option<String>,
-}
-
-fn parse_scan(a: &[Bytes]) -> Result<ScanArgs, Reply> {
-    let cursor: u64 = std::str::from_utf8(&a[1])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| err("ERR invalid cursor"))?;
-    let mut args = ScanArgs {
-        cursor,
-        pattern: None,
-        count: 10,
-        ty: None,
-    };
-    let mut j = 2;
-    while j < a.len() {
-        let Some(v) = a.get(j + 1) else {
-            return Err(err(SYNTAX));
-        };
-        if is(&a[j], "match") {
-            args.pattern = Some(v.clone());
-        } else if is(&a[j], "count") {
-            let n = int(v).map_err(|_| err(NOT_INT))?;
-            if n < 1 {
-                return Err(err(SYNTAX));
-            }
-            args.count = n.min(100_000) as usize;
-        } else if is(&a[j], "type") {
-            args.ty = Some(text(v).to_ascii_lowercase());
-        } else {
-            return Err(err(SYNTAX));
-        }
-        j += 2;
-    }
-    Ok(args)
-}
-
 async fn scan(
     ring: &Arc<dyn Ring>,
     db: u32,
     a: &[Bytes],
     level: Consistency,
 ) -> Result<Reply, Reply> {
-    let args = parse_scan(a)?;
+    let args = parse_scan_args(a)?;
+    let count = args.count.min(MAX_RING_SCAN_COUNT);
     let (next, items) = ring
-        .scan(db, args.cursor, args.count, level)
+        .scan(db, args.cursor, count, level)
         .await
         .map_err(|e| ring_error(&e))?;
     // Every value on the ring is a string today: TYPE string keeps all keys, any other

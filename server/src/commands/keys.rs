@@ -290,6 +290,58 @@ pub fn keys(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(out))
 }
 
+/// The arguments of SCAN, shared by the single-node and the ring paths.
+pub struct ScanArgs {
+    /// Where to resume (a cursor no reply could have produced is refused).
+    pub from: ScanPosition,
+    /// The cursor as given.
+    pub cursor: u64,
+    /// MATCH pattern.
+    pub pattern: Option<Bytes>,
+    /// COUNT: keys examined per call.
+    pub count: usize,
+    /// TYPE filter, lower case.
+    pub ty: Option<String>,
+}
+
+/// Parses `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]` with Redis's errors.
+pub fn parse_scan_args(a: &[Bytes]) -> Result<ScanArgs, Reply> {
+    // A cursor no reply could have produced is refused, as Redis refuses non-numbers.
+    let cursor = std::str::from_utf8(&a[1])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| err("ERR invalid cursor"))?;
+    let from = ScanPosition::from_cursor(cursor).ok_or_else(|| err("ERR invalid cursor"))?;
+    let mut args = ScanArgs {
+        from,
+        cursor,
+        pattern: None,
+        count: 10,
+        ty: None,
+    };
+    let mut j = 2;
+    while j < a.len() {
+        let Some(v) = a.get(j + 1) else {
+            return Err(err(SYNTAX));
+        };
+        if is(&a[j], "match") {
+            args.pattern = Some(v.clone());
+        } else if is(&a[j], "count") {
+            let count = int(v).map_err(|_| err(NOT_INT))?;
+            if count < 1 {
+                return Err(err(SYNTAX));
+            }
+            args.count = usize::try_from(count).unwrap_or(usize::MAX);
+        } else if is(&a[j], "type") {
+            args.ty = Some(text(v).to_ascii_lowercase());
+        } else {
+            return Err(err(SYNTAX));
+        }
+        j += 2;
+    }
+    Ok(args)
+}
+
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
 ///
 /// Stateless: the cursor is the scan position (slot, key hash) where the next call
@@ -300,36 +352,16 @@ pub fn keys(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 /// position) and the seeks past other databases' keys (`SEEKS_PER_KEY` × COUNT): a
 /// sparse database may answer a page with no keys and a non-zero cursor, as Redis may.
 pub fn scan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    // A cursor no reply could have produced is refused, as Redis refuses non-numbers.
-    let from = std::str::from_utf8(&a[1])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .and_then(ScanPosition::from_cursor)
-        .ok_or_else(|| err("ERR invalid cursor"))?;
-    let (mut pattern, mut count, mut ty) = (None, 10i64, None);
-    let mut j = 2;
-    while j < a.len() {
-        let Some(v) = a.get(j + 1) else {
-            return Err(err(SYNTAX));
-        };
-        if is(&a[j], "match") {
-            pattern = Some(v.clone());
-        } else if is(&a[j], "count") {
-            count = int(v).map_err(|_| err(NOT_INT))?;
-            if count < 1 {
-                return Err(err(SYNTAX));
-            }
-        } else if is(&a[j], "type") {
-            ty = Some(text(v).to_ascii_lowercase());
-        } else {
-            return Err(err(SYNTAX));
-        }
-        j += 2;
-    }
+    let ScanArgs {
+        from,
+        pattern,
+        count,
+        ty,
+        ..
+    } = parse_scan_args(a)?;
     let now = ctx.txn.now;
     let mut out = Vec::new();
-    let limit = usize::try_from(count).unwrap_or(usize::MAX);
-    let resume = ctx.txn.scan_page(ctx.db(), from, limit, |k, e| {
+    let resume = ctx.txn.scan_page(ctx.db(), from, count, |k, e| {
         let live = !e.expired(now);
         let type_ok = ty.as_deref().is_none_or(|t| t == e.ty.name());
         let match_ok = pattern.as_ref().is_none_or(|p| glob_match(p, k, false));
