@@ -40,6 +40,11 @@ pub async fn execute(
         .map(|p| p.name);
     let started = Instant::now();
     let reply = match route::route(spec, parent, args) {
+        // Admin commands (COMPACT, CHECKPOINT, SAVE, ...) may wait on the disk: as on
+        // the single-node path, they leave the async worker for it.
+        Route::Local if commands::may_block(args, &srv.store.db) => {
+            tokio::task::block_in_place(|| commands::run(srv, client, spec, args))
+        }
         Route::Local => commands::run(srv, client, spec, args),
         Route::Refused(why) => Reply::error(why),
         Route::Keys { prefetch } => on_keys(srv, ring, client, spec, args, prefetch).await,

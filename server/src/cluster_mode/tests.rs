@@ -139,7 +139,7 @@ fn bulk(s: &str) -> Reply {
     Reply::Bulk(Bytes::from(s.to_string()))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_commands_run_their_single_node_code_on_the_ring() {
     let mut h = Harness::new().await;
     assert_eq!(h.run(&["SET", "a", "1"]).await, Reply::Ok);
@@ -164,7 +164,7 @@ async fn key_commands_run_their_single_node_code_on_the_ring() {
     assert_eq!(h.srv.store.db.get(h.srv.store.data, b"a").unwrap(), None);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_travels_as_an_absolute_time() {
     let mut h = Harness::new().await;
     let before = crate::keyspace::now_ms();
@@ -181,7 +181,7 @@ async fn expiry_travels_as_an_absolute_time() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ring_failures_are_errors_and_read_before_write_is_refused() {
     let mut h = Harness::new().await;
     h.ring.refuse_writes.store(true, Ordering::Relaxed);
@@ -206,7 +206,7 @@ async fn ring_failures_are_errors_and_read_before_write_is_refused() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_consistency_sets_the_level_of_this_connection() {
     let mut h = Harness::new().await;
     assert_eq!(h.run(&["CLUSTER", "CONSISTENCY"]).await, bulk("QUORUM"));
