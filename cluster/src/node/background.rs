@@ -195,6 +195,10 @@ async fn pings(node: Arc<ClusterNode>) {
                 }
             }
         }
+        // Once per round, not per request: the request path reads the flag.
+        let max = node.config.cluster.max_clock_offset.as_millis() as u64;
+        node.clock_skewed
+            .store(node.skew.exceeds(max), Ordering::Relaxed);
     }
 }
 

@@ -89,6 +89,9 @@ pub struct ClusterNode {
     coordinator: Coordinator,
     membership: Mutex<Option<Arc<Membership>>>,
     skew: SkewTracker,
+    /// Whether the clock is beyond the offset bound from a majority; computed after each
+    /// round of pings, read by every request.
+    clock_skewed: std::sync::atomic::AtomicBool,
     stats: NodeStats,
     observer: Arc<parking_lot::RwLock<Option<crate::ring::ReplicaObserver>>>,
     shutdown: watch::Sender<bool>,
@@ -164,6 +167,7 @@ impl ClusterNode {
             coordinator,
             membership: Mutex::new(None),
             skew: SkewTracker::new(),
+            clock_skewed: std::sync::atomic::AtomicBool::new(false),
             stats: NodeStats::default(),
             observer: Arc::new(parking_lot::RwLock::new(None)),
             shutdown,

@@ -20,7 +20,7 @@ impl ClusterNode {
             });
         }
         let max = self.config.cluster.max_clock_offset.as_millis() as u64;
-        if self.skew.exceeds(max) {
+        if self.clock_skewed.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(RingError::NotReady(format!(
                 "its clock is more than {max} ms away from a peer's, so its {op} versions could be misordered (see docs/cluster.md, clocks)"
             )));
