@@ -77,3 +77,50 @@ fn the_demo_refuses_a_directory_that_holds_something() {
     assert!(stderr.contains("not empty"), "{stderr}");
     assert!(dir.path().join("precious").exists());
 }
+
+#[test]
+fn ctrl_c_stops_the_demo_and_its_nodes() {
+    use std::io::{BufRead, BufReader};
+    let Some(kvd) = common::kvd::find_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let base = common::kvd::free_base_port(3);
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_kvtool"))
+        .args(["cluster", "demo", "--base-port", &base.to_string()])
+        .arg("--dir")
+        .arg(&demo_dir)
+        .arg("--kvd")
+        .arg(&kvd)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the nodes are up and the demo is working with them.
+    let mut seen = String::new();
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("[3/10]") {
+            break;
+        }
+    }
+    assert!(seen.contains("[3/10]"), "the demo ended early:\n{seen}");
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(demo.id() as i32, libc::SIGINT) };
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = demo.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{}", rest.join("\n"));
+    assert!(
+        rest.iter().any(|l| l == "interrupted: nodes stopped"),
+        "{rest:?}"
+    );
+    for i in 0..3 {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", base + i)).is_err(),
+            "node {i} still listens after Ctrl-C"
+        );
+    }
+}

@@ -45,10 +45,21 @@ pub fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
 
 /// A numeric CLUSTER INFO field of the node at `addr`.
 pub fn info_number(addr: &str, name: &str) -> Result<u64, Failure> {
+    Ok(info_numbers(addr, &[name])?[0])
+}
+
+/// Numeric CLUSTER INFO fields of the node at `addr`, all from one reply (so counters
+/// that move together are read at the same moment).
+pub fn info_numbers(addr: &str, names: &[&str]) -> Result<Vec<u64>, Failure> {
     let info = query_info(addr)?;
-    field(&info, name)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| Failure::new(format!("{addr}: CLUSTER INFO has no number {name}")))
+    names
+        .iter()
+        .map(|name| {
+            field(&info, name)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| Failure::new(format!("{addr}: CLUSTER INFO has no number {name}")))
+        })
+        .collect()
 }
 
 /// One replica of a key, as `CLUSTER PREFLIST` gives it.

@@ -51,6 +51,13 @@ impl Demo<'_> {
         Ok(())
     }
 
+    /// n1's (kvd_hints_pending, kvd_hints_delivered), from one CLUSTER INFO.
+    pub(super) fn hint_counters(&self) -> Result<(u64, u64), Failure> {
+        let v = client::info_numbers(&self.addr(A), &["kvd_hints_pending", "kvd_hints_delivered"])
+            .map_err(|f| self.fail(f))?;
+        Ok((v[0], v[1]))
+    }
+
     /// Waits until n1 holds at least `missed` hints more than `before` (hints are stored
     /// as the writes to the missing replica fail, possibly after the client's reply).
     pub(super) fn wait_hints_kept(&self, before: u64, missed: u64) -> Result<u64, Failure> {

@@ -4,7 +4,7 @@
 //! promises.
 
 use super::narrator::Narrator;
-use super::ops::{keep, number_at, short, show};
+use super::ops::{keep, short, show};
 use crate::cluster::client::{self, connect, preflist};
 use crate::cluster::local::{LocalCluster, LocalSpec};
 use crate::failure::Failure;
@@ -264,8 +264,7 @@ impl<'a> Demo<'a> {
 
     fn restart_and_catch_up(&mut self) -> Result<(), Failure> {
         self.n.step(STEPS[5]);
-        let pending = self.number(A, "kvd_hints_pending")?;
-        let delivered_before = self.number(A, "kvd_hints_delivered")?;
+        let (pending, delivered_before) = self.hint_counters()?;
         self.cluster.restart(V).map_err(|f| self.fail(f))?;
         self.n.did(format!(
             "restarted n3 with the same command (pid {})",
@@ -395,10 +394,11 @@ impl<'a> Demo<'a> {
             "restarted n1 (pid {}), which still holds hints for n3",
             self.cluster.pid(A).unwrap_or(0)
         ));
-        let pending = self.wait(CATCH_UP_WITHIN, "n1 to answer again", || {
-            Ok(number_at(&self.addr(A), "kvd_hints_pending").ok())
-        })?;
-        let delivered_before = self.number(A, "kvd_hints_delivered")?;
+        // Replay may start as soon as n1 is up: read both counters at one moment.
+        let (pending, delivered_before) =
+            self.wait(CATCH_UP_WITHIN, "n1 to answer again", || {
+                Ok(self.hint_counters().ok())
+            })?;
         let delivered = self.wait_hints_drained(delivered_before)?;
         self.n.saw(format!(
             "n1 kvd_hints_pending {pending} -> 0 (kvd_hints_delivered +{delivered}); n3 already had them, so they changed nothing"
