@@ -76,6 +76,8 @@ fn the_demo_refuses_a_directory_that_holds_something() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("not empty"), "{stderr}");
     assert!(dir.path().join("precious").exists());
+    let out = common::kvtool(&["--json", "cluster", "demo"]);
+    assert_eq!(common::text(&out).2, 2, "the demo has no JSON output");
 }
 
 #[test]

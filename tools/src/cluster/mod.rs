@@ -37,6 +37,9 @@ pub fn run(args: &ClusterArgs, json: bool) -> Result<i32, Failure> {
     match &args.command {
         ClusterCommand::Up(a) => up::run_up(a),
         ClusterCommand::Status(a) => status::run_status(a, json),
+        ClusterCommand::Demo(_) if json => Err(Failure::usage(
+            "--json: the demo narrates for people; it has no JSON output",
+        )),
         ClusterCommand::Demo(a) => demo::run(a),
     }
 }
