@@ -438,8 +438,17 @@ impl Checker {
         let names: Vec<&str> = live_wals.iter().map(String::as_str).collect();
         let merged =
             crate::inspect::exact::count(&dir, state, &names, &mut |ks, k, v| walk.visit(ks, k, v));
-        if let Err(e) = merged {
-            return self.engine_error(&dir, e);
+        match merged {
+            // A running kvd replaced a file while it was read: not damage.
+            Err(e) if self.in_use && datadir::is_not_found(&e) => {
+                return self.warn(
+                    &dir,
+                    None,
+                    "cluster records not checked: kvd replaced a file while they were read (verify a backup for a stable answer)",
+                )
+            }
+            Err(e) => return self.engine_error(&dir, e),
+            Ok(_) => {}
         }
         let damaged = walk.counts.damaged_records + walk.counts.damaged_hints;
         let listed = walk.damage.len() as u64;
