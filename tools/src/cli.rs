@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[command(
     name = "kvtool",
     version,
-    after_help = "Examples:\n  kvtool inspect ./data\n  kvtool verify ./data && echo healthy\n  kvtool compact --addr 127.0.0.1:6380\n  kvtool backup ./data /backups/2026-11-21\n  kvtool dump ./data --out keys.jsonl\n  kvtool load keys.jsonl --addr 127.0.0.1:6380\n\nExit status: 0 success (verify: healthy), 1 failure or problems found, 2 usage error,\n3 the data directory is in use by a running kvd."
+    after_help = "Examples:\n  kvtool inspect ./data\n  kvtool verify ./data && echo healthy\n  kvtool compact --addr 127.0.0.1:6380\n  kvtool backup ./data /backups/2026-11-21\n  kvtool dump ./data --out keys.jsonl\n  kvtool load keys.jsonl --addr 127.0.0.1:6380\n  kvtool cluster demo                      # watch a 3-node ring work\n\nExit status: 0 success (verify: healthy), 1 failure or problems found, 2 usage error,\n3 the data directory is in use by a running kvd."
 )]
 pub struct Cli {
     /// Print one JSON document instead of tables (for scripts).

@@ -5,7 +5,11 @@
 //! (keys orphaned by FLUSHDB are skipped), not expired at the dump's start, in the order
 //! (db, slot, key hash, key), the data-key order (docs/format/keyspace.md). The directory
 //! must not be in use: a running kvd holds its LOCK.
+//!
+//! A cluster node's directory is dumped by [`cluster`]: its replicated records, with
+//! their cluster versions and tombstones, optionally restricted to some partitions.
 
+pub mod cluster;
 pub mod format;
 
 use crate::escape::escape;
@@ -13,14 +17,15 @@ use crate::failure::Failure;
 use crate::output::{self, Align, Render, Table};
 use crate::progress::{Progress, Unit};
 use clap::Args;
-use format::Record;
+use format::{DumpVersion, Record};
 use kv_engine::{Db, Keyspace};
 use kv_keyspace::data_key::{split_data_key, ScanPosition};
 use kv_keyspace::encoding::decode_value;
 use kv_keyspace::format::{stored_format, FORMAT_VERSION};
 use kv_keyspace::namespace_iter::NamespaceIter;
 use kv_keyspace::namespaces::{Namespaces, META_KEYSPACE, META_NAMESPACES};
-use kv_keyspace::{now_ms, ValueType};
+use kv_keyspace::slot::key_partition;
+use kv_keyspace::{now_ms, ValueType, PARTITIONS};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,7 +37,7 @@ const WRITE_CHUNK: usize = 1 << 20;
 /// type, expire_at_ms, version. `kvtool load` writes such a file into a running kvd.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  kvtool dump ./data > data.jsonl\n  kvtool dump ./data --out data.jsonl --db 0\n\nFormat: docs/kvtool-dump.md. Keys and values are JSON strings with one character per byte\n(\\u00XX for bytes that are not printable ASCII). The directory must not be in use by kvd (exit 3)."
+    after_help = "Examples:\n  kvtool dump ./data > data.jsonl\n  kvtool dump ./data --out data.jsonl --db 0\n  kvtool dump ./cluster/n1 --partition 17     # a cluster node: one partition's records\n  kvtool dump ./cluster/n2 --owned            # the partitions the node's layout gives it\n\nFormat: docs/kvtool-dump.md. Keys and values are JSON strings with one character per byte\n(\\u00XX for bytes that are not printable ASCII). The directory must not be in use by kvd (exit 3)."
 )]
 pub struct DumpArgs {
     /// The data directory.
@@ -44,6 +49,35 @@ pub struct DumpArgs {
     /// Dump only logical database N.
     #[arg(long, value_name = "N")]
     pub db: Option<u32>,
+    /// Dump only keys of partition P (0-255: CRC16 slot / 64, as CLUSTER KEYSLOT / 64);
+    /// may be given several times.
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(0..PARTITIONS as i64))]
+    pub partition: Vec<u16>,
+    /// Cluster node directories: dump only the partitions its layout gives this node.
+    #[arg(long)]
+    pub owned: bool,
+}
+
+/// Which keys a dump writes.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only this logical database.
+    pub db: Option<u32>,
+    /// Only these partitions (empty: all).
+    pub partitions: Vec<u16>,
+    /// Only the partitions the node's layout gives it (cluster node directories).
+    pub owned: bool,
+}
+
+impl DumpArgs {
+    /// The keys the command line chose.
+    pub fn selection(&self) -> Selection {
+        Selection {
+            db: self.db,
+            partitions: self.partition.clone(),
+            owned: self.owned,
+        }
+    }
 }
 
 /// What a dump wrote.
@@ -53,10 +87,14 @@ pub struct DumpReport {
     pub dir: String,
     /// The dump file (`None`: stdout).
     pub out: Option<String>,
+    /// The cluster node whose directory this is (`None`: a single-node directory).
+    pub node_id: Option<String>,
     /// Keys written, per database dumped (empty ones left out unless chosen with --db).
     pub databases: Vec<DatabaseCount>,
-    /// Keys written in all.
+    /// Keys written in all (not counting tombstones).
     pub keys: u64,
+    /// Tombstones written (deleted keys of a cluster node; 0 for a single node).
+    pub tombstones: u64,
     /// Keys skipped because they had expired when the dump started.
     pub expired_skipped: u64,
     /// Bytes of dump written.
@@ -80,7 +118,7 @@ pub struct DatabaseCount {
 pub fn run(args: &DumpArgs, json: bool) -> Result<i32, Failure> {
     let Some(out_path) = &args.out else {
         let mut stdout = Stdout { closed: false };
-        return match dump_dir(&args.dir, args.db, &mut stdout, now_ms()) {
+        return match dump_selected(&args.dir, &args.selection(), &mut stdout, now_ms()) {
             Err(_) if stdout.closed => Ok(0),
             other => other.map(|_| 0),
         };
@@ -89,12 +127,13 @@ pub fn run(args: &DumpArgs, json: bool) -> Result<i32, Failure> {
     let file = std::fs::File::create(&partial)
         .map_err(|e| Failure::new(format!("cannot create {}: {e}", partial.display())))?;
     let mut writer = std::io::BufWriter::new(file);
-    let result = dump_dir(&args.dir, args.db, &mut writer, now_ms()).and_then(|report| {
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&partial, out_path)?;
-        Ok(report)
-    });
+    let result =
+        dump_selected(&args.dir, &args.selection(), &mut writer, now_ms()).and_then(|report| {
+            let file = writer.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            std::fs::rename(&partial, out_path)?;
+            Ok(report)
+        });
     let mut report = match result {
         Ok(r) => r,
         Err(f) => {
@@ -149,6 +188,28 @@ pub fn dump_dir(
     out: &mut dyn Write,
     now_ms: i64,
 ) -> Result<DumpReport, Failure> {
+    let selection = Selection {
+        db: only_db,
+        ..Selection::default()
+    };
+    dump_selected(dir, &selection, out, now_ms)
+}
+
+/// Writes the keys of `dir` that `selection` chooses to `out` (a cluster node's records
+/// when `dir` belongs to one); keys that expire at or before `now_ms` are skipped.
+pub fn dump_selected(
+    dir: &Path,
+    selection: &Selection,
+    out: &mut dyn Write,
+    now_ms: i64,
+) -> Result<DumpReport, Failure> {
+    let facts = crate::cluster_dir::read_facts(dir).map_err(Failure::new)?;
+    if facts.is_none() && selection.owned {
+        return Err(Failure::usage(format!(
+            "--owned: {} is not a cluster node's directory (no cluster/node.json)",
+            dir.display()
+        )));
+    }
     let db = crate::offline::open(dir).map_err(|f| match f.code {
         crate::failure::EXIT_BUSY => Failure {
             message: format!(
@@ -161,7 +222,10 @@ pub fn dump_dir(
         },
         _ => f,
     })?;
-    let result = dump_open(&db, dir, only_db, out, now_ms);
+    let result = match &facts {
+        Some(facts) => cluster::dump_records(&db, dir, facts, selection, out, now_ms),
+        None => dump_open(&db, dir, selection, out, now_ms),
+    };
     db.close().map_err(|e| Failure::engine(dir, e))?;
     result
 }
@@ -169,10 +233,11 @@ pub fn dump_dir(
 fn dump_open(
     db: &Db,
     dir: &Path,
-    only_db: Option<u32>,
+    selection: &Selection,
     out: &mut dyn Write,
     now_ms: i64,
 ) -> Result<DumpReport, Failure> {
+    let only_db = selection.db;
     let namespaces = namespace_map(db, dir)?;
     let selected: Vec<u32> = match only_db {
         Some(n) if n as usize >= namespaces.len() => {
@@ -188,8 +253,10 @@ fn dump_open(
     let mut report = DumpReport {
         dir: dir.display().to_string(),
         out: None,
+        node_id: None,
         databases: Vec::new(),
         keys: 0,
+        tombstones: 0,
         expired_skipped: 0,
         bytes_written: 0,
     };
@@ -229,6 +296,11 @@ fn dump_open(
                     "the engine key's slot or hash does not match the key (run `kvtool verify`)",
                 ));
             }
+            if !selection.partitions.is_empty()
+                && !selection.partitions.contains(&key_partition(key))
+            {
+                continue;
+            }
             let value = decode_value(&entry.value)
                 .ok_or_else(|| bad("the value is not a kvd value (run `kvtool verify`)"))?;
             if value.ty != ValueType::String {
@@ -245,9 +317,9 @@ fn dump_open(
                 db: n,
                 key: key.to_vec(),
                 value: value.payload.to_vec(),
-                ty: value.ty,
+                ty: Some(value.ty),
                 expire_at_ms: value.expire_at,
-                version: Some(entry.seq),
+                version: Some(DumpVersion::Sequence(entry.seq)),
             }
             .write_line(&mut buf);
             count.keys += 1;
@@ -316,14 +388,28 @@ fn namespace_map(db: &Db, dir: &Path) -> Result<Vec<u32>, Failure> {
 impl Render for DumpReport {
     fn render(&self, out: &mut String) {
         use std::fmt::Write as _;
+        let tombstones = if self.node_id.is_some() {
+            format!(
+                " and {}",
+                output::count(self.tombstones as usize, "tombstone")
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "Dumped {} of {} to {} ({}).",
+            "Dumped {}{tombstones} of {} to {} ({}).",
             output::count(self.keys as usize, "key"),
             self.dir,
             self.out.as_deref().unwrap_or("stdout"),
             output::bytes(self.bytes_written)
         );
+        if let Some(id) = &self.node_id {
+            let _ = writeln!(
+                out,
+                "Cluster node {id}: replicated records with their cluster versions."
+            );
+        }
         if self.expired_skipped > 0 {
             let _ = writeln!(
                 out,

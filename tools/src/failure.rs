@@ -8,6 +8,8 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 /// Exit status: the data directory is locked by a running kvd (or another process).
 pub const EXIT_BUSY: i32 = 3;
+/// Exit status: stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// A failed command: the message printed on stderr and the process exit status.
 #[derive(Debug)]
@@ -32,6 +34,14 @@ impl Failure {
         Failure {
             code: EXIT_USAGE,
             message: message.into(),
+        }
+    }
+
+    /// Stopped by Ctrl-C or SIGTERM, exit status [`EXIT_INTERRUPTED`].
+    pub fn interrupted() -> Self {
+        Failure {
+            code: EXIT_INTERRUPTED,
+            message: "interrupted".into(),
         }
     }
 

@@ -10,6 +10,7 @@
 pub mod backup;
 pub mod cli;
 pub mod cluster;
+pub mod cluster_dir;
 pub mod compact;
 pub mod datadir;
 pub mod dump;

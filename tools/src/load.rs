@@ -2,7 +2,8 @@
 //! kvd with `SELECT db` and `SET key value [PXAT expire_at_ms]`, pipelined in batches.
 //!
 //! The whole file is checked before anything is sent, so a malformed line loads nothing.
-//! Keys that have expired by the time of the load are skipped. Existing keys with the
+//! Keys that have expired by the time of the load are skipped, and so are the tombstones
+//! of a cluster node's dump (a deleted key is simply not written). Existing keys with the
 //! same name are overwritten; the loading kvd gives every key a new version.
 
 mod pipeline;
@@ -54,6 +55,8 @@ pub struct LoadReport {
     pub keys_loaded: u64,
     /// Keys skipped because they had expired before the load.
     pub expired_skipped: u64,
+    /// Tombstones (deleted keys of a cluster dump) skipped.
+    pub tombstones_skipped: u64,
     /// Keys written per database.
     pub databases: BTreeMap<u32, u64>,
     /// Round trips (batches sent).
@@ -93,6 +96,7 @@ pub fn load_file(file: &Path, addr: &str, password: Option<&str>) -> Result<Load
             lines,
             keys_loaded: 0,
             expired_skipped: 0,
+            tombstones_skipped: 0,
             databases: BTreeMap::new(),
             batches: 0,
             seconds: 0.0,
@@ -105,6 +109,10 @@ pub fn load_file(file: &Path, addr: &str, password: Option<&str>) -> Result<Load
     };
     let now = now_ms();
     for_each_record(file, |number, record| {
+        if record.ty.is_none() {
+            loader.report.tombstones_skipped += 1;
+            return Ok(());
+        }
         if record.expire_at_ms.is_some_and(|at| at <= now) {
             loader.report.expired_skipped += 1;
             return Ok(());
@@ -125,12 +133,16 @@ fn check_file(file: &Path) -> Result<(u64, Vec<u32>), Failure> {
     let mut keys = 0;
     let mut databases = std::collections::BTreeSet::new();
     for_each_record(file, |number, record| {
-        if record.ty != ValueType::String {
-            return Err(Failure::new(format!(
-                "{} line {number}: type {} cannot be loaded yet (strings only)",
-                file.display(),
-                record.ty.name()
-            )));
+        match record.ty {
+            Some(ValueType::String) => {}
+            None => return Ok(()), // a tombstone: skipped
+            Some(other) => {
+                return Err(Failure::new(format!(
+                    "{} line {number}: type {} cannot be loaded yet (strings only)",
+                    file.display(),
+                    other.name()
+                )))
+            }
         }
         keys += 1;
         databases.insert(record.db);
@@ -269,6 +281,13 @@ impl Render for LoadReport {
                 out,
                 "Skipped {} that had expired.",
                 output::count(self.expired_skipped as usize, "key")
+            );
+        }
+        if self.tombstones_skipped > 0 {
+            let _ = writeln!(
+                out,
+                "Skipped {} (deleted keys of a cluster dump).",
+                output::count(self.tombstones_skipped as usize, "tombstone")
             );
         }
         let mut table = Table::new(&[("db", Align::Right), ("keys", Align::Right)]);

@@ -17,13 +17,7 @@ fn up_forms_a_cluster_status_shows_it_and_ctrl_c_stops_it() {
     };
     let dir = tempfile::tempdir().unwrap();
     // Three consecutive free ports (and their bus ports) for the nodes.
-    let base = loop {
-        let p = kv_tests::free_port();
-        let free = |q: u16| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok();
-        if p < 50000 && (0..3).all(|i| free(p + i) && free(p + i + 10000)) {
-            break p;
-        }
-    };
+    let base = common::kvd::free_base_port(3);
     let mut up = kvtool()
         .args([
             "cluster",

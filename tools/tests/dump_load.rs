@@ -5,7 +5,7 @@
 use kv_keyspace::data_key::ScanPosition;
 use kv_keyspace::now_ms;
 use kv_tests::Kvd;
-use kvtool::dump::format::Record;
+use kvtool::dump::format::{DumpVersion, Record};
 use kvtool::dump::{dump_dir, DumpArgs};
 use kvtool::failure::{EXIT_BUSY, EXIT_USAGE};
 use kvtool::load::load_file;
@@ -174,7 +174,9 @@ fn a_dump_loaded_into_another_kvd_dumps_the_same_but_for_versions() {
     assert_eq!(find(b"user:1").value, b"overwritten");
     assert_eq!(find(b"ttl").expire_at_ms, Some(expire_at));
     assert_eq!(find(b"user:1").expire_at_ms, None);
-    assert!(dumped.iter().all(|r| r.version.is_some_and(|v| v > 0)));
+    assert!(dumped
+        .iter()
+        .all(|r| matches!(r.version, Some(DumpVersion::Sequence(v)) if v > 0)));
     assert_eq!(dump(first.data_dir(), Some(2)), dumped[8..9].to_vec());
 
     // --out writes the same bytes, through a file that appears only when complete.
@@ -184,6 +186,8 @@ fn a_dump_loaded_into_another_kvd_dumps_the_same_but_for_versions() {
         dir: first.data_dir().to_path_buf(),
         out: Some(file.clone()),
         db: None,
+        partition: Vec::new(),
+        owned: false,
     };
     assert_eq!(kvtool::dump::run(&args, true).unwrap(), 0);
     let from_file: Vec<Record> = std::fs::read_to_string(&file)
@@ -272,7 +276,7 @@ fn record(db: u32, key: &str, expire_at_ms: Option<i64>) -> Record {
         db,
         key: key.as_bytes().to_vec(),
         value: b"v".to_vec(),
-        ty: kv_keyspace::ValueType::String,
+        ty: Some(kv_keyspace::ValueType::String),
         expire_at_ms,
         version: None,
     }

@@ -3,13 +3,20 @@
 //!
 //! ```text
 //! {"db":N,"key":BYTES,"value":BYTES,"type":"string","expire_at_ms":MS|null,"version":SEQ}
+//! {"db":N,"key":BYTES,"value":BYTES,"type":"string"|"tombstone","expire_at_ms":MS|null,"version":"MS.LOGICAL@NODE"}
 //! BYTES := JSON string whose characters U+0000..U+00FF are the bytes, one per byte:
 //!          printable ASCII as itself (`"` and `\` escaped), every other byte \u00XX
 //! ```
 //! A dump is plain ASCII, so it survives any tool that handles text, and the same bytes
 //! always give the same line. Readers take any JSON spelling of those characters
 //! (`\u0041` or `A`, field order free); a character above U+00FF is an error.
+//!
+//! The second form is a cluster node's directory: `version` is the cluster-wide version
+//! (hybrid-logical-clock milliseconds, logical counter, coordinator node id in hex, as
+//! kv-cluster's `Version` displays it), the same on every replica of the key, and deleted
+//! keys appear as `"type":"tombstone"` with an empty value.
 
+use kv_cluster::{NodeId, Version};
 use kv_keyspace::ValueType;
 use serde::Deserialize;
 use std::fmt::Write;
@@ -23,13 +30,31 @@ pub struct Record {
     pub key: Vec<u8>,
     /// The value (for strings: the string).
     pub value: Vec<u8>,
-    /// The Redis type.
-    pub ty: ValueType,
+    /// The Redis type; `None` for a tombstone (a deleted key, in cluster dumps only).
+    pub ty: Option<ValueType>,
     /// Absolute expiry, Unix milliseconds.
     pub expire_at_ms: Option<i64>,
     /// The key's version in the dumped directory; `None` when a hand-written line has none.
     /// Load ignores it: the loading kvd assigns its own.
-    pub version: Option<u64>,
+    pub version: Option<DumpVersion>,
+}
+
+/// What `version` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpVersion {
+    /// A single-node directory: the engine sequence number of the key's last write.
+    Sequence(u64),
+    /// A cluster node's directory: the replicated record's version, equal on every
+    /// replica that holds the same write.
+    Cluster(Version),
+}
+
+/// Spelling of a tombstone's `type`.
+pub const TOMBSTONE_TYPE: &str = "tombstone";
+
+/// `"string"`, ... or `"tombstone"`.
+pub fn type_name(ty: Option<ValueType>) -> &'static str {
+    ty.map_or(TOMBSTONE_TYPE, ValueType::name)
 }
 
 /// The fields as JSON gives them, before the byte strings are checked.
@@ -43,7 +68,7 @@ struct RawRecord {
     ty: String,
     expire_at_ms: Option<i64>,
     #[serde(default)]
-    version: Option<u64>,
+    version: Option<serde_json::Value>,
 }
 
 impl Record {
@@ -53,10 +78,20 @@ impl Record {
         push_bytes(out, &self.key);
         out.push_str(",\"value\":");
         push_bytes(out, &self.value);
-        let _ = write!(out, ",\"type\":\"{}\",\"expire_at_ms\":", self.ty.name());
+        let _ = write!(
+            out,
+            ",\"type\":\"{}\",\"expire_at_ms\":",
+            type_name(self.ty)
+        );
         push_number(out, self.expire_at_ms);
         out.push_str(",\"version\":");
-        push_number(out, self.version);
+        match self.version {
+            Some(DumpVersion::Sequence(seq)) => push_number(out, Some(seq)),
+            Some(DumpVersion::Cluster(v)) => {
+                let _ = write!(out, "\"{v}\"");
+            }
+            None => push_number::<u64>(out, None),
+        }
         out.push_str("}\n");
     }
 
@@ -68,9 +103,27 @@ impl Record {
             e.to_string()
                 .replace(&format!(" at line 1 column {}", e.column()), &column)
         })?;
-        let ty = type_named(&raw.ty).ok_or_else(|| format!("unknown type {:?}", raw.ty))?;
+        let ty = match raw.ty.as_str() {
+            TOMBSTONE_TYPE => None,
+            name => Some(type_named(name).ok_or_else(|| format!("unknown type {name:?}"))?),
+        };
+        let version = match raw.version {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::Number(n)) => Some(DumpVersion::Sequence(
+                n.as_u64()
+                    .ok_or("version must be a sequence number or a cluster version")?,
+            )),
+            Some(serde_json::Value::String(s)) => Some(DumpVersion::Cluster(
+                parse_cluster_version(&s)
+                    .ok_or_else(|| format!("version {s:?} is not MS.LOGICAL@NODE"))?,
+            )),
+            Some(_) => return Err("version must be a sequence number or a cluster version".into()),
+        };
         if raw.expire_at_ms.is_some_and(|ms| ms <= 0) {
             return Err("expire_at_ms must be a positive Unix time in milliseconds".into());
+        }
+        if ty.is_none() && !raw.value.is_empty() {
+            return Err("a tombstone has no value".into());
         }
         Ok(Record {
             db: raw.db,
@@ -78,9 +131,25 @@ impl Record {
             value: bytes_of(&raw.value).map_err(|e| format!("value: {e}"))?,
             ty,
             expire_at_ms: raw.expire_at_ms,
-            version: raw.version,
+            version,
         })
     }
+}
+
+/// Reads `MS.LOGICAL@NODE` (NODE in hex), the way kv-cluster's `Version` displays.
+pub fn parse_cluster_version(s: &str) -> Option<Version> {
+    let (clock, node) = s.split_once('@')?;
+    let (ms, logical) = clock.split_once('.')?;
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(ms) || !digits(logical) || node.is_empty() || node.len() > 16 {
+        return None;
+    }
+    let ms: u64 = ms.parse().ok().filter(|&m: &u64| m < 1 << 48)?;
+    let logical: u64 = logical.parse().ok().filter(|&l: &u64| l <= 0xffff)?;
+    Some(Version {
+        ts: ms << 16 | logical,
+        node: NodeId(u64::from_str_radix(node, 16).ok()?),
+    })
 }
 
 /// The type whose TYPE name is `name`.
@@ -136,9 +205,9 @@ mod tests {
             db: 3,
             key: key.to_vec(),
             value: value.to_vec(),
-            ty: ValueType::String,
+            ty: Some(ValueType::String),
             expire_at_ms,
-            version: Some(42),
+            version: Some(DumpVersion::Sequence(42)),
         }
     }
 
@@ -164,6 +233,46 @@ mod tests {
             "{\"db\":3,\"key\":\"user:1\",\"value\":\"a\\\"b\\\\c\\u000a\\u00e9\",\
              \"type\":\"string\",\"expire_at_ms\":null,\"version\":42}\n"
         );
+    }
+
+    #[test]
+    fn cluster_versions_and_tombstones_round_trip() {
+        let version = Version {
+            ts: 1_764_683_000_123 << 16 | 7,
+            node: NodeId(0x91c3_86a4_369a_0d01),
+        };
+        let live = Record {
+            version: Some(DumpVersion::Cluster(version)),
+            ..record(b"k", b"v", None)
+        };
+        let dead = Record {
+            ty: None,
+            value: Vec::new(),
+            ..live.clone()
+        };
+        let mut text = String::new();
+        live.write_line(&mut text);
+        dead.write_line(&mut text);
+        assert_eq!(
+            text,
+            "{\"db\":3,\"key\":\"k\",\"value\":\"v\",\"type\":\"string\",\"expire_at_ms\":null,\
+             \"version\":\"1764683000123.7@91c386a4369a0d01\"}\n\
+             {\"db\":3,\"key\":\"k\",\"value\":\"\",\"type\":\"tombstone\",\"expire_at_ms\":null,\
+             \"version\":\"1764683000123.7@91c386a4369a0d01\"}\n"
+        );
+        let back: Vec<Record> = text
+            .lines()
+            .map(|l| Record::parse_line(l).unwrap())
+            .collect();
+        assert_eq!(back, vec![live, dead]);
+        assert_eq!(version.to_string(), "1764683000123.7@91c386a4369a0d01");
+        for bad in ["1.2", "1@a", "x.1@a", "1.70000@a", "1.1@", "1.1@xyz"] {
+            assert_eq!(parse_cluster_version(bad), None, "{bad}");
+        }
+        assert!(Record::parse_line(
+            r#"{"db":0,"key":"k","value":"v","type":"tombstone","expire_at_ms":null}"#
+        )
+        .is_err());
     }
 
     #[test]

@@ -15,8 +15,10 @@
 //!   written at least L+2 times (WAL, flush to L0, one compaction into each of L1..L),
 //!   averaged over table bytes. The running count since start is kvd's INFO.
 
+use super::cluster::{self, ClusterSection};
 use super::exact;
 use super::wal::End;
+use crate::cluster_dir::RecordWalk;
 use crate::datadir::{self, DirFile, LiveState, Names};
 use crate::failure::Failure;
 use crate::output::{self, Align, Render, Table};
@@ -116,6 +118,9 @@ struct Report {
     keyspaces: Vec<Keyspace>,
     /// Files the live version does not account for (leftovers, foreign files).
     other_files: Vec<String>,
+    /// A cluster node's identity, layout and (--exact) records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterSection>,
 }
 
 impl Render for Report {
@@ -303,6 +308,10 @@ impl Render for Report {
         }
         t.render(out, 2);
 
+        if let Some(c) = &self.cluster {
+            c.render(out);
+        }
+
         if !self.other_files.is_empty() {
             out.push_str("\nOther files (not part of the live version)\n");
             for f in &self.other_files {
@@ -342,6 +351,7 @@ fn read(dir: &Path, exact: bool) -> kv_engine::Result<Report> {
     let files = datadir::list(dir)?;
     let names = Names(state.keyspaces.clone());
     let mut report = survey(dir, &state, &files, &names);
+    report.cluster = cluster::section(dir);
     if exact {
         let live_wals: Vec<&str> = report
             .wals
@@ -349,8 +359,14 @@ fn read(dir: &Path, exact: bool) -> kv_engine::Result<Report> {
             .filter(|w| w.live)
             .map(|w| w.file.as_str())
             .collect();
-        let counts = exact::count(dir, &state, &live_wals)?;
+        let mut walk = RecordWalk::new(&state.keyspaces, kv_keyspace::now_ms());
+        let counts = exact::count(dir, &state, &live_wals, &mut |ks, k, v| {
+            walk.visit(ks, k, v)
+        })?;
         report.add_exact(&counts);
+        if let Some(c) = report.cluster.as_mut() {
+            c.records = Some(walk.counts);
+        }
     }
     Ok(report)
 }
@@ -556,6 +572,7 @@ fn survey(dir: &Path, state: &LiveState, files: &[DirFile], names: &Names) -> Re
         },
         keyspaces: keyspaces.into_values().collect(),
         other_files,
+        cluster: None,
     }
 }
 

@@ -27,8 +27,17 @@ pub struct Counts {
     pub per_keyspace: BTreeMap<u8, (u64, u64)>,
 }
 
+/// Called with each live key's newest entry: (keyspace id, key, value).
+pub type EntryVisitor<'a> = &'a mut dyn FnMut(u8, &[u8], &[u8]);
+
 /// Counts `dir`'s live keys: its live tables and the WAL files named in `live_wals`.
-pub fn count(dir: &Path, state: &LiveState, live_wals: &[&str]) -> kv_engine::Result<Counts> {
+/// `visit` sees each live key's newest entry: (keyspace id, key, value).
+pub fn count(
+    dir: &Path,
+    state: &LiveState,
+    live_wals: &[&str],
+    visit: EntryVisitor<'_>,
+) -> kv_engine::Result<Counts> {
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
     let mut total = 0u64;
     for (_, f) in state.tables() {
@@ -100,6 +109,7 @@ pub fn count(dir: &Path, state: &LiveState, live_wals: &[&str]) -> kv_engine::Re
                         .or_default();
                     e.0 += 1;
                     e.1 += size;
+                    visit(ks, key, it.value());
                 }
                 prev = Some(p.user_key.to_vec());
             }

@@ -2,8 +2,9 @@
 //! and lock-free, so it is safe while kvd runs (a file kvd deletes meanwhile is an error
 //! for that file, nothing worse).
 
+mod cluster;
 mod dir;
-mod exact;
+pub mod exact;
 mod manifest;
 mod table;
 mod wal;
