@@ -11,7 +11,7 @@ use kv_cluster::sim::{self, Sabotage, SimConfig, SimReport, Violation};
 use std::time::Duration;
 
 /// Seeds a plain `cargo test` runs.
-const DEFAULT_SEEDS: u64 = 24;
+const DEFAULT_SEEDS: u64 = 64;
 /// Seeds tried to catch each broken component (the first seeds that show it are far
 /// fewer; a seed replays, so this cannot flake).
 const SABOTAGE_SEEDS: u64 = 32;
@@ -58,6 +58,7 @@ fn random_faults_lose_no_acknowledged_write_and_replicas_converge() {
         totals.engine_flushes += s.engine_flushes;
         totals.hints_delivered += s.hints_delivered;
         totals.keys_repaired += s.keys_repaired;
+        totals.settle_rounds += s.settle_rounds;
         if !report.violations.is_empty() {
             failures.push(format!(
                 "seed {seed} ({} violations, replay with KVD_SIM_SEED={seed} cargo test -p kv-cluster --test simulation): {:?}",
