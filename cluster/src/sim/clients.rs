@@ -1,7 +1,8 @@
 //! Simulated clients: each one, until the run's fault phase ends, picks a key of the
 //! small key set, an operation (SET with a value unique in the run, DEL, GET), a
-//! consistency level (mostly QUORUM, some ONE and ALL) and a coordinator node, runs it
-//! through that node's real coordinator, and records what it was told.
+//! consistency level (mostly QUORUM, some ONE and ALL) and a coordinator node (mostly
+//! a running one), runs it through that node's real coordinator, and records what it
+//! was told.
 
 use super::history::{write_failure, Op, OpKind, Outcome};
 use super::SimCluster;
@@ -27,7 +28,18 @@ pub(crate) async fn run_client(cluster: Arc<SimCluster>, client: usize, until: I
         let pause = world.rng(|r| r.gen_range(0..30));
         tokio::time::sleep(Duration::from_millis(pause)).await;
         let key = world.rng(|r| cluster.keys[r.gen_range(0..cluster.keys.len())].clone());
-        let node = world.rng(|r| cluster.nodes[r.gen_range(0..cluster.nodes.len())].id);
+        // Mostly a running node, as a client library reconnects elsewhere; sometimes
+        // any node, so that requests also meet a coordinator that is down.
+        let up: Vec<_> = cluster
+            .nodes
+            .iter()
+            .filter(|n| n.current().is_some())
+            .collect();
+        let node = match world.rng(|r| r.gen_range(0..10)) {
+            0 => world.rng(|r| cluster.nodes[r.gen_range(0..cluster.nodes.len())].id),
+            _ if up.is_empty() => cluster.nodes[0].id,
+            _ => world.rng(|r| up[r.gen_range(0..up.len())].id),
+        };
         let consistency = match world.rng(|r| r.gen_range(0..10)) {
             0 => Consistency::One,
             1 => Consistency::All,
