@@ -12,6 +12,8 @@ use std::time::Duration;
 
 /// Seeds a plain `cargo test` runs.
 const DEFAULT_SEEDS: u64 = 64;
+/// Seeds of the three-node ring (at most; `KVD_SIM_SEEDS` may ask fewer).
+const THREE_NODE_SEEDS: usize = 16;
 /// Seeds tried to catch each broken component (the first seeds that show it are far
 /// fewer; a seed replays, so this cannot flake).
 const SABOTAGE_SEEDS: u64 = 32;
@@ -39,15 +41,14 @@ fn seeds() -> Vec<u64> {
     }
 }
 
-#[test]
-fn random_faults_lose_no_acknowledged_write_and_replicas_converge() {
-    let config = SimConfig::default();
-    let seeds = seeds();
+/// Runs `seeds` of `config` and fails with every seed that broke a guarantee; over
+/// eight seeds or more, also checks that the runs were not vacuous.
+fn check_seeds(config: &SimConfig, seeds: &[u64], test: &str) {
     let mut failures = Vec::new();
     let (mut acked, mut unknown, mut reads) = (0, 0, 0);
     let mut totals = sim::SimStats::default();
-    for &seed in &seeds {
-        let report = simulate(seed, &config);
+    for &seed in seeds {
+        let report = simulate(seed, config);
         let (a, u, r) = report.outcome_counts();
         (acked, unknown, reads) = (acked + a, unknown + u, reads + r);
         let s = &report.stats;
@@ -61,14 +62,14 @@ fn random_faults_lose_no_acknowledged_write_and_replicas_converge() {
         totals.settle_rounds += s.settle_rounds;
         if !report.violations.is_empty() {
             failures.push(format!(
-                "seed {seed} ({} violations, replay with KVD_SIM_SEED={seed} cargo test -p kv-cluster --test simulation): {:?}",
+                "seed {seed} ({} violations, replay with KVD_SIM_SEED={seed} cargo test -p kv-cluster --test simulation {test}): {:?}",
                 report.violations.len(),
                 &report.violations[..report.violations.len().min(5)]
             ));
         }
     }
     eprintln!(
-        "{} seeds: {acked} writes acknowledged, {unknown} unknown, {reads} reads; {totals:?}",
+        "{test}: {} seeds: {acked} writes acknowledged, {unknown} unknown, {reads} reads; {totals:?}",
         seeds.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -80,6 +81,30 @@ fn random_faults_lose_no_acknowledged_write_and_replicas_converge() {
         assert!(totals.clock_skews > 0 && totals.engine_flushes > 0);
         assert!(totals.hints_delivered > 0 && totals.keys_repaired > 0);
     }
+}
+
+#[test]
+fn random_faults_lose_no_acknowledged_write_and_replicas_converge() {
+    check_seeds(
+        &SimConfig::default(),
+        &seeds(),
+        "random_faults_lose_no_acknowledged_write_and_replicas_converge",
+    );
+}
+
+/// Three nodes, N = 3: every node holds every key, so every fault touches every key.
+#[test]
+fn a_three_node_ring_under_random_faults_loses_no_acknowledged_write() {
+    let config = SimConfig {
+        nodes: 3,
+        ..SimConfig::default()
+    };
+    let seeds: Vec<u64> = seeds().into_iter().take(THREE_NODE_SEEDS).collect();
+    check_seeds(
+        &config,
+        &seeds,
+        "a_three_node_ring_under_random_faults_loses_no_acknowledged_write",
+    );
 }
 
 #[test]
