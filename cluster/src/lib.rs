@@ -26,6 +26,7 @@ pub mod replica_api;
 pub mod replica_store;
 pub mod ring;
 pub mod rpc;
+pub mod sim;
 pub mod skew;
 pub mod version;
 

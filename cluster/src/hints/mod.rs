@@ -98,10 +98,23 @@ struct Inner {
     index: Mutex<HintIndex>,
     dropped: AtomicU64,
     delivered: AtomicU64,
+    calls: EngineCalls,
+}
+
+/// Where the async methods run their engine calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineCalls {
+    /// On tokio's blocking pool, so no runtime thread waits on disk (a server).
+    BlockingPool,
+    /// On the caller's thread: the deterministic simulation (`crate::sim`) runs every
+    /// node on one thread so that a seed replays, and a pool thread finishing at a
+    /// random moment would break that. Never in a server: it blocks the runtime.
+    Inline,
 }
 
 /// The node's hint store. Cheap to clone. Methods ending in `_blocking` call the
-/// engine directly; the async ones run them on the blocking pool.
+/// engine directly; the async ones run them on the blocking pool (or inline in the
+/// simulation, see [`EngineCalls`]).
 #[derive(Clone)]
 pub struct HintStore {
     inner: Arc<Inner>,
@@ -123,6 +136,16 @@ impl HintStore {
         db: Db,
         config: HintConfig,
         now_ms: WallClockMs,
+    ) -> Result<HintStore, HintError> {
+        HintStore::open_with(db, config, now_ms, EngineCalls::BlockingPool)
+    }
+
+    /// [`HintStore::open_with_clock`], choosing where engine calls run.
+    pub fn open_with(
+        db: Db,
+        config: HintConfig,
+        now_ms: WallClockMs,
+        calls: EngineCalls,
     ) -> Result<HintStore, HintError> {
         let ks = db.keyspace("hints")?;
         let mut index = HintIndex::default();
@@ -158,6 +181,7 @@ impl HintStore {
                 index: Mutex::new(index),
                 dropped: AtomicU64::new(dropped),
                 delivered: AtomicU64::new(0),
+                calls,
             }),
         })
     }
@@ -337,36 +361,43 @@ impl HintStore {
         Ok(removed)
     }
 
-    /// [`HintStore::store_blocking`] on the blocking pool.
+    /// [`HintStore::store_blocking`], on the blocking pool (or inline: [`EngineCalls`]).
     pub async fn store(&self, target: NodeId, item: WriteItem) -> Result<(), HintError> {
         let store = self.clone();
-        blocking(move || store.store_blocking(target, &item)).await
+        self.run(move || store.store_blocking(target, &item)).await
     }
 
-    /// [`HintStore::expire_blocking`] on the blocking pool.
+    /// [`HintStore::expire_blocking`], on the blocking pool (or inline: [`EngineCalls`]).
     pub async fn expire(&self) -> Result<usize, HintError> {
         let store = self.clone();
-        blocking(move || store.expire_blocking()).await
+        self.run(move || store.expire_blocking()).await
     }
 
-    /// [`HintStore::pending_blocking`] on the blocking pool.
+    /// [`HintStore::pending_blocking`], on the blocking pool (or inline: [`EngineCalls`]).
     pub async fn pending(&self, target: NodeId, max_items: usize) -> Result<Vec<Hint>, HintError> {
         let store = self.clone();
-        blocking(move || store.pending_blocking(target, max_items)).await
+        self.run(move || store.pending_blocking(target, max_items))
+            .await
     }
 
-    /// [`HintStore::remove_delivered_blocking`] on the blocking pool.
+    /// [`HintStore::remove_delivered_blocking`], on the blocking pool (or inline: [`EngineCalls`]).
     pub async fn remove_delivered(&self, target: NodeId, seqs: Vec<u64>) -> Result<(), HintError> {
         let store = self.clone();
-        blocking(move || store.remove_delivered_blocking(target, &seqs)).await
+        self.run(move || store.remove_delivered_blocking(target, &seqs))
+            .await
     }
-}
 
-/// Runs an engine call on the blocking pool so it never stalls the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, HintError> + Send + 'static,
-) -> Result<T, HintError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(HintError::Engine(format!("hint task failed: {e}"))))
+    /// Runs an engine call where [`EngineCalls`] says: on the blocking pool so it never
+    /// stalls the async workers, or inline in the simulation.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, HintError> + Send + 'static,
+    ) -> Result<T, HintError> {
+        if self.inner.calls == EngineCalls::Inline {
+            return f();
+        }
+        tokio::task::spawn_blocking(f)
+            .await
+            .unwrap_or_else(|e| Err(HintError::Engine(format!("hint task failed: {e}"))))
+    }
 }

@@ -4,7 +4,7 @@
 //! bootstrap until a layout exists, Merkle folding, anti-entropy, hint replay, clock
 //! pings and following newer layouts.
 
-mod adapters;
+pub(crate) mod adapters;
 mod background;
 mod bootstrap;
 mod bus;

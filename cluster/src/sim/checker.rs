@@ -1,0 +1,251 @@
+//! The checks a run must pass, from the history the clients recorded and what every
+//! replica holds once the faults are healed and repair has run:
+//!
+//! 1. No acknowledged write is lost: every replica of a key holds a record at least as
+//!    new as the newest acknowledged write of the key, and that record is a write that
+//!    was really sent (an acknowledged one with the version it was acknowledged with,
+//!    or one whose outcome was unknown), never one refused before sending.
+//! 2. Replicas converge: all replicas of every partition have equal Merkle roots and
+//!    equal records.
+//! 3. A successful QUORUM (or ALL) read never returns a version older than a write
+//!    acknowledged at QUORUM (or ALL) before the read began, nor a value no sent write
+//!    carried.
+
+use super::history::{Op, OpKind, Outcome};
+use crate::layout::Layout;
+use crate::quorum::Consistency;
+use crate::replica_api::{Hash16, ItemKey};
+use crate::{Body, NodeId, Record, Version};
+use bytes::Bytes;
+use kv_keyspace::slot::key_partition;
+use std::collections::BTreeMap;
+
+/// What one node holds at the end of a run.
+#[derive(Debug, Clone, Default)]
+pub struct NodeState {
+    /// Merkle root of each of the 256 partitions.
+    pub roots: Vec<Hash16>,
+    /// Every record it holds.
+    pub records: BTreeMap<ItemKey, Record>,
+}
+
+/// A broken guarantee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// A replica holds something older than an acknowledged write (or nothing).
+    LostWrite {
+        /// The key.
+        key: Bytes,
+        /// The replica.
+        node: NodeId,
+        /// The newest acknowledged version.
+        acknowledged: Version,
+        /// What the replica holds.
+        found: Option<Version>,
+    },
+    /// A replica or a read holds a value that no sent write carried, or with another
+    /// version than the one its write was acknowledged with.
+    NotWritten {
+        /// The key.
+        key: Bytes,
+        /// Where it was seen (a replica, or the coordinator of a read).
+        node: NodeId,
+        /// The value.
+        value: Bytes,
+        /// Its version.
+        version: Version,
+    },
+    /// Replicas of a partition differ after repair.
+    Diverged {
+        /// The partition.
+        partition: u16,
+        /// Its replicas.
+        nodes: Vec<NodeId>,
+    },
+    /// A quorum read returned something older than a write acknowledged before it.
+    StaleRead {
+        /// The key.
+        key: Bytes,
+        /// The reading client.
+        client: usize,
+        /// What it read.
+        read: Option<Version>,
+        /// The newest version acknowledged before the read began.
+        acknowledged: Version,
+    },
+    /// A node failed to restart from what its file system kept.
+    RestartFailed {
+        /// The node.
+        node: NodeId,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Runs checks 1-3.
+pub fn check(
+    history: &[Op],
+    layout: &Layout,
+    keys: &[Bytes],
+    nodes: &BTreeMap<NodeId, NodeState>,
+) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let writes = WritesByValue::new(history);
+    check_convergence(layout, nodes, &mut violations);
+    for key in keys {
+        check_replicas_of(key, history, &writes, layout, nodes, &mut violations);
+    }
+    check_reads(history, &writes, &mut violations);
+    violations
+}
+
+/// The writes of a history, by their (unique) value.
+struct WritesByValue<'a>(BTreeMap<&'a Bytes, &'a Op>);
+
+impl<'a> WritesByValue<'a> {
+    fn new(history: &'a [Op]) -> Self {
+        WritesByValue(
+            history
+                .iter()
+                .filter_map(|op| match &op.kind {
+                    OpKind::Put(v) => Some((v, op)),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether `record` of `key` can be what a sent write left: a tombstone (deletes
+    /// carry no value to tell them apart; their versions are checked by order), or the
+    /// value of a write that was sent. An acknowledged write's value carries the
+    /// version it was acknowledged with, or the version of an earlier attempt of the
+    /// same write: a round that met a Stale answer may have been applied on other
+    /// replicas before the coordinator retried with a newer version.
+    fn was_sent(&self, key: &Bytes, record: &Record) -> bool {
+        let Body::Value { payload, .. } = &record.body else {
+            return true;
+        };
+        match self.0.get(payload) {
+            Some(op) if op.key != *key => false,
+            Some(op) => match &op.outcome {
+                Outcome::Written(v) => record.version <= *v && record.version.node == v.node,
+                Outcome::Unknown(_) => true,
+                _ => false,
+            },
+            None => false,
+        }
+    }
+}
+
+fn payload_of(record: &Record) -> Bytes {
+    match &record.body {
+        Body::Value { payload, .. } => payload.clone(),
+        Body::Tombstone => Bytes::new(),
+    }
+}
+
+fn check_convergence(
+    layout: &Layout,
+    nodes: &BTreeMap<NodeId, NodeState>,
+    violations: &mut Vec<Violation>,
+) {
+    for (partition, preflist) in layout.partitions.iter().enumerate() {
+        let partition = partition as u16;
+        let states: Vec<(Option<&Hash16>, BTreeMap<&ItemKey, &Record>)> = preflist
+            .iter()
+            .map(|n| {
+                let state = nodes.get(n);
+                let root = state.and_then(|s| s.roots.get(partition as usize));
+                let records = state
+                    .map(|s| {
+                        s.records
+                            .iter()
+                            .filter(|(k, _)| key_partition(&k.key) == partition)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (root, records)
+            })
+            .collect();
+        if states.windows(2).any(|w| w[0] != w[1]) {
+            violations.push(Violation::Diverged {
+                partition,
+                nodes: preflist.clone(),
+            });
+        }
+    }
+}
+
+fn check_replicas_of(
+    key: &Bytes,
+    history: &[Op],
+    writes: &WritesByValue<'_>,
+    layout: &Layout,
+    nodes: &BTreeMap<NodeId, NodeState>,
+    violations: &mut Vec<Violation>,
+) {
+    let acknowledged = history
+        .iter()
+        .filter(|op| op.key == *key)
+        .filter_map(Op::acknowledged)
+        .max();
+    let item = ItemKey {
+        db: 0,
+        key: key.clone(),
+    };
+    for &node in layout.key_preflist(key) {
+        let held = nodes.get(&node).and_then(|s| s.records.get(&item));
+        if let Some(acked) = acknowledged {
+            if held.is_none_or(|r| r.version < acked) {
+                violations.push(Violation::LostWrite {
+                    key: key.clone(),
+                    node,
+                    acknowledged: acked,
+                    found: held.map(|r| r.version),
+                });
+            }
+        }
+        if let Some(record) = held.filter(|r| !writes.was_sent(key, r)) {
+            violations.push(Violation::NotWritten {
+                key: key.clone(),
+                node,
+                value: payload_of(record),
+                version: record.version,
+            });
+        }
+    }
+}
+
+fn is_strong(c: Consistency) -> bool {
+    matches!(c, Consistency::Quorum | Consistency::All)
+}
+
+fn check_reads(history: &[Op], writes: &WritesByValue<'_>, violations: &mut Vec<Violation>) {
+    for read in history.iter().filter(|op| is_strong(op.consistency)) {
+        let Outcome::Read(record) = &read.outcome else {
+            continue;
+        };
+        let before = history
+            .iter()
+            .filter(|w| w.key == read.key && is_strong(w.consistency) && w.completed < read.invoked)
+            .filter_map(Op::acknowledged)
+            .max();
+        let version = record.as_ref().map(|r| r.version);
+        if let Some(acked) = before.filter(|&a| version.is_none_or(|v| v < a)) {
+            violations.push(Violation::StaleRead {
+                key: read.key.clone(),
+                client: read.client,
+                read: version,
+                acknowledged: acked,
+            });
+        }
+        if let Some(r) = record.as_ref().filter(|r| !writes.was_sent(&read.key, r)) {
+            violations.push(Violation::NotWritten {
+                key: read.key.clone(),
+                node: read.node,
+                value: payload_of(r),
+                version: r.version,
+            });
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Simulated clients: each one, until the run's fault phase ends, picks a key of the
+//! small key set, an operation (SET with a value unique in the run, DEL, GET), a
+//! consistency level (mostly QUORUM, some ONE and ALL) and a coordinator node (mostly
+//! a running one), runs it through that node's real coordinator, and records what it
+//! was told.
+
+use super::history::{write_failure, Op, OpKind, Outcome};
+use super::SimCluster;
+use crate::quorum::Consistency;
+use crate::replica_api::ItemKey;
+use bytes::Bytes;
+use kv_keyspace::ValueType;
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The keys clients use: few, so that operations on one key overlap often.
+pub(crate) fn key_set(count: usize) -> Vec<Bytes> {
+    (0..count).map(|i| Bytes::from(format!("key{i}"))).collect()
+}
+
+/// One client's loop.
+pub(crate) async fn run_client(cluster: Arc<SimCluster>, client: usize, until: Instant) {
+    let world = &cluster.setup.world;
+    let mut writes = 0u64;
+    while Instant::now() < until {
+        let pause = world.rng(|r| r.gen_range(0..30));
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let key = world.rng(|r| cluster.keys[r.gen_range(0..cluster.keys.len())].clone());
+        // Mostly a running node, as a client library reconnects elsewhere; sometimes
+        // any node, so that requests also meet a coordinator that is down.
+        let up: Vec<_> = cluster
+            .nodes
+            .iter()
+            .filter(|n| n.current().is_some())
+            .collect();
+        let node = match world.rng(|r| r.gen_range(0..10)) {
+            0 => world.rng(|r| cluster.nodes[r.gen_range(0..cluster.nodes.len())].id),
+            _ if up.is_empty() => cluster.nodes[0].id,
+            _ => world.rng(|r| up[r.gen_range(0..up.len())].id),
+        };
+        let consistency = match world.rng(|r| r.gen_range(0..10)) {
+            0 => Consistency::One,
+            1 => Consistency::All,
+            _ => Consistency::Quorum,
+        };
+        let kind = match world.rng(|r| r.gen_range(0..20)) {
+            0..=8 => {
+                writes += 1;
+                OpKind::Put(Bytes::from(format!("c{client}-{writes}")))
+            }
+            9..=10 => OpKind::Delete,
+            _ => OpKind::Get,
+        };
+        let invoked = world.next_event();
+        let outcome = cluster.run_op(node, &key, &kind, consistency).await;
+        let completed = world.next_event();
+        world.trace(format_args!(
+            "client {client} {kind:?} {key:?} at {node:?} {consistency:?}: {outcome:?}"
+        ));
+        cluster.history.push(Op {
+            client,
+            node,
+            key,
+            kind,
+            consistency,
+            invoked,
+            completed,
+            outcome,
+        });
+    }
+}
+
+impl SimCluster {
+    /// Runs one operation through `node`'s coordinator. If the node crashed while the
+    /// client waited, the client never got the answer: a write's outcome is unknown.
+    async fn run_op(
+        &self,
+        node: crate::NodeId,
+        key: &Bytes,
+        kind: &OpKind,
+        consistency: Consistency,
+    ) -> Outcome {
+        let is_read = *kind == OpKind::Get;
+        let Some(inc) = self.node(node).and_then(|n| n.current()) else {
+            let why = "the coordinator is down".to_string();
+            return if is_read {
+                Outcome::ReadFailed(why)
+            } else {
+                Outcome::NotSent(why)
+            };
+        };
+        let item = ItemKey {
+            db: 0,
+            key: key.clone(),
+        };
+        let c = &inc.coordinator;
+        let outcome = match kind {
+            OpKind::Get => match c.get(item, consistency).await {
+                Ok(record) => Outcome::Read(record),
+                Err(e) => Outcome::ReadFailed(e.to_string()),
+            },
+            OpKind::Put(value) => {
+                let value = Some((ValueType::String, value.clone()));
+                write_outcome(c.put(item, value, None, consistency).await)
+            }
+            OpKind::Delete => write_outcome(c.put(item, None, None, consistency).await),
+        };
+        let lost = !self.setup.world.is_running(node, inc.number);
+        match outcome {
+            _ if lost && is_read => Outcome::ReadFailed("the coordinator crashed".into()),
+            _ if lost => Outcome::Unknown("the coordinator crashed".into()),
+            outcome => outcome,
+        }
+    }
+}
+
+fn write_outcome(result: Result<crate::Version, crate::quorum::ClusterError>) -> Outcome {
+    match result {
+        Ok(version) => Outcome::Written(version),
+        Err(e) => write_failure(&e),
+    }
+}

@@ -1,0 +1,357 @@
+//! The deterministic whole-cluster simulation (docs/cluster.md, "Deterministic
+//! simulation"): the real coordinator, replica stores, Merkle trees, hints, hint
+//! replay, read repair, anti-entropy and hybrid clocks of several nodes, each over a
+//! real engine on the engine's in-memory file system, talking through a simulated
+//! network that delays, loses and partitions messages, while nodes lose power and
+//! restart and their clocks skew. Everything runs on one thread of a tokio runtime
+//! whose clock is paused (timers are virtual), every random choice comes from one
+//! seeded generator, and the engine does background work only when the simulator asks,
+//! so a seed replays exactly. After the faults the network heals, crashed nodes
+//! restart, hints and anti-entropy run, and [`checker`] checks the history and the
+//! replicas.
+//!
+//! [`run`] must be called on a current-thread runtime started paused
+//! (`tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true)`,
+//! which needs tokio's `test-util` feature: cluster/tests/simulation.rs builds it).
+
+pub mod checker;
+mod clients;
+pub mod clock;
+mod faults;
+pub mod history;
+pub mod liveness;
+mod network;
+mod node;
+mod world;
+
+pub use checker::{NodeState, Violation};
+pub use history::{Op, OpKind, Outcome};
+
+use crate::layout::{Layout, NodeInfo};
+use crate::node::adapters::LayoutCell;
+use crate::quorum::CoordinatorConfig;
+use crate::NodeId;
+use bytes::Bytes;
+use clock::SimClock;
+use history::History;
+use node::{anti_entropy_round, replay_hints, Setup, SimNode};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use world::World;
+
+/// Rounds of hint replay and anti-entropy after the heal before the run is judged
+/// (it stops earlier once every hint is delivered and every partition agrees).
+const SETTLE_ROUNDS: usize = 20;
+
+/// A component broken on purpose, to show that the checker catches what it breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sabotage {
+    /// Everything as in a real node.
+    #[default]
+    None,
+    /// The coordinator acknowledges a QUORUM write after one replica (W - 1).
+    AckAfterOneReplica,
+    /// The engine never fsyncs, so a power cut loses acknowledged writes.
+    NoFsync,
+    /// No hint replay and no anti-entropy.
+    NoRepair,
+    /// Replicas store every write as it arrives, older or newer than what they hold.
+    IgnoreVersions,
+}
+
+/// The shape of one simulated run.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Nodes in the ring.
+    pub nodes: usize,
+    /// Replicas per key (N); W = R = N/2 + 1.
+    pub replicas: usize,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Keys the clients share.
+    pub keys: usize,
+    /// Virtual duration of the fault phase.
+    pub duration: Duration,
+    /// What is broken on purpose.
+    pub sabotage: Sabotage,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            nodes: 5,
+            replicas: 3,
+            clients: 4,
+            keys: 6,
+            duration: Duration::from_secs(20),
+            sabotage: Sabotage::None,
+        }
+    }
+}
+
+/// Counts of what happened in a run (to show the faults really happened).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Power cuts.
+    pub crashes: u64,
+    /// Network partitions made.
+    pub partitions: u64,
+    /// Messages (requests or replies) lost.
+    pub messages_lost: u64,
+    /// Clock skews set.
+    pub clock_skews: u64,
+    /// Engine flushes and compactions the schedule ran.
+    pub engine_flushes: u64,
+    /// Hints delivered by replay.
+    pub hints_delivered: u64,
+    /// Keys repaired by anti-entropy.
+    pub keys_repaired: u64,
+    /// Settle rounds run after the heal.
+    pub settle_rounds: u64,
+}
+
+/// The result of one run.
+#[derive(Debug, Clone)]
+pub struct SimReport {
+    /// The seed.
+    pub seed: u64,
+    /// Every operation the clients ran.
+    pub history: Vec<Op>,
+    /// The broken guarantees (empty when the run passed).
+    pub violations: Vec<Violation>,
+    /// A hash of every event of the run, in order: equal for two runs of one seed.
+    pub trace_hash: u64,
+    /// What happened.
+    pub stats: SimStats,
+}
+
+impl SimReport {
+    /// Acknowledged writes, unknown writes and successful reads in the history.
+    pub fn outcome_counts(&self) -> (usize, usize, usize) {
+        let count = |f: fn(&Outcome) -> bool| self.history.iter().filter(|o| f(&o.outcome)).count();
+        (
+            count(|o| matches!(o, Outcome::Written(_))),
+            count(|o| matches!(o, Outcome::Unknown(_))),
+            count(|o| matches!(o, Outcome::Read(_))),
+        )
+    }
+}
+
+/// The simulated cluster of one run.
+pub(crate) struct SimCluster {
+    pub(crate) setup: Setup,
+    pub(crate) nodes: Vec<SimNode>,
+    pub(crate) keys: Vec<Bytes>,
+    pub(crate) history: History,
+    restart_failures: parking_lot::Mutex<Vec<Violation>>,
+}
+
+impl SimCluster {
+    pub(crate) fn node(&self, id: NodeId) -> Option<&SimNode> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// Starts `node`; a failure to open what it kept is a violation.
+    pub(crate) fn start_node(&self, node: &SimNode) {
+        if let Err(error) = node.start(&self.setup) {
+            self.setup
+                .world
+                .trace(format_args!("{:?} failed to start: {error}", node.id));
+            self.restart_failures.lock().push(Violation::RestartFailed {
+                node: node.id,
+                error,
+            });
+        }
+    }
+}
+
+/// A scratch directory for the nodes' clock floor files (the hybrid clock keeps its
+/// floor in a real file), removed at the end of the run. In memory (`/dev/shm`) where
+/// there is one: the floor is fsynced at every write, and on a disk those waits were
+/// three quarters of a run's time.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(seed: u64) -> std::io::Result<Scratch> {
+        static RUNS: AtomicU64 = AtomicU64::new(0);
+        let shm = std::path::Path::new("/dev/shm");
+        let base = match shm.is_dir() {
+            true => shm.to_path_buf(),
+            false => std::env::temp_dir(),
+        };
+        let dir = base.join(format!(
+            "kvd-sim-{}-{seed}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The ring's layout: every node its own zone, equal capacity.
+fn sim_layout(nodes: &[NodeId], replicas: usize) -> Result<Layout, String> {
+    let infos = nodes
+        .iter()
+        .map(|&id| NodeInfo {
+            id,
+            resp_addr: format!("sim:{}", id.0),
+            bus_addr: format!("sim:{}", id.0 + 10_000),
+            zone: format!("zone{}", id.0),
+            capacity: 1,
+        })
+        .collect();
+    Layout::initial("5e".repeat(16), infos, replicas).map_err(|e| e.to_string())
+}
+
+/// Runs one seed. Call it on a paused current-thread runtime (see the module docs).
+/// Errors are failures to set the run up, not violations.
+pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
+    let world = Arc::new(World::new(seed));
+    let ids: Vec<NodeId> = (1..=config.nodes as u64).map(NodeId).collect();
+    let layout = Arc::new(sim_layout(&ids, config.replicas)?);
+    let cell = LayoutCell::default();
+    cell.set((*layout).clone());
+    let quorum = config.replicas / 2 + 1;
+    let coordinator = CoordinatorConfig {
+        replicas: config.replicas,
+        write_quorum: match config.sabotage {
+            Sabotage::AckAfterOneReplica => quorum - 1,
+            _ => quorum,
+        },
+        read_quorum: quorum,
+        ..CoordinatorConfig::default()
+    };
+    let scratch = Scratch::new(seed).map_err(|e| format!("scratch directory: {e}"))?;
+    let start = Instant::now();
+    let cluster = Arc::new(SimCluster {
+        setup: Setup {
+            world: world.clone(),
+            layout: layout.clone(),
+            placement: Arc::new(cell),
+            nodes: ids.clone(),
+            coordinator,
+            sabotage: config.sabotage,
+        },
+        nodes: ids
+            .iter()
+            .map(|&id| {
+                let floor = scratch.0.join(format!("hlc-{}", id.0));
+                SimNode::new(id, Arc::new(SimClock::new(start)), floor)
+            })
+            .collect(),
+        keys: clients::key_set(config.keys),
+        history: History::default(),
+        restart_failures: parking_lot::Mutex::new(Vec::new()),
+    });
+    for node in &cluster.nodes {
+        node.start(&cluster.setup)?;
+    }
+    let until = start + config.duration;
+    let clients: Vec<_> = (0..config.clients)
+        .map(|c| tokio::spawn(clients::run_client(cluster.clone(), c, until)))
+        .collect();
+    let faults = tokio::spawn(faults::run_faults(cluster.clone(), until));
+    for task in clients {
+        task.await
+            .map_err(|e| format!("a client task failed: {e}"))?;
+    }
+    faults
+        .await
+        .map_err(|e| format!("the fault task failed: {e}"))?;
+    settle(&cluster).await;
+    let states = final_states(&cluster)?;
+    let history = cluster.history.take();
+    let mut violations = cluster.restart_failures.lock().clone();
+    violations.extend(checker::check(&history, &layout, &cluster.keys, &states));
+    for node in &cluster.nodes {
+        node.stop();
+    }
+    let stats = world.stats.lock().clone();
+    drop(scratch);
+    Ok(SimReport {
+        seed,
+        history,
+        violations,
+        trace_hash: world.trace_hash(),
+        stats,
+    })
+}
+
+/// Heals everything (network, losses, delays, clocks, crashed nodes), then runs hint
+/// replay and anti-entropy on every node, round after round, until every hint is
+/// delivered and every partition's replicas have equal roots (or the rounds run out,
+/// which the checker then reports as divergence).
+async fn settle(cluster: &SimCluster) {
+    let world = &cluster.setup.world;
+    world.set_net(|n| {
+        n.cuts.clear();
+        n.loss_per_mille = 0;
+        n.delay_ms = (1, 5);
+    });
+    for node in &cluster.nodes {
+        node.clock.set_skew_ms(0);
+        if node.current().is_none() {
+            cluster.start_node(node);
+        }
+    }
+    world.trace(format_args!("settle"));
+    for _ in 0..SETTLE_ROUNDS {
+        // Longer than any gossip interval: every node sees every other up again.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        world.count(|s| s.settle_rounds += 1);
+        let running: Vec<_> = cluster.nodes.iter().filter_map(|n| n.current()).collect();
+        if cluster.setup.sabotage != Sabotage::NoRepair {
+            for inc in &running {
+                replay_hints(world, inc).await;
+                anti_entropy_round(world, inc, &cluster.setup.layout).await;
+            }
+        }
+        let hints_left: u64 = running.iter().map(|i| i.hints.stats().count).sum();
+        let agree = final_states(cluster).is_ok_and(|states| {
+            checker::check(&[], &cluster.setup.layout, &[], &states).is_empty()
+        });
+        if hints_left == 0 && agree {
+            return;
+        }
+    }
+}
+
+/// What every running node holds: roots of all partitions and every record.
+fn final_states(cluster: &SimCluster) -> Result<BTreeMap<NodeId, NodeState>, String> {
+    let partitions: Vec<u16> = (0..kv_keyspace::PARTITIONS).collect();
+    let mut states = BTreeMap::new();
+    for node in &cluster.nodes {
+        let Some(inc) = node.current() else {
+            continue;
+        };
+        let roots = inc
+            .store
+            .merkle()
+            .roots(&partitions)
+            .map_err(|e| format!("{:?}: roots: {e}", node.id))?;
+        let mut records = BTreeMap::new();
+        for &p in &partitions {
+            let all = inc
+                .store
+                .partition_records(p)
+                .map_err(|e| format!("{:?}: records: {e}", node.id))?;
+            for entry in all {
+                let (key, record) = entry.map_err(|e| format!("{:?}: record: {e}", node.id))?;
+                records.insert(key, record);
+            }
+        }
+        states.insert(node.id, NodeState { roots, records });
+    }
+    Ok(states)
+}

@@ -1,0 +1,173 @@
+//! The simulated network: one [`ReplicaApi`] per (sender incarnation, receiver) that
+//! carries each call as a message through the simulator. A message waits a seeded
+//! delay, may be lost before it is applied (the caller's deadline then fires, as a gRPC
+//! deadline would), is refused when the receiver is down, is applied to the receiver's
+//! real [`ReplicaStore`] on arrival, and its reply waits another delay and may be lost
+//! after the apply (the caller sees a timeout although the write landed). A link that
+//! a partition cuts loses everything. A sender that crashed sends nothing more, and
+//! the replies to its earlier messages are lost.
+
+use super::world::World;
+use super::Sabotage;
+use crate::replica_api::{
+    Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, Replicas, ScanPage, WriteItem,
+    WriteOutcome,
+};
+use crate::replica_store::{ReplicaStore, StoreError};
+use crate::{NodeId, Record};
+use async_trait::async_trait;
+use kv_engine::WriteBatch;
+use kv_keyspace::data_key::{data_key, ScanPosition};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The deadline a peer client puts on one call (the real one is the request timeout).
+pub(crate) const RPC_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Calls from one incarnation of `from` to `to`.
+pub(crate) struct SimLink {
+    pub(crate) world: Arc<World>,
+    pub(crate) from: NodeId,
+    pub(crate) incarnation: u64,
+    pub(crate) to: NodeId,
+    pub(crate) sabotage: Sabotage,
+}
+
+impl SimLink {
+    /// Carries one call to `to` and runs `serve` on its store when it arrives.
+    async fn call<T: Send>(
+        &self,
+        what: &str,
+        serve: impl FnOnce(&ReplicaStore) -> Result<T, StoreError> + Send,
+    ) -> Result<T, ReplicaError> {
+        let world = &self.world;
+        let (from, to) = (self.from, self.to);
+        if !world.is_running(from, self.incarnation) {
+            return Err(ReplicaError::Unreachable("the sender crashed".into()));
+        }
+        if from == to {
+            // This node's own store: no network, but still a suspension point, as the
+            // real local replica's hop to the blocking pool is.
+            tokio::task::yield_now().await;
+            let running = world
+                .running(to)
+                .filter(|r| r.incarnation == self.incarnation)
+                .ok_or_else(|| ReplicaError::Unreachable("the node crashed".into()))?;
+            return serve(&running.store).map_err(ReplicaError::from);
+        }
+        let deadline = Instant::now() + RPC_DEADLINE;
+        let trip = world.plan_trip();
+        tokio::time::sleep(trip.request_delay).await;
+        if trip.request_lost || world.is_cut(from, to) {
+            world.trace(format_args!("{what} {from:?}->{to:?} request lost"));
+            world.count(|s| s.messages_lost += 1);
+            tokio::time::sleep_until(deadline).await;
+            return Err(ReplicaError::Timeout);
+        }
+        let Some(running) = world.running(to) else {
+            world.trace(format_args!("{what} {from:?}->{to:?} refused"));
+            return Err(ReplicaError::Unreachable("connection refused".into()));
+        };
+        let result = serve(&running.store).map_err(ReplicaError::from);
+        world.trace(format_args!(
+            "{what} {from:?}->{to:?} served ok={}",
+            result.is_ok()
+        ));
+        tokio::time::sleep(trip.reply_delay).await;
+        if trip.reply_lost || world.is_cut(from, to) || !world.is_running(from, self.incarnation) {
+            world.trace(format_args!("{what} {from:?}->{to:?} reply lost"));
+            world.count(|s| s.messages_lost += 1);
+            tokio::time::sleep_until(deadline).await;
+            return Err(ReplicaError::Timeout);
+        }
+        result
+    }
+}
+
+/// The broken replica of [`Sabotage::IgnoreVersions`]: every write is stored as it
+/// arrives, newer or older than what is held (last arrival wins).
+fn apply_ignoring_versions(
+    store: &ReplicaStore,
+    items: &[WriteItem],
+) -> Result<Vec<WriteOutcome>, StoreError> {
+    let mut batch = WriteBatch::new();
+    let mut todos = store.merkle().begin_todos();
+    for item in items {
+        let key = data_key(item.key.db, &item.key.key);
+        batch.put(store.data_keyspace(), &key, &item.record.encode());
+        todos.add(&mut batch, &item.key);
+    }
+    store.db().write(batch)?;
+    Ok(vec![WriteOutcome::Applied; items.len()])
+}
+
+#[async_trait]
+impl ReplicaApi for SimLink {
+    async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
+        let ignore_versions = self.sabotage == Sabotage::IgnoreVersions;
+        self.call("write", move |s| match ignore_versions {
+            true => apply_ignoring_versions(s, &items),
+            false => s.apply(&items),
+        })
+        .await
+    }
+
+    async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
+        self.call("read", move |s| keys.iter().map(|k| s.get(k)).collect())
+            .await
+    }
+
+    async fn merkle_roots(&self, partitions: Vec<u16>) -> Result<Vec<Hash16>, ReplicaError> {
+        self.call("roots", move |s| s.merkle().roots(&partitions))
+            .await
+    }
+
+    async fn merkle_buckets(&self, partition: u16) -> Result<Vec<Hash16>, ReplicaError> {
+        self.call("buckets", move |s| s.merkle().buckets(partition))
+            .await
+    }
+
+    async fn merkle_leaves(
+        &self,
+        partition: u16,
+        bucket: u8,
+    ) -> Result<Vec<MerkleLeaf>, ReplicaError> {
+        self.call("leaves", move |s| s.merkle().leaves(partition, bucket))
+            .await
+    }
+
+    async fn scan(
+        &self,
+        partition: u16,
+        db: u32,
+        from: ScanPosition,
+        limit: usize,
+    ) -> Result<ScanPage, ReplicaError> {
+        self.call("scan", move |s| s.scan(partition, db, from, limit))
+            .await
+    }
+}
+
+/// The replica directory of one node incarnation: every node through a [`SimLink`].
+pub(crate) struct SimReplicas {
+    pub(crate) world: Arc<World>,
+    pub(crate) me: NodeId,
+    pub(crate) incarnation: u64,
+    pub(crate) nodes: Vec<NodeId>,
+    pub(crate) sabotage: Sabotage,
+}
+
+impl Replicas for SimReplicas {
+    fn replica(&self, node: NodeId) -> Option<Arc<dyn ReplicaApi>> {
+        self.nodes.contains(&node).then(|| {
+            Arc::new(SimLink {
+                world: self.world.clone(),
+                from: self.me,
+                incarnation: self.incarnation,
+                to: node,
+                sabotage: self.sabotage,
+            }) as Arc<dyn ReplicaApi>
+        })
+    }
+}

@@ -1,0 +1,303 @@
+//! One simulated node: the real coordinator, replica store, Merkle trees, hint store,
+//! hint replay, anti-entropy and hybrid clock, over a real engine `Db` on the engine's
+//! in-memory file system. A crash is a power cut: the file system drops what was not
+//! synced, and the node's tasks and connections die; a restart opens the engine again
+//! from what survived, as `kvd` would.
+
+use super::clock::SimClock;
+use super::liveness::SimLiveness;
+use super::network::SimReplicas;
+use super::world::{Running, World};
+use super::Sabotage;
+use crate::anti_entropy::sync_all;
+use crate::coordinator::{Coordinator, Placement};
+use crate::hint_replay::{replay_round, ByteBudget, HintReplayConfig};
+use crate::hints::{EngineCalls, HintConfig, HintStore, WallClockMs};
+use crate::hlc::{Clock, Hlc};
+use crate::layout::Layout;
+use crate::node::adapters::HlcClock;
+use crate::quorum::CoordinatorConfig;
+use crate::replica_api::{Liveness, PeerState, ReplicaApi, Replicas};
+use crate::replica_store::ReplicaStore;
+use crate::NodeId;
+use kv_engine::fs::{CrashMode, FaultFs, FaultSwitch, MemFs};
+use kv_engine::{Db, FsyncPolicy, Options};
+use parking_lot::Mutex;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Where each node's engine lives on its in-memory file system.
+const DB_DIR: &str = "/kvd";
+/// Merkle to-dos are folded this often, as the node's background folder does.
+const MERKLE_FOLD_EVERY: Duration = Duration::from_millis(200);
+/// Hint replay rounds, as the node's default.
+const HINT_REPLAY_EVERY: Duration = Duration::from_secs(1);
+/// Anti-entropy rounds: far more often than a real node's ten minutes, so that repair
+/// runs many times within a short simulated run.
+const ANTI_ENTROPY_EVERY: Duration = Duration::from_secs(5);
+
+/// What every node of one simulation shares.
+pub(crate) struct Setup {
+    pub(crate) world: Arc<World>,
+    pub(crate) layout: Arc<Layout>,
+    pub(crate) placement: Arc<dyn Placement>,
+    pub(crate) nodes: Vec<NodeId>,
+    pub(crate) coordinator: CoordinatorConfig,
+    pub(crate) sabotage: Sabotage,
+}
+
+/// One run of a node, from a start to a crash.
+pub(crate) struct Incarnation {
+    pub(crate) number: u64,
+    pub(crate) db: Arc<Db>,
+    pub(crate) store: Arc<ReplicaStore>,
+    pub(crate) hints: HintStore,
+    pub(crate) coordinator: Coordinator,
+    pub(crate) replicas: Arc<SimReplicas>,
+    pub(crate) liveness: Arc<SimLiveness>,
+    switch: Arc<FaultSwitch>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Incarnation {
+    fn stop_tasks(&self) {
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// A node across its crashes and restarts.
+pub(crate) struct SimNode {
+    pub(crate) id: NodeId,
+    mem: MemFs,
+    hlc_floor: PathBuf,
+    pub(crate) clock: Arc<SimClock>,
+    incarnations: Mutex<u64>,
+    current: Mutex<Option<Arc<Incarnation>>>,
+}
+
+/// The engine's settings in the simulation: `fsync always` (acknowledged means synced;
+/// [`Sabotage::NoFsync`] turns it off), and no automatic background work: the memtable
+/// never fills and no level ever asks for compaction, so the engine's own threads stay
+/// idle and flushes and compactions happen only when the fault schedule asks for them.
+fn engine_options(fs: Arc<FaultFs>, sabotage: Sabotage) -> Options {
+    Options {
+        fs,
+        fsync: match sabotage {
+            Sabotage::NoFsync => FsyncPolicy::No,
+            _ => FsyncPolicy::Always,
+        },
+        memtable_size: 1 << 30,
+        l0_compaction_trigger: 1 << 20,
+        l0_slowdown_writes_trigger: 1 << 21,
+        l0_stop_writes_trigger: 1 << 22,
+        l1_max_bytes: u64::MAX >> 8,
+        block_cache_bytes: 1 << 20,
+        ..Options::default()
+    }
+}
+
+impl SimNode {
+    pub(crate) fn new(id: NodeId, clock: Arc<SimClock>, hlc_floor: PathBuf) -> SimNode {
+        SimNode {
+            id,
+            mem: MemFs::new(),
+            hlc_floor,
+            clock,
+            incarnations: Mutex::new(0),
+            current: Mutex::new(None),
+        }
+    }
+
+    /// The running incarnation, if the node is up.
+    pub(crate) fn current(&self) -> Option<Arc<Incarnation>> {
+        self.current.lock().clone()
+    }
+
+    /// Starts (or restarts) the node from what its file system holds.
+    pub(crate) fn start(&self, setup: &Setup) -> Result<(), String> {
+        let number = {
+            let mut n = self.incarnations.lock();
+            *n += 1;
+            *n
+        };
+        let (fs, switch) = FaultFs::new(Arc::new(self.mem.clone()));
+        let opts = engine_options(Arc::new(fs), setup.sabotage);
+        let db = Arc::new(Db::open(DB_DIR, opts).map_err(|e| format!("engine: {e}"))?);
+        let store =
+            Arc::new(ReplicaStore::open(db.clone()).map_err(|e| format!("replica store: {e}"))?);
+        let clock = self.clock.clone();
+        let wall: WallClockMs = Arc::new(move || clock.now_ms());
+        let hints = HintStore::open_with(
+            (*db).clone(),
+            HintConfig::default(),
+            wall,
+            EngineCalls::Inline,
+        )
+        .map_err(|e| format!("hints: {e}"))?;
+        let hlc = Hlc::open(&self.hlc_floor, self.clock.clone(), self.id)
+            .map_err(|e| format!("clock: {e}"))?;
+        let replicas = Arc::new(SimReplicas {
+            world: setup.world.clone(),
+            me: self.id,
+            incarnation: number,
+            nodes: setup.nodes.clone(),
+            sabotage: setup.sabotage,
+        });
+        let liveness = Arc::new(SimLiveness::new(self.id));
+        let coordinator = Coordinator::new(
+            self.id,
+            setup.placement.clone(),
+            Arc::new(HlcClock(Arc::new(hlc))),
+            replicas.clone(),
+            liveness.clone(),
+            hints.clone(),
+            setup.coordinator.clone(),
+        );
+        let incarnation = Arc::new(Incarnation {
+            number,
+            db,
+            store: store.clone(),
+            hints,
+            coordinator,
+            replicas,
+            liveness,
+            switch,
+            tasks: Mutex::new(Vec::new()),
+        });
+        setup.world.set_running(
+            self.id,
+            Some(Running {
+                incarnation: number,
+                store,
+            }),
+        );
+        *self.current.lock() = Some(incarnation.clone());
+
+        spawn_background(setup, &incarnation);
+        setup
+            .world
+            .trace(format_args!("start {:?} incarnation {number}", self.id));
+        Ok(())
+    }
+
+    /// Cuts the power: the node stops answering, its tasks end, and its file system
+    /// keeps only what was synced (`mode`). Returns false if it was not running.
+    pub(crate) fn crash(&self, world: &World, mode: CrashMode) -> bool {
+        let Some(incarnation) = self.current.lock().take() else {
+            return false;
+        };
+        world.set_running(self.id, None);
+        // Requests of the old incarnation still in flight fail from here on: none of
+        // them may reach the file system after the cut.
+        incarnation.switch.kill(true);
+        incarnation.stop_tasks();
+        self.mem.crash(mode);
+        world.trace(format_args!("crash {:?} {mode:?}", self.id));
+        true
+    }
+
+    /// Stops the node's tasks at the end of a run (its engine closes once the last
+    /// request holding it is gone).
+    pub(crate) fn stop(&self) {
+        if let Some(incarnation) = self.current.lock().take() {
+            incarnation.stop_tasks();
+        }
+    }
+}
+
+/// The node's background loops, as a real node runs them: gossip rounds, Merkle
+/// folding, hint replay and anti-entropy (the last two off under
+/// [`Sabotage::NoRepair`]).
+fn spawn_background(setup: &Setup, inc: &Arc<Incarnation>) {
+    let world = setup.world.clone();
+    let me = inc.coordinator.node();
+    let gossip_every = Duration::from_millis(world.rng(|r| rand::Rng::gen_range(r, 200..=600)));
+    let mut tasks = Vec::new();
+    let (w, i, nodes) = (world.clone(), inc.clone(), setup.nodes.clone());
+    tasks.push(every(gossip_every, move || {
+        i.liveness.round(&w, &nodes);
+        async {}
+    }));
+    let i = inc.clone();
+    tasks.push(every(MERKLE_FOLD_EVERY, move || {
+        if let Err(e) = i.store.merkle().process_todos(10_000) {
+            tracing::warn!(error = %e, "simulated Merkle fold failed");
+        }
+        async {}
+    }));
+    if setup.sabotage != Sabotage::NoRepair {
+        let (w, i) = (world.clone(), inc.clone());
+        tasks.push(every(HINT_REPLAY_EVERY, move || {
+            let (w, i) = (w.clone(), i.clone());
+            async move { replay_hints(&w, &i).await }
+        }));
+        let (w, i, layout) = (world.clone(), inc.clone(), setup.layout.clone());
+        tasks.push(every(ANTI_ENTROPY_EVERY, move || {
+            let (w, i, layout) = (w.clone(), i.clone(), layout.clone());
+            async move { anti_entropy_round(&w, &i, &layout).await }
+        }));
+    }
+    world.trace(format_args!("{me:?} gossips every {gossip_every:?}"));
+    *inc.tasks.lock() = tasks;
+}
+
+/// Runs `work` every `period` until the task is aborted.
+fn every<F, Fut>(period: Duration, mut work: F) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            work().await;
+        }
+    })
+}
+
+/// One hint replay round of a node (the real `replay_round`, unthrottled).
+pub(crate) async fn replay_hints(world: &World, inc: &Incarnation) {
+    let report = replay_round(
+        &inc.hints,
+        &*inc.replicas,
+        &*inc.liveness,
+        &ByteBudget::new(0),
+        &HintReplayConfig::default(),
+    )
+    .await;
+    world.count(|s| s.hints_delivered += report.delivered);
+    world.trace(format_args!(
+        "{:?} replayed {} hints",
+        inc.coordinator.node(),
+        report.delivered
+    ));
+}
+
+/// One anti-entropy round of a node: each partition it holds against each other
+/// replica that its failure detector does not call down (the real `sync_all`).
+pub(crate) async fn anti_entropy_round(world: &World, inc: &Incarnation, layout: &Layout) {
+    let me = inc.coordinator.node();
+    let Some(local) = inc.replicas.replica(me) else {
+        return;
+    };
+    let peers_of = |p: u16| -> Vec<Arc<dyn ReplicaApi>> {
+        layout
+            .preflist(p)
+            .iter()
+            .filter(|&&n| n != me && inc.liveness.state(n) != PeerState::Down)
+            .filter_map(|&n| inc.replicas.replica(n))
+            .collect()
+    };
+    let (stats, failures) = sync_all(&layout.partitions_of(me), &*local, peers_of).await;
+    world.count(|s| s.keys_repaired += stats.keys_repaired);
+    world.trace(format_args!(
+        "{me:?} anti-entropy repaired {} failed {}",
+        stats.keys_repaired,
+        failures.len()
+    ));
+}
