@@ -500,10 +500,22 @@ mod tests {
             "1234",
             "--cluster-anti-entropy-interval-ms",
             "1500",
+            "--cluster-max-clock-offset-ms",
+            "250",
+            "--cluster-test-clock-offset-ms",
+            "-3000",
         ])
         .unwrap();
         assert_eq!(c.cluster.request_timeout_ms, 1234);
         assert_eq!(c.cluster.anti_entropy_interval_ms, 1500);
+        assert_eq!(c.cluster.max_clock_offset_ms, 250);
+        assert_eq!(c.cluster.test_clock_offset_ms, -3000);
+        let node = crate::cluster_start::node_config(&c).unwrap();
+        assert_eq!(node.cluster.max_clock_offset.as_millis(), 250);
+        assert_eq!(node.test_clock_offset_ms, -3000);
+        assert!(!node.fsync_always, "appendfsync everysec by default");
+        let mut bad = Config::default();
+        assert!(bad.apply("cluster-max-clock-offset-ms", "0").is_err());
     }
 
     #[test]
