@@ -45,7 +45,8 @@ fn write_synced(path: &Path, contents: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
-fn sync_parent_dir(path: &Path) -> io::Result<()> {
+/// Fsyncs the directory holding `path`, so a rename or removal in it survives power loss.
+pub fn sync_parent_dir(path: &Path) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

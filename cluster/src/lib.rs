@@ -5,6 +5,7 @@
 
 pub mod anti_entropy;
 pub mod atomic_file;
+pub mod catch_up;
 pub mod cluster_scan;
 pub mod config;
 pub mod coordinator;

@@ -72,6 +72,10 @@ pub enum ReplicaError {
     /// Too many requests already in flight to this peer.
     #[error("overloaded")]
     Overloaded,
+    /// The replica is catching up after an unclean restart and may lack acknowledged
+    /// writes: its reads must not count toward a quorum (cluster/src/catch_up.rs).
+    #[error("catching up after an unclean restart")]
+    CatchingUp,
     /// The replica answered with an error (storage failure, refused peer...).
     #[error("{0}")]
     Failed(String),

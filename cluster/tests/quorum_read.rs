@@ -8,20 +8,9 @@ use kv_cluster::coordinator::Placement;
 use kv_cluster::fake_replica::{Fault, ManualClock};
 use kv_cluster::quorum::{ClusterError, Consistency};
 use kv_cluster::replica_api::PeerState;
-use kv_cluster::{NodeId, Record, Version};
+use kv_cluster::{NodeId, Record};
 use std::sync::Arc;
-use support::{config, key, put, string, Ring};
-
-fn record(ts: u64, v: &'static str) -> Record {
-    Record::string(
-        Version {
-            ts,
-            node: NodeId(9),
-        },
-        bytes::Bytes::from_static(v.as_bytes()),
-        None,
-    )
-}
+use support::{config, key, put, record, string, Ring};
 
 #[tokio::test]
 async fn read_repair_fixes_stale_and_missing_replicas_before_the_read_returns() {

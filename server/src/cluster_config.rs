@@ -38,6 +38,13 @@ pub struct ClusterSettings {
     pub anti_entropy_interval_ms: u64,
     /// Mutual TLS on the bus (`tls-cluster`, Redis's name).
     pub tls: bool,
+    /// Largest clock offset to a majority of peers before this node stops coordinating,
+    /// ms (`cluster-max-clock-offset-ms`).
+    pub max_clock_offset_ms: u64,
+    /// TEST ONLY: shifts this node's wall clock (its versions and clock pings) by this
+    /// many ms, so end-to-end tests can run a node with a skewed clock
+    /// (`cluster-test-clock-offset-ms`, hidden from --help).
+    pub test_clock_offset_ms: i64,
 }
 
 impl Default for ClusterSettings {
@@ -56,6 +63,8 @@ impl Default for ClusterSettings {
             request_timeout_ms: 2000,
             anti_entropy_interval_ms: 600_000,
             tls: false,
+            max_clock_offset_ms: 500,
+            test_clock_offset_ms: 0,
         }
     }
 }
@@ -131,6 +140,15 @@ pub fn validate(c: &Config) -> Result<(), String> {
 
 fn opt(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_string())
+}
+
+/// A number of at least `min`.
+fn at_least(v: &str, min: u64) -> Result<u64, String> {
+    let n: u64 = num(v)?;
+    if n < min {
+        return Err(format!("argument must be at least {min}"));
+    }
+    Ok(n)
 }
 
 fn count(v: &str) -> Result<usize, String> {
@@ -259,11 +277,7 @@ pub static CLUSTER_PARAMS: &[Param] = &[
         mutable: false,
         get: |c| c.cluster.request_timeout_ms.to_string(),
         set: |c, v| {
-            let n: u64 = num(v)?;
-            if n == 0 {
-                return Err("argument must be at least 1".into());
-            }
-            c.cluster.request_timeout_ms = n;
+            c.cluster.request_timeout_ms = at_least(v, 1)?;
             Ok(())
         },
     },
@@ -272,11 +286,25 @@ pub static CLUSTER_PARAMS: &[Param] = &[
         mutable: false,
         get: |c| c.cluster.anti_entropy_interval_ms.to_string(),
         set: |c, v| {
-            let n: u64 = num(v)?;
-            if n < 100 {
-                return Err("argument must be at least 100".into());
-            }
-            c.cluster.anti_entropy_interval_ms = n;
+            c.cluster.anti_entropy_interval_ms = at_least(v, 100)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-max-clock-offset-ms",
+        mutable: false,
+        get: |c| c.cluster.max_clock_offset_ms.to_string(),
+        set: |c, v| {
+            c.cluster.max_clock_offset_ms = at_least(v, 1)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-test-clock-offset-ms",
+        mutable: false,
+        get: |c| c.cluster.test_clock_offset_ms.to_string(),
+        set: |c, v| {
+            c.cluster.test_clock_offset_ms = num(v)?;
             Ok(())
         },
     },
@@ -322,6 +350,17 @@ pub struct ClusterFlags {
     /// How often each partition is compared with its other replicas, ms [default: 600000].
     #[arg(long = "cluster-anti-entropy-interval-ms")]
     pub cluster_anti_entropy_interval_ms: Option<String>,
+    /// Largest clock offset (ms) to a majority of peers before this node stops
+    /// coordinating and reports not ready [default: 500].
+    #[arg(long = "cluster-max-clock-offset-ms")]
+    pub cluster_max_clock_offset_ms: Option<String>,
+    /// TEST ONLY: shift this node's wall clock by this many ms (skew tests).
+    #[arg(
+        long = "cluster-test-clock-offset-ms",
+        hide = true,
+        allow_hyphen_values = true
+    )]
+    pub cluster_test_clock_offset_ms: Option<String>,
 }
 
 impl ClusterFlags {
@@ -348,6 +387,14 @@ impl ClusterFlags {
             (
                 "cluster-anti-entropy-interval-ms",
                 self.cluster_anti_entropy_interval_ms,
+            ),
+            (
+                "cluster-max-clock-offset-ms",
+                self.cluster_max_clock_offset_ms,
+            ),
+            (
+                "cluster-test-clock-offset-ms",
+                self.cluster_test_clock_offset_ms,
             ),
         ]
     }
@@ -453,10 +500,22 @@ mod tests {
             "1234",
             "--cluster-anti-entropy-interval-ms",
             "1500",
+            "--cluster-max-clock-offset-ms",
+            "250",
+            "--cluster-test-clock-offset-ms",
+            "-3000",
         ])
         .unwrap();
         assert_eq!(c.cluster.request_timeout_ms, 1234);
         assert_eq!(c.cluster.anti_entropy_interval_ms, 1500);
+        assert_eq!(c.cluster.max_clock_offset_ms, 250);
+        assert_eq!(c.cluster.test_clock_offset_ms, -3000);
+        let node = crate::cluster_start::node_config(&c).unwrap();
+        assert_eq!(node.cluster.max_clock_offset.as_millis(), 250);
+        assert_eq!(node.test_clock_offset_ms, -3000);
+        assert!(!node.fsync_always, "appendfsync everysec by default");
+        let mut bad = Config::default();
+        assert!(bad.apply("cluster-max-clock-offset-ms", "0").is_err());
     }
 
     #[test]

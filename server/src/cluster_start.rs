@@ -18,6 +18,7 @@ pub fn node_config(c: &Config) -> Result<NodeConfig, String> {
         unsafe_allow_weak_quorums: s.unsafe_weak_quorums,
         request_timeout: Duration::from_millis(s.request_timeout_ms),
         anti_entropy_interval: Duration::from_millis(s.anti_entropy_interval_ms),
+        max_clock_offset: Duration::from_millis(s.max_clock_offset_ms),
         ..ClusterConfig::default()
     };
     cluster.validate().map_err(|e| e.to_string())?;
@@ -44,6 +45,8 @@ pub fn node_config(c: &Config) -> Result<NodeConfig, String> {
         cluster,
         tls: bus_tls(c)?,
         databases: c.databases,
+        fsync_always: c.appendfsync == kv_engine::FsyncPolicy::Always,
+        test_clock_offset_ms: s.test_clock_offset_ms,
     })
 }
 

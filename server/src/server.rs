@@ -127,6 +127,7 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     } else {
         None
     };
+    let cluster_dir = node_config.as_ref().map(|nc| nc.data_dir.clone());
     let srv = tokio::task::spawn_blocking(move || open_with(config, acl))
         .await
         .map_err(|e| format!("start-up failed: {e}"))??;
@@ -183,6 +184,11 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("close failed: {e}"))?
         .map_err(|e| format!("closing the engine failed: {e}"))?;
+    if let Some(dir) = cluster_dir {
+        // Only now that everything is synced: the next start need not catch up.
+        kv_cluster::node::mark_clean_stop(&dir)
+            .map_err(|e| format!("cannot record the clean stop: {e}"))?;
+    }
     tracing::info!("kvd stopped; data flushed and synced");
     Ok(())
 }

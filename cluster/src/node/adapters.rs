@@ -36,6 +36,16 @@ impl Placement for LayoutCell {
     }
 }
 
+/// A wall clock `offset_ms` away from another: the system clock with offset 0 in
+/// production; a skewed node in end-to-end tests (`NodeConfig::test_clock_offset_ms`).
+pub struct OffsetClock<C>(pub C, pub i64);
+
+impl<C: crate::hlc::Clock> crate::hlc::Clock for OffsetClock<C> {
+    fn now_ms(&self) -> u64 {
+        self.0.now_ms().saturating_add_signed(self.1)
+    }
+}
+
 /// The node's hybrid clock as the coordinator's version source.
 pub struct HlcClock(pub Arc<Hlc>);
 
@@ -110,6 +120,14 @@ impl Liveness for LiveView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offset_clock_moves_both_ways_without_overflow() {
+        use crate::hlc::{Clock, ManualClock};
+        assert_eq!(OffsetClock(ManualClock::new(1000), 250).now_ms(), 1250);
+        assert_eq!(OffsetClock(ManualClock::new(1000), -250).now_ms(), 750);
+        assert_eq!(OffsetClock(ManualClock::new(10), -250).now_ms(), 0);
+    }
 
     #[test]
     fn a_peer_never_seen_live_is_suspect_not_down() {

@@ -5,6 +5,7 @@ use crate::gossip::{GossipConfig, Membership};
 use crate::hint_replay::{spawn_hint_replay, ByteBudget, HintReplayConfig};
 use crate::layout::Layout;
 use crate::rpc::{serve, BusLimits};
+use crate::skew::clock_readiness;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ const PING_EVERY: Duration = Duration::from_secs(2);
 pub async fn start_bus(node: &Arc<ClusterNode>) -> Result<(), String> {
     // Peers get the observed replica: MONITOR shows what this node serves for them.
     let served: Arc<dyn crate::replica_api::ReplicaApi> = Arc::new(
-        super::observed::ObservedReplica::new(node.local.clone(), node.observer.clone()),
+        super::observed::ObservedReplica::new(node.gated.clone(), node.observer.clone()),
     );
     let handler = Arc::new(NodeBus(Arc::downgrade(node), served));
     for host in &node.config.bind {
@@ -83,6 +84,9 @@ pub fn spawn_all(node: &Arc<ClusterNode>) {
     node.spawn(fold_merkle(node.clone()));
     node.spawn(anti_entropy(node.clone()));
     node.spawn(pings(node.clone()));
+    if node.catch_up.is_active() {
+        node.spawn(super::catch_up::run(node.clone()));
+    }
     let c = &node.config.cluster;
     let replay = spawn_hint_replay(
         node.coordinator.hints().clone(),
@@ -99,7 +103,7 @@ pub fn spawn_all(node: &Arc<ClusterNode>) {
 }
 
 /// Sleeps `every`, or returns false once the node shuts down.
-async fn tick(node: &ClusterNode, every: Duration) -> bool {
+pub(super) async fn tick(node: &ClusterNode, every: Duration) -> bool {
     let mut stop = node.shutdown.subscribe();
     tokio::select! {
         _ = tokio::time::sleep(every) => {}
@@ -176,29 +180,31 @@ async fn anti_entropy(node: Arc<ClusterNode>) {
 }
 
 async fn pings(node: Arc<ClusterNode>) {
+    // The pinger reads the system clock; a test-skewed node shifts its own readings.
+    let offset = node.config.test_clock_offset_ms;
+    let ours = |ms: i64| ms.saturating_add(offset).max(0) as u64;
     while tick(&node, PING_EVERY).await {
-        let Some(layout) = node.layout.get() else {
-            continue;
-        };
-        for n in &layout.nodes {
-            if n.id == node.me.id {
-                continue;
-            }
-            if let Some(peer) = node.peers.peer(n.id) {
-                if let Ok(p) = peer.ping().await {
-                    node.skew.record(
-                        n.id,
-                        p.sent_ms.max(0) as u64,
-                        p.peer_ms.max(0) as u64,
-                        p.received_ms.max(0) as u64,
-                    );
+        if let Some(layout) = node.layout.get() {
+            for n in &layout.nodes {
+                if n.id == node.me.id {
+                    continue;
+                }
+                if let Some(peer) = node.peers.peer(n.id) {
+                    if let Ok(p) = peer.ping().await {
+                        let peer_ms = p.peer_ms.max(0) as u64;
+                        node.skew
+                            .record(n.id, ours(p.sent_ms), peer_ms, ours(p.received_ms));
+                    }
                 }
             }
         }
-        // Once per round, not per request: the request path reads the flag.
-        let max = node.config.cluster.max_clock_offset.as_millis() as u64;
-        node.clock_skewed
-            .store(node.skew.exceeds(max), Ordering::Relaxed);
+        // Once per round, not per request: the request path reads the flag. Also without
+        // a layout: a clock that resumed ahead becomes ready as the wall clock catches up.
+        let readiness = clock_readiness(&node.hlc, &node.skew, node.max_offset_ms());
+        if let Err(why) = &readiness {
+            tracing::warn!(reason = %why, "this node does not coordinate");
+        }
+        node.clock.set(readiness);
     }
 }
 
@@ -211,7 +217,7 @@ impl ClusterNode {
         &self,
         partition: Option<u16>,
     ) -> Result<crate::ring::RepairReport, crate::ring::RingError> {
-        use crate::replica_api::{Liveness, PeerState, Replicas};
+        use crate::replica_api::{Liveness, PeerState};
         let layout = self.layout.get().ok_or(crate::ring::RingError::NoLayout {
             expected: self.config.expect,
         })?;
@@ -226,9 +232,6 @@ impl ClusterNode {
             if peer_id == self.me.id || self.live.state(peer_id) == PeerState::Down {
                 continue;
             }
-            let Some(peer) = self.peers.replica(peer_id) else {
-                continue;
-            };
             let shared: Vec<u16> = mine
                 .iter()
                 .copied()
@@ -237,20 +240,9 @@ impl ClusterNode {
             if shared.is_empty() {
                 continue;
             }
-            let (ours, theirs) = futures_roots(&*self.local, &*peer, &shared).await;
-            let (Ok(ours), Ok(theirs)) = (ours, theirs) else {
-                failures += 1;
-                continue;
-            };
-            for ((&p, a), b) in shared.iter().zip(&ours).zip(&theirs) {
-                if a == b {
-                    continue;
-                }
-                match crate::anti_entropy::sync_partition(p, &*self.local, &*peer).await {
-                    Ok(s) => stats.add(s),
-                    Err(_) => failures += 1,
-                }
-            }
+            let done = self.sync_with_peer(peer_id, &shared).await;
+            stats.add(done.stats);
+            failures += done.failures;
         }
         let s = &self.stats;
         s.anti_entropy_rounds.fetch_add(1, Ordering::Relaxed);
@@ -263,6 +255,56 @@ impl ClusterNode {
             keys_repaired: stats.keys_repaired,
             failures,
         })
+    }
+}
+
+/// What syncing some partitions with one peer did.
+pub(super) struct PeerSync {
+    /// Partitions now compared (equal roots, or synced without error).
+    pub synced: Vec<u16>,
+    /// Keys moved.
+    pub stats: crate::anti_entropy::SyncStats,
+    /// One for an unreachable peer, else one per partition whose sync failed.
+    pub failures: usize,
+}
+
+impl ClusterNode {
+    /// Compares the roots of `partitions` with `peer` in one request and syncs those that
+    /// differ (both ways, last writer wins).
+    pub(super) async fn sync_with_peer(
+        &self,
+        peer_id: crate::NodeId,
+        partitions: &[u16],
+    ) -> PeerSync {
+        use crate::replica_api::Replicas;
+        let mut done = PeerSync {
+            synced: Vec::new(),
+            stats: crate::anti_entropy::SyncStats::default(),
+            failures: 0,
+        };
+        let Some(peer) = self.peers.replica(peer_id) else {
+            done.failures = 1;
+            return done;
+        };
+        let (ours, theirs) = futures_roots(&*self.local, &*peer, partitions).await;
+        let (Ok(ours), Ok(theirs)) = (ours, theirs) else {
+            done.failures = 1;
+            return done;
+        };
+        for ((&p, a), b) in partitions.iter().zip(&ours).zip(&theirs) {
+            if a == b {
+                done.synced.push(p);
+                continue;
+            }
+            match crate::anti_entropy::sync_partition(p, &*self.local, &*peer).await {
+                Ok(s) => {
+                    done.stats.add(s);
+                    done.synced.push(p);
+                }
+                Err(_) => done.failures += 1,
+            }
+        }
+        done
     }
 }
 

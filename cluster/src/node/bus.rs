@@ -1,5 +1,5 @@
 //! What this node answers on the bus besides replica operations: introductions during
-//! bootstrap, the layout, and clock pings (the default wall clock).
+//! bootstrap, the layout, and clock pings (stamped with the node's wall clock).
 
 use super::ClusterNode;
 use crate::layout::{Layout, NodeInfo};
@@ -41,6 +41,13 @@ impl BusHandler for NodeBus {
 
     async fn get_layout(&self) -> Result<Option<LayoutBlob>, ReplicaError> {
         Ok(self.node()?.layout.get().map(|l| blob(&l)))
+    }
+
+    fn wall_clock_ms(&self) -> i64 {
+        match self.0.upgrade() {
+            Some(node) => node.wall.now_ms() as i64,
+            None => crate::rpc::auth::unix_ms(),
+        }
     }
 
     async fn push_layout(&self, pushed: LayoutBlob) -> Result<PushLayoutReply, ReplicaError> {

@@ -84,6 +84,23 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
             "kvd_max_clock_offset_ms",
             node.skew.max_abs_offset().to_string(),
         ),
+        ("kvd_clock_state", node.clock.state_name().into()),
+        (
+            "kvd_clock_ahead_of_wall_ms",
+            node.hlc.ahead_of_wall_ms().to_string(),
+        ),
+        (
+            "kvd_catching_up",
+            u8::from(node.catch_up.is_active()).to_string(),
+        ),
+        (
+            "kvd_catch_up_partitions_left",
+            node.catch_up.partitions_left().to_string(),
+        ),
+        (
+            "kvd_catch_up_unreached_peers",
+            node.catch_up.unreached_peers().len().to_string(),
+        ),
     ];
     f.drain(..).map(|(k, v)| (k.to_string(), v)).collect()
 }

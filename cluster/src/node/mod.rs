@@ -8,26 +8,32 @@ pub(crate) mod adapters;
 mod background;
 mod bootstrap;
 mod bus;
+mod catch_up;
+mod clean_stop;
+mod clock_gate;
 pub mod convert;
 pub mod identity;
 mod info;
 mod observed;
 mod ring_impl;
 
+use crate::catch_up::{CatchUp, CatchingUpReplica};
 use crate::config::ClusterConfig;
 use crate::coordinator::Coordinator;
 use crate::gossip::Membership;
 use crate::hints::{HintConfig, HintStore};
-use crate::hlc::{Hlc, SystemClock};
+use crate::hlc::{Clock, Hlc, SystemClock};
 use crate::layout::{Layout, NodeInfo};
 use crate::local_replica::LocalReplica;
 use crate::quorum::CoordinatorConfig;
 use crate::replica_api::ReplicaApi;
 use crate::replica_store::ReplicaStore;
 use crate::rpc::{BusAuth, ClientConfig, Hello, PeerClients};
-use crate::skew::SkewTracker;
+use crate::skew::{clock_readiness, SkewTracker};
 use crate::NodeId;
-use adapters::{HlcClock, LayoutCell, LiveView};
+use adapters::{HlcClock, LayoutCell, LiveView, OffsetClock};
+pub use clean_stop::mark_clean_stop;
+use clock_gate::ClockGate;
 use identity::{cluster_dir, Identity};
 use kv_engine::Db;
 use parking_lot::Mutex;
@@ -63,6 +69,15 @@ pub struct NodeConfig {
     pub tls: Option<crate::rpc::BusTls>,
     /// Logical databases of the server (for converting single-node keys).
     pub databases: usize,
+    /// Whether the engine fsyncs every write before it is acknowledged (`appendfsync
+    /// always`): then an unclean stop loses nothing acknowledged and the node need not
+    /// catch up before its reads count (crate::catch_up).
+    pub fsync_always: bool,
+    /// TEST ONLY: milliseconds added to this node's wall clock (its versions and clock
+    /// pings), so that end-to-end tests can run one node with a skewed clock. Always 0
+    /// in production; the server sets it only from the hidden test flag
+    /// `cluster-test-clock-offset-ms`.
+    pub test_clock_offset_ms: i64,
 }
 
 #[derive(Default)]
@@ -82,6 +97,8 @@ pub struct ClusterNode {
     met: Mutex<BTreeMap<NodeId, NodeInfo>>,
     store: Arc<ReplicaStore>,
     local: Arc<dyn ReplicaApi>,
+    /// `local` as coordinators see it: reads refused while catching up.
+    gated: Arc<dyn ReplicaApi>,
     peers: Arc<PeerClients>,
     auth: BusAuth,
     hlc: Arc<Hlc>,
@@ -89,9 +106,13 @@ pub struct ClusterNode {
     coordinator: Coordinator,
     membership: Mutex<Option<Arc<Membership>>>,
     skew: SkewTracker,
-    /// Whether the clock is beyond the offset bound from a majority; computed after each
+    /// This node's wall clock (the system clock, offset only in tests).
+    wall: Arc<dyn Clock>,
+    /// Whether the clock lets this node coordinate; computed at start and after each
     /// round of pings, read by every request.
-    clock_skewed: std::sync::atomic::AtomicBool,
+    clock: ClockGate,
+    /// Set after an unclean restart until the partitions were compared with their peers.
+    catch_up: Arc<CatchUp>,
     stats: NodeStats,
     observer: Arc<parking_lot::RwLock<Option<crate::ring::ReplicaObserver>>>,
     shutdown: watch::Sender<bool>,
@@ -103,9 +124,10 @@ impl ClusterNode {
     /// and background work. Returns once it listens; the first layout may come later.
     pub async fn start(config: NodeConfig, db: Db) -> Result<Arc<ClusterNode>, String> {
         let dir = cluster_dir(&config.data_dir);
-        let (identity, id, store, hints, hlc, layout) = {
-            let (config, dir) = (config.clone(), dir.clone());
-            tokio::task::spawn_blocking(move || open_stores(&config, &dir, db))
+        let wall: Arc<dyn Clock> = Arc::new(OffsetClock(SystemClock, config.test_clock_offset_ms));
+        let (identity, id, store, hints, hlc, layout, unclean) = {
+            let (config, dir, wall) = (config.clone(), dir.clone(), wall.clone());
+            tokio::task::spawn_blocking(move || open_stores(&config, &dir, db, wall))
                 .await
                 .map_err(|e| format!("cluster start-up failed: {e}"))??
         };
@@ -123,12 +145,22 @@ impl ClusterNode {
         let auth = BusAuth::new(id, config.secret.as_deref().map(str::as_bytes), cluster_id);
         let local: Arc<dyn ReplicaApi> = Arc::new(LocalReplica::new(store.clone()));
         let c = &config.cluster;
+        let catch_up = if unclean && !config.fsync_always {
+            tracing::warn!("the last stop was unclean: this node may lack up to a second of acknowledged writes (appendfsync everysec or no) and does not count toward read quorums until it has compared its partitions with their other replicas");
+            CatchUp::needed()
+        } else {
+            CatchUp::done()
+        };
+        // Coordinators (this node's and, over the bus, its peers') see the gated replica;
+        // anti-entropy uses `local` itself.
+        let gated: Arc<dyn ReplicaApi> =
+            Arc::new(CatchingUpReplica::new(local.clone(), catch_up.clone()));
         let client = ClientConfig {
             timeout: c.request_timeout,
             max_in_flight: c.max_in_flight_per_peer,
             ..ClientConfig::default()
         };
-        let mut peers = PeerClients::new(id, local.clone(), auth.clone(), client);
+        let mut peers = PeerClients::new(id, gated.clone(), auth.clone(), client);
         if let Some(tls) = &config.tls {
             peers = peers.with_tls(tls.clone());
         }
@@ -160,6 +192,7 @@ impl ClusterNode {
             met: Mutex::new(BTreeMap::new()),
             store,
             local,
+            gated,
             peers,
             auth,
             hlc,
@@ -167,13 +200,18 @@ impl ClusterNode {
             coordinator,
             membership: Mutex::new(None),
             skew: SkewTracker::new(),
-            clock_skewed: std::sync::atomic::AtomicBool::new(false),
+            wall,
+            clock: ClockGate::default(),
+            catch_up,
             stats: NodeStats::default(),
             observer: Arc::new(parking_lot::RwLock::new(None)),
             shutdown,
             tasks: Mutex::new(Vec::new()),
         });
         node.meet(node.me.clone());
+        // Before anything is served: a clock that resumed ahead refuses writes at once.
+        node.clock
+            .set(clock_readiness(&node.hlc, &node.skew, node.max_offset_ms()));
         background::start_bus(&node).await?;
         background::start_gossip(&node).await?;
         if let Some(layout) = layout {
@@ -188,6 +226,11 @@ impl ClusterNode {
     /// This node as the layout describes it.
     pub fn me(&self) -> &NodeInfo {
         &self.me
+    }
+
+    /// The largest clock offset allowed, in ms.
+    fn max_offset_ms(&self) -> u64 {
+        self.config.cluster.max_clock_offset.as_millis() as u64
     }
 
     /// Stops background work, gossip and the bus; the engine is the server's to close.
@@ -287,6 +330,7 @@ impl ClusterNode {
     }
 }
 
+/// What start-up opened, and whether the last stop was unclean.
 type Opened = (
     Identity,
     NodeId,
@@ -294,9 +338,21 @@ type Opened = (
     HintStore,
     Arc<Hlc>,
     Option<Layout>,
+    bool,
 );
 
-fn open_stores(config: &NodeConfig, dir: &std::path::Path, db: Db) -> Result<Opened, String> {
+fn open_stores(
+    config: &NodeConfig,
+    dir: &std::path::Path,
+    db: Db,
+    wall: Arc<dyn Clock>,
+) -> Result<Opened, String> {
+    // A node that starts for the first time has nothing to lose; any other start without
+    // the clean-stop marker follows a crash. The marker goes before anything is served.
+    let existed = dir.join("node.json").exists();
+    let clean = clean_stop::take_clean_stop(dir)
+        .map_err(|e| format!("cannot read the clean-stop marker: {e}"))?;
+    let unclean = existed && !clean;
     let (identity, id) =
         Identity::load_or_create(dir).map_err(|e| format!("cannot read the node identity: {e}"))?;
     let store = ReplicaStore::open(Arc::new(db.clone()))
@@ -310,7 +366,7 @@ fn open_stores(config: &NodeConfig, dir: &std::path::Path, db: Db) -> Result<Ope
         },
     )
     .map_err(|e| format!("cannot open the hint store: {e}"))?;
-    let hlc = Hlc::open(&dir.join("hlc"), Arc::new(SystemClock), id)
+    let hlc = Hlc::open(&dir.join("hlc"), wall, id)
         .map_err(|e| format!("cannot open the clock floor: {e}"))?
         .with_max_offset_ms(c.max_clock_offset.as_millis() as u64);
     let layout = Layout::load(&dir.join("layout.json")).map_err(|e| e.to_string())?;
@@ -324,5 +380,13 @@ fn open_stores(config: &NodeConfig, dir: &std::path::Path, db: Db) -> Result<Ope
             "single-node keys converted into this node's replicas; anti-entropy copies them to the other replicas"
         );
     }
-    Ok((identity, id, Arc::new(store), hints, Arc::new(hlc), layout))
+    Ok((
+        identity,
+        id,
+        Arc::new(store),
+        hints,
+        Arc::new(hlc),
+        layout,
+        unclean,
+    ))
 }

@@ -12,17 +12,17 @@ use bytes::Bytes;
 use kv_keyspace::slot::key_partition;
 
 impl ClusterNode {
-    /// Refuses requests while there is no layout or the clock is too far off.
+    /// Refuses requests while there is no layout or the clock does not allow `op`
+    /// (`"read"` or `"write"`: a clock that resumed ahead after a crash stops writes only).
     fn ready(&self, op: &'static str) -> Result<(), RingError> {
         if self.layout.get().is_none() {
             return Err(RingError::NoLayout {
                 expected: self.config.expect,
             });
         }
-        let max = self.config.cluster.max_clock_offset.as_millis() as u64;
-        if self.clock_skewed.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some(why) = self.clock.stops(op == "write") {
             return Err(RingError::NotReady(format!(
-                "its clock is more than {max} ms away from a peer's, so its {op} versions could be misordered (see docs/cluster.md, clocks)"
+                "{why} (CLUSTER INFO kvd_clock_state; docs/cluster.md, clocks)"
             )));
         }
         Ok(())

@@ -118,6 +118,7 @@ fn error_of(s: Status) -> ReplicaError {
         // on the way back", so a coordinator treats it as it treats a timeout for hints.
         Code::Unavailable => ReplicaError::Unreachable(s.message().to_string()),
         Code::ResourceExhausted => ReplicaError::Overloaded,
+        Code::FailedPrecondition => ReplicaError::CatchingUp,
         _ => ReplicaError::Failed(format!("{:?}: {}", s.code(), s.message())),
     }
 }

@@ -148,6 +148,9 @@ pub(crate) fn status_of(e: ReplicaError) -> Status {
         ReplicaError::Timeout => Status::deadline_exceeded("replica timed out"),
         ReplicaError::Unreachable(m) => Status::unavailable(m),
         ReplicaError::Overloaded => Status::resource_exhausted("replica overloaded"),
+        ReplicaError::CatchingUp => {
+            Status::failed_precondition("replica catching up after an unclean restart")
+        }
         ReplicaError::Failed(m) => Status::internal(m),
     }
 }

@@ -111,6 +111,18 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// A string record of `v` at timestamp `ts` from coordinator node 9, without expiry.
+pub fn record(ts: u64, v: &'static str) -> kv_cluster::Record {
+    kv_cluster::Record::string(
+        kv_cluster::Version {
+            ts,
+            node: NodeId(9),
+        },
+        Bytes::from_static(v.as_bytes()),
+        None,
+    )
+}
+
 /// Writes string `v` to key `k` without expiry.
 pub async fn put(
     c: &Coordinator,
