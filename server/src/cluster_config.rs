@@ -38,6 +38,13 @@ pub struct ClusterSettings {
     pub anti_entropy_interval_ms: u64,
     /// Mutual TLS on the bus (`tls-cluster`, Redis's name).
     pub tls: bool,
+    /// Age before which no tombstone is collected, ms (`cluster-tombstone-grace-ms`).
+    pub tombstone_grace_ms: u64,
+    /// Age after which an undelivered hint is dropped, ms (`cluster-hint-max-age-ms`).
+    pub hint_max_age_ms: u64,
+    /// Delete this node's replica data at start if it is too old to rejoin
+    /// (`cluster-wipe-stale-data`).
+    pub wipe_stale_data: bool,
 }
 
 impl Default for ClusterSettings {
@@ -56,6 +63,9 @@ impl Default for ClusterSettings {
             request_timeout_ms: 2000,
             anti_entropy_interval_ms: 600_000,
             tls: false,
+            tombstone_grace_ms: 10 * 24 * 3600 * 1000,
+            hint_max_age_ms: 3 * 3600 * 1000,
+            wipe_stale_data: false,
         }
     }
 }
@@ -259,11 +269,7 @@ pub static CLUSTER_PARAMS: &[Param] = &[
         mutable: false,
         get: |c| c.cluster.request_timeout_ms.to_string(),
         set: |c, v| {
-            let n: u64 = num(v)?;
-            if n == 0 {
-                return Err("argument must be at least 1".into());
-            }
-            c.cluster.request_timeout_ms = n;
+            c.cluster.request_timeout_ms = positive_ms(v)?;
             Ok(())
         },
     },
@@ -280,7 +286,49 @@ pub static CLUSTER_PARAMS: &[Param] = &[
             Ok(())
         },
     },
+    Param {
+        name: "cluster-tombstone-grace-ms",
+        mutable: false,
+        get: |c| c.cluster.tombstone_grace_ms.to_string(),
+        set: |c, v| {
+            c.cluster.tombstone_grace_ms = positive_ms(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-hint-max-age-ms",
+        mutable: false,
+        get: |c| c.cluster.hint_max_age_ms.to_string(),
+        set: |c, v| {
+            c.cluster.hint_max_age_ms = positive_ms(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-wipe-stale-data",
+        mutable: false,
+        get: |c| {
+            if c.cluster.wipe_stale_data {
+                "yes"
+            } else {
+                "no"
+            }
+            .into()
+        },
+        set: |c, v| {
+            c.cluster.wipe_stale_data = yes_no(v)?;
+            Ok(())
+        },
+    },
 ];
+
+fn positive_ms(v: &str) -> Result<u64, String> {
+    let n: u64 = num(v)?;
+    if n == 0 {
+        return Err("argument must be at least 1".into());
+    }
+    Ok(n)
+}
 
 /// The `--cluster-*` command-line flags.
 #[derive(clap::Args, Debug, Default)]
@@ -322,6 +370,18 @@ pub struct ClusterFlags {
     /// How often each partition is compared with its other replicas, ms [default: 600000].
     #[arg(long = "cluster-anti-entropy-interval-ms")]
     pub cluster_anti_entropy_interval_ms: Option<String>,
+    /// Age in ms before which no tombstone is collected; a node out of sync for about as
+    /// long must be wiped to rejoin [default: 864000000, 10 days].
+    #[arg(long = "cluster-tombstone-grace-ms")]
+    pub cluster_tombstone_grace_ms: Option<String>,
+    /// Age in ms after which an undelivered hint is dropped; must stay below the
+    /// tombstone grace [default: 10800000, 3 h].
+    #[arg(long = "cluster-hint-max-age-ms")]
+    pub cluster_hint_max_age_ms: Option<String>,
+    /// At start, delete this node's replica data if it is too old to rejoin safely and
+    /// let anti-entropy refill it: yes or no [default: no, such a node refuses to start].
+    #[arg(long = "cluster-wipe-stale-data")]
+    pub cluster_wipe_stale_data: Option<String>,
 }
 
 impl ClusterFlags {
@@ -349,6 +409,12 @@ impl ClusterFlags {
                 "cluster-anti-entropy-interval-ms",
                 self.cluster_anti_entropy_interval_ms,
             ),
+            (
+                "cluster-tombstone-grace-ms",
+                self.cluster_tombstone_grace_ms,
+            ),
+            ("cluster-hint-max-age-ms", self.cluster_hint_max_age_ms),
+            ("cluster-wipe-stale-data", self.cluster_wipe_stale_data),
         ]
     }
 }
@@ -453,10 +519,19 @@ mod tests {
             "1234",
             "--cluster-anti-entropy-interval-ms",
             "1500",
+            "--cluster-tombstone-grace-ms",
+            "60000",
+            "--cluster-hint-max-age-ms",
+            "20000",
+            "--cluster-wipe-stale-data",
+            "yes",
         ])
         .unwrap();
         assert_eq!(c.cluster.request_timeout_ms, 1234);
         assert_eq!(c.cluster.anti_entropy_interval_ms, 1500);
+        assert_eq!(c.cluster.tombstone_grace_ms, 60000);
+        assert_eq!(c.cluster.hint_max_age_ms, 20000);
+        assert!(c.cluster.wipe_stale_data);
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub fn node_config(c: &Config) -> Result<NodeConfig, String> {
         unsafe_allow_weak_quorums: s.unsafe_weak_quorums,
         request_timeout: Duration::from_millis(s.request_timeout_ms),
         anti_entropy_interval: Duration::from_millis(s.anti_entropy_interval_ms),
+        tombstone_grace: Duration::from_millis(s.tombstone_grace_ms),
+        hint_max_age: Duration::from_millis(s.hint_max_age_ms),
+        wipe_stale_data: s.wipe_stale_data,
         ..ClusterConfig::default()
     };
     cluster.validate().map_err(|e| e.to_string())?;
