@@ -27,6 +27,7 @@ pub mod replica_store;
 pub mod ring;
 pub mod rpc;
 pub mod skew;
+pub mod tombstone_gc;
 pub mod version;
 
 pub use node_id::NodeId;
