@@ -91,10 +91,10 @@ pub fn check_at_start(db: &Db, config: &ClusterConfig, now_ms: u64) -> Result<St
              request timeout and clock offset): other replicas may have collected the \
              tombstones of keys deleted since, and this node would bring those keys back. \
              It was away too long, or its directory was restored from an old backup. To \
-             rejoin, either empty its data directory, or start it once with \
-             --cluster-wipe-stale-data yes, which deletes this node's replica data (its \
-             identity and layout stay) and lets anti-entropy copy everything back from the \
-             other replicas",
+             rejoin, start it once with --cluster-wipe-stale-data yes: that deletes this \
+             node's replica data (its identity and layout in the cluster/ directory stay, so \
+             it rejoins as the same node) and lets anti-entropy copy everything back from \
+             the other replicas",
             human(age_ms),
             human(limit.as_millis() as u64)
         ));
