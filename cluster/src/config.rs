@@ -29,14 +29,19 @@ pub struct ClusterConfig {
     /// default 256 MiB; 0 keeps none). Past it, new hints are dropped and anti-entropy
     /// repairs what they would have.
     pub hint_max_bytes: u64,
-    /// Age after which a hint is dropped (`--cluster-hint-max-age`, default 3 h, as
-    /// Cassandra's hint window). Must be shorter than `tombstone_grace`, or a replayed
-    /// hint could resurrect a key whose tombstone was already collected.
+    /// Age after which a hint is dropped (`--cluster-hint-max-age-ms`, default 3 h, as
+    /// Cassandra's hint window). With the request timeout and the clock offset it must
+    /// stay shorter than `tombstone_grace`, or a replayed hint could resurrect a key whose
+    /// tombstone was already collected.
     pub hint_max_age: Duration,
-    /// How long a tombstone is kept after every replica is known to hold it
-    /// (`--cluster-tombstone-grace`, default 10 days, as Cassandra's gc_grace_seconds).
-    /// A node away for longer must be wiped before it rejoins.
+    /// Age (from its version) before which no tombstone is collected
+    /// (`--cluster-tombstone-grace-ms`, default 10 days, as Cassandra's
+    /// gc_grace_seconds); collection also needs every replica to hold it. A node not in
+    /// sync with its replicas for about as long must be wiped before it rejoins.
     pub tombstone_grace: Duration,
+    /// At start, delete this node's replica data if it is too old to rejoin safely
+    /// (`--cluster-wipe-stale-data`, default no: such a node refuses to start).
+    pub wipe_stale_data: bool,
     /// Largest clock offset between nodes (`--cluster-max-clock-offset`, default
     /// 500 ms): a node further from the majority stops coordinating, and versions from
     /// further in the future are refused.
@@ -63,6 +68,7 @@ impl Default for ClusterConfig {
             hint_max_bytes: 256 << 20,
             hint_max_age: Duration::from_secs(3 * 3600),
             tombstone_grace: Duration::from_secs(10 * 24 * 3600),
+            wipe_stale_data: false,
             max_clock_offset: Duration::from_millis(500),
             anti_entropy_interval: Duration::from_secs(600),
             background_bytes_per_sec: 16 << 20,
@@ -101,7 +107,7 @@ pub enum ConfigError {
     #[error("{0} must be greater than 0")]
     Zero(&'static str),
     /// Hints would outlive tombstones.
-    #[error("--cluster-hint-max-age ({hint_max_age:?}) must be shorter than --cluster-tombstone-grace ({tombstone_grace:?}), or a late hint could bring back a deleted key")]
+    #[error("--cluster-hint-max-age-ms ({hint_max_age:?}) plus the request timeout and the maximum clock offset must be shorter than --cluster-tombstone-grace-ms ({tombstone_grace:?}), or a late hint could bring back a deleted key")]
     HintsOutliveTombstones {
         /// The hint age limit.
         hint_max_age: Duration,
@@ -138,7 +144,10 @@ impl ClusterConfig {
         }
         let positive = [
             ("--cluster-request-timeout", self.request_timeout.is_zero()),
-            ("--cluster-tombstone-grace", self.tombstone_grace.is_zero()),
+            (
+                "--cluster-tombstone-grace-ms",
+                self.tombstone_grace.is_zero(),
+            ),
             (
                 "--cluster-max-clock-offset",
                 self.max_clock_offset.is_zero(),
@@ -159,13 +168,29 @@ impl ClusterConfig {
         if let Some((option, _)) = positive.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::Zero(option));
         }
-        if self.hint_max_age >= self.tombstone_grace {
+        if self.tombstone_arrival_bound() >= self.tombstone_grace {
             return Err(ConfigError::HintsOutliveTombstones {
                 hint_max_age: self.hint_max_age,
                 tombstone_grace: self.tombstone_grace,
             });
         }
         Ok(())
+    }
+
+    /// How long after its version a write can first reach a replica: sent with the
+    /// request (timeout), or replayed from a hint (hint age bound), with clocks up to the
+    /// maximum offset apart. A tombstone older than this is on a replica or nowhere.
+    pub fn tombstone_arrival_bound(&self) -> Duration {
+        self.hint_max_age + self.request_timeout + self.max_clock_offset
+    }
+
+    /// How long a node may go without a complete anti-entropy round before it must be
+    /// wiped to rejoin: the grace minus [`Self::tombstone_arrival_bound`], so that every
+    /// tombstone another replica may have collected reached some replica before this
+    /// node's last sync (docs/cluster.md, "The wipe rule").
+    pub fn stale_after(&self) -> Duration {
+        self.tombstone_grace
+            .saturating_sub(self.tombstone_arrival_bound())
     }
 
     /// Acknowledgements a write at `level` waits for.
@@ -252,6 +277,11 @@ mod tests {
         assert_eq!(c.request_timeout, Duration::from_secs(2));
         assert_eq!(c.max_clock_offset, Duration::from_millis(500));
         assert!(c.hint_max_age < c.tombstone_grace);
+        assert!(!c.wipe_stale_data);
+        assert_eq!(
+            c.stale_after(),
+            c.tombstone_grace - c.hint_max_age - c.request_timeout - c.max_clock_offset
+        );
     }
 
     #[test]
@@ -322,7 +352,16 @@ mod tests {
                     hint_max_age: Duration::from_secs(11 * 24 * 3600),
                     ..d()
                 },
-                "--cluster-hint-max-age",
+                "--cluster-hint-max-age-ms",
+            ),
+            (
+                ClusterConfig {
+                    hint_max_age: Duration::from_secs(3),
+                    request_timeout: Duration::from_secs(2),
+                    tombstone_grace: Duration::from_secs(5),
+                    ..d()
+                },
+                "--cluster-tombstone-grace-ms",
             ),
         ];
         for (config, option) in cases {

@@ -29,6 +29,7 @@ pub mod ring;
 pub mod rpc;
 pub mod sim;
 pub mod skew;
+pub mod tombstone_gc;
 pub mod version;
 
 pub use node_id::NodeId;

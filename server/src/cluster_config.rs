@@ -45,6 +45,13 @@ pub struct ClusterSettings {
     /// many ms, so end-to-end tests can run a node with a skewed clock
     /// (`cluster-test-clock-offset-ms`, hidden from --help).
     pub test_clock_offset_ms: i64,
+    /// Age before which no tombstone is collected, ms (`cluster-tombstone-grace-ms`).
+    pub tombstone_grace_ms: u64,
+    /// Age after which an undelivered hint is dropped, ms (`cluster-hint-max-age-ms`).
+    pub hint_max_age_ms: u64,
+    /// Delete this node's replica data at start if it is too old to rejoin
+    /// (`cluster-wipe-stale-data`).
+    pub wipe_stale_data: bool,
 }
 
 impl Default for ClusterSettings {
@@ -65,6 +72,9 @@ impl Default for ClusterSettings {
             tls: false,
             max_clock_offset_ms: 500,
             test_clock_offset_ms: 0,
+            tombstone_grace_ms: 10 * 24 * 3600 * 1000,
+            hint_max_age_ms: 3 * 3600 * 1000,
+            wipe_stale_data: false,
         }
     }
 }
@@ -277,7 +287,7 @@ pub static CLUSTER_PARAMS: &[Param] = &[
         mutable: false,
         get: |c| c.cluster.request_timeout_ms.to_string(),
         set: |c, v| {
-            c.cluster.request_timeout_ms = at_least(v, 1)?;
+            c.cluster.request_timeout_ms = positive_ms(v)?;
             Ok(())
         },
     },
@@ -308,7 +318,49 @@ pub static CLUSTER_PARAMS: &[Param] = &[
             Ok(())
         },
     },
+    Param {
+        name: "cluster-tombstone-grace-ms",
+        mutable: false,
+        get: |c| c.cluster.tombstone_grace_ms.to_string(),
+        set: |c, v| {
+            c.cluster.tombstone_grace_ms = positive_ms(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-hint-max-age-ms",
+        mutable: false,
+        get: |c| c.cluster.hint_max_age_ms.to_string(),
+        set: |c, v| {
+            c.cluster.hint_max_age_ms = positive_ms(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-wipe-stale-data",
+        mutable: false,
+        get: |c| {
+            if c.cluster.wipe_stale_data {
+                "yes"
+            } else {
+                "no"
+            }
+            .into()
+        },
+        set: |c, v| {
+            c.cluster.wipe_stale_data = yes_no(v)?;
+            Ok(())
+        },
+    },
 ];
+
+fn positive_ms(v: &str) -> Result<u64, String> {
+    let n: u64 = num(v)?;
+    if n == 0 {
+        return Err("argument must be at least 1".into());
+    }
+    Ok(n)
+}
 
 /// The `--cluster-*` command-line flags.
 #[derive(clap::Args, Debug, Default)]
@@ -361,6 +413,18 @@ pub struct ClusterFlags {
         allow_hyphen_values = true
     )]
     pub cluster_test_clock_offset_ms: Option<String>,
+    /// Age in ms before which no tombstone is collected; a node out of sync for about as
+    /// long must be wiped to rejoin [default: 864000000, 10 days].
+    #[arg(long = "cluster-tombstone-grace-ms")]
+    pub cluster_tombstone_grace_ms: Option<String>,
+    /// Age in ms after which an undelivered hint is dropped; must stay below the
+    /// tombstone grace [default: 10800000, 3 h].
+    #[arg(long = "cluster-hint-max-age-ms")]
+    pub cluster_hint_max_age_ms: Option<String>,
+    /// At start, delete this node's replica data if it is too old to rejoin safely and
+    /// let anti-entropy refill it: yes or no [default: no, such a node refuses to start].
+    #[arg(long = "cluster-wipe-stale-data")]
+    pub cluster_wipe_stale_data: Option<String>,
 }
 
 impl ClusterFlags {
@@ -396,6 +460,12 @@ impl ClusterFlags {
                 "cluster-test-clock-offset-ms",
                 self.cluster_test_clock_offset_ms,
             ),
+            (
+                "cluster-tombstone-grace-ms",
+                self.cluster_tombstone_grace_ms,
+            ),
+            ("cluster-hint-max-age-ms", self.cluster_hint_max_age_ms),
+            ("cluster-wipe-stale-data", self.cluster_wipe_stale_data),
         ]
     }
 }
@@ -504,6 +574,12 @@ mod tests {
             "250",
             "--cluster-test-clock-offset-ms",
             "-3000",
+            "--cluster-tombstone-grace-ms",
+            "60000",
+            "--cluster-hint-max-age-ms",
+            "20000",
+            "--cluster-wipe-stale-data",
+            "yes",
         ])
         .unwrap();
         assert_eq!(c.cluster.request_timeout_ms, 1234);
@@ -516,6 +592,9 @@ mod tests {
         assert!(!node.fsync_always, "appendfsync everysec by default");
         let mut bad = Config::default();
         assert!(bad.apply("cluster-max-clock-offset-ms", "0").is_err());
+        assert_eq!(c.cluster.tombstone_grace_ms, 60000);
+        assert_eq!(c.cluster.hint_max_age_ms, 20000);
+        assert!(c.cluster.wipe_stale_data);
     }
 
     #[test]

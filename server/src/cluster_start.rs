@@ -19,6 +19,9 @@ pub fn node_config(c: &Config) -> Result<NodeConfig, String> {
         request_timeout: Duration::from_millis(s.request_timeout_ms),
         anti_entropy_interval: Duration::from_millis(s.anti_entropy_interval_ms),
         max_clock_offset: Duration::from_millis(s.max_clock_offset_ms),
+        tombstone_grace: Duration::from_millis(s.tombstone_grace_ms),
+        hint_max_age: Duration::from_millis(s.hint_max_age_ms),
+        wipe_stale_data: s.wipe_stale_data,
         ..ClusterConfig::default()
     };
     cluster.validate().map_err(|e| e.to_string())?;

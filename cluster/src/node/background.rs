@@ -83,6 +83,7 @@ pub fn spawn_all(node: &Arc<ClusterNode>) {
     node.spawn(follow_layouts(node.clone()));
     node.spawn(fold_merkle(node.clone()));
     node.spawn(anti_entropy(node.clone()));
+    node.spawn(collect_tombstones(node.clone()));
     node.spawn(pings(node.clone()));
     if node.catch_up.is_active() {
         node.spawn(super::catch_up::run(node.clone()));
@@ -173,10 +174,49 @@ async fn anti_entropy(node: Arc<ClusterNode>) {
     while tick(&node, every).await {
         if node.layout.get().is_some() {
             tracing::info!("anti-entropy round");
-            let _ = node.repair_now(None).await;
+            let started = crate::hints::system_clock_ms()();
+            let round = node.repair_now(None).await;
+            // The wipe rule's stamp: only a round without failures proves this node
+            // holds what its replicas held when it began.
+            if round.is_ok_and(|r| r.failures == 0) {
+                let db = node.store.db().clone();
+                let stamped = tokio::task::spawn_blocking(move || {
+                    crate::tombstone_gc::record_synced_at(&db, started)
+                })
+                .await;
+                if let Ok(Err(e)) = stamped {
+                    tracing::error!(error = %e, "cannot record the synced-at stamp");
+                }
+            }
         }
     }
     tracing::info!("anti-entropy loop ended");
+}
+
+/// Tombstone collection, as often as anti-entropy (both walk the partitions).
+async fn collect_tombstones(node: Arc<ClusterNode>) {
+    let every = node.config.cluster.anti_entropy_interval;
+    let grace_ms = node.config.cluster.tombstone_grace.as_millis() as u64;
+    while tick(&node, every).await {
+        let Some(layout) = node.layout.get() else {
+            continue;
+        };
+        let now = crate::hints::system_clock_ms()();
+        let round = crate::tombstone_gc::collect_round(
+            &node.store,
+            &layout,
+            node.me.id,
+            &*node.peers,
+            &*node.live,
+            now,
+            grace_ms,
+        )
+        .await;
+        tracing::debug!(?round, "tombstone collection round");
+        node.stats
+            .tombstones_purged
+            .fetch_add(round.purged, Ordering::Relaxed);
+    }
 }
 
 async fn pings(node: Arc<ClusterNode>) {

@@ -78,6 +78,10 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
             "kvd_anti_entropy_failures",
             s.anti_entropy_failures.load(Ordering::Relaxed).to_string(),
         ),
+        (
+            "kvd_tombstones_purged",
+            s.tombstones_purged.load(Ordering::Relaxed).to_string(),
+        ),
         ("kvd_read_repairs", co.read_repairs.to_string()),
         ("kvd_stale_retries", co.stale_retries.to_string()),
         (

@@ -85,6 +85,7 @@ struct NodeStats {
     anti_entropy_rounds: AtomicU64,
     anti_entropy_keys_repaired: AtomicU64,
     anti_entropy_failures: AtomicU64,
+    tombstones_purged: AtomicU64,
 }
 
 /// A running node. Implements [`crate::ring::Ring`] for the server.
@@ -355,6 +356,10 @@ fn open_stores(
     let unclean = existed && !clean;
     let (identity, id) =
         Identity::load_or_create(dir).map_err(|e| format!("cannot read the node identity: {e}"))?;
+    // Before the store opens: a wipe must not pull data from under it.
+    let now = crate::hints::system_clock_ms()();
+    let stamp = crate::tombstone_gc::check_at_start(&db, &config.cluster, now)?;
+    tracing::info!(?stamp, "replica data checked against the tombstone grace");
     let store = ReplicaStore::open(Arc::new(db.clone()))
         .map_err(|e| format!("cannot open the replica store: {e}"))?;
     let c = &config.cluster;

@@ -7,6 +7,7 @@
 //! ([`crate::local_replica::LocalReplica`] does).
 
 mod error;
+mod purge;
 mod records;
 mod scan;
 mod stripes;
