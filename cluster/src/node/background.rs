@@ -83,6 +83,8 @@ pub fn spawn_all(node: &Arc<ClusterNode>) {
     node.spawn(fold_merkle(node.clone()));
     node.spawn(anti_entropy(node.clone()));
     node.spawn(pings(node.clone()));
+    node.spawn(super::metadata::gossip_digests(node.clone()));
+    node.spawn(super::metadata::purge_flushed(node.clone()));
     let c = &node.config.cluster;
     let replay = spawn_hint_replay(
         node.coordinator.hints().clone(),
@@ -99,7 +101,7 @@ pub fn spawn_all(node: &Arc<ClusterNode>) {
 }
 
 /// Sleeps `every`, or returns false once the node shuts down.
-async fn tick(node: &ClusterNode, every: Duration) -> bool {
+pub(super) async fn tick(node: &ClusterNode, every: Duration) -> bool {
     let mut stop = node.shutdown.subscribe();
     tokio::select! {
         _ = tokio::time::sleep(every) => {}

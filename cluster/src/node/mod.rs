@@ -11,6 +11,7 @@ mod bus;
 pub mod convert;
 pub mod identity;
 mod info;
+mod metadata;
 mod observed;
 mod ring_impl;
 
@@ -21,6 +22,7 @@ use crate::hints::{HintConfig, HintStore};
 use crate::hlc::{Hlc, SystemClock};
 use crate::layout::{Layout, NodeInfo};
 use crate::local_replica::LocalReplica;
+use crate::metadata::MetadataStore;
 use crate::quorum::CoordinatorConfig;
 use crate::replica_api::ReplicaApi;
 use crate::replica_store::ReplicaStore;
@@ -70,6 +72,7 @@ struct NodeStats {
     anti_entropy_rounds: AtomicU64,
     anti_entropy_keys_repaired: AtomicU64,
     anti_entropy_failures: AtomicU64,
+    flush_purged_keys: AtomicU64,
 }
 
 /// A running node. Implements [`crate::ring::Ring`] for the server.
@@ -81,6 +84,10 @@ pub struct ClusterNode {
     layout: Arc<LayoutCell>,
     met: Mutex<BTreeMap<NodeId, NodeInfo>>,
     store: Arc<ReplicaStore>,
+    /// Cluster-wide entries: flushes, ACL users, cluster-wide config.
+    metadata: Arc<MetadataStore>,
+    /// Wakes the purge of flushed records when a floor rises.
+    purge_wanted: Arc<tokio::sync::Notify>,
     local: Arc<dyn ReplicaApi>,
     peers: Arc<PeerClients>,
     auth: BusAuth,
@@ -103,7 +110,7 @@ impl ClusterNode {
     /// and background work. Returns once it listens; the first layout may come later.
     pub async fn start(config: NodeConfig, db: Db) -> Result<Arc<ClusterNode>, String> {
         let dir = cluster_dir(&config.data_dir);
-        let (identity, id, store, hints, hlc, layout) = {
+        let (identity, id, store, metadata, hints, hlc, layout) = {
             let (config, dir) = (config.clone(), dir.clone());
             tokio::task::spawn_blocking(move || open_stores(&config, &dir, db))
                 .await
@@ -149,7 +156,8 @@ impl ClusterNode {
                 request_timeout: c.request_timeout,
                 ..CoordinatorConfig::default()
             },
-        );
+        )
+        .with_flush_floors(store.floors().clone());
         let (shutdown, _) = watch::channel(false);
         let node = Arc::new(ClusterNode {
             me,
@@ -159,6 +167,8 @@ impl ClusterNode {
             layout: cell,
             met: Mutex::new(BTreeMap::new()),
             store,
+            metadata,
+            purge_wanted: Arc::new(tokio::sync::Notify::new()),
             local,
             peers,
             auth,
@@ -174,10 +184,12 @@ impl ClusterNode {
             tasks: Mutex::new(Vec::new()),
         });
         node.meet(node.me.clone());
+        node.follow_metadata();
         background::start_bus(&node).await?;
         background::start_gossip(&node).await?;
         if let Some(layout) = layout {
             node.install(layout).await;
+            node.catch_up_metadata().await;
         } else {
             node.spawn(bootstrap::run(node.clone()));
         }
@@ -291,6 +303,7 @@ type Opened = (
     Identity,
     NodeId,
     Arc<ReplicaStore>,
+    Arc<MetadataStore>,
     HintStore,
     Arc<Hlc>,
     Option<Layout>,
@@ -301,6 +314,8 @@ fn open_stores(config: &NodeConfig, dir: &std::path::Path, db: Db) -> Result<Ope
         Identity::load_or_create(dir).map_err(|e| format!("cannot read the node identity: {e}"))?;
     let store = ReplicaStore::open(Arc::new(db.clone()))
         .map_err(|e| format!("cannot open the replica store: {e}"))?;
+    let metadata = MetadataStore::open(Arc::new(db.clone()))
+        .map_err(|e| format!("cannot open the cluster metadata: {e}"))?;
     let c = &config.cluster;
     let hints = HintStore::open(
         db,
@@ -324,5 +339,13 @@ fn open_stores(config: &NodeConfig, dir: &std::path::Path, db: Db) -> Result<Ope
             "single-node keys converted into this node's replicas; anti-entropy copies them to the other replicas"
         );
     }
-    Ok((identity, id, Arc::new(store), hints, Arc::new(hlc), layout))
+    Ok((
+        identity,
+        id,
+        Arc::new(store),
+        Arc::new(metadata),
+        hints,
+        Arc::new(hlc),
+        layout,
+    ))
 }
