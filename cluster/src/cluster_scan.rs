@@ -145,7 +145,10 @@ impl Coordinator {
         for (_, page) in answers {
             for (key, record) in page.items {
                 let at = position_of(&key);
-                if at < from || cut.is_some_and(|c| at >= c) {
+                if at < from
+                    || cut.is_some_and(|c| at >= c)
+                    || inner.floors.flushed(db, record.version)
+                {
                     continue;
                 }
                 let newest = match merged.remove(&(at, key.clone())) {

@@ -17,6 +17,7 @@ pub mod hlc;
 pub mod layout;
 pub mod local_replica;
 pub mod merkle;
+pub mod metadata;
 pub mod node;
 pub mod node_id;
 pub mod placement;

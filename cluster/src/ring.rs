@@ -140,6 +140,18 @@ pub trait Ring: Send + Sync + 'static {
     /// hold), after folding every pending write: replicas holding the same data have
     /// equal roots, which is how tests and operators check convergence.
     async fn merkle_roots(&self) -> Result<Vec<Option<crate::replica_api::Hash16>>, RingError>;
+    /// Stores cluster-wide entries `name -> value` (docs/cluster.md, "Cluster
+    /// metadata") with one new version on every node it can reach; succeeds once a
+    /// majority of the layout's nodes hold them. On failure the entries may still be on
+    /// some nodes and spread to the others on contact: the error says so.
+    async fn publish_metadata(&self, _entries: Vec<(String, Bytes)>) -> Result<Version, RingError> {
+        Err(RingError::Other(
+            "ERR this ring keeps no cluster metadata".into(),
+        ))
+    }
+    /// Calls `listener` with every cluster metadata entry held now, then with every
+    /// entry that changes (whichever node wrote it), in order.
+    fn listen_metadata(&self, _listener: crate::metadata::MetadataListener) {}
     /// Reports the replica operations this node serves for other coordinators to
     /// `observer` from now on.
     fn observe_replica_ops(&self, observer: ReplicaObserver);

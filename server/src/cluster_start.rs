@@ -85,6 +85,14 @@ pub async fn start(srv: &Arc<Shared>, node: NodeConfig) -> Result<Arc<ClusterNod
     let node = ClusterNode::start(node, srv.store.db.clone()).await?;
     let ring: Arc<dyn kv_cluster::ring::Ring> = node.clone();
     ring.observe_replica_ops(monitor_feed(Arc::downgrade(srv)));
+    // ACL users and cluster-wide parameters written through any node apply here too
+    // (held entries first: a restarted node gets back what CONFIG SET and ACL did).
+    let weak = Arc::downgrade(srv);
+    ring.listen_metadata(Arc::new(move |e: &kv_cluster::metadata::MetaEntry| {
+        if let Some(srv) = weak.upgrade() {
+            crate::cluster_mode::metadata::apply_entry(&srv, e);
+        }
+    }));
     srv.ring
         .set(ring)
         .map_err(|_| "the cluster node was started twice".to_string())?;

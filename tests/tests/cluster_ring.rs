@@ -115,7 +115,7 @@ fn read_modify_write_is_refused_until_consensus() {
         vec!["GETSET", "k", "v"],
         vec!["EXPIRE", "k", "10"],
         vec!["MULTI"],
-        vec!["FLUSHALL"],
+        vec!["SWAPDB", "0", "1"],
     ] {
         let r: redis::RedisResult<redis::Value> = redis::cmd(cmd[0]).arg(&cmd[1..]).query(&mut n1);
         let e = r.expect_err(&format!("{cmd:?} must be refused"));

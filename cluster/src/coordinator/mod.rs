@@ -9,6 +9,7 @@ mod write;
 pub use multi::{KeyWrite, MAX_KEYS_IN_FLIGHT};
 
 use crate::hints::HintStore;
+use crate::metadata::FlushFloors;
 use crate::quorum::{CoordinatorConfig, Target};
 use crate::replica_api::{Liveness, PeerState, Replicas};
 use crate::{NodeId, Version};
@@ -63,6 +64,8 @@ pub(crate) struct Inner {
     pub(crate) hints: HintStore,
     pub(crate) config: CoordinatorConfig,
     pub(crate) counters: Counters,
+    /// Database flush floors: records below them are gone, whatever a replica answers.
+    pub(crate) floors: FlushFloors,
 }
 
 /// Runs reads and writes against replicas with quorums. Cheap to clone.
@@ -100,8 +103,21 @@ impl Coordinator {
                 hints,
                 config,
                 counters: Counters::default(),
+                floors: FlushFloors::default(),
             }),
         }
+    }
+
+    /// The same coordinator, filtering by `floors` (docs/cluster.md, "Flushing a
+    /// database"): reads and scans never return a record below its database's floor,
+    /// even from a replica that has not learned of the flush yet, and writes get
+    /// versions above it. Call before the coordinator is cloned.
+    pub fn with_flush_floors(mut self, floors: FlushFloors) -> Coordinator {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.floors = floors,
+            None => tracing::error!("flush floors set on a shared coordinator: ignored"),
+        }
+        self
     }
 
     /// The node this coordinator runs on.

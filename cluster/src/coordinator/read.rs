@@ -30,6 +30,11 @@ impl Coordinator {
             }
         })
         .await?;
+        // A replica that has not learned of a flush yet still answers flushed records.
+        let answers: Vec<_> = answers
+            .into_iter()
+            .map(|(node, r)| (node, inner.floors.visible(key.db, r)))
+            .collect();
         let newest = answers
             .iter()
             .filter_map(|(_, r)| r.clone())

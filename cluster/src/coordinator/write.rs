@@ -55,6 +55,11 @@ impl Coordinator {
             Some((ty, payload)) => (Body::Value { ty, payload }, expire_at),
             None => (Body::Tombstone, None),
         };
+        // A write after a flush is ordered after it, even from a clock that is behind.
+        let floor = inner.floors.floor(key.db);
+        if floor > Version::ZERO {
+            inner.clock.observe(floor);
+        }
         let max_attempts = inner.config.max_stale_retries + 1;
         // One deadline for every attempt: the client waits at most the request timeout.
         let deadline = Instant::now() + inner.config.request_timeout;

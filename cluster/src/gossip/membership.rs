@@ -19,6 +19,7 @@ const KEY_RESP: &str = "resp_addr";
 const KEY_BUS: &str = "bus_addr";
 const KEY_CLUSTER: &str = "cluster_id";
 const KEY_LAYOUT: &str = "layout_version";
+const KEY_META: &str = "meta_digest";
 
 /// chitchat's own cluster name: constant, because kvd's cluster id is learned after
 /// gossip starts and is checked on every packet instead ([`GossipKey`]).
@@ -45,6 +46,8 @@ pub struct GossipConfig {
     pub bus_addr: String,
     /// Published: the layout version this node holds (0 = none).
     pub layout_version: u64,
+    /// Published: the digest of the cluster metadata this node holds.
+    pub meta_digest: String,
     /// Time between gossip rounds (default 500 ms).
     pub gossip_interval: Duration,
     /// Phi-accrual threshold above which a peer is suspect (default 8).
@@ -66,6 +69,7 @@ impl GossipConfig {
             resp_addr,
             bus_addr,
             layout_version: 0,
+            meta_digest: String::new(),
             gossip_interval: Duration::from_millis(500),
             phi_threshold: 8.0,
             down_after: Duration::from_secs(30),
@@ -88,6 +92,8 @@ pub struct Member {
     pub cluster_id: Option<String>,
     /// The layout version it holds.
     pub layout_version: u64,
+    /// The digest of the cluster metadata it holds (empty if it publishes none).
+    pub meta_digest: String,
     /// Up, suspect or down.
     pub state: PeerState,
 }
@@ -183,6 +189,7 @@ impl Membership {
             (KEY_RESP.to_string(), config.resp_addr.clone()),
             (KEY_BUS.to_string(), config.bus_addr.clone()),
             (KEY_LAYOUT.to_string(), config.layout_version.to_string()),
+            (KEY_META.to_string(), config.meta_digest.clone()),
         ];
         if let Some(id) = &config.cluster_id {
             initial.push((KEY_CLUSTER.to_string(), id.clone()));
@@ -257,6 +264,16 @@ impl Membership {
             .await
             .self_node_state()
             .set(KEY_LAYOUT, version);
+    }
+
+    /// Publishes the digest of the cluster metadata this node now holds: a peer with
+    /// another digest syncs with it.
+    pub async fn set_meta_digest(&self, digest: String) {
+        self.chitchat
+            .lock()
+            .await
+            .self_node_state()
+            .set(KEY_META, digest);
     }
 
     /// Records and publishes the cluster id; from now on packets and members of
@@ -342,6 +359,7 @@ async fn refresh_loop(
                                 layout_version: get(KEY_LAYOUT)
                                     .and_then(|v| v.parse().ok())
                                     .unwrap_or(0),
+                                meta_digest: get(KEY_META).unwrap_or_default(),
                                 state: PeerState::Down,
                             },
                         )

@@ -88,6 +88,8 @@ pub fn spawn_all(node: &Arc<ClusterNode>) {
     if node.catch_up.is_active() {
         node.spawn(super::catch_up::run(node.clone()));
     }
+    node.spawn(super::metadata::gossip_digests(node.clone()));
+    node.spawn(super::metadata::purge_flushed(node.clone()));
     let c = &node.config.cluster;
     let replay = spawn_hint_replay(
         node.coordinator.hints().clone(),

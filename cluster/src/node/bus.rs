@@ -50,6 +50,14 @@ impl BusHandler for NodeBus {
         }
     }
 
+    async fn sync_metadata(
+        &self,
+        entries: Vec<crate::metadata::MetaEntry>,
+    ) -> Result<Vec<crate::metadata::MetaEntry>, ReplicaError> {
+        let node = self.node()?;
+        crate::metadata::spread::serve_sync(&node.metadata, entries).await
+    }
+
     async fn push_layout(&self, pushed: LayoutBlob) -> Result<PushLayoutReply, ReplicaError> {
         let node = self.node()?;
         let layout = Layout::from_json(&pushed.json)

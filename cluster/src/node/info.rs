@@ -84,6 +84,15 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         ),
         ("kvd_read_repairs", co.read_repairs.to_string()),
         ("kvd_stale_retries", co.stale_retries.to_string()),
+        ("kvd_metadata_digest", node.metadata.digest()),
+        (
+            "kvd_metadata_entries",
+            node.metadata.entries().len().to_string(),
+        ),
+        (
+            "kvd_flush_purged_keys",
+            s.flush_purged_keys.load(Ordering::Relaxed).to_string(),
+        ),
         (
             "kvd_max_clock_offset_ms",
             node.skew.max_abs_offset().to_string(),

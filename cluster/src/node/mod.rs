@@ -14,6 +14,7 @@ mod clock_gate;
 pub mod convert;
 pub mod identity;
 mod info;
+mod metadata;
 mod observed;
 mod ring_impl;
 
@@ -25,6 +26,7 @@ use crate::hints::{HintConfig, HintStore};
 use crate::hlc::{Clock, Hlc, SystemClock};
 use crate::layout::{Layout, NodeInfo};
 use crate::local_replica::LocalReplica;
+use crate::metadata::MetadataStore;
 use crate::quorum::CoordinatorConfig;
 use crate::replica_api::ReplicaApi;
 use crate::replica_store::ReplicaStore;
@@ -86,6 +88,7 @@ struct NodeStats {
     anti_entropy_keys_repaired: AtomicU64,
     anti_entropy_failures: AtomicU64,
     tombstones_purged: AtomicU64,
+    flush_purged_keys: AtomicU64,
 }
 
 /// A running node. Implements [`crate::ring::Ring`] for the server.
@@ -97,6 +100,10 @@ pub struct ClusterNode {
     layout: Arc<LayoutCell>,
     met: Mutex<BTreeMap<NodeId, NodeInfo>>,
     store: Arc<ReplicaStore>,
+    /// Cluster-wide entries: flushes, ACL users, cluster-wide config.
+    metadata: Arc<MetadataStore>,
+    /// Wakes the purge of flushed records when a floor rises.
+    purge_wanted: Arc<tokio::sync::Notify>,
     local: Arc<dyn ReplicaApi>,
     /// `local` as coordinators see it: reads refused while catching up.
     gated: Arc<dyn ReplicaApi>,
@@ -126,7 +133,7 @@ impl ClusterNode {
     pub async fn start(config: NodeConfig, db: Db) -> Result<Arc<ClusterNode>, String> {
         let dir = cluster_dir(&config.data_dir);
         let wall: Arc<dyn Clock> = Arc::new(OffsetClock(SystemClock, config.test_clock_offset_ms));
-        let (identity, id, store, hints, hlc, layout, unclean) = {
+        let (identity, id, store, metadata, hints, hlc, layout, unclean) = {
             let (config, dir, wall) = (config.clone(), dir.clone(), wall.clone());
             tokio::task::spawn_blocking(move || open_stores(&config, &dir, db, wall))
                 .await
@@ -182,7 +189,8 @@ impl ClusterNode {
                 request_timeout: c.request_timeout,
                 ..CoordinatorConfig::default()
             },
-        );
+        )
+        .with_flush_floors(store.floors().clone());
         let (shutdown, _) = watch::channel(false);
         let node = Arc::new(ClusterNode {
             me,
@@ -192,6 +200,8 @@ impl ClusterNode {
             layout: cell,
             met: Mutex::new(BTreeMap::new()),
             store,
+            metadata,
+            purge_wanted: Arc::new(tokio::sync::Notify::new()),
             local,
             gated,
             peers,
@@ -213,10 +223,12 @@ impl ClusterNode {
         // Before anything is served: a clock that resumed ahead refuses writes at once.
         node.clock
             .set(clock_readiness(&node.hlc, &node.skew, node.max_offset_ms()));
+        node.follow_metadata();
         background::start_bus(&node).await?;
         background::start_gossip(&node).await?;
         if let Some(layout) = layout {
             node.install(layout).await;
+            node.catch_up_metadata().await;
         } else {
             node.spawn(bootstrap::run(node.clone()));
         }
@@ -336,6 +348,7 @@ type Opened = (
     Identity,
     NodeId,
     Arc<ReplicaStore>,
+    Arc<MetadataStore>,
     HintStore,
     Arc<Hlc>,
     Option<Layout>,
@@ -362,6 +375,8 @@ fn open_stores(
     tracing::info!(?stamp, "replica data checked against the tombstone grace");
     let store = ReplicaStore::open(Arc::new(db.clone()))
         .map_err(|e| format!("cannot open the replica store: {e}"))?;
+    let metadata = MetadataStore::open(Arc::new(db.clone()))
+        .map_err(|e| format!("cannot open the cluster metadata: {e}"))?;
     let c = &config.cluster;
     let hints = HintStore::open(
         db,
@@ -389,6 +404,7 @@ fn open_stores(
         identity,
         id,
         Arc::new(store),
+        Arc::new(metadata),
         hints,
         Arc::new(hlc),
         layout,

@@ -149,6 +149,14 @@ impl Ring for ClusterNode {
         self.repair_now(partition).await
     }
 
+    async fn publish_metadata(&self, entries: Vec<(String, Bytes)>) -> Result<Version, RingError> {
+        self.publish(entries).await
+    }
+
+    fn listen_metadata(&self, listener: crate::metadata::MetadataListener) {
+        ClusterNode::listen_metadata(self, listener)
+    }
+
     fn observe_replica_ops(&self, observer: crate::ring::ReplicaObserver) {
         *self.observer.write() = Some(observer);
     }

@@ -8,6 +8,7 @@
 
 mod error;
 mod purge;
+mod floor_purge;
 mod records;
 mod scan;
 mod stripes;
@@ -16,6 +17,7 @@ pub use error::{describe_key, StoreError};
 pub use scan::{PartitionRecords, MAX_SCAN_LIMIT};
 
 use crate::merkle::Merkle;
+use crate::metadata::FlushFloors;
 use crate::replica_api::{ItemKey, ScanPage, WriteItem, WriteOutcome};
 use crate::{Record, Version};
 use kv_engine::{Db, Keyspace, WriteBatch};
@@ -37,6 +39,7 @@ pub struct ReplicaStore {
     data: Keyspace,
     merkle: Merkle,
     stripes: Stripes,
+    floors: FlushFloors,
 }
 
 impl ReplicaStore {
@@ -50,12 +53,20 @@ impl ReplicaStore {
             data,
             merkle,
             stripes: Stripes::default(),
+            floors: FlushFloors::default(),
         })
     }
 
     /// The partition Merkle trees kept over this store.
     pub fn merkle(&self) -> &Merkle {
         &self.merkle
+    }
+
+    /// The flush floors this store applies (docs/cluster.md, "Flushing a database"):
+    /// records below their database's floor are never returned, and writes below it
+    /// are refused as `Stale` with the floor. The node raises them from the metadata.
+    pub fn floors(&self) -> &FlushFloors {
+        &self.floors
     }
 
     /// The engine this store lives in.
@@ -72,7 +83,10 @@ impl ReplicaStore {
     /// batch with their Merkle to-do records (durable under the Db's fsync policy when
     /// this returns). One outcome per item, in order: `Applied` when written or when
     /// that very version is already held, `Stale{current}` when a newer one is held.
-    /// Items later in `items` see the effect of earlier ones.
+    /// Items later in `items` see the effect of earlier ones. A write below its
+    /// database's flush floor is `Stale{current: floor}` and writes nothing: a hint or a
+    /// repair of flushed data is dropped (its sender stops retrying), and a coordinator
+    /// moves its clock past the flush and retries, so its write lands after the flush.
     pub fn apply(&self, items: &[WriteItem]) -> Result<Vec<WriteOutcome>, StoreError> {
         // Held across read, compare and write so that a concurrent apply of the same
         // key cannot slip between them.
@@ -83,6 +97,11 @@ impl ReplicaStore {
         let mut written: HashMap<&ItemKey, Version> = HashMap::new();
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
+            let floor = self.floors.floor(item.key.db);
+            if item.record.version < floor {
+                outcomes.push(WriteOutcome::Stale { current: floor });
+                continue;
+            }
             let held = match written.get(&item.key) {
                 Some(v) => Some(*v),
                 None => read_record(&self.db, self.data, &item.key)?.map(|r| r.version),
@@ -109,9 +128,11 @@ impl ReplicaStore {
         Ok(outcomes)
     }
 
-    /// The record held for `key` (tombstones and expired values included).
+    /// The record held for `key` (tombstones and expired values included; records
+    /// below the flush floor are not: they are gone).
     pub fn get(&self, key: &ItemKey) -> Result<Option<Record>, StoreError> {
-        read_record(&self.db, self.data, key)
+        let held = read_record(&self.db, self.data, key)?;
+        Ok(self.floors.visible(key.db, held))
     }
 
     /// `limit` records (at most [`MAX_SCAN_LIMIT`]; more only to finish a scan
@@ -124,7 +145,11 @@ impl ReplicaStore {
         from: ScanPosition,
         limit: usize,
     ) -> Result<ScanPage, StoreError> {
-        scan::scan_page(&self.db, self.data, partition, db, from, limit)
+        let mut page = scan::scan_page(&self.db, self.data, partition, db, from, limit)?;
+        // Flushed records are gone; `next` stays right, as the page covered them.
+        page.items
+            .retain(|(_, r)| !self.floors.flushed(db, r.version));
+        Ok(page)
     }
 
     /// Every record of `partition`, all databases (for repair and streaming).

@@ -254,6 +254,23 @@ impl PeerClient {
         })
     }
 
+    /// Sends cluster metadata entries for the peer to merge; the answer is every entry
+    /// it holds.
+    pub async fn sync_metadata(
+        &self,
+        entries: Vec<crate::metadata::MetaEntry>,
+    ) -> Result<Vec<crate::metadata::MetaEntry>, ReplicaError> {
+        let msg = pb::SyncMetadataRequest {
+            entries: super::meta_entries::to_pb(entries),
+        };
+        let r = self
+            .call("SyncMetadata", msg, |mut c, r| async move {
+                c.sync_metadata(r).await
+            })
+            .await?;
+        super::meta_entries::from_pb(r.entries).map_err(|e| bad_reply(e.to_string()))
+    }
+
     /// Reads the peer's wall clock.
     pub async fn ping(&self) -> Result<PingReply, ReplicaError> {
         let sent_ms = unix_ms();

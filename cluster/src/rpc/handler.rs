@@ -67,6 +67,17 @@ pub trait BusHandler: Send + Sync + 'static {
     /// A peer pushes a layout (normally a newer one).
     async fn push_layout(&self, layout: LayoutBlob) -> Result<PushLayoutReply, ReplicaError>;
 
+    /// A peer syncs cluster metadata: merge `entries`, answer with every entry held.
+    /// Nodes without a metadata store (tests) refuse.
+    async fn sync_metadata(
+        &self,
+        _entries: Vec<crate::metadata::MetaEntry>,
+    ) -> Result<Vec<crate::metadata::MetaEntry>, ReplicaError> {
+        Err(ReplicaError::Failed(
+            "this node serves no cluster metadata".into(),
+        ))
+    }
+
     /// This node's wall clock in Unix milliseconds, for skew measurement. The default
     /// reads the system clock; tests and simulations override it.
     fn wall_clock_ms(&self) -> i64 {

@@ -10,6 +10,7 @@ mod batcher;
 pub mod client;
 mod convert;
 pub mod handler;
+mod meta_entries;
 mod metadata;
 pub mod peers;
 pub mod server;

@@ -367,4 +367,22 @@ impl ClusterBus for Service {
             receiver_wall_ms: self.handler.wall_clock_ms(),
         })
     }
+
+    async fn sync_metadata(
+        &self,
+        req: Request<pb::SyncMetadataRequest>,
+    ) -> Result<Response<pb::SyncMetadataResponse>, Status> {
+        let ok = self.admit(&req, "SyncMetadata")?;
+        let req = req.into_inner();
+        self.check_count(req.entries.len())?;
+        let entries = super::meta_entries::from_pb(req.entries).map_err(bad)?;
+        let held = self
+            .handler
+            .sync_metadata(entries)
+            .await
+            .map_err(status_of)?;
+        ok.reply(pb::SyncMetadataResponse {
+            entries: super::meta_entries::to_pb(held),
+        })
+    }
 }

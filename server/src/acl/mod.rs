@@ -12,6 +12,7 @@ pub mod check;
 pub mod file;
 pub mod log;
 pub mod password;
+pub mod replicated;
 pub mod rules;
 
 use crate::config::Config;

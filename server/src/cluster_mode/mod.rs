@@ -6,6 +6,7 @@
 //! replicas hold it.
 
 pub mod keyspace;
+pub mod metadata;
 pub mod route;
 
 use crate::commands::{self, table, Admission, Ctx};
@@ -51,6 +52,8 @@ pub async fn execute(
         Route::Keyspace => keyspace::run(srv, ring, client, spec.name, args).await,
         Route::Repair => keyspace::repair(ring, args).await,
         Route::Merkle => keyspace::merkle(ring).await,
+        Route::Flush => metadata::flush(srv, ring, client, args).await,
+        Route::Metadata => metadata::change(srv, ring, client, spec, args).await,
     };
     commands::after_command(srv, client, spec, args, started.elapsed());
     reply

@@ -28,6 +28,11 @@ pub enum Route {
     Repair,
     /// CLUSTER MERKLE: this node's Merkle roots (reads the engine).
     Merkle,
+    /// FLUSHDB / FLUSHALL: a versioned flush entry per database, on every node.
+    Flush,
+    /// ACL SETUSER / DELUSER / LOAD and CONFIG SET: run here, then what they changed
+    /// travels to every node as cluster metadata.
+    Metadata,
     /// Not available on the ring; the text says why.
     Refused(String),
 }
@@ -74,8 +79,16 @@ pub fn route(spec: &CommandSpec, parent: Option<&str>, args: &[Bytes]) -> Route 
             _ => Route::Local,
         };
     }
+    let cluster_wide = match parent {
+        Some("acl") => matches!(name, "setuser" | "deluser" | "load"),
+        Some("config") => name == "set",
+        _ => false,
+    };
+    if cluster_wide {
+        return Route::Metadata;
+    }
     if parent.is_some() {
-        return Route::Local; // CLIENT, CONFIG, ACL, ... subcommands
+        return Route::Local; // CLIENT, CONFIG GET, ACL LIST, ... subcommands
     }
     if RING_READS.contains(&name) || DELETES.contains(&name) {
         return Route::Keys { prefetch: true };
@@ -94,6 +107,9 @@ pub fn route(spec: &CommandSpec, parent: Option<&str>, args: &[Bytes]) -> Route 
     }
     if BLIND_WRITES.contains(&name) {
         return Route::Keys { prefetch: false };
+    }
+    if matches!(name, "flushdb" | "flushall") {
+        return Route::Flush;
     }
     if matches!(name, "scan" | "keys" | "dbsize") {
         return Route::Keyspace;
@@ -159,7 +175,7 @@ mod tests {
             &["GETSET", "k", "v"],
             &["EXPIRE", "k", "10"],
             &["APPEND", "k", "v"],
-            &["FLUSHALL"],
+            &["SWAPDB", "0", "1"],
             &["MULTI"],
             &["WATCH", "k"],
             &["LOCK", "k", "owner", "1000"],
@@ -184,5 +200,21 @@ mod tests {
             assert_eq!(route_of(cmd), Route::Local, "{cmd:?}");
         }
         assert_eq!(route_of(&["CLUSTER", "REPAIR"]), Route::Repair);
+    }
+
+    #[test]
+    fn cluster_wide_changes_go_through_the_metadata() {
+        assert_eq!(route_of(&["FLUSHALL"]), Route::Flush);
+        assert_eq!(route_of(&["FLUSHDB", "ASYNC"]), Route::Flush);
+        for cmd in [
+            &["ACL", "SETUSER", "u", "on"][..],
+            &["ACL", "DELUSER", "u"],
+            &["ACL", "LOAD"],
+            &["CONFIG", "SET", "maxmemory", "1"],
+        ] {
+            assert_eq!(route_of(cmd), Route::Metadata, "{cmd:?}");
+        }
+        assert_eq!(route_of(&["ACL", "LIST"]), Route::Local);
+        assert_eq!(route_of(&["CONFIG", "GET", "*"]), Route::Local);
     }
 }

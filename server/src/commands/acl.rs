@@ -24,20 +24,27 @@ fn words(a: &[Bytes]) -> Vec<String> {
 /// Closes every connection authenticated as one of `names` (ACL DELUSER, ACL LOAD); the
 /// caller's own closes after this reply.
 fn disconnect_users(ctx: &mut Ctx<'_>, names: &[String]) {
-    if names.is_empty() {
-        return;
+    if close_connections_of(ctx.srv, names, ctx.client.info.id) {
+        ctx.client.close = true;
     }
-    let me = ctx.client.info.id;
-    let clients: Vec<_> = ctx.srv.clients.lock().values().cloned().collect();
+}
+
+/// Closes every connection authenticated as one of `names` (also when another cluster
+/// node deleted the user); returns whether connection `me` is one of them.
+pub fn close_connections_of(srv: &crate::state::Shared, names: &[String], me: u64) -> bool {
+    if names.is_empty() {
+        return false;
+    }
+    let mut mine = false;
+    let clients: Vec<_> = srv.clients.lock().values().cloned().collect();
     for c in clients {
         if names.contains(&*c.user.lock()) {
-            if c.id == me {
-                ctx.client.close = true;
-            }
+            mine |= c.id == me;
             c.killed.store(true, Ordering::Release);
             c.kill.notify_one();
         }
     }
+    mine
 }
 
 /// ACL SETUSER username [rule ...]

@@ -211,9 +211,20 @@ pub fn config_set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             "ERR wrong number of arguments for 'config|set' command",
         ));
     }
-    let mut next = ctx.srv.config.read().clone();
-    for pair in a[2..].chunks(2) {
-        let name = text(&pair[0]);
+    let pairs: Vec<(String, String)> = a[2..]
+        .chunks(2)
+        .map(|p| (text(&p[0]), text(&p[1])))
+        .collect();
+    set_config(ctx.srv, &pairs)?;
+    Ok(Reply::Ok)
+}
+
+/// Applies `name value` pairs as CONFIG SET does, all or none; the error is the reply.
+/// Also how a cluster node applies a cluster-wide parameter set through another node.
+pub fn set_config(srv: &Shared, pairs: &[(String, String)]) -> Result<(), Reply> {
+    let mut next = srv.config.read().clone();
+    for (name, value) in pairs {
+        let name = name.clone();
         let Some(p) = param(&name) else {
             return Err(Reply::error(format!(
                 "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
@@ -222,14 +233,14 @@ pub fn config_set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         if !p.mutable {
             return Err(Reply::error(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config")));
         }
-        (p.set)(&mut next, &text(&pair[1])).map_err(|e| {
+        (p.set)(&mut next, value).map_err(|e| {
             Reply::error(format!(
                 "ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"
             ))
         })?;
     }
     let requested = next.maxclients;
-    if requested > ctx.srv.config.read().maxclients {
+    if requested > srv.config.read().maxclients {
         // The descriptors must exist too (Redis refuses the same way).
         let fit = crate::fd_limit::fit_clients(requested).map_err(|e| {
             Reply::error(format!(
@@ -241,18 +252,16 @@ pub fn config_set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         }
     }
     // requirepass moves onto the default user; protected mode refuses opening changes.
-    let _acl = ctx
-        .srv
+    let _acl = srv
         .acl
-        .config_changing(&ctx.srv.config, &next)
+        .config_changing(&srv.config, &next)
         .map_err(|e| Reply::error(format!("ERR {e}")))?;
-    ctx.srv
-        .store
+    srv.store
         .filter()
         .idem_window_ms
         .store(next.idempotency_window_ms, Ordering::Relaxed);
-    *ctx.srv.config.write() = next;
-    Ok(Reply::Ok)
+    *srv.config.write() = next;
+    Ok(())
 }
 
 /// CONFIG RESETSTAT
