@@ -1,12 +1,20 @@
 //! This node's replica, as the coordinator and anti-entropy see it: [`ReplicaApi`] over
-//! the [`ReplicaStore`] and its Merkle trees. Engine calls block, so each runs on
-//! tokio's blocking pool: no runtime thread waits on disk.
+//! the [`ReplicaStore`] and its Merkle trees.
+//!
+//! Point reads and writes that cannot block run inline on the calling task, as the
+//! single-node server runs them (`commands::may_block`): a hand-off to tokio's blocking
+//! pool costs a futex wake, a context switch and a park on both sides, several times
+//! the engine work of a memtable read or a group-committed WAL append
+//! (docs/performance.md, "Where the cluster's CPU goes"). A write the engine says may
+//! block (`Db::write_may_block`: fsync `always`, a memtable switch or a write stall
+//! ahead) and the heavier calls (Merkle queries, scans, folds, rebuilds) still run on
+//! the blocking pool, so no runtime thread waits on an fsync or a stall.
 
 use crate::replica_api::{
     Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, ScanPage, WriteItem, WriteOutcome,
 };
 use crate::replica_store::{ReplicaStore, StoreError};
-use crate::Record;
+use crate::{Body, Record};
 use async_trait::async_trait;
 use kv_keyspace::data_key::ScanPosition;
 use std::sync::Arc;
@@ -54,15 +62,39 @@ impl LocalReplica {
     }
 }
 
+/// Bytes per item besides key and payload: the record header, the engine key prefix and
+/// the Merkle to-do record of the same batch (a generous estimate is enough here).
+const ITEM_OVERHEAD: usize = 96;
+
+/// About the bytes `items` add to the WAL, for `write_may_block`.
+fn write_bytes(items: &[WriteItem]) -> usize {
+    items
+        .iter()
+        .map(|i| {
+            let payload = match &i.record.body {
+                Body::Value { payload, .. } => payload.len(),
+                Body::Tombstone => 0,
+            };
+            2 * i.key.key.len() + payload + ITEM_OVERHEAD
+        })
+        .sum()
+}
+
 #[async_trait]
 impl ReplicaApi for LocalReplica {
     async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
-        self.blocking(move |s| s.apply(&items)).await
+        if self.store.db().write_may_block(write_bytes(&items)) {
+            return self.blocking(move |s| s.apply(&items)).await;
+        }
+        self.store.apply(&items).map_err(ReplicaError::from)
     }
 
+    /// Inline: a point read does what a single-node GET does on a runtime thread.
     async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
-        self.blocking(move |s| keys.iter().map(|k| s.get(k)).collect())
-            .await
+        keys.iter()
+            .map(|k| self.store.get(k))
+            .collect::<Result<_, _>>()
+            .map_err(ReplicaError::from)
     }
 
     async fn merkle_roots(&self, partitions: Vec<u16>) -> Result<Vec<Hash16>, ReplicaError> {

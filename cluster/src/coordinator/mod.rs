@@ -146,7 +146,7 @@ impl Coordinator {
     }
 
     /// Splits a preference list into the replicas to ask and those to skip. Up replicas
-    /// come first, in preference order; suspect ones follow them, so they are asked only
+    /// come first, this node first of them, then in preference order; suspect ones follow them, so they are asked only
     /// when the up ones are not enough (a read falls back to them, a write still sends to
     /// them and hints on failure). Failure detectors flap under load: refusing a write
     /// because a live replica looked suspect for a moment would trade availability for
@@ -170,6 +170,13 @@ impl Coordinator {
                 (Some(api), _) => suspect.push(Target { node, api }),
                 (None, _) => set.skipped.push(node),
             }
+        }
+        // This node first among the up replicas: a read asks the first R of them, and
+        // its own answer costs no RPC (Cassandra's coordinator prefers itself likewise).
+        // Any R replicas overlap every write quorum, so which ones are asked does not
+        // change what a read returns; writes go to all of them anyway.
+        if let Some(i) = set.live.iter().position(|t| t.node == inner.me) {
+            set.live[..=i].rotate_right(1);
         }
         set.live.extend(suspect);
         set

@@ -1,63 +1,70 @@
-//! Batching of replica writes to one peer under load (group commit on the wire). Up to
-//! `max_write_rpcs` write RPCs run at once per peer; writes that arrive while they are
-//! all busy wait in a bounded queue and leave together in the next RPC, so a loaded
-//! coordinator sends fewer, larger writes instead of queueing one RPC per key. An idle
-//! peer sees no added latency: the first write starts an RPC at once.
+//! Batching of replica requests to one peer under load (group commit on the wire). Up
+//! to `max_rpcs` RPCs of one kind (writes, or reads) run at once per peer; requests that
+//! arrive while they are all busy wait in a bounded queue and leave together in the next
+//! RPC, so a loaded coordinator sends fewer, larger requests instead of one RPC per key.
+//! An idle peer sees no added latency: the first request starts an RPC at once.
+//!
+//! Generic over the item (`WriteItem`, `ItemKey`) and its answer (`WriteOutcome`,
+//! `Option<Record>`): the peer answers one per item, in order, and each caller gets
+//! back the answers to its own items.
 
-use crate::replica_api::{ReplicaError, WriteItem, WriteOutcome};
+use crate::replica_api::ReplicaError;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-type Reply = oneshot::Sender<Result<Vec<WriteOutcome>, ReplicaError>>;
+type Reply<O> = oneshot::Sender<Result<Vec<O>, ReplicaError>>;
 
-struct Waiter {
-    items: Vec<WriteItem>,
-    reply: Reply,
+struct Waiter<I, O> {
+    items: Vec<I>,
+    reply: Reply<O>,
 }
 
-#[derive(Default)]
-struct State {
-    queue: Vec<Waiter>,
+struct State<I, O> {
+    queue: Vec<Waiter<I, O>>,
     queued_items: usize,
     rpcs: usize,
 }
 
-/// The queue and the count of write RPCs in flight for one peer.
-pub(crate) struct WriteBatcher {
-    state: Mutex<State>,
+/// The queue and the count of RPCs in flight for one kind of request to one peer.
+pub(crate) struct Batcher<I, O> {
+    state: Mutex<State<I, O>>,
     max_rpcs: usize,
     max_queued: usize,
     max_batch: usize,
 }
 
-/// What [`WriteBatcher::enqueue`] tells the caller.
-pub(crate) struct Enqueued {
-    /// The outcome of the caller's items, when their RPC is done.
-    pub(crate) reply: oneshot::Receiver<Result<Vec<WriteOutcome>, ReplicaError>>,
-    /// Whether the caller must start a flusher ([`WriteBatcher::next_batch`] loop).
+/// What [`Batcher::enqueue`] tells the caller.
+pub(crate) struct Enqueued<O> {
+    /// The answers to the caller's items, when their RPC is done.
+    pub(crate) reply: oneshot::Receiver<Result<Vec<O>, ReplicaError>>,
+    /// Whether the caller must start a flusher ([`Batcher::next_batch`] loop).
     pub(crate) start_flusher: bool,
 }
 
-/// One RPC's worth of writes: the items and, per waiter, how many are its own.
-pub(crate) struct Batch {
-    pub(crate) items: Vec<WriteItem>,
-    waiters: Vec<(usize, Reply)>,
+/// One RPC's worth of items and, per waiter, how many are its own.
+pub(crate) struct Batch<I, O> {
+    pub(crate) items: Vec<I>,
+    waiters: Vec<(usize, Reply<O>)>,
 }
 
-impl WriteBatcher {
-    /// At most `max_rpcs` write RPCs at once, `max_queued` items waiting, `max_batch`
-    /// items in one RPC (a single larger write still goes alone).
-    pub(crate) fn new(max_rpcs: usize, max_queued: usize, max_batch: usize) -> WriteBatcher {
-        WriteBatcher {
-            state: Mutex::new(State::default()),
+impl<I, O> Batcher<I, O> {
+    /// At most `max_rpcs` RPCs at once, `max_queued` items waiting, `max_batch` items in
+    /// one RPC (a single larger request still goes alone).
+    pub(crate) fn new(max_rpcs: usize, max_queued: usize, max_batch: usize) -> Batcher<I, O> {
+        Batcher {
+            state: Mutex::new(State {
+                queue: Vec::new(),
+                queued_items: 0,
+                rpcs: 0,
+            }),
             max_rpcs: max_rpcs.max(1),
             max_queued,
             max_batch: max_batch.max(1),
         }
     }
 
-    /// Queues a write; `Overloaded` when the queue is full (never a growing queue).
-    pub(crate) fn enqueue(&self, items: Vec<WriteItem>) -> Result<Enqueued, ReplicaError> {
+    /// Queues a request; `Overloaded` when the queue is full (never a growing queue).
+    pub(crate) fn enqueue(&self, items: Vec<I>) -> Result<Enqueued<O>, ReplicaError> {
         let (tx, rx) = oneshot::channel();
         let mut st = self.state.lock();
         if st.queued_items + items.len() > self.max_queued && !st.queue.is_empty() {
@@ -77,7 +84,7 @@ impl WriteBatcher {
 
     /// The next batch for a flusher, or `None` (and the flusher ends) when the queue is
     /// empty.
-    pub(crate) fn next_batch(&self) -> Option<Batch> {
+    pub(crate) fn next_batch(&self) -> Option<Batch<I, O>> {
         let mut st = self.state.lock();
         if st.queue.is_empty() {
             st.rpcs -= 1;
@@ -109,12 +116,12 @@ impl WriteBatcher {
     }
 }
 
-impl Batch {
-    /// Hands each waiter its share of the outcomes (or the error).
-    pub(crate) fn answer(self, result: Result<Vec<WriteOutcome>, ReplicaError>) {
+impl<I, O> Batch<I, O> {
+    /// Hands each waiter its share of the answers (or the error).
+    pub(crate) fn answer(self, result: Result<Vec<O>, ReplicaError>) {
         match result {
-            Ok(outcomes) => {
-                let mut rest = outcomes.into_iter();
+            Ok(answers) => {
+                let mut rest = answers.into_iter();
                 for (n, reply) in self.waiters {
                     // A waiter that gave up (timed out) is gone: nothing to tell.
                     let _ = reply.send(Ok(rest.by_ref().take(n).collect()));
@@ -132,7 +139,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replica_api::ItemKey;
+    use crate::replica_api::{ItemKey, WriteItem, WriteOutcome};
     use crate::{NodeId, Record, Version};
     use bytes::Bytes;
 
@@ -150,6 +157,8 @@ mod tests {
             })
             .collect()
     }
+
+    type WriteBatcher = Batcher<WriteItem, WriteOutcome>;
 
     #[test]
     fn batches_split_outcomes_back_in_order() {

@@ -17,25 +17,35 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 
 /// A replica in memory with the replica semantics (newer applies, older is stale).
-/// `gate` makes writes wait for a permit; `hang` makes reads never answer.
+/// `gate` makes writes wait for a permit, `read_gate` reads; `hang` makes reads never
+/// answer. `entered` and `reads_entered` count the write and read calls served.
 #[derive(Default)]
 pub(crate) struct FakeReplica {
     data: Mutex<HashMap<ItemKey, Record>>,
     gate: Option<Arc<Semaphore>>,
+    read_gate: Option<Arc<Semaphore>>,
     entered: AtomicUsize,
+    reads_entered: AtomicUsize,
     hang: bool,
+}
+
+/// Waits for a permit of `gate`, if there is one.
+async fn pass(gate: &Option<Arc<Semaphore>>) -> Result<(), ReplicaError> {
+    if let Some(gate) = gate {
+        // Released on return: a permit lets requests through until it is taken back.
+        let _permit = gate
+            .acquire()
+            .await
+            .map_err(|e| ReplicaError::Failed(e.to_string()))?;
+    }
+    Ok(())
 }
 
 #[async_trait]
 impl ReplicaApi for FakeReplica {
     async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
         self.entered.fetch_add(1, Ordering::SeqCst);
-        if let Some(gate) = &self.gate {
-            let _p = gate
-                .acquire()
-                .await
-                .map_err(|e| ReplicaError::Failed(e.to_string()))?;
-        }
+        pass(&self.gate).await?;
         let mut data = self.data.lock();
         Ok(items
             .into_iter()
@@ -52,9 +62,11 @@ impl ReplicaApi for FakeReplica {
     }
 
     async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
+        self.reads_entered.fetch_add(1, Ordering::SeqCst);
         if self.hang {
             std::future::pending::<()>().await;
         }
+        pass(&self.read_gate).await?;
         let data = self.data.lock();
         Ok(keys.iter().map(|k| data.get(k).cloned()).collect())
     }
@@ -474,6 +486,56 @@ async fn concurrent_writes_under_load_leave_in_one_rpc() {
         "eight queued writes leave in one RPC"
     );
     assert_eq!(s.replica.data.lock().len(), keys.len() + 1);
+}
+
+#[tokio::test]
+async fn concurrent_reads_under_load_leave_in_one_rpc() {
+    let gate = Arc::new(Semaphore::new(0));
+    let fake = FakeReplica {
+        read_gate: Some(gate.clone()),
+        ..FakeReplica::default()
+    };
+    fake.data
+        .lock()
+        .insert(key("b"), Record::tombstone(version(7)));
+    let s = start(fake, None, None).await;
+    let config = ClientConfig {
+        timeout: Duration::from_secs(30),
+        max_read_rpcs: 1,
+        ..ClientConfig::default()
+    };
+    let c = Arc::new(client_with(&s, None, None, config));
+    let read = |k: &'static str| {
+        let c = c.clone();
+        tokio::spawn(async move { c.read(vec![key(k)]).await })
+    };
+    let first = read("first");
+    let replica = s.replica.clone();
+    poll_until("the first read RPC to reach the replica", || {
+        replica.reads_entered.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let keys = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let rest: Vec<_> = keys.iter().map(|k| read(k)).collect();
+    poll_until("the other reads to queue", || {
+        c.queued_reads() == keys.len()
+    })
+    .await;
+    gate.add_permits(2);
+    assert_eq!(first.await.unwrap(), Ok(vec![None]));
+    for (k, r) in keys.iter().zip(rest) {
+        let want = (*k == "b").then(|| Record::tombstone(version(7)));
+        assert_eq!(
+            r.await.unwrap(),
+            Ok(vec![want]),
+            "each caller gets its own key"
+        );
+    }
+    assert_eq!(
+        s.replica.reads_entered.load(Ordering::SeqCst),
+        2,
+        "eight queued reads leave in one RPC"
+    );
 }
 
 #[tokio::test]
