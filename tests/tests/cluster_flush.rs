@@ -109,10 +109,11 @@ fn flushall_while_a_node_is_down_never_brings_a_key_back() {
     let purged: u64 = cluster_info(&c.nodes[2], "kvd_flush_purged_keys")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    assert!(
-        purged >= 150,
-        "node 2 deleted only {purged} flushed records"
-    );
+    // Node 2 held most of the 150 keys written before it was killed (not necessarily
+    // all: a write acknowledged by two replicas may not have reached the third before
+    // the kill), so its purge must have deleted some; the reads above and the equal
+    // roots show none is left anywhere.
+    assert!(purged > 0, "node 2 deleted none of the flushed records it held");
     // More anti-entropy rounds with everything settled bring nothing back either.
     let rounds_before: u64 = cluster_info(&c.nodes[0], "kvd_anti_entropy_rounds")
         .and_then(|v| v.parse().ok())
