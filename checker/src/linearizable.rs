@@ -39,6 +39,12 @@ pub trait Model {
     ) -> Option<Self::State>;
     /// The state after `input` ran on `state` with an output nobody saw.
     fn step_unseen(&self, state: &Self::State, input: &Self::Input) -> Self::State;
+    /// Whether `input` can change the state. An operation that cannot and whose output
+    /// nobody saw constrains nothing, so the search leaves it out (each one left in
+    /// would multiply the states explored).
+    fn may_change_state(&self, _input: &Self::Input) -> bool {
+        true
+    }
 }
 
 /// What the search concluded.
@@ -187,10 +193,15 @@ pub fn check_with_budget<M: Model>(
     history: &[Operation<M::Input, M::Output>],
     budget: u64,
 ) -> Verdict {
-    // Failed operations had no effect: they constrain nothing.
+    // Failed operations had no effect, and unseen ones that change nothing are
+    // invisible: neither constrains the order.
     let ops: Vec<&Operation<M::Input, M::Output>> = history
         .iter()
-        .filter(|op| !matches!(op.outcome, Outcome::Failed))
+        .filter(|op| match op.outcome {
+            Outcome::Ok(_) => true,
+            Outcome::Failed => false,
+            Outcome::Unknown => model.may_change_state(&op.input),
+        })
         .collect();
     let mut events = Events::new(&ops);
     let mut state = model.init();

@@ -67,6 +67,10 @@ impl<V: Clone + Eq + Hash + Debug> Model for Register<V> {
         }
     }
 
+    fn may_change_state(&self, input: &Input<V>) -> bool {
+        !matches!(input, Input::Read)
+    }
+
     fn step_unseen(&self, state: &Option<V>, input: &Input<V>) -> Option<V> {
         match input {
             Input::Read => state.clone(),

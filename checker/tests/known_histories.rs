@@ -231,3 +231,18 @@ fn fencing_tokens_must_be_unique_and_grow_in_real_time() {
         Err(FencingViolation::SharedToken { token: 1 })
     );
 }
+
+#[test]
+fn reads_whose_answer_was_lost_do_not_cost_the_search_anything() {
+    // Sixty reads that never returned, all concurrent: kept in, each could be placed
+    // anywhere or nowhere and the search would explode; they constrain nothing.
+    let mut h: Vec<Op> = (0..60)
+        .map(|i| op(i, 0, 0, Input::Read, Outcome::Unknown))
+        .collect();
+    h.push(write(100, 5, 10, 1));
+    h.push(read(101, 20, 30, Some(1)));
+    assert_eq!(
+        check_with_budget(&Register::new(), &h, 100),
+        Verdict::Linearizable
+    );
+}

@@ -3,6 +3,7 @@
 //! of exactly the keys whose leaves differ, merge them (last writer wins) and write the
 //! winner to the side that lacks it. Only differing keys travel.
 
+use crate::hint_replay::ByteBudget;
 use crate::merkle::{diff_leaves, BUCKETS};
 use crate::replica_api::{ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, WriteItem};
 use crate::Record;
@@ -35,11 +36,24 @@ impl SyncStats {
     }
 }
 
-/// Makes `a` and `b` hold the same newest records for `partition`.
+/// Makes `a` and `b` hold the same newest records for `partition`, with no limit on
+/// the bytes sent.
 pub async fn sync_partition(
     partition: u16,
     a: &dyn ReplicaApi,
     b: &dyn ReplicaApi,
+) -> Result<SyncStats, ReplicaError> {
+    sync_partition_within(partition, a, b, &ByteBudget::new(0)).await
+}
+
+/// Makes `a` and `b` hold the same newest records for `partition`, spending the bytes
+/// of the records it copies from `budget` (the node's background budget, shared with
+/// hint replay) so that repairing a replica that missed much does not starve clients.
+pub async fn sync_partition_within(
+    partition: u16,
+    a: &dyn ReplicaApi,
+    b: &dyn ReplicaApi,
+    budget: &ByteBudget,
 ) -> Result<SyncStats, ReplicaError> {
     let mut stats = SyncStats::default();
     // Both sides are asked at once: with a remote peer that halves the round trips.
@@ -78,11 +92,11 @@ pub async fn sync_partition(
         // Keys of several buckets share one read and one write per side.
         pending.extend(differing);
         if pending.len() >= REPAIR_CHUNK {
-            stats.keys_repaired += repair_in_chunks(&pending, a, b).await?;
+            stats.keys_repaired += repair_in_chunks(&pending, a, b, budget).await?;
             pending.clear();
         }
     }
-    stats.keys_repaired += repair_in_chunks(&pending, a, b).await?;
+    stats.keys_repaired += repair_in_chunks(&pending, a, b, budget).await?;
     Ok(stats)
 }
 
@@ -98,10 +112,11 @@ async fn repair_in_chunks(
     keys: &[ItemKey],
     a: &dyn ReplicaApi,
     b: &dyn ReplicaApi,
+    budget: &ByteBudget,
 ) -> Result<u64, ReplicaError> {
     let mut repaired = 0;
     for chunk in keys.chunks(REPAIR_CHUNK) {
-        repaired += repair_keys(chunk, a, b).await?;
+        repaired += repair_keys(chunk, a, b, budget).await?;
     }
     Ok(repaired)
 }
@@ -113,6 +128,7 @@ async fn repair_keys(
     keys: &[ItemKey],
     a: &dyn ReplicaApi,
     b: &dyn ReplicaApi,
+    budget: &ByteBudget,
 ) -> Result<u64, ReplicaError> {
     let (records_a, records_b) = tokio::try_join!(a.read(keys.to_vec()), b.read(keys.to_vec()))?;
     if records_a.len() != keys.len() || records_b.len() != keys.len() {
@@ -143,8 +159,17 @@ async fn repair_keys(
             to_b.push(item());
         }
     }
+    budget.spend(items_bytes(&to_a) + items_bytes(&to_b)).await;
     tokio::try_join!(write_if_any(a, to_a), write_if_any(b, to_b))?;
     Ok(repaired)
+}
+
+/// What copying `items` costs the background budget: keys and encoded records.
+fn items_bytes(items: &[WriteItem]) -> u64 {
+    items
+        .iter()
+        .map(|i| (i.key.key.len() + i.record.encode().len()) as u64)
+        .sum()
 }
 
 async fn write_if_any(side: &dyn ReplicaApi, items: Vec<WriteItem>) -> Result<(), ReplicaError> {

@@ -41,6 +41,7 @@ impl Default for HintReplayConfig {
 pub struct ByteBudget {
     bytes_per_sec: u64,
     state: Mutex<(f64, Instant)>,
+    spent: std::sync::atomic::AtomicU64,
 }
 
 impl ByteBudget {
@@ -49,11 +50,19 @@ impl ByteBudget {
         Arc::new(ByteBudget {
             bytes_per_sec,
             state: Mutex::new((bytes_per_sec as f64, Instant::now())),
+            spent: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Bytes spent so far (also when unlimited): what background traffic has cost.
+    pub fn spent(&self) -> u64 {
+        self.spent.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits until `bytes` may be sent, then takes them from the bucket.
     pub async fn spend(&self, bytes: u64) {
+        self.spent
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
         if self.bytes_per_sec == 0 {
             return;
         }

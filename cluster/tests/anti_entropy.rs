@@ -4,7 +4,8 @@
 mod replica_support;
 
 use async_trait::async_trait;
-use kv_cluster::anti_entropy::{sync_all, sync_partition, SyncStats};
+use kv_cluster::anti_entropy::{sync_all, sync_partition_within, SyncStats};
+use kv_cluster::hint_replay::ByteBudget;
 use kv_cluster::local_replica::LocalReplica;
 use kv_cluster::merkle::bucket_of;
 use kv_cluster::replica_api::{
@@ -128,10 +129,18 @@ async fn sync_makes_roots_equal_and_moves_only_the_differing_keys() {
         .collect();
     let partitions = all_partitions();
     let mut stats = SyncStats::default();
+    let budget = ByteBudget::new(0);
     for &p in &partitions {
-        stats.add(sync_partition(p, a.as_ref(), b.as_ref()).await.unwrap());
+        let synced = sync_partition_within(p, a.as_ref(), b.as_ref(), &budget).await;
+        stats.add(synced.unwrap());
     }
     assert_eq!(stats.keys_repaired, differing.len() as u64);
+    // Every copied record was charged to the background budget, and nothing else.
+    let copied: u64 = differing
+        .iter()
+        .map(|w| (w.key.key.len() + w.record.encode().len()) as u64)
+        .sum();
+    assert_eq!(budget.spent(), copied);
     assert_eq!(stats.buckets_differing, differing_buckets.len() as u64);
     assert!(stats.keys_compared >= differing.len() as u64);
     assert!(

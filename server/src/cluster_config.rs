@@ -36,6 +36,9 @@ pub struct ClusterSettings {
     /// How often each partition is compared with its other replicas, ms
     /// (`cluster-anti-entropy-interval-ms`).
     pub anti_entropy_interval_ms: u64,
+    /// Bytes per second that hint replay and anti-entropy share, 0 = unlimited
+    /// (`cluster-background-bytes-per-sec`).
+    pub background_bytes_per_sec: u64,
     /// Mutual TLS on the bus (`tls-cluster`, Redis's name).
     pub tls: bool,
     /// Largest clock offset to a majority of peers before this node stops coordinating,
@@ -69,6 +72,7 @@ impl Default for ClusterSettings {
             announce_ip: None,
             request_timeout_ms: 2000,
             anti_entropy_interval_ms: 600_000,
+            background_bytes_per_sec: 16 << 20,
             tls: false,
             max_clock_offset_ms: 500,
             test_clock_offset_ms: 0,
@@ -301,6 +305,15 @@ pub static CLUSTER_PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "cluster-background-bytes-per-sec",
+        mutable: false,
+        get: |c| c.cluster.background_bytes_per_sec.to_string(),
+        set: |c, v| {
+            c.cluster.background_bytes_per_sec = num(v)?;
+            Ok(())
+        },
+    },
+    Param {
         name: "cluster-max-clock-offset-ms",
         mutable: false,
         get: |c| c.cluster.max_clock_offset_ms.to_string(),
@@ -402,6 +415,10 @@ pub struct ClusterFlags {
     /// How often each partition is compared with its other replicas, ms [default: 600000].
     #[arg(long = "cluster-anti-entropy-interval-ms")]
     pub cluster_anti_entropy_interval_ms: Option<String>,
+    /// Bytes per second that hint replay and anti-entropy share; 0 = unlimited
+    /// [default: 16777216].
+    #[arg(long = "cluster-background-bytes-per-sec")]
+    pub cluster_background_bytes_per_sec: Option<String>,
     /// Largest clock offset (ms) to a majority of peers before this node stops
     /// coordinating and reports not ready [default: 500].
     #[arg(long = "cluster-max-clock-offset-ms")]
@@ -451,6 +468,10 @@ impl ClusterFlags {
             (
                 "cluster-anti-entropy-interval-ms",
                 self.cluster_anti_entropy_interval_ms,
+            ),
+            (
+                "cluster-background-bytes-per-sec",
+                self.cluster_background_bytes_per_sec,
             ),
             (
                 "cluster-max-clock-offset-ms",
@@ -608,6 +629,10 @@ mod tests {
             .into_config()
             .unwrap();
         assert_eq!(flags.cluster.anti_entropy_interval_ms, 1000);
+        assert!(c
+            .apply("cluster-background-bytes-per-sec", "1048576")
+            .is_ok());
+        assert_eq!(c.cluster.background_bytes_per_sec, 1 << 20);
         assert!(c.apply("cluster-replicas", "100").is_err());
     }
 }

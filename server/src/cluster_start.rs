@@ -18,6 +18,7 @@ pub fn node_config(c: &Config) -> Result<NodeConfig, String> {
         unsafe_allow_weak_quorums: s.unsafe_weak_quorums,
         request_timeout: Duration::from_millis(s.request_timeout_ms),
         anti_entropy_interval: Duration::from_millis(s.anti_entropy_interval_ms),
+        background_bytes_per_sec: s.background_bytes_per_sec,
         max_clock_offset: Duration::from_millis(s.max_clock_offset_ms),
         tombstone_grace: Duration::from_millis(s.tombstone_grace_ms),
         hint_max_age: Duration::from_millis(s.hint_max_age_ms),

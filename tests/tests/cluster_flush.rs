@@ -113,7 +113,10 @@ fn flushall_while_a_node_is_down_never_brings_a_key_back() {
     // all: a write acknowledged by two replicas may not have reached the third before
     // the kill), so its purge must have deleted some; the reads above and the equal
     // roots show none is left anywhere.
-    assert!(purged > 0, "node 2 deleted none of the flushed records it held");
+    assert!(
+        purged > 0,
+        "node 2 deleted none of the flushed records it held"
+    );
     // More anti-entropy rounds with everything settled bring nothing back either.
     let rounds_before: u64 = cluster_info(&c.nodes[0], "kvd_anti_entropy_rounds")
         .and_then(|v| v.parse().ok())

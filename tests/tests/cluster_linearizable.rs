@@ -45,10 +45,11 @@ impl Shared {
 }
 
 /// What a failed request means for the history: an error the coordinator returns before
-/// sending anything (`CLUSTERDOWN`: too few replicas up) had no effect; anything else
-/// (a timeout, a broken connection, a dead node) may have.
+/// sending anything (`CLUSTERDOWN`: too few replicas up; `TRYAGAIN`: this node may not
+/// coordinate now, e.g. its clock resumed ahead after the kill -9) had no effect;
+/// anything else (a timeout, a broken connection, a dead node) may have.
 fn classify_failure(e: &redis::RedisError) -> Outcome<Output<u64>> {
-    if e.code() == Some("CLUSTERDOWN") {
+    if matches!(e.code(), Some("CLUSTERDOWN" | "TRYAGAIN")) {
         Outcome::Failed
     } else {
         Outcome::Unknown

@@ -2,7 +2,7 @@
 
 use super::{bus::NodeBus, ClusterNode};
 use crate::gossip::{GossipConfig, Membership};
-use crate::hint_replay::{spawn_hint_replay, ByteBudget, HintReplayConfig};
+use crate::hint_replay::{spawn_hint_replay, HintReplayConfig};
 use crate::layout::Layout;
 use crate::rpc::{serve, BusLimits};
 use crate::skew::clock_readiness;
@@ -95,7 +95,7 @@ pub fn spawn_all(node: &Arc<ClusterNode>) {
         node.coordinator.hints().clone(),
         node.peers.clone(),
         node.live.clone(),
-        ByteBudget::new(c.background_bytes_per_sec),
+        node.background_budget.clone(),
         HintReplayConfig {
             request_timeout: c.request_timeout,
             ..HintReplayConfig::default()
@@ -338,7 +338,9 @@ impl ClusterNode {
                 done.synced.push(p);
                 continue;
             }
-            match crate::anti_entropy::sync_partition(p, &*self.local, &*peer).await {
+            let budget = &self.background_budget;
+            match crate::anti_entropy::sync_partition_within(p, &*self.local, &*peer, budget).await
+            {
                 Ok(s) => {
                     done.stats.add(s);
                     done.synced.push(p);

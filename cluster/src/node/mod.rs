@@ -121,6 +121,8 @@ pub struct ClusterNode {
     clock: ClockGate,
     /// Set after an unclean restart until the partitions were compared with their peers.
     catch_up: Arc<CatchUp>,
+    /// Bytes per second that hint replay and anti-entropy share (`background_bytes_per_sec`).
+    background_budget: Arc<crate::hint_replay::ByteBudget>,
     stats: NodeStats,
     observer: Arc<parking_lot::RwLock<Option<crate::ring::ReplicaObserver>>>,
     shutdown: watch::Sender<bool>,
@@ -192,6 +194,8 @@ impl ClusterNode {
         )
         .with_flush_floors(store.floors().clone());
         let (shutdown, _) = watch::channel(false);
+        let background_budget =
+            crate::hint_replay::ByteBudget::new(config.cluster.background_bytes_per_sec);
         let node = Arc::new(ClusterNode {
             me,
             config,
@@ -214,6 +218,7 @@ impl ClusterNode {
             wall,
             clock: ClockGate::default(),
             catch_up,
+            background_budget,
             stats: NodeStats::default(),
             observer: Arc::new(parking_lot::RwLock::new(None)),
             shutdown,

@@ -7,8 +7,8 @@
 //! ([`crate::local_replica::LocalReplica`] does).
 
 mod error;
-mod purge;
 mod floor_purge;
+mod purge;
 mod records;
 mod scan;
 mod stripes;
