@@ -106,3 +106,54 @@ async fn a_read_moves_the_clock_past_what_it_saw() {
         .unwrap();
     assert_eq!(behind.stats().stale_retries, 0);
 }
+
+/// A clock that issues `ok` versions, then refuses (its floor could not be persisted).
+struct FailsAfter {
+    inner: std::sync::Arc<ManualClock>,
+    ok: std::sync::atomic::AtomicUsize,
+}
+
+impl kv_cluster::coordinator::VersionClock for FailsAfter {
+    fn next(&self) -> Result<kv_cluster::Version, String> {
+        let left = self.ok.load(std::sync::atomic::Ordering::Relaxed);
+        if left == 0 {
+            return Err("floor not persisted".into());
+        }
+        self.ok
+            .store(left - 1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.next()
+    }
+    fn observe(&self, v: kv_cluster::Version) {
+        self.inner.observe(v)
+    }
+}
+
+#[tokio::test]
+async fn a_retry_the_clock_cannot_stamp_says_the_write_may_have_landed_and_hints_it() {
+    let ring = Ring::new(3);
+    let ahead = ring.coordinator_with(ManualClock::new(NodeId(1), 2_000_000), config(5_000));
+    put(&ahead, "k", "first", Consistency::Quorum)
+        .await
+        .unwrap();
+    // The behind coordinator skips node 3 (down), so its write leaves a hint for it.
+    ring.liveness.set(ring.nodes[2], PeerState::Down);
+    let clock = std::sync::Arc::new(FailsAfter {
+        inner: ManualClock::new(NodeId(2), 1_000_000),
+        ok: 1.into(),
+    });
+    let behind = ring.coordinator_with(clock, config(5_000));
+    let hints_before = ring.hints.stats().count;
+    let err = put(&behind, "k", "second", Consistency::Quorum)
+        .await
+        .unwrap_err();
+    // The first attempt was sent (and refused as stale here, but it may have landed on
+    // a replica that lacked the newer version): not "nothing was written".
+    assert!(
+        matches!(err, ClusterError::Contended { attempts: 1 }),
+        "{err:?}"
+    );
+    support::eventually("a hint for the skipped replica", || {
+        ring.hints.stats().count > hints_before
+    })
+    .await;
+}

@@ -45,11 +45,18 @@ impl Shared {
 }
 
 /// What a failed request means for the history: an error the coordinator returns before
-/// sending anything (`CLUSTERDOWN`: too few replicas up; `TRYAGAIN`: this node may not
-/// coordinate now, e.g. its clock resumed ahead after the kill -9) had no effect;
-/// anything else (a timeout, a broken connection, a dead node) may have.
+/// sending anything (`CLUSTERDOWN`: too few replicas up; `TRYAGAIN ... cannot
+/// coordinate` or `... cannot issue versions`: this node may not coordinate now, e.g. its
+/// clock resumed ahead after the kill -9) had no effect; anything else (a timeout, a
+/// write that kept losing to newer versions, a broken connection, a dead node) may have.
 fn classify_failure(e: &redis::RedisError) -> Outcome<Output<u64>> {
-    if matches!(e.code(), Some("CLUSTERDOWN" | "TRYAGAIN")) {
+    let text = e.to_string();
+    let not_sent = match e.code() {
+        Some("CLUSTERDOWN") => true,
+        Some("TRYAGAIN") => text.contains("cannot coordinate") || text.contains("cannot issue"),
+        _ => false,
+    };
+    if not_sent {
         Outcome::Failed
     } else {
         Outcome::Unknown

@@ -64,10 +64,27 @@ impl Coordinator {
         // One deadline for every attempt: the client waits at most the request timeout.
         let deadline = Instant::now() + inner.config.request_timeout;
         let mut attempt = 0;
+        let mut sent: Option<WriteItem> = None;
         loop {
             attempt += 1;
+            let version = match inner.clock.next() {
+                Ok(v) => v,
+                // Before anything was sent: nothing was written.
+                Err(e) if sent.is_none() => return Err(ClusterError::Clock(e)),
+                // A retry the clock cannot stamp: the earlier attempt may have landed, so
+                // it is reported as such, and its skipped replicas get their hints.
+                Err(e) => {
+                    tracing::warn!(error = %e, "the clock refused a version for a retry");
+                    if let Some(prev) = &sent {
+                        hint_skipped(&set, prev, &inner.hints);
+                    }
+                    return Err(ClusterError::Contended {
+                        attempts: attempt - 1,
+                    });
+                }
+            };
             let record = Record {
-                version: inner.clock.next().map_err(ClusterError::Clock)?,
+                version,
                 expire_at,
                 body: body.clone(),
             };
@@ -76,6 +93,7 @@ impl Coordinator {
                 record,
             };
             let end = write_round(&set.live, &item, needed, deadline, &inner.hints).await;
+            sent = Some(item.clone());
             let result = match end {
                 RoundEnd::Acked => Ok(item.record.version),
                 RoundEnd::Stale(current) if attempt < max_attempts => {
