@@ -42,13 +42,48 @@ pub fn kvd_binary() -> PathBuf {
     )
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago, below Linux's ephemeral range (32768-60999).
+/// Ports the kernel hands out (`bind(0)`) are also the local ports of outgoing
+/// connections, so one chosen that way and released could be taken by any client socket
+/// before kvd binds it (a cluster test failed on exactly that). Ports are taken in turn
+/// from a per-process starting point, so tests running at once in one process never get
+/// the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local_addr")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // 10000..19999; 20000..32767 is left to `free_base_port`.
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let start = (std::process::id() % 100) * (SPAN / 100);
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN)
+}
+
+/// A base port `p` such that `p..p+nodes` and `p+10000..p+10000+nodes` (the cluster bus
+/// ports kvd defaults to) were free a moment ago: bases from 20000 to 22767, so that
+/// neither range meets [`free_port`]'s or the ephemeral range, handed out in turn.
+pub fn free_base_port(nodes: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 2_700;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let nodes = u32::from(nodes.max(1));
+    let start = (std::process::id() % 100) * (SPAN / 100);
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    let free = |q: u32| TcpListener::bind(("127.0.0.1", q as u16)).is_ok();
+    for _ in 0..SPAN {
+        let base = LOW + NEXT.fetch_add(nodes, Ordering::Relaxed) % (SPAN - nodes);
+        if (0..nodes).all(|i| free(base + i) && free(base + i + 10_000)) {
+            return base as u16;
+        }
+    }
+    panic!("no free block of {nodes} ports from {LOW}")
 }
 
 /// A running (or stopped) kvd process with its own data directory.

@@ -117,11 +117,5 @@ pub fn get(conn: &mut Connection, key: &str) -> Option<Vec<u8>> {
 /// A client port `p` such that `p..p+nodes` and their bus ports (`+10000`) are free, for
 /// a local cluster laid out as `kvtool cluster up` lays it out.
 pub fn free_base_port(nodes: u16) -> u16 {
-    loop {
-        let p = kv_tests::free_port();
-        let free = |q: u16| TcpListener::bind(("127.0.0.1", q)).is_ok();
-        if p < 50000 && (0..nodes).all(|i| free(p + i) && free(p + i + 10000)) {
-            return p;
-        }
-    }
+    kv_tests::free_base_port(nodes)
 }
