@@ -184,6 +184,14 @@ fn quorum_reads_and_writes_stay_linearizable_through_kill_9_and_pauses() {
         Duration::from_secs(60),
         || cluster_info(&c.nodes[2], "cluster_state").as_deref() == Some("ok"),
     );
+    // After the kill -9 it catches up before its reads count; with another node paused
+    // meanwhile, quorum reads of its partitions would wait out their timeouts (as
+    // docs/cluster.md says), and the pause below would last minutes in operations.
+    eventually(
+        "the restarted node catches up",
+        Duration::from_secs(60),
+        || cluster_info(&c.nodes[2], "kvd_catching_up").as_deref() == Some("0"),
+    );
     after_ops(&shared, 300);
     let paused = c.nodes[1].pid();
     signal(paused, libc::SIGSTOP);
