@@ -69,11 +69,30 @@ impl VersionClock for HlcClock {
 /// seen live yet counts as suspect rather than down: right after a start, failure
 /// detection has no samples, and skipping such a peer would refuse requests that it
 /// could serve. Suspect peers are still asked when the up ones are not enough.
-#[derive(Default)]
+///
+/// A peer gossip still has not reported [`UNREPORTED_GRACE`] after the view was made
+/// counts as suspect: a node killed right after the cluster formed may never have
+/// reached the failure detector, which then never reports it dead either (found by
+/// `kvtool cluster demo`: such a node stayed "up" for minutes).
 pub struct LiveView {
     me: RwLock<Option<NodeId>>,
     states: RwLock<HashMap<NodeId, PeerState>>,
     ever_up: RwLock<std::collections::HashSet<NodeId>>,
+    made: std::time::Instant,
+}
+
+/// How long a peer gossip has not reported counts as up.
+pub const UNREPORTED_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Default for LiveView {
+    fn default() -> LiveView {
+        LiveView {
+            me: RwLock::new(None),
+            states: RwLock::new(HashMap::new()),
+            ever_up: RwLock::new(std::collections::HashSet::new()),
+            made: std::time::Instant::now(),
+        }
+    }
 }
 
 impl LiveView {
@@ -109,11 +128,11 @@ impl Liveness for LiveView {
         if *self.me.read() == Some(node) {
             return PeerState::Up;
         }
-        self.states
-            .read()
-            .get(&node)
-            .copied()
-            .unwrap_or(PeerState::Up)
+        match self.states.read().get(&node) {
+            Some(&state) => state,
+            None if self.made.elapsed() < UNREPORTED_GRACE => PeerState::Up,
+            None => PeerState::Suspect,
+        }
     }
 }
 
@@ -140,6 +159,12 @@ mod tests {
         );
         view.update([(NodeId(2), PeerState::Down)]);
         assert_eq!(view.state(NodeId(2)), PeerState::Suspect);
+        // Unreported long after the view was made: suspect, not up forever.
+        let old = LiveView {
+            made: std::time::Instant::now() - UNREPORTED_GRACE,
+            ..LiveView::new(NodeId(1))
+        };
+        assert_eq!(old.state(NodeId(3)), PeerState::Suspect);
         view.update([(NodeId(2), PeerState::Up)]);
         view.update([(NodeId(2), PeerState::Down)]);
         assert_eq!(
