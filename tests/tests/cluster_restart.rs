@@ -10,9 +10,9 @@
 //!   until the wall clock catches up.
 
 use kv_tests::cluster::{cluster_info, merkle_roots, Cluster, Plan};
+use kv_tests::copy_dir;
 use kv_tests::{eventually, Kvd};
 use redis::Commands;
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Failing reads (a paused replica) give up after this long.
@@ -21,19 +21,6 @@ const SHORT_TIMEOUT: &[&str] = &["--cluster-request-timeout-ms", "1000"];
 fn signal(node: &Kvd, sig: i32) {
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(node.pid() as i32, sig) };
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn info_u64(node: &Kvd, field: &str) -> Option<u64> {

@@ -5,6 +5,7 @@
 //! key comes back through any node; a node restored from a recent backup just catches up.
 
 use kv_tests::cluster::{cluster_info, merkle_roots, Cluster};
+use kv_tests::copy_dir;
 use kv_tests::{eventually, kvd_binary, Kvd};
 use redis::Commands;
 use std::path::Path;
@@ -29,19 +30,6 @@ fn backup(node: &Kvd, dest: &Path) {
 fn restore(node: &Kvd, backup: &Path) {
     std::fs::remove_dir_all(&node.dir).unwrap();
     copy_dir(backup, &node.dir);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Starts kvd on `node`'s directory and flags, expects it to exit with an error, and
