@@ -132,11 +132,14 @@ async fn serve_client<S>(
             tracing::warn!(client = %info.addr, pending = out.len(), "closing client that reached the output buffer hard limit (client-output-buffer-limit)");
             return;
         }
+        // A monitor subscribes before its +OK leaves: a command another client sends
+        // after seeing that reply must reach it.
+        let feed = client.monitor.then(|| MonitorFeed::subscribe(srv));
         if !flush(srv, stream, &mut out).await || client.close {
             return;
         }
-        if client.monitor {
-            monitor(srv, stream, info).await;
+        if let Some(feed) = feed {
+            monitor(srv, stream, info, feed).await;
             return;
         }
         if inbuf.len() >= need {
@@ -381,16 +384,35 @@ where
     reply
 }
 
-async fn monitor<S>(srv: &Shared, stream: &mut S, info: &ClientInfo)
+/// A monitor's subscription; it counts in `Shared::monitors` (which makes commands
+/// feed the channel) for exactly as long as it lives.
+struct MonitorFeed<'a> {
+    srv: &'a Shared,
+    rx: tokio::sync::broadcast::Receiver<Bytes>,
+}
+
+impl<'a> MonitorFeed<'a> {
+    fn subscribe(srv: &'a Shared) -> Self {
+        let rx = srv.monitor.subscribe();
+        srv.monitors.fetch_add(1, Ordering::Relaxed);
+        MonitorFeed { srv, rx }
+    }
+}
+
+impl Drop for MonitorFeed<'_> {
+    fn drop(&mut self) {
+        self.srv.monitors.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn monitor<S>(srv: &Shared, stream: &mut S, info: &ClientInfo, mut feed: MonitorFeed<'_>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut rx = srv.monitor.subscribe();
-    srv.monitors.fetch_add(1, Ordering::Relaxed);
     let mut scratch = [0u8; 1024];
     loop {
         tokio::select! {
-            m = rx.recv() => match m {
+            m = feed.rx.recv() => match m {
                 Ok(line) => if stream.write_all(&line).await.is_err() || stream.flush().await.is_err() { break },
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => break,
@@ -400,5 +422,4 @@ where
             _ = info.kill.notified() => break,
         }
     }
-    srv.monitors.fetch_sub(1, Ordering::Relaxed);
 }
