@@ -31,7 +31,13 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 fn kvd_built() {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    if std::env::var_os("KVD_BIN").is_some() || profile_dir.join("kvd").exists() {
+    // `cargo test --workspace` builds kv-tests' `kvd-test-server` (the same entry
+    // point) before any test runs; building `kvd` with `-p` would resolve features
+    // differently and recompile the dependencies.
+    let built = ["kvd-test-server", "kvd"]
+        .iter()
+        .any(|name| profile_dir.join(name).exists());
+    if std::env::var_os("KVD_BIN").is_some() || built {
         return;
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
