@@ -10,9 +10,10 @@
 //! and writes (client writes, hints, read repair) are applied as usual.
 
 use crate::replica_api::{
-    Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, ScanPage, WriteItem, WriteOutcome,
+    Hash16, ItemKey, MerkleLeaf, PrepareOutcome, ReplicaApi, ReplicaError, ScanPage, WriteItem,
+    WriteOutcome,
 };
-use crate::{NodeId, Record};
+use crate::{NodeId, Record, Version};
 use async_trait::async_trait;
 use kv_keyspace::data_key::ScanPosition;
 use kv_keyspace::slot::key_partition;
@@ -203,6 +204,15 @@ impl ReplicaApi for CatchingUpReplica {
     async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
         self.refuse_while_catching_up(keys.iter().map(|k| key_partition(&k.key)))?;
         self.inner.read(keys).await
+    }
+
+    async fn prepare(&self, key: ItemKey, ballot: Version) -> Result<PrepareOutcome, ReplicaError> {
+        // Promises and accepted records are fsynced: a catching-up acceptor lost none.
+        self.inner.prepare(key, ballot).await
+    }
+
+    async fn accept(&self, item: WriteItem) -> Result<WriteOutcome, ReplicaError> {
+        self.inner.accept(item).await
     }
 
     async fn merkle_roots(&self, partitions: Vec<u16>) -> Result<Vec<Hash16>, ReplicaError> {

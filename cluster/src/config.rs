@@ -55,6 +55,9 @@ pub struct ClusterConfig {
     /// Requests in flight to one peer at most (`--cluster-max-in-flight-per-peer`,
     /// default 1024); beyond it a write becomes a hint and a read counts as no answer.
     pub max_in_flight_per_peer: usize,
+    /// How long one consensus command may take, contended rounds included
+    /// (`--cluster-consensus-timeout-ms`, default 5 s).
+    pub consensus_timeout: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -73,6 +76,7 @@ impl Default for ClusterConfig {
             anti_entropy_interval: Duration::from_secs(600),
             background_bytes_per_sec: 16 << 20,
             max_in_flight_per_peer: 1024,
+            consensus_timeout: Duration::from_secs(5),
         }
     }
 }

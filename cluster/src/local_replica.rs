@@ -11,10 +11,11 @@
 //! the blocking pool, so no runtime thread waits on an fsync or a stall.
 
 use crate::replica_api::{
-    Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, ScanPage, WriteItem, WriteOutcome,
+    Hash16, ItemKey, MerkleLeaf, PrepareOutcome, ReplicaApi, ReplicaError, ScanPage, WriteItem,
+    WriteOutcome,
 };
 use crate::replica_store::{ReplicaStore, StoreError};
-use crate::{Body, Record};
+use crate::{Body, Record, Version};
 use async_trait::async_trait;
 use kv_keyspace::data_key::ScanPosition;
 use std::sync::Arc;
@@ -95,6 +96,16 @@ impl ReplicaApi for LocalReplica {
             .map(|k| self.store.get(k))
             .collect::<Result<_, _>>()
             .map_err(ReplicaError::from)
+    }
+
+    /// On the blocking pool: the promise is fsynced before the answer.
+    async fn prepare(&self, key: ItemKey, ballot: Version) -> Result<PrepareOutcome, ReplicaError> {
+        self.blocking(move |s| s.prepare(&key, ballot)).await
+    }
+
+    /// On the blocking pool: the accepted record is fsynced before the answer.
+    async fn accept(&self, item: WriteItem) -> Result<WriteOutcome, ReplicaError> {
+        self.blocking(move |s| s.accept(&item)).await
     }
 
     async fn merkle_roots(&self, partitions: Vec<u16>) -> Result<Vec<Hash16>, ReplicaError> {

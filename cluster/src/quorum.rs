@@ -26,6 +26,9 @@ pub struct CoordinatorConfig {
     pub request_timeout: Duration,
     /// Times a write is retried with a newer version after a replica answered Stale.
     pub max_stale_retries: usize,
+    /// How long a consensus command may take, contended rounds and their backoff
+    /// included, before the client gets TRYAGAIN.
+    pub consensus_timeout: Duration,
 }
 
 impl Default for CoordinatorConfig {
@@ -37,6 +40,7 @@ impl Default for CoordinatorConfig {
             request_timeout: Duration::from_secs(2),
             // One retry suffices unless writers race on one key; three bounds the work.
             max_stale_retries: 3,
+            consensus_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -69,6 +73,13 @@ pub enum ClusterError {
     Contended {
         /// Versions tried.
         attempts: usize,
+    },
+    /// Consensus rounds on the key kept losing to concurrent commands until the
+    /// consensus timeout; no round this command ran left its value on any replica.
+    #[error("TRYAGAIN consensus on the key kept losing to concurrent commands ({rounds} rounds); nothing was written")]
+    ConsensusContended {
+        /// Rounds tried.
+        rounds: usize,
     },
     /// A SCAN cursor no reply ever gave.
     #[error("ERR invalid cursor")]

@@ -38,6 +38,23 @@ pub enum WriteOutcome {
     },
 }
 
+/// An acceptor's answer to phase 1 of single-key consensus (docs/consistency.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrepareOutcome {
+    /// The ballot is promised (durably); the record held (the value accepted last).
+    Promised {
+        /// Tombstones and expired values included; `None` if the key was never written
+        /// or its record was collected.
+        record: Option<Record>,
+    },
+    /// Refused: the acceptor saw a ballot at least as high (a promise, its record's
+    /// version or the database's flush floor), which it returns.
+    Rejected {
+        /// The highest ballot seen.
+        seen: Version,
+    },
+}
+
 /// Merkle tree hashes are 16 bytes (xxh3-128): replicas are not adversaries.
 pub type Hash16 = [u8; 16];
 
@@ -81,6 +98,8 @@ pub enum ReplicaError {
     Failed(String),
 }
 
+const NO_CONSENSUS: &str = "this replica does not take part in consensus";
+
 /// Operations a replica serves.
 #[async_trait]
 pub trait ReplicaApi: Send + Sync + 'static {
@@ -88,6 +107,20 @@ pub trait ReplicaApi: Send + Sync + 'static {
     async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError>;
     /// The records held for `keys` (tombstones included), in order.
     async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError>;
+    /// Consensus phase 1: promise `ballot` for `key` (durably) and return its record.
+    /// (Test fakes that never take part in consensus keep this default.)
+    async fn prepare(
+        &self,
+        _key: ItemKey,
+        _ballot: Version,
+    ) -> Result<PrepareOutcome, ReplicaError> {
+        Err(ReplicaError::Failed(NO_CONSENSUS.into()))
+    }
+    /// Consensus phase 2: accept `item.record` at its version (durably) unless a higher
+    /// ballot was promised or a newer record is held (`Stale` with the highest seen).
+    async fn accept(&self, _item: WriteItem) -> Result<WriteOutcome, ReplicaError> {
+        Err(ReplicaError::Failed(NO_CONSENSUS.into()))
+    }
     /// Root hash of each partition's Merkle tree, in order of `partitions`.
     async fn merkle_roots(&self, partitions: Vec<u16>) -> Result<Vec<Hash16>, ReplicaError>;
     /// The 256 bucket hashes of one partition.

@@ -124,6 +124,20 @@ pub trait Ring: Send + Sync + 'static {
         expire_at: Option<i64>,
         level: Consistency,
     ) -> Result<Version, RingError>;
+    /// Runs one command on `key` through single-key consensus (docs/consistency.md):
+    /// `change` sees the key's state and says what to write; linearizable with every
+    /// other consensus command on the key. Returns the version written, `None` when the
+    /// command wrote nothing.
+    async fn consensus(
+        &self,
+        _key: ItemKey,
+        _level: Consistency,
+        _change: crate::coordinator::ChangeFn<'_>,
+    ) -> Result<Option<Version>, RingError> {
+        Err(RingError::Other(
+            "ERR this ring does not run consensus".into(),
+        ))
+    }
     /// One page of a cluster-wide SCAN of `db` from `cursor`: the next cursor (0 when done)
     /// and the live keys (every key present for the whole scan is returned once the
     /// cursor comes back to 0).

@@ -55,6 +55,13 @@ pub struct ClusterSettings {
     /// Delete this node's replica data at start if it is too old to rejoin
     /// (`cluster-wipe-stale-data`).
     pub wipe_stale_data: bool,
+    /// Databases whose plain writes are last-writer-wins and whose read-modify-write
+    /// commands are refused; every other database runs every write through single-key
+    /// consensus (`cluster-eventual-databases`; docs/consistency.md).
+    pub eventual_databases: Vec<usize>,
+    /// How long a consensus command may take, contention included, ms
+    /// (`cluster-consensus-timeout-ms`).
+    pub consensus_timeout_ms: u64,
 }
 
 impl Default for ClusterSettings {
@@ -79,6 +86,8 @@ impl Default for ClusterSettings {
             tombstone_grace_ms: 10 * 24 * 3600 * 1000,
             hint_max_age_ms: 3 * 3600 * 1000,
             wipe_stale_data: false,
+            eventual_databases: Vec::new(),
+            consensus_timeout_ms: 5000,
         }
     }
 }
@@ -365,7 +374,46 @@ pub static CLUSTER_PARAMS: &[Param] = &[
             Ok(())
         },
     },
+    Param {
+        name: "cluster-eventual-databases",
+        mutable: false,
+        get: |c| {
+            let dbs: Vec<String> = c
+                .cluster
+                .eventual_databases
+                .iter()
+                .map(|d| d.to_string())
+                .collect();
+            dbs.join(",")
+        },
+        set: |c, v| {
+            c.cluster.eventual_databases = database_list(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-consensus-timeout-ms",
+        mutable: false,
+        get: |c| c.cluster.consensus_timeout_ms.to_string(),
+        set: |c, v| {
+            c.cluster.consensus_timeout_ms = positive_ms(v)?;
+            Ok(())
+        },
+    },
 ];
+
+/// `1,2,5` (or empty): distinct database numbers (checked against `databases` at start,
+/// which may be set after this).
+fn database_list(v: &str) -> Result<Vec<usize>, String> {
+    let mut dbs = Vec::new();
+    for word in v.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let db: usize = num(word)?;
+        if !dbs.contains(&db) {
+            dbs.push(db);
+        }
+    }
+    Ok(dbs)
+}
 
 fn positive_ms(v: &str) -> Result<u64, String> {
     let n: u64 = num(v)?;
@@ -442,6 +490,14 @@ pub struct ClusterFlags {
     /// let anti-entropy refill it: yes or no [default: no, such a node refuses to start].
     #[arg(long = "cluster-wipe-stale-data")]
     pub cluster_wipe_stale_data: Option<String>,
+    /// Databases (e.g. 1,2) that are eventual: plain writes last-writer-wins, commands
+    /// that read before writing refused; every other database is linearizable, every
+    /// write through single-key consensus [default: none].
+    #[arg(long = "cluster-eventual-databases")]
+    pub cluster_eventual_databases: Option<String>,
+    /// How long a consensus command may take, contention included, ms [default: 5000].
+    #[arg(long = "cluster-consensus-timeout-ms")]
+    pub cluster_consensus_timeout_ms: Option<String>,
 }
 
 impl ClusterFlags {
@@ -487,6 +543,14 @@ impl ClusterFlags {
             ),
             ("cluster-hint-max-age-ms", self.cluster_hint_max_age_ms),
             ("cluster-wipe-stale-data", self.cluster_wipe_stale_data),
+            (
+                "cluster-eventual-databases",
+                self.cluster_eventual_databases,
+            ),
+            (
+                "cluster-consensus-timeout-ms",
+                self.cluster_consensus_timeout_ms,
+            ),
         ]
     }
 }

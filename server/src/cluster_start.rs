@@ -23,8 +23,15 @@ pub fn node_config(c: &Config) -> Result<NodeConfig, String> {
         tombstone_grace: Duration::from_millis(s.tombstone_grace_ms),
         hint_max_age: Duration::from_millis(s.hint_max_age_ms),
         wipe_stale_data: s.wipe_stale_data,
+        consensus_timeout: Duration::from_millis(s.consensus_timeout_ms),
         ..ClusterConfig::default()
     };
+    if let Some(db) = s.eventual_databases.iter().find(|&&d| d >= c.databases) {
+        return Err(format!(
+            "cluster-eventual-databases names database {db}, but there are {} (databases)",
+            c.databases
+        ));
+    }
     cluster.validate().map_err(|e| e.to_string())?;
     let first_bind = c
         .bind

@@ -3,10 +3,12 @@
 //! the same code runs over the local store, gRPC peers and the test fakes.
 
 mod multi;
+mod paxos;
 mod read;
 mod write;
 
 pub use multi::{KeyWrite, MAX_KEYS_IN_FLIGHT};
+pub use paxos::{Change, ChangeFn};
 
 use crate::hints::HintStore;
 use crate::metadata::FlushFloors;
@@ -46,6 +48,8 @@ pub struct CoordinatorStats {
     pub read_repair_failures: u64,
     /// Writes retried with a newer version after a replica answered Stale.
     pub stale_retries: u64,
+    /// Consensus rounds lost to a higher ballot and retried.
+    pub consensus_retries: u64,
 }
 
 #[derive(Default)]
@@ -53,6 +57,7 @@ pub(crate) struct Counters {
     pub(crate) read_repairs: AtomicU64,
     pub(crate) read_repair_failures: AtomicU64,
     pub(crate) stale_retries: AtomicU64,
+    pub(crate) consensus_retries: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -142,6 +147,7 @@ impl Coordinator {
             read_repairs: c.read_repairs.load(Ordering::Relaxed),
             read_repair_failures: c.read_repair_failures.load(Ordering::Relaxed),
             stale_retries: c.stale_retries.load(Ordering::Relaxed),
+            consensus_retries: c.consensus_retries.load(Ordering::Relaxed),
         }
     }
 

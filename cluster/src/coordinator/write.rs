@@ -121,7 +121,7 @@ fn hint_skipped(set: &ReplicaSet, item: &WriteItem, hints: &HintStore) {
     }
 }
 
-fn spawn_hint(hints: HintStore, node: NodeId, item: WriteItem) {
+pub(super) fn spawn_hint(hints: HintStore, node: NodeId, item: WriteItem) {
     tokio::spawn(async move {
         if let Err(e) = hints.store(node, item).await {
             tracing::warn!(target_node = %node, error = %e, "could not store a hint");

@@ -84,6 +84,7 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         ),
         ("kvd_read_repairs", co.read_repairs.to_string()),
         ("kvd_stale_retries", co.stale_retries.to_string()),
+        ("kvd_consensus_retries", co.consensus_retries.to_string()),
         ("kvd_metadata_digest", node.metadata.digest()),
         (
             "kvd_metadata_entries",

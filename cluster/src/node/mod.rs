@@ -189,6 +189,7 @@ impl ClusterNode {
                 write_quorum: c.write_quorum,
                 read_quorum: c.read_quorum,
                 request_timeout: c.request_timeout,
+                consensus_timeout: c.consensus_timeout,
                 ..CoordinatorConfig::default()
             },
         )

@@ -4,10 +4,11 @@
 //! scan requests are background traffic.
 
 use crate::replica_api::{
-    Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, ScanPage, WriteItem, WriteOutcome,
+    Hash16, ItemKey, MerkleLeaf, PrepareOutcome, ReplicaApi, ReplicaError, ScanPage, WriteItem,
+    WriteOutcome,
 };
 use crate::ring::{ReplicaEvent, ReplicaObserver};
-use crate::Record;
+use crate::{Record, Version};
 use async_trait::async_trait;
 use kv_keyspace::data_key::ScanPosition;
 use parking_lot::RwLock;
@@ -52,6 +53,19 @@ impl ReplicaApi for ObservedReplica {
             self.tell(ReplicaEvent::Read { key });
         }
         self.inner.read(keys).await
+    }
+
+    async fn prepare(&self, key: ItemKey, ballot: Version) -> Result<PrepareOutcome, ReplicaError> {
+        self.tell(ReplicaEvent::Read { key: &key });
+        self.inner.prepare(key, ballot).await
+    }
+
+    async fn accept(&self, item: WriteItem) -> Result<WriteOutcome, ReplicaError> {
+        self.tell(ReplicaEvent::Write {
+            key: &item.key,
+            record: &item.record,
+        });
+        self.inner.accept(item).await
     }
 
     async fn merkle_roots(&self, partitions: Vec<u16>) -> Result<Vec<Hash16>, ReplicaError> {

@@ -3,6 +3,7 @@
 
 use super::ClusterNode;
 use crate::config::Consistency;
+use crate::coordinator::ChangeFn;
 use crate::quorum::ClusterError;
 use crate::replica_api::{Hash16, ItemKey, Liveness};
 use crate::ring::{NodeRow, RepairReport, Ring, RingError};
@@ -110,6 +111,19 @@ impl Ring for ClusterNode {
             .get(key, level)
             .await
             .map_err(|e| self.ring_error("read", e))
+    }
+
+    async fn consensus(
+        &self,
+        key: ItemKey,
+        level: Consistency,
+        change: ChangeFn<'_>,
+    ) -> Result<Option<Version>, RingError> {
+        self.ready("write")?;
+        self.coordinator
+            .consensus(key, level, change)
+            .await
+            .map_err(|e| self.ring_error("write", e))
     }
 
     async fn put(

@@ -6,6 +6,7 @@
 //! All calls block on the engine: async callers use `spawn_blocking`
 //! ([`crate::local_replica::LocalReplica`] does).
 
+mod acceptor;
 mod error;
 mod floor_purge;
 mod purge;
@@ -13,6 +14,7 @@ mod records;
 mod scan;
 mod stripes;
 
+pub use acceptor::PAXOS_KEYSPACE;
 pub use error::{describe_key, StoreError};
 pub use scan::{PartitionRecords, MAX_SCAN_LIMIT};
 
@@ -37,6 +39,8 @@ pub const MERKLE_KEYSPACE: &str = "merkle";
 pub struct ReplicaStore {
     db: Arc<Db>,
     data: Keyspace,
+    /// Consensus promises (replica_store/acceptor.rs).
+    paxos: Keyspace,
     merkle: Merkle,
     stripes: Stripes,
     floors: FlushFloors,
@@ -47,10 +51,12 @@ impl ReplicaStore {
     pub fn open(db: Arc<Db>) -> Result<ReplicaStore, StoreError> {
         let data = db.keyspace(REPLICATED_KEYSPACE)?;
         let tree = db.keyspace(MERKLE_KEYSPACE)?;
+        let paxos = db.keyspace(PAXOS_KEYSPACE)?;
         let merkle = Merkle::open(db.clone(), data, tree)?;
         Ok(ReplicaStore {
             db,
             data,
+            paxos,
             merkle,
             stripes: Stripes::default(),
             floors: FlushFloors::default(),
@@ -79,7 +85,8 @@ impl ReplicaStore {
         self.data
     }
 
-    /// Applies each write whose version is newer than the one held, all in ONE engine
+    /// Applies each write whose version is newer than the one held and not below the
+    /// key's consensus promise, all in ONE engine
     /// batch with their Merkle to-do records (durable under the Db's fsync policy when
     /// this returns). One outcome per item, in order: `Applied` when written or when
     /// that very version is already held, `Stale{current}` when a newer one is held.
@@ -106,16 +113,15 @@ impl ReplicaStore {
                 Some(v) => Some(*v),
                 None => read_record(&self.db, self.data, &item.key)?.map(|r| r.version),
             };
+            // Below a consensus promise only an accept at that ballot may write now
+            // (replica_store/acceptor.rs).
+            let promised = self.promised(&item.key)?;
             let outcome = match held {
                 Some(current) if current > item.record.version => WriteOutcome::Stale { current },
                 Some(current) if current == item.record.version => WriteOutcome::Applied,
+                _ if promised > item.record.version => WriteOutcome::Stale { current: promised },
                 _ => {
-                    batch.put(
-                        self.data,
-                        &records::engine_key(&item.key),
-                        &item.record.encode(),
-                    );
-                    todos.add(&mut batch, &item.key);
+                    self.put_record(&mut batch, &mut todos, item);
                     written.insert(&item.key, item.record.version);
                     WriteOutcome::Applied
                 }
@@ -126,6 +132,21 @@ impl ReplicaStore {
             self.db.write(batch)?;
         }
         Ok(outcomes)
+    }
+
+    /// Adds `item`'s record and its Merkle to-do to `batch`.
+    fn put_record(
+        &self,
+        batch: &mut WriteBatch,
+        todos: &mut crate::merkle::PendingTodos<'_>,
+        item: &WriteItem,
+    ) {
+        batch.put(
+            self.data,
+            &records::engine_key(&item.key),
+            &item.record.encode(),
+        );
+        todos.add(batch, &item.key);
     }
 
     /// The record held for `key` (tombstones and expired values included; records

@@ -11,9 +11,10 @@ use super::pb;
 use super::pb::cluster_bus_client::ClusterBusClient;
 use super::tls::BusTls;
 use crate::replica_api::{
-    Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, ScanPage, WriteItem, WriteOutcome,
+    Hash16, ItemKey, MerkleLeaf, PrepareOutcome, ReplicaApi, ReplicaError, ScanPage, WriteItem,
+    WriteOutcome,
 };
-use crate::Record;
+use crate::{Record, Version};
 use async_trait::async_trait;
 use kv_keyspace::data_key::ScanPosition;
 use std::future::Future;
@@ -420,6 +421,28 @@ impl ReplicaApi for PeerClient {
             c.send_read(keys).await
         })
         .await
+    }
+
+    /// Unbatched: a consensus round is latency-bound, one key at a time.
+    async fn prepare(&self, key: ItemKey, ballot: Version) -> Result<PrepareOutcome, ReplicaError> {
+        let msg = pb::PrepareRequest {
+            key: Some(cv::key_to_pb(key)),
+            ballot: cv::version_to_pb(ballot),
+        };
+        let r = self
+            .call("Prepare", msg, |mut c, r| async move { c.prepare(r).await })
+            .await?;
+        cv::prepare_from_pb(r).map_err(bad_reply)
+    }
+
+    async fn accept(&self, item: WriteItem) -> Result<WriteOutcome, ReplicaError> {
+        let msg = pb::AcceptRequest {
+            item: Some(cv::write_item_to_pb(item)),
+        };
+        let r = self
+            .call("Accept", msg, |mut c, r| async move { c.accept(r).await })
+            .await?;
+        cv::outcome_from_pb(r).map_err(bad_reply)
     }
 
     async fn merkle_roots(&self, partitions: Vec<u16>) -> Result<Vec<Hash16>, ReplicaError> {

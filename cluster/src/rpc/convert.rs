@@ -3,7 +3,9 @@
 
 use super::handler::{Hello, LayoutBlob, PeerAddr};
 use super::pb;
-use crate::replica_api::{Hash16, ItemKey, MerkleLeaf, ScanPage, WriteItem, WriteOutcome};
+use crate::replica_api::{
+    Hash16, ItemKey, MerkleLeaf, PrepareOutcome, ScanPage, WriteItem, WriteOutcome,
+};
 use crate::{NodeId, Record, Version};
 use bytes::Bytes;
 use kv_keyspace::data_key::ScanPosition;
@@ -54,7 +56,7 @@ pub(crate) fn outcome_to_pb(o: WriteOutcome) -> pb::WriteOutcome {
         WriteOutcome::Applied => pb::WriteOutcome::default(),
         WriteOutcome::Stale { current } => pb::WriteOutcome {
             stale: true,
-            stale_current: Bytes::copy_from_slice(&current.encode()),
+            stale_current: version_to_pb(current),
         },
     }
 }
@@ -63,11 +65,43 @@ pub(crate) fn outcome_from_pb(o: pb::WriteOutcome) -> Result<WriteOutcome, BadMe
     if !o.stale {
         return Ok(WriteOutcome::Applied);
     }
-    let current = (o.stale_current.len() == crate::version::VERSION_LEN)
-        .then(|| Version::decode(&o.stale_current))
-        .flatten()
-        .ok_or("malformed stale version")?;
+    let current = version_from_pb(&o.stale_current, "stale version")?;
     Ok(WriteOutcome::Stale { current })
+}
+
+pub(crate) fn version_to_pb(v: Version) -> Bytes {
+    Bytes::copy_from_slice(&v.encode())
+}
+
+/// A version of exactly [`crate::version::VERSION_LEN`] bytes; `what` names the field.
+pub(crate) fn version_from_pb(b: &Bytes, what: &str) -> Result<Version, BadMessage> {
+    (b.len() == crate::version::VERSION_LEN)
+        .then(|| Version::decode(b))
+        .flatten()
+        .ok_or_else(|| format!("malformed {what}"))
+}
+
+pub(crate) fn prepare_to_pb(o: PrepareOutcome) -> pb::PrepareResponse {
+    match o {
+        PrepareOutcome::Promised { record } => pb::PrepareResponse {
+            record: Some(maybe_record_to_pb(record)),
+            ..Default::default()
+        },
+        PrepareOutcome::Rejected { seen } => pb::PrepareResponse {
+            rejected: true,
+            seen: version_to_pb(seen),
+            record: None,
+        },
+    }
+}
+
+pub(crate) fn prepare_from_pb(o: pb::PrepareResponse) -> Result<PrepareOutcome, BadMessage> {
+    if o.rejected {
+        let seen = version_from_pb(&o.seen, "rejecting ballot")?;
+        return Ok(PrepareOutcome::Rejected { seen });
+    }
+    let record = maybe_record_from_pb(o.record.ok_or("promise without its record")?)?;
+    Ok(PrepareOutcome::Promised { record })
 }
 
 pub(crate) fn maybe_record_to_pb(r: Option<Record>) -> pb::MaybeRecord {

@@ -226,6 +226,39 @@ impl ClusterBus for Service {
         })
     }
 
+    async fn prepare(
+        &self,
+        req: Request<pb::PrepareRequest>,
+    ) -> Result<Response<pb::PrepareResponse>, Status> {
+        let ok = self.admit(&req, "Prepare")?;
+        let req = req.into_inner();
+        let key = cv::key_from_pb(req.key).map_err(bad)?;
+        let ballot = cv::version_from_pb(&req.ballot, "ballot").map_err(bad)?;
+        let outcome = self
+            .handler
+            .replica()
+            .prepare(key, ballot)
+            .await
+            .map_err(status_of)?;
+        ok.reply(cv::prepare_to_pb(outcome))
+    }
+
+    async fn accept(
+        &self,
+        req: Request<pb::AcceptRequest>,
+    ) -> Result<Response<pb::WriteOutcome>, Status> {
+        let ok = self.admit(&req, "Accept")?;
+        let item = (req.into_inner().item).ok_or_else(|| "accept without its item".to_string());
+        let item = item.and_then(cv::write_item_from_pb).map_err(bad)?;
+        let outcome = self
+            .handler
+            .replica()
+            .accept(item)
+            .await
+            .map_err(status_of)?;
+        ok.reply(cv::outcome_to_pb(outcome))
+    }
+
     async fn merkle_roots(
         &self,
         req: Request<pb::MerkleRootsRequest>,

@@ -68,9 +68,10 @@ impl Op {
 /// What a write's error tells the client about whether it may land.
 pub(crate) fn write_failure(e: &ClusterError) -> Outcome {
     match e {
-        ClusterError::Unavailable { .. } | ClusterError::Clock(_) | ClusterError::InvalidCursor => {
-            Outcome::NotSent(e.to_string())
-        }
+        ClusterError::Unavailable { .. }
+        | ClusterError::Clock(_)
+        | ClusterError::InvalidCursor
+        | ClusterError::ConsensusContended { .. } => Outcome::NotSent(e.to_string()),
         ClusterError::Timeout { .. }
         | ClusterError::Contended { .. }
         | ClusterError::Protocol(_) => Outcome::Unknown(e.to_string()),

@@ -5,6 +5,7 @@
 //! when they return. The reply waits for the quorum; nothing is acknowledged before W
 //! replicas hold it.
 
+pub mod consensus;
 pub mod keyspace;
 pub mod metadata;
 pub mod route;
@@ -40,7 +41,13 @@ pub async fn execute(
         .filter(|p| !p.subcommands.is_empty())
         .map(|p| p.name);
     let started = Instant::now();
-    let reply = match route::route(spec, parent, args) {
+    let linearizable = !srv
+        .config
+        .read()
+        .cluster
+        .eventual_databases
+        .contains(&client.db);
+    let reply = match route::route(spec, parent, args, linearizable) {
         // Admin commands (COMPACT, CHECKPOINT, SAVE, ...) may wait on the disk: as on
         // the single-node path, they leave the async worker for it.
         Route::Local if commands::may_block(args, &srv.store.db) => {
@@ -49,6 +56,7 @@ pub async fn execute(
         Route::Local => commands::run(srv, client, spec, args),
         Route::Refused(why) => Reply::error(why),
         Route::Keys { prefetch } => on_keys(srv, ring, client, spec, args, prefetch).await,
+        Route::Consensus => consensus::run(srv, ring, client, spec, args).await,
         Route::Keyspace => keyspace::run(srv, ring, client, spec.name, args).await,
         Route::Repair => keyspace::repair(ring, args).await,
         Route::Merkle => keyspace::merkle(ring).await,

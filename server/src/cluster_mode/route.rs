@@ -1,13 +1,17 @@
-//! Which path a command takes on a cluster node (docs/cluster.md, "Commands on the ring").
+//! Which path a command takes on a cluster node (docs/cluster.md, "Commands on the ring";
+//! docs/consistency.md for the two kinds of database).
 //!
-//! Commands that only read keys, or write them blindly (the new value does not depend on
-//! the old), run their ordinary single-node code against the ring: the keys they name are
-//! read from their replicas first (quorum R), and their writes are replicated after
-//! (quorum W). Commands that read before they write would lose updates under
-//! last-writer-wins when two clients race through two nodes, so they are refused until
-//! they run through single-key consensus. Commands about the connection or the server
+//! Commands that only read keys run their ordinary single-node code against the ring:
+//! the keys they name are read from their replicas first (quorum R). Commands that write
+//! depend on the database. In a linearizable database (the default) every write, plain
+//! or conditional, runs through single-key consensus, with the command's code as the
+//! change function. In an eventual database (`cluster-eventual-databases`) blind writes
+//! are last-writer-wins, replicated at quorum W, and commands that read before they write
+//! are refused: under last-writer-wins two clients incrementing one key through two
+//! nodes would both read 5 and both write 6. Commands about the connection or the server
 //! run locally.
 
+use super::consensus;
 use crate::commands::table::{CommandSpec, GLOBAL, KEYSPACE, READONLY, WRITE};
 use bytes::Bytes;
 
@@ -33,6 +37,8 @@ pub enum Route {
     /// ACL SETUSER / DELUSER / LOAD and CONFIG SET: run here, then what they changed
     /// travels to every node as cluster metadata.
     Metadata,
+    /// Runs through single-key consensus (each key of MSET/DEL/UNLINK in its own round).
+    Consensus,
     /// Not available on the ring; the text says why.
     Refused(String),
 }
@@ -56,6 +62,8 @@ const RING_READS: &[&str] = &[
     "bitpos",
     "lcs",
     "digest",
+    "getwithetag",
+    "getifnotmatch",
 ];
 
 /// Writes whose result does not depend on the current value.
@@ -69,8 +77,29 @@ const SET_READING_OPTIONS: &[&str] = &[
     "nx", "xx", "get", "keepttl", "ifeq", "ifne", "ifdeq", "ifdne", "withetag",
 ];
 
-/// Where `args` (resolved to `spec`) runs on a cluster node.
-pub fn route(spec: &CommandSpec, parent: Option<&str>, args: &[Bytes]) -> Route {
+/// Commands that write keys but cannot run through consensus yet, with why.
+fn not_on_consensus(name: &str, args: &[Bytes]) -> Option<&'static str> {
+    match name {
+        "multi" | "exec" | "watch" | "unwatch" | "discard" => {
+            Some("transactions need their keys in one consensus round (one slot)")
+        }
+        "swapdb" | "move" => Some("it changes two databases at once"),
+        "idempotent" => Some("its request records do not travel with the write yet"),
+        "lock" if args.iter().any(|a| a.eq_ignore_ascii_case(b"wait")) => {
+            Some("LOCK ... WAIT would need a release on another node to wake it")
+        }
+        _ => None,
+    }
+}
+
+/// Where `args` (resolved to `spec`) runs on a cluster node whose client has selected a
+/// `linearizable` database or an eventual one.
+pub fn route(
+    spec: &CommandSpec,
+    parent: Option<&str>,
+    args: &[Bytes],
+    linearizable: bool,
+) -> Route {
     let name = spec.name;
     if parent == Some("cluster") {
         return match name {
@@ -90,23 +119,8 @@ pub fn route(spec: &CommandSpec, parent: Option<&str>, args: &[Bytes]) -> Route 
     if parent.is_some() {
         return Route::Local; // CLIENT, CONFIG GET, ACL LIST, ... subcommands
     }
-    if RING_READS.contains(&name) || DELETES.contains(&name) {
+    if RING_READS.contains(&name) {
         return Route::Keys { prefetch: true };
-    }
-    if name == "set" {
-        if let Some(opt) = args.get(3..).unwrap_or(&[]).iter().find(|a| {
-            SET_READING_OPTIONS
-                .iter()
-                .any(|o| a.eq_ignore_ascii_case(o.as_bytes()))
-        }) {
-            return refused(&format!(
-                "set with {}",
-                String::from_utf8_lossy(opt).to_ascii_uppercase()
-            ));
-        }
-    }
-    if BLIND_WRITES.contains(&name) {
-        return Route::Keys { prefetch: false };
     }
     if matches!(name, "flushdb" | "flushall") {
         return Route::Flush;
@@ -115,17 +129,61 @@ pub fn route(spec: &CommandSpec, parent: Option<&str>, args: &[Bytes]) -> Route 
         return Route::Keyspace;
     }
     let touches_data = spec.first_key > 0 || spec.has(WRITE | READONLY | KEYSPACE | GLOBAL);
-    if touches_data || matches!(name, "multi" | "exec" | "watch" | "unwatch" | "discard") {
-        return refused(name);
+    let transaction = matches!(name, "multi" | "exec" | "watch" | "unwatch" | "discard");
+    if !touches_data && !transaction {
+        return Route::Local;
     }
-    Route::Local
+    if linearizable {
+        if let Some(why) = not_on_consensus(name, args) {
+            return refused(name, why);
+        }
+        let mut keys: Vec<&Bytes> = spec.keys(args);
+        keys.sort();
+        keys.dedup();
+        if spec.has(WRITE) && !keys.is_empty() {
+            if consensus::runs_per_key(name, keys.len()) {
+                return Route::Consensus;
+            }
+            return refused(
+                name,
+                "it reads and writes several keys, which needs them in one consensus round (one slot)",
+            );
+        }
+        return refused(name, "it has no ring implementation");
+    }
+    if DELETES.contains(&name) {
+        return Route::Keys { prefetch: true };
+    }
+    let reading_option = (name == "set")
+        .then(|| {
+            args.get(3..).unwrap_or(&[]).iter().find(|a| {
+                SET_READING_OPTIONS
+                    .iter()
+                    .any(|o| a.eq_ignore_ascii_case(o.as_bytes()))
+            })
+        })
+        .flatten();
+    if let Some(opt) = reading_option {
+        let what = format!(
+            "set with {}",
+            String::from_utf8_lossy(opt).to_ascii_uppercase()
+        );
+        return refused(&what, EVENTUAL);
+    }
+    if BLIND_WRITES.contains(&name) {
+        return Route::Keys { prefetch: false };
+    }
+    refused(name, EVENTUAL)
 }
 
-fn refused(what: &str) -> Route {
+/// Why a command that reads before writing is refused in an eventual database.
+const EVENTUAL: &str = "this database is eventual (cluster-eventual-databases): its plain \
+     writes are last-writer-wins, and a command that reads a key before writing it could \
+     lose updates there; use a linearizable database";
+
+fn refused(what: &str, why: &str) -> Route {
     Route::Refused(format!(
-        "ERR '{what}' is not available in cluster mode yet: it reads a key before writing it \
-         (or changes whole databases), and on a ring that needs single-key consensus so that \
-         no update is lost; see docs/cluster.md"
+        "ERR '{what}' is not available in cluster mode: {why} (docs/consistency.md)"
     ))
 }
 
@@ -134,54 +192,95 @@ mod tests {
     use super::*;
     use crate::commands::resolve;
 
-    fn route_of(words: &[&str]) -> Route {
+    fn route_in(words: &[&str], linearizable: bool) -> Route {
         let args: Vec<Bytes> = words.iter().map(|w| Bytes::from(w.to_string())).collect();
         let spec = resolve(&args).expect("known command");
         let parent = crate::commands::table::lookup(&args[0])
             .filter(|p| !p.subcommands.is_empty())
             .map(|p| p.name);
-        route(spec, parent, &args)
+        route(spec, parent, &args, linearizable)
+    }
+
+    fn route_of(words: &[&str]) -> Route {
+        route_in(words, true)
+    }
+
+    fn eventual(words: &[&str]) -> Route {
+        route_in(words, false)
     }
 
     #[test]
-    fn reads_and_blind_writes_run_on_the_ring() {
-        assert_eq!(route_of(&["GET", "k"]), Route::Keys { prefetch: true });
-        assert_eq!(
-            route_of(&["MGET", "a", "b"]),
-            Route::Keys { prefetch: true }
-        );
-        assert_eq!(route_of(&["DEL", "a", "b"]), Route::Keys { prefetch: true });
-        assert_eq!(
-            route_of(&["SET", "k", "v"]),
-            Route::Keys { prefetch: false }
-        );
-        assert_eq!(
-            route_of(&["SET", "k", "v", "EX", "10"]),
-            Route::Keys { prefetch: false }
-        );
-        assert_eq!(
-            route_of(&["MSET", "a", "1"]),
-            Route::Keys { prefetch: false }
-        );
-        assert_eq!(route_of(&["SCAN", "0"]), Route::Keyspace);
+    fn reads_run_on_the_ring_in_both_kinds_of_database() {
+        for lin in [true, false] {
+            assert_eq!(route_in(&["GET", "k"], lin), Route::Keys { prefetch: true });
+            assert_eq!(
+                route_in(&["MGET", "a", "b"], lin),
+                Route::Keys { prefetch: true }
+            );
+            assert_eq!(route_in(&["SCAN", "0"], lin), Route::Keyspace);
+        }
     }
 
     #[test]
-    fn read_modify_write_is_refused_with_a_reason() {
+    fn every_write_of_a_linearizable_database_runs_through_consensus() {
+        for cmd in [
+            &["SET", "k", "v"][..],
+            &["SET", "k", "v", "NX"],
+            &["SET", "k", "v", "GET"],
+            &["INCR", "k"],
+            &["GETSET", "k", "v"],
+            &["EXPIRE", "k", "10"],
+            &["APPEND", "k", "v"],
+            &["DEL", "a", "b"],
+            &["MSET", "a", "1", "b", "2"],
+            &["LOCK", "k", "owner", "1000"],
+            &["SETIFMATCH", "k", "v", "1"],
+        ] {
+            assert_eq!(route_of(cmd), Route::Consensus, "{cmd:?}");
+        }
+    }
+
+    #[test]
+    fn what_consensus_cannot_run_yet_is_refused_with_a_reason() {
+        for cmd in [
+            &["MSETNX", "a", "1", "b", "2"][..],
+            &["RENAME", "a", "b"],
+            &["SWAPDB", "0", "1"],
+            &["MULTI"],
+            &["WATCH", "k"],
+            &["LOCK", "k", "owner", "1000", "WAIT", "10"],
+        ] {
+            match route_of(cmd) {
+                Route::Refused(why) => assert!(why.contains("consistency.md"), "{why}"),
+                other => panic!("{cmd:?} took {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_eventual_database_writes_blindly_and_refuses_read_modify_write() {
+        assert_eq!(
+            eventual(&["SET", "k", "v"]),
+            Route::Keys { prefetch: false }
+        );
+        assert_eq!(
+            eventual(&["SET", "k", "v", "EX", "10"]),
+            Route::Keys { prefetch: false }
+        );
+        assert_eq!(
+            eventual(&["MSET", "a", "1"]),
+            Route::Keys { prefetch: false }
+        );
+        assert_eq!(eventual(&["DEL", "a", "b"]), Route::Keys { prefetch: true });
         for cmd in [
             &["INCR", "k"][..],
             &["SET", "k", "v", "NX"],
             &["SET", "k", "v", "keepttl"],
             &["GETSET", "k", "v"],
-            &["EXPIRE", "k", "10"],
-            &["APPEND", "k", "v"],
-            &["SWAPDB", "0", "1"],
-            &["MULTI"],
-            &["WATCH", "k"],
             &["LOCK", "k", "owner", "1000"],
         ] {
-            match route_of(cmd) {
-                Route::Refused(why) => assert!(why.contains("consensus"), "{why}"),
+            match eventual(cmd) {
+                Route::Refused(why) => assert!(why.contains("eventual"), "{why}"),
                 other => panic!("{cmd:?} took {other:?}"),
             }
         }

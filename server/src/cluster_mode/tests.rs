@@ -9,6 +9,7 @@ use crate::state::{Client, Shared};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kv_cluster::config::Consistency;
+use kv_cluster::coordinator::{Change, ChangeFn};
 use kv_cluster::replica_api::ItemKey;
 use kv_cluster::ring::{NodeRow, RepairReport, Ring, RingError};
 use kv_cluster::{Body, NodeId, Record, Version};
@@ -58,17 +59,28 @@ impl Ring for FakeRing {
                 alive: 1,
             });
         }
-        let version = Version {
-            ts: self.clock.fetch_add(1, Ordering::Relaxed) + 1,
-            node: NodeId(1),
-        };
-        let rec = Record {
-            version,
-            expire_at,
-            body,
-        };
-        self.data.lock().insert(key, rec);
-        Ok(version)
+        Ok(self.store(key, body, expire_at))
+    }
+    /// One key's consensus on a single copy: the change function sees the record held.
+    async fn consensus(
+        &self,
+        key: ItemKey,
+        level: Consistency,
+        change: ChangeFn<'_>,
+    ) -> Result<Option<Version>, RingError> {
+        *self.last_level.lock() = Some(level);
+        if self.refuse_writes.load(Ordering::Relaxed) {
+            return Err(RingError::Unavailable {
+                op: "write",
+                needed: 2,
+                alive: 1,
+            });
+        }
+        let state = self.data.lock().get(&key).cloned();
+        match change(state.as_ref()) {
+            Change::Keep => Ok(None),
+            Change::Write { body, expire_at } => Ok(Some(self.store(key, body, expire_at))),
+        }
     }
     async fn scan(
         &self,
@@ -94,6 +106,22 @@ impl Ring for FakeRing {
         &self,
     ) -> Result<Vec<Option<kv_cluster::replica_api::Hash16>>, RingError> {
         Ok(vec![None; 256])
+    }
+}
+
+impl FakeRing {
+    fn store(&self, key: ItemKey, body: Body, expire_at: Option<i64>) -> Version {
+        let version = Version {
+            ts: self.clock.fetch_add(1, Ordering::Relaxed) + 1,
+            node: NodeId(1),
+        };
+        let rec = Record {
+            version,
+            expire_at,
+            body,
+        };
+        self.data.lock().insert(key, rec);
+        version
     }
 }
 
@@ -182,7 +210,7 @@ async fn expiry_travels_as_an_absolute_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ring_failures_are_errors_and_read_before_write_is_refused() {
+async fn ring_failures_are_errors_and_read_before_write_runs_through_consensus() {
     let mut h = Harness::new().await;
     h.ring.refuse_writes.store(true, Ordering::Relaxed);
     match h.run(&["SET", "a", "1"]).await {
@@ -193,12 +221,29 @@ async fn ring_failures_are_errors_and_read_before_write_is_refused() {
         Reply::Error(e) => assert!(e.starts_with("PARTIAL 0 of 2"), "{e}"),
         other => panic!("{other:?}"),
     }
+    assert!(h.ring.data.lock().is_empty());
     h.ring.refuse_writes.store(false, Ordering::Relaxed);
-    match h.run(&["INCR", "n"]).await {
-        Reply::Error(e) => assert!(e.contains("consensus"), "{e}"),
+    assert_eq!(h.run(&["INCR", "n"]).await, Reply::Int(1));
+    assert_eq!(h.run(&["INCRBY", "n", "5"]).await, Reply::Int(6));
+    // A failed condition writes nothing.
+    let before = h.ring.clock.load(Ordering::Relaxed);
+    assert_eq!(h.run(&["SET", "n", "x", "NX"]).await, Reply::Nil);
+    assert_eq!(h.ring.clock.load(Ordering::Relaxed), before);
+    // Versions in replies are the version the ring wrote.
+    let n = ItemKey {
+        db: 0,
+        key: Bytes::from_static(b"n"),
+    };
+    let written = h.run(&["SETIFMATCH", "n", "7", &before.to_string()]).await;
+    let held = h.ring.data.lock()[&n].version.ts;
+    assert!(held > before);
+    match written {
+        Reply::Array(items) => assert_eq!(
+            items[0],
+            Reply::Version(crate::protocol::Version::Committed(held))
+        ),
         other => panic!("{other:?}"),
     }
-    assert!(h.ring.data.lock().is_empty());
     // Admission still applies: arity errors are Redis's.
     assert_eq!(
         h.run(&["GET"]).await,
@@ -220,4 +265,17 @@ async fn cluster_consistency_sets_the_level_of_this_connection() {
         Reply::Error(e) => assert!(e.contains("ONE, QUORUM or ALL"), "{e}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eventual_database_writes_blindly_and_refuses_read_modify_write() {
+    let mut h = Harness::new().await;
+    h.srv.config.write().cluster.eventual_databases = vec![1];
+    assert_eq!(h.run(&["SELECT", "1"]).await, Reply::Ok);
+    match h.run(&["INCR", "n"]).await {
+        Reply::Error(e) => assert!(e.contains("eventual"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.run(&["SET", "n", "1"]).await, Reply::Ok);
+    assert_eq!(h.run(&["GET", "n"]).await, bulk("1"));
 }

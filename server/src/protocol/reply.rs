@@ -78,18 +78,29 @@ impl Reply {
 
     /// Replaces pending versions with committed ones, once the batch's first sequence is known.
     pub fn resolve_versions(&mut self, first_seq: u64) {
+        self.map_pending(&|i| first_seq + i as u64);
+    }
+
+    /// Replaces every pending version with `version`: on the ring a command's writes to
+    /// its key commit as one record, with one version.
+    pub fn commit_versions(&mut self, version: u64) {
+        self.map_pending(&|_| version);
+    }
+
+    /// Replaces each pending version `i` with `Committed(committed(i))`.
+    fn map_pending(&mut self, committed: &dyn Fn(usize) -> u64) {
         match self {
             Reply::Version(v @ Version::Pending(_)) => {
                 if let Version::Pending(i) = *v {
-                    *v = Version::Committed(first_seq + i as u64);
+                    *v = Version::Committed(committed(i));
                 }
             }
             Reply::Array(items) | Reply::Set(items) => {
-                items.iter_mut().for_each(|r| r.resolve_versions(first_seq))
+                items.iter_mut().for_each(|r| r.map_pending(committed))
             }
             Reply::Map(pairs) => pairs.iter_mut().for_each(|(k, v)| {
-                k.resolve_versions(first_seq);
-                v.resolve_versions(first_seq)
+                k.map_pending(committed);
+                v.map_pending(committed)
             }),
             _ => {}
         }

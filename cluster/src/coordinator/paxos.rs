@@ -1,0 +1,279 @@
+//! Single-key consensus, the proposer (docs/consistency.md, "Single-key consensus"):
+//! record CASPaxos. Phase 1 asks the key's replicas to promise a fresh ballot and
+//! return the record they hold; the newest of a majority is the key's state; the
+//! command's change function turns it into the next state, which phase 2 has a
+//! majority (and at least W) accept with the ballot as its version.
+//!
+//! A lost round is retried with a higher ballot after a jittered backoff, until the
+//! consensus timeout, only when retrying cannot apply the change twice: when phase 1
+//! was refused, or when no replica accepted the value of phase 2. A round whose value
+//! some replica accepted is not retried (a later round may still adopt it): the client
+//! gets TIMEOUT, "may still be applied", as for any indeterminate write.
+
+use super::Coordinator;
+use crate::quorum::{ClusterError, Consistency, Target};
+use crate::replica_api::{ItemKey, PrepareOutcome, WriteItem, WriteOutcome};
+use crate::{Body, Record, Version};
+use rand::Rng;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What a command makes of the state consensus read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing to write (the command only read, or its condition failed).
+    Keep,
+    /// The key's next state.
+    Write {
+        /// A value or a tombstone.
+        body: Body,
+        /// Absolute expiry (Unix ms) of a value.
+        expire_at: Option<i64>,
+    },
+}
+
+/// The change function of one command: called with the key's state (the newest record
+/// a majority of replicas hold, tombstones and expired values included), once per
+/// round. It must not have effects outside what it returns: a lost round calls it again.
+pub type ChangeFn<'a> = &'a mut (dyn FnMut(Option<&Record>) -> Change + Send);
+
+/// First and largest pause between two rounds of a contended key.
+const BACKOFF_FIRST: Duration = Duration::from_millis(2);
+const BACKOFF_MAX: Duration = Duration::from_millis(200);
+
+/// How phase 1 ended.
+enum Promises {
+    /// A majority promised; their records.
+    Granted(Vec<Option<Record>>),
+    /// Too many refused: a higher ballot (or newer record) was seen.
+    Refused(Version),
+    /// Too few answered before the deadline; nothing was written.
+    Short(usize),
+}
+
+/// How phase 2 ended.
+enum Accepts {
+    /// Enough replicas accepted.
+    Chosen,
+    /// Some refused (a higher ballot or newer record was seen) and too few accepted.
+    /// `partial`: some replica may hold the value all the same.
+    Refused {
+        seen: Version,
+        partial: bool,
+        accepted: usize,
+    },
+    /// Too few answered before the deadline.
+    Short(usize),
+}
+
+impl Coordinator {
+    /// Runs one command on `key` through consensus: `change` sees the key's state and
+    /// says what to write. Returns the version written, or `None` when the command
+    /// wrote nothing. Linearizable with every other consensus write of the key.
+    pub async fn consensus(
+        &self,
+        key: ItemKey,
+        consistency: Consistency,
+        change: ChangeFn<'_>,
+    ) -> Result<Option<Version>, ClusterError> {
+        let inner = &self.inner;
+        let deadline = Instant::now() + inner.config.consensus_timeout;
+        let mut pause = BACKOFF_FIRST;
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let set = self.key_replicas(&key.key);
+            let majority = set.n / 2 + 1;
+            let needed = majority.max(consistency.required(set.n, inner.config.write_quorum));
+            if set.live.len() < needed {
+                return Err(ClusterError::Unavailable {
+                    needed,
+                    alive: set.live.len(),
+                });
+            }
+            let floor = inner.floors.floor(key.db);
+            if floor > Version::ZERO {
+                inner.clock.observe(floor);
+            }
+            let ballot = inner.clock.next().map_err(ClusterError::Clock)?;
+            let seen = match prepare(&set.live, &key, ballot, majority, deadline).await {
+                Promises::Granted(records) => {
+                    let (state, settled) = newest(records, floor);
+                    let (record, writes) = match change(state.as_ref()) {
+                        // A majority holds the same record: it is chosen, nothing to finish.
+                        Change::Keep if settled => return Ok(None),
+                        // Finish what a minority may hold, so no later round discards
+                        // what this command observed.
+                        Change::Keep => (restate(state, ballot), false),
+                        Change::Write { body, expire_at } => (
+                            Record {
+                                version: ballot,
+                                expire_at,
+                                body,
+                            },
+                            true,
+                        ),
+                    };
+                    let item = WriteItem {
+                        key: key.clone(),
+                        record,
+                    };
+                    let end = accept(&set.live, &item, needed, deadline, self).await;
+                    for &node in &set.skipped {
+                        super::write::spawn_hint(inner.hints.clone(), node, item.clone());
+                    }
+                    match end {
+                        Accepts::Chosen => return Ok(writes.then_some(ballot)),
+                        Accepts::Refused { seen, partial, .. } if !partial || !writes => seen,
+                        Accepts::Refused { accepted, .. } => {
+                            return Err(ClusterError::Timeout {
+                                acked: accepted,
+                                needed,
+                            })
+                        }
+                        Accepts::Short(acked) => {
+                            return Err(ClusterError::Timeout { acked, needed })
+                        }
+                    }
+                }
+                Promises::Refused(seen) => seen,
+                Promises::Short(answered) => {
+                    return Err(ClusterError::Unavailable {
+                        needed: majority,
+                        alive: answered,
+                    })
+                }
+            };
+            inner.clock.observe(seen);
+            inner
+                .counters
+                .consensus_retries
+                .fetch_add(1, Ordering::Relaxed);
+            let wait = rand::thread_rng().gen_range(Duration::ZERO..=pause);
+            if Instant::now() + wait >= deadline {
+                return Err(ClusterError::ConsensusContended { rounds });
+            }
+            tokio::time::sleep(wait).await;
+            pause = (pause * 2).min(BACKOFF_MAX);
+        }
+    }
+}
+
+/// The newest of the records a majority returned (`None` below the flush floor), and
+/// whether they all hold that same version.
+fn newest(records: Vec<Option<Record>>, floor: Version) -> (Option<Record>, bool) {
+    let version = |r: &Option<Record>| r.as_ref().map_or(Version::ZERO, |r| r.version);
+    let settled = records.windows(2).all(|w| version(&w[0]) == version(&w[1]));
+    let state = records
+        .into_iter()
+        .max_by_key(version)
+        .flatten()
+        .filter(|r| r.version >= floor);
+    (state, settled)
+}
+
+/// `state` again at `ballot` (an absent key as a tombstone).
+fn restate(state: Option<Record>, ballot: Version) -> Record {
+    match state {
+        Some(r) => Record {
+            version: ballot,
+            ..r
+        },
+        None => Record::tombstone(ballot),
+    }
+}
+
+/// Phase 1 on every live replica at once.
+async fn prepare(
+    targets: &[Target],
+    key: &ItemKey,
+    ballot: Version,
+    majority: usize,
+    deadline: Instant,
+) -> Promises {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for t in targets {
+        let (tx, t, key) = (tx.clone(), t.clone(), key.clone());
+        tokio::spawn(async move {
+            let answer = tokio::time::timeout_at(deadline, t.api.prepare(key, ballot)).await;
+            let _ = tx.send(answer.ok().and_then(Result::ok));
+        });
+    }
+    drop(tx);
+    let (mut records, mut refused, mut highest) = (Vec::new(), 0, Version::ZERO);
+    while let Some(answer) = rx.recv().await {
+        match answer {
+            Some(PrepareOutcome::Promised { record }) => {
+                records.push(record);
+                if records.len() >= majority {
+                    return Promises::Granted(records);
+                }
+            }
+            Some(PrepareOutcome::Rejected { seen }) => {
+                refused += 1;
+                highest = highest.max(seen);
+                if targets.len() - refused < majority {
+                    return Promises::Refused(highest);
+                }
+            }
+            None => {}
+        }
+    }
+    match refused {
+        0 => Promises::Short(records.len()),
+        _ => Promises::Refused(highest),
+    }
+}
+
+/// Phase 2 on every live replica at once; replicas that fail get a hint (a copy of an
+/// accepted record, which never changes promises: docs/consistency.md).
+async fn accept(
+    targets: &[Target],
+    item: &WriteItem,
+    needed: usize,
+    deadline: Instant,
+    coordinator: &Coordinator,
+) -> Accepts {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for t in targets {
+        let (tx, t, item) = (tx.clone(), t.clone(), item.clone());
+        let hints = coordinator.inner.hints.clone();
+        tokio::spawn(async move {
+            let answer = tokio::time::timeout_at(deadline, t.api.accept(item.clone())).await;
+            let answer = answer.ok().and_then(Result::ok);
+            if answer.is_none() {
+                super::write::spawn_hint(hints, t.node, item);
+            }
+            let _ = tx.send(answer);
+        });
+    }
+    drop(tx);
+    let (mut accepted, mut refused, mut highest) = (0, 0, Version::ZERO);
+    while let Some(answer) = rx.recv().await {
+        match answer {
+            Some(WriteOutcome::Applied) => {
+                accepted += 1;
+                if accepted >= needed {
+                    return Accepts::Chosen;
+                }
+            }
+            Some(WriteOutcome::Stale { current }) => {
+                refused += 1;
+                highest = highest.max(current);
+            }
+            None => {}
+        }
+    }
+    // Every replica answered or timed out. Only when every one refused is it certain
+    // that none holds the value.
+    match refused {
+        0 => Accepts::Short(accepted),
+        _ => Accepts::Refused {
+            seen: highest,
+            partial: refused < targets.len(),
+            accepted,
+        },
+    }
+}

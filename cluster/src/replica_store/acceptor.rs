@@ -1,0 +1,96 @@
+//! The Paxos acceptor of each key (docs/consistency.md, "Single-key consensus"): the
+//! record a replica holds is the acceptor's accepted value, its version the ballot it was
+//! accepted at, and the `paxos` keyspace holds the highest ballot promised per key.
+//!
+//! Both rules refuse a ballot that is not above everything the acceptor has seen (its
+//! promise, its record, the database's flush floor), and both make their change durable
+//! (WAL fsynced, whatever `appendfsync` says) before answering: an acceptor that forgot
+//! a promise or an accept after a power cut could let two rounds choose different
+//! values.
+//!
+//! Read repair, hints and anti-entropy write records through [`ReplicaStore::apply`] and
+//! never touch promises. `apply` stores a record only where the accept of that record
+//! would itself be taken (its version not below the promise), so a repair is exactly a
+//! late delivery of the original accept, which the network may do anyway: it adds no
+//! behaviour Paxos does not already have. Storing records below the promise broke both
+//! the acknowledgement of accepts and the read shortcut in the model check
+//! (docs/consistency-model-check.md).
+
+use super::records::engine_key;
+use super::{ReplicaStore, StoreError};
+use crate::replica_api::{ItemKey, PrepareOutcome, WriteItem, WriteOutcome};
+use crate::Version;
+use kv_engine::WriteBatch;
+
+/// Engine keyspace of the promises: engine key as in `replicated`, value the encoded
+/// ballot (docs/format/cluster-storage.md).
+pub const PAXOS_KEYSPACE: &str = "paxos";
+
+impl ReplicaStore {
+    /// Phase 1: promises `ballot` for `key` and returns the record held, or refuses with
+    /// the highest ballot seen when `ballot` is not above it.
+    pub fn prepare(&self, key: &ItemKey, ballot: Version) -> Result<PrepareOutcome, StoreError> {
+        let _guard = self.stripes.lock(std::iter::once(key));
+        let record = self.get(key)?;
+        let seen = self
+            .promised(key)?
+            .max(record.as_ref().map_or(Version::ZERO, |r| r.version))
+            .max(self.floors.floor(key.db));
+        if ballot <= seen {
+            return Ok(PrepareOutcome::Rejected { seen });
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(self.paxos, &engine_key(key), &ballot.encode());
+        self.write_durably(batch)?;
+        Ok(PrepareOutcome::Promised { record })
+    }
+
+    /// Phase 2: stores `item.record` as the value accepted at its version (the ballot),
+    /// unless a higher ballot was promised or a newer record is held. The same record
+    /// again is `Applied` (a retried accept).
+    pub fn accept(&self, item: &WriteItem) -> Result<WriteOutcome, StoreError> {
+        let key = &item.key;
+        let ballot = item.record.version;
+        let _guard = self.stripes.lock(std::iter::once(key));
+        let held = self.get(key)?.map_or(Version::ZERO, |r| r.version);
+        let promised = self.promised(key)?.max(self.floors.floor(key.db));
+        // A retried accept of the record held is answered Accepted only while no higher
+        // ballot is promised: the record may have arrived by repair after this acceptor
+        // promised a higher ballot to another proposer, which then overwrites it, and
+        // counting it toward the first proposer's majority would acknowledge a value
+        // that is lost (the model check's first counterexample,
+        // docs/consistency-model-check.md).
+        if ballot < promised || ballot < held {
+            return Ok(WriteOutcome::Stale {
+                current: promised.max(held),
+            });
+        }
+        if ballot == held {
+            return Ok(WriteOutcome::Applied);
+        }
+        let mut batch = WriteBatch::new();
+        let mut todos = self.merkle.begin_todos();
+        self.put_record(&mut batch, &mut todos, item);
+        self.write_durably(batch)?;
+        drop(todos);
+        Ok(WriteOutcome::Applied)
+    }
+
+    /// The highest ballot promised for `key` (ZERO if none).
+    pub(super) fn promised(&self, key: &ItemKey) -> Result<Version, StoreError> {
+        match self.db.get(self.paxos, &engine_key(key))? {
+            None => Ok(Version::ZERO),
+            Some(v) => Version::decode(&v.value).ok_or_else(|| StoreError::Corrupt {
+                key: super::describe_key(key),
+                what: "paxos promise (not a ballot)".into(),
+            }),
+        }
+    }
+
+    /// Writes `batch` and fsyncs the WAL before returning.
+    fn write_durably(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.db.write(batch)?;
+        self.db.sync_wal()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! The consensus acceptor of each key (docs/consistency.md, "Acceptor"): promises and
+//! accepts refuse every ballot not above what the replica has seen, a repair never
+//! stores a record below a promise, and promises survive a restart.
+
+mod replica_support;
+
+use kv_cluster::replica_api::{PrepareOutcome, WriteOutcome};
+use replica_support::*;
+
+#[test]
+fn prepare_promises_only_ballots_above_everything_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let k = key(0, "k");
+    assert_eq!(
+        store.prepare(&k, version(10)).unwrap(),
+        PrepareOutcome::Promised { record: None }
+    );
+    for lower_or_equal in [5, 10] {
+        assert_eq!(
+            store.prepare(&k, version(lower_or_equal)).unwrap(),
+            PrepareOutcome::Rejected { seen: version(10) }
+        );
+    }
+    // A record newer than the promise (brought by repair) raises the bar too.
+    assert_eq!(
+        store.apply(&[put(&k, 20, "twenty")]).unwrap(),
+        [WriteOutcome::Applied]
+    );
+    assert_eq!(
+        store.prepare(&k, version(15)).unwrap(),
+        PrepareOutcome::Rejected { seen: version(20) }
+    );
+    assert_eq!(
+        store.prepare(&k, version(21)).unwrap(),
+        PrepareOutcome::Promised {
+            record: Some(put(&k, 20, "twenty").record)
+        }
+    );
+}
+
+#[test]
+fn accept_takes_the_promised_ballot_and_refuses_lower_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let k = key(0, "k");
+    store.prepare(&k, version(10)).unwrap();
+    assert_eq!(
+        store.accept(&put(&k, 9, "old round")).unwrap(),
+        WriteOutcome::Stale {
+            current: version(10)
+        }
+    );
+    assert_eq!(
+        store.accept(&put(&k, 10, "v")).unwrap(),
+        WriteOutcome::Applied
+    );
+    // The same accept again (a retry) is accepted; nothing changes.
+    assert_eq!(
+        store.accept(&put(&k, 10, "v")).unwrap(),
+        WriteOutcome::Applied
+    );
+    assert_eq!(store.get(&k).unwrap(), Some(put(&k, 10, "v").record));
+    // A higher ballot without a prepare is fine: nobody promised anything above it.
+    assert_eq!(
+        store.accept(&put(&k, 12, "w")).unwrap(),
+        WriteOutcome::Applied
+    );
+}
+
+/// The model check's first counterexample (docs/consistency-model-check.md): a record
+/// that reached this replica by repair after it promised a higher ballot must not count
+/// as accepted for the round that wrote it.
+#[test]
+fn a_repaired_record_below_a_promise_is_neither_stored_nor_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let k = key(0, "k");
+    store.prepare(&k, version(20)).unwrap();
+    assert_eq!(
+        store.apply(&[put(&k, 10, "from another replica")]).unwrap(),
+        [WriteOutcome::Stale {
+            current: version(20)
+        }]
+    );
+    assert_eq!(store.get(&k).unwrap(), None);
+    assert_eq!(
+        store.accept(&put(&k, 10, "from another replica")).unwrap(),
+        WriteOutcome::Stale {
+            current: version(20)
+        }
+    );
+    // At or above the promise, repair stores it as the accept itself would.
+    assert_eq!(
+        store.apply(&[put(&k, 20, "the promised round")]).unwrap(),
+        [WriteOutcome::Applied]
+    );
+    // Once held, a retried accept of that ballot is acknowledged, until a higher promise.
+    assert_eq!(
+        store.accept(&put(&k, 20, "the promised round")).unwrap(),
+        WriteOutcome::Applied
+    );
+    store.prepare(&k, version(30)).unwrap();
+    assert_eq!(
+        store.accept(&put(&k, 20, "the promised round")).unwrap(),
+        WriteOutcome::Stale {
+            current: version(30)
+        }
+    );
+}
+
+#[test]
+fn promises_and_accepts_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(3, "k");
+    {
+        let store = open_store(dir.path());
+        store.prepare(&k, version(40)).unwrap();
+        store.accept(&put(&k, 40, "accepted")).unwrap();
+        store.prepare(&k, version(50)).unwrap();
+    }
+    let store = open_store(dir.path());
+    assert_eq!(
+        store.prepare(&k, version(45)).unwrap(),
+        PrepareOutcome::Rejected { seen: version(50) }
+    );
+    assert_eq!(store.get(&k).unwrap(), Some(put(&k, 40, "accepted").record));
+}

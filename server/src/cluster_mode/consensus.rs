@@ -1,0 +1,154 @@
+//! Commands that run through single-key consensus (docs/consistency.md): the command's
+//! ordinary single-node code is the change function of a consensus round. It runs on
+//! the key's state as a majority of its replicas hold it, and what it writes becomes the
+//! key's next state, accepted by a majority, or nothing is written. A round lost to a
+//! concurrent command runs the code again on the newer state, so the reply a client
+//! gets always describes the state its write was applied to.
+
+use super::{entry_of, ring_error};
+use crate::commands::{table, Ctx};
+use crate::keyspace::encoding::decode_value;
+use crate::keyspace::Txn;
+use crate::protocol::Reply;
+use crate::state::{Client, Shared};
+use bytes::Bytes;
+use kv_cluster::coordinator::Change;
+use kv_cluster::replica_api::ItemKey;
+use kv_cluster::ring::Ring;
+use kv_cluster::{Body, Record};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Commands whose keys are independent: each key runs as its own one-key command in its
+/// own round (no atomicity across keys, as for any multi-key command on the ring).
+const PER_KEY: &[&str] = &["mset", "del", "unlink"];
+
+/// True when `name` with `keys` distinct keys can run through consensus: one key, or a
+/// command whose keys are independent.
+pub fn runs_per_key(name: &str, keys: usize) -> bool {
+    keys == 1 || PER_KEY.contains(&name)
+}
+
+/// Runs `args` through consensus on its keys.
+pub async fn run(
+    srv: &Shared,
+    ring: &Arc<dyn Ring>,
+    client: &mut Client,
+    spec: &'static table::CommandSpec,
+    args: &[Bytes],
+) -> Reply {
+    let keys: Vec<Bytes> = spec.keys(args).into_iter().cloned().collect();
+    if keys.len() <= 1 || !PER_KEY.contains(&spec.name) {
+        return one_key(srv, ring, client, spec, args).await;
+    }
+    // MSET k v k v ... / DEL k k ...: one single-key command per key, one after the
+    // other (the handler borrows the connection's state).
+    let mut replies = Vec::new();
+    for part in split_per_key(spec.name, args) {
+        replies.push(one_key(srv, ring, client, spec, &part).await);
+    }
+    merge_replies(spec.name, replies)
+}
+
+/// `MSET k1 v1 k2 v2` -> `[MSET k1 v1] [MSET k2 v2]`; `DEL a b` -> `[DEL a] [DEL b]`.
+fn split_per_key(name: &str, args: &[Bytes]) -> Vec<Vec<Bytes>> {
+    let step = if name == "mset" { 2 } else { 1 };
+    args[1..]
+        .chunks(step)
+        .map(|c| {
+            std::iter::once(args[0].clone())
+                .chain(c.iter().cloned())
+                .collect()
+        })
+        .collect()
+}
+
+/// One reply for the parts of a per-key command: the sum for DEL/UNLINK, OK for MSET,
+/// or the first error with how many keys were written.
+fn merge_replies(name: &str, replies: Vec<Reply>) -> Reply {
+    let total = replies.len();
+    let failed: Vec<&Reply> = replies.iter().filter(|r| r.is_error()).collect();
+    if let Some(Reply::Error(first)) = failed.first() {
+        return Reply::error(format!(
+            "PARTIAL {} of {total} keys were written; the first failure: {first}",
+            total - failed.len()
+        ));
+    }
+    if name == "mset" {
+        return Reply::Ok;
+    }
+    let deleted = replies
+        .iter()
+        .map(|r| match r {
+            Reply::Int(n) => *n,
+            _ => 0,
+        })
+        .sum();
+    Reply::Int(deleted)
+}
+
+/// Runs a one-key command as the change function of a consensus round.
+async fn one_key(
+    srv: &Shared,
+    ring: &Arc<dyn Ring>,
+    client: &mut Client,
+    spec: &'static table::CommandSpec,
+    args: &[Bytes],
+) -> Reply {
+    let Some(handler) = spec.handler else {
+        return Reply::error("ERR internal error: command without handler");
+    };
+    let Some(key) = spec.keys(args).first().map(|k| (*k).clone()) else {
+        return Reply::error("ERR internal error: a consensus command without a key");
+    };
+    let db = client.db;
+    let level = client.consistency;
+    let mut reply = Reply::Nil;
+    let mut change = |state: Option<&Record>| -> Change {
+        let mut reads = HashMap::new();
+        reads.insert((db, key.clone()), state.and_then(entry_of));
+        let mut ctx = Ctx {
+            srv,
+            client: &mut *client,
+            txn: Txn::on_ring(&srv.store, reads),
+        };
+        reply = handler(&mut ctx, args).unwrap_or_else(|e| e);
+        let writes = ctx.txn.into_ring_writes();
+        if reply.is_error() {
+            return Change::Keep;
+        }
+        // The key's last write is its next state.
+        match writes
+            .into_iter()
+            .rev()
+            .find(|(d, k, _)| *d == db && *k == key)
+        {
+            None => Change::Keep,
+            Some((_, _, value)) => match value.as_ref().and_then(decode_value) {
+                Some(d) => Change::Write {
+                    body: Body::Value {
+                        ty: d.ty,
+                        payload: d.payload,
+                    },
+                    expire_at: d.expire_at,
+                },
+                None => Change::Write {
+                    body: Body::Tombstone,
+                    expire_at: None,
+                },
+            },
+        }
+    };
+    let item = ItemKey {
+        db: db as u32,
+        key: key.clone(),
+    };
+    match ring.consensus(item, level, &mut change).await {
+        Ok(Some(version)) => {
+            reply.commit_versions(version.ts);
+            reply
+        }
+        Ok(None) => reply,
+        Err(e) => ring_error(&e),
+    }
+}

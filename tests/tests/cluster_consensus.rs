@@ -1,0 +1,208 @@
+//! Single-key consensus through real kvd processes (docs/consistency.md): the claims of
+//! its "What is guaranteed" table that concern counters, races and tokens. Clients
+//! reach different nodes of a 3-node cluster at once; the linearizability of mixed
+//! plain and conditional writes under faults is `cluster_linearizable.rs`.
+
+use kv_tests::cluster::Cluster;
+use std::collections::HashSet;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+fn connect(url: &str) -> redis::Connection {
+    let c = redis::Client::open(url)
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
+        .expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    c
+}
+
+fn urls(c: &Cluster) -> Vec<String> {
+    c.nodes.iter().map(|n| n.url(false)).collect()
+}
+
+/// Whether an error says for sure that nothing was written (docs/consistency.md).
+fn nothing_written(e: &redis::RedisError) -> bool {
+    let text = e.to_string();
+    matches!(e.code(), Some("CLUSTERDOWN")) || text.contains("nothing was written")
+}
+
+#[test]
+fn concurrent_increments_through_every_node_count_once() {
+    let c = Cluster::start(3, &[]);
+    let urls = urls(&c);
+    const CLIENTS: usize = 6;
+    const EACH: usize = 40;
+    let start = Arc::new(Barrier::new(CLIENTS));
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let (url, start) = (urls[i % urls.len()].clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut conn = connect(&url);
+                start.wait();
+                let (mut acked, mut unknown) = (Vec::new(), 0);
+                for _ in 0..EACH {
+                    match redis::cmd("INCR").arg("counter").query::<i64>(&mut conn) {
+                        Ok(v) => acked.push(v),
+                        Err(e) if nothing_written(&e) => {}
+                        Err(e) => {
+                            eprintln!("unknown outcome: {e}");
+                            unknown += 1;
+                        }
+                    }
+                }
+                (acked, unknown)
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let (mut acked, mut unknown) = (0, 0);
+    for t in threads {
+        let (values, u) = t.join().expect("client thread");
+        acked += values.len();
+        unknown += u;
+        for v in values {
+            // A linearizable counter gives every acknowledged INCR its own result.
+            assert!(seen.insert(v), "two INCRs both returned {v}");
+        }
+    }
+    assert!(
+        acked >= CLIENTS * EACH / 2,
+        "only {acked} of {} increments acknowledged",
+        CLIENTS * EACH
+    );
+    for url in &urls {
+        let total: i64 = redis::cmd("GET")
+            .arg("counter")
+            .query(&mut connect(url))
+            .expect("GET");
+        assert!(
+            total as usize >= acked && total as usize <= acked + unknown,
+            "counter is {total} after {acked} acknowledged and {unknown} unknown increments"
+        );
+    }
+}
+
+#[test]
+fn set_nx_races_have_one_winner() {
+    let c = Cluster::start(3, &[]);
+    let urls = urls(&c);
+    const ROUNDS: usize = 15;
+    const RACERS: usize = 3;
+    let start = Arc::new(Barrier::new(RACERS));
+    let threads: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let (url, start) = (urls[i].clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut conn = connect(&url);
+                let mut outcomes = Vec::new();
+                for round in 0..ROUNDS {
+                    start.wait();
+                    let r: redis::RedisResult<Option<String>> = redis::cmd("SET")
+                        .arg(format!("race{round}"))
+                        .arg(format!("racer{i}"))
+                        .arg("NX")
+                        .query(&mut conn);
+                    outcomes.push(r.map(|ok| ok.is_some()).map_err(|e| e.to_string()));
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let outcomes: Vec<Vec<Result<bool, String>>> = threads
+        .into_iter()
+        .map(|t| t.join().expect("racer"))
+        .collect();
+    let mut check = connect(&urls[0]);
+    for round in 0..ROUNDS {
+        let winners: Vec<usize> = (0..RACERS)
+            .filter(|&i| outcomes[i][round] == Ok(true))
+            .collect();
+        let errors = (0..RACERS).filter(|&i| outcomes[i][round].is_err()).count();
+        assert!(
+            winners.len() <= 1,
+            "round {round}: racers {winners:?} all won SET NX"
+        );
+        if errors == 0 {
+            assert_eq!(winners.len(), 1, "round {round}: nobody won");
+        }
+        let value: Option<String> = redis::cmd("GET")
+            .arg(format!("race{round}"))
+            .query(&mut check)
+            .expect("GET");
+        if let Some(&w) = winners.first() {
+            assert_eq!(value, Some(format!("racer{w}")), "round {round}");
+        }
+    }
+}
+
+#[test]
+fn fencing_tokens_grow_through_every_node() {
+    let c = Cluster::start(3, &[]);
+    let mut conns: Vec<redis::Connection> = urls(&c).iter().map(|u| connect(u)).collect();
+    let mut last = 0i64;
+    for i in 0..12 {
+        let conn = &mut conns[i % 3];
+        let owner = format!("owner{i}");
+        let token: Option<i64> = redis::cmd("LOCK")
+            .arg("resource")
+            .arg(&owner)
+            .arg(60_000)
+            .query(conn)
+            .expect("LOCK");
+        let token = token.expect("the lock was free");
+        assert!(token > last, "token {token} after {last}");
+        last = token;
+        // Another node sees the lock held.
+        let other: Option<i64> = redis::cmd("LOCK")
+            .arg("resource")
+            .arg("intruder")
+            .arg(60_000)
+            .query(&mut conns[(i + 1) % 3])
+            .expect("LOCK");
+        assert_eq!(other, None, "a second holder got the lock");
+        if i % 4 == 3 {
+            // Deleting the key must not restart the tokens.
+            let _: i64 = redis::cmd("DEL")
+                .arg("resource")
+                .query(&mut conns[(i + 2) % 3])
+                .expect("DEL");
+        } else {
+            let released: i64 = redis::cmd("UNLOCK")
+                .arg("resource")
+                .arg(&owner)
+                .query(&mut conns[(i + 2) % 3])
+                .expect("UNLOCK");
+            assert_eq!(released, 1);
+        }
+    }
+}
+
+#[test]
+fn an_eventual_database_refuses_read_modify_write() {
+    let c = Cluster::start(3, &["--cluster-eventual-databases", "1"]);
+    let mut conn = connect(&c.nodes[0].url(false));
+    let _: () = redis::cmd("SELECT")
+        .arg(1)
+        .query(&mut conn)
+        .expect("SELECT");
+    let refused = redis::cmd("INCR")
+        .arg("n")
+        .query::<i64>(&mut conn)
+        .expect_err("INCR in an eventual database");
+    assert!(refused.to_string().contains("eventual"), "{refused}");
+    let _: () = redis::cmd("SET")
+        .arg("n")
+        .arg("5")
+        .query(&mut conn)
+        .expect("a blind SET is last-writer-wins there");
+    let _: () = redis::cmd("SELECT")
+        .arg(0)
+        .query(&mut conn)
+        .expect("SELECT");
+    let n: i64 = redis::cmd("INCR")
+        .arg("n")
+        .query(&mut conn)
+        .expect("INCR in database 0");
+    assert_eq!(n, 1);
+}
