@@ -46,6 +46,10 @@ pub enum PrepareOutcome {
         /// Tombstones and expired values included; `None` if the key was never written
         /// or its record was collected.
         record: Option<Record>,
+        /// The promise held before this one (ZERO if none). A record below it may have
+        /// arrived by repair after a higher ballot was promised, so it does not count
+        /// as accepted by this replica (docs/consistency.md, "What repair may do").
+        promised_before: Version,
     },
     /// Refused: the acceptor saw a ballot at least as high (a promise, its record's
     /// version or the database's flush floor), which it returns.

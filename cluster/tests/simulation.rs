@@ -169,3 +169,10 @@ fn the_checker_catches_replicas_left_to_diverge_without_hints_or_anti_entropy() 
 fn the_checker_catches_replicas_that_ignore_versions() {
     assert_caught(Sabotage::IgnoreVersions, lost_or_stale);
 }
+
+#[test]
+fn the_checker_catches_acceptors_that_ignore_their_promises() {
+    assert_caught(Sabotage::AcceptIgnoresPromises, |v| {
+        matches!(v, Violation::Counter { .. })
+    });
+}

@@ -14,7 +14,6 @@ use super::Coordinator;
 use crate::quorum::{ClusterError, Consistency, Target};
 use crate::replica_api::{ItemKey, PrepareOutcome, WriteItem, WriteOutcome};
 use crate::{Body, Record, Version};
-use rand::Rng;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -43,10 +42,13 @@ pub type ChangeFn<'a> = &'a mut (dyn FnMut(Option<&Record>) -> Change + Send);
 const BACKOFF_FIRST: Duration = Duration::from_millis(2);
 const BACKOFF_MAX: Duration = Duration::from_millis(200);
 
+/// One promise: the record held and the promise it replaced.
+type Promise = (Option<Record>, Version);
+
 /// How phase 1 ended.
 enum Promises {
-    /// A majority promised; their records.
-    Granted(Vec<Option<Record>>),
+    /// A majority promised.
+    Granted(Vec<Promise>),
     /// Too many refused: a higher ballot (or newer record) was seen.
     Refused(Version),
     /// Too few answered before the deadline; nothing was written.
@@ -151,7 +153,7 @@ impl Coordinator {
                 .counters
                 .consensus_retries
                 .fetch_add(1, Ordering::Relaxed);
-            let wait = rand::thread_rng().gen_range(Duration::ZERO..=pause);
+            let wait = jitter(ballot, pause);
             if Instant::now() + wait >= deadline {
                 return Err(ClusterError::ConsensusContended { rounds });
             }
@@ -162,12 +164,18 @@ impl Coordinator {
 }
 
 /// The newest of the records a majority returned (`None` below the flush floor), and
-/// whether they all hold that same version.
-fn newest(records: Vec<Option<Record>>, floor: Version) -> (Option<Record>, bool) {
+/// whether it is settled: every one of them holds that same version, and none holds it
+/// below a promise it had made (a copy repair brought after a higher promise is not
+/// this replica's accept; docs/consistency.md, step 5).
+fn newest(promises: Vec<Promise>, floor: Version) -> (Option<Record>, bool) {
     let version = |r: &Option<Record>| r.as_ref().map_or(Version::ZERO, |r| r.version);
-    let settled = records.windows(2).all(|w| version(&w[0]) == version(&w[1]));
-    let state = records
+    let settled = promises
+        .windows(2)
+        .all(|w| version(&w[0].0) == version(&w[1].0))
+        && promises.iter().all(|(r, before)| *before <= version(r));
+    let state = promises
         .into_iter()
+        .map(|(r, _)| r)
         .max_by_key(version)
         .flatten()
         .filter(|r| r.version >= floor);
@@ -205,8 +213,11 @@ async fn prepare(
     let (mut records, mut refused, mut highest) = (Vec::new(), 0, Version::ZERO);
     while let Some(answer) = rx.recv().await {
         match answer {
-            Some(PrepareOutcome::Promised { record }) => {
-                records.push(record);
+            Some(PrepareOutcome::Promised {
+                record,
+                promised_before,
+            }) => {
+                records.push((record, promised_before));
                 if records.len() >= majority {
                     return Promises::Granted(records);
                 }
@@ -276,4 +287,13 @@ async fn accept(
             accepted,
         },
     }
+}
+
+/// A pause in `[0, max]` drawn from the lost ballot: different on every node and round
+/// (ballots are unique), so racing proposers spread out, yet a function of the clock,
+/// so the deterministic simulation replays it.
+fn jitter(ballot: Version, max: Duration) -> Duration {
+    let draw = xxhash_rust::xxh3::xxh3_64(&ballot.encode());
+    let micros = max.as_micros() as u64;
+    Duration::from_micros(draw % (micros + 1))
 }

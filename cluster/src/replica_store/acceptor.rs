@@ -8,13 +8,16 @@
 //! a promise or an accept after a power cut could let two rounds choose different
 //! values.
 //!
-//! Read repair, hints and anti-entropy write records through [`ReplicaStore::apply`] and
-//! never touch promises. `apply` stores a record only where the accept of that record
-//! would itself be taken (its version not below the promise), so a repair is exactly a
-//! late delivery of the original accept, which the network may do anyway: it adds no
-//! behaviour Paxos does not already have. Storing records below the promise broke both
-//! the acknowledgement of accepts and the read shortcut in the model check
-//! (docs/consistency-model-check.md).
+//! Read repair, hints and anti-entropy write records through [`ReplicaStore::apply`]:
+//! newer versions win, promises are never touched. A record they bring was accepted by
+//! some acceptor at its version, so it is a value of the key's history, and copying it
+//! keeps every acknowledged value safe (docs/consistency.md, "What repair may do").
+//! What a copy must not do is count as this acceptor's own accept while it has promised
+//! a higher ballot: then the round that wrote it could be acknowledged and still be
+//! overwritten by the round that holds the promise (the model check's first
+//! counterexample, docs/consistency-model-check.md). So a retried accept is answered
+//! Accepted only at or above the promise, and a prepare reports the promise it
+//! replaced, for the proposer's read shortcut.
 
 use super::records::engine_key;
 use super::{ReplicaStore, StoreError};
@@ -32,8 +35,8 @@ impl ReplicaStore {
     pub fn prepare(&self, key: &ItemKey, ballot: Version) -> Result<PrepareOutcome, StoreError> {
         let _guard = self.stripes.lock(std::iter::once(key));
         let record = self.get(key)?;
-        let seen = self
-            .promised(key)?
+        let promised_before = self.promised(key)?;
+        let seen = promised_before
             .max(record.as_ref().map_or(Version::ZERO, |r| r.version))
             .max(self.floors.floor(key.db));
         if ballot <= seen {
@@ -42,7 +45,10 @@ impl ReplicaStore {
         let mut batch = WriteBatch::new();
         batch.put(self.paxos, &engine_key(key), &ballot.encode());
         self.write_durably(batch)?;
-        Ok(PrepareOutcome::Promised { record })
+        Ok(PrepareOutcome::Promised {
+            record,
+            promised_before,
+        })
     }
 
     /// Phase 2: stores `item.record` as the value accepted at its version (the ballot),

@@ -85,8 +85,7 @@ impl ReplicaStore {
         self.data
     }
 
-    /// Applies each write whose version is newer than the one held and not below the
-    /// key's consensus promise, all in ONE engine
+    /// Applies each write whose version is newer than the one held, all in ONE engine
     /// batch with their Merkle to-do records (durable under the Db's fsync policy when
     /// this returns). One outcome per item, in order: `Applied` when written or when
     /// that very version is already held, `Stale{current}` when a newer one is held.
@@ -113,13 +112,9 @@ impl ReplicaStore {
                 Some(v) => Some(*v),
                 None => read_record(&self.db, self.data, &item.key)?.map(|r| r.version),
             };
-            // Below a consensus promise only an accept at that ballot may write now
-            // (replica_store/acceptor.rs).
-            let promised = self.promised(&item.key)?;
             let outcome = match held {
                 Some(current) if current > item.record.version => WriteOutcome::Stale { current },
                 Some(current) if current == item.record.version => WriteOutcome::Applied,
-                _ if promised > item.record.version => WriteOutcome::Stale { current: promised },
                 _ => {
                     self.put_record(&mut batch, &mut todos, item);
                     written.insert(&item.key, item.record.version);

@@ -83,14 +83,18 @@ pub(crate) fn version_from_pb(b: &Bytes, what: &str) -> Result<Version, BadMessa
 
 pub(crate) fn prepare_to_pb(o: PrepareOutcome) -> pb::PrepareResponse {
     match o {
-        PrepareOutcome::Promised { record } => pb::PrepareResponse {
+        PrepareOutcome::Promised {
+            record,
+            promised_before,
+        } => pb::PrepareResponse {
             record: Some(maybe_record_to_pb(record)),
+            promised_before: version_to_pb(promised_before),
             ..Default::default()
         },
         PrepareOutcome::Rejected { seen } => pb::PrepareResponse {
             rejected: true,
             seen: version_to_pb(seen),
-            record: None,
+            ..Default::default()
         },
     }
 }
@@ -101,7 +105,11 @@ pub(crate) fn prepare_from_pb(o: pb::PrepareResponse) -> Result<PrepareOutcome, 
         return Ok(PrepareOutcome::Rejected { seen });
     }
     let record = maybe_record_from_pb(o.record.ok_or("promise without its record")?)?;
-    Ok(PrepareOutcome::Promised { record })
+    let promised_before = version_from_pb(&o.promised_before, "previous promise")?;
+    Ok(PrepareOutcome::Promised {
+        record,
+        promised_before,
+    })
 }
 
 pub(crate) fn maybe_record_to_pb(r: Option<Record>) -> pb::MaybeRecord {

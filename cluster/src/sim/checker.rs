@@ -73,6 +73,15 @@ pub enum Violation {
         /// The newest version acknowledged before the read began.
         acknowledged: Version,
     },
+    /// A counter's INCRs were not linearizable: two acknowledged INCRs returned the
+    /// same value, one that completed before another began returned a larger value, or
+    /// the final value is not between the acknowledged INCRs and those plus the unknown.
+    Counter {
+        /// The key.
+        key: Bytes,
+        /// What is wrong.
+        what: String,
+    },
     /// A node failed to restart from what its file system kept.
     RestartFailed {
         /// The node.
@@ -248,4 +257,73 @@ fn check_reads(history: &[Op], writes: &WritesByValue<'_>, violations: &mut Vec<
             });
         }
     }
+}
+
+/// Check 4, for the counter keys (INCR through consensus): every acknowledged INCR
+/// returned its own value, values grow in real time (an INCR that completed before
+/// another began returned less), and every replica ends with a value at least the
+/// number of acknowledged INCRs and at most that plus the unknown ones.
+pub fn check_counters(
+    history: &[Op],
+    layout: &Layout,
+    counters: &[Bytes],
+    nodes: &BTreeMap<NodeId, NodeState>,
+) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for key in counters {
+        let mut bad = |what: String| {
+            violations.push(Violation::Counter {
+                key: key.clone(),
+                what,
+            })
+        };
+        let incrs: Vec<&Op> = history
+            .iter()
+            .filter(|op| op.key == *key && op.kind == OpKind::Incr)
+            .collect();
+        let acked: Vec<(&Op, u64)> = incrs
+            .iter()
+            .filter_map(|op| match op.outcome {
+                Outcome::Counted(v) => Some((*op, v)),
+                _ => None,
+            })
+            .collect();
+        let unknown = incrs
+            .iter()
+            .filter(|op| matches!(op.outcome, Outcome::Unknown(_)))
+            .count() as u64;
+        let mut values: Vec<u64> = acked.iter().map(|(_, v)| *v).collect();
+        values.sort_unstable();
+        if let Some(w) = values.windows(2).find(|w| w[0] == w[1]) {
+            bad(format!("two acknowledged INCRs returned {}", w[0]));
+        }
+        for (a, va) in &acked {
+            if let Some((b, vb)) = acked
+                .iter()
+                .find(|(b, vb)| a.completed < b.invoked && vb <= va)
+            {
+                bad(format!(
+                    "client {} got {va}, and client {} got {vb} in an INCR begun after",
+                    a.client, b.client
+                ));
+            }
+        }
+        let item = ItemKey {
+            db: 0,
+            key: key.clone(),
+        };
+        let count = acked.len() as u64;
+        for &node in layout.key_preflist(key) {
+            let value = nodes
+                .get(&node)
+                .and_then(|s| s.records.get(&item))
+                .map_or(0, super::clients::counter_value);
+            if value < count || value > count + unknown {
+                bad(format!(
+                    "replica {node:?} holds {value} after {count} acknowledged and {unknown} unknown INCRs"
+                ));
+            }
+        }
+    }
+    violations
 }

@@ -6,8 +6,10 @@
 
 use super::history::{write_failure, Op, OpKind, Outcome};
 use super::SimCluster;
+use crate::coordinator::Change;
 use crate::quorum::Consistency;
 use crate::replica_api::ItemKey;
+use crate::Body;
 use bytes::Bytes;
 use kv_keyspace::ValueType;
 use rand::Rng;
@@ -20,6 +22,12 @@ pub(crate) fn key_set(count: usize) -> Vec<Bytes> {
     (0..count).map(|i| Bytes::from(format!("key{i}"))).collect()
 }
 
+/// The counters clients INCR through consensus (kept apart from the last-writer-wins
+/// keys: a database never mixes the two, docs/consistency.md).
+pub(crate) fn counter_set() -> Vec<Bytes> {
+    (0..2).map(|i| Bytes::from(format!("ctr{i}"))).collect()
+}
+
 /// One client's loop.
 pub(crate) async fn run_client(cluster: Arc<SimCluster>, client: usize, until: Instant) {
     let world = &cluster.setup.world;
@@ -27,7 +35,13 @@ pub(crate) async fn run_client(cluster: Arc<SimCluster>, client: usize, until: I
     while Instant::now() < until {
         let pause = world.rng(|r| r.gen_range(0..30));
         tokio::time::sleep(Duration::from_millis(pause)).await;
-        let key = world.rng(|r| cluster.keys[r.gen_range(0..cluster.keys.len())].clone());
+        let counting = world.rng(|r| r.gen_range(0..5)) == 0;
+        let keys = if counting {
+            &cluster.counters
+        } else {
+            &cluster.keys
+        };
+        let key = world.rng(|r| keys[r.gen_range(0..keys.len())].clone());
         // Mostly a running node, as a client library reconnects elsewhere; sometimes
         // any node, so that requests also meet a coordinator that is down.
         let up: Vec<_> = cluster
@@ -46,6 +60,7 @@ pub(crate) async fn run_client(cluster: Arc<SimCluster>, client: usize, until: I
             _ => Consistency::Quorum,
         };
         let kind = match world.rng(|r| r.gen_range(0..20)) {
+            _ if counting => OpKind::Incr,
             0..=8 => {
                 writes += 1;
                 OpKind::Put(Bytes::from(format!("c{client}-{writes}")))
@@ -106,6 +121,7 @@ impl SimCluster {
                 write_outcome(c.put(item, value, None, consistency).await)
             }
             OpKind::Delete => write_outcome(c.put(item, None, None, consistency).await),
+            OpKind::Incr => increment(c, item, consistency).await,
         };
         let lost = !self.setup.world.is_running(node, inc.number);
         match outcome {
@@ -120,5 +136,40 @@ fn write_outcome(result: Result<crate::Version, crate::quorum::ClusterError>) ->
     match result {
         Ok(version) => Outcome::Written(version),
         Err(e) => write_failure(&e),
+    }
+}
+
+/// INCR through consensus: the change function reads the counter (absent: 0) and
+/// writes it plus one.
+async fn increment(
+    c: &crate::coordinator::Coordinator,
+    item: ItemKey,
+    consistency: Consistency,
+) -> Outcome {
+    let mut next = 0;
+    let mut change = |state: Option<&crate::Record>| {
+        next = state.map_or(0, counter_value) + 1;
+        Change::Write {
+            body: Body::Value {
+                ty: ValueType::String,
+                payload: Bytes::from(next.to_string()),
+            },
+            expire_at: None,
+        }
+    };
+    match c.consensus(item, consistency, &mut change).await {
+        Ok(_) => Outcome::Counted(next),
+        Err(e) => write_failure(&e),
+    }
+}
+
+/// The value of a counter record (a tombstone or garbage counts as 0).
+pub(crate) fn counter_value(record: &crate::Record) -> u64 {
+    match &record.body {
+        Body::Value { payload, .. } => std::str::from_utf8(payload)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        Body::Tombstone => 0,
     }
 }

@@ -15,6 +15,8 @@ pub enum OpKind {
     Delete,
     /// GET key.
     Get,
+    /// INCR of a counter key, through single-key consensus.
+    Incr,
 }
 
 /// What the client was told.
@@ -32,6 +34,8 @@ pub enum Outcome {
     Unknown(String),
     /// A read failed (it changed nothing).
     ReadFailed(String),
+    /// The INCR was acknowledged with the counter's new value.
+    Counted(u64),
 }
 
 /// One operation of the history.

@@ -61,6 +61,9 @@ pub enum Sabotage {
     NoRepair,
     /// Replicas store every write as it arrives, older or newer than what they hold.
     IgnoreVersions,
+    /// Acceptors take a consensus accept without checking their promise (any version
+    /// newer than the record held), as a plain write.
+    AcceptIgnoresPromises,
 }
 
 /// The shape of one simulated run.
@@ -146,6 +149,8 @@ pub(crate) struct SimCluster {
     pub(crate) setup: Setup,
     pub(crate) nodes: Vec<SimNode>,
     pub(crate) keys: Vec<Bytes>,
+    /// The counter keys (INCR through consensus).
+    pub(crate) counters: Vec<Bytes>,
     pub(crate) history: History,
     restart_failures: parking_lot::Mutex<Vec<Violation>>,
 }
@@ -251,6 +256,7 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
             })
             .collect(),
         keys: clients::key_set(config.keys),
+        counters: clients::counter_set(),
         history: History::default(),
         restart_failures: parking_lot::Mutex::new(Vec::new()),
     });
@@ -274,6 +280,12 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
     let history = cluster.history.take();
     let mut violations = cluster.restart_failures.lock().clone();
     violations.extend(checker::check(&history, &layout, &cluster.keys, &states));
+    violations.extend(checker::check_counters(
+        &history,
+        &layout,
+        &cluster.counters,
+        &states,
+    ));
     for node in &cluster.nodes {
         node.stop();
     }

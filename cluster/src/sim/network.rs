@@ -10,11 +10,11 @@
 use super::world::World;
 use super::Sabotage;
 use crate::replica_api::{
-    Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, Replicas, ScanPage, WriteItem,
-    WriteOutcome,
+    Hash16, ItemKey, MerkleLeaf, PrepareOutcome, ReplicaApi, ReplicaError, Replicas, ScanPage,
+    WriteItem, WriteOutcome,
 };
 use crate::replica_store::{ReplicaStore, StoreError};
-use crate::{NodeId, Record};
+use crate::{NodeId, Record, Version};
 use async_trait::async_trait;
 use kv_engine::WriteBatch;
 use kv_keyspace::data_key::{data_key, ScanPosition};
@@ -116,6 +116,21 @@ impl ReplicaApi for SimLink {
     async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
         self.call("read", move |s| keys.iter().map(|k| s.get(k)).collect())
             .await
+    }
+
+    async fn prepare(&self, key: ItemKey, ballot: Version) -> Result<PrepareOutcome, ReplicaError> {
+        self.call("prepare", move |s| s.prepare(&key, ballot)).await
+    }
+
+    async fn accept(&self, item: WriteItem) -> Result<WriteOutcome, ReplicaError> {
+        let ignore_promises = self.sabotage == Sabotage::AcceptIgnoresPromises;
+        self.call("accept", move |s| match ignore_promises {
+            true => s
+                .apply(std::slice::from_ref(&item))
+                .map(|mut o| o.remove(0)),
+            false => s.accept(&item),
+        })
+        .await
     }
 
     async fn merkle_roots(&self, partitions: Vec<u16>) -> Result<Vec<Hash16>, ReplicaError> {
