@@ -24,7 +24,7 @@ pub fn swapdb(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         return Err(err("ERR DB index is out of range"));
     }
     if x != y {
-        ctx.txn.swap_db(x as usize, y as usize);
+        ctx.txn.swap_db(x as usize, y as usize)?;
     }
     Ok(Reply::Ok)
 }
@@ -41,7 +41,7 @@ fn flush_mode(a: &[Bytes]) -> Result<(), Reply> {
 pub fn flushdb(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     flush_mode(a)?;
     let db = ctx.db();
-    ctx.txn.flush_db(db);
+    ctx.txn.flush_db(db)?;
     Ok(Reply::Ok)
 }
 
@@ -49,7 +49,7 @@ pub fn flushdb(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 pub fn flushall(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     flush_mode(a)?;
     for db in 0..ctx.srv.store.databases() {
-        ctx.txn.flush_db(db);
+        ctx.txn.flush_db(db)?;
     }
     Ok(Reply::Ok)
 }
