@@ -56,6 +56,17 @@ const RING_READS: &[&str] = &[
     "bitpos",
     "lcs",
     "digest",
+    "dump",
+    "bitfield_ro",
+    "sort_ro",
+];
+
+/// Subcommands that only read the key they name (OBJECT ENCODING key, ...).
+const RING_READ_SUBCOMMANDS: &[(&str, &str)] = &[
+    ("object", "encoding"),
+    ("object", "freq"),
+    ("object", "idletime"),
+    ("object", "refcount"),
 ];
 
 /// Writes whose result does not depend on the current value.
@@ -87,7 +98,10 @@ pub fn route(spec: &CommandSpec, parent: Option<&str>, args: &[Bytes]) -> Route 
     if cluster_wide {
         return Route::Metadata;
     }
-    if parent.is_some() {
+    if let Some(p) = parent {
+        if RING_READ_SUBCOMMANDS.contains(&(p, name)) {
+            return Route::Keys { prefetch: true };
+        }
         return Route::Local; // CLIENT, CONFIG GET, ACL LIST, ... subcommands
     }
     if RING_READS.contains(&name) || DELETES.contains(&name) {
@@ -164,6 +178,15 @@ mod tests {
             Route::Keys { prefetch: false }
         );
         assert_eq!(route_of(&["SCAN", "0"]), Route::Keyspace);
+        assert_eq!(route_of(&["DUMP", "k"]), Route::Keys { prefetch: true });
+        assert_eq!(
+            route_of(&["OBJECT", "ENCODING", "k"]),
+            Route::Keys { prefetch: true }
+        );
+        assert_eq!(
+            route_of(&["BITFIELD_RO", "k", "GET", "u8", "0"]),
+            Route::Keys { prefetch: true }
+        );
     }
 
     #[test]
@@ -179,6 +202,9 @@ mod tests {
             &["MULTI"],
             &["WATCH", "k"],
             &["LOCK", "k", "owner", "1000"],
+            &["BITOP", "AND", "d", "a", "b"],
+            &["BITFIELD", "k", "INCRBY", "u8", "0", "1"],
+            &["RESTORE", "k", "0", "payload"],
         ] {
             match route_of(cmd) {
                 Route::Refused(why) => assert!(why.contains("consensus"), "{why}"),
