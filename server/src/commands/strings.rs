@@ -252,7 +252,7 @@ pub fn getdel(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST]
 pub fn getex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let mut ttl = Ttl::Keep;
+    let mut expiry = None;
     let mut persist = false;
     let mut j = 2;
     let mut seen = false;
@@ -261,7 +261,7 @@ pub fn getex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         let unit = args::expire_unit(opt);
         match (unit, a.get(j + 1)) {
             (Some(u), Some(v)) if !seen => {
-                ttl = Ttl::At(expire_option(u, v, ctx.txn.now, "getex")?);
+                expiry = Some((u, v));
                 seen = true;
                 j += 2;
             }
@@ -275,6 +275,12 @@ pub fn getex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     }
     let Some(e) = ctx.get_str(&a[1])? else {
         return Ok(Reply::Nil);
+    };
+    // Like Redis, the expiry's value is checked only once the key is known to exist:
+    // GETEX of a missing key with `EX -1` replies nil, a syntax error still errors.
+    let ttl = match expiry {
+        Some((u, v)) => Ttl::At(expire_option(u, v, ctx.txn.now, "getex")?),
+        None => Ttl::Keep,
     };
     match ttl {
         Ttl::At(t) => {
