@@ -17,6 +17,7 @@ pub mod idempotent;
 pub mod info_fields;
 pub mod keys;
 pub mod locks;
+pub mod long_double;
 pub mod object;
 pub mod rdb_string;
 pub mod redact;
