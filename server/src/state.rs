@@ -96,6 +96,8 @@ pub struct ClientInfo {
     pub kill: Notify,
     /// Name of the ACL user (CLIENT LIST, and ACL DELUSER closes its connections).
     pub user: Mutex<String>,
+    /// Commands queued by MULTI, -1 outside a transaction (CLIENT LIST `multi=`, `flags=x`).
+    pub multi: AtomicI64,
 }
 
 /// The server: everything connections share.
@@ -128,6 +130,8 @@ pub struct Shared {
     pub acl: Acl,
     /// On a cluster node, the ring that key commands run on (set once at start).
     pub ring: std::sync::OnceLock<Arc<dyn kv_cluster::ring::Ring>>,
+    /// Calls and time per command (INFO commandstats).
+    pub command_stats: crate::commands::command_stats::CommandStats,
 }
 
 /// Per-connection state.

@@ -45,7 +45,7 @@ fn num(r: &mut StdRng) -> String {
 fn random_command(r: &mut StdRng) -> Vec<String> {
     let k = key(r);
     let s = |x: &[&str]| x.iter().map(|v| v.to_string()).collect::<Vec<_>>();
-    match r.gen_range(0..66) {
+    match r.gen_range(0..70) {
         0 | 1 => vec!["SET".into(), k, value(r)],
         2 => {
             let mut c = vec!["SET".into(), k, value(r)];
@@ -132,8 +132,7 @@ fn random_command(r: &mut StdRng) -> Vec<String> {
             ["PERSIST", "EX"][r.gen_range(0..2)].into(),
             "100".into(),
         ],
-        // kvd computes in f64, Redis in long double: they agree on exactly representable
-        // sums, so floats get their own key that only sees such increments.
+        // Exactly representable sums on their own key; any value on any key in 68.
         36 => vec![
             "INCRBYFLOAT".into(),
             "{f}".into(),
@@ -231,6 +230,60 @@ fn random_command(r: &mut StdRng) -> Vec<String> {
             "SWAPDB".into(),
             ["0", "1", "x"][r.gen_range(0..3)].into(),
             ["0", "1", "20"][r.gen_range(0..3)].into(),
+        ],
+        45 => {
+            let mut c = vec![
+                "BITOP".into(),
+                ["AND", "OR", "XOR", "NOT", "BAD"][r.gen_range(0..5)].into(),
+                k,
+            ];
+            for _ in 0..r.gen_range(1..4) {
+                c.push(key(r));
+            }
+            c
+        }
+        66 | 67 => {
+            let mut c = vec![
+                if r.gen_bool(0.7) {
+                    "BITFIELD"
+                } else {
+                    "BITFIELD_RO"
+                }
+                .into(),
+                k,
+            ];
+            for _ in 0..r.gen_range(0..4) {
+                let ty = ["u8", "i8", "u1", "i64", "u63", "i5", "u64", "x"][r.gen_range(0..8)];
+                let off = ["0", "3", "#1", "100", "-1"][r.gen_range(0..5)];
+                match r.gen_range(0..4) {
+                    0 => c.extend(s(&["GET", ty, off])),
+                    1 => c.extend(["SET".into(), ty.into(), off.into(), num(r)]),
+                    2 => c.extend(["INCRBY".into(), ty.into(), off.into(), num(r)]),
+                    _ => c.extend(s(&["OVERFLOW", ["WRAP", "SAT", "FAIL"][r.gen_range(0..3)]])),
+                }
+            }
+            c
+        }
+        68 => vec![
+            "INCRBYFLOAT".into(),
+            k,
+            [
+                "0.1",
+                "1e3",
+                "-7.25",
+                "3.0e-5",
+                "0x1p-3",
+                "abc",
+                "1e5000",
+                "99999999999999999999",
+            ][r.gen_range(0..8)]
+            .into(),
+        ],
+        69 => vec![
+            "GETEX".into(),
+            k,
+            ["EX", "PX", "EXAT"][r.gen_range(0..3)].into(),
+            ["-1", "0", "abc"][r.gen_range(0..3)].into(),
         ],
         _ => vec!["STRLEN".into(), k.clone(), k],
     }

@@ -58,16 +58,28 @@ fn twenty_thousand_cursors_of_one_client_do_not_disturb_another_clients_scan() {
 }
 
 #[test]
-fn a_cursor_no_reply_could_have_produced_is_refused() {
+fn a_cursor_no_reply_could_have_produced_ends_the_scan_like_redis() {
     let k = Kvd::start_default();
     let mut r = k.raw();
     assert_eq!(r.cmd(&[b"SET", b"a", b"1"]), "+OK\r\n");
-    for garbage in [
+    // Redis reads the cursor with strtoul: any number is a cursor (`-1` wraps to
+    // u64::MAX); one no reply produced ends the scan instead of erroring.
+    for past_end in [
         &b"18446744073709551615"[..], // u64::MAX: past the last slot
         b"70368744177665",            // slot 16384, hash 0, plus one
         b"-1",
-        b"12abc",
+    ] {
+        assert_eq!(
+            r.cmd(&[b"SCAN", past_end]),
+            "*2\r\n$1\r\n0\r\n*0\r\n",
+            "cursor {}",
+            String::from_utf8_lossy(past_end)
+        );
+    }
+    for garbage in [
+        &b"12abc"[..],
         b"18446744073709551616", // does not fit in 64 bits
+        b" ",
     ] {
         assert_eq!(
             r.cmd(&[b"SCAN", garbage]),

@@ -117,6 +117,16 @@ async fn one_key(
         if reply.is_error() {
             return Change::Keep;
         }
+        // One round decides one key: a command that also writes another key (SORT ...
+        // STORE) cannot run here, and must not half-succeed.
+        if writes.iter().any(|(d, k, _)| *d != db || *k != key) {
+            reply = Reply::error(
+                "ERR this command writes a key besides the one it names, which needs several \
+                 keys in one consensus round; it is not available in cluster mode \
+                 (docs/consistency.md)",
+            );
+            return Change::Keep;
+        }
         // The key's last write is its next state.
         match writes
             .into_iter()

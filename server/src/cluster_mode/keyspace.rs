@@ -42,6 +42,9 @@ async fn scan(
     level: Consistency,
 ) -> Result<Reply, Reply> {
     let args = parse_scan_args(a)?;
+    if args.past_end {
+        return Ok(crate::commands::keys::scan_finished());
+    }
     let count = args.count.min(MAX_RING_SCAN_COUNT);
     let (next, items) = ring
         .scan(db, args.cursor, count, level)

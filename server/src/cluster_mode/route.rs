@@ -64,6 +64,17 @@ const RING_READS: &[&str] = &[
     "digest",
     "getwithetag",
     "getifnotmatch",
+    "dump",
+    "bitfield_ro",
+    "sort_ro",
+];
+
+/// Subcommands that only read the key they name (OBJECT ENCODING key, ...).
+const RING_READ_SUBCOMMANDS: &[(&str, &str)] = &[
+    ("object", "encoding"),
+    ("object", "freq"),
+    ("object", "idletime"),
+    ("object", "refcount"),
 ];
 
 /// Writes whose result does not depend on the current value.
@@ -116,7 +127,10 @@ pub fn route(
     if cluster_wide {
         return Route::Metadata;
     }
-    if parent.is_some() {
+    if let Some(p) = parent {
+        if RING_READ_SUBCOMMANDS.contains(&(p, name)) {
+            return Route::Keys { prefetch: true };
+        }
         return Route::Local; // CLIENT, CONFIG GET, ACL LIST, ... subcommands
     }
     if RING_READS.contains(&name) {
@@ -218,6 +232,15 @@ mod tests {
                 Route::Keys { prefetch: true }
             );
             assert_eq!(route_in(&["SCAN", "0"], lin), Route::Keyspace);
+            assert_eq!(route_in(&["DUMP", "k"], lin), Route::Keys { prefetch: true });
+            assert_eq!(
+                route_in(&["OBJECT", "ENCODING", "k"], lin),
+                Route::Keys { prefetch: true }
+            );
+            assert_eq!(
+                route_in(&["BITFIELD_RO", "k", "GET", "u8", "0"], lin),
+                Route::Keys { prefetch: true }
+            );
         }
     }
 
@@ -278,6 +301,9 @@ mod tests {
             &["SET", "k", "v", "keepttl"],
             &["GETSET", "k", "v"],
             &["LOCK", "k", "owner", "1000"],
+            &["BITOP", "AND", "d", "a", "b"],
+            &["BITFIELD", "k", "INCRBY", "u8", "0", "1"],
+            &["RESTORE", "k", "0", "payload"],
         ] {
             match eventual(cmd) {
                 Route::Refused(why) => assert!(why.contains("eventual"), "{why}"),

@@ -35,6 +35,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     let c = &mut *ctx.client;
     c.multi = None;
     c.multi_error = false;
+    c.info.multi.store(-1, Ordering::Relaxed);
     c.unwatch_all(&ctx.srv.store);
     c.select(0);
     c.resp3 = false;
@@ -207,15 +208,18 @@ pub fn client_setinfo(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 /// One CLIENT LIST line for `c`, in Redis's field order.
 pub fn client_line(c: &ClientInfo, now_ms: i64) -> String {
     let lib = c.lib.lock().clone();
+    let multi = c.multi.load(Ordering::Relaxed);
     format!(
-        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
         c.name.lock(),
         c.created.elapsed().as_secs(),
         ((now_ms - c.last_active.load(Ordering::Relaxed)).max(0)) / 1000,
+        if multi >= 0 { "x" } else { "N" },
         c.db.load(Ordering::Relaxed),
+        multi,
         c.last_cmd.lock(),
         c.user.lock(),
         c.resp.load(Ordering::Relaxed),

@@ -302,18 +302,39 @@ pub struct ScanArgs {
     pub count: usize,
     /// TYPE filter, lower case.
     pub ty: Option<String>,
+    /// The cursor is a number no reply produced (`-1`, huge): like Redis, the scan is
+    /// over (`0` and no keys) rather than an error.
+    pub past_end: bool,
+}
+
+/// A SCAN cursor read as Redis reads it (C `strtoul`): leading spaces and a sign allowed,
+/// an empty string is 0, `-n` wraps to 2^64 - n; anything else is `None`.
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(arg).ok()?.trim_start();
+    let (neg, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() {
+        // strtoul parses nothing: 0 with the whole text left over, which Redis accepts
+        // only when there was no text at all.
+        return arg.is_empty().then_some(0);
+    }
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(if neg { n.wrapping_neg() } else { n })
 }
 
 /// Parses `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]` with Redis's errors.
 pub fn parse_scan_args(a: &[Bytes]) -> Result<ScanArgs, Reply> {
-    // A cursor no reply could have produced is refused, as Redis refuses non-numbers.
-    let cursor = std::str::from_utf8(&a[1])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| err("ERR invalid cursor"))?;
-    let from = ScanPosition::from_cursor(cursor).ok_or_else(|| err("ERR invalid cursor"))?;
+    let cursor = parse_cursor(&a[1]).ok_or_else(|| err("ERR invalid cursor"))?;
+    let from = ScanPosition::from_cursor(cursor);
     let mut args = ScanArgs {
-        from,
+        past_end: from.is_none(),
+        from: from.unwrap_or(ScanPosition::START),
         cursor,
         pattern: None,
         count: 10,
@@ -342,6 +363,14 @@ pub fn parse_scan_args(a: &[Bytes]) -> Result<ScanArgs, Reply> {
     Ok(args)
 }
 
+/// The reply of a scan that is over: cursor `0`, no keys.
+pub fn scan_finished() -> Reply {
+    Reply::Array(vec![
+        Reply::bulk(Bytes::from_static(b"0")),
+        Reply::Array(Vec::new()),
+    ])
+}
+
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
 ///
 /// Stateless: the cursor is the scan position (slot, key hash) where the next call
@@ -357,8 +386,12 @@ pub fn scan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         pattern,
         count,
         ty,
+        past_end,
         ..
     } = parse_scan_args(a)?;
+    if past_end {
+        return Ok(scan_finished());
+    }
     let now = ctx.txn.now;
     let mut out = Vec::new();
     let resume = ctx.txn.scan_page(ctx.db(), from, count, |k, e| {

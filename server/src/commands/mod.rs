@@ -5,15 +5,25 @@
 pub mod acl;
 pub mod admin;
 pub mod args;
+pub mod bitfield;
+pub mod bitop;
 pub mod bits;
 pub mod cluster;
+pub mod command_stats;
 pub mod connection;
+pub mod dump;
 pub mod glob;
 pub mod idempotent;
+pub mod info_fields;
 pub mod keys;
 pub mod locks;
+pub mod long_double;
+pub mod object;
+pub mod rdb_string;
 pub mod redact;
+pub mod replication;
 pub mod server;
+pub mod sort;
 pub mod strings;
 pub mod table;
 pub mod transactions;
@@ -248,6 +258,9 @@ fn admit_inner(
             return Err(e);
         }
     };
+    // CLIENT LIST's `cmd=` is the command being run (or queued), set before it runs as
+    // Redis sets `lastcmd`: CLIENT INFO shows itself.
+    *client.info.last_cmd.lock() = command_stats::full_name(spec);
     let context = if in_multi { "multi" } else { "toplevel" };
     if let Err((denial, user)) = permitted(srv, client, spec, args) {
         log_denial(srv, client, spec, &denial, &user, context);
@@ -282,6 +295,7 @@ fn admit_inner(
             }
             client.multi_bytes += bytes;
             q.push(args.to_vec());
+            client.info.multi.store(q.len() as i64, Ordering::Relaxed);
         }
         return Err(Reply::status("QUEUED"));
     }
@@ -546,8 +560,9 @@ pub fn after_command(
     elapsed: std::time::Duration,
 ) {
     srv.counters.commands.fetch_add(1, Ordering::Relaxed);
-    *client.info.last_cmd.lock() = spec.name;
+    *client.info.last_cmd.lock() = command_stats::full_name(spec);
     let micros = elapsed.as_micros() as u64;
+    srv.command_stats.record(spec, micros);
     let (threshold, max_len) = {
         let c = srv.config.read();
         (c.slowlog_log_slower_than, c.slowlog_max_len)

@@ -3,6 +3,7 @@
 
 use super::args::{err, glob_match, int, is, text, SYNTAX};
 use super::connection::{help, REDIS_VERSION};
+use super::info_fields;
 use super::table::{self, CommandSpec, COMMANDS};
 use super::{CmdResult, Ctx};
 use crate::config::{all_params, param};
@@ -24,7 +25,7 @@ pub fn swapdb(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         return Err(err("ERR DB index is out of range"));
     }
     if x != y {
-        ctx.txn.swap_db(x as usize, y as usize);
+        ctx.txn.swap_db(x as usize, y as usize)?;
     }
     Ok(Reply::Ok)
 }
@@ -41,7 +42,7 @@ fn flush_mode(a: &[Bytes]) -> Result<(), Reply> {
 pub fn flushdb(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     flush_mode(a)?;
     let db = ctx.db();
-    ctx.txn.flush_db(db);
+    ctx.txn.flush_db(db)?;
     Ok(Reply::Ok)
 }
 
@@ -49,7 +50,7 @@ pub fn flushdb(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 pub fn flushall(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     flush_mode(a)?;
     for db in 0..ctx.srv.store.databases() {
-        ctx.txn.flush_db(db);
+        ctx.txn.flush_db(db)?;
     }
     Ok(Reply::Ok)
 }
@@ -285,6 +286,7 @@ pub fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     }
     ctx.srv.slowlog.lock().entries.clear();
     ctx.srv.acl.denied.reset();
+    ctx.srv.command_stats.reset();
     Ok(Reply::Ok)
 }
 
@@ -536,17 +538,48 @@ pub fn command_help(_ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     ))
 }
 
+/// Sections INFO prints with no argument or `default`, in Redis 7's order (kvd adds
+/// `engine`).
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+    "engine",
+];
+
+/// Which sections `INFO <args>` asks for: `all` adds commandstats and latencystats to the
+/// default ones, `everything` also modules' own sections (kvd has none).
+fn info_wanted(args: &[Bytes]) -> Vec<String> {
+    let mut wanted: Vec<String> = args.iter().map(|x| text(x).to_ascii_lowercase()).collect();
+    if wanted.is_empty() {
+        wanted.push("default".into());
+    }
+    let mut out = Vec::new();
+    for w in wanted {
+        match w.as_str() {
+            "default" => out.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string())),
+            "all" | "everything" => {
+                out.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+                out.extend(["commandstats".into(), "latencystats".into()]);
+            }
+            _ => out.push(w),
+        }
+    }
+    out
+}
+
 /// INFO [section ...]
 pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let wanted: Vec<String> = a[1..]
-        .iter()
-        .map(|x| text(x).to_ascii_lowercase())
-        .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "everything" || w == "default");
-    let want = |name: &str| all || wanted.iter().any(|w| w == name);
+    let wanted = info_wanted(&a[1..]);
+    let want = |name: &str| wanted.iter().any(|w| w == name);
     let srv = ctx.srv;
     let cfg = srv.config.read().clone();
     let mut out = String::new();
@@ -562,35 +595,42 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let kv = |k: &str, v: String| (k.to_string(), v);
     let uptime = srv.started.elapsed().as_secs();
     if want("server") {
+        let mut lines = vec![
+            kv("redis_version", REDIS_VERSION.into()),
+            kv("kvd_version", env!("CARGO_PKG_VERSION").into()),
+            kv("redis_mode", "standalone".into()),
+            kv("os", info_fields::os_line()),
+            kv("arch_bits", "64".into()),
+            kv("multiplexing_api", "tokio".into()),
+            kv("process_id", std::process::id().to_string()),
+            kv("run_id", srv.run_id.clone()),
+            kv("tcp_port", cfg.port.to_string()),
+            kv("uptime_in_seconds", uptime.to_string()),
+            kv("uptime_in_days", (uptime / 86400).to_string()),
+            kv("hz", cfg.hz.to_string()),
+        ];
+        lines.extend(info_fields::server_build_lines());
+        lines.extend(info_fields::server_clock_lines(ctx.txn.now, cfg.hz));
         section(
             "Server",
-            vec![
-                kv("redis_version", REDIS_VERSION.into()),
-                kv("kvd_version", env!("CARGO_PKG_VERSION").into()),
-                kv("redis_mode", "standalone".into()),
-                kv("os", std::env::consts::OS.into()),
-                kv("arch_bits", "64".into()),
-                kv("multiplexing_api", "tokio".into()),
-                kv("process_id", std::process::id().to_string()),
-                kv("run_id", srv.run_id.clone()),
-                kv("tcp_port", cfg.port.to_string()),
-                kv("uptime_in_seconds", uptime.to_string()),
-                kv("uptime_in_days", (uptime / 86400).to_string()),
-                kv("hz", cfg.hz.to_string()),
-                kv(
-                    "executable",
-                    std::env::current_exe()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                ),
-                kv(
-                    "config_file",
-                    cfg.config_file
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                ),
-            ],
+            lines
+                .into_iter()
+                .chain([
+                    kv(
+                        "executable",
+                        std::env::current_exe()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default(),
+                    ),
+                    kv(
+                        "config_file",
+                        cfg.config_file
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default(),
+                    ),
+                ])
+                .collect(),
         );
     }
     let c = &srv.counters;
@@ -599,31 +639,21 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             "Clients",
             vec![
                 kv("connected_clients", srv.clients.lock().len().to_string()),
+                kv("cluster_connections", "0".into()),
                 kv("maxclients", cfg.maxclients.to_string()),
-                kv("blocked_clients", "0".into()),
-            ],
+            ]
+            .into_iter()
+            .chain(info_fields::clients_lines())
+            .chain([kv("blocked_clients", "0".into())])
+            .chain(info_fields::clients_tail_lines())
+            .collect(),
         );
     }
     let es = srv.store.db.stats();
     if want("memory") {
         section(
             "Memory",
-            vec![
-                kv(
-                    "used_memory",
-                    (es.memtable_bytes + es.block_cache_bytes).to_string(),
-                ),
-                kv(
-                    "used_memory_human",
-                    format!(
-                        "{:.2}M",
-                        (es.memtable_bytes + es.block_cache_bytes) as f64 / 1048576.0
-                    ),
-                ),
-                kv("maxmemory", "0".into()),
-                kv("maxmemory_policy", "noeviction".into()),
-                kv("mem_allocator", "libc".into()),
-            ],
+            info_fields::memory_lines(es.memtable_bytes + es.block_cache_bytes),
         );
     }
     if want("persistence") {
@@ -690,14 +720,29 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         );
     }
     if want("replication") {
-        section(
-            "Replication",
-            vec![
-                kv("role", "master".into()),
-                kv("connected_slaves", "0".into()),
-                kv("master_repl_offset", "0".into()),
-            ],
-        );
+        section("Replication", info_fields::replication_lines(&srv.run_id));
+    }
+    if want("cpu") {
+        section("CPU", info_fields::cpu_lines());
+    }
+    if want("modules") {
+        section("Modules", Vec::new());
+    }
+    if want("commandstats") {
+        section("Commandstats", srv.command_stats.info_lines());
+    }
+    // kvd counts no errors by kind and no latency percentiles: the sections are there,
+    // empty, so parsers that expect them find them (docs/compatibility.md).
+    if want("errorstats") {
+        section("Errorstats", Vec::new());
+    }
+    if want("latencystats") {
+        section("Latencystats", Vec::new());
+    }
+    if want("cluster") {
+        // 0 on a kvd cluster too: clients see one standalone server (HELLO's `mode`);
+        // the ring routes keys itself, so they must not speak the Redis Cluster protocol.
+        section("Cluster", vec![kv("cluster_enabled", "0".into())]);
     }
     if want("keyspace") {
         let mut lines = Vec::new();

@@ -7,7 +7,6 @@ use super::args::{
 use super::{CmdResult, Ctx};
 use crate::keyspace::Entry;
 use crate::protocol::parser::parse_i64;
-use crate::protocol::reply::format_double;
 use crate::protocol::{Reply, Version};
 use bytes::Bytes;
 
@@ -252,7 +251,7 @@ pub fn getdel(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST]
 pub fn getex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let mut ttl = Ttl::Keep;
+    let mut expiry = None;
     let mut persist = false;
     let mut j = 2;
     let mut seen = false;
@@ -261,7 +260,7 @@ pub fn getex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         let unit = args::expire_unit(opt);
         match (unit, a.get(j + 1)) {
             (Some(u), Some(v)) if !seen => {
-                ttl = Ttl::At(expire_option(u, v, ctx.txn.now, "getex")?);
+                expiry = Some((u, v));
                 seen = true;
                 j += 2;
             }
@@ -275,6 +274,12 @@ pub fn getex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     }
     let Some(e) = ctx.get_str(&a[1])? else {
         return Ok(Reply::Nil);
+    };
+    // Like Redis, the expiry's value is checked only once the key is known to exist:
+    // GETEX of a missing key with `EX -1` replies nil, a syntax error still errors.
+    let ttl = match expiry {
+        Some((u, v)) => Ttl::At(expire_option(u, v, ctx.txn.now, "getex")?),
+        None => Ttl::Keep,
     };
     match ttl {
         Ttl::At(t) => {
@@ -463,20 +468,21 @@ pub fn decrby(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// INCRBYFLOAT key increment
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let by = args::float(&a[2]).ok_or_else(|| err(NOT_FLOAT))?;
+    use super::long_double::{parse, Parsed};
     let cur = ctx.get_str(&a[1])?;
     let (n, exp) = match &cur {
-        Some(e) => (
-            args::float(&e.value).ok_or_else(|| err(NOT_FLOAT))?,
-            e.expire_at,
-        ),
-        None => (0.0, None),
+        Some(e) => (parse(&e.value).ok_or_else(|| err(NOT_FLOAT))?, e.expire_at),
+        None => (parse(b"0").ok_or_else(|| err(NOT_FLOAT))?, None),
     };
-    let r = n + by;
-    if r.is_nan() || r.is_infinite() {
+    let by = parse(&a[2]).ok_or_else(|| err(NOT_FLOAT))?;
+    let sum = match (n, by) {
+        (Parsed::Finite(n), Parsed::Finite(by)) => n.add(&by),
+        _ => None, // an infinity in, NaN or infinity out
+    };
+    let Some(sum) = sum else {
         return Err(err("ERR increment would produce NaN or Infinity"));
-    }
-    let s = format_double(r);
+    };
+    let s = sum.to_human();
     store(ctx, &a[1], s.as_bytes(), exp);
     Ok(Reply::bulk(Bytes::from(s)))
 }

@@ -7,6 +7,7 @@ use super::{
     acl, admin, bits, cluster, connection, idempotent, keys, locks, server, strings, transactions,
     versions,
 };
+use super::{bitfield, bitop, dump, object, replication, sort};
 use super::{CmdResult, Ctx};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -654,6 +655,60 @@ const ACL_SUBS: &[CommandSpec] = &[
     ),
 ];
 
+/// OBJECT subcommands (docs/compatibility.md).
+const OBJECT_SUBS: &[CommandSpec] = &[
+    c(
+        "encoding",
+        3,
+        READONLY,
+        (2, 2, 1),
+        "generic",
+        "2.2.3",
+        "Returns the internal encoding of a Redis object.",
+        object::encoding,
+    ),
+    c(
+        "freq",
+        3,
+        READONLY,
+        (2, 2, 1),
+        "generic",
+        "4.0.0",
+        "Returns the logarithmic access frequency counter of a Redis object.",
+        object::freq,
+    ),
+    c(
+        "idletime",
+        3,
+        READONLY,
+        (2, 2, 1),
+        "generic",
+        "2.2.3",
+        "Returns the time since the last access to a Redis object.",
+        object::idletime,
+    ),
+    c(
+        "refcount",
+        3,
+        READONLY,
+        (2, 2, 1),
+        "generic",
+        "2.2.3",
+        "Returns the reference count of a value of a key.",
+        object::refcount,
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NK,
+        "generic",
+        "6.2.0",
+        "Returns helpful text about the different subcommands.",
+        object::object_help,
+    ),
+];
+
 /// Every command kvd knows.
 pub static COMMANDS: &[CommandSpec] = &[
     // connection
@@ -749,6 +804,20 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("lock", -4, WRITE | FAST, K1, "string", "kvd-0.1.0", "Acquires a lease lock, optionally waiting for its release; replies with a fencing token.", locks::lock),
     c("unlock", 3, WRITE | FAST, K1, "string", "kvd-0.1.0", "Releases a lock held by the given owner (DELEX key IFEQ owner).", locks::unlock),
     c("idempotent", -3, WRITE, NK, "generic", "kvd-0.1.0", "Runs a write command at most once per request id within the idempotency window.", idempotent::idempotent),
+    // Redis behaviours client libraries rely on (docs/compatibility.md)
+    c("replicaof", 3, ADMIN | NOSCRIPT | STALE, NK, "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master.", replication::replicaof),
+    c("slaveof", 3, ADMIN | NOSCRIPT | STALE, NK, "server", "1.0.0", "Sets a Redis server as a replica of another, or promotes it to being a master.", replication::replicaof),
+    c("role", 1, NOSCRIPT | LOADING | STALE | FAST, NK, "server", "2.8.12", "Returns the replication role.", replication::role),
+    container("object", -2, "generic", "2.2.3", "A container for object introspection commands.", OBJECT_SUBS),
+    c("dump", 2, READONLY, K1, "generic", "2.6.0", "Returns a serialized representation of the value stored at a key.", dump::dump),
+    c("restore", -4, WRITE | DENYOOM, K1, "generic", "2.6.0", "Creates a key from the serialized representation of a value.", dump::restore),
+    c("bitop", -4, WRITE | DENYOOM, (2, -1, 1), "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result.", bitop::bitop),
+    c("bitfield", -2, WRITE | DENYOOM, K1, "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings.", bitfield::bitfield),
+    // SORT may STORE into a key its key positions do not name: it runs alone (GLOBAL)
+    // so that write happens under the world lock.
+    c("sort", -2, WRITE | DENYOOM | GLOBAL, K1, "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", sort::sort),
+    c("sort_ro", -2, READONLY, K1, "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", sort::sort_ro),
+    c("bitfield_ro", -2, READONLY | FAST, K1, "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", bitfield::bitfield_ro),
 ];
 
 fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {

@@ -26,6 +26,7 @@ pub fn multi(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     ctx.client.multi = Some(Vec::new());
     ctx.client.multi_error = false;
     ctx.client.multi_bytes = 0;
+    ctx.client.info.multi.store(0, Ordering::Relaxed);
     Ok(Reply::Ok)
 }
 
@@ -38,6 +39,7 @@ pub fn discard_transaction(client: &mut Client, store: &Store) {
     client.multi = None;
     client.multi_error = false;
     client.multi_bytes = 0;
+    client.info.multi.store(-1, Ordering::Relaxed);
     client.unwatch_all(store);
 }
 

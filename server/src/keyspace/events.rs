@@ -84,17 +84,27 @@ impl KeyEvents {
         }
     }
 
-    /// Every key of `db` changed (FLUSHDB, SWAPDB).
-    pub fn touch_db(&self, db: usize) {
+    /// The keys of `db` someone watches: FLUSHDB and SWAPDB touch those that exist, as
+    /// Redis 7 does (a watched key that did not exist is not changed by emptying its
+    /// database).
+    pub fn watched_keys(&self, db: usize) -> Vec<Bytes> {
+        if self.entries.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
+        let g = self.inner.lock();
+        g.watches
+            .keys()
+            .filter(|(d, _)| *d == db)
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+
+    /// Wakes every lock waiter of `db` (FLUSHDB, SWAPDB: any lock may be gone).
+    pub fn wake_db_waiters(&self, db: usize) {
         if self.entries.load(Ordering::Acquire) == 0 {
             return;
         }
         let g = self.inner.lock();
-        for ((d, _), list) in &g.watches {
-            if *d == db {
-                list.iter().for_each(|f| f.store(true, Ordering::Release));
-            }
-        }
         for ((d, _), n) in &g.waiters {
             if *d == db {
                 n.notify_waiters();
@@ -116,7 +126,8 @@ mod tests {
         ev.watch(1, Bytes::from_static(b"k"), &b);
         ev.touch(0, b"k");
         assert!(a.load(Ordering::Acquire) && !b.load(Ordering::Acquire));
-        ev.touch_db(1);
+        assert_eq!(ev.watched_keys(1), vec![Bytes::from_static(b"k")]);
+        ev.touch(1, b"k");
         assert!(b.load(Ordering::Acquire));
         ev.unwatch(0, &Bytes::from_static(b"k"), &a);
         ev.unwatch(1, &Bytes::from_static(b"k"), &b);

@@ -265,15 +265,36 @@ impl<'s> Txn<'s> {
     }
 
     /// Empties `db` (it gets a fresh namespace; compaction drops the old keys).
-    pub fn flush_db(&mut self, db: usize) {
+    pub fn flush_db(&mut self, db: usize) -> kv_engine::Result<()> {
+        self.touch_existing_watched(db, &[db])?;
         self.namespaces_mut().renew(db);
         self.touched_dbs.push(db);
+        Ok(())
     }
 
     /// Swaps two databases.
-    pub fn swap_db(&mut self, a: usize, b: usize) {
+    pub fn swap_db(&mut self, a: usize, b: usize) -> kv_engine::Result<()> {
+        self.touch_existing_watched(a, &[a, b])?;
+        self.touch_existing_watched(b, &[a, b])?;
         self.namespaces_mut().map.swap(a, b);
         self.touched_dbs.extend([a, b]);
+        Ok(())
+    }
+
+    /// Marks as written the keys watched in `db` that exist (live) in any of `dbs`, before
+    /// a whole-database change: Redis 7's `touchAllWatchedKeysInDb`, so a WATCH of a key
+    /// that did not exist survives FLUSHALL.
+    fn touch_existing_watched(&mut self, db: usize, dbs: &[usize]) -> kv_engine::Result<()> {
+        for key in self.store.events.watched_keys(db) {
+            let mut exists = false;
+            for d in dbs {
+                exists |= self.get(*d, &key)?.is_some();
+            }
+            if exists {
+                self.touched.push((db, key));
+            }
+        }
+        Ok(())
     }
 
     /// Calls `f(key, position, entry)` for the live keys of `db` in scan order (slot,
@@ -469,7 +490,7 @@ impl<'s> Txn<'s> {
             self.store.events.touch(*db, key);
         }
         for db in &self.touched_dbs {
-            self.store.events.touch_db(*db);
+            self.store.events.wake_db_waiters(*db);
         }
         Ok(Some(first))
     }
