@@ -128,6 +128,8 @@ pub struct Shared {
     pub acl: Acl,
     /// On a cluster node, the ring that key commands run on (set once at start).
     pub ring: std::sync::OnceLock<Arc<dyn kv_cluster::ring::Ring>>,
+    /// Lua scripting: the Lua state, the script cache, the running script.
+    pub scripting: crate::scripting::Scripting,
 }
 
 /// Per-connection state.

@@ -72,6 +72,14 @@ const SET_READING_OPTIONS: &[&str] = &[
 /// Where `args` (resolved to `spec`) runs on a cluster node.
 pub fn route(spec: &CommandSpec, parent: Option<&str>, args: &[Bytes]) -> Route {
     let name = spec.name;
+    if matches!(parent, Some("script" | "function"))
+        || matches!(
+            name,
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+        )
+    {
+        return Route::Refused(SCRIPTS_REFUSED.into());
+    }
     if parent == Some("cluster") {
         return match name {
             "repair" => Route::Repair,
@@ -120,6 +128,11 @@ pub fn route(spec: &CommandSpec, parent: Option<&str>, args: &[Bytes]) -> Route 
     }
     Route::Local
 }
+
+/// Scripts and functions on a cluster node, until they run through consensus.
+const SCRIPTS_REFUSED: &str = "ERR scripts and functions are not available in cluster mode yet: \
+     a script must run as one linearizable change of its keys through single-key consensus, \
+     which is not wired to scripts yet; see docs/scripting.md";
 
 fn refused(what: &str) -> Route {
     Route::Refused(format!(

@@ -7,6 +7,7 @@ use super::{
     acl, admin, bits, cluster, connection, idempotent, keys, locks, server, strings, transactions,
     versions,
 };
+use crate::scripting::{eval, script};
 use super::{CmdResult, Ctx};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -654,6 +655,16 @@ const ACL_SUBS: &[CommandSpec] = &[
     ),
 ];
 
+/// SCRIPT subcommands. LOAD, EXISTS and FLUSH use the Lua state, which scripts hold:
+/// `GLOBAL` makes them wait for (or get -BUSY from) a running script.
+const SCRIPT_SUBS: &[CommandSpec] = &[
+    c("exists", -3, NOSCRIPT | GLOBAL, NK, "scripting", "2.6.0", "Determines whether server-side Lua scripts exist in the script cache.", script::exists),
+    c("flush", -2, NOSCRIPT | GLOBAL, NK, "scripting", "2.6.0", "Removes all server-side Lua scripts from the script cache.", script::flush),
+    c("help", 2, LOADING | STALE, NK, "scripting", "5.0.0", "Returns helpful text about the different subcommands.", script::help),
+    c("kill", 2, NOSCRIPT | ALLOW_BUSY, NK, "scripting", "2.6.0", "Terminates a server-side Lua script during execution.", script::kill),
+    c("load", 3, NOSCRIPT | STALE | GLOBAL, NK, "scripting", "2.6.0", "Loads a server-side Lua script to the script cache.", script::load),
+];
+
 /// Every command kvd knows.
 pub static COMMANDS: &[CommandSpec] = &[
     // connection
@@ -661,8 +672,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("echo", 2, FAST, NK, "connection", "1.0.0", "Returns the given string.", connection::echo),
     c("quit", -1, ALLOW_BUSY | CONN | NO_AUTH, NK, "connection", "1.0.0", "Closes the connection.", connection::quit),
     c("reset", 1, CONN | NO_AUTH, NK, "connection", "6.2.0", "Resets the connection.", connection::reset),
-    c("auth", -2, CONN | NO_AUTH, NK, "connection", "1.0.0", "Authenticates the connection.", connection::auth),
-    c("hello", -1, CONN | NO_AUTH, NK, "connection", "6.0.0", "Handshakes with the Redis server.", connection::hello),
+    c("auth", -2, CONN | NO_AUTH | ALLOW_BUSY, NK, "connection", "1.0.0", "Authenticates the connection.", connection::auth),
+    c("hello", -1, CONN | NO_AUTH | ALLOW_BUSY, NK, "connection", "6.0.0", "Handshakes with the Redis server.", connection::hello),
     c("select", 2, LOADING | STALE | FAST, NK, "connection", "1.0.0", "Changes the selected database.", connection::select),
     container("client", -2, "connection", "2.4.0", "A container for client connection commands.", CLIENT_SUBS),
     // server
@@ -749,6 +760,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("lock", -4, WRITE | FAST, K1, "string", "kvd-0.1.0", "Acquires a lease lock, optionally waiting for its release; replies with a fencing token.", locks::lock),
     c("unlock", 3, WRITE | FAST, K1, "string", "kvd-0.1.0", "Releases a lock held by the given owner (DELEX key IFEQ owner).", locks::unlock),
     c("idempotent", -3, WRITE, NK, "generic", "kvd-0.1.0", "Runs a write command at most once per request id within the idempotency window.", idempotent::idempotent),
+    // scripting (docs/scripting.md): a script runs alone (GLOBAL: exclusive world lock)
+    c("eval", -3, NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "2.6.0", "Executes a server-side Lua script.", eval::eval),
+    c("evalsha", -3, NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "2.6.0", "Executes a server-side Lua script by SHA1 digest.", eval::evalsha),
+    c("eval_ro", -3, READONLY | NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "7.0.0", "Executes a read-only server-side Lua script.", eval::eval_ro),
+    c("evalsha_ro", -3, READONLY | NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest.", eval::evalsha_ro),
+    container("script", -2, "scripting", "2.6.0", "A container for Lua scripts management commands.", SCRIPT_SUBS),
 ];
 
 fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {
