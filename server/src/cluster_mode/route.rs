@@ -201,6 +201,19 @@ mod tests {
     }
 
     #[test]
+    fn scripts_are_refused_in_cluster_mode_for_now() {
+        for cmd in [
+            &["EVAL", "return 1", "0"][..],
+            &["EVALSHA", "abc", "0"],
+            &["EVAL_RO", "return 1", "0"],
+            &["SCRIPT", "LOAD", "return 1"],
+            &["SCRIPT", "KILL"],
+        ] {
+            assert_eq!(route_of(cmd), Route::Refused(SCRIPTS_REFUSED.into()), "{cmd:?}");
+        }
+    }
+
+    #[test]
     fn connection_and_server_commands_stay_local() {
         for cmd in [
             &["PING"][..],

@@ -7,7 +7,7 @@ use super::{
     acl, admin, bits, cluster, connection, idempotent, keys, locks, server, strings, transactions,
     versions,
 };
-use crate::scripting::{eval, script};
+use crate::scripting::{eval, function, script};
 use super::{CmdResult, Ctx};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -665,6 +665,19 @@ const SCRIPT_SUBS: &[CommandSpec] = &[
     c("load", 3, NOSCRIPT | STALE | GLOBAL, NK, "scripting", "2.6.0", "Loads a server-side Lua script to the script cache.", script::load),
 ];
 
+/// FUNCTION subcommands: those that use the functions' Lua state are `GLOBAL`, like SCRIPT's.
+const FUNCTION_SUBS: &[CommandSpec] = &[
+    c("delete", 3, NOSCRIPT | WRITE | GLOBAL, NK, "scripting", "7.0.0", "Deletes a library and its functions.", function::delete),
+    c("dump", 2, NOSCRIPT | GLOBAL, NK, "scripting", "7.0.0", "Dumps all libraries into a serialized binary payload.", function::dump),
+    c("flush", -2, NOSCRIPT | WRITE | GLOBAL, NK, "scripting", "7.0.0", "Deletes all libraries and functions.", function::flush),
+    c("help", 2, LOADING | STALE, NK, "scripting", "7.0.0", "Returns helpful text about the different subcommands.", function::help),
+    c("kill", 2, NOSCRIPT | ALLOW_BUSY, NK, "scripting", "7.0.0", "Terminates a function during execution.", function::kill),
+    c("list", -2, NOSCRIPT | GLOBAL, NK, "scripting", "7.0.0", "Returns information about all libraries.", function::list),
+    c("load", -3, NOSCRIPT | WRITE | DENYOOM | GLOBAL, NK, "scripting", "7.0.0", "Creates a library.", function::load),
+    c("restore", -3, NOSCRIPT | WRITE | DENYOOM | GLOBAL, NK, "scripting", "7.0.0", "Restores all libraries from a payload.", function::restore),
+    c("stats", 2, NOSCRIPT | ALLOW_BUSY, NK, "scripting", "7.0.0", "Returns information about a function during execution.", function::stats),
+];
+
 /// Every command kvd knows.
 pub static COMMANDS: &[CommandSpec] = &[
     // connection
@@ -766,6 +779,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("eval_ro", -3, READONLY | NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "7.0.0", "Executes a read-only server-side Lua script.", eval::eval_ro),
     c("evalsha_ro", -3, READONLY | NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest.", eval::evalsha_ro),
     container("script", -2, "scripting", "2.6.0", "A container for Lua scripts management commands.", SCRIPT_SUBS),
+    c("fcall", -3, NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "7.0.0", "Invokes a function.", function::fcall),
+    c("fcall_ro", -3, READONLY | NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "7.0.0", "Invokes a read-only function.", function::fcall_ro),
+    container("function", -2, "scripting", "7.0.0", "A container for function commands.", FUNCTION_SUBS),
 ];
 
 fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {

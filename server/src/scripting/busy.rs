@@ -46,11 +46,14 @@ pub struct Busy {
     started: Mutex<Option<Instant>>,
     /// Script line the hook last saw (the position of a stop error).
     line: AtomicI64,
+    /// The running script's name (SHA-1 or function name), for FUNCTION STATS.
+    name: Mutex<String>,
 }
 
 impl Busy {
     /// A script starts (the caller holds the exclusive world lock).
-    pub fn begin(&self, is_function: bool, threshold_ms: u64) {
+    pub fn begin(&self, name: &str, is_function: bool, threshold_ms: u64) {
+        name.clone_into(&mut self.name.lock());
         *self.started.lock() = Some(Instant::now());
         self.threshold_ms.store(threshold_ms, Ordering::Relaxed);
         self.is_function.store(is_function, Ordering::Relaxed);
@@ -72,6 +75,12 @@ impl Busy {
     /// they may wait for the lock the script holds).
     pub fn running(&self) -> bool {
         self.running.load(Ordering::Acquire)
+    }
+
+    /// The running script's name and how long it has run, ms.
+    pub fn running_for(&self) -> Option<(String, u64)> {
+        let started = (*self.started.lock())?;
+        Some((self.name.lock().clone(), started.elapsed().as_millis() as u64))
     }
 
     /// True once the running script passed `busy-reply-threshold`.
@@ -183,14 +192,14 @@ mod tests {
     fn kill_follows_redis_rules() {
         let b = Busy::default();
         assert_eq!(b.kill(true), Err(Reply::error(NOT_BUSY)));
-        b.begin(false, 0);
+        b.begin("s", false, 0);
         assert_eq!(b.kill(false), Err(Reply::error(BUSY_EVAL)));
         assert_eq!(b.check(false), None);
         assert!(b.timed_out(), "threshold 0 passes at the first check");
         assert_eq!(b.kill(true), Ok(()));
         assert_eq!(b.check(false), Some(Stop::Killed));
         assert_eq!(b.end(), Some(Stop::Killed));
-        b.begin(true, 60_000);
+        b.begin("f", true, 60_000);
         b.mark_wrote();
         assert_eq!(b.kill(false), Err(Reply::error(UNKILLABLE)));
         assert_eq!(b.shutdown(false), Ok(()), "not timed out: shutdown stops it");

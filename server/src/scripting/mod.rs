@@ -5,7 +5,8 @@
 //! script, `convert` maps replies to Lua values and back, `cache` holds compiled scripts,
 //! `shebang` parses script flags, `run` runs a script atomically, `busy` is the running
 //! script as other connections see it (-BUSY, SCRIPT KILL), `eval` and `script` are the
-//! commands; `cjson`, `bitop` and `random` are the libraries Redis gives scripts.
+//! commands; `library` holds FUNCTION libraries, `function` their commands and FCALL;
+//! `cjson`, `bitop` and `random` are the libraries Redis gives scripts.
 
 pub mod api;
 pub mod bitop;
@@ -15,6 +16,8 @@ pub mod call;
 pub mod cjson;
 pub mod convert;
 pub mod eval;
+pub mod function;
+pub mod library;
 pub mod numbers;
 pub mod random;
 pub mod run;
@@ -25,8 +28,10 @@ pub mod shebang;
 use crate::shutdown::Shutdown;
 use busy::Busy;
 use cache::ScriptCache;
+use library::{Functions, FUNCTIONS_KEYSPACE};
 use parking_lot::{Mutex, MutexGuard};
 use sandbox::Vm;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The EVAL Lua state and its script cache. Only used under the exclusive world lock (by
@@ -44,22 +49,70 @@ pub struct Scripting {
     pub busy: Arc<Busy>,
     shutdown: Shutdown,
     eval: Mutex<EvalState>,
+    functions: Mutex<Functions>,
+    /// Engine keyspace of library code (library::FUNCTIONS_KEYSPACE).
+    pub functions_keyspace: kv_engine::Keyspace,
+    /// Libraries and functions loaded (FUNCTION STATS reads them without the Lua state,
+    /// which a running function holds).
+    library_count: AtomicUsize,
+    function_count: AtomicUsize,
 }
 
 impl Scripting {
-    /// A fresh Lua state; the hook stops scripts when `shutdown` triggers.
-    pub fn new(shutdown: Shutdown) -> Result<Scripting, String> {
+    /// Fresh Lua states, with the function libraries stored in `db` loaded; the hook
+    /// stops scripts when `shutdown` triggers.
+    pub fn new(shutdown: Shutdown, db: &kv_engine::Db) -> Result<Scripting, String> {
         let busy = Arc::new(Busy::default());
-        let vm = Vm::new(busy.clone(), shutdown.clone())
+        let vm = Vm::new(busy.clone(), shutdown.clone(), false)
             .map_err(|e| format!("cannot create the Lua state: {e}"))?;
-        Ok(Scripting {
+        let functions_keyspace = db
+            .keyspace(FUNCTIONS_KEYSPACE)
+            .map_err(|e| format!("cannot open the functions keyspace: {e}"))?;
+        let mut functions = Functions::new(busy.clone(), shutdown.clone())?;
+        let stored = db
+            .iter(functions_keyspace, None, None, None)
+            .map_err(|e| format!("cannot read the stored functions: {e}"))?;
+        for entry in stored {
+            let entry = entry.map_err(|e| format!("cannot read the stored functions: {e}"))?;
+            if let Err(e) = functions.load(&entry.value, false) {
+                tracing::error!(library = %String::from_utf8_lossy(&entry.key), error = ?e, "stored function library does not load; skipped");
+            }
+        }
+        let scripting = Scripting {
             busy,
             shutdown,
             eval: Mutex::new(EvalState {
                 vm,
                 cache: ScriptCache::default(),
             }),
-        })
+            functions: Mutex::new(functions),
+            functions_keyspace,
+            library_count: AtomicUsize::new(0),
+            function_count: AtomicUsize::new(0),
+        };
+        scripting.count(&scripting.functions());
+        Ok(scripting)
+    }
+
+    /// The function engine.
+    pub fn functions(&self) -> MutexGuard<'_, Functions> {
+        self.functions.lock()
+    }
+
+    /// Records how many libraries and functions `f` holds (after a change).
+    pub fn count(&self, f: &Functions) {
+        self.library_count
+            .store(f.libraries.len(), Ordering::Relaxed);
+        self.function_count
+            .store(f.functions.len(), Ordering::Relaxed);
+    }
+
+    /// (libraries, functions) loaded.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.library_count.load(Ordering::Relaxed),
+            self.function_count.load(Ordering::Relaxed),
+        )
     }
 
     /// The EVAL state.
@@ -69,7 +122,7 @@ impl Scripting {
 
     /// SCRIPT FLUSH: a new Lua state without any script (Redis also starts over).
     pub fn flush(&self) -> Result<(), String> {
-        let vm = Vm::new(self.busy.clone(), self.shutdown.clone())
+        let vm = Vm::new(self.busy.clone(), self.shutdown.clone(), false)
             .map_err(|e| format!("cannot create the Lua state: {e}"))?;
         let mut state = self.eval.lock();
         state.vm = vm;

@@ -1,10 +1,10 @@
 //! `math.random` and `math.randomseed` as Redis replaces them: a 48-bit linear
-//! congruential generator (lrand48's), seeded with 0 when the Lua state is made, so a
-//! fresh server draws the same numbers as a fresh redis-server.
+//! congruential generator (lrand48's) whose state is one per process and starts
+//! unseeded (Redis's rand.c: x = 0x1234ABCD330E), shared by every Lua state and kept
+//! across SCRIPT FLUSH, so a fresh server draws the same numbers as a fresh redis-server.
 
 use mlua::{Lua, Variadic};
 use parking_lot::Mutex;
-use std::sync::Arc;
 
 const A: u64 = 0x5_DEEC_E66D;
 const C: u64 = 0xB;
@@ -18,7 +18,13 @@ pub struct Lrand48 {
     x: u64,
 }
 
+/// The process's generator (Redis's is a static in rand.c too).
+static GENERATOR: Mutex<Lrand48> = Mutex::new(Lrand48::UNSEEDED);
+
 impl Lrand48 {
+    /// lrand48's state before any srand48.
+    pub const UNSEEDED: Lrand48 = Lrand48 { x: 0x1234_ABCD_330E };
+
     /// Seeded as `srand48(seed)`.
     pub fn new(seed: i32) -> Lrand48 {
         Lrand48 {
@@ -40,12 +46,10 @@ impl Lrand48 {
 
 /// Installs `math.random` and `math.randomseed` into `math`.
 pub fn install(lua: &Lua, math: &mlua::Table) -> mlua::Result<()> {
-    let state = Arc::new(Mutex::new(Lrand48::new(0)));
-    let s = state.clone();
     math.set(
         "random",
         lua.create_function(move |_, args: Variadic<f64>| {
-            let r = s.lock().unit();
+            let r = GENERATOR.lock().unit();
             let int = |x: f64| x as i32 as f64;
             match args.len() {
                 0 => Ok(r),
@@ -74,7 +78,7 @@ pub fn install(lua: &Lua, math: &mlua::Table) -> mlua::Result<()> {
     math.set(
         "randomseed",
         lua.create_function(move |_, seed: f64| {
-            *state.lock() = Lrand48::new(seed as i32);
+            *GENERATOR.lock() = Lrand48::new(seed as i32);
             Ok(())
         })?,
     )?;
@@ -87,10 +91,10 @@ mod tests {
 
     #[test]
     fn draws_what_a_fresh_redis_draws() {
-        // On a fresh redis-server 7.0: EVAL "return math.random()" (one draw), then
-        // "return math.random(100)" twice answered 85 and 36.
-        let mut g = Lrand48::new(0);
-        g.unit();
+        // On a fresh redis-server 7.0: EVAL "return tostring(math.random())" answered
+        // 0.39646477363839, then "return math.random(100)" twice 85 and 36.
+        let mut g = Lrand48::UNSEEDED;
+        assert_eq!(crate::scripting::numbers::format_g(g.unit(), 14), "0.39646477363839");
         assert_eq!((g.unit() * 100.0).floor() + 1.0, 85.0);
         assert_eq!((g.unit() * 100.0).floor() + 1.0, 36.0);
     }

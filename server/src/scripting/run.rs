@@ -40,18 +40,25 @@ pub struct Run<'a> {
 /// Runs `run` for the command in `ctx`.
 pub fn run_script(ctx: &mut Ctx<'_>, vm: &Vm, run: Run<'_>) -> CmdResult {
     let lua = &vm.lua;
-    let setup = |lua: &mlua::Lua| -> mlua::Result<()> {
-        vm.globals.raw_set("KEYS", string_table(lua, run.keys)?)?;
-        vm.globals.raw_set("ARGV", string_table(lua, run.args)?)?;
+    // EVAL bodies read KEYS and ARGV as globals; functions get them as arguments.
+    let setup = |lua: &mlua::Lua| -> mlua::Result<(Value, Value)> {
+        let keys = string_table(lua, run.keys)?;
+        let args = string_table(lua, run.args)?;
         let limit = ctx.srv.config.read().lua_memory_limit as usize;
         lua.set_memory_limit(limit)?;
-        Ok(())
+        if run.is_function {
+            return Ok((Value::Table(keys), Value::Table(args)));
+        }
+        vm.globals.raw_set("KEYS", keys)?;
+        vm.globals.raw_set("ARGV", args)?;
+        Ok((Value::Nil, Value::Nil))
     };
-    setup(lua).map_err(|e| Reply::error(format!("ERR Error running script {}, {e}", run.name)))?;
+    let (keys, args) = setup(lua)
+        .map_err(|e| Reply::error(format!("ERR Error running script {}, {e}", run.name)))?;
     vm.resp3.store(false, Ordering::Relaxed);
     let threshold = ctx.srv.config.read().busy_reply_threshold;
     let saved_db = ctx.client.db;
-    vm.busy.begin(run.is_function, threshold);
+    vm.busy.begin(run.name, run.is_function, threshold);
     let outcome = lua.scope(|scope| {
         let busy = &vm.busy;
         let resp3 = &vm.resp3;
@@ -61,7 +68,7 @@ pub fn run_script(ctx: &mut Ctx<'_>, vm: &Vm, run: Run<'_>) -> CmdResult {
             script_call(lua, ctx, busy, resp3.load(Ordering::Relaxed), perms, args)
         })?;
         lua.set_named_registry_value(CALL_SLOT, call)?;
-        let result = vm.runner.call::<(bool, Value)>(run.func.clone());
+        let result = vm.runner.call::<(bool, Value)>((run.func.clone(), keys, args));
         lua.set_named_registry_value(CALL_SLOT, Value::Nil)?;
         result
     });

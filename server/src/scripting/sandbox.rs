@@ -35,8 +35,8 @@ const REMOVED_GLOBALS: &[&str] = &[
 
 /// Runs once on the fresh state: the error handler that gives errors their script
 /// position (Redis's `__redis__err__handler`), then makes everything read-only and
-/// switches the state's globals to the read-only view. Returns the runner: `run(f)` =
-/// `xpcall(f, handler)`.
+/// switches the state's globals to the read-only view. Returns the runner:
+/// `run(f, keys, args)` = `xpcall(f(keys, args), handler)` (an EVAL body ignores them).
 const SETUP: &str = r#"
 local G, take_raised, getinfo, setfenv = ...
 local error, type, tostring, setmetatable, rawset, xpcall = error, type, tostring, setmetatable, rawset, xpcall
@@ -88,7 +88,7 @@ end})
 local view = proxy(G)
 G._G = view
 setfenv(0, view)
-return function(f) return xpcall(f, handler) end
+return function(f, keys, args) return xpcall(function() return f(keys, args) end, handler) end
 "#;
 
 /// The Lua state and what runs scripts in it.
@@ -115,8 +115,9 @@ impl Vm {
 }
 
 impl Vm {
-    /// A fresh state; its hook consults `busy` and `shutdown`.
-    pub fn new(busy: Arc<Busy>, shutdown: Shutdown) -> mlua::Result<Vm> {
+    /// A fresh state; its hook consults `busy` and `shutdown`. `functions`: the state of
+    /// FUNCTION libraries, whose `redis` table also has `register_function`.
+    pub fn new(busy: Arc<Busy>, shutdown: Shutdown, functions: bool) -> mlua::Result<Vm> {
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
         // SAFETY: `unsafe_new_with` only permits the debug library; SETUP keeps its
         // `getinfo` in a local of the error handler and the library is removed from the
@@ -129,7 +130,14 @@ impl Vm {
         globals.set("bit", bitop::library(&lua)?)?;
         let resp3 = Arc::new(AtomicBool::new(false));
         let raised = api::Raised::default();
-        globals.set("redis", api::library(&lua, resp3.clone(), raised.clone())?)?;
+        let redis = api::library(&lua, resp3.clone(), raised.clone())?;
+        if functions {
+            redis.set(
+                "register_function",
+                lua.create_function(crate::scripting::library::register_primitive)?,
+            )?;
+        }
+        globals.set("redis", redis)?;
         let debug: Table = globals.get("debug")?;
         let getinfo: Function = debug.get("getinfo")?;
         let setfenv: Function = globals.get("setfenv")?;
