@@ -30,15 +30,33 @@ redis.call('SET', key, cjson.encode({tokens = tokens, ts = now}), 'PX', 60000)
 return {allowed, tostring(tokens)}
 "#;
 
+/// Takes one token by EVALSHA, loading the script first if the server answers NOSCRIPT
+/// (what client libraries do).
 fn take(c: &mut redis::Connection, key: &str, capacity: u32, now: u64) -> (i64, String) {
-    redis::Script::new(TOKEN_BUCKET)
-        .key(key)
-        .arg(capacity)
-        .arg("0.001")
-        .arg(now)
-        .arg(1)
-        .invoke(c)
-        .unwrap()
+    let sha = "d1e2e0e6c5c8f7d4bd3f4e3ad9cd8e2f8b1d0f4e"; // deliberately stale: first call loads
+    let call = |c: &mut redis::Connection, sha: &str| {
+        redis::cmd("EVALSHA")
+            .arg(sha)
+            .arg(1)
+            .arg(key)
+            .arg(capacity)
+            .arg("0.001")
+            .arg(now)
+            .arg(1)
+            .query::<(i64, String)>(c)
+    };
+    match call(c, sha) {
+        Ok(r) => r,
+        Err(e) if e.code() == Some("NOSCRIPT") => {
+            let loaded: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(TOKEN_BUCKET)
+                .query(c)
+                .unwrap();
+            call(c, &loaded).unwrap()
+        }
+        Err(e) => panic!("EVALSHA failed: {e}"),
+    }
 }
 
 #[test]
