@@ -1,7 +1,8 @@
 //! Lua scripting, differential: the same EVAL / EVALSHA / SCRIPT commands go to kvd and to
 //! Debian's redis-server, both fresh, and every reply must be byte-for-byte identical in
 //! RESP2 and in RESP3 (conversions, error texts with their script positions, the
-//! sandbox, shebang flags, read-only scripts, cjson, bit, math.random's sequence).
+//! sandbox, shebang flags, read-only scripts, cjson, bit, math.random's sequence), and
+//! FUNCTION LOAD/LIST/DELETE/FLUSH/STATS/KILL with FCALL and FCALL_RO.
 //! Skips with a message if redis-server is not installed.
 
 use kv_tests::{encode_command, Kvd, RawConn, RedisServer};
@@ -161,6 +162,47 @@ fn cases() -> Vec<Vec<String>> {
     ]
 }
 
+/// FUNCTION and FCALL commands (FUNCTION DUMP's payload is kvd's own format: not here).
+fn function_cases() -> Vec<Vec<String>> {
+    let c = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let two = "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return {keys[1], args[1]} end)\nredis.register_function{function_name='ro', callback=function(keys, args) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads'}";
+    let one = "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return #keys + #args end)";
+    vec![
+        c(&["FUNCTION", "FLUSH"]),
+        c(&["FUNCTION", "LOAD", two]),
+        c(&["FCALL", "myfunc", "1", "k", "a"]),
+        c(&["FCALL_RO", "myfunc", "0"]),
+        c(&["SET", "k", "v"]),
+        c(&["FCALL_RO", "ro", "1", "k"]),
+        c(&["FCALL", "nosuch", "0"]),
+        c(&["FCALL", "myfunc", "-1"]),
+        c(&["FCALL", "myfunc", "x"]),
+        c(&["FUNCTION", "LOAD", two]),
+        c(&["FUNCTION", "LOAD", "return 1"]),
+        c(&["FUNCTION", "LOAD", "#!lua\nreturn 1"]),
+        c(&["FUNCTION", "LOAD", "#!lua name=empty\nlocal x = 1"]),
+        c(&["FUNCTION", "LOAD", "#!lua name=bad\nredis.register_function('myfunc', function() return 1 end)"]),
+        c(&["FUNCTION", "LOAD", "#!lua name=syn\nthis is bad"]),
+        c(&["FUNCTION", "LOAD", "#!lua name=bad name\nreturn 1"]),
+        c(&["FUNCTION", "DELETE", "nosuch"]),
+        c(&["FUNCTION", "STATS"]),
+        c(&["FUNCTION", "KILL"]),
+        c(&["FUNCTION", "LOAD", "REPLACE", one]),
+        c(&["FCALL", "myfunc", "2", "a", "b", "c"]),
+        c(&["FCALL", "ro", "0"]),
+        c(&["FUNCTION", "LIST"]),
+        c(&["FUNCTION", "LIST", "WITHCODE"]),
+        c(&["FUNCTION", "LOAD", "#!lua name=e2\nredis.register_function('f2', function(keys, args) return redis.call('incr', 'k') end)"]),
+        c(&["FCALL", "f2", "0"]),
+        c(&["FUNCTION", "DELETE", "mylib"]),
+        c(&["FUNCTION", "DELETE", "e2"]),
+        c(&["FUNCTION", "LIST"]),
+        c(&["FUNCTION", "RESTORE", "garbage"]),
+        c(&["FUNCTION", "FLUSH", "bad"]),
+        c(&["FUNCTION", "STATS"]),
+    ]
+}
+
 fn send(c: &mut RawConn, cmd: &[String]) -> String {
     let args: Vec<&[u8]> = cmd.iter().map(|s| s.as_bytes()).collect();
     c.send(&encode_command(&args));
@@ -174,7 +216,7 @@ fn compare(kvd: &Kvd, redis: &RedisServer, resp3: bool) {
             send(c, &["HELLO".into(), "3".into()]);
         }
     }
-    for cmd in cases() {
+    for cmd in cases().into_iter().chain(function_cases()) {
         let (ra, rb) = (send(&mut a, &cmd), send(&mut b, &cmd));
         assert_eq!(
             ra, rb,

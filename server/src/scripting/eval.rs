@@ -28,12 +28,13 @@ pub fn evalsha_ro(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     eval_generic(ctx, a, true, true)
 }
 
-/// The number of keys of EVAL-style arguments (`a[2]`), checked as Redis checks it.
-pub fn numkeys(a: &[Bytes]) -> Result<usize, Reply> {
+/// The number of keys of EVAL-style arguments (`a[2]`), checked as Redis checks it;
+/// `not_a_number` is the error when it is no integer (EVAL and FCALL differ).
+pub fn numkeys(a: &[Bytes], not_a_number: &'static str) -> Result<usize, Reply> {
     let n: i64 = std::str::from_utf8(&a[2])
         .ok()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| err("ERR value is not an integer or out of range"))?;
+        .ok_or_else(|| err(not_a_number))?;
     if n > (a.len() - 3) as i64 {
         return Err(err(
             "ERR Number of keys can't be greater than number of args",
@@ -46,7 +47,7 @@ pub fn numkeys(a: &[Bytes]) -> Result<usize, Reply> {
 }
 
 fn eval_generic(ctx: &mut Ctx<'_>, a: &[Bytes], by_sha: bool, ro: bool) -> CmdResult {
-    let n = numkeys(a)?;
+    let n = numkeys(a, "ERR value is not an integer or out of range")?;
     let scripting = &ctx.srv.scripting;
     let mut state = scripting.eval_state();
     let state = &mut *state;

@@ -188,7 +188,7 @@ pub fn restore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     if a.len() > 4 {
         return Err(err("ERR syntax error"));
     }
-    let codes = parse_dump(&a[2]).ok_or_else(|| err("ERR payload version or checksum are wrong"))?;
+    let codes = parse_dump(&a[2]).ok_or_else(|| err("ERR DUMP payload version or checksum are wrong"))?;
     let scripting = &ctx.srv.scripting;
     let mut f = scripting.functions();
     // Check everything first: a refused restore changes nothing.
@@ -274,13 +274,13 @@ pub fn fcall_ro(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 }
 
 fn fcall_generic(ctx: &mut Ctx<'_>, a: &[Bytes], ro: bool) -> CmdResult {
-    let n = numkeys(a)?;
     let scripting = &ctx.srv.scripting;
     let f = scripting.functions();
     let name = String::from_utf8_lossy(&a[1]);
     let Some(func) = f.functions.get(name.as_ref()) else {
         return Err(err("ERR Function not found"));
     };
+    let n = numkeys(a, "ERR Bad number of keys provided")?;
     if ro && func.flags & NO_WRITES == 0 {
         return Err(err(
             "ERR Can not execute a script with write flag using *_ro command.",
