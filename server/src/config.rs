@@ -193,6 +193,11 @@ fn needs_replication(v: &str) -> Result<(), String> {
     }
 }
 
+fn set_busy_reply_threshold(c: &mut Config, v: &str) -> Result<(), String> {
+    c.busy_reply_threshold = num(v)?;
+    Ok(())
+}
+
 /// Every parameter kvd knows.
 pub static PARAMS: &[Param] = &[
     Param {
@@ -545,19 +550,13 @@ pub static PARAMS: &[Param] = &[
         name: "busy-reply-threshold",
         mutable: true,
         get: |c| c.busy_reply_threshold.to_string(),
-        set: |c, v| {
-            c.busy_reply_threshold = num(v)?;
-            Ok(())
-        },
+        set: set_busy_reply_threshold,
     },
     Param {
-        name: "lua-time-limit",
+        name: "lua-time-limit", // Redis's older name of busy-reply-threshold
         mutable: true,
         get: |c| c.busy_reply_threshold.to_string(),
-        set: |c, v| {
-            c.busy_reply_threshold = num(v)?;
-            Ok(())
-        },
+        set: set_busy_reply_threshold,
     },
     Param {
         name: "lua-memory-limit",

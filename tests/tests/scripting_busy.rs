@@ -36,7 +36,10 @@ fn wait_for_busy(c: &mut RawConn) {
 fn a_busy_script_gets_busy_replies_and_script_kill_stops_it() {
     let kvd = Kvd::start(&["--busy-reply-threshold", "100"]);
     let mut c = kvd.raw();
-    assert_eq!(c.cmd(&[b"SCRIPT", b"KILL"]), "-NOTBUSY No scripts in execution right now.\r\n");
+    assert_eq!(
+        c.cmd(&[b"SCRIPT", b"KILL"]),
+        "-NOTBUSY No scripts in execution right now.\r\n"
+    );
     let looping = eval_in_background(&kvd, "local i = 0 while true do i = i + 1 end");
     wait_for_busy(&mut c);
     assert!(c.cmd(&[b"GET", b"k"]).starts_with("-BUSY"));
@@ -72,9 +75,9 @@ fn a_script_that_wrote_is_unkillable_and_shutdown_nosave_drops_its_writes() {
     assert_eq!(c.cmd(&[b"SET", b"before", b"1"]), "+OK\r\n");
     let looping = eval_in_background(&kvd, "redis.call('set', 'half', '1') while true do end");
     wait_for_busy(&mut c);
-    assert!(
-        c.cmd(&[b"SCRIPT", b"KILL"]).starts_with("-UNKILLABLE Sorry the script already executed write commands"),
-    );
+    assert!(c
+        .cmd(&[b"SCRIPT", b"KILL"])
+        .starts_with("-UNKILLABLE Sorry the script already executed write commands"),);
     assert!(c.cmd(&[b"SHUTDOWN"]).starts_with("-BUSY"));
     c.send(&kv_tests::encode_command(&[b"SHUTDOWN", b"NOSAVE"]));
     assert!(c.is_closed(), "SHUTDOWN NOSAVE closes the connection");
@@ -88,7 +91,11 @@ fn a_script_that_wrote_is_unkillable_and_shutdown_nosave_drops_its_writes() {
     kvd.restart();
     let mut c = kvd.raw();
     assert_eq!(c.cmd(&[b"GET", b"before"]), "$1\r\n1\r\n");
-    assert_eq!(c.cmd(&[b"GET", b"half"]), "$-1\r\n", "half a script was applied");
+    assert_eq!(
+        c.cmd(&[b"GET", b"half"]),
+        "$-1\r\n",
+        "half a script was applied"
+    );
 }
 
 #[test]
@@ -132,8 +139,11 @@ fn other_clients_never_see_half_a_script() {
     let mut reader = kvd.client();
     let mut reads = 0;
     while !writer.is_finished() {
-        let (a, b): (Option<String>, Option<String>) =
-            redis::cmd("MGET").arg("a").arg("b").query(&mut reader).unwrap();
+        let (a, b): (Option<String>, Option<String>) = redis::cmd("MGET")
+            .arg("a")
+            .arg("b")
+            .query(&mut reader)
+            .unwrap();
         assert_eq!(a, b, "a reader saw half a script");
         reads += 1;
     }

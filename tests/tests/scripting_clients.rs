@@ -67,7 +67,9 @@ fn token_bucket_limits_and_refills() {
     let allowed: Vec<i64> = (0..7).map(|_| take(&mut c, "bucket", 5, now).0).collect();
     assert_eq!(allowed, [1, 1, 1, 1, 1, 0, 0]);
     // 2000 ms at 0.001 tokens/ms: two more.
-    let later: Vec<i64> = (0..3).map(|_| take(&mut c, "bucket", 5, now + 2000).0).collect();
+    let later: Vec<i64> = (0..3)
+        .map(|_| take(&mut c, "bucket", 5, now + 2000).0)
+        .collect();
     assert_eq!(later, [1, 1, 0]);
     assert_eq!(take(&mut c, "bucket", 5, now + 2000).1, "0");
 }
@@ -80,7 +82,9 @@ fn racing_clients_never_get_more_than_the_bucket_holds() {
             .map(|_| {
                 s.spawn(|| {
                     let mut c = kvd.client();
-                    (0..25).map(|_| take(&mut c, "shared", 10, 5_000).0).sum::<i64>()
+                    (0..25)
+                        .map(|_| take(&mut c, "shared", 10, 5_000).0)
+                        .sum::<i64>()
                 })
             })
             .collect();
@@ -97,7 +101,9 @@ fn redis_py_lock_acquires_extends_and_releases() {
         .status()
         .is_ok_and(|s| s.success());
     if !has_redis_py {
-        eprintln!("SKIPPED: redis-py is not installed (apt-get install python3-redis); CI installs it");
+        eprintln!(
+            "SKIPPED: redis-py is not installed (apt-get install python3-redis); CI installs it"
+        );
         return;
     }
     let kvd = Kvd::start_default();

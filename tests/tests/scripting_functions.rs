@@ -6,7 +6,8 @@ use kv_tests::{Kvd, RawConn};
 use std::time::{Duration, Instant};
 
 const LIB: &str = "#!lua name=counter\nredis.register_function('bump', function(keys, args) return redis.call('incrby', keys[1], args[1]) end)\nredis.register_function{function_name='peek', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
-const OTHER: &str = "#!lua name=other\nredis.register_function('hello', function() return 'hi' end)";
+const OTHER: &str =
+    "#!lua name=other\nredis.register_function('hello', function() return 'hi' end)";
 
 fn cmd(c: &mut RawConn, args: &[&str]) -> String {
     let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
@@ -28,7 +29,10 @@ fn functions_survive_restarts_and_deletions_do_too() {
     assert_eq!(cmd(&mut c, &["FUNCTION", "DELETE", "other"]), "+OK\r\n");
     kvd.restart();
     let mut c = kvd.raw();
-    assert_eq!(cmd(&mut c, &["FCALL", "hello", "0"]), "-ERR Function not found\r\n");
+    assert_eq!(
+        cmd(&mut c, &["FCALL", "hello", "0"]),
+        "-ERR Function not found\r\n"
+    );
     assert_eq!(cmd(&mut c, &["FCALL", "bump", "1", "n", "1"]), ":8\r\n");
     assert_eq!(cmd(&mut c, &["FUNCTION", "FLUSH"]), "+OK\r\n");
     kvd.restart();
@@ -41,7 +45,11 @@ fn dump_and_restore_round_trip_with_each_policy() {
     let kvd = Kvd::start_default();
     let mut c = kvd.client();
     let load = |c: &mut redis::Connection, code: &str| -> String {
-        redis::cmd("FUNCTION").arg("LOAD").arg(code).query(c).unwrap()
+        redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(code)
+            .query(c)
+            .unwrap()
     };
     load(&mut c, LIB);
     load(&mut c, OTHER);
@@ -59,11 +67,23 @@ fn dump_and_restore_round_trip_with_each_policy() {
     assert_eq!(restore(&mut c, Some("REPLACE")).unwrap(), "OK");
     let _: String = redis::cmd("FUNCTION").arg("FLUSH").query(&mut c).unwrap();
     assert_eq!(restore(&mut c, None).unwrap(), "OK");
-    let hi: String = redis::cmd("FCALL").arg("hello").arg(0).query(&mut c).unwrap();
+    let hi: String = redis::cmd("FCALL")
+        .arg("hello")
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(hi, "hi");
-    let _: String = redis::cmd("FUNCTION").arg("DELETE").arg("other").query(&mut c).unwrap();
+    let _: String = redis::cmd("FUNCTION")
+        .arg("DELETE")
+        .arg("other")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(restore(&mut c, Some("FLUSH")).unwrap(), "OK");
-    let hi: String = redis::cmd("FCALL").arg("hello").arg(0).query(&mut c).unwrap();
+    let hi: String = redis::cmd("FCALL")
+        .arg("hello")
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(hi, "hi");
     let mut damaged = payload.clone();
     let last = damaged.len() - 1;
@@ -97,10 +117,16 @@ fn function_kill_stops_a_function_that_does_not_end() {
         assert!(Instant::now() < deadline, "the function never became busy");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(cmd(&mut c, &["SCRIPT", "KILL"]).starts_with("-BUSY"), "SCRIPT KILL does not stop a function");
+    assert!(
+        cmd(&mut c, &["SCRIPT", "KILL"]).starts_with("-BUSY"),
+        "SCRIPT KILL does not stop a function"
+    );
     assert!(cmd(&mut c, &["FUNCTION", "STATS"]).contains("spin"));
     assert_eq!(cmd(&mut c, &["FUNCTION", "KILL"]), "+OK\r\n");
     let reply = looping.join().unwrap();
-    assert!(reply.starts_with("-ERR Script killed by user with SCRIPT KILL... script: spin"), "{reply}");
+    assert!(
+        reply.starts_with("-ERR Script killed by user with SCRIPT KILL... script: spin"),
+        "{reply}"
+    );
     assert_eq!(cmd(&mut c, &["PING"]), "+PONG\r\n");
 }

@@ -46,7 +46,10 @@ fn cases() -> Vec<Vec<String>> {
         e("return redis.error_reply()", &["0"]),
         // KEYS, ARGV, numkeys
         e("return KEYS[1]..ARGV[1]", &["1", "k", "a"]),
-        e("return {KEYS[1],KEYS[2],ARGV[1],ARGV[2]}", &["2", "a", "b", "c", "d"]),
+        e(
+            "return {KEYS[1],KEYS[2],ARGV[1],ARGV[2]}",
+            &["2", "a", "b", "c", "d"],
+        ),
         e("return #KEYS + #ARGV", &["0", "x", "y", "z"]),
         e("return 1", &["x"]),
         e("return 1", &["-1"]),
@@ -70,7 +73,10 @@ fn cases() -> Vec<Vec<String>> {
         e("return redis.call('get', {})", &["0"]),
         e("return redis.call('multi')", &["0"]),
         e("return redis.call('eval','return 1','0')", &["0"]),
-        e("return redis.call('set','k','v','EX','notanint')", &["1", "k"]),
+        e(
+            "return redis.call('set','k','v','EX','notanint')",
+            &["1", "k"],
+        ),
         e("return redis.call('set',KEYS[1],0.1)", &["1", "fl"]),
         c(&["GET", "fl"]),
         e("return redis.call('set',KEYS[1],1.5)", &["1", "fl"]),
@@ -108,7 +114,10 @@ fn cases() -> Vec<Vec<String>> {
         e("return redis.REPL_ALL", &["0"]),
         e("return redis.set_repl(redis.REPL_NONE)", &["0"]),
         e("return redis.set_repl(99)", &["0"]),
-        e("redis.log(redis.LOG_WARNING, 'from a script') return 1", &["0"]),
+        e(
+            "redis.log(redis.LOG_WARNING, 'from a script') return 1",
+            &["0"],
+        ),
         e("redis.log()", &["0"]),
         // the protocol a script asks for
         e("redis.setresp(3) return redis.call('get','nokey')", &["0"]),
@@ -125,10 +134,16 @@ fn cases() -> Vec<Vec<String>> {
         e("return cjson.encode({1,2,{a=1}})", &["0"]),
         e("return cjson.encode({x='a/b'})", &["0"]),
         e("return cjson.decode('[1,2,{\"a\":1.5}]')[3].a", &["0"]),
-        e("return cjson.encode(cjson.decode('{\"k\":[1,2,3]}'))", &["0"]),
+        e(
+            "return cjson.encode(cjson.decode('{\"k\":[1,2,3]}'))",
+            &["0"],
+        ),
         e("return bit.band(0xff, 0x0f)", &["0"]),
         e("return bit.tohex(255)", &["0"]),
-        e("return bit.bxor(5, 3) + bit.bor(1, 2) + bit.rshift(256, 4)", &["0"]),
+        e(
+            "return bit.bxor(5, 3) + bit.bor(1, 2) + bit.rshift(256, 4)",
+            &["0"],
+        ),
         e("return bit.tobit(4294967295)", &["0"]),
         // EVALSHA and SCRIPT
         c(&["EVALSHA", RETURN_1_SHA, "0"]),
@@ -136,7 +151,12 @@ fn cases() -> Vec<Vec<String>> {
         c(&["EVALSHA", "short", "0"]),
         c(&["SCRIPT", "LOAD", "return 'loaded'"]),
         c(&["EVALSHA", "b534286061d4b9e4026607613b95c06c06015ae8", "0"]),
-        c(&["SCRIPT", "EXISTS", RETURN_1_SHA, "ffffffffffffffffffffffffffffffffffffffff"]),
+        c(&[
+            "SCRIPT",
+            "EXISTS",
+            RETURN_1_SHA,
+            "ffffffffffffffffffffffffffffffffffffffff",
+        ]),
         c(&["SCRIPT", "LOAD", "syntax error here"]),
         c(&["SCRIPT", "FLUSH", "bad"]),
         c(&["SCRIPT", "KILL"]),
@@ -146,7 +166,10 @@ fn cases() -> Vec<Vec<String>> {
         c(&["EVALSHA", RETURN_1_SHA, "0"]),
         c(&["SCRIPT", "FLUSH", "ASYNC"]),
         // shebang flags and read-only scripts
-        e("#!lua flags=no-writes\nreturn redis.call('set','a','b')", &["1", "a"]),
+        e(
+            "#!lua flags=no-writes\nreturn redis.call('set','a','b')",
+            &["1", "a"],
+        ),
         e("#!lua flags=no-writes,allow-oom\nreturn 2", &["0"]),
         e("#!lua flags=bogus\nreturn 1", &["0"]),
         e("#!python\nreturn 1", &["0"]),

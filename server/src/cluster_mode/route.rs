@@ -209,7 +209,11 @@ mod tests {
             &["SCRIPT", "LOAD", "return 1"],
             &["SCRIPT", "KILL"],
         ] {
-            assert_eq!(route_of(cmd), Route::Refused(SCRIPTS_REFUSED.into()), "{cmd:?}");
+            assert_eq!(
+                route_of(cmd),
+                Route::Refused(SCRIPTS_REFUSED.into()),
+                "{cmd:?}"
+            );
         }
     }
 

@@ -97,6 +97,20 @@ fn text_arg(v: &Value) -> Option<Vec<u8>> {
     }
 }
 
+/// `redis.error_reply` / `status_reply`: the table `make` builds from the one string
+/// argument, or (as Redis) an error table for anything else, returned, not raised.
+fn reply_table(
+    lua: &Lua,
+    args: &MultiValue,
+    make: impl Fn(&Lua, &mlua::String) -> mlua::Result<Table>,
+) -> mlua::Result<(Value, bool)> {
+    let t = match (args.len(), args.front()) {
+        (1, Some(Value::String(s))) => make(lua, s)?,
+        _ => error_table(lua, "wrong number or type of arguments")?,
+    };
+    done(Value::Table(t))
+}
+
 /// The `redis` table.
 pub fn library(lua: &Lua, resp3: Arc<AtomicBool>, raised: Raised) -> mlua::Result<Table> {
     let t = lua.create_table()?;
@@ -119,40 +133,38 @@ pub fn library(lua: &Lua, resp3: Arc<AtomicBool>, raised: Raised) -> mlua::Resul
     let raw = t.clone();
     raw.set(
         "error_reply",
-        raised.raising(lua, |lua, args: MultiValue| match (args.len(), args.front()) {
-            (1, Some(Value::String(s))) => {
+        raised.raising(lua, |lua, args: MultiValue| {
+            reply_table(lua, &args, |lua, s| {
                 let s = s.to_string_lossy();
-                let raw = if s.starts_with('-') { s } else { format!("-{s}") };
-                done(Value::Table(error_table(lua, &raw)?))
-            }
-            _ => done(Value::Table(error_table(
-                lua,
-                "wrong number or type of arguments",
-            )?)),
+                let raw = if s.starts_with('-') {
+                    s
+                } else {
+                    format!("-{s}")
+                };
+                error_table(lua, &raw)
+            })
         })?,
     )?;
     raw.set(
         "status_reply",
-        raised.raising(lua, |lua, args: MultiValue| match (args.len(), args.front()) {
-            (1, Some(Value::String(s))) => {
+        raised.raising(lua, |lua, args: MultiValue| {
+            reply_table(lua, &args, |lua, s| {
                 let t = lua.create_table()?;
                 t.raw_set("ok", s.clone())?;
-                done(Value::Table(t))
-            }
-            _ => done(Value::Table(error_table(
-                lua,
-                "wrong number or type of arguments",
-            )?)),
+                Ok(t)
+            })
         })?,
     )?;
     raw.set(
         "sha1hex",
-        raised.raising(lua, |lua, args: MultiValue| match (args.len(), args.front()) {
-            (1, Some(v)) => {
-                let data = text_arg(v).unwrap_or_default();
-                done(Value::String(lua.create_string(sha1hex(&data))?))
+        raised.raising(lua, |lua, args: MultiValue| {
+            match (args.len(), args.front()) {
+                (1, Some(v)) => {
+                    let data = text_arg(v).unwrap_or_default();
+                    done(Value::String(lua.create_string(sha1hex(&data))?))
+                }
+                _ => raise(lua, "wrong number of arguments"),
             }
-            _ => raise(lua, "wrong number of arguments"),
         })?,
     )?;
     raw.set(

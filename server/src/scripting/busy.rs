@@ -80,7 +80,10 @@ impl Busy {
     /// The running script's name and how long it has run, ms.
     pub fn running_for(&self) -> Option<(String, u64)> {
         let started = (*self.started.lock())?;
-        Some((self.name.lock().clone(), started.elapsed().as_millis() as u64))
+        Some((
+            self.name.lock().clone(),
+            started.elapsed().as_millis() as u64,
+        ))
     }
 
     /// True once the running script passed `busy-reply-threshold`.
@@ -122,12 +125,9 @@ impl Busy {
         if !eval && !is_function {
             return Err(Reply::error(BUSY_EVAL));
         }
-        let _ = self.stop.compare_exchange(
-            0,
-            Stop::Killed as u8,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+        let _ =
+            self.stop
+                .compare_exchange(0, Stop::Killed as u8, Ordering::AcqRel, Ordering::Relaxed);
         Ok(())
     }
 
@@ -202,7 +202,11 @@ mod tests {
         b.begin("f", true, 60_000);
         b.mark_wrote();
         assert_eq!(b.kill(false), Err(Reply::error(UNKILLABLE)));
-        assert_eq!(b.shutdown(false), Ok(()), "not timed out: shutdown stops it");
+        assert_eq!(
+            b.shutdown(false),
+            Ok(()),
+            "not timed out: shutdown stops it"
+        );
         assert_eq!(b.check(false), Some(Stop::Shutdown));
     }
 }

@@ -48,7 +48,9 @@ impl ScriptCache {
         }
         match self.scripts.get(&sha) {
             Some(s) => Ok((sha, s)),
-            None => Err(Reply::error("ERR script cache lost the script it just stored")),
+            None => Err(Reply::error(
+                "ERR script cache lost the script it just stored",
+            )),
         }
     }
 

@@ -60,13 +60,19 @@ pub fn script_call(
         return failure(lua, "Unknown Redis command called from script");
     }
     let Ok(spec) = resolve(&argv) else {
-        return failure(lua, "Wrong number of args calling Redis command from script");
+        return failure(
+            lua,
+            "Wrong number of args calling Redis command from script",
+        );
     };
     if spec.has(NOSCRIPT) {
         return failure(lua, "This Redis command is not allowed from script");
     }
     if spec.has(WRITE) && perms.read_only {
-        return failure(lua, "Write commands are not allowed from read-only scripts.");
+        return failure(
+            lua,
+            "Write commands are not allowed from read-only scripts.",
+        );
     }
     let user = ctx.client.acting_user(ctx.srv);
     if let Err(denial) = check(&user.perms(), spec, &argv) {

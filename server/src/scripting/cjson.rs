@@ -38,9 +38,7 @@ fn escape(out: &mut Vec<u8>, s: &[u8]) {
 
 fn number(out: &mut Vec<u8>, n: f64) -> mlua::Result<()> {
     if !n.is_finite() {
-        return Err(fail(
-            "Cannot serialise number: must not be NaN or Infinity",
-        ));
+        return Err(fail("Cannot serialise number: must not be NaN or Infinity"));
     }
     out.extend_from_slice(format_g(n, 14).as_bytes());
     Ok(())
@@ -102,9 +100,7 @@ fn encode_value(out: &mut Vec<u8>, v: &Value, depth: usize) -> mlua::Result<()> 
                         first = false;
                         match &k {
                             Value::String(s) => escape(out, &s.as_bytes()),
-                            Value::Integer(i) => {
-                                escape(out, format_g(*i as f64, 14).as_bytes())
-                            }
+                            Value::Integer(i) => escape(out, format_g(*i as f64, 14).as_bytes()),
                             Value::Number(n) => escape(out, format_g(*n, 14).as_bytes()),
                             _ => {
                                 return Err(fail(
@@ -177,7 +173,10 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
             decode_value(lua, parsed, 0)
         })?,
     )?;
-    t.set("null", Value::LightUserData(LightUserData(std::ptr::null_mut())))?;
+    t.set(
+        "null",
+        Value::LightUserData(LightUserData(std::ptr::null_mut())),
+    )?;
     Ok(t)
 }
 

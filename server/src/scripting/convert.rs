@@ -145,7 +145,12 @@ fn table_to_reply(t: &Table, resp3: bool, depth: usize) -> Reply {
         let pairs = m
             .pairs::<Value, Value>()
             .filter_map(Result::ok)
-            .map(|(k, v)| (to_reply(&k, resp3, depth + 1), to_reply(&v, resp3, depth + 1)))
+            .map(|(k, v)| {
+                (
+                    to_reply(&k, resp3, depth + 1),
+                    to_reply(&v, resp3, depth + 1),
+                )
+            })
             .collect();
         return Reply::Map(pairs);
     }

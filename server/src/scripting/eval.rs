@@ -3,7 +3,6 @@
 use crate::commands::args::err;
 use crate::commands::{CmdResult, Ctx};
 use crate::protocol::Reply;
-use crate::scripting::call::Permissions;
 use crate::scripting::run::{run_script, Run};
 use crate::scripting::shebang::{EVAL_COMPAT, NO_WRITES};
 use bytes::Bytes;
@@ -64,15 +63,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, a: &[Bytes], by_sha: bool, ro: bool) -> CmdRe
             "ERR Can not execute a script with write flag using *_ro command.",
         ));
     }
-    let run = Run {
-        func: &script.func,
-        name: &sha,
-        keys: &a[3..3 + n],
-        args: &a[3 + n..],
-        perms: Permissions {
-            read_only: ro || script.flags & NO_WRITES != 0,
-        },
-        is_function: false,
-    };
+    let read_only = ro || script.flags & NO_WRITES != 0;
+    let run = Run::from_args(&script.func, &sha, a, n, read_only, false);
     run_script(ctx, &state.vm, run)
 }

@@ -6,7 +6,6 @@ use crate::commands::args::err;
 use crate::commands::glob::glob_match;
 use crate::commands::{CmdResult, Ctx};
 use crate::protocol::Reply;
-use crate::scripting::call::Permissions;
 use crate::scripting::eval::numkeys;
 use crate::scripting::library::Functions;
 use crate::scripting::run::{run_script, Run};
@@ -31,7 +30,11 @@ pub fn load(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 String::from_utf8_lossy(&a[2])
             )))
         }
-        _ => return Err(err("ERR wrong number of arguments for 'function|load' command")),
+        _ => {
+            return Err(err(
+                "ERR wrong number of arguments for 'function|load' command",
+            ))
+        }
     };
     let scripting = &ctx.srv.scripting;
     let mut f = scripting.functions();
@@ -178,17 +181,21 @@ pub fn parse_dump(p: &[u8]) -> Option<Vec<Bytes>> {
 
 /// FUNCTION RESTORE payload [FLUSH | APPEND | REPLACE]
 pub fn restore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let policy = match a.get(3) {
-        None => "append",
-        Some(p) if is(p, "append") => "append",
-        Some(p) if is(p, "replace") => "replace",
-        Some(p) if is(p, "flush") => "flush",
-        Some(_) => return Err(err("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")),
-    };
+    let policy =
+        match a.get(3) {
+            None => "append",
+            Some(p) if is(p, "append") => "append",
+            Some(p) if is(p, "replace") => "replace",
+            Some(p) if is(p, "flush") => "flush",
+            Some(_) => return Err(err(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            )),
+        };
     if a.len() > 4 {
         return Err(err("ERR syntax error"));
     }
-    let codes = parse_dump(&a[2]).ok_or_else(|| err("ERR DUMP payload version or checksum are wrong"))?;
+    let codes =
+        parse_dump(&a[2]).ok_or_else(|| err("ERR DUMP payload version or checksum are wrong"))?;
     let scripting = &ctx.srv.scripting;
     let mut f = scripting.functions();
     // Check everything first: a refused restore changes nothing.
@@ -260,7 +267,9 @@ pub fn help(_ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
         "KILL",
         "HELP",
     ];
-    Ok(Reply::Array(lines.iter().map(|l| Reply::status(*l)).collect()))
+    Ok(Reply::Array(
+        lines.iter().map(|l| Reply::status(*l)).collect(),
+    ))
 }
 
 /// FCALL function numkeys [key ...] [arg ...]
@@ -286,16 +295,8 @@ fn fcall_generic(ctx: &mut Ctx<'_>, a: &[Bytes], ro: bool) -> CmdResult {
             "ERR Can not execute a script with write flag using *_ro command.",
         ));
     }
-    let run = Run {
-        func: &func.func,
-        name: &func.name,
-        keys: &a[3..3 + n],
-        args: &a[3 + n..],
-        perms: Permissions {
-            read_only: ro || func.flags & NO_WRITES != 0,
-        },
-        is_function: true,
-    };
+    let read_only = ro || func.flags & NO_WRITES != 0;
+    let run = Run::from_args(&func.func, &func.name, a, n, read_only, true);
     run_script(ctx, &f.vm, run)
 }
 

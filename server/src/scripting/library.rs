@@ -132,14 +132,22 @@ pub fn register_primitive(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
 fn registration(library: &str, entry: &Table) -> Result<RegisteredFunction, String> {
     let name = match entry.raw_get::<Value>("function_name") {
         Ok(Value::String(s)) => s.to_string_lossy(),
-        _ => return Err("function_name argument given to redis.register_function must be a string".into()),
+        _ => {
+            return Err(
+                "function_name argument given to redis.register_function must be a string".into(),
+            )
+        }
     };
     if !valid_name(&name) {
         return Err("Function names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
     }
     let func = match entry.raw_get::<Value>("callback") {
         Ok(Value::Function(f)) => f,
-        _ => return Err("callback argument given to redis.register_function must be a function".into()),
+        _ => {
+            return Err(
+                "callback argument given to redis.register_function must be a function".into(),
+            )
+        }
     };
     let mut flags = 0;
     match entry.raw_get::<Value>("flags") {
@@ -150,12 +158,19 @@ fn registration(library: &str, entry: &Table) -> Result<RegisteredFunction, Stri
                 flags |= shebang::flag(&v).ok_or("unknown flag given")?;
             }
         }
-        _ => return Err("flags argument to redis.register_function must be a table representing function flags".into()),
+        _ => return Err(
+            "flags argument to redis.register_function must be a table representing function flags"
+                .into(),
+        ),
     }
     let description = match entry.raw_get::<Value>("description") {
         Ok(Value::String(s)) => Some(s.to_string_lossy()),
         Ok(Value::Nil) => None,
-        _ => return Err("description argument given to redis.register_function must be a string".into()),
+        _ => {
+            return Err(
+                "description argument given to redis.register_function must be a string".into(),
+            )
+        }
     };
     Ok(RegisteredFunction {
         name,

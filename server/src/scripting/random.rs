@@ -23,7 +23,9 @@ static GENERATOR: Mutex<Lrand48> = Mutex::new(Lrand48::UNSEEDED);
 
 impl Lrand48 {
     /// lrand48's state before any srand48.
-    pub const UNSEEDED: Lrand48 = Lrand48 { x: 0x1234_ABCD_330E };
+    pub const UNSEEDED: Lrand48 = Lrand48 {
+        x: 0x1234_ABCD_330E,
+    };
 
     /// Seeded as `srand48(seed)`.
     pub fn new(seed: i32) -> Lrand48 {
@@ -33,14 +35,14 @@ impl Lrand48 {
     }
 
     /// The next 31-bit value.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_value(&mut self) -> u64 {
         self.x = (A.wrapping_mul(self.x).wrapping_add(C)) & MASK;
         self.x >> 17
     }
 
     /// A number in [0, 1) as Redis's `redis_math_random` draws it.
     pub fn unit(&mut self) -> f64 {
-        (self.next() % LRAND48_MAX) as f64 / LRAND48_MAX as f64
+        (self.next_value() % LRAND48_MAX) as f64 / LRAND48_MAX as f64
     }
 }
 
@@ -94,7 +96,10 @@ mod tests {
         // On a fresh redis-server 7.0: EVAL "return tostring(math.random())" answered
         // 0.39646477363839, then "return math.random(100)" twice 85 and 36.
         let mut g = Lrand48::UNSEEDED;
-        assert_eq!(crate::scripting::numbers::format_g(g.unit(), 14), "0.39646477363839");
+        assert_eq!(
+            crate::scripting::numbers::format_g(g.unit(), 14),
+            "0.39646477363839"
+        );
         assert_eq!((g.unit() * 100.0).floor() + 1.0, 85.0);
         assert_eq!((g.unit() * 100.0).floor() + 1.0, 36.0);
     }

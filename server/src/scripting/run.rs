@@ -37,6 +37,28 @@ pub struct Run<'a> {
     pub is_function: bool,
 }
 
+impl<'a> Run<'a> {
+    /// A run of `func` for EVAL-style arguments `a` (name, numkeys, keys, args) with `n`
+    /// keys; `read_only` from the command (`*_RO`) or the script's flags.
+    pub fn from_args(
+        func: &'a Function,
+        name: &'a str,
+        a: &'a [Bytes],
+        n: usize,
+        read_only: bool,
+        is_function: bool,
+    ) -> Run<'a> {
+        Run {
+            func,
+            name,
+            keys: &a[3..3 + n],
+            args: &a[3 + n..],
+            perms: Permissions { read_only },
+            is_function,
+        }
+    }
+}
+
 /// Runs `run` for the command in `ctx`.
 pub fn run_script(ctx: &mut Ctx<'_>, vm: &Vm, run: Run<'_>) -> CmdResult {
     let lua = &vm.lua;
@@ -68,7 +90,9 @@ pub fn run_script(ctx: &mut Ctx<'_>, vm: &Vm, run: Run<'_>) -> CmdResult {
             script_call(lua, ctx, busy, resp3.load(Ordering::Relaxed), perms, args)
         })?;
         lua.set_named_registry_value(CALL_SLOT, call)?;
-        let result = vm.runner.call::<(bool, Value)>((run.func.clone(), keys, args));
+        let result = vm
+            .runner
+            .call::<(bool, Value)>((run.func.clone(), keys, args));
         lua.set_named_registry_value(CALL_SLOT, Value::Nil)?;
         result
     });

@@ -29,8 +29,8 @@ const PROTECTED_LIBRARIES: &[&str] = &[
 
 /// Globals of the base library scripts may not see (Redis's deny list).
 const REMOVED_GLOBALS: &[&str] = &[
-    "print", "getfenv", "setfenv", "newproxy", "module", "require", "dofile", "loadfile",
-    "debug", "package", "io", "os",
+    "print", "getfenv", "setfenv", "newproxy", "module", "require", "dofile", "loadfile", "debug",
+    "package", "io", "os",
 ];
 
 /// Runs once on the fresh state: the error handler that gives errors their script
@@ -151,10 +151,12 @@ impl Vm {
             .join(", ");
         let setup = SETUP.replace("__LIBRARIES__", &libraries);
         let take_raised = lua.create_function(move |_, ()| Ok(raised.take()))?;
-        let runner: Function = lua
-            .load(setup)
-            .set_name("=kvd_setup")
-            .call((globals.clone(), take_raised, getinfo, setfenv))?;
+        let runner: Function = lua.load(setup).set_name("=kvd_setup").call((
+            globals.clone(),
+            take_raised,
+            getinfo,
+            setfenv,
+        ))?;
         install_hook(&lua, busy.clone(), shutdown.clone(), false)?;
         Ok(Vm {
             lua,

@@ -68,5 +68,7 @@ pub fn help(_ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
         "HELP",
         "    Print this help.",
     ];
-    Ok(Reply::Array(lines.iter().map(|l| Reply::status(*l)).collect()))
+    Ok(Reply::Array(
+        lines.iter().map(|l| Reply::status(*l)).collect(),
+    ))
 }

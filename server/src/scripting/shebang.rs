@@ -64,8 +64,8 @@ pub fn parse(body: &[u8]) -> Result<Parsed, String> {
             return Err(format!("Unknown lua shebang option: {part}"));
         };
         for name in list.split(',') {
-            flags |= flag(name)
-                .ok_or_else(|| format!("Unexpected flag in script shebang: {name}"))?;
+            flags |=
+                flag(name).ok_or_else(|| format!("Unexpected flag in script shebang: {name}"))?;
         }
     }
     Ok(Parsed {
@@ -83,7 +83,10 @@ mod tests {
         assert_eq!(parse(b"return 1").unwrap().flags, EVAL_COMPAT);
         let p = parse(b"#!lua flags=no-writes,allow-oom\nreturn 1").unwrap();
         assert_eq!(p.flags, NO_WRITES | ALLOW_OOM);
-        assert_eq!(&b"#!lua flags=no-writes,allow-oom\nreturn 1"[p.code_start..], b"\nreturn 1");
+        assert_eq!(
+            &b"#!lua flags=no-writes,allow-oom\nreturn 1"[p.code_start..],
+            b"\nreturn 1"
+        );
         assert_eq!(parse(b"#!lua\nreturn 1").unwrap().flags, 0);
         assert_eq!(parse(b"#!lua").unwrap_err(), "Invalid script shebang");
         assert_eq!(
