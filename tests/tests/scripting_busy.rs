@@ -1,8 +1,8 @@
 //! Scripts that do not end, against real kvd processes: past busy-reply-threshold other
 //! clients get -BUSY; SCRIPT KILL stops a script that has not written and refuses one
 //! that has; SHUTDOWN NOSAVE stops the server and the script's writes are not applied;
-//! a script that allocates without bound fails and the server goes on; other clients
-//! never see half a script.
+//! a script that allocates without bound fails and the server goes on; SIGTERM stops a
+//! running script without applying its writes; other clients never see half a script.
 
 use kv_tests::{Kvd, RawConn};
 use std::time::{Duration, Instant};
@@ -151,4 +151,26 @@ fn other_clients_never_see_half_a_script() {
         assert_eq!(r, ":1\r\n");
     }
     assert!(reads > 0);
+}
+
+#[test]
+fn sigterm_stops_a_running_script_and_drops_its_writes() {
+    let mut kvd = Kvd::start_default();
+    let mut c = kvd.raw();
+    let looping = eval_in_background(&kvd, "redis.call('set', 'half', '1') while true do end");
+    // FUNCTION STATS (which takes no lock) names the running script once it runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c.cmd(&[b"FUNCTION", b"STATS"]).contains("duration_ms") {
+        assert!(Instant::now() < deadline, "the script never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = kvd.signal_and_wait(libc::SIGTERM);
+    assert!(status.success(), "{status:?}");
+    let reply = looping.join().unwrap();
+    assert!(
+        reply.is_empty() || reply.starts_with("-ERR Script stopped"),
+        "{reply}"
+    );
+    kvd.restart();
+    assert_eq!(kvd.raw().cmd(&[b"GET", b"half"]), "$-1\r\n");
 }
