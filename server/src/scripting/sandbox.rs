@@ -88,7 +88,10 @@ end})
 local view = proxy(G)
 G._G = view
 setfenv(0, view)
-return function(f, keys, args) return xpcall(function() return f(keys, args) end, handler) end
+return function(f, keys, args)
+  take_raised() -- a stop text left by an error a script caught must not name a later one
+  return xpcall(function() return f(keys, args) end, handler)
+end
 "#;
 
 /// The Lua state and what runs scripts in it.
