@@ -63,6 +63,11 @@ pub struct Config {
     pub tls: TlsSettings,
     /// Cluster membership (`cluster-*`, see cluster_config.rs).
     pub cluster: crate::cluster_config::ClusterSettings,
+    /// ms a script runs before other clients get -BUSY (`busy-reply-threshold`, alias
+    /// `lua-time-limit`).
+    pub busy_reply_threshold: u64,
+    /// kvd: bytes the Lua state may allocate (`lua-memory-limit`); 0 = no limit.
+    pub lua_memory_limit: u64,
 }
 
 impl Default for Config {
@@ -95,6 +100,8 @@ impl Default for Config {
             acllog_max_len: 128,
             tls: TlsSettings::default(),
             cluster: Default::default(),
+            busy_reply_threshold: 5000,
+            lua_memory_limit: 256 * 1024 * 1024,
         }
     }
 }
@@ -184,6 +191,11 @@ fn needs_replication(v: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+fn set_busy_reply_threshold(c: &mut Config, v: &str) -> Result<(), String> {
+    c.busy_reply_threshold = num(v)?;
+    Ok(())
 }
 
 /// Every parameter kvd knows.
@@ -534,6 +546,31 @@ pub static PARAMS: &[Param] = &[
         get: |_| "0".into(),
         set: |_, v| parse_memory(v).map(|_| ()),
     },
+    Param {
+        name: "busy-reply-threshold",
+        mutable: true,
+        get: |c| c.busy_reply_threshold.to_string(),
+        set: set_busy_reply_threshold,
+    },
+    Param {
+        name: "lua-time-limit", // Redis's older name of busy-reply-threshold
+        mutable: true,
+        get: |c| c.busy_reply_threshold.to_string(),
+        set: set_busy_reply_threshold,
+    },
+    Param {
+        name: "lua-memory-limit",
+        mutable: true,
+        get: |c| c.lua_memory_limit.to_string(),
+        set: |c, v| {
+            let n = parse_memory(v)?;
+            if n != 0 && n < 1024 * 1024 {
+                return Err("argument must be 0 (no limit) or at least 1mb".into());
+            }
+            c.lua_memory_limit = n;
+            Ok(())
+        },
+    },
 ];
 
 /// Every parameter: the general table, then the cluster's.
@@ -748,6 +785,15 @@ pub struct Cli {
     /// The `--cluster-*` flags.
     #[command(flatten)]
     pub cluster: crate::cluster_config::ClusterFlags,
+    /// ms a script may run before other clients get -BUSY [default: 5000].
+    #[arg(long = "busy-reply-threshold")]
+    pub busy_reply_threshold: Option<String>,
+    /// Alias of --busy-reply-threshold (Redis's older name).
+    #[arg(long = "lua-time-limit")]
+    pub lua_time_limit: Option<String>,
+    /// Memory the Lua state may use, e.g. 64mb; 0 = no limit [default: 256mb].
+    #[arg(long = "lua-memory-limit")]
+    pub lua_memory_limit: Option<String>,
 }
 
 impl Cli {
@@ -811,6 +857,9 @@ impl Cli {
                 "enable-checkpoint-anywhere",
                 self.enable_checkpoint_anywhere,
             ),
+            ("lua-time-limit", self.lua_time_limit),
+            ("busy-reply-threshold", self.busy_reply_threshold),
+            ("lua-memory-limit", self.lua_memory_limit),
         ];
         let cluster = self.cluster.settings();
         for (name, v) in flags.into_iter().chain(cluster) {

@@ -290,7 +290,8 @@ fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut 
         }
         n
     };
-    if batch.iter().any(|a| commands::may_block(a, &srv.store.db)) {
+    // While a script runs, any command may wait for the lock it holds (scripting/busy.rs).
+    if srv.scripting.busy.running() || batch.iter().any(|a| commands::may_block(a, &srv.store.db)) {
         tokio::task::block_in_place(|| body(client, out))
     } else {
         body(client, out)

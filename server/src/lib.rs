@@ -3,7 +3,7 @@
 //! `connection` frames bytes and writes replies; `commands` holds one file per command
 //! family and the command table; `keyspace` maps Redis keys onto the engine;
 //! `shutdown` owns graceful stop; `server` starts and stops everything; `acl` holds users
-//! and permissions; `tls` serves clients over TLS.
+//! and permissions; `tls` serves clients over TLS; `scripting` runs Lua scripts.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
@@ -20,6 +20,7 @@ pub mod fd_limit;
 pub mod keyspace;
 pub mod output_limits;
 pub mod protocol;
+pub mod scripting;
 pub mod server;
 pub mod shutdown;
 pub mod state;

@@ -77,6 +77,8 @@ fn open_with(config: Config, acl: Acl) -> Result<Arc<Shared>, String> {
     let store = Store::new(db, config.databases, filter)
         .map_err(|e| format!("cannot load keyspace metadata: {e}"))?;
     let (monitor, _) = tokio::sync::broadcast::channel(4096);
+    let shutdown = Shutdown::default();
+    let scripting = crate::scripting::Scripting::new(shutdown.clone(), &store.db)?;
     Ok(Arc::new(Shared {
         store,
         config: RwLock::new(config),
@@ -86,7 +88,7 @@ fn open_with(config: Config, acl: Acl) -> Result<Arc<Shared>, String> {
         slowlog: Mutex::new(SlowLog::default()),
         monitor,
         monitors: AtomicUsize::new(0),
-        shutdown: Shutdown::default(),
+        shutdown,
         started: Instant::now(),
         last_save: AtomicI64::new(now_ms() / 1000),
         run_id: format!(
@@ -96,6 +98,7 @@ fn open_with(config: Config, acl: Acl) -> Result<Arc<Shared>, String> {
         acl,
         ring: std::sync::OnceLock::new(),
         command_stats: Default::default(),
+        scripting,
     }))
 }
 

@@ -132,6 +132,8 @@ pub struct Shared {
     pub ring: std::sync::OnceLock<Arc<dyn kv_cluster::ring::Ring>>,
     /// Calls and time per command (INFO commandstats).
     pub command_stats: crate::commands::command_stats::CommandStats,
+    /// Lua scripting: the Lua state, the script cache, the running script.
+    pub scripting: crate::scripting::Scripting,
 }
 
 /// Per-connection state.

@@ -276,6 +276,9 @@ fn admit_inner(
         };
         return Err(reject(srv, client, Some(spec), msg));
     }
+    if let Some(Reply::Error(busy)) = srv.scripting.busy.refusal(spec) {
+        return Err(reject(srv, client, Some(spec), busy.into_owned()));
+    }
     if in_multi
         && !matches!(
             spec.name,
@@ -432,10 +435,19 @@ pub fn run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec, args: 
         Plan::Nothing => None,
         Plan::Read { snapshot: s } => {
             snapshot = s;
-            Some(srv.store.lock_keys(std::iter::empty()))
+            match lock_or_busy(srv, spec, Vec::new()) {
+                Ok(g) => Some(g),
+                Err(busy) => return busy,
+            }
         }
-        Plan::Keys(keys) => Some(srv.store.lock_keys(keys)),
-        Plan::Exclusive => Some(srv.store.lock_world()),
+        Plan::Keys(keys) => match lock_or_busy(srv, spec, keys) {
+            Ok(g) => Some(g),
+            Err(busy) => return busy,
+        },
+        Plan::Exclusive => match world_or_busy(srv, spec) {
+            Ok(g) => Some(g),
+            Err(busy) => return busy,
+        },
     };
     let mut ctx = Ctx {
         srv,
@@ -452,6 +464,39 @@ pub fn run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec, args: 
         Err(e) => reply = Reply::from(e),
     }
     reply
+}
+
+/// How long a command waits for its locks before it looks again whether a script has
+/// run past busy-reply-threshold (then it gets -BUSY instead of waiting on).
+const BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The shared world lock and the stripes of `keys`, or -BUSY once a script holding the
+/// world lock has run past busy-reply-threshold (scripting/busy.rs).
+fn lock_or_busy<'s>(
+    srv: &'s Shared,
+    spec: &CommandSpec,
+    keys: Vec<&[u8]>,
+) -> Result<Guard<'s>, Reply> {
+    loop {
+        if let Some(g) = srv.store.try_lock_keys(keys.iter().copied(), BUSY_POLL) {
+            return Ok(g);
+        }
+        if let Some(busy) = srv.scripting.busy.refusal(spec) {
+            return Err(busy);
+        }
+    }
+}
+
+/// The exclusive world lock, or -BUSY as [`lock_or_busy`].
+fn world_or_busy<'s>(srv: &'s Shared, spec: &CommandSpec) -> Result<Guard<'s>, Reply> {
+    loop {
+        if let Some(g) = srv.store.try_lock_world(BUSY_POLL) {
+            return Ok(g);
+        }
+        if let Some(busy) = srv.scripting.busy.refusal(spec) {
+            return Err(busy);
+        }
+    }
 }
 
 /// Largest total argument bytes of pipelined commands committed as one engine batch.
@@ -506,7 +551,10 @@ pub fn execute_group(
         .zip(cmds)
         .flat_map(|(s, a)| s.keys(a).into_iter().map(|k| &k[..]))
         .collect();
-    let _guard = srv.store.lock_keys(keys);
+    // A script busy past its threshold: the commands run one by one, each getting -BUSY.
+    let Ok(_guard) = lock_or_busy(srv, specs[0], keys) else {
+        return Err(specs.len());
+    };
     let mut ctx = Ctx {
         srv,
         client,

@@ -105,17 +105,22 @@ pub fn bgsave(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 
 /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]
 pub fn shutdown(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
-    let mut abort = false;
+    let (mut abort, mut nosave) = (false, false);
     for x in &a[1..] {
         if is(x, "abort") {
             abort = true;
-        } else if !(is(x, "nosave") || is(x, "save") || is(x, "now") || is(x, "force")) {
+        } else if is(x, "nosave") {
+            nosave = true;
+        } else if !(is(x, "save") || is(x, "now") || is(x, "force")) {
             return Err(err(SYNTAX));
         }
     }
     if abort {
         return Err(err("ERR No shutdown in progress."));
     }
+    // A running script is stopped (its writes dropped) before the server stops; past
+    // busy-reply-threshold only SHUTDOWN NOSAVE may do that, as in Redis.
+    ctx.srv.scripting.busy.shutdown(nosave)?;
     tracing::info!(client = %ctx.client.info.addr, "SHUTDOWN requested");
     ctx.srv.shutdown.trigger();
     ctx.client.close = true;

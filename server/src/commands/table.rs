@@ -9,6 +9,7 @@ use super::{
 };
 use super::{bitfield, bitop, dump, object, replication, sort};
 use super::{CmdResult, Ctx};
+use crate::scripting::{eval, function, script};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -709,6 +710,155 @@ const OBJECT_SUBS: &[CommandSpec] = &[
     ),
 ];
 
+/// SCRIPT subcommands. LOAD, EXISTS and FLUSH use the Lua state, which scripts hold:
+/// `GLOBAL` makes them wait for (or get -BUSY from) a running script.
+const SCRIPT_SUBS: &[CommandSpec] = &[
+    c(
+        "exists",
+        -3,
+        NOSCRIPT | GLOBAL,
+        NK,
+        "scripting",
+        "2.6.0",
+        "Determines whether server-side Lua scripts exist in the script cache.",
+        script::exists,
+    ),
+    c(
+        "flush",
+        -2,
+        NOSCRIPT | GLOBAL,
+        NK,
+        "scripting",
+        "2.6.0",
+        "Removes all server-side Lua scripts from the script cache.",
+        script::flush,
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NK,
+        "scripting",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        script::help,
+    ),
+    c(
+        "kill",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        NK,
+        "scripting",
+        "2.6.0",
+        "Terminates a server-side Lua script during execution.",
+        script::kill,
+    ),
+    c(
+        "load",
+        3,
+        NOSCRIPT | STALE | GLOBAL,
+        NK,
+        "scripting",
+        "2.6.0",
+        "Loads a server-side Lua script to the script cache.",
+        script::load,
+    ),
+];
+
+/// FUNCTION subcommands: those that use the functions' Lua state are `GLOBAL`, like SCRIPT's.
+const FUNCTION_SUBS: &[CommandSpec] = &[
+    c(
+        "delete",
+        3,
+        NOSCRIPT | WRITE | GLOBAL,
+        NK,
+        "scripting",
+        "7.0.0",
+        "Deletes a library and its functions.",
+        function::delete,
+    ),
+    c(
+        "dump",
+        2,
+        NOSCRIPT | GLOBAL,
+        NK,
+        "scripting",
+        "7.0.0",
+        "Dumps all libraries into a serialized binary payload.",
+        function::dump,
+    ),
+    c(
+        "flush",
+        -2,
+        NOSCRIPT | WRITE | GLOBAL,
+        NK,
+        "scripting",
+        "7.0.0",
+        "Deletes all libraries and functions.",
+        function::flush,
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NK,
+        "scripting",
+        "7.0.0",
+        "Returns helpful text about the different subcommands.",
+        function::help,
+    ),
+    c(
+        "kill",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        NK,
+        "scripting",
+        "7.0.0",
+        "Terminates a function during execution.",
+        function::kill,
+    ),
+    c(
+        "list",
+        -2,
+        NOSCRIPT | GLOBAL,
+        NK,
+        "scripting",
+        "7.0.0",
+        "Returns information about all libraries.",
+        function::list,
+    ),
+    c(
+        "load",
+        -3,
+        NOSCRIPT | WRITE | DENYOOM | GLOBAL,
+        NK,
+        "scripting",
+        "7.0.0",
+        "Creates a library.",
+        function::load,
+    ),
+    c(
+        "restore",
+        -3,
+        NOSCRIPT | WRITE | DENYOOM | GLOBAL,
+        NK,
+        "scripting",
+        "7.0.0",
+        "Restores all libraries from a payload.",
+        function::restore,
+    ),
+    c(
+        "stats",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        NK,
+        "scripting",
+        "7.0.0",
+        "Returns information about a function during execution.",
+        function::stats,
+    ),
+];
+
 /// Every command kvd knows.
 pub static COMMANDS: &[CommandSpec] = &[
     // connection
@@ -716,8 +866,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("echo", 2, FAST, NK, "connection", "1.0.0", "Returns the given string.", connection::echo),
     c("quit", -1, ALLOW_BUSY | CONN | NO_AUTH, NK, "connection", "1.0.0", "Closes the connection.", connection::quit),
     c("reset", 1, CONN | NO_AUTH, NK, "connection", "6.2.0", "Resets the connection.", connection::reset),
-    c("auth", -2, CONN | NO_AUTH, NK, "connection", "1.0.0", "Authenticates the connection.", connection::auth),
-    c("hello", -1, CONN | NO_AUTH, NK, "connection", "6.0.0", "Handshakes with the Redis server.", connection::hello),
+    c("auth", -2, CONN | NO_AUTH | ALLOW_BUSY, NK, "connection", "1.0.0", "Authenticates the connection.", connection::auth),
+    c("hello", -1, CONN | NO_AUTH | ALLOW_BUSY, NK, "connection", "6.0.0", "Handshakes with the Redis server.", connection::hello),
     c("select", 2, LOADING | STALE | FAST, NK, "connection", "1.0.0", "Changes the selected database.", connection::select),
     container("client", -2, "connection", "2.4.0", "A container for client connection commands.", CLIENT_SUBS),
     // server
@@ -818,6 +968,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("sort", -2, WRITE | DENYOOM | GLOBAL, K1, "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", sort::sort),
     c("sort_ro", -2, READONLY, K1, "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", sort::sort_ro),
     c("bitfield_ro", -2, READONLY | FAST, K1, "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", bitfield::bitfield_ro),
+    // scripting (docs/scripting.md): a script runs alone (GLOBAL: exclusive world lock)
+    c("eval", -3, NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "2.6.0", "Executes a server-side Lua script.", eval::eval),
+    c("evalsha", -3, NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "2.6.0", "Executes a server-side Lua script by SHA1 digest.", eval::evalsha),
+    c("eval_ro", -3, READONLY | NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "7.0.0", "Executes a read-only server-side Lua script.", eval::eval_ro),
+    c("evalsha_ro", -3, READONLY | NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest.", eval::evalsha_ro),
+    container("script", -2, "scripting", "2.6.0", "A container for Lua scripts management commands.", SCRIPT_SUBS),
+    c("fcall", -3, NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "7.0.0", "Invokes a function.", function::fcall),
+    c("fcall_ro", -3, READONLY | NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "7.0.0", "Invokes a read-only function.", function::fcall_ro),
+    container("function", -2, "scripting", "7.0.0", "A container for function commands.", FUNCTION_SUBS),
 ];
 
 fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {

@@ -222,6 +222,28 @@ impl Store {
     pub fn lock_world(&self) -> Guard<'_> {
         Guard::Exclusive(self.world.write())
     }
+
+    /// Like [`Self::lock_keys`], but gives up after `wait` if the world lock is held
+    /// exclusively (by a script, for one) all that time.
+    pub fn try_lock_keys<'a, I: IntoIterator<Item = &'a [u8]>>(
+        &self,
+        keys: I,
+        wait: std::time::Duration,
+    ) -> Option<Guard<'_>> {
+        let mut idx: Vec<usize> = keys.into_iter().map(Self::stripe_of).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        let world = self.world.try_read_for(wait)?;
+        Some(Guard::Shared {
+            _world: world,
+            _stripes: idx.into_iter().map(|i| self.stripes[i].lock()).collect(),
+        })
+    }
+
+    /// Like [`Self::lock_world`], but gives up after `wait`.
+    pub fn try_lock_world(&self, wait: std::time::Duration) -> Option<Guard<'_>> {
+        self.world.try_write_for(wait).map(Guard::Exclusive)
+    }
 }
 
 #[cfg(test)]

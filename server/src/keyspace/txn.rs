@@ -259,6 +259,15 @@ impl<'s> Txn<'s> {
         op
     }
 
+    /// Deletes a record of a server keyspace; returns its batch index.
+    pub fn delete_record(&mut self, ks: Keyspace, key: &[u8]) -> usize {
+        let op = self.batch.len();
+        self.batch.delete(ks, key);
+        self.records
+            .insert((ks.id(), key.to_vec()), Pending { value: None, op });
+        op
+    }
+
     fn namespaces_mut(&mut self) -> &mut Namespaces {
         let store = self.store;
         self.namespaces.get_or_insert_with(|| store.namespaces())

@@ -1,0 +1,132 @@
+//! Lua scripting (docs/scripting.md): EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT, with
+//! Redis 7's semantics and error texts.
+//!
+//! `sandbox` makes the Lua state, `api` the `redis` table, `call` runs one command for a
+//! script, `convert` maps replies to Lua values and back, `cache` holds compiled scripts,
+//! `shebang` parses script flags, `run` runs a script atomically, `busy` is the running
+//! script as other connections see it (-BUSY, SCRIPT KILL), `eval` and `script` are the
+//! commands; `library` holds FUNCTION libraries, `function` their commands and FCALL;
+//! `cjson`, `bitop` and `random` are the libraries Redis gives scripts.
+
+pub mod api;
+pub mod bitop;
+pub mod busy;
+pub mod cache;
+pub mod call;
+pub mod cjson;
+pub mod convert;
+pub mod eval;
+pub mod function;
+pub mod library;
+pub mod numbers;
+pub mod random;
+pub mod run;
+pub mod sandbox;
+pub mod script;
+pub mod shebang;
+
+use crate::shutdown::Shutdown;
+use busy::Busy;
+use cache::ScriptCache;
+use library::{Functions, FUNCTIONS_KEYSPACE};
+use parking_lot::{Mutex, MutexGuard};
+use sandbox::Vm;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The EVAL Lua state and its script cache. Only used under the exclusive world lock (by
+/// scripts, SCRIPT LOAD/EXISTS/FLUSH), so the mutex is never waited for.
+pub struct EvalState {
+    /// The Lua state.
+    pub vm: Vm,
+    /// Compiled scripts.
+    pub cache: ScriptCache,
+}
+
+/// Everything scripting keeps for the server.
+pub struct Scripting {
+    /// The running script as other connections see it.
+    pub busy: Arc<Busy>,
+    shutdown: Shutdown,
+    eval: Mutex<EvalState>,
+    functions: Mutex<Functions>,
+    /// Engine keyspace of library code (library::FUNCTIONS_KEYSPACE).
+    pub functions_keyspace: kv_engine::Keyspace,
+    /// Libraries and functions loaded (FUNCTION STATS reads them without the Lua state,
+    /// which a running function holds).
+    library_count: AtomicUsize,
+    function_count: AtomicUsize,
+}
+
+impl Scripting {
+    /// Fresh Lua states, with the function libraries stored in `db` loaded; the hook
+    /// stops scripts when `shutdown` triggers.
+    pub fn new(shutdown: Shutdown, db: &kv_engine::Db) -> Result<Scripting, String> {
+        let busy = Arc::new(Busy::default());
+        let vm = Vm::new(busy.clone(), shutdown.clone(), false)
+            .map_err(|e| format!("cannot create the Lua state: {e}"))?;
+        let functions_keyspace = db
+            .keyspace(FUNCTIONS_KEYSPACE)
+            .map_err(|e| format!("cannot open the functions keyspace: {e}"))?;
+        let mut functions = Functions::new(busy.clone(), shutdown.clone())?;
+        let stored = db
+            .iter(functions_keyspace, None, None, None)
+            .map_err(|e| format!("cannot read the stored functions: {e}"))?;
+        for entry in stored {
+            let entry = entry.map_err(|e| format!("cannot read the stored functions: {e}"))?;
+            if let Err(e) = functions.load(&entry.value, false) {
+                tracing::error!(library = %String::from_utf8_lossy(&entry.key), error = ?e, "stored function library does not load; skipped");
+            }
+        }
+        let scripting = Scripting {
+            busy,
+            shutdown,
+            eval: Mutex::new(EvalState {
+                vm,
+                cache: ScriptCache::default(),
+            }),
+            functions: Mutex::new(functions),
+            functions_keyspace,
+            library_count: AtomicUsize::new(0),
+            function_count: AtomicUsize::new(0),
+        };
+        scripting.count(&scripting.functions());
+        Ok(scripting)
+    }
+
+    /// The function engine.
+    pub fn functions(&self) -> MutexGuard<'_, Functions> {
+        self.functions.lock()
+    }
+
+    /// Records how many libraries and functions `f` holds (after a change).
+    pub fn count(&self, f: &Functions) {
+        self.library_count
+            .store(f.libraries.len(), Ordering::Relaxed);
+        self.function_count
+            .store(f.functions.len(), Ordering::Relaxed);
+    }
+
+    /// (libraries, functions) loaded.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.library_count.load(Ordering::Relaxed),
+            self.function_count.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The EVAL state.
+    pub fn eval_state(&self) -> MutexGuard<'_, EvalState> {
+        self.eval.lock()
+    }
+
+    /// SCRIPT FLUSH: a new Lua state without any script (Redis also starts over).
+    pub fn flush(&self) -> Result<(), String> {
+        let vm = Vm::new(self.busy.clone(), self.shutdown.clone(), false)
+            .map_err(|e| format!("cannot create the Lua state: {e}"))?;
+        let mut state = self.eval.lock();
+        state.vm = vm;
+        state.cache.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! Lua scripting, differential: the same EVAL / EVALSHA / SCRIPT commands go to kvd and to
+//! Debian's redis-server, both fresh, and every reply must be byte-for-byte identical in
+//! RESP2 and in RESP3 (conversions, error texts with their script positions, the
+//! sandbox, shebang flags, read-only scripts, cjson, bit, math.random's sequence), and
+//! FUNCTION LOAD/LIST/DELETE/FLUSH/STATS/KILL with FCALL and FCALL_RO.
+//! Skips with a message if redis-server is not installed.
+
+use kv_tests::{encode_command, Kvd, RawConn, RedisServer};
+
+const RETURN_1_SHA: &str = "e0e1f9fabfc9d4800c877a703b823ac0578ff8db";
+
+/// Commands, each a list of arguments; `\n` inside a script is a real newline.
+fn cases() -> Vec<Vec<String>> {
+    let e = |script: &str, rest: &[&str]| {
+        let mut v = vec!["EVAL".to_string(), script.to_string()];
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
+    };
+    let c = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    vec![
+        // math.random's sequence on a fresh server (first, so both servers are fresh)
+        e("return tostring(math.random())", &["0"]),
+        e("return math.random(1000)", &["0"]),
+        e("return math.random(5, 10)", &["0"]),
+        // conversions of what a script returns
+        e("return 1", &["0"]),
+        e("return {1,2,{3,'x',{4}},'y'}", &["0"]),
+        e("return {1,2,nil,4}", &["0"]),
+        e("return 3.99", &["0"]),
+        e("return -3.5", &["0"]),
+        e("return true", &["0"]),
+        e("return false", &["0"]),
+        e("return nil", &["0"]),
+        e("return {true,false,1}", &["0"]),
+        e("return {1,{2,{3,{4,{5}}}}}", &["0"]),
+        e("return {err='my err'}", &["0"]),
+        e("return {ok='FINE'}", &["0"]),
+        e("return {1, {err='inner'}, {ok='fine'}}", &["0"]),
+        e("return {double=3.5}", &["0"]),
+        e("return {map={a=1}}", &["0"]),
+        e("return {set={a=true}}", &["0"]),
+        e("return redis.error_reply('x y')", &["0"]),
+        e("return redis.error_reply('boom')", &["0"]),
+        e("return redis.error_reply('-BOOM bad')", &["0"]),
+        e("return redis.status_reply('OK2')", &["0"]),
+        e("return redis.error_reply()", &["0"]),
+        // KEYS, ARGV, numkeys
+        e("return KEYS[1]..ARGV[1]", &["1", "k", "a"]),
+        e(
+            "return {KEYS[1],KEYS[2],ARGV[1],ARGV[2]}",
+            &["2", "a", "b", "c", "d"],
+        ),
+        e("return #KEYS + #ARGV", &["0", "x", "y", "z"]),
+        e("return 1", &["x"]),
+        e("return 1", &["-1"]),
+        e("return 1", &["5", "a"]),
+        // redis.call and redis.pcall
+        e("return redis.call('set',KEYS[1],ARGV[1])", &["1", "k", "v"]),
+        e("return redis.call('get',KEYS[1])", &["1", "k"]),
+        e("return #redis.call('get', KEYS[1])", &["1", "k"]),
+        e("return redis.call('get','nokey')", &["0"]),
+        e("return redis.call('incr',KEYS[1])", &["1", "k"]),
+        e("return redis.pcall('incr',KEYS[1])", &["1", "k"]),
+        e(
+            "local r = redis.pcall('incr',KEYS[1]) return type(r) .. ':' .. r.err",
+            &["1", "k"],
+        ),
+        e("return redis.call('get')", &["0"]),
+        e("return redis.pcall('get')", &["0"]),
+        e("return redis.call('nosuch')", &["0"]),
+        e("return redis.pcall('nosuch')", &["0"]),
+        e("return redis.call()", &["0"]),
+        e("return redis.call('get', {})", &["0"]),
+        e("return redis.call('multi')", &["0"]),
+        e("return redis.call('eval','return 1','0')", &["0"]),
+        e(
+            "return redis.call('set','k','v','EX','notanint')",
+            &["1", "k"],
+        ),
+        e("return redis.call('set',KEYS[1],0.1)", &["1", "fl"]),
+        c(&["GET", "fl"]),
+        e("return redis.call('set',KEYS[1],1.5)", &["1", "fl"]),
+        c(&["GET", "fl"]),
+        e(
+            "local x = 1\nlocal y = 2\nreturn redis.call('incr', 'k')",
+            &["0"],
+        ),
+        e("redis.call('set','partial','1') error('after')", &["0"]),
+        c(&["GET", "partial"]),
+        e(
+            "redis.call('select','1') redis.call('set','x','1') return redis.call('get','x')",
+            &["0"],
+        ),
+        c(&["GET", "x"]),
+        // errors raised by scripts
+        e("error('boom')", &["0"]),
+        e("error({err='TBL x'})", &["0"]),
+        e("syntax error here", &["0"]),
+        e("return redis.sha1hex('abc')", &["0"]),
+        e("return redis.sha1hex()", &["0"]),
+        // the sandbox
+        e("x = 1", &["0"]),
+        e("return os", &["0"]),
+        e("return type(io)", &["0"]),
+        e("return print", &["0"]),
+        e("rawset(_G, 'x', 1)", &["0"]),
+        e("string.len = nil", &["0"]),
+        e("redis.call = nil", &["0"]),
+        e("_G.redis = nil", &["0"]),
+        e("return type(loadstring)", &["0"]),
+        e("return _VERSION", &["0"]),
+        e("local t = {} t.x = 1 return t.x", &["0"]),
+        e("return tostring(1e15) .. ' ' .. tonumber('0x10')", &["0"]),
+        e("return redis.REPL_ALL", &["0"]),
+        e("return redis.set_repl(redis.REPL_NONE)", &["0"]),
+        e("return redis.set_repl(99)", &["0"]),
+        e(
+            "redis.log(redis.LOG_WARNING, 'from a script') return 1",
+            &["0"],
+        ),
+        e("redis.log()", &["0"]),
+        // the protocol a script asks for
+        e("redis.setresp(3) return redis.call('get','nokey')", &["0"]),
+        e("redis.setresp(3) return {double=3.5}", &["0"]),
+        e("redis.setresp(3) return true", &["0"]),
+        e("redis.setresp(3) return false", &["0"]),
+        e("redis.setresp(4)", &["0"]),
+        e("redis.setresp()", &["0"]),
+        e(
+            "redis.setresp(3) local v = redis.call('get','nokey') return v == nil",
+            &["0"],
+        ),
+        // libraries
+        e("return cjson.encode({1,2,{a=1}})", &["0"]),
+        e("return cjson.encode({x='a/b'})", &["0"]),
+        e("return cjson.decode('[1,2,{\"a\":1.5}]')[3].a", &["0"]),
+        e(
+            "return cjson.encode(cjson.decode('{\"k\":[1,2,3]}'))",
+            &["0"],
+        ),
+        e("return bit.band(0xff, 0x0f)", &["0"]),
+        e("return bit.tohex(255)", &["0"]),
+        e(
+            "return bit.bxor(5, 3) + bit.bor(1, 2) + bit.rshift(256, 4)",
+            &["0"],
+        ),
+        e("return bit.tobit(4294967295)", &["0"]),
+        // EVALSHA and SCRIPT
+        c(&["EVALSHA", RETURN_1_SHA, "0"]),
+        c(&["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"]),
+        c(&["EVALSHA", "short", "0"]),
+        c(&["SCRIPT", "LOAD", "return 'loaded'"]),
+        c(&["EVALSHA", "b534286061d4b9e4026607613b95c06c06015ae8", "0"]),
+        c(&[
+            "SCRIPT",
+            "EXISTS",
+            RETURN_1_SHA,
+            "ffffffffffffffffffffffffffffffffffffffff",
+        ]),
+        c(&["SCRIPT", "LOAD", "syntax error here"]),
+        c(&["SCRIPT", "FLUSH", "bad"]),
+        c(&["SCRIPT", "KILL"]),
+        c(&["SCRIPT", "BOGUS"]),
+        c(&["SCRIPT", "FLUSH"]),
+        c(&["SCRIPT", "EXISTS", RETURN_1_SHA]),
+        c(&["EVALSHA", RETURN_1_SHA, "0"]),
+        c(&["SCRIPT", "FLUSH", "ASYNC"]),
+        // shebang flags and read-only scripts
+        e(
+            "#!lua flags=no-writes\nreturn redis.call('set','a','b')",
+            &["1", "a"],
+        ),
+        e("#!lua flags=no-writes,allow-oom\nreturn 2", &["0"]),
+        e("#!lua flags=bogus\nreturn 1", &["0"]),
+        e("#!python\nreturn 1", &["0"]),
+        e("#!lua name=x\nreturn 1", &["0"]),
+        e("#!lua", &["0"]),
+        e("#!lua\nreturn redis.call('set','a','b')", &["1", "a"]),
+        c(&["EVAL_RO", "return redis.call('set','a','b')", "1", "a"]),
+        c(&["EVAL_RO", "#!lua\nreturn 1", "0"]),
+        c(&["EVAL_RO", "return redis.call('get','a')", "1", "a"]),
+        c(&["EVALSHA_RO", RETURN_1_SHA, "0"]),
+        c(&["EVAL"]),
+        c(&["EVALSHA", RETURN_1_SHA]),
+    ]
+}
+
+/// FUNCTION and FCALL commands (FUNCTION DUMP's payload is kvd's own format: not here).
+fn function_cases() -> Vec<Vec<String>> {
+    let c = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let two = "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return {keys[1], args[1]} end)\nredis.register_function{function_name='ro', callback=function(keys, args) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads'}";
+    let one = "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return #keys + #args end)";
+    vec![
+        c(&["FUNCTION", "FLUSH"]),
+        c(&["FUNCTION", "LOAD", two]),
+        c(&["FCALL", "myfunc", "1", "k", "a"]),
+        c(&["FCALL_RO", "myfunc", "0"]),
+        c(&["SET", "k", "v"]),
+        c(&["FCALL_RO", "ro", "1", "k"]),
+        c(&["FCALL", "nosuch", "0"]),
+        c(&["FCALL", "myfunc", "-1"]),
+        c(&["FCALL", "myfunc", "x"]),
+        c(&["FUNCTION", "LOAD", two]),
+        c(&["FUNCTION", "LOAD", "return 1"]),
+        c(&["FUNCTION", "LOAD", "#!lua\nreturn 1"]),
+        c(&["FUNCTION", "LOAD", "#!lua name=empty\nlocal x = 1"]),
+        c(&["FUNCTION", "LOAD", "#!lua name=bad\nredis.register_function('myfunc', function() return 1 end)"]),
+        c(&["FUNCTION", "LOAD", "#!lua name=syn\nthis is bad"]),
+        c(&["FUNCTION", "LOAD", "#!lua name=bad name\nreturn 1"]),
+        c(&["FUNCTION", "DELETE", "nosuch"]),
+        c(&["FUNCTION", "STATS"]),
+        c(&["FUNCTION", "KILL"]),
+        c(&["FUNCTION", "LOAD", "REPLACE", one]),
+        c(&["FCALL", "myfunc", "2", "a", "b", "c"]),
+        c(&["FCALL", "ro", "0"]),
+        c(&["FUNCTION", "LIST"]),
+        c(&["FUNCTION", "LIST", "WITHCODE"]),
+        c(&["FUNCTION", "LOAD", "#!lua name=e2\nredis.register_function('f2', function(keys, args) return redis.call('incr', 'k') end)"]),
+        c(&["FCALL", "f2", "0"]),
+        c(&["FUNCTION", "DELETE", "mylib"]),
+        c(&["FUNCTION", "DELETE", "e2"]),
+        c(&["FUNCTION", "LIST"]),
+        c(&["FUNCTION", "RESTORE", "garbage"]),
+        c(&["FUNCTION", "FLUSH", "bad"]),
+        c(&["FUNCTION", "STATS"]),
+    ]
+}
+
+fn send(c: &mut RawConn, cmd: &[String]) -> String {
+    let args: Vec<&[u8]> = cmd.iter().map(|s| s.as_bytes()).collect();
+    c.send(&encode_command(&args));
+    String::from_utf8_lossy(&c.reply()).into_owned()
+}
+
+fn compare(kvd: &Kvd, redis: &RedisServer, resp3: bool) {
+    let (mut a, mut b) = (kvd.raw(), redis.raw());
+    for c in [&mut a, &mut b] {
+        if resp3 {
+            send(c, &["HELLO".into(), "3".into()]);
+        }
+    }
+    for cmd in cases().into_iter().chain(function_cases()) {
+        let (ra, rb) = (send(&mut a, &cmd), send(&mut b, &cmd));
+        assert_eq!(
+            ra, rb,
+            "resp3 {resp3}: replies differ (kvd left, redis right) to {cmd:?}"
+        );
+    }
+}
+
+#[test]
+fn scripts_match_redis_byte_for_byte() {
+    if RedisServer::start().is_none() {
+        eprintln!(
+            "SKIPPED: redis-server is not installed (apt-get install redis-server); CI installs it"
+        );
+        return;
+    }
+    for resp3 in [false, true] {
+        // Fresh servers each time: math.random's sequence starts over.
+        let Some(redis) = RedisServer::start() else {
+            return;
+        };
+        let kvd = Kvd::start_default();
+        compare(&kvd, &redis, resp3);
+    }
+}
