@@ -63,6 +63,8 @@ pub struct Config {
     pub tls: TlsSettings,
     /// Cluster membership (`cluster-*`, see cluster_config.rs).
     pub cluster: crate::cluster_config::ClusterSettings,
+    /// The HTTP front end (`http-*`, see http/settings.rs).
+    pub http: crate::http::settings::HttpSettings,
 }
 
 impl Default for Config {
@@ -95,6 +97,7 @@ impl Default for Config {
             acllog_max_len: 128,
             tls: TlsSettings::default(),
             cluster: Default::default(),
+            http: Default::default(),
         }
     }
 }
@@ -536,11 +539,12 @@ pub static PARAMS: &[Param] = &[
     },
 ];
 
-/// Every parameter: the general table, then the cluster's.
+/// Every parameter: the general table, then the cluster's, then the HTTP front end's.
 pub fn all_params() -> impl Iterator<Item = &'static Param> {
     PARAMS
         .iter()
         .chain(crate::cluster_config::CLUSTER_PARAMS.iter())
+        .chain(crate::http::settings::HTTP_PARAMS.iter())
 }
 
 /// Looks a parameter up by name (any case).
@@ -748,6 +752,9 @@ pub struct Cli {
     /// The `--cluster-*` flags.
     #[command(flatten)]
     pub cluster: crate::cluster_config::ClusterFlags,
+    /// The `--http-*` flags.
+    #[command(flatten)]
+    pub http: crate::http::settings::HttpFlags,
 }
 
 impl Cli {
@@ -813,7 +820,8 @@ impl Cli {
             ),
         ];
         let cluster = self.cluster.settings();
-        for (name, v) in flags.into_iter().chain(cluster) {
+        let http = self.http.settings();
+        for (name, v) in flags.into_iter().chain(cluster).chain(http) {
             if let Some(v) = v {
                 c.apply(name, &v).map_err(|e| format!("--{name}: {e}"))?;
             }

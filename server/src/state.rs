@@ -128,6 +128,8 @@ pub struct Shared {
     pub acl: Acl,
     /// On a cluster node, the ring that key commands run on (set once at start).
     pub ring: std::sync::OnceLock<Arc<dyn kv_cluster::ring::Ring>>,
+    /// Per-command calls, failures and latencies (/metrics).
+    pub command_metrics: crate::command_metrics::CommandMetrics,
 }
 
 /// Per-connection state.
