@@ -116,3 +116,20 @@ async fn send(
 pub fn get(port: u16, path: &str) -> HttpResponse {
     request(port, "GET", path, &[], b"")
 }
+
+/// Starts kvd with the HTTP API on a free port; returns the server and that port.
+pub fn start_kvd(extra: &[&str]) -> (crate::Kvd, u16) {
+    let port = crate::free_port();
+    let port_arg = port.to_string();
+    let mut args = vec!["--http-port", port_arg.as_str()];
+    args.extend_from_slice(extra);
+    (crate::Kvd::start(&args), port)
+}
+
+/// The `ETag` of a response as a version number.
+pub fn etag_version(resp: &HttpResponse) -> u64 {
+    let tag = resp.header("etag").expect("an ETag header");
+    tag.trim_matches('"')
+        .parse()
+        .unwrap_or_else(|_| panic!("ETag {tag} is not a quoted version"))
+}

@@ -11,6 +11,10 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::Deserialize;
 
+/// How long a client may take to send a body: one that trickles in holds a connection
+/// and up to `http-max-body-bytes` of memory meanwhile.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Reads the whole body, refusing one larger than `limit` bytes without reading it all.
 pub async fn read_limited(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, ApiError> {
     let declared = headers
@@ -21,7 +25,17 @@ pub async fn read_limited(headers: &HeaderMap, body: Body, limit: u64) -> Result
         return Err(ApiError::too_large(limit));
     }
     let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match limited.collect().await {
+    let Ok(collected) = tokio::time::timeout(BODY_READ_TIMEOUT, limited.collect()).await else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        ));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
         Err(e) => Err(ApiError::bad_request(format!(
