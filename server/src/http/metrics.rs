@@ -23,6 +23,9 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// Histogram exemplars, which kvd does not record.
+type Exemplars = HashMap<usize, Exemplar<Vec<(String, String)>, f64>>;
+
 /// The OpenMetrics text format's media type.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -225,7 +228,7 @@ fn command_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
         buckets.push((f64::INFINITY, above));
         let count = buckets.iter().map(|(_, n)| n).sum();
         let sum = s.micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let no_exemplars: Option<&HashMap<usize, Exemplar<Vec<(String, String)>, f64>>> = None;
+        let no_exemplars: Option<&Exemplars> = None;
         latency
             .encode_family(&labels)?
             .encode_histogram(sum, count, &buckets, no_exemplars)?;
