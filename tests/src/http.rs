@@ -133,3 +133,25 @@ pub fn etag_version(resp: &HttpResponse) -> u64 {
         .parse()
         .unwrap_or_else(|_| panic!("ETag {tag} is not a quoted version"))
 }
+
+/// Adds ACL user `user` with password `pass` and `rules` (e.g. `~*`, `+getwithetag`)
+/// over RESP, authenticating first with the default user's `admin_pass`.
+pub fn add_acl_user(k: &crate::Kvd, admin_pass: &str, user: &str, pass: &str, rules: &[&str]) {
+    let mut raw = k.raw();
+    assert_eq!(raw.cmd(&[b"AUTH", admin_pass.as_bytes()]), "+OK\r\n");
+    let pass = format!(">{pass}");
+    let mut args: Vec<&[u8]> = vec![b"ACL", b"SETUSER", user.as_bytes(), b"on", pass.as_bytes()];
+    args.extend(rules.iter().map(|r| r.as_bytes()));
+    assert_eq!(raw.cmd(&args), "+OK\r\n");
+}
+
+/// Request headers as `(name, value)` pairs.
+pub type Headers<'a> = &'a [(&'a str, &'a str)];
+
+/// Sends each `(method, path, headers)` with an empty body and checks its status.
+pub fn expect_statuses(port: u16, cases: &[(&str, &str, Headers<'_>, u16)]) {
+    for (method, path, headers, want) in cases {
+        let r = request(port, method, path, headers, b"");
+        assert_eq!(r.status, *want, "{method} {path} {headers:?}: {r:?}");
+    }
+}

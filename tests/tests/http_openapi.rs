@@ -92,19 +92,7 @@ impl Spec {
 fn answers_match_the_openapi_document() {
     let spec = Spec::load();
     let (k, port) = start_kvd(&["--requirepass", "pw", "--http-max-body-bytes", "4096"]);
-    let mut raw = k.raw();
-    assert_eq!(raw.cmd(&[b"AUTH", b"pw"]), "+OK\r\n");
-    let added = raw.cmd(&[
-        b"ACL",
-        b"SETUSER",
-        b"ro",
-        b"on",
-        b">ro",
-        b"~*",
-        b"+getwithetag",
-        b"+scan",
-    ]);
-    assert_eq!(added, "+OK\r\n");
+    kv_tests::http::add_acl_user(&k, "pw", "ro", "ro", &["~*", "+getwithetag", "+scan"]);
     let auth = ("authorization", "Bearer pw");
     let ro = ("authorization", "Basic cm86cm8="); // ro:ro
     let json = ("content-type", "application/json");

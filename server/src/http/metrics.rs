@@ -5,12 +5,13 @@
 
 use super::error::ApiError;
 use super::session::{Peer, Session};
-use crate::command_metrics::LATENCY_BUCKETS_MICROS;
+use crate::command_metrics::{CommandStat, LATENCY_BUCKETS_MICROS};
 use crate::state::Shared;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use kv_engine::LevelStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -20,7 +21,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Histogram exemplars, which kvd does not record.
@@ -190,27 +191,16 @@ fn server_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
 
 fn command_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
     let used: Vec<_> = srv.command_metrics.used().collect();
-    let mut calls = enc.encode_descriptor(
-        "kvd_command_calls",
-        "Runs per command.",
-        None,
-        MetricType::Counter,
-    )?;
-    for (name, s) in &used {
-        let labels = [("command", name.as_str())];
-        ConstCounter::new(s.calls.load(Ordering::Relaxed)).encode(calls.encode_family(&labels)?)?;
-    }
-    let mut failed = enc.encode_descriptor(
+    command_counter(enc, "kvd_command_calls", "Runs per command.", &used, |s| {
+        &s.calls
+    })?;
+    command_counter(
+        enc,
         "kvd_command_failed_calls",
         "Runs per command that replied with an error.",
-        None,
-        MetricType::Counter,
+        &used,
+        |s| &s.failed,
     )?;
-    for (name, s) in &used {
-        let labels = [("command", name.as_str())];
-        ConstCounter::new(s.failed.load(Ordering::Relaxed))
-            .encode(failed.encode_family(&labels)?)?;
-    }
     let mut latency = enc.encode_descriptor(
         "kvd_command_duration",
         "Time to run a command, from admission to reply.",
@@ -236,30 +226,59 @@ fn command_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
     Ok(())
 }
 
+/// A counter family with one series per command that ran.
+fn command_counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    used: &[(String, &CommandStat)],
+    field: impl Fn(&CommandStat) -> &AtomicU64,
+) -> fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (command, s) in used {
+        let labels = [("command", command.as_str())];
+        ConstCounter::new(field(s).load(Ordering::Relaxed))
+            .encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A gauge family with one series per engine level.
+fn level_gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    levels: &[LevelStats],
+    value: impl Fn(&LevelStats) -> u64,
+) -> fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    for l in levels {
+        let level = l.level.to_string();
+        let labels = [("level", level.as_str())];
+        ConstGauge::new(value(l) as i64).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 fn engine_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
     let s = srv.store.db.stats();
-    let mut files = enc.encode_descriptor(
+    level_gauge(
+        enc,
         "kvd_engine_level_files",
         "Live SSTables per level.",
         None,
-        MetricType::Gauge,
+        &s.levels,
+        |l| l.files as u64,
     )?;
-    for l in &s.levels {
-        let level = l.level.to_string();
-        ConstGauge::new(l.files as i64)
-            .encode(files.encode_family(&[("level", level.as_str())])?)?;
-    }
-    let mut bytes = enc.encode_descriptor(
+    level_gauge(
+        enc,
         "kvd_engine_level",
         "Size of the live SSTables per level.",
         Some(&Unit::Bytes),
-        MetricType::Gauge,
+        &s.levels,
+        |l| l.bytes,
     )?;
-    for l in &s.levels {
-        let level = l.level.to_string();
-        ConstGauge::new(l.bytes as i64)
-            .encode(bytes.encode_family(&[("level", level.as_str())])?)?;
-    }
     let gauges: [(&str, &str, Option<&Unit>, f64); 9] = [
         (
             "kvd_engine_memtable",
