@@ -57,3 +57,37 @@ fn metrics_expose_commands_latencies_and_the_engine() {
         "{buckets:?}"
     );
 }
+
+#[test]
+fn the_dashboard_is_self_contained_html_reading_this_servers_metrics() {
+    let (_k, port) = start_kvd(&[]);
+    let page = get(port, "/");
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/html")));
+    let html = String::from_utf8(page.body).expect("utf-8");
+    assert!(html.contains("<title>kvd dashboard</title>"));
+    assert!(html.contains("fetch(\"/metrics\")") && html.contains("fetch(\"/ready\")"));
+    // No external assets: nothing is loaded from another origin.
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "external reference"
+    );
+    // The metric names the page reads are ones the server exports.
+    let metrics = String::from_utf8(get(port, "/metrics").body).expect("utf-8");
+    for name in [
+        "kvd_commands_total",
+        "kvd_connected_clients",
+        "kvd_uptime_seconds",
+        "kvd_engine_write_amplification_ratios",
+        "kvd_engine_memtable_bytes",
+        "kvd_engine_wal_syncs_total",
+        "kvd_engine_level_files",
+        "kvd_engine_level_bytes",
+        "kvd_command_calls_total",
+    ] {
+        assert!(html.contains(name), "page does not read {name}");
+        assert!(metrics.contains(name), "server does not export {name}");
+    }
+}

@@ -183,6 +183,7 @@ fn answers_match_the_openapi_document() {
     call("/kv", "get", "/kv?prefix=d&limit=5", &[ro], b"", 200);
     call("/kv", "get", "/kv?limit=0", &[auth], b"", 400);
     call("/kv", "get", "/kv", &[], b"", 401);
+    call("/", "get", "/", &[], b"", 200);
     call("/health", "get", "/health", &[], b"", 200);
     call("/ready", "get", "/ready", &[], b"", 200);
     call("/metrics", "get", "/metrics", &[auth], b"", 200);

@@ -5,9 +5,10 @@
 //! One file per concept: [`settings`] (parameters), [`session`] (a request as a client),
 //! [`kv`] and [`list`] (the REST API), [`etag`] (versions as ETags), [`body`] (bodies and
 //! JSON values), [`uri`] (keys and query parameters), [`error`] (JSON errors),
-//! [`health`] (/health and /ready), [`metrics`] (/metrics).
+//! [`health`] (/health and /ready), [`metrics`] (/metrics), [`dashboard`] (/).
 
 pub mod body;
+pub mod dashboard;
 pub mod error;
 pub mod etag;
 pub mod health;
@@ -42,6 +43,7 @@ pub fn router(srv: Arc<Shared>) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics::metrics))
+        .route("/", get(dashboard::dashboard))
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
