@@ -68,6 +68,8 @@ pub struct Config {
     pub busy_reply_threshold: u64,
     /// kvd: bytes the Lua state may allocate (`lua-memory-limit`); 0 = no limit.
     pub lua_memory_limit: u64,
+    /// The HTTP front end (`http-*`, see http/settings.rs).
+    pub http: crate::http::settings::HttpSettings,
 }
 
 impl Default for Config {
@@ -102,6 +104,7 @@ impl Default for Config {
             cluster: Default::default(),
             busy_reply_threshold: 5000,
             lua_memory_limit: 256 * 1024 * 1024,
+            http: Default::default(),
         }
     }
 }
@@ -573,11 +576,12 @@ pub static PARAMS: &[Param] = &[
     },
 ];
 
-/// Every parameter: the general table, then the cluster's.
+/// Every parameter: the general table, then the cluster's, then the HTTP front end's.
 pub fn all_params() -> impl Iterator<Item = &'static Param> {
     PARAMS
         .iter()
         .chain(crate::cluster_config::CLUSTER_PARAMS.iter())
+        .chain(crate::http::settings::HTTP_PARAMS.iter())
 }
 
 /// Looks a parameter up by name (any case).
@@ -794,6 +798,9 @@ pub struct Cli {
     /// Memory the Lua state may use, e.g. 64mb; 0 = no limit [default: 256mb].
     #[arg(long = "lua-memory-limit")]
     pub lua_memory_limit: Option<String>,
+    /// The `--http-*` flags.
+    #[command(flatten)]
+    pub http: crate::http::settings::HttpFlags,
 }
 
 impl Cli {
@@ -862,7 +869,8 @@ impl Cli {
             ("lua-memory-limit", self.lua_memory_limit),
         ];
         let cluster = self.cluster.settings();
-        for (name, v) in flags.into_iter().chain(cluster) {
+        let http = self.http.settings();
+        for (name, v) in flags.into_iter().chain(cluster).chain(http) {
             if let Some(v) = v {
                 c.apply(name, &v).map_err(|e| format!("--{name}: {e}"))?;
             }

@@ -319,7 +319,7 @@ fn run_group(
 }
 
 /// Runs one command; a panic inside it becomes an error reply and closes the connection.
-fn run_one(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
+pub(crate) fn run_one(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         commands::execute(srv, client, args)
     }));

@@ -3,7 +3,8 @@
 //! `connection` frames bytes and writes replies; `commands` holds one file per command
 //! family and the command table; `keyspace` maps Redis keys onto the engine;
 //! `shutdown` owns graceful stop; `server` starts and stops everything; `acl` holds users
-//! and permissions; `tls` serves clients over TLS; `scripting` runs Lua scripts.
+//! and permissions; `tls` serves clients over TLS; `scripting` runs Lua scripts; `http` is
+//! the HTTP front end.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
@@ -13,10 +14,12 @@ pub mod cli;
 pub mod cluster_config;
 pub mod cluster_mode;
 pub mod cluster_start;
+pub mod command_metrics;
 pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod fd_limit;
+pub mod http;
 pub mod keyspace;
 pub mod output_limits;
 pub mod protocol;

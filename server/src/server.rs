@@ -99,6 +99,7 @@ fn open_with(config: Config, acl: Acl) -> Result<Arc<Shared>, String> {
         ring: std::sync::OnceLock::new(),
         command_stats: Default::default(),
         scripting,
+        command_metrics: Default::default(),
     }))
 }
 
@@ -122,6 +123,7 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         Some(_) => bind_all(&config.bind, config.tls.port).await?,
         None => (Vec::new(), Vec::new()),
     };
+    let http_listeners = crate::http::bind(&config).await?;
     let policy = format!("{:?}", config.appendfsync).to_ascii_lowercase();
     let dir = config.dir.display().to_string();
     let dbs = config.databases;
@@ -170,6 +172,9 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         for l in tls_listeners {
             accepts.spawn(tls::listener::accept_loop(srv.clone(), l, acceptor.clone()));
         }
+    }
+    for l in http_listeners {
+        accepts.spawn(crate::http::accept_loop(srv.clone(), l));
     }
     srv.shutdown.wait().await;
     accepts.abort_all();

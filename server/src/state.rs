@@ -134,6 +134,8 @@ pub struct Shared {
     pub command_stats: crate::commands::command_stats::CommandStats,
     /// Lua scripting: the Lua state, the script cache, the running script.
     pub scripting: crate::scripting::Scripting,
+    /// Per-command calls, failures and latencies (/metrics).
+    pub command_metrics: crate::command_metrics::CommandMetrics,
 }
 
 /// Per-connection state.

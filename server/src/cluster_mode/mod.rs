@@ -63,7 +63,7 @@ pub async fn execute(
         Route::Flush => metadata::flush(srv, ring, client, args).await,
         Route::Metadata => metadata::change(srv, ring, client, spec, args).await,
     };
-    commands::after_command(srv, client, spec, args, started.elapsed());
+    commands::after_command(srv, client, spec, args, started.elapsed(), &reply);
     reply
 }
 

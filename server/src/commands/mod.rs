@@ -220,7 +220,7 @@ pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
     let started = Instant::now();
     let reply = run(srv, client, spec, args);
     let elapsed = started.elapsed();
-    after_command(srv, client, spec, args, elapsed);
+    after_command(srv, client, spec, args, elapsed, &reply);
     reply
 }
 
@@ -567,8 +567,8 @@ pub fn execute_group(
             Some(h) => h(&mut ctx, args).unwrap_or_else(|e| e),
             None => server::command_all(srv),
         };
+        after_command(srv, ctx.client, spec, args, started.elapsed(), &reply);
         replies.push(reply);
-        after_command(srv, ctx.client, spec, args, started.elapsed());
     }
     match ctx.txn.commit() {
         Ok(Some(first)) => replies[first_reply..]
@@ -599,15 +599,18 @@ pub fn call_inner(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     reply
 }
 
-/// Bookkeeping after a command ran: counters, the slow log and the MONITOR feed.
+/// Bookkeeping after a command ran: counters, per-command metrics, the slow log and the
+/// MONITOR feed.
 pub fn after_command(
     srv: &Shared,
     client: &Client,
     spec: &'static CommandSpec,
     args: &[Bytes],
     elapsed: std::time::Duration,
+    reply: &Reply,
 ) {
     srv.counters.commands.fetch_add(1, Ordering::Relaxed);
+    srv.command_metrics.record(spec, elapsed, reply.is_error());
     *client.info.last_cmd.lock() = command_stats::full_name(spec);
     let micros = elapsed.as_micros() as u64;
     srv.command_stats.record(spec, micros);
