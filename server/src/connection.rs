@@ -43,6 +43,14 @@ where
     let mut client = Client::new(info.clone(), srv.acl.open_default());
     serve_client(&srv, &mut stream, &mut client, &info).await;
     client.unwatch_all(&srv.store); // a client that disconnects forgets its WATCHes
+    crate::pubsub::leave(&srv, &mut client);
+    info.mailbox.close();
+    if info.mailbox.overflowed() {
+        srv.counters
+            .output_limit_disconnects
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(client = %info.addr, "closing client whose pub/sub messages passed the output buffer limit (client-output-buffer-limit)");
+    }
 }
 
 async fn serve_client<S>(
@@ -59,6 +67,8 @@ async fn serve_client<S>(
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut need = 1usize;
     loop {
+        info.mailbox
+            .set_limits(srv.config.read().client_output_buffer_limit);
         // Frame every complete command already buffered (up to MAX_BATCH).
         let mut batch: Vec<Vec<Bytes>> = Vec::new();
         let mut protocol_error = None;
@@ -125,6 +135,7 @@ async fn serve_client<S>(
         if client.silent {
             return;
         }
+        crate::pubsub::drain(client, &mut out, crate::pubsub::DRAIN_BYTES);
         if client.output_limit_reached {
             srv.counters
                 .output_limit_disconnects
@@ -132,7 +143,13 @@ async fn serve_client<S>(
             tracing::warn!(client = %info.addr, pending = out.len(), "closing client that reached the output buffer hard limit (client-output-buffer-limit)");
             return;
         }
-        if !flush(srv, stream, &mut out).await || client.close {
+        // A client killed while its write waits (CLIENT KILL, or its pub/sub messages
+        // passing the output buffer limit) stops waiting at once.
+        let flushed = tokio::select! {
+            ok = flush(srv, stream, &mut out) => ok,
+            _ = info.kill.notified() => false,
+        };
+        if !flushed || client.close {
             return;
         }
         if client.monitor {
@@ -151,15 +168,19 @@ async fn serve_client<S>(
         if inbuf.capacity() - inbuf.len() < want {
             inbuf.reserve(want);
         }
+        // Subscribers wait for messages however long (Redis exempts them from `timeout`).
         let timeout = srv.config.read().timeout;
         let idle = async {
-            if timeout == 0 {
+            if timeout == 0 || client.pubsub.subs.any() {
                 std::future::pending::<()>().await
             } else {
                 tokio::time::sleep(Duration::from_secs(timeout)).await
             }
         };
+        // Input first, so a stream of messages never keeps a subscriber's commands
+        // (UNSUBSCRIBE) waiting; then queued messages, written without waiting.
         tokio::select! {
+            biased;
             r = stream.read_buf(&mut inbuf) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
@@ -169,6 +190,8 @@ async fn serve_client<S>(
             },
             _ = srv.shutdown.wait() => return,
             _ = info.kill.notified() => return,
+            _ = std::future::ready(()), if info.mailbox.has_pending() => {}
+            _ = info.mailbox.wake.notified() => {}
             _ = idle => return,
         }
         if info.killed.load(Ordering::Acquire) {

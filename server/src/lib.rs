@@ -20,6 +20,7 @@ pub mod fd_limit;
 pub mod keyspace;
 pub mod output_limits;
 pub mod protocol;
+pub mod pubsub;
 pub mod server;
 pub mod shutdown;
 pub mod state;

@@ -95,6 +95,7 @@ fn open_with(config: Config, acl: Acl) -> Result<Arc<Shared>, String> {
         ),
         acl,
         ring: std::sync::OnceLock::new(),
+        pubsub: Default::default(),
     }))
 }
 
@@ -273,6 +274,7 @@ pub fn register(srv: &Shared, addr: String, laddr: String) -> Option<Arc<ClientI
         killed: AtomicBool::new(false),
         kill: tokio::sync::Notify::new(),
         user: Mutex::new(acl::DEFAULT_USER.into()),
+        mailbox: Default::default(),
     });
     srv.clients.lock().insert(id, info.clone());
     Some(info)

@@ -96,6 +96,8 @@ pub struct ClientInfo {
     pub kill: Notify,
     /// Name of the ACL user (CLIENT LIST, and ACL DELUSER closes its connections).
     pub user: Mutex<String>,
+    /// Pub/sub messages and invalidations other connections queue for this one.
+    pub mailbox: crate::pubsub::Mailbox,
 }
 
 /// The server: everything connections share.
@@ -128,6 +130,8 @@ pub struct Shared {
     pub acl: Acl,
     /// On a cluster node, the ring that key commands run on (set once at start).
     pub ring: std::sync::OnceLock<Arc<dyn kv_cluster::ring::Ring>>,
+    /// Pub/sub subscriptions of every connection.
+    pub pubsub: crate::pubsub::Hub,
 }
 
 /// Per-connection state.
@@ -169,6 +173,8 @@ pub struct Client {
     /// On a cluster node: how many replicas this connection's requests wait for
     /// (`CLUSTER CONSISTENCY`, cqlsh's CONSISTENCY).
     pub consistency: kv_cluster::config::Consistency,
+    /// Subscriptions and CLIENT TRACKING state.
+    pub pubsub: crate::pubsub::ClientPubSub,
 }
 
 /// A LOCK ... WAIT that must sleep before its next attempt.
@@ -205,6 +211,7 @@ impl Client {
             wait: None,
             lock_deadline: None,
             consistency: kv_cluster::config::Consistency::default(),
+            pubsub: Default::default(),
         }
     }
 

@@ -72,6 +72,16 @@ const SET_READING_OPTIONS: &[&str] = &[
 /// Where `args` (resolved to `spec`) runs on a cluster node.
 pub fn route(spec: &CommandSpec, parent: Option<&str>, args: &[Bytes]) -> Route {
     let name = spec.name;
+    let delivers = matches!(
+        name,
+        "subscribe" | "psubscribe" | "ssubscribe" | "publish" | "spublish"
+    );
+    if (parent.is_none() && delivers) || (parent == Some("client") && name == "tracking") {
+        return Route::Refused(format!(
+            "ERR '{name}' is not available in cluster mode yet: messages and cache \
+             invalidations are not delivered across nodes; see docs/pubsub.md"
+        ));
+    }
     if parent == Some("cluster") {
         return match name {
             "repair" => Route::Repair,
@@ -200,6 +210,24 @@ mod tests {
             assert_eq!(route_of(cmd), Route::Local, "{cmd:?}");
         }
         assert_eq!(route_of(&["CLUSTER", "REPAIR"]), Route::Repair);
+    }
+
+    #[test]
+    fn pubsub_and_tracking_are_refused_until_delivered_across_nodes() {
+        for cmd in [
+            &["SUBSCRIBE", "c"][..],
+            &["PSUBSCRIBE", "c*"],
+            &["SSUBSCRIBE", "c"],
+            &["PUBLISH", "c", "m"],
+            &["SPUBLISH", "c", "m"],
+            &["CLIENT", "TRACKING", "on"],
+        ] {
+            match route_of(cmd) {
+                Route::Refused(why) => assert!(why.contains("across nodes"), "{why}"),
+                other => panic!("{cmd:?} took {other:?}"),
+            }
+        }
+        assert_eq!(route_of(&["PUBSUB", "NUMPAT"]), Route::Local);
     }
 
     #[test]

@@ -12,10 +12,12 @@ pub mod glob;
 pub mod idempotent;
 pub mod keys;
 pub mod locks;
+pub mod pubsub;
 pub mod redact;
 pub mod server;
 pub mod strings;
 pub mod table;
+pub mod tracking;
 pub mod transactions;
 pub mod versions;
 
@@ -263,6 +265,9 @@ fn admit_inner(
         };
         return Err(reject(srv, client, Some(spec), msg));
     }
+    if let Some(msg) = pubsub::refused_while_subscribed(client, spec, args) {
+        return Err(reject(srv, client, Some(spec), msg));
+    }
     if in_multi
         && !matches!(
             spec.name,
@@ -428,6 +433,7 @@ pub fn run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec, args: 
         client,
         txn: Txn::new(&srv.store),
     };
+    ctx.txn.set_writer(ctx.client.info.id);
     if snapshot {
         ctx.txn.use_snapshot();
     }
@@ -498,6 +504,7 @@ pub fn execute_group(
         client,
         txn: Txn::new(&srv.store),
     };
+    ctx.txn.set_writer(ctx.client.info.id);
     let first_reply = replies.len();
     for (spec, args) in specs.iter().zip(cmds) {
         let started = Instant::now();
@@ -527,25 +534,31 @@ pub fn execute_group(
 /// Nothing waits in there: a `LOCK ... WAIT` that would block replies nil at once.
 pub fn call_inner(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let reply = match resolve(args) {
-        Ok(spec) => match spec.handler {
-            Some(h) => h(ctx, args).unwrap_or_else(|e| e),
-            None => server::command_all(ctx.srv),
-        },
+        Ok(spec) => {
+            let reply = match spec.handler {
+                Some(h) => h(ctx, args).unwrap_or_else(|e| e),
+                None => server::command_all(ctx.srv),
+            };
+            crate::pubsub::note_reads(ctx.srv, ctx.client, spec, args);
+            reply
+        }
         Err(e) => e,
     };
     ctx.client.wait = None;
     reply
 }
 
-/// Bookkeeping after a command ran: counters, the slow log and the MONITOR feed.
+/// Bookkeeping after a command ran: counters, the slow log, the MONITOR feed and the
+/// keys a tracking client read.
 pub fn after_command(
     srv: &Shared,
-    client: &Client,
+    client: &mut Client,
     spec: &'static CommandSpec,
     args: &[Bytes],
     elapsed: std::time::Duration,
 ) {
     srv.counters.commands.fetch_add(1, Ordering::Relaxed);
+    crate::pubsub::after_command(srv, client, spec, args);
     *client.info.last_cmd.lock() = spec.name;
     let micros = elapsed.as_micros() as u64;
     let (threshold, max_len) = {
