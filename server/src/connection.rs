@@ -143,17 +143,27 @@ async fn serve_client<S>(
             tracing::warn!(client = %info.addr, pending = out.len(), "closing client that reached the output buffer hard limit (client-output-buffer-limit)");
             return;
         }
+        // A new MONITOR joins the feed before its +OK is sent, so every command the
+        // client sees run after that reply is shown.
+        let feed = client.monitor.then(|| {
+            let rx = srv.monitor.subscribe();
+            srv.monitors.fetch_add(1, Ordering::Relaxed);
+            rx
+        });
         // A client killed while its write waits (CLIENT KILL, or its pub/sub messages
         // passing the output buffer limit) stops waiting at once.
         let flushed = tokio::select! {
             ok = flush(srv, stream, &mut out) => ok,
             _ = info.kill.notified() => false,
         };
-        if !flushed || client.close {
+        if let Some(rx) = feed {
+            if flushed && !client.close {
+                monitor(stream, info, srv, rx).await;
+            }
+            srv.monitors.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        if client.monitor {
-            monitor(srv, stream, info).await;
+        if !flushed || client.close {
             return;
         }
         if inbuf.len() >= need {
@@ -404,12 +414,15 @@ where
     reply
 }
 
-async fn monitor<S>(srv: &Shared, stream: &mut S, info: &ClientInfo)
-where
+/// Streams the MONITOR feed `rx` until the client leaves, is killed or the server stops.
+async fn monitor<S>(
+    stream: &mut S,
+    info: &ClientInfo,
+    srv: &Shared,
+    mut rx: tokio::sync::broadcast::Receiver<Bytes>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut rx = srv.monitor.subscribe();
-    srv.monitors.fetch_add(1, Ordering::Relaxed);
     let mut scratch = [0u8; 1024];
     loop {
         tokio::select! {
@@ -423,5 +436,4 @@ where
             _ = info.kill.notified() => break,
         }
     }
-    srv.monitors.fetch_sub(1, Ordering::Relaxed);
 }
