@@ -43,6 +43,14 @@ where
     let mut client = Client::new(info.clone(), srv.acl.open_default());
     serve_client(&srv, &mut stream, &mut client, &info).await;
     client.unwatch_all(&srv.store); // a client that disconnects forgets its WATCHes
+    crate::pubsub::leave(&srv, &mut client);
+    info.mailbox.close();
+    if info.mailbox.overflowed() {
+        srv.counters
+            .output_limit_disconnects
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(client = %info.addr, "closing client whose pub/sub messages passed the output buffer limit (client-output-buffer-limit)");
+    }
 }
 
 async fn serve_client<S>(
@@ -59,6 +67,8 @@ async fn serve_client<S>(
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut need = 1usize;
     loop {
+        info.mailbox
+            .set_limits(srv.config.read().client_output_buffer_limit);
         // Frame every complete command already buffered (up to MAX_BATCH).
         let mut batch: Vec<Vec<Bytes>> = Vec::new();
         let mut protocol_error = None;
@@ -125,6 +135,7 @@ async fn serve_client<S>(
         if client.silent {
             return;
         }
+        crate::pubsub::drain(client, &mut out, crate::pubsub::DRAIN_BYTES);
         if client.output_limit_reached {
             srv.counters
                 .output_limit_disconnects
@@ -132,14 +143,27 @@ async fn serve_client<S>(
             tracing::warn!(client = %info.addr, pending = out.len(), "closing client that reached the output buffer hard limit (client-output-buffer-limit)");
             return;
         }
-        // A monitor subscribes before its +OK leaves: a command another client sends
-        // after seeing that reply must reach it.
-        let feed = client.monitor.then(|| MonitorFeed::subscribe(srv));
-        if !flush(srv, stream, &mut out).await || client.close {
+        // A new MONITOR joins the feed before its +OK is sent, so every command the
+        // client sees run after that reply is shown.
+        let feed = client.monitor.then(|| {
+            let rx = srv.monitor.subscribe();
+            srv.monitors.fetch_add(1, Ordering::Relaxed);
+            rx
+        });
+        // A client killed while its write waits (CLIENT KILL, or its pub/sub messages
+        // passing the output buffer limit) stops waiting at once.
+        let flushed = tokio::select! {
+            ok = flush(srv, stream, &mut out) => ok,
+            _ = info.kill.notified() => false,
+        };
+        if let Some(rx) = feed {
+            if flushed && !client.close {
+                monitor(stream, info, srv, rx).await;
+            }
+            srv.monitors.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        if let Some(feed) = feed {
-            monitor(srv, stream, info, feed).await;
+        if !flushed || client.close {
             return;
         }
         if inbuf.len() >= need {
@@ -154,15 +178,19 @@ async fn serve_client<S>(
         if inbuf.capacity() - inbuf.len() < want {
             inbuf.reserve(want);
         }
+        // Subscribers wait for messages however long (Redis exempts them from `timeout`).
         let timeout = srv.config.read().timeout;
         let idle = async {
-            if timeout == 0 {
+            if timeout == 0 || client.pubsub.subs.any() {
                 std::future::pending::<()>().await
             } else {
                 tokio::time::sleep(Duration::from_secs(timeout)).await
             }
         };
+        // Input first, so a stream of messages never keeps a subscriber's commands
+        // (UNSUBSCRIBE) waiting; then queued messages, written without waiting.
         tokio::select! {
+            biased;
             r = stream.read_buf(&mut inbuf) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
@@ -172,6 +200,8 @@ async fn serve_client<S>(
             },
             _ = srv.shutdown.wait() => return,
             _ = info.kill.notified() => return,
+            _ = std::future::ready(()), if info.mailbox.has_pending() => {}
+            _ = info.mailbox.wake.notified() => {}
             _ = idle => return,
         }
         if info.killed.load(Ordering::Acquire) {
@@ -385,35 +415,19 @@ where
     reply
 }
 
-/// A monitor's subscription; it counts in `Shared::monitors` (which makes commands
-/// feed the channel) for exactly as long as it lives.
-struct MonitorFeed<'a> {
-    srv: &'a Shared,
-    rx: tokio::sync::broadcast::Receiver<Bytes>,
-}
-
-impl<'a> MonitorFeed<'a> {
-    fn subscribe(srv: &'a Shared) -> Self {
-        let rx = srv.monitor.subscribe();
-        srv.monitors.fetch_add(1, Ordering::Relaxed);
-        MonitorFeed { srv, rx }
-    }
-}
-
-impl Drop for MonitorFeed<'_> {
-    fn drop(&mut self) {
-        self.srv.monitors.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-async fn monitor<S>(srv: &Shared, stream: &mut S, info: &ClientInfo, mut feed: MonitorFeed<'_>)
-where
+/// Streams the MONITOR feed `rx` until the client leaves, is killed or the server stops.
+async fn monitor<S>(
+    stream: &mut S,
+    info: &ClientInfo,
+    srv: &Shared,
+    mut rx: tokio::sync::broadcast::Receiver<Bytes>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut scratch = [0u8; 1024];
     loop {
         tokio::select! {
-            m = feed.rx.recv() => match m {
+            m = rx.recv() => match m {
                 Ok(line) => if stream.write_all(&line).await.is_err() || stream.flush().await.is_err() { break },
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => break,

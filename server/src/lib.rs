@@ -24,6 +24,7 @@ pub mod keyspace;
 pub mod output_limits;
 pub mod protocol;
 pub mod scripting;
+pub mod pubsub;
 pub mod server;
 pub mod shutdown;
 pub mod state;

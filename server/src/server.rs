@@ -100,6 +100,7 @@ fn open_with(config: Config, acl: Acl) -> Result<Arc<Shared>, String> {
         command_stats: Default::default(),
         scripting,
         command_metrics: Default::default(),
+        pubsub: Default::default(),
     }))
 }
 
@@ -283,6 +284,7 @@ pub fn register(srv: &Shared, addr: String, laddr: String) -> Option<Arc<ClientI
         kill: tokio::sync::Notify::new(),
         user: Mutex::new(acl::DEFAULT_USER.into()),
         multi: AtomicI64::new(-1),
+        mailbox: Default::default(),
     });
     srv.clients.lock().insert(id, info.clone());
     Some(info)

@@ -98,6 +98,8 @@ pub struct ClientInfo {
     pub user: Mutex<String>,
     /// Commands queued by MULTI, -1 outside a transaction (CLIENT LIST `multi=`, `flags=x`).
     pub multi: AtomicI64,
+    /// Pub/sub messages and invalidations other connections queue for this one.
+    pub mailbox: crate::pubsub::Mailbox,
 }
 
 /// The server: everything connections share.
@@ -136,6 +138,8 @@ pub struct Shared {
     pub scripting: crate::scripting::Scripting,
     /// Per-command calls, failures and latencies (/metrics).
     pub command_metrics: crate::command_metrics::CommandMetrics,
+    /// Pub/sub subscriptions of every connection.
+    pub pubsub: crate::pubsub::Hub,
 }
 
 /// Per-connection state.
@@ -177,6 +181,8 @@ pub struct Client {
     /// On a cluster node: how many replicas this connection's requests wait for
     /// (`CLUSTER CONSISTENCY`, cqlsh's CONSISTENCY).
     pub consistency: kv_cluster::config::Consistency,
+    /// Subscriptions and CLIENT TRACKING state.
+    pub pubsub: crate::pubsub::ClientPubSub,
 }
 
 /// A LOCK ... WAIT that must sleep before its next attempt.
@@ -213,6 +219,7 @@ impl Client {
             wait: None,
             lock_deadline: None,
             consistency: kv_cluster::config::Consistency::default(),
+            pubsub: Default::default(),
         }
     }
 

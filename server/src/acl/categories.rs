@@ -78,6 +78,7 @@ fn derive(spec: &CommandSpec, parent: Option<&CommandSpec>) -> u32 {
         "generic" => bit("keyspace"),
         "connection" => bit("connection"),
         "transactions" => bit("transaction"),
+        "pubsub" => bit("pubsub"),
         _ => 0,
     };
     let top = parent.unwrap_or(spec).name;

@@ -120,6 +120,16 @@ pub fn route(
     {
         return Route::Refused(SCRIPTS_REFUSED.into());
     }
+    let delivers = matches!(
+        name,
+        "subscribe" | "psubscribe" | "ssubscribe" | "publish" | "spublish"
+    );
+    if (parent.is_none() && delivers) || (parent == Some("client") && name == "tracking") {
+        return Route::Refused(format!(
+            "ERR '{name}' is not available in cluster mode yet: messages and cache \
+             invalidations are not delivered across nodes; see docs/pubsub.md"
+        ));
+    }
     if parent == Some("cluster") {
         return match name {
             "repair" => Route::Repair,
@@ -355,6 +365,24 @@ mod tests {
             assert_eq!(route_of(cmd), Route::Local, "{cmd:?}");
         }
         assert_eq!(route_of(&["CLUSTER", "REPAIR"]), Route::Repair);
+    }
+
+    #[test]
+    fn pubsub_and_tracking_are_refused_until_delivered_across_nodes() {
+        for cmd in [
+            &["SUBSCRIBE", "c"][..],
+            &["PSUBSCRIBE", "c*"],
+            &["SSUBSCRIBE", "c"],
+            &["PUBLISH", "c", "m"],
+            &["SPUBLISH", "c", "m"],
+            &["CLIENT", "TRACKING", "on"],
+        ] {
+            match route_of(cmd) {
+                Route::Refused(why) => assert!(why.contains("across nodes"), "{why}"),
+                other => panic!("{cmd:?} took {other:?}"),
+            }
+        }
+        assert_eq!(route_of(&["PUBSUB", "NUMPAT"]), Route::Local);
     }
 
     #[test]

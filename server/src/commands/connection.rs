@@ -11,7 +11,15 @@ use std::sync::atomic::Ordering;
 pub const REDIS_VERSION: &str = "7.0.15";
 
 /// PING [message]
-pub fn ping(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+pub fn ping(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    if !ctx.client.resp3 && ctx.client.pubsub.subs.any() && a.len() <= 2 {
+        // A RESP2 subscriber gets a message-shaped reply (Redis's pingCommand).
+        let msg = a.get(1).cloned().unwrap_or_default();
+        return Ok(Reply::Array(vec![
+            Reply::bulk(Bytes::from_static(b"pong")),
+            Reply::Bulk(msg),
+        ]));
+    }
     match a.len() {
         1 => Ok(Reply::status("PONG")),
         2 => Ok(Reply::Bulk(a[1].clone())),
@@ -37,6 +45,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     c.multi_error = false;
     c.info.multi.store(-1, Ordering::Relaxed);
     c.unwatch_all(&ctx.srv.store);
+    crate::pubsub::leave(ctx.srv, c);
     c.select(0);
     c.resp3 = false;
     c.info.resp.store(2, Ordering::Relaxed);

@@ -20,12 +20,14 @@ pub mod locks;
 pub mod long_double;
 pub mod object;
 pub mod rdb_string;
+pub mod pubsub;
 pub mod redact;
 pub mod replication;
 pub mod server;
 pub mod sort;
 pub mod strings;
 pub mod table;
+pub mod tracking;
 pub mod transactions;
 pub mod versions;
 
@@ -279,6 +281,9 @@ fn admit_inner(
     if let Some(Reply::Error(busy)) = srv.scripting.busy.refusal(spec) {
         return Err(reject(srv, client, Some(spec), busy.into_owned()));
     }
+    if let Some(msg) = pubsub::refused_while_subscribed(client, spec, args) {
+        return Err(reject(srv, client, Some(spec), msg));
+    }
     if in_multi
         && !matches!(
             spec.name,
@@ -454,6 +459,7 @@ pub fn run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec, args: 
         client,
         txn: Txn::new(&srv.store),
     };
+    ctx.txn.set_writer(ctx.client.info.id);
     if snapshot {
         ctx.txn.use_snapshot();
     }
@@ -560,6 +566,7 @@ pub fn execute_group(
         client,
         txn: Txn::new(&srv.store),
     };
+    ctx.txn.set_writer(ctx.client.info.id);
     let first_reply = replies.len();
     for (spec, args) in specs.iter().zip(cmds) {
         let started = Instant::now();
@@ -589,21 +596,25 @@ pub fn execute_group(
 /// Nothing waits in there: a `LOCK ... WAIT` that would block replies nil at once.
 pub fn call_inner(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let reply = match resolve(args) {
-        Ok(spec) => match spec.handler {
-            Some(h) => h(ctx, args).unwrap_or_else(|e| e),
-            None => server::command_all(ctx.srv),
-        },
+        Ok(spec) => {
+            let reply = match spec.handler {
+                Some(h) => h(ctx, args).unwrap_or_else(|e| e),
+                None => server::command_all(ctx.srv),
+            };
+            crate::pubsub::note_reads(ctx.srv, ctx.client, spec, args);
+            reply
+        }
         Err(e) => e,
     };
     ctx.client.wait = None;
     reply
 }
 
-/// Bookkeeping after a command ran: counters, per-command metrics, the slow log and the
-/// MONITOR feed.
+/// Bookkeeping after a command ran: counters, per-command metrics, the slow log, the
+/// MONITOR feed and the keys a tracking client read.
 pub fn after_command(
     srv: &Shared,
-    client: &Client,
+    client: &mut Client,
     spec: &'static CommandSpec,
     args: &[Bytes],
     elapsed: std::time::Duration,
@@ -611,6 +622,7 @@ pub fn after_command(
 ) {
     srv.counters.commands.fetch_add(1, Ordering::Relaxed);
     srv.command_metrics.record(spec, elapsed, reply.is_error());
+    crate::pubsub::after_command(srv, client, spec, args);
     *client.info.last_cmd.lock() = command_stats::full_name(spec);
     let micros = elapsed.as_micros() as u64;
     srv.command_stats.record(spec, micros);

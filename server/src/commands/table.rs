@@ -4,8 +4,8 @@
 //! are derived from it too (`crate::acl::categories`).
 
 use super::{
-    acl, admin, bits, cluster, connection, idempotent, keys, locks, server, strings, transactions,
-    versions,
+    acl, admin, bits, cluster, connection, idempotent, keys, locks, pubsub, server, strings,
+    tracking, transactions, versions,
 };
 use super::{bitfield, bitop, dump, object, replication, sort};
 use super::{CmdResult, Ctx};
@@ -277,6 +277,46 @@ const CLIENT_SUBS: &[CommandSpec] = &[
         "5.0.0",
         "Returns helpful text about the different subcommands.",
         connection::client_help,
+    ),
+    c(
+        "tracking",
+        -3,
+        CLIENT_SUB,
+        NK,
+        "connection",
+        "6.0.0",
+        "Controls server-assisted client-side caching for the connection.",
+        tracking::client_tracking,
+    ),
+    c(
+        "caching",
+        3,
+        CLIENT_SUB,
+        NK,
+        "connection",
+        "6.0.0",
+        "Instructs the server whether to track the keys in the next request.",
+        tracking::client_caching,
+    ),
+    c(
+        "getredir",
+        2,
+        CLIENT_SUB,
+        NK,
+        "connection",
+        "6.0.0",
+        "Returns the client ID to which the connection's tracking notifications are redirected.",
+        tracking::client_getredir,
+    ),
+    c(
+        "trackinginfo",
+        2,
+        CLIENT_SUB,
+        NK,
+        "connection",
+        "6.2.0",
+        "Returns information about server-assisted client-side caching for the connection.",
+        tracking::client_trackinginfo,
     ),
 ];
 
@@ -859,6 +899,73 @@ const FUNCTION_SUBS: &[CommandSpec] = &[
     ),
 ];
 
+/// PUBSUB subcommands.
+const PUBSUB_SUBS: &[CommandSpec] = &[
+    c(
+        "channels",
+        -2,
+        LOADING | STALE,
+        NK,
+        "pubsub",
+        "2.8.0",
+        "Returns the active channels.",
+        pubsub::pubsub_channels,
+    ),
+    c(
+        "numpat",
+        2,
+        LOADING | STALE,
+        NK,
+        "pubsub",
+        "2.8.0",
+        "Returns a count of unique pattern subscriptions.",
+        pubsub::pubsub_numpat,
+    ),
+    c(
+        "numsub",
+        -2,
+        LOADING | STALE,
+        NK,
+        "pubsub",
+        "2.8.0",
+        "Returns a count of subscribers to channels.",
+        pubsub::pubsub_numsub,
+    ),
+    c(
+        "shardchannels",
+        -2,
+        LOADING | STALE,
+        NK,
+        "pubsub",
+        "7.0.0",
+        "Returns the active shard channels.",
+        pubsub::pubsub_shardchannels,
+    ),
+    c(
+        "shardnumsub",
+        -2,
+        LOADING | STALE,
+        NK,
+        "pubsub",
+        "7.0.0",
+        "Returns the count of subscribers of shard channels.",
+        pubsub::pubsub_shardnumsub,
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NK,
+        "pubsub",
+        "6.2.0",
+        "Returns helpful text about the different subcommands.",
+        pubsub::pubsub_help,
+    ),
+];
+
+/// SUBSCRIBE and friends: Redis flags them noscript, loading, stale (and pubsub).
+const PUBSUB_CMD: u32 = NOSCRIPT | LOADING | STALE;
+
 /// Every command kvd knows.
 pub static COMMANDS: &[CommandSpec] = &[
     // connection
@@ -977,6 +1084,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("fcall", -3, NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "7.0.0", "Invokes a function.", function::fcall),
     c("fcall_ro", -3, READONLY | NOSCRIPT | SKIP_MONITOR | STALE | GLOBAL, NK, "scripting", "7.0.0", "Invokes a read-only function.", function::fcall_ro),
     container("function", -2, "scripting", "7.0.0", "A container for function commands.", FUNCTION_SUBS),
+    // pubsub (docs/pubsub.md)
+    c("subscribe", -2, PUBSUB_CMD, NK, "pubsub", "2.0.0", "Listens for messages published to channels.", pubsub::subscribe),
+    c("psubscribe", -2, PUBSUB_CMD, NK, "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns.", pubsub::psubscribe),
+    c("ssubscribe", -2, PUBSUB_CMD, NK, "pubsub", "7.0.0", "Listens for messages published to shard channels.", pubsub::ssubscribe),
+    c("unsubscribe", -1, PUBSUB_CMD, NK, "pubsub", "2.0.0", "Stops listening to messages posted to channels.", pubsub::unsubscribe),
+    c("punsubscribe", -1, PUBSUB_CMD, NK, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", pubsub::punsubscribe),
+    c("sunsubscribe", -1, PUBSUB_CMD, NK, "pubsub", "7.0.0", "Stops listening to messages posted to shard channels.", pubsub::sunsubscribe),
+    c("publish", 3, LOADING | STALE | FAST, NK, "pubsub", "2.0.0", "Posts a message to a channel.", pubsub::publish),
+    c("spublish", 3, LOADING | STALE | FAST, NK, "pubsub", "7.0.0", "Post a message to a shard channel", pubsub::spublish),
+    container("pubsub", -2, "pubsub", "2.8.0", "A container for Pub/Sub commands.", PUBSUB_SUBS),
 ];
 
 fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {

@@ -1,6 +1,6 @@
 //! Who cares about a key changing: clients that WATCH it (their transaction must abort)
 //! and clients waiting for a lock on it (they retry). Every commit calls [`KeyEvents::touch`]
-//! for the keys it wrote while still holding their stripe locks.
+//! for the keys it wrote while still holding their stripe locks, and tells [`KeyEvents::tracking`].
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -22,6 +22,8 @@ struct Inner {
 pub struct KeyEvents {
     entries: AtomicUsize,
     inner: Mutex<Inner>,
+    /// Clients caching keys they read (CLIENT TRACKING): told when those keys change.
+    pub tracking: crate::pubsub::tracking::KeyTracking,
 }
 
 impl KeyEvents {

@@ -54,7 +54,9 @@ fn serialize(r: &Reply, out: &mut Vec<u8>) {
         }
         Reply::Nil => out.push(T_NIL),
         Reply::NilArray => out.push(T_NILARRAY),
-        Reply::Array(items) | Reply::Set(items) => {
+        // Pushes and frames only come from pub/sub commands; stored as an array (the
+        // record format has no tag for them, and a replay of SUBSCRIBE is not meaningful).
+        Reply::Array(items) | Reply::Set(items) | Reply::Push(items) | Reply::Frames(items) => {
             out.push(if matches!(r, Reply::Set(_)) {
                 T_SET
             } else {

@@ -61,6 +61,9 @@ pub struct Txn<'s> {
     read_before: RefCell<HashMap<Vec<u8>, KeyCount>>,
     /// On a cluster node: the command runs against the ring instead of the local engine.
     ring: Option<RingView>,
+    /// Id of the client whose command this is (0: the server itself), for CLIENT
+    /// TRACKING's NOLOOP.
+    writer: u64,
 }
 
 /// A command's view of the ring (cluster mode): the keys it reads were fetched from their
@@ -89,7 +92,13 @@ impl<'s> Txn<'s> {
             namespaces: None,
             read_before: RefCell::new(HashMap::new()),
             ring: None,
+            writer: 0,
         }
+    }
+
+    /// Names the client running this transaction (CLIENT TRACKING NOLOOP skips it).
+    pub fn set_writer(&mut self, client_id: u64) {
+        self.writer = client_id;
     }
 
     /// A transaction of a command that runs on the ring: reads answer from `reads`
@@ -501,6 +510,11 @@ impl<'s> Txn<'s> {
         for db in &self.touched_dbs {
             self.store.events.wake_db_waiters(*db);
         }
+        let tracking = &self.store.events.tracking;
+        if !self.touched_dbs.is_empty() {
+            tracking.invalidate_all();
+        }
+        tracking.invalidate_keys(self.touched.iter().map(|(_, k)| k), self.writer);
         Ok(Some(first))
     }
 }

@@ -48,6 +48,11 @@ pub enum Reply {
     Verbatim(String),
     /// A key version (integer once resolved).
     Version(Version),
+    /// RESP3 `>` push (pub/sub messages, invalidations); RESP2 array.
+    Push(Vec<Reply>),
+    /// Several replies sent back to back for one command (SUBSCRIBE a b: one
+    /// confirmation per channel, as Redis writes them).
+    Frames(Vec<Reply>),
 }
 
 impl Reply {
@@ -95,7 +100,7 @@ impl Reply {
                     *v = Version::Committed(committed(i));
                 }
             }
-            Reply::Array(items) | Reply::Set(items) => {
+            Reply::Array(items) | Reply::Set(items) | Reply::Push(items) | Reply::Frames(items) => {
                 items.iter_mut().for_each(|r| r.map_pending(committed))
             }
             Reply::Map(pairs) => pairs.iter_mut().for_each(|(k, v)| {
@@ -155,6 +160,11 @@ impl Reply {
             }
             Reply::Verbatim(s) => bulk(out, s.as_bytes()),
             Reply::Version(Version::Committed(seq)) => int_line(out, b':', *seq as i64),
+            Reply::Push(items) => {
+                int_line(out, if resp3 { b'>' } else { b'*' }, items.len() as i64);
+                items.iter().for_each(|r| r.encode(out, resp3));
+            }
+            Reply::Frames(items) => items.iter().for_each(|r| r.encode(out, resp3)),
             // Unresolved only if a batch failed to commit; never sent in practice.
             Reply::Version(Version::Pending(_)) => out.put_slice(b"_\r\n"),
         }
@@ -244,6 +254,11 @@ mod tests {
         assert_eq!(enc(&Reply::Bool(true), true), "#t\r\n");
         assert_eq!(enc(&Reply::error("ERR a\r\nb"), false), "-ERR a  b\r\n");
         assert_eq!(enc(&Reply::Verbatim("x".into()), true), "=5\r\ntxt:x\r\n");
+        let p = Reply::Push(vec![Reply::bulk_from(b"m"), Reply::Int(1)]);
+        assert_eq!(enc(&p, true), ">2\r\n$1\r\nm\r\n:1\r\n");
+        assert_eq!(enc(&p, false), "*2\r\n$1\r\nm\r\n:1\r\n");
+        let f = Reply::Frames(vec![Reply::Int(1), Reply::Int(2)]);
+        assert_eq!(enc(&f, false), ":1\r\n:2\r\n");
     }
 
     #[test]

@@ -47,7 +47,11 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value
         Reply::Bulk(b) => Value::String(lua.create_string(b)?),
         Reply::Nil | Reply::NilArray if resp3 => Value::Nil,
         Reply::Nil | Reply::NilArray => Value::Boolean(false),
-        Reply::Array(items) => Value::Table(array(lua, items, resp3)?),
+        // Pushes and frames come only from pub/sub commands, which scripts may not run
+        // (NOSCRIPT); as arrays should one appear.
+        Reply::Array(items) | Reply::Push(items) | Reply::Frames(items) => {
+            Value::Table(array(lua, items, resp3)?)
+        }
         Reply::Set(items) if resp3 => {
             let set = lua.create_table()?;
             for m in items {

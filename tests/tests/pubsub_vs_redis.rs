@@ -1,0 +1,278 @@
+//! Pub/sub and client-side caching scripts run against kvd and Debian's redis-server
+//! over several raw connections each; every reply and every message must be byte for
+//! byte the same (RESP2 and RESP3). Skips with a message if redis-server is missing.
+
+use kv_tests::{encode_command, Kvd, RawConn, RedisServer};
+
+/// One step of a script.
+enum Step {
+    /// Send a command on a connection and record its replies (a SUBSCRIBE of two
+    /// channels answers twice).
+    Cmd(usize, &'static [&'static str], usize),
+    /// Send a command and read its replies without recording them (HELLO: the server
+    /// name, version and client id differ).
+    Quiet(usize, &'static [&'static str], usize),
+    /// Record the next `n` messages waiting on a connection.
+    Read(usize, usize),
+    /// Send a command where `{idN}` stands for connection N's client id, and record the
+    /// reply with that id written back as `{idN}`.
+    WithIds(usize, &'static [&'static str]),
+}
+
+use Step::*;
+
+fn run(script: &[Step], mut conns: Vec<RawConn>) -> Vec<String> {
+    let ids: Vec<String> = conns
+        .iter_mut()
+        .map(|c| {
+            let r = c.cmd(&[b"CLIENT", b"ID"]);
+            r.trim().trim_start_matches(':').to_string()
+        })
+        .collect();
+    let mut log: Vec<String> = Vec::new();
+    for (i, step) in script.iter().enumerate() {
+        // Shown if a read times out: where the script stopped.
+        eprintln!("step {i}; last: {:?}", log.last());
+        match step {
+            Cmd(c, args, n) | Quiet(c, args, n) => {
+                let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+                conns[*c].send(&encode_command(&a));
+                for _ in 0..*n {
+                    let r = String::from_utf8_lossy(&conns[*c].reply()).into_owned();
+                    if matches!(step, Cmd(..)) {
+                        log.push(format!("c{c} {} -> {r:?}", args.join(" ")));
+                    }
+                }
+            }
+            Read(c, n) => {
+                for _ in 0..*n {
+                    let r = String::from_utf8_lossy(&conns[*c].reply()).into_owned();
+                    log.push(format!("c{c} (message) {r:?}"));
+                }
+            }
+            WithIds(c, args) => {
+                let with: Vec<String> = args
+                    .iter()
+                    .map(|s| {
+                        let mut s = s.to_string();
+                        for (i, id) in ids.iter().enumerate() {
+                            s = s.replace(&format!("{{id{i}}}"), id);
+                        }
+                        s
+                    })
+                    .collect();
+                let a: Vec<&[u8]> = with.iter().map(|s| s.as_bytes()).collect();
+                conns[*c].send(&encode_command(&a));
+                let mut r = String::from_utf8_lossy(&conns[*c].reply()).into_owned();
+                for (i, id) in ids.iter().enumerate() {
+                    r = r.replace(&format!(":{id}\r\n"), &format!(":{{id{i}}}\r\n"));
+                }
+                log.push(format!("c{c} {} -> {r:?}", args.join(" ")));
+            }
+        }
+    }
+    log
+}
+
+fn compare(name: &str, script: &[Step], conns: usize) {
+    let Some(redis) = RedisServer::start() else {
+        eprintln!(
+            "SKIPPED: redis-server is not installed (apt-get install redis-server); CI installs it"
+        );
+        return;
+    };
+    let kvd = Kvd::start_default();
+    let ours = run(script, (0..conns).map(|_| kvd.raw()).collect());
+    let theirs = run(script, (0..conns).map(|_| redis.raw()).collect());
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(
+            a,
+            b,
+            "{name}: step {i} differs (kvd left, redis right); before it:\n{}",
+            ours[..i].join("\n")
+        );
+    }
+    assert_eq!(ours.len(), theirs.len());
+}
+
+#[test]
+fn subscribe_publish_and_subscribed_mode_match_redis() {
+    compare(
+        "resp2 pub/sub",
+        &[
+            Cmd(0, &["SUBSCRIBE", "a", "b"], 2),
+            Cmd(1, &["PUBLISH", "a", "hello"], 1),
+            Read(0, 1),
+            Cmd(1, &["PUBLISH", "nobody", "x"], 1),
+            Cmd(0, &["PSUBSCRIBE", "a*"], 1),
+            Cmd(1, &["PUBLISH", "a", "twice"], 1),
+            Read(0, 2),
+            Cmd(1, &["PUBLISH", "abc", "pattern only"], 1),
+            Read(0, 1),
+            Cmd(0, &["GET", "k"], 1),
+            Cmd(0, &["CLIENT", "ID"], 1),
+            Cmd(0, &["MULTI"], 1),
+            Cmd(0, &["PING"], 1),
+            Cmd(0, &["PING", "hi"], 1),
+            Cmd(1, &["PUBSUB", "NUMSUB", "a", "b", "zz"], 1),
+            Cmd(1, &["PUBSUB", "NUMSUB"], 1),
+            Cmd(1, &["PUBSUB", "NUMPAT"], 1),
+            Cmd(1, &["PUBSUB", "CHANNELS", "a"], 1),
+            Cmd(1, &["PUBSUB", "CHANNELS", "x*"], 1),
+            Cmd(1, &["PUBSUB", "CHANNELS", "a", "b"], 1),
+            Cmd(1, &["PUBSUB", "NOPE"], 1),
+            Cmd(1, &["PUBSUB", "NUMPAT", "x"], 1),
+            Cmd(1, &["PUBSUB"], 1),
+            Cmd(1, &["SUBSCRIBE"], 1),
+            Cmd(1, &["PUBLISH", "a"], 1),
+            Cmd(0, &["UNSUBSCRIBE", "a"], 1),
+            Cmd(0, &["UNSUBSCRIBE", "notsubscribed"], 1),
+            Cmd(0, &["PUNSUBSCRIBE"], 1),
+            Cmd(0, &["UNSUBSCRIBE"], 1),
+            Cmd(0, &["UNSUBSCRIBE"], 1),
+            Cmd(0, &["PUNSUBSCRIBE"], 1),
+            Cmd(0, &["GET", "k"], 1),
+            Cmd(0, &["PING"], 1),
+            Cmd(0, &["SUBSCRIBE", "x"], 1),
+            Cmd(0, &["RESET"], 1),
+            Cmd(1, &["PUBLISH", "x", "gone"], 1),
+            Cmd(0, &["SSUBSCRIBE", "s"], 1),
+            Cmd(0, &["SUBSCRIBE", "t"], 1),
+            Cmd(1, &["SPUBLISH", "s", "sharded"], 1),
+            Read(0, 1),
+            Cmd(1, &["PUBLISH", "s", "not sharded"], 1),
+            Cmd(1, &["PUBSUB", "SHARDCHANNELS"], 1),
+            Cmd(1, &["PUBSUB", "SHARDNUMSUB", "s", "t"], 1),
+            Cmd(0, &["SUNSUBSCRIBE"], 1),
+            Cmd(0, &["SUNSUBSCRIBE"], 1),
+            Cmd(0, &["UNSUBSCRIBE", "t"], 1),
+            Cmd(0, &["MULTI"], 1),
+            Cmd(0, &["SUBSCRIBE", "m"], 1),
+            Cmd(0, &["EXEC"], 1),
+            Cmd(0, &["UNSUBSCRIBE"], 1),
+        ],
+        2,
+    );
+}
+
+#[test]
+fn resp3_subscribers_get_pushes_and_may_run_any_command() {
+    compare(
+        "resp3 pub/sub",
+        &[
+            Quiet(0, &["HELLO", "3"], 1),
+            Cmd(0, &["SUBSCRIBE", "a"], 1),
+            Cmd(0, &["PSUBSCRIBE", "a*", "b*"], 2),
+            Cmd(1, &["PUBLISH", "a", "hello"], 1),
+            Read(0, 2),
+            Cmd(0, &["SET", "k", "v"], 1),
+            Cmd(0, &["GET", "k"], 1),
+            Cmd(0, &["PING"], 1),
+            Cmd(0, &["UNSUBSCRIBE"], 1),
+            Cmd(0, &["PUNSUBSCRIBE", "b*", "a*"], 2),
+            Cmd(0, &["UNSUBSCRIBE"], 1),
+        ],
+        2,
+    );
+}
+
+#[test]
+fn client_tracking_matches_redis() {
+    compare(
+        "tracking",
+        &[
+            Quiet(0, &["HELLO", "3"], 1),
+            Cmd(0, &["CLIENT", "TRACKINGINFO"], 1),
+            Cmd(0, &["CLIENT", "GETREDIR"], 1),
+            Cmd(0, &["CLIENT", "CACHING", "yes"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "on"], 1),
+            Cmd(0, &["CLIENT", "TRACKINGINFO"], 1),
+            Cmd(0, &["CLIENT", "GETREDIR"], 1),
+            Cmd(0, &["GET", "k"], 1),
+            Cmd(1, &["SET", "k", "v"], 1),
+            Read(0, 1),
+            // k was forgotten with that message: only j's write is reported next.
+            Cmd(1, &["SET", "k", "v2"], 1),
+            Cmd(0, &["MGET", "j", "k"], 1),
+            Cmd(1, &["SET", "j", "1"], 1),
+            Read(0, 1),
+            Cmd(1, &["DEL", "k"], 1),
+            Read(0, 1),
+            Cmd(0, &["CLIENT", "CACHING", "yes"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "on", "BCAST"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "on", "OPTIN", "OPTOUT"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "on", "BCAST", "OPTIN"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "on", "PREFIX", "a"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "on", "REDIRECT", "999999"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "on", "REDIRECT", "x"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "maybe"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "on", "BOGUS"], 1),
+            Cmd(0, &["CLIENT", "TRACKING"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "off"], 1),
+            Cmd(0, &["CLIENT", "TRACKINGINFO"], 1),
+            Cmd(
+                0,
+                &[
+                    "CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "a", "PREFIX", "ab",
+                ],
+                1,
+            ),
+            Cmd(0, &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "a"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "ax"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "b"], 1),
+            Cmd(0, &["CLIENT", "TRACKINGINFO"], 1),
+            Cmd(1, &["SET", "c1", "x"], 1),
+            Cmd(1, &["SET", "a1", "x"], 1),
+            Read(0, 1),
+            Cmd(0, &["CLIENT", "TRACKING", "on", "OPTIN"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "off"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "on", "OPTIN", "NOLOOP"], 1),
+            Cmd(0, &["CLIENT", "CACHING", "no"], 1),
+            Cmd(0, &["CLIENT", "CACHING", "maybe"], 1),
+            Cmd(0, &["CLIENT", "CACHING", "yes"], 1),
+            Cmd(0, &["CLIENT", "TRACKINGINFO"], 1),
+            Cmd(0, &["GET", "o1"], 1),
+            Cmd(0, &["GET", "o2"], 1),
+            Cmd(0, &["CLIENT", "TRACKINGINFO"], 1),
+            Cmd(0, &["SET", "o1", "mine"], 1),
+            Cmd(1, &["SET", "o2", "theirs"], 1),
+            Cmd(0, &["CLIENT", "CACHING", "yes"], 1),
+            Cmd(0, &["GET", "o3"], 1),
+            Cmd(1, &["SET", "o3", "theirs"], 1),
+            Read(0, 1),
+            Cmd(0, &["CLIENT", "TRACKING", "on", "OPTOUT"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "off"], 1),
+            Cmd(0, &["CLIENT", "TRACKING", "on"], 1),
+            Cmd(0, &["GET", "f"], 1),
+            Cmd(1, &["FLUSHALL"], 1),
+            Read(0, 1),
+        ],
+        2,
+    );
+}
+
+#[test]
+fn tracking_redirect_to_a_resp2_subscriber_matches_redis() {
+    compare(
+        "redirect",
+        &[
+            Cmd(0, &["SUBSCRIBE", "__redis__:invalidate"], 1),
+            WithIds(1, &["CLIENT", "TRACKING", "on", "REDIRECT", "{id0}"]),
+            WithIds(1, &["CLIENT", "GETREDIR"]),
+            WithIds(1, &["CLIENT", "TRACKINGINFO"]),
+            WithIds(
+                1,
+                &[
+                    "CLIENT", "TRACKING", "on", "REDIRECT", "{id0}", "REDIRECT", "{id0}",
+                ],
+            ),
+            Cmd(1, &["GET", "r"], 1),
+            Cmd(2, &["SET", "r", "x"], 1),
+            Read(0, 1),
+            Cmd(1, &["GET", "r"], 1),
+            Cmd(2, &["FLUSHDB"], 1),
+            Read(0, 1),
+        ],
+        3,
+    );
+}
