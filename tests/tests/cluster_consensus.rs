@@ -115,10 +115,12 @@ fn set_nx_races_have_one_winner() {
         .collect();
     let mut check = connect(&urls[0]);
     for round in 0..ROUNDS {
+        let this_round: Vec<&Result<bool, String>> =
+            outcomes.iter().map(|racer| &racer[round]).collect();
         let winners: Vec<usize> = (0..RACERS)
-            .filter(|&i| outcomes[i][round] == Ok(true))
+            .filter(|&i| *this_round[i] == Ok(true))
             .collect();
-        let errors = (0..RACERS).filter(|&i| outcomes[i][round].is_err()).count();
+        let errors = this_round.iter().filter(|o| o.is_err()).count();
         assert!(
             winners.len() <= 1,
             "round {round}: racers {winners:?} all won SET NX"

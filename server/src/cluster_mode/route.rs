@@ -255,7 +255,10 @@ mod tests {
                 Route::Keys { prefetch: true }
             );
             assert_eq!(route_in(&["SCAN", "0"], lin), Route::Keyspace);
-            assert_eq!(route_in(&["DUMP", "k"], lin), Route::Keys { prefetch: true });
+            assert_eq!(
+                route_in(&["DUMP", "k"], lin),
+                Route::Keys { prefetch: true }
+            );
             assert_eq!(
                 route_in(&["OBJECT", "ENCODING", "k"], lin),
                 Route::Keys { prefetch: true }
