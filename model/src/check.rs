@@ -132,3 +132,40 @@ pub fn explain(model: &PaxosModel, path: Path<State, Action>) -> String {
     }
     out
 }
+
+/// For tests: explores `model` to the end and panics, with the counterexample, if a
+/// safety property fails, if the search stopped early, or if no run acknowledged every
+/// command (a vacuous check).
+pub fn assert_safe(model: PaxosModel) -> Outcome {
+    assert_safe_with(model, Search::BreadthFirst)
+}
+
+/// [`assert_safe`] with the search order chosen.
+pub fn assert_safe_with(model: PaxosModel, search: Search) -> Outcome {
+    let outcome = run_with(model, None, search);
+    eprintln!("{}", outcome.summary());
+    if let Some((name, path)) = &outcome.violation {
+        panic!("{name} violated:\n{path}");
+    }
+    assert!(!outcome.truncated, "{}", outcome.summary());
+    assert!(
+        outcome.all_acknowledged,
+        "vacuous: no run acknowledged every command"
+    );
+    outcome
+}
+
+/// For tests: explores `model` and panics unless a safety property fails; returns the
+/// property and the printed counterexample.
+pub fn assert_caught(model: PaxosModel) -> (&'static str, String) {
+    let design = model.design;
+    let outcome = run(model);
+    eprintln!("{design:?}: {}", outcome.summary());
+    match outcome.violation {
+        Some((name, path)) => {
+            eprintln!("caught ({name}):\n{path}");
+            (name, path)
+        }
+        None => panic!("{design:?} went unnoticed: {}", outcome.summary()),
+    }
+}

@@ -1,19 +1,9 @@
 //! Each deliberate bug in the (fixed) protocol must be reported by the checker, which
 //! shows the model and its properties can fail. docs/consistency-model-check.md.
 
-use kv_model::check::run;
+use kv_model::check::assert_caught;
 use kv_model::scenario::{two_incrs, write_and_two_reads};
-use kv_model::{Design, PaxosModel, Sabotage};
-
-fn assert_caught(model: PaxosModel) {
-    let sabotage = model.design.sabotage;
-    let outcome = run(model);
-    eprintln!("{sabotage:?}: {}", outcome.summary());
-    match outcome.violation {
-        Some((name, path)) => eprintln!("{sabotage:?} caught ({name}):\n{path}"),
-        None => panic!("{sabotage:?} went unnoticed: {}", outcome.summary()),
-    }
-}
+use kv_model::{Design, Sabotage};
 
 #[test]
 fn acceptor_not_checking_its_promise_is_caught() {
