@@ -1,4 +1,5 @@
-//! Configurations too large for every `cargo test` (minutes each), kept runnable:
+//! Configurations too large for every `cargo test` (10 to 40 s each, a million states
+//! or more), kept runnable:
 //! `cargo test --workspace --test larger_configurations -- --ignored --nocapture`.
 //! Their results are recorded in docs/consistency-model-check.md.
 
@@ -12,7 +13,7 @@ fn assert_safe(model: PaxosModel) {
 }
 
 #[test]
-#[ignore = "minutes"]
+#[ignore = "about 1.5 million states"]
 fn fixed_design_five_acceptors() {
     assert_safe(PaxosModel {
         acceptors: 5,
@@ -21,7 +22,7 @@ fn fixed_design_five_acceptors() {
 }
 
 #[test]
-#[ignore = "minutes"]
+#[ignore = "about 0.9 million states"]
 fn fixed_design_with_a_retry_after_timeout() {
     assert_safe(PaxosModel {
         max_attempts: 2,
@@ -30,7 +31,26 @@ fn fixed_design_with_a_retry_after_timeout() {
 }
 
 #[test]
-#[ignore = "tens of minutes"]
+#[ignore = "about 1.8 million states"]
 fn fixed_design_set_incr_then_gets() {
     assert_safe(set_incr_then_gets(Design::FIXED));
+}
+
+#[test]
+#[ignore = "millions of states"]
+fn fixed_design_incr_and_cas_then_gets() {
+    assert_safe(three_acceptors(
+        Design::FIXED,
+        vec![
+            vec![Op::Incr, Op::Get],
+            vec![
+                Op::SetIfEq {
+                    expected: 1,
+                    new: 7,
+                },
+                Op::Get,
+            ],
+        ],
+        2,
+    ));
 }
