@@ -1,0 +1,39 @@
+//! Each deliberate bug in the (fixed) protocol must be reported by the checker, which
+//! shows the model and its properties can fail. docs/consistency-model-check.md.
+
+use kv_model::check::assert_caught;
+use kv_model::scenario::{two_incrs, write_and_two_reads};
+use kv_model::{Design, Sabotage};
+
+#[test]
+fn acceptor_not_checking_its_promise_is_caught() {
+    assert_caught(two_incrs(
+        Design::FIXED.sabotaged(Sabotage::AcceptIgnoresPromise),
+    ));
+}
+
+#[test]
+fn proposer_adopting_the_first_promise_is_caught() {
+    assert_caught(write_and_two_reads(
+        Design::FIXED.sabotaged(Sabotage::FirstPromiseWins),
+    ));
+}
+
+#[test]
+fn minority_quorum_is_caught() {
+    assert_caught(two_incrs(Design::FIXED.sabotaged(Sabotage::MinorityQuorum)));
+}
+
+#[test]
+fn read_skipping_phase_two_when_promises_differ_is_caught() {
+    assert_caught(write_and_two_reads(
+        Design::FIXED.sabotaged(Sabotage::ShortcutDespiteDifferentVersions),
+    ));
+}
+
+#[test]
+fn promise_lost_in_a_restart_is_caught() {
+    assert_caught(two_incrs(
+        Design::FIXED.sabotaged(Sabotage::VolatilePromise),
+    ));
+}
