@@ -22,34 +22,9 @@ N=${N:-20000}
 C=${C:-50}
 BASE_PORT=${BASE_PORT:-7500}
 KEEP=${KEEP:-0}
-root=$(cd "$(dirname "$0")/../.." && pwd)
-if [[ -z "${KVD:-}" ]]; then
-  (cd "$root" && cargo build --release -p kv-server)
-  KVD="$root/target/release/kvd"
-fi
-DIR=${DIR:-$(mktemp -d /tmp/kvd-consensus-bench.XXXXXX)}
-mkdir -p "$DIR"
-
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ "$KEEP" != 1 ]]; then rm -rf "$DIR"; else echo "kept $DIR"; fi
-}
-trap cleanup EXIT
-
-die() { echo "error: $*" >&2; exit 1; }
-
-# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND every 0.2 s until it succeeds.
-wait_for() {
-  local what=$1 secs=$2 deadline
-  shift 2
-  deadline=$(($(date +%s) + secs))
-  until "$@"; do
-    (($(date +%s) < deadline)) || die "timed out after ${secs}s waiting for: $what (logs in $DIR)"
-    sleep 0.2
-  done
-}
+BENCH_NAME=kvd-consensus-bench
+# shellcheck source=benches/scripts/common.sh
+source "$(dirname "$0")/common.sh"
 
 cluster_ok() { redis-cli -p "$1" CLUSTER INFO 2>/dev/null | grep -q '^cluster_state:ok'; }
 pong() { [[ "$(redis-cli -p "$1" PING 2>/dev/null)" == PONG ]]; }

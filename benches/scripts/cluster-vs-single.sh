@@ -30,37 +30,12 @@ M=${M:-1000000}
 REPAIR_TIMEOUT=${REPAIR_TIMEOUT:-1800}
 BASE_PORT=${BASE_PORT:-7400}
 KEEP=${KEEP:-0}
-root=$(cd "$(dirname "$0")/../.." && pwd)
-if [[ -z "${KVD:-}" ]]; then
-  (cd "$root" && cargo build --release -p kv-server)
-  KVD="$root/target/release/kvd"
-fi
-DIR=${DIR:-$(mktemp -d /tmp/kvd-cluster-bench.XXXXXX)}
-mkdir -p "$DIR"
+BENCH_NAME=kvd-cluster-bench
+# shellcheck source=benches/scripts/common.sh
+source "$(dirname "$0")/common.sh"
 TICKS=$(getconf CLK_TCK)
-
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ "$KEEP" != 1 ]]; then rm -rf "$DIR"; else echo "kept $DIR"; fi
-}
-trap cleanup EXIT
-
-die() { echo "error: $*" >&2; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-
-# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND every 0.2 s until it succeeds.
-wait_for() {
-  local what=$1 secs=$2 deadline
-  shift 2
-  deadline=$(($(date +%s) + secs))
-  until "$@"; do
-    (($(date +%s) < deadline)) || die "timed out after ${secs}s waiting for: $what (logs in $DIR)"
-    sleep 0.2
-  done
-}
 
 # cpu_ticks PID...: utime+stime of the processes, in clock ticks. The fields are counted
 # after the last ')' so a command name with spaces cannot shift them.

@@ -1,0 +1,33 @@
+# Shared by the benchmark scripts (source it after setting KEEP and, optionally, KVD and
+# DIR): builds kvd unless KVD names one, makes the scratch directory DIR (mktemp with
+# the prefix in BENCH_NAME), kills the processes in `pids` and removes DIR on exit
+# (unless KEEP=1), and defines die and wait_for.
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+if [[ -z "${KVD:-}" ]]; then
+  (cd "$root" && cargo build --release -p kv-server)
+  KVD="$root/target/release/kvd"
+fi
+DIR=${DIR:-$(mktemp -d "/tmp/${BENCH_NAME:-kvd-bench}.XXXXXX")}
+mkdir -p "$DIR"
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [[ "$KEEP" != 1 ]]; then rm -rf "$DIR"; else echo "kept $DIR"; fi
+}
+trap cleanup EXIT
+
+die() { echo "error: $*" >&2; exit 1; }
+
+# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND every 0.2 s until it succeeds.
+wait_for() {
+  local what=$1 secs=$2 deadline
+  shift 2
+  deadline=$(($(date +%s) + secs))
+  until "$@"; do
+    (($(date +%s) < deadline)) || die "timed out after ${secs}s waiting for: $what (logs in $DIR)"
+    sleep 0.2
+  done
+}
