@@ -93,10 +93,10 @@ impl ReplicaStore {
         }
     }
 
-    /// Writes `batch` and fsyncs the WAL before returning.
+    /// Writes `batch` and fsyncs the WAL before returning (one fsync shared by the
+    /// promises and accepts committed together).
     fn write_durably(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        self.db.write(batch)?;
-        self.db.sync_wal()?;
+        self.db.write_synced(batch)?;
         Ok(())
     }
 }

@@ -174,6 +174,13 @@ impl Db {
         self.shared.write(Some(batch))
     }
 
+    /// Applies `batch` like [`Db::write`] and fsyncs the WAL before returning, whatever
+    /// the fsync policy; concurrent callers share one fsync (group commit).
+    pub fn write_synced(&self, batch: WriteBatch) -> Result<SeqNo> {
+        self.check_open()?;
+        self.shared.write_synced(batch)
+    }
+
     /// Sets one key.
     pub fn put(&self, ks: Keyspace, key: &[u8], value: &[u8]) -> Result<SeqNo> {
         let mut b = WriteBatch::new();

@@ -33,6 +33,10 @@ pub(crate) const SEQUENCE_RESERVATION: u64 = 1 << 20;
 enum Work {
     /// Commit its batch, and the batches of the writers queued behind it.
     Commit,
+    /// The same, and fsync the WAL before answering whatever the policy (consensus
+    /// promises and accepts must be durable before a replica answers): the whole group
+    /// shares that one fsync.
+    CommitSynced,
     /// Switch the memtable so it can be flushed (a manual flush).
     SwitchForFlush,
     /// Try to get past a soft background error (`db/resume.rs`): as the leader, it is
@@ -84,6 +88,18 @@ impl Shared {
         self.run_queued(Slot::new(batch, work))
     }
 
+    /// Commits `batch` and fsyncs the WAL before returning, whatever the policy; the
+    /// fsync is shared with the group it commits in.
+    pub(crate) fn write_synced(self: &Arc<Self>, batch: WriteBatch) -> Result<SeqNo> {
+        if batch.encoded_len() > MAX_BATCH_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "write batch of {} bytes exceeds the {MAX_BATCH_BYTES}-byte limit",
+                batch.encoded_len()
+            )));
+        }
+        self.run_queued(Slot::new(Some(batch), Work::CommitSynced))
+    }
+
     /// Waits its turn in the write queue, then runs a resume attempt as the leader.
     pub(crate) fn resume_in_queue(self: &Arc<Self>) -> Result<()> {
         self.run_queued(Slot::new(None, Work::Resume)).map(|_| ())
@@ -110,12 +126,15 @@ impl Shared {
             (d.batch.take(), d.work)
         };
         let mut members: Vec<(Arc<Slot>, usize)> = Vec::new();
+        let mut synced = work == Work::CommitSynced;
         if let Some(gb) = group_batch.as_mut() {
             for slot in queue.iter().skip(1) {
                 let mut d = slot.data.lock();
-                if d.work != Work::Commit || gb.encoded_len() >= MAX_GROUP_BYTES {
+                let commits = matches!(d.work, Work::Commit | Work::CommitSynced);
+                if !commits || gb.encoded_len() >= MAX_GROUP_BYTES {
                     break;
                 }
+                synced |= d.work == Work::CommitSynced;
                 let Some(b) = d.batch.take() else { break };
                 members.push((slot.clone(), gb.len()));
                 gb.append(&b);
@@ -123,7 +142,7 @@ impl Shared {
         }
         drop(queue);
 
-        let result = self.lead(group_batch.as_mut(), work);
+        let result = self.lead(group_batch.as_mut(), work, synced);
 
         let mut queue = self.queue.lock();
         queue.pop_front();
@@ -150,13 +169,18 @@ impl Shared {
     /// writer would wait forever. It is caught and becomes an error for the whole group
     /// and a fatal background error: the WAL or the memtable may hold part of the group
     /// (an unacknowledged, invisible part), so nothing more may be written after it.
-    fn lead(self: &Arc<Self>, batch: Option<&mut WriteBatch>, work: Work) -> Result<SeqNo> {
+    fn lead(
+        self: &Arc<Self>,
+        batch: Option<&mut WriteBatch>,
+        work: Work,
+        synced: bool,
+    ) -> Result<SeqNo> {
         let visible = || self.visible_seq.load(Ordering::Acquire);
         let run = AssertUnwindSafe(|| match (work, batch) {
             (Work::Resume, _) => self.try_resume().map(|()| visible()),
-            (_, Some(gb)) => self.commit(gb),
+            (_, Some(gb)) => self.commit(gb, synced),
             (Work::SwitchForFlush, None) => self.switch_for_flush(),
-            (Work::Commit, None) => Ok(visible()),
+            (Work::Commit | Work::CommitSynced, None) => Ok(visible()),
         });
         std::panic::catch_unwind(run).unwrap_or_else(|payload| {
             let err = Error::Closed(format!(
@@ -169,8 +193,9 @@ impl Shared {
         })
     }
 
-    /// Appends a group to the WAL and the memtable. Called by the leader only.
-    fn commit(&self, batch: &mut WriteBatch) -> Result<SeqNo> {
+    /// Appends a group to the WAL (fsynced if the policy says so or `synced`) and the
+    /// memtable. Called by the leader only.
+    fn commit(&self, batch: &mut WriteBatch, synced: bool) -> Result<SeqNo> {
         if batch.is_empty() {
             return Ok(self.visible_seq.load(Ordering::Acquire));
         }
@@ -185,8 +210,9 @@ impl Shared {
 
         let appended = {
             let mut wal = self.wal.lock();
+            let sync = synced || self.opts.fsync == FsyncPolicy::Always;
             let r = wal.writer.add_record(batch.encoded()).and_then(|()| {
-                if self.opts.fsync == FsyncPolicy::Always {
+                if sync {
                     Counters::add(&self.counters.wal_syncs, 1);
                     wal.writer.sync()
                 } else {
@@ -194,7 +220,8 @@ impl Shared {
                     wal.writer.flush()
                 }
             });
-            wal.unsynced = self.opts.fsync != FsyncPolicy::Always;
+            // A sync covers every record before this one too.
+            wal.unsynced = !sync;
             r
         };
         if let Err(e) = appended {
