@@ -71,6 +71,8 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     /// Database flush floors: records below them are gone, whatever a replica answers.
     pub(crate) floors: FlushFloors,
+    /// One consensus command per key at a time from this node (coordinator/paxos.rs).
+    pub(crate) proposing: paxos::KeyTurns,
 }
 
 /// Runs reads and writes against replicas with quorums. Cheap to clone.
@@ -109,6 +111,7 @@ impl Coordinator {
                 config,
                 counters: Counters::default(),
                 floors: FlushFloors::default(),
+                proposing: paxos::KeyTurns::default(),
             }),
         }
     }

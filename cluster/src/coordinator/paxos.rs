@@ -82,6 +82,12 @@ impl Coordinator {
     ) -> Result<Option<Version>, ClusterError> {
         let inner = &self.inner;
         let deadline = Instant::now() + inner.config.consensus_timeout;
+        // Commands on one key through this node take turns instead of duelling: two
+        // proposers of one node would only refuse each other's ballots (a hot key with
+        // many clients on one node never made progress without this).
+        let Ok(_turn) = tokio::time::timeout_at(deadline, inner.proposing.wait(&key)).await else {
+            return Err(ClusterError::ConsensusContended { rounds: 0 });
+        };
         let mut pause = BACKOFF_FIRST;
         let mut rounds = 0;
         loop {
@@ -296,4 +302,28 @@ fn jitter(ballot: Version, max: Duration) -> Duration {
     let draw = xxhash_rust::xxh3::xxh3_64(&ballot.encode());
     let micros = max.as_micros() as u64;
     Duration::from_micros(draw % (micros + 1))
+}
+
+/// Turns per key for this node's proposers: a fixed set of async mutexes, a key's
+/// commands queue on the one its hash picks (unrelated keys rarely share one).
+pub(crate) struct KeyTurns {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+const TURN_STRIPES: usize = 1024;
+
+impl Default for KeyTurns {
+    fn default() -> Self {
+        KeyTurns {
+            stripes: (0..TURN_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+}
+
+impl KeyTurns {
+    /// Waits for `key`'s turn; the turn lasts as long as the guard.
+    async fn wait(&self, key: &ItemKey) -> tokio::sync::MutexGuard<'_, ()> {
+        let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&key.key, u64::from(key.db));
+        self.stripes[(hash % TURN_STRIPES as u64) as usize].lock().await
+    }
 }
