@@ -315,7 +315,9 @@ const TURN_STRIPES: usize = 1024;
 impl Default for KeyTurns {
     fn default() -> Self {
         KeyTurns {
-            stripes: (0..TURN_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            stripes: (0..TURN_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 }
@@ -324,6 +326,8 @@ impl KeyTurns {
     /// Waits for `key`'s turn; the turn lasts as long as the guard.
     async fn wait(&self, key: &ItemKey) -> tokio::sync::MutexGuard<'_, ()> {
         let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&key.key, u64::from(key.db));
-        self.stripes[(hash % TURN_STRIPES as u64) as usize].lock().await
+        self.stripes[(hash % TURN_STRIPES as u64) as usize]
+            .lock()
+            .await
     }
 }
