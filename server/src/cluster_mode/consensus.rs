@@ -41,6 +41,12 @@ pub async fn run(
     if keys.len() <= 1 || !PER_KEY.contains(&spec.name) {
         return one_key(srv, ring, client, spec, args).await;
     }
+    // A malformed MSET must be refused whole, before any of its parts runs.
+    if spec.name == "mset" {
+        if let Err(e) = crate::commands::strings::mset_pairs(args, "mset") {
+            return e;
+        }
+    }
     // MSET k v k v ... / DEL k k ...: one single-key command per key, one after the
     // other (the handler borrows the connection's state).
     let mut replies = Vec::new();

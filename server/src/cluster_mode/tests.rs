@@ -223,6 +223,12 @@ async fn ring_failures_are_errors_and_read_before_write_runs_through_consensus()
     }
     assert!(h.ring.data.lock().is_empty());
     h.ring.refuse_writes.store(false, Ordering::Relaxed);
+    // A key without its value: refused whole, not split into a half-written MSET.
+    assert_eq!(
+        h.run(&["MSET", "a", "1", "b"]).await,
+        Reply::error("ERR wrong number of arguments for 'mset' command")
+    );
+    assert!(h.ring.data.lock().is_empty());
     assert_eq!(h.run(&["INCR", "n"]).await, Reply::Int(1));
     assert_eq!(h.run(&["INCRBY", "n", "5"]).await, Reply::Int(6));
     // A failed condition writes nothing.

@@ -308,7 +308,8 @@ pub fn mget(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(out))
 }
 
-fn mset_pairs(a: &[Bytes], name: &str) -> Result<(), Reply> {
+/// Refuses MSET/MSETNX with a key missing its value (Redis's arity error).
+pub fn mset_pairs(a: &[Bytes], name: &str) -> Result<(), Reply> {
     if a.len().is_multiple_of(2) {
         return Err(Reply::error(format!(
             "ERR wrong number of arguments for '{name}' command"
