@@ -219,6 +219,10 @@ pub enum Consistency {
     Quorum,
     /// Every replica: fails when any replica is down.
     All,
+    /// Reads of named keys run through the key's consensus (a Paxos round that
+    /// settles any half-finished write before answering), so they are linearizable;
+    /// everything else waits for the configured quorum, as `Quorum`.
+    Serial,
 }
 
 impl Consistency {
@@ -228,18 +232,19 @@ impl Consistency {
     pub fn required(&self, n: usize, quorum: usize) -> usize {
         let want = match self {
             Consistency::One => 1,
-            Consistency::Quorum => quorum,
+            Consistency::Quorum | Consistency::Serial => quorum,
             Consistency::All => n,
         };
         want.clamp(1, n.max(1))
     }
 
-    /// The name clients use: `ONE`, `QUORUM`, `ALL`.
+    /// The name clients use: `ONE`, `QUORUM`, `ALL`, `SERIAL`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Consistency::One => "ONE",
             Consistency::Quorum => "QUORUM",
             Consistency::All => "ALL",
+            Consistency::Serial => "SERIAL",
         }
     }
 }
@@ -250,9 +255,9 @@ impl fmt::Display for Consistency {
     }
 }
 
-/// The level name was not ONE, QUORUM or ALL.
+/// The level name was not ONE, QUORUM, ALL or SERIAL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("consistency level must be ONE, QUORUM or ALL")]
+#[error("consistency level must be ONE, QUORUM, ALL or SERIAL")]
 pub struct UnknownConsistency;
 
 impl FromStr for Consistency {
@@ -260,10 +265,15 @@ impl FromStr for Consistency {
 
     /// Case-insensitive, as client commands are.
     fn from_str(s: &str) -> Result<Consistency, UnknownConsistency> {
-        [Consistency::One, Consistency::Quorum, Consistency::All]
-            .into_iter()
-            .find(|c| c.as_str().eq_ignore_ascii_case(s))
-            .ok_or(UnknownConsistency)
+        [
+            Consistency::One,
+            Consistency::Quorum,
+            Consistency::All,
+            Consistency::Serial,
+        ]
+        .into_iter()
+        .find(|c| c.as_str().eq_ignore_ascii_case(s))
+        .ok_or(UnknownConsistency)
     }
 }
 
@@ -383,6 +393,8 @@ mod tests {
         assert_eq!("quorum".parse(), Ok(Consistency::Quorum));
         assert_eq!("ALL".parse(), Ok(Consistency::All));
         assert_eq!("One".parse(), Ok(Consistency::One));
+        assert_eq!("serial".parse(), Ok(Consistency::Serial));
+        assert_eq!(Consistency::Serial.required(3, 2), 2);
         assert_eq!("two".parse::<Consistency>(), Err(UnknownConsistency));
         assert_eq!(Consistency::All.to_string(), "ALL");
         let c = ClusterConfig::default();

@@ -176,3 +176,10 @@ fn the_checker_catches_acceptors_that_ignore_their_promises() {
         matches!(v, Violation::Counter { .. })
     });
 }
+
+#[test]
+fn the_checker_catches_serial_reads_that_skip_consensus() {
+    assert_caught(Sabotage::SerialReadsFromOneReplica, |v| {
+        matches!(v, Violation::Counter { .. })
+    });
+}

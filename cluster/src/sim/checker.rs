@@ -262,7 +262,10 @@ fn check_reads(history: &[Op], writes: &WritesByValue<'_>, violations: &mut Vec<
 /// Check 4, for the counter keys (INCR through consensus): every acknowledged INCR
 /// returned its own value, values grow in real time (an INCR that completed before
 /// another began returned less), and every replica ends with a value at least the
-/// number of acknowledged INCRs and at most that plus the unknown ones.
+/// number of acknowledged INCRs and at most that plus the unknown ones. SERIAL reads
+/// are linearizable with them: a read sees every INCR that completed before it began,
+/// an INCR begun after a read completed returns more than it saw, and a read begun
+/// after another completed sees at least as much.
 pub fn check_counters(
     history: &[Op],
     layout: &Layout,
@@ -297,14 +300,33 @@ pub fn check_counters(
         if let Some(w) = values.windows(2).find(|w| w[0] == w[1]) {
             bad(format!("two acknowledged INCRs returned {}", w[0]));
         }
-        for (a, va) in &acked {
+        let reads: Vec<(&Op, u64)> = history
+            .iter()
+            .filter(|op| op.key == *key)
+            .filter_map(|op| match op.outcome {
+                Outcome::CounterRead(v) => Some((op, v)),
+                _ => None,
+            })
+            .collect();
+        // Whatever an acknowledged INCR returned or a SERIAL read saw, an INCR begun
+        // after it returns more, and a read begun after it sees at least as much.
+        for (o, v) in acked.iter().chain(&reads) {
             if let Some((b, vb)) = acked
                 .iter()
-                .find(|(b, vb)| a.completed < b.invoked && vb <= va)
+                .find(|(b, vb)| o.completed < b.invoked && vb <= v)
             {
                 bad(format!(
-                    "client {} got {va}, and client {} got {vb} in an INCR begun after",
-                    a.client, b.client
+                    "client {} saw {v}, and client {} got {vb} in an INCR begun after",
+                    o.client, b.client
+                ));
+            }
+            if let Some((r, seen)) = reads
+                .iter()
+                .find(|(r, seen)| o.completed < r.invoked && seen < v)
+            {
+                bad(format!(
+                    "client {} saw {v}, and client {} read {seen} after",
+                    o.client, r.client
                 ));
             }
         }

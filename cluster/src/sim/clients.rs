@@ -1,11 +1,11 @@
 //! Simulated clients: each one, until the run's fault phase ends, picks a key of the
-//! small key set, an operation (SET with a value unique in the run, DEL, GET), a
-//! consistency level (mostly QUORUM, some ONE and ALL) and a coordinator node (mostly
-//! a running one), runs it through that node's real coordinator, and records what it
-//! was told.
+//! small key set, an operation (SET with a value unique in the run, DEL, GET; on the
+//! counter keys INCR or a SERIAL read, both through consensus), a consistency level
+//! (mostly QUORUM, some ONE and ALL) and a coordinator node (mostly a running one), runs
+//! it through that node's real coordinator, and records what it was told.
 
 use super::history::{write_failure, Op, OpKind, Outcome};
-use super::SimCluster;
+use super::{Sabotage, SimCluster};
 use crate::coordinator::Change;
 use crate::quorum::Consistency;
 use crate::replica_api::ItemKey;
@@ -60,6 +60,7 @@ pub(crate) async fn run_client(cluster: Arc<SimCluster>, client: usize, until: I
             _ => Consistency::Quorum,
         };
         let kind = match world.rng(|r| r.gen_range(0..20)) {
+            0..=5 if counting => OpKind::SerialRead,
             _ if counting => OpKind::Incr,
             0..=8 => {
                 writes += 1;
@@ -97,7 +98,7 @@ impl SimCluster {
         kind: &OpKind,
         consistency: Consistency,
     ) -> Outcome {
-        let is_read = *kind == OpKind::Get;
+        let is_read = matches!(kind, OpKind::Get | OpKind::SerialRead);
         let Some(inc) = self.node(node).and_then(|n| n.current()) else {
             let why = "the coordinator is down".to_string();
             return if is_read {
@@ -121,7 +122,14 @@ impl SimCluster {
                 write_outcome(c.put(item, value, None, consistency).await)
             }
             OpKind::Delete => write_outcome(c.put(item, None, None, consistency).await),
-            OpKind::Incr => increment(c, item, consistency).await,
+            OpKind::Incr => counter_round(c, item, consistency, true).await,
+            OpKind::SerialRead if self.setup.sabotage == Sabotage::SerialReadsFromOneReplica => {
+                match c.get(item, Consistency::One).await {
+                    Ok(record) => Outcome::CounterRead(record.as_ref().map_or(0, counter_value)),
+                    Err(e) => Outcome::ReadFailed(e.to_string()),
+                }
+            }
+            OpKind::SerialRead => counter_round(c, item, consistency, false).await,
         };
         let lost = !self.setup.world.is_running(node, inc.number);
         match outcome {
@@ -139,27 +147,34 @@ fn write_outcome(result: Result<crate::Version, crate::quorum::ClusterError>) ->
     }
 }
 
-/// INCR through consensus: the change function reads the counter (absent: 0) and
-/// writes it plus one.
-async fn increment(
+/// A consensus round on a counter: an INCR (the change function writes the counter,
+/// absent counting as 0, plus one) or a SERIAL read (it keeps the state it is given
+/// and answers from it).
+async fn counter_round(
     c: &crate::coordinator::Coordinator,
     item: ItemKey,
     consistency: Consistency,
+    increment: bool,
 ) -> Outcome {
-    let mut next = 0;
+    let mut value = 0;
     let mut change = |state: Option<&crate::Record>| {
-        next = state.map_or(0, counter_value) + 1;
+        value = state.map_or(0, counter_value) + u64::from(increment);
+        if !increment {
+            return Change::Keep;
+        }
         Change::Write {
             body: Body::Value {
                 ty: ValueType::String,
-                payload: Bytes::from(next.to_string()),
+                payload: Bytes::from(value.to_string()),
             },
             expire_at: None,
         }
     };
     match c.consensus(item, consistency, &mut change).await {
-        Ok(_) => Outcome::Counted(next),
-        Err(e) => write_failure(&e),
+        Ok(_) if increment => Outcome::Counted(value),
+        Ok(_) => Outcome::CounterRead(value),
+        Err(e) if increment => write_failure(&e),
+        Err(e) => Outcome::ReadFailed(e.to_string()),
     }
 }
 

@@ -17,6 +17,8 @@ pub enum OpKind {
     Get,
     /// INCR of a counter key, through single-key consensus.
     Incr,
+    /// A SERIAL read of a counter key: a consensus round that writes nothing.
+    SerialRead,
 }
 
 /// What the client was told.
@@ -36,6 +38,8 @@ pub enum Outcome {
     ReadFailed(String),
     /// The INCR was acknowledged with the counter's new value.
     Counted(u64),
+    /// The SERIAL read answered this counter value.
+    CounterRead(u64),
 }
 
 /// One operation of the history.

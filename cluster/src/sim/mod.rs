@@ -64,6 +64,8 @@ pub enum Sabotage {
     /// Acceptors take a consensus accept without checking their promise (any version
     /// newer than the record held), as a plain write.
     AcceptIgnoresPromises,
+    /// SERIAL reads of counters read one replica instead of running a round.
+    SerialReadsFromOneReplica,
 }
 
 /// The shape of one simulated run.

@@ -20,8 +20,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Commands whose keys are independent: each key runs as its own one-key command in its
-/// own round (no atomicity across keys, as for any multi-key command on the ring).
-const PER_KEY: &[&str] = &["mset", "del", "unlink"];
+/// own round (no atomicity across keys, as for any multi-key command on the ring). The
+/// reads among them come here at SERIAL (super::serial).
+const PER_KEY: &[&str] = &["mset", "del", "unlink", "mget", "exists", "touch"];
 
 /// True when `name` with `keys` distinct keys can run through consensus: one key, or a
 /// command whose keys are independent.
@@ -69,12 +70,16 @@ fn split_per_key(name: &str, args: &[Bytes]) -> Vec<Vec<Bytes>> {
         .collect()
 }
 
-/// One reply for the parts of a per-key command: the sum for DEL/UNLINK, OK for MSET,
-/// or the first error with how many keys were written.
+/// One reply for the parts of a per-key command: the sum for DEL/UNLINK/EXISTS/TOUCH,
+/// OK for MSET, the values in order for MGET, or the first error (for a write, with how
+/// many keys were written).
 fn merge_replies(name: &str, replies: Vec<Reply>) -> Reply {
     let total = replies.len();
     let failed: Vec<&Reply> = replies.iter().filter(|r| r.is_error()).collect();
     if let Some(Reply::Error(first)) = failed.first() {
+        if matches!(name, "mget" | "exists" | "touch") {
+            return Reply::error(first.to_string());
+        }
         return Reply::error(format!(
             "PARTIAL {} of {total} keys were written; the first failure: {first}",
             total - failed.len()
@@ -82,6 +87,14 @@ fn merge_replies(name: &str, replies: Vec<Reply>) -> Reply {
     }
     if name == "mset" {
         return Reply::Ok;
+    }
+    if name == "mget" {
+        // Each part is MGET of one key: a one-element array.
+        let values = replies.into_iter().flat_map(|r| match r {
+            Reply::Array(items) => items,
+            other => vec![other],
+        });
+        return Reply::Array(values.collect());
     }
     let deleted = replies
         .iter()

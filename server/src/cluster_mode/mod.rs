@@ -9,6 +9,7 @@ pub mod consensus;
 pub mod keyspace;
 pub mod metadata;
 pub mod route;
+pub mod serial;
 
 use crate::commands::{self, table, Admission, Ctx};
 use crate::keyspace::encoding::decode_value;
@@ -47,7 +48,9 @@ pub async fn execute(
         .cluster
         .eventual_databases
         .contains(&client.db);
-    let reply = match route::route(spec, parent, args, linearizable) {
+    let route = route::route(spec, parent, args, linearizable);
+    let route = serial::upgrade(route, spec, client.consistency, linearizable);
+    let reply = match route {
         // Admin commands (COMPACT, CHECKPOINT, SAVE, ...) may wait on the disk: as on
         // the single-node path, they leave the async worker for it.
         Route::Local if commands::may_block(args, &srv.store.db) => {

@@ -24,6 +24,7 @@ struct FakeRing {
     clock: AtomicU64,
     refuse_writes: AtomicBool,
     last_level: Mutex<Option<Consistency>>,
+    consensus_rounds: AtomicU64,
 }
 
 #[async_trait]
@@ -69,6 +70,7 @@ impl Ring for FakeRing {
         change: ChangeFn<'_>,
     ) -> Result<Option<Version>, RingError> {
         *self.last_level.lock() = Some(level);
+        self.consensus_rounds.fetch_add(1, Ordering::Relaxed);
         if self.refuse_writes.load(Ordering::Relaxed) {
             return Err(RingError::Unavailable {
                 op: "write",
@@ -268,7 +270,7 @@ async fn cluster_consistency_sets_the_level_of_this_connection() {
     assert_eq!(*h.ring.last_level.lock(), Some(Consistency::All));
     assert_eq!(h.run(&["CLUSTER", "CONSISTENCY"]).await, bulk("ALL"));
     match h.run(&["CLUSTER", "CONSISTENCY", "two"]).await {
-        Reply::Error(e) => assert!(e.contains("ONE, QUORUM or ALL"), "{e}"),
+        Reply::Error(e) => assert!(e.contains("ONE, QUORUM, ALL or SERIAL"), "{e}"),
         other => panic!("{other:?}"),
     }
 }
@@ -283,5 +285,60 @@ async fn an_eventual_database_writes_blindly_and_refuses_read_modify_write() {
         other => panic!("{other:?}"),
     }
     assert_eq!(h.run(&["SET", "n", "1"]).await, Reply::Ok);
+    assert_eq!(h.run(&["GET", "n"]).await, bulk("1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_reads_run_through_consensus_one_round_per_key() {
+    let mut h = Harness::new().await;
+    assert_eq!(h.run(&["SET", "a", "1"]).await, Reply::Ok);
+    assert_eq!(h.run(&["SET", "b", "22"]).await, Reply::Ok);
+    let ring = h.ring.clone();
+    let rounds = || ring.consensus_rounds.load(Ordering::Relaxed);
+    let writes = || ring.clock.load(Ordering::Relaxed);
+    let (rounds_before, writes_before) = (rounds(), writes());
+    // At QUORUM a read is a quorum read, not a round.
+    assert_eq!(h.run(&["GET", "a"]).await, bulk("1"));
+    assert_eq!(rounds(), rounds_before);
+    assert_eq!(
+        h.run(&["CLUSTER", "CONSISTENCY", "serial"]).await,
+        Reply::Ok
+    );
+    assert_eq!(h.run(&["CLUSTER", "CONSISTENCY"]).await, bulk("SERIAL"));
+    assert_eq!(h.run(&["GET", "a"]).await, bulk("1"));
+    assert_eq!(rounds(), rounds_before + 1);
+    assert_eq!(
+        h.run(&["MGET", "a", "missing", "b"]).await,
+        Reply::Array(vec![bulk("1"), Reply::Nil, bulk("22")])
+    );
+    assert_eq!(rounds(), rounds_before + 4);
+    assert_eq!(h.run(&["EXISTS", "a", "a", "missing"]).await, Reply::Int(2));
+    assert_eq!(h.run(&["STRLEN", "b"]).await, Reply::Int(2));
+    assert_eq!(rounds(), rounds_before + 8);
+    // Reading through a round writes nothing.
+    assert_eq!(writes(), writes_before);
+    // Writes at SERIAL are rounds as at any level in a linearizable database.
+    assert_eq!(h.run(&["INCR", "n"]).await, Reply::Int(1));
+    assert_eq!(*h.ring.last_level.lock(), Some(Consistency::Serial));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_reads_are_refused_in_an_eventual_database() {
+    let mut h = Harness::new().await;
+    h.srv.config.write().cluster.eventual_databases = vec![1];
+    assert_eq!(h.run(&["SELECT", "1"]).await, Reply::Ok);
+    assert_eq!(
+        h.run(&["CLUSTER", "CONSISTENCY", "SERIAL"]).await,
+        Reply::Ok
+    );
+    assert_eq!(h.run(&["SET", "n", "1"]).await, Reply::Ok);
+    match h.run(&["GET", "n"]).await {
+        Reply::Error(e) => assert!(e.contains("SERIAL needs a linearizable database"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        h.run(&["CLUSTER", "CONSISTENCY", "QUORUM"]).await,
+        Reply::Ok
+    );
     assert_eq!(h.run(&["GET", "n"]).await, bulk("1"));
 }

@@ -129,8 +129,9 @@ pub fn state_name(s: PeerState) -> &'static str {
     }
 }
 
-/// CLUSTER CONSISTENCY [ONE|QUORUM|ALL]: how many replicas this connection's reads and
-/// writes wait for (cqlsh's CONSISTENCY); without an argument, the current level.
+/// CLUSTER CONSISTENCY [ONE|QUORUM|ALL|SERIAL]: how many replicas this connection's
+/// reads and writes wait for (cqlsh's CONSISTENCY), or SERIAL: reads through consensus
+/// (cqlsh's SERIAL CONSISTENCY); without an argument, the current level.
 pub fn cluster_consistency(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     ring(ctx)?;
     match a.get(2) {
@@ -139,7 +140,7 @@ pub fn cluster_consistency(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             ctx.client.consistency = std::str::from_utf8(level)
                 .ok()
                 .and_then(|l| l.parse().ok())
-                .ok_or_else(|| err("ERR consistency level must be ONE, QUORUM or ALL"))?;
+                .ok_or_else(|| err("ERR consistency level must be ONE, QUORUM, ALL or SERIAL"))?;
             Ok(Reply::Ok)
         }
     }
