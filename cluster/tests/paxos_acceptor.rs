@@ -130,3 +130,46 @@ fn promises_and_accepts_survive_a_restart() {
     );
     assert_eq!(store.get(&k).unwrap(), Some(put(&k, 40, "accepted").record));
 }
+
+#[test]
+fn an_accept_forgets_the_promise_it_fulfils_and_the_record_keeps_the_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let (done, open) = (key(0, "done"), key(0, "open"));
+    store.prepare(&done, version(10)).unwrap();
+    store.prepare(&open, version(10)).unwrap();
+    assert_eq!(store.promises_held().unwrap(), 2);
+    assert_eq!(
+        store.accept(&put(&done, 10, "v")).unwrap(),
+        WriteOutcome::Applied
+    );
+    // The finished round left its record only; the round that never accepted keeps
+    // its promise.
+    assert_eq!(store.promises_held().unwrap(), 1);
+    // The record still refuses every ballot at or below the forgotten promise.
+    assert_eq!(
+        store.prepare(&done, version(10)).unwrap(),
+        PrepareOutcome::Rejected { seen: version(10) }
+    );
+    assert_eq!(
+        store.accept(&put(&done, 9, "late")).unwrap(),
+        WriteOutcome::Stale {
+            current: version(10)
+        }
+    );
+    // A promise above the record is kept by an accept below it being refused, and
+    // forgotten by the accept that fulfils it.
+    store.prepare(&done, version(12)).unwrap();
+    assert_eq!(
+        store.accept(&put(&done, 11, "lost round")).unwrap(),
+        WriteOutcome::Stale {
+            current: version(12)
+        }
+    );
+    assert_eq!(store.promises_held().unwrap(), 2);
+    assert_eq!(
+        store.accept(&put(&done, 12, "w")).unwrap(),
+        WriteOutcome::Applied
+    );
+    assert_eq!(store.promises_held().unwrap(), 1);
+}

@@ -79,6 +79,9 @@ impl Acceptor {
                 version: ballot,
                 value: value.clone(),
             };
+            if design.forget_fulfilled_promises && not_below_promise {
+                self.promise = Ballot::ZERO;
+            }
             return Answer::Accepted;
         }
         let duplicate_ok = match design.duplicate_accept {

@@ -53,6 +53,9 @@ pub struct Design {
     /// The shortcut also requires that no promise carried a record held below a promise
     /// made before it (kvd's `promised_before <= version`).
     pub shortcut_guard: bool,
+    /// An Accept taken at or above the promise clears the promise (kvd deletes a
+    /// promise its record's version covers, so finished rounds leave no promise).
+    pub forget_fulfilled_promises: bool,
     /// A deliberate bug, if any.
     pub sabotage: Option<Sabotage>,
 }
@@ -64,18 +67,21 @@ impl Design {
         shortcut: true,
         duplicate_accept: DuplicateAccept::Accepted,
         shortcut_guard: false,
+        forget_fulfilled_promises: false,
         sabotage: None,
     };
 
     /// What kvd implements (cluster/src/replica_store/acceptor.rs,
     /// cluster/src/coordinator/paxos.rs): repair copies any newer record (so replicas
     /// converge), a duplicate Accept is acknowledged only at or above the promise, and
-    /// the shortcut skips records held below an earlier promise.
+    /// the shortcut skips records held below an earlier promise, and an accept forgets
+    /// the promise it fulfils.
     pub const AS_IMPLEMENTED: Design = Design {
         repair: Repair::IfNewer,
         shortcut: true,
         duplicate_accept: DuplicateAccept::AcceptedIfNotBelowPromise,
         shortcut_guard: true,
+        forget_fulfilled_promises: true,
         sabotage: None,
     };
 

@@ -59,7 +59,8 @@ impl ReplicaStore {
         let ballot = item.record.version;
         let _guard = self.stripes.lock(std::iter::once(key));
         let held = self.get(key)?.map_or(Version::ZERO, |r| r.version);
-        let promised = self.promised(key)?.max(self.floors.floor(key.db));
+        let promise = self.promised(key)?;
+        let promised = promise.max(self.floors.floor(key.db));
         // A retried accept of the record held is answered Accepted only while no higher
         // ballot is promised: the record may have arrived by repair after this acceptor
         // promised a higher ballot to another proposer, which then overwrites it, and
@@ -77,9 +78,28 @@ impl ReplicaStore {
         let mut batch = WriteBatch::new();
         let mut todos = self.merkle.begin_todos();
         self.put_record(&mut batch, &mut todos, item);
+        // A promise at or below the record's version tells nothing the record does not
+        // (both rules compare a ballot with the higher of the two, and a prepare's
+        // read shortcut needs the promise at or below the record's version either way):
+        // forget it in the same batch, so a finished round leaves only its record.
+        // Promises above the record (rounds that prepared and never accepted) stay.
+        if promise <= ballot {
+            batch.delete(self.paxos, &engine_key(key));
+        }
         self.write_durably(batch)?;
         drop(todos);
         Ok(WriteOutcome::Applied)
+    }
+
+    /// How many promises this replica holds (live entries of the `paxos` keyspace):
+    /// what consensus leaves behind besides records. A full scan: for tests and tools.
+    pub fn promises_held(&self) -> Result<u64, StoreError> {
+        let mut held = 0;
+        for entry in self.db.iter(self.paxos, None, None, None)? {
+            entry?;
+            held += 1;
+        }
+        Ok(held)
     }
 
     /// The highest ballot promised for `key` (ZERO if none).
