@@ -102,7 +102,15 @@ async fn serve_client<S>(
             // A cluster node: every command may wait for replicas, so each is awaited in
             // order (crate::cluster_mode); nothing blocks a runtime thread meanwhile.
             while i < batch.len() && !client.close && !client.monitor {
-                let reply = crate::cluster_mode::execute(srv, ring, client, &batch[i]).await;
+                let mut reply = crate::cluster_mode::execute(srv, ring, client, &batch[i]).await;
+                if client.wait.is_some() {
+                    // LOCK ... WAIT found the lock held: the replies before it go out
+                    // first, as on one node.
+                    if !flush(srv, stream, &mut out).await {
+                        return;
+                    }
+                    reply = lock_wait(srv, Some(ring), client, &batch[i], stream, &mut inbuf).await;
+                }
                 i += 1;
                 if !client.silent {
                     reply.encode(&mut out, client.resp3);
@@ -121,7 +129,7 @@ async fn serve_client<S>(
                 if !flush(srv, stream, &mut out).await {
                     return;
                 }
-                let reply = lock_wait(srv, client, &batch[i], stream, &mut inbuf).await;
+                let reply = lock_wait(srv, None, client, &batch[i], stream, &mut inbuf).await;
                 reply.encode(&mut out, client.resp3);
                 i += 1;
             }
@@ -368,8 +376,14 @@ pub(crate) fn run_one(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Repl
 /// until it is acquired or its deadline passes. Meanwhile it keeps reading the socket
 /// (buffering any pipelined commands, as Redis does for blocked clients) so that a client
 /// that disconnects stops waiting at once, instead of later taking the lock for nobody.
+///
+/// On a cluster node (`ring`) the release may come through any node, and no local commit
+/// announces it: the LOCK is retried through consensus at growing intervals (from
+/// [`RING_LOCK_POLL_MIN`] to [`RING_LOCK_POLL_MAX`], with jitter so that waiters on
+/// several nodes do not retry in step), and at the holder's lease end.
 async fn lock_wait<S>(
     srv: &Shared,
+    ring: Option<&Arc<dyn kv_cluster::ring::Ring>>,
     client: &mut Client,
     args: &[Bytes],
     stream: &mut S,
@@ -379,6 +393,7 @@ where
     S: AsyncRead + Unpin,
 {
     let mut reply = Reply::Nil;
+    let mut poll = RING_LOCK_POLL_MIN;
     while let Some(w) = client.wait.take() {
         client.lock_deadline = Some(w.deadline);
         let notify = srv.store.events.wait(w.db, w.key.clone());
@@ -387,10 +402,18 @@ where
             tokio::pin!(notified);
             notified.as_mut().enable();
             // Retry after registering, so a release between the attempts is not missed.
-            reply = tokio::task::block_in_place(|| run_one(srv, client, args));
+            reply = match ring {
+                None => tokio::task::block_in_place(|| run_one(srv, client, args)),
+                Some(ring) => crate::cluster_mode::execute(srv, ring, client, args).await,
+            };
             if let Some(next) = &client.wait {
-                let sleep =
+                let mut sleep =
                     Duration::from_millis((next.wake_at - now_ms()).clamp(0, i64::MAX) as u64);
+                if ring.is_some() {
+                    let jitter = rand::random::<f64>() * 0.5 + 0.75;
+                    sleep = sleep.min(poll.mul_f64(jitter));
+                    poll = (poll * 2).min(RING_LOCK_POLL_MAX);
+                }
                 let query_limit = srv.config.read().client_query_buffer_limit;
                 tokio::select! {
                     biased;
@@ -414,6 +437,12 @@ where
     client.lock_deadline = None;
     reply
 }
+
+/// The first retry interval of LOCK ... WAIT on a cluster node (see [`lock_wait`]).
+const RING_LOCK_POLL_MIN: Duration = Duration::from_millis(10);
+/// The longest: a release is noticed within about this long, at the cost of one
+/// consensus round per waiter per interval.
+const RING_LOCK_POLL_MAX: Duration = Duration::from_millis(100);
 
 /// Streams the MONITOR feed `rx` until the client leaves, is killed or the server stops.
 async fn monitor<S>(

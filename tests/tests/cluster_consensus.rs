@@ -208,3 +208,81 @@ fn an_eventual_database_refuses_read_modify_write() {
         .expect("INCR in database 0");
     assert_eq!(n, 1);
 }
+
+/// How many LOCK commands `node` ran (each attempt of a waiting LOCK counts).
+fn lock_calls(node: &kv_tests::Kvd) -> u64 {
+    let mut conn = node.client();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap_or_default();
+    kv_tests::info_field(&info, "cmdstat_lock")
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|f| f.strip_prefix("calls=").map(str::to_owned))
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn lock(
+    conn: &mut redis::Connection,
+    key: &str,
+    owner: &str,
+    lease: u64,
+    wait: Option<u64>,
+) -> Option<i64> {
+    let mut cmd = redis::cmd("LOCK");
+    cmd.arg(key).arg(owner).arg(lease);
+    if let Some(ms) = wait {
+        cmd.arg("WAIT").arg(ms);
+    }
+    cmd.query(conn).expect("LOCK")
+}
+
+/// LOCK ... WAIT through one node ends when the lock is released through another node,
+/// or when the holder's lease ends, with a fencing token above the holder's; with the
+/// lock still held at its timeout it answers nil (docs/versions-and-locks.md, "Locks on
+/// a cluster").
+#[test]
+fn lock_wait_on_one_node_ends_with_a_release_or_a_lease_end_elsewhere() {
+    let c = Cluster::start(3, &[]);
+    let urls = urls(&c);
+    let mut holder = connect(&urls[0]);
+    let held = lock(&mut holder, "lock:a", "A", 60_000, None).expect("free");
+    let waiter_url = urls[1].clone();
+    let waiter = std::thread::spawn(move || {
+        lock(
+            &mut connect(&waiter_url),
+            "lock:a",
+            "B",
+            60_000,
+            Some(20_000),
+        )
+    });
+    // The waiter retried while the lock was held: it is waiting, not done.
+    let calls_before = lock_calls(&c.nodes[1]);
+    kv_tests::eventually("the waiter retries", Duration::from_secs(10), || {
+        lock_calls(&c.nodes[1]) >= calls_before + 3
+    });
+    assert!(!waiter.is_finished(), "the waiter took a held lock");
+    let released: i64 = redis::cmd("UNLOCK")
+        .arg("lock:a")
+        .arg("A")
+        .query(&mut connect(&urls[2]))
+        .expect("UNLOCK");
+    assert_eq!(released, 1);
+    let token = waiter.join().unwrap().expect("acquired after the release");
+    assert!(token > held, "token {token} after {held}");
+
+    // A holder that never releases: the waiter gets the lock when the lease ends.
+    let short = lock(&mut connect(&urls[0]), "lock:b", "C", 300, None).expect("free");
+    let after_lease = lock(&mut connect(&urls[2]), "lock:b", "D", 60_000, Some(20_000));
+    assert!(after_lease.expect("acquired at the lease end") > short);
+
+    // B still holds lock:a: a wait that times out answers nil.
+    assert_eq!(
+        lock(&mut connect(&urls[1]), "lock:a", "E", 60_000, Some(200)),
+        None
+    );
+}

@@ -96,9 +96,6 @@ fn not_on_consensus(name: &str, args: &[Bytes]) -> Option<&'static str> {
         }
         "swapdb" | "move" => Some("it changes two databases at once"),
         "idempotent" => Some("its request records do not travel with the write yet"),
-        "lock" if args.iter().any(|a| a.eq_ignore_ascii_case(b"wait")) => {
-            Some("LOCK ... WAIT would need a release on another node to wake it")
-        }
         _ => None,
     }
 }
@@ -283,6 +280,7 @@ mod tests {
             &["DEL", "a", "b"],
             &["MSET", "a", "1", "b", "2"],
             &["LOCK", "k", "owner", "1000"],
+            &["LOCK", "k", "owner", "1000", "WAIT", "10"],
             &["SETIFMATCH", "k", "v", "1"],
         ] {
             assert_eq!(route_of(cmd), Route::Consensus, "{cmd:?}");
@@ -297,7 +295,6 @@ mod tests {
             &["SWAPDB", "0", "1"],
             &["MULTI"],
             &["WATCH", "k"],
-            &["LOCK", "k", "owner", "1000", "WAIT", "10"],
         ] {
             match route_of(cmd) {
                 Route::Refused(why) => assert!(why.contains("consistency.md"), "{why}"),
