@@ -58,6 +58,11 @@ pub struct ClusterConfig {
     /// How long one consensus command may take, contended rounds included
     /// (`--cluster-consensus-timeout-ms`, default 5 s).
     pub consensus_timeout: Duration,
+    /// A peer the failure detector suspects and that stays silent this long is down
+    /// (`--cluster-down-after-ms`, default 30 s): coordinators stop sending to it and
+    /// hint at once. Shorter makes a dead node show as down sooner; too short makes a
+    /// node that paused (a long GC-free stall, a VM migration) lose its writes to hints.
+    pub down_after: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -77,6 +82,7 @@ impl Default for ClusterConfig {
             background_bytes_per_sec: 16 << 20,
             max_in_flight_per_peer: 1024,
             consensus_timeout: Duration::from_secs(5),
+            down_after: Duration::from_secs(30),
         }
     }
 }
@@ -168,6 +174,7 @@ impl ClusterConfig {
                 "--cluster-max-in-flight-per-peer",
                 self.max_in_flight_per_peer == 0,
             ),
+            ("--cluster-down-after-ms", self.down_after.is_zero()),
         ];
         if let Some((option, _)) = positive.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::Zero(option));

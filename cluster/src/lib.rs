@@ -32,6 +32,7 @@ pub mod sim;
 pub mod skew;
 pub mod tombstone_gc;
 pub mod version;
+pub mod view;
 
 pub use node_id::NodeId;
 pub use record::{Body, Record};

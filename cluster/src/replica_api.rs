@@ -158,6 +158,17 @@ pub enum PeerState {
     Down,
 }
 
+impl PeerState {
+    /// `up`, `suspect` or `down`, as operators read it (`GET /cluster/nodes`, metrics).
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerState::Up => "up",
+            PeerState::Suspect => "suspect",
+            PeerState::Down => "down",
+        }
+    }
+}
+
 /// The membership view the coordinator and the background workers read.
 pub trait Liveness: Send + Sync + 'static {
     /// The state of `node` (this node is always `Up`).

@@ -110,6 +110,11 @@ pub trait Ring: Send + Sync + 'static {
     fn info(&self) -> Vec<(String, String)>;
     /// Every node of the layout (or, before one exists, every node met).
     fn nodes(&self) -> Vec<NodeRow>;
+    /// The cluster as this node sees it, for operators (`GET /cluster/nodes`, cluster
+    /// metrics and readiness); `None` from a ring that keeps no such view (test fakes).
+    fn view(&self) -> Option<crate::view::ClusterView> {
+        None
+    }
     /// The replicas of `key` in preference order.
     fn preflist(&self, key: &[u8]) -> Result<Vec<NodeRow>, RingError>;
     /// The newest record of `key` among the replicas `level` asks (R for QUORUM),

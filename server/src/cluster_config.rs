@@ -62,6 +62,9 @@ pub struct ClusterSettings {
     /// How long a consensus command may take, contention included, ms
     /// (`cluster-consensus-timeout-ms`).
     pub consensus_timeout_ms: u64,
+    /// How long a suspect peer stays silent before it is down, ms
+    /// (`cluster-down-after-ms`).
+    pub down_after_ms: u64,
 }
 
 impl Default for ClusterSettings {
@@ -88,6 +91,7 @@ impl Default for ClusterSettings {
             wipe_stale_data: false,
             eventual_databases: Vec::new(),
             consensus_timeout_ms: 5000,
+            down_after_ms: 30_000,
         }
     }
 }
@@ -305,6 +309,15 @@ pub static CLUSTER_PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "cluster-down-after-ms",
+        mutable: false,
+        get: |c| c.cluster.down_after_ms.to_string(),
+        set: |c, v| {
+            c.cluster.down_after_ms = at_least(v, 100)?;
+            Ok(())
+        },
+    },
+    Param {
         name: "cluster-anti-entropy-interval-ms",
         mutable: false,
         get: |c| c.cluster.anti_entropy_interval_ms.to_string(),
@@ -498,6 +511,10 @@ pub struct ClusterFlags {
     /// How long a consensus command may take, contention included, ms [default: 5000].
     #[arg(long = "cluster-consensus-timeout-ms")]
     pub cluster_consensus_timeout_ms: Option<String>,
+    /// A suspect peer silent this long (ms) is down: coordinators hint for it without
+    /// trying it [default: 30000].
+    #[arg(long = "cluster-down-after-ms")]
+    pub cluster_down_after_ms: Option<String>,
 }
 
 impl ClusterFlags {
@@ -551,6 +568,7 @@ impl ClusterFlags {
                 "cluster-consensus-timeout-ms",
                 self.cluster_consensus_timeout_ms,
             ),
+            ("cluster-down-after-ms", self.cluster_down_after_ms),
         ]
     }
 }

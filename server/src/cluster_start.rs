@@ -24,6 +24,7 @@ pub fn node_config(c: &Config) -> Result<NodeConfig, String> {
         hint_max_age: Duration::from_millis(s.hint_max_age_ms),
         wipe_stale_data: s.wipe_stale_data,
         consensus_timeout: Duration::from_millis(s.consensus_timeout_ms),
+        down_after: Duration::from_millis(s.down_after_ms),
         ..ClusterConfig::default()
     };
     if let Some(db) = s.eventual_databases.iter().find(|&&d| d >= c.databases) {
@@ -50,6 +51,7 @@ pub fn node_config(c: &Config) -> Result<NodeConfig, String> {
         announce_ip,
         resp_port: c.port,
         bus_port: s.bus_port(c.port),
+        http_port: c.http.port,
         seeds: s.seeds.clone(),
         expect: s.expected_nodes(),
         secret: s.secret.clone(),

@@ -19,10 +19,18 @@ impl Cluster {
     /// it) with `extra` flags on every node, and waits until every node reports
     /// `cluster_state:ok`.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_per_node(n, |_| extra.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// [`Cluster::start`] with flags of its own for each node: node `i` gets `extra(i)`
+    /// (an HTTP port per node, for example).
+    pub fn start_per_node(n: usize, extra: impl Fn(usize) -> Vec<String>) -> Cluster {
         let plan = Plan::new(n);
         let nodes = (0..n)
             .map(|i| {
-                let args = plan.args(i, extra);
+                let own = extra(i);
+                let own: Vec<&str> = own.iter().map(String::as_str).collect();
+                let args = plan.args(i, &own);
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 Kvd::start_at(plan.ports[i].0, &args)
             })

@@ -126,6 +126,18 @@ pub fn start_kvd(extra: &[&str]) -> (crate::Kvd, u16) {
     (crate::Kvd::start(&args), port)
 }
 
+/// Starts an `n`-node cluster ([`crate::cluster::Cluster::start`]) with an HTTP port on
+/// every node and `extra` flags; returns it and the HTTP ports, in node order.
+pub fn start_cluster(n: usize, extra: &[&str]) -> (crate::cluster::Cluster, Vec<u16>) {
+    let http: Vec<u16> = (0..n).map(|_| crate::free_port()).collect();
+    let cluster = crate::cluster::Cluster::start_per_node(n, |i| {
+        let mut args = vec!["--http-port".to_string(), http[i].to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    });
+    (cluster, http)
+}
+
 /// The `ETag` of a response as a version number.
 pub fn etag_version(resp: &HttpResponse) -> u64 {
     let tag = resp.header("etag").expect("an ETag header");

@@ -1,6 +1,10 @@
-//! /health, /ready and /metrics of a running kvd.
+//! /health, /ready, /metrics and /cluster/nodes of a running kvd, alone and as a node
+//! of a 3-node cluster.
 
-use kv_tests::http::{get, request, start_kvd};
+use kv_tests::eventually;
+use kv_tests::http::{get, request, start_cluster, start_kvd};
+use serde_json::Value;
+use std::time::Duration;
 
 #[test]
 fn health_and_readiness_answer_json() {
@@ -43,6 +47,13 @@ fn metrics_expose_commands_latencies_and_the_engine() {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
     assert!(text.trim_end().ends_with("# EOF"));
+    assert!(
+        !text.contains("kvd_cluster_"),
+        "cluster metrics on a single node"
+    );
+    let nodes = request(port, "GET", "/cluster/nodes", &[], b"");
+    assert_eq!(nodes.status, 404, "{nodes:?}");
+    assert_eq!(nodes.json()["code"], "not_clustered");
     // Every bucket line is cumulative: counts never decrease along one command's series.
     let buckets: Vec<u64> = text
         .lines()
@@ -90,4 +101,149 @@ fn the_dashboard_is_self_contained_html_reading_this_servers_metrics() {
         assert!(html.contains(name), "page does not read {name}");
         assert!(metrics.contains(name), "server does not export {name}");
     }
+}
+
+/// How long a killed node may take to leave "up" in the others' failure detectors (the
+/// phi-accrual detector needs a few missed gossip rounds).
+const DETECTION: Duration = Duration::from_secs(20);
+
+/// The node of `/cluster/nodes` whose RESP address is on `port`.
+fn node_on(nodes: &Value, port: u16) -> &Value {
+    let addr = format!("127.0.0.1:{port}");
+    nodes["nodes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["resp_addr"] == addr.as_str()))
+        .unwrap_or_else(|| panic!("no node at {addr} in {nodes}"))
+}
+
+/// The value of the metric line that starts with `series` (name and labels).
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The fields the OpenAPI document requires of `schema`.
+fn required_fields(schema: &str) -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/http-api.yaml");
+    let text = std::fs::read_to_string(path).expect("docs/http-api.yaml");
+    let doc = yaml_rust2::YamlLoader::load_from_str(&text).expect("valid YAML");
+    doc[0]["components"]["schemas"][schema]["required"]
+        .as_vec()
+        .unwrap_or_else(|| panic!("schema {schema} lists no required fields"))
+        .iter()
+        .filter_map(|f| f.as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_cluster_node_reports_nodes_hints_metrics_and_readiness() {
+    let (mut cluster, http) = start_cluster(3, &["--cluster-down-after-ms", "2000"]);
+    let resp: Vec<u16> = cluster.nodes.iter().map(|k| k.port).collect();
+
+    // Every node, with the HTTP address gossip carried, seen from node 1.
+    let mut view = Value::Null;
+    // Right after forming, gossip may still count a peer as suspect: poll until the
+    // failure detector has settled.
+    eventually(
+        "node 1 sees every node up with its HTTP address",
+        DETECTION,
+        || {
+            view = get(http[0], "/cluster/nodes").json();
+            (0..3).all(|i| {
+                let n = node_on(&view, resp[i]);
+                n["http_addr"] == format!("127.0.0.1:{}", http[i]) && n["state"] == "up"
+            })
+        },
+    );
+    for field in required_fields("ClusterNodes") {
+        assert!(view.get(&field).is_some(), "{field} missing in {view}");
+    }
+    for field in required_fields("ClusterNode") {
+        assert!(
+            view["nodes"][0].get(&field).is_some(),
+            "{field} missing in {view}"
+        );
+    }
+    let map = view["partition_map"].as_array().expect("partition map");
+    assert_eq!(map.len(), 256);
+    assert!(map
+        .iter()
+        .all(|p| p.as_array().is_some_and(|r| r.len() == 3)));
+    for (i, &port) in resp.iter().enumerate() {
+        let n = node_on(&view, port);
+        assert_eq!(n["state"], "up", "{n}");
+        assert_eq!(n["myself"], i == 0, "{n}");
+        assert_eq!(
+            n["partitions"], 256,
+            "3 replicas on 3 nodes: each holds all: {n}"
+        );
+    }
+    let first: u64 = (0..3)
+        .map(|i| {
+            node_on(&view, resp[i])["first_partitions"]
+                .as_u64()
+                .expect("count")
+        })
+        .sum();
+    assert_eq!(first, 256, "each partition has one first replica");
+    let ready = get(http[0], "/ready");
+    assert_eq!(ready.status, 200, "{ready:?}");
+    assert_eq!(ready.json()["checks"]["cluster"]["ok"], true);
+
+    // A write through consensus: counted rounds and bus RPC latencies.
+    let mut c = cluster.nodes[0].client();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut c)
+        .expect("SET");
+    let text = String::from_utf8(get(http[0], "/metrics").body).expect("utf-8");
+    assert!(metric(&text, "kvd_cluster_consensus_rounds_total").is_some_and(|v| v >= 1.0));
+    for rpc in ["Prepare", "Accept"] {
+        let count = format!("kvd_cluster_rpc_duration_seconds_count{{rpc=\"{rpc}\"}}");
+        assert!(
+            metric(&text, &count).is_some_and(|v| v >= 1.0),
+            "{count} in\n{text}"
+        );
+    }
+    let id3 = node_on(&view, resp[2])["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let up3 = format!("kvd_cluster_node_state{{node=\"{id3}\",state=\"up\"}}");
+    assert_eq!(metric(&text, &up3), Some(1.0), "{up3} in\n{text}");
+
+    // Node 3 dies: node 1 sees it down, keeps hints for it, and stays ready (two of
+    // three replicas are a quorum).
+    cluster.nodes[2].kill9();
+    eventually("node 1 sees node 3 down", DETECTION, || {
+        let v = get(http[0], "/cluster/nodes").json();
+        node_on(&v, resp[2])["state"] == "down"
+    });
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v2")
+        .query(&mut c)
+        .expect("SET");
+    eventually("a hint for node 3", DETECTION, || {
+        let v = get(http[0], "/cluster/nodes").json();
+        node_on(&v, resp[2])["hints_pending"].as_u64() >= Some(1)
+    });
+    let text = String::from_utf8(get(http[0], "/metrics").body).expect("utf-8");
+    assert!(metric(&text, "kvd_cluster_hints_written_total").is_some_and(|v| v >= 1.0));
+    assert!(metric(&text, "kvd_cluster_hints_pending").is_some_and(|v| v >= 1.0));
+    let down3 = format!("kvd_cluster_node_state{{node=\"{id3}\",state=\"down\"}}");
+    assert_eq!(metric(&text, &down3), Some(1.0), "{down3} in\n{text}");
+    assert_eq!(get(http[0], "/ready").status, 200);
+
+    // Node 2 dies too: no partition of node 1 has a quorum left.
+    cluster.nodes[1].kill9();
+    eventually("node 1 not ready without a quorum", DETECTION, || {
+        get(http[0], "/ready").status == 503
+    });
+    let ready = get(http[0], "/ready").json();
+    assert_eq!(ready["checks"]["cluster"]["ok"], false, "{ready}");
+    assert_eq!(ready["checks"]["engine"]["ok"], true, "{ready}");
 }

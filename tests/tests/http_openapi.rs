@@ -188,6 +188,10 @@ fn answers_match_the_openapi_document() {
     call("/ready", "get", "/ready", &[], b"", 200);
     call("/metrics", "get", "/metrics", &[auth], b"", 200);
     call("/metrics", "get", "/metrics", &[], b"", 401);
+    // A single node is in no cluster; tests/tests/http_health_metrics.rs checks the
+    // cluster's answer against this document's ClusterNodes schema.
+    call("/cluster/nodes", "get", "/cluster/nodes", &[auth], b"", 404);
+    call("/cluster/nodes", "get", "/cluster/nodes", &[], b"", 401);
     let documented = spec.operations();
     assert_eq!(
         documented, exercised,

@@ -50,6 +50,8 @@ pub struct CoordinatorStats {
     pub stale_retries: u64,
     /// Consensus rounds lost to a higher ballot and retried.
     pub consensus_retries: u64,
+    /// Consensus rounds started (a command's first round and every retry).
+    pub consensus_rounds: u64,
 }
 
 #[derive(Default)]
@@ -58,6 +60,7 @@ pub(crate) struct Counters {
     pub(crate) read_repair_failures: AtomicU64,
     pub(crate) stale_retries: AtomicU64,
     pub(crate) consensus_retries: AtomicU64,
+    pub(crate) consensus_rounds: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -151,6 +154,7 @@ impl Coordinator {
             read_repair_failures: c.read_repair_failures.load(Ordering::Relaxed),
             stale_retries: c.stale_retries.load(Ordering::Relaxed),
             consensus_retries: c.consensus_retries.load(Ordering::Relaxed),
+            consensus_rounds: c.consensus_rounds.load(Ordering::Relaxed),
         }
     }
 

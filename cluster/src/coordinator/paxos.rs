@@ -92,6 +92,10 @@ impl Coordinator {
         let mut rounds = 0;
         loop {
             rounds += 1;
+            inner
+                .counters
+                .consensus_rounds
+                .fetch_add(1, Ordering::Relaxed);
             let set = self.key_replicas(&key.key);
             let majority = set.n / 2 + 1;
             let needed = majority.max(consistency.required(set.n, inner.config.write_quorum));

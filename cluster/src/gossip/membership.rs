@@ -17,6 +17,9 @@ use tokio::sync::{watch, Mutex};
 
 const KEY_RESP: &str = "resp_addr";
 const KEY_BUS: &str = "bus_addr";
+/// Published only by a node with an HTTP port; nodes that predate it publish nothing,
+/// and their HTTP address reads as unknown.
+const KEY_HTTP: &str = "http_addr";
 const KEY_CLUSTER: &str = "cluster_id";
 const KEY_LAYOUT: &str = "layout_version";
 const KEY_META: &str = "meta_digest";
@@ -44,6 +47,8 @@ pub struct GossipConfig {
     pub resp_addr: String,
     /// Published: where this node serves the bus.
     pub bus_addr: String,
+    /// Published: where this node serves HTTP (`--http-port`); empty = no HTTP port.
+    pub http_addr: String,
     /// Published: the layout version this node holds (0 = none).
     pub layout_version: u64,
     /// Published: the digest of the cluster metadata this node holds.
@@ -68,6 +73,7 @@ impl GossipConfig {
             cluster_id: None,
             resp_addr,
             bus_addr,
+            http_addr: String::new(),
             layout_version: 0,
             meta_digest: String::new(),
             gossip_interval: Duration::from_millis(500),
@@ -88,6 +94,8 @@ pub struct Member {
     pub resp_addr: String,
     /// Where it serves the bus.
     pub bus_addr: String,
+    /// Where it serves HTTP; empty when it has no HTTP port (or does not publish it).
+    pub http_addr: String,
     /// Its cluster id, if it has one.
     pub cluster_id: Option<String>,
     /// The layout version it holds.
@@ -191,6 +199,9 @@ impl Membership {
             (KEY_LAYOUT.to_string(), config.layout_version.to_string()),
             (KEY_META.to_string(), config.meta_digest.clone()),
         ];
+        if !config.http_addr.is_empty() {
+            initial.push((KEY_HTTP.to_string(), config.http_addr.clone()));
+        }
         if let Some(id) = &config.cluster_id {
             initial.push((KEY_CLUSTER.to_string(), id.clone()));
         }
@@ -355,6 +366,7 @@ async fn refresh_loop(
                                 gossip_addr: id.gossip_advertise_addr,
                                 resp_addr: get(KEY_RESP).unwrap_or_default(),
                                 bus_addr: get(KEY_BUS).unwrap_or_default(),
+                                http_addr: get(KEY_HTTP).unwrap_or_default(),
                                 cluster_id: get(KEY_CLUSTER),
                                 layout_version: get(KEY_LAYOUT)
                                     .and_then(|v| v.parse().ok())

@@ -39,9 +39,9 @@ async fn three_nodes_see_each_other_then_one_stops() {
     let b = Membership::start(config(2, &[&a], Some(b"s")))
         .await
         .unwrap();
-    let c = Membership::start(config(3, &[&a], Some(b"s")))
-        .await
-        .unwrap();
+    let mut with_http = config(3, &[&a], Some(b"s"));
+    with_http.http_addr = "127.0.0.1:8003".into();
+    let c = Membership::start(with_http).await.unwrap();
     eventually("all three up everywhere", || {
         sees(&a, 2, PeerState::Up)
             && sees(&a, 3, PeerState::Up)
@@ -61,6 +61,9 @@ async fn three_nodes_see_each_other_then_one_stops() {
     assert_eq!(m3.resp_addr, "127.0.0.1:7003");
     assert_eq!(m3.bus_addr, "127.0.0.1:17003");
     assert_eq!(m3.gossip_addr, c.local_addr());
+    assert_eq!(m3.http_addr, "127.0.0.1:8003");
+    let m2 = a.members().into_iter().find(|m| m.node == NodeId(2));
+    assert_eq!(m2.map(|m| m.http_addr), Some(String::new()), "no HTTP port");
     assert_eq!(a.members().len(), 2, "members lists peers only");
     assert_eq!(*a.watch_members().borrow(), a.members());
     // The bus address book follows gossip.

@@ -51,6 +51,8 @@ pub struct HintStats {
     pub dropped: u64,
     /// Hints delivered since start.
     pub delivered: u64,
+    /// Hints stored since start.
+    pub written: u64,
 }
 
 /// One stored hint.
@@ -98,6 +100,7 @@ struct Inner {
     index: Mutex<HintIndex>,
     dropped: AtomicU64,
     delivered: AtomicU64,
+    written: AtomicU64,
     calls: EngineCalls,
 }
 
@@ -181,6 +184,7 @@ impl HintStore {
                 index: Mutex::new(index),
                 dropped: AtomicU64::new(dropped),
                 delivered: AtomicU64::new(0),
+                written: AtomicU64::new(0),
                 calls,
             }),
         })
@@ -194,6 +198,7 @@ impl HintStore {
             bytes: index.bytes,
             dropped: self.inner.dropped.load(Ordering::Relaxed),
             delivered: self.inner.delivered.load(Ordering::Relaxed),
+            written: self.inner.written.load(Ordering::Relaxed),
         }
     }
 
@@ -239,6 +244,7 @@ impl HintStore {
         inner
             .dropped
             .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        inner.written.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

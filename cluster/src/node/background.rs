@@ -68,6 +68,8 @@ pub async fn start_gossip(node: &Arc<ClusterNode>) -> Result<(), String> {
         node.me.bus_addr.clone(),
     );
     g.advertise = node.me.bus_addr.parse().ok();
+    g.http_addr = node.http_addr().unwrap_or_default();
+    g.down_after = node.config.cluster.down_after;
     g.seeds = node.config.seeds.clone();
     g.secret = node.config.secret.as_ref().map(|s| s.as_bytes().to_vec());
     g.cluster_id = node.auth.cluster_id();
@@ -283,10 +285,15 @@ impl ClusterNode {
                 continue;
             }
             let done = self.sync_with_peer(peer_id, &shared).await;
+            self.stats
+                .anti_entropy_seen
+                .lock()
+                .peer_synced(peer_id, done.failures == 0);
             stats.add(done.stats);
             failures += done.failures;
         }
         let s = &self.stats;
+        s.anti_entropy_seen.lock().round_ended(failures == 0);
         s.anti_entropy_rounds.fetch_add(1, Ordering::Relaxed);
         s.anti_entropy_keys_repaired
             .fetch_add(stats.keys_repaired, Ordering::Relaxed);

@@ -38,8 +38,8 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         "fail"
     };
     let slots = |p: usize| (p * SLOTS_PER_PARTITION as usize).to_string();
-    let hints = node.coordinator.hints().stats();
-    let co = node.coordinator.stats();
+    let counters = node.counters();
+    let (hints, co) = (counters.hints, counters.coordinator);
     let s = &node.stats;
     let version = layout.as_ref().map_or(0, |l| l.version);
     let mut f: Vec<(&str, String)> = vec![
@@ -64,27 +64,27 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         ("kvd_hints_bytes", hints.bytes.to_string()),
         ("kvd_hints_dropped", hints.dropped.to_string()),
         ("kvd_hints_delivered", hints.delivered.to_string()),
+        ("kvd_hints_written", hints.written.to_string()),
         (
             "kvd_anti_entropy_rounds",
-            s.anti_entropy_rounds.load(Ordering::Relaxed).to_string(),
+            counters.anti_entropy_rounds.to_string(),
         ),
         (
             "kvd_anti_entropy_keys_repaired",
-            s.anti_entropy_keys_repaired
-                .load(Ordering::Relaxed)
-                .to_string(),
+            counters.anti_entropy_keys_repaired.to_string(),
         ),
         (
             "kvd_anti_entropy_failures",
-            s.anti_entropy_failures.load(Ordering::Relaxed).to_string(),
+            counters.anti_entropy_failures.to_string(),
         ),
         (
             "kvd_tombstones_purged",
-            s.tombstones_purged.load(Ordering::Relaxed).to_string(),
+            counters.tombstones_purged.to_string(),
         ),
         ("kvd_read_repairs", co.read_repairs.to_string()),
         ("kvd_stale_retries", co.stale_retries.to_string()),
         ("kvd_consensus_retries", co.consensus_retries.to_string()),
+        ("kvd_consensus_rounds", co.consensus_rounds.to_string()),
         ("kvd_metadata_digest", node.metadata.digest()),
         (
             "kvd_metadata_entries",

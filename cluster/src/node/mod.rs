@@ -17,6 +17,7 @@ mod info;
 mod metadata;
 mod observed;
 mod ring_impl;
+mod view;
 
 use crate::catch_up::{CatchUp, CatchingUpReplica};
 use crate::config::ClusterConfig;
@@ -59,6 +60,9 @@ pub struct NodeConfig {
     pub resp_port: u16,
     /// The bus port (gRPC on TCP, gossip on UDP).
     pub bus_port: u16,
+    /// The server's HTTP port (`--http-port`), published by gossip so that every node
+    /// can list every other's HTTP address (`GET /cluster/nodes`); 0 = none.
+    pub http_port: u16,
     /// Bus addresses to introduce ourselves to.
     pub seeds: Vec<String>,
     /// Nodes that must meet before the first layout.
@@ -89,6 +93,9 @@ struct NodeStats {
     anti_entropy_failures: AtomicU64,
     tombstones_purged: AtomicU64,
     flush_purged_keys: AtomicU64,
+    /// When this node's last anti-entropy round ended, and how each peer's part of it
+    /// went (`GET /cluster/nodes`).
+    anti_entropy_seen: Mutex<view::AntiEntropySeen>,
 }
 
 /// A running node. Implements [`crate::ring::Ring`] for the server.

@@ -93,6 +93,10 @@ impl Ring for ClusterNode {
         }
     }
 
+    fn view(&self) -> Option<crate::view::ClusterView> {
+        Some(ClusterNode::view(self))
+    }
+
     fn preflist(&self, key: &[u8]) -> Result<Vec<NodeRow>, RingError> {
         let layout = self.layout.get().ok_or(RingError::NoLayout {
             expected: self.config.expect,

@@ -6,6 +6,7 @@ use super::auth::{unix_ms, BusAuth, Credentials};
 use super::batcher::Batcher;
 use super::convert as cv;
 use super::handler::{Hello, LayoutBlob, PushLayoutReply};
+use super::latency::RpcLatencies;
 use super::metadata;
 use super::pb;
 use super::pb::cluster_bus_client::ClusterBusClient;
@@ -112,6 +113,8 @@ pub struct PeerClient {
     in_flight: Arc<Semaphore>,
     writes: Arc<Batcher<WriteItem, WriteOutcome>>,
     reads: Arc<Batcher<ItemKey, Option<Record>>>,
+    /// Where each call's duration is counted (shared with the node's other peers).
+    latencies: Arc<RpcLatencies>,
 }
 
 impl std::fmt::Debug for PeerClient {
@@ -191,7 +194,14 @@ impl PeerClient {
                 config.max_queued_reads,
                 config.max_batch_items,
             )),
+            latencies: Arc::new(RpcLatencies::default()),
         })
+    }
+
+    /// Counts call durations in `latencies` (a node shares one among its peers).
+    pub fn with_latencies(mut self, latencies: Arc<RpcLatencies>) -> PeerClient {
+        self.latencies = latencies;
+        self
     }
 
     /// The peer's bus address.
@@ -222,8 +232,11 @@ impl PeerClient {
         let client = ClusterBusClient::new(self.channel.clone())
             .max_decoding_message_size(self.config.max_message_bytes)
             .max_encoding_message_size(self.config.max_message_bytes);
-        let response = tokio::time::timeout(self.config.timeout, f(client, request))
-            .await
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(self.config.timeout, f(client, request)).await;
+        self.latencies
+            .record(method, started.elapsed(), matches!(answer, Ok(Ok(_))));
+        let response = answer
             .map_err(|_| ReplicaError::Timeout)?
             .map_err(error_of)?;
         let reply_mac = metadata::read_reply_mac(response.metadata());

@@ -10,6 +10,7 @@ mod batcher;
 pub mod client;
 mod convert;
 pub mod handler;
+pub mod latency;
 mod meta_entries;
 mod metadata;
 pub mod peers;
@@ -30,6 +31,7 @@ pub(crate) mod pb {
 pub use auth::{check_exposure, AuthError, BusAuth, REPLAY_WINDOW};
 pub use client::{ClientConfig, PeerClient, PingReply, DEFAULT_TIMEOUT};
 pub use handler::{BusHandler, Hello, LayoutBlob, PeerAddr, PushLayoutReply};
+pub use latency::{RpcLatencies, RpcLatency, RPC_LATENCY_BUCKETS_MICROS};
 pub use peers::PeerClients;
 pub use server::{serve, BusLimits};
 pub use tls::BusTls;

@@ -3,6 +3,7 @@
 
 use super::auth::BusAuth;
 use super::client::{ClientConfig, PeerClient};
+use super::latency::RpcLatencies;
 use super::tls::BusTls;
 use crate::replica_api::{ReplicaApi, Replicas};
 use crate::NodeId;
@@ -18,6 +19,8 @@ pub struct PeerClients {
     config: ClientConfig,
     tls: Option<BusTls>,
     peers: RwLock<HashMap<NodeId, Arc<PeerClient>>>,
+    /// Durations of every call to every peer, per RPC kind.
+    latencies: Arc<RpcLatencies>,
 }
 
 impl PeerClients {
@@ -35,6 +38,7 @@ impl PeerClients {
             config,
             tls: None,
             peers: RwLock::new(HashMap::new()),
+            latencies: Arc::new(RpcLatencies::default()),
         }
     }
 
@@ -46,6 +50,12 @@ impl PeerClients {
 
     fn client(&self, bus_addr: &str) -> Result<PeerClient, String> {
         PeerClient::with_tls(bus_addr, self.auth.clone(), self.config, self.tls.as_ref())
+            .map(|c| c.with_latencies(self.latencies.clone()))
+    }
+
+    /// How long calls to the peers took, per RPC kind.
+    pub fn latencies(&self) -> &RpcLatencies {
+        &self.latencies
     }
 
     /// Records `node`'s bus address. A changed address gets a new client (and a new

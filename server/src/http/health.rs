@@ -6,6 +6,7 @@ use crate::state::Shared;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use kv_cluster::view::ClusterView;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -42,15 +43,12 @@ pub async fn ready(State(srv): State<Arc<Shared>>) -> (StatusCode, Json<Value>) 
     });
     let mut ready = engine_ok && shutdown_ok;
     if let Some(ring) = srv.ring.get() {
-        // The ring says "ok" once every partition has a quorum of live replicas.
-        let state = ring
-            .info()
-            .into_iter()
-            .find(|(k, _)| k == "cluster_state")
-            .map_or_else(|| "unknown".to_string(), |(_, v)| v);
-        let ok = state == "ok";
+        let (ok, detail) = match ring.view() {
+            Some(view) => quorum_check(&view),
+            None => (false, "the ring keeps no cluster view".to_string()),
+        };
         ready &= ok;
-        checks["cluster"] = json!({ "ok": ok, "detail": format!("cluster_state {state}") });
+        checks["cluster"] = json!({ "ok": ok, "detail": detail });
     }
     let status = if ready {
         StatusCode::OK
@@ -58,4 +56,34 @@ pub async fn ready(State(srv): State<Arc<Shared>>) -> (StatusCode, Json<Value>) 
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(json!({ "ready": ready, "checks": checks })))
+}
+
+/// The cluster check: every partition this node holds has a quorum of up replicas as
+/// its failure detector sees them (R, W and a majority of N; see
+/// [`ClusterView::quorum_needed`]). Partitions it does not hold do not count: a
+/// load balancer asks whether this node can serve its own keys' replicas.
+fn quorum_check(view: &ClusterView) -> (bool, String) {
+    let need = view.quorum_needed();
+    match view.own_partitions_without_quorum() {
+        None => (
+            false,
+            "no layout yet: waiting for the cluster to form".into(),
+        ),
+        Some(short) if short.is_empty() => (
+            true,
+            format!("every partition of this node has at least {need} up replicas"),
+        ),
+        Some(short) => {
+            let shown: Vec<String> = short.iter().take(8).map(u16::to_string).collect();
+            let more = if short.len() > 8 { ", ..." } else { "" };
+            (
+                false,
+                format!(
+                    "{} of this node's partitions have fewer than {need} up replicas (partitions {}{more})",
+                    short.len(),
+                    shown.join(", ")
+                ),
+            )
+        }
+    }
 }

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use kv_engine::LevelStats;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::exemplar::Exemplar;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -36,10 +36,7 @@ pub async fn metrics(
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let session = Session::open(&srv, peer, &headers).await?;
-    if !session.authenticated() {
-        return Err(ApiError::from_command("NOAUTH Authentication required."));
-    }
+    let _session = Session::open_authenticated(&srv, peer, &headers).await?;
     let text = render(&srv).map_err(|_| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -77,7 +74,15 @@ where
     c.encode(enc.encode_descriptor(name, help, None, MetricType::Counter)?)
 }
 
-fn gauge<N>(
+/// Counters given as `(name, help, value)`.
+pub(super) fn counter_list(enc: &mut DescriptorEncoder, list: &[(&str, &str, u64)]) -> fmt::Result {
+    for &(name, help, v) in list {
+        counter(enc, name, help, v)?;
+    }
+    Ok(())
+}
+
+pub(super) fn gauge<N>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -95,7 +100,8 @@ impl Collector for ServerCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         server_metrics(&self.0, &mut enc)?;
         command_metrics(&self.0, &mut enc)?;
-        engine_metrics(&self.0, &mut enc)
+        engine_metrics(&self.0, &mut enc)?;
+        super::cluster_metrics::cluster_metrics(&self.0, &mut enc)
     }
 }
 
@@ -160,9 +166,7 @@ fn server_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
             load(&c.output_limit_disconnects),
         ),
     ];
-    for (name, help, v) in counters {
-        counter(enc, name, help, v)?;
-    }
+    counter_list(enc, &counters)?;
     let clients = srv.clients.lock().len() as i64;
     gauge(
         enc,
@@ -209,19 +213,54 @@ fn command_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
     )?;
     for (name, s) in &used {
         let labels = [("command", name.as_str())];
-        let mut buckets: Vec<(f64, u64)> = LATENCY_BUCKETS_MICROS
+        let counts: Vec<u64> = s
+            .buckets
             .iter()
-            .zip(&s.buckets)
-            .map(|(bound, n)| (*bound as f64 / 1e6, n.load(Ordering::Relaxed)))
+            .map(|n| n.load(Ordering::Relaxed))
             .collect();
-        let above = s.buckets[LATENCY_BUCKETS_MICROS.len()].load(Ordering::Relaxed);
-        buckets.push((f64::INFINITY, above));
-        let count = buckets.iter().map(|(_, n)| n).sum();
-        let sum = s.micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let no_exemplars: Option<&Exemplars> = None;
-        latency
-            .encode_family(&labels)?
-            .encode_histogram(sum, count, &buckets, no_exemplars)?;
+        let sum = s.micros.load(Ordering::Relaxed);
+        histogram_micros(
+            latency.encode_family(&labels)?,
+            &LATENCY_BUCKETS_MICROS,
+            &counts,
+            sum,
+        )?;
+    }
+    Ok(())
+}
+
+/// One histogram series from durations counted in µs: `counts` holds the calls per
+/// bucket of `bounds_micros` (not cumulative) and one more for those above them;
+/// encoded in seconds, as Prometheus wants.
+pub(super) fn histogram_micros(
+    mut series: MetricEncoder<'_>,
+    bounds_micros: &[u64],
+    counts: &[u64],
+    sum_micros: u64,
+) -> fmt::Result {
+    let mut buckets: Vec<(f64, u64)> = bounds_micros
+        .iter()
+        .zip(counts)
+        .map(|(bound, n)| (*bound as f64 / 1e6, *n))
+        .collect();
+    let above = counts.get(bounds_micros.len()).copied().unwrap_or(0);
+    buckets.push((f64::INFINITY, above));
+    let count = counts.iter().sum();
+    let no_exemplars: Option<&Exemplars> = None;
+    series.encode_histogram(sum_micros as f64 / 1e6, count, &buckets, no_exemplars)
+}
+
+/// A gauge family with one series per label set.
+pub(super) fn gauge_family<'a>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    series: impl IntoIterator<Item = (Vec<(&'a str, String)>, i64)>,
+) -> fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    for (labels, v) in series {
+        ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
     }
     Ok(())
 }
@@ -252,13 +291,10 @@ fn level_gauge(
     levels: &[LevelStats],
     value: impl Fn(&LevelStats) -> u64,
 ) -> fmt::Result {
-    let mut family = enc.encode_descriptor(name, help, unit, MetricType::Gauge)?;
-    for l in levels {
-        let level = l.level.to_string();
-        let labels = [("level", level.as_str())];
-        ConstGauge::new(value(l) as i64).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
+    let series = levels
+        .iter()
+        .map(|l| (vec![("level", l.level.to_string())], value(l) as i64));
+    gauge_family(enc, name, help, unit, series)
 }
 
 fn engine_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
@@ -420,9 +456,7 @@ fn engine_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
             s.block_cache_misses,
         ),
     ];
-    for (name, help, v) in counters {
-        counter(enc, name, help, v)?;
-    }
+    counter_list(enc, &counters)?;
     counter(
         enc,
         "kvd_engine_stall_seconds",

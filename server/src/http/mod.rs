@@ -5,9 +5,12 @@
 //! One file per concept: [`settings`] (parameters), [`session`] (a request as a client),
 //! [`kv`] and [`list`] (the REST API), [`etag`] (versions as ETags), [`body`] (bodies and
 //! JSON values), [`uri`] (keys and query parameters), [`error`] (JSON errors),
-//! [`health`] (/health and /ready), [`metrics`] (/metrics), [`dashboard`] (/).
+//! [`health`] (/health and /ready), [`metrics`] (/metrics) and [`cluster_metrics`]
+//! (its cluster part), [`cluster_nodes`] (/cluster/nodes), [`dashboard`] (/).
 
 pub mod body;
+pub mod cluster_metrics;
+pub mod cluster_nodes;
 pub mod dashboard;
 pub mod error;
 pub mod etag;
@@ -43,6 +46,7 @@ pub fn router(srv: Arc<Shared>) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics::metrics))
+        .route("/cluster/nodes", get(cluster_nodes::cluster_nodes))
         .route("/", get(dashboard::dashboard))
         .method_not_allowed_fallback(|| async {
             ApiError::new(

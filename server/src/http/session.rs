@@ -94,6 +94,20 @@ impl Session {
         Ok(session)
     }
 
+    /// [`Session::open`] for a page that reads the server's state without running a
+    /// command (`/metrics`, `/cluster/nodes`): 401 where a RESP client would get NOAUTH.
+    pub async fn open_authenticated(
+        srv: &Arc<Shared>,
+        peer: Peer,
+        headers: &HeaderMap,
+    ) -> Result<Session, ApiError> {
+        let session = Session::open(srv, peer, headers).await?;
+        if !session.authenticated() {
+            return Err(ApiError::from_command("NOAUTH Authentication required."));
+        }
+        Ok(session)
+    }
+
     /// True if this request may run commands (authenticated, or no password needed).
     pub fn authenticated(&self) -> bool {
         !self.client.auth_required(&self.srv)
