@@ -21,6 +21,7 @@ pub mod metadata;
 pub mod node;
 pub mod node_id;
 pub mod placement;
+pub mod pubsub_fanout;
 pub mod quorum;
 pub mod read_repair;
 pub mod record;

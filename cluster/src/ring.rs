@@ -174,4 +174,11 @@ pub trait Ring: Send + Sync + 'static {
     /// Reports the replica operations this node serves for other coordinators to
     /// `observer` from now on.
     fn observe_replica_ops(&self, observer: ReplicaObserver);
+    /// Sends a message PUBLISHed through this node to every other node's subscribers
+    /// (docs/pubsub.md, "Cluster mode"): queued, never waited for, at most once; the
+    /// order of one caller's messages is kept at each node.
+    fn broadcast_pubsub(&self, _message: crate::pubsub_fanout::PubSubMessage) {}
+    /// Calls `listener` with every message published through another node, in the order
+    /// that node sent them.
+    fn listen_pubsub(&self, _listener: crate::pubsub_fanout::PubSubListener) {}
 }

@@ -103,6 +103,8 @@ pub async fn start(srv: &Arc<Shared>, node: NodeConfig) -> Result<Arc<ClusterNod
             crate::cluster_mode::metadata::apply_entry(&srv, e);
         }
     }));
+    // Messages PUBLISHed through other nodes reach this node's subscribers.
+    crate::cluster_mode::pubsub::listen(srv, &ring);
     srv.ring
         .set(ring)
         .map_err(|_| "the cluster node was started twice".to_string())?;

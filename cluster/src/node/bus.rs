@@ -58,6 +58,13 @@ impl BusHandler for NodeBus {
         crate::metadata::spread::serve_sync(&node.metadata, entries).await
     }
 
+    async fn publish(
+        &self,
+        messages: Vec<crate::pubsub_fanout::PubSubMessage>,
+    ) -> Result<u64, ReplicaError> {
+        Ok(self.node()?.pubsub.deliver(&messages))
+    }
+
     async fn push_layout(&self, pushed: LayoutBlob) -> Result<PushLayoutReply, ReplicaError> {
         let node = self.node()?;
         let layout = Layout::from_json(&pushed.json)

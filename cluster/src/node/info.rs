@@ -42,6 +42,7 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
     let (hints, co) = (counters.hints, counters.coordinator);
     let s = &node.stats;
     let version = layout.as_ref().map_or(0, |l| l.version);
+    let pubsub = node.pubsub.stats();
     let mut f: Vec<(&str, String)> = vec![
         ("cluster_state", state.into()),
         ("cluster_slots_assigned", slots(assigned)),
@@ -115,6 +116,11 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
             "kvd_catch_up_unreached_peers",
             node.catch_up.unreached_peers().len().to_string(),
         ),
+        ("kvd_pubsub_sent", pubsub.sent.to_string()),
+        ("kvd_pubsub_received", pubsub.received.to_string()),
+        ("kvd_pubsub_dropped", pubsub.dropped.to_string()),
+        ("kvd_pubsub_queued", pubsub.queued.to_string()),
+        ("kvd_pubsub_queued_bytes", pubsub.queued_bytes.to_string()),
     ];
     f.drain(..).map(|(k, v)| (k.to_string(), v)).collect()
 }

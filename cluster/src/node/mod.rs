@@ -16,6 +16,7 @@ pub mod identity;
 mod info;
 mod metadata;
 mod observed;
+mod pubsub;
 mod ring_impl;
 mod view;
 
@@ -132,6 +133,8 @@ pub struct ClusterNode {
     background_budget: Arc<crate::hint_replay::ByteBudget>,
     stats: NodeStats,
     observer: Arc<parking_lot::RwLock<Option<crate::ring::ReplicaObserver>>>,
+    /// PUBLISH to the other nodes, and from them to the server's subscribers.
+    pubsub: crate::pubsub_fanout::PubSubFanout,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -202,6 +205,7 @@ impl ClusterNode {
         )
         .with_flush_floors(store.floors().clone());
         let (shutdown, _) = watch::channel(false);
+        let pubsub = pubsub::fanout(id, peers.clone(), shutdown.subscribe());
         let background_budget =
             crate::hint_replay::ByteBudget::new(config.cluster.background_bytes_per_sec);
         let node = Arc::new(ClusterNode {
@@ -229,6 +233,7 @@ impl ClusterNode {
             background_budget,
             stats: NodeStats::default(),
             observer: Arc::new(parking_lot::RwLock::new(None)),
+            pubsub,
             shutdown,
             tasks: Mutex::new(Vec::new()),
         });

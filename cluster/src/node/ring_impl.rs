@@ -179,6 +179,14 @@ impl Ring for ClusterNode {
         *self.observer.write() = Some(observer);
     }
 
+    fn broadcast_pubsub(&self, message: crate::pubsub_fanout::PubSubMessage) {
+        self.broadcast(message)
+    }
+
+    fn listen_pubsub(&self, listener: crate::pubsub_fanout::PubSubListener) {
+        self.pubsub.listen(listener)
+    }
+
     async fn merkle_roots(&self) -> Result<Vec<Option<Hash16>>, RingError> {
         let held: Vec<u16> = match self.layout.get() {
             Some(l) => l.partitions_of(self.me.id),

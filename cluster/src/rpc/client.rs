@@ -210,7 +210,7 @@ impl PeerClient {
     }
 
     /// Calls `method`: admission (in-flight bound), signing, deadline, reply check.
-    async fn call<Req, Resp, F, Fut>(
+    pub(super) async fn call<Req, Resp, F, Fut>(
         &self,
         method: &'static str,
         msg: Req,

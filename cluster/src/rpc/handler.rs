@@ -78,6 +78,16 @@ pub trait BusHandler: Send + Sync + 'static {
         ))
     }
 
+    /// A peer sends pub/sub messages published through it, in publish order, for this
+    /// node's subscribers; the answer is the number of deliveries made. Nodes without
+    /// pub/sub (tests) refuse.
+    async fn publish(
+        &self,
+        _messages: Vec<crate::pubsub_fanout::PubSubMessage>,
+    ) -> Result<u64, ReplicaError> {
+        Err(ReplicaError::Failed("this node serves no pub/sub".into()))
+    }
+
     /// This node's wall clock in Unix milliseconds, for skew measurement. The default
     /// reads the system clock; tests and simulations override it.
     fn wall_clock_ms(&self) -> i64 {

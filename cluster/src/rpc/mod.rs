@@ -14,9 +14,12 @@ pub mod latency;
 mod meta_entries;
 mod metadata;
 pub mod peers;
+mod publish;
 pub mod server;
 pub mod tls;
 
+#[cfg(test)]
+mod publish_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 #[cfg(test)]

@@ -418,4 +418,14 @@ impl ClusterBus for Service {
             entries: super::meta_entries::to_pb(held),
         })
     }
+
+    async fn publish(
+        &self,
+        req: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let ok = self.admit(&req, "Publish")?;
+        let req = req.into_inner();
+        self.check_count(req.messages.len())?;
+        ok.reply(super::publish::serve(self.handler.as_ref(), req.messages).await?)
+    }
 }

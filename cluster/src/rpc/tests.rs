@@ -1,6 +1,7 @@
 //! The bus end to end over a real loopback server, with an in-test fake replica.
 
 use super::*;
+use crate::pubsub_fanout::PubSubMessage;
 use crate::replica_api::{
     Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, ScanPage, WriteItem, WriteOutcome,
 };
@@ -120,6 +121,7 @@ impl ReplicaApi for FakeReplica {
 struct TestHandler {
     replica: Arc<FakeReplica>,
     layout: Mutex<Option<LayoutBlob>>,
+    published: Arc<Mutex<Vec<PubSubMessage>>>,
 }
 
 #[async_trait]
@@ -162,16 +164,29 @@ impl BusHandler for TestHandler {
     fn wall_clock_ms(&self) -> i64 {
         42
     }
+
+    /// Records the messages; answers two deliveries per message.
+    async fn publish(&self, messages: Vec<PubSubMessage>) -> Result<u64, ReplicaError> {
+        let n = messages.len() as u64;
+        self.published.lock().extend(messages);
+        Ok(2 * n)
+    }
 }
 
 /// A running bus server; dropping it stops the server.
 pub(super) struct Server {
     pub(super) addr: String,
     replica: Arc<FakeReplica>,
+    /// What peers published to this server, in arrival order.
+    pub(super) published: Arc<Mutex<Vec<PubSubMessage>>>,
     _stop: oneshot::Sender<()>,
 }
 
-async fn start(replica: FakeReplica, secret: Option<&[u8]>, cluster: Option<&str>) -> Server {
+pub(super) async fn start(
+    replica: FakeReplica,
+    secret: Option<&[u8]>,
+    cluster: Option<&str>,
+) -> Server {
     start_with(replica, secret, cluster, None).await
 }
 
@@ -184,9 +199,11 @@ pub(super) async fn start_with(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let replica = Arc::new(replica);
+    let published = Arc::new(Mutex::new(Vec::new()));
     let handler = Arc::new(TestHandler {
         replica: replica.clone(),
         layout: Mutex::new(None),
+        published: published.clone(),
     });
     let auth = BusAuth::new(NodeId(1), secret, cluster.map(String::from));
     let (stop, stopped) = oneshot::channel::<()>();
@@ -203,11 +220,12 @@ pub(super) async fn start_with(
     Server {
         addr,
         replica,
+        published,
         _stop: stop,
     }
 }
 
-fn client(s: &Server, secret: Option<&[u8]>, cluster: Option<&str>) -> PeerClient {
+pub(super) fn client(s: &Server, secret: Option<&[u8]>, cluster: Option<&str>) -> PeerClient {
     client_with(s, secret, cluster, ClientConfig::default())
 }
 

@@ -8,6 +8,7 @@
 pub mod consensus;
 pub mod keyspace;
 pub mod metadata;
+pub mod pubsub;
 pub mod route;
 pub mod serial;
 
@@ -60,6 +61,7 @@ pub async fn execute(
         Route::Refused(why) => Reply::error(why),
         Route::Keys { prefetch } => on_keys(srv, ring, client, spec, args, prefetch).await,
         Route::Consensus => consensus::run(srv, ring, client, spec, args).await,
+        Route::Publish => pubsub::publish(srv, ring, client, spec, args),
         Route::Keyspace => keyspace::run(srv, ring, client, spec.name, args).await,
         Route::Repair => keyspace::repair(ring, args).await,
         Route::Merkle => keyspace::merkle(ring).await,

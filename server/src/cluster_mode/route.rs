@@ -39,9 +39,16 @@ pub enum Route {
     Metadata,
     /// Runs through single-key consensus (each key of MSET/DEL/UNLINK in its own round).
     Consensus,
+    /// PUBLISH / SPUBLISH: delivered here, then sent to every other node.
+    Publish,
     /// Not available on the ring; the text says why.
     Refused(String),
 }
+
+/// CLIENT TRACKING on a cluster node, until invalidations travel between nodes.
+const TRACKING_REFUSED: &str = "ERR CLIENT TRACKING is not available in cluster mode: a \
+     write, repair or expiry on another node does not invalidate this node's tracking \
+     clients yet, so their caches could serve stale values; see docs/pubsub.md";
 
 /// Reads that run unchanged on the ring.
 const RING_READS: &[&str] = &[
@@ -117,15 +124,16 @@ pub fn route(
     {
         return Route::Refused(SCRIPTS_REFUSED.into());
     }
-    let delivers = matches!(
-        name,
-        "subscribe" | "psubscribe" | "ssubscribe" | "publish" | "spublish"
-    );
-    if (parent.is_none() && delivers) || (parent == Some("client") && name == "tracking") {
-        return Route::Refused(format!(
-            "ERR '{name}' is not available in cluster mode yet: messages and cache \
-             invalidations are not delivered across nodes; see docs/pubsub.md"
-        ));
+    // Subscriptions and PUBSUB belong to this node's connections; what is published
+    // through any node reaches them (docs/pubsub.md, "Cluster mode").
+    if spec.group == "pubsub" {
+        return match name {
+            "publish" | "spublish" if parent.is_none() => Route::Publish,
+            _ => Route::Local,
+        };
+    }
+    if parent == Some("client") && name == "tracking" {
+        return Route::Refused(TRACKING_REFUSED.into());
     }
     if parent == Some("cluster") {
         return match name {
@@ -368,21 +376,38 @@ mod tests {
     }
 
     #[test]
-    fn pubsub_and_tracking_are_refused_until_delivered_across_nodes() {
-        for cmd in [
-            &["SUBSCRIBE", "c"][..],
-            &["PSUBSCRIBE", "c*"],
-            &["SSUBSCRIBE", "c"],
-            &["PUBLISH", "c", "m"],
-            &["SPUBLISH", "c", "m"],
-            &["CLIENT", "TRACKING", "on"],
-        ] {
-            match route_of(cmd) {
-                Route::Refused(why) => assert!(why.contains("across nodes"), "{why}"),
-                other => panic!("{cmd:?} took {other:?}"),
+    fn publishes_go_to_every_node_and_subscriptions_stay_local() {
+        for lin in [true, false] {
+            assert_eq!(route_in(&["PUBLISH", "c", "m"], lin), Route::Publish);
+            assert_eq!(route_in(&["SPUBLISH", "c", "m"], lin), Route::Publish);
+            for cmd in [
+                &["SUBSCRIBE", "c"][..],
+                &["PSUBSCRIBE", "c*"],
+                &["SSUBSCRIBE", "c"],
+                &["UNSUBSCRIBE"],
+                &["PUNSUBSCRIBE", "c*"],
+                &["SUNSUBSCRIBE", "c"],
+                &["PUBSUB", "NUMPAT"],
+                &["PUBSUB", "SHARDNUMSUB", "c"],
+            ] {
+                assert_eq!(route_in(cmd, lin), Route::Local, "{cmd:?}");
             }
         }
-        assert_eq!(route_of(&["PUBSUB", "NUMPAT"]), Route::Local);
+    }
+
+    #[test]
+    fn client_tracking_is_refused_with_why() {
+        match route_of(&["CLIENT", "TRACKING", "on"]) {
+            Route::Refused(why) => {
+                assert!(why.contains("stale values"), "{why}");
+                assert!(why.starts_with("ERR CLIENT TRACKING"), "{why}");
+            }
+            other => panic!("CLIENT TRACKING took {other:?}"),
+        }
+        assert_eq!(
+            route_of(&["CLIENT", "TRACKING", "off"]),
+            Route::Refused(TRACKING_REFUSED.into())
+        );
     }
 
     #[test]
