@@ -96,7 +96,7 @@ const SET_READING_OPTIONS: &[&str] = &[
 ];
 
 /// Commands that write keys but cannot run through consensus yet, with why.
-fn not_on_consensus(name: &str, args: &[Bytes]) -> Option<&'static str> {
+fn not_on_consensus(name: &str) -> Option<&'static str> {
     match name {
         "multi" | "exec" | "watch" | "unwatch" | "discard" => {
             Some("transactions need their keys in one consensus round (one slot)")
@@ -171,7 +171,7 @@ pub fn route(
         return Route::Local;
     }
     if linearizable {
-        if let Some(why) = not_on_consensus(name, args) {
+        if let Some(why) = not_on_consensus(name) {
             return refused(name, why);
         }
         let mut keys: Vec<&Bytes> = spec.keys(args);
