@@ -710,7 +710,7 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 kv("acl_access_denied_auth", r(&ctx.srv.acl.denied.auth)),
                 kv("acl_access_denied_cmd", r(&ctx.srv.acl.denied.cmd)),
                 kv("acl_access_denied_key", r(&ctx.srv.acl.denied.key)),
-                kv("acl_access_denied_channel", "0".into()),
+                kv("acl_access_denied_channel", r(&ctx.srv.acl.denied.channel)),
                 kv("protocol_errors", r(&c.protocol_errors)),
                 kv(
                     "client_output_buffer_limit_disconnections",
