@@ -276,3 +276,73 @@ fn tracking_redirect_to_a_resp2_subscriber_matches_redis() {
         3,
     );
 }
+
+#[test]
+fn acl_channel_permissions_match_redis() {
+    compare(
+        "acl channels",
+        &[
+            Cmd(
+                0,
+                &[
+                    "ACL",
+                    "SETUSER",
+                    "u",
+                    "on",
+                    "nopass",
+                    "+@all",
+                    "~*",
+                    "resetchannels",
+                    "&news.*",
+                    "&exact",
+                ],
+                1,
+            ),
+            Cmd(1, &["AUTH", "u", "x"], 1),
+            Cmd(1, &["PUBLISH", "sport", "m"], 1),
+            Cmd(1, &["PUBLISH", "news.a", "m"], 1),
+            Cmd(1, &["PUBLISH", "exact", "m"], 1),
+            Cmd(1, &["SPUBLISH", "sport", "m"], 1),
+            Cmd(1, &["SUBSCRIBE", "news.a", "sport"], 1),
+            Cmd(1, &["PSUBSCRIBE", "news.a*"], 1),
+            Cmd(1, &["PSUBSCRIBE", "news.*"], 1),
+            Cmd(1, &["SSUBSCRIBE", "sport"], 1),
+            Cmd(1, &["SUBSCRIBE", "exact"], 1),
+            Cmd(1, &["UNSUBSCRIBE", "sport"], 1),
+            Cmd(1, &["RESET"], 1),
+            Cmd(1, &["AUTH", "u", "x"], 1),
+            Cmd(1, &["MULTI"], 1),
+            Cmd(1, &["PUBLISH", "sport", "m"], 1),
+            Cmd(1, &["EXEC"], 1),
+            Cmd(0, &["ACL", "DRYRUN", "u", "PUBLISH", "sport", "m"], 1),
+            Cmd(0, &["ACL", "DRYRUN", "u", "PSUBSCRIBE", "news.*", "x*"], 1),
+            Cmd(0, &["ACL", "DRYRUN", "u", "UNSUBSCRIBE", "x"], 1),
+            Cmd(
+                1,
+                &["EVAL", "return redis.call('publish', 'sport', 'm')", "0"],
+                1,
+            ),
+            Cmd(1, &["MULTI"], 1),
+            Cmd(1, &["PUBLISH", "news.b", "m"], 1),
+            Cmd(0, &["ACL", "SETUSER", "u", "resetchannels"], 1),
+            Cmd(1, &["EXEC"], 1),
+            Cmd(
+                0,
+                &[
+                    "ACL",
+                    "SETUSER",
+                    "v",
+                    "on",
+                    "nopass",
+                    "+@all",
+                    "~*",
+                    "allchannels",
+                ],
+                1,
+            ),
+            Cmd(2, &["AUTH", "v", "x"], 1),
+            Cmd(2, &["PUBLISH", "anything", "m"], 1),
+        ],
+        3,
+    );
+}
