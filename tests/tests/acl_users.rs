@@ -470,6 +470,34 @@ fn acl_log_records_refusals_and_stays_bounded() {
     assert!(log_entries(&k).is_empty());
 }
 
+#[test]
+fn channel_refusals_are_logged_and_counted() {
+    let k = Kvd::start_default();
+    let mut admin = k.raw();
+    setuser(
+        &mut admin,
+        "pub",
+        &["on", ">pw", "+@all", "~*", "resetchannels", "&ok.*"],
+    );
+    let mut r = login(&k, "pub", "pw");
+    assert_eq!(cmd(&mut r, &["PUBLISH", "ok.1", "m"]), ":0\r\n");
+    assert_eq!(
+        cmd(&mut r, &["PUBLISH", "secret", "m"]),
+        "-NOPERM this user has no permissions to access one of the channels used as arguments\r\n"
+    );
+    let log = log_entries(&k);
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (text(&log[0]["reason"]), text(&log[0]["object"])),
+        ("channel".into(), "secret".into())
+    );
+    let info = cmd(&mut admin, &["INFO", "stats"]);
+    assert!(
+        info.contains("acl_access_denied_channel:1\r\n"),
+        "INFO stats:\n{info}"
+    );
+}
+
 /// Polls until the server closes `r`, within a deadline.
 fn closed_within(r: &mut RawConn, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;

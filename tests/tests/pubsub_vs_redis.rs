@@ -276,3 +276,156 @@ fn tracking_redirect_to_a_resp2_subscriber_matches_redis() {
         3,
     );
 }
+
+#[test]
+fn acl_channel_permissions_match_redis() {
+    compare(
+        "acl channels",
+        &[
+            Cmd(
+                0,
+                &[
+                    "ACL",
+                    "SETUSER",
+                    "u",
+                    "on",
+                    "nopass",
+                    "+@all",
+                    "~*",
+                    "resetchannels",
+                    "&news.*",
+                    "&exact",
+                ],
+                1,
+            ),
+            Cmd(1, &["AUTH", "u", "x"], 1),
+            Cmd(1, &["PUBLISH", "sport", "m"], 1),
+            Cmd(1, &["PUBLISH", "news.a", "m"], 1),
+            Cmd(1, &["PUBLISH", "exact", "m"], 1),
+            Cmd(1, &["SPUBLISH", "sport", "m"], 1),
+            Cmd(1, &["SUBSCRIBE", "news.a", "sport"], 1),
+            Cmd(1, &["PSUBSCRIBE", "news.a*"], 1),
+            Cmd(1, &["PSUBSCRIBE", "news.*"], 1),
+            Cmd(1, &["SSUBSCRIBE", "sport"], 1),
+            Cmd(1, &["SUBSCRIBE", "exact"], 1),
+            Cmd(1, &["UNSUBSCRIBE", "sport"], 1),
+            Cmd(1, &["RESET"], 1),
+            Cmd(1, &["AUTH", "u", "x"], 1),
+            Cmd(1, &["MULTI"], 1),
+            Cmd(1, &["PUBLISH", "sport", "m"], 1),
+            Cmd(1, &["EXEC"], 1),
+            Cmd(0, &["ACL", "DRYRUN", "u", "PUBLISH", "sport", "m"], 1),
+            Cmd(0, &["ACL", "DRYRUN", "u", "PSUBSCRIBE", "news.*", "x*"], 1),
+            Cmd(0, &["ACL", "DRYRUN", "u", "UNSUBSCRIBE", "x"], 1),
+            Cmd(
+                1,
+                &["EVAL", "return redis.call('publish', 'sport', 'm')", "0"],
+                1,
+            ),
+            Cmd(1, &["MULTI"], 1),
+            Cmd(1, &["PUBLISH", "news.b", "m"], 1),
+            Cmd(0, &["ACL", "SETUSER", "u", "resetchannels"], 1),
+            Cmd(1, &["EXEC"], 1),
+            Cmd(
+                0,
+                &[
+                    "ACL",
+                    "SETUSER",
+                    "v",
+                    "on",
+                    "nopass",
+                    "+@all",
+                    "~*",
+                    "allchannels",
+                ],
+                1,
+            ),
+            Cmd(2, &["AUTH", "v", "x"], 1),
+            Cmd(2, &["PUBLISH", "anything", "m"], 1),
+        ],
+        3,
+    );
+}
+
+/// CLIENT LIST's `flags`, `sub`, `psub`, `ssub` of subscribers (RESP2; RESP3 inside
+/// MULTI) and INFO's distinct channel and pattern counts, after the same subscriptions
+/// on kvd and on redis-server (only those fields: ids, addresses and ages differ).
+fn subscription_counts(conns: [RawConn; 3]) -> Vec<String> {
+    let [mut observer, mut resp2, mut resp3] = conns;
+    let id = |c: &mut RawConn| {
+        let reply = c.cmd(&[b"CLIENT", b"ID"]);
+        reply.trim().trim_start_matches(':').to_string()
+    };
+    let (id2, id3) = (id(&mut resp2), id(&mut resp3));
+    let fields = |observer: &mut RawConn, id: &str| {
+        let list = observer.cmd(&[b"CLIENT", b"LIST"]);
+        let line = list
+            .lines()
+            .find(|l| l.contains(&format!("id={id} ")))
+            .unwrap_or_else(|| panic!("no client {id} in {list}"))
+            .to_string();
+        line.split(' ')
+            .filter(|f| {
+                ["flags=", "sub=", "psub=", "ssub="]
+                    .iter()
+                    .any(|p| f.starts_with(p))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let info = |observer: &mut RawConn| {
+        let info = observer.cmd(&[b"INFO", b"stats"]);
+        ["pubsub_channels", "pubsub_patterns", "pubsubshard_channels"]
+            .iter()
+            .map(|f| format!("{f}={:?}", kv_tests::info_field(&info, f)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // Sends a command and reads `replies` replies (one per channel for the subscribes).
+    let send = |c: &mut RawConn, args: &[&str], replies: usize| {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        c.send(&encode_command(&args));
+        for _ in 0..replies {
+            c.reply();
+        }
+    };
+    let mut seen = vec![fields(&mut observer, &id2), info(&mut observer)];
+    send(&mut resp2, &["SUBSCRIBE", "a", "b"], 2);
+    send(&mut resp2, &["PSUBSCRIBE", "x*"], 1);
+    send(&mut resp2, &["SSUBSCRIBE", "s"], 1);
+    seen.extend([fields(&mut observer, &id2), info(&mut observer)]);
+    send(&mut resp3, &["HELLO", "3"], 1);
+    send(&mut resp3, &["SUBSCRIBE", "a"], 1);
+    send(&mut resp3, &["MULTI"], 1);
+    seen.push(fields(&mut observer, &id3));
+    send(&mut resp3, &["DISCARD"], 1);
+    send(&mut resp2, &["UNSUBSCRIBE"], 2);
+    send(&mut resp2, &["PUNSUBSCRIBE"], 1);
+    send(&mut resp2, &["SUNSUBSCRIBE"], 1);
+    seen.extend([fields(&mut observer, &id2), info(&mut observer)]);
+    seen
+}
+
+#[test]
+fn client_list_and_info_subscription_counts_match_redis() {
+    let Some(redis) = RedisServer::start() else {
+        eprintln!(
+            "SKIPPED: redis-server is not installed (apt-get install redis-server); CI installs it"
+        );
+        return;
+    };
+    let kvd = Kvd::start_default();
+    let ours = subscription_counts([kvd.raw(), kvd.raw(), kvd.raw()]);
+    let theirs = subscription_counts([redis.raw(), redis.raw(), redis.raw()]);
+    assert_eq!(ours, theirs, "kvd left, redis-server right");
+    let want = [
+        "flags=N sub=0 psub=0 ssub=0",
+        "pubsub_channels=Some(\"0\") pubsub_patterns=Some(\"0\") pubsubshard_channels=Some(\"0\")",
+        "flags=P sub=2 psub=1 ssub=1",
+        "pubsub_channels=Some(\"2\") pubsub_patterns=Some(\"1\") pubsubshard_channels=Some(\"1\")",
+        "flags=Px sub=1 psub=0 ssub=0",
+        "flags=N sub=0 psub=0 ssub=0",
+        "pubsub_channels=Some(\"1\") pubsub_patterns=Some(\"0\") pubsubshard_channels=Some(\"0\")",
+    ];
+    assert_eq!(ours, want, "the counts are real");
+}

@@ -1,7 +1,9 @@
 //! The permission check run before every command (Redis 7.0's `ACLCheckAllUserCommandPerm`):
 //! the command must be allowed, and every key argument, found through the command
 //! table's key positions, must match a key pattern granting the access the command
-//! needs. A user passes if its root permissions or any of its selectors allow the call.
+//! needs, and every channel a pub/sub command publishes or subscribes to must match a
+//! channel pattern (`&pattern`; a PSUBSCRIBE pattern must be one of them literally). A
+//! user passes if its root permissions or any of its selectors allow the call.
 
 use super::categories::index;
 use super::rules::{Perms, Selector};
@@ -16,6 +18,8 @@ pub enum Denial {
     Command,
     /// This key argument is not covered by a pattern.
     Key(Bytes),
+    /// This channel (or PSUBSCRIBE pattern) is not covered by a channel pattern.
+    Channel(Bytes),
 }
 
 impl Denial {
@@ -25,6 +29,7 @@ impl Denial {
         match self {
             Denial::Command => 1,
             Denial::Key(_) => 2,
+            Denial::Channel(_) => 3, // Redis's ACL_DENIED_CHANNEL ranks above the others
         }
     }
 }
@@ -90,6 +95,30 @@ fn check_key(sel: &Selector, key: &[u8], need: u8) -> bool {
     })
 }
 
+/// The channel arguments of a command that publishes or subscribes, and whether they
+/// are patterns (Redis's `getChannelsFromCommand`; the UNSUBSCRIBEs are not checked).
+fn channels<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> (&'a [Bytes], bool) {
+    let rest = args.get(1..).unwrap_or_default();
+    match spec.name {
+        "subscribe" | "ssubscribe" => (rest, false),
+        "psubscribe" => (rest, true),
+        "publish" | "spublish" => (args.get(1..2).unwrap_or_default(), false),
+        _ => (&[], false),
+    }
+}
+
+/// Redis's `ACLCheckChannelAgainstList`: a channel must match one of the patterns; a
+/// pattern argument must equal one of them (it could match channels the others do not).
+fn check_channel(sel: &Selector, channel: &[u8], is_pattern: bool) -> bool {
+    sel.channels.iter().any(|p| {
+        if is_pattern {
+            p.as_bytes() == channel
+        } else {
+            glob_match(p.as_bytes(), channel, false)
+        }
+    })
+}
+
 fn check_selector(
     sel: &Selector,
     spec: &'static CommandSpec,
@@ -110,12 +139,17 @@ fn check_selector(
             }
         }
     }
-    if sel.all_keys {
-        return Ok(()); // the common case: no key list to build
+    if !sel.all_keys {
+        for (n, key) in spec.keys(args).into_iter().enumerate() {
+            if !check_key(sel, key, key_access(spec, args, n)) {
+                return Err(Denial::Key(key.clone()));
+            }
+        }
     }
-    for (n, key) in spec.keys(args).into_iter().enumerate() {
-        if !check_key(sel, key, key_access(spec, args, n)) {
-            return Err(Denial::Key(key.clone()));
+    if !sel.all_channels {
+        let (channels, is_pattern) = channels(spec, args);
+        if let Some(c) = channels.iter().find(|c| !check_channel(sel, c, is_pattern)) {
+            return Err(Denial::Channel(c.clone()));
         }
     }
     Ok(())
@@ -189,6 +223,45 @@ mod tests {
         );
         assert_eq!(run(&["+auth"], &["auth", "x"]), Ok(())); // no-auth commands always run
         assert_eq!(run(&[], &["auth", "x"]), Ok(()));
+    }
+
+    #[test]
+    fn channels_of_publish_and_subscribe() {
+        let perms = ["+@all", "~*", "&news.*"];
+        assert_eq!(run(&perms, &["publish", "news.a", "m"]), Ok(()));
+        assert_eq!(
+            run(&perms, &["publish", "sport", "m"]),
+            Err(Denial::Channel("sport".into()))
+        );
+        assert_eq!(
+            run(&perms, &["subscribe", "news.a", "sport", "x"]),
+            Err(Denial::Channel("sport".into()))
+        );
+        assert_eq!(run(&perms, &["ssubscribe", "news.b"]), Ok(()));
+        assert!(run(&perms, &["spublish", "x", "m"]).is_err());
+        // A pattern argument must be one of the user's patterns exactly.
+        assert_eq!(run(&perms, &["psubscribe", "news.*"]), Ok(()));
+        assert_eq!(
+            run(&perms, &["psubscribe", "news.a*"]),
+            Err(Denial::Channel("news.a*".into()))
+        );
+        assert_eq!(run(&perms, &["unsubscribe", "sport"]), Ok(()));
+        assert_eq!(
+            run(&["+@all", "~*"], &["publish", "c", "m"]),
+            Err(Denial::Channel("c".into()))
+        );
+        assert_eq!(
+            run(&["+@all", "~*", "allchannels"], &["publish", "c", "m"]),
+            Ok(())
+        );
+        // A channel denial outranks a command denial in another selector.
+        assert_eq!(
+            run(
+                &["+get", "~*", "(+publish ~* resetchannels)"],
+                &["publish", "c", "m"]
+            ),
+            Err(Denial::Channel("c".into()))
+        );
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub enum Reason {
     Key,
     /// Wrong user or password.
     Auth,
+    /// Channel not allowed.
+    Channel,
 }
 
 impl Reason {
@@ -47,6 +49,7 @@ impl Reason {
             Reason::Command => "command",
             Reason::Key => "key",
             Reason::Auth => "auth",
+            Reason::Channel => "channel",
         }
     }
 }

@@ -62,7 +62,7 @@ pub struct Acl {
     default: Arc<User>,
     /// ACL LOG.
     pub log: Mutex<AclLog>,
-    /// Refusals by reason (INFO stats `acl_access_denied_auth/cmd/key`).
+    /// Refusals by reason (INFO stats `acl_access_denied_auth/cmd/key/channel`).
     pub denied: Denied,
     changes: Mutex<()>,
 }
@@ -76,12 +76,14 @@ pub struct Denied {
     pub cmd: AtomicU64,
     /// Key not allowed.
     pub key: AtomicU64,
+    /// Channel not allowed.
+    pub channel: AtomicU64,
 }
 
 impl Denied {
     /// CONFIG RESETSTAT.
     pub fn reset(&self) {
-        for c in [&self.auth, &self.cmd, &self.key] {
+        for c in [&self.auth, &self.cmd, &self.key, &self.channel] {
             c.store(0, Ordering::Relaxed);
         }
     }
@@ -337,6 +339,7 @@ impl Acl {
             Reason::Auth => &self.denied.auth,
             Reason::Command => &self.denied.cmd,
             Reason::Key => &self.denied.key,
+            Reason::Channel => &self.denied.channel,
         }
         .fetch_add(1, Ordering::Relaxed);
         self.log.lock().add(

@@ -242,6 +242,10 @@ pub fn dryrun(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             "This user has no permissions to access the '{}' key",
             text(&k)
         )),
+        Err(Denial::Channel(c)) => s(format!(
+            "This user has no permissions to access the '{}' channel",
+            text(&c)
+        )),
     })
 }
 

@@ -218,16 +218,31 @@ pub fn client_setinfo(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 pub fn client_line(c: &ClientInfo, now_ms: i64) -> String {
     let lib = c.lib.lock().clone();
     let multi = c.multi.load(Ordering::Relaxed);
+    let count = |n: &std::sync::atomic::AtomicUsize| n.load(Ordering::Relaxed);
+    // Redis's letters in its order: P subscribed (RESP2 or 3), x inside MULTI, else N.
+    let mut flags = String::new();
+    if c.mailbox.subscribed() {
+        flags.push('P');
+    }
+    if multi >= 0 {
+        flags.push('x');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
     format!(
-        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
         c.name.lock(),
         c.created.elapsed().as_secs(),
         ((now_ms - c.last_active.load(Ordering::Relaxed)).max(0)) / 1000,
-        if multi >= 0 { "x" } else { "N" },
+        flags,
         c.db.load(Ordering::Relaxed),
+        count(&c.mailbox.channels),
+        count(&c.mailbox.patterns),
+        count(&c.mailbox.shard_channels),
         multi,
         c.last_cmd.lock(),
         c.user.lock(),

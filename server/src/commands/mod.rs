@@ -275,6 +275,10 @@ fn admit_inner(
                 "NOPERM this user has no permissions to access one of the keys used as arguments"
                     .to_string()
             }
+            Denial::Channel(_) => {
+                "NOPERM this user has no permissions to access one of the channels used as arguments"
+                    .to_string()
+            }
         };
         return Err(reject(srv, client, Some(spec), msg));
     }
@@ -347,6 +351,7 @@ fn log_denial(
     let (reason, object) = match denial {
         Denial::Command => (Reason::Command, acl::full_name(spec)),
         Denial::Key(k) => (Reason::Key, String::from_utf8_lossy(k).into_owned()),
+        Denial::Channel(c) => (Reason::Channel, String::from_utf8_lossy(c).into_owned()),
     };
     let max = srv.config.read().acllog_max_len as usize;
     let info = acl::log_client_info(&client.info);
@@ -362,6 +367,9 @@ pub fn call_queued(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
             let why = match denial {
                 Denial::Command => "no permission to execute the command or subcommand",
                 Denial::Key(_) => "no permission to touch the specified keys",
+                Denial::Channel(_) => {
+                    "no permission to access one of the channels used as arguments"
+                }
             };
             return Reply::error(format!(
                 "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {why}"

@@ -694,6 +694,8 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     }
     if want("stats") {
         let r = |x: &std::sync::atomic::AtomicU64| x.load(Ordering::Relaxed).to_string();
+        use crate::pubsub::Kind;
+        let distinct = |kind| srv.pubsub.distinct(kind).to_string();
         section(
             "Stats",
             vec![
@@ -706,11 +708,14 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 kv("evicted_keys", "0".into()),
                 kv("keyspace_hits", r(&c.keyspace_hits)),
                 kv("keyspace_misses", r(&c.keyspace_misses)),
+                kv("pubsub_channels", distinct(Kind::Channel)),
+                kv("pubsub_patterns", distinct(Kind::Pattern)),
+                kv("pubsubshard_channels", distinct(Kind::Shard)),
                 kv("total_error_replies", "0".into()),
                 kv("acl_access_denied_auth", r(&ctx.srv.acl.denied.auth)),
                 kv("acl_access_denied_cmd", r(&ctx.srv.acl.denied.cmd)),
                 kv("acl_access_denied_key", r(&ctx.srv.acl.denied.key)),
-                kv("acl_access_denied_channel", "0".into()),
+                kv("acl_access_denied_channel", r(&ctx.srv.acl.denied.channel)),
                 kv("protocol_errors", r(&c.protocol_errors)),
                 kv(
                     "client_output_buffer_limit_disconnections",

@@ -85,6 +85,9 @@ pub fn script_call(
                 Denial::Key(_) => {
                     "The user executing the script can't access at least one of the keys mentioned in the command"
                 }
+                Denial::Channel(_) => {
+                    "The user executing the script can't publish to the channel mentioned in the command"
+                }
             },
         );
     }
