@@ -701,6 +701,29 @@ mod tests {
     }
 
     #[test]
+    fn a_wildcard_bind_needs_and_takes_an_announce_address() {
+        let base = [
+            "--bind",
+            "0.0.0.0",
+            "--port",
+            "6379",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-secret",
+            "s",
+            "--cluster-bootstrap-expect",
+            "3",
+        ];
+        let c = config(&base).unwrap();
+        let e = crate::cluster_start::node_config(&c).unwrap_err();
+        assert!(e.contains("--cluster-announce-ip"), "{e}");
+        let mut announced = base.to_vec();
+        announced.extend(["--cluster-announce-ip", "10.1.2.3"]);
+        let node = crate::cluster_start::node_config(&config(&announced).unwrap()).unwrap();
+        assert_eq!(node.announce_ip, "10.1.2.3");
+    }
+
+    #[test]
     fn config_file_directives_work_too() {
         let mut c = Config::default();
         c.apply_file_text("cluster-enabled yes\ncluster-port 17009\ncluster-seeds x:1 y:2\n")

@@ -39,12 +39,15 @@ pub fn node_config(c: &Config) -> Result<NodeConfig, String> {
         .first()
         .map(|b| b.trim_start_matches('-').to_string())
         .unwrap_or_else(|| "127.0.0.1".into());
-    let announce_ip = s.announce_ip.clone().unwrap_or(match first_bind.as_str() {
-        "0.0.0.0" | "::" | "*" => {
+    // A match, not `unwrap_or(match ..)`: that evaluated the wildcard refusal even when
+    // --cluster-announce-ip was given (a node in a container could not start).
+    let announce_ip = match (&s.announce_ip, first_bind.as_str()) {
+        (Some(ip), _) => ip.clone(),
+        (None, "0.0.0.0" | "::" | "*") => {
             return Err("with a wildcard --bind, set --cluster-announce-ip to the address other nodes reach this one at".into())
         }
-        other => other.to_string(),
-    });
+        (None, other) => other.to_string(),
+    };
     Ok(NodeConfig {
         data_dir: c.dir.clone(),
         bind: c.bind.clone(),

@@ -119,12 +119,14 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     }
     // Certificates are read before anything listens: a bad file stops kvd at once.
     let acceptor = tls::listener::acceptor(&config.tls)?;
+    let https_acceptor = crate::http::tls_serve::acceptor(&config)?;
     let (listeners, addrs) = bind_all(&config.bind, config.port).await?;
     let (tls_listeners, tls_addrs) = match acceptor {
         Some(_) => bind_all(&config.bind, config.tls.port).await?,
         None => (Vec::new(), Vec::new()),
     };
-    let http_listeners = crate::http::bind(&config).await?;
+    let http_listeners = crate::http::bind(&config, config.http.port).await?;
+    let https_listeners = crate::http::bind(&config, config.http.tls_port).await?;
     let policy = format!("{:?}", config.appendfsync).to_ascii_lowercase();
     let dir = config.dir.display().to_string();
     let dbs = config.databases;
@@ -175,7 +177,11 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         }
     }
     for l in http_listeners {
-        accepts.spawn(crate::http::accept_loop(srv.clone(), l));
+        accepts.spawn(crate::http::accept_loop(srv.clone(), l, None));
+    }
+    for l in https_listeners {
+        let tls = https_acceptor.clone();
+        accepts.spawn(crate::http::accept_loop(srv.clone(), l, tls));
     }
     srv.shutdown.wait().await;
     accepts.abort_all();

@@ -48,32 +48,48 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpResponse {
+    let body = Bytes::copy_from_slice(body);
+    block_on_request(method, path, async move {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| panic!("connect to HTTP port {port}: {e}"));
+        let io = hyper_util::rt::TokioIo::new(stream);
+        exchange(io, port, method, path, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+/// Runs one request's future on a runtime of its own, failing the test past
+/// [`REQUEST_TIMEOUT`].
+pub fn block_on_request<T>(method: &str, path: &str, f: impl std::future::Future<Output = T>) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let body = Bytes::copy_from_slice(body);
     runtime.block_on(async {
-        tokio::time::timeout(REQUEST_TIMEOUT, send(port, method, path, headers, body))
+        tokio::time::timeout(REQUEST_TIMEOUT, f)
             .await
             .unwrap_or_else(|_| panic!("{method} {path} took longer than {REQUEST_TIMEOUT:?}"))
     })
 }
 
-async fn send(
+/// One HTTP/1.1 request and its whole answer over a connected `io` (TCP or TLS), or
+/// what went wrong (a TLS peer may refuse only once the request is sent).
+pub async fn exchange<I>(
+    io: I,
     port: u16,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: Bytes,
-) -> HttpResponse {
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap_or_else(|e| panic!("connect to HTTP port {port}: {e}"));
-    let io = hyper_util::rt::TokioIo::new(stream);
+) -> Result<HttpResponse, String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
-        .expect("HTTP handshake");
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
     tokio::spawn(conn);
     let mut req = hyper::Request::builder()
         .method(method)
@@ -86,7 +102,7 @@ async fn send(
     let resp = sender
         .send_request(req)
         .await
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        .map_err(|e| format!("{method} {path}: {e}"))?;
     let status = resp.status().as_u16();
     let headers = resp
         .headers()
@@ -102,14 +118,14 @@ async fn send(
         .into_body()
         .collect()
         .await
-        .expect("response body")
+        .map_err(|e| format!("{method} {path}: response body: {e}"))?
         .to_bytes()
         .to_vec();
-    HttpResponse {
+    Ok(HttpResponse {
         status,
         headers,
         body,
-    }
+    })
 }
 
 /// GET `path`.

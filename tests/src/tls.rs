@@ -6,6 +6,7 @@ use crate::{free_port, kvd_binary};
 pub use kv_server::tls::test_certs::{TestCerts, KEY_PASS};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Which certificate a TLS client presents.
@@ -47,8 +48,14 @@ impl Tls {
 
     /// kvd flags serving TLS on `self.port` with `tls-auth-clients` = `auth`.
     pub fn args(&self, auth: &str) -> Vec<String> {
+        self.args_for("--tls-port", auth)
+    }
+
+    /// kvd flags serving the TLS listener `port_flag` (`--tls-port`, `--http-tls-port`)
+    /// on `self.port` with these certificates and `tls-auth-clients` = `auth`.
+    pub fn args_for(&self, port_flag: &str, auth: &str) -> Vec<String> {
         [
-            "--tls-port",
+            port_flag,
             &self.port.to_string(),
             "--tls-cert-file",
             &text(&self.certs.server_cert),
@@ -94,6 +101,36 @@ impl Tls {
         let conn = client.get_connection_with_timeout(Duration::from_secs(10))?;
         conn.set_read_timeout(Some(Duration::from_secs(30)))?;
         Ok(conn)
+    }
+
+    /// A rustls client configuration trusting the test CA and presenting `who`'s
+    /// certificate (for HTTPS; `connect` is the RESP client).
+    pub fn client_config(&self, who: Identity) -> Arc<rustls::ClientConfig> {
+        let ca = text(&self.certs.ca);
+        let roots = kv_server::tls::pem::roots(&ca, "").expect("test CA");
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots);
+        let identity = match who {
+            Identity::Signed => Some((&self.certs.client_cert, &self.certs.client_key)),
+            Identity::Stranger => Some((&self.certs.stranger_cert, &self.certs.stranger_key)),
+            Identity::Anonymous => None,
+        };
+        let config = match identity {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = kv_server::tls::pem::cert_chain("cert", &text(cert)).expect("cert");
+                let key =
+                    kv_server::tls::pem::private_key("key", &text(key), "pass", "").expect("key");
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .expect("client identity")
+            }
+        };
+        Arc::new(config)
     }
 
     /// PING over a fresh TLS connection: `Ok` only if the server answered PONG.
@@ -155,6 +192,18 @@ impl RawKvd {
         None
     }
 
+    /// Asserts that kvd exits with a failure within 30 s and that its log contains
+    /// `want`; `what` names the case in the panic message.
+    pub fn assert_fails_to_start(&mut self, what: &str, want: &str) {
+        let status = self.exit_within(Duration::from_secs(30));
+        let log = self.log_text();
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{what}: expected a failed start, got {status:?}; log:\n{log}"
+        );
+        assert!(log.contains(want), "{what}: log lacks {want:?}:\n{log}");
+    }
+
     /// Polls `ready` until it holds, failing if kvd exits or 30 s pass.
     pub fn wait_until(&mut self, ready: impl Fn() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -175,6 +224,48 @@ impl Drop for RawKvd {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+}
+
+/// One HTTPS request to `127.0.0.1:port` with `config` (see [`Tls::client_config`]),
+/// naming the server `localhost` as the test certificate does: the answer, or why there
+/// is none (a refused handshake, a closed connection).
+pub fn https_request(
+    port: u16,
+    config: Arc<rustls::ClientConfig>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<crate::http::HttpResponse, String> {
+    let body = hyper::body::Bytes::copy_from_slice(body);
+    crate::http::block_on_request(method, path, async move {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("connect to HTTPS port {port}: {e}"))?;
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("server name");
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+        let io = hyper_util::rt::TokioIo::new(tls);
+        crate::http::exchange(io, port, method, path, headers, body).await
+    })
+}
+
+/// Reads until the server closes the connection; panics if it stays open for 20 s.
+pub fn assert_closed_by_server(s: &mut std::net::TcpStream, what: &str) {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue, // a TLS alert may come first
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("{what}: connection not closed by the server: {e}"),
         }
     }
 }

@@ -3,26 +3,11 @@
 //! TLS port (plain TCP, silence) that must not harm other clients, handshakes counting
 //! toward maxclients, TLS-only serving, and clear start-up errors for bad files.
 
-use kv_tests::tls::{Identity, RawKvd, Tls, KEY_PASS};
-use std::io::{Read, Write};
+use kv_tests::tls::{assert_closed_by_server, Identity, RawKvd, Tls, KEY_PASS};
+use std::io::Write;
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// Reads until the server closes the connection; panics if it stays open for 20 s.
-fn assert_closed_by_server(s: &mut TcpStream, what: &str) {
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let mut buf = [0u8; 512];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => continue, // a TLS alert may come first
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
-            Err(e) => panic!("{what}: connection not closed by the server: {e}"),
-        }
-    }
-}
 
 fn config_get(c: &mut redis::Connection, name: &str) -> String {
     let pair: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query(c).unwrap();
@@ -220,14 +205,7 @@ fn bad_tls_settings_stop_kvd_at_start_with_a_clear_message() {
         ),
     ];
     for (args, want) in cases {
-        let mut kvd = RawKvd::spawn(&args);
-        let status = kvd.exit_within(Duration::from_secs(30));
-        let log = kvd.log_text();
-        assert!(
-            status.is_some_and(|s| !s.success()),
-            "{args:?}: expected a failed start, got {status:?}; log:\n{log}"
-        );
-        assert!(log.contains(&want), "{args:?}: log lacks {want:?}:\n{log}");
+        RawKvd::spawn(&args).assert_fails_to_start(&format!("{args:?}"), &want);
     }
 }
 

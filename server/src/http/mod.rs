@@ -6,7 +6,8 @@
 //! [`kv`] and [`list`] (the REST API), [`etag`] (versions as ETags), [`body`] (bodies and
 //! JSON values), [`uri`] (keys and query parameters), [`error`] (JSON errors),
 //! [`health`] (/health and /ready), [`metrics`] (/metrics) and [`cluster_metrics`]
-//! (its cluster part), [`cluster_nodes`] (/cluster/nodes), [`dashboard`] (/).
+//! (its cluster part), [`cluster_nodes`] (/cluster/nodes), [`dashboard`] (/),
+//! [`tls_serve`] (HTTPS on `http-tls-port`).
 
 pub mod body;
 pub mod cluster_metrics;
@@ -20,6 +21,7 @@ pub mod list;
 pub mod metrics;
 pub mod session;
 pub mod settings;
+pub mod tls_serve;
 pub mod uri;
 
 use crate::state::Shared;
@@ -33,6 +35,7 @@ use session::Peer;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 /// A client must send a request's headers within this time (slow-header attacks hold a
 /// connection and its memory otherwise).
@@ -65,14 +68,15 @@ pub fn router(srv: Arc<Shared>) -> Router {
         .with_state(srv)
 }
 
-/// Listens on the HTTP port at every bind address (none if the port is 0).
-pub async fn bind(config: &crate::config::Config) -> Result<Vec<TcpListener>, String> {
+/// Listens on `port` (`http-port` or `http-tls-port`) at every bind address (none if
+/// the port is 0).
+pub async fn bind(config: &crate::config::Config, port: u16) -> Result<Vec<TcpListener>, String> {
     let mut listeners = Vec::new();
-    if config.http.port == 0 {
+    if port == 0 {
         return Ok(listeners);
     }
     for b in &config.bind {
-        let addr = format!("{}:{}", b.trim_start_matches('-'), config.http.port);
+        let addr = format!("{}:{}", b.trim_start_matches('-'), port);
         let l = TcpListener::bind(&addr)
             .await
             .map_err(|e| format!("cannot listen for HTTP on {addr}: {e}"))?;
@@ -81,15 +85,21 @@ pub async fn bind(config: &crate::config::Config) -> Result<Vec<TcpListener>, St
     Ok(listeners)
 }
 
-/// Accepts HTTP connections on `listener` until the task is aborted. Protected mode
-/// refuses a connection as it does a RESP one, with one 403 answer.
-pub async fn accept_loop(srv: Arc<Shared>, listener: TcpListener) {
+/// Accepts HTTP connections on `listener` until the task is aborted; HTTPS ones when
+/// `tls` is given (`http-tls-port`). Protected mode refuses a plain connection as it
+/// does a RESP one, with one 403 answer; a TLS one is closed before its handshake, as
+/// the RESP TLS port does (answering would first cost a handshake).
+pub async fn accept_loop(srv: Arc<Shared>, listener: TcpListener, tls: Option<TlsAcceptor>) {
     let app = router(srv.clone());
     loop {
         let (stream, remote) = crate::server::next_connection(&listener).await;
         let local = stream.local_addr().unwrap_or(remote);
         let _ = stream.set_nodelay(true);
         let denied = srv.acl.deny_at_accept(&srv.config.read(), remote.ip());
+        if denied && tls.is_some() {
+            tracing::debug!(client = %remote, "protected mode: closing non-loopback HTTPS connection");
+            continue;
+        }
         let app = if denied {
             Router::new().fallback(|| async { protected_mode_refusal() })
         } else {
@@ -97,25 +107,48 @@ pub async fn accept_loop(srv: Arc<Shared>, listener: TcpListener) {
         };
         let service = TowerToHyperService::new(app.layer(Extension(Peer { remote, local })));
         let srv = srv.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let builder = {
-                let mut b = hyper::server::conn::http1::Builder::new();
-                b.timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .keep_alive(!denied);
-                b
-            };
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = srv.shutdown.wait() => {
-                    // Finish the request in flight, then close.
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+            match tls {
+                None => serve_connection(&srv, TokioIo::new(stream), service, !denied).await,
+                Some(acceptor) => {
+                    if let Some(session) =
+                        tls_serve::handshake(&srv, &acceptor, stream, remote).await
+                    {
+                        serve_connection(&srv, TokioIo::new(session), service, true).await;
+                    }
                 }
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 requests on one connection (plain or TLS) until it closes, or until
+/// shutdown, when the request in flight is finished first.
+async fn serve_connection<I, S>(srv: &Shared, io: I, service: S, keep_alive: bool)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let builder = {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .keep_alive(keep_alive);
+        b
+    };
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = srv.shutdown.wait() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 

@@ -8,6 +8,10 @@ use crate::config::{num, parse_memory, Param};
 pub struct HttpSettings {
     /// TCP port of the HTTP API on every `bind` address; 0 = no HTTP (`http-port`).
     pub port: u16,
+    /// TCP port of HTTPS on every `bind` address, with the `tls-*` certificate
+    /// parameters of the RESP TLS port; 0 = no HTTPS (`http-tls-port`). Beside
+    /// `port` as Redis's `tls-port` is beside `port`: either, both or neither.
+    pub tls_port: u16,
     /// Largest request body accepted; larger ones get 413 (`http-max-body-bytes`).
     pub max_body_bytes: u64,
 }
@@ -20,6 +24,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             port: 0,
+            tls_port: 0,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
@@ -33,6 +38,15 @@ pub static HTTP_PARAMS: &[Param] = &[
         get: |c| c.http.port.to_string(),
         set: |c, v| {
             c.http.port = num(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "http-tls-port",
+        mutable: false,
+        get: |c| c.http.tls_port.to_string(),
+        set: |c, v| {
+            c.http.tls_port = num(v)?;
             Ok(())
         },
     },
@@ -58,6 +72,11 @@ pub struct HttpFlags {
     /// address; 0 = off [default: 0].
     #[arg(long = "http-port")]
     pub http_port: Option<String>,
+    /// Port of the HTTP API over TLS (HTTPS) on every --bind address, with the
+    /// certificates of --tls-cert-file, --tls-key-file, --tls-ca-cert-file and client
+    /// certificates as --tls-auth-clients says; 0 = off [default: 0].
+    #[arg(long = "http-tls-port")]
+    pub http_tls_port: Option<String>,
     /// Largest HTTP request body, e.g. 16mb; larger ones get 413 [default: 16mb].
     #[arg(long = "http-max-body-bytes")]
     pub http_max_body_bytes: Option<String>,
@@ -68,6 +87,7 @@ impl HttpFlags {
     pub fn settings(self) -> Vec<(&'static str, Option<String>)> {
         vec![
             ("http-port", self.http_port),
+            ("http-tls-port", self.http_tls_port),
             ("http-max-body-bytes", self.http_max_body_bytes),
         ]
     }
@@ -91,5 +111,10 @@ mod tests {
             .into_config()
             .unwrap();
         assert_eq!(c.http.port, 8001);
+        let c = Cli::try_parse_from(["kvd", "--http-tls-port", "8443"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!((c.http.port, c.http.tls_port), (0, 8443));
     }
 }

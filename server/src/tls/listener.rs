@@ -12,6 +12,7 @@ use crate::state::{ClientInfo, Shared};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 /// The acceptor for `tls-port`, or `None` when TLS is off (`tls-port 0`).
@@ -54,22 +55,33 @@ async fn handshake_then_serve(
     stream: TcpStream,
     info: Arc<ClientInfo>,
 ) {
+    match handshake(&srv, &acceptor, stream, info.kill.notified()).await {
+        Ok(tls) => connection::serve(srv, tls, info).await,
+        Err(e) => {
+            tracing::debug!(client = %info.addr, error = %e, "TLS handshake failed; closing");
+            srv.clients.lock().remove(&info.id);
+        }
+    }
+}
+
+/// The server side of a TLS handshake on `stream` under `tls-handshake-timeout-ms`,
+/// abandoned when the server shuts down or `cancelled` completes (CLIENT KILL). Shared
+/// by the RESP TLS port and HTTPS (`http::tls_serve`).
+pub async fn handshake(
+    srv: &Shared,
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    cancelled: impl std::future::Future<Output = ()>,
+) -> Result<TlsStream<TcpStream>, String> {
     let limit = Duration::from_millis(srv.config.read().tls.handshake_timeout_ms);
-    let outcome = tokio::select! {
+    tokio::select! {
         r = tokio::time::timeout(limit, acceptor.accept(stream)) => match r {
             Ok(Ok(tls)) => Ok(tls),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no handshake within {} ms", limit.as_millis())),
         },
         _ = srv.shutdown.wait() => Err("server shutting down".to_string()),
-        _ = info.kill.notified() => Err("killed".to_string()),
-    };
-    match outcome {
-        Ok(tls) => connection::serve(srv, tls, info).await,
-        Err(e) => {
-            tracing::debug!(client = %info.addr, error = %e, "TLS handshake failed; closing");
-            srv.clients.lock().remove(&info.id);
-        }
+        _ = cancelled => Err("killed".to_string()),
     }
 }
 
