@@ -13,7 +13,7 @@ use crate::state::{Client, Shared};
 use bytes::Bytes;
 use kv_cluster::metadata::{flush_entry_name, MetaEntry, MAX_VALUE_LEN};
 use kv_cluster::ring::Ring;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Prefix of the cluster-wide configuration entries' names.
@@ -63,8 +63,9 @@ pub async fn flush(srv: &Shared, ring: &Arc<dyn Ring>, client: &Client, args: &[
     }
 }
 
-/// Runs an ACL or CONFIG change here, as on one node, then publishes what it changed:
-/// the users touched (their rules, or a deletion) or the cluster-wide parameters set.
+/// Runs an ACL, CONFIG or FUNCTION change here, as on one node, then publishes what it
+/// changed: the users touched (their rules, or a deletion), the cluster-wide parameters
+/// set, or the function libraries changed.
 pub async fn change(
     srv: &Shared,
     ring: &Arc<dyn Ring>,
@@ -72,13 +73,21 @@ pub async fn change(
     spec: &'static table::CommandSpec,
     args: &[Bytes],
 ) -> Reply {
-    if is(&args[0], "function") {
-        return function_change(srv, ring, client, spec, args).await;
+    let functions = is(&args[0], "function");
+    if functions {
+        if let Some(too_big) = oversized_library(spec.name, args) {
+            return too_big;
+        }
     }
+    let libraries_before = functions.then(|| srv.scripting.library_codes());
     let users_before: BTreeSet<String> = srv.acl.all().iter().map(|u| u.name.clone()).collect();
     let reply = commands::run(srv, client, spec, args);
     if reply.is_error() {
         return reply;
+    }
+    if let Some(before) = libraries_before {
+        let entries = library_entries(srv, spec.name, &reply, before);
+        return publish(ring, entries, reply).await;
     }
     let entries = match spec.name {
         "setuser" => user_entries(srv, [text(&args[2])]),
@@ -92,6 +101,11 @@ pub async fn change(
         "set" => config_entries(srv, &args[2..]),
         _ => Vec::new(),
     };
+    publish(ring, entries, reply).await
+}
+
+/// Publishes `entries` (if any), then answers `reply`, or the publish's error.
+async fn publish(ring: &Arc<dyn Ring>, entries: Vec<(String, Bytes)>, reply: Reply) -> Reply {
     if entries.is_empty() {
         return reply;
     }
@@ -101,46 +115,30 @@ pub async fn change(
     }
 }
 
-/// FUNCTION LOAD / DELETE / FLUSH / RESTORE: runs here, as on one node, then publishes
-/// one entry per library it changed (its code, or empty once deleted). Every node, this
-/// one included, applies the entries ([`apply_entry`]); a node that was away loads them
-/// when it is next in contact. FLUSH deletes the libraries this node knows.
-async fn function_change(
+/// After FUNCTION LOAD / DELETE / FLUSH / RESTORE ran here: one entry per library it
+/// changed (its code, or empty once deleted), and the loaded one. Every node, this one
+/// included, applies the entries ([`apply_entry`]); a node that was away loads them when
+/// it is next in contact. FLUSH deletes the libraries this node knows.
+fn library_entries(
     srv: &Shared,
-    ring: &Arc<dyn Ring>,
-    client: &mut Client,
-    spec: &'static table::CommandSpec,
-    args: &[Bytes],
-) -> Reply {
-    if let Some(too_big) = oversized_library(spec.name, args) {
-        return too_big;
-    }
-    let before = srv.scripting.library_codes();
-    let reply = commands::run(srv, client, spec, args);
-    if reply.is_error() {
-        return reply;
-    }
+    command: &str,
+    reply: &Reply,
+    before: BTreeMap<String, Bytes>,
+) -> Vec<(String, Bytes)> {
     let after = srv.scripting.library_codes();
-    let loaded = match (&reply, spec.name) {
+    let loaded = match (reply, command) {
         (Reply::Bulk(name), "load") => Some(String::from_utf8_lossy(name).into_owned()),
         _ => None,
     };
     let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-    let entries: Vec<(String, Bytes)> = names
+    names
         .into_iter()
         .filter(|n| before.get(*n) != after.get(*n) || loaded.as_ref() == Some(*n))
         .map(|n| {
             let code = after.get(n).cloned().unwrap_or_default();
             (format!("{FUNCTION_ENTRY_PREFIX}{n}"), code)
         })
-        .collect();
-    if entries.is_empty() {
-        return reply;
-    }
-    match ring.publish_metadata(entries).await {
-        Ok(_) => reply,
-        Err(e) => ring_error(&e),
-    }
+        .collect()
 }
 
 /// The refusal of a FUNCTION LOAD or RESTORE whose library would not fit in a metadata

@@ -261,33 +261,19 @@ fn decode_value(lua: &Lua, c: &mut Cursor<'_>, depth: usize) -> Result<Value, St
         0xc2 => Ok(Value::Boolean(false)),
         0xca => num(f32::from_bits(c.be(4)? as u32) as f64),
         0xcb => num(f64::from_bits(c.be(8)?)),
-        0xd9 => {
-            let len = c.be(1)? as usize;
-            c.string(lua, len)
-        }
-        0xda => {
-            let len = c.be(2)? as usize;
-            c.string(lua, len)
-        }
-        0xdb => {
-            let len = c.be(4)? as usize;
-            c.string(lua, len)
-        }
-        0xdc => {
-            let len = c.be(2)?;
-            decode_array(lua, c, len, depth)
-        }
-        0xdd => {
-            let len = c.be(4)?;
-            decode_array(lua, c, len, depth)
-        }
-        0xde => {
-            let len = c.be(2)?;
-            decode_map(lua, c, len, depth)
-        }
-        0xdf => {
-            let len = c.be(4)?;
-            decode_map(lua, c, len, depth)
+        0xd9..=0xdf => {
+            // str8/16/32, array16/32, map16/32: a big-endian length of 1, 2 or 4 bytes.
+            let width = match op {
+                0xd9 => 1,
+                0xda | 0xdc | 0xde => 2,
+                _ => 4,
+            };
+            let len = c.be(width)?;
+            match op {
+                0xd9..=0xdb => c.string(lua, len as usize),
+                0xdc | 0xdd => decode_array(lua, c, len, depth),
+                _ => decode_map(lua, c, len, depth),
+            }
         }
         0x00..=0x7f => num(op as f64),
         0xe0..=0xff => num(op as i8 as f64),
