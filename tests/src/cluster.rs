@@ -133,3 +133,89 @@ fn short_lived_client(url: &str, read_timeout: Duration) -> Option<redis::Connec
     conn.set_read_timeout(Some(read_timeout)).ok()?;
     Some(conn)
 }
+
+/// A client of one node for a cluster test (connect and read timeouts long enough for
+/// consensus rounds that retry under contention).
+pub fn connect(url: &str) -> redis::Connection {
+    let c = redis::Client::open(url)
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
+        .expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("read timeout");
+    c
+}
+
+/// Whether an error says for sure that nothing was written (docs/consistency.md).
+pub fn nothing_written(e: &redis::RedisError) -> bool {
+    matches!(e.code(), Some("CLUSTERDOWN")) || e.to_string().contains("nothing was written")
+}
+
+/// The client URLs of every node.
+pub fn urls(c: &Cluster) -> Vec<String> {
+    c.nodes.iter().map(|n| n.url(false)).collect()
+}
+
+/// Runs `increment` (a command that adds one to `key` and returns the new value) `each`
+/// times on each of `clients` connections spread over `urls`, all starting together, and
+/// checks the counter counted every call once: every acknowledged call got its own
+/// result, at least half were acknowledged, and every node reads the counter between the
+/// acknowledged and the acknowledged-plus-unknown count (an error that does not say
+/// nothing was written is an unknown outcome).
+pub fn assert_increments_count_once(
+    urls: &[String],
+    key: &'static str,
+    clients: usize,
+    each: usize,
+    increment: fn(&mut redis::Connection, &str) -> redis::RedisResult<i64>,
+) {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Barrier};
+    let start = Arc::new(Barrier::new(clients));
+    let threads: Vec<_> = (0..clients)
+        .map(|i| {
+            let (url, start) = (urls[i % urls.len()].clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut conn = connect(&url);
+                start.wait();
+                let (mut acked, mut unknown) = (Vec::new(), 0);
+                for _ in 0..each {
+                    match increment(&mut conn, key) {
+                        Ok(v) => acked.push(v),
+                        Err(e) if nothing_written(&e) => {}
+                        Err(e) => {
+                            eprintln!("unknown outcome: {e}");
+                            unknown += 1;
+                        }
+                    }
+                }
+                (acked, unknown)
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let (mut acked, mut unknown) = (0, 0);
+    for t in threads {
+        let (values, u) = t.join().expect("client thread");
+        acked += values.len();
+        unknown += u;
+        for v in values {
+            // A linearizable counter gives every acknowledged call its own result.
+            assert!(seen.insert(v), "two increments both returned {v}");
+        }
+    }
+    assert!(
+        acked >= clients * each / 2,
+        "only {acked} of {} increments acknowledged",
+        clients * each
+    );
+    for url in urls {
+        let total: i64 = redis::cmd("GET")
+            .arg(key)
+            .query(&mut connect(url))
+            .expect("GET");
+        assert!(
+            total as usize >= acked && total as usize <= acked + unknown,
+            "{key} is {total} after {acked} acknowledged and {unknown} unknown increments"
+        );
+    }
+}

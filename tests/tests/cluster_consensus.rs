@@ -3,84 +3,15 @@
 //! reach different nodes of a 3-node cluster at once; the linearizability of mixed
 //! plain and conditional writes under faults is `cluster_linearizable.rs`.
 
-use kv_tests::cluster::Cluster;
-use std::collections::HashSet;
+use kv_tests::cluster::{assert_increments_count_once, connect, urls, Cluster};
 use std::sync::{Arc, Barrier};
-use std::time::Duration;
-
-fn connect(url: &str) -> redis::Connection {
-    let c = redis::Client::open(url)
-        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
-        .expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("read timeout");
-    c
-}
-
-fn urls(c: &Cluster) -> Vec<String> {
-    c.nodes.iter().map(|n| n.url(false)).collect()
-}
-
-/// Whether an error says for sure that nothing was written (docs/consistency.md).
-fn nothing_written(e: &redis::RedisError) -> bool {
-    let text = e.to_string();
-    matches!(e.code(), Some("CLUSTERDOWN")) || text.contains("nothing was written")
-}
 
 #[test]
 fn concurrent_increments_through_every_node_count_once() {
     let c = Cluster::start(3, &[]);
-    let urls = urls(&c);
-    const CLIENTS: usize = 6;
-    const EACH: usize = 40;
-    let start = Arc::new(Barrier::new(CLIENTS));
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            let (url, start) = (urls[i % urls.len()].clone(), start.clone());
-            std::thread::spawn(move || {
-                let mut conn = connect(&url);
-                start.wait();
-                let (mut acked, mut unknown) = (Vec::new(), 0);
-                for _ in 0..EACH {
-                    match redis::cmd("INCR").arg("counter").query::<i64>(&mut conn) {
-                        Ok(v) => acked.push(v),
-                        Err(e) if nothing_written(&e) => {}
-                        Err(e) => {
-                            eprintln!("unknown outcome: {e}");
-                            unknown += 1;
-                        }
-                    }
-                }
-                (acked, unknown)
-            })
-        })
-        .collect();
-    let mut seen = HashSet::new();
-    let (mut acked, mut unknown) = (0, 0);
-    for t in threads {
-        let (values, u) = t.join().expect("client thread");
-        acked += values.len();
-        unknown += u;
-        for v in values {
-            // A linearizable counter gives every acknowledged INCR its own result.
-            assert!(seen.insert(v), "two INCRs both returned {v}");
-        }
-    }
-    assert!(
-        acked >= CLIENTS * EACH / 2,
-        "only {acked} of {} increments acknowledged",
-        CLIENTS * EACH
-    );
-    for url in &urls {
-        let total: i64 = redis::cmd("GET")
-            .arg("counter")
-            .query(&mut connect(url))
-            .expect("GET");
-        assert!(
-            total as usize >= acked && total as usize <= acked + unknown,
-            "counter is {total} after {acked} acknowledged and {unknown} unknown increments"
-        );
-    }
+    assert_increments_count_once(&urls(&c), "counter", 6, 40, |conn, key| {
+        redis::cmd("INCR").arg(key).query(conn)
+    });
 }
 
 #[test]

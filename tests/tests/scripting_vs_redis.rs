@@ -1,8 +1,9 @@
 //! Lua scripting, differential: the same EVAL / EVALSHA / SCRIPT commands go to kvd and to
 //! Debian's redis-server, both fresh, and every reply must be byte-for-byte identical in
 //! RESP2 and in RESP3 (conversions, error texts with their script positions, the
-//! sandbox, shebang flags, read-only scripts, cjson, bit, math.random's sequence), and
-//! FUNCTION LOAD/LIST/DELETE/FLUSH/STATS/KILL with FCALL and FCALL_RO.
+//! sandbox, shebang flags, read-only scripts, cjson, bit, math.random's sequence),
+//! FUNCTION LOAD/LIST/DELETE/FLUSH/STATS/KILL with FCALL and FCALL_RO, and the cmsgpack
+//! and struct libraries (packed bytes, unpacked values, their errors).
 //! Skips with a message if redis-server is not installed.
 
 use kv_tests::{encode_command, Kvd, RawConn, RedisServer};
@@ -226,6 +227,139 @@ fn function_cases() -> Vec<Vec<String>> {
     ]
 }
 
+/// Lua prelude of the library cases: `hex(s)` shows packed bytes, `strs(...)` every
+/// value as Lua prints it (floats and the positions unpack returns stay exact).
+const PRELUDE: &str = "local function hex(s) return (string.gsub(s, '.', function(c) \
+    return string.format('%02x', string.byte(c)) end)) end \
+    local function strs(...) local t = {} for i = 1, select('#', ...) do \
+    t[i] = tostring((select(i, ...))) end return t end ";
+
+/// cmsgpack and struct: packed bytes (as hex), unpacked values and errors.
+fn library_cases() -> Vec<Vec<String>> {
+    let run = |body: &str| {
+        vec![
+            "EVAL".to_string(),
+            format!("{PRELUDE}{body}"),
+            "0".to_string(),
+        ]
+    };
+    let hex = |expr: &str| run(&format!("return hex({expr})"));
+    let strs = |expr: &str| run(&format!("return strs({expr})"));
+    let mut out = Vec::new();
+    for v in [
+        "0", "1", "127", "128", "255", "256", "65535", "65536", "4294967295", "4294967296",
+        "-1", "-32", "-33", "-128", "-129", "-32768", "-32769", "-2147483648", "-2147483649",
+        "2^53", "-2^63", "2^63", "2^64", "1.5", "0.1", "-0.25", "1e300", "1/0", "-1/0",
+        "0/0", "'abc'", "''", "string.rep('a', 31)", "string.rep('b', 32)",
+        "string.rep('c', 255)", "true", "false", "nil", "{}", "{1, 2, 3}", "{1, 2, nil, 4}",
+        "{[1] = 1, [3] = 3}", "{a = 1, b = 2, c = 3}", "{x = {y = {1, 'z'}}, [2] = false}",
+        "{1, 'x', {y = 2}, 2.5}", "{[1.5] = 1}", "{['1'] = 1}", "{[0] = 0, 1}",
+        "cjson.null", "print == nil and 1 or 2", "function() end",
+        "{1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16}",
+        "(function() local t = {} for i = 1, 40 do t['k' .. i] = i end return t end)()",
+        "(function() local t = {} local c = t for i = 1, 20 do c[1] = {} c = c[1] end return t end)()",
+    ] {
+        out.push(hex(&format!("cmsgpack.pack({v})")));
+    }
+    out.extend([
+        hex("cmsgpack.pack(1, 'a', {2}, nil, true)"),
+        hex("string.sub(cmsgpack.pack(string.rep('d', 256)), 1, 4)"),
+        hex("string.sub(cmsgpack.pack(string.rep('e', 65536)), 1, 6)"),
+        run("return {cmsgpack.unpack(cmsgpack.pack(1, 'a', {2, 3}, {k = 'v'}))}"),
+        strs("cmsgpack.unpack(cmsgpack.pack(0.1, 1.5, -7, 2^40, 1e300))"),
+        strs("cmsgpack.unpack(string.char(0xcf, 255, 255, 255, 255, 255, 255, 255, 255))"),
+        strs("cmsgpack.unpack(string.char(0xd3, 128, 0, 0, 0, 0, 0, 0, 1))"),
+        strs("cmsgpack.unpack(string.char(0xce, 255, 255, 255, 255, 0xd2, 255, 255, 255, 254))"),
+        strs("cmsgpack.unpack(string.char(0xd9, 2, 104, 105, 0xda, 0, 1, 33, 0xc0, 0xc2))"),
+        strs("cmsgpack.unpack(string.char(0xca, 0x3f, 0xc0, 0, 0, 0xe0, 0xd0, 0x80))"),
+        hex("cmsgpack.pack(cmsgpack.unpack(string.char(0x83, 1, 2, 0xa1, 97, 3, 0xa1, 98, 0x90)))"),
+        strs("cmsgpack.unpack('')"),
+        strs("cmsgpack.unpack_one(cmsgpack.pack(1, 2, 3))"),
+        strs("cmsgpack.unpack_one(cmsgpack.pack(1, 2, 3), 2)"),
+        strs("cmsgpack.unpack_one(cmsgpack.pack(1, 2, 3), 3)"),
+        strs("cmsgpack.unpack_one('')"),
+        strs("cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3), 2)"),
+        strs("cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3), 5, 1)"),
+        strs("cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3), 0)"),
+        strs("cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3), 0, 1)"),
+        run("return cmsgpack.pack()"),
+        run("return cmsgpack.unpack(string.char(0xc1))"),
+        run("return cmsgpack.unpack(string.char(0xc4, 1, 1))"),
+        run("return cmsgpack.unpack(string.char(0x92, 1))"),
+        run("return cmsgpack.unpack(string.char(0xa5, 1))"),
+        run("return cmsgpack.unpack()"),
+        run("return cmsgpack.unpack({})"),
+        run("return cmsgpack.unpack_one('abc', 10)"),
+        run("return cmsgpack.unpack_one('abc', -1)"),
+        run("return cmsgpack.unpack_limit('abc')"),
+        run("return cmsgpack.unpack_limit('abc', 'x')"),
+        run("return cmsgpack.unpack_limit('abc', -2)"),
+        run("return cmsgpack._VERSION"),
+        run("cmsgpack.pack = nil"),
+        run("return type(cmsgpack_safe)"),
+        // struct
+        hex("struct.pack('>i2<H!4bi', 258, 1, -1, 7)"),
+        hex("struct.pack('bBhHlLiI', -1, 255, -2, 65535, -3, 4, -5, 6)"),
+        hex("struct.pack('>bBhHlLiI', -1, 255, -2, 65535, -3, 4, -5, 6)"),
+        hex("struct.pack('i8', 2^53)"),
+        hex("struct.pack('i16', -1)"),
+        hex("struct.pack('>i16', -2)"),
+        hex("struct.pack('>i3I1', 70000, 300)"),
+        hex("struct.pack('i0', 5)"),
+        hex("struct.pack('d', 1.5)"),
+        hex("struct.pack('>d<f', 0.1, 0.1)"),
+        hex("struct.pack('s', 'ab')"),
+        hex("struct.pack('c5', 'abcdef')"),
+        hex("struct.pack('c0c', 'xyz', 'w')"),
+        hex("struct.pack('xbx', 9)"),
+        hex("struct.pack('!8bd', 1, 2.0)"),
+        hex("struct.pack('!bh!2bi!4bT', 1, 2, 3, 4, 5, 6)"),
+        hex("struct.pack(' < i2 ', '12')"),
+        hex("struct.pack('b', 3.9)"),
+        hex("struct.pack('B', -1)"),
+        hex("struct.pack('I', 2^32 + 5)"),
+        hex("struct.pack('')"),
+        strs("struct.unpack('<hsd', struct.pack('<hsd', -5, 'ab', 2.5))"),
+        strs("struct.unpack('>I2i2', string.char(255, 254, 255, 254))"),
+        strs("struct.unpack('i16', string.rep(string.char(255), 16))"),
+        strs("struct.unpack('>i12', string.rep(string.char(1), 12))"),
+        strs("struct.unpack('bc0', string.char(3) .. 'abcd')"),
+        strs("struct.unpack('c2c0', '3xabcd')"),
+        strs("struct.unpack('b', 'xyz', 2)"),
+        strs("struct.unpack('!4bi', string.char(1, 0, 0, 0, 2, 0, 0, 0))"),
+        strs("struct.unpack('xs', 'zab' .. string.char(0) .. 'c')"),
+        strs("struct.unpack('>fd', struct.pack('>fd', 0.1, 0.1))"),
+        strs("struct.unpack('', 'abc', 4)"),
+        strs("struct.size('bhi!4dc3i2')"),
+        strs("struct.size('zi')"),
+        strs("struct.size('<>')"),
+        run("return struct.unpack('c0', 'abc')"),
+        run("return struct.unpack('i4', 'abc')"),
+        run("return struct.unpack('i4', 'abcd', 0)"),
+        run("return struct.unpack('i4', 'abcd', 9)"),
+        run("return struct.unpack('b', 'abcd', -1)"),
+        run("return struct.unpack('s', 'abc')"),
+        run("return struct.unpack('i')"),
+        run("return struct.unpack({}, 'x')"),
+        run("return struct.size('s')"),
+        run("return struct.size('c0')"),
+        run("return struct.size('!3')"),
+        run("return struct.size('?')"),
+        run("return struct.pack('z', 1)"),
+        run("return struct.pack('i99', 1)"),
+        run("return struct.pack('i99999999999', 1)"),
+        run("return struct.pack('c5', 'ab')"),
+        run("return struct.pack('i', 'x')"),
+        run("return struct.pack('i')"),
+        run("return struct.pack('ii', 1)"),
+        run("return struct.pack('s', {})"),
+        run("return struct.pack('!3i', 1)"),
+        run("return struct.pack()"),
+        run("struct.pack = nil"),
+    ]);
+    out
+}
+
 fn send(c: &mut RawConn, cmd: &[String]) -> String {
     let args: Vec<&[u8]> = cmd.iter().map(|s| s.as_bytes()).collect();
     c.send(&encode_command(&args));
@@ -239,7 +373,11 @@ fn compare(kvd: &Kvd, redis: &RedisServer, resp3: bool) {
             send(c, &["HELLO".into(), "3".into()]);
         }
     }
-    for cmd in cases().into_iter().chain(function_cases()) {
+    for cmd in cases()
+        .into_iter()
+        .chain(function_cases())
+        .chain(library_cases())
+    {
         let (ra, rb) = (send(&mut a, &cmd), send(&mut b, &cmd));
         assert_eq!(
             ra, rb,

@@ -5,11 +5,16 @@
 //! concurrent command runs the code again on the newer state, so the reply a client
 //! gets always describes the state its write was applied to.
 
+use super::route::SCRIPT_RUNS;
 use super::{entry_of, ring_error};
 use crate::commands::{table, Ctx};
 use crate::keyspace::encoding::decode_value;
 use crate::keyspace::Txn;
 use crate::protocol::Reply;
+use crate::scripting::{
+    self,
+    ring::{declared_keys, DeclaredKeys},
+};
 use crate::state::{Client, Shared};
 use bytes::Bytes;
 use kv_cluster::coordinator::Change;
@@ -38,9 +43,19 @@ pub async fn run(
     spec: &'static table::CommandSpec,
     args: &[Bytes],
 ) -> Reply {
+    if SCRIPT_RUNS.contains(&spec.name) {
+        return match declared_keys(args) {
+            DeclaredKeys::None => scripting::ring::run_keyless(srv, client, spec, args),
+            DeclaredKeys::One(key) => one_key(srv, ring, client, spec, args, key).await,
+            DeclaredKeys::Several => Reply::error(scripting::ring::SEVERAL_KEYS),
+        };
+    }
     let keys: Vec<Bytes> = spec.keys(args).into_iter().cloned().collect();
     if keys.len() <= 1 || !PER_KEY.contains(&spec.name) {
-        return one_key(srv, ring, client, spec, args).await;
+        let Some(key) = keys.first().cloned() else {
+            return Reply::error("ERR internal error: a consensus command without a key");
+        };
+        return one_key(srv, ring, client, spec, args, key).await;
     }
     // A malformed MSET must be refused whole, before any of its parts runs.
     if spec.name == "mset" {
@@ -52,7 +67,8 @@ pub async fn run(
     // other (the handler borrows the connection's state).
     let mut replies = Vec::new();
     for part in split_per_key(spec.name, args) {
-        replies.push(one_key(srv, ring, client, spec, &part).await);
+        let key = part[1].clone();
+        replies.push(one_key(srv, ring, client, spec, &part, key).await);
     }
     merge_replies(spec.name, replies)
 }
@@ -106,20 +122,24 @@ fn merge_replies(name: &str, replies: Vec<Reply>) -> Reply {
     Reply::Int(deleted)
 }
 
-/// Runs a one-key command as the change function of a consensus round.
+/// Runs a command on `key` as the change function of a consensus round.
+///
+/// A script (EVAL, FCALL...) is evaluated afresh on the state each round gives it, on
+/// this node's turn to run a script (`scripting::ring::turn`), and off the async worker
+/// (it may run long). A script that fails after writing keeps its writes, as on one
+/// node and in Redis; any other command that fails writes nothing.
 async fn one_key(
     srv: &Shared,
     ring: &Arc<dyn Ring>,
     client: &mut Client,
     spec: &'static table::CommandSpec,
     args: &[Bytes],
+    key: Bytes,
 ) -> Reply {
     let Some(handler) = spec.handler else {
         return Reply::error("ERR internal error: command without handler");
     };
-    let Some(key) = spec.keys(args).first().map(|k| (*k).clone()) else {
-        return Reply::error("ERR internal error: a consensus command without a key");
-    };
+    let is_script = SCRIPT_RUNS.contains(&spec.name);
     let db = client.db;
     let level = client.consistency;
     let mut reply = Reply::Nil;
@@ -131,11 +151,27 @@ async fn one_key(
             client: &mut *client,
             txn: Txn::on_ring(&srv.store, reads),
         };
-        reply = handler(&mut ctx, args).unwrap_or_else(|e| e);
-        let writes = ctx.txn.into_ring_writes();
-        if reply.is_error() {
-            return Change::Keep;
-        }
+        let writes = if is_script {
+            let outcome = scripting::ring::off_async_worker(|| {
+                let _turn = scripting::ring::turn(srv, spec)?;
+                Ok(handler(&mut ctx, args).unwrap_or_else(|e| e))
+            });
+            match outcome {
+                Ok(r) => reply = r,
+                Err(busy) => {
+                    reply = busy;
+                    return Change::Keep;
+                }
+            }
+            ctx.txn.into_ring_writes()
+        } else {
+            reply = handler(&mut ctx, args).unwrap_or_else(|e| e);
+            let writes = ctx.txn.into_ring_writes();
+            if reply.is_error() {
+                return Change::Keep;
+            }
+            writes
+        };
         // One round decides one key: a command that also writes another key (SORT ...
         // STORE) cannot run here, and must not half-succeed.
         if writes.iter().any(|(d, k, _)| *d != db || *k != key) {

@@ -1,7 +1,7 @@
 //! Commands that change cluster-wide state on a ring (docs/cluster.md, "Cluster
 //! metadata"): FLUSHDB / FLUSHALL become versioned flush entries, and ACL SETUSER /
-//! DELUSER / LOAD and CONFIG SET of cluster-wide parameters run here, then travel to
-//! every node as metadata entries. [`apply_entry`] is how every node (this one
+//! DELUSER / LOAD, CONFIG SET of cluster-wide parameters and FUNCTION LOAD / DELETE /
+//! FLUSH / RESTORE run here, then travel to every node as metadata entries. [`apply_entry`] is how every node (this one
 //! included) applies what any node wrote.
 
 use super::ring_error;
@@ -11,13 +11,16 @@ use crate::commands::{self, table};
 use crate::protocol::Reply;
 use crate::state::{Client, Shared};
 use bytes::Bytes;
-use kv_cluster::metadata::{flush_entry_name, MetaEntry};
+use kv_cluster::metadata::{flush_entry_name, MetaEntry, MAX_VALUE_LEN};
 use kv_cluster::ring::Ring;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Prefix of the cluster-wide configuration entries' names.
 pub const CONFIG_ENTRY_PREFIX: &str = "config/";
+/// Prefix of the function library entries' names (`function/<library>` -> its code, or
+/// empty once deleted).
+pub const FUNCTION_ENTRY_PREFIX: &str = "function/";
 
 /// Parameters that CONFIG SET applies on every node of a cluster: limits and policies
 /// that should not depend on which node a client reached. Every other parameter stays
@@ -60,8 +63,9 @@ pub async fn flush(srv: &Shared, ring: &Arc<dyn Ring>, client: &Client, args: &[
     }
 }
 
-/// Runs an ACL or CONFIG change here, as on one node, then publishes what it changed:
-/// the users touched (their rules, or a deletion) or the cluster-wide parameters set.
+/// Runs an ACL, CONFIG or FUNCTION change here, as on one node, then publishes what it
+/// changed: the users touched (their rules, or a deletion), the cluster-wide parameters
+/// set, or the function libraries changed.
 pub async fn change(
     srv: &Shared,
     ring: &Arc<dyn Ring>,
@@ -69,10 +73,21 @@ pub async fn change(
     spec: &'static table::CommandSpec,
     args: &[Bytes],
 ) -> Reply {
+    let functions = is(&args[0], "function");
+    if functions {
+        if let Some(too_big) = oversized_library(spec.name, args) {
+            return too_big;
+        }
+    }
+    let libraries_before = functions.then(|| srv.scripting.library_codes());
     let users_before: BTreeSet<String> = srv.acl.all().iter().map(|u| u.name.clone()).collect();
     let reply = commands::run(srv, client, spec, args);
     if reply.is_error() {
         return reply;
+    }
+    if let Some(before) = libraries_before {
+        let entries = library_entries(srv, spec.name, &reply, before);
+        return publish(ring, entries, reply).await;
     }
     let entries = match spec.name {
         "setuser" => user_entries(srv, [text(&args[2])]),
@@ -86,6 +101,11 @@ pub async fn change(
         "set" => config_entries(srv, &args[2..]),
         _ => Vec::new(),
     };
+    publish(ring, entries, reply).await
+}
+
+/// Publishes `entries` (if any), then answers `reply`, or the publish's error.
+async fn publish(ring: &Arc<dyn Ring>, entries: Vec<(String, Bytes)>, reply: Reply) -> Reply {
     if entries.is_empty() {
         return reply;
     }
@@ -93,6 +113,48 @@ pub async fn change(
         Ok(_) => reply,
         Err(e) => ring_error(&e),
     }
+}
+
+/// After FUNCTION LOAD / DELETE / FLUSH / RESTORE ran here: one entry per library it
+/// changed (its code, or empty once deleted), and the loaded one. Every node, this one
+/// included, applies the entries ([`apply_entry`]); a node that was away loads them when
+/// it is next in contact. FLUSH deletes the libraries this node knows.
+fn library_entries(
+    srv: &Shared,
+    command: &str,
+    reply: &Reply,
+    before: BTreeMap<String, Bytes>,
+) -> Vec<(String, Bytes)> {
+    let after = srv.scripting.library_codes();
+    let loaded = match (reply, command) {
+        (Reply::Bulk(name), "load") => Some(String::from_utf8_lossy(name).into_owned()),
+        _ => None,
+    };
+    let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    names
+        .into_iter()
+        .filter(|n| before.get(*n) != after.get(*n) || loaded.as_ref() == Some(*n))
+        .map(|n| {
+            let code = after.get(n).cloned().unwrap_or_default();
+            (format!("{FUNCTION_ENTRY_PREFIX}{n}"), code)
+        })
+        .collect()
+}
+
+/// The refusal of a FUNCTION LOAD or RESTORE whose library would not fit in a metadata
+/// entry (checked before anything runs, so no node has it half).
+fn oversized_library(name: &str, args: &[Bytes]) -> Option<Reply> {
+    let codes: Vec<Bytes> = match name {
+        "load" => args.last().cloned().into_iter().collect(),
+        "restore" => crate::scripting::function::parse_dump(args.get(2)?)?,
+        _ => return None,
+    };
+    codes.iter().any(|c| c.len() > MAX_VALUE_LEN).then(|| {
+        Reply::error(format!(
+            "ERR a function library on a kvd cluster may have at most {MAX_VALUE_LEN} bytes of \
+             code: it travels to every node as cluster metadata"
+        ))
+    })
 }
 
 /// One entry per named user: its rules now, or empty if it no longer exists.
@@ -146,6 +208,13 @@ pub fn apply_entry(srv: &Shared, e: &MetaEntry) {
             Err(why) => {
                 tracing::warn!(user = name, error = %why, "replicated ACL user not applied")
             }
+        }
+    } else if let Some(library) = e.name.strip_prefix(FUNCTION_ENTRY_PREFIX) {
+        if let Err(why) = srv
+            .scripting
+            .apply_replicated_library(&srv.store.db, library, &e.value)
+        {
+            tracing::warn!(library, error = %why, "replicated function library not applied");
         }
     } else if let Some(param) = e.name.strip_prefix(CONFIG_ENTRY_PREFIX) {
         if !CLUSTER_WIDE_PARAMS.contains(&param) {

@@ -116,13 +116,8 @@ pub fn route(
     linearizable: bool,
 ) -> Route {
     let name = spec.name;
-    if matches!(parent, Some("script" | "function"))
-        || matches!(
-            name,
-            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
-        )
-    {
-        return Route::Refused(SCRIPTS_REFUSED.into());
+    if let Some(r) = script_route(name, parent, linearizable) {
+        return r;
     }
     // Subscriptions and PUBSUB belong to this node's connections; what is published
     // through any node reaches them (docs/pubsub.md, "Cluster mode").
@@ -213,10 +208,33 @@ pub fn route(
     refused(name, EVENTUAL)
 }
 
-/// Scripts and functions on a cluster node, until they run through consensus.
-const SCRIPTS_REFUSED: &str = "ERR scripts and functions are not available in cluster mode yet: \
-     a script must run as one linearizable change of its keys through single-key consensus, \
-     which is not wired to scripts yet; see docs/scripting.md";
+/// Commands that run a script or a function.
+pub const SCRIPT_RUNS: &[&str] = &[
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
+    "fcall",
+    "fcall_ro",
+];
+
+/// Scripts and functions on a cluster node (docs/scripting.md, "Cluster mode"): a script
+/// runs as the change function of its one key's consensus round (read-only ones too:
+/// what they read is then linearizable); FUNCTION LOAD/DELETE/FLUSH/RESTORE travel to
+/// every node as cluster metadata; SCRIPT and the other FUNCTION subcommands are this
+/// node's own (its script cache, its running script), as on Redis Cluster.
+fn script_route(name: &str, parent: Option<&str>, linearizable: bool) -> Option<Route> {
+    match parent {
+        Some("script") => Some(Route::Local),
+        Some("function") if matches!(name, "load" | "delete" | "flush" | "restore") => {
+            Some(Route::Metadata)
+        }
+        Some("function") => Some(Route::Local),
+        None if SCRIPT_RUNS.contains(&name) && linearizable => Some(Route::Consensus),
+        None if SCRIPT_RUNS.contains(&name) => Some(refused(name, EVENTUAL)),
+        _ => None,
+    }
+}
 
 /// Why a command that reads before writing is refused in an eventual database.
 const EVENTUAL: &str = "this database is eventual (cluster-eventual-databases): its plain \
@@ -344,19 +362,36 @@ mod tests {
     }
 
     #[test]
-    fn scripts_are_refused_in_cluster_mode_for_now() {
+    fn scripts_run_through_consensus_and_function_changes_travel_as_metadata() {
         for cmd in [
             &["EVAL", "return 1", "0"][..],
-            &["EVALSHA", "abc", "0"],
+            &["EVALSHA", "abc", "1", "k"],
             &["EVAL_RO", "return 1", "0"],
-            &["SCRIPT", "LOAD", "return 1"],
-            &["SCRIPT", "KILL"],
+            &["FCALL", "f", "1", "k"],
+            &["FCALL_RO", "f", "0"],
         ] {
-            assert_eq!(
-                route_of(cmd),
-                Route::Refused(SCRIPTS_REFUSED.into()),
-                "{cmd:?}"
-            );
+            assert_eq!(route_of(cmd), Route::Consensus, "{cmd:?}");
+            match eventual(cmd) {
+                Route::Refused(why) => assert!(why.contains("eventual"), "{why}"),
+                other => panic!("{cmd:?} took {other:?} in an eventual database"),
+            }
+        }
+        for cmd in [
+            &["FUNCTION", "LOAD", "code"][..],
+            &["FUNCTION", "DELETE", "lib"],
+            &["FUNCTION", "FLUSH"],
+            &["FUNCTION", "RESTORE", "payload"],
+        ] {
+            assert_eq!(route_of(cmd), Route::Metadata, "{cmd:?}");
+        }
+        for cmd in [
+            &["SCRIPT", "LOAD", "return 1"][..],
+            &["SCRIPT", "KILL"],
+            &["FUNCTION", "LIST"],
+            &["FUNCTION", "STATS"],
+            &["FUNCTION", "DUMP"],
+        ] {
+            assert_eq!(route_of(cmd), Route::Local, "{cmd:?}");
         }
     }
 

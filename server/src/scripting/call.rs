@@ -9,14 +9,17 @@ use crate::commands::table::{lookup, lookup_sub, NOSCRIPT, WRITE};
 use crate::commands::{call_inner, resolve, Ctx};
 use crate::scripting::busy::Busy;
 use crate::scripting::convert::{argument, error_table, reply_to_lua};
+use crate::scripting::ring::{self, RingScope};
 use bytes::Bytes;
 use mlua::{Lua, MultiValue, Value};
 
 /// What a script may do, fixed when it starts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Permissions {
     /// EVAL_RO, FCALL_RO or the no-writes flag: writes are refused.
     pub read_only: bool,
+    /// On a cluster node: the key and database the script may touch.
+    pub ring: Option<RingScope>,
 }
 
 fn failure(lua: &Lua, raw: &str) -> mlua::Result<(Value, bool)> {
@@ -29,7 +32,7 @@ pub fn script_call(
     ctx: &mut Ctx<'_>,
     busy: &Busy,
     resp3: bool,
-    perms: Permissions,
+    perms: &Permissions,
     args: MultiValue,
 ) -> mlua::Result<(Value, bool)> {
     if args.is_empty() {
@@ -73,6 +76,11 @@ pub fn script_call(
             lua,
             "Write commands are not allowed from read-only scripts.",
         );
+    }
+    if let Some(scope) = &perms.ring {
+        if let Some(why) = ring::refusal(scope, ctx.client.db, spec, &argv) {
+            return failure(lua, &why);
+        }
     }
     let user = ctx.client.acting_user(ctx.srv);
     if let Err(denial) = check(&user.perms(), spec, &argv) {

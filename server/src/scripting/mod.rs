@@ -6,7 +6,9 @@
 //! `shebang` parses script flags, `run` runs a script atomically, `busy` is the running
 //! script as other connections see it (-BUSY, SCRIPT KILL), `eval` and `script` are the
 //! commands; `library` holds FUNCTION libraries, `function` their commands and FCALL;
-//! `cjson`, `bitop` and `random` are the libraries Redis gives scripts.
+//! `cjson`, `bitop`, `cmsgpack`, `lua_struct` (with `lua_aux`, lauxlib's checks and
+//! error texts) and `random` are the libraries Redis gives scripts; `ring` is how
+//! scripts run on a cluster node.
 
 pub mod api;
 pub mod bitop;
@@ -14,12 +16,16 @@ pub mod busy;
 pub mod cache;
 pub mod call;
 pub mod cjson;
+pub mod cmsgpack;
 pub mod convert;
 pub mod eval;
 pub mod function;
 pub mod library;
+pub mod lua_aux;
+pub mod lua_struct;
 pub mod numbers;
 pub mod random;
+pub mod ring;
 pub mod run;
 pub mod sandbox;
 pub mod script;
@@ -27,10 +33,12 @@ pub mod shebang;
 
 use crate::shutdown::Shutdown;
 use busy::Busy;
+use bytes::Bytes;
 use cache::ScriptCache;
 use library::{Functions, FUNCTIONS_KEYSPACE};
 use parking_lot::{Mutex, MutexGuard};
 use sandbox::Vm;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -56,6 +64,9 @@ pub struct Scripting {
     /// which a running function holds).
     library_count: AtomicUsize,
     function_count: AtomicUsize,
+    /// On a cluster node: held by the script running now (scripts there run without the
+    /// world lock, inside their key's consensus round; see `ring::turn`).
+    pub ring_turn: Mutex<()>,
 }
 
 impl Scripting {
@@ -89,6 +100,7 @@ impl Scripting {
             functions_keyspace,
             library_count: AtomicUsize::new(0),
             function_count: AtomicUsize::new(0),
+            ring_turn: Mutex::new(()),
         };
         scripting.count(&scripting.functions());
         Ok(scripting)
@@ -113,6 +125,49 @@ impl Scripting {
             self.library_count.load(Ordering::Relaxed),
             self.function_count.load(Ordering::Relaxed),
         )
+    }
+
+    /// Each library's code, by name.
+    pub fn library_codes(&self) -> BTreeMap<String, Bytes> {
+        let f = self.functions();
+        f.libraries
+            .iter()
+            .map(|(name, lib)| (name.clone(), lib.code.clone()))
+            .collect()
+    }
+
+    /// Applies a library written through another node of a cluster (or this one):
+    /// `code` loads it (replacing the one held), empty deletes it; the change is stored
+    /// in `db` as FUNCTION LOAD and DELETE store theirs. Code the node already holds
+    /// changes nothing.
+    pub fn apply_replicated_library(
+        &self,
+        db: &kv_engine::Db,
+        name: &str,
+        code: &Bytes,
+    ) -> Result<(), String> {
+        let mut f = self.functions();
+        let mut batch = kv_engine::WriteBatch::new();
+        if code.is_empty() {
+            if !f.delete(name) {
+                return Ok(());
+            }
+            batch.delete(self.functions_keyspace, name.as_bytes());
+        } else {
+            if f.libraries.get(name).is_some_and(|l| l.code == *code) {
+                return Ok(());
+            }
+            match library::library_name(code) {
+                Ok((named, _)) if named == name => {}
+                _ => return Err(format!("the code does not declare library '{name}'")),
+            }
+            f.load(code, true).map_err(|e| format!("{e:?}"))?;
+            batch.put(self.functions_keyspace, name.as_bytes(), code);
+        }
+        self.count(&f);
+        db.write(batch)
+            .map(|_| ())
+            .map_err(|e| format!("cannot store the library: {e}"))
     }
 
     /// The EVAL state.

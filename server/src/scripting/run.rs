@@ -16,6 +16,7 @@ use crate::scripting::api::CALL_SLOT;
 use crate::scripting::busy::Stop;
 use crate::scripting::call::{script_call, string_table, Permissions};
 use crate::scripting::convert::lua_to_reply;
+use crate::scripting::ring::RingScope;
 use crate::scripting::sandbox::Vm;
 use bytes::Bytes;
 use mlua::{Function, MultiValue, Table, Value};
@@ -53,15 +54,24 @@ impl<'a> Run<'a> {
             name,
             keys: &a[3..3 + n],
             args: &a[3 + n..],
-            perms: Permissions { read_only },
+            perms: Permissions {
+                read_only,
+                ring: None,
+            },
             is_function,
         }
     }
 }
 
 /// Runs `run` for the command in `ctx`.
-pub fn run_script(ctx: &mut Ctx<'_>, vm: &Vm, run: Run<'_>) -> CmdResult {
+pub fn run_script(ctx: &mut Ctx<'_>, vm: &Vm, mut run: Run<'_>) -> CmdResult {
     let lua = &vm.lua;
+    if ctx.srv.ring.get().is_some() {
+        run.perms.ring = Some(RingScope {
+            db: ctx.client.db,
+            keys: run.keys.to_vec(),
+        });
+    }
     // EVAL bodies read KEYS and ARGV as globals; functions get them as arguments.
     let setup = |lua: &mlua::Lua| -> mlua::Result<(Value, Value)> {
         let keys = string_table(lua, run.keys)?;
@@ -84,7 +94,7 @@ pub fn run_script(ctx: &mut Ctx<'_>, vm: &Vm, run: Run<'_>) -> CmdResult {
     let outcome = lua.scope(|scope| {
         let busy = &vm.busy;
         let resp3 = &vm.resp3;
-        let perms = run.perms;
+        let perms = &run.perms;
         let ctx = &mut *ctx;
         let call = scope.create_function_mut(move |lua, args: MultiValue| {
             script_call(lua, ctx, busy, resp3.load(Ordering::Relaxed), perms, args)
@@ -110,6 +120,9 @@ pub fn run_script(ctx: &mut Ctx<'_>, vm: &Vm, run: Run<'_>) -> CmdResult {
     match stop {
         Some(Stop::Killed) => {
             tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+            // On a ring a script's writes are not counted as it makes them (they wait for
+            // its consensus round), so it may be stopped after writing: they are dropped.
+            ctx.txn = Txn::new(&ctx.srv.store);
             let source = if run.is_function {
                 "@user_function"
             } else {

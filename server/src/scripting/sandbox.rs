@@ -1,13 +1,13 @@
 //! The Lua state scripts run in, set up as Redis sets up its own (docs/scripting.md,
-//! "Sandbox"): Lua 5.1 with the base, table, string and math libraries plus cjson and
-//! bit; no io, os, package, debug, loadfile, dofile, print, getfenv or setfenv; every
+//! "Sandbox"): Lua 5.1 with the base, table, string and math libraries plus cjson,
+//! bit, cmsgpack and struct; no io, os, package, debug, loadfile, dofile, print, getfenv or setfenv; every
 //! library table and the globals read-only (a script can neither define a global nor
 //! change one another script relies on); reading an undefined global is an error; the
 //! instruction hook that lets SCRIPT KILL, SHUTDOWN NOSAVE and `-BUSY` work; and a bound
 //! on the state's memory.
 
 use crate::scripting::busy::Busy;
-use crate::scripting::{api, bitop, cjson, random};
+use crate::scripting::{api, bitop, cjson, cmsgpack, lua_struct, random};
 use crate::shutdown::Shutdown;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 use std::sync::atomic::AtomicBool;
@@ -24,6 +24,8 @@ const PROTECTED_LIBRARIES: &[&str] = &[
     "coroutine",
     "cjson",
     "bit",
+    "cmsgpack",
+    "struct",
     "redis",
 ];
 
@@ -131,6 +133,8 @@ impl Vm {
         random::install(&lua, &math)?;
         globals.set("cjson", cjson::library(&lua)?)?;
         globals.set("bit", bitop::library(&lua)?)?;
+        globals.set("cmsgpack", cmsgpack::library(&lua)?)?;
+        globals.set("struct", lua_struct::library(&lua)?)?;
         let resp3 = Arc::new(AtomicBool::new(false));
         let raised = api::Raised::default();
         let redis = api::library(&lua, resp3.clone(), raised.clone())?;
