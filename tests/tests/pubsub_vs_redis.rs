@@ -358,20 +358,7 @@ fn subscription_counts(conns: [RawConn; 3]) -> Vec<String> {
     };
     let (id2, id3) = (id(&mut resp2), id(&mut resp3));
     let fields = |observer: &mut RawConn, id: &str| {
-        let list = observer.cmd(&[b"CLIENT", b"LIST"]);
-        let line = list
-            .lines()
-            .find(|l| l.contains(&format!("id={id} ")))
-            .unwrap_or_else(|| panic!("no client {id} in {list}"))
-            .to_string();
-        line.split(' ')
-            .filter(|f| {
-                ["flags=", "sub=", "psub=", "ssub="]
-                    .iter()
-                    .any(|p| f.starts_with(p))
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+        client_fields(observer, id, &["flags=", "sub=", "psub=", "ssub="])
     };
     let info = |observer: &mut RawConn| {
         let info = observer.cmd(&[b"INFO", b"stats"]);
@@ -408,16 +395,9 @@ fn subscription_counts(conns: [RawConn; 3]) -> Vec<String> {
 
 #[test]
 fn client_list_and_info_subscription_counts_match_redis() {
-    let Some(redis) = RedisServer::start() else {
-        eprintln!(
-            "SKIPPED: redis-server is not installed (apt-get install redis-server); CI installs it"
-        );
+    let Some(ours) = same_on_both(subscription_counts) else {
         return;
     };
-    let kvd = Kvd::start_default();
-    let ours = subscription_counts([kvd.raw(), kvd.raw(), kvd.raw()]);
-    let theirs = subscription_counts([redis.raw(), redis.raw(), redis.raw()]);
-    assert_eq!(ours, theirs, "kvd left, redis-server right");
     let want = [
         "flags=N sub=0 psub=0 ssub=0",
         "pubsub_channels=Some(\"0\") pubsub_patterns=Some(\"0\") pubsubshard_channels=Some(\"0\")",
@@ -428,4 +408,84 @@ fn client_list_and_info_subscription_counts_match_redis() {
         "pubsub_channels=Some(\"1\") pubsub_patterns=Some(\"0\") pubsubshard_channels=Some(\"0\")",
     ];
     assert_eq!(ours, want, "the counts are real");
+}
+
+/// CLIENT LIST `flags=` and `redir=` of tracking clients, and INFO `tracking_clients`,
+/// through a tracking life: default mode, BCAST, a redirect, the redirect target killed
+/// (flag R once an invalidation finds it gone), tracking off. Client ids differ between
+/// servers, so the redirect target's id reads `<target>`.
+fn tracking_fields(conns: [RawConn; 3]) -> Vec<String> {
+    let [mut observer, mut a, mut b] = conns;
+    let id_of = |c: &mut RawConn| kv_tests::int_reply(&c.cmd(&[b"CLIENT", b"ID"])).to_string();
+    let (ida, idb) = (id_of(&mut a), id_of(&mut b));
+    let fields = |observer: &mut RawConn, id: &str| {
+        client_fields(observer, id, &["flags=", "redir="])
+            .replace(&format!("redir={idb}"), "redir=<target>")
+    };
+    let tracking_clients = |observer: &mut RawConn| {
+        let info = observer.cmd(&[b"INFO", b"clients"]);
+        format!(
+            "tracking_clients={:?}",
+            kv_tests::info_field(&info, "tracking_clients")
+        )
+    };
+    let mut seen = vec![fields(&mut observer, &ida), tracking_clients(&mut observer)];
+    a.cmd(&[b"CLIENT", b"TRACKING", b"ON"]);
+    b.cmd(&[b"CLIENT", b"TRACKING", b"ON", b"BCAST", b"PREFIX", b"p"]);
+    seen.extend([
+        fields(&mut observer, &ida),
+        fields(&mut observer, &idb),
+        tracking_clients(&mut observer),
+    ]);
+    a.cmd(&[b"CLIENT", b"TRACKING", b"OFF"]);
+    a.cmd(&[b"CLIENT", b"TRACKING", b"ON", b"REDIRECT", idb.as_bytes()]);
+    seen.push(fields(&mut observer, &ida));
+    // The target goes away; the next invalidation for `a` finds it gone.
+    observer.cmd(&[b"CLIENT", b"KILL", b"ID", idb.as_bytes()]);
+    a.cmd(&[b"GET", b"tracked"]);
+    observer.cmd(&[b"SET", b"tracked", b"1"]);
+    seen.extend([fields(&mut observer, &ida), tracking_clients(&mut observer)]);
+    a.cmd(&[b"CLIENT", b"TRACKING", b"OFF"]);
+    seen.extend([fields(&mut observer, &ida), tracking_clients(&mut observer)]);
+    seen
+}
+
+#[test]
+fn client_list_tracking_flags_and_info_tracking_clients_match_redis() {
+    let Some(ours) = same_on_both(tracking_fields) else {
+        return;
+    };
+    // Not a vacuous match: tracking shows.
+    assert!(ours.iter().any(|l| l.contains("flags=tR")), "{ours:?}");
+}
+
+/// Runs `scenario` with three connections to a fresh kvd and to a fresh redis-server,
+/// asserts both saw the same, and returns it; `None` (after a SKIPPED line) without
+/// redis-server.
+fn same_on_both(scenario: fn([RawConn; 3]) -> Vec<String>) -> Option<Vec<String>> {
+    let Some(redis) = RedisServer::start() else {
+        eprintln!(
+            "SKIPPED: redis-server is not installed (apt-get install redis-server); CI installs it"
+        );
+        return None;
+    };
+    let kvd = Kvd::start_default();
+    let ours = scenario([kvd.raw(), kvd.raw(), kvd.raw()]);
+    let theirs = scenario([redis.raw(), redis.raw(), redis.raw()]);
+    assert_eq!(ours, theirs, "kvd left, redis-server right");
+    Some(ours)
+}
+
+/// The fields of client `id`'s CLIENT LIST line that start with one of `prefixes`.
+fn client_fields(observer: &mut RawConn, id: &str, prefixes: &[&str]) -> String {
+    let list = observer.cmd(&[b"CLIENT", b"LIST"]);
+    let line = list
+        .lines()
+        .find(|l| l.contains(&format!("id={id} ")))
+        .unwrap_or_else(|| panic!("no client {id} in {list}"))
+        .to_string();
+    line.split(' ')
+        .filter(|f| prefixes.iter().any(|p| f.starts_with(p)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

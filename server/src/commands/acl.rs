@@ -293,6 +293,7 @@ pub fn acl_help(_ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
 }
 
 /// The CLIENT INFO line ACL LOG records for the calling client.
-pub fn log_client_info(ctx_client: &crate::state::ClientInfo) -> String {
-    client_line(ctx_client, crate::keyspace::now_ms())
+pub fn log_client_info(srv: &crate::state::Shared, client: &crate::state::ClientInfo) -> String {
+    let tracking = srv.store.events.tracking.view(client.id);
+    client_line(client, crate::keyspace::now_ms(), tracking.as_ref())
 }

@@ -3,6 +3,7 @@
 use super::args::{err, int, is, text, SYNTAX};
 use super::{CmdResult, Ctx};
 use crate::protocol::Reply;
+use crate::pubsub::tracking::{Mode, TrackingView};
 use crate::state::ClientInfo;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
@@ -75,7 +76,7 @@ fn check_password(ctx: &mut Ctx<'_>, cmd: &[u8], user: &[u8], pass: &[u8]) -> Re
         context,
         text(cmd), // Redis logs the command name as the client typed it
         &String::from_utf8_lossy(user),
-        super::acl::log_client_info(&ctx.client.info),
+        super::acl::log_client_info(ctx.srv, &ctx.client.info),
         max,
     );
     Err(err(
@@ -214,12 +215,14 @@ pub fn client_setinfo(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Ok)
 }
 
-/// One CLIENT LIST line for `c`, in Redis's field order.
-pub fn client_line(c: &ClientInfo, now_ms: i64) -> String {
+/// One CLIENT LIST line for `c` (whose tracking state is `tracking`), in Redis's field
+/// order.
+pub fn client_line(c: &ClientInfo, now_ms: i64, tracking: Option<&TrackingView>) -> String {
     let lib = c.lib.lock().clone();
     let multi = c.multi.load(Ordering::Relaxed);
     let count = |n: &std::sync::atomic::AtomicUsize| n.load(Ordering::Relaxed);
-    // Redis's letters in its order: P subscribed (RESP2 or 3), x inside MULTI, else N.
+    // Redis's letters in its order: P subscribed (RESP2 or 3), x inside MULTI, t
+    // tracking, R its redirect target went away, B broadcast mode; else N.
     let mut flags = String::new();
     if c.mailbox.subscribed() {
         flags.push('P');
@@ -227,11 +230,20 @@ pub fn client_line(c: &ClientInfo, now_ms: i64) -> String {
     if multi >= 0 {
         flags.push('x');
     }
+    if let Some(t) = tracking {
+        flags.push('t');
+        if t.broken_redirect {
+            flags.push('R');
+        }
+        if t.mode == Mode::Bcast {
+            flags.push('B');
+        }
+    }
     if flags.is_empty() {
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -246,6 +258,7 @@ pub fn client_line(c: &ClientInfo, now_ms: i64) -> String {
         multi,
         c.last_cmd.lock(),
         c.user.lock(),
+        tracking.map_or(-1, |t| t.redirect as i64),
         c.resp.load(Ordering::Relaxed),
         lib.0,
         lib.1,
@@ -256,7 +269,16 @@ pub fn client_line(c: &ClientInfo, now_ms: i64) -> String {
 pub fn client_info(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     Ok(Reply::Verbatim(format!(
         "{}\n",
-        client_line(&ctx.client.info, ctx.txn.now)
+        client_line(
+            &ctx.client.info,
+            ctx.txn.now,
+            ctx.srv
+                .store
+                .events
+                .tracking
+                .view(ctx.client.info.id)
+                .as_ref()
+        )
     )))
 }
 
@@ -285,7 +307,8 @@ pub fn client_list(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let mut s = String::new();
     for c in clients {
         if ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) {
-            s.push_str(&client_line(&c, ctx.txn.now));
+            let tracking = ctx.srv.store.events.tracking.view(c.id);
+            s.push_str(&client_line(&c, ctx.txn.now, tracking.as_ref()));
             s.push('\n');
         }
     }

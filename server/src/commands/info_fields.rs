@@ -67,8 +67,11 @@ pub fn clients_lines() -> Lines {
 }
 
 /// The `clients` lines after `blocked_clients`.
-pub fn clients_tail_lines() -> Lines {
-    vec![kv("tracking_clients", 0), kv("clients_in_timeout_table", 0)]
+pub fn clients_tail_lines(tracking_clients: usize) -> Lines {
+    vec![
+        kv("tracking_clients", tracking_clients),
+        kv("clients_in_timeout_table", 0),
+    ]
 }
 
 /// Resident set size of this process in bytes (/proc/self/statm), 0 if unknown.

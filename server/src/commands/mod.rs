@@ -354,7 +354,7 @@ fn log_denial(
         Denial::Channel(c) => (Reason::Channel, String::from_utf8_lossy(c).into_owned()),
     };
     let max = srv.config.read().acllog_max_len as usize;
-    let info = acl::log_client_info(&client.info);
+    let info = acl::log_client_info(srv, &client.info);
     srv.acl.log_denial(reason, context, object, user, info, max);
 }
 

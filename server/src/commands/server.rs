@@ -650,7 +650,9 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             .into_iter()
             .chain(info_fields::clients_lines())
             .chain([kv("blocked_clients", "0".into())])
-            .chain(info_fields::clients_tail_lines())
+            .chain(info_fields::clients_tail_lines(
+                srv.store.events.tracking.clients(),
+            ))
             .collect(),
         );
     }

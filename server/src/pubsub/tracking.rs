@@ -150,6 +150,11 @@ impl KeyTracking {
         }
     }
 
+    /// How many clients have tracking on (INFO `tracking_clients`).
+    pub fn clients(&self) -> usize {
+        self.on.load(Ordering::Acquire)
+    }
+
     /// The client's tracking state, if tracking is on.
     pub fn view(&self, id: u64) -> Option<TrackingView> {
         if self.on.load(Ordering::Acquire) == 0 {
