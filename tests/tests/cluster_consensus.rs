@@ -5,6 +5,7 @@
 
 use kv_tests::cluster::{assert_increments_count_once, connect, urls, Cluster};
 use std::sync::{Arc, Barrier};
+use std::time::Duration;
 
 #[test]
 fn concurrent_increments_through_every_node_count_once() {

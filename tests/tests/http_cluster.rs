@@ -76,4 +76,24 @@ fn any_node_serves_the_same_keys_and_etags() {
     };
     assert_eq!(create(http[1]), 201);
     assert_eq!(create(http[2]), 412);
+
+    // ?consistency= sets the level of the request's commands: a SERIAL read runs a
+    // consensus round on the node it reached (which counts it), a QUORUM read does not.
+    let rounds = || {
+        kv_tests::cluster::cluster_info(&cluster.nodes[1], "kvd_consensus_rounds")
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("kvd_consensus_rounds")
+    };
+    let before = rounds();
+    let quorum = get(http[1], "/kv/greeting?consistency=quorum");
+    assert_eq!(quorum.json()["value"], "v2");
+    assert_eq!(rounds(), before);
+    let serial = get(http[1], "/kv/greeting?consistency=SERIAL");
+    assert_eq!(serial.json()["value"], "v2");
+    assert_eq!(etag_version(&serial), newer);
+    assert!(rounds() > before, "a SERIAL read ran no consensus round");
+    assert_eq!(
+        get(http[1], "/kv/greeting?consistency=sometimes").status,
+        400
+    );
 }

@@ -7,7 +7,7 @@ use super::body::{new_value, put_bytes, read_limited, NewValue};
 use super::error::ApiError;
 use super::etag::{self, Condition};
 use super::session::{Peer, Session};
-use super::uri::{key_of, number_param, query_pairs};
+use super::uri::{key_of, number_param, param, query_pairs};
 use crate::protocol::{Reply, Version};
 use crate::state::Shared;
 use axum::body::Body;
@@ -38,6 +38,7 @@ async fn open(
     let query = query_pairs(uri.query());
     let db = number_param(&query, "db")?;
     let mut session = Session::open(srv, peer, headers).await?;
+    session.consistency(param(&query, "consistency"))?;
     session.select(db).await?;
     Ok(KeyRequest {
         session,

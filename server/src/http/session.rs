@@ -126,6 +126,28 @@ impl Session {
         }
     }
 
+    /// `?consistency=one|quorum|all|serial` (case-insensitive): on a cluster node, the
+    /// level of this request's commands, as `CLUSTER CONSISTENCY` sets it for a RESP
+    /// connection (docs/cluster.md; SERIAL reads through consensus,
+    /// docs/consistency.md). A single node gives every level already: the value is
+    /// checked and otherwise ignored there.
+    pub fn consistency(&mut self, level: Option<&[u8]>) -> Result<(), ApiError> {
+        let Some(level) = level else {
+            return Ok(());
+        };
+        let parsed: Option<kv_cluster::config::Consistency> =
+            std::str::from_utf8(level).ok().and_then(|l| l.parse().ok());
+        let Some(parsed) = parsed else {
+            return Err(ApiError::bad_request(
+                "query parameter 'consistency' must be one, quorum, all or serial",
+            ));
+        };
+        if self.srv.ring.get().is_some() {
+            self.client.consistency = parsed;
+        }
+        Ok(())
+    }
+
     /// Runs `SELECT db` if the request names a database.
     pub async fn select(&mut self, db: Option<u64>) -> Result<(), ApiError> {
         let Some(db) = db else {
