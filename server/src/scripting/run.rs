@@ -107,6 +107,14 @@ pub fn run_script(ctx: &mut Ctx<'_>, vm: &Vm, mut run: Run<'_>) -> CmdResult {
         result
     });
     let stop = vm.busy.end();
+    // A script that ran into the memory limit leaves its garbage behind; collect it
+    // now, or the next script could fail to allocate its KEYS and ARGV.
+    let limit = ctx.srv.config.read().lua_memory_limit as usize;
+    if limit > 0 && lua.used_memory() > limit / 2 {
+        if let Err(e) = lua.gc_collect() {
+            tracing::warn!(error = %e, "cannot collect the script state's garbage");
+        }
+    }
     if ctx.client.db != saved_db {
         ctx.client.select(saved_db); // SELECT inside a script does not leak to the caller
     }
