@@ -32,7 +32,10 @@ command -v redis-cli >/dev/null 2>&1 || skip "redis-cli not installed (apt-get i
 
 bin=${KVD_BIN:-$root/target/debug/kvd}
 if [[ ! -x "$bin" ]]; then
-  cargo build --workspace --bins
+  # With --tests the features are resolved as for `cargo test --workspace` (dev-dependency
+  # features included), so after the test suite in .ci/run only the binaries are linked;
+  # `--bins` alone resolves other features and recompiles much of the tree (2 min here).
+  cargo build --workspace --bins --tests
 fi
 
 work=$(mktemp -d /tmp/kvd-compose-test.XXXXXX)
