@@ -122,16 +122,23 @@ fn concurrent_writers_then_power_cut(
     let mut opts = tiny_options(Arc::new(faulty));
     opts.fsync = policy;
     let db = Db::open(dir(), opts).unwrap();
+    // Writes that had to survive and were acknowledged so far: the kill waits for one,
+    // or a loaded machine may let the plain writers reach the kill point alone.
+    let must_survive = std::sync::atomic::AtomicUsize::new(0);
     let acked: Vec<Vec<String>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4)
             .map(|t| {
                 let db = db.clone();
+                let must_survive = &must_survive;
                 s.spawn(move || {
                     let mut mine = Vec::new();
                     for i in 0..200 {
                         let k = format!("t{t}-{i:04}");
                         match write(&db, t, &k) {
-                            Ok(true) => mine.push(k),
+                            Ok(true) => {
+                                must_survive.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                mine.push(k)
+                            }
                             Ok(false) => {}
                             Err(_) => break,
                         }
@@ -141,7 +148,9 @@ fn concurrent_writers_then_power_cut(
             })
             .collect();
         // Kill the "process" part-way through, without sleeping: after some writes.
-        while db.latest_sequence() < 100 + seed * 50 {
+        while db.latest_sequence() < 100 + seed * 50
+            || must_survive.load(std::sync::atomic::Ordering::SeqCst) == 0
+        {
             std::thread::yield_now();
         }
         switch.kill(true);
