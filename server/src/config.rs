@@ -70,6 +70,8 @@ pub struct Config {
     pub lua_memory_limit: u64,
     /// The HTTP front end (`http-*`, see http/settings.rs).
     pub http: crate::http::settings::HttpSettings,
+    /// kvd: the Redis version reported to clients (`compat-version`), fixed at start.
+    pub compat_version: crate::compat_version::CompatVersion,
 }
 
 impl Default for Config {
@@ -105,6 +107,7 @@ impl Default for Config {
             busy_reply_threshold: 5000,
             lua_memory_limit: 256 * 1024 * 1024,
             http: Default::default(),
+            compat_version: Default::default(),
         }
     }
 }
@@ -544,6 +547,15 @@ pub static PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "compat-version",
+        mutable: false,
+        get: |c| c.compat_version.text().into(),
+        set: |c, v| {
+            c.compat_version = crate::compat_version::CompatVersion::parse(v)?;
+            Ok(())
+        },
+    },
+    Param {
         name: "maxmemory",
         mutable: true,
         get: |_| "0".into(),
@@ -801,6 +813,10 @@ pub struct Cli {
     /// The `--http-*` flags.
     #[command(flatten)]
     pub http: crate::http::settings::HttpFlags,
+    /// Redis version to report to clients: 7.0.15 (the semantics kvd implements) or 7.4.0
+    /// (for redis-py's client-side cache; see docs/compatibility.md) [default: 7.0.15].
+    #[arg(long = "compat-version")]
+    pub compat_version: Option<String>,
 }
 
 impl Cli {
@@ -867,6 +883,7 @@ impl Cli {
             ("lua-time-limit", self.lua_time_limit),
             ("busy-reply-threshold", self.busy_reply_threshold),
             ("lua-memory-limit", self.lua_memory_limit),
+            ("compat-version", self.compat_version),
         ];
         let cluster = self.cluster.settings();
         let http = self.http.settings();
@@ -900,6 +917,21 @@ mod tests {
                 .unwrap();
         let c = cli.into_config().unwrap();
         assert_eq!((c.port, c.appendfsync), (7001, FsyncPolicy::No));
+    }
+
+    #[test]
+    fn compat_version_from_file_and_flag() {
+        use crate::compat_version::CompatVersion;
+        let mut c = Config::default();
+        assert_eq!((param("compat-version").unwrap().get)(&c), "7.0.15");
+        c.apply_file_text("compat-version 7.4.0\n").unwrap();
+        assert_eq!(c.compat_version, CompatVersion::Redis7_4);
+        assert!(c.apply("compat-version", "8.0.0").is_err());
+        let cli = Cli::try_parse_from(["kvd", "--compat-version", "7.4.0"]).unwrap();
+        let c = cli.into_config().unwrap();
+        assert_eq!(c.compat_version.text(), "7.4.0");
+        let cli = Cli::try_parse_from(["kvd", "--compat-version", "7.2.4"]).unwrap();
+        assert!(cli.into_config().unwrap_err().contains("--compat-version"));
     }
 
     #[test]

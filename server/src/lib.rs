@@ -16,6 +16,7 @@ pub mod cluster_mode;
 pub mod cluster_start;
 pub mod command_metrics;
 pub mod commands;
+pub mod compat_version;
 pub mod config;
 pub mod connection;
 pub mod fd_limit;

@@ -78,7 +78,8 @@ fn open_with(config: Config, acl: Acl) -> Result<Arc<Shared>, String> {
         .map_err(|e| format!("cannot load keyspace metadata: {e}"))?;
     let (monitor, _) = tokio::sync::broadcast::channel(4096);
     let shutdown = Shutdown::default();
-    let scripting = crate::scripting::Scripting::new(shutdown.clone(), &store.db)?;
+    let scripting =
+        crate::scripting::Scripting::new(shutdown.clone(), &store.db, config.compat_version)?;
     Ok(Arc::new(Shared {
         store,
         config: RwLock::new(config),

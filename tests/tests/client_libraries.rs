@@ -1,87 +1,18 @@
 //! Client libraries as their users run them, against a real kvd: one program per library
 //! in tests/clients/<lang>/ (redis-py, node-redis, redigo, Predis, hiredis; what each
-//! does is in tests/clients/README.md), and the Rust `redis` crate in this file.
+//! does is in tests/clients/README.md), and the Rust `redis` crate in this file. The
+//! libraries' own client-side caches are in client_side_caches.rs.
 //!
 //! Each program must exit 0 and print `OK` last. When Debian's redis-server is installed
 //! the same program also runs against it first, so an expectation that only kvd meets
 //! cannot hide in a program. A library or toolchain missing here prints
 //! `SKIPPED: <lib>: <why>` and the case returns (CI installs them all in .ci/run).
 
+use kv_tests::client_programs::{clients_dir, run_program, skipped, succeeds};
 use kv_tests::{eventually, Kvd, RedisServer};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// Longest a client program may run: each waits at most 10 s for any one reply, so this
-/// only catches a program stuck outside the library.
-const PROGRAM_LIMIT: Duration = Duration::from_secs(60);
-
-/// tests/clients/<rest>.
-fn clients_dir(rest: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("clients")
-        .join(rest)
-}
-
-fn skipped(lib: &str, why: &str) {
-    eprintln!("SKIPPED: {lib}: {why} (CI installs it: .ci/run)");
-}
-
-/// True if `program args...` runs and exits 0 (a probe for a tool or library).
-fn succeeds(program: &str, args: &[&str], env: &[(&str, &str)]) -> bool {
-    Command::new(program)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Runs `program` with `args` then host and port, within [`PROGRAM_LIMIT`]; panics with
-/// its output unless it exits 0 with `OK` as its last line.
-fn run_program(
-    lib: &str,
-    server: &str,
-    port: u16,
-    program: &Path,
-    args: &[&str],
-    env: &[(&str, &str)],
-) {
-    let out_dir = tempfile::tempdir().expect("tempdir");
-    let stdout_path = out_dir.path().join("stdout");
-    let stderr_path = out_dir.path().join("stderr");
-    let mut child = Command::new(program)
-        .args(args)
-        .args(["127.0.0.1", &port.to_string()])
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("{lib}: cannot start {}: {e}", program.display()));
-    let deadline = Instant::now() + PROGRAM_LIMIT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Err(e) => panic!("{lib}: waiting for the program: {e}"),
-        }
-    };
-    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    let last_line = stdout.lines().rev().find(|l| !l.trim().is_empty());
-    assert!(
-        status.is_some_and(|s| s.success()) && last_line == Some("OK"),
-        "{lib} against {server}: status {status:?} (None: killed after {PROGRAM_LIMIT:?})\n\
-         stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-}
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 /// Runs a compiler command for `lib`'s program; panics with its messages if it fails.
 fn compile(lib: &str, mut compiler: Command) {

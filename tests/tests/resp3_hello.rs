@@ -97,3 +97,42 @@ fn redis_crate_resp3_values() {
         .unwrap();
     assert_eq!(keys, vec!["a", "b"]);
 }
+
+/// `compat-version` (docs/compatibility.md, "Reported version"): HELLO, INFO and Lua
+/// report the same version, 7.0.15 by default or 7.4.0 when asked; it is fixed at start.
+#[test]
+fn compat_version_reported_by_hello_info_and_lua() {
+    let cases: [(&[&str], &str, i64); 2] = [
+        (&[], "7.0.15", 0x07000f),
+        (&["--compat-version", "7.4.0"], "7.4.0", 0x070400),
+    ];
+    for (args, version, num) in cases {
+        let k = Kvd::start(args);
+        let mut r = k.raw();
+        let hello = r.cmd(&[b"HELLO", b"3"]);
+        let field = format!("$7\r\nversion\r\n${}\r\n{version}\r\n", version.len());
+        assert!(hello.contains(&field), "{args:?}: {hello}");
+        let info = r.cmd(&[b"INFO", b"server"]);
+        assert!(
+            info.contains(&format!("\r\nredis_version:{version}\r\n")),
+            "{args:?}: {info}"
+        );
+        assert_eq!(
+            r.cmd(&[b"EVAL", b"return redis.REDIS_VERSION", b"0"]),
+            format!("${}\r\n{version}\r\n", version.len())
+        );
+        assert_eq!(
+            r.cmd(&[b"EVAL", b"return redis.REDIS_VERSION_NUM", b"0"]),
+            format!(":{num}\r\n")
+        );
+        assert_eq!(
+            r.cmd(&[b"CONFIG", b"GET", b"compat-version"]),
+            format!(
+                "%1\r\n$14\r\ncompat-version\r\n${}\r\n{version}\r\n",
+                version.len()
+            )
+        );
+        let set = r.cmd(&[b"CONFIG", b"SET", b"compat-version", b"7.4.0"]);
+        assert!(set.contains("can't set immutable config"), "{set}");
+    }
+}

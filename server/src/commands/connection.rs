@@ -8,9 +8,6 @@ use crate::state::ClientInfo;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
 
-/// The Redis version kvd reports to clients (the semantics it implements).
-pub const REDIS_VERSION: &str = "7.0.15";
-
 /// PING [message]
 pub fn ping(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     if !ctx.client.resp3 && ctx.client.pubsub.subs.any() && a.len() <= 2 {
@@ -140,9 +137,10 @@ pub fn hello(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         ctx.client.info.resp.store(p as u8, Ordering::Relaxed);
     }
     let s = |x: &str| Reply::bulk(Bytes::from(x.to_string()));
+    let version = ctx.srv.config.read().compat_version.text();
     Ok(Reply::Map(vec![
         (s("server"), s("redis")),
-        (s("version"), s(REDIS_VERSION)),
+        (s("version"), s(version)),
         (s("proto"), Reply::Int(if ctx.client.resp3 { 3 } else { 2 })),
         (s("id"), Reply::Int(ctx.client.info.id as i64)),
         (s("mode"), s("standalone")),

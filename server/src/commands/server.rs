@@ -2,7 +2,7 @@
 //! LASTSAVE, SAVE/BGSAVE, SHUTDOWN, SLOWLOG, MONITOR.
 
 use super::args::{err, glob_match, int, is, text, SYNTAX};
-use super::connection::{help, REDIS_VERSION};
+use super::connection::help;
 use super::info_fields;
 use super::table::{self, CommandSpec, COMMANDS};
 use super::{CmdResult, Ctx};
@@ -601,7 +601,7 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     let uptime = srv.started.elapsed().as_secs();
     if want("server") {
         let mut lines = vec![
-            kv("redis_version", REDIS_VERSION.into()),
+            kv("redis_version", cfg.compat_version.text().into()),
             kv("kvd_version", env!("CARGO_PKG_VERSION").into()),
             kv("redis_mode", "standalone".into()),
             kv("os", info_fields::os_line()),

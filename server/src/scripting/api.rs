@@ -9,6 +9,7 @@
 //! A raised error's text is left in [`Raised`] for the handler to build the error table
 //! Redis raises (mlua raises errors as userdata, not tables).
 
+use crate::compat_version::CompatVersion;
 use crate::scripting::convert::error_table;
 use mlua::{Function, Lua, MultiValue, Table, Value};
 use parking_lot::Mutex;
@@ -18,9 +19,6 @@ use std::sync::Arc;
 
 /// Registry slot of the function that runs a command for the script running now.
 pub const CALL_SLOT: &str = "kvd.script_call";
-/// The version scripts see in `redis.REDIS_VERSION` (the Redis kvd's semantics follow).
-const REDIS_VERSION: &str = "7.0.15";
-const REDIS_VERSION_NUM: i64 = 0x07000f;
 
 /// Lowercase hex SHA-1 of `data` (script ids and `redis.sha1hex`).
 pub fn sha1hex(data: &[u8]) -> String {
@@ -111,8 +109,13 @@ fn reply_table(
     done(Value::Table(t))
 }
 
-/// The `redis` table.
-pub fn library(lua: &Lua, resp3: Arc<AtomicBool>, raised: Raised) -> mlua::Result<Table> {
+/// The `redis` table; `version` is what `redis.REDIS_VERSION` reports (`compat-version`).
+pub fn library(
+    lua: &Lua,
+    resp3: Arc<AtomicBool>,
+    raised: Raised,
+    version: CompatVersion,
+) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set("LOG_DEBUG", 0)?;
     t.set("LOG_VERBOSE", 1)?;
@@ -123,8 +126,8 @@ pub fn library(lua: &Lua, resp3: Arc<AtomicBool>, raised: Raised) -> mlua::Resul
     t.set("REPL_SLAVE", 2)?;
     t.set("REPL_REPLICA", 2)?;
     t.set("REPL_ALL", 3)?;
-    t.set("REDIS_VERSION", REDIS_VERSION)?;
-    t.set("REDIS_VERSION_NUM", REDIS_VERSION_NUM)?;
+    t.set("REDIS_VERSION", version.text())?;
+    t.set("REDIS_VERSION_NUM", version.num())?;
     t.set("call", raised.raising(lua, call_primitive)?)?;
     t.set(
         "pcall",

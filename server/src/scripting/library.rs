@@ -4,6 +4,7 @@
 //! `kvd-functions` keyspace of the engine (key: library name, value: its code), written
 //! in the same batch as the FUNCTION command that changed it and loaded again at start.
 
+use crate::compat_version::CompatVersion;
 use crate::protocol::Reply;
 use crate::scripting::busy::Busy;
 use crate::scripting::sandbox::Vm;
@@ -182,10 +183,14 @@ fn registration(library: &str, entry: &Table) -> Result<RegisteredFunction, Stri
 }
 
 impl Functions {
-    /// An empty engine.
-    pub fn new(busy: Arc<Busy>, shutdown: Shutdown) -> Result<Functions, String> {
+    /// An empty engine whose scripts see Redis version `version`.
+    pub fn new(
+        busy: Arc<Busy>,
+        shutdown: Shutdown,
+        version: CompatVersion,
+    ) -> Result<Functions, String> {
         Ok(Functions {
-            vm: Vm::new(busy, shutdown, true)
+            vm: Vm::new(busy, shutdown, true, version)
                 .map_err(|e| format!("cannot create the functions Lua state: {e}"))?,
             libraries: BTreeMap::new(),
             functions: BTreeMap::new(),

@@ -31,6 +31,7 @@ pub mod sandbox;
 pub mod script;
 pub mod shebang;
 
+use crate::compat_version::CompatVersion;
 use crate::shutdown::Shutdown;
 use busy::Busy;
 use bytes::Bytes;
@@ -56,6 +57,8 @@ pub struct Scripting {
     /// The running script as other connections see it.
     pub busy: Arc<Busy>,
     shutdown: Shutdown,
+    /// The Redis version scripts see (`compat-version`).
+    version: CompatVersion,
     eval: Mutex<EvalState>,
     functions: Mutex<Functions>,
     /// Engine keyspace of library code (library::FUNCTIONS_KEYSPACE).
@@ -71,15 +74,19 @@ pub struct Scripting {
 
 impl Scripting {
     /// Fresh Lua states, with the function libraries stored in `db` loaded; the hook
-    /// stops scripts when `shutdown` triggers.
-    pub fn new(shutdown: Shutdown, db: &kv_engine::Db) -> Result<Scripting, String> {
+    /// stops scripts when `shutdown` triggers; scripts see Redis version `version`.
+    pub fn new(
+        shutdown: Shutdown,
+        db: &kv_engine::Db,
+        version: CompatVersion,
+    ) -> Result<Scripting, String> {
         let busy = Arc::new(Busy::default());
-        let vm = Vm::new(busy.clone(), shutdown.clone(), false)
+        let vm = Vm::new(busy.clone(), shutdown.clone(), false, version)
             .map_err(|e| format!("cannot create the Lua state: {e}"))?;
         let functions_keyspace = db
             .keyspace(FUNCTIONS_KEYSPACE)
             .map_err(|e| format!("cannot open the functions keyspace: {e}"))?;
-        let mut functions = Functions::new(busy.clone(), shutdown.clone())?;
+        let mut functions = Functions::new(busy.clone(), shutdown.clone(), version)?;
         let stored = db
             .iter(functions_keyspace, None, None, None)
             .map_err(|e| format!("cannot read the stored functions: {e}"))?;
@@ -92,6 +99,7 @@ impl Scripting {
         let scripting = Scripting {
             busy,
             shutdown,
+            version,
             eval: Mutex::new(EvalState {
                 vm,
                 cache: ScriptCache::default(),
@@ -177,8 +185,13 @@ impl Scripting {
 
     /// SCRIPT FLUSH: a new Lua state without any script (Redis also starts over).
     pub fn flush(&self) -> Result<(), String> {
-        let vm = Vm::new(self.busy.clone(), self.shutdown.clone(), false)
-            .map_err(|e| format!("cannot create the Lua state: {e}"))?;
+        let vm = Vm::new(
+            self.busy.clone(),
+            self.shutdown.clone(),
+            false,
+            self.version,
+        )
+        .map_err(|e| format!("cannot create the Lua state: {e}"))?;
         let mut state = self.eval.lock();
         state.vm = vm;
         state.cache.clear();

@@ -6,6 +6,7 @@
 //! instruction hook that lets SCRIPT KILL, SHUTDOWN NOSAVE and `-BUSY` work; and a bound
 //! on the state's memory.
 
+use crate::compat_version::CompatVersion;
 use crate::scripting::busy::Busy;
 use crate::scripting::{api, bitop, cjson, cmsgpack, lua_struct, random};
 use crate::shutdown::Shutdown;
@@ -121,8 +122,14 @@ impl Vm {
 
 impl Vm {
     /// A fresh state; its hook consults `busy` and `shutdown`. `functions`: the state of
-    /// FUNCTION libraries, whose `redis` table also has `register_function`.
-    pub fn new(busy: Arc<Busy>, shutdown: Shutdown, functions: bool) -> mlua::Result<Vm> {
+    /// FUNCTION libraries, whose `redis` table also has `register_function`. `version`:
+    /// the Redis version scripts see.
+    pub fn new(
+        busy: Arc<Busy>,
+        shutdown: Shutdown,
+        functions: bool,
+        version: CompatVersion,
+    ) -> mlua::Result<Vm> {
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
         // SAFETY: `unsafe_new_with` only permits the debug library; SETUP keeps its
         // `getinfo` in a local of the error handler and the library is removed from the
@@ -137,7 +144,7 @@ impl Vm {
         globals.set("struct", lua_struct::library(&lua)?)?;
         let resp3 = Arc::new(AtomicBool::new(false));
         let raised = api::Raised::default();
-        let redis = api::library(&lua, resp3.clone(), raised.clone())?;
+        let redis = api::library(&lua, resp3.clone(), raised.clone(), version)?;
         if functions {
             redis.set(
                 "register_function",
