@@ -136,3 +136,22 @@ fn many_unknown_increments_between_reads_stay_within_the_step_budget() {
         Verdict::Linearizable
     );
 }
+
+#[test]
+fn interchangeable_unknown_increments_are_tried_in_invocation_order_only() {
+    // Forty unknown increments, all in flight together: which twenty landed does not
+    // matter, only how many. Trying subsets would take 2^40 steps either way; counting
+    // settles the legal history and refutes the illegal one (41 > 40 unknowns) quickly.
+    let mut h: Vec<Op> = (0..40).map(|i| incr_unknown(i, i)).collect();
+    h.push(read(99, 1000, 1010, Some(20)));
+    assert_eq!(
+        check_with_budget(&CounterRegister, &h, 100_000),
+        Verdict::Linearizable
+    );
+    h.pop();
+    h.push(read(99, 1000, 1010, Some(41)));
+    assert!(matches!(
+        check_with_budget(&CounterRegister, &h, 100_000),
+        Verdict::Violation { .. }
+    ));
+}
