@@ -11,6 +11,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod cluster;
+pub mod history_outcome;
 pub mod http;
 pub mod netns;
 pub mod tls;
