@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub mod cluster;
 pub mod history_outcome;
 pub mod http;
+pub mod nemesis;
 pub mod netns;
 pub mod tls;
 
