@@ -355,25 +355,33 @@ fn client(id: u64, seed: u64, urls: Vec<String>, shared: Arc<Shared>) {
     }
 }
 
-/// A SERIAL GET through `conn` after the heal, asked again while the answer is an
-/// error that says nothing about the key (TIMEOUT: a connection between nodes still
-/// recovering from the partition; TRYAGAIN, CLUSTERDOWN: a failure detector that has not
-/// noticed the heal everywhere yet) until `deadline`. Reads change nothing, so asking
-/// again is safe; the read that answered goes into the history.
+/// A SERIAL GET through node `url` after the heal, asked again while the answer says
+/// nothing about the key (TIMEOUT: a connection between nodes still recovering from the
+/// partition; TRYAGAIN, CLUSTERDOWN: a failure detector that has not noticed the heal
+/// everywhere yet; a client-side timeout on a loaded machine, on a new connection) until
+/// `deadline`. Reads change nothing, so asking again is safe; the read that answered goes
+/// into the history.
 fn final_read(
-    conn: &mut redis::Connection,
+    slot: &mut Option<redis::Connection>,
+    url: &str,
     name: &str,
     deadline: Instant,
     shared: &Shared,
 ) -> (u64, u64, Option<i64>) {
     loop {
+        assert!(
+            Instant::now() < deadline,
+            "no answer to a final read of {name} through {url}"
+        );
+        let Some(conn) = connected(slot, url) else {
+            continue;
+        };
         let invoked = shared.now();
         match redis::cmd("GET").arg(name).query::<Option<i64>>(conn) {
             Ok(v) => return (invoked, shared.now(), v),
-            Err(e)
-                if matches!(e.code(), Some("TIMEOUT" | "TRYAGAIN" | "CLUSTERDOWN"))
-                    && Instant::now() < deadline => {}
-            Err(e) => panic!("final read of {name}: {e}"),
+            Err(e) if spoils_connection(&e) => *slot = None,
+            Err(e) if matches!(e.code(), Some("TIMEOUT" | "TRYAGAIN" | "CLUSTERDOWN")) => {}
+            Err(e) => panic!("final read of {name} through {url}: {e}"),
         }
     }
 }
@@ -382,14 +390,13 @@ fn final_read(
 fn read_everything_everywhere(c: &NetCluster, shared: &Shared) {
     let deadline = Instant::now() + DEADLINE;
     for (i, node) in c.nodes.iter().enumerate() {
-        let mut slot = None;
-        let conn = connected(&mut slot, &node.url())
-            .unwrap_or_else(|| panic!("cannot connect to node {} after the heal", i + 1));
+        let (url, mut slot) = (node.url(), None);
         let keys = (0..COUNTERS)
             .map(Key::Counter)
             .chain((0..REGISTERS).map(Key::Register));
         for key in keys {
-            let (invoked, returned, value) = final_read(conn, &key.name(), deadline, shared);
+            let (invoked, returned, value) =
+                final_read(&mut slot, &url, &key.name(), deadline, shared);
             let mut h = shared.history.lock().unwrap();
             h.add_final_read(i, key, invoked, returned, value);
         }
