@@ -5,7 +5,8 @@
 //!
 //! - [`linearizable`]: Wing and Gong's search with Lowe's memoization (the algorithm of
 //!   Porcupine and Knossos), per key ([`check_per_key`]), against any sequential
-//!   [`Model`]; [`register`] is the model of a key holding a value.
+//!   [`Model`]; [`register`] is the model of a key holding a value,
+//!   [`counter_register`] of a key that INCR counts with.
 //! - [`counter`]: the final value of a counter lies between the acknowledged increments
 //!   and the acknowledged plus the unknown ones.
 //! - [`fencing`]: fencing tokens seen by a guarded resource grow strictly and no two
@@ -17,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod counter;
+pub mod counter_register;
 pub mod fencing;
 pub mod history;
 pub mod linearizable;

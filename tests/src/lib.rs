@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 pub mod client_programs;
 pub mod cluster;
+pub mod history_outcome;
 pub mod http;
+pub mod nemesis;
 pub mod netns;
 pub mod tls;
 

@@ -21,9 +21,11 @@
 //! and OUTPUT to every other node's address, for TCP (the gRPC bus) and UDP (gossip).
 //! Traffic with the root namespace (10.213.Y.254) is left alone on purpose: the test can
 //! still write through the cut-off node and read its CLUSTER INFO, which is how a client
-//! on the minority side of a real partition sees it. [`NetCluster::heal`] flushes those
-//! chains (the namespace's firewall belongs to the harness alone; at start it also holds
-//! ACCEPT rules that count gossip packets, see `wait_formed`).
+//! on the minority side of a real partition sees it. [`NetCluster::cut`] drops the traffic
+//! of one pair of nodes only (the nemesis combines cuts into partitions and bridges).
+//! [`NetCluster::heal`] flushes those chains (the namespace's firewall belongs to the
+//! harness alone; at start it also holds ACCEPT rules that count gossip packets, see
+//! `wait_formed`).
 //!
 //! Everything (processes, namespaces, veths, bridge) is removed in `Drop`, which also runs
 //! when a test panics; namespaces left behind by a test process that was killed are
@@ -368,21 +370,29 @@ impl NetCluster {
     /// to their addresses, TCP and UDP, in node `i`'s namespace. The root namespace keeps
     /// reaching it.
     pub fn partition(&self, i: usize) {
-        let ns = &self.nodes[i].ns;
         // The counting rules would accept gossip before the DROP rules see it.
         self.heal(i);
         for (j, other) in self.nodes.iter().enumerate() {
-            if j == i {
-                continue;
+            if j != i {
+                drop_traffic(&self.nodes[i].ns, &other.ip);
             }
-            for proto in ["tcp", "udp"] {
-                for (chain, dir) in [("INPUT", "-s"), ("OUTPUT", "-d")] {
-                    must(&[
-                        "ip", "netns", "exec", ns, "iptables", "-w", "-A", chain, "-p", proto, dir,
-                        &other.ip, "-j", "DROP",
-                    ]);
-                }
-            }
+        }
+    }
+
+    /// Cuts the link between nodes `a` and `b` (0-based) both ways, leaving every other
+    /// link alone: DROP rules in each one's namespace against the other's address. Links
+    /// cut this way combine into any partition, a bridge included (`nemesis.rs`). Call
+    /// [`NetCluster::heal_all`] first once: it removes the counting rules of the start,
+    /// which would accept gossip before the DROP rules see it.
+    pub fn cut(&self, a: usize, b: usize) {
+        drop_traffic(&self.nodes[a].ns, &self.nodes[b].ip);
+        drop_traffic(&self.nodes[b].ns, &self.nodes[a].ip);
+    }
+
+    /// Removes every node's partition rules: the network is whole again.
+    pub fn heal_all(&self) {
+        for i in 0..self.nodes.len() {
+            self.heal(i);
         }
     }
 
@@ -504,6 +514,19 @@ fn run(argv: &[&str]) -> Result<(), String> {
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         ))
+    }
+}
+
+/// DROP rules in namespace `ns` on INPUT from and OUTPUT to `peer`, TCP (the gRPC bus)
+/// and UDP (gossip).
+fn drop_traffic(ns: &str, peer: &str) {
+    for proto in ["tcp", "udp"] {
+        for (chain, dir) in [("INPUT", "-s"), ("OUTPUT", "-d")] {
+            must(&[
+                "ip", "netns", "exec", ns, "iptables", "-w", "-A", chain, "-p", proto, dir, peer,
+                "-j", "DROP",
+            ]);
+        }
     }
 }
 

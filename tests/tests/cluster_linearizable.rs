@@ -21,6 +21,7 @@ use kv_checker::register::{Input, Output, Register};
 use kv_checker::{check_per_key, Operation, Outcome};
 use kv_tests::cluster::{cluster_info, Cluster};
 use kv_tests::eventually;
+use kv_tests::history_outcome::{outcome_of_error, spoils_connection};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,29 +42,6 @@ struct Shared {
 impl Shared {
     fn now(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
-    }
-}
-
-/// What a failed request means for the history: an error the coordinator returns before
-/// sending anything (`CLUSTERDOWN`: too few replicas up; `TRYAGAIN ... cannot
-/// coordinate` or `... cannot issue versions`: this node may not coordinate now, e.g. its
-/// clock resumed ahead after the kill -9) had no effect; anything else (a timeout, a
-/// write that kept losing to newer versions, a broken connection, a dead node) may have.
-fn classify_failure(e: &redis::RedisError) -> Outcome<Output<u64>> {
-    let text = e.to_string();
-    let not_sent = match e.code() {
-        Some("CLUSTERDOWN") => true,
-        Some("TRYAGAIN") => {
-            text.contains("cannot coordinate")
-                || text.contains("cannot issue")
-                || text.contains("nothing was written")
-        }
-        _ => false,
-    };
-    if not_sent {
-        Outcome::Failed
-    } else {
-        Outcome::Unknown
     }
 }
 
@@ -127,18 +105,14 @@ fn client(id: u64, urls: Vec<String>, shared: Arc<Shared>) {
             Ok(out) => Outcome::Ok(out),
             Err(e) => {
                 let cannot_coordinate = e.code() == Some("TRYAGAIN");
-                if e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || cannot_coordinate
-                {
+                if spoils_connection(&e) || cannot_coordinate {
                     // The connection is no good any more, or its node cannot coordinate
                     // for now (its clock resumed ahead after the kill -9): try the next
                     // node, as a client library that knows several nodes would.
                     conn = None;
                     node = (node + 1) % urls.len();
                 }
-                classify_failure(&e)
+                outcome_of_error(&e)
             }
         };
         shared.history.lock().unwrap().push((
