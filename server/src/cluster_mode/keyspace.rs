@@ -9,6 +9,7 @@ use crate::protocol::Reply;
 use crate::state::{Client, Shared};
 use bytes::Bytes;
 use kv_cluster::config::Consistency;
+use kv_cluster::partition_set::PartitionSet;
 use kv_cluster::ring::Ring;
 use kv_keyspace::slot::PARTITIONS;
 use std::sync::Arc;
@@ -47,7 +48,7 @@ async fn scan(
     }
     let count = args.count.min(MAX_RING_SCAN_COUNT);
     let (next, items) = ring
-        .scan(db, args.cursor, count, level)
+        .scan(&PartitionSet::ALL, db, args.cursor, count, level)
         .await
         .map_err(|e| ring_error(&e))?;
     // Every value on the ring is a string today: TYPE string keeps all keys, any other
@@ -80,7 +81,7 @@ async fn walk(
     let mut cursor = 0;
     loop {
         let (next, items) = ring
-            .scan(db, cursor, PAGE, level)
+            .scan(&PartitionSet::ALL, db, cursor, PAGE, level)
             .await
             .map_err(|e| ring_error(&e))?;
         for k in &items {
