@@ -414,6 +414,8 @@ fn redis_py_cluster_client_sees_each_key_once_and_survives_a_kill_9() {
     };
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let output = output.join("\n");
+    // Shown with --nocapture: the steps and how long recovery took.
+    eprintln!("redis-py program output:\n{output}");
     assert!(
         status.is_some_and(|s| s.success()) && output.ends_with("\nOK") && output.contains("KILL?"),
         "redis-py: status {status:?} (None: killed after {PROGRAM_LIMIT:?})\nstdout:\n{output}\n\

@@ -175,8 +175,10 @@ if killed != "-":
     # The survivors advertise the dead node's slots once their failure detectors stop
     # seeing it up; until then requests for those slots fail and redis-py reloads
     # CLUSTER SLOTS by itself (after its own retries).
-    deadline = time.monotonic() + SETTLE
+    killed_at = time.monotonic()
+    deadline = killed_at + SETTLE
     values = poll(deadline, "every key readable", lambda: [rc.get(k) for k in keys])
+    print(f"every key readable {time.monotonic() - killed_at:.1f} s after the kill")
     expect("survivors are the primaries", primary_ports(rc), [p for p in ports if p != killed])
     expect("every key readable after the kill", values, [f"v-{k}" for k in keys])
     rc.set("after-kill", "yes")
