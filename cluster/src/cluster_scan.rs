@@ -6,8 +6,11 @@
 //! With W + R > N, a key present for the whole scan is held by at least one of the R
 //! replicas asked, below that cut or in a later page, so it is returned (Redis's SCAN
 //! guarantee); keys may be returned twice only if a client restarts from an old cursor.
+//! A scan may be limited to a [`PartitionSet`]: it then skips the other partitions, so
+//! nodes scanning disjoint sets return each key once between them.
 
 use crate::coordinator::Coordinator;
+use crate::partition_set::PartitionSet;
 use crate::quorum::{ask_in_order, ClusterError, Consistency};
 use crate::Record;
 use bytes::Bytes;
@@ -38,28 +41,46 @@ fn position_of(key: &[u8]) -> ScanPosition {
     }
 }
 
-/// The first position of the partition after `partition`, `None` after the last.
-fn next_partition_start(partition: u16) -> Option<ScanPosition> {
-    let next = partition.checked_add(1).filter(|&p| p < PARTITIONS)?;
+/// The first position of the first partition of `scope` at or after `partition`, `None`
+/// past the last.
+fn partition_start(scope: &PartitionSet, partition: u16) -> Option<ScanPosition> {
+    let first = scope.first_from(partition)?;
     Some(ScanPosition {
-        slot: next * SLOTS_PER_PARTITION,
+        slot: first * SLOTS_PER_PARTITION,
         hash: 0,
     })
 }
 
+/// Where a scan of `scope` continues from `pos`: `pos` itself inside a partition of the
+/// scope, else the start of the scope's next partition (the scope may have changed
+/// since the cursor was given); `None` when nothing is left.
+fn in_scope(scope: &PartitionSet, pos: ScanPosition) -> Option<ScanPosition> {
+    let partition = slot_partition(pos.slot);
+    if scope.contains(partition) {
+        Some(pos)
+    } else {
+        partition_start(scope, partition)
+    }
+}
+
 impl Coordinator {
-    /// One SCAN call over database `db` from `cursor` (0 starts): about `count` live keys
+    /// One SCAN call over database `db` in the partitions of `scope` (usually
+    /// [`PartitionSet::ALL`]) from `cursor` (0 starts): about `count` live keys
     /// (tombstones and values expired at `now_ms` hidden) and the cursor to continue
     /// from, 0 when the scan is complete.
     pub async fn scan(
         &self,
+        scope: &PartitionSet,
         db: u32,
         cursor: u64,
         count: usize,
         now_ms: i64,
         consistency: Consistency,
     ) -> Result<(u64, Vec<Bytes>), ClusterError> {
-        let mut pos = ScanPosition::from_cursor(cursor).ok_or(ClusterError::InvalidCursor)?;
+        let from = ScanPosition::from_cursor(cursor).ok_or(ClusterError::InvalidCursor)?;
+        let Some(mut pos) = in_scope(scope, from) else {
+            return Ok((0, Vec::new()));
+        };
         let count = count.clamp(1, MAX_SCAN_COUNT);
         let mut keys = Vec::new();
         for _ in 0..MAX_PARTITIONS_PER_CALL {
@@ -69,7 +90,7 @@ impl Coordinator {
                 .scan_partition(partition, db, pos, limit, now_ms, consistency)
                 .await?;
             keys.extend(page.keys);
-            pos = match page.next.or_else(|| next_partition_start(partition)) {
+            pos = match page.next.or_else(|| partition_start(scope, partition + 1)) {
                 Some(p) => p,
                 None => return Ok((0, keys)),
             };

@@ -20,6 +20,7 @@ pub mod merkle;
 pub mod metadata;
 pub mod node;
 pub mod node_id;
+pub mod partition_set;
 pub mod placement;
 pub mod pubsub_fanout;
 pub mod quorum;

@@ -143,11 +143,12 @@ pub trait Ring: Send + Sync + 'static {
             "ERR this ring does not run consensus".into(),
         ))
     }
-    /// One page of a cluster-wide SCAN of `db` from `cursor`: the next cursor (0 when done)
-    /// and the live keys (every key present for the whole scan is returned once the
-    /// cursor comes back to 0).
+    /// One page of a cluster-wide SCAN of `db` from `cursor` over the partitions of
+    /// `scope`: the next cursor (0 when done) and the live keys (every key of the scope
+    /// present for the whole scan is returned once the cursor comes back to 0).
     async fn scan(
         &self,
+        scope: &crate::partition_set::PartitionSet,
         db: u32,
         cursor: u64,
         count: usize,

@@ -46,6 +46,25 @@ pub struct NodeView {
     pub anti_entropy: Option<SyncSeen>,
 }
 
+impl NodeView {
+    /// A node known only by its id, client address and state, holding nothing and owed
+    /// nothing: how tests and fakes describe one.
+    pub fn bare(id: NodeId, resp_addr: String, state: PeerState) -> NodeView {
+        NodeView {
+            id,
+            myself: false,
+            resp_addr,
+            bus_addr: String::new(),
+            http_addr: None,
+            state,
+            partitions: Vec::new(),
+            first_partitions: 0,
+            hints_pending: 0,
+            anti_entropy: None,
+        }
+    }
+}
+
 /// The node's cluster counters since start (hints pending are a current count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ClusterCounters {
@@ -130,16 +149,8 @@ mod tests {
 
     fn node(id: u64, state: PeerState) -> NodeView {
         NodeView {
-            id: NodeId(id),
             myself: id == 1,
-            resp_addr: String::new(),
-            bus_addr: String::new(),
-            http_addr: None,
-            state,
-            partitions: Vec::new(),
-            first_partitions: 0,
-            hints_pending: 0,
-            anti_entropy: None,
+            ..NodeView::bare(NodeId(id), String::new(), state)
         }
     }
 

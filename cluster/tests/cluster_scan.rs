@@ -5,9 +5,12 @@
 mod support;
 
 use bytes::Bytes;
+use kv_cluster::partition_set::PartitionSet;
 use kv_cluster::quorum::{ClusterError, Consistency};
 use kv_cluster::replica_api::ItemKey;
 use kv_cluster::{NodeId, Record, Version};
+use kv_keyspace::data_key::ScanPosition;
+use kv_keyspace::slot::{key_partition, PARTITIONS, SLOTS_PER_PARTITION};
 use proptest::prelude::*;
 use std::collections::HashSet;
 use support::{config, Ring};
@@ -81,7 +84,14 @@ fn run_scan(skips: Vec<usize>, count: usize, churn: Vec<usize>) -> Result<(), Te
     let mut page = 0;
     loop {
         let (next, keys) = rt
-            .block_on(c.scan(0, cursor, count, NOW_MS, Consistency::Quorum))
+            .block_on(c.scan(
+                &PartitionSet::ALL,
+                0,
+                cursor,
+                count,
+                NOW_MS,
+                Consistency::Quorum,
+            ))
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         seen.extend(
             keys.into_iter()
@@ -148,7 +158,7 @@ async fn other_databases_are_not_scanned_and_bad_cursors_are_refused() {
         );
     }
     let (next, keys) = c
-        .scan(0, 0, 100, NOW_MS, Consistency::Quorum)
+        .scan(&PartitionSet::ALL, 0, 0, 100, NOW_MS, Consistency::Quorum)
         .await
         .unwrap();
     assert!(keys.is_empty());
@@ -158,7 +168,14 @@ async fn other_databases_are_not_scanned_and_bad_cursors_are_refused() {
     let mut cursor = 0;
     loop {
         let (next, keys) = c
-            .scan(1, cursor, 100, NOW_MS, Consistency::Quorum)
+            .scan(
+                &PartitionSet::ALL,
+                1,
+                cursor,
+                100,
+                NOW_MS,
+                Consistency::Quorum,
+            )
             .await
             .unwrap();
         all.extend(keys);
@@ -169,7 +186,15 @@ async fn other_databases_are_not_scanned_and_bad_cursors_are_refused() {
     }
     assert_eq!(all, vec![Bytes::from_static(b"other")]);
     assert_eq!(
-        c.scan(0, u64::MAX, 10, NOW_MS, Consistency::Quorum).await,
+        c.scan(
+            &PartitionSet::ALL,
+            0,
+            u64::MAX,
+            10,
+            NOW_MS,
+            Consistency::Quorum
+        )
+        .await,
         Err(ClusterError::InvalidCursor)
     );
 }
@@ -195,4 +220,76 @@ async fn dbsize_counts_every_partition_exactly_and_samples_approximately() {
     // A quarter of the partitions, scaled by four.
     assert_eq!(sampled % 4, 0);
     assert!(sampled > 0);
+}
+
+/// Every key of `scope`, scanned page by page.
+async fn scan_all_within(
+    c: &kv_cluster::coordinator::Coordinator,
+    scope: &PartitionSet,
+    count: usize,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let (next, keys) = c
+            .scan(scope, 0, cursor, count, NOW_MS, Consistency::Quorum)
+            .await
+            .unwrap();
+        seen.extend(keys.iter().map(|k| String::from_utf8_lossy(k).into_owned()));
+        if next == 0 {
+            return seen;
+        }
+        cursor = next;
+    }
+}
+
+#[tokio::test]
+async fn scans_of_disjoint_partition_sets_return_each_key_once_between_them() {
+    let ring = Ring::new(3);
+    let c = ring.coordinator(config(5_000));
+    let mut ts = 0;
+    let all: Vec<String> = (0..300).map(|i| format!("key{i}")).collect();
+    for (i, k) in all.iter().enumerate() {
+        write_two(&ring, i, k, value(&mut ts, None));
+    }
+    // Three interleaved scopes, as three nodes in compatibility mode advertise them.
+    let scopes: Vec<PartitionSet> = (0..3u16)
+        .map(|n| (0..PARTITIONS).filter(|p| p % 3 == n).collect())
+        .collect();
+    let mut union = Vec::new();
+    for (n, scope) in scopes.iter().enumerate() {
+        let seen = scan_all_within(&c, scope, 7).await;
+        for k in &seen {
+            assert_eq!(
+                key_partition(k.as_bytes()) % 3,
+                n as u16,
+                "{k} is outside scope {n}"
+            );
+        }
+        union.extend(seen);
+    }
+    union.sort();
+    let mut expected = all.clone();
+    expected.sort();
+    assert_eq!(union, expected, "each key exactly once over the scopes");
+    assert!(scan_all_within(&c, &PartitionSet::NONE, 7).await.is_empty());
+    // A cursor inside a partition outside the scope continues at the scope's next one.
+    let outside = ScanPosition {
+        slot: SLOTS_PER_PARTITION, // partition 1, outside scope 0
+        hash: 0,
+    };
+    let (_, keys) = c
+        .scan(
+            &scopes[0],
+            0,
+            outside.cursor(),
+            1000,
+            NOW_MS,
+            Consistency::Quorum,
+        )
+        .await
+        .unwrap();
+    assert!(keys
+        .iter()
+        .all(|k| key_partition(k).is_multiple_of(3) && key_partition(k) >= 3));
 }

@@ -7,6 +7,7 @@ mod support;
 
 use bytes::Bytes;
 use kv_cluster::metadata::FlushFloors;
+use kv_cluster::partition_set::PartitionSet;
 use kv_cluster::quorum::Consistency;
 use kv_cluster::replica_api::WriteOutcome;
 use kv_cluster::{NodeId, Record, Version};
@@ -140,7 +141,10 @@ async fn a_coordinator_hides_flushed_records_that_replicas_still_hold() {
         ring.fakes[1].get(&tail).is_none() && ring.fakes[2].get(&tail).is_none(),
         "read repair spread a flushed record"
     );
-    let (_, keys) = c.scan(0, 0, 100, 0, Consistency::Quorum).await.unwrap();
+    let (_, keys) = c
+        .scan(&PartitionSet::ALL, 0, 0, 100, 0, Consistency::Quorum)
+        .await
+        .unwrap();
     assert!(keys.is_empty(), "scan returned flushed keys: {keys:?}");
     // A write after the flush is ordered after it although the clock was behind.
     let v = support::put(&c, "old", "new", Consistency::Quorum)

@@ -65,6 +65,10 @@ pub struct ClusterSettings {
     /// How long a suspect peer stays silent before it is down, ms
     /// (`cluster-down-after-ms`).
     pub down_after_ms: u64,
+    /// Present the ring to Redis Cluster-aware clients: CLUSTER SLOTS/SHARDS, each node a
+    /// primary of slots, per-node KEYS/SCAN/DBSIZE (`cluster-compat`; docs/cluster.md,
+    /// "Redis Cluster-aware clients").
+    pub compat: bool,
 }
 
 impl Default for ClusterSettings {
@@ -92,6 +96,7 @@ impl Default for ClusterSettings {
             eventual_databases: Vec::new(),
             consensus_timeout_ms: 5000,
             down_after_ms: 30_000,
+            compat: false,
         }
     }
 }
@@ -122,6 +127,13 @@ pub fn validate(c: &Config) -> Result<(), String> {
         if s.tls {
             return Err(
                 "tls-cluster yes encrypts the cluster bus, which needs cluster-enabled yes".into(),
+            );
+        }
+        if s.compat {
+            return Err(
+                "cluster-compat yes presents a kvd cluster to Redis Cluster clients, \
+                        which needs cluster-enabled yes"
+                    .into(),
             );
         }
         return Ok(());
@@ -314,6 +326,15 @@ pub static CLUSTER_PARAMS: &[Param] = &[
         get: |c| c.cluster.down_after_ms.to_string(),
         set: |c, v| {
             c.cluster.down_after_ms = at_least(v, 100)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-compat",
+        mutable: false,
+        get: |c| if c.cluster.compat { "yes" } else { "no" }.into(),
+        set: |c, v| {
+            c.cluster.compat = yes_no(v)?;
             Ok(())
         },
     },
@@ -515,6 +536,10 @@ pub struct ClusterFlags {
     /// trying it [default: 30000].
     #[arg(long = "cluster-down-after-ms")]
     pub cluster_down_after_ms: Option<String>,
+    /// Present the cluster to Redis Cluster-aware clients (CLUSTER SLOTS/SHARDS, per-node
+    /// KEYS/SCAN/DBSIZE): yes or no [default: no].
+    #[arg(long = "cluster-compat")]
+    pub cluster_compat: Option<String>,
 }
 
 impl ClusterFlags {
@@ -569,6 +594,7 @@ impl ClusterFlags {
                 self.cluster_consensus_timeout_ms,
             ),
             ("cluster-down-after-ms", self.cluster_down_after_ms),
+            ("cluster-compat", self.cluster_compat),
         ]
     }
 }
@@ -739,5 +765,30 @@ mod tests {
             .is_ok());
         assert_eq!(c.cluster.background_bytes_per_sec, 1 << 20);
         assert!(c.apply("cluster-replicas", "100").is_err());
+    }
+
+    #[test]
+    fn compat_mode_is_a_flag_and_a_directive_and_needs_cluster_mode() {
+        let c = config(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-seeds",
+            "a:1,b:1,c:1",
+            "--cluster-compat",
+            "yes",
+        ])
+        .unwrap();
+        assert!(c.cluster.compat);
+        assert_eq!(
+            (crate::config::param("cluster-compat").unwrap().get)(&c),
+            "yes"
+        );
+        let mut file = Config::default();
+        file.apply_file_text("cluster-enabled yes\ncluster-compat yes\n")
+            .unwrap();
+        assert!(file.cluster.compat);
+        let e = config(&["--cluster-compat", "yes"]).unwrap_err();
+        assert!(e.contains("needs cluster-enabled yes"), "{e}");
+        assert!(!config(&[]).unwrap().cluster.compat, "off by default");
     }
 }

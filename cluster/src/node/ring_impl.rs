@@ -4,6 +4,7 @@
 use super::ClusterNode;
 use crate::config::Consistency;
 use crate::coordinator::ChangeFn;
+use crate::partition_set::PartitionSet;
 use crate::quorum::ClusterError;
 use crate::replica_api::{Hash16, ItemKey, Liveness};
 use crate::ring::{NodeRow, RepairReport, Ring, RingError};
@@ -150,6 +151,7 @@ impl Ring for ClusterNode {
 
     async fn scan(
         &self,
+        scope: &PartitionSet,
         db: u32,
         cursor: u64,
         count: usize,
@@ -158,7 +160,7 @@ impl Ring for ClusterNode {
         self.ready("read")?;
         let now = crate::hints::system_clock_ms()();
         self.coordinator
-            .scan(db, cursor, count, now as i64, level)
+            .scan(scope, db, cursor, count, now as i64, level)
             .await
             .map_err(|e| self.ring_error("read", e))
     }

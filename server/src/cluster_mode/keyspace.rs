@@ -1,7 +1,10 @@
 //! Whole-database commands on the ring: SCAN with a stateless cursor (the ring merges R
 //! replicas per partition and keeps SCAN's guarantee), KEYS and DBSIZE as full scans, and
-//! CLUSTER REPAIR.
+//! CLUSTER REPAIR. They cover the whole cluster, or with `cluster-compat yes` only the
+//! slots this node advertises, so that a Redis Cluster client asking every primary sees
+//! each key once (docs/cluster.md, "Redis Cluster-aware clients").
 
+use super::advertised::AdvertisedSlots;
 use super::ring_error;
 use crate::commands::args::{err, glob_match, int};
 use crate::commands::keys::parse_scan_args;
@@ -9,6 +12,7 @@ use crate::protocol::Reply;
 use crate::state::{Client, Shared};
 use bytes::Bytes;
 use kv_cluster::config::Consistency;
+use kv_cluster::partition_set::PartitionSet;
 use kv_cluster::ring::Ring;
 use kv_keyspace::slot::PARTITIONS;
 use std::sync::Arc;
@@ -27,29 +31,58 @@ pub async fn run(
     a: &[Bytes],
 ) -> Reply {
     let db = client.db as u32;
+    let scope = match node_scope(srv, ring) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let on = Scan { ring, scope, db };
     let result = match name {
-        "scan" => scan(ring, db, a, client.consistency).await,
-        "keys" => keys(srv, ring, client, db, &a[1]).await,
-        _ => dbsize(ring, db, client.consistency).await,
+        "scan" => scan(&on, a, client.consistency).await,
+        "keys" => keys(srv, &on, client, &a[1]).await,
+        _ => dbsize(&on, client.consistency).await,
     };
     result.unwrap_or_else(|e| e)
 }
 
-async fn scan(
-    ring: &Arc<dyn Ring>,
+/// What a whole-database command scans: database `db` in the partitions of `scope`.
+struct Scan<'a> {
+    ring: &'a Arc<dyn Ring>,
+    scope: PartitionSet,
     db: u32,
-    a: &[Bytes],
-    level: Consistency,
-) -> Result<Reply, Reply> {
+}
+
+impl Scan<'_> {
+    async fn page(
+        &self,
+        cursor: u64,
+        count: usize,
+        level: Consistency,
+    ) -> Result<(u64, Vec<Bytes>), Reply> {
+        self.ring
+            .scan(&self.scope, self.db, cursor, count, level)
+            .await
+            .map_err(|e| ring_error(&e))
+    }
+}
+
+/// Every partition, or in compatibility mode those advertised as this node's.
+fn node_scope(srv: &Shared, ring: &Arc<dyn Ring>) -> Result<PartitionSet, Reply> {
+    if !srv.config.read().cluster.compat {
+        return Ok(PartitionSet::ALL);
+    }
+    let view = ring
+        .view()
+        .ok_or_else(|| err("ERR this ring keeps no cluster view"))?;
+    Ok(AdvertisedSlots::of(&view).scope_of(view.me))
+}
+
+async fn scan(on: &Scan<'_>, a: &[Bytes], level: Consistency) -> Result<Reply, Reply> {
     let args = parse_scan_args(a)?;
     if args.past_end {
         return Ok(crate::commands::keys::scan_finished());
     }
     let count = args.count.min(MAX_RING_SCAN_COUNT);
-    let (next, items) = ring
-        .scan(db, args.cursor, count, level)
-        .await
-        .map_err(|e| ring_error(&e))?;
+    let (next, items) = on.page(args.cursor, count, level).await?;
     // Every value on the ring is a string today: TYPE string keeps all keys, any other
     // type none.
     let type_ok = args.ty.as_deref().is_none_or(|t| t == "string");
@@ -70,19 +103,15 @@ async fn scan(
     ]))
 }
 
-/// Calls `f` for every live key of `db`, page by page.
+/// Calls `f` for every live key scanned, page by page.
 async fn walk(
-    ring: &Arc<dyn Ring>,
-    db: u32,
+    on: &Scan<'_>,
     level: Consistency,
     mut f: impl FnMut(&Bytes) -> bool,
 ) -> Result<(), Reply> {
     let mut cursor = 0;
     loop {
-        let (next, items) = ring
-            .scan(db, cursor, PAGE, level)
-            .await
-            .map_err(|e| ring_error(&e))?;
+        let (next, items) = on.page(cursor, PAGE, level).await?;
         for k in &items {
             if !f(k) {
                 return Ok(());
@@ -97,9 +126,8 @@ async fn walk(
 
 async fn keys(
     srv: &Shared,
-    ring: &Arc<dyn Ring>,
+    on: &Scan<'_>,
     client: &mut Client,
-    db: u32,
     pattern: &Bytes,
 ) -> Result<Reply, Reply> {
     let limits = srv.config.read().client_output_buffer_limit;
@@ -110,7 +138,7 @@ async fn keys(
     let mut out = Vec::new();
     let mut bytes = 0u64;
     let level = client.consistency;
-    walk(ring, db, level, |k| {
+    walk(on, level, |k| {
         if glob_match(pattern, k, false) {
             out.push(Reply::Bulk(k.clone()));
             bytes += k.len() as u64 + 16;
@@ -131,9 +159,9 @@ async fn keys(
 
 /// DBSIZE on the ring counts live keys with a full cluster scan: exact for keys that did
 /// not change during the count, O(keys) (docs/cluster.md says so).
-async fn dbsize(ring: &Arc<dyn Ring>, db: u32, level: Consistency) -> Result<Reply, Reply> {
+async fn dbsize(on: &Scan<'_>, level: Consistency) -> Result<Reply, Reply> {
     let mut n = 0i64;
-    walk(ring, db, level, |_| {
+    walk(on, level, |_| {
         n += 1;
         true
     })

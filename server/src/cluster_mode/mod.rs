@@ -5,6 +5,7 @@
 //! when they return. The reply waits for the quorum; nothing is acknowledged before W
 //! replicas hold it.
 
+pub mod advertised;
 pub mod consensus;
 pub mod keyspace;
 pub mod metadata;

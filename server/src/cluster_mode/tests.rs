@@ -86,6 +86,7 @@ impl Ring for FakeRing {
     }
     async fn scan(
         &self,
+        scope: &kv_cluster::partition_set::PartitionSet,
         db: u32,
         _cursor: u64,
         _count: usize,
@@ -95,7 +96,11 @@ impl Ring for FakeRing {
         let data = self.data.lock();
         let keys = data
             .iter()
-            .filter(|(k, r)| k.db == db && r.live_value(now).is_some())
+            .filter(|(k, r)| {
+                k.db == db
+                    && scope.contains(kv_keyspace::slot::key_partition(&k.key))
+                    && r.live_value(now).is_some()
+            })
             .map(|(k, _)| k.key.clone())
             .collect();
         Ok((0, keys))

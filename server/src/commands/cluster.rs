@@ -1,15 +1,18 @@
-//! CLUSTER INFO / NODES / MYID / KEYSLOT / PREFLIST (docs/cluster.md). REPAIR waits for
+//! CLUSTER INFO / NODES / MYID / KEYSLOT / PREFLIST (docs/cluster.md; SLOTS and SHARDS
+//! are in cluster_compat.rs). REPAIR waits for
 //! anti-entropy and so runs on the ring path (crate::cluster_mode); here it only answers
 //! on a node without cluster support. On such a node every subcommand answers as Redis
 //! does when cluster support is disabled.
 
 use super::args::err;
+use super::cluster_compat::compat_enabled;
 use super::{CmdResult, Ctx};
+use crate::cluster_mode::advertised::{slot_ranges, AdvertisedSlots};
 use crate::protocol::Reply;
 use bytes::Bytes;
 use kv_cluster::replica_api::PeerState;
 use kv_cluster::ring::{NodeRow, Ring};
-use kv_keyspace::slot::{key_slot, SLOTS_PER_PARTITION};
+use kv_keyspace::slot::key_slot;
 use std::sync::Arc;
 
 const DISABLED: &str = "ERR This instance has cluster support disabled";
@@ -40,10 +43,19 @@ pub fn cluster_keyslot(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
 }
 
 /// CLUSTER NODES: one line per node in Redis's format. Every kvd node serves every key;
-/// the slots shown are those of the partitions the node is first in preference for.
+/// the slots shown are those of the partitions the node is first in preference for, or
+/// in compatibility mode those it is advertised for (the first node up, as CLUSTER
+/// SLOTS shows them).
 pub fn cluster_nodes(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
+    let ring = ring(ctx)?;
+    let advertised = compat_enabled(ctx)
+        .then(|| ring.view().map(|v| AdvertisedSlots::of(&v)))
+        .flatten();
     let mut text = String::new();
-    for row in ring(ctx)?.nodes() {
+    for mut row in ring.nodes() {
+        if let Some(a) = &advertised {
+            row.first_partitions = a.partitions_of(row.id);
+        }
         text.push_str(&nodes_line(&row));
         text.push('\n');
     }
@@ -84,21 +96,6 @@ fn nodes_line(row: &NodeRow) -> String {
         }
     }
     line
-}
-
-/// Slot ranges covered by `partitions`, merging neighbours.
-fn slot_ranges(partitions: &[u16]) -> Vec<(u16, u16)> {
-    let mut sorted = partitions.to_vec();
-    sorted.sort_unstable();
-    let mut out: Vec<(u16, u16)> = Vec::new();
-    for p in sorted {
-        let (first, last) = (p * SLOTS_PER_PARTITION, (p + 1) * SLOTS_PER_PARTITION - 1);
-        match out.last_mut() {
-            Some(r) if r.1 + 1 == first => r.1 = last,
-            _ => out.push((first, last)),
-        }
-    }
-    out
 }
 
 /// CLUSTER PREFLIST key: the key's replicas in preference order, each as

@@ -143,7 +143,10 @@ pub fn hello(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         (s("version"), s(version)),
         (s("proto"), Reply::Int(if ctx.client.resp3 { 3 } else { 2 })),
         (s("id"), Reply::Int(ctx.client.info.id as i64)),
-        (s("mode"), s("standalone")),
+        (
+            s("mode"),
+            s(super::cluster_compat::redis_mode(&ctx.srv.config.read())),
+        ),
         (s("role"), s("master")),
         (s("modules"), Reply::Array(vec![])),
     ]))

@@ -9,6 +9,7 @@ pub mod bitfield;
 pub mod bitop;
 pub mod bits;
 pub mod cluster;
+pub mod cluster_compat;
 pub mod command_stats;
 pub mod connection;
 pub mod dump;
@@ -151,6 +152,18 @@ pub fn unknown_command(args: &[Bytes]) -> Reply {
     ))
 }
 
+/// `-ERR unknown subcommand ...` exactly as Redis formats it.
+pub fn unknown_subcommand(parent: &str, sub: &[u8]) -> Reply {
+    Reply::error(format!(
+        "ERR unknown subcommand '{}'. Try {} HELP.",
+        String::from_utf8_lossy(sub)
+            .chars()
+            .take(128)
+            .collect::<String>(),
+        parent.to_ascii_uppercase()
+    ))
+}
+
 fn arity_error(name: &str) -> Reply {
     Reply::error(format!(
         "ERR wrong number of arguments for '{name}' command"
@@ -173,14 +186,7 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
         return Err(arity_error(spec.name));
     }
     let Some(sub) = table::lookup_sub(spec, &args[1]) else {
-        return Err(Reply::error(format!(
-            "ERR unknown subcommand '{}'. Try {} HELP.",
-            String::from_utf8_lossy(&args[1])
-                .chars()
-                .take(128)
-                .collect::<String>(),
-            spec.name.to_ascii_uppercase()
-        )));
+        return Err(unknown_subcommand(spec.name, &args[1]));
     };
     if !sub.arity_ok(args.len()) {
         return Err(arity_error(&format!("{}|{}", spec.name, sub.name)));

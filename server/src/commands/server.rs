@@ -603,7 +603,7 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         let mut lines = vec![
             kv("redis_version", cfg.compat_version.text().into()),
             kv("kvd_version", env!("CARGO_PKG_VERSION").into()),
-            kv("redis_mode", "standalone".into()),
+            kv("redis_mode", super::cluster_compat::redis_mode(&cfg).into()),
             kv("os", info_fields::os_line()),
             kv("arch_bits", "64".into()),
             kv("multiplexing_api", "tokio".into()),
@@ -752,9 +752,11 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
         section("Latencystats", Vec::new());
     }
     if want("cluster") {
-        // 0 on a kvd cluster too: clients see one standalone server (HELLO's `mode`);
-        // the ring routes keys itself, so they must not speak the Redis Cluster protocol.
-        section("Cluster", vec![kv("cluster_enabled", "0".into())]);
+        // 0 on a kvd cluster too unless cluster-compat is on: clients see one standalone
+        // server (HELLO's `mode`); the ring routes keys itself, so they need not speak
+        // the Redis Cluster protocol. Cluster clients check for 1 before CLUSTER SLOTS.
+        let enabled = if cfg.cluster.compat { "1" } else { "0" };
+        section("Cluster", vec![kv("cluster_enabled", enabled.into())]);
     }
     if want("keyspace") {
         let mut lines = Vec::new();

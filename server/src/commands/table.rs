@@ -4,8 +4,8 @@
 //! are derived from it too (`crate::acl::categories`).
 
 use super::{
-    acl, admin, bits, cluster, connection, idempotent, keys, locks, pubsub, server, strings,
-    tracking, transactions, versions,
+    acl, admin, bits, cluster, cluster_compat, connection, idempotent, keys, locks, pubsub, server,
+    strings, tracking, transactions, versions,
 };
 use super::{bitfield, bitop, dump, object, replication, sort};
 use super::{CmdResult, Ctx};
@@ -509,6 +509,26 @@ const CLUSTER_SUBS: &[CommandSpec] = &[
         cluster::cluster_ring_only,
     ),
     c(
+        "slots",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NK,
+        "cluster",
+        "3.0.0",
+        "Returns the mapping of cluster slots to nodes (kvd: only with cluster-compat yes).",
+        cluster_compat::cluster_slots,
+    ),
+    c(
+        "shards",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NK,
+        "cluster",
+        "7.0.0",
+        "Returns the mapping of cluster slots to shards (kvd: only with cluster-compat yes).",
+        cluster_compat::cluster_shards,
+    ),
+    c(
         "consistency",
         -2,
         NOSCRIPT | LOADING | STALE | FAST,
@@ -995,6 +1015,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     container("slowlog", -2, "server", "2.2.12", "A container for slow log commands.", SLOWLOG_SUBS),
     container("acl", -2, "server", "6.0.0", "A container for Access List Control commands.", ACL_SUBS),
     container("cluster", -2, "cluster", "3.0.0", "A container for Redis Cluster commands.", CLUSTER_SUBS),
+    c("readonly", 1, FAST | LOADING | STALE, NK, "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node (kvd: OK in cluster-compat mode).", cluster_compat::cluster_client_mode),
+    c("readwrite", 1, FAST | LOADING | STALE, NK, "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node (kvd: OK in cluster-compat mode).", cluster_compat::cluster_client_mode),
+    c("asking", 1, FAST, NK, "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect (kvd: OK in cluster-compat mode).", cluster_compat::cluster_client_mode),
     c("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, NK, "server", "1.0.0", "Listens for all requests received by the server in real-time.", server::monitor),
     // keys
     c("del", -2, WRITE, KALL, "generic", "1.0.0", "Deletes one or more keys.", keys::del),
