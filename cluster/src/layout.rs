@@ -12,9 +12,15 @@ use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The layout document format this code writes and reads (the `format` field). A
-/// change that older code would misread bumps it.
+/// The layout document format this code writes for a layout without a transition (the
+/// `format` field). A change that older code would misread bumps it.
 pub const LAYOUT_FORMAT: u32 = 1;
+
+/// The format of a layout with a transition under way: code that knows only format 1
+/// would ignore the transition and read from replicas that do not hold the data yet, so
+/// it must refuse such a document rather than misread it (a rolling upgrade finishes
+/// before the layout changes).
+pub const LAYOUT_FORMAT_TRANSITION: u32 = 2;
 
 /// Largest layout document accepted, from a file or a peer: far above any real layout
 /// (256 partitions of a few ids plus one line per node), so a damaged or hostile input
@@ -55,6 +61,28 @@ pub struct Layout {
     /// preference order.
     #[serde(with = "hex_id_lists")]
     pub partitions: Vec<Vec<NodeId>>,
+    /// While data moves from the previous layout's replicas to this one's: where it comes
+    /// from (`layout/transition.rs`, docs/cluster.md "Changing the layout"). Absent once
+    /// every new replica holds its partitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<Transition>,
+}
+
+/// The previous layout's placement, kept while a layout change is under way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// The version of the layout data moves away from.
+    pub from_version: u64,
+    /// Its members that are not members of this layout (leaving or replaced): they stay
+    /// sources of their partitions until the transition ends. Sorted by id.
+    pub departing: Vec<NodeInfo>,
+    /// Its preference lists, one per partition.
+    #[serde(with = "hex_id_lists")]
+    pub partitions: Vec<Vec<NodeId>>,
+    /// Departing nodes the operator replaced (declared dead): the change does not wait
+    /// for them to acknowledge it, as a node that never comes back never would.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "hex_ids")]
+    pub replaced: Vec<NodeId>,
 }
 
 /// What is wrong with a layout, or with reading or writing one.
@@ -95,7 +123,7 @@ pub enum LayoutError {
     #[error("not a layout document: {0}")]
     Malformed(String),
     /// A document of a format this code does not know.
-    #[error("layout format {0} is not supported (this kvd reads format 1; was it written by a newer kvd?)")]
+    #[error("layout format {0} is not supported (this kvd reads formats 1 and 2; was it written by a newer kvd?)")]
     UnsupportedFormat(u32),
     /// The file could not be read or written.
     #[error("{path}: {source}")]
@@ -105,6 +133,9 @@ pub enum LayoutError {
         /// The error.
         source: io::Error,
     },
+    /// A layout change that cannot be made (docs/cluster.md, "Changing the layout").
+    #[error("{0}")]
+    Change(String),
     /// The file exists but is damaged or invalid. It is left exactly as it was.
     #[error("layout file {path} is damaged or invalid: {source}. kvd left it untouched; restore it from a backup or from another node's copy (every node holds the same layout)")]
     File {
@@ -158,6 +189,7 @@ impl Layout {
             replicas,
             nodes,
             partitions,
+            transition: None,
         };
         layout.validate()?;
         Ok(layout)
@@ -183,6 +215,7 @@ impl Layout {
             replicas,
             nodes,
             partitions,
+            transition: None,
         };
         layout.validate()?;
         Ok(layout)
@@ -215,19 +248,35 @@ impl Layout {
         self.preflist(key_partition(key))
     }
 
-    /// A member by id.
+    /// A member by id, or a departing node of the transition under way.
     pub fn node(&self, id: NodeId) -> Option<&NodeInfo> {
+        self.member(id).or_else(|| {
+            self.transition
+                .as_ref()
+                .and_then(|t| t.departing.iter().find(|n| n.id == id))
+        })
+    }
+
+    /// A member of this layout by id (departing nodes are not members).
+    pub fn member(&self, id: NodeId) -> Option<&NodeInfo> {
         self.nodes
             .binary_search_by_key(&id, |n| n.id)
             .ok()
             .and_then(|i| self.nodes.get(i))
     }
 
-    /// The partitions `id` holds a replica of, in increasing order.
+    /// The partitions `id` holds a replica of, in increasing order: during a transition,
+    /// those it receives and those it still serves as a source.
     pub fn partitions_of(&self, id: NodeId) -> Vec<u16> {
         (0..PARTITIONS)
-            .filter(|&p| self.preflist(p).contains(&id))
+            .filter(|&p| self.holders(p).contains(&id))
             .collect()
+    }
+
+    /// How many partitions this layout's preference lists give `id` (a transition's
+    /// previous placement aside).
+    pub fn preflist_count(&self, id: NodeId) -> usize {
+        self.partitions.iter().filter(|l| l.contains(&id)).count()
     }
 
     /// Checks every invariant a layout must satisfy (whoever made it: this node,
@@ -266,7 +315,7 @@ impl Layout {
             self.check_preflist(list, zones_distinct)
                 .map_err(|problem| LayoutError::BadPartition { partition, problem })?;
         }
-        Ok(())
+        self.validate_transition()
     }
 
     fn check_preflist(&self, list: &[NodeId], zones_distinct: bool) -> Result<(), String> {
@@ -281,7 +330,7 @@ impl Layout {
         let mut zones = BTreeSet::new();
         for &id in list {
             let node = self
-                .node(id)
+                .member(id)
                 .ok_or_else(|| format!("node {id} is not a member"))?;
             if !ids.insert(id) {
                 return Err(format!("node {id} is listed twice"));
@@ -301,8 +350,12 @@ impl Layout {
     }
 
     fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let format = match self.transition {
+            Some(_) => LAYOUT_FORMAT_TRANSITION,
+            None => LAYOUT_FORMAT,
+        };
         serde_json::to_vec_pretty(&Document {
-            format: LAYOUT_FORMAT,
+            format,
             layout: self,
         })
     }
@@ -319,7 +372,7 @@ impl Layout {
         let malformed = |e: serde_json::Error| LayoutError::Malformed(e.to_string());
         match serde_json::from_slice::<FormatOnly>(bytes).map_err(malformed)? {
             FormatOnly {
-                format: Some(LAYOUT_FORMAT),
+                format: Some(LAYOUT_FORMAT | LAYOUT_FORMAT_TRANSITION),
             } => {}
             FormatOnly {
                 format: Some(other),
@@ -387,6 +440,24 @@ mod hex_id {
     }
 }
 
+/// Node id lists with [`hex_id`] ids.
+mod hex_ids {
+    use crate::NodeId;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(ids: &[NodeId], s: S) -> Result<S::Ok, S::Error> {
+        let hex: Vec<String> = ids.iter().map(NodeId::to_string).collect();
+        hex.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<NodeId>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| super::hex_id::parse(s))
+            .collect()
+    }
+}
+
 /// The partitions' preference lists with [`hex_id`] ids.
 mod hex_id_lists {
     use crate::NodeId;
@@ -407,6 +478,9 @@ mod hex_id_lists {
             .collect()
     }
 }
+
+mod transition;
+pub use transition::{LayoutChange, LayoutPlan};
 
 #[cfg(test)]
 mod tests;

@@ -182,4 +182,51 @@ pub trait Ring: Send + Sync + 'static {
     /// Calls `listener` with every message published through another node, in the order
     /// that node sent them.
     fn listen_pubsub(&self, _listener: crate::pubsub_fanout::PubSubListener) {}
+    /// Layout administration (CLUSTER LAYOUT, `kvtool cluster join|leave|replace|plan|
+    /// apply`; docs/cluster.md, "Changing the layout"): a report of `key: value` lines.
+    async fn layout_admin(&self, _request: LayoutRequest) -> Result<String, RingError> {
+        Err(RingError::Other(
+            "ERR this ring has no layout to administer".into(),
+        ))
+    }
+}
+
+/// A layout administration request. Nodes are named by their 40-hex-digit id or by
+/// the bus address they introduced themselves with (`host:port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayoutRequest {
+    /// The layout in force, the change under way, the staged changes and the nodes met
+    /// that are not members.
+    Show,
+    /// Stages adding `node` (or setting a member's zone and capacity).
+    Assign {
+        /// The node.
+        node: String,
+        /// Its failure domain (unchanged or empty when absent).
+        zone: Option<String>,
+        /// Its relative capacity (unchanged or 1 when absent).
+        capacity: Option<u32>,
+    },
+    /// Stages removing a member.
+    Remove {
+        /// The member.
+        node: String,
+    },
+    /// Stages putting node `with` in member `node`'s place.
+    Replace {
+        /// The member replaced.
+        node: String,
+        /// Its replacement.
+        with: String,
+    },
+    /// Drops the staged changes.
+    Revert,
+    /// What applying the staged changes would do, and the version it would make.
+    Plan,
+    /// Applies the staged changes if they make layout version `version` (the one PLAN
+    /// showed): a change reviewed on one layout never applies to another.
+    Apply {
+        /// The version PLAN showed.
+        version: u64,
+    },
 }

@@ -5,6 +5,7 @@
 mod multi;
 mod paxos;
 mod read;
+mod tally;
 mod write;
 
 pub use multi::{KeyWrite, MAX_KEYS_IN_FLIGHT};
@@ -27,6 +28,13 @@ pub trait Placement: Send + Sync + 'static {
     /// The N replicas of `key`, in preference order.
     fn preflist(&self, key: &[u8]) -> Vec<NodeId> {
         self.partition_preflist(key_partition(key))
+    }
+
+    /// The replica groups a write of `key` needs a quorum in, the first in preference
+    /// order: the key's replicas, and during a layout change also the previous layout's
+    /// (reads then use [`Placement::preflist`], the previous replicas).
+    fn write_groups(&self, key: &[u8]) -> Vec<Vec<NodeId>> {
+        vec![self.preflist(key)]
     }
 }
 
@@ -85,11 +93,13 @@ pub struct Coordinator {
 }
 
 /// The replicas of one request: those the coordinator will send to, in preference
-/// order, and those it skips (suspect, down or unknown) and hints for instead.
+/// order, and those it skips (suspect, down or unknown) and hints for instead; and the
+/// groups it needs a quorum in (one, or two during a layout change: `tally.rs`).
 pub(crate) struct ReplicaSet {
     pub(crate) live: Vec<Target>,
     pub(crate) skipped: Vec<NodeId>,
     pub(crate) n: usize,
+    pub(crate) groups: Vec<Vec<NodeId>>,
 }
 
 impl Coordinator {
@@ -171,6 +181,7 @@ impl Coordinator {
             live: Vec::with_capacity(preflist.len()),
             skipped: Vec::new(),
             n: preflist.len(),
+            groups: vec![preflist.to_vec()],
         };
         let mut suspect = Vec::new();
         for &node in preflist {
@@ -200,8 +211,24 @@ impl Coordinator {
         self.replica_set(&self.inner.placement.partition_preflist(partition))
     }
 
-    /// The replicas of `key`.
+    /// The replicas a read of `key` asks.
     pub(crate) fn key_replicas(&self, key: &[u8]) -> ReplicaSet {
         self.replica_set(&self.inner.placement.preflist(key))
+    }
+
+    /// The replicas a write of `key` goes to: every member of its write groups, each
+    /// group needing its own quorum.
+    pub(crate) fn key_write_set(&self, key: &[u8]) -> ReplicaSet {
+        let groups = self.inner.placement.write_groups(key);
+        let mut all: Vec<NodeId> = Vec::new();
+        for &node in groups.iter().flatten() {
+            if !all.contains(&node) {
+                all.push(node);
+            }
+        }
+        let mut set = self.replica_set(&all);
+        set.n = groups.first().map_or(0, Vec::len);
+        set.groups = groups;
+        set
     }
 }

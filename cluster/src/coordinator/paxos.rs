@@ -10,7 +10,8 @@
 //! some replica accepted is not retried (a later round may still adopt it): the client
 //! gets TIMEOUT, "may still be applied", as for any indeterminate write.
 
-use super::Coordinator;
+use super::tally::Tally;
+use super::{Coordinator, ReplicaSet};
 use crate::quorum::{ClusterError, Consistency, Target};
 use crate::replica_api::{ItemKey, PrepareOutcome, WriteItem, WriteOutcome};
 use crate::{Body, Record, Version};
@@ -96,21 +97,23 @@ impl Coordinator {
                 .counters
                 .consensus_rounds
                 .fetch_add(1, Ordering::Relaxed);
-            let set = self.key_replicas(&key.key);
-            let majority = set.n / 2 + 1;
-            let needed = majority.max(consistency.required(set.n, inner.config.write_quorum));
-            if set.live.len() < needed {
-                return Err(ClusterError::Unavailable {
-                    needed,
-                    alive: set.live.len(),
-                });
+            // During a layout change, both the new and the previous replicas: a quorum
+            // of each in both phases (tally.rs).
+            let set = self.key_write_set(&key.key);
+            let majority = |n: usize| n / 2 + 1;
+            let accepting =
+                |n: usize| majority(n).max(consistency.required(n, inner.config.write_quorum));
+            let needed = Tally::new(&set, accepting).needed();
+            if let Some((needed, alive)) = Tally::new(&set, accepting).unavailable() {
+                return Err(ClusterError::Unavailable { needed, alive });
             }
             let floor = inner.floors.floor(key.db);
             if floor > Version::ZERO {
                 inner.clock.observe(floor);
             }
             let ballot = inner.clock.next().map_err(ClusterError::Clock)?;
-            let seen = match prepare(&set.live, &key, ballot, majority, deadline).await {
+            let seen = match prepare(&set, &key, ballot, Tally::new(&set, majority), deadline).await
+            {
                 Promises::Granted(records) => {
                     let (state, settled) = newest(records, floor);
                     let (record, writes) = match change(state.as_ref()) {
@@ -132,7 +135,8 @@ impl Coordinator {
                         key: key.clone(),
                         record,
                     };
-                    let end = accept(&set.live, &item, needed, deadline, self).await;
+                    let end =
+                        accept(&set, &item, Tally::new(&set, accepting), deadline, self).await;
                     for &node in &set.skipped {
                         super::write::spawn_hint(inner.hints.clone(), node, item.clone());
                     }
@@ -153,7 +157,7 @@ impl Coordinator {
                 Promises::Refused(seen) => seen,
                 Promises::Short(answered) => {
                     return Err(ClusterError::Unavailable {
-                        needed: majority,
+                        needed: Tally::new(&set, majority).needed(),
                         alive: answered,
                     })
                 }
@@ -203,39 +207,39 @@ fn restate(state: Option<Record>, ballot: Version) -> Record {
     }
 }
 
-/// Phase 1 on every live replica at once.
+/// Phase 1 on every live replica at once, until a majority of every group promised.
 async fn prepare(
-    targets: &[Target],
+    set: &ReplicaSet,
     key: &ItemKey,
     ballot: Version,
-    majority: usize,
+    mut tally: Tally,
     deadline: Instant,
 ) -> Promises {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    for t in targets {
+    for t in &set.live {
         let (tx, t, key) = (tx.clone(), t.clone(), key.clone());
         tokio::spawn(async move {
             let answer = tokio::time::timeout_at(deadline, t.api.prepare(key, ballot)).await;
-            let _ = tx.send(answer.ok().and_then(Result::ok));
+            let _ = tx.send((t.node, answer.ok().and_then(Result::ok)));
         });
     }
     drop(tx);
     let (mut records, mut refused, mut highest) = (Vec::new(), 0, Version::ZERO);
-    while let Some(answer) = rx.recv().await {
+    while let Some((node, answer)) = rx.recv().await {
         match answer {
             Some(PrepareOutcome::Promised {
                 record,
                 promised_before,
             }) => {
                 records.push((record, promised_before));
-                if records.len() >= majority {
+                if tally.yes(node) {
                     return Promises::Granted(records);
                 }
             }
             Some(PrepareOutcome::Rejected { seen }) => {
                 refused += 1;
                 highest = highest.max(seen);
-                if targets.len() - refused < majority {
+                if tally.no(node) {
                     return Promises::Refused(highest);
                 }
             }
@@ -248,15 +252,17 @@ async fn prepare(
     }
 }
 
-/// Phase 2 on every live replica at once; replicas that fail get a hint (a copy of an
-/// accepted record, which never changes promises: docs/consistency.md).
+/// Phase 2 on every live replica at once, until every group has its quorum; replicas
+/// that fail get a hint (a copy of an accepted record, which never changes promises:
+/// docs/consistency.md).
 async fn accept(
-    targets: &[Target],
+    set: &ReplicaSet,
     item: &WriteItem,
-    needed: usize,
+    mut tally: Tally,
     deadline: Instant,
     coordinator: &Coordinator,
 ) -> Accepts {
+    let targets: &[Target] = &set.live;
     let (tx, mut rx) = mpsc::unbounded_channel();
     for t in targets {
         let (tx, t, item) = (tx.clone(), t.clone(), item.clone());
@@ -267,16 +273,16 @@ async fn accept(
             if answer.is_none() {
                 super::write::spawn_hint(hints, t.node, item);
             }
-            let _ = tx.send(answer);
+            let _ = tx.send((t.node, answer));
         });
     }
     drop(tx);
     let (mut accepted, mut refused, mut highest) = (0, 0, Version::ZERO);
-    while let Some(answer) = rx.recv().await {
+    while let Some((node, answer)) = rx.recv().await {
         match answer {
             Some(WriteOutcome::Applied) => {
                 accepted += 1;
-                if accepted >= needed {
+                if tally.yes(node) {
                     return Accepts::Chosen;
                 }
             }

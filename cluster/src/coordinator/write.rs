@@ -2,6 +2,7 @@
 //! Applied; a Stale answer moves the clock past the replica's version and retries;
 //! replicas skipped, failing or answering late get a hint (which never counts toward W).
 
+use super::tally::Tally;
 use super::{Coordinator, ReplicaSet};
 use crate::hints::HintStore;
 use crate::quorum::{ClusterError, Consistency, Target};
@@ -42,13 +43,10 @@ impl Coordinator {
         consistency: Consistency,
     ) -> Result<Version, ClusterError> {
         let inner = &self.inner;
-        let set = self.key_replicas(&key.key);
-        let needed = consistency.required(set.n, inner.config.write_quorum);
-        if set.live.len() < needed {
-            return Err(ClusterError::Unavailable {
-                needed,
-                alive: set.live.len(),
-            });
+        let set = self.key_write_set(&key.key);
+        let quorum = |n| consistency.required(n, inner.config.write_quorum);
+        if let Some((needed, alive)) = Tally::new(&set, quorum).unavailable() {
+            return Err(ClusterError::Unavailable { needed, alive });
         }
         // A tombstone never expires: expiring it would bring back older values.
         let (body, expire_at) = match value {
@@ -92,7 +90,9 @@ impl Coordinator {
                 key: key.clone(),
                 record,
             };
-            let end = write_round(&set.live, &item, needed, deadline, &inner.hints).await;
+            let tally = Tally::new(&set, quorum);
+            let needed = tally.needed();
+            let end = write_round(&set.live, &item, tally, deadline, &inner.hints).await;
             sent = Some(item.clone());
             let result = match end {
                 RoundEnd::Acked => Ok(item.record.version),
@@ -129,13 +129,13 @@ pub(super) fn spawn_hint(hints: HintStore, node: NodeId, item: WriteItem) {
     });
 }
 
-/// Sends `item` to every target at once and counts answers until `needed` Applied, a
-/// Stale, or the end. Each send runs in its own task that outlives the round, so a
-/// replica that fails after the reply still gets its hint.
+/// Sends `item` to every target at once and counts answers until every group has its
+/// quorum of Applied, a Stale, or the end. Each send runs in its own task that outlives
+/// the round, so a replica that fails after the reply still gets its hint.
 async fn write_round(
     targets: &[Target],
     item: &WriteItem,
-    needed: usize,
+    mut tally: Tally,
     deadline: Instant,
     hints: &HintStore,
 ) -> RoundEnd {
@@ -155,16 +155,14 @@ async fn write_round(
                 }
             };
             // The round may have ended already; nobody needs this answer then.
-            let _ = tx.send(answer);
+            let _ = tx.send((t.node, answer));
         });
     }
     drop(tx);
-    let mut acked = 0;
-    while let Some(answer) = rx.recv().await {
+    while let Some((node, answer)) = rx.recv().await {
         match answer {
             Answer::Applied => {
-                acked += 1;
-                if acked >= needed {
+                if tally.yes(node) {
                     return RoundEnd::Acked;
                 }
             }
@@ -172,5 +170,7 @@ async fn write_round(
             Answer::Failed => {}
         }
     }
-    RoundEnd::Short { acked }
+    RoundEnd::Short {
+        acked: tally.yes_count(),
+    }
 }

@@ -23,6 +23,11 @@ const KEY_HTTP: &str = "http_addr";
 const KEY_CLUSTER: &str = "cluster_id";
 const KEY_LAYOUT: &str = "layout_version";
 const KEY_META: &str = "meta_digest";
+/// Layout-change progress (layout/transition.rs): the newest layout version whose
+/// requests under older layouts this node has drained, and the newest whose incoming
+/// partitions it has copied. Nodes that predate them publish neither (read as 0).
+const KEY_ACKED: &str = "layout_acked";
+const KEY_SYNCED: &str = "layout_synced";
 
 /// chitchat's own cluster name: constant, because kvd's cluster id is learned after
 /// gossip starts and is checked on every packet instead ([`GossipKey`]).
@@ -100,6 +105,11 @@ pub struct Member {
     pub cluster_id: Option<String>,
     /// The layout version it holds.
     pub layout_version: u64,
+    /// The newest layout version it acknowledged: it coordinates no request under an
+    /// older one any more.
+    pub layout_acked: u64,
+    /// The newest layout version whose incoming partitions it has copied.
+    pub layout_synced: u64,
     /// The digest of the cluster metadata it holds (empty if it publishes none).
     pub meta_digest: String,
     /// Up, suspect or down.
@@ -277,6 +287,15 @@ impl Membership {
             .set(KEY_LAYOUT, version);
     }
 
+    /// Publishes this node's layout-change progress (see [`Member::layout_acked`] and
+    /// [`Member::layout_synced`]).
+    pub async fn set_layout_progress(&self, acked: u64, synced: u64) {
+        let mut cc = self.chitchat.lock().await;
+        let state = cc.self_node_state();
+        state.set(KEY_ACKED, acked);
+        state.set(KEY_SYNCED, synced);
+    }
+
     /// Publishes the digest of the cluster metadata this node now holds: a peer with
     /// another digest syncs with it.
     pub async fn set_meta_digest(&self, digest: String) {
@@ -369,6 +388,12 @@ async fn refresh_loop(
                                 http_addr: get(KEY_HTTP).unwrap_or_default(),
                                 cluster_id: get(KEY_CLUSTER),
                                 layout_version: get(KEY_LAYOUT)
+                                    .and_then(|v| v.parse().ok())
+                                    .unwrap_or(0),
+                                layout_acked: get(KEY_ACKED)
+                                    .and_then(|v| v.parse().ok())
+                                    .unwrap_or(0),
+                                layout_synced: get(KEY_SYNCED)
                                     .and_then(|v| v.parse().ok())
                                     .unwrap_or(0),
                                 meta_digest: get(KEY_META).unwrap_or_default(),

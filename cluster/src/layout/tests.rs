@@ -177,7 +177,7 @@ fn a_damaged_file_is_reported_and_left_alone() {
         b"\x00\xff garbage".to_vec(),
         String::from_utf8(json.clone())
             .unwrap()
-            .replace("\"format\": 1", "\"format\": 2")
+            .replace("\"format\": 1", "\"format\": 3")
             .into_bytes(),
         String::from_utf8(json.clone())
             .unwrap()
@@ -223,5 +223,212 @@ proptest! {
     #[test]
     fn from_json_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = Layout::from_json(&bytes);
+    }
+}
+
+// ---- layout changes (transition.rs) ----------------------------------------------------
+
+fn four_nodes() -> Layout {
+    let three = layout();
+    three
+        .plan(&[LayoutChange::Assign { node: node(4, "z") }])
+        .unwrap()
+        .next
+        .settled()
+        .unwrap()
+}
+
+#[test]
+fn a_join_keeps_the_previous_placement_until_it_settles() {
+    let l = layout();
+    let plan = l
+        .plan(&[LayoutChange::Assign { node: node(4, "z") }])
+        .unwrap();
+    let next = &plan.next;
+    assert_eq!(next.version, 2);
+    let t = next.transition.as_ref().expect("data moves: a transition");
+    assert_eq!(t.from_version, 1);
+    assert!(t.departing.is_empty());
+    assert_eq!(t.partitions, l.partitions);
+    // Node 4 takes a quarter of the 768 assignments, each copied once.
+    assert_eq!(plan.moved, 192);
+    assert_eq!(next.incoming(NodeId(4)).len(), 192);
+    assert!(
+        next.incoming(NodeId(1)).is_empty(),
+        "old members receive nothing"
+    );
+    for p in 0..PARTITIONS {
+        assert_eq!(
+            next.read_preflist(p),
+            l.preflist(p),
+            "reads stay on the old replicas"
+        );
+        let groups = next.write_groups(p);
+        if next.preflist(p).contains(&NodeId(4)) {
+            assert_eq!(
+                groups,
+                vec![next.preflist(p).to_vec(), l.preflist(p).to_vec()]
+            );
+            assert_eq!(next.holders(p).len(), 4);
+        } else {
+            assert_eq!(groups, vec![next.preflist(p).to_vec()]);
+        }
+    }
+    let after: usize = plan.per_node.iter().map(|&(_, _, a)| a).sum();
+    assert_eq!(after, 768);
+    // Format 2 on the wire and on disk while moving; format 1 again once settled.
+    let json = next.to_json();
+    assert!(String::from_utf8_lossy(&json).contains("\"format\": 2"));
+    assert_eq!(&Layout::from_json(&json).unwrap(), next);
+    let settled = next.settled().unwrap();
+    assert_eq!(settled.version, 3);
+    assert!(settled.transition.is_none());
+    assert_eq!(settled.partitions, next.partitions);
+    assert!(String::from_utf8_lossy(&settled.to_json()).contains("\"format\": 1"));
+    for p in 0..PARTITIONS {
+        assert_eq!(settled.read_preflist(p), next.preflist(p));
+    }
+}
+
+#[test]
+fn a_leaving_node_stays_a_source_until_the_transition_ends() {
+    let four = four_nodes();
+    let held = four.partitions_of(NodeId(3));
+    let plan = four
+        .plan(&[LayoutChange::Remove { node: NodeId(3) }])
+        .unwrap();
+    let next = plan.next;
+    assert!(next.member(NodeId(3)).is_none());
+    assert_eq!(
+        next.node(NodeId(3)).map(|n| n.id),
+        Some(NodeId(3)),
+        "still addressable"
+    );
+    assert_eq!(
+        next.partitions_of(NodeId(3)),
+        held,
+        "still a source of what it held"
+    );
+    assert_eq!(next.all_nodes().count(), 4);
+    assert_eq!(plan.moved, held.len());
+    let settled = next.settled().unwrap();
+    assert!(settled.node(NodeId(3)).is_none());
+    assert!(settled.partitions_of(NodeId(3)).is_empty());
+}
+
+#[test]
+fn a_replacement_takes_exactly_the_dead_nodes_place() {
+    let l = layout();
+    let plan = l
+        .plan(&[LayoutChange::Replace {
+            node: NodeId(2),
+            with: node(9, "z"),
+        }])
+        .unwrap();
+    for p in 0..PARTITIONS {
+        let want: Vec<NodeId> = l
+            .preflist(p)
+            .iter()
+            .map(|&n| if n == NodeId(2) { NodeId(9) } else { n })
+            .collect();
+        assert_eq!(plan.next.preflist(p), want.as_slice());
+    }
+    assert_eq!(plan.moved, 256, "only node 2's assignments move");
+    let t = plan.next.transition.as_ref().expect("a transition");
+    assert_eq!(
+        t.replaced,
+        vec![NodeId(2)],
+        "the change does not wait for node 2"
+    );
+    assert_eq!(
+        Layout::from_json(&plan.next.to_json()).unwrap(),
+        plan.next,
+        "replaced nodes survive the document"
+    );
+    assert_eq!(plan.next.incoming(NodeId(9)).len(), 256);
+}
+
+#[test]
+fn changes_that_cannot_be_made_are_refused_with_the_reason() {
+    let l = layout();
+    let err = |changes: &[LayoutChange], base: &Layout| base.plan(changes).unwrap_err().to_string();
+    assert!(err(&[], &l).contains("no layout changes"));
+    assert!(err(&[LayoutChange::Remove { node: NodeId(7) }], &l).contains("not a member"));
+    let mut zero = node(5, "z");
+    zero.capacity = 0;
+    assert!(err(&[LayoutChange::Assign { node: zero }], &l).contains("capacity"));
+    let with_member = LayoutChange::Replace {
+        node: NodeId(1),
+        with: node(2, "z"),
+    };
+    assert!(err(&[with_member], &l).contains("member already"));
+    // Three replicas cannot live on two nodes.
+    assert!(err(&[LayoutChange::Remove { node: NodeId(1) }], &l).contains("at least 3"));
+    // One change at a time.
+    let moving = l
+        .plan(&[LayoutChange::Assign { node: node(4, "z") }])
+        .unwrap()
+        .next;
+    assert!(err(&[LayoutChange::Remove { node: NodeId(4) }], &moving).contains("under way"));
+    assert!(l.settled().is_err(), "nothing to settle");
+}
+
+#[test]
+fn a_damaged_transition_is_refused() {
+    let l = layout();
+    let good = l
+        .plan(&[LayoutChange::Assign { node: node(4, "z") }])
+        .unwrap()
+        .next;
+    let mut older = good.clone();
+    older.transition.as_mut().unwrap().from_version = 2;
+    let mut member_departing = good.clone();
+    member_departing.transition.as_mut().unwrap().departing = vec![node(1, "z")];
+    let mut unknown = good.clone();
+    unknown.transition.as_mut().unwrap().partitions[7][0] = NodeId(77);
+    let mut replaced_member = good.clone();
+    replaced_member.transition.as_mut().unwrap().replaced = vec![NodeId(1)];
+    let mut short = good;
+    short.transition.as_mut().unwrap().partitions.pop();
+    for bad in [older, member_departing, unknown, replaced_member, short] {
+        assert!(
+            bad.validate().is_err(),
+            "{:?}",
+            bad.transition.map(|t| t.from_version)
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// A join or leave moves only what it must, and the transition covers every
+    /// replica of both placements.
+    #[test]
+    fn changes_move_only_what_they_must(count in 3u64..=6, join in any::<bool>()) {
+        let nodes: Vec<NodeInfo> = (1..=count).map(|i| node(i, "z")).collect();
+        let base = Layout::initial(new_cluster_id(), nodes, 3).unwrap();
+        let change = if join || count == 3 {
+            LayoutChange::Assign { node: node(100, "z") }
+        } else {
+            LayoutChange::Remove { node: NodeId(count) }
+        };
+        let plan = base.plan(&[change]).unwrap();
+        let total = 256 * 3;
+        let members = plan.next.nodes.len();
+        // The newcomer's fair share, or the leaver's holding, plus at most one per node
+        // for rounding.
+        let bound = if members as u64 > count {
+            total / members + members
+        } else {
+            base.partitions_of(NodeId(count)).len() + members
+        };
+        prop_assert!(plan.moved <= bound, "moved {} > {}", plan.moved, bound);
+        for p in 0..PARTITIONS {
+            let holders = plan.next.holders(p);
+            for n in base.preflist(p).iter().chain(plan.next.preflist(p)) {
+                prop_assert!(holders.contains(n));
+            }
+        }
     }
 }

@@ -26,13 +26,23 @@ impl LayoutCell {
     }
 }
 
+/// During a layout change, reads ask the previous replicas and writes need a quorum of
+/// both the new and the previous ones (layout/transition.rs).
 impl Placement for LayoutCell {
     fn partition_preflist(&self, partition: u16) -> Vec<NodeId> {
         self.0
             .read()
             .as_ref()
-            .map(|l| l.preflist(partition).to_vec())
+            .map(|l| l.read_preflist(partition).to_vec())
             .unwrap_or_default()
+    }
+
+    fn write_groups(&self, key: &[u8]) -> Vec<Vec<NodeId>> {
+        self.0
+            .read()
+            .as_ref()
+            .map(|l| l.write_groups(kv_keyspace::slot::key_partition(key)))
+            .unwrap_or_else(|| vec![Vec::new()])
     }
 }
 

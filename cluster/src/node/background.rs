@@ -83,6 +83,7 @@ pub async fn start_gossip(node: &Arc<ClusterNode>) -> Result<(), String> {
 pub fn spawn_all(node: &Arc<ClusterNode>) {
     node.spawn(liveness(node.clone()));
     node.spawn(follow_layouts(node.clone()));
+    node.spawn(super::transition::drive(node.clone()));
     node.spawn(fold_merkle(node.clone()));
     node.spawn(anti_entropy(node.clone()));
     node.spawn(collect_tombstones(node.clone()));
@@ -271,7 +272,8 @@ impl ClusterNode {
         };
         let mut stats = crate::anti_entropy::SyncStats::default();
         let mut failures = 0usize;
-        for peer_info in &layout.nodes {
+        // During a layout change, every holder: the new replicas and the previous ones.
+        for peer_info in layout.all_nodes() {
             let peer_id = peer_info.id;
             if peer_id == self.me.id || self.live.state(peer_id) == PeerState::Down {
                 continue;
@@ -279,7 +281,7 @@ impl ClusterNode {
             let shared: Vec<u16> = mine
                 .iter()
                 .copied()
-                .filter(|&p| layout.preflist(p).contains(&peer_id))
+                .filter(|&p| layout.holders(p).contains(&peer_id))
                 .collect();
             if shared.is_empty() {
                 continue;

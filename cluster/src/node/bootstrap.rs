@@ -22,6 +22,10 @@ pub async fn run(node: Arc<ClusterNode>) {
     let mut clients: HashMap<String, PeerClient> = HashMap::new();
     let mut to_contact: BTreeSet<String> = node.config.seeds.iter().cloned().collect();
     let mut shutdown = node.shutdown.subscribe();
+    // A peer that answered with a layout belongs to a cluster that exists: this node
+    // waits to be added to it (CLUSTER LAYOUT ASSIGN) and never makes a first layout of
+    // its own, which would split the cluster in two.
+    let mut cluster_exists = false;
     loop {
         if node.layout.get().is_some() {
             return;
@@ -57,19 +61,27 @@ pub async fn run(node: Arc<ClusterNode>) {
             to_contact.extend(reply.peers.iter().map(|p| p.bus_addr.clone()));
             if let Some(json) = reply.layout {
                 match Layout::from_json(&json) {
-                    Ok(layout) => match node.adopt(layout).await {
-                        Ok(()) => return,
-                        Err(e) => {
-                            tracing::warn!(peer = %reply.node, error = %e, "layout not adopted")
+                    Ok(layout) => {
+                        let version = layout.version;
+                        match node.adopt(layout).await {
+                            Ok(()) => return,
+                            Err(e) => {
+                                if !cluster_exists {
+                                    tracing::warn!(peer = %reply.node, version, error = %e, "a cluster exists but does not include this node yet: add it with `kvtool cluster join` (CLUSTER LAYOUT ASSIGN) on a member");
+                                }
+                                cluster_exists = true;
+                            }
                         }
-                    },
+                    }
                     Err(e) => {
                         tracing::warn!(peer = %reply.node, error = %e, "damaged layout from peer")
                     }
                 }
             }
         }
-        if let Err(e) = make_first_layout(&node).await {
+        if cluster_exists {
+            // Waits for the layout that adds it (pushed by the member that applies it).
+        } else if let Err(e) = make_first_layout(&node).await {
             tracing::error!(error = %e, "cannot make the first layout");
         }
         tokio::select! {

@@ -19,7 +19,7 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
     let ok_partitions = layout.as_ref().map_or(0, |l| {
         (0..PARTITIONS)
             .filter(|&p| {
-                l.preflist(p)
+                l.read_preflist(p)
                     .iter()
                     .filter(|&&n| node.live.state(n) == PeerState::Up)
                     .count()
@@ -122,5 +122,53 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         ("kvd_pubsub_queued", pubsub.queued.to_string()),
         ("kvd_pubsub_queued_bytes", pubsub.queued_bytes.to_string()),
     ];
+    f.extend(layout_change_fields(node, layout.as_deref()));
     f.drain(..).map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// The layout change under way as this node sees it (docs/cluster.md, "Changing the
+/// layout"): its acknowledgement and copy progress, and an estimate of the time left
+/// from the partitions copied so far.
+fn layout_change_fields(
+    node: &ClusterNode,
+    layout: Option<&crate::layout::Layout>,
+) -> Vec<(&'static str, String)> {
+    let p = node.layout_progress();
+    let transition = layout
+        .and_then(|l| {
+            l.transition
+                .as_ref()
+                .map(|t| format!("{}->{}", t.from_version, l.version))
+        })
+        .unwrap_or_else(|| "none".into());
+    let incoming = layout.map_or(0, |l| l.incoming(node.me.id).len());
+    let copied = p.copied.len().min(incoming);
+    let elapsed = p.copy_started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    let eta = if copied == 0 || copied >= incoming {
+        "0".to_string()
+    } else {
+        format!(
+            "{:.0}",
+            elapsed / copied as f64 * (incoming - copied) as f64
+        )
+    };
+    let rate = if elapsed > 0.0 {
+        format!("{:.0}", p.keys_copied as f64 / elapsed)
+    } else {
+        "0".into()
+    };
+    vec![
+        ("kvd_layout_transition", transition),
+        ("kvd_layout_acked", p.acked.to_string()),
+        ("kvd_layout_synced", p.synced.to_string()),
+        ("kvd_layout_incoming_partitions", incoming.to_string()),
+        ("kvd_layout_copied_partitions", copied.to_string()),
+        ("kvd_layout_keys_copied", p.keys_copied.to_string()),
+        ("kvd_layout_copy_keys_per_sec", rate),
+        ("kvd_layout_copy_eta_sec", eta),
+        (
+            "kvd_removed_in_layout",
+            node.removed_in().unwrap_or(0).to_string(),
+        ),
+    ]
 }

@@ -14,11 +14,16 @@ mod clock_gate;
 pub mod convert;
 pub mod identity;
 mod info;
+mod layout_admin;
 mod metadata;
 mod observed;
 mod pubsub;
 mod ring_impl;
+mod transition;
 mod view;
+
+pub use layout_admin::LAYOUT_REGISTER_DB;
+pub use transition::LayoutProgress;
 
 use crate::catch_up::{CatchUp, CatchingUpReplica};
 use crate::config::ClusterConfig;
@@ -43,7 +48,7 @@ use kv_engine::Db;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -135,6 +140,11 @@ pub struct ClusterNode {
     observer: Arc<parking_lot::RwLock<Option<crate::ring::ReplicaObserver>>>,
     /// PUBLISH to the other nodes, and from them to the server's subscribers.
     pubsub: crate::pubsub_fanout::PubSubFanout,
+    /// This node's progress through a layout change (node/transition.rs).
+    progress: Mutex<LayoutProgress>,
+    /// The layout version that removed this node from the cluster (0: a member). A
+    /// removed node serves no client request; `<dir>/cluster/removed` keeps it.
+    removed: AtomicU64,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -208,6 +218,10 @@ impl ClusterNode {
         let pubsub = pubsub::fanout(id, peers.clone(), shutdown.subscribe());
         let background_budget =
             crate::hint_replay::ByteBudget::new(config.cluster.background_bytes_per_sec);
+        let removed = std::fs::read_to_string(dir.join(REMOVED_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
         let node = Arc::new(ClusterNode {
             me,
             config,
@@ -234,6 +248,8 @@ impl ClusterNode {
             stats: NodeStats::default(),
             observer: Arc::new(parking_lot::RwLock::new(None)),
             pubsub,
+            progress: Mutex::new(LayoutProgress::default()),
+            removed: AtomicU64::new(removed),
             shutdown,
             tasks: Mutex::new(Vec::new()),
         });
@@ -312,6 +328,7 @@ impl ClusterNode {
     async fn adopt(&self, layout: Layout) -> Result<(), String> {
         layout.validate().map_err(|e| e.to_string())?;
         if layout.node(self.me.id).is_none() {
+            self.note_removal(&layout).await;
             return Err("the layout does not include this node".into());
         }
         if let Some(cur) = self.layout.get() {
@@ -349,7 +366,7 @@ impl ClusterNode {
     /// Makes `layout` current: addresses, authentication and gossip follow it.
     async fn install(&self, layout: Layout) {
         self.auth.set_cluster_id(layout.cluster_id.clone());
-        for n in &layout.nodes {
+        for n in layout.all_nodes() {
             self.meet(n.clone());
         }
         let membership = self.membership.lock().clone();
@@ -358,6 +375,52 @@ impl ClusterNode {
             m.set_layout_version(layout.version).await;
         }
         self.layout.set(layout);
+    }
+}
+
+/// The file that marks a node removed from its cluster (holds the layout version).
+const REMOVED_FILE: &str = "removed";
+
+impl ClusterNode {
+    /// A newer layout of this node's cluster that no longer names it, after one that
+    /// did: the node was removed (it left, or was replaced). It records that, durably,
+    /// and from then on refuses client requests (ring_impl.rs `ready`).
+    async fn note_removal(&self, newer: &Layout) {
+        let Some(cur) = self.layout.get() else {
+            return; // A node waiting to join: not removed, just not added yet.
+        };
+        if cur.cluster_id != newer.cluster_id
+            || newer.version <= cur.version
+            || self.removed.load(Ordering::Relaxed) != 0
+        {
+            return;
+        }
+        let path = self.dir.join(REMOVED_FILE);
+        let version = newer.version;
+        let saved = tokio::task::spawn_blocking(move || {
+            crate::atomic_file::write_atomically(&path, version.to_string().as_bytes())
+        })
+        .await;
+        if !matches!(saved, Ok(Ok(()))) {
+            tracing::error!(
+                "cannot record that this node was removed; it stops serving all the same"
+            );
+        }
+        self.removed.store(version, Ordering::Relaxed);
+        tracing::warn!(version, "this node was removed from the cluster layout: it serves no requests; wipe its data directory to use it again");
+    }
+
+    /// The layout version that removed this node, if it was removed.
+    pub fn removed_in(&self) -> Option<u64> {
+        match self.removed.load(Ordering::Relaxed) {
+            0 => None,
+            v => Some(v),
+        }
+    }
+
+    /// This node's progress through the layout it holds.
+    pub fn layout_progress(&self) -> LayoutProgress {
+        self.progress.lock().clone()
     }
 }
 

@@ -17,6 +17,11 @@ impl ClusterNode {
     /// Refuses requests while there is no layout or the clock does not allow `op`
     /// (`"read"` or `"write"`: a clock that resumed ahead after a crash stops writes only).
     fn ready(&self, op: &'static str) -> Result<(), RingError> {
+        if let Some(version) = self.removed_in() {
+            return Err(RingError::Other(format!(
+                "ERR this node was removed from the cluster in layout version {version}: it serves no requests; wipe its data directory to use it again (docs/operations.md)"
+            )));
+        }
         if self.layout.get().is_none() {
             return Err(RingError::NoLayout {
                 expected: self.config.expect,
@@ -30,7 +35,7 @@ impl ClusterNode {
         Ok(())
     }
 
-    fn ring_error(&self, op: &'static str, e: ClusterError) -> RingError {
+    pub(super) fn ring_error(&self, op: &'static str, e: ClusterError) -> RingError {
         match e {
             ClusterError::Unavailable { needed, alive } => {
                 RingError::Unavailable { op, needed, alive }
@@ -187,6 +192,15 @@ impl Ring for ClusterNode {
 
     fn listen_pubsub(&self, listener: crate::pubsub_fanout::PubSubListener) {
         self.pubsub.listen(listener)
+    }
+
+    async fn layout_admin(&self, request: crate::ring::LayoutRequest) -> Result<String, RingError> {
+        if let Some(version) = self.removed_in() {
+            return Err(RingError::Other(format!(
+                "ERR this node was removed from the cluster in layout version {version}; ask a member"
+            )));
+        }
+        ClusterNode::layout_admin(self, request).await
     }
 
     async fn merkle_roots(&self) -> Result<Vec<Option<Hash16>>, RingError> {

@@ -7,6 +7,7 @@
 //! ([`crate::local_replica::LocalReplica`] does).
 
 mod acceptor;
+mod drop_partition;
 mod error;
 mod floor_purge;
 mod purge;

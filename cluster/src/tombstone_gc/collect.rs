@@ -53,8 +53,10 @@ pub async fn collect_round(
 ) -> GcStats {
     let mut stats = GcStats::default();
     for partition in layout.partitions_of(me) {
+        // Every holder, the previous replicas of a layout change included: a tombstone
+        // purged before a new replica copied it would let an older value come back.
         let others: Option<Vec<Arc<dyn ReplicaApi>>> = layout
-            .preflist(partition)
+            .holders(partition)
             .iter()
             .filter(|&&n| n != me)
             .map(|&n| match live.state(n) {

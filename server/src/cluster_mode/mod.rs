@@ -8,6 +8,7 @@
 pub mod advertised;
 pub mod consensus;
 pub mod keyspace;
+pub mod layout;
 pub mod metadata;
 pub mod pubsub;
 pub mod route;
@@ -66,6 +67,7 @@ pub async fn execute(
         Route::Keyspace => keyspace::run(srv, ring, client, spec.name, args).await,
         Route::Repair => keyspace::repair(ring, args).await,
         Route::Merkle => keyspace::merkle(ring).await,
+        Route::Layout => layout::run(ring, args).await,
         Route::Flush => metadata::flush(srv, ring, client, args).await,
         Route::Metadata => metadata::change(srv, ring, client, spec, args).await,
     };

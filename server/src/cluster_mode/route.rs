@@ -32,6 +32,8 @@ pub enum Route {
     Repair,
     /// CLUSTER MERKLE: this node's Merkle roots (reads the engine).
     Merkle,
+    /// CLUSTER LAYOUT: layout administration (stages, plans and commits layout changes).
+    Layout,
     /// FLUSHDB / FLUSHALL: a versioned flush entry per database, on every node.
     Flush,
     /// ACL SETUSER / DELUSER / LOAD and CONFIG SET: run here, then what they changed
@@ -134,6 +136,7 @@ pub fn route(
         return match name {
             "repair" => Route::Repair,
             "merkle" => Route::Merkle,
+            "layout" => Route::Layout,
             _ => Route::Local,
         };
     }
@@ -408,6 +411,7 @@ mod tests {
             assert_eq!(route_of(cmd), Route::Local, "{cmd:?}");
         }
         assert_eq!(route_of(&["CLUSTER", "REPAIR"]), Route::Repair);
+        assert_eq!(route_of(&["CLUSTER", "LAYOUT", "SHOW"]), Route::Layout);
     }
 
     #[test]

@@ -529,6 +529,16 @@ const CLUSTER_SUBS: &[CommandSpec] = &[
         cluster_compat::cluster_shards,
     ),
     c(
+        "layout",
+        -3,
+        ADMIN | NOSCRIPT | STALE,
+        NK,
+        "cluster",
+        "kvd",
+        "Shows the layout, stages changes (ASSIGN, REMOVE, REPLACE, REVERT), PLANs and APPLYs them.",
+        cluster::cluster_ring_only,
+    ),
+    c(
         "consistency",
         -2,
         NOSCRIPT | LOADING | STALE | FAST,

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod demo;
+pub mod layout;
 pub mod local;
 pub mod status;
 pub mod up;
@@ -15,7 +16,7 @@ use clap::{Args, Subcommand};
 /// Start a local cluster, show the state of a running one, or watch one work.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  kvtool cluster up --nodes 3 --base-port 7001 --dir ./cluster   # Ctrl-C stops it\n  kvtool cluster status --addr 127.0.0.1:7001\n  kvtool cluster status --addr 127.0.0.1:7001 --json\n  kvtool cluster demo                                             # placement, quorums, hints, repair"
+    after_help = "Examples:\n  kvtool cluster up --nodes 3 --base-port 7001 --dir ./cluster   # Ctrl-C stops it\n  kvtool cluster status --addr 127.0.0.1:7001\n  kvtool cluster status --addr 127.0.0.1:7001 --json\n  kvtool cluster demo                                             # placement, quorums, hints, repair\n  kvtool cluster join --addr 127.0.0.1:7001 127.0.0.1:17004        # stage a node, print the plan\n  kvtool cluster apply --addr 127.0.0.1:7001 --version 2 --wait   # commit it, follow the data\n  kvtool cluster leave --addr 127.0.0.1:7001 <node-id>\n  kvtool cluster replace --addr 127.0.0.1:7001 <dead-id> <new-id>\n  kvtool cluster layout --addr 127.0.0.1:7001                      # layout, progress, staged changes"
 )]
 pub struct ClusterArgs {
     #[allow(missing_docs)] // clap prints doc comments as help text
@@ -30,6 +31,13 @@ pub enum ClusterCommand {
     Up(up::UpArgs),
     Status(status::StatusArgs),
     Demo(demo::DemoArgs),
+    Join(layout::JoinArgs),
+    Leave(layout::LeaveArgs),
+    Replace(layout::ReplaceArgs),
+    Plan(layout::AddrArgs),
+    Apply(layout::ApplyArgs),
+    Revert(layout::AddrArgs),
+    Layout(layout::AddrArgs),
 }
 
 /// Runs `kvtool cluster ...`.
@@ -41,5 +49,12 @@ pub fn run(args: &ClusterArgs, json: bool) -> Result<i32, Failure> {
             "--json: the demo narrates for people; it has no JSON output",
         )),
         ClusterCommand::Demo(a) => demo::run(a),
+        ClusterCommand::Join(a) => layout::join(a),
+        ClusterCommand::Leave(a) => layout::leave(a),
+        ClusterCommand::Replace(a) => layout::replace(a),
+        ClusterCommand::Plan(a) => layout::plan(a),
+        ClusterCommand::Apply(a) => layout::apply(a),
+        ClusterCommand::Revert(a) => layout::revert(a),
+        ClusterCommand::Layout(a) => layout::show(a),
     }
 }

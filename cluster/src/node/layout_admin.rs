@@ -1,0 +1,346 @@
+//! Layout administration (docs/cluster.md, "Changing the layout"): changes are staged in
+//! the cluster metadata (so every node shows the same staged changes), reviewed with
+//! PLAN, and applied with the version PLAN showed, as Garage's `layout assign / show /
+//! apply --version` and Riak's `cluster join / plan / commit` do. Applying commits the
+//! next layout through consensus on one register, so two operators applying at once
+//! cannot make two different layouts with the same version.
+
+use super::ClusterNode;
+use crate::config::Consistency;
+use crate::coordinator::Change;
+use crate::layout::{Layout, LayoutChange, LayoutPlan, NodeInfo};
+use crate::replica_api::{ItemKey, Liveness};
+use crate::ring::{LayoutRequest, RingError};
+use crate::{Body, NodeId, Record};
+use bytes::Bytes;
+use kv_keyspace::ValueType;
+use std::fmt::Write as _;
+
+/// The metadata entry holding the staged changes (a JSON list of [`LayoutChange`]).
+const STAGED_ENTRY: &str = "layout/staged";
+
+/// The consensus register of committed layouts: a key in a namespace no client
+/// database uses (databases are numbered from 0 up to the configured count), so no
+/// client command sees it; anti-entropy replicates it like any key.
+pub const LAYOUT_REGISTER_DB: u32 = u32::MAX;
+const LAYOUT_REGISTER_KEY: &[u8] = b"kvd:layout";
+
+fn register_key() -> ItemKey {
+    ItemKey {
+        db: LAYOUT_REGISTER_DB,
+        key: Bytes::from_static(LAYOUT_REGISTER_KEY),
+    }
+}
+
+/// What the register's consensus round decided.
+enum Verdict {
+    Committed,
+    /// Another layout holds the register at another version.
+    Conflict(Box<Layout>),
+    Damaged(String),
+}
+
+fn other(text: String) -> RingError {
+    RingError::Other(text)
+}
+
+impl ClusterNode {
+    /// Runs one layout administration request.
+    pub(super) async fn layout_admin(&self, request: LayoutRequest) -> Result<String, RingError> {
+        let layout = self.layout.get().ok_or(RingError::NoLayout {
+            expected: self.config.expect,
+        })?;
+        match request {
+            LayoutRequest::Show => Ok(self.show_layout(&layout)),
+            LayoutRequest::Assign {
+                node,
+                zone,
+                capacity,
+            } => {
+                let mut info = self.resolve(&layout, &node)?;
+                if let Some(zone) = zone {
+                    info.zone = zone;
+                }
+                if let Some(capacity) = capacity {
+                    info.capacity = capacity;
+                }
+                self.stage(LayoutChange::Assign { node: info }).await
+            }
+            LayoutRequest::Remove { node } => {
+                let node = self.resolve(&layout, &node)?.id;
+                self.stage(LayoutChange::Remove { node }).await
+            }
+            LayoutRequest::Replace { node, with } => {
+                let node = self.resolve(&layout, &node)?.id;
+                let with = self.resolve(&layout, &with)?;
+                self.stage(LayoutChange::Replace { node, with }).await
+            }
+            LayoutRequest::Revert => {
+                self.save_staged(&[]).await?;
+                Ok("staged_changes:0\n".into())
+            }
+            LayoutRequest::Plan => {
+                let plan = layout
+                    .plan(&self.staged())
+                    .map_err(|e| other(format!("ERR {e}")))?;
+                Ok(show_plan(&plan))
+            }
+            LayoutRequest::Apply { version } => {
+                let plan = layout
+                    .plan(&self.staged())
+                    .map_err(|e| other(format!("ERR {e}")))?;
+                if plan.next.version != version {
+                    return Err(other(format!(
+                        "ERR the staged changes make layout version {}, not {version}: review CLUSTER LAYOUT PLAN again",
+                        plan.next.version
+                    )));
+                }
+                self.commit_layout(plan.next.clone()).await?;
+                self.save_staged(&[]).await?;
+                Ok(format!(
+                    "layout_version:{}\nmoved_assignments:{}\ntransition:{}\n",
+                    plan.next.version,
+                    plan.moved,
+                    if plan.next.transition.is_some() {
+                        "started"
+                    } else {
+                        "none"
+                    }
+                ))
+            }
+        }
+    }
+
+    /// A node by id or bus address: a member (or departing node), a node met by hello,
+    /// or one gossip reports.
+    fn resolve(&self, layout: &Layout, name: &str) -> Result<NodeInfo, RingError> {
+        let id = NodeId::parse(name);
+        let matches = |n: &NodeInfo| Some(n.id) == id || n.bus_addr == name;
+        if let Some(n) = layout.all_nodes().find(|n| matches(n)) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = self.met.lock().values().find(|n| matches(n)) {
+            return Ok(n.clone());
+        }
+        let gossiped = self.membership.lock().as_ref().map(|m| m.members());
+        if let Some(m) = gossiped
+            .unwrap_or_default()
+            .into_iter()
+            .find(|m| Some(m.node) == id || m.bus_addr == name)
+        {
+            return Ok(NodeInfo {
+                id: m.node,
+                resp_addr: m.resp_addr,
+                bus_addr: m.bus_addr,
+                zone: String::new(),
+                capacity: 1,
+            });
+        }
+        Err(other(format!(
+            "ERR unknown node {name}: start it with --cluster-seeds naming a member, then give its id (CLUSTER LAYOUT SHOW lists the nodes met) or its bus address"
+        )))
+    }
+
+    /// The staged changes (none when the entry is absent or unreadable).
+    fn staged(&self) -> Vec<LayoutChange> {
+        self.metadata
+            .get(STAGED_ENTRY)
+            .and_then(|e| serde_json::from_slice(&e.value).ok())
+            .unwrap_or_default()
+    }
+
+    async fn save_staged(&self, changes: &[LayoutChange]) -> Result<(), RingError> {
+        let json = serde_json::to_vec(changes).map_err(|e| other(format!("ERR {e}")))?;
+        self.publish(vec![(STAGED_ENTRY.to_string(), Bytes::from(json))])
+            .await
+            .map(|_| ())
+    }
+
+    /// Adds `change` to the staged ones, replacing an earlier change of the same node.
+    async fn stage(&self, change: LayoutChange) -> Result<String, RingError> {
+        let subject = |c: &LayoutChange| match c {
+            LayoutChange::Assign { node } => node.id,
+            LayoutChange::Remove { node } | LayoutChange::Replace { node, .. } => *node,
+        };
+        let mut changes = self.staged();
+        changes.retain(|c| subject(c) != subject(&change));
+        changes.push(change);
+        self.save_staged(&changes).await?;
+        Ok(format!("staged_changes:{}\n", changes.len()))
+    }
+
+    /// Commits `next` (version = the held version + 1) through consensus on the layout
+    /// register, then installs it here and pushes it to every node it names (the others
+    /// learn it by gossip). A register holding another layout of that version or a
+    /// newer one refuses the commit; this node then adopts what the register holds.
+    pub(super) async fn commit_layout(&self, next: Layout) -> Result<(), RingError> {
+        let base = next.version.saturating_sub(1);
+        let json = Bytes::from(next.to_json());
+        let mut verdict = None;
+        let mut change = |state: Option<&Record>| {
+            let held = match state.map(|r| &r.body) {
+                Some(Body::Value { payload, .. }) => match Layout::from_json(payload) {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        verdict = Some(Verdict::Damaged(e.to_string()));
+                        return Change::Keep;
+                    }
+                },
+                _ => None,
+            };
+            match held {
+                Some(held) if held.version != base && held != next => {
+                    verdict = Some(Verdict::Conflict(Box::new(held)));
+                    Change::Keep
+                }
+                _ => {
+                    verdict = Some(Verdict::Committed);
+                    Change::Write {
+                        body: Body::Value {
+                            ty: ValueType::String,
+                            payload: json.clone(),
+                        },
+                        expire_at: None,
+                    }
+                }
+            }
+        };
+        self.coordinator
+            .consensus(register_key(), Consistency::Quorum, &mut change)
+            .await
+            .map_err(|e| self.ring_error("write", e))?;
+        match verdict {
+            Some(Verdict::Committed) => {
+                self.adopt(next.clone())
+                    .await
+                    .map_err(|e| other(format!("ERR {e}")))?;
+                self.push_layout(&next).await;
+                tracing::info!(
+                    version = next.version,
+                    transition = next.transition.is_some(),
+                    "layout committed"
+                );
+                Ok(())
+            }
+            Some(Verdict::Conflict(held)) => {
+                let version = held.version;
+                if let Err(e) = self.adopt(*held).await {
+                    tracing::debug!(error = %e, "the registered layout was not adopted");
+                }
+                Err(other(format!(
+                    "ERR layout version {version} was committed by another change: review CLUSTER LAYOUT PLAN again"
+                )))
+            }
+            Some(Verdict::Damaged(e)) => Err(other(format!(
+                "ERR the layout register holds a damaged layout: {e}"
+            ))),
+            None => Err(other("ERR the layout register was not read".into())),
+        }
+    }
+
+    /// Sends `layout` to every node it names; best effort (gossip spreads it anyway).
+    async fn push_layout(&self, layout: &Layout) {
+        let blob = super::bus::blob(layout);
+        for n in layout.all_nodes().filter(|n| n.id != self.me.id) {
+            if let Some(peer) = self.peers.peer(n.id) {
+                if let Err(e) = peer.push_layout(blob.clone()).await {
+                    tracing::debug!(peer = %n.id, error = %e, "layout push failed; the peer will fetch it");
+                }
+            }
+        }
+    }
+
+    fn show_layout(&self, layout: &Layout) -> String {
+        let mut out = String::new();
+        let members = self
+            .membership
+            .lock()
+            .as_ref()
+            .map(|m| m.members())
+            .unwrap_or_default();
+        let progress = self.progress.lock().clone();
+        let _ = writeln!(out, "layout_version:{}", layout.version);
+        let _ = writeln!(out, "cluster_id:{}", layout.cluster_id);
+        let _ = writeln!(out, "replicas:{}", layout.replicas);
+        match &layout.transition {
+            Some(t) => {
+                let moving = (0..kv_keyspace::slot::PARTITIONS)
+                    .filter(|&p| layout.write_groups(p).len() > 1)
+                    .count();
+                let _ = writeln!(
+                    out,
+                    "transition:from {} to {}",
+                    t.from_version, layout.version
+                );
+                let _ = writeln!(out, "partitions_moving:{moving}");
+            }
+            None => {
+                let _ = writeln!(out, "transition:none");
+            }
+        }
+        for n in layout.all_nodes() {
+            let (acked, synced) = if n.id == self.me.id {
+                (progress.acked, progress.synced)
+            } else {
+                members
+                    .iter()
+                    .find(|m| m.node == n.id)
+                    .map_or((0, 0), |m| (m.layout_acked, m.layout_synced))
+            };
+            let role = if layout.member(n.id).is_some() {
+                "member"
+            } else {
+                "departing"
+            };
+            let _ = writeln!(
+                out,
+                "node:{} {} {} zone={} capacity={} partitions={} incoming={} state={} acked={} synced={}",
+                n.id,
+                role,
+                n.resp_addr,
+                n.zone,
+                n.capacity,
+                layout.preflist_count(n.id),
+                layout.incoming(n.id).len(),
+                self.live.state(n.id).name(),
+                acked,
+                synced
+            );
+        }
+        let candidates: Vec<NodeInfo> = self
+            .met
+            .lock()
+            .values()
+            .filter(|n| layout.node(n.id).is_none())
+            .cloned()
+            .collect();
+        for n in candidates {
+            let _ = writeln!(out, "candidate:{} {} bus={}", n.id, n.resp_addr, n.bus_addr);
+        }
+        let staged = self.staged();
+        let _ = writeln!(out, "staged_changes:{}", staged.len());
+        for c in staged {
+            let line = match c {
+                LayoutChange::Assign { node } => format!(
+                    "assign {} zone={} capacity={}",
+                    node.id, node.zone, node.capacity
+                ),
+                LayoutChange::Remove { node } => format!("remove {node}"),
+                LayoutChange::Replace { node, with } => format!("replace {node} with {}", with.id),
+            };
+            let _ = writeln!(out, "staged:{line}");
+        }
+        out
+    }
+}
+
+fn show_plan(plan: &LayoutPlan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "next_version:{}", plan.next.version);
+    let _ = writeln!(out, "moved_assignments:{}", plan.moved);
+    for (id, before, after) in &plan.per_node {
+        let _ = writeln!(out, "node:{id} partitions {before} -> {after}");
+    }
+    let _ = writeln!(out, "apply_with:CLUSTER LAYOUT APPLY {}", plan.next.version);
+    out
+}

@@ -1,0 +1,279 @@
+//! Driving a layout change to its end on this node (docs/cluster.md, "Changing the
+//! layout"). Every node, for the layout it holds:
+//!
+//! 1. **ack**: once requests it started under older layouts are over (the longest a
+//!    request may take, after installing the layout), it publishes `layout_acked` by
+//!    gossip. From then on it writes to the new and the previous replicas alike.
+//! 2. **copy**: once every node acknowledged (departing nodes that are down or were
+//!    replaced excepted),
+//!    no coordinator writes to the previous replicas alone any more, so what they hold
+//!    now is all a new replica can miss. It copies each incoming partition from the
+//!    previous replicas (Merkle anti-entropy within the background byte budget), at least
+//!    N - W + 1 of them so that every write acknowledged by W of them is among what it
+//!    got, and publishes `layout_synced`.
+//! 3. **settle**: once every member reports its incoming partitions copied, the layout
+//!    without the transition is committed (any node may: the register takes one).
+//! 4. **clean up**: once every node acknowledged a layout without transition, partitions
+//!    this node no longer holds are deleted.
+
+use super::background::tick;
+use super::ClusterNode;
+use crate::gossip::Member;
+use crate::layout::Layout;
+use crate::replica_api::{Liveness, PeerState};
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the driver looks at the layout.
+const STEP_EVERY: Duration = Duration::from_millis(250);
+
+/// Records deleted per batch when cleaning up a partition.
+const DROP_BATCH: usize = 1000;
+
+/// This node's progress through the layout it holds.
+#[derive(Debug, Clone, Default)]
+pub struct LayoutProgress {
+    /// The layout version the fields below are about, and when it was installed.
+    pub version: u64,
+    installed_at: Option<Instant>,
+    /// The newest version acknowledged (published by gossip).
+    pub acked: u64,
+    /// The newest version whose incoming partitions were copied (published by gossip).
+    pub synced: u64,
+    /// The newest version after which no longer held partitions were deleted.
+    pub cleaned: u64,
+    /// Incoming partitions of `version` copied so far.
+    pub copied: BTreeSet<u16>,
+    /// Keys copied into this node by layout changes since it started.
+    pub keys_copied: u64,
+    /// When copying for `version` began.
+    pub copy_started: Option<Instant>,
+}
+
+pub(super) async fn drive(node: Arc<ClusterNode>) {
+    while tick(&node, STEP_EVERY).await {
+        node.transition_step().await;
+    }
+}
+
+impl ClusterNode {
+    /// The longest a request started under an older layout may still run.
+    fn drain_time(&self) -> Duration {
+        let c = &self.config.cluster;
+        c.request_timeout.max(c.consensus_timeout) + Duration::from_millis(500)
+    }
+
+    async fn transition_step(&self) {
+        let Some(layout) = self.layout.get() else {
+            return;
+        };
+        if self.removed.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        let acked_now = {
+            let mut p = self.progress.lock();
+            if p.version != layout.version {
+                p.version = layout.version;
+                p.installed_at = Some(Instant::now());
+                p.copied.clear();
+                p.copy_started = None;
+            }
+            let drained = p
+                .installed_at
+                .is_some_and(|t| t.elapsed() >= self.drain_time());
+            let ack = p.acked < layout.version && drained;
+            if ack {
+                p.acked = layout.version;
+            }
+            ack
+        };
+        if acked_now {
+            tracing::info!(version = layout.version, "layout acknowledged");
+            self.publish_progress().await;
+        }
+        let members = self.gossip_members();
+        if !self.all_report(&layout, &members, |m| m.layout_acked, |p| p.acked) {
+            return;
+        }
+        if layout.transition.is_some() {
+            if self.progress.lock().synced < layout.version {
+                self.copy_incoming(&layout).await;
+            }
+            let synced = self.progress.lock().synced >= layout.version;
+            if synced && self.all_members_synced(&layout, &members) {
+                self.settle(&layout).await;
+            }
+        } else if self.progress.lock().cleaned < layout.version {
+            self.clean_up(&layout).await;
+        }
+    }
+
+    fn gossip_members(&self) -> Vec<Member> {
+        self.membership
+            .lock()
+            .as_ref()
+            .map(|m| m.members())
+            .unwrap_or_default()
+    }
+
+    async fn publish_progress(&self) {
+        let (acked, synced) = {
+            let p = self.progress.lock();
+            (p.acked, p.synced)
+        };
+        let membership = self.membership.lock().clone();
+        if let Some(m) = membership {
+            m.set_layout_progress(acked, synced).await;
+        }
+    }
+
+    /// Whether every node of `layout` reports `field` at least at its version (this
+    /// node from its own progress). A departing node that is down is not waited for:
+    /// it coordinates nothing while down (docs/cluster.md says what is left to it).
+    fn all_report(
+        &self,
+        layout: &Layout,
+        members: &[Member],
+        field: impl Fn(&Member) -> u64,
+        mine: impl Fn(&LayoutProgress) -> u64,
+    ) -> bool {
+        let me = mine(&self.progress.lock());
+        layout.all_nodes().all(|n| {
+            if n.id == self.me.id {
+                return me >= layout.version;
+            }
+            let reported = members
+                .iter()
+                .find(|m| m.node == n.id)
+                .is_some_and(|m| field(m) >= layout.version);
+            let departing = layout.member(n.id).is_none();
+            let declared_dead = layout
+                .transition
+                .as_ref()
+                .is_some_and(|t| t.replaced.contains(&n.id));
+            let down = self.live.state(n.id) == PeerState::Down;
+            reported || (departing && (declared_dead || down))
+        })
+    }
+
+    fn all_members_synced(&self, layout: &Layout, members: &[Member]) -> bool {
+        layout.nodes.iter().all(|n| {
+            n.id == self.me.id
+                || members
+                    .iter()
+                    .any(|m| m.node == n.id && m.layout_synced >= layout.version)
+        })
+    }
+
+    /// Copies every incoming partition not copied yet from the previous replicas that
+    /// are not down; a partition counts as copied once at least N - W + 1 of them
+    /// synced with this node without error.
+    async fn copy_incoming(&self, layout: &Layout) {
+        let todo: Vec<u16> = {
+            let mut p = self.progress.lock();
+            p.copy_started.get_or_insert_with(Instant::now);
+            let copied = p.copied.clone();
+            layout
+                .incoming(self.me.id)
+                .into_iter()
+                .filter(|part| !copied.contains(part))
+                .collect()
+        };
+        let c = &self.config.cluster;
+        let sources_needed = (c.replicas + 1).saturating_sub(c.write_quorum).max(1);
+        let mut synced_by = vec![0usize; usize::from(kv_keyspace::slot::PARTITIONS)];
+        let sources: BTreeSet<crate::NodeId> = todo
+            .iter()
+            .flat_map(|&p| layout.read_preflist(p).to_vec())
+            .filter(|&n| n != self.me.id && self.live.state(n) != PeerState::Down)
+            .collect();
+        for source in sources {
+            let parts: Vec<u16> = todo
+                .iter()
+                .copied()
+                .filter(|&p| layout.read_preflist(p).contains(&source))
+                .collect();
+            let done = self.sync_with_peer(source, &parts).await;
+            self.progress.lock().keys_copied += done.stats.keys_repaired;
+            for p in done.synced {
+                synced_by[usize::from(p)] += 1;
+            }
+        }
+        let finished = {
+            let mut p = self.progress.lock();
+            for &part in &todo {
+                if synced_by[usize::from(part)] >= sources_needed {
+                    p.copied.insert(part);
+                }
+            }
+            let all = layout
+                .incoming(self.me.id)
+                .iter()
+                .all(|part| p.copied.contains(part));
+            if all {
+                p.synced = layout.version;
+            }
+            all
+        };
+        if finished {
+            tracing::info!(
+                version = layout.version,
+                partitions = todo.len(),
+                "incoming partitions copied"
+            );
+            self.publish_progress().await;
+        }
+    }
+
+    /// Commits the layout that ends the transition of `layout`.
+    async fn settle(&self, layout: &Layout) {
+        let next = match layout.settled() {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot end the layout change");
+                return;
+            }
+        };
+        if let Err(e) = self.commit_layout(next).await {
+            tracing::info!(error = %e, "ending the layout change did not commit here (another node may have)");
+        }
+    }
+
+    /// Deletes what this node holds of partitions `layout` does not give it.
+    async fn clean_up(&self, layout: &Layout) {
+        let held: BTreeSet<u16> = layout.partitions_of(self.me.id).into_iter().collect();
+        let store = self.store.clone();
+        let dropped = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+            let mut dropped = 0u64;
+            for p in (0..kv_keyspace::slot::PARTITIONS).filter(|p| !held.contains(p)) {
+                loop {
+                    let n = store
+                        .drop_partition(p, DROP_BATCH)
+                        .map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        break;
+                    }
+                    dropped += n as u64;
+                }
+            }
+            Ok(dropped)
+        })
+        .await;
+        match dropped {
+            Ok(Ok(n)) => {
+                if n > 0 {
+                    tracing::info!(
+                        version = layout.version,
+                        keys = n,
+                        "deleted partitions this node no longer holds"
+                    );
+                }
+                self.progress.lock().cleaned = layout.version;
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot delete partitions no longer held"),
+            Err(e) => tracing::error!(error = %e, "partition clean-up failed"),
+        }
+    }
+}

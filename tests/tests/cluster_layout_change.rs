@@ -1,0 +1,378 @@
+//! Growing, shrinking and healing a live cluster (docs/cluster.md, "Changing the
+//! layout"), with real kvd processes: nodes join, leave and are replaced while a client
+//! keeps writing and reading through every node; a node is killed with -9 in the middle
+//! of a change. Afterwards every acknowledged write reads back through every node, and
+//! every partition sits on exactly its new replicas with equal Merkle roots.
+
+use kv_tests::cluster::{cluster_info, connect, merkle_roots, Cluster};
+use kv_tests::{eventually, free_port, Kvd};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Short request and consensus timeouts: a node acknowledges a layout once requests
+/// started under the previous one are over, which these bound.
+const FLAGS: &[&str] = &[
+    "--cluster-request-timeout-ms",
+    "1000",
+    "--cluster-consensus-timeout-ms",
+    "2000",
+    "--cluster-anti-entropy-interval-ms",
+    "1000",
+];
+
+/// How long one layout change may take on a loaded two-core machine.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn layout(node: &Kvd, args: &[&str]) -> redis::RedisResult<String> {
+    let mut c = connect(&node.url(false));
+    redis::cmd("CLUSTER").arg("LAYOUT").arg(args).query(&mut c)
+}
+
+fn field(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
+fn my_id(node: &Kvd) -> String {
+    let mut c = connect(&node.url(false));
+    redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query(&mut c)
+        .expect("MYID")
+}
+
+/// A node started to join the cluster of `members` (their bus ports as seeds).
+fn start_joiner(bus_ports: &[u16]) -> (Kvd, u16) {
+    let (port, bus) = (free_port(), free_port());
+    let seeds: Vec<String> = bus_ports
+        .iter()
+        .chain(std::iter::once(&bus))
+        .map(|b| format!("127.0.0.1:{b}"))
+        .collect();
+    let mut args: Vec<String> = [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        &bus.to_string(),
+        "--cluster-seeds",
+        &seeds.join(","),
+        "--cluster-replicas",
+        "3",
+        "--cluster-write-quorum",
+        "2",
+        "--cluster-read-quorum",
+        "2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(FLAGS.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    (Kvd::start_at(port, &args), bus)
+}
+
+/// Stages `change` through `via`, checks the plan, applies it, and waits until every
+/// node of `nodes` holds the layout that ends the change. Returns that version.
+fn change_layout(via: &Kvd, change: &[&str], nodes: &[&Kvd]) -> u64 {
+    let next = apply_change(via, change);
+    wait_ended(nodes, next)
+}
+
+/// Stages `change` through `via`, checks the plan and applies it; returns the version
+/// applied (the one with the transition).
+fn apply_change(via: &Kvd, change: &[&str]) -> u64 {
+    eventually("the change is staged", CHANGE_TIMEOUT, || {
+        layout(via, change).is_ok()
+    });
+    let plan = layout(via, &["PLAN"]).expect("PLAN");
+    let next: u64 = field(&plan, "next_version")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no next_version in {plan}"));
+    let moved: usize = field(&plan, "moved_assignments")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no moved_assignments in {plan}"));
+    assert!(moved > 0, "the change moves data: {plan}");
+    // A reviewed plan applies only to the layout it was made from.
+    let stale = layout(via, &["APPLY", &(next + 1).to_string()]).unwrap_err();
+    assert!(stale.to_string().contains("review"), "{stale}");
+    let applied = layout(via, &["APPLY", &next.to_string()]).expect("APPLY");
+    assert_eq!(
+        field(&applied, "transition").as_deref(),
+        Some("started"),
+        "{applied}"
+    );
+    next
+}
+
+/// Waits until every node of `nodes` holds the layout that ends the change to `next`;
+/// returns its version.
+fn wait_ended(nodes: &[&Kvd], next: u64) -> u64 {
+    let deadline = std::time::Instant::now() + CHANGE_TIMEOUT;
+    for (i, node) in nodes.iter().enumerate() {
+        loop {
+            let ended = cluster_info(node, "kvd_layout_transition").as_deref() == Some("none")
+                && cluster_info(node, "kvd_layout_version")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .is_some_and(|v| v > next);
+            if ended {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let shown: Vec<String> = nodes
+                    .iter()
+                    .map(|n| layout(n, &["SHOW"]).unwrap_or_else(|e| e.to_string()))
+                    .collect();
+                let logs: Vec<String> = nodes
+                    .iter()
+                    .map(|n| {
+                        let text = n.log_text();
+                        let notable: Vec<&str> = text
+                            .lines()
+                            .filter(|l| !l.contains("anti-entropy round"))
+                            .filter(|l| {
+                                l.contains("WARN") || l.contains("ERROR") || l.contains("layout")
+                            })
+                            .collect();
+                        notable.join("\n")
+                    })
+                    .collect();
+                panic!(
+                    "node {i} never held the layout that ends the change to {next}; the nodes show:\n{}\nnotable log lines per node:\n{}",
+                    shown.join("\n----\n"),
+                    logs.join("\n----\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    next + 1
+}
+
+/// A client writing fresh keys through every node in turn and reading back earlier ones,
+/// until stopped. Acknowledged keys are recorded; a read that returns anything but the
+/// acknowledged value is a violation (errors are allowed while nodes die).
+struct Load {
+    stop: Arc<AtomicBool>,
+    urls: Arc<Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<(Vec<u64>, Vec<String>)>>,
+}
+
+impl Load {
+    fn start(urls: Vec<String>) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let urls = Arc::new(Mutex::new(urls));
+        let (s, u) = (stop.clone(), urls.clone());
+        let thread = std::thread::spawn(move || {
+            let mut acked: Vec<u64> = Vec::new();
+            let mut violations = Vec::new();
+            let mut conns: BTreeMap<String, redis::Connection> = BTreeMap::new();
+            let mut i = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                let now: Vec<String> = u.lock().expect("urls").clone();
+                let url = &now[i as usize % now.len()];
+                if !conns.contains_key(url) {
+                    match redis::Client::open(url.as_str())
+                        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+                    {
+                        Ok(c) => {
+                            let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+                            conns.insert(url.clone(), c);
+                        }
+                        Err(_) => {
+                            i += 1;
+                            continue;
+                        }
+                    }
+                }
+                let Some(c) = conns.get_mut(url) else {
+                    continue;
+                };
+                let set: redis::RedisResult<()> =
+                    redis::cmd("SET").arg(format!("key:{i}")).arg(i).query(c);
+                match set {
+                    Ok(()) => acked.push(i),
+                    Err(e) if e.is_io_error() || e.is_timeout() => {
+                        conns.remove(url);
+                    }
+                    Err(_) => {}
+                }
+                if let Some(&j) = acked.get((i as usize * 7919) % acked.len().max(1)) {
+                    if let Some(c) = conns.get_mut(url) {
+                        match redis::cmd("GET")
+                            .arg(format!("key:{j}"))
+                            .query::<Option<u64>>(c)
+                        {
+                            Ok(Some(v)) if v == j => {}
+                            Ok(other) => {
+                                violations.push(format!("key:{j} read {other:?} via {url}"))
+                            }
+                            Err(e) if e.is_io_error() || e.is_timeout() => {
+                                conns.remove(url);
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                }
+                i += 1;
+            }
+            (acked, violations)
+        });
+        Load {
+            stop,
+            urls,
+            thread: Some(thread),
+        }
+    }
+
+    fn set_urls(&self, urls: Vec<String>) {
+        *self.urls.lock().expect("urls") = urls;
+    }
+
+    fn finish(mut self) -> Vec<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        let (acked, violations) = self
+            .thread
+            .take()
+            .expect("running")
+            .join()
+            .expect("load thread");
+        assert!(
+            violations.is_empty(),
+            "reads saw other values: {violations:?}"
+        );
+        assert!(
+            acked.len() >= 10,
+            "the load made progress: {} writes",
+            acked.len()
+        );
+        acked
+    }
+}
+
+/// Every acknowledged key reads back through every node.
+fn assert_all_readable(acked: &[u64], nodes: &[&Kvd]) {
+    for (n, node) in nodes.iter().enumerate() {
+        let mut c = connect(&node.url(false));
+        for chunk in acked.chunks(200) {
+            let keys: Vec<String> = chunk.iter().map(|i| format!("key:{i}")).collect();
+            let got: Vec<Option<u64>> = redis::cmd("MGET").arg(&keys).query(&mut c).expect("MGET");
+            for (i, v) in chunk.iter().zip(got) {
+                assert_eq!(v, Some(*i), "key:{i} through node {n}");
+            }
+        }
+    }
+}
+
+/// Every partition is held by exactly three of `nodes`, with equal Merkle roots
+/// (anti-entropy and clean-up may still be finishing: polled).
+fn assert_placed_exactly(nodes: &[&Kvd]) {
+    eventually(
+        "every partition on exactly 3 nodes with equal Merkle roots",
+        CHANGE_TIMEOUT,
+        || {
+            let roots: Vec<Vec<String>> = match nodes.iter().map(|n| merkle_roots(n)).collect() {
+                Some(r) => r,
+                None => return false,
+            };
+            (0..256).all(|p| {
+                let held: Vec<&String> = roots
+                    .iter()
+                    .map(|r| &r[p])
+                    .filter(|root| !root.is_empty())
+                    .collect();
+                held.len() == 3 && held.windows(2).all(|w| w[0] == w[1])
+            })
+        },
+    );
+}
+
+#[test]
+fn a_cluster_grows_to_four_and_shrinks_to_three_under_load() {
+    let mut cluster = Cluster::start(3, FLAGS);
+    let load = Load::start(cluster.nodes.iter().map(|n| n.url(false)).collect());
+
+    // Grow: a fourth node joins; node 2 is killed with -9 and restarted while data moves.
+    let (mut joiner, joiner_bus) = start_joiner(&bus_of(&cluster));
+    let joiner_bus_addr = format!("127.0.0.1:{joiner_bus}");
+    eventually("node 1 has met the joiner", CHANGE_TIMEOUT, || {
+        layout(&cluster.nodes[0], &["SHOW"])
+            .is_ok_and(|s| s.contains(&format!("bus={joiner_bus_addr}")))
+    });
+    let next = apply_change(&cluster.nodes[0], &["ASSIGN", &joiner_bus_addr]);
+    cluster.nodes[1].restart();
+    let mut all: Vec<&Kvd> = cluster.nodes.iter().collect();
+    all.push(&joiner);
+    load.set_urls(all.iter().map(|n| n.url(false)).collect());
+    let v = wait_ended(&all, next);
+    assert_eq!(
+        cluster_info(&joiner, "kvd_layout_version"),
+        Some(v.to_string())
+    );
+    assert_placed_exactly(&all);
+
+    // Shrink: node 1 leaves; it streams its partitions away and then refuses requests.
+    let leaver = my_id(&cluster.nodes[0]);
+    let rest: Vec<&Kvd> = vec![&cluster.nodes[1], &cluster.nodes[2], &joiner];
+    load.set_urls(rest.iter().map(|n| n.url(false)).collect());
+    change_layout(&cluster.nodes[1], &["REMOVE", &leaver], &rest);
+    let acked = load.finish();
+    eventually("node 1 knows it was removed", CHANGE_TIMEOUT, || {
+        cluster_info(&cluster.nodes[0], "kvd_removed_in_layout").is_some_and(|v| v != "0")
+    });
+    let mut c = connect(&cluster.nodes[0].url(false));
+    let refused: redis::RedisResult<()> = redis::cmd("SET").arg("late").arg(1).query(&mut c);
+    let refused = refused.expect_err("a removed node refuses writes");
+    assert!(refused.to_string().contains("removed"), "{refused}");
+    assert_all_readable(&acked, &rest);
+    assert_placed_exactly(&rest);
+    joiner.kill9();
+}
+
+/// The bus ports the cluster's nodes listen on (`Cluster::start` chose them).
+fn bus_of(cluster: &Cluster) -> Vec<u16> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let i = n
+                .args
+                .iter()
+                .position(|a| a == "--cluster-port")
+                .expect("--cluster-port");
+            n.args[i + 1].parse().expect("bus port")
+        })
+        .collect()
+}
+
+#[test]
+fn a_dead_node_is_replaced_by_a_new_one() {
+    let mut cluster = Cluster::start(3, FLAGS);
+    let mut c = connect(&cluster.nodes[0].url(false));
+    let acked: Vec<u64> = (0..300u64)
+        .filter(|i| {
+            redis::cmd("SET")
+                .arg(format!("key:{i}"))
+                .arg(*i)
+                .query::<()>(&mut c)
+                .is_ok()
+        })
+        .collect();
+    assert_eq!(acked.len(), 300);
+    let bus = bus_of(&cluster);
+    // Node 3 dies for good: its directory is gone.
+    let dead = my_id(&cluster.nodes[2]);
+    cluster.nodes[2].kill9();
+    std::fs::remove_dir_all(cluster.nodes[2].data_dir()).expect("wipe node 3");
+    let (new, new_bus) = start_joiner(&bus[..2]);
+    let new_bus = format!("127.0.0.1:{new_bus}");
+    eventually("node 1 has met the new node", CHANGE_TIMEOUT, || {
+        layout(&cluster.nodes[0], &["SHOW"]).is_ok_and(|s| s.contains(&format!("bus={new_bus}")))
+    });
+    let survivors: Vec<&Kvd> = vec![&cluster.nodes[0], &cluster.nodes[1], &new];
+    change_layout(&cluster.nodes[0], &["REPLACE", &dead, &new_bus], &survivors);
+    assert_all_readable(&acked, &survivors);
+    assert_placed_exactly(&survivors);
+}
