@@ -168,6 +168,7 @@ async fn counter_round(
                 payload: Bytes::from(value.to_string()),
             },
             expire_at: None,
+            request: None,
         }
     };
     match c.consensus(item, consistency, &mut change).await {
