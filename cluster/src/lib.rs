@@ -28,6 +28,7 @@ pub mod read_repair;
 pub mod record;
 pub mod replica_api;
 pub mod replica_store;
+pub mod request_record;
 pub mod ring;
 pub mod rpc;
 pub mod sim;
@@ -38,4 +39,5 @@ pub mod view;
 
 pub use node_id::NodeId;
 pub use record::{Body, Record};
+pub use request_record::{NewRequest, RequestRecord};
 pub use version::Version;

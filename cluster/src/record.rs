@@ -4,14 +4,23 @@
 //!
 //! ```text
 //! record := format:u8 (=1) version:16 expire-at-ms:u64-BE kind:u8 payload
+//!         | format:u8 (=2) version:16 expire-at-ms:u64-BE kind:u8 requests payload
 //! kind   := 0 tombstone (no payload) | a kv_keyspace::ValueType tag
+//! requests := see crate::request_record
 //! ```
+//!
+//! Format 2 is written only when the record carries request records, so records of
+//! keys never written under IDEMPOTENT stay readable by nodes that know only format 1.
 
+use crate::request_record::{self, RequestRecord};
 use crate::version::{Version, VERSION_LEN};
 use bytes::Bytes;
 use kv_keyspace::ValueType;
 
+/// A record without request records.
 const FORMAT: u8 = 1;
+/// A record with request records between its kind and its payload.
+const FORMAT_WITH_REQUESTS: u8 = 2;
 const HEADER: usize = 1 + VERSION_LEN + 8 + 1;
 const TOMBSTONE: u8 = 0;
 
@@ -39,6 +48,9 @@ pub struct Record {
     pub expire_at: Option<i64>,
     /// Value or tombstone.
     pub body: Body,
+    /// Replies of idempotent requests that wrote this key (oldest first); they travel
+    /// with the record so a retry through any node finds them.
+    pub requests: Vec<RequestRecord>,
 }
 
 impl Record {
@@ -51,6 +63,7 @@ impl Record {
                 ty: ValueType::String,
                 payload,
             },
+            requests: Vec::new(),
         }
     }
 
@@ -60,7 +73,13 @@ impl Record {
             version,
             expire_at: None,
             body: Body::Tombstone,
+            requests: Vec::new(),
         }
+    }
+
+    /// The live request record of request `id` at `now_ms`, if this record has one.
+    pub fn request(&self, id: &[u8], now_ms: i64) -> Option<&RequestRecord> {
+        request_record::find(&self.requests, id, now_ms)
     }
 
     /// The value a reader sees at `now_ms`: none for tombstones and expired values.
@@ -80,37 +99,52 @@ impl Record {
             Body::Tombstone => &[],
         };
         let mut v = Vec::with_capacity(HEADER + payload.len());
-        v.push(FORMAT);
+        v.push(if self.requests.is_empty() {
+            FORMAT
+        } else {
+            FORMAT_WITH_REQUESTS
+        });
         v.extend_from_slice(&self.version.encode());
         v.extend_from_slice(&(self.expire_at.unwrap_or(0).max(0) as u64).to_be_bytes());
         v.push(match &self.body {
             Body::Value { ty, .. } => *ty as u8,
             Body::Tombstone => TOMBSTONE,
         });
+        if !self.requests.is_empty() {
+            request_record::encode(&self.requests, &mut v);
+        }
         v.extend_from_slice(payload);
         v
     }
 
     /// Decodes a record; `None` if the bytes are not one (the caller reports corruption).
     pub fn decode(b: &Bytes) -> Option<Record> {
-        if b.len() < HEADER || b[0] != FORMAT {
+        if b.len() < HEADER || !matches!(b[0], FORMAT | FORMAT_WITH_REQUESTS) {
             return None;
         }
         let version = Version::decode(&b[1..])?;
         let at = u64::from_be_bytes(b[1 + VERSION_LEN..HEADER - 1].try_into().ok()?);
         let expire_at = (at != 0).then(|| at.min(i64::MAX as u64) as i64);
+        let (requests, payload_at) = match b[0] {
+            FORMAT => (Vec::new(), HEADER),
+            _ => {
+                let (requests, len) = request_record::decode(&b.slice(HEADER..))?;
+                (requests, HEADER + len)
+            }
+        };
         let body = match b[HEADER - 1] {
-            TOMBSTONE if b.len() == HEADER => Body::Tombstone,
+            TOMBSTONE if b.len() == payload_at => Body::Tombstone,
             TOMBSTONE => return None,
             tag => Body::Value {
                 ty: ValueType::from_u8(tag)?,
-                payload: b.slice(HEADER..),
+                payload: b.slice(payload_at..),
             },
         };
         Some(Record {
             version,
             expire_at,
             body,
+            requests,
         })
     }
 
@@ -157,23 +191,135 @@ mod tests {
             })
     }
 
-    #[test]
-    fn round_trip_and_damage() {
+    /// A value with expiry, an empty value and a tombstone, with their version.
+    fn samples() -> (Version, [Record; 3]) {
         let v = Version {
             ts: 42 << 16 | 7,
             node: NodeId(9),
         };
-        for r in [
+        let records = [
             Record::string(v, Bytes::from_static(b"hello"), Some(1_700_000_000_000)),
             Record::string(v, Bytes::new(), None),
             Record::tombstone(v),
-        ] {
+        ];
+        (v, records)
+    }
+
+    #[test]
+    fn round_trip_and_damage() {
+        let (v, records) = samples();
+        for r in records {
             assert_eq!(Record::decode(&Bytes::from(r.encode())), Some(r));
         }
         let mut bad = Record::tombstone(v).encode();
         bad.push(1); // a tombstone with a payload
         assert_eq!(Record::decode(&Bytes::from(bad)), None);
         assert_eq!(Record::decode(&Bytes::from_static(b"\x02")), None);
+    }
+
+    fn with_requests(mut r: Record) -> Record {
+        r.requests = vec![
+            RequestRecord {
+                id: Bytes::from_static(b"req-1"),
+                expire_at: 1_700_000_060_000,
+                written_at: Version {
+                    ts: 41 << 16,
+                    node: NodeId(2),
+                },
+                reply: Bytes::from_static(b"\x04\0\0\0\0\0\0\0\x05"),
+            },
+            RequestRecord {
+                id: Bytes::from_static(b"req-2"),
+                expire_at: 1_700_000_070_000,
+                written_at: r.version,
+                reply: Bytes::new(),
+            },
+        ];
+        r
+    }
+
+    #[test]
+    fn records_with_requests_round_trip_and_others_keep_format_1() {
+        for r in samples().1 {
+            assert_eq!(r.encode()[0], FORMAT, "no requests: the old format");
+            let r = with_requests(r);
+            let bytes = r.encode();
+            assert_eq!(bytes[0], FORMAT_WITH_REQUESTS);
+            assert_eq!(Record::decode(&Bytes::from(bytes.clone())), Some(r.clone()));
+            // Every cut inside the requests or the header is refused, never misread.
+            for cut in 1..bytes.len() - r_payload_len(&r) {
+                assert_eq!(
+                    Record::decode(&Bytes::from(bytes[..cut].to_vec())),
+                    None,
+                    "cut at {cut}"
+                );
+            }
+        }
+    }
+
+    fn r_payload_len(r: &Record) -> usize {
+        match &r.body {
+            Body::Value { payload, .. } => payload.len(),
+            Body::Tombstone => 0,
+        }
+    }
+
+    #[test]
+    fn a_format_1_record_written_before_request_records_still_reads() {
+        // Bytes as format 1 wrote them: format, version (ts, node), expire-at, kind
+        // (1 = string), payload.
+        let mut old = vec![1u8];
+        old.extend_from_slice(&(5u64 << 16).to_be_bytes());
+        old.extend_from_slice(&3u64.to_be_bytes());
+        old.extend_from_slice(&0u64.to_be_bytes());
+        old.push(ValueType::String as u8);
+        old.extend_from_slice(b"v1");
+        let r = Record::decode(&Bytes::from(old.clone())).expect("format 1 reads");
+        assert_eq!(
+            r,
+            Record::string(
+                Version {
+                    ts: 5 << 16,
+                    node: NodeId(3)
+                },
+                Bytes::from_static(b"v1"),
+                None
+            )
+        );
+        assert!(r.requests.is_empty());
+        assert_eq!(r.encode(), old, "and is written back unchanged");
+    }
+
+    #[test]
+    fn the_worked_example_of_the_spec_encodes_as_written() {
+        // docs/format/cluster-storage.md, "Request records".
+        let version = Version {
+            ts: 1_700_000_000_000 << 16,
+            node: NodeId(2),
+        };
+        let mut r = Record::string(version, Bytes::from_static(b"1"), None);
+        r.requests = vec![RequestRecord {
+            id: Bytes::from_static(b"r1"),
+            expire_at: 1_700_000_060_000,
+            written_at: version,
+            reply: Bytes::from_static(&[4, 0, 0, 0, 0, 0, 0, 0, 1]),
+        }];
+        let hex: String = r.encode().iter().map(|b| format!("{b:02x}")).collect();
+        let spec = "02 018bcfe568000000 0000000000000002 0000000000000000 01 01 0002 7231 \
+                    0000018bcfe65260 018bcfe568000000 0000000000000002 \
+                    00000009 04 0000000000000001 31";
+        assert_eq!(hex, spec.replace(' ', ""));
+    }
+
+    #[test]
+    fn a_request_is_found_by_id_until_it_expires() {
+        let r = with_requests(Record::tombstone(Version::ZERO));
+        let found = r
+            .request(b"req-1", 1_700_000_059_999)
+            .map(|q| q.written_at.node);
+        assert_eq!(found, Some(NodeId(2)));
+        assert!(r.request(b"req-1", 1_700_000_060_000).is_none(), "expired");
+        assert!(r.request(b"req-3", 0).is_none());
     }
 
     #[test]

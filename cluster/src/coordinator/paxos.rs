@@ -14,6 +14,7 @@ use super::tally::Tally;
 use super::{Coordinator, ReplicaSet};
 use crate::quorum::{ClusterError, Consistency, Target};
 use crate::replica_api::{ItemKey, PrepareOutcome, WriteItem, WriteOutcome};
+use crate::request_record::{carried, NewRequest};
 use crate::{Body, Record, Version};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -31,7 +32,30 @@ pub enum Change {
         body: Body,
         /// Absolute expiry (Unix ms) of a value.
         expire_at: Option<i64>,
+        /// An idempotent request to remember with this write (IDEMPOTENT).
+        request: Option<NewRequest>,
     },
+}
+
+impl Change {
+    /// The record this change makes of `state` at `version`, `None` for [`Change::Keep`].
+    /// The request records of `state` travel on (crate::request_record::carried), so a
+    /// write that is not idempotent itself never makes a key forget earlier requests.
+    pub fn into_record(self, state: Option<&Record>, version: Version) -> Option<Record> {
+        match self {
+            Change::Keep => None,
+            Change::Write {
+                body,
+                expire_at,
+                request,
+            } => Some(Record {
+                version,
+                expire_at,
+                body,
+                requests: carried(state.map_or(&[], |r| &r.requests), request, version),
+            }),
+        }
+    }
 }
 
 /// The change function of one command: called with the key's state (the newest record
@@ -116,20 +140,15 @@ impl Coordinator {
             {
                 Promises::Granted(records) => {
                     let (state, settled) = newest(records, floor);
-                    let (record, writes) = match change(state.as_ref()) {
-                        // A majority holds the same record: it is chosen, nothing to finish.
-                        Change::Keep if settled => return Ok(None),
+                    let next = change(state.as_ref()).into_record(state.as_ref(), ballot);
+                    let (record, writes) = match next {
+                        Some(record) => (record, true),
+                        // Nothing to write, and a majority holds the same record: it is
+                        // chosen, nothing to finish.
+                        None if settled => return Ok(None),
                         // Finish what a minority may hold, so no later round discards
                         // what this command observed.
-                        Change::Keep => (restate(state, ballot), false),
-                        Change::Write { body, expire_at } => (
-                            Record {
-                                version: ballot,
-                                expire_at,
-                                body,
-                            },
-                            true,
-                        ),
+                        None => (restate(state, ballot), false),
                     };
                     let item = WriteItem {
                         key: key.clone(),
@@ -196,11 +215,12 @@ fn newest(promises: Vec<Promise>, floor: Version) -> (Option<Record>, bool) {
     (state, settled)
 }
 
-/// `state` again at `ballot` (an absent key as a tombstone).
+/// `state` again at `ballot` (an absent key as a tombstone), with its live requests.
 fn restate(state: Option<Record>, ballot: Version) -> Record {
     match state {
         Some(r) => Record {
             version: ballot,
+            requests: carried(&r.requests, None, ballot),
             ..r
         },
         None => Record::tombstone(ballot),

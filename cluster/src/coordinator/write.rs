@@ -81,10 +81,13 @@ impl Coordinator {
                     });
                 }
             };
+            // A blind write (an eventual database) replaces the record whole: no
+            // request records there, IDEMPOTENT is refused (docs/consistency.md).
             let record = Record {
                 version,
                 expire_at,
                 body: body.clone(),
+                requests: Vec::new(),
             };
             let item = WriteItem {
                 key: key.clone(),

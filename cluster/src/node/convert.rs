@@ -83,6 +83,7 @@ pub fn convert_once(
                         ty: value.ty,
                         payload: value.payload,
                     },
+                    requests: Vec::new(),
                 },
             });
             if batch.len() == BATCH {

@@ -272,14 +272,7 @@ pub fn check_counters(
     counters: &[Bytes],
     nodes: &BTreeMap<NodeId, NodeState>,
 ) -> Vec<Violation> {
-    let mut violations = Vec::new();
-    for key in counters {
-        let mut bad = |what: String| {
-            violations.push(Violation::Counter {
-                key: key.clone(),
-                what,
-            })
-        };
+    counter_violations(counters, |key, bad| {
         let incrs: Vec<&Op> = history
             .iter()
             .filter(|op| op.key == *key && op.kind == OpKind::Incr)
@@ -330,22 +323,64 @@ pub fn check_counters(
                 ));
             }
         }
-        let item = ItemKey {
-            db: 0,
-            key: key.clone(),
-        };
         let count = acked.len() as u64;
-        for &node in layout.key_preflist(key) {
-            let value = nodes
-                .get(&node)
-                .and_then(|s| s.records.get(&item))
-                .map_or(0, super::clients::counter_value);
-            if value < count || value > count + unknown {
-                bad(format!(
-                    "replica {node:?} holds {value} after {count} acknowledged and {unknown} unknown INCRs"
-                ));
-            }
+        let replicas = replica_counters(layout, nodes, key);
+        counts_between(&replicas, count, unknown, "acknowledged INCRs", bad);
+    })
+}
+
+/// Reports each replica whose counter is below `count` (what was acknowledged) or
+/// above `count + unknown` (plus what may have landed).
+pub(super) fn counts_between(
+    replicas: &[(NodeId, u64)],
+    count: u64,
+    unknown: u64,
+    what: &str,
+    bad: &mut dyn FnMut(String),
+) {
+    for (node, value) in replicas {
+        if *value < count || *value > count + unknown {
+            bad(format!(
+                "replica {node:?} holds {value} after {count} {what} and {unknown} unknown"
+            ));
         }
     }
+}
+
+/// Runs `check` on each counter key; what it reports wrong (through its second
+/// argument) becomes a [`Violation::Counter`] of that key.
+pub fn counter_violations(
+    keys: &[Bytes],
+    mut check: impl FnMut(&Bytes, &mut dyn FnMut(String)),
+) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for key in keys {
+        check(key, &mut |what| {
+            violations.push(Violation::Counter {
+                key: key.clone(),
+                what,
+            })
+        });
+    }
     violations
+}
+
+/// The counter value each replica of `key` holds at the end (absent counts as 0).
+pub fn replica_counters(
+    layout: &Layout,
+    nodes: &BTreeMap<NodeId, NodeState>,
+    key: &Bytes,
+) -> Vec<(NodeId, u64)> {
+    let item = ItemKey {
+        db: 0,
+        key: key.clone(),
+    };
+    layout
+        .key_preflist(key)
+        .iter()
+        .map(|&node| {
+            let held = nodes.get(&node).and_then(|s| s.records.get(&item));
+            (node, held.map_or(0, super::clients::counter_value))
+        })
+        .collect()
 }

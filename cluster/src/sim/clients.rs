@@ -42,18 +42,7 @@ pub(crate) async fn run_client(cluster: Arc<SimCluster>, client: usize, until: I
             &cluster.keys
         };
         let key = world.rng(|r| keys[r.gen_range(0..keys.len())].clone());
-        // Mostly a running node, as a client library reconnects elsewhere; sometimes
-        // any node, so that requests also meet a coordinator that is down.
-        let up: Vec<_> = cluster
-            .nodes
-            .iter()
-            .filter(|n| n.current().is_some())
-            .collect();
-        let node = match world.rng(|r| r.gen_range(0..10)) {
-            0 => world.rng(|r| cluster.nodes[r.gen_range(0..cluster.nodes.len())].id),
-            _ if up.is_empty() => cluster.nodes[0].id,
-            _ => world.rng(|r| up[r.gen_range(0..up.len())].id),
-        };
+        let node = cluster.pick_node();
         let consistency = match world.rng(|r| r.gen_range(0..10)) {
             0 => Consistency::One,
             1 => Consistency::All,
@@ -89,9 +78,26 @@ pub(crate) async fn run_client(cluster: Arc<SimCluster>, client: usize, until: I
 }
 
 impl SimCluster {
+    /// The node a client sends its next operation to: mostly a running node, as a
+    /// client library reconnects elsewhere; sometimes any node, so that requests also
+    /// meet a coordinator that is down.
+    pub(crate) fn pick_node(&self) -> crate::NodeId {
+        let world = &self.setup.world;
+        let up: Vec<_> = self
+            .nodes
+            .iter()
+            .filter(|n| n.current().is_some())
+            .collect();
+        match world.rng(|r| r.gen_range(0..10)) {
+            0 => world.rng(|r| self.nodes[r.gen_range(0..self.nodes.len())].id),
+            _ if up.is_empty() => self.nodes[0].id,
+            _ => world.rng(|r| up[r.gen_range(0..up.len())].id),
+        }
+    }
+
     /// Runs one operation through `node`'s coordinator. If the node crashed while the
     /// client waited, the client never got the answer: a write's outcome is unknown.
-    async fn run_op(
+    pub(crate) async fn run_op(
         &self,
         node: crate::NodeId,
         key: &Bytes,
@@ -130,6 +136,10 @@ impl SimCluster {
                 }
             }
             OpKind::SerialRead => counter_round(c, item, consistency, false).await,
+            OpKind::IdempotentIncr(request) => {
+                let ignore = self.setup.sabotage == Sabotage::IgnoreRequestRecords;
+                super::retrying_client::round(c, item, consistency, *request, ignore).await
+            }
         };
         let lost = !self.setup.world.is_running(node, inc.number);
         match outcome {
@@ -168,6 +178,7 @@ async fn counter_round(
                 payload: Bytes::from(value.to_string()),
             },
             expire_at: None,
+            request: None,
         }
     };
     match c.consensus(item, consistency, &mut change).await {

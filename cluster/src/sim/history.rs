@@ -19,6 +19,9 @@ pub enum OpKind {
     Incr,
     /// A SERIAL read of a counter key: a consensus round that writes nothing.
     SerialRead,
+    /// INCR of a counter key under a request id (IDEMPOTENT): the first attempt and
+    /// every retry after an unknown outcome carry the same id.
+    IdempotentIncr(u64),
 }
 
 /// What the client was told.

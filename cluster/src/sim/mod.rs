@@ -17,11 +17,13 @@
 pub mod checker;
 mod clients;
 pub mod clock;
+mod exactly_once;
 mod faults;
 pub mod history;
 pub mod liveness;
 mod network;
 mod node;
+mod retrying_client;
 mod world;
 
 pub use checker::{NodeState, Violation};
@@ -66,6 +68,9 @@ pub enum Sabotage {
     AcceptIgnoresPromises,
     /// SERIAL reads of counters read one replica instead of running a round.
     SerialReadsFromOneReplica,
+    /// Idempotent INCRs never look for their request id in the key's record, so a
+    /// retry applies again.
+    IgnoreRequestRecords,
 }
 
 /// The shape of one simulated run.
@@ -153,6 +158,8 @@ pub(crate) struct SimCluster {
     pub(crate) keys: Vec<Bytes>,
     /// The counter keys (INCR through consensus).
     pub(crate) counters: Vec<Bytes>,
+    /// The counters of the retrying clients (INCR under a request id).
+    pub(crate) idempotent_counters: Vec<Bytes>,
     pub(crate) history: History,
     restart_failures: parking_lot::Mutex<Vec<Violation>>,
 }
@@ -259,6 +266,7 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
             .collect(),
         keys: clients::key_set(config.keys),
         counters: clients::counter_set(),
+        idempotent_counters: retrying_client::counter_set(),
         history: History::default(),
         restart_failures: parking_lot::Mutex::new(Vec::new()),
     });
@@ -266,9 +274,24 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
         node.start(&cluster.setup)?;
     }
     let until = start + config.duration;
-    let clients: Vec<_> = (0..config.clients)
+    let mut clients: Vec<_> = (0..config.clients)
         .map(|c| tokio::spawn(clients::run_client(cluster.clone(), c, until)))
         .collect();
+    clients.extend(
+        cluster
+            .idempotent_counters
+            .iter()
+            .enumerate()
+            .map(|(c, key)| {
+                let client = config.clients + c;
+                tokio::spawn(retrying_client::run(
+                    cluster.clone(),
+                    client,
+                    key.clone(),
+                    until,
+                ))
+            }),
+    );
     let faults = tokio::spawn(faults::run_faults(cluster.clone(), until));
     for task in clients {
         task.await
@@ -288,6 +311,11 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
         &cluster.counters,
         &states,
     ));
+    let idempotent = &cluster.idempotent_counters;
+    violations.extend(checker::counter_violations(idempotent, |key, bad| {
+        let replicas = checker::replica_counters(&layout, &states, key);
+        exactly_once::check_key(&history, key, &replicas, bad)
+    }));
     for node in &cluster.nodes {
         node.stop();
     }

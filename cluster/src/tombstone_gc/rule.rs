@@ -31,9 +31,15 @@ pub fn may_purge(held: &Record, now_ms: u64, grace_ms: u64, others: &[ReplicaAns
 }
 
 /// Whether `held` is a tombstone past the grace at `now_ms`: the local half of the
-/// rule, which picks the keys worth asking the other replicas about.
+/// rule, which picks the keys worth asking the other replicas about. A tombstone that
+/// still remembers an idempotent request (an `IDEMPOTENT id DEL key`) stays until the
+/// request expires: dropped earlier, a retry would find no record and delete again, a
+/// value written meanwhile included.
 pub fn old_enough(held: &Record, now_ms: u64, grace_ms: u64) -> bool {
-    matches!(held.body, Body::Tombstone) && held.version.millis().saturating_add(grace_ms) < now_ms
+    let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
+    matches!(held.body, Body::Tombstone)
+        && held.version.millis().saturating_add(grace_ms) < now_ms
+        && held.requests.iter().all(|r| !r.is_live(now))
 }
 
 #[cfg(test)]
@@ -86,6 +92,26 @@ mod tests {
             &[Some(None), Some(Some(t.clone()))]
         ));
         assert!(may_purge(&t, now, GRACE, &[]), "N = 1: nobody else to ask");
+    }
+
+    #[test]
+    fn a_tombstone_remembering_a_live_request_stays_until_it_expires() {
+        let mut t = tombstone(5000);
+        t.requests = crate::request_record::carried(
+            &[],
+            Some(crate::NewRequest {
+                id: Bytes::from_static(b"req"),
+                expire_at: 50_000,
+                reply: Bytes::new(),
+            }),
+            t.version,
+        );
+        let all_hold = [Some(Some(t.clone()))];
+        assert!(
+            !may_purge(&t, 49_999, GRACE, &all_hold),
+            "request still live"
+        );
+        assert!(may_purge(&t, 50_000, GRACE, &all_hold));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! gets always describes the state its write was applied to.
 
 use super::route::SCRIPT_RUNS;
-use super::{entry_of, ring_error};
+use super::{entry_of, idempotent, ring_error};
 use crate::commands::{table, Ctx};
 use crate::keyspace::encoding::decode_value;
 use crate::keyspace::Txn;
@@ -22,6 +22,7 @@ use kv_cluster::replica_api::ItemKey;
 use kv_cluster::ring::Ring;
 use kv_cluster::{Body, Record};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Commands whose keys are independent: each key runs as its own one-key command in its
@@ -46,7 +47,7 @@ pub async fn run(
     if SCRIPT_RUNS.contains(&spec.name) {
         return match declared_keys(args) {
             DeclaredKeys::None => scripting::ring::run_keyless(srv, client, spec, args),
-            DeclaredKeys::One(key) => one_key(srv, ring, client, spec, args, key).await,
+            DeclaredKeys::One(key) => one_key(srv, ring, client, spec, args, key, None).await,
             DeclaredKeys::Several => Reply::error(scripting::ring::SEVERAL_KEYS),
         };
     }
@@ -55,7 +56,7 @@ pub async fn run(
         let Some(key) = keys.first().cloned() else {
             return Reply::error("ERR internal error: a consensus command without a key");
         };
-        return one_key(srv, ring, client, spec, args, key).await;
+        return one_key(srv, ring, client, spec, args, key, None).await;
     }
     // A malformed MSET must be refused whole, before any of its parts runs.
     if spec.name == "mset" {
@@ -68,7 +69,7 @@ pub async fn run(
     let mut replies = Vec::new();
     for part in split_per_key(spec.name, args) {
         let key = part[1].clone();
-        replies.push(one_key(srv, ring, client, spec, &part, key).await);
+        replies.push(one_key(srv, ring, client, spec, &part, key, None).await);
     }
     merge_replies(spec.name, replies)
 }
@@ -122,86 +123,44 @@ fn merge_replies(name: &str, replies: Vec<Reply>) -> Reply {
     Reply::Int(deleted)
 }
 
-/// Runs a command on `key` as the change function of a consensus round.
-///
-/// A script (EVAL, FCALL...) is evaluated afresh on the state each round gives it, on
-/// this node's turn to run a script (`scripting::ring::turn`), and off the async worker
-/// (it may run long). A script that fails after writing keeps its writes, as on one
-/// node and in Redis; any other command that fails writes nothing.
-async fn one_key(
+/// Runs a command on `key` as the change function of a consensus round. With a
+/// `request` id (IDEMPOTENT, super::idempotent) the round first looks for the request in
+/// the key's record: found, its stored reply is the answer and nothing is applied;
+/// otherwise the reply is remembered in the record written.
+pub(super) async fn one_key(
     srv: &Shared,
     ring: &Arc<dyn Ring>,
     client: &mut Client,
     spec: &'static table::CommandSpec,
     args: &[Bytes],
     key: Bytes,
+    request: Option<&Bytes>,
 ) -> Reply {
     let Some(handler) = spec.handler else {
         return Reply::error("ERR internal error: command without handler");
     };
-    let is_script = SCRIPT_RUNS.contains(&spec.name);
     let db = client.db;
     let level = client.consistency;
     let mut reply = Reply::Nil;
+    let mut replayed = false;
     let mut change = |state: Option<&Record>| -> Change {
-        let mut reads = HashMap::new();
-        reads.insert((db, key.clone()), state.and_then(entry_of));
-        let mut ctx = Ctx {
-            srv,
-            client: &mut *client,
-            txn: Txn::on_ring(&srv.store, reads),
-        };
-        let writes = if is_script {
-            let outcome = scripting::ring::off_async_worker(|| {
-                let _turn = scripting::ring::turn(srv, spec)?;
-                Ok(handler(&mut ctx, args).unwrap_or_else(|e| e))
-            });
-            match outcome {
-                Ok(r) => reply = r,
-                Err(busy) => {
-                    reply = busy;
-                    return Change::Keep;
-                }
-            }
-            ctx.txn.into_ring_writes()
-        } else {
-            reply = handler(&mut ctx, args).unwrap_or_else(|e| e);
-            let writes = ctx.txn.into_ring_writes();
-            if reply.is_error() {
-                return Change::Keep;
-            }
-            writes
-        };
-        // One round decides one key: a command that also writes another key (SORT ...
-        // STORE) cannot run here, and must not half-succeed.
-        if writes.iter().any(|(d, k, _)| *d != db || *k != key) {
-            reply = Reply::error(
-                "ERR this command writes a key besides the one it names, which needs several \
-                 keys in one consensus round; it is not available in cluster mode \
-                 (docs/consistency.md)",
-            );
+        replayed = false;
+        if let Some(stored) = request.and_then(|id| idempotent::replay(state, id)) {
+            reply = stored;
+            replayed = true;
             return Change::Keep;
         }
-        // The key's last write is its next state.
-        match writes
-            .into_iter()
-            .rev()
-            .find(|(d, k, _)| *d == db && *k == key)
-        {
-            None => Change::Keep,
-            Some((_, _, value)) => match value.as_ref().and_then(decode_value) {
-                Some(d) => Change::Write {
-                    body: Body::Value {
-                        ty: d.ty,
-                        payload: d.payload,
-                    },
-                    expire_at: d.expire_at,
-                },
-                None => Change::Write {
-                    body: Body::Tombstone,
-                    expire_at: None,
-                },
-            },
+        let command = Command {
+            spec,
+            handler,
+            args,
+            db,
+            key: &key,
+        };
+        let change = apply(srv, client, &command, state, &mut reply);
+        match request {
+            Some(id) => idempotent::remember(srv, id, state, &reply, change),
+            None => change,
         }
     };
     let item = ItemKey {
@@ -209,11 +168,106 @@ async fn one_key(
         key: key.clone(),
     };
     match ring.consensus(item, level, &mut change).await {
+        Ok(_) if replayed => {
+            srv.counters
+                .idempotent_replays
+                .fetch_add(1, Ordering::Relaxed);
+            reply
+        }
         Ok(Some(version)) => {
             reply.commit_versions(version.ts);
             reply
         }
         Ok(None) => reply,
         Err(e) => ring_error(&e),
+    }
+}
+
+/// A command bound for one key's consensus round.
+struct Command<'a> {
+    spec: &'static table::CommandSpec,
+    handler: table::Handler,
+    args: &'a [Bytes],
+    db: usize,
+    key: &'a Bytes,
+}
+
+/// Runs `command` on `state` (the key's record as a majority holds it): its reply goes
+/// to `reply`, and what it wrote becomes the change.
+///
+/// A script (EVAL, FCALL...) is evaluated afresh on the state each round gives it, on
+/// this node's turn to run a script (`scripting::ring::turn`), and off the async worker
+/// (it may run long). A script that fails after writing keeps its writes, as on one
+/// node and in Redis; any other command that fails writes nothing.
+fn apply(
+    srv: &Shared,
+    client: &mut Client,
+    command: &Command<'_>,
+    state: Option<&Record>,
+    reply: &mut Reply,
+) -> Change {
+    let Command {
+        spec,
+        handler,
+        args,
+        db,
+        key,
+    } = *command;
+    let mut reads = HashMap::new();
+    reads.insert((db, key.clone()), state.and_then(entry_of));
+    let mut ctx = Ctx {
+        srv,
+        client,
+        txn: Txn::on_ring(&srv.store, reads),
+    };
+    let writes = if SCRIPT_RUNS.contains(&spec.name) {
+        let outcome = scripting::ring::off_async_worker(|| {
+            let _turn = scripting::ring::turn(srv, spec)?;
+            Ok(handler(&mut ctx, args).unwrap_or_else(|e| e))
+        });
+        match outcome {
+            Ok(r) => *reply = r,
+            Err(busy) => {
+                *reply = busy;
+                return Change::Keep;
+            }
+        }
+        ctx.txn.into_ring_writes()
+    } else {
+        *reply = handler(&mut ctx, args).unwrap_or_else(|e| e);
+        let writes = ctx.txn.into_ring_writes();
+        if reply.is_error() {
+            return Change::Keep;
+        }
+        writes
+    };
+    // One round decides one key: a command that also writes another key (SORT ...
+    // STORE) cannot run here, and must not half-succeed.
+    if writes.iter().any(|(d, k, _)| *d != db || k != key) {
+        *reply = Reply::error(
+            "ERR this command writes a key besides the one it names, which needs several \
+             keys in one consensus round; it is not available in cluster mode \
+             (docs/consistency.md)",
+        );
+        return Change::Keep;
+    }
+    // The key's last write is its next state.
+    match writes.into_iter().next_back() {
+        None => Change::Keep,
+        Some((_, _, value)) => match value.as_ref().and_then(decode_value) {
+            Some(d) => Change::Write {
+                body: Body::Value {
+                    ty: d.ty,
+                    payload: d.payload,
+                },
+                expire_at: d.expire_at,
+                request: None,
+            },
+            None => Change::Write {
+                body: Body::Tombstone,
+                expire_at: None,
+                request: None,
+            },
+        },
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod advertised;
 pub mod consensus;
+pub mod idempotent;
 pub mod keyspace;
 pub mod layout;
 pub mod metadata;
@@ -63,6 +64,7 @@ pub async fn execute(
         Route::Refused(why) => Reply::error(why),
         Route::Keys { prefetch } => on_keys(srv, ring, client, spec, args, prefetch).await,
         Route::Consensus => consensus::run(srv, ring, client, spec, args).await,
+        Route::Idempotent => idempotent::run(srv, ring, client, args).await,
         Route::Publish => pubsub::publish(srv, ring, client, spec, args),
         Route::Keyspace => keyspace::run(srv, ring, client, spec.name, args).await,
         Route::Repair => keyspace::repair(ring, args).await,

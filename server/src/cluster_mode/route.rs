@@ -41,6 +41,9 @@ pub enum Route {
     Metadata,
     /// Runs through single-key consensus (each key of MSET/DEL/UNLINK in its own round).
     Consensus,
+    /// IDEMPOTENT: the wrapped command through its key's consensus, the reply kept in
+    /// the key's record (super::idempotent).
+    Idempotent,
     /// PUBLISH / SPUBLISH: delivered here, then sent to every other node.
     Publish,
     /// Not available on the ring; the text says why.
@@ -104,7 +107,6 @@ fn not_on_consensus(name: &str) -> Option<&'static str> {
             Some("transactions need their keys in one consensus round (one slot)")
         }
         "swapdb" | "move" => Some("it changes two databases at once"),
-        "idempotent" => Some("its request records do not travel with the write yet"),
         _ => None,
     }
 }
@@ -162,6 +164,12 @@ pub fn route(
     }
     if matches!(name, "scan" | "keys" | "dbsize") {
         return Route::Keyspace;
+    }
+    if name == "idempotent" {
+        return match linearizable {
+            true => Route::Idempotent,
+            false => refused(name, EVENTUAL_IDEMPOTENT),
+        };
     }
     let touches_data = spec.first_key > 0 || spec.has(WRITE | READONLY | KEYSPACE | GLOBAL);
     let transaction = matches!(name, "multi" | "exec" | "watch" | "unwatch" | "discard");
@@ -243,6 +251,12 @@ fn script_route(name: &str, parent: Option<&str>, linearizable: bool) -> Option<
 const EVENTUAL: &str = "this database is eventual (cluster-eventual-databases): its plain \
      writes are last-writer-wins, and a command that reads a key before writing it could \
      lose updates there; use a linearizable database";
+
+/// Why IDEMPOTENT is refused in an eventual database.
+const EVENTUAL_IDEMPOTENT: &str = "this database is eventual (cluster-eventual-databases): \
+     its writes are last-writer-wins with no single order of a key's writes, so there is \
+     no one record a retry would surely find the first reply in; use a linearizable \
+     database";
 
 fn refused(what: &str, why: &str) -> Route {
     Route::Refused(format!(
@@ -361,6 +375,16 @@ mod tests {
                 Route::Refused(why) => assert!(why.contains("eventual"), "{why}"),
                 other => panic!("{cmd:?} took {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn idempotent_runs_in_linearizable_databases_and_is_refused_in_eventual_ones() {
+        let cmd = ["IDEMPOTENT", "req", "INCR", "k"];
+        assert_eq!(route_of(&cmd), Route::Idempotent);
+        match eventual(&cmd) {
+            Route::Refused(why) => assert!(why.contains("no single order"), "{why}"),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -79,10 +79,14 @@ impl Ring for FakeRing {
             });
         }
         let state = self.data.lock().get(&key).cloned();
-        match change(state.as_ref()) {
-            Change::Keep => Ok(None),
-            Change::Write { body, expire_at } => Ok(Some(self.store(key, body, expire_at))),
+        let change = change(state.as_ref());
+        if change == Change::Keep {
+            return Ok(None);
         }
+        let version = self.next_version();
+        let record = change.into_record(state.as_ref(), version);
+        self.data.lock().extend(record.map(|r| (key, r)));
+        Ok(Some(version))
     }
     async fn scan(
         &self,
@@ -117,15 +121,20 @@ impl Ring for FakeRing {
 }
 
 impl FakeRing {
-    fn store(&self, key: ItemKey, body: Body, expire_at: Option<i64>) -> Version {
-        let version = Version {
+    fn next_version(&self) -> Version {
+        Version {
             ts: self.clock.fetch_add(1, Ordering::Relaxed) + 1,
             node: NodeId(1),
-        };
+        }
+    }
+
+    fn store(&self, key: ItemKey, body: Body, expire_at: Option<i64>) -> Version {
+        let version = self.next_version();
         let rec = Record {
             version,
             expire_at,
             body,
+            requests: Vec::new(),
         };
         self.data.lock().insert(key, rec);
         version
@@ -346,4 +355,86 @@ async fn serial_reads_are_refused_in_an_eventual_database() {
         Reply::Ok
     );
     assert_eq!(h.run(&["GET", "n"]).await, bulk("1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_writes_apply_once_and_retries_get_the_first_reply() {
+    let mut h = Harness::new().await;
+    let incr = ["IDEMPOTENT", "req-1", "INCR", "c"];
+    assert_eq!(h.run(&incr).await, Reply::Int(1));
+    assert_eq!(h.run(&incr).await, Reply::Int(1), "a retry is not applied");
+    assert_eq!(h.run(&["GET", "c"]).await, bulk("1"));
+    assert_eq!(
+        h.run(&["IDEMPOTENT", "req-2", "INCR", "c"]).await,
+        Reply::Int(2)
+    );
+    // A later plain write carries the request records on.
+    assert_eq!(h.run(&["INCRBY", "c", "10"]).await, Reply::Int(12));
+    assert_eq!(h.run(&incr).await, Reply::Int(1));
+    assert_eq!(h.run(&["GET", "c"]).await, bulk("12"));
+    // Versions in a replayed reply are those of the write that answered first.
+    let tagged = ["IDEMPOTENT", "req-3", "SET", "c", "x", "WITHETAG"];
+    let first = h.run(&tagged).await;
+    assert!(matches!(first, Reply::Version(_)), "{first:?}");
+    assert_eq!(h.run(&["SET", "c", "y"]).await, Reply::Ok);
+    assert_eq!(h.run(&tagged).await, first);
+    assert_eq!(h.run(&["GET", "c"]).await, bulk("y"));
+    let replays = h.srv.counters.idempotent_replays.load(Ordering::Relaxed);
+    assert_eq!(replays, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_command_that_changed_nothing_is_remembered_but_errors_are_not() {
+    let mut h = Harness::new().await;
+    assert_eq!(h.run(&["SET", "k", "held"]).await, Reply::Ok);
+    let nx = ["IDEMPOTENT", "nx-1", "SET", "k", "mine", "NX"];
+    assert_eq!(h.run(&nx).await, Reply::Nil);
+    // The key is deleted (the tombstone carries the request on): the retry still gets
+    // the first answer and does not create the key.
+    assert_eq!(h.run(&["DEL", "k"]).await, Reply::Int(1));
+    assert_eq!(h.run(&nx).await, Reply::Nil);
+    assert_eq!(h.run(&["GET", "k"]).await, Reply::Nil);
+    // An error that applied nothing runs again on retry.
+    assert_eq!(h.run(&["SET", "s", "abc"]).await, Reply::Ok);
+    let incr = ["IDEMPOTENT", "err-1", "INCR", "s"];
+    assert!(h.run(&incr).await.is_error());
+    assert_eq!(h.run(&["SET", "s", "5"]).await, Reply::Ok);
+    assert_eq!(h.run(&incr).await, Reply::Int(6));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_commands_of_several_keys_or_in_an_eventual_database_are_refused() {
+    let mut h = Harness::new().await;
+    for cmd in [
+        &["IDEMPOTENT", "m", "MSET", "a", "1", "b", "2"][..],
+        &["IDEMPOTENT", "m", "DEL", "a", "b"],
+    ] {
+        match h.run(cmd).await {
+            Reply::Error(e) => assert!(e.starts_with("CROSSSLOT"), "{cmd:?}: {e}"),
+            other => panic!("{cmd:?}: {other:?}"),
+        }
+    }
+    match h.run(&["IDEMPOTENT", "m", "RENAME", "a", "b"]).await {
+        Reply::Error(e) => assert!(e.contains("several keys"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    match h.run(&["IDEMPOTENT", "m", "GET", "a"]).await {
+        Reply::Error(e) => assert!(e.contains("only wraps"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    // One key of MSET or DEL is one key.
+    assert_eq!(
+        h.run(&["IDEMPOTENT", "one", "DEL", "a", "a"]).await,
+        Reply::Int(0)
+    );
+    assert!(
+        h.ring.data.lock().len() == 1,
+        "nothing of the refused ones was written"
+    );
+    h.srv.config.write().cluster.eventual_databases = vec![1];
+    assert_eq!(h.run(&["SELECT", "1"]).await, Reply::Ok);
+    match h.run(&["IDEMPOTENT", "e", "SET", "a", "1"]).await {
+        Reply::Error(e) => assert!(e.contains("eventual") && e.contains("single order"), "{e}"),
+        other => panic!("{other:?}"),
+    }
 }

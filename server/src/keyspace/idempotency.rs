@@ -202,6 +202,23 @@ pub fn decode_record(record: &[u8], record_version: Version) -> Option<(i64, Rep
     Some((created, reply))
 }
 
+/// Encodes a reply alone (`reply` above, versions still pending): what a cluster keeps
+/// in a key's request record (kv_cluster::request_record), where the version a pending
+/// one resolves to is the record's `written-at`.
+pub fn encode_reply(reply: &Reply) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    serialize(reply, &mut out);
+    out
+}
+
+/// Decodes a reply made by [`encode_reply`]; its versions stay pending. `None` if the
+/// bytes are not a whole reply.
+pub fn decode_reply(bytes: &[u8]) -> Option<Reply> {
+    let mut r = Reader(bytes);
+    let reply = r.reply(None, 0)?;
+    r.0.is_empty().then_some(reply)
+}
+
 /// Longest accepted `idempotency-window-ms`: ten years. Larger values would overflow the
 /// millisecond arithmetic below and mean "forever" in practice, which the sweep cannot bound.
 pub const MAX_WINDOW_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
@@ -239,6 +256,17 @@ mod tests {
         assert_eq!(items[1], Reply::bulk_from(b"v"));
         assert_eq!(created_at(&rec), Some(1234));
         assert!(decode_record(&rec[..rec.len() - 1], Version::Committed(501)).is_none());
+    }
+
+    #[test]
+    fn a_reply_alone_round_trips_with_its_versions_pending() {
+        let reply = Reply::Array(vec![Reply::Version(Version::Pending(0)), Reply::Nil]);
+        let bytes = encode_reply(&reply);
+        assert_eq!(decode_reply(&bytes), Some(reply));
+        assert_eq!(decode_reply(&bytes[..bytes.len() - 1]), None);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(decode_reply(&longer), None, "trailing bytes");
     }
 
     #[test]
