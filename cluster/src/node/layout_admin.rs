@@ -201,6 +201,7 @@ impl ClusterNode {
                             payload: json.clone(),
                         },
                         expire_at: None,
+                        request: None,
                     }
                 }
             }
