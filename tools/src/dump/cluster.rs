@@ -89,7 +89,11 @@ pub fn dump_records(
                     )))
                 }
             };
-            if selection.db.is_some_and(|only| only != n) {
+            // The layout register is the cluster's, not a client database's: a dump
+            // loaded into another cluster must not carry it.
+            if selection.db.is_some_and(|only| only != n)
+                || n == kv_cluster::node::LAYOUT_REGISTER_DB
+            {
                 continue;
             }
             let (ty, value) = match &record.body {
