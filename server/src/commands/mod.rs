@@ -444,6 +444,7 @@ pub fn run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec, args: 
     };
     let plan = plan(spec, args, client);
     let mut snapshot = false;
+    let read_only = matches!(plan, Plan::Read { .. });
     let _guard: Option<Guard<'_>> = match plan {
         Plan::Nothing => None,
         Plan::Read { snapshot: s } => {
@@ -470,6 +471,9 @@ pub fn run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec, args: 
     ctx.txn.set_writer(ctx.client.info.id);
     if snapshot {
         ctx.txn.use_snapshot();
+    }
+    if read_only {
+        ctx.txn.read_only();
     }
     let mut reply = handler(&mut ctx, args).unwrap_or_else(|e| e);
     match ctx.txn.commit() {
