@@ -27,6 +27,7 @@ pub mod server;
 pub mod sort;
 pub mod strings;
 pub mod table;
+pub mod table_hash;
 pub mod tracking;
 pub mod transactions;
 pub mod versions;
@@ -159,7 +160,15 @@ fn arity_error(name: &str) -> Reply {
 
 /// Resolves the command (and subcommand) to run and checks arity.
 pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
-    let spec = table::lookup(&args[0]).ok_or_else(|| unknown_command(args))?;
+    resolve_looked_up(table::lookup(&args[0]), args)
+}
+
+/// [`resolve`] for a caller that already looked the name up (`table::lookup(&args[0])`).
+fn resolve_looked_up(
+    spec: Option<&'static CommandSpec>,
+    args: &[Bytes],
+) -> Result<&'static CommandSpec, Reply> {
+    let spec = spec.ok_or_else(|| unknown_command(args))?;
     if spec.subcommands.is_empty() {
         if !spec.arity_ok(args.len()) {
             return Err(arity_error(spec.name));
@@ -251,7 +260,7 @@ fn admit_inner(
             "NOAUTH Authentication required.".into(),
         ));
     }
-    let spec = match resolve(args) {
+    let spec = match resolve_looked_up(spec, args) {
         Ok(s) => s,
         Err(e) => {
             if in_multi {
