@@ -531,7 +531,8 @@ const GROUP_MAX_BYTES: usize = 4 << 20;
 
 /// The spec of `args` if it may share one engine batch with its pipeline neighbours: a
 /// plain key-based read or write of an authenticated client outside MULTI, that its ACL
-/// user may run (a refused one runs alone, through `execute`, which replies and logs).
+/// user may run and that a RESP2 subscriber may send (a refused one runs alone, through
+/// `execute`, which replies and logs).
 fn groupable(srv: &Shared, client: &Client, args: &[Bytes]) -> Option<&'static CommandSpec> {
     if client.multi.is_some() || client.auth_required(srv) {
         return None;
@@ -539,6 +540,9 @@ fn groupable(srv: &Shared, client: &Client, args: &[Bytes]) -> Option<&'static C
     let user = client.acting_user(srv);
     let spec = resolve(args).ok()?;
     check(&user.perms(), spec, args).ok()?;
+    if pubsub::refused_while_subscribed(client, spec, args).is_some() {
+        return None;
+    }
     let plain = spec.has(WRITE | READONLY)
         && !spec.has(GLOBAL | KEYSPACE | table::ADMIN | NO_MULTI)
         && spec.first_key > 0
@@ -547,11 +551,13 @@ fn groupable(srv: &Shared, client: &Client, args: &[Bytes]) -> Option<&'static C
 }
 
 /// Group commit of a pipeline: runs the leading run of plain commands of `cmds` (at least
-/// two, at least one a write) as one transaction — their keys locked together, one
+/// two) as one transaction — with a write among them, their keys locked together, one
 /// engine batch, one WAL record — pushing their replies. Each command still sees the
-/// writes of the ones before it, exactly as if run one by one. Returns `Ok(n)` if `n`
-/// commands ran, or `Err(k)`: nothing ran, and the next `k` commands are to be run one
-/// by one without asking again (a run of reads only, or a lone command).
+/// writes of the ones before it, exactly as if run one by one. A run of reads only takes
+/// the shared lock a lone read takes, and reads one snapshot if one of them names several
+/// keys (as a lone MGET does): admission, locking and the transaction are paid once for
+/// the run. Returns `Ok(n)` if `n` commands ran, or `Err(k)`: nothing ran, and the next
+/// `k` commands are to be run one by one without asking again (a lone command).
 pub fn execute_group(
     srv: &Shared,
     client: &mut Client,
@@ -570,14 +576,19 @@ pub fn execute_group(
             break;
         }
     }
-    if specs.len() < 2 || !specs.iter().any(|s| s.has(WRITE)) {
+    if specs.len() < 2 {
         return Err(specs.len().max(1));
     }
-    let keys: Vec<&[u8]> = specs
-        .iter()
-        .zip(cmds)
-        .flat_map(|(s, a)| s.keys(a).into_iter().map(|k| &k[..]))
-        .collect();
+    let reads_only = !specs.iter().any(|s| s.has(WRITE));
+    let keys: Vec<&[u8]> = if reads_only {
+        Vec::new()
+    } else {
+        specs
+            .iter()
+            .zip(cmds)
+            .flat_map(|(s, a)| s.keys(a).into_iter().map(|k| &k[..]))
+            .collect()
+    };
     // A script busy past its threshold: the commands run one by one, each getting -BUSY.
     let Ok(_guard) = lock_or_busy(srv, specs[0], keys) else {
         return Err(specs.len());
@@ -588,6 +599,12 @@ pub fn execute_group(
         txn: Txn::new(&srv.store),
     };
     ctx.txn.set_writer(ctx.client.info.id);
+    if reads_only {
+        ctx.txn.read_only();
+        if specs.iter().zip(cmds).any(|(s, a)| s.keys(a).len() > 1) {
+            ctx.txn.use_snapshot();
+        }
+    }
     let first_reply = replies.len();
     for (spec, args) in specs.iter().zip(cmds) {
         let started = Instant::now();
