@@ -203,7 +203,16 @@ fn resolve_looked_up(
 /// worker thread for it, so a stall never stops reads, accepts or SIGTERM. Other writes
 /// only append to the WAL and run inline.
 pub fn may_block(args: &[Bytes], db: &kv_engine::Db) -> bool {
-    match table::lookup(&args[0]) {
+    may_block_looked_up(table::lookup(&args[0]), args, db)
+}
+
+/// [`may_block`] for a caller that already looked the name up (`table::lookup(&args[0])`).
+pub fn may_block_looked_up(
+    spec: Option<&'static CommandSpec>,
+    args: &[Bytes],
+    db: &kv_engine::Db,
+) -> bool {
+    match spec {
         Some(s) => {
             s.has(GLOBAL | table::ADMIN)
                 || !s.subcommands.is_empty()
@@ -224,9 +233,20 @@ pub enum Admission {
 
 /// Runs a command for a client: the single entry point of the connection loop.
 pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
-    let spec = match admit(srv, client, args) {
-        Admission::Run(spec) => spec,
-        Admission::Done(reply) => return reply,
+    execute_looked_up(srv, client, args, table::lookup(&args[0]))
+}
+
+/// [`execute`] for a caller that already looked the name up (`table::lookup(&args[0])`),
+/// so a pipelined command's name is looked up once (connection.rs).
+pub fn execute_looked_up(
+    srv: &Shared,
+    client: &mut Client,
+    args: &[Bytes],
+    looked_up: Option<&'static CommandSpec>,
+) -> Reply {
+    let spec = match admit_inner(srv, client, args, looked_up) {
+        Ok(spec) => spec,
+        Err(reply) => return reply,
     };
     let started = Instant::now();
     let reply = run(srv, client, spec, args);
@@ -239,19 +259,20 @@ pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
 /// and MULTI queueing. Shared by the local path ([`execute`]) and the ring path
 /// (`crate::cluster_mode`), so a command is admitted the same way on both.
 pub fn admit(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Admission {
-    match admit_inner(srv, client, args) {
+    match admit_inner(srv, client, args, table::lookup(&args[0])) {
         Ok(spec) => Admission::Run(spec),
         Err(reply) => Admission::Done(reply),
     }
 }
 
+/// `spec` is `table::lookup(&args[0])`, done by the caller.
 fn admit_inner(
     srv: &Shared,
     client: &mut Client,
     args: &[Bytes],
+    spec: Option<&'static CommandSpec>,
 ) -> Result<&'static CommandSpec, Reply> {
     let in_multi = client.multi.is_some();
-    let spec = table::lookup(&args[0]);
     if client.auth_required(srv) && !spec.is_some_and(|s| s.has(NO_AUTH)) {
         return Err(reject(
             srv,
@@ -533,12 +554,17 @@ const GROUP_MAX_BYTES: usize = 4 << 20;
 /// plain key-based read or write of an authenticated client outside MULTI, that its ACL
 /// user may run and that a RESP2 subscriber may send (a refused one runs alone, through
 /// `execute`, which replies and logs).
-fn groupable(srv: &Shared, client: &Client, args: &[Bytes]) -> Option<&'static CommandSpec> {
+fn groupable(
+    srv: &Shared,
+    client: &Client,
+    args: &[Bytes],
+    looked_up: Option<&'static CommandSpec>,
+) -> Option<&'static CommandSpec> {
     if client.multi.is_some() || client.auth_required(srv) {
         return None;
     }
     let user = client.acting_user(srv);
-    let spec = resolve(args).ok()?;
+    let spec = resolve_looked_up(looked_up, args).ok()?;
     check(&user.perms(), spec, args).ok()?;
     if pubsub::refused_while_subscribed(client, spec, args).is_some() {
         return None;
@@ -558,16 +584,18 @@ fn groupable(srv: &Shared, client: &Client, args: &[Bytes]) -> Option<&'static C
 /// keys (as a lone MGET does): admission, locking and the transaction are paid once for
 /// the run. Returns `Ok(n)` if `n` commands ran, or `Err(k)`: nothing ran, and the next
 /// `k` commands are to be run one by one without asking again (a lone command).
+/// `looked_up[i]` is `table::lookup(&cmds[i][0])`.
 pub fn execute_group(
     srv: &Shared,
     client: &mut Client,
     cmds: &[Vec<Bytes>],
+    looked_up: &[Option<&'static CommandSpec>],
     replies: &mut Vec<Reply>,
 ) -> Result<usize, usize> {
     let mut specs = Vec::new();
     let mut bytes = 0;
-    for args in cmds {
-        let Some(spec) = groupable(srv, client, args) else {
+    for (args, &spec) in cmds.iter().zip(looked_up) {
+        let Some(spec) = groupable(srv, client, args, spec) else {
             break;
         };
         specs.push(spec);
