@@ -108,6 +108,31 @@ pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
     }
 }
 
+/// Runs the command's process on CPU `cpu` only (`sched_setaffinity`, what `taskset -c`
+/// does), so a server and its load generator do not take turns on the same core.
+pub fn pin_to_cpu(cmd: &mut Command, cpu: usize) -> &mut Command {
+    // SAFETY: the closure runs between fork and exec and only fills a cpu_set_t on the
+    // stack and calls sched_setaffinity, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The machine's load averages over 1, 5 and 15 minutes (`/proc/loadavg`), printed
+/// beside each measurement so that a run on a busy machine shows as one.
+pub fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let three: Vec<&str> = text.split_whitespace().take(3).collect();
+    (three.len() == 3).then(|| three.join(" "))
+}
+
 /// A child that is stopped when dropped: SIGTERM, up to `grace` to exit, then SIGKILL.
 pub struct KillOnDrop {
     /// The process.
@@ -219,6 +244,24 @@ pub fn free_port() -> io::Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pinned_child_runs_on_that_cpu_only() {
+        let out = pin_to_cpu(&mut Command::new("grep"), 0)
+            .args(["^Cpus_allowed_list", "/proc/self/status"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let line = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    }
+
+    #[test]
+    fn load_average_has_three_numbers() {
+        let load = load_average().unwrap();
+        let parsed: Vec<f64> = load.split(' ').map(|v| v.parse().unwrap()).collect();
+        assert_eq!(parsed.len(), 3, "{load}");
+    }
 
     #[test]
     fn status_fields_parse() {

@@ -4,6 +4,7 @@
 //! per pipeline batch, so no runtime thread sleeps on the disk.
 
 use crate::commands;
+use crate::commands::table::CommandSpec;
 use crate::keyspace::now_ms;
 use crate::protocol::{Limits, Parsed, Reply, RequestParser};
 use crate::state::{Client, ClientInfo, Shared};
@@ -285,6 +286,11 @@ where
 /// (its reply is then left to [`lock_wait`]). Returns how many commands were consumed
 /// excluding a waiting one.
 fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut BytesMut) -> usize {
+    // Each name is looked up once here, for may_block, grouping and admission alike.
+    let looked_up: Vec<_> = batch
+        .iter()
+        .map(|a| commands::table::lookup(&a[0]))
+        .collect();
     let hard = srv.config.read().client_output_buffer_limit.normal.hard;
     let over_hard_limit = move |client: &mut Client, out: &BytesMut| {
         if hard > 0 && out.len() as u64 > hard {
@@ -300,7 +306,7 @@ fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut 
         let mut alone = 0; // commands to run one by one before trying a group again
         while n < batch.len() {
             if alone == 0 {
-                match run_group(srv, client, &batch[n..], &mut grouped) {
+                match run_group(srv, client, &batch[n..], &looked_up[n..], &mut grouped) {
                     Ok(ran) => {
                         grouped.drain(..).for_each(|r| r.encode(out, client.resp3));
                         n += ran;
@@ -314,7 +320,7 @@ fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut 
             }
             alone -= 1;
             let args = &batch[n];
-            let reply = run_one(srv, client, args);
+            let reply = run_looked_up(srv, client, args, looked_up[n]);
             if client.wait.is_some() {
                 return n;
             }
@@ -329,7 +335,11 @@ fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut 
         n
     };
     // While a script runs, any command may wait for the lock it holds (scripting/busy.rs).
-    if srv.scripting.busy.running() || batch.iter().any(|a| commands::may_block(a, &srv.store.db)) {
+    let may_block = || {
+        (batch.iter().zip(&looked_up))
+            .any(|(a, &spec)| commands::may_block_looked_up(spec, a, &srv.store.db))
+    };
+    if srv.scripting.busy.running() || may_block() {
         tokio::task::block_in_place(|| body(client, out))
     } else {
         body(client, out)
@@ -342,10 +352,11 @@ fn run_group(
     srv: &Shared,
     client: &mut Client,
     batch: &[Vec<Bytes>],
+    looked_up: &[Option<&'static CommandSpec>],
     replies: &mut Vec<Reply>,
 ) -> Result<usize, usize> {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        commands::execute_group(srv, client, batch, replies)
+        commands::execute_group(srv, client, batch, looked_up, replies)
     }));
     r.unwrap_or_else(|_| {
         tracing::error!("pipelined command panicked; closing its connection");
@@ -358,8 +369,18 @@ fn run_group(
 
 /// Runs one command; a panic inside it becomes an error reply and closes the connection.
 pub(crate) fn run_one(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
+    run_looked_up(srv, client, args, commands::table::lookup(&args[0]))
+}
+
+/// [`run_one`] with the name already looked up (`table::lookup(&args[0])`).
+fn run_looked_up(
+    srv: &Shared,
+    client: &mut Client,
+    args: &[Bytes],
+    looked_up: Option<&'static CommandSpec>,
+) -> Reply {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        commands::execute(srv, client, args)
+        commands::execute_looked_up(srv, client, args, looked_up)
     }));
     match r {
         Ok(reply) => reply,

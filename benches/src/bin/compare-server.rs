@@ -1,12 +1,16 @@
 //! compare-server: starts kvd and redis-server side by side (AOF, appendfsync everysec,
 //! temp dirs, free ports), runs the same redis-benchmark against each at -P 1 and -P 16,
-//! prints ops/s, p50 and p99 with kvd/redis ratios, then loads `--rss-keys` keys into each
-//! and reports their RSS. Both servers are stopped at the end, on error too (and they get
+//! prints ops/s, p50 and p99 with kvd/redis ratios and the load average at the start of
+//! each run, then loads `--rss-keys` keys into each and reports their RSS. On a machine
+//! with two or more CPUs the servers run on CPU 0 and redis-benchmark on CPU 1 (`--no-pin`
+//! to let the scheduler choose), so both servers are measured the same way. Both servers are stopped at the end, on error too (and they get
 //! SIGKILL from the kernel if this program dies first).
 
 use clap::Parser;
 use kv_benches::parse_list;
-use kv_benches::process::{die_with_parent, free_port, run_with_timeout, status_kb, KillOnDrop};
+use kv_benches::process::{
+    die_with_parent, free_port, load_average, pin_to_cpu, run_with_timeout, status_kb, KillOnDrop,
+};
 use kv_benches::redis_csv::{self, BenchRow};
 use kv_benches::resp_load;
 use kv_benches::table::{mib, ratio, Table};
@@ -63,6 +67,20 @@ struct Args {
     /// Give up on one redis-benchmark run after this many seconds.
     #[arg(long = "timeout", default_value_t = 900)]
     timeout_secs: u64,
+    /// Do not pin the servers to CPU 0 and redis-benchmark to CPU 1.
+    #[arg(long = "no-pin")]
+    no_pin: bool,
+}
+
+/// CPUs the servers and the load generator run on, when pinned.
+const SERVER_CPU: usize = 0;
+const BENCHMARK_CPU: usize = 1;
+
+impl Args {
+    /// Pinning needs two CPUs; with one, both would share it anyway.
+    fn pin(&self) -> bool {
+        !self.no_pin && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +102,8 @@ impl Kind {
 struct BenchRun {
     pipeline: u32,
     kind: Kind,
+    /// `/proc/loadavg` (1, 5, 15 minutes) just before the run.
+    load: Option<String>,
     rows: Result<Vec<BenchRow>, String>,
 }
 
@@ -142,6 +162,7 @@ fn run(a: &Args) -> Result<(), String> {
     for &p in &pipelines {
         for s in &mut servers {
             eprintln!("redis-benchmark -P {p} against {} ...", s.kind.name());
+            let load = load_average();
             let r = benchmark(a, s.port, p);
             if let Err(e) = &r {
                 eprintln!("{}: {e}", s.kind.name());
@@ -156,6 +177,7 @@ fn run(a: &Args) -> Result<(), String> {
             results.push(BenchRun {
                 pipeline: p,
                 kind: s.kind,
+                load,
                 rows: r,
             });
         }
@@ -222,6 +244,9 @@ fn start(a: &Args, kind: Kind, base: &Path) -> Result<Server, String> {
             c
         }
     };
+    if a.pin() {
+        pin_to_cpu(&mut cmd, SERVER_CPU);
+    }
     let log = base.join(format!("{}.log", kind.name()));
     let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
@@ -264,6 +289,9 @@ fn benchmark(a: &Args, port: u16, pipeline: u32) -> Result<Vec<BenchRow>, String
         .args(["-n", &a.requests.to_string(), "-r", &a.keyspace.to_string()])
         .args(["-d", &a.data_size.to_string(), "-c", &a.clients.to_string()])
         .args(["-P", &pipeline.to_string(), "--csv"]);
+    if a.pin() {
+        pin_to_cpu(&mut cmd, BENCHMARK_CPU);
+    }
     let done = run_with_timeout(&mut cmd, Duration::from_secs(a.timeout_secs))
         .map_err(|e| format!("redis-benchmark: {e}"))?;
     if !done.status.success() {
@@ -297,6 +325,17 @@ fn print_tables(
             "\nredis-benchmark -t {} -n {} -r {} -d {} -c {} -P {p}",
             a.tests, a.requests, a.keyspace, a.data_size, a.clients
         );
+        let placement = if a.pin() {
+            format!("servers on CPU {SERVER_CPU}, redis-benchmark on CPU {BENCHMARK_CPU}")
+        } else {
+            "not pinned".to_string()
+        };
+        let loads: Vec<String> = results
+            .iter()
+            .filter(|r| r.pipeline == p)
+            .map(|r| format!("{} {}", r.kind.name(), r.load.as_deref().unwrap_or("?")))
+            .collect();
+        println!("{placement}; load average at start: {}", loads.join(", "));
         for &k in kinds {
             if let Some(Err(e)) = find(results, p, k) {
                 println!("  {} failed: {e}", k.name());
@@ -366,8 +405,8 @@ fn print_json(a: &Args, results: &[BenchRun], memory: &[Memory]) -> Result<(), S
     let runs: Vec<_> = results
         .iter()
         .map(|r| match &r.rows {
-            Ok(rows) => json!({"pipeline": r.pipeline, "server": r.kind.name(), "rows": rows}),
-            Err(e) => json!({"pipeline": r.pipeline, "server": r.kind.name(), "error": e}),
+            Ok(rows) => json!({"pipeline": r.pipeline, "server": r.kind.name(), "load": r.load, "rows": rows}),
+            Err(e) => json!({"pipeline": r.pipeline, "server": r.kind.name(), "load": r.load, "error": e}),
         })
         .collect();
     let mem: Vec<_> = memory
@@ -387,6 +426,7 @@ fn print_json(a: &Args, results: &[BenchRun], memory: &[Memory]) -> Result<(), S
         "config": {
             "requests": a.requests, "tests": a.tests, "keyspace": a.keyspace,
             "data_size": a.data_size, "clients": a.clients, "pipelines": a.pipelines,
+            "pinned": a.pin(),
         },
         "runs": runs,
         "memory": mem,

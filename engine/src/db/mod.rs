@@ -104,6 +104,21 @@ fn prefixed(ks: Keyspace, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// Longest key a point read prefixes on the stack instead of in a fresh `Vec`.
+const STACK_KEY: usize = 127;
+
+/// Calls `f` with `key` prefixed by its keyspace, without allocating for short keys:
+/// every GET goes through here.
+fn with_prefixed<R>(ks: Keyspace, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    if key.len() > STACK_KEY {
+        return f(&prefixed(ks, key));
+    }
+    let mut buf = [0u8; STACK_KEY + 1];
+    buf[0] = ks.id();
+    buf[1..=key.len()].copy_from_slice(key);
+    f(&buf[..=key.len()])
+}
+
 impl Db {
     /// Opens (recovering if needed) or creates the database in `dir`.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Db> {
@@ -207,7 +222,7 @@ impl Db {
         // Sequence first, then the SuperVersion: the view then holds every write <= seq.
         let seq = self.shared.visible_seq.load(Ordering::Acquire);
         let sv = self.shared.current();
-        self.shared.get_internal(&sv, &prefixed(ks, key), seq)
+        with_prefixed(ks, key, |k| self.shared.get_internal(&sv, k, seq))
     }
 
     /// The value of `key` as seen by `snapshot`.
@@ -218,8 +233,9 @@ impl Db {
         snapshot: &Snapshot,
     ) -> Result<Option<Versioned>> {
         let sv = self.shared.current();
-        self.shared
-            .get_internal(&sv, &prefixed(ks, key), snapshot.sequence())
+        with_prefixed(ks, key, |k| {
+            self.shared.get_internal(&sv, k, snapshot.sequence())
+        })
     }
 
     /// A snapshot of the current state.

@@ -4,6 +4,7 @@
 //! @connection @transaction, and a short list below adds what flags cannot say.
 
 use crate::commands::table::{self, CommandSpec, ADMIN, BLOCKING, COMMANDS, FAST, READONLY, WRITE};
+use crate::commands::table_hash::TableHash;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -118,7 +119,7 @@ impl Indexed {
 pub struct CommandIndex {
     /// By id.
     pub all: Vec<Indexed>,
-    by_ptr: HashMap<usize, usize>,
+    by_ptr: HashMap<usize, usize, TableHash>,
 }
 
 /// The index, built once from the command table.

@@ -28,6 +28,7 @@ pub mod server;
 pub mod sort;
 pub mod strings;
 pub mod table;
+pub mod table_hash;
 pub mod tracking;
 pub mod transactions;
 pub mod versions;
@@ -172,7 +173,15 @@ fn arity_error(name: &str) -> Reply {
 
 /// Resolves the command (and subcommand) to run and checks arity.
 pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
-    let spec = table::lookup(&args[0]).ok_or_else(|| unknown_command(args))?;
+    resolve_looked_up(table::lookup(&args[0]), args)
+}
+
+/// [`resolve`] for a caller that already looked the name up (`table::lookup(&args[0])`).
+fn resolve_looked_up(
+    spec: Option<&'static CommandSpec>,
+    args: &[Bytes],
+) -> Result<&'static CommandSpec, Reply> {
+    let spec = spec.ok_or_else(|| unknown_command(args))?;
     if spec.subcommands.is_empty() {
         if !spec.arity_ok(args.len()) {
             return Err(arity_error(spec.name));
@@ -200,7 +209,16 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
 /// worker thread for it, so a stall never stops reads, accepts or SIGTERM. Other writes
 /// only append to the WAL and run inline.
 pub fn may_block(args: &[Bytes], db: &kv_engine::Db) -> bool {
-    match table::lookup(&args[0]) {
+    may_block_looked_up(table::lookup(&args[0]), args, db)
+}
+
+/// [`may_block`] for a caller that already looked the name up (`table::lookup(&args[0])`).
+pub fn may_block_looked_up(
+    spec: Option<&'static CommandSpec>,
+    args: &[Bytes],
+    db: &kv_engine::Db,
+) -> bool {
+    match spec {
         Some(s) => {
             s.has(GLOBAL | table::ADMIN)
                 || !s.subcommands.is_empty()
@@ -221,9 +239,20 @@ pub enum Admission {
 
 /// Runs a command for a client: the single entry point of the connection loop.
 pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
-    let spec = match admit(srv, client, args) {
-        Admission::Run(spec) => spec,
-        Admission::Done(reply) => return reply,
+    execute_looked_up(srv, client, args, table::lookup(&args[0]))
+}
+
+/// [`execute`] for a caller that already looked the name up (`table::lookup(&args[0])`),
+/// so a pipelined command's name is looked up once (connection.rs).
+pub fn execute_looked_up(
+    srv: &Shared,
+    client: &mut Client,
+    args: &[Bytes],
+    looked_up: Option<&'static CommandSpec>,
+) -> Reply {
+    let spec = match admit_inner(srv, client, args, looked_up) {
+        Ok(spec) => spec,
+        Err(reply) => return reply,
     };
     let started = Instant::now();
     let reply = run(srv, client, spec, args);
@@ -236,19 +265,20 @@ pub fn execute(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
 /// and MULTI queueing. Shared by the local path ([`execute`]) and the ring path
 /// (`crate::cluster_mode`), so a command is admitted the same way on both.
 pub fn admit(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Admission {
-    match admit_inner(srv, client, args) {
+    match admit_inner(srv, client, args, table::lookup(&args[0])) {
         Ok(spec) => Admission::Run(spec),
         Err(reply) => Admission::Done(reply),
     }
 }
 
+/// `spec` is `table::lookup(&args[0])`, done by the caller.
 fn admit_inner(
     srv: &Shared,
     client: &mut Client,
     args: &[Bytes],
+    spec: Option<&'static CommandSpec>,
 ) -> Result<&'static CommandSpec, Reply> {
     let in_multi = client.multi.is_some();
-    let spec = table::lookup(&args[0]);
     if client.auth_required(srv) && !spec.is_some_and(|s| s.has(NO_AUTH)) {
         return Err(reject(
             srv,
@@ -257,7 +287,7 @@ fn admit_inner(
             "NOAUTH Authentication required.".into(),
         ));
     }
-    let spec = match resolve(args) {
+    let spec = match resolve_looked_up(spec, args) {
         Ok(s) => s,
         Err(e) => {
             if in_multi {
@@ -450,6 +480,7 @@ pub fn run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec, args: 
     };
     let plan = plan(spec, args, client);
     let mut snapshot = false;
+    let read_only = matches!(plan, Plan::Read { .. });
     let _guard: Option<Guard<'_>> = match plan {
         Plan::Nothing => None,
         Plan::Read { snapshot: s } => {
@@ -476,6 +507,9 @@ pub fn run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec, args: 
     ctx.txn.set_writer(ctx.client.info.id);
     if snapshot {
         ctx.txn.use_snapshot();
+    }
+    if read_only {
+        ctx.txn.read_only();
     }
     let mut reply = handler(&mut ctx, args).unwrap_or_else(|e| e);
     match ctx.txn.commit() {
@@ -524,14 +558,23 @@ const GROUP_MAX_BYTES: usize = 4 << 20;
 
 /// The spec of `args` if it may share one engine batch with its pipeline neighbours: a
 /// plain key-based read or write of an authenticated client outside MULTI, that its ACL
-/// user may run (a refused one runs alone, through `execute`, which replies and logs).
-fn groupable(srv: &Shared, client: &Client, args: &[Bytes]) -> Option<&'static CommandSpec> {
+/// user may run and that a RESP2 subscriber may send (a refused one runs alone, through
+/// `execute`, which replies and logs).
+fn groupable(
+    srv: &Shared,
+    client: &Client,
+    args: &[Bytes],
+    looked_up: Option<&'static CommandSpec>,
+) -> Option<&'static CommandSpec> {
     if client.multi.is_some() || client.auth_required(srv) {
         return None;
     }
     let user = client.acting_user(srv);
-    let spec = resolve(args).ok()?;
+    let spec = resolve_looked_up(looked_up, args).ok()?;
     check(&user.perms(), spec, args).ok()?;
+    if pubsub::refused_while_subscribed(client, spec, args).is_some() {
+        return None;
+    }
     let plain = spec.has(WRITE | READONLY)
         && !spec.has(GLOBAL | KEYSPACE | table::ADMIN | NO_MULTI)
         && spec.first_key > 0
@@ -540,21 +583,25 @@ fn groupable(srv: &Shared, client: &Client, args: &[Bytes]) -> Option<&'static C
 }
 
 /// Group commit of a pipeline: runs the leading run of plain commands of `cmds` (at least
-/// two, at least one a write) as one transaction — their keys locked together, one
+/// two) as one transaction — with a write among them, their keys locked together, one
 /// engine batch, one WAL record — pushing their replies. Each command still sees the
-/// writes of the ones before it, exactly as if run one by one. Returns `Ok(n)` if `n`
-/// commands ran, or `Err(k)`: nothing ran, and the next `k` commands are to be run one
-/// by one without asking again (a run of reads only, or a lone command).
+/// writes of the ones before it, exactly as if run one by one. A run of reads only takes
+/// the shared lock a lone read takes, and reads one snapshot if one of them names several
+/// keys (as a lone MGET does): admission, locking and the transaction are paid once for
+/// the run. Returns `Ok(n)` if `n` commands ran, or `Err(k)`: nothing ran, and the next
+/// `k` commands are to be run one by one without asking again (a lone command).
+/// `looked_up[i]` is `table::lookup(&cmds[i][0])`.
 pub fn execute_group(
     srv: &Shared,
     client: &mut Client,
     cmds: &[Vec<Bytes>],
+    looked_up: &[Option<&'static CommandSpec>],
     replies: &mut Vec<Reply>,
 ) -> Result<usize, usize> {
     let mut specs = Vec::new();
     let mut bytes = 0;
-    for args in cmds {
-        let Some(spec) = groupable(srv, client, args) else {
+    for (args, &spec) in cmds.iter().zip(looked_up) {
+        let Some(spec) = groupable(srv, client, args, spec) else {
             break;
         };
         specs.push(spec);
@@ -563,14 +610,19 @@ pub fn execute_group(
             break;
         }
     }
-    if specs.len() < 2 || !specs.iter().any(|s| s.has(WRITE)) {
+    if specs.len() < 2 {
         return Err(specs.len().max(1));
     }
-    let keys: Vec<&[u8]> = specs
-        .iter()
-        .zip(cmds)
-        .flat_map(|(s, a)| s.keys(a).into_iter().map(|k| &k[..]))
-        .collect();
+    let reads_only = !specs.iter().any(|s| s.has(WRITE));
+    let keys: Vec<&[u8]> = if reads_only {
+        Vec::new()
+    } else {
+        specs
+            .iter()
+            .zip(cmds)
+            .flat_map(|(s, a)| s.keys(a).into_iter().map(|k| &k[..]))
+            .collect()
+    };
     // A script busy past its threshold: the commands run one by one, each getting -BUSY.
     let Ok(_guard) = lock_or_busy(srv, specs[0], keys) else {
         return Err(specs.len());
@@ -581,6 +633,12 @@ pub fn execute_group(
         txn: Txn::new(&srv.store),
     };
     ctx.txn.set_writer(ctx.client.info.id);
+    if reads_only {
+        ctx.txn.read_only();
+        if specs.iter().zip(cmds).any(|(s, a)| s.keys(a).len() > 1) {
+            ctx.txn.use_snapshot();
+        }
+    }
     let first_reply = replies.len();
     for (spec, args) in specs.iter().zip(cmds) {
         let started = Instant::now();

@@ -3,6 +3,7 @@
 //! DOCS, COUNT, LIST and GETKEYS all read — like Redis's `commands/*.json`. ACL categories
 //! are derived from it too (`crate::acl::categories`).
 
+use super::table_hash::TableHash;
 use super::{
     acl, admin, bits, cluster, cluster_compat, connection, idempotent, keys, locks, pubsub, server,
     strings, tracking, transactions, versions,
@@ -1129,8 +1130,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     container("pubsub", -2, "pubsub", "2.8.0", "A container for Pub/Sub commands.", PUBSUB_SUBS),
 ];
 
-fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {
-    static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+fn index() -> &'static HashMap<&'static str, &'static CommandSpec, TableHash> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec, TableHash>> =
+        OnceLock::new();
     INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name, c)).collect())
 }
 

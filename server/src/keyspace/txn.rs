@@ -59,6 +59,8 @@ pub struct Txn<'s> {
     /// Committed state of data keys read from the engine (not a snapshot), so the key
     /// counts need not read them again at commit.
     read_before: RefCell<HashMap<Vec<u8>, KeyCount>>,
+    /// False for a read-only command, whose reads need not feed `read_before`.
+    may_write: bool,
     /// On a cluster node: the command runs against the ring instead of the local engine.
     ring: Option<RingView>,
     /// Id of the client whose command this is (0: the server itself), for CLIENT
@@ -91,6 +93,7 @@ impl<'s> Txn<'s> {
             snapshot: None,
             namespaces: None,
             read_before: RefCell::new(HashMap::new()),
+            may_write: true,
             ring: None,
             writer: 0,
         }
@@ -116,6 +119,13 @@ impl<'s> Txn<'s> {
     /// The writes of a ring transaction, in command order.
     pub fn into_ring_writes(mut self) -> Vec<(usize, Bytes, Option<Bytes>)> {
         self.ring.take().map(|r| r.writes).unwrap_or_default()
+    }
+
+    /// Declares that this transaction will not write, so its reads skip the bookkeeping
+    /// the key counts need at commit (a hash map entry per key read). Were it to write
+    /// anyway, the commit reads the keys' committed state again, as for any key not read.
+    pub fn read_only(&mut self) {
+        self.may_write = false;
     }
 
     /// Reads committed data as of one snapshot (for multi-key reads without locks).
@@ -161,7 +171,7 @@ impl<'s> Txn<'s> {
             }
             None => {
                 let found = self.engine_get(self.store.data, &k)?;
-                if self.snapshot.is_none() {
+                if self.snapshot.is_none() && self.may_write {
                     let count = KeyCount::of_value(found.as_ref().map(|v| &v.value[..]));
                     self.read_before.borrow_mut().insert(k, count);
                 }
