@@ -553,7 +553,8 @@ fn world_or_busy<'s>(srv: &'s Shared, spec: &CommandSpec) -> Result<Guard<'s>, R
     }
 }
 
-/// Largest total argument bytes of pipelined commands committed as one engine batch.
+/// Largest total argument bytes of pipelined commands committed as one engine batch,
+/// and about the most reply bytes one group builds before they are sent.
 const GROUP_MAX_BYTES: usize = 4 << 20;
 
 /// The spec of `args` if it may share one engine batch with its pipeline neighbours: a
@@ -640,6 +641,12 @@ pub fn execute_group(
         }
     }
     let first_reply = replies.len();
+    // Replies are kept until the group ends: past GROUP_MAX_BYTES of them the group stops
+    // and the rest of the pipeline runs after they were sent, so a pipeline of reads of
+    // a large value cannot build its replies in memory before the output buffer limit
+    // is checked (tests/tests/attacks.rs).
+    let mut reply_bytes = 0;
+    let mut ran = 0;
     for (spec, args) in specs.iter().zip(cmds) {
         let started = Instant::now();
         let reply = match spec.handler {
@@ -647,7 +654,12 @@ pub fn execute_group(
             None => server::command_all(srv),
         };
         after_command(srv, ctx.client, spec, args, started.elapsed(), &reply);
+        reply_bytes += reply.approx_len();
         replies.push(reply);
+        ran += 1;
+        if reply_bytes > GROUP_MAX_BYTES || ctx.client.close {
+            break;
+        }
     }
     match ctx.txn.commit() {
         Ok(Some(first)) => replies[first_reply..]
@@ -661,7 +673,7 @@ pub fn execute_group(
                 .for_each(|r| *r = e.clone());
         }
     }
-    Ok(specs.len())
+    Ok(ran)
 }
 
 /// Runs one command inside an EXEC or IDEMPOTENT, sharing the caller's transaction.

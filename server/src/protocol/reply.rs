@@ -56,6 +56,23 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// About how many bytes the reply takes on the wire (payloads plus a few bytes of
+    /// framing per element): enough to bound what a group of pipelined commands builds.
+    pub fn approx_len(&self) -> usize {
+        const FRAME: usize = 8;
+        FRAME
+            + match self {
+                Reply::Status(t) | Reply::Error(t) => t.len(),
+                Reply::Bulk(b) => b.len(),
+                Reply::Verbatim(t) => t.len(),
+                Reply::Array(v) | Reply::Set(v) | Reply::Push(v) | Reply::Frames(v) => {
+                    v.iter().map(Reply::approx_len).sum()
+                }
+                Reply::Map(v) => v.iter().map(|(k, v)| k.approx_len() + v.approx_len()).sum(),
+                _ => 16,
+            }
+    }
+
     /// An error reply from any string.
     pub fn error(s: impl Into<Cow<'static, str>>) -> Reply {
         Reply::Error(s.into())
