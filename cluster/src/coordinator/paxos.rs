@@ -127,8 +127,9 @@ impl Coordinator {
             let majority = |n: usize| n / 2 + 1;
             let accepting =
                 |n: usize| majority(n).max(consistency.required(n, inner.config.write_quorum));
-            let needed = Tally::new(&set, accepting).needed();
-            if let Some((needed, alive)) = Tally::new(&set, accepting).unavailable() {
+            let accepts = Tally::new(&set, accepting);
+            let needed = accepts.needed();
+            if let Some((needed, alive)) = accepts.unavailable() {
                 return Err(ClusterError::Unavailable { needed, alive });
             }
             let floor = inner.floors.floor(key.db);
@@ -154,8 +155,7 @@ impl Coordinator {
                         key: key.clone(),
                         record,
                     };
-                    let end =
-                        accept(&set, &item, Tally::new(&set, accepting), deadline, self).await;
+                    let end = accept(&set, &item, accepts, deadline, self).await;
                     for &node in &set.skipped {
                         super::write::spawn_hint(inner.hints.clone(), node, item.clone());
                     }
