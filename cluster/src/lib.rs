@@ -34,6 +34,7 @@ pub mod rpc;
 pub mod sim;
 pub mod skew;
 pub mod tombstone_gc;
+pub mod txn_lock;
 pub mod version;
 pub mod view;
 

@@ -81,6 +81,14 @@ pub enum ClusterError {
         /// Rounds tried.
         rounds: usize,
     },
+    /// A multi-key transaction gave up before its commit: nothing it wrote is visible,
+    /// its locks are released (or expire).
+    #[error("TRYAGAIN the transaction was aborted: {0}; nothing was written")]
+    TxnAborted(String),
+    /// The key stayed locked by another node's transaction in progress until the
+    /// consensus timeout; nothing was written.
+    #[error("TRYAGAIN the key is locked by a transaction in progress; nothing was written")]
+    Locked,
     /// A SCAN cursor no reply ever gave.
     #[error("ERR invalid cursor")]
     InvalidCursor,

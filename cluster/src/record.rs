@@ -5,14 +5,19 @@
 //! ```text
 //! record := format:u8 (=1) version:16 expire-at-ms:u64-BE kind:u8 payload
 //!         | format:u8 (=2) version:16 expire-at-ms:u64-BE kind:u8 requests payload
+//!         | format:u8 (=3) version:16 expire-at-ms:u64-BE kind:u8 requests txn-state payload
 //! kind   := 0 tombstone (no payload) | a kv_keyspace::ValueType tag
 //! requests := see crate::request_record
+//! txn-state := see crate::txn_lock
 //! ```
 //!
-//! Format 2 is written only when the record carries request records, so records of
-//! keys never written under IDEMPOTENT stay readable by nodes that know only format 1.
+//! Format 2 is written only when the record carries request records, and format 3 only
+//! when a transaction left a lock or a commit marker in it, so records of keys never
+//! written under IDEMPOTENT or by a transaction stay readable by nodes that know only
+//! format 1.
 
 use crate::request_record::{self, RequestRecord};
+use crate::txn_lock::TxnState;
 use crate::version::{Version, VERSION_LEN};
 use bytes::Bytes;
 use kv_keyspace::ValueType;
@@ -21,6 +26,8 @@ use kv_keyspace::ValueType;
 const FORMAT: u8 = 1;
 /// A record with request records between its kind and its payload.
 const FORMAT_WITH_REQUESTS: u8 = 2;
+/// A record with request records and a transaction's lock or markers.
+const FORMAT_WITH_TXN: u8 = 3;
 const HEADER: usize = 1 + VERSION_LEN + 8 + 1;
 const TOMBSTONE: u8 = 0;
 
@@ -51,6 +58,9 @@ pub struct Record {
     /// Replies of idempotent requests that wrote this key (oldest first); they travel
     /// with the record so a retry through any node finds them.
     pub requests: Vec<RequestRecord>,
+    /// A transaction's lock on the key, and the commit markers of transactions it is
+    /// the primary key of (crate::txn_lock); empty for keys no transaction touched.
+    pub txn: TxnState,
 }
 
 impl Record {
@@ -64,6 +74,7 @@ impl Record {
                 payload,
             },
             requests: Vec::new(),
+            txn: TxnState::default(),
         }
     }
 
@@ -74,6 +85,7 @@ impl Record {
             expire_at: None,
             body: Body::Tombstone,
             requests: Vec::new(),
+            txn: TxnState::default(),
         }
     }
 
@@ -99,19 +111,23 @@ impl Record {
             Body::Tombstone => &[],
         };
         let mut v = Vec::with_capacity(HEADER + payload.len());
-        v.push(if self.requests.is_empty() {
-            FORMAT
-        } else {
-            FORMAT_WITH_REQUESTS
-        });
+        let format = match (self.requests.is_empty(), self.txn.is_empty()) {
+            (true, true) => FORMAT,
+            (false, true) => FORMAT_WITH_REQUESTS,
+            (_, false) => FORMAT_WITH_TXN,
+        };
+        v.push(format);
         v.extend_from_slice(&self.version.encode());
         v.extend_from_slice(&(self.expire_at.unwrap_or(0).max(0) as u64).to_be_bytes());
         v.push(match &self.body {
             Body::Value { ty, .. } => *ty as u8,
             Body::Tombstone => TOMBSTONE,
         });
-        if !self.requests.is_empty() {
+        if format != FORMAT {
             request_record::encode(&self.requests, &mut v);
+        }
+        if format == FORMAT_WITH_TXN {
+            self.txn.encode(&mut v);
         }
         v.extend_from_slice(payload);
         v
@@ -119,18 +135,26 @@ impl Record {
 
     /// Decodes a record; `None` if the bytes are not one (the caller reports corruption).
     pub fn decode(b: &Bytes) -> Option<Record> {
-        if b.len() < HEADER || !matches!(b[0], FORMAT | FORMAT_WITH_REQUESTS) {
+        if b.len() < HEADER || !matches!(b[0], FORMAT | FORMAT_WITH_REQUESTS | FORMAT_WITH_TXN) {
             return None;
         }
         let version = Version::decode(&b[1..])?;
         let at = u64::from_be_bytes(b[1 + VERSION_LEN..HEADER - 1].try_into().ok()?);
         let expire_at = (at != 0).then(|| at.min(i64::MAX as u64) as i64);
-        let (requests, payload_at) = match b[0] {
+        let (requests, mut payload_at) = match b[0] {
             FORMAT => (Vec::new(), HEADER),
             _ => {
                 let (requests, len) = request_record::decode(&b.slice(HEADER..))?;
                 (requests, HEADER + len)
             }
+        };
+        let txn = match b[0] {
+            FORMAT_WITH_TXN => {
+                let (txn, len) = TxnState::decode(&b.slice(payload_at..))?;
+                payload_at += len;
+                txn
+            }
+            _ => TxnState::default(),
         };
         let body = match b[HEADER - 1] {
             TOMBSTONE if b.len() == payload_at => Body::Tombstone,
@@ -145,6 +169,7 @@ impl Record {
             expire_at,
             body,
             requests,
+            txn,
         })
     }
 

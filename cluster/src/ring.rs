@@ -143,6 +143,21 @@ pub trait Ring: Send + Sync + 'static {
             "ERR this ring does not run consensus".into(),
         ))
     }
+    /// Runs a multi-key transaction (docs/consistency.md, "Transactions on the ring"):
+    /// every key of `keys` is locked, `decide` sees their states and says what each
+    /// becomes, and the whole commits atomically, linearizable with every other
+    /// consensus command on those keys. Returns the commit version, `None` when the
+    /// transaction aborted or wrote nothing.
+    async fn transaction(
+        &self,
+        _keys: &[ItemKey],
+        _level: Consistency,
+        _decide: crate::coordinator::TxnFn<'_>,
+    ) -> Result<Option<Version>, RingError> {
+        Err(RingError::Other(
+            "ERR this ring does not run transactions".into(),
+        ))
+    }
     /// One page of a cluster-wide SCAN of `db` from `cursor` over the partitions of
     /// `scope`: the next cursor (0 when done) and the live keys (every key of the scope
     /// present for the whole scan is returned once the cursor comes back to 0).

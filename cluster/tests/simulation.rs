@@ -61,6 +61,8 @@ fn check_seeds(config: &SimConfig, seeds: &[u64], test: &str) {
         totals.hints_delivered += s.hints_delivered;
         totals.keys_repaired += s.keys_repaired;
         totals.settle_rounds += s.settle_rounds;
+        totals.transfers += s.transfers;
+        totals.snapshots += s.snapshots;
         if !report.violations.is_empty() {
             failures.push(format!(
                 "seed {seed} ({} violations, replay with KVD_SIM_SEED={seed} cargo test -p kv-cluster --test simulation {test}): {:?}",
@@ -81,6 +83,7 @@ fn check_seeds(config: &SimConfig, seeds: &[u64], test: &str) {
         assert!(totals.crashes > 0 && totals.partitions > 0 && totals.messages_lost > 0);
         assert!(totals.clock_skews > 0 && totals.engine_flushes > 0);
         assert!(totals.hints_delivered > 0 && totals.keys_repaired > 0);
+        assert!(totals.transfers > 0 && totals.snapshots > 0);
     }
 }
 
@@ -195,4 +198,14 @@ fn the_checker_catches_retries_applied_again() {
         Sabotage::IgnoreRequestRecords,
         |v| matches!(v, Violation::Counter { key, .. } if key.starts_with(b"ictr")),
     );
+}
+
+/// Transfers between accounts are two-key transactions; done as two single-key rounds
+/// instead, a snapshot of the accounts falls between the halves and the sum check sees
+/// it.
+#[test]
+fn the_checker_catches_transfers_that_are_not_transactions() {
+    assert_caught(Sabotage::TransfersWithoutTransactions, |v| {
+        matches!(v, Violation::Transaction { .. })
+    });
 }

@@ -142,6 +142,20 @@ pub struct Shared {
     pub pubsub: crate::pubsub::Hub,
 }
 
+/// A key WATCHed on a cluster node: EXEC aborts unless the key still has this version
+/// (and is still live, if it was) when the transaction locks it.
+#[derive(Debug, Clone)]
+pub struct RingWatch {
+    /// Its database.
+    pub db: usize,
+    /// The key.
+    pub key: Bytes,
+    /// Its version when watched (zero when absent).
+    pub version: kv_cluster::Version,
+    /// Whether it held a live value when watched.
+    pub live: bool,
+}
+
 /// Per-connection state.
 pub struct Client {
     /// Shared, listable info.
@@ -162,6 +176,9 @@ pub struct Client {
     pub multi_bytes: usize,
     /// Watched keys: (db, key, existed-at-watch).
     pub watched: Vec<(usize, Bytes, bool)>,
+    /// Watched keys on a cluster node, with the version a quorum read found
+    /// (cluster_mode::transaction).
+    pub ring_watched: Vec<RingWatch>,
     /// Set when a watched key is written.
     pub dirty: Arc<AtomicBool>,
     /// Close after sending the reply (QUIT, protocol errors, CLIENT KILL of self).
@@ -210,6 +227,7 @@ impl Client {
             multi_error: false,
             multi_bytes: 0,
             watched: Vec::new(),
+            ring_watched: Vec::new(),
             dirty: Arc::new(AtomicBool::new(false)),
             close: false,
             monitor: false,
@@ -251,6 +269,7 @@ impl Client {
         for (db, key, _) in self.watched.drain(..) {
             store.events.unwatch(db, &key, &self.dirty);
         }
+        self.ring_watched.clear();
         self.dirty.store(false, Ordering::Release);
     }
 

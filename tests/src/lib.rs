@@ -16,6 +16,7 @@ pub mod history_outcome;
 pub mod http;
 pub mod nemesis;
 pub mod netns;
+pub mod scripts;
 pub mod tls;
 
 /// How long a server gets to become ready.

@@ -1,7 +1,7 @@
 //! Lua scripts and functions on a 3-node cluster (docs/scripting.md, "Cluster mode"): a
 //! read-modify-write script run concurrently through every node counts each call
 //! exactly once (it runs as the change function of its key's consensus round); scripts
-//! naming several keys, or touching a key they did not declare, are refused; redis-py's
+//! naming keys of several slots, or touching a key they did not declare, are refused; redis-py's
 //! `Lock` works with its clients spread over the nodes; FUNCTION LOAD through one node
 //! is callable through every node, reaches a node that was down, and so does DELETE.
 
@@ -35,7 +35,8 @@ fn scripts_run_once_per_call_through_every_node_and_stay_on_their_key() {
     });
 
     let mut conn = connect(&urls[1]);
-    // Several keys: refused before anything runs.
+    // Several keys in different slots: refused before anything runs (several keys of
+    // one slot are a transaction: cluster_transactions.rs).
     let e = eval(
         &mut conn,
         "return redis.call('SET', KEYS[2], 1)",
@@ -43,10 +44,9 @@ fn scripts_run_once_per_call_through_every_node_and_stay_on_their_key() {
     )
     .unwrap_err();
     assert_eq!(e.code(), Some("CROSSSLOT"), "{e}");
-    assert_eq!(
-        e.detail(),
-        Some("scripts on a kvd cluster may name one key (multi-key consensus is not built yet)")
-    );
+    assert_eq!(e.detail(), Some("Keys in request don't hash to the same slot"));
+    let b: Option<String> = redis::cmd("GET").arg("b").query(&mut conn).unwrap();
+    assert_eq!(b, None);
     // The same key twice is one key.
     assert_eq!(
         eval(
@@ -187,4 +187,42 @@ fn redis_py_lock_works_with_its_clients_on_different_nodes() {
     // The single-node walk-through (reacquire, SCRIPT FLUSH then NOSCRIPT and EVAL)
     // through one node of the ring.
     run_python(python, "redis_py_lock.py", &nodes[1..2]);
+}
+
+/// The token-bucket rate limiter script (EVALSHA, loaded on NOSCRIPT as libraries do)
+/// raced by clients through every node: the bucket never gives more than it holds, as
+/// on one node (scripting_clients.rs).
+#[test]
+fn a_rate_limiter_raced_through_every_node_never_gives_more_than_its_tokens() {
+    let c = Cluster::start(3, &[]);
+    let urls = urls(&c);
+    let (granted, failed) = std::thread::scope(|s| {
+        let handles: Vec<_> = urls
+            .iter()
+            .map(|url| {
+                s.spawn(move || {
+                    let mut conn = connect(url);
+                    let (mut granted, mut failed) = (0, 0);
+                    for _ in 0..12 {
+                        match kv_tests::scripts::try_take(&mut conn, "shared", 10, 5_000) {
+                            Ok((allowed, _)) => granted += allowed,
+                            Err(e) => {
+                                eprintln!("a take failed: {e}");
+                                failed += 1;
+                            }
+                        }
+                    }
+                    (granted, failed)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client"))
+            .fold((0, 0), |(g, f), (g2, f2)| (g + g2, f + f2))
+    });
+    assert!(granted <= 10, "the bucket of 10 gave {granted} tokens");
+    if failed == 0 {
+        assert_eq!(granted, 10, "36 takes and no failure, yet {granted} tokens");
+    }
 }

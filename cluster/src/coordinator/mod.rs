@@ -6,10 +6,12 @@ mod multi;
 mod paxos;
 mod read;
 mod tally;
+mod txn;
 mod write;
 
 pub use multi::{KeyWrite, MAX_KEYS_IN_FLIGHT};
 pub use paxos::{Change, ChangeFn};
+pub use txn::{Snapshot, TxnDecision, TxnFn};
 
 use crate::hints::HintStore;
 use crate::metadata::FlushFloors;
@@ -60,6 +62,15 @@ pub struct CoordinatorStats {
     pub consensus_retries: u64,
     /// Consensus rounds started (a command's first round and every retry).
     pub consensus_rounds: u64,
+    /// Multi-key transactions committed by this node.
+    pub transactions_committed: u64,
+    /// Multi-key transactions this node released without committing (a failed WATCH,
+    /// a lost lock, an error).
+    pub transactions_aborted: u64,
+    /// Other nodes' transactions this node aborted because their locks had expired.
+    pub transactions_aborted_expired: u64,
+    /// Locks of other transactions this node found on a key and settled.
+    pub locks_resolved: u64,
 }
 
 #[derive(Default)]
@@ -69,6 +80,10 @@ pub(crate) struct Counters {
     pub(crate) stale_retries: AtomicU64,
     pub(crate) consensus_retries: AtomicU64,
     pub(crate) consensus_rounds: AtomicU64,
+    pub(crate) transactions_committed: AtomicU64,
+    pub(crate) transactions_aborted: AtomicU64,
+    pub(crate) transactions_aborted_expired: AtomicU64,
+    pub(crate) locks_resolved: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -165,6 +180,10 @@ impl Coordinator {
             stale_retries: c.stale_retries.load(Ordering::Relaxed),
             consensus_retries: c.consensus_retries.load(Ordering::Relaxed),
             consensus_rounds: c.consensus_rounds.load(Ordering::Relaxed),
+            transactions_committed: c.transactions_committed.load(Ordering::Relaxed),
+            transactions_aborted: c.transactions_aborted.load(Ordering::Relaxed),
+            transactions_aborted_expired: c.transactions_aborted_expired.load(Ordering::Relaxed),
+            locks_resolved: c.locks_resolved.load(Ordering::Relaxed),
         }
     }
 

@@ -35,6 +35,9 @@ pub enum Change {
         /// An idempotent request to remember with this write (IDEMPOTENT).
         request: Option<NewRequest>,
     },
+    /// The key's whole next record, as transactions write it (locks, intents, commit
+    /// markers: coordinator/txn.rs); its version becomes the round's ballot.
+    Exact(Box<Record>),
 }
 
 impl Change {
@@ -44,6 +47,7 @@ impl Change {
     pub fn into_record(self, state: Option<&Record>, version: Version) -> Option<Record> {
         match self {
             Change::Keep => None,
+            Change::Exact(record) => Some(Record { version, ..*record }),
             Change::Write {
                 body,
                 expire_at,
@@ -53,6 +57,12 @@ impl Change {
                 expire_at,
                 body,
                 requests: carried(state.map_or(&[], |r| &r.requests), request, version),
+                // Commit markers stay until their transaction is finished; a lock is
+                // never on a record a command's change function sees.
+                txn: crate::txn_lock::TxnState {
+                    lock: None,
+                    markers: state.map(|r| r.txn.markers.clone()).unwrap_or_default(),
+                },
             }),
         }
     }
@@ -64,8 +74,8 @@ impl Change {
 pub type ChangeFn<'a> = &'a mut (dyn FnMut(Option<&Record>) -> Change + Send);
 
 /// First and largest pause between two rounds of a contended key.
-const BACKOFF_FIRST: Duration = Duration::from_millis(2);
-const BACKOFF_MAX: Duration = Duration::from_millis(200);
+pub(super) const BACKOFF_FIRST: Duration = Duration::from_millis(2);
+pub(super) const BACKOFF_MAX: Duration = Duration::from_millis(200);
 
 /// One promise: the record held and the promise it replaced.
 type Promise = (Option<Record>, Version);
@@ -96,10 +106,11 @@ enum Accepts {
 }
 
 impl Coordinator {
-    /// Runs one command on `key` through consensus: `change` sees the key's state and
-    /// says what to write. Returns the version written, or `None` when the command
-    /// wrote nothing. Linearizable with every other consensus write of the key.
-    pub async fn consensus(
+    /// One command on `key` through consensus, as it finds the key: `change` sees the
+    /// key's state, locks included, and says what to write. Returns the version
+    /// written, or `None` when the command wrote nothing. Commands go through
+    /// [`Coordinator::consensus`], which first settles other transactions' locks.
+    pub(crate) async fn round(
         &self,
         key: ItemKey,
         consistency: Consistency,

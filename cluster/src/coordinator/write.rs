@@ -88,6 +88,7 @@ impl Coordinator {
                 expire_at,
                 body: body.clone(),
                 requests: Vec::new(),
+                txn: Default::default(),
             };
             let item = WriteItem {
                 key: key.clone(),

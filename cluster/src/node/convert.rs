@@ -84,6 +84,7 @@ pub fn convert_once(
                         payload: value.payload,
                     },
                     requests: Vec::new(),
+                    txn: Default::default(),
                 },
             });
             if batch.len() == BATCH {

@@ -3,7 +3,7 @@
 
 use super::ClusterNode;
 use crate::config::Consistency;
-use crate::coordinator::ChangeFn;
+use crate::coordinator::{ChangeFn, TxnFn};
 use crate::partition_set::PartitionSet;
 use crate::quorum::ClusterError;
 use crate::replica_api::{Hash16, ItemKey, Liveness};
@@ -132,6 +132,19 @@ impl Ring for ClusterNode {
         self.ready("write")?;
         self.coordinator
             .consensus(key, level, change)
+            .await
+            .map_err(|e| self.ring_error("write", e))
+    }
+
+    async fn transaction(
+        &self,
+        keys: &[ItemKey],
+        level: Consistency,
+        decide: TxnFn<'_>,
+    ) -> Result<Option<Version>, RingError> {
+        self.ready("write")?;
+        self.coordinator
+            .transaction(keys, level, decide)
             .await
             .map_err(|e| self.ring_error("write", e))
     }

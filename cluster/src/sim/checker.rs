@@ -82,6 +82,12 @@ pub enum Violation {
         /// What is wrong.
         what: String,
     },
+    /// A multi-key transaction was seen half applied (sim/transfers.rs: the accounts
+    /// did not sum to zero), or its locks could not be settled after the heal.
+    Transaction {
+        /// What was seen.
+        what: String,
+    },
     /// A node failed to restart from what its file system kept.
     RestartFailed {
         /// The node.

@@ -24,6 +24,7 @@ pub mod liveness;
 mod network;
 mod node;
 mod retrying_client;
+mod transfers;
 mod world;
 
 pub use checker::{NodeState, Violation};
@@ -49,6 +50,9 @@ use world::World;
 /// (it stops earlier once every hint is delivered and every partition agrees).
 const SETTLE_ROUNDS: usize = 20;
 
+/// Clients running multi-key transactions (sim/transfers.rs) beside the others.
+const TRANSFER_CLIENTS: usize = 2;
+
 /// A component broken on purpose, to show that the checker catches what it breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Sabotage {
@@ -71,6 +75,9 @@ pub enum Sabotage {
     /// Idempotent INCRs never look for their request id in the key's record, so a
     /// retry applies again.
     IgnoreRequestRecords,
+    /// Transfer clients move money with two single-key rounds instead of one
+    /// transaction, so a snapshot can fall between the two halves.
+    TransfersWithoutTransactions,
 }
 
 /// The shape of one simulated run.
@@ -122,6 +129,10 @@ pub struct SimStats {
     pub keys_repaired: u64,
     /// Settle rounds run after the heal.
     pub settle_rounds: u64,
+    /// Transfers (two-key transactions) acknowledged.
+    pub transfers: u64,
+    /// Snapshots of all accounts (three-key transactions) read.
+    pub snapshots: u64,
 }
 
 /// The result of one run.
@@ -292,6 +303,12 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
                 ))
             }),
     );
+    let transfer_clients: Vec<_> = (0..TRANSFER_CLIENTS)
+        .map(|c| {
+            let client = config.clients + cluster.idempotent_counters.len() + c;
+            tokio::spawn(transfers::run(cluster.clone(), client, until))
+        })
+        .collect();
     let faults = tokio::spawn(faults::run_faults(cluster.clone(), until));
     for task in clients {
         task.await
@@ -300,10 +317,25 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
     faults
         .await
         .map_err(|e| format!("the fault task failed: {e}"))?;
+    let mut transfer_violations = Vec::new();
+    for task in transfer_clients {
+        let report = task
+            .await
+            .map_err(|e| format!("a transfer client failed: {e}"))?;
+        world.count(|s| {
+            s.transfers += report.committed;
+            s.snapshots += report.snapshots;
+        });
+        transfer_violations.extend(report.violations);
+    }
+    settle(&cluster).await;
+    transfer_violations.extend(transfers::final_check(&cluster).await);
+    // The final snapshot settled locks, which wrote: let repair spread that too.
     settle(&cluster).await;
     let states = final_states(&cluster)?;
     let history = cluster.history.take();
     let mut violations = cluster.restart_failures.lock().clone();
+    violations.extend(transfer_violations);
     violations.extend(checker::check(&history, &layout, &cluster.keys, &states));
     violations.extend(checker::check_counters(
         &history,

@@ -40,6 +40,9 @@ pub fn old_enough(held: &Record, now_ms: u64, grace_ms: u64) -> bool {
     matches!(held.body, Body::Tombstone)
         && held.version.millis().saturating_add(grace_ms) < now_ms
         && held.requests.iter().all(|r| !r.is_live(now))
+        // A transaction's lock or commit marker decides other keys' fate: it stays
+        // until the transaction is finished (coordinator/txn.rs).
+        && held.txn.is_empty()
 }
 
 #[cfg(test)]

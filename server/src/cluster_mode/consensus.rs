@@ -48,7 +48,9 @@ pub async fn run(
         return match declared_keys(args) {
             DeclaredKeys::None => scripting::ring::run_keyless(srv, client, spec, args),
             DeclaredKeys::One(key) => one_key(srv, ring, client, spec, args, key, None).await,
-            DeclaredKeys::Several => Reply::error(scripting::ring::SEVERAL_KEYS),
+            DeclaredKeys::Several => {
+                super::transaction::run_command(srv, ring, client, spec, args).await
+            }
         };
     }
     let keys: Vec<Bytes> = spec.keys(args).into_iter().cloned().collect();

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 /// IDEMPOTENT around a command of several keys (or none).
 const ONE_KEY: &str = "CROSSSLOT IDEMPOTENT on a kvd cluster wraps commands of one key: the \
-     first reply is kept in that key's record, and multi-key consensus is not built yet \
+     first reply is kept in that key's record (IDEMPOTENT around a transaction is not built yet) \
      (docs/consistency.md)";
 
 /// `IDEMPOTENT request-id command [arg ...]` in a linearizable database.
@@ -110,6 +110,8 @@ pub fn remember(
         Change::Write {
             body, expire_at, ..
         } => (body, expire_at),
+        // Commands never make whole records (transactions do).
+        exact @ Change::Exact(_) => return exact,
         Change::Keep if reply.is_error() => return Change::Keep,
         Change::Keep => match state {
             Some(r) => (r.body.clone(), r.expire_at),

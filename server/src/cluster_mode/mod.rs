@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod pubsub;
 pub mod route;
 pub mod serial;
+pub mod transaction;
 
 use crate::commands::{self, table, Admission, Ctx};
 use crate::keyspace::encoding::decode_value;
@@ -64,6 +65,9 @@ pub async fn execute(
         Route::Refused(why) => Reply::error(why),
         Route::Keys { prefetch } => on_keys(srv, ring, client, spec, args, prefetch).await,
         Route::Consensus => consensus::run(srv, ring, client, spec, args).await,
+        Route::Transaction => transaction::run_command(srv, ring, client, spec, args).await,
+        Route::Exec => transaction::exec(srv, ring, client).await,
+        Route::Watch => transaction::watch(ring, client, args).await,
         Route::Idempotent => idempotent::run(srv, ring, client, args).await,
         Route::Publish => pubsub::publish(srv, ring, client, spec, args),
         Route::Keyspace => keyspace::run(srv, ring, client, spec.name, args).await,

@@ -41,6 +41,13 @@ pub enum Route {
     Metadata,
     /// Runs through single-key consensus (each key of MSET/DEL/UNLINK in its own round).
     Consensus,
+    /// Reads and writes several keys of one slot: one ring transaction
+    /// (super::transaction).
+    Transaction,
+    /// EXEC: the queued commands as one ring transaction.
+    Exec,
+    /// WATCH: remembers the keys' versions for EXEC.
+    Watch,
     /// IDEMPOTENT: the wrapped command through its key's consensus, the reply kept in
     /// the key's record (super::idempotent).
     Idempotent,
@@ -103,9 +110,6 @@ const SET_READING_OPTIONS: &[&str] = &[
 /// Commands that write keys but cannot run through consensus yet, with why.
 fn not_on_consensus(name: &str) -> Option<&'static str> {
     match name {
-        "multi" | "exec" | "watch" | "unwatch" | "discard" => {
-            Some("transactions need their keys in one consensus round (one slot)")
-        }
         "swapdb" | "move" => Some("it changes two databases at once"),
         _ => None,
     }
@@ -180,6 +184,13 @@ pub fn route(
         if let Some(why) = not_on_consensus(name) {
             return refused(name, why);
         }
+        match name {
+            "exec" => return Route::Exec,
+            "watch" => return Route::Watch,
+            // They only change the connection's state.
+            "multi" | "discard" | "unwatch" => return Route::Local,
+            _ => {}
+        }
         let mut keys: Vec<&Bytes> = spec.keys(args);
         keys.sort();
         keys.dedup();
@@ -187,10 +198,7 @@ pub fn route(
             if consensus::runs_per_key(name, keys.len()) {
                 return Route::Consensus;
             }
-            return refused(
-                name,
-                "it reads and writes several keys, which needs them in one consensus round (one slot)",
-            );
+            return Route::Transaction;
         }
         return refused(name, "it has no ring implementation");
     }
@@ -331,17 +339,34 @@ mod tests {
     }
 
     #[test]
-    fn what_consensus_cannot_run_yet_is_refused_with_a_reason() {
+    fn multi_key_work_runs_as_a_transaction_and_two_databases_are_refused() {
         for cmd in [
             &["MSETNX", "a", "1", "b", "2"][..],
             &["RENAME", "a", "b"],
-            &["SWAPDB", "0", "1"],
-            &["MULTI"],
-            &["WATCH", "k"],
+            &["COPY", "a", "b"],
         ] {
+            assert_eq!(route_of(cmd), Route::Transaction, "{cmd:?}");
+        }
+        assert_eq!(route_of(&["EXEC"]), Route::Exec);
+        assert_eq!(route_of(&["WATCH", "k"]), Route::Watch);
+        for cmd in [&["MULTI"][..], &["DISCARD"], &["UNWATCH"]] {
+            assert_eq!(route_of(cmd), Route::Local, "{cmd:?}");
+        }
+        for cmd in [&["SWAPDB", "0", "1"][..], &["MOVE", "k", "1"]] {
             match route_of(cmd) {
                 Route::Refused(why) => assert!(why.contains("consistency.md"), "{why}"),
                 other => panic!("{cmd:?} took {other:?}"),
+            }
+        }
+        for cmd in [
+            &["MULTI"][..],
+            &["EXEC"],
+            &["WATCH", "k"],
+            &["RENAME", "a", "b"],
+        ] {
+            match eventual(cmd) {
+                Route::Refused(why) => assert!(why.contains("eventual"), "{why}"),
+                other => panic!("{cmd:?} took {other:?} in an eventual database"),
             }
         }
     }

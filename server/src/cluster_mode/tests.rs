@@ -135,6 +135,7 @@ impl FakeRing {
             expire_at,
             body,
             requests: Vec::new(),
+            txn: Default::default(),
         };
         self.data.lock().insert(key, rec);
         version

@@ -1,13 +1,14 @@
 //! Scripts on a cluster node (docs/scripting.md, "Cluster mode").
 //!
-//! A script names its keys in KEYS. On a ring it may name one key (any number of times):
-//! it then runs as the change function of that key's consensus round
-//! (`cluster_mode::consensus`), so it is linearizable with every other write of the key,
-//! whichever node each client reached. Several distinct keys are refused: they would
-//! need one consensus round over several keys, which does not exist yet. A script with
-//! no key runs on the node reached, as on Redis Cluster, and may call no command that
-//! names a key. Inside a script, every command must stay on the declared key (and the
-//! script's database) and be one the ring can run from a command's code.
+//! A script names its keys in KEYS. On a ring, a script that names one key (any number
+//! of times) runs as the change function of that key's consensus round
+//! (`cluster_mode::consensus`); one that names several keys of one slot runs as one
+//! ring transaction over them (`cluster_mode::transaction`; CROSSSLOT when they are in
+//! different slots, as on Redis Cluster). Either way it is linearizable with every other
+//! write of its keys, whichever node each client reached. A script with no key runs on
+//! the node reached, as on Redis Cluster, and may call no command that names a key.
+//! Inside a script, every command must stay on the declared keys (and the script's
+//! database) and be one the ring can run from a command's code.
 
 use crate::cluster_mode::route::{route, Route};
 use crate::commands::table::{self, CommandSpec};
@@ -20,10 +21,6 @@ use bytes::Bytes;
 use parking_lot::MutexGuard;
 use std::collections::HashMap;
 use std::time::Duration;
-
-/// A script that declares several distinct keys, on a cluster.
-pub const SEVERAL_KEYS: &str =
-    "CROSSSLOT scripts on a kvd cluster may name one key (multi-key consensus is not built yet)";
 
 /// How long a script waits for the node's running script before it looks again whether
 /// that one has run past busy-reply-threshold (then it gets -BUSY, as other commands do).
@@ -49,15 +46,22 @@ pub enum DeclaredKeys {
     Several,
 }
 
-/// The keys of EVAL-style arguments (`name numkeys key... arg...`).
-pub fn declared_keys(args: &[Bytes]) -> DeclaredKeys {
+/// The keys of EVAL-style arguments (`name numkeys key... arg...`), as declared
+/// (repeats included); none when numkeys is malformed (the command itself then answers
+/// its error).
+pub fn key_arguments(args: &[Bytes]) -> &[Bytes] {
     let Some(n) = (args.len() >= 3)
         .then(|| numkeys(args, "ERR value is not an integer or out of range").ok())
         .flatten()
     else {
-        return DeclaredKeys::None;
+        return &[];
     };
-    let keys = &args[3..3 + n];
+    &args[3..3 + n]
+}
+
+/// The keys of EVAL-style arguments (`name numkeys key... arg...`).
+pub fn declared_keys(args: &[Bytes]) -> DeclaredKeys {
+    let keys = key_arguments(args);
     match keys.first() {
         None => DeclaredKeys::None,
         Some(first) if keys.iter().all(|k| k == first) => DeclaredKeys::One(first.clone()),
@@ -75,8 +79,8 @@ pub fn refusal(scope: &RingScope, db: usize, spec: &CommandSpec, argv: &[Bytes])
     {
         return Some(format!(
             "-CROSSSLOT Script attempted to access key '{}', which it did not declare in KEYS \
-             (or in another database): a script on a kvd cluster runs as one consensus round \
-             of the one key it declares (multi-key consensus is not built yet)",
+             (or in another database): a script on a kvd cluster locks the keys it declares, \
+             and only those",
             String::from_utf8_lossy(k)
         ));
     }
@@ -84,7 +88,7 @@ pub fn refusal(scope: &RingScope, db: usize, spec: &CommandSpec, argv: &[Bytes])
         .filter(|p| !p.subcommands.is_empty())
         .map(|p| p.name);
     match route(spec, parent, argv, true) {
-        Route::Local | Route::Keys { .. } | Route::Consensus => None,
+        Route::Local | Route::Keys { .. } | Route::Consensus | Route::Transaction => None,
         Route::Refused(why) => Some(format!("-{why}")),
         _ => Some(format!(
             "This Redis command is not allowed from script on a kvd cluster: '{}' works on \
