@@ -41,6 +41,7 @@ pub async fn run(srv: &Shared, ring: &Arc<dyn Ring>, client: &mut Client, args: 
         .map(|p| p.name);
     match route::route(spec, parent, inner, true) {
         Route::Consensus => {}
+        Route::Transaction => return Reply::error(ONE_KEY),
         Route::Refused(why) => return Reply::error(why),
         _ => {
             return Reply::error(format!(
