@@ -71,12 +71,23 @@ pub fn run_to_end(
     port: u16,
     env: &[(&str, &str)],
 ) -> ProgramRun {
+    let port = port.to_string();
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["127.0.0.1", port.as_str()])
+        .collect();
+    run_with_args(lib, program, &args, env)
+}
+
+/// Runs `program` with exactly `args`, within [`PROGRAM_LIMIT`] (the examples of
+/// examples/ take the addresses of several nodes).
+pub fn run_with_args(lib: &str, program: &Path, args: &[&str], env: &[(&str, &str)]) -> ProgramRun {
     let out_dir = tempfile::tempdir().expect("tempdir");
     let stdout_path = out_dir.path().join("stdout");
     let stderr_path = out_dir.path().join("stderr");
     let mut child = Command::new(program)
         .args(args)
-        .args(["127.0.0.1", &port.to_string()])
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
