@@ -140,12 +140,7 @@ impl ClusterNode {
         mine: impl Fn(&LayoutProgress) -> u64,
     ) -> bool {
         let me = mine(&self.progress.lock());
-        let reported = |id| {
-            members
-                .iter()
-                .find(|m| m.node == id)
-                .map_or(0, |m| field(m))
-        };
+        let reported = |id| members.iter().find(|m| m.node == id).map_or(0, &field);
         let is_down = |id| self.live.state(id) == PeerState::Down;
         driver::all_report(layout, self.me.id, me, reported, is_down)
     }
