@@ -83,6 +83,15 @@ pub struct Transition {
     /// for them to acknowledge it, as a node that never comes back never would.
     #[serde(default, skip_serializing_if = "Vec::is_empty", with = "hex_ids")]
     pub replaced: Vec<NodeId>,
+    /// Set in the change's second version, made once every new replica copied its
+    /// partitions: reads use the new replicas, but writes still need a quorum of the
+    /// previous ones too, because a node that has not learned this version yet still
+    /// reads them. The third version, made once every node acknowledged this one, drops
+    /// the transition (`layout/transition.rs`; found by the simulation, docs/cluster.md).
+    /// Absent (false) in documents of older kvd, which read such a layout as the first
+    /// version: reads on the previous replicas and writes to both, which is safe.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reads_moved: bool,
 }
 
 /// What is wrong with a layout, or with reading or writing one.
@@ -479,6 +488,7 @@ mod hex_id_lists {
     }
 }
 
+pub mod driver;
 mod transition;
 pub use transition::{LayoutChange, LayoutPlan};
 

@@ -7,7 +7,7 @@
 //! (default [`DEFAULT_SEEDS`]). A failing run prints its seed and the command that
 //! replays it.
 
-use kv_cluster::sim::{self, Sabotage, SimConfig, SimReport, Violation};
+use kv_cluster::sim::{self, LayoutStep, Sabotage, SimConfig, SimReport, Violation};
 use std::time::Duration;
 
 /// Seeds a plain `cargo test` runs.
@@ -43,11 +43,12 @@ fn seeds() -> Vec<u64> {
 }
 
 /// Runs `seeds` of `config` and fails with every seed that broke a guarantee; over
-/// eight seeds or more, also checks that the runs were not vacuous.
-fn check_seeds(config: &SimConfig, seeds: &[u64], test: &str) {
+/// eight seeds or more, also checks that the runs were not vacuous. Returns the totals.
+fn check_seeds(config: &SimConfig, seeds: &[u64], test: &str) -> sim::SimStats {
     let mut failures = Vec::new();
     let (mut acked, mut unknown, mut reads) = (0, 0, 0);
     let mut totals = sim::SimStats::default();
+    let mut misplaced = Vec::new();
     for &seed in seeds {
         let report = simulate(seed, config);
         let (a, u, r) = report.outcome_counts();
@@ -63,6 +64,14 @@ fn check_seeds(config: &SimConfig, seeds: &[u64], test: &str) {
         totals.settle_rounds += s.settle_rounds;
         totals.transfers += s.transfers;
         totals.snapshots += s.snapshots;
+        totals.joins += s.joins;
+        totals.leaves += s.leaves;
+        totals.replacements += s.replacements;
+        totals.keys_copied += s.keys_copied;
+        totals.keys_dropped += s.keys_dropped;
+        if !report.misplaced.is_empty() {
+            misplaced.push((seed, report.misplaced.clone()));
+        }
         if !report.violations.is_empty() {
             failures.push(format!(
                 "seed {seed} ({} violations, replay with KVD_SIM_SEED={seed} cargo test -p kv-cluster --test simulation {test}): {:?}",
@@ -75,6 +84,10 @@ fn check_seeds(config: &SimConfig, seeds: &[u64], test: &str) {
         "{test}: {} seeds: {acked} writes acknowledged, {unknown} unknown, {reads} reads; {totals:?}",
         seeds.len()
     );
+    // Not a broken guarantee, reported (docs/cluster.md, "Deterministic simulation").
+    for (seed, records) in &misplaced {
+        eprintln!("{test}: seed {seed}: records on members that are not their replicas (node, partition, records): {records:?}");
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The runs must not be vacuous: over many seeds every kind of fault and repair
     // happened, and clients saw both successes and indeterminate writes.
@@ -85,11 +98,12 @@ fn check_seeds(config: &SimConfig, seeds: &[u64], test: &str) {
         assert!(totals.hints_delivered > 0 && totals.keys_repaired > 0);
         assert!(totals.transfers > 0 && totals.snapshots > 0);
     }
+    totals
 }
 
 #[test]
 fn random_faults_lose_no_acknowledged_write_and_replicas_converge() {
-    check_seeds(
+    let _ = check_seeds(
         &SimConfig::default(),
         &seeds(),
         "random_faults_lose_no_acknowledged_write_and_replicas_converge",
@@ -104,7 +118,7 @@ fn a_three_node_ring_under_random_faults_loses_no_acknowledged_write() {
         ..SimConfig::default()
     };
     let seeds: Vec<u64> = seeds().into_iter().take(THREE_NODE_SEEDS).collect();
-    check_seeds(
+    let _ = check_seeds(
         &config,
         &seeds,
         "a_three_node_ring_under_random_faults_loses_no_acknowledged_write",
@@ -134,8 +148,15 @@ fn assert_caught(sabotage: Sabotage, wanted: fn(&Violation) -> bool) {
         sabotage,
         ..SimConfig::default()
     };
-    let caught = (0..SABOTAGE_SEEDS).find_map(|seed| {
-        let report = simulate(seed, &config);
+    assert_caught_in(&config, SABOTAGE_SEEDS, wanted);
+}
+
+/// Runs seeds `0..seeds` of `config` until one reports a violation that `wanted`
+/// accepts; fails if none does.
+fn assert_caught_in(config: &SimConfig, seeds: u64, wanted: fn(&Violation) -> bool) {
+    let sabotage = config.sabotage;
+    let caught = (0..seeds).find_map(|seed| {
+        let report = simulate(seed, config);
         report
             .violations
             .into_iter()
@@ -144,7 +165,7 @@ fn assert_caught(sabotage: Sabotage, wanted: fn(&Violation) -> bool) {
     });
     match caught {
         Some((seed, v)) => eprintln!("{sabotage:?} caught at seed {seed}: {v:?}"),
-        None => panic!("{sabotage:?} went unnoticed in seeds 0..{SABOTAGE_SEEDS}"),
+        None => panic!("{sabotage:?} went unnoticed in seeds 0..{seeds}"),
     }
 }
 
@@ -208,4 +229,100 @@ fn the_checker_catches_transfers_that_are_not_transactions() {
     assert_caught(Sabotage::TransfersWithoutTransactions, |v| {
         matches!(v, Violation::Transaction { .. })
     });
+}
+/// Seeds of the runs that change their layout (at most; `KVD_SIM_SEEDS` may ask fewer).
+const LAYOUT_SEEDS: usize = 16;
+/// Seeds tried to catch a broken layout change (`KVD_SIM_SABOTAGE_SEEDS` overrides).
+const LAYOUT_SABOTAGE_SEEDS: u64 = 12;
+
+/// `KVD_SIM_SABOTAGE_SEEDS`, else `default`: how many seeds a sabotage test may try.
+fn sabotage_seeds(default: u64) -> u64 {
+    match std::env::var("KVD_SIM_SABOTAGE_SEEDS") {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("KVD_SIM_SABOTAGE_SEEDS={v}: not a number")),
+        Err(_) => default,
+    }
+}
+
+/// A ring of three nodes that grows to four, shrinks back to three as a member leaves,
+/// grows to four again and replaces a member that died for good with an empty node, one
+/// change after another during the fault phase, starting from a seeded place in that
+/// list (a leave from three members skipped, so some runs go 3 -> 4 -> 5 -> 4). As far as 60 s get: each step of a change waits
+/// for every member to acknowledge it, crashed members first have to restart, and a
+/// replacement copies from both surviving replicas. The same clients and faults as the
+/// other runs.
+fn layout_changes() -> SimConfig {
+    SimConfig {
+        nodes: 3,
+        spares: 3,
+        script: vec![
+            LayoutStep::Join,
+            LayoutStep::Leave,
+            LayoutStep::Join,
+            LayoutStep::ReplaceDead,
+        ],
+        duration: Duration::from_secs(60),
+        ..SimConfig::default()
+    }
+}
+
+#[test]
+fn joins_leaves_and_replacements_under_random_faults_lose_no_acknowledged_write() {
+    let seeds: Vec<u64> = seeds().into_iter().take(LAYOUT_SEEDS).collect();
+    let config = layout_changes();
+    let totals = check_seeds(
+        &config,
+        &seeds,
+        "joins_leaves_and_replacements_under_random_faults_lose_no_acknowledged_write",
+    );
+    // Not vacuous: every kind of change was applied, data moved, and old replicas let
+    // go of it.
+    if seeds.len() >= 8 {
+        assert!(totals.joins > 0 && totals.leaves > 0 && totals.replacements > 0);
+        assert!(totals.keys_copied > 0 && totals.keys_dropped > 0);
+    }
+}
+
+/// Writes during a layout change that need a quorum of the new replicas only (reads
+/// still asking the previous ones) are what CASSANDRA-8346 describes: the checker must
+/// see an acknowledged write that a later read or the final replicas miss.
+#[test]
+fn the_checker_catches_layout_changes_whose_writes_skip_the_previous_replicas() {
+    let config = SimConfig {
+        sabotage: Sabotage::TransitionWritesNewSetOnly,
+        ..layout_changes()
+    };
+    assert_caught_in(&config, sabotage_seeds(LAYOUT_SABOTAGE_SEEDS), |v| {
+        lost_or_stale(v) || matches!(v, Violation::Counter { .. })
+    });
+}
+
+/// A run that changes its layout replays too (the layouts, the drivers' steps and the
+/// operator's choices are part of the trace).
+#[test]
+fn a_seed_with_layout_changes_replays_to_the_same_history_and_trace() {
+    let config = layout_changes();
+    let first = simulate(3, &config);
+    let again = simulate(3, &config);
+    assert_eq!(first.history, again.history);
+    assert_eq!(first.stats, again.stats);
+    assert_eq!(first.trace_hash, again.trace_hash);
+    assert!(first.stats.joins > 0, "seed 3 applies a change");
+}
+
+/// A change that moves reads to the new replicas and stops writing to the previous ones
+/// in the same step (as kvd did before this simulation ran layout changes): a node that
+/// has not learned that step yet reads the previous replicas, which writes by nodes that
+/// learned it no longer reach. The window is one gossip delay, so it shows in few seeds:
+/// too many for every CI run; `cargo test -p kv-cluster --test simulation -- --ignored
+/// one_step` runs it (docs/cluster.md names the seed).
+#[test]
+#[ignore = "needs more seeds than a CI run affords"]
+fn the_checker_catches_layout_changes_that_move_reads_and_writes_in_one_step() {
+    let config = SimConfig {
+        sabotage: Sabotage::SettleInOneStep,
+        ..layout_changes()
+    };
+    assert_caught_in(&config, sabotage_seeds(200), lost_or_stale);
 }

@@ -235,6 +235,7 @@ fn four_nodes() -> Layout {
         .unwrap()
         .next
         .settled()
+        .and_then(|moved| moved.settled())
         .unwrap()
 }
 
@@ -280,13 +281,27 @@ fn a_join_keeps_the_previous_placement_until_it_settles() {
     let json = next.to_json();
     assert!(String::from_utf8_lossy(&json).contains("\"format\": 2"));
     assert_eq!(&Layout::from_json(&json).unwrap(), next);
-    let settled = next.settled().unwrap();
-    assert_eq!(settled.version, 3);
+    // Second version: reads move to the new replicas, writes still need both sets (a
+    // node that has not learned it yet still reads the previous replicas).
+    let moved = next.settled().unwrap();
+    assert_eq!(moved.version, 3);
+    assert!(moved.transition.as_ref().is_some_and(|t| t.reads_moved));
+    assert!(moved.incoming(NodeId(4)).is_empty(), "nothing left to copy");
+    assert_eq!(&Layout::from_json(&moved.to_json()).unwrap(), &moved);
+    for p in 0..PARTITIONS {
+        assert_eq!(moved.read_preflist(p), next.preflist(p));
+        assert_eq!(moved.write_groups(p), next.write_groups(p));
+        assert_eq!(moved.holders(p), next.holders(p));
+    }
+    // Third version: no transition; the previous replicas may let go.
+    let settled = moved.settled().unwrap();
+    assert_eq!(settled.version, 4);
     assert!(settled.transition.is_none());
     assert_eq!(settled.partitions, next.partitions);
     assert!(String::from_utf8_lossy(&settled.to_json()).contains("\"format\": 1"));
     for p in 0..PARTITIONS {
         assert_eq!(settled.read_preflist(p), next.preflist(p));
+        assert_eq!(settled.write_groups(p), vec![next.preflist(p).to_vec()]);
     }
 }
 
@@ -311,7 +326,9 @@ fn a_leaving_node_stays_a_source_until_the_transition_ends() {
     );
     assert_eq!(next.all_nodes().count(), 4);
     assert_eq!(plan.moved, held.len());
-    let settled = next.settled().unwrap();
+    let moved = next.settled().unwrap();
+    assert!(moved.node(NodeId(3)).is_some(), "a source until the end");
+    let settled = moved.settled().unwrap();
     assert!(settled.node(NodeId(3)).is_none());
     assert!(settled.partitions_of(NodeId(3)).is_empty());
 }

@@ -1,12 +1,14 @@
 //! Layout changes (docs/cluster.md, "Changing the layout"): the changes an operator
 //! stages, the next layout they make, and where requests go while data moves.
 //!
-//! A change takes two layout versions. The first names the new replicas and keeps the
+//! A change takes three layout versions. The first names the new replicas and keeps the
 //! previous placement as its [`Transition`]: writes need a quorum in both replica sets,
 //! reads ask the previous replicas (the new ones may not hold the data yet), and every
 //! new replica copies its incoming partitions from the previous ones. The second, made
-//! once every new replica reports its partitions copied, drops the transition: reads move
-//! to the new replicas, and the previous ones may delete what they no longer hold.
+//! once every new replica reports its partitions copied, moves reads to the new replicas
+//! while writes still need both sets (nodes that have not learned it yet still read the
+//! previous replicas). The third, made once every node acknowledged the second, drops
+//! the transition, and the previous replicas may delete what they no longer hold.
 //! Garage's layout history (ack, sync and sync-ack trackers) is the model.
 
 use super::{Layout, LayoutError, NodeInfo, Transition};
@@ -55,8 +57,18 @@ pub struct LayoutPlan {
 
 impl Layout {
     /// The replicas a read of `partition` asks, in preference order: the previous
-    /// layout's while a transition is under way, else this layout's.
+    /// layout's while a transition is under way and its reads have not moved, else this
+    /// layout's.
     pub fn read_preflist(&self, partition: u16) -> &[NodeId] {
+        match &self.transition {
+            Some(t) if !t.reads_moved => self.previous_preflist(partition),
+            _ => self.preflist(partition),
+        }
+    }
+
+    /// The previous layout's replicas of `partition` while a transition is under way,
+    /// else this layout's.
+    pub fn previous_preflist(&self, partition: u16) -> &[NodeId] {
         match &self.transition {
             Some(t) => t
                 .partitions
@@ -67,10 +79,11 @@ impl Layout {
     }
 
     /// The replica sets a write of `partition` needs a quorum in: this layout's, and
-    /// during a transition the previous layout's too when it differs.
+    /// during a transition (reads moved or not) the previous layout's too when it
+    /// differs.
     pub fn write_groups(&self, partition: u16) -> Vec<Vec<NodeId>> {
         let new = self.preflist(partition).to_vec();
-        let old = self.read_preflist(partition);
+        let old = self.previous_preflist(partition);
         let same: bool = old.len() == new.len() && old.iter().all(|n| new.contains(n));
         if same {
             vec![new]
@@ -83,7 +96,7 @@ impl Layout {
     /// the previous layout's that are not among them.
     pub fn holders(&self, partition: u16) -> Vec<NodeId> {
         let mut all = self.preflist(partition).to_vec();
-        for &n in self.read_preflist(partition) {
+        for &n in self.previous_preflist(partition) {
             if !all.contains(&n) {
                 all.push(n);
             }
@@ -92,13 +105,14 @@ impl Layout {
     }
 
     /// The partitions `id` must copy before the transition under way may end: those it
-    /// is a new replica of. Empty without a transition.
+    /// is a new replica of. Empty without a transition, and once reads moved (the copy
+    /// is what allowed them to move).
     pub fn incoming(&self, id: NodeId) -> Vec<u16> {
-        if self.transition.is_none() {
+        if self.transition.as_ref().is_none_or(|t| t.reads_moved) {
             return Vec::new();
         }
         (0..PARTITIONS)
-            .filter(|&p| self.preflist(p).contains(&id) && !self.read_preflist(p).contains(&id))
+            .filter(|&p| self.preflist(p).contains(&id) && !self.previous_preflist(p).contains(&id))
             .collect()
     }
 
@@ -177,6 +191,7 @@ impl Layout {
                 .collect(),
             partitions: self.partitions.clone(),
             replaced,
+            reads_moved: false,
         });
         let next = Layout {
             cluster_id: self.cluster_id.clone(),
@@ -206,21 +221,34 @@ impl Layout {
         })
     }
 
-    /// The layout that ends the transition under way (version + 1, the same placement,
-    /// no transition).
+    /// The next step of the transition under way (version + 1, the same placement): from
+    /// the first version, the one whose reads use the new replicas while writes still
+    /// need the previous ones (every new replica copied its partitions); from that one,
+    /// the layout without transition (every node acknowledged that reads moved, so no
+    /// node reads the previous replicas any more). Moving reads and dropping the
+    /// previous replicas from writes in one step let a node that had not learned the new
+    /// version read the previous replicas while others wrote to the new ones only: the
+    /// simulation found stale reads that way (docs/cluster.md, "Deterministic
+    /// simulation").
     pub fn settled(&self) -> Result<Layout, LayoutError> {
-        if self.transition.is_none() {
+        let Some(t) = &self.transition else {
             return Err(LayoutError::Change(format!(
                 "layout version {} has no transition to end",
                 self.version
             )));
-        }
+        };
         let mut next = self.clone();
         next.version = self
             .version
             .checked_add(1)
             .ok_or(LayoutError::ZeroVersion)?;
-        next.transition = None;
+        next.transition = match t.reads_moved {
+            false => Some(Transition {
+                reads_moved: true,
+                ..t.clone()
+            }),
+            true => None,
+        };
         Ok(next)
     }
 

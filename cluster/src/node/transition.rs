@@ -19,7 +19,7 @@
 use super::background::tick;
 use super::ClusterNode;
 use crate::gossip::Member;
-use crate::layout::Layout;
+use crate::layout::{driver, Layout};
 use crate::replica_api::{Liveness, PeerState};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -62,7 +62,7 @@ impl ClusterNode {
     /// The longest a request started under an older layout may still run.
     fn drain_time(&self) -> Duration {
         let c = &self.config.cluster;
-        c.request_timeout.max(c.consensus_timeout) + Duration::from_millis(500)
+        driver::drain_time(c.request_timeout, c.consensus_timeout)
     }
 
     async fn transition_step(&self) {
@@ -140,30 +140,19 @@ impl ClusterNode {
         mine: impl Fn(&LayoutProgress) -> u64,
     ) -> bool {
         let me = mine(&self.progress.lock());
-        layout.all_nodes().all(|n| {
-            if n.id == self.me.id {
-                return me >= layout.version;
-            }
-            let reported = members
-                .iter()
-                .find(|m| m.node == n.id)
-                .is_some_and(|m| field(m) >= layout.version);
-            let departing = layout.member(n.id).is_none();
-            let declared_dead = layout
-                .transition
-                .as_ref()
-                .is_some_and(|t| t.replaced.contains(&n.id));
-            let down = self.live.state(n.id) == PeerState::Down;
-            reported || (departing && (declared_dead || down))
-        })
+        let reported = |id| members.iter().find(|m| m.node == id).map_or(0, &field);
+        let is_down = |id| self.live.state(id) == PeerState::Down;
+        driver::all_report(layout, self.me.id, me, reported, is_down)
     }
 
     fn all_members_synced(&self, layout: &Layout, members: &[Member]) -> bool {
-        layout.nodes.iter().all(|n| {
-            n.id == self.me.id
-                || members
-                    .iter()
-                    .any(|m| m.node == n.id && m.layout_synced >= layout.version)
+        driver::all_members_synced(layout, self.me.id, |id| {
+            members
+                .iter()
+                .filter(|m| m.node == id)
+                .map(|m| m.layout_synced)
+                .max()
+                .unwrap_or(0)
         })
     }
 
@@ -171,47 +160,26 @@ impl ClusterNode {
     /// are not down; a partition counts as copied once at least N - W + 1 of them
     /// synced with this node without error.
     async fn copy_incoming(&self, layout: &Layout) {
-        let todo: Vec<u16> = {
+        let plan = {
             let mut p = self.progress.lock();
             p.copy_started.get_or_insert_with(Instant::now);
-            let copied = p.copied.clone();
-            layout
-                .incoming(self.me.id)
-                .into_iter()
-                .filter(|part| !copied.contains(part))
-                .collect()
+            let is_down = |n| self.live.state(n) == PeerState::Down;
+            driver::copy_plan(layout, self.me.id, &p.copied, is_down)
         };
+        let todo = plan.todo;
         let c = &self.config.cluster;
-        let sources_needed = (c.replicas + 1).saturating_sub(c.write_quorum).max(1);
-        let mut synced_by = vec![0usize; usize::from(kv_keyspace::slot::PARTITIONS)];
-        let sources: BTreeSet<crate::NodeId> = todo
-            .iter()
-            .flat_map(|&p| layout.read_preflist(p).to_vec())
-            .filter(|&n| n != self.me.id && self.live.state(n) != PeerState::Down)
-            .collect();
-        for source in sources {
-            let parts: Vec<u16> = todo
-                .iter()
-                .copied()
-                .filter(|&p| layout.read_preflist(p).contains(&source))
-                .collect();
+        let sources_needed = driver::sources_needed(c.replicas, c.write_quorum);
+        let mut synced_by = Vec::new();
+        for (source, parts) in plan.sources {
             let done = self.sync_with_peer(source, &parts).await;
             self.progress.lock().keys_copied += done.stats.keys_repaired;
-            for p in done.synced {
-                synced_by[usize::from(p)] += 1;
-            }
+            synced_by.extend(done.synced);
         }
         let finished = {
             let mut p = self.progress.lock();
-            for &part in &todo {
-                if synced_by[usize::from(part)] >= sources_needed {
-                    p.copied.insert(part);
-                }
-            }
-            let all = layout
-                .incoming(self.me.id)
-                .iter()
-                .all(|part| p.copied.contains(part));
+            p.copied
+                .extend(driver::copied_now(&todo, &synced_by, sources_needed));
+            let all = driver::all_copied(layout, self.me.id, &p.copied);
             if all {
                 p.synced = layout.version;
             }
@@ -243,11 +211,11 @@ impl ClusterNode {
 
     /// Deletes what this node holds of partitions `layout` does not give it.
     async fn clean_up(&self, layout: &Layout) {
-        let held: BTreeSet<u16> = layout.partitions_of(self.me.id).into_iter().collect();
+        let gone = driver::partitions_to_drop(layout, self.me.id);
         let store = self.store.clone();
         let dropped = tokio::task::spawn_blocking(move || -> Result<u64, String> {
             let mut dropped = 0u64;
-            for p in (0..kv_keyspace::slot::PARTITIONS).filter(|p| !held.contains(p)) {
+            for p in gone {
                 loop {
                     let n = store
                         .drop_partition(p, DROP_BATCH)

@@ -88,6 +88,14 @@ pub enum Violation {
         /// What was seen.
         what: String,
     },
+    /// A layout change had not ended after the heal: the committed layout still has its
+    /// transition, or a member does not hold it or did not clean up after it.
+    LayoutChangeUnfinished {
+        /// The committed layout's version.
+        version: u64,
+        /// What is left.
+        what: String,
+    },
     /// A node failed to restart from what its file system kept.
     RestartFailed {
         /// The node.
@@ -95,6 +103,47 @@ pub enum Violation {
         /// Why.
         error: String,
     },
+}
+
+/// Check 6, for runs that change their layout: the change ended (no transition left,
+/// every running member of `layout` holds it and cleaned up, `done`).
+pub fn check_layout(layout: &Layout, done: &[(NodeId, bool)]) -> Vec<Violation> {
+    let unfinished = |what: String| Violation::LayoutChangeUnfinished {
+        version: layout.version,
+        what,
+    };
+    let mut violations = Vec::new();
+    if let Some(t) = &layout.transition {
+        violations.push(unfinished(format!(
+            "the change from version {} is under way",
+            t.from_version
+        )));
+    }
+    for (node, _) in done.iter().filter(|d| !d.1) {
+        violations.push(unfinished(format!("{node:?} did not clean up")));
+    }
+    violations
+}
+
+/// Records members hold of partitions `layout` does not give them, as (node,
+/// partition, records). Nodes that left are not counted (they keep their data until
+/// wiped).
+pub fn misplaced(
+    layout: &Layout,
+    nodes: &BTreeMap<NodeId, NodeState>,
+) -> Vec<(NodeId, u16, usize)> {
+    let mut found = Vec::new();
+    for (&node, state) in nodes.iter().filter(|(n, _)| layout.member(**n).is_some()) {
+        let mut per_partition: BTreeMap<u16, usize> = BTreeMap::new();
+        for key in state.records.keys() {
+            let partition = key_partition(&key.key);
+            if !layout.preflist(partition).contains(&node) {
+                *per_partition.entry(partition).or_default() += 1;
+            }
+        }
+        found.extend(per_partition.into_iter().map(|(p, n)| (node, p, n)));
+    }
+    found
 }
 
 /// Runs checks 1-3.

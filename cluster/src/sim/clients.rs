@@ -78,15 +78,16 @@ pub(crate) async fn run_client(cluster: Arc<SimCluster>, client: usize, until: I
 }
 
 impl SimCluster {
-    /// The node a client sends its next operation to: mostly a running node, as a
-    /// client library reconnects elsewhere; sometimes any node, so that requests also
-    /// meet a coordinator that is down.
+    /// The node a client sends its next operation to: mostly a running node that serves
+    /// clients (its layout names it), as a client library reconnects elsewhere;
+    /// sometimes any node, so that requests also meet a coordinator that is down, a
+    /// spare not added yet or a node removed.
     pub(crate) fn pick_node(&self) -> crate::NodeId {
         let world = &self.setup.world;
         let up: Vec<_> = self
             .nodes
             .iter()
-            .filter(|n| n.current().is_some())
+            .filter(|n| n.current().is_some() && self.setup.layouts.serves(n.id))
             .collect();
         match world.rng(|r| r.gen_range(0..10)) {
             0 => world.rng(|r| self.nodes[r.gen_range(0..self.nodes.len())].id),
@@ -105,8 +106,10 @@ impl SimCluster {
         consistency: Consistency,
     ) -> Outcome {
         let is_read = matches!(kind, OpKind::Get | OpKind::SerialRead);
-        let Some(inc) = self.node(node).and_then(|n| n.current()) else {
-            let why = "the coordinator is down".to_string();
+        let inc = self.node(node).and_then(|n| n.current());
+        let serving = inc.filter(|_| self.setup.layouts.serves(node));
+        let Some(inc) = serving else {
+            let why = "the coordinator is down, not added yet or removed".to_string();
             return if is_read {
                 Outcome::ReadFailed(why)
             } else {

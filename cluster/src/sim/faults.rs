@@ -94,10 +94,13 @@ fn crash_one(cluster: &SimCluster) {
     }
 }
 
-/// The nodes that are running (`up`) or crashed (`!up`).
+/// The nodes that are running (`up`) or crashed and able to restart (`!up`; a node
+/// dead for good never restarts).
 fn running(cluster: &SimCluster, up: bool) -> Vec<&SimNode> {
     let nodes = cluster.nodes.iter();
-    nodes.filter(|n| n.current().is_some() == up).collect()
+    nodes
+        .filter(|n| n.current().is_some() == up && !n.is_retired())
+        .collect()
 }
 
 /// A random node among the running (`up`) or crashed (`!up`) ones.

@@ -23,15 +23,17 @@ pub mod history;
 pub mod liveness;
 mod network;
 mod node;
+mod operator;
 mod retrying_client;
 mod transfers;
+mod transition;
 mod world;
 
 pub use checker::{NodeState, Violation};
 pub use history::{Op, OpKind, Outcome};
+pub use operator::LayoutStep;
 
 use crate::layout::{Layout, NodeInfo};
-use crate::node::adapters::LayoutCell;
 use crate::quorum::CoordinatorConfig;
 use crate::NodeId;
 use bytes::Bytes;
@@ -44,6 +46,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use transition::Layouts;
 use world::World;
 
 /// Rounds of hint replay and anti-entropy after the heal before the run is judged
@@ -52,6 +55,9 @@ const SETTLE_ROUNDS: usize = 20;
 
 /// Clients running multi-key transactions (sim/transfers.rs) beside the others.
 const TRANSFER_CLIENTS: usize = 2;
+/// The same in a run that changes its layout: a change under way at the heal still has
+/// to be acknowledged (the drain time), copied, ended and cleaned up after.
+const SETTLE_ROUNDS_WITH_CHANGES: usize = 60;
 
 /// A component broken on purpose, to show that the checker catches what it breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,13 +84,26 @@ pub enum Sabotage {
     /// Transfer clients move money with two single-key rounds instead of one
     /// transaction, so a snapshot can fall between the two halves.
     TransfersWithoutTransactions,
+    /// During a layout change, writes need a quorum of the new replicas only (not of
+    /// the previous ones too), while reads still ask the previous replicas.
+    TransitionWritesNewSetOnly,
+    /// A layout change ends in one step once the new replicas copied their partitions:
+    /// reads move to them and writes stop needing the previous replicas at once (kvd
+    /// before the simulation ran layout changes), so a node that has not learned that
+    /// version yet reads the previous replicas, which writes no longer reach.
+    SettleInOneStep,
 }
 
 /// The shape of one simulated run.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    /// Nodes in the ring.
+    /// Nodes in the ring's first layout.
     pub nodes: usize,
+    /// Nodes started outside the layout, waiting to be added (they join or replace
+    /// members as `script` says).
+    pub spares: usize,
+    /// The layout changes an operator applies during the fault phase, in order.
+    pub script: Vec<LayoutStep>,
     /// Replicas per key (N); W = R = N/2 + 1.
     pub replicas: usize,
     /// Concurrent clients.
@@ -101,6 +120,8 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             nodes: 5,
+            spares: 0,
+            script: Vec::new(),
             replicas: 3,
             clients: 4,
             keys: 6,
@@ -133,6 +154,16 @@ pub struct SimStats {
     pub transfers: u64,
     /// Snapshots of all accounts (three-key transactions) read.
     pub snapshots: u64,
+    /// Nodes the operator added to the layout (joins).
+    pub joins: u64,
+    /// Members the operator removed (leaves).
+    pub leaves: u64,
+    /// Dead members the operator replaced with empty nodes.
+    pub replacements: u64,
+    /// Keys new replicas copied in layout changes.
+    pub keys_copied: u64,
+    /// Keys deleted from nodes that no longer hold their partitions.
+    pub keys_dropped: u64,
 }
 
 /// The result of one run.
@@ -146,6 +177,10 @@ pub struct SimReport {
     pub violations: Vec<Violation>,
     /// A hash of every event of the run, in order: equal for two runs of one seed.
     pub trace_hash: u64,
+    /// After a layout change: records that members hold of partitions they are not a
+    /// replica of, as (node, partition, records). Not a broken guarantee (no read asks
+    /// them), but not "every key on exactly its replicas" either: see docs/cluster.md.
+    pub misplaced: Vec<(NodeId, u16, usize)>,
     /// What happened.
     pub stats: SimStats,
 }
@@ -224,18 +259,20 @@ impl Drop for Scratch {
     }
 }
 
-/// The ring's layout: every node its own zone, equal capacity.
+/// A node as the layout records it: its own zone, capacity 1.
+pub(crate) fn node_info(id: NodeId) -> NodeInfo {
+    NodeInfo {
+        id,
+        resp_addr: format!("sim:{}", id.0),
+        bus_addr: format!("sim:{}", id.0 + 10_000),
+        zone: format!("zone{}", id.0),
+        capacity: 1,
+    }
+}
+
+/// The ring's first layout: every node its own zone, equal capacity.
 fn sim_layout(nodes: &[NodeId], replicas: usize) -> Result<Layout, String> {
-    let infos = nodes
-        .iter()
-        .map(|&id| NodeInfo {
-            id,
-            resp_addr: format!("sim:{}", id.0),
-            bus_addr: format!("sim:{}", id.0 + 10_000),
-            zone: format!("zone{}", id.0),
-            capacity: 1,
-        })
-        .collect();
+    let infos = nodes.iter().map(|&id| node_info(id)).collect();
     Layout::initial("5e".repeat(16), infos, replicas).map_err(|e| e.to_string())
 }
 
@@ -243,10 +280,13 @@ fn sim_layout(nodes: &[NodeId], replicas: usize) -> Result<Layout, String> {
 /// Errors are failures to set the run up, not violations.
 pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
     let world = Arc::new(World::new(seed));
-    let ids: Vec<NodeId> = (1..=config.nodes as u64).map(NodeId).collect();
-    let layout = Arc::new(sim_layout(&ids, config.replicas)?);
-    let cell = LayoutCell::default();
-    cell.set((*layout).clone());
+    let members: Vec<NodeId> = (1..=config.nodes as u64).map(NodeId).collect();
+    let spares: Vec<NodeId> = (0..config.spares as u64)
+        .map(|i| NodeId(config.nodes as u64 + 1 + i))
+        .collect();
+    let ids: Vec<NodeId> = members.iter().chain(&spares).copied().collect();
+    let first = sim_layout(&members, config.replicas)?;
+    let layouts = Arc::new(Layouts::new(first, &spares, !config.script.is_empty()));
     let quorum = config.replicas / 2 + 1;
     let coordinator = CoordinatorConfig {
         replicas: config.replicas,
@@ -262,8 +302,7 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
     let cluster = Arc::new(SimCluster {
         setup: Setup {
             world: world.clone(),
-            layout: layout.clone(),
-            placement: Arc::new(cell),
+            layouts: layouts.clone(),
             nodes: ids.clone(),
             coordinator,
             sabotage: config.sabotage,
@@ -310,6 +349,11 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
         })
         .collect();
     let faults = tokio::spawn(faults::run_faults(cluster.clone(), until));
+    let operator = tokio::spawn(operator::run_operator(
+        cluster.clone(),
+        config.script.clone(),
+        until,
+    ));
     for task in clients {
         task.await
             .map_err(|e| format!("a client task failed: {e}"))?;
@@ -317,6 +361,9 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
     faults
         .await
         .map_err(|e| format!("the fault task failed: {e}"))?;
+    operator
+        .await
+        .map_err(|e| format!("the operator task failed: {e}"))?;
     let mut transfer_violations = Vec::new();
     for task in transfer_clients {
         let report = task
@@ -333,10 +380,16 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
     // The final snapshot settled locks, which wrote: let repair spread that too.
     settle(&cluster).await;
     let states = final_states(&cluster)?;
+    let layout = layouts.committed();
     let history = cluster.history.take();
     let mut violations = cluster.restart_failures.lock().clone();
     violations.extend(transfer_violations);
     violations.extend(checker::check(&history, &layout, &cluster.keys, &states));
+    let mut misplaced = Vec::new();
+    if layouts.changes {
+        violations.extend(checker::check_layout(&layout, &members_done(&cluster)));
+        misplaced = checker::misplaced(&layout, &states);
+    }
     violations.extend(checker::check_counters(
         &history,
         &layout,
@@ -358,14 +411,16 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
         history,
         violations,
         trace_hash: world.trace_hash(),
+        misplaced,
         stats,
     })
 }
 
-/// Heals everything (network, losses, delays, clocks, crashed nodes), then runs hint
-/// replay and anti-entropy on every node, round after round, until every hint is
-/// delivered and every partition's replicas have equal roots (or the rounds run out,
-/// which the checker then reports as divergence).
+/// Heals everything (network, losses, delays, clocks, crashed nodes that did not die
+/// for good), then runs hint replay and anti-entropy on every node, round after round,
+/// until every hint is delivered, every partition's replicas have equal roots and a
+/// layout change under way ended with every member cleaned up (or the rounds run out,
+/// which the checker then reports).
 async fn settle(cluster: &SimCluster) {
     let world = &cluster.setup.world;
     world.set_net(|n| {
@@ -375,12 +430,16 @@ async fn settle(cluster: &SimCluster) {
     });
     for node in &cluster.nodes {
         node.clock.set_skew_ms(0);
-        if node.current().is_none() {
+        if node.current().is_none() && !node.is_retired() {
             cluster.start_node(node);
         }
     }
     world.trace(format_args!("settle"));
-    for _ in 0..SETTLE_ROUNDS {
+    let rounds = match cluster.setup.layouts.changes {
+        true => SETTLE_ROUNDS_WITH_CHANGES,
+        false => SETTLE_ROUNDS,
+    };
+    for _ in 0..rounds {
         // Longer than any gossip interval: every node sees every other up again.
         tokio::time::sleep(Duration::from_secs(1)).await;
         world.count(|s| s.settle_rounds += 1);
@@ -388,17 +447,50 @@ async fn settle(cluster: &SimCluster) {
         if cluster.setup.sabotage != Sabotage::NoRepair {
             for inc in &running {
                 replay_hints(world, inc).await;
-                anti_entropy_round(world, inc, &cluster.setup.layout).await;
+                anti_entropy_round(&cluster.setup, inc).await;
             }
         }
-        let hints_left: u64 = running.iter().map(|i| i.hints.stats().count).sum();
-        let agree = final_states(cluster).is_ok_and(|states| {
-            checker::check(&[], &cluster.setup.layout, &[], &states).is_empty()
-        });
-        if hints_left == 0 && agree {
+        // Hints for a node dead for good are never delivered (nor needed: it was
+        // replaced, and its replacement copied from the others).
+        let deliverable = |target: &NodeId| cluster.node(*target).is_some_and(|n| !n.is_retired());
+        let hints_left: u64 = running
+            .iter()
+            .flat_map(|i| i.hints.targets_with_counts())
+            .filter(|(target, _)| deliverable(target))
+            .map(|(_, count)| count)
+            .sum();
+        let layout = cluster.setup.layouts.committed();
+        let agree = final_states(cluster)
+            .is_ok_and(|states| checker::check(&[], &layout, &[], &states).is_empty());
+        let changed = !cluster.setup.layouts.changes
+            || (layout.transition.is_none() && members_done(cluster).iter().all(|d| d.1));
+        if hints_left == 0 && agree && changed {
             return;
         }
     }
+}
+
+/// Each member of the committed layout that is running, and whether it holds that
+/// layout and deleted the partitions it no longer holds.
+fn members_done(cluster: &SimCluster) -> Vec<(NodeId, bool)> {
+    let layout = cluster.setup.layouts.committed();
+    layout
+        .nodes
+        .iter()
+        .filter_map(|n| cluster.node(n.id))
+        .filter_map(|node| {
+            let inc = node.current()?;
+            let holds = cluster
+                .setup
+                .layouts
+                .of(node.id)
+                .is_some_and(|l| l.version == layout.version);
+            Some((
+                node.id,
+                holds && inc.progress.lock().cleaned >= layout.version,
+            ))
+        })
+        .collect()
 }
 
 /// What every running node holds: roots of all partitions and every record.

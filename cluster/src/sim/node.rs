@@ -7,14 +7,14 @@
 use super::clock::SimClock;
 use super::liveness::SimLiveness;
 use super::network::SimReplicas;
+use super::transition::{self, Layouts, Progress};
 use super::world::{Running, World};
 use super::Sabotage;
 use crate::anti_entropy::sync_all;
-use crate::coordinator::{Coordinator, Placement};
+use crate::coordinator::Coordinator;
 use crate::hint_replay::{replay_round, ByteBudget, HintReplayConfig};
 use crate::hints::{EngineCalls, HintConfig, HintStore, WallClockMs};
 use crate::hlc::{Clock, Hlc};
-use crate::layout::Layout;
 use crate::node::adapters::HlcClock;
 use crate::quorum::CoordinatorConfig;
 use crate::replica_api::{Liveness, PeerState, ReplicaApi, Replicas};
@@ -40,10 +40,12 @@ const HINT_REPLAY_EVERY: Duration = Duration::from_secs(1);
 const ANTI_ENTROPY_EVERY: Duration = Duration::from_secs(5);
 
 /// What every node of one simulation shares.
+#[derive(Clone)]
 pub(crate) struct Setup {
     pub(crate) world: Arc<World>,
-    pub(crate) layout: Arc<Layout>,
-    pub(crate) placement: Arc<dyn Placement>,
+    /// The committed layout and each node's own.
+    pub(crate) layouts: Arc<Layouts>,
+    /// Every node, spares included (the network reaches them all).
     pub(crate) nodes: Vec<NodeId>,
     pub(crate) coordinator: CoordinatorConfig,
     pub(crate) sabotage: Sabotage,
@@ -58,6 +60,8 @@ pub(crate) struct Incarnation {
     pub(crate) coordinator: Coordinator,
     pub(crate) replicas: Arc<SimReplicas>,
     pub(crate) liveness: Arc<SimLiveness>,
+    /// Its progress through a layout change (sim/transition.rs).
+    pub(crate) progress: Mutex<Progress>,
     switch: Arc<FaultSwitch>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -78,6 +82,8 @@ pub(crate) struct SimNode {
     pub(crate) clock: Arc<SimClock>,
     incarnations: Mutex<u64>,
     current: Mutex<Option<Arc<Incarnation>>>,
+    /// Dead for good (a replaced node): never restarted.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 /// The engine's settings in the simulation: `fsync always` (acknowledged means synced;
@@ -110,6 +116,7 @@ impl SimNode {
             clock,
             incarnations: Mutex::new(0),
             current: Mutex::new(None),
+            retired: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -149,9 +156,15 @@ impl SimNode {
             sabotage: setup.sabotage,
         });
         let liveness = Arc::new(SimLiveness::new(self.id));
+        let cell = setup
+            .layouts
+            .cells
+            .get(&self.id)
+            .cloned()
+            .ok_or_else(|| format!("{:?} has no layout cell", self.id))?;
         let coordinator = Coordinator::new(
             self.id,
-            setup.placement.clone(),
+            transition::placement(cell, setup.sabotage),
             Arc::new(HlcClock(Arc::new(hlc))),
             replicas.clone(),
             liveness.clone(),
@@ -166,6 +179,7 @@ impl SimNode {
             coordinator,
             replicas,
             liveness,
+            progress: Mutex::new(Progress::default()),
             switch,
             tasks: Mutex::new(Vec::new()),
         });
@@ -177,6 +191,7 @@ impl SimNode {
             }),
         );
         *self.current.lock() = Some(incarnation.clone());
+        transition::restarted(setup, self.id);
 
         spawn_background(setup, &incarnation);
         setup
@@ -201,6 +216,20 @@ impl SimNode {
         true
     }
 
+    /// Cuts the power for good: the node never restarts (a machine that died, to be
+    /// replaced).
+    pub(crate) fn retire(&self, world: &World) {
+        self.retired
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.crash(world, CrashMode::DropUnsynced);
+        world.trace(format_args!("{:?} is dead for good", self.id));
+    }
+
+    /// Whether the node died for good.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Stops the node's tasks at the end of a run (its engine closes once the last
     /// request holding it is gone).
     pub(crate) fn stop(&self) {
@@ -218,9 +247,12 @@ fn spawn_background(setup: &Setup, inc: &Arc<Incarnation>) {
     let me = inc.coordinator.node();
     let gossip_every = Duration::from_millis(world.rng(|r| rand::Rng::gen_range(r, 200..=600)));
     let mut tasks = Vec::new();
-    let (w, i, nodes) = (world.clone(), inc.clone(), setup.nodes.clone());
+    let (s, i) = (Arc::new(setup.clone()), inc.clone());
     tasks.push(every(gossip_every, move || {
-        i.liveness.round(&w, &nodes);
+        i.liveness.round(&s.world, &s.nodes);
+        if s.layouts.changes {
+            transition::gossip(&s, me, &i);
+        }
         async {}
     }));
     let i = inc.clone();
@@ -236,10 +268,17 @@ fn spawn_background(setup: &Setup, inc: &Arc<Incarnation>) {
             let (w, i) = (w.clone(), i.clone());
             async move { replay_hints(&w, &i).await }
         }));
-        let (w, i, layout) = (world.clone(), inc.clone(), setup.layout.clone());
+        let (s, i) = (Arc::new(setup.clone()), inc.clone());
         tasks.push(every(ANTI_ENTROPY_EVERY, move || {
-            let (w, i, layout) = (w.clone(), i.clone(), layout.clone());
-            async move { anti_entropy_round(&w, &i, &layout).await }
+            let (s, i) = (s.clone(), i.clone());
+            async move { anti_entropy_round(&s, &i).await }
+        }));
+    }
+    if setup.layouts.changes {
+        let (s, i) = (Arc::new(setup.clone()), inc.clone());
+        tasks.push(every(transition::STEP_EVERY, move || {
+            let (s, i) = (s.clone(), i.clone());
+            async move { transition::step(&s, &i).await }
         }));
     }
     world.trace(format_args!("{me:?} gossips every {gossip_every:?}"));
@@ -278,16 +317,22 @@ pub(crate) async fn replay_hints(world: &World, inc: &Incarnation) {
     ));
 }
 
-/// One anti-entropy round of a node: each partition it holds against each other
-/// replica that its failure detector does not call down (the real `sync_all`).
-pub(crate) async fn anti_entropy_round(world: &World, inc: &Incarnation, layout: &Layout) {
+/// One anti-entropy round of a node: each partition it holds (by its own layout; during
+/// a change, those it receives and those it still serves) against each other holder
+/// that its failure detector does not call down (the real `sync_all`). A node removed
+/// from the layout, or not added yet, holds nothing.
+pub(crate) async fn anti_entropy_round(setup: &Setup, inc: &Incarnation) {
+    let world = &setup.world;
     let me = inc.coordinator.node();
+    let Some(layout) = setup.layouts.of(me).filter(|l| l.node(me).is_some()) else {
+        return;
+    };
     let Some(local) = inc.replicas.replica(me) else {
         return;
     };
     let peers_of = |p: u16| -> Vec<Arc<dyn ReplicaApi>> {
         layout
-            .preflist(p)
+            .holders(p)
             .iter()
             .filter(|&&n| n != me && inc.liveness.state(n) != PeerState::Down)
             .filter_map(|&n| inc.replicas.replica(n))

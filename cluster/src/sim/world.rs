@@ -50,6 +50,8 @@ pub(crate) struct World {
     trace: Mutex<u64>,
     pub(crate) stats: Mutex<SimStats>,
     start: Instant,
+    /// Print every traced event to stderr (`KVD_SIM_TRACE=1`), to follow a failing seed.
+    print: bool,
 }
 
 impl World {
@@ -65,6 +67,7 @@ impl World {
             trace: Mutex::new(seed),
             stats: Mutex::new(SimStats::default()),
             start: Instant::now(),
+            print: std::env::var_os("KVD_SIM_TRACE").is_some_and(|v| v == "1"),
         }
     }
 
@@ -95,6 +98,9 @@ impl World {
     /// Folds one event into the trace hash (virtual time first).
     pub(crate) fn trace(&self, event: std::fmt::Arguments<'_>) {
         let line = format!("{} {event}", self.now_ms());
+        if self.print {
+            eprintln!("{line}");
+        }
         let mut hash = self.trace.lock();
         *hash = xxh3_64_with_seed(line.as_bytes(), *hash);
     }
