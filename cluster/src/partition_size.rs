@@ -81,11 +81,12 @@ pub fn totals(moves: &[PartitionMove]) -> MoveTotals {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::layout::{LayoutChange, NodeInfo};
 
-    fn node(id: u64) -> NodeInfo {
+    /// A member on loopback, without zone (also for node/copy_progress.rs's tests).
+    pub(crate) fn node(id: u64) -> NodeInfo {
         NodeInfo {
             id: NodeId(id),
             resp_addr: format!("127.0.0.1:{}", 7000 + id),

@@ -6,8 +6,10 @@
 //! consensus rounds, compared by Merkle root), and the records it received are counted.
 //! A leave then shows which members the departing node waits for.
 
-use kv_tests::cluster::{cluster_info, connect, merkle_roots, Cluster, Plan};
-use kv_tests::{eventually, Kvd};
+use kv_tests::cluster::{
+    assert_placed_exactly, cluster_info, connect, layout_command as layout, Cluster, Plan,
+};
+use kv_tests::{eventually, info_field as field, Kvd};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -38,17 +40,6 @@ fn flags() -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
-}
-
-fn layout(node: &Kvd, args: &[&str]) -> redis::RedisResult<String> {
-    let mut c = connect(&node.url(false));
-    redis::cmd("CLUSTER").arg("LAYOUT").arg(args).query(&mut c)
-}
-
-fn field(text: &str, name: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .map(|v| v.trim().to_string())
 }
 
 fn num(text: &str, name: &str) -> u64 {
@@ -88,31 +79,6 @@ fn wait_ended(nodes: &[&Kvd], version: u64) {
                 && info_num(node, "kvd_layout_version").is_some_and(|v| v > version)
         });
     }
-}
-
-/// Every partition held by exactly three of `nodes`, with equal Merkle roots.
-fn assert_placed_exactly(nodes: &[&Kvd]) {
-    eventually(
-        "every partition on exactly 3 nodes with equal Merkle roots",
-        CHANGE_TIMEOUT,
-        || {
-            let Some(roots) = nodes
-                .iter()
-                .map(|n| merkle_roots(n))
-                .collect::<Option<Vec<_>>>()
-            else {
-                return false;
-            };
-            (0..256).all(|p| {
-                let held: Vec<&String> = roots
-                    .iter()
-                    .map(|r| &r[p])
-                    .filter(|root| !root.is_empty())
-                    .collect();
-                held.len() == 3 && held.windows(2).all(|w| w[0] == w[1])
-            })
-        },
-    );
 }
 
 #[test]
@@ -239,7 +205,7 @@ fn a_join_streams_its_partitions_and_shows_its_progress() {
         copied >= ours_moving,
         "keys copied {copied} < {ours_moving}"
     );
-    assert_placed_exactly(&all);
+    assert_placed_exactly(&all, 3, CHANGE_TIMEOUT);
     // Every value, tombstone and counter reads back through the joiner.
     let mut j = connect(&joiner.url(false));
     for i in 0..KEYS {
@@ -275,5 +241,5 @@ fn a_join_streams_its_partitions_and_shows_its_progress() {
         })
     });
     wait_ended(&rest, next);
-    assert_placed_exactly(&rest);
+    assert_placed_exactly(&rest, 3, CHANGE_TIMEOUT);
 }

@@ -175,17 +175,8 @@ pub fn removal_waits(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{LayoutChange, NodeInfo};
-
-    fn node(id: u64) -> NodeInfo {
-        NodeInfo {
-            id: NodeId(id),
-            resp_addr: format!("127.0.0.1:{}", 7000 + id),
-            bus_addr: format!("127.0.0.1:{}", 17000 + id),
-            zone: String::new(),
-            capacity: 1,
-        }
-    }
+    use crate::layout::LayoutChange;
+    use crate::partition_size::tests::node;
 
     fn copy(phase: CopyPhase, streamed: u64, expected: u64) -> PartitionCopy {
         let mut c = PartitionCopy::start(
