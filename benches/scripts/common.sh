@@ -1,7 +1,7 @@
 # Shared by the benchmark scripts (source it after setting KEEP and, optionally, KVD and
 # DIR): builds kvd unless KVD names one, makes the scratch directory DIR (mktemp with
 # the prefix in BENCH_NAME), kills the processes in `pids` and removes DIR on exit
-# (unless KEEP=1), and defines die and wait_for.
+# (unless KEEP=1), and defines die, wait_for, cluster_ok and pong.
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 if [[ -z "${KVD:-}" ]]; then
@@ -31,3 +31,7 @@ wait_for() {
     sleep 0.2
   done
 }
+
+# cluster_ok PORT: the kvd at PORT reports cluster_state:ok. pong PORT: it answers PING.
+cluster_ok() { redis-cli -p "$1" CLUSTER INFO 2>/dev/null | grep -q '^cluster_state:ok'; }
+pong() { [[ "$(redis-cli -p "$1" PING 2>/dev/null)" == PONG ]]; }

@@ -52,6 +52,11 @@ pub struct ClusterConfig {
     /// Bytes per second that background traffic (hint replay, anti-entropy, later
     /// streaming) may use, shared (`--cluster-background-bytes-per-sec`, default 16 MiB/s).
     pub background_bytes_per_sec: u64,
+    /// Bytes per second a new replica pulls when it streams its incoming partitions
+    /// during a layout change (`--cluster-stream-bytes-per-sec`, default 50 MiB/s; 0 =
+    /// unlimited). Separate from the background budget: a join should not wait behind
+    /// repair, nor take the bandwidth clients need.
+    pub stream_bytes_per_sec: u64,
     /// Requests in flight to one peer at most (`--cluster-max-in-flight-per-peer`,
     /// default 1024); beyond it a write becomes a hint and a read counts as no answer.
     pub max_in_flight_per_peer: usize,
@@ -80,6 +85,7 @@ impl Default for ClusterConfig {
             max_clock_offset: Duration::from_millis(500),
             anti_entropy_interval: Duration::from_secs(600),
             background_bytes_per_sec: 16 << 20,
+            stream_bytes_per_sec: 50 << 20,
             max_in_flight_per_peer: 1024,
             consensus_timeout: Duration::from_secs(5),
             down_after: Duration::from_secs(30),

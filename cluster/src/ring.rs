@@ -236,6 +236,9 @@ pub enum LayoutRequest {
     },
     /// Drops the staged changes.
     Revert,
+    /// This node's progress through the change under way (its incoming partitions:
+    /// bytes streamed, rate, time left) and which departing nodes may be switched off.
+    Status,
     /// What applying the staged changes would do, and the version it would make.
     Plan,
     /// Applies the staged changes if they make layout version `version` (the one PLAN

@@ -39,6 +39,9 @@ pub struct ClusterSettings {
     /// Bytes per second that hint replay and anti-entropy share, 0 = unlimited
     /// (`cluster-background-bytes-per-sec`).
     pub background_bytes_per_sec: u64,
+    /// Bytes per second a new replica streams its incoming partitions at during a layout
+    /// change, 0 = unlimited (`cluster-stream-bytes-per-sec`).
+    pub stream_bytes_per_sec: u64,
     /// Mutual TLS on the bus (`tls-cluster`, Redis's name).
     pub tls: bool,
     /// Largest clock offset to a majority of peers before this node stops coordinating,
@@ -87,6 +90,7 @@ impl Default for ClusterSettings {
             request_timeout_ms: 2000,
             anti_entropy_interval_ms: 600_000,
             background_bytes_per_sec: 16 << 20,
+            stream_bytes_per_sec: 50 << 20,
             tls: false,
             max_clock_offset_ms: 500,
             test_clock_offset_ms: 0,
@@ -357,6 +361,15 @@ pub static CLUSTER_PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "cluster-stream-bytes-per-sec",
+        mutable: false,
+        get: |c| c.cluster.stream_bytes_per_sec.to_string(),
+        set: |c, v| {
+            c.cluster.stream_bytes_per_sec = num(v)?;
+            Ok(())
+        },
+    },
+    Param {
         name: "cluster-max-clock-offset-ms",
         mutable: false,
         get: |c| c.cluster.max_clock_offset_ms.to_string(),
@@ -501,6 +514,10 @@ pub struct ClusterFlags {
     /// [default: 16777216].
     #[arg(long = "cluster-background-bytes-per-sec")]
     pub cluster_background_bytes_per_sec: Option<String>,
+    /// Bytes per second a new replica streams its partitions at during a layout change;
+    /// 0 = unlimited [default: 52428800].
+    #[arg(long = "cluster-stream-bytes-per-sec")]
+    pub cluster_stream_bytes_per_sec: Option<String>,
     /// Largest clock offset (ms) to a majority of peers before this node stops
     /// coordinating and reports not ready [default: 500].
     #[arg(long = "cluster-max-clock-offset-ms")]
@@ -570,6 +587,10 @@ impl ClusterFlags {
             (
                 "cluster-background-bytes-per-sec",
                 self.cluster_background_bytes_per_sec,
+            ),
+            (
+                "cluster-stream-bytes-per-sec",
+                self.cluster_stream_bytes_per_sec,
             ),
             (
                 "cluster-max-clock-offset-ms",
@@ -764,6 +785,8 @@ mod tests {
             .apply("cluster-background-bytes-per-sec", "1048576")
             .is_ok());
         assert_eq!(c.cluster.background_bytes_per_sec, 1 << 20);
+        assert!(c.apply("cluster-stream-bytes-per-sec", "0").is_ok());
+        assert_eq!(c.cluster.stream_bytes_per_sec, 0);
         assert!(c.apply("cluster-replicas", "100").is_err());
     }
 

@@ -19,6 +19,7 @@ pub fn node_config(c: &Config) -> Result<NodeConfig, String> {
         request_timeout: Duration::from_millis(s.request_timeout_ms),
         anti_entropy_interval: Duration::from_millis(s.anti_entropy_interval_ms),
         background_bytes_per_sec: s.background_bytes_per_sec,
+        stream_bytes_per_sec: s.stream_bytes_per_sec,
         max_clock_offset: Duration::from_millis(s.max_clock_offset_ms),
         tombstone_grace: Duration::from_millis(s.tombstone_grace_ms),
         hint_max_age: Duration::from_millis(s.hint_max_age_ms),

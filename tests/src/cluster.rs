@@ -219,3 +219,35 @@ pub fn assert_increments_count_once(
         );
     }
 }
+
+/// CLUSTER LAYOUT `args` on `node` (docs/cluster.md, "Changing the layout").
+pub fn layout_command(node: &Kvd, args: &[&str]) -> redis::RedisResult<String> {
+    let mut c = connect(&node.url(false));
+    redis::cmd("CLUSTER").arg("LAYOUT").arg(args).query(&mut c)
+}
+
+/// Polls until every partition is held by exactly `replicas` of `nodes` with equal
+/// Merkle roots (a layout change's anti-entropy and clean-up may still be finishing).
+pub fn assert_placed_exactly(nodes: &[&Kvd], replicas: usize, timeout: Duration) {
+    eventually(
+        &format!("every partition on exactly {replicas} nodes with equal Merkle roots"),
+        timeout,
+        || {
+            let Some(roots) = nodes
+                .iter()
+                .map(|n| merkle_roots(n))
+                .collect::<Option<Vec<_>>>()
+            else {
+                return false;
+            };
+            (0..256).all(|p| {
+                let held: Vec<&String> = roots
+                    .iter()
+                    .map(|r| &r[p])
+                    .filter(|root| !root.is_empty())
+                    .collect();
+                held.len() == replicas && held.windows(2).all(|w| w[0] == w[1])
+            })
+        },
+    );
+}

@@ -65,6 +65,13 @@ impl BusHandler for NodeBus {
         Ok(self.node()?.pubsub.deliver(&messages))
     }
 
+    async fn partition_sizes(
+        &self,
+        partitions: Vec<u16>,
+    ) -> Result<Vec<crate::partition_size::PartitionSize>, ReplicaError> {
+        self.node()?.local_partition_sizes(partitions).await
+    }
+
     async fn push_layout(&self, pushed: LayoutBlob) -> Result<PushLayoutReply, ReplicaError> {
         let node = self.node()?;
         let layout = Layout::from_json(&pushed.json)

@@ -130,9 +130,10 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
     f.drain(..).map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-/// The layout change under way as this node sees it (docs/cluster.md, "Changing the
-/// layout"): its acknowledgement and copy progress, and an estimate of the time left
-/// from the partitions copied so far.
+/// The layout change under way as this node sees it (docs/cluster.md, "Watching a
+/// change"): its acknowledgement and copy progress, the snapshot bytes streamed
+/// against the sizes the sources reported, the rate and the time left at that rate,
+/// and the departing nodes that may be switched off.
 fn layout_change_fields(
     node: &ClusterNode,
     layout: Option<&crate::layout::Layout>,
@@ -145,31 +146,48 @@ fn layout_change_fields(
                 .map(|t| format!("{}->{}", t.from_version, l.version))
         })
         .unwrap_or_else(|| "none".into());
-    let incoming = layout.map_or(0, |l| l.incoming(node.me.id).len());
-    let copied = p.copied.len().min(incoming);
+    let s = node.copy_summary(layout);
     let elapsed = p.copy_started.map_or(0.0, |t| t.elapsed().as_secs_f64());
-    let eta = if copied == 0 || copied >= incoming {
-        "0".to_string()
+    let keys_rate = if elapsed > 0.0 {
+        s.streamed.keys as f64 / elapsed
     } else {
-        format!(
-            "{:.0}",
-            elapsed / copied as f64 * (incoming - copied) as f64
-        )
+        0.0
     };
-    let rate = if elapsed > 0.0 {
-        format!("{:.0}", p.keys_copied as f64 / elapsed)
-    } else {
-        "0".into()
-    };
+    let waits = layout.map_or_else(Vec::new, |l| node.removal_waits(l));
+    let safe: Vec<String> = waits
+        .iter()
+        .filter(|(_, waiting)| waiting.is_empty())
+        .map(|(n, _)| n.to_string())
+        .collect();
     vec![
         ("kvd_layout_transition", transition),
         ("kvd_layout_acked", p.acked.to_string()),
         ("kvd_layout_synced", p.synced.to_string()),
-        ("kvd_layout_incoming_partitions", incoming.to_string()),
-        ("kvd_layout_copied_partitions", copied.to_string()),
+        ("kvd_layout_incoming_partitions", s.incoming.to_string()),
+        ("kvd_layout_copied_partitions", s.copied.to_string()),
         ("kvd_layout_keys_copied", p.keys_copied.to_string()),
-        ("kvd_layout_copy_keys_per_sec", rate),
-        ("kvd_layout_copy_eta_sec", eta),
+        ("kvd_layout_streamed_keys", s.streamed.keys.to_string()),
+        ("kvd_layout_streamed_bytes", s.streamed.bytes.to_string()),
+        ("kvd_layout_expected_bytes", s.expected_bytes.to_string()),
+        (
+            "kvd_layout_stream_bytes_per_sec",
+            format!("{:.0}", s.bytes_per_sec),
+        ),
+        ("kvd_layout_copy_keys_per_sec", format!("{keys_rate:.0}")),
+        (
+            "kvd_layout_copy_eta_sec",
+            s.eta_secs
+                .map_or("-1".to_string(), |e| format!("{:.0}", e.ceil())),
+        ),
+        ("kvd_layout_departing", waits.len().to_string()),
+        (
+            "kvd_layout_safe_to_remove",
+            if safe.is_empty() {
+                "none".to_string()
+            } else {
+                safe.join(",")
+            },
+        ),
         (
             "kvd_removed_in_layout",
             node.removed_in().unwrap_or(0).to_string(),

@@ -9,11 +9,13 @@ use super::ClusterNode;
 use crate::config::Consistency;
 use crate::coordinator::Change;
 use crate::layout::{Layout, LayoutChange, LayoutPlan, NodeInfo};
+use crate::partition_size::{moves, totals, PartitionMove};
 use crate::replica_api::{ItemKey, Liveness};
 use crate::ring::{LayoutRequest, RingError};
 use crate::{Body, NodeId, Record};
 use bytes::Bytes;
 use kv_keyspace::ValueType;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// The metadata entry holding the staged changes (a JSON list of [`LayoutChange`]).
@@ -79,11 +81,17 @@ impl ClusterNode {
                 self.save_staged(&[]).await?;
                 Ok("staged_changes:0\n".into())
             }
+            LayoutRequest::Status => Ok(self.layout_status(&layout)),
             LayoutRequest::Plan => {
                 let plan = layout
                     .plan(&self.staged())
                     .map_err(|e| other(format!("ERR {e}")))?;
-                Ok(show_plan(&plan))
+                let gaining: Vec<u16> = moves(&layout, &plan.next, &BTreeMap::new())
+                    .iter()
+                    .map(|m| m.partition)
+                    .collect();
+                let sizes = self.partition_sizes(&layout, &gaining).await;
+                Ok(show_plan(&plan, &moves(&layout, &plan.next, &sizes)))
             }
             LayoutRequest::Apply { version } => {
                 let plan = layout
@@ -335,12 +343,38 @@ impl ClusterNode {
     }
 }
 
-fn show_plan(plan: &LayoutPlan) -> String {
+/// The plan as CLUSTER LAYOUT PLAN replies: the version, what moves in replica
+/// assignments and in bytes (per node received, per partition), and how to apply it.
+fn show_plan(plan: &LayoutPlan, moving: &[PartitionMove]) -> String {
     let mut out = String::new();
+    let t = totals(moving);
     let _ = writeln!(out, "next_version:{}", plan.next.version);
     let _ = writeln!(out, "moved_assignments:{}", plan.moved);
+    let _ = writeln!(out, "bytes_to_move:{}", t.bytes);
+    let _ = writeln!(out, "keys_to_move:{}", t.keys);
+    let _ = writeln!(out, "partitions_unmeasured:{}", t.unknown);
     for (id, before, after) in &plan.per_node {
-        let _ = writeln!(out, "node:{id} partitions {before} -> {after}");
+        let receives: u64 = moving
+            .iter()
+            .filter(|m| m.to.contains(id))
+            .filter_map(|m| m.size.map(|s| s.bytes))
+            .sum();
+        let _ = writeln!(
+            out,
+            "node:{id} partitions {before} -> {after} receives_bytes={receives}"
+        );
+    }
+    for m in moving {
+        let to: Vec<String> = m.to.iter().map(|n| n.to_string()).collect();
+        let (keys, bytes) = m.size.map_or(("?".to_string(), "?".to_string()), |s| {
+            (s.keys.to_string(), s.bytes.to_string())
+        });
+        let _ = writeln!(
+            out,
+            "partition:{} to={} keys={keys} bytes={bytes}",
+            m.partition,
+            to.join(",")
+        );
     }
     let _ = writeln!(out, "apply_with:CLUSTER LAYOUT APPLY {}", plan.next.version);
     out

@@ -12,16 +12,21 @@ mod catch_up;
 mod clean_stop;
 mod clock_gate;
 pub mod convert;
+mod copy_progress;
 pub mod identity;
 mod info;
 mod layout_admin;
+mod layout_status;
 mod metadata;
 mod observed;
 mod pubsub;
 mod ring_impl;
+mod sizes;
+mod stream_in;
 mod transition;
 mod view;
 
+pub use copy_progress::{CopyPhase, CopySummary, PartitionCopy};
 pub use layout_admin::LAYOUT_REGISTER_DB;
 pub use transition::LayoutProgress;
 
@@ -136,6 +141,9 @@ pub struct ClusterNode {
     catch_up: Arc<CatchUp>,
     /// Bytes per second that hint replay and anti-entropy share (`background_bytes_per_sec`).
     background_budget: Arc<crate::hint_replay::ByteBudget>,
+    /// Bytes per second that snapshots of incoming partitions may use
+    /// (`stream_bytes_per_sec`, node/stream_in.rs).
+    stream_budget: Arc<crate::hint_replay::ByteBudget>,
     stats: NodeStats,
     observer: Arc<parking_lot::RwLock<Option<crate::ring::ReplicaObserver>>>,
     /// PUBLISH to the other nodes, and from them to the server's subscribers.
@@ -218,6 +226,8 @@ impl ClusterNode {
         let pubsub = pubsub::fanout(id, peers.clone(), shutdown.subscribe());
         let background_budget =
             crate::hint_replay::ByteBudget::new(config.cluster.background_bytes_per_sec);
+        let stream_budget =
+            crate::hint_replay::ByteBudget::new(config.cluster.stream_bytes_per_sec);
         let removed = std::fs::read_to_string(dir.join(REMOVED_FILE))
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -245,6 +255,7 @@ impl ClusterNode {
             clock: ClockGate::default(),
             catch_up,
             background_budget,
+            stream_budget,
             stats: NodeStats::default(),
             observer: Arc::new(parking_lot::RwLock::new(None)),
             pubsub,

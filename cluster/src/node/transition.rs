@@ -7,21 +7,24 @@
 //! 2. **copy**: once every node acknowledged (departing nodes that are down or were
 //!    replaced excepted),
 //!    no coordinator writes to the previous replicas alone any more, so what they hold
-//!    now is all a new replica can miss. It copies each incoming partition from the
-//!    previous replicas (Merkle anti-entropy within the background byte budget), at least
-//!    N - W + 1 of them so that every write acknowledged by W of them is among what it
-//!    got, and publishes `layout_synced`.
+//!    now is all a new replica can miss. It copies each incoming partition: first a
+//!    snapshot streamed from one previous replica (node/stream_in.rs, at the stream
+//!    rate), then a Merkle catch-up against at least N - W + 1 previous replicas (within
+//!    the background byte budget), so that every write acknowledged by W of them is
+//!    among what it got; then it publishes `layout_synced`.
 //! 3. **settle**: once every member reports its incoming partitions copied, the layout
 //!    without the transition is committed (any node may: the register takes one).
 //! 4. **clean up**: once every node acknowledged a layout without transition, partitions
 //!    this node no longer holds are deleted.
 
 use super::background::tick;
+use super::copy_progress::{CopyPhase, PartitionCopy};
 use super::ClusterNode;
 use crate::gossip::Member;
 use crate::layout::{driver, Layout};
+use crate::partition_size::PartitionSize;
 use crate::replica_api::{Liveness, PeerState};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,10 +49,17 @@ pub struct LayoutProgress {
     pub cleaned: u64,
     /// Incoming partitions of `version` copied so far.
     pub copied: BTreeSet<u16>,
-    /// Keys copied into this node by layout changes since it started.
+    /// Keys copied into this node by layout changes since it started: records the
+    /// snapshots streamed, and keys the Merkle catch-up repaired.
     pub keys_copied: u64,
     /// When copying for `version` began.
     pub copy_started: Option<Instant>,
+    /// Each incoming partition's copy for `version` (node/copy_progress.rs).
+    pub partitions: BTreeMap<u16, PartitionCopy>,
+    /// The incoming partitions' sizes on their previous replicas, asked once when
+    /// copying began (for the progress and the time left).
+    pub expected: BTreeMap<u16, PartitionSize>,
+    sizes_asked: bool,
 }
 
 pub(super) async fn drive(node: Arc<ClusterNode>) {
@@ -79,6 +89,9 @@ impl ClusterNode {
                 p.installed_at = Some(Instant::now());
                 p.copied.clear();
                 p.copy_started = None;
+                p.partitions.clear();
+                p.expected.clear();
+                p.sizes_asked = false;
             }
             let drained = p
                 .installed_at
@@ -110,7 +123,7 @@ impl ClusterNode {
         }
     }
 
-    fn gossip_members(&self) -> Vec<Member> {
+    pub(super) fn gossip_members(&self) -> Vec<Member> {
         self.membership
             .lock()
             .as_ref()
@@ -157,28 +170,54 @@ impl ClusterNode {
     }
 
     /// Copies every incoming partition not copied yet from the previous replicas that
-    /// are not down; a partition counts as copied once at least N - W + 1 of them
-    /// synced with this node without error.
+    /// are not down: a snapshot from one of them, then a Merkle catch-up; a partition
+    /// counts as copied once its snapshot arrived and at least N - W + 1 of them synced
+    /// with this node without error.
     async fn copy_incoming(&self, layout: &Layout) {
-        let plan = {
+        let (plan, ask_sizes) = {
             let mut p = self.progress.lock();
             p.copy_started.get_or_insert_with(Instant::now);
             let is_down = |n| self.live.state(n) == PeerState::Down;
-            driver::copy_plan(layout, self.me.id, &p.copied, is_down)
+            let plan = driver::copy_plan(layout, self.me.id, &p.copied, is_down);
+            (plan, !std::mem::replace(&mut p.sizes_asked, true))
         };
-        let todo = plan.todo;
+        if ask_sizes {
+            let sizes = self.partition_sizes(layout, &plan.todo).await;
+            self.progress.lock().expected = sizes;
+        }
+        for &part in &plan.todo {
+            if !self.snapshot_arrived(part) {
+                self.stream_in(layout, part).await;
+            }
+        }
+        // The catch-up runs for partitions whose snapshot arrived: for the others it
+        // would copy the whole partition key by key, the slow way the snapshot avoids.
+        let todo: Vec<u16> = plan
+            .todo
+            .iter()
+            .copied()
+            .filter(|&part| self.snapshot_arrived(part))
+            .collect();
         let c = &self.config.cluster;
         let sources_needed = driver::sources_needed(c.replicas, c.write_quorum);
         let mut synced_by = Vec::new();
         for (source, parts) in plan.sources {
+            let parts: Vec<u16> = parts.into_iter().filter(|p| todo.contains(p)).collect();
+            if parts.is_empty() {
+                continue;
+            }
             let done = self.sync_with_peer(source, &parts).await;
             self.progress.lock().keys_copied += done.stats.keys_repaired;
             synced_by.extend(done.synced);
         }
         let finished = {
             let mut p = self.progress.lock();
-            p.copied
-                .extend(driver::copied_now(&todo, &synced_by, sources_needed));
+            for part in driver::copied_now(&todo, &synced_by, sources_needed) {
+                p.copied.insert(part);
+                if let Some(c) = p.partitions.get_mut(&part) {
+                    c.phase = CopyPhase::Copied;
+                }
+            }
             let all = driver::all_copied(layout, self.me.id, &p.copied);
             if all {
                 p.synced = layout.version;
@@ -193,6 +232,15 @@ impl ClusterNode {
             );
             self.publish_progress().await;
         }
+    }
+
+    /// Whether `partition`'s snapshot arrived for the layout being copied.
+    fn snapshot_arrived(&self, partition: u16) -> bool {
+        self.progress
+            .lock()
+            .partitions
+            .get(&partition)
+            .is_some_and(|c| matches!(c.phase, CopyPhase::CatchingUp | CopyPhase::Copied))
     }
 
     /// Commits the layout that ends the transition of `layout`.

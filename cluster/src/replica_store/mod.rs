@@ -13,6 +13,7 @@ mod floor_purge;
 mod purge;
 mod records;
 mod scan;
+mod size;
 mod stripes;
 
 pub use acceptor::PAXOS_KEYSPACE;

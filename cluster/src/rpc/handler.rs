@@ -88,6 +88,17 @@ pub trait BusHandler: Send + Sync + 'static {
         Err(ReplicaError::Failed("this node serves no pub/sub".into()))
     }
 
+    /// The records and bytes this node holds of each of `partitions`, in order (layout
+    /// plans and streaming progress). Nodes without a store (tests) refuse.
+    async fn partition_sizes(
+        &self,
+        _partitions: Vec<u16>,
+    ) -> Result<Vec<crate::partition_size::PartitionSize>, ReplicaError> {
+        Err(ReplicaError::Failed(
+            "this node measures no partitions".into(),
+        ))
+    }
+
     /// This node's wall clock in Unix milliseconds, for skew measurement. The default
     /// reads the system clock; tests and simulations override it.
     fn wall_clock_ms(&self) -> i64 {

@@ -13,6 +13,7 @@ pub mod handler;
 pub mod latency;
 mod meta_entries;
 mod metadata;
+mod partition_sizes;
 pub mod peers;
 mod publish;
 pub mod server;

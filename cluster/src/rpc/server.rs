@@ -442,4 +442,14 @@ impl ClusterBus for Service {
         self.check_count(req.messages.len())?;
         ok.reply(super::publish::serve(self.handler.as_ref(), req.messages).await?)
     }
+
+    async fn partition_sizes(
+        &self,
+        req: Request<pb::PartitionSizesRequest>,
+    ) -> Result<Response<pb::PartitionSizesResponse>, Status> {
+        let ok = self.admit(&req, "PartitionSizes")?;
+        let req = req.into_inner();
+        self.check_count(req.partitions.len())?;
+        ok.reply(super::partition_sizes::serve(self.handler.as_ref(), req.partitions).await?)
+    }
 }

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! CLUSTER LAYOUT SHOW
+//! CLUSTER LAYOUT STATUS
 //! CLUSTER LAYOUT ASSIGN <node> [ZONE <zone>] [CAPACITY <n>]
 //! CLUSTER LAYOUT REMOVE <node>
 //! CLUSTER LAYOUT REPLACE <node> <new-node>
@@ -29,7 +30,7 @@ pub async fn run(ring: &Arc<dyn Ring>, a: &[Bytes]) -> Reply {
     }
 }
 
-const USAGE: &str = "ERR syntax error: CLUSTER LAYOUT SHOW | ASSIGN <node> [ZONE <zone>] [CAPACITY <n>] | REMOVE <node> | REPLACE <node> <new-node> | REVERT | PLAN | APPLY <version>";
+const USAGE: &str = "ERR syntax error: CLUSTER LAYOUT SHOW | STATUS | ASSIGN <node> [ZONE <zone>] [CAPACITY <n>] | REMOVE <node> | REPLACE <node> <new-node> | REVERT | PLAN | APPLY <version>";
 
 fn text(arg: &Bytes) -> Result<String, String> {
     String::from_utf8(arg.to_vec()).map_err(|_| "ERR node names are text".to_string())
@@ -42,6 +43,7 @@ fn parse(a: &[Bytes]) -> Result<LayoutRequest, String> {
     let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
     let request = match (sub.as_str(), a.len()) {
         ("show", 1) => LayoutRequest::Show,
+        ("status", 1) => LayoutRequest::Status,
         ("revert", 1) => LayoutRequest::Revert,
         ("plan", 1) => LayoutRequest::Plan,
         ("remove", 2) => LayoutRequest::Remove { node: text(&a[1])? },
@@ -103,6 +105,7 @@ mod tests {
     fn every_subcommand_parses_and_bad_ones_get_the_usage() {
         assert_eq!(parse(&args("show")), Ok(LayoutRequest::Show));
         assert_eq!(parse(&args("PLAN")), Ok(LayoutRequest::Plan));
+        assert_eq!(parse(&args("status")), Ok(LayoutRequest::Status));
         assert_eq!(
             parse(&args("assign 10.0.0.4:17001 zone b capacity 2")),
             Ok(LayoutRequest::Assign {
@@ -125,6 +128,7 @@ mod tests {
         for bad in [
             "",
             "show x",
+            "status x",
             "assign",
             "assign n zone",
             "assign n capacity 0",

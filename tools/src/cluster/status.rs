@@ -1,5 +1,7 @@
 //! `kvtool cluster status`: every node of a running cluster as one node sees it, with
-//! each node's own counters (hints, anti-entropy, layout version).
+//! each node's own counters (hints, anti-entropy, layout version) and, during a layout
+//! change, what it streamed of its incoming partitions, how fast, the time left, and
+//! which departing nodes may be switched off (docs/kvtool.md, "Watching a change").
 
 use super::client::{cluster_command, field, query_info};
 use crate::failure::Failure;
@@ -33,6 +35,22 @@ pub struct NodeStatus {
     pub keys_repaired: Option<u64>,
     /// Layout version it holds.
     pub layout_version: Option<u64>,
+    /// The layout change under way as it sees it (`from->to`, or `none`).
+    pub transition: Option<String>,
+    /// Its incoming partitions in that change, and how many are copied.
+    pub incoming_partitions: Option<u64>,
+    /// Of them, copied (snapshot streamed and caught up).
+    pub copied_partitions: Option<u64>,
+    /// Snapshot bytes it streamed in that change.
+    pub streamed_bytes: Option<u64>,
+    /// What the sources reported its incoming partitions weigh.
+    pub expected_bytes: Option<u64>,
+    /// Bytes per second streamed since copying began.
+    pub stream_bytes_per_sec: Option<u64>,
+    /// Seconds left at that rate (-1: nothing streamed yet).
+    pub eta_sec: Option<i64>,
+    /// Departing nodes it sees every member done copying from (may be switched off).
+    pub safe_to_remove: Vec<String>,
 }
 
 /// Runs `kvtool cluster status`.
@@ -72,11 +90,8 @@ pub fn status_of(addr: &str) -> Result<Vec<NodeStatus>, Failure> {
             "up"
         };
         let info = query_info(&node_addr).ok();
-        let num = |name: &str| {
-            info.as_deref()
-                .and_then(|i| field(i, name))
-                .and_then(|v| v.parse().ok())
-        };
+        let text = |name: &str| info.as_deref().and_then(|i| field(i, name));
+        let num = |name: &str| text(name).and_then(|v| v.parse().ok());
         out.push(NodeStatus {
             id: words[0].trim_start_matches('0').to_string(),
             addr: node_addr,
@@ -86,12 +101,24 @@ pub fn status_of(addr: &str) -> Result<Vec<NodeStatus>, Failure> {
             anti_entropy_rounds: num("kvd_anti_entropy_rounds"),
             keys_repaired: num("kvd_anti_entropy_keys_repaired"),
             layout_version: num("kvd_layout_version"),
+            transition: text("kvd_layout_transition").map(str::to_string),
+            incoming_partitions: num("kvd_layout_incoming_partitions"),
+            copied_partitions: num("kvd_layout_copied_partitions"),
+            streamed_bytes: num("kvd_layout_streamed_bytes"),
+            expected_bytes: num("kvd_layout_expected_bytes"),
+            stream_bytes_per_sec: num("kvd_layout_stream_bytes_per_sec"),
+            eta_sec: text("kvd_layout_copy_eta_sec").and_then(|v| v.parse().ok()),
+            safe_to_remove: text("kvd_layout_safe_to_remove")
+                .filter(|v| *v != "none")
+                .map(|v| v.split(',').map(str::to_string).collect())
+                .unwrap_or_default(),
         });
     }
     Ok(out)
 }
 
-/// The node table `cluster status` and `cluster up` print.
+/// The node table `cluster status` and `cluster up` print; during a layout change, a
+/// second table of each node's copy progress and the nodes that may be switched off.
 pub fn print_table(nodes: &[NodeStatus]) {
     let opt = |v: Option<u64>| v.map_or_else(|| "?".to_string(), |n| n.to_string());
     println!(
@@ -110,5 +137,49 @@ pub fn print_table(nodes: &[NodeStatus]) {
             opt(n.keys_repaired),
             n.first_slots
         );
+    }
+    let changing: Vec<&NodeStatus> = nodes
+        .iter()
+        .filter(|n| n.transition.as_deref().is_some_and(|t| t != "none"))
+        .collect();
+    if changing.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<18} {:<9} {:>11} {:>21} {:>10} {:>8}",
+        "node", "change", "partitions", "streamed MiB", "MiB/s", "eta s"
+    );
+    let mib = |b: Option<u64>| {
+        b.map_or_else(
+            || "?".to_string(),
+            |b| format!("{:.1}", b as f64 / 1048576.0),
+        )
+    };
+    for n in changing {
+        let eta = match n.eta_sec {
+            Some(e) if e >= 0 => e.to_string(),
+            Some(_) => "unknown".to_string(),
+            None => "?".to_string(),
+        };
+        println!(
+            "{:<18} {:<9} {:>11} {:>21} {:>10} {:>8}",
+            n.id,
+            n.transition.as_deref().unwrap_or("?"),
+            format!(
+                "{}/{}",
+                opt(n.copied_partitions),
+                opt(n.incoming_partitions)
+            ),
+            format!("{} / {}", mib(n.streamed_bytes), mib(n.expected_bytes)),
+            mib(n.stream_bytes_per_sec),
+            eta
+        );
+    }
+    let mut safe: Vec<&String> = nodes.iter().flat_map(|n| &n.safe_to_remove).collect();
+    safe.sort();
+    safe.dedup();
+    for id in safe {
+        println!("safe to remove: {id} (every partition it held is copied to its new replicas)");
     }
 }
