@@ -2,12 +2,14 @@
 //! replicas with quorums (docs/cluster-replication.md). It depends only on traits, so
 //! the same code runs over the local store, gRPC peers and the test fakes.
 
+mod layout_retry;
 mod multi;
 mod paxos;
 mod read;
 mod tally;
 mod write;
 
+pub use layout_retry::LayoutSource;
 pub use multi::{KeyWrite, MAX_KEYS_IN_FLIGHT};
 pub use paxos::{Change, ChangeFn};
 
@@ -60,6 +62,9 @@ pub struct CoordinatorStats {
     pub consensus_retries: u64,
     /// Consensus rounds started (a command's first round and every retry).
     pub consensus_rounds: u64,
+    /// Requests run again under a newer layout after a replica refused their layout
+    /// version (coordinator/layout_retry.rs).
+    pub layout_retries: u64,
 }
 
 #[derive(Default)]
@@ -69,6 +74,7 @@ pub(crate) struct Counters {
     pub(crate) stale_retries: AtomicU64,
     pub(crate) consensus_retries: AtomicU64,
     pub(crate) consensus_rounds: AtomicU64,
+    pub(crate) layout_retries: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -84,6 +90,8 @@ pub(crate) struct Inner {
     pub(crate) floors: FlushFloors,
     /// One consensus command per key at a time from this node (coordinator/paxos.rs).
     pub(crate) proposing: paxos::KeyTurns,
+    /// Where a newer layout comes from when a replica refuses ours (none: no retry).
+    pub(crate) layout_source: Option<Arc<dyn LayoutSource>>,
 }
 
 /// Runs reads and writes against replicas with quorums. Cheap to clone.
@@ -100,6 +108,8 @@ pub(crate) struct ReplicaSet {
     pub(crate) skipped: Vec<NodeId>,
     pub(crate) n: usize,
     pub(crate) groups: Vec<Vec<NodeId>>,
+    /// Stale-layout refusals the request met (coordinator/layout_retry.rs).
+    pub(crate) refusals: Arc<layout_retry::Refusals>,
 }
 
 impl Coordinator {
@@ -125,6 +135,7 @@ impl Coordinator {
                 counters: Counters::default(),
                 floors: FlushFloors::default(),
                 proposing: paxos::KeyTurns::default(),
+                layout_source: None,
             }),
         }
     }
@@ -137,6 +148,17 @@ impl Coordinator {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.floors = floors,
             None => tracing::error!("flush floors set on a shared coordinator: ignored"),
+        }
+        self
+    }
+
+    /// The same coordinator, fetching a newer layout from `source` when a replica
+    /// refuses a request for its layout version, then retrying the request once under
+    /// the new placement (coordinator/layout_retry.rs). Call before it is cloned.
+    pub fn with_layout_source(mut self, source: Arc<dyn LayoutSource>) -> Coordinator {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.layout_source = Some(source),
+            None => tracing::error!("layout source set on a shared coordinator: ignored"),
         }
         self
     }
@@ -165,6 +187,7 @@ impl Coordinator {
             stale_retries: c.stale_retries.load(Ordering::Relaxed),
             consensus_retries: c.consensus_retries.load(Ordering::Relaxed),
             consensus_rounds: c.consensus_rounds.load(Ordering::Relaxed),
+            layout_retries: c.layout_retries.load(Ordering::Relaxed),
         }
     }
 
@@ -182,6 +205,7 @@ impl Coordinator {
             skipped: Vec::new(),
             n: preflist.len(),
             groups: vec![preflist.to_vec()],
+            refusals: Arc::default(),
         };
         let mut suspect = Vec::new();
         for &node in preflist {

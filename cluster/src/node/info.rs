@@ -43,6 +43,7 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
     let s = &node.stats;
     let version = layout.as_ref().map_or(0, |l| l.version);
     let pubsub = node.pubsub.stats();
+    let tag = counters.layout_tag;
     let mut f: Vec<(&str, String)> = vec![
         ("cluster_state", state.into()),
         ("cluster_slots_assigned", slots(assigned)),
@@ -86,6 +87,10 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         ("kvd_stale_retries", co.stale_retries.to_string()),
         ("kvd_consensus_retries", co.consensus_retries.to_string()),
         ("kvd_consensus_rounds", co.consensus_rounds.to_string()),
+        ("kvd_layout_stale_retries", co.layout_retries.to_string()),
+        ("kvd_layout_stale_refusals", tag.refused.to_string()),
+        ("kvd_layout_newer_seen", tag.newer_seen.to_string()),
+        ("kvd_layout_untagged_requests", tag.untagged.to_string()),
         ("kvd_metadata_digest", node.metadata.digest()),
         (
             "kvd_metadata_entries",

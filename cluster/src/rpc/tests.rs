@@ -618,11 +618,13 @@ async fn malformed_records_and_oversized_requests_are_invalid_argument() {
             }),
             record: Bytes::from_static(b"\x01garbage"),
         }],
+        layout_version: 0,
     };
     let err = raw.write(signed(junk)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let too_many = pb::WriteRequest {
         items: vec![pb::WriteItem::default(); BusLimits::default().max_items + 1],
+        layout_version: 0,
     };
     let err = raw.write(signed(too_many)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
