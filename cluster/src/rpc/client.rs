@@ -283,8 +283,11 @@ impl PeerClient {
                 c.hello(r).await
             })
             .await?;
-        r.me.map(cv::hello_from_pb)
-            .ok_or_else(|| bad_reply("hello without introduction".into()))
+        let me =
+            r.me.ok_or_else(|| bad_reply("hello without introduction".into()))?;
+        super::bus_version::check_peer(me.bus_version, me.min_bus_version)
+            .map_err(ReplicaError::Failed)?;
+        Ok(cv::hello_from_pb(me))
     }
 
     /// The peer's layout, if it has one.

@@ -7,6 +7,7 @@
 
 pub mod auth;
 mod batcher;
+pub mod bus_version;
 pub mod client;
 mod convert;
 pub mod handler;

@@ -404,6 +404,8 @@ impl ClusterBus for Service {
     ) -> Result<Response<pb::HelloResponse>, Status> {
         let ok = self.admit(&req, "Hello")?;
         let req = req.into_inner();
+        super::bus_version::check_peer(req.bus_version, req.min_bus_version)
+            .map_err(Status::unimplemented)?;
         self.check_count(req.peers.len())?;
         if req.node_id != ok.node.0 {
             return Err(Status::invalid_argument(format!(
