@@ -242,7 +242,10 @@ fn read_floor(path: &Path) -> io::Result<u64> {
     };
     let file: FloorFile = serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
     if file.format != FLOOR_FORMAT {
-        return Err(damaged(format!("unknown format {}", file.format)));
+        return Err(damaged(format!(
+            "unknown format {}: this kvd reads format {FLOOR_FORMAT}; was it written by a newer kvd?",
+            file.format
+        )));
     }
     if file.floor_ms > MAX_MS {
         return Err(damaged(format!(

@@ -97,6 +97,14 @@ pub enum ReplicaError {
     /// writes: its reads must not count toward a quorum (cluster/src/catch_up.rs).
     #[error("catching up after an unclean restart")]
     CatchingUp,
+    /// The replica holds a newer layout than the one the request was tagged with and
+    /// refused it (rpc/layout_tag.rs): nothing was applied. The coordinator fetches the
+    /// newer layout and retries under its placement.
+    #[error("refused: the replica holds the newer layout version {version}")]
+    StaleLayout {
+        /// The replica's layout version.
+        version: u64,
+    },
     /// The replica answered with an error (storage failure, refused peer...).
     #[error("{0}")]
     Failed(String),

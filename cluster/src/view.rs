@@ -80,6 +80,9 @@ pub struct ClusterCounters {
     pub anti_entropy_failures: u64,
     /// Tombstones collected.
     pub tombstones_purged: u64,
+    /// Replica requests this node refused for an older layout tag, and the untagged and
+    /// newer-tagged ones it served (rpc/layout_tag.rs).
+    pub layout_tag: crate::rpc::LayoutTagStats,
 }
 
 /// Everything at once.

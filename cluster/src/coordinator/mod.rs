@@ -2,6 +2,7 @@
 //! replicas with quorums (docs/cluster-replication.md). It depends only on traits, so
 //! the same code runs over the local store, gRPC peers and the test fakes.
 
+mod layout_retry;
 mod multi;
 mod paxos;
 mod read;
@@ -9,6 +10,7 @@ mod tally;
 mod txn;
 mod write;
 
+pub use layout_retry::LayoutSource;
 pub use multi::{KeyWrite, MAX_KEYS_IN_FLIGHT};
 pub use paxos::{Change, ChangeFn};
 pub use txn::{Snapshot, TxnDecision, TxnFn};
@@ -71,6 +73,9 @@ pub struct CoordinatorStats {
     pub transactions_aborted_expired: u64,
     /// Locks of other transactions this node found on a key and settled.
     pub locks_resolved: u64,
+    /// Requests run again under a newer layout after a replica refused their layout
+    /// version (coordinator/layout_retry.rs).
+    pub layout_retries: u64,
 }
 
 #[derive(Default)]
@@ -84,6 +89,7 @@ pub(crate) struct Counters {
     pub(crate) transactions_aborted: AtomicU64,
     pub(crate) transactions_aborted_expired: AtomicU64,
     pub(crate) locks_resolved: AtomicU64,
+    pub(crate) layout_retries: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -99,6 +105,8 @@ pub(crate) struct Inner {
     pub(crate) floors: FlushFloors,
     /// One consensus command per key at a time from this node (coordinator/paxos.rs).
     pub(crate) proposing: paxos::KeyTurns,
+    /// Where a newer layout comes from when a replica refuses ours (none: no retry).
+    pub(crate) layout_source: Option<Arc<dyn LayoutSource>>,
 }
 
 /// Runs reads and writes against replicas with quorums. Cheap to clone.
@@ -115,6 +123,8 @@ pub(crate) struct ReplicaSet {
     pub(crate) skipped: Vec<NodeId>,
     pub(crate) n: usize,
     pub(crate) groups: Vec<Vec<NodeId>>,
+    /// Stale-layout refusals the request met (coordinator/layout_retry.rs).
+    pub(crate) refusals: Arc<layout_retry::Refusals>,
 }
 
 impl Coordinator {
@@ -140,6 +150,7 @@ impl Coordinator {
                 counters: Counters::default(),
                 floors: FlushFloors::default(),
                 proposing: paxos::KeyTurns::default(),
+                layout_source: None,
             }),
         }
     }
@@ -152,6 +163,17 @@ impl Coordinator {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.floors = floors,
             None => tracing::error!("flush floors set on a shared coordinator: ignored"),
+        }
+        self
+    }
+
+    /// The same coordinator, fetching a newer layout from `source` when a replica
+    /// refuses a request for its layout version, then retrying the request once under
+    /// the new placement (coordinator/layout_retry.rs). Call before it is cloned.
+    pub fn with_layout_source(mut self, source: Arc<dyn LayoutSource>) -> Coordinator {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.layout_source = Some(source),
+            None => tracing::error!("layout source set on a shared coordinator: ignored"),
         }
         self
     }
@@ -184,6 +206,7 @@ impl Coordinator {
             transactions_aborted: c.transactions_aborted.load(Ordering::Relaxed),
             transactions_aborted_expired: c.transactions_aborted_expired.load(Ordering::Relaxed),
             locks_resolved: c.locks_resolved.load(Ordering::Relaxed),
+            layout_retries: c.layout_retries.load(Ordering::Relaxed),
         }
     }
 
@@ -201,6 +224,7 @@ impl Coordinator {
             skipped: Vec::new(),
             n: preflist.len(),
             groups: vec![preflist.to_vec()],
+            refusals: Arc::default(),
         };
         let mut suspect = Vec::new();
         for &node in preflist {

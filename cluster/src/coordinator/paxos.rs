@@ -126,6 +126,7 @@ impl Coordinator {
         };
         let mut pause = BACKOFF_FIRST;
         let mut rounds = 0;
+        let mut layout_retry = super::layout_retry::LayoutRetry::default();
         loop {
             rounds += 1;
             inner
@@ -193,6 +194,10 @@ impl Coordinator {
                 }
             };
             inner.clock.observe(seen);
+            // Refused for a stale layout: the next round runs under the newer one.
+            if layout_retry.after(self, &set).await {
+                continue;
+            }
             inner
                 .counters
                 .consensus_retries
@@ -249,9 +254,17 @@ async fn prepare(
     let (tx, mut rx) = mpsc::unbounded_channel();
     for t in &set.live {
         let (tx, t, key) = (tx.clone(), t.clone(), key.clone());
+        let refusals = set.refusals.clone();
         tokio::spawn(async move {
             let answer = tokio::time::timeout_at(deadline, t.api.prepare(key, ballot)).await;
-            let _ = tx.send((t.node, answer.ok().and_then(Result::ok)));
+            // A stale-layout refusal counts as a rejection (coordinator/layout_retry.rs).
+            let rejected = PrepareOutcome::Rejected {
+                seen: Version::ZERO,
+            };
+            let answer = answer
+                .ok()
+                .and_then(|a| refusals.answer_or(t.node, a, rejected));
+            let _ = tx.send((t.node, answer));
         });
     }
     drop(tx);
@@ -298,9 +311,17 @@ async fn accept(
     for t in targets {
         let (tx, t, item) = (tx.clone(), t.clone(), item.clone());
         let hints = coordinator.inner.hints.clone();
+        let refusals = set.refusals.clone();
         tokio::spawn(async move {
             let answer = tokio::time::timeout_at(deadline, t.api.accept(item.clone())).await;
-            let answer = answer.ok().and_then(Result::ok);
+            // A stale-layout refusal counts as a refusal, so that a round every replica
+            // refused is retried (coordinator/layout_retry.rs).
+            let refused = WriteOutcome::Stale {
+                current: Version::ZERO,
+            };
+            let answer = answer
+                .ok()
+                .and_then(|a| refusals.answer_or(t.node, a, refused));
             if answer.is_none() {
                 super::write::spawn_hint(hints, t.node, item);
             }

@@ -2,11 +2,13 @@
 //! merge their answers last-writer-wins, move the clock past the newest version, repair
 //! the replicas that answered something older, then reply.
 
-use super::Coordinator;
+use super::layout_retry::LayoutRetry;
+use super::{Coordinator, ReplicaSet};
 use crate::quorum::{ask_in_order, ClusterError, Consistency};
 use crate::read_repair::repair_replicas;
 use crate::replica_api::{ItemKey, ReplicaError};
 use crate::Record;
+use std::sync::Arc;
 
 impl Coordinator {
     /// The newest record of `key` among the replicas the consistency level asks,
@@ -16,13 +18,36 @@ impl Coordinator {
         key: ItemKey,
         consistency: Consistency,
     ) -> Result<Option<Record>, ClusterError> {
+        let mut layout_retry = LayoutRetry::default();
+        loop {
+            let set = self.key_replicas(&key.key);
+            let read = self.read_from(&set, &key, consistency).await;
+            // A replica on a newer layout refused: read again where it places the key.
+            if !layout_retry.after(self, &set).await {
+                return read;
+            }
+        }
+    }
+
+    async fn read_from(
+        &self,
+        set: &ReplicaSet,
+        key: &ItemKey,
+        consistency: Consistency,
+    ) -> Result<Option<Record>, ClusterError> {
         let inner = &self.inner;
-        let set = self.key_replicas(&key.key);
         let needed = consistency.required(set.n, inner.config.read_quorum);
         let answers = ask_in_order(&set.live, needed, inner.config.request_timeout, |api| {
             let key = key.clone();
+            // The target asked, for noting a stale-layout refusal.
+            let node = set.live.iter().find(|t| Arc::ptr_eq(&t.api, &api));
+            let (node, refusals) = (node.map(|t| t.node), set.refusals.clone());
             async move {
-                let mut records = api.read(vec![key]).await?;
+                let mut records = api.read(vec![key]).await.inspect_err(|e| {
+                    if let Some(node) = node {
+                        refusals.note(node, e);
+                    }
+                })?;
                 match (records.pop(), records.is_empty()) {
                     (Some(record), true) => Ok(record),
                     _ => Err(ReplicaError::Failed("read answered the wrong count".into())),
@@ -41,7 +66,7 @@ impl Coordinator {
             .reduce(Record::merge);
         if let Some(newest) = &newest {
             inner.clock.observe(newest.version);
-            repair_replicas(self, &set.live, &key, &answers, newest).await;
+            repair_replicas(self, &set.live, key, &answers, newest).await;
         }
         Ok(newest)
     }

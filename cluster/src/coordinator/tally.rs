@@ -108,6 +108,7 @@ mod tests {
                 .iter()
                 .map(|g| g.iter().map(|&n| NodeId(n)).collect())
                 .collect(),
+            refusals: Arc::default(),
         }
     }
 

@@ -2,10 +2,11 @@
 //! Applied; a Stale answer moves the clock past the replica's version and retries;
 //! replicas skipped, failing or answering late get a hint (which never counts toward W).
 
+use super::layout_retry::LayoutRetry;
 use super::tally::Tally;
 use super::{Coordinator, ReplicaSet};
 use crate::hints::HintStore;
-use crate::quorum::{ClusterError, Consistency, Target};
+use crate::quorum::{ClusterError, Consistency};
 use crate::replica_api::{ItemKey, WriteItem, WriteOutcome};
 use crate::{Body, NodeId, Record, Version};
 use bytes::Bytes;
@@ -43,7 +44,8 @@ impl Coordinator {
         consistency: Consistency,
     ) -> Result<Version, ClusterError> {
         let inner = &self.inner;
-        let set = self.key_write_set(&key.key);
+        let mut set = self.key_write_set(&key.key);
+        let mut layout_retry = LayoutRetry::default();
         let quorum = |n| consistency.required(n, inner.config.write_quorum);
         if let Some((needed, alive)) = Tally::new(&set, quorum).unavailable() {
             return Err(ClusterError::Unavailable { needed, alive });
@@ -96,7 +98,7 @@ impl Coordinator {
             };
             let tally = Tally::new(&set, quorum);
             let needed = tally.needed();
-            let end = write_round(&set.live, &item, tally, deadline, &inner.hints).await;
+            let end = write_round(&set, &item, tally, deadline, &inner.hints).await;
             sent = Some(item.clone());
             let result = match end {
                 RoundEnd::Acked => Ok(item.record.version),
@@ -108,6 +110,15 @@ impl Coordinator {
                 RoundEnd::Stale(current) => {
                     inner.clock.observe(current);
                     Err(ClusterError::Contended { attempts: attempt })
+                }
+                // A replica on a newer layout refused: once, fetch it and write where
+                // it places the key, with a newer version (coordinator/layout_retry.rs).
+                RoundEnd::Short { .. } if layout_retry.after(self, &set).await => {
+                    set = self.key_write_set(&key.key);
+                    if Tally::new(&set, quorum).unavailable().is_none() {
+                        continue;
+                    }
+                    Err(ClusterError::Timeout { acked: 0, needed })
                 }
                 RoundEnd::Short { acked } => Err(ClusterError::Timeout { acked, needed }),
             };
@@ -137,7 +148,7 @@ pub(super) fn spawn_hint(hints: HintStore, node: NodeId, item: WriteItem) {
 /// quorum of Applied, a Stale, or the end. Each send runs in its own task that outlives
 /// the round, so a replica that fails after the reply still gets its hint.
 async fn write_round(
-    targets: &[Target],
+    set: &ReplicaSet,
     item: &WriteItem,
     mut tally: Tally,
     deadline: Instant,
@@ -145,13 +156,16 @@ async fn write_round(
 ) -> RoundEnd {
     // Bounded by the number of targets: each task sends exactly one answer.
     let (tx, mut rx) = mpsc::unbounded_channel();
-    for t in targets {
+    for t in &set.live {
         let (tx, t, item, hints) = (tx.clone(), t.clone(), item.clone(), hints.clone());
+        let refusals = set.refusals.clone();
         tokio::spawn(async move {
             let sent = tokio::time::timeout_at(deadline, t.api.write(vec![item.clone()])).await;
             let answer = match sent.map(|r| r.map(|mut o| o.pop())) {
                 Ok(Ok(Some(WriteOutcome::Applied))) => Answer::Applied,
                 Ok(Ok(Some(WriteOutcome::Stale { current }))) => Answer::Stale(current),
+                // Refused for a stale layout: nothing applied, no hint.
+                Ok(Err(e)) if refusals.note(t.node, &e) => Answer::Failed,
                 // Failed, timed out (it may have applied), or answered nonsense.
                 _ => {
                     spawn_hint(hints, t.node, item);

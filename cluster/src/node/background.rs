@@ -3,7 +3,6 @@
 use super::{bus::NodeBus, ClusterNode};
 use crate::gossip::{GossipConfig, Membership};
 use crate::hint_replay::{spawn_hint_replay, HintReplayConfig};
-use crate::layout::Layout;
 use crate::rpc::{serve, BusLimits};
 use crate::skew::clock_readiness;
 use std::net::SocketAddr;
@@ -140,24 +139,7 @@ async fn follow_layouts(node: Arc<ClusterNode>) {
         let Some(s) = *seen.borrow() else {
             continue;
         };
-        if node.layout.get().is_some_and(|l| l.version >= s.version) {
-            continue;
-        }
-        let Some(peer) = node.peers.peer(s.node) else {
-            continue;
-        };
-        match peer.get_layout().await {
-            Ok(Some(blob)) => match Layout::from_json(&blob.json) {
-                Ok(layout) => {
-                    if let Err(e) = node.adopt(layout).await {
-                        tracing::warn!(peer = %s.node, error = %e, "newer layout not adopted");
-                    }
-                }
-                Err(e) => tracing::warn!(peer = %s.node, error = %e, "damaged layout from peer"),
-            },
-            Ok(None) => {}
-            Err(e) => tracing::debug!(peer = %s.node, error = %e, "cannot fetch layout"),
-        }
+        node.pull_layout(s.node, s.version).await;
     }
 }
 

@@ -43,6 +43,18 @@ impl BusHandler for NodeBus {
         Ok(self.node()?.layout.get().map(|l| blob(&l)))
     }
 
+    fn layout_tag(&self) -> Option<Arc<crate::rpc::LayoutTag>> {
+        self.0.upgrade().map(|node| node.peers.layout_tag().clone())
+    }
+
+    fn pull_layout(&self, from: crate::NodeId, version: u64) {
+        if let Some(node) = self.0.upgrade() {
+            tokio::spawn(async move {
+                node.pull_layout(from, version).await;
+            });
+        }
+    }
+
     fn wall_clock_ms(&self) -> i64 {
         match self.0.upgrade() {
             Some(node) => node.wall.now_ms() as i64,

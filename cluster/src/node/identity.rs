@@ -33,6 +33,16 @@ impl Identity {
         match std::fs::read(&path) {
             Ok(bytes) => {
                 let id: Identity = serde_json::from_slice(&bytes).map_err(|e| bad(&path, e))?;
+                if id.format != 1 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: format {} is not supported (this kvd reads format 1; was it written by a newer kvd?)",
+                            path.display(),
+                            id.format
+                        ),
+                    ));
+                }
                 let node = NodeId::parse(&id.node_id)
                     .filter(|n| n.0 != 0 && id.format == 1)
                     .ok_or_else(|| bad(&path, "not a node id of format 1"))?;

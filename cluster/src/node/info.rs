@@ -43,6 +43,7 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
     let s = &node.stats;
     let version = layout.as_ref().map_or(0, |l| l.version);
     let pubsub = node.pubsub.stats();
+    let tag = counters.layout_tag;
     let mut f: Vec<(&str, String)> = vec![
         ("cluster_state", state.into()),
         ("cluster_slots_assigned", slots(assigned)),
@@ -90,6 +91,10 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         ("kvd_txn_aborted", co.transactions_aborted.to_string()),
         ("kvd_txn_aborted_expired", co.transactions_aborted_expired.to_string()),
         ("kvd_txn_locks_resolved", co.locks_resolved.to_string()),
+        ("kvd_layout_stale_retries", co.layout_retries.to_string()),
+        ("kvd_layout_stale_refusals", tag.refused.to_string()),
+        ("kvd_layout_newer_seen", tag.newer_seen.to_string()),
+        ("kvd_layout_untagged_requests", tag.untagged.to_string()),
         ("kvd_metadata_digest", node.metadata.digest()),
         (
             "kvd_metadata_entries",

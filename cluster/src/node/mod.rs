@@ -17,6 +17,7 @@ pub mod identity;
 mod info;
 mod layout_admin;
 mod layout_status;
+mod layout_pull;
 mod metadata;
 mod observed;
 mod pubsub;
@@ -205,6 +206,7 @@ impl ClusterNode {
         let peers = Arc::new(peers);
         let live = Arc::new(LiveView::new(id));
         let cell = Arc::new(LayoutCell::default());
+        let layout_source = Arc::new(layout_pull::NodeLayoutSource::default());
         let coordinator = Coordinator::new(
             id,
             cell.clone(),
@@ -221,7 +223,8 @@ impl ClusterNode {
                 ..CoordinatorConfig::default()
             },
         )
-        .with_flush_floors(store.floors().clone());
+        .with_flush_floors(store.floors().clone())
+        .with_layout_source(layout_source.clone());
         let (shutdown, _) = watch::channel(false);
         let pubsub = pubsub::fanout(id, peers.clone(), shutdown.subscribe());
         let background_budget =
@@ -264,6 +267,7 @@ impl ClusterNode {
             shutdown,
             tasks: Mutex::new(Vec::new()),
         });
+        layout_source.bind(Arc::downgrade(&node));
         node.meet(node.me.clone());
         // Before anything is served: a clock that resumed ahead refuses writes at once.
         node.clock
@@ -385,7 +389,10 @@ impl ClusterNode {
             m.set_cluster_id(layout.cluster_id.clone()).await;
             m.set_layout_version(layout.version).await;
         }
+        let version = layout.version;
         self.layout.set(layout);
+        // Replica requests leave tagged with it from now on (rpc/layout_tag.rs).
+        self.peers.layout_tag().set(version);
     }
 }
 

@@ -52,6 +52,7 @@ impl ClusterNode {
             anti_entropy_keys_repaired: load(&s.anti_entropy_keys_repaired),
             anti_entropy_failures: load(&s.anti_entropy_failures),
             tombstones_purged: load(&s.tombstones_purged),
+            layout_tag: self.peers.layout_tag().stats(),
         }
     }
 

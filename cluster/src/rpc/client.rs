@@ -7,6 +7,7 @@ use super::batcher::Batcher;
 use super::convert as cv;
 use super::handler::{Hello, LayoutBlob, PushLayoutReply};
 use super::latency::RpcLatencies;
+use super::layout_tag::LayoutTag;
 use super::metadata;
 use super::pb;
 use super::pb::cluster_bus_client::ClusterBusClient;
@@ -115,6 +116,8 @@ pub struct PeerClient {
     reads: Arc<Batcher<ItemKey, Option<Record>>>,
     /// Where each call's duration is counted (shared with the node's other peers).
     latencies: Arc<RpcLatencies>,
+    /// The layout version replica requests carry (rpc/layout_tag.rs); none: untagged.
+    layout: Option<Arc<LayoutTag>>,
 }
 
 impl std::fmt::Debug for PeerClient {
@@ -134,8 +137,22 @@ fn error_of(s: Status) -> ReplicaError {
         Code::Unavailable => ReplicaError::Unreachable(s.message().to_string()),
         Code::ResourceExhausted => ReplicaError::Overloaded,
         Code::FailedPrecondition => ReplicaError::CatchingUp,
+        Code::Aborted => match stale_layout_version(&s) {
+            Some(version) => ReplicaError::StaleLayout { version },
+            None => ReplicaError::Failed(format!("{:?}: {}", s.code(), s.message())),
+        },
         _ => ReplicaError::Failed(format!("{:?}: {}", s.code(), s.message())),
     }
+}
+
+/// The refusing replica's layout version in a stale-layout refusal.
+fn stale_layout_version(s: &Status) -> Option<u64> {
+    s.metadata()
+        .get(super::LAYOUT_VERSION_HEADER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 fn bad_reply(e: String) -> ReplicaError {
@@ -195,7 +212,20 @@ impl PeerClient {
                 config.max_batch_items,
             )),
             latencies: Arc::new(RpcLatencies::default()),
+            layout: None,
         })
+    }
+
+    /// Tags replica requests with the layout version `layout` holds when each leaves (a
+    /// node shares one among its peers and its bus server).
+    pub fn with_layout_tag(mut self, layout: Arc<LayoutTag>) -> PeerClient {
+        self.layout = Some(layout);
+        self
+    }
+
+    /// The layout version a replica request leaving now carries (0: untagged).
+    fn layout_version(&self) -> u64 {
+        self.layout.as_ref().map_or(0, |l| l.current())
     }
 
     /// Counts call durations in `latencies` (a node shares one among its peers).
@@ -253,8 +283,11 @@ impl PeerClient {
                 c.hello(r).await
             })
             .await?;
-        r.me.map(cv::hello_from_pb)
-            .ok_or_else(|| bad_reply("hello without introduction".into()))
+        let me =
+            r.me.ok_or_else(|| bad_reply("hello without introduction".into()))?;
+        super::bus_version::check_peer(me.bus_version, me.min_bus_version)
+            .map_err(ReplicaError::Failed)?;
+        Ok(cv::hello_from_pb(me))
     }
 
     /// The peer's layout, if it has one.
@@ -348,6 +381,7 @@ impl PeerClient {
         let n = items.len();
         let msg = pb::WriteRequest {
             items: items.into_iter().map(cv::write_item_to_pb).collect(),
+            layout_version: self.layout_version(),
         };
         let r = self
             .call("Write", msg, |mut c, r| async move { c.write(r).await })
@@ -360,6 +394,7 @@ impl PeerClient {
         let n = keys.len();
         let msg = pb::ReadRequest {
             keys: keys.into_iter().map(cv::key_to_pb).collect(),
+            layout_version: self.layout_version(),
         };
         let r = self
             .call("Read", msg, |mut c, r| async move { c.read(r).await })
@@ -441,6 +476,7 @@ impl ReplicaApi for PeerClient {
         let msg = pb::PrepareRequest {
             key: Some(cv::key_to_pb(key)),
             ballot: cv::version_to_pb(ballot),
+            layout_version: self.layout_version(),
         };
         let r = self
             .call("Prepare", msg, |mut c, r| async move { c.prepare(r).await })
@@ -451,6 +487,7 @@ impl ReplicaApi for PeerClient {
     async fn accept(&self, item: WriteItem) -> Result<WriteOutcome, ReplicaError> {
         let msg = pb::AcceptRequest {
             item: Some(cv::write_item_to_pb(item)),
+            layout_version: self.layout_version(),
         };
         let r = self
             .call("Accept", msg, |mut c, r| async move { c.accept(r).await })

@@ -216,6 +216,8 @@ pub(crate) fn hello_to_pb(h: Hello) -> pb::HelloRequest {
                 bus_addr: p.bus_addr,
             })
             .collect(),
+        bus_version: super::bus_version::BUS_VERSION,
+        min_bus_version: super::bus_version::MIN_BUS_VERSION,
     }
 }
 

@@ -99,6 +99,16 @@ pub trait BusHandler: Send + Sync + 'static {
         ))
     }
 
+    /// This node's layout tag: replica requests tagged with an older layout version are
+    /// refused (rpc/layout_tag.rs). `None` (test handlers) checks nothing.
+    fn layout_tag(&self) -> Option<Arc<super::LayoutTag>> {
+        None
+    }
+
+    /// A replica request from `from` carried layout `version`, newer than this node's:
+    /// fetch that layout from the sender, in the background (the request is served).
+    fn pull_layout(&self, _from: NodeId, _version: u64) {}
+
     /// This node's wall clock in Unix milliseconds, for skew measurement. The default
     /// reads the system clock; tests and simulations override it.
     fn wall_clock_ms(&self) -> i64 {

@@ -7,10 +7,12 @@
 
 pub mod auth;
 mod batcher;
+pub mod bus_version;
 pub mod client;
 mod convert;
 pub mod handler;
 pub mod latency;
+pub mod layout_tag;
 mod meta_entries;
 mod metadata;
 mod partition_sizes;
@@ -36,6 +38,7 @@ pub use auth::{check_exposure, AuthError, BusAuth, REPLAY_WINDOW};
 pub use client::{ClientConfig, PeerClient, PingReply, DEFAULT_TIMEOUT};
 pub use handler::{BusHandler, Hello, LayoutBlob, PeerAddr, PushLayoutReply};
 pub use latency::{RpcLatencies, RpcLatency, RPC_LATENCY_BUCKETS_MICROS};
+pub use layout_tag::{Admission, LayoutTag, LayoutTagStats, LAYOUT_VERSION_HEADER};
 pub use peers::PeerClients;
 pub use server::{serve, BusLimits};
 pub use tls::BusTls;

@@ -4,6 +4,7 @@
 use super::auth::BusAuth;
 use super::client::{ClientConfig, PeerClient};
 use super::latency::RpcLatencies;
+use super::layout_tag::LayoutTag;
 use super::tls::BusTls;
 use crate::replica_api::{ReplicaApi, Replicas};
 use crate::NodeId;
@@ -21,6 +22,8 @@ pub struct PeerClients {
     peers: RwLock<HashMap<NodeId, Arc<PeerClient>>>,
     /// Durations of every call to every peer, per RPC kind.
     latencies: Arc<RpcLatencies>,
+    /// The layout version every replica request to a peer carries (rpc/layout_tag.rs).
+    layout: Arc<LayoutTag>,
 }
 
 impl PeerClients {
@@ -39,6 +42,7 @@ impl PeerClients {
             tls: None,
             peers: RwLock::new(HashMap::new()),
             latencies: Arc::new(RpcLatencies::default()),
+            layout: Arc::new(LayoutTag::default()),
         }
     }
 
@@ -49,8 +53,16 @@ impl PeerClients {
     }
 
     fn client(&self, bus_addr: &str) -> Result<PeerClient, String> {
-        PeerClient::with_tls(bus_addr, self.auth.clone(), self.config, self.tls.as_ref())
-            .map(|c| c.with_latencies(self.latencies.clone()))
+        PeerClient::with_tls(bus_addr, self.auth.clone(), self.config, self.tls.as_ref()).map(|c| {
+            c.with_latencies(self.latencies.clone())
+                .with_layout_tag(self.layout.clone())
+        })
+    }
+
+    /// The layout tag this node's requests carry; the node sets it as it installs
+    /// layouts, and its bus server checks requests against it.
+    pub fn layout_tag(&self) -> &Arc<LayoutTag> {
+        &self.layout
     }
 
     /// How long calls to the peers took, per RPC kind.

@@ -7,6 +7,7 @@
 use super::auth::{unix_ms, AuthError, BusAuth};
 use super::convert::{self as cv, BadMessage};
 use super::handler::BusHandler;
+use super::layout_tag::Admission;
 use super::metadata;
 use super::pb;
 use super::pb::cluster_bus_server::{ClusterBus, ClusterBusServer};
@@ -165,8 +166,25 @@ pub(crate) fn status_of(e: ReplicaError) -> Status {
         ReplicaError::CatchingUp => {
             Status::failed_precondition("replica catching up after an unclean restart")
         }
+        ReplicaError::StaleLayout { version } => stale_layout(0, version),
         ReplicaError::Failed(m) => Status::internal(m),
     }
+}
+
+/// The refusal of a request tagged with layout `tag` by a replica holding `mine`:
+/// `ABORTED`, with `mine` in the `kvd-layout-version` metadata for the client to read.
+fn stale_layout(tag: u64, mine: u64) -> Status {
+    let mut md = tonic::metadata::MetadataMap::new();
+    if let Ok(v) = mine.to_string().parse() {
+        md.insert(super::LAYOUT_VERSION_HEADER, v);
+    }
+    Status::with_metadata(
+        tonic::Code::Aborted,
+        format!(
+            "stale layout: the request carries layout version {tag}, this replica holds {mine}"
+        ),
+        md,
+    )
 }
 
 impl Service {
@@ -181,6 +199,23 @@ impl Service {
             None => Err(Status::unauthenticated(
                 "kvd bus refused the request: not authenticated",
             )),
+        }
+    }
+
+    /// Admits a replica request tagged with layout version `tag` (rpc/layout_tag.rs):
+    /// refused when this node holds a newer layout; served otherwise, fetching the
+    /// sender's layout when the tag is newer than ours.
+    fn check_layout(&self, ok: &Admitted, tag: u64) -> Result<(), Status> {
+        let Some(layout) = self.handler.layout_tag() else {
+            return Ok(());
+        };
+        match layout.admit(tag) {
+            Admission::Serve => Ok(()),
+            Admission::ServeAndPull(version) => {
+                self.handler.pull_layout(ok.node, version);
+                Ok(())
+            }
+            Admission::Refuse(mine) => Err(stale_layout(tag, mine)),
         }
     }
 
@@ -203,6 +238,7 @@ impl ClusterBus for Service {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let ok = self.admit(&req, "Write")?;
         let req = req.into_inner();
+        self.check_layout(&ok, req.layout_version)?;
         self.check_count(req.items.len())?;
         let items = req
             .items
@@ -227,6 +263,7 @@ impl ClusterBus for Service {
     ) -> Result<Response<pb::ReadResponse>, Status> {
         let ok = self.admit(&req, "Read")?;
         let req = req.into_inner();
+        self.check_layout(&ok, req.layout_version)?;
         self.check_count(req.keys.len())?;
         let keys = req
             .keys
@@ -246,6 +283,7 @@ impl ClusterBus for Service {
     ) -> Result<Response<pb::PrepareResponse>, Status> {
         let ok = self.admit(&req, "Prepare")?;
         let req = req.into_inner();
+        self.check_layout(&ok, req.layout_version)?;
         let key = cv::key_from_pb(req.key).map_err(bad)?;
         let ballot = cv::version_from_pb(&req.ballot, "ballot").map_err(bad)?;
         let outcome = self
@@ -262,7 +300,11 @@ impl ClusterBus for Service {
         req: Request<pb::AcceptRequest>,
     ) -> Result<Response<pb::WriteOutcome>, Status> {
         let ok = self.admit(&req, "Accept")?;
-        let item = (req.into_inner().item).ok_or_else(|| "accept without its item".to_string());
+        let req = req.into_inner();
+        self.check_layout(&ok, req.layout_version)?;
+        let item = req
+            .item
+            .ok_or_else(|| "accept without its item".to_string());
         let item = item.and_then(cv::write_item_from_pb).map_err(bad)?;
         let outcome = self
             .handler
@@ -362,6 +404,8 @@ impl ClusterBus for Service {
     ) -> Result<Response<pb::HelloResponse>, Status> {
         let ok = self.admit(&req, "Hello")?;
         let req = req.into_inner();
+        super::bus_version::check_peer(req.bus_version, req.min_bus_version)
+            .map_err(Status::unimplemented)?;
         self.check_count(req.peers.len())?;
         if req.node_id != ok.node.0 {
             return Err(Status::invalid_argument(format!(

@@ -618,11 +618,13 @@ async fn malformed_records_and_oversized_requests_are_invalid_argument() {
             }),
             record: Bytes::from_static(b"\x01garbage"),
         }],
+        layout_version: 0,
     };
     let err = raw.write(signed(junk)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let too_many = pb::WriteRequest {
         items: vec![pb::WriteItem::default(); BusLimits::default().max_items + 1],
+        layout_version: 0,
     };
     let err = raw.write(signed(too_many)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
@@ -685,4 +687,45 @@ fn a_client_made_outside_a_runtime_is_an_error_not_a_panic() {
     let auth = BusAuth::new(NodeId(2), None, None);
     let err = PeerClient::new("127.0.0.1:1", auth, ClientConfig::default()).unwrap_err();
     assert!(err.contains("tokio runtime"), "{err}");
+}
+
+#[tokio::test]
+async fn a_hello_from_a_peer_that_needs_a_future_bus_version_is_refused_clearly() {
+    let s = start(FakeReplica::default(), None, None).await;
+    let auth = BusAuth::new(NodeId(2), None, None);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", s.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = pb::cluster_bus_client::ClusterBusClient::new(channel);
+    let hello = |bus_version, min_bus_version| {
+        let mut r = tonic::Request::new(pb::HelloRequest {
+            node_id: 2,
+            bus_version,
+            min_bus_version,
+            ..pb::HelloRequest::default()
+        });
+        let c = auth.sign("Hello", auth::unix_ms());
+        metadata::write_credentials(r.metadata_mut(), "Hello", &c);
+        r
+    };
+    let future = bus_version::BUS_VERSION + 1;
+    let err = raw.hello(hello(future, future)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+    assert!(
+        err.message().contains("upgrade this node"),
+        "{}",
+        err.message()
+    );
+    // A build from before the version fields (both 0) is served, and told ours.
+    let them = raw
+        .hello(hello(0, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .me
+        .unwrap();
+    assert_eq!(them.bus_version, bus_version::BUS_VERSION);
+    assert_eq!(them.min_bus_version, bus_version::MIN_BUS_VERSION);
 }

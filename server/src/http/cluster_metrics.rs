@@ -29,7 +29,7 @@ pub fn cluster_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result
 fn counters(view: &ClusterView, enc: &mut DescriptorEncoder) -> fmt::Result {
     let c = &view.counters;
     let (h, co) = (&c.hints, &c.coordinator);
-    let counters: [(&str, &str, u64); 12] = [
+    let counters: [(&str, &str, u64); 16] = [
         (
             "kvd_cluster_hints_written",
             "Hints stored for replicas that missed a write.",
@@ -69,6 +69,26 @@ fn counters(view: &ClusterView, enc: &mut DescriptorEncoder) -> fmt::Result {
             "kvd_cluster_consensus_retries",
             "Consensus rounds lost to a higher ballot and retried.",
             co.consensus_retries,
+        ),
+        (
+            "kvd_cluster_layout_stale_retries",
+            "Requests run again under a newer layout after a replica refused this node's.",
+            co.layout_retries,
+        ),
+        (
+            "kvd_cluster_layout_stale_refusals",
+            "Replica requests refused because they carried an older layout version.",
+            c.layout_tag.refused,
+        ),
+        (
+            "kvd_cluster_layout_newer_seen",
+            "Replica requests that carried a newer layout version than this node's.",
+            c.layout_tag.newer_seen,
+        ),
+        (
+            "kvd_cluster_layout_untagged_requests",
+            "Replica requests served without a layout tag (peers on a build before tags).",
+            c.layout_tag.untagged,
         ),
         (
             "kvd_cluster_anti_entropy_rounds",
