@@ -5,6 +5,7 @@
 mod multi;
 mod paxos;
 mod read;
+mod siblings;
 mod tally;
 mod write;
 
@@ -60,6 +61,8 @@ pub struct CoordinatorStats {
     pub consensus_retries: u64,
     /// Consensus rounds started (a command's first round and every retry).
     pub consensus_rounds: u64,
+    /// Siblings writes that left a key with more than `dvv::WARN_SIBLINGS` values.
+    pub siblings_warnings: u64,
 }
 
 #[derive(Default)]
@@ -69,6 +72,7 @@ pub(crate) struct Counters {
     pub(crate) stale_retries: AtomicU64,
     pub(crate) consensus_retries: AtomicU64,
     pub(crate) consensus_rounds: AtomicU64,
+    pub(crate) siblings_warnings: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -165,6 +169,7 @@ impl Coordinator {
             stale_retries: c.stale_retries.load(Ordering::Relaxed),
             consensus_retries: c.consensus_retries.load(Ordering::Relaxed),
             consensus_rounds: c.consensus_rounds.load(Ordering::Relaxed),
+            siblings_warnings: c.siblings_warnings.load(Ordering::Relaxed),
         }
     }
 

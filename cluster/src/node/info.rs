@@ -86,6 +86,7 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         ("kvd_stale_retries", co.stale_retries.to_string()),
         ("kvd_consensus_retries", co.consensus_retries.to_string()),
         ("kvd_consensus_rounds", co.consensus_rounds.to_string()),
+        ("kvd_siblings_warnings", co.siblings_warnings.to_string()),
         ("kvd_metadata_digest", node.metadata.digest()),
         (
             "kvd_metadata_entries",

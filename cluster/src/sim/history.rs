@@ -82,7 +82,8 @@ pub(crate) fn write_failure(e: &ClusterError) -> Outcome {
         ClusterError::Unavailable { .. }
         | ClusterError::Clock(_)
         | ClusterError::InvalidCursor
-        | ClusterError::ConsensusContended { .. } => Outcome::NotSent(e.to_string()),
+        | ClusterError::ConsensusContended { .. }
+        | ClusterError::Refused(_) => Outcome::NotSent(e.to_string()),
         ClusterError::Timeout { .. }
         | ClusterError::Contended { .. }
         | ClusterError::Protocol(_) => Outcome::Unknown(e.to_string()),
