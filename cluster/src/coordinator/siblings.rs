@@ -62,7 +62,12 @@ impl Coordinator {
             }
         }
         let copy = WriteItem { key, record: state };
-        let others: Vec<_> = set.live.iter().filter(|t| t.node != actor).cloned().collect();
+        let others: Vec<_> = set
+            .live
+            .iter()
+            .filter(|t| t.node != actor)
+            .cloned()
+            .collect();
         let reached = tally.yes(actor);
         let needed = tally.needed();
         let end = if reached {
@@ -113,15 +118,25 @@ impl Coordinator {
                         self.inner.clock.observe(*current);
                         return Err(ClusterError::Contended { attempts: 1 });
                     }
-                    _ => return Err(ClusterError::Protocol("write answered the wrong count".into())),
+                    _ => {
+                        return Err(ClusterError::Protocol(
+                            "write answered the wrong count".into(),
+                        ))
+                    }
                 },
             }
             let read = tokio::time::timeout_at(deadline, t.api.read(vec![item.key.clone()])).await;
             return match read {
                 Ok(Ok(mut got)) => match (got.pop(), got.is_empty()) {
-                    (Some(Some(state @ Record { body: Body::Siblings(_), .. })), true) => {
-                        Ok((t.node, state))
-                    }
+                    (
+                        Some(Some(
+                            state @ Record {
+                                body: Body::Siblings(_),
+                                ..
+                            },
+                        )),
+                        true,
+                    ) => Ok((t.node, state)),
                     _ => Err(ClusterError::Protocol(
                         "a siblings write read back no siblings state".into(),
                     )),
@@ -130,9 +145,6 @@ impl Coordinator {
                 _ => Err(unknown(1)),
             };
         }
-        Err(ClusterError::Unavailable {
-            needed,
-            alive: 0,
-        })
+        Err(ClusterError::Unavailable { needed, alive: 0 })
     }
 }

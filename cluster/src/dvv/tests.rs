@@ -242,6 +242,9 @@ fn damaged_bytes_are_refused() {
     w.encode_into(&mut wb);
     assert_eq!(SiblingsWrite::decode(&Bytes::from(wb.clone())), Some(w));
     for cut in 0..wb.len() {
-        assert_eq!(SiblingsWrite::decode(&Bytes::from(wb[..cut].to_vec())), None);
+        assert_eq!(
+            SiblingsWrite::decode(&Bytes::from(wb[..cut].to_vec())),
+            None
+        );
     }
 }
