@@ -9,6 +9,7 @@ pub mod catch_up;
 pub mod cluster_scan;
 pub mod config;
 pub mod coordinator;
+pub mod dvv;
 pub mod fake_replica;
 pub mod gossip;
 pub mod hint_replay;

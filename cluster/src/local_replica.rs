@@ -75,6 +75,7 @@ fn write_bytes(items: &[WriteItem]) -> usize {
             let payload = match &i.record.body {
                 Body::Value { payload, .. } => payload.len(),
                 Body::Tombstone => 0,
+                Body::Siblings(_) | Body::SiblingsWrite(_) => i.record.encode().len(),
             };
             2 * i.key.key.len() + payload + ITEM_OVERHEAD
         })

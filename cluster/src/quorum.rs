@@ -99,6 +99,10 @@ pub enum ClusterError {
     /// Replicas answered something the coordinator cannot use.
     #[error("ERR replica protocol: {0}")]
     Protocol(String),
+    /// The replica refused the write for what it is (too many siblings, for example);
+    /// the text is a complete error line. Nothing was written.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A replica the coordinator may send to.

@@ -7,6 +7,8 @@
 //!         | format:u8 (=2) version:16 expire-at-ms:u64-BE kind:u8 requests payload
 //!         | format:u8 (=3) version:16 expire-at-ms:u64-BE kind:u8 requests txn-state payload
 //! kind   := 0 tombstone (no payload) | a kv_keyspace::ValueType tag
+//!         | 0x80 siblings (payload: crate::dvv's `siblings`; format 1 only)
+//!         | 0x81 siblings write in transit (payload: crate::dvv's `write`; never stored)
 //! requests := see crate::request_record
 //! txn-state := see crate::txn_lock
 //! ```
@@ -14,8 +16,10 @@
 //! Format 2 is written only when the record carries request records, and format 3 only
 //! when a transaction left a lock or a commit marker in it, so records of keys never
 //! written under IDEMPOTENT or by a transaction stay readable by nodes that know only
-//! format 1.
+//! format 1. The siblings kinds exist only in siblings databases; a node built before
+//! them refuses such a record as corrupt (by key), it never misreads it.
 
+use crate::dvv::{Siblings, SiblingsWrite};
 use crate::request_record::{self, RequestRecord};
 use crate::txn_lock::TxnState;
 use crate::version::{Version, VERSION_LEN};
@@ -30,6 +34,10 @@ const FORMAT_WITH_REQUESTS: u8 = 2;
 const FORMAT_WITH_TXN: u8 = 3;
 const HEADER: usize = 1 + VERSION_LEN + 8 + 1;
 const TOMBSTONE: u8 = 0;
+/// A siblings database's state of a key (crate::dvv). Above every ValueType tag.
+const SIBLINGS: u8 = 0x80;
+/// A client's siblings write on its way to the replica that gives it a dot.
+const SIBLINGS_WRITE: u8 = 0x81;
 
 /// What a record holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +51,24 @@ pub enum Body {
     },
     /// The key was deleted at this version.
     Tombstone,
+    /// A siblings database's key: concurrent values with their dots and causal context.
+    /// Merged by the DVV-set join, not by version.
+    Siblings(Siblings),
+    /// A client's write to a siblings database, sent to one replica, which turns it into
+    /// [`Body::Siblings`] with a dot of its own (replica_store); never stored as such.
+    SiblingsWrite(SiblingsWrite),
+}
+
+impl Body {
+    /// The kind byte of the record format.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Body::Value { ty, .. } => *ty as u8,
+            Body::Tombstone => TOMBSTONE,
+            Body::Siblings(_) => SIBLINGS,
+            Body::SiblingsWrite(_) => SIBLINGS_WRITE,
+        }
+    }
 }
 
 /// One key's replicated state.
@@ -106,12 +132,32 @@ impl Record {
 
     /// Encodes the record.
     pub fn encode(&self) -> Vec<u8> {
+        let mut encoded = Vec::new();
         let payload: &[u8] = match &self.body {
             Body::Value { payload, .. } => payload,
             Body::Tombstone => &[],
+            Body::Siblings(s) => {
+                s.encode_into(&mut encoded);
+                &encoded
+            }
+            Body::SiblingsWrite(w) => {
+                w.encode_into(&mut encoded);
+                &encoded
+            }
+        };
+        // Siblings carry no request records (IDEMPOTENT is refused there).
+        let requests = match &self.body {
+            Body::Siblings(_) | Body::SiblingsWrite(_) => &[][..],
+            _ => &self.requests[..],
+        };
+        // Nor transaction state (transactions run in linearizable databases only).
+        let no_txn = TxnState::default();
+        let txn = match &self.body {
+            Body::Siblings(_) | Body::SiblingsWrite(_) => &no_txn,
+            _ => &self.txn,
         };
         let mut v = Vec::with_capacity(HEADER + payload.len());
-        let format = match (self.requests.is_empty(), self.txn.is_empty()) {
+        let format = match (requests.is_empty(), txn.is_empty()) {
             (true, true) => FORMAT,
             (false, true) => FORMAT_WITH_REQUESTS,
             (_, false) => FORMAT_WITH_TXN,
@@ -119,15 +165,12 @@ impl Record {
         v.push(format);
         v.extend_from_slice(&self.version.encode());
         v.extend_from_slice(&(self.expire_at.unwrap_or(0).max(0) as u64).to_be_bytes());
-        v.push(match &self.body {
-            Body::Value { ty, .. } => *ty as u8,
-            Body::Tombstone => TOMBSTONE,
-        });
+        v.push(self.body.kind());
         if format != FORMAT {
-            request_record::encode(&self.requests, &mut v);
+            request_record::encode(requests, &mut v);
         }
         if format == FORMAT_WITH_TXN {
-            self.txn.encode(&mut v);
+            txn.encode(&mut v);
         }
         v.extend_from_slice(payload);
         v
@@ -159,6 +202,9 @@ impl Record {
         let body = match b[HEADER - 1] {
             TOMBSTONE if b.len() == payload_at => Body::Tombstone,
             TOMBSTONE => return None,
+            SIBLINGS | SIBLINGS_WRITE if !requests.is_empty() => return None,
+            SIBLINGS => Body::Siblings(Siblings::decode(&b.slice(payload_at..))?),
+            SIBLINGS_WRITE => Body::SiblingsWrite(SiblingsWrite::decode(&b.slice(payload_at..))?),
             tag => Body::Value {
                 ty: ValueType::from_u8(tag)?,
                 payload: b.slice(payload_at..),
@@ -173,10 +219,27 @@ impl Record {
         })
     }
 
-    /// Last-writer-wins: the record that survives when replicas disagree. The higher
-    /// version wins; equal versions (the same write seen twice) break ties on the
-    /// encoding so the merge stays commutative even for damaged input.
+    /// The record that survives when replicas disagree. Two siblings records join
+    /// (crate::dvv: every concurrent value kept, the newer version and expiry); otherwise
+    /// a siblings record beats any other (they meet only if a database's mode was
+    /// changed), and among the others last-writer-wins: the higher version wins; equal
+    /// versions (the same write seen twice) break ties on the encoding so the merge
+    /// stays commutative even for damaged input. Each case is a join, and so is their
+    /// combination: commutative, associative, idempotent.
     pub fn merge(a: Record, b: Record) -> Record {
+        match (&a.body, &b.body) {
+            (Body::Siblings(x), Body::Siblings(y)) => {
+                return Record {
+                    version: a.version.max(b.version),
+                    expire_at: a.expire_at.max(b.expire_at),
+                    body: Body::Siblings(x.sync(y)),
+                    requests: Vec::new(),
+                }
+            }
+            (Body::Siblings(_), _) => return a,
+            (_, Body::Siblings(_)) => return b,
+            _ => {}
+        }
         match a.version.cmp(&b.version) {
             std::cmp::Ordering::Greater => a,
             std::cmp::Ordering::Less => b,
@@ -197,7 +260,50 @@ mod tests {
     use crate::NodeId;
     use proptest::prelude::*;
 
+    /// Siblings states from one history: replica a (1..=3) wrote counter 1, then counter
+    /// 2 superseding it; a state is the join of some of those writes' states.
+    fn arb_siblings() -> impl Strategy<Value = Record> {
+        (0u64..4, 0u8..64).prop_map(|(ts, mask)| {
+            let mut state = Siblings::default();
+            for bit in 0..6u8 {
+                if mask & (1 << bit) == 0 {
+                    continue;
+                }
+                let (actor, counter) = (NodeId(u64::from(bit / 2) + 1), u64::from(bit % 2) + 1);
+                let mut one = Siblings::default();
+                if counter == 2 {
+                    one.accept(&write_of(None), actor, 1);
+                    let context = one.context().clone();
+                    one.accept(&write_of(Some(context)), actor, 2);
+                } else {
+                    one.accept(&write_of(None), actor, 1);
+                }
+                state = state.sync(&one);
+            }
+            Record {
+                version: Version {
+                    ts,
+                    node: NodeId(0),
+                },
+                expire_at: None,
+                body: Body::Siblings(state),
+                requests: Vec::new(),
+            }
+        })
+    }
+
+    fn write_of(context: Option<crate::dvv::Context>) -> SiblingsWrite {
+        SiblingsWrite {
+            value: Some(Bytes::from(vec![context.is_some() as u8])),
+            context: context.unwrap_or_default(),
+        }
+    }
+
     fn arb_record() -> impl Strategy<Value = Record> {
+        prop_oneof![3 => arb_lww(), 1 => arb_siblings()]
+    }
+
+    fn arb_lww() -> impl Strategy<Value = Record> {
         (
             0u64..4,
             0u64..3,
@@ -285,7 +391,7 @@ mod tests {
     fn r_payload_len(r: &Record) -> usize {
         match &r.body {
             Body::Value { payload, .. } => payload.len(),
-            Body::Tombstone => 0,
+            _ => 0,
         }
     }
 
@@ -337,6 +443,42 @@ mod tests {
     }
 
     #[test]
+    fn the_siblings_example_of_the_spec_encodes_as_written() {
+        // docs/format/cluster-storage.md, "Siblings records".
+        let version = Version {
+            ts: 1_700_000_000_000 << 16,
+            node: NodeId(2),
+        };
+        let mut state = Siblings::default();
+        let write = SiblingsWrite {
+            context: Default::default(),
+            value: Some(Bytes::from_static(b"1")),
+        };
+        state.accept(&write, NodeId(2), 5);
+        let r = Record {
+            version,
+            expire_at: None,
+            body: Body::Siblings(state),
+            requests: Vec::new(),
+        };
+        let hex: String = r.encode().iter().map(|b| format!("{b:02x}")).collect();
+        let spec = "01 018bcfe568000000 0000000000000002 0000000000000000 80 \
+                    0001 0000000000000002 0000000000000005 \
+                    0001 0000000000000002 0000000000000005 00000001 31";
+        assert_eq!(hex, spec.replace(' ', ""));
+        assert_eq!(Record::decode(&Bytes::from(r.encode())), Some(r.clone()));
+        // A write in transit round-trips too; neither kind takes request records.
+        let w = Record {
+            body: Body::SiblingsWrite(write),
+            ..r.clone()
+        };
+        assert_eq!(Record::decode(&Bytes::from(w.encode())), Some(w));
+        let mut with_requests = with_requests(Record::tombstone(version)).encode();
+        with_requests[HEADER - 1] = SIBLINGS;
+        assert_eq!(Record::decode(&Bytes::from(with_requests)), None);
+    }
+
+    #[test]
     fn a_request_is_found_by_id_until_it_expires() {
         let r = with_requests(Record::tombstone(Version::ZERO));
         let found = r
@@ -367,9 +509,13 @@ mod tests {
                 Record::merge(a.clone(), Record::merge(b.clone(), c.clone()))
             );
             prop_assert_eq!(Record::merge(a.clone(), a.clone()), a.clone());
-            // The newest version always survives.
+            // The newest version survives, except that siblings beat other kinds.
             let m = Record::merge(a.clone(), b.clone());
-            prop_assert_eq!(m.version, a.version.max(b.version));
+            let siblings = |r: &Record| matches!(r.body, Body::Siblings(_));
+            if siblings(&a) == siblings(&b) {
+                prop_assert_eq!(m.version, a.version.max(b.version));
+            }
+            prop_assert_eq!(Record::decode(&Bytes::from(m.encode())), Some(m));
         }
     }
 }

@@ -121,7 +121,8 @@ pub trait Ring: Send + Sync + 'static {
     /// tombstones included, after read repair of stale replicas.
     async fn get(&self, key: ItemKey, level: Consistency) -> Result<Option<Record>, RingError>;
     /// Writes `body` (a value or a tombstone) with a new version on the replicas `level`
-    /// asks (W for QUORUM).
+    /// asks (W for QUORUM). A [`Body::SiblingsWrite`] is a siblings database's write:
+    /// one replica gives it a dot, then its state goes to the others (docs/consistency.md).
     async fn put(
         &self,
         key: ItemKey,

@@ -62,6 +62,10 @@ pub struct ClusterSettings {
     /// commands are refused; every other database runs every write through single-key
     /// consensus (`cluster-eventual-databases`; docs/consistency.md).
     pub eventual_databases: Vec<usize>,
+    /// Databases whose keys keep concurrent writes as siblings with dotted version
+    /// vectors, read and resolved with SIBGET/SIBSET/SIBDEL
+    /// (`cluster-siblings-databases`; docs/consistency.md, "Siblings").
+    pub siblings_databases: Vec<usize>,
     /// How long a consensus command may take, contention included, ms
     /// (`cluster-consensus-timeout-ms`).
     pub consensus_timeout_ms: u64,
@@ -98,6 +102,7 @@ impl Default for ClusterSettings {
             hint_max_age_ms: 3 * 3600 * 1000,
             wipe_stale_data: false,
             eventual_databases: Vec::new(),
+            siblings_databases: Vec::new(),
             consensus_timeout_ms: 5000,
             down_after_ms: 30_000,
             compat: false,
@@ -439,6 +444,23 @@ pub static CLUSTER_PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "cluster-siblings-databases",
+        mutable: false,
+        get: |c| {
+            let dbs: Vec<String> = c
+                .cluster
+                .siblings_databases
+                .iter()
+                .map(|d| d.to_string())
+                .collect();
+            dbs.join(",")
+        },
+        set: |c, v| {
+            c.cluster.siblings_databases = database_list(v)?;
+            Ok(())
+        },
+    },
+    Param {
         name: "cluster-consensus-timeout-ms",
         mutable: false,
         get: |c| c.cluster.consensus_timeout_ms.to_string(),
@@ -546,6 +568,11 @@ pub struct ClusterFlags {
     /// write through single-key consensus [default: none].
     #[arg(long = "cluster-eventual-databases")]
     pub cluster_eventual_databases: Option<String>,
+    /// Databases (e.g. 2,3) whose keys keep concurrent writes as siblings with dotted
+    /// version vectors, read with SIBGET and resolved with SIBSET/SIBDEL; disjoint from
+    /// the eventual ones [default: none].
+    #[arg(long = "cluster-siblings-databases")]
+    pub cluster_siblings_databases: Option<String>,
     /// How long a consensus command may take, contention included, ms [default: 5000].
     #[arg(long = "cluster-consensus-timeout-ms")]
     pub cluster_consensus_timeout_ms: Option<String>,
@@ -609,6 +636,10 @@ impl ClusterFlags {
             (
                 "cluster-eventual-databases",
                 self.cluster_eventual_databases,
+            ),
+            (
+                "cluster-siblings-databases",
+                self.cluster_siblings_databases,
             ),
             (
                 "cluster-consensus-timeout-ms",

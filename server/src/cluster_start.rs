@@ -28,10 +28,25 @@ pub fn node_config(c: &Config) -> Result<NodeConfig, String> {
         down_after: Duration::from_millis(s.down_after_ms),
         ..ClusterConfig::default()
     };
-    if let Some(db) = s.eventual_databases.iter().find(|&&d| d >= c.databases) {
+    for (name, dbs) in [
+        ("cluster-eventual-databases", &s.eventual_databases),
+        ("cluster-siblings-databases", &s.siblings_databases),
+    ] {
+        if let Some(db) = dbs.iter().find(|&&d| d >= c.databases) {
+            return Err(format!(
+                "{name} names database {db}, but there are {} (databases)",
+                c.databases
+            ));
+        }
+    }
+    if let Some(db) = s
+        .siblings_databases
+        .iter()
+        .find(|d| s.eventual_databases.contains(d))
+    {
         return Err(format!(
-            "cluster-eventual-databases names database {db}, but there are {} (databases)",
-            c.databases
+            "database {db} is in both cluster-eventual-databases and \
+             cluster-siblings-databases: a database is linearizable, eventual or siblings"
         ));
     }
     cluster.validate().map_err(|e| e.to_string())?;
@@ -135,6 +150,9 @@ fn monitor_feed(srv: std::sync::Weak<Shared>) -> kv_cluster::ring::ReplicaObserv
                 let op = match record.body {
                     kv_cluster::Body::Tombstone => "REPLICA.DEL",
                     kv_cluster::Body::Value { .. } => "REPLICA.SET",
+                    kv_cluster::Body::Siblings(_) | kv_cluster::Body::SiblingsWrite(_) => {
+                        "REPLICA.SIBLINGS"
+                    }
                 };
                 let version = Bytes::from(record.version.to_string());
                 (

@@ -6,6 +6,7 @@ mod layout_retry;
 mod multi;
 mod paxos;
 mod read;
+mod siblings;
 mod tally;
 mod txn;
 mod write;
@@ -76,6 +77,8 @@ pub struct CoordinatorStats {
     /// Requests run again under a newer layout after a replica refused their layout
     /// version (coordinator/layout_retry.rs).
     pub layout_retries: u64,
+    /// Siblings writes that left a key with more than `dvv::WARN_SIBLINGS` values.
+    pub siblings_warnings: u64,
 }
 
 #[derive(Default)]
@@ -90,6 +93,7 @@ pub(crate) struct Counters {
     pub(crate) transactions_aborted_expired: AtomicU64,
     pub(crate) locks_resolved: AtomicU64,
     pub(crate) layout_retries: AtomicU64,
+    pub(crate) siblings_warnings: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -207,6 +211,7 @@ impl Coordinator {
             transactions_aborted_expired: c.transactions_aborted_expired.load(Ordering::Relaxed),
             locks_resolved: c.locks_resolved.load(Ordering::Relaxed),
             layout_retries: c.layout_retries.load(Ordering::Relaxed),
+            siblings_warnings: c.siblings_warnings.load(Ordering::Relaxed),
         }
     }
 

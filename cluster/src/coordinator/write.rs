@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// How one round (one version sent to every live replica) ended.
-enum RoundEnd {
+pub(super) enum RoundEnd {
     /// W replicas applied it.
     Acked,
     /// A replica holds a newer version.
@@ -130,7 +130,7 @@ impl Coordinator {
 }
 
 /// Hints the final version of a write for the replicas it skipped, in the background.
-fn hint_skipped(set: &ReplicaSet, item: &WriteItem, hints: &HintStore) {
+pub(super) fn hint_skipped(set: &ReplicaSet, item: &WriteItem, hints: &HintStore) {
     for &node in &set.skipped {
         spawn_hint(hints.clone(), node, item.clone());
     }
@@ -147,7 +147,7 @@ pub(super) fn spawn_hint(hints: HintStore, node: NodeId, item: WriteItem) {
 /// Sends `item` to every target at once and counts answers until every group has its
 /// quorum of Applied, a Stale, or the end. Each send runs in its own task that outlives
 /// the round, so a replica that fails after the reply still gets its hint.
-async fn write_round(
+pub(super) async fn write_round(
     set: &ReplicaSet,
     item: &WriteItem,
     mut tally: Tally,

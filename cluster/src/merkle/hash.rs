@@ -13,7 +13,8 @@ pub const EMPTY_BUCKET: Hash16 = [0; 16];
 pub const BUCKETS: usize = 256;
 
 /// xxh3-128 of `db:u32-BE key-len:u32-BE key version:16 expire-at:u64-BE kind:u8`
-/// (expire-at 0 = none; kind 0 = tombstone, else the value type tag, as in the record).
+/// (expire-at 0 = none; kind 0 = tombstone, else the value type tag, as in the record),
+/// followed for a siblings record (kind 0x80) by its whole payload.
 pub fn item_hash(key: &ItemKey, record: &Record) -> Hash16 {
     let mut h = Xxh3::new();
     h.update(&key.db.to_be_bytes());
@@ -21,10 +22,14 @@ pub fn item_hash(key: &ItemKey, record: &Record) -> Hash16 {
     h.update(&key.key);
     h.update(&record.version.encode());
     h.update(&(record.expire_at.unwrap_or(0).max(0) as u64).to_be_bytes());
-    h.update(&[match &record.body {
-        Body::Value { ty, .. } => *ty as u8,
-        Body::Tombstone => 0,
-    }]);
+    h.update(&[record.body.kind()]);
+    // Siblings replicas with the same newest version can still hold different sets
+    // (concurrent writes, one merged and one not): their leaf covers the whole state.
+    if let Body::Siblings(s) = &record.body {
+        let mut state = Vec::new();
+        s.encode_into(&mut state);
+        h.update(&state);
+    }
     h.digest128().to_be_bytes()
 }
 

@@ -95,6 +95,7 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         ("kvd_layout_stale_refusals", tag.refused.to_string()),
         ("kvd_layout_newer_seen", tag.newer_seen.to_string()),
         ("kvd_layout_untagged_requests", tag.untagged.to_string()),
+        ("kvd_siblings_warnings", co.siblings_warnings.to_string()),
         ("kvd_metadata_digest", node.metadata.digest()),
         (
             "kvd_metadata_entries",

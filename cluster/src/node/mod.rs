@@ -474,6 +474,7 @@ fn open_stores(
     tracing::info!(?stamp, "replica data checked against the tombstone grace");
     let store = ReplicaStore::open(Arc::new(db.clone()))
         .map_err(|e| format!("cannot open the replica store: {e}"))?;
+    store.set_actor(id);
     let metadata = MetadataStore::open(Arc::new(db.clone()))
         .map_err(|e| format!("cannot open the cluster metadata: {e}"))?;
     let c = &config.cluster;

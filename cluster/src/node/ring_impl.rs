@@ -157,14 +157,20 @@ impl Ring for ClusterNode {
         level: Consistency,
     ) -> Result<Version, RingError> {
         self.ready("write")?;
-        let value = match body {
-            Body::Value { ty, payload } => Some((ty, payload)),
-            Body::Tombstone => None,
+        let put = match body {
+            Body::Value { ty, payload } => {
+                self.coordinator
+                    .put(key, Some((ty, payload)), expire_at, level)
+                    .await
+            }
+            Body::Tombstone => self.coordinator.put(key, None, None, level).await,
+            Body::SiblingsWrite(write) => self.coordinator.siblings_put(key, write, level).await,
+            // A state is made by a replica, never sent by a client.
+            Body::Siblings(_) => Err(ClusterError::Protocol(
+                "a siblings state is not a write".into(),
+            )),
         };
-        self.coordinator
-            .put(key, value, expire_at, level)
-            .await
-            .map_err(|e| self.ring_error("write", e))
+        put.map_err(|e| self.ring_error("write", e))
     }
 
     async fn scan(

@@ -14,19 +14,22 @@ mod purge;
 mod records;
 mod scan;
 mod size;
+mod siblings;
 mod stripes;
 
 pub use acceptor::PAXOS_KEYSPACE;
 pub use error::{describe_key, StoreError};
 pub use scan::{PartitionRecords, MAX_SCAN_LIMIT};
+pub use siblings::TOO_MANY_SIBLINGS;
 
 use crate::merkle::Merkle;
 use crate::metadata::FlushFloors;
 use crate::replica_api::{ItemKey, ScanPage, WriteItem, WriteOutcome};
-use crate::{Record, Version};
+use crate::{Body, NodeId, Record};
 use kv_engine::{Db, Keyspace, WriteBatch};
 use kv_keyspace::data_key::ScanPosition;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use stripes::Stripes;
 
@@ -46,6 +49,9 @@ pub struct ReplicaStore {
     merkle: Merkle,
     stripes: Stripes,
     floors: FlushFloors,
+    /// This node's id: the actor of the dots it gives siblings writes (0: not set, and
+    /// such writes are refused).
+    actor: AtomicU64,
 }
 
 impl ReplicaStore {
@@ -62,7 +68,14 @@ impl ReplicaStore {
             merkle,
             stripes: Stripes::default(),
             floors: FlushFloors::default(),
+            actor: AtomicU64::new(0),
         })
+    }
+
+    /// Sets the node this store belongs to: siblings writes it accepts get dots of this
+    /// actor (crate::dvv).
+    pub fn set_actor(&self, me: NodeId) {
+        self.actor.store(me.0, Ordering::Relaxed);
     }
 
     /// The partition Merkle trees kept over this store.
@@ -102,7 +115,7 @@ impl ReplicaStore {
         let mut batch = WriteBatch::new();
         // Dropped after the write: until then the Merkle folder waits for its to-dos.
         let mut todos = self.merkle.begin_todos();
-        let mut written: HashMap<&ItemKey, Version> = HashMap::new();
+        let mut written: HashMap<&ItemKey, Record> = HashMap::new();
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let floor = self.floors.floor(item.key.db);
@@ -111,15 +124,31 @@ impl ReplicaStore {
                 continue;
             }
             let held = match written.get(&item.key) {
-                Some(v) => Some(*v),
-                None => read_record(&self.db, self.data, &item.key)?.map(|r| r.version),
+                Some(r) => Some(r.clone()),
+                None => read_record(&self.db, self.data, &item.key)?,
             };
-            let outcome = match held {
-                Some(current) if current > item.record.version => WriteOutcome::Stale { current },
-                Some(current) if current == item.record.version => WriteOutcome::Applied,
+            if let Body::Siblings(_) | Body::SiblingsWrite(_) = &item.record.body {
+                let actor = NodeId(self.actor.load(Ordering::Relaxed));
+                if let Some(record) = siblings::after_write(&item.key, held, &item.record, actor)? {
+                    self.put_keyed(&mut batch, &mut todos, &item.key, &record);
+                    written.insert(&item.key, record);
+                }
+                outcomes.push(WriteOutcome::Applied);
+                continue;
+            }
+            let outcome = match held.map(|r| (r.version, r.body)) {
+                // Siblings beat every other kind (Record::merge): a last-writer-wins
+                // write meets one only if the database's mode changed.
+                Some((current, Body::Siblings(_))) => WriteOutcome::Stale {
+                    current: current.max(item.record.version),
+                },
+                Some((current, _)) if current > item.record.version => {
+                    WriteOutcome::Stale { current }
+                }
+                Some((current, _)) if current == item.record.version => WriteOutcome::Applied,
                 _ => {
                     self.put_record(&mut batch, &mut todos, item);
-                    written.insert(&item.key, item.record.version);
+                    written.insert(&item.key, item.record.clone());
                     WriteOutcome::Applied
                 }
             };
@@ -138,12 +167,19 @@ impl ReplicaStore {
         todos: &mut crate::merkle::PendingTodos<'_>,
         item: &WriteItem,
     ) {
-        batch.put(
-            self.data,
-            &records::engine_key(&item.key),
-            &item.record.encode(),
-        );
-        todos.add(batch, &item.key);
+        self.put_keyed(batch, todos, &item.key, &item.record);
+    }
+
+    /// Adds `key`'s `record` and its Merkle to-do to `batch`.
+    fn put_keyed(
+        &self,
+        batch: &mut WriteBatch,
+        todos: &mut crate::merkle::PendingTodos<'_>,
+        key: &ItemKey,
+        record: &Record,
+    ) {
+        batch.put(self.data, &records::engine_key(key), &record.encode());
+        todos.add(batch, key);
     }
 
     /// The record held for `key` (tombstones and expired values included; records
@@ -197,7 +233,7 @@ mod tests {
         };
         let item = WriteItem {
             key: key.clone(),
-            record: Record::tombstone(Version::ZERO),
+            record: Record::tombstone(crate::Version::ZERO),
         };
         let guards = store.stripes.lock(std::iter::once(&key));
         let (tx, rx) = mpsc::channel();

@@ -204,7 +204,7 @@ impl<'a> WritesByValue<'a> {
 fn payload_of(record: &Record) -> Bytes {
     match &record.body {
         Body::Value { payload, .. } => payload.clone(),
-        Body::Tombstone => Bytes::new(),
+        _ => Bytes::new(),
     }
 }
 

@@ -199,6 +199,6 @@ pub(crate) fn counter_value(record: &crate::Record) -> u64 {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
-        Body::Tombstone => 0,
+        _ => 0,
     }
 }

@@ -84,7 +84,8 @@ pub(crate) fn write_failure(e: &ClusterError) -> Outcome {
         | ClusterError::InvalidCursor
         | ClusterError::ConsensusContended { .. }
         | ClusterError::TxnAborted(_)
-        | ClusterError::Locked => Outcome::NotSent(e.to_string()),
+        | ClusterError::Locked
+        | ClusterError::Refused(_) => Outcome::NotSent(e.to_string()),
         ClusterError::Timeout { .. }
         | ClusterError::Contended { .. }
         | ClusterError::Protocol(_) => Outcome::Unknown(e.to_string()),

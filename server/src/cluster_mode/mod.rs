@@ -15,6 +15,7 @@ pub mod pubsub;
 pub mod route;
 pub mod serial;
 pub mod transaction;
+pub mod siblings;
 
 use crate::commands::{self, table, Admission, Ctx};
 use crate::keyspace::encoding::decode_value;
@@ -47,14 +48,21 @@ pub async fn execute(
         .filter(|p| !p.subcommands.is_empty())
         .map(|p| p.name);
     let started = Instant::now();
-    let linearizable = !srv
-        .config
-        .read()
-        .cluster
-        .eventual_databases
-        .contains(&client.db);
-    let route = route::route(spec, parent, args, linearizable);
-    let route = serial::upgrade(route, spec, client.consistency, linearizable);
+    let (linearizable, siblings_db) = {
+        let config = srv.config.read();
+        let c = &config.cluster;
+        (
+            !c.eventual_databases.contains(&client.db),
+            c.siblings_databases.contains(&client.db),
+        )
+    };
+    let route = match siblings::route(spec, parent, args, siblings_db) {
+        Some(route) => route,
+        None => {
+            let route = route::route(spec, parent, args, linearizable);
+            serial::upgrade(route, spec, client.consistency, linearizable)
+        }
+    };
     let reply = match route {
         // Admin commands (COMPACT, CHECKPOINT, SAVE, ...) may wait on the disk: as on
         // the single-node path, they leave the async worker for it.
@@ -70,6 +78,7 @@ pub async fn execute(
         Route::Watch => transaction::watch(ring, client, args).await,
         Route::Idempotent => idempotent::run(srv, ring, client, args).await,
         Route::Publish => pubsub::publish(srv, ring, client, spec, args),
+        Route::Siblings => siblings::run(ring, client, spec, args).await,
         Route::Keyspace => keyspace::run(srv, ring, client, spec.name, args).await,
         Route::Repair => keyspace::repair(ring, args).await,
         Route::Merkle => keyspace::merkle(ring).await,
@@ -86,17 +95,24 @@ pub fn ring_error(e: &RingError) -> Reply {
     Reply::error(e.to_string())
 }
 
-/// A replicated record as the single-node code sees a key: `None` when deleted.
+/// A replicated record as the single-node code sees a key: `None` when deleted. A key
+/// of a siblings database shows its first value (keyspace commands only ask whether it
+/// exists; its other commands read all values: siblings.rs).
 pub fn entry_of(rec: &Record) -> Option<Entry> {
-    match &rec.body {
-        Body::Value { ty, payload } => Some(Entry {
-            ty: *ty,
-            expire_at: rec.expire_at,
-            value: payload.clone(),
-            version: Version::Committed(rec.version.ts),
-        }),
-        Body::Tombstone => None,
-    }
+    let (ty, value) = match &rec.body {
+        Body::Value { ty, payload } => (*ty, payload.clone()),
+        Body::Siblings(s) => (
+            kv_keyspace::ValueType::String,
+            s.values().next().map(|(_, v)| v.clone())?,
+        ),
+        Body::Tombstone | Body::SiblingsWrite(_) => return None,
+    };
+    Some(Entry {
+        ty,
+        expire_at: rec.expire_at,
+        value,
+        version: Version::Committed(rec.version.ts),
+    })
 }
 
 async fn on_keys(

@@ -53,6 +53,8 @@ pub enum Route {
     Idempotent,
     /// PUBLISH / SPUBLISH: delivered here, then sent to every other node.
     Publish,
+    /// A siblings database's GET/SET or SIBGET/SIBSET/SIBDEL (super::siblings).
+    Siblings,
     /// Not available on the ring; the text says why.
     Refused(String),
 }

@@ -25,6 +25,7 @@ pub mod rdb_string;
 pub mod redact;
 pub mod replication;
 pub mod server;
+pub mod siblings;
 pub mod sort;
 pub mod strings;
 pub mod table;

@@ -8,7 +8,7 @@ use super::{
     acl, admin, bits, cluster, cluster_compat, connection, idempotent, keys, locks, pubsub, server,
     strings, tracking, transactions, versions,
 };
-use super::{bitfield, bitop, dump, object, replication, sort};
+use super::{bitfield, bitop, dump, object, replication, siblings, sort};
 use super::{CmdResult, Ctx};
 use crate::scripting::{eval, function, script};
 use bytes::Bytes;
@@ -1095,6 +1095,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("lock", -4, WRITE | FAST, K1, "string", "kvd-0.1.0", "Acquires a lease lock, optionally waiting for its release; replies with a fencing token.", locks::lock),
     c("unlock", 3, WRITE | FAST, K1, "string", "kvd-0.1.0", "Releases a lock held by the given owner (DELEX key IFEQ owner).", locks::unlock),
     c("idempotent", -3, WRITE, NK, "generic", "kvd-0.1.0", "Runs a write command at most once per request id within the idempotency window.", idempotent::idempotent),
+    // kvd: siblings databases on the ring (docs/consistency.md, "Siblings")
+    c("sibget", 2, READONLY | FAST, K1, "string", "kvd-0.1.0", "Returns a causality token and every concurrent value of a key in a siblings database.", siblings::needs_cluster),
+    c("sibset", 4, WRITE | DENYOOM, K1, "string", "kvd-0.1.0", "Writes a value superseding exactly the values a causality token covers (- : none) in a siblings database.", siblings::needs_cluster),
+    c("sibdel", 3, WRITE | FAST, K1, "string", "kvd-0.1.0", "Removes the values a causality token covers in a siblings database.", siblings::needs_cluster),
     // Redis behaviours client libraries rely on (docs/compatibility.md)
     c("replicaof", 3, ADMIN | NOSCRIPT | STALE, NK, "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master.", replication::replicaof),
     c("slaveof", 3, ADMIN | NOSCRIPT | STALE, NK, "server", "1.0.0", "Sets a Redis server as a replica of another, or promotes it to being a master.", replication::replicaof),
