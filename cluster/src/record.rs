@@ -234,6 +234,7 @@ impl Record {
                     expire_at: a.expire_at.max(b.expire_at),
                     body: Body::Siblings(x.sync(y)),
                     requests: Vec::new(),
+                    txn: Default::default(),
                 }
             }
             (Body::Siblings(_), _) => return a,
@@ -288,6 +289,7 @@ mod tests {
                 expire_at: None,
                 body: Body::Siblings(state),
                 requests: Vec::new(),
+                txn: Default::default(),
             }
         })
     }
@@ -460,6 +462,7 @@ mod tests {
             expire_at: None,
             body: Body::Siblings(state),
             requests: Vec::new(),
+            txn: Default::default(),
         };
         let hex: String = r.encode().iter().map(|b| format!("{b:02x}")).collect();
         let spec = "01 018bcfe568000000 0000000000000002 0000000000000000 80 \
@@ -517,5 +520,39 @@ mod tests {
             }
             prop_assert_eq!(Record::decode(&Bytes::from(m.encode())), Some(m));
         }
+    }
+
+    #[test]
+    fn a_record_with_a_transaction_lock_is_format_3_and_round_trips() {
+        use crate::replica_api::ItemKey;
+        use crate::txn_lock::{Intent, TxnLock, TxnMarker};
+        let v = Version {
+            ts: 9 << 16,
+            node: NodeId(1),
+        };
+        let mut r = Record::string(v, Bytes::from_static(b"committed"), None);
+        assert_eq!(r.encode()[0], FORMAT);
+        r.txn.lock = Some(TxnLock {
+            txn: v,
+            primary: ItemKey {
+                db: 0,
+                key: Bytes::from_static(b"{t}a"),
+            },
+            expires_at: 1234,
+            intent: Intent::Write {
+                body: Body::Tombstone,
+                expire_at: None,
+            },
+        });
+        r.txn.markers.push(TxnMarker {
+            txn: v,
+            secondaries: vec![ItemKey {
+                db: 0,
+                key: Bytes::from_static(b"{t}b"),
+            }],
+        });
+        let encoded = r.encode();
+        assert_eq!(encoded[0], FORMAT_WITH_TXN);
+        assert_eq!(Record::decode(&Bytes::from(encoded)), Some(r));
     }
 }

@@ -110,10 +110,14 @@ impl TxnState {
                         out.push(2);
                         let (kind, payload): (u8, &[u8]) = match body {
                             Body::Value { ty, payload } => (*ty as u8, payload),
-                            Body::Tombstone => (0, &[]),
+                            // Siblings never meet a transaction (linearizable databases
+                            // only run them).
+                            _ => (0, &[]),
                         };
                         out.push(kind);
-                        out.extend_from_slice(&(expire_at.unwrap_or(0).max(0) as u64).to_be_bytes());
+                        out.extend_from_slice(
+                            &(expire_at.unwrap_or(0).max(0) as u64).to_be_bytes(),
+                        );
                         out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
                         out.extend_from_slice(payload);
                     }

@@ -46,7 +46,10 @@ pub fn try_take(
     };
     match call(c, sha) {
         Err(e) if e.code() == Some("NOSCRIPT") => {
-            let loaded: String = redis::cmd("SCRIPT").arg("LOAD").arg(TOKEN_BUCKET).query(c)?;
+            let loaded: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(TOKEN_BUCKET)
+                .query(c)?;
             call(c, &loaded)
         }
         other => other,

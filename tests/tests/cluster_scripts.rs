@@ -44,7 +44,10 @@ fn scripts_run_once_per_call_through_every_node_and_stay_on_their_key() {
     )
     .unwrap_err();
     assert_eq!(e.code(), Some("CROSSSLOT"), "{e}");
-    assert_eq!(e.detail(), Some("Keys in request don't hash to the same slot"));
+    assert_eq!(
+        e.detail(),
+        Some("Keys in request don't hash to the same slot")
+    );
     let b: Option<String> = redis::cmd("GET").arg("b").query(&mut conn).unwrap();
     assert_eq!(b, None);
     // The same key twice is one key.

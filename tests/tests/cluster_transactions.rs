@@ -14,7 +14,12 @@ const ACCOUNTS: [&str; 3] = ["{bank}a", "{bank}b", "{bank}c"];
 const START: i64 = 1000;
 
 /// MULTI; DECRBY from; INCRBY to; EXEC.
-fn transfer(conn: &mut redis::Connection, from: &str, to: &str, amount: i64) -> redis::RedisResult<()> {
+fn transfer(
+    conn: &mut redis::Connection,
+    from: &str,
+    to: &str,
+    amount: i64,
+) -> redis::RedisResult<()> {
     let _: Vec<i64> = redis::pipe()
         .atomic()
         .cmd("DECRBY")
@@ -46,7 +51,11 @@ fn transfers_keep_the_total_through_a_kill_9() {
     let urls = urls(&c);
     let mut setup = connect(&urls[0]);
     for k in ACCOUNTS {
-        let _: () = redis::cmd("SET").arg(k).arg(START).query(&mut setup).expect("SET");
+        let _: () = redis::cmd("SET")
+            .arg(k)
+            .arg(START)
+            .query(&mut setup)
+            .expect("SET");
     }
     let stop = Arc::new(AtomicBool::new(false));
     let movers: Vec<_> = (0..3)
@@ -66,9 +75,9 @@ fn transfers_keep_the_total_through_a_kill_9() {
                             failed += 1;
                             if e.is_connection_dropped() || e.is_io_error() {
                                 std::thread::sleep(Duration::from_millis(100));
-                                match redis::Client::open(url.as_str())
-                                    .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
-                                {
+                                match redis::Client::open(url.as_str()).and_then(|c| {
+                                    c.get_connection_with_timeout(Duration::from_secs(2))
+                                }) {
                                     Ok(fresh) => conn = fresh,
                                     Err(_) => continue,
                                 }
@@ -100,17 +109,28 @@ fn transfers_keep_the_total_through_a_kill_9() {
     // Let transfers run, kill node 3 with -9 mid-stream, let the others resolve what
     // it left, restart it.
     eventually("transactions commit", Duration::from_secs(30), || {
-        cluster_info(&c.nodes[0], "kvd_txn_committed").is_some_and(|n| n.parse::<u64>().unwrap_or(0) >= 15)
+        cluster_info(&c.nodes[0], "kvd_txn_committed")
+            .is_some_and(|n| n.parse::<u64>().unwrap_or(0) >= 15)
     });
     c.nodes[2].kill9();
-    eventually("transactions commit without node 3", Duration::from_secs(60), || {
-        cluster_info(&c.nodes[0], "kvd_txn_committed").is_some_and(|n| n.parse::<u64>().unwrap_or(0) >= 40)
-    });
+    eventually(
+        "transactions commit without node 3",
+        Duration::from_secs(60),
+        || {
+            cluster_info(&c.nodes[0], "kvd_txn_committed")
+                .is_some_and(|n| n.parse::<u64>().unwrap_or(0) >= 40)
+        },
+    );
     c.nodes[2].restart();
     c.wait_formed();
-    eventually("transactions commit after the restart", Duration::from_secs(60), || {
-        cluster_info(&c.nodes[0], "kvd_txn_committed").is_some_and(|n| n.parse::<u64>().unwrap_or(0) >= 55)
-    });
+    eventually(
+        "transactions commit after the restart",
+        Duration::from_secs(60),
+        || {
+            cluster_info(&c.nodes[0], "kvd_txn_committed")
+                .is_some_and(|n| n.parse::<u64>().unwrap_or(0) >= 55)
+        },
+    );
     stop.store(true, Ordering::Relaxed);
     let mut committed = 0;
     for m in movers {
@@ -125,24 +145,32 @@ fn transfers_keep_the_total_through_a_kill_9() {
     // at SERIAL resolves them.
     for url in &urls {
         let mut conn = connect(url);
-        let _: () = redis::cmd("CLUSTER").arg("CONSISTENCY").arg("SERIAL").query(&mut conn).expect("SERIAL");
+        let _: () = redis::cmd("CLUSTER")
+            .arg("CONSISTENCY")
+            .arg("SERIAL")
+            .query(&mut conn)
+            .expect("SERIAL");
         let mut values = Vec::new();
-        eventually(&format!("{url} reads every balance at SERIAL"), Duration::from_secs(30), || {
-            let read: redis::RedisResult<Vec<i64>> = ACCOUNTS
-                .iter()
-                .map(|k| redis::cmd("GET").arg(*k).query(&mut conn))
-                .collect();
-            match read {
-                Ok(v) => {
-                    values = v;
-                    true
+        eventually(
+            &format!("{url} reads every balance at SERIAL"),
+            Duration::from_secs(30),
+            || {
+                let read: redis::RedisResult<Vec<i64>> = ACCOUNTS
+                    .iter()
+                    .map(|k| redis::cmd("GET").arg(*k).query(&mut conn))
+                    .collect();
+                match read {
+                    Ok(v) => {
+                        values = v;
+                        true
+                    }
+                    Err(e) => {
+                        eprintln!("{url}: final read failed: {e}");
+                        false
+                    }
                 }
-                Err(e) => {
-                    eprintln!("{url}: final read failed: {e}");
-                    false
-                }
-            }
-        });
+            },
+        );
         assert_eq!(values.iter().sum::<i64>(), 3 * START, "{url}: {values:?}");
     }
 }
@@ -156,7 +184,11 @@ fn single_key_writes_and_transactions_are_ordered_on_a_key() {
     let urls = urls(&c);
     let mut setup = connect(&urls[0]);
     for k in ACCOUNTS {
-        let _: () = redis::cmd("SET").arg(k).arg(START).query(&mut setup).expect("SET");
+        let _: () = redis::cmd("SET")
+            .arg(k)
+            .arg(START)
+            .query(&mut setup)
+            .expect("SET");
     }
     let movers: Vec<_> = (0..2)
         .map(|i| {
@@ -175,7 +207,8 @@ fn single_key_writes_and_transactions_are_ordered_on_a_key() {
             let mut conn = connect(&url);
             let (mut acked, mut unknown) = (0i64, 0i64);
             for n in 0..60usize {
-                let r: redis::RedisResult<i64> = redis::cmd("INCR").arg(ACCOUNTS[n % 3]).query(&mut conn);
+                let r: redis::RedisResult<i64> =
+                    redis::cmd("INCR").arg(ACCOUNTS[n % 3]).query(&mut conn);
                 match r {
                     Ok(_) => acked += 1,
                     Err(e) if nothing_written(&e) => {}
@@ -204,22 +237,50 @@ fn watch_sees_writes_through_other_nodes() {
     let c = Cluster::start(3, &[]);
     let urls = urls(&c);
     let (mut a, mut b) = (connect(&urls[0]), connect(&urls[1]));
-    let _: () = redis::cmd("SET").arg("{w}k").arg("1").query(&mut a).expect("SET");
-    let _: () = redis::cmd("WATCH").arg("{w}k").query(&mut a).expect("WATCH");
-    let _: () = redis::cmd("SET").arg("{w}k").arg("2").query(&mut b).expect("SET via node 2");
+    let _: () = redis::cmd("SET")
+        .arg("{w}k")
+        .arg("1")
+        .query(&mut a)
+        .expect("SET");
+    let _: () = redis::cmd("WATCH")
+        .arg("{w}k")
+        .query(&mut a)
+        .expect("WATCH");
+    let _: () = redis::cmd("SET")
+        .arg("{w}k")
+        .arg("2")
+        .query(&mut b)
+        .expect("SET via node 2");
     let _: () = redis::cmd("MULTI").query(&mut a).expect("MULTI");
-    let _: () = redis::cmd("SET").arg("{w}k").arg("3").query(&mut a).expect("queued");
-    let _: () = redis::cmd("SET").arg("{w}other").arg("x").query(&mut a).expect("queued");
+    let _: () = redis::cmd("SET")
+        .arg("{w}k")
+        .arg("3")
+        .query(&mut a)
+        .expect("queued");
+    let _: () = redis::cmd("SET")
+        .arg("{w}other")
+        .arg("x")
+        .query(&mut a)
+        .expect("queued");
     let exec: redis::Value = redis::cmd("EXEC").query(&mut a).expect("EXEC");
     assert_eq!(exec, redis::Value::Nil, "EXEC after a watched key changed");
     let k: String = redis::cmd("GET").arg("{w}k").query(&mut b).expect("GET");
     assert_eq!(k, "2");
-    let other: Option<String> = redis::cmd("GET").arg("{w}other").query(&mut b).expect("GET");
+    let other: Option<String> = redis::cmd("GET")
+        .arg("{w}other")
+        .query(&mut b)
+        .expect("GET");
     assert_eq!(other, None, "an aborted transaction wrote");
 
-    let _: () = redis::cmd("WATCH").arg("{w}k").query(&mut a).expect("WATCH");
+    let _: () = redis::cmd("WATCH")
+        .arg("{w}k")
+        .query(&mut a)
+        .expect("WATCH");
     let _: () = redis::cmd("MULTI").query(&mut a).expect("MULTI");
-    let _: () = redis::cmd("INCR").arg("{w}k").query(&mut a).expect("queued");
+    let _: () = redis::cmd("INCR")
+        .arg("{w}k")
+        .query(&mut a)
+        .expect("queued");
     let _: () = redis::cmd("GET").arg("{w}k").query(&mut a).expect("queued");
     let exec: (i64, String) = redis::cmd("EXEC").query(&mut a).expect("EXEC");
     assert_eq!(exec, (3, "3".to_string()));
@@ -234,18 +295,41 @@ fn multi_key_commands_in_one_slot_and_crossslot_elsewhere() {
     let c = Cluster::start(3, &[]);
     let urls = urls(&c);
     let (mut a, mut b) = (connect(&urls[0]), connect(&urls[1]));
-    let set: i64 = redis::cmd("MSETNX").arg("{m}x").arg("1").arg("{m}y").arg("2").query(&mut a).expect("MSETNX");
+    let set: i64 = redis::cmd("MSETNX")
+        .arg("{m}x")
+        .arg("1")
+        .arg("{m}y")
+        .arg("2")
+        .query(&mut a)
+        .expect("MSETNX");
     assert_eq!(set, 1);
-    let set: i64 = redis::cmd("MSETNX").arg("{m}x").arg("9").arg("{m}z").arg("9").query(&mut b).expect("MSETNX");
+    let set: i64 = redis::cmd("MSETNX")
+        .arg("{m}x")
+        .arg("9")
+        .arg("{m}z")
+        .arg("9")
+        .query(&mut b)
+        .expect("MSETNX");
     assert_eq!(set, 0, "MSETNX over an existing key");
     let z: Option<String> = redis::cmd("GET").arg("{m}z").query(&mut a).expect("GET");
     assert_eq!(z, None, "MSETNX wrote part of its keys");
 
-    let _: () = redis::cmd("RENAME").arg("{m}x").arg("{m}renamed").query(&mut b).expect("RENAME");
+    let _: () = redis::cmd("RENAME")
+        .arg("{m}x")
+        .arg("{m}renamed")
+        .query(&mut b)
+        .expect("RENAME");
     let old: Option<String> = redis::cmd("GET").arg("{m}x").query(&mut a).expect("GET");
-    let new: Option<String> = redis::cmd("GET").arg("{m}renamed").query(&mut a).expect("GET");
+    let new: Option<String> = redis::cmd("GET")
+        .arg("{m}renamed")
+        .query(&mut a)
+        .expect("GET");
     assert_eq!((old, new), (None, Some("1".to_string())));
-    let copied: i64 = redis::cmd("COPY").arg("{m}y").arg("{m}copy").query(&mut a).expect("COPY");
+    let copied: i64 = redis::cmd("COPY")
+        .arg("{m}y")
+        .arg("{m}copy")
+        .query(&mut a)
+        .expect("COPY");
     assert_eq!(copied, 1);
     let copy: String = redis::cmd("GET").arg("{m}copy").query(&mut b).expect("GET");
     assert_eq!(copy, "2");
@@ -257,9 +341,19 @@ fn multi_key_commands_in_one_slot_and_crossslot_elsewhere() {
         .expect_err("RENAME across slots");
     assert_eq!(e.code(), Some("CROSSSLOT"), "{e}");
     let _: () = redis::cmd("MULTI").query(&mut a).expect("MULTI");
-    let _: () = redis::cmd("SET").arg("alpha").arg("1").query(&mut a).expect("queued");
-    let _: () = redis::cmd("SET").arg("beta").arg("1").query(&mut a).expect("queued");
-    let e = redis::cmd("EXEC").query::<()>(&mut a).expect_err("EXEC across slots");
+    let _: () = redis::cmd("SET")
+        .arg("alpha")
+        .arg("1")
+        .query(&mut a)
+        .expect("queued");
+    let _: () = redis::cmd("SET")
+        .arg("beta")
+        .arg("1")
+        .query(&mut a)
+        .expect("queued");
+    let e = redis::cmd("EXEC")
+        .query::<()>(&mut a)
+        .expect_err("EXEC across slots");
     assert_eq!(e.code(), Some("CROSSSLOT"), "{e}");
     let alpha: Option<String> = redis::cmd("GET").arg("alpha").query(&mut b).expect("GET");
     assert_eq!(alpha, None, "a refused EXEC wrote");
@@ -271,7 +365,11 @@ fn a_script_over_several_keys_is_atomic() {
     let c = Cluster::start(3, &[]);
     let urls = urls(&c);
     let mut a = connect(&urls[0]);
-    let _: () = redis::cmd("SET").arg("{s}from").arg("10").query(&mut a).expect("SET");
+    let _: () = redis::cmd("SET")
+        .arg("{s}from")
+        .arg("10")
+        .query(&mut a)
+        .expect("SET");
     let script = "local v = tonumber(redis.call('GET', KEYS[1])) \
                   redis.call('SET', KEYS[1], v - ARGV[1]) \
                   return redis.call('INCRBY', KEYS[2], ARGV[1])";
@@ -298,11 +396,18 @@ fn a_script_over_several_keys_is_atomic() {
             })
         })
         .collect();
-    let acked: i64 = threads.into_iter().map(|t| t.join().expect("script client")).sum();
+    let acked: i64 = threads
+        .into_iter()
+        .map(|t| t.join().expect("script client"))
+        .sum();
     let mut b = connect(&urls[1]);
     let from: i64 = redis::cmd("GET").arg("{s}from").query(&mut b).expect("GET");
     let to: i64 = redis::cmd("GET").arg("{s}to").query(&mut b).expect("GET");
-    assert_eq!(from + to, 10, "the script moved part of a unit: from {from}, to {to}");
+    assert_eq!(
+        from + to,
+        10,
+        "the script moved part of a unit: from {from}, to {to}"
+    );
     assert!(to >= acked, "{acked} scripts acknowledged, to is {to}");
     let e = redis::cmd("EVAL")
         .arg("return 1")

@@ -46,6 +46,7 @@ impl Coordinator {
                 expire_at: None,
                 body: Body::SiblingsWrite(write),
                 requests: Vec::new(),
+                txn: Default::default(),
             },
         };
         let (actor, state) = self

@@ -86,7 +86,11 @@ impl Coordinator {
         keys.dedup();
         match keys.len() {
             0 => return Err(ClusterError::Protocol("a transaction without keys".into())),
-            1 => return self.one_key_transaction(&keys[0], consistency, decide).await,
+            1 => {
+                return self
+                    .one_key_transaction(&keys[0], consistency, decide)
+                    .await
+            }
             n if n > MAX_TXN_KEYS => {
                 return Err(ClusterError::Protocol(format!(
                     "a transaction may hold at most {MAX_TXN_KEYS} keys, not {n}"
@@ -121,7 +125,9 @@ impl Coordinator {
                 before = Some(state.cloned());
                 Change::Exact(Box::new(with_lock(state, Some(lock.clone()))))
             };
-            let locked = self.consensus_until(key, consistency, &mut take, deadline).await;
+            let locked = self
+                .consensus_until(key, consistency, &mut take, deadline)
+                .await;
             if let Err(e) = locked {
                 self.release(&keys[..=i], txn, consistency).await;
                 return Err(e);
@@ -168,8 +174,7 @@ impl Coordinator {
         if prewritten.iter().any(|r| !matches!(r, Ok(true))) {
             self.release(&keys, txn, consistency).await;
             return Err(ClusterError::TxnAborted(
-                "a key's lock was lost before the commit (another node found it expired)"
-                    .into(),
+                "a key's lock was lost before the commit (another node found it expired)".into(),
             ));
         }
 
@@ -198,7 +203,9 @@ impl Coordinator {
                 }
             }
         };
-        let committed = self.round(primary.clone(), consistency, &mut commit).await?;
+        let committed = self
+            .round(primary.clone(), consistency, &mut commit)
+            .await?;
         if lost {
             self.release(secondaries, txn, consistency).await;
             return Err(ClusterError::TxnAborted(
@@ -363,7 +370,8 @@ impl Coordinator {
                 }
             }
         };
-        self.round(primary.clone(), consistency, &mut decide).await?;
+        self.round(primary.clone(), consistency, &mut decide)
+            .await?;
         Ok(fate)
     }
 
@@ -434,7 +442,11 @@ impl Coordinator {
         }
         for m in &markers {
             for k in &m.secondaries {
-                if self.finish(k, m.txn, Fate::Committed, consistency).await.is_err() {
+                if self
+                    .finish(k, m.txn, Fate::Committed, consistency)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -450,7 +462,9 @@ impl Coordinator {
                 _ => Change::Keep,
             }
         };
-        let _ = self.round(primary.clone(), consistency, &mut drop_markers).await;
+        let _ = self
+            .round(primary.clone(), consistency, &mut drop_markers)
+            .await;
     }
 }
 
@@ -470,7 +484,7 @@ fn apply_intent(state: &Record, intent: &Intent) -> Record {
         next.body = body.clone();
         next.expire_at = match body {
             Body::Value { .. } => *expire_at,
-            Body::Tombstone => None,
+            _ => None,
         };
     }
     next

@@ -89,7 +89,10 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         ("kvd_consensus_rounds", co.consensus_rounds.to_string()),
         ("kvd_txn_committed", co.transactions_committed.to_string()),
         ("kvd_txn_aborted", co.transactions_aborted.to_string()),
-        ("kvd_txn_aborted_expired", co.transactions_aborted_expired.to_string()),
+        (
+            "kvd_txn_aborted_expired",
+            co.transactions_aborted_expired.to_string(),
+        ),
         ("kvd_txn_locks_resolved", co.locks_resolved.to_string()),
         ("kvd_layout_stale_retries", co.layout_retries.to_string()),
         ("kvd_layout_stale_refusals", tag.refused.to_string()),

@@ -13,8 +13,8 @@ mod floor_purge;
 mod purge;
 mod records;
 mod scan;
-mod size;
 mod siblings;
+mod size;
 mod stripes;
 
 pub use acceptor::PAXOS_KEYSPACE;

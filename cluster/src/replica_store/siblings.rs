@@ -44,6 +44,7 @@ pub(super) fn after_write(
                 expire_at: None,
                 body: Body::Siblings(state),
                 requests: Vec::new(),
+                txn: Default::default(),
             }
         }
         _ => match held.clone() {

@@ -77,10 +77,19 @@ pub(crate) async fn run(cluster: Arc<SimCluster>, client: usize, until: Instant)
         if world.rng(|r| r.gen_range(0..3)) == 0 {
             let mut seen = None;
             let mut read_all = |s: &Snapshot| {
-                seen = Some(accounts.iter().map(|k| balance(s.get(k).and_then(Option::as_ref))).sum::<i64>());
+                seen = Some(
+                    accounts
+                        .iter()
+                        .map(|k| balance(s.get(k).and_then(Option::as_ref)))
+                        .sum::<i64>(),
+                );
                 TxnDecision::Commit(BTreeMap::new())
             };
-            let done = cut(cut_after, c.transaction(&accounts, Consistency::Quorum, &mut read_all)).await;
+            let done = cut(
+                cut_after,
+                c.transaction(&accounts, Consistency::Quorum, &mut read_all),
+            )
+            .await;
             if let (Some(Ok(_)), Some(sum)) = (done, seen) {
                 report.snapshots += 1;
                 if sum != 0 {
@@ -93,22 +102,47 @@ pub(crate) async fn run(cluster: Arc<SimCluster>, client: usize, until: Instant)
         }
         let (from, to) = world.rng(|r| {
             let from = r.gen_range(0..accounts.len());
-            (from, (from + r.gen_range(1..accounts.len())) % accounts.len())
+            (
+                from,
+                (from + r.gen_range(1..accounts.len())) % accounts.len(),
+            )
         });
         let amount = world.rng(|r| r.gen_range(1..10i64));
         let (from, to) = (accounts[from].clone(), accounts[to].clone());
-        world.trace(format_args!("transfer client {client} {amount} {from:?}->{to:?} at {node:?}"));
+        world.trace(format_args!(
+            "transfer client {client} {amount} {from:?}->{to:?} at {node:?}"
+        ));
         let done = if cluster.setup.sabotage == Sabotage::TransfersWithoutTransactions {
             cut(cut_after, two_rounds(&c, &from, &to, amount)).await
         } else {
             let mut transfer = |s: &Snapshot| {
                 let get = |k: &ItemKey| balance(s.get(k).and_then(Option::as_ref));
                 TxnDecision::Commit(BTreeMap::from([
-                    (from.clone(), Intent::Write { body: value(get(&from) - amount), expire_at: None }),
-                    (to.clone(), Intent::Write { body: value(get(&to) + amount), expire_at: None }),
+                    (
+                        from.clone(),
+                        Intent::Write {
+                            body: value(get(&from) - amount),
+                            expire_at: None,
+                        },
+                    ),
+                    (
+                        to.clone(),
+                        Intent::Write {
+                            body: value(get(&to) + amount),
+                            expire_at: None,
+                        },
+                    ),
                 ]))
             };
-            cut(cut_after, c.transaction(&[from.clone(), to.clone()], Consistency::Quorum, &mut transfer)).await
+            cut(
+                cut_after,
+                c.transaction(
+                    &[from.clone(), to.clone()],
+                    Consistency::Quorum,
+                    &mut transfer,
+                ),
+            )
+            .await
         };
         if matches!(done, Some(Ok(_))) {
             report.committed += 1;
@@ -138,7 +172,8 @@ async fn two_rounds(
             expire_at: None,
             request: None,
         };
-        c.consensus(key.clone(), Consistency::Quorum, &mut add).await?;
+        c.consensus(key.clone(), Consistency::Quorum, &mut add)
+            .await?;
         // Give the snapshots a chance to fall between the two halves.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -153,10 +188,18 @@ pub(crate) async fn final_check(cluster: &SimCluster) -> Vec<Violation> {
         let Some(inc) = node.current() else { continue };
         let mut sum = None;
         let mut read_all = |s: &Snapshot| {
-            sum = Some(accounts.iter().map(|k| balance(s.get(k).and_then(Option::as_ref))).sum::<i64>());
+            sum = Some(
+                accounts
+                    .iter()
+                    .map(|k| balance(s.get(k).and_then(Option::as_ref)))
+                    .sum::<i64>(),
+            );
             TxnDecision::Commit(BTreeMap::new())
         };
-        let done = inc.coordinator.transaction(&accounts, Consistency::Quorum, &mut read_all).await;
+        let done = inc
+            .coordinator
+            .transaction(&accounts, Consistency::Quorum, &mut read_all)
+            .await;
         return match (done, sum) {
             (Ok(_), Some(0)) => Vec::new(),
             (Ok(_), sum) => vec![Violation::Transaction {

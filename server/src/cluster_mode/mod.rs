@@ -14,8 +14,8 @@ pub mod metadata;
 pub mod pubsub;
 pub mod route;
 pub mod serial;
-pub mod transaction;
 pub mod siblings;
+pub mod transaction;
 
 use crate::commands::{self, table, Admission, Ctx};
 use crate::keyspace::encoding::decode_value;

@@ -294,6 +294,7 @@ mod tests {
             expire_at: None,
             body: Body::Siblings(s),
             requests: Vec::new(),
+            txn: Default::default(),
         };
         match plain_get(&key, Some(&record(s.clone()))) {
             Reply::Error(e) => assert!(e.starts_with("SIBLINGS") && e.contains(" 2 "), "{e}"),

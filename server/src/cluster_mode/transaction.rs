@@ -97,9 +97,7 @@ pub async fn exec(srv: &Shared, ring: &Arc<dyn Ring>, client: &mut Client) -> Re
             Err(e) => return e,
         };
         if let Some(why) = refused_inside_multi(spec, args) {
-            return Reply::error(format!(
-                "EXECABORT Transaction discarded because of: {why}"
-            ));
+            return Reply::error(format!("EXECABORT Transaction discarded because of: {why}"));
         }
         keys.extend(items(client.db, spec.keys(args)));
     }
@@ -159,7 +157,11 @@ pub async fn watch(ring: &Arc<dyn Ring>, client: &mut Client, args: &[Bytes]) ->
     }
     let db = client.db;
     for key in &args[1..] {
-        if client.ring_watched.iter().any(|w| w.db == db && w.key == key) {
+        if client
+            .ring_watched
+            .iter()
+            .any(|w| w.db == db && w.key == key)
+        {
             continue;
         }
         if client.ring_watched.len() >= MAX_WATCHED_KEYS {
@@ -225,7 +227,12 @@ async fn run(
         }
         let reads = snapshot
             .iter()
-            .map(|(k, r)| ((k.db as usize, k.key.clone()), r.as_ref().and_then(entry_of)))
+            .map(|(k, r)| {
+                (
+                    (k.db as usize, k.key.clone()),
+                    r.as_ref().and_then(entry_of),
+                )
+            })
             .collect();
         let mut ctx = Ctx {
             srv,
@@ -261,13 +268,7 @@ async fn run(
                 },
             };
             // A key written twice keeps its last write.
-            intents.insert(
-                ItemKey {
-                    db: db as u32,
-                    key,
-                },
-                intent,
-            );
+            intents.insert(ItemKey { db: db as u32, key }, intent);
         }
         TxnDecision::Commit(intents)
     };
@@ -277,7 +278,9 @@ async fn run(
         .map_err(|e| ring_error(&e))?;
     Ok(outcome.map(|mut replies| {
         if let Some(version) = committed {
-            replies.iter_mut().for_each(|r| r.commit_versions(version.ts));
+            replies
+                .iter_mut()
+                .for_each(|r| r.commit_versions(version.ts));
         }
         replies
     }))
