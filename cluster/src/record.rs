@@ -532,7 +532,7 @@ mod tests {
         };
         let mut r = Record::string(v, Bytes::from_static(b"committed"), None);
         assert_eq!(r.encode()[0], FORMAT);
-        r.txn.lock = Some(TxnLock {
+        r.txn.lock = Some(Box::new(TxnLock {
             txn: v,
             primary: ItemKey {
                 db: 0,
@@ -543,7 +543,7 @@ mod tests {
                 body: Body::Tombstone,
                 expire_at: None,
             },
-        });
+        }));
         r.txn.markers.push(TxnMarker {
             txn: v,
             secondaries: vec![ItemKey {

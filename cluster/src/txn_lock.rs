@@ -78,7 +78,8 @@ pub struct TxnMarker {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TxnState {
     /// The lock of a transaction in progress.
-    pub lock: Option<TxnLock>,
+    /// (Boxed: most records have none, and a record travels in many messages.)
+    pub lock: Option<Box<TxnLock>>,
     /// Committed transactions this key is the primary of, not yet finished everywhere.
     pub markers: Vec<TxnMarker>,
 }
@@ -167,12 +168,12 @@ impl TxnState {
                     }
                     _ => return None,
                 };
-                Some(TxnLock {
+                Some(Box::new(TxnLock {
                     txn,
                     primary,
                     expires_at,
                     intent,
-                })
+                }))
             }
             _ => return None,
         };
@@ -278,12 +279,12 @@ mod tests {
             },
         ] {
             round_trip(&TxnState {
-                lock: Some(TxnLock {
+                lock: Some(Box::new(TxnLock {
                     txn,
                     primary: key(2, "{a}x"),
                     expires_at: 99,
                     intent,
-                }),
+                })),
                 markers: vec![TxnMarker {
                     txn,
                     secondaries: vec![key(0, "{a}y"), key(5, "{a}z")],

@@ -111,13 +111,16 @@ fn apply_change(via: &Kvd, change: &[&str]) -> u64 {
 /// returns its version.
 fn wait_ended(nodes: &[&Kvd], next: u64) -> u64 {
     let deadline = std::time::Instant::now() + CHANGE_TIMEOUT;
+    let mut ended_at = next;
     for (i, node) in nodes.iter().enumerate() {
         loop {
+            let version = cluster_info(node, "kvd_layout_version")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
             let ended = cluster_info(node, "kvd_layout_transition").as_deref() == Some("none")
-                && cluster_info(node, "kvd_layout_version")
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .is_some_and(|v| v > next);
+                && version > next;
             if ended {
+                ended_at = ended_at.max(version);
                 break;
             }
             if std::time::Instant::now() > deadline {
@@ -148,7 +151,9 @@ fn wait_ended(nodes: &[&Kvd], next: u64) -> u64 {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    next + 1
+    // The version that ended the change (a change takes two after `next`: reads moved,
+    // then settled; docs/cluster.md "Changing the layout").
+    ended_at
 }
 
 /// A client writing fresh keys through every node in turn and reading back earlier ones,

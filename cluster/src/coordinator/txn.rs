@@ -280,7 +280,7 @@ impl Coordinator {
         let mut pause = BACKOFF_FIRST;
         let mut settled = 0;
         loop {
-            let mut met: Option<TxnLock> = None;
+            let mut met: Option<Box<TxnLock>> = None;
             let mut unlocked = |state: Option<&Record>| -> Change {
                 met = state.and_then(|r| r.txn.lock.clone());
                 match met {
@@ -473,7 +473,7 @@ fn with_lock(state: Option<&Record>, lock: Option<TxnLock>) -> Record {
     let mut next = state
         .cloned()
         .unwrap_or_else(|| Record::tombstone(Version::ZERO));
-    next.txn.lock = lock;
+    next.txn.lock = lock.map(Box::new);
     next
 }
 
