@@ -4,7 +4,7 @@
 //! of a change. Afterwards every acknowledged write reads back through every node, and
 //! every partition sits on exactly its new replicas with equal Merkle roots.
 
-use kv_tests::cluster::{cluster_info, connect, merkle_roots, Cluster};
+use kv_tests::cluster::{cluster_info, connect, layout_command, Cluster};
 use kv_tests::{eventually, free_port, Kvd};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,8 +26,7 @@ const FLAGS: &[&str] = &[
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn layout(node: &Kvd, args: &[&str]) -> redis::RedisResult<String> {
-    let mut c = connect(&node.url(false));
-    redis::cmd("CLUSTER").arg("LAYOUT").arg(args).query(&mut c)
+    layout_command(node, args)
 }
 
 fn field(text: &str, name: &str) -> Option<String> {
@@ -274,24 +273,7 @@ fn assert_all_readable(acked: &[u64], nodes: &[&Kvd]) {
 /// Every partition is held by exactly three of `nodes`, with equal Merkle roots
 /// (anti-entropy and clean-up may still be finishing: polled).
 fn assert_placed_exactly(nodes: &[&Kvd]) {
-    eventually(
-        "every partition on exactly 3 nodes with equal Merkle roots",
-        CHANGE_TIMEOUT,
-        || {
-            let roots: Vec<Vec<String>> = match nodes.iter().map(|n| merkle_roots(n)).collect() {
-                Some(r) => r,
-                None => return false,
-            };
-            (0..256).all(|p| {
-                let held: Vec<&String> = roots
-                    .iter()
-                    .map(|r| &r[p])
-                    .filter(|root| !root.is_empty())
-                    .collect();
-                held.len() == 3 && held.windows(2).all(|w| w[0] == w[1])
-            })
-        },
-    );
+    kv_tests::cluster::assert_placed_exactly(nodes, 3, CHANGE_TIMEOUT);
 }
 
 #[test]

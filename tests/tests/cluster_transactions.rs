@@ -13,6 +13,18 @@ use std::time::Duration;
 const ACCOUNTS: [&str; 3] = ["{bank}a", "{bank}b", "{bank}c"];
 const START: i64 = 1000;
 
+/// Every account holds START.
+fn fund(url: &str) {
+    let mut setup = connect(url);
+    for k in ACCOUNTS {
+        let _: () = redis::cmd("SET")
+            .arg(k)
+            .arg(START)
+            .query(&mut setup)
+            .expect("SET");
+    }
+}
+
 /// MULTI; DECRBY from; INCRBY to; EXEC.
 fn transfer(
     conn: &mut redis::Connection,
@@ -49,14 +61,7 @@ fn balances(conn: &mut redis::Connection) -> redis::RedisResult<Vec<i64>> {
 fn transfers_keep_the_total_through_a_kill_9() {
     let mut c = Cluster::start(3, &["--cluster-consensus-timeout-ms", "1000"]);
     let urls = urls(&c);
-    let mut setup = connect(&urls[0]);
-    for k in ACCOUNTS {
-        let _: () = redis::cmd("SET")
-            .arg(k)
-            .arg(START)
-            .query(&mut setup)
-            .expect("SET");
-    }
+    fund(&urls[0]);
     let stop = Arc::new(AtomicBool::new(false));
     let movers: Vec<_> = (0..3)
         .map(|i| {
@@ -182,14 +187,7 @@ fn transfers_keep_the_total_through_a_kill_9() {
 fn single_key_writes_and_transactions_are_ordered_on_a_key() {
     let c = Cluster::start(3, &[]);
     let urls = urls(&c);
-    let mut setup = connect(&urls[0]);
-    for k in ACCOUNTS {
-        let _: () = redis::cmd("SET")
-            .arg(k)
-            .arg(START)
-            .query(&mut setup)
-            .expect("SET");
-    }
+    fund(&urls[0]);
     let movers: Vec<_> = (0..2)
         .map(|i| {
             let url = urls[i].clone();
