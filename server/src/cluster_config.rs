@@ -429,15 +429,7 @@ pub static CLUSTER_PARAMS: &[Param] = &[
     Param {
         name: "cluster-eventual-databases",
         mutable: false,
-        get: |c| {
-            let dbs: Vec<String> = c
-                .cluster
-                .eventual_databases
-                .iter()
-                .map(|d| d.to_string())
-                .collect();
-            dbs.join(",")
-        },
+        get: |c| database_list_text(&c.cluster.eventual_databases),
         set: |c, v| {
             c.cluster.eventual_databases = database_list(v)?;
             Ok(())
@@ -446,15 +438,7 @@ pub static CLUSTER_PARAMS: &[Param] = &[
     Param {
         name: "cluster-siblings-databases",
         mutable: false,
-        get: |c| {
-            let dbs: Vec<String> = c
-                .cluster
-                .siblings_databases
-                .iter()
-                .map(|d| d.to_string())
-                .collect();
-            dbs.join(",")
-        },
+        get: |c| database_list_text(&c.cluster.siblings_databases),
         set: |c, v| {
             c.cluster.siblings_databases = database_list(v)?;
             Ok(())
@@ -470,6 +454,12 @@ pub static CLUSTER_PARAMS: &[Param] = &[
         },
     },
 ];
+
+/// A list of databases as CONFIG GET shows it (`1,2`).
+fn database_list_text<'a>(dbs: impl IntoIterator<Item = &'a usize>) -> String {
+    let dbs: Vec<String> = dbs.into_iter().map(|d| d.to_string()).collect();
+    dbs.join(",")
+}
 
 /// `1,2,5` (or empty): distinct database numbers (checked against `databases` at start,
 /// which may be set after this).

@@ -251,3 +251,12 @@ pub fn assert_placed_exactly(nodes: &[&Kvd], replicas: usize, timeout: Duration)
         },
     );
 }
+
+/// The node's id (CLUSTER MYID).
+pub fn my_id(node: &Kvd) -> String {
+    let mut c = connect(&node.url(false));
+    redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query(&mut c)
+        .expect("MYID")
+}

@@ -4,7 +4,7 @@
 //! of a change. Afterwards every acknowledged write reads back through every node, and
 //! every partition sits on exactly its new replicas with equal Merkle roots.
 
-use kv_tests::cluster::{cluster_info, connect, layout_command, Cluster};
+use kv_tests::cluster::{cluster_info, connect, layout_command, my_id, Cluster};
 use kv_tests::{eventually, free_port, Kvd};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,14 +33,6 @@ fn field(text: &str, name: &str) -> Option<String> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .map(|v| v.trim().to_string())
-}
-
-fn my_id(node: &Kvd) -> String {
-    let mut c = connect(&node.url(false));
-    redis::cmd("CLUSTER")
-        .arg("MYID")
-        .query(&mut c)
-        .expect("MYID")
 }
 
 /// A node started to join the cluster of `members` (their bus ports as seeds).

@@ -7,7 +7,7 @@
 //! A leave then shows which members the departing node waits for.
 
 use kv_tests::cluster::{
-    assert_placed_exactly, cluster_info, connect, layout_command as layout, Cluster, Plan,
+    assert_placed_exactly, cluster_info, connect, layout_command as layout, my_id, Cluster, Plan,
 };
 use kv_tests::{eventually, info_field as field, Kvd};
 use std::collections::BTreeSet;
@@ -50,14 +50,6 @@ fn num(text: &str, name: &str) -> u64 {
 
 fn info_num(node: &Kvd, name: &str) -> Option<u64> {
     cluster_info(node, name).and_then(|v| v.parse().ok())
-}
-
-fn my_id(node: &Kvd) -> String {
-    let mut c = connect(&node.url(false));
-    redis::cmd("CLUSTER")
-        .arg("MYID")
-        .query(&mut c)
-        .expect("MYID")
 }
 
 /// The partition of `key` (CLUSTER KEYSLOT / 64).
