@@ -68,6 +68,15 @@ pub struct ClusterConfig {
     /// hint at once. Shorter makes a dead node show as down sooner; too short makes a
     /// node that paused (a long GC-free stall, a VM migration) lose its writes to hints.
     pub down_after: Duration,
+    /// Send consensus commands to their key's proposer, the first replica up
+    /// (`--cluster-forward-consensus`, default yes; crate::forward): proposers on
+    /// several nodes duel on a hot key. `no` lets every node propose (for comparison).
+    pub forward_consensus: bool,
+    /// Phi-accrual threshold above which failure detection suspects a peer
+    /// (`--cluster-phi-threshold`, default 8, as Cassandra's `phi_convict_threshold`):
+    /// higher tolerates longer stalls (loaded or virtualised machines) and notices a
+    /// dead node later.
+    pub phi_threshold: u32,
 }
 
 impl Default for ClusterConfig {
@@ -89,6 +98,8 @@ impl Default for ClusterConfig {
             max_in_flight_per_peer: 1024,
             consensus_timeout: Duration::from_secs(5),
             down_after: Duration::from_secs(30),
+            forward_consensus: true,
+            phi_threshold: 8,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod coordinator;
 pub mod dvv;
 pub mod fake_replica;
+pub mod forward;
 pub mod gossip;
 pub mod hint_replay;
 pub mod hints;

@@ -130,6 +130,24 @@ pub trait Ring: Send + Sync + 'static {
         expire_at: Option<i64>,
         level: Consistency,
     ) -> Result<Version, RingError>;
+    /// The node that proposes consensus rounds on `key`, when it is not this one
+    /// (crate::forward; docs/consistency.md, "One proposer per key"): the first of the
+    /// key's replicas that failure detection sees up. `None`: run them here.
+    fn proposer(&self, _key: &ItemKey) -> Option<NodeId> {
+        None
+    }
+    /// Sends a command to `node`, its key's proposer, and returns its encoded reply.
+    async fn forward(
+        &self,
+        node: NodeId,
+        _command: crate::forward::Forwarded,
+    ) -> Result<Bytes, crate::forward::ForwardError> {
+        Err(crate::forward::ForwardError::NotSent(format!(
+            "this ring forwards nothing (to node {node})"
+        )))
+    }
+    /// Runs the commands other nodes forward here with `server` from now on.
+    fn serve_forwarded(&self, _server: crate::forward::ForwardServer) {}
     /// Runs one command on `key` through single-key consensus (docs/consistency.md):
     /// `change` sees the key's state and says what to write; linearizable with every
     /// other consensus command on the key. Returns the version written, `None` when the

@@ -38,6 +38,9 @@ pub enum Sabotage {
     ShortcutDespiteDifferentVersions,
     /// An acceptor restart forgets its promise (not fsynced); the record survives.
     VolatilePromise,
+    /// A retry after a refused Accept runs the command again whatever the promises
+    /// carry (an INCR can then count twice).
+    RetryWhateverWasAccepted,
 }
 
 /// One variant of the protocol.
@@ -56,6 +59,12 @@ pub struct Design {
     /// An Accept taken at or above the promise clears the promise (kvd deletes a
     /// promise its record's version covers, so finished rounds leave no promise).
     pub forget_fulfilled_promises: bool,
+    /// A round whose Accept was refused (some acceptors may have taken it) is retried
+    /// by the same invocation with a higher ballot, but only while the retry's Q
+    /// promises carry no record at or above the first refused round's ballot (a record
+    /// that may derive from its value); otherwise the outcome stays unknown (kvd's
+    /// coordinator/paxos.rs `Partial`).
+    pub retry_partial_accepts: bool,
     /// A deliberate bug, if any.
     pub sabotage: Option<Sabotage>,
 }
@@ -68,6 +77,7 @@ impl Design {
         duplicate_accept: DuplicateAccept::Accepted,
         shortcut_guard: false,
         forget_fulfilled_promises: false,
+        retry_partial_accepts: false,
         sabotage: None,
     };
 
@@ -82,6 +92,7 @@ impl Design {
         duplicate_accept: DuplicateAccept::AcceptedIfNotBelowPromise,
         shortcut_guard: true,
         forget_fulfilled_promises: true,
+        retry_partial_accepts: true,
         sabotage: None,
     };
 

@@ -130,6 +130,7 @@ impl PaxosModel {
     fn abandon(&self, state: &mut State, client: usize) {
         let c = &mut state.clients[client];
         c.round = Round::Idle;
+        c.partial_since = None;
         if c.attempt + 1 < self.max_attempts {
             c.attempt += 1;
         } else {
@@ -145,6 +146,7 @@ impl PaxosModel {
         let tag = c.tag(client);
         let reads_before = c.reads_before;
         c.round = Round::Idle;
+        c.partial_since = None;
         c.next_op += 1;
         c.attempt = 0;
         state
@@ -174,6 +176,17 @@ impl PaxosModel {
             return;
         };
         let ballot = *ballot;
+        // A retry after a refused Accept: a record at or above that round's ballot
+        // may derive from its value, and running the command again could apply it
+        // twice.
+        if let Some(first) = c.partial_since {
+            let newest = promises.iter().map(|(_, r, _)| r.version).max();
+            let retry_anyway = self.design.has(Sabotage::RetryWhateverWasAccepted);
+            if newest.is_some_and(|v| v >= first) && !retry_anyway {
+                self.abandon(state, client);
+                return;
+            }
+        }
         match decide(op, tag, promises, &self.design) {
             Decision::ReplyNow { observed, reply } => {
                 self.acknowledge(state, client, observed, reply)
@@ -251,9 +264,16 @@ impl PaxosModel {
                     self.abandon(state, client);
                 }
             }
-            (Answer::Rejected(seen), Round::Accepting { .. }) => {
+            (Answer::Rejected(seen), Round::Accepting { ballot, .. }) => {
+                let ballot = *ballot;
                 c.highest_seen = c.highest_seen.max(seen);
-                self.abandon(state, client);
+                let next = c.next_ballot(client);
+                if self.design.retry_partial_accepts && next.counter <= self.max_counter {
+                    c.partial_since = Some(c.partial_since.unwrap_or(ballot));
+                    Self::start_round(state, client, next);
+                } else {
+                    self.abandon(state, client);
+                }
             }
             _ => {}
         }

@@ -55,6 +55,9 @@ pub struct Client {
     pub reads_before: usize,
     /// The round in flight.
     pub round: Round,
+    /// The ballot of this invocation's first round whose Accept was refused (retried
+    /// under [`crate::Design::retry_partial_accepts`]).
+    pub partial_since: Option<Ballot>,
 }
 
 impl Client {
@@ -66,6 +69,7 @@ impl Client {
             highest_seen: Ballot::ZERO,
             reads_before: 0,
             round: Round::Idle,
+            partial_since: None,
         }
     }
 

@@ -20,6 +20,12 @@ pub fn two_incrs(design: Design) -> PaxosModel {
     three_acceptors(design, vec![vec![Op::Incr], vec![Op::Incr]], 1)
 }
 
+/// Two INCRs with a second ballot each: room for a round whose Accept was refused to
+/// be retried by the same invocation (`Design::retry_partial_accepts`).
+pub fn two_incrs_with_retries(design: Design) -> PaxosModel {
+    three_acceptors(design, vec![vec![Op::Incr], vec![Op::Incr]], 2)
+}
+
 /// A writer and a client reading twice (two rounds): catches reads that skip phase 2.
 pub fn write_and_two_reads(design: Design) -> PaxosModel {
     three_acceptors(design, vec![vec![Op::Set(5)], vec![Op::Get, Op::Get]], 2)

@@ -5,12 +5,21 @@
 //! docs/consistency-model-check.md, "The variant kvd implements".
 
 use kv_model::check::{assert_safe, assert_safe_with, run_with, Search};
-use kv_model::scenario::{incr_and_cas, set_incr_then_gets, two_incrs, write_and_two_reads};
+use kv_model::scenario::{
+    incr_and_cas, set_incr_then_gets, two_incrs, two_incrs_with_retries, write_and_two_reads,
+};
 use kv_model::Design;
 
 #[test]
 fn two_incrs_are_linearizable() {
     assert_safe(two_incrs(Design::AS_IMPLEMENTED));
+}
+
+/// Rounds whose Accept was refused are retried by the same invocation, guarded
+/// (coordinator/paxos.rs `Partial`): both INCRs still count once.
+#[test]
+fn two_incrs_retried_after_refused_accepts_are_linearizable() {
+    assert_safe(two_incrs_with_retries(Design::AS_IMPLEMENTED));
 }
 
 #[test]

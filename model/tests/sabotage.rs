@@ -2,7 +2,7 @@
 //! shows the model and its properties can fail. docs/consistency-model-check.md.
 
 use kv_model::check::assert_caught;
-use kv_model::scenario::{two_incrs, write_and_two_reads};
+use kv_model::scenario::{two_incrs, two_incrs_with_retries, write_and_two_reads};
 use kv_model::{Design, Sabotage};
 
 #[test]
@@ -35,5 +35,14 @@ fn read_skipping_phase_two_when_promises_differ_is_caught() {
 fn promise_lost_in_a_restart_is_caught() {
     assert_caught(two_incrs(
         Design::FIXED.sabotaged(Sabotage::VolatilePromise),
+    ));
+}
+
+/// The retry of a refused Accept (kvd's coordinator/paxos.rs) without its guard: an
+/// INCR whose value a minority took runs again, and a later round adopts both.
+#[test]
+fn retrying_a_partly_accepted_command_whatever_the_promises_carry_is_caught() {
+    assert_caught(two_incrs_with_retries(
+        Design::AS_IMPLEMENTED.sabotaged(Sabotage::RetryWhateverWasAccepted),
     ));
 }

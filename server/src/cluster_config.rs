@@ -58,6 +58,8 @@ pub struct ClusterSettings {
     /// Delete this node's replica data at start if it is too old to rejoin
     /// (`cluster-wipe-stale-data`).
     pub wipe_stale_data: bool,
+    /// Send consensus commands to their key's proposer (`cluster-forward-consensus`).
+    pub forward_consensus: bool,
     /// Databases whose plain writes are last-writer-wins and whose read-modify-write
     /// commands are refused; every other database runs every write through single-key
     /// consensus (`cluster-eventual-databases`; docs/consistency.md).
@@ -72,6 +74,8 @@ pub struct ClusterSettings {
     /// How long a suspect peer stays silent before it is down, ms
     /// (`cluster-down-after-ms`).
     pub down_after_ms: u64,
+    /// Phi-accrual threshold of failure detection (`cluster-phi-threshold`).
+    pub phi_threshold: u32,
     /// Present the ring to Redis Cluster-aware clients: CLUSTER SLOTS/SHARDS, each node a
     /// primary of slots, per-node KEYS/SCAN/DBSIZE (`cluster-compat`; docs/cluster.md,
     /// "Redis Cluster-aware clients").
@@ -101,10 +105,12 @@ impl Default for ClusterSettings {
             tombstone_grace_ms: 10 * 24 * 3600 * 1000,
             hint_max_age_ms: 3 * 3600 * 1000,
             wipe_stale_data: false,
+            forward_consensus: true,
             eventual_databases: Vec::new(),
             siblings_databases: Vec::new(),
             consensus_timeout_ms: 5000,
             down_after_ms: 30_000,
+            phi_threshold: 8,
             compat: false,
         }
     }
@@ -339,6 +345,18 @@ pub static CLUSTER_PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "cluster-phi-threshold",
+        mutable: false,
+        get: |c| c.cluster.phi_threshold.to_string(),
+        set: |c, v| {
+            c.cluster.phi_threshold = match v.parse::<u32>() {
+                Ok(phi) if (1..=100).contains(&phi) => phi,
+                _ => return Err(format!("a number from 1 to 100, not '{v}'")),
+            };
+            Ok(())
+        },
+    },
+    Param {
         name: "cluster-compat",
         mutable: false,
         get: |c| if c.cluster.compat { "yes" } else { "no" }.into(),
@@ -423,6 +441,22 @@ pub static CLUSTER_PARAMS: &[Param] = &[
         },
         set: |c, v| {
             c.cluster.wipe_stale_data = yes_no(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "cluster-forward-consensus",
+        mutable: false,
+        get: |c| {
+            if c.cluster.forward_consensus {
+                "yes"
+            } else {
+                "no"
+            }
+            .into()
+        },
+        set: |c, v| {
+            c.cluster.forward_consensus = yes_no(v)?;
             Ok(())
         },
     },
@@ -553,6 +587,11 @@ pub struct ClusterFlags {
     /// let anti-entropy refill it: yes or no [default: no, such a node refuses to start].
     #[arg(long = "cluster-wipe-stale-data")]
     pub cluster_wipe_stale_data: Option<String>,
+    /// Send each consensus command to its key's proposer, the first of its replicas that
+    /// is up, so proposers on several nodes do not duel on a hot key: yes or no
+    /// [default: yes].
+    #[arg(long = "cluster-forward-consensus")]
+    pub cluster_forward_consensus: Option<String>,
     /// Databases (e.g. 1,2) that are eventual: plain writes last-writer-wins, commands
     /// that read before writing refused; every other database is linearizable, every
     /// write through single-key consensus [default: none].
@@ -570,6 +609,10 @@ pub struct ClusterFlags {
     /// trying it [default: 30000].
     #[arg(long = "cluster-down-after-ms")]
     pub cluster_down_after_ms: Option<String>,
+    /// Phi-accrual threshold above which a silent peer is suspect; higher tolerates
+    /// longer stalls and notices dead nodes later [default: 8].
+    #[arg(long = "cluster-phi-threshold")]
+    pub cluster_phi_threshold: Option<String>,
     /// Present the cluster to Redis Cluster-aware clients (CLUSTER SLOTS/SHARDS, per-node
     /// KEYS/SCAN/DBSIZE): yes or no [default: no].
     #[arg(long = "cluster-compat")]
@@ -623,6 +666,7 @@ impl ClusterFlags {
             ),
             ("cluster-hint-max-age-ms", self.cluster_hint_max_age_ms),
             ("cluster-wipe-stale-data", self.cluster_wipe_stale_data),
+            ("cluster-forward-consensus", self.cluster_forward_consensus),
             (
                 "cluster-eventual-databases",
                 self.cluster_eventual_databases,
@@ -636,6 +680,7 @@ impl ClusterFlags {
                 self.cluster_consensus_timeout_ms,
             ),
             ("cluster-down-after-ms", self.cluster_down_after_ms),
+            ("cluster-phi-threshold", self.cluster_phi_threshold),
             ("cluster-compat", self.cluster_compat),
         ]
     }

@@ -26,6 +26,8 @@ pub fn node_config(c: &Config) -> Result<NodeConfig, String> {
         wipe_stale_data: s.wipe_stale_data,
         consensus_timeout: Duration::from_millis(s.consensus_timeout_ms),
         down_after: Duration::from_millis(s.down_after_ms),
+        forward_consensus: s.forward_consensus,
+        phi_threshold: s.phi_threshold,
         ..ClusterConfig::default()
     };
     for (name, dbs) in [
@@ -124,6 +126,7 @@ pub async fn start(srv: &Arc<Shared>, node: NodeConfig) -> Result<Arc<ClusterNod
     }));
     // Messages PUBLISHed through other nodes reach this node's subscribers.
     crate::cluster_mode::pubsub::listen(srv, &ring);
+    crate::cluster_mode::forward::serve(srv, &ring);
     srv.ring
         .set(ring)
         .map_err(|_| "the cluster node was started twice".to_string())?;

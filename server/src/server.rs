@@ -275,8 +275,23 @@ pub fn register(srv: &Shared, addr: String, laddr: String) -> Option<Arc<ClientI
         srv.counters.rejected.fetch_add(1, Ordering::Relaxed);
         return None;
     }
+    let info = client_info(srv, addr, laddr);
+    srv.clients.lock().insert(info.id, info.clone());
+    Some(info)
+}
+
+/// A client that is no connection (a command another cluster node sent here to run as
+/// its key's proposer): not in CLIENT LIST, not counted toward `maxclients`.
+pub fn internal_client(srv: &Shared, name: &str) -> Arc<ClientInfo> {
+    let info = client_info(srv, name.to_string(), String::new());
+    *info.name.lock() = name.into();
+    info
+}
+
+/// A new client's bookkeeping, with the next client id.
+fn client_info(srv: &Shared, addr: String, laddr: String) -> Arc<ClientInfo> {
     let id = srv.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let info = Arc::new(ClientInfo {
+    Arc::new(ClientInfo {
         id,
         addr,
         laddr,
@@ -292,9 +307,7 @@ pub fn register(srv: &Shared, addr: String, laddr: String) -> Option<Arc<ClientI
         user: Mutex::new(acl::DEFAULT_USER.into()),
         multi: AtomicI64::new(-1),
         mailbox: Default::default(),
-    });
-    srv.clients.lock().insert(id, info.clone());
-    Some(info)
+    })
 }
 
 /// Active expiry and stall warnings, on a plain thread (engine calls block).

@@ -40,6 +40,20 @@ impl Cluster {
         c
     }
 
+    /// Waits until every node's failure detector sees every node up: a node just
+    /// started sees a peer up only after two of its heartbeats, and until then may
+    /// route differently from the others (a key's proposer, docs/consistency.md).
+    pub fn wait_all_up(&self) {
+        let n = self.nodes.len().to_string();
+        for (i, node) in self.nodes.iter().enumerate() {
+            eventually(
+                &format!("node {i} sees all {n} nodes up"),
+                FORM_TIMEOUT,
+                || cluster_info(node, "kvd_nodes_up").as_deref() == Some(n.as_str()),
+            );
+        }
+    }
+
     /// Waits until every running node reports `cluster_state:ok`.
     pub fn wait_formed(&self) {
         for (i, node) in self.nodes.iter().enumerate() {

@@ -266,6 +266,22 @@ impl Coordinator {
 
     /// The replicas a write of `key` goes to: every member of its write groups, each
     /// group needing its own quorum.
+    /// The node that proposes for `key` (crate::forward): the first replica of its
+    /// newest placement that failure detection does not hold down. A suspect node
+    /// still counts: suspicion comes and goes with load (a stalled gossip task), and
+    /// nodes that disagreed on it would pick different proposers and duel again; a
+    /// dead one refuses the connection and the sender proposes itself, and a paused
+    /// one is passed over once it is down (`--cluster-down-after-ms`).
+    pub fn proposer(&self, key: &[u8]) -> Option<NodeId> {
+        let inner = &self.inner;
+        let groups = inner.placement.write_groups(key);
+        groups
+            .first()?
+            .iter()
+            .copied()
+            .find(|&n| n == inner.me || inner.liveness.state(n) != PeerState::Down)
+    }
+
     pub(crate) fn key_write_set(&self, key: &[u8]) -> ReplicaSet {
         let groups = self.inner.placement.write_groups(key);
         let mut all: Vec<NodeId> = Vec::new();

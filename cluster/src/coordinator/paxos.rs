@@ -5,10 +5,15 @@
 //! majority (and at least W) accept with the ballot as its version.
 //!
 //! A lost round is retried with a higher ballot after a jittered backoff, until the
-//! consensus timeout, only when retrying cannot apply the change twice: when phase 1
-//! was refused, or when no replica accepted the value of phase 2. A round whose value
-//! some replica accepted is not retried (a later round may still adopt it): the client
-//! gets TIMEOUT, "may still be applied", as for any indeterminate write.
+//! consensus timeout, only when retrying cannot apply the change twice. A round whose
+//! value some replica accepted before a higher ballot refused it (a minority holds it,
+//! and a later round might still adopt it) is retried only while the retry's majority
+//! holds nothing at or above that round's ballot: then the earlier value is in no
+//! majority, and once the retry's value is chosen no round can adopt it any more (a
+//! record derived from it would carry a version at or above its ballot). Otherwise the
+//! client gets TIMEOUT, "may still be applied", as for any indeterminate write
+//! (docs/consistency.md, step 6; checked by the model, model/src/design.rs
+//! `retry_partial_accepts`).
 
 use super::tally::Tally;
 use super::{Coordinator, ReplicaSet};
@@ -116,6 +121,30 @@ impl Coordinator {
         consistency: Consistency,
         change: ChangeFn<'_>,
     ) -> Result<Option<Version>, ClusterError> {
+        let mut partial = None;
+        let outcome = self.rounds(key, consistency, change, &mut partial).await;
+        match (outcome, partial) {
+            // A round of this command left its value on some replica: whatever ended
+            // the rounds after it, the command may still be applied.
+            (Err(e), Some(p)) if !matches!(e, ClusterError::Timeout { .. }) => {
+                Err(ClusterError::Timeout {
+                    acked: p.acked,
+                    needed: p.needed,
+                })
+            }
+            (outcome, _) => outcome,
+        }
+    }
+
+    /// The rounds of one command, until one is chosen or the command gives up;
+    /// `partial` records the first round whose value only some replicas accepted.
+    async fn rounds(
+        &self,
+        key: ItemKey,
+        consistency: Consistency,
+        change: ChangeFn<'_>,
+        partial: &mut Option<Partial>,
+    ) -> Result<Option<Version>, ClusterError> {
         let inner = &self.inner;
         let deadline = Instant::now() + inner.config.consensus_timeout;
         // Commands on one key through this node take turns instead of duelling: two
@@ -153,6 +182,16 @@ impl Coordinator {
             {
                 Promises::Granted(records) => {
                     let (state, settled) = newest(records, floor);
+                    // The majority holds a record that may derive from this command's
+                    // own earlier value: running it again could apply it twice.
+                    if let (Some(p), Some(r)) = (partial.as_ref(), state.as_ref()) {
+                        if r.version >= p.first {
+                            return Err(ClusterError::Timeout {
+                                acked: p.acked,
+                                needed,
+                            });
+                        }
+                    }
                     let next = change(state.as_ref()).into_record(state.as_ref(), ballot);
                     let (record, writes) = match next {
                         Some(record) => (record, true),
@@ -173,12 +212,19 @@ impl Coordinator {
                     }
                     match end {
                         Accepts::Chosen => return Ok(writes.then_some(ballot)),
-                        Accepts::Refused { seen, partial, .. } if !partial || !writes => seen,
-                        Accepts::Refused { accepted, .. } => {
-                            return Err(ClusterError::Timeout {
+                        Accepts::Refused {
+                            seen,
+                            partial: some_hold,
+                            ..
+                        } if !some_hold || !writes => seen,
+                        Accepts::Refused { seen, accepted, .. } => {
+                            let first = partial.as_ref().map_or(ballot, |p| p.first);
+                            *partial = Some(Partial {
+                                first,
                                 acked: accepted,
                                 needed,
-                            })
+                            });
+                            seen
                         }
                         Accepts::Short(acked) => {
                             return Err(ClusterError::Timeout { acked, needed })
@@ -210,6 +256,17 @@ impl Coordinator {
             pause = (pause * 2).min(BACKOFF_MAX);
         }
     }
+}
+
+/// This command's first round whose value only some replicas accepted (coordinator
+/// retries it only while that value is in no majority; see the module's comment).
+struct Partial {
+    /// That round's ballot: a record at or above it may derive from its value.
+    first: Version,
+    /// Replicas that accepted in the last such round.
+    acked: usize,
+    /// Replicas a round needed.
+    needed: usize,
 }
 
 /// The newest of the records a majority returned (`None` below the flush floor), and

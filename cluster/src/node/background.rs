@@ -69,6 +69,7 @@ pub async fn start_gossip(node: &Arc<ClusterNode>) -> Result<(), String> {
     g.advertise = node.me.bus_addr.parse().ok();
     g.http_addr = node.http_addr().unwrap_or_default();
     g.down_after = node.config.cluster.down_after;
+    g.phi_threshold = f64::from(node.config.cluster.phi_threshold);
     g.seeds = node.config.seeds.clone();
     g.secret = node.config.secret.as_ref().map(|s| s.as_bytes().to_vec());
     g.cluster_id = node.auth.cluster_id();

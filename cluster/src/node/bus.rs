@@ -77,6 +77,10 @@ impl BusHandler for NodeBus {
         Ok(self.node()?.pubsub.deliver(&messages))
     }
 
+    async fn propose(&self, command: crate::forward::Forwarded) -> Result<Bytes, ReplicaError> {
+        self.node()?.propose_here(command).await
+    }
+
     async fn partition_sizes(
         &self,
         partitions: Vec<u16>,

@@ -136,7 +136,9 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         ("kvd_pubsub_queued_bytes", pubsub.queued_bytes.to_string()),
     ];
     f.extend(layout_change_fields(node, layout.as_deref()));
-    f.drain(..).map(|(k, v)| (k.to_string(), v)).collect()
+    let mut fields: Vec<(String, String)> = f.drain(..).map(|(k, v)| (k.to_string(), v)).collect();
+    fields.extend(node.forwarding.info());
+    fields
 }
 
 /// The layout change under way as this node sees it (docs/cluster.md, "Watching a

@@ -13,6 +13,7 @@ mod clean_stop;
 mod clock_gate;
 pub mod convert;
 mod copy_progress;
+mod forward;
 pub mod identity;
 mod info;
 mod layout_admin;
@@ -149,6 +150,8 @@ pub struct ClusterNode {
     observer: Arc<parking_lot::RwLock<Option<crate::ring::ReplicaObserver>>>,
     /// PUBLISH to the other nodes, and from them to the server's subscribers.
     pubsub: crate::pubsub_fanout::PubSubFanout,
+    /// Consensus commands sent to their key's proposer and run for others (node/forward.rs).
+    forwarding: forward::Forwarding,
     /// This node's progress through a layout change (node/transition.rs).
     progress: Mutex<LayoutProgress>,
     /// The layout version that removed this node from the cluster (0: a member). A
@@ -262,6 +265,7 @@ impl ClusterNode {
             stats: NodeStats::default(),
             observer: Arc::new(parking_lot::RwLock::new(None)),
             pubsub,
+            forwarding: forward::Forwarding::default(),
             progress: Mutex::new(LayoutProgress::default()),
             removed: AtomicU64::new(removed),
             shutdown,

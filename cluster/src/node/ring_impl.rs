@@ -123,6 +123,22 @@ impl Ring for ClusterNode {
             .map_err(|e| self.ring_error("read", e))
     }
 
+    fn proposer(&self, key: &ItemKey) -> Option<NodeId> {
+        self.proposer_of(key)
+    }
+
+    async fn forward(
+        &self,
+        node: NodeId,
+        command: crate::forward::Forwarded,
+    ) -> Result<Bytes, crate::forward::ForwardError> {
+        self.forward_to(node, command).await
+    }
+
+    fn serve_forwarded(&self, server: crate::forward::ForwardServer) {
+        ClusterNode::serve_forwarded(self, server)
+    }
+
     async fn consensus(
         &self,
         key: ItemKey,

@@ -250,6 +250,22 @@ impl PeerClient {
         F: FnOnce(ClusterBusClient<Channel>, Request<Req>) -> Fut,
         Fut: Future<Output = Result<Response<Resp>, Status>>,
     {
+        self.call_within(self.config.timeout, method, msg, f).await
+    }
+
+    /// [`PeerClient::call`] with its own deadline (a forwarded consensus command waits
+    /// for its whole consensus timeout, not a replica request's).
+    pub(super) async fn call_within<Req, Resp, F, Fut>(
+        &self,
+        timeout: std::time::Duration,
+        method: &'static str,
+        msg: Req,
+        f: F,
+    ) -> Result<Resp, ReplicaError>
+    where
+        F: FnOnce(ClusterBusClient<Channel>, Request<Req>) -> Fut,
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
         let _permit = self
             .in_flight
             .clone()
@@ -258,12 +274,12 @@ impl PeerClient {
         let creds: Credentials = self.auth.sign(method, unix_ms());
         let mut request = Request::new(msg);
         metadata::write_credentials(request.metadata_mut(), method, &creds);
-        request.set_timeout(self.config.timeout);
+        request.set_timeout(timeout);
         let client = ClusterBusClient::new(self.channel.clone())
             .max_decoding_message_size(self.config.max_message_bytes)
             .max_encoding_message_size(self.config.max_message_bytes);
         let started = std::time::Instant::now();
-        let answer = tokio::time::timeout(self.config.timeout, f(client, request)).await;
+        let answer = tokio::time::timeout(timeout, f(client, request)).await;
         self.latencies
             .record(method, started.elapsed(), matches!(answer, Ok(Ok(_))));
         let response = answer

@@ -99,6 +99,18 @@ pub trait BusHandler: Send + Sync + 'static {
         ))
     }
 
+    /// A peer sends a client command on a key this node proposes for (crate::forward):
+    /// run it, answer its encoded reply. Nodes without a server (tests) refuse, and the
+    /// peer runs the command itself.
+    async fn propose(
+        &self,
+        _command: crate::forward::Forwarded,
+    ) -> Result<bytes::Bytes, ReplicaError> {
+        Err(ReplicaError::Failed(
+            "this node runs no commands for other nodes".into(),
+        ))
+    }
+
     /// This node's layout tag: replica requests tagged with an older layout version are
     /// refused (rpc/layout_tag.rs). `None` (test handlers) checks nothing.
     fn layout_tag(&self) -> Option<Arc<super::LayoutTag>> {

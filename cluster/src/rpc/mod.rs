@@ -17,6 +17,7 @@ mod meta_entries;
 mod metadata;
 mod partition_sizes;
 pub mod peers;
+mod propose;
 mod publish;
 pub mod server;
 pub mod tls;

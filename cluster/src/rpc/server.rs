@@ -487,6 +487,16 @@ impl ClusterBus for Service {
         ok.reply(super::publish::serve(self.handler.as_ref(), req.messages).await?)
     }
 
+    async fn propose(
+        &self,
+        req: Request<pb::ProposeRequest>,
+    ) -> Result<Response<pb::ProposeResponse>, Status> {
+        let ok = self.admit(&req, "Propose")?;
+        let req = req.into_inner();
+        self.check_count(req.args.len())?;
+        ok.reply(super::propose::serve(self.handler.as_ref(), req).await?)
+    }
+
     async fn partition_sizes(
         &self,
         req: Request<pb::PartitionSizesRequest>,

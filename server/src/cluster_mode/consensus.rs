@@ -125,11 +125,29 @@ fn merge_replies(name: &str, replies: Vec<Reply>) -> Reply {
     Reply::Int(deleted)
 }
 
-/// Runs a command on `key` as the change function of a consensus round. With a
-/// `request` id (IDEMPOTENT, super::idempotent) the round first looks for the request in
-/// the key's record: found, its stored reply is the answer and nothing is applied;
-/// otherwise the reply is remembered in the record written.
+/// Runs a command on `key` through consensus: at the key's proposer when that is
+/// another node (super::forward), else here ([`run_here`]).
 pub(super) async fn one_key(
+    srv: &Shared,
+    ring: &Arc<dyn Ring>,
+    client: &mut Client,
+    spec: &'static table::CommandSpec,
+    args: &[Bytes],
+    key: Bytes,
+    request: Option<&Bytes>,
+) -> Reply {
+    if let Some(reply) = super::forward::at_proposer(ring, client, spec, args, &key, request).await
+    {
+        return reply;
+    }
+    run_here(srv, ring, client, spec, args, key, request).await
+}
+
+/// Runs a command on `key` as the change function of a consensus round proposed by
+/// this node. With a `request` id (IDEMPOTENT, super::idempotent) the round first looks
+/// for the request in the key's record: found, its stored reply is the answer and
+/// nothing is applied; otherwise the reply is remembered in the record written.
+pub(super) async fn run_here(
     srv: &Shared,
     ring: &Arc<dyn Ring>,
     client: &mut Client,

@@ -7,6 +7,7 @@
 
 pub mod advertised;
 pub mod consensus;
+pub mod forward;
 pub mod idempotent;
 pub mod keyspace;
 pub mod layout;
