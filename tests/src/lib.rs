@@ -14,6 +14,7 @@ pub mod client_programs;
 pub mod cluster;
 pub mod history_outcome;
 pub mod http;
+pub mod layout_change;
 pub mod nemesis;
 pub mod netns;
 pub mod scripts;
