@@ -17,6 +17,7 @@ pub mod http;
 pub mod layout_change;
 pub mod nemesis;
 pub mod netns;
+pub mod replica_dumps;
 pub mod scripts;
 pub mod tls;
 
