@@ -439,6 +439,9 @@ fn grow_to_five_across_a_pause(nodes: &mut Vec<Kvd>, shared: &Shared) -> (u64, (
         grown.0,
         grown.1
     );
+    // A refused request runs again under the layout the refusal named: the client
+    // sees no error.
+    assert_eq!(queued.len(), 60, "every queued write was acknowledged");
     shared.acked.lock().expect("acked").extend(queued);
     (ended, grown)
 }
