@@ -241,7 +241,10 @@ pub fn layout_command(node: &Kvd, args: &[&str]) -> redis::RedisResult<String> {
 }
 
 /// Polls until every partition is held by exactly `replicas` of `nodes` with equal
-/// Merkle roots (a layout change's anti-entropy and clean-up may still be finishing).
+/// Merkle roots (a layout change's anti-entropy may still be finishing). CLUSTER MERKLE
+/// reports the partitions a node's layout gives it, so this does not see data a node
+/// gave away and has not deleted yet: `layout_change::wait_cleaned` waits for that, and
+/// `replica_dumps` checks it offline.
 pub fn assert_placed_exactly(nodes: &[&Kvd], replicas: usize, timeout: Duration) {
     eventually(
         &format!("every partition on exactly {replicas} nodes with equal Merkle roots"),

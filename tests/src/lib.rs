@@ -14,8 +14,10 @@ pub mod client_programs;
 pub mod cluster;
 pub mod history_outcome;
 pub mod http;
+pub mod layout_change;
 pub mod nemesis;
 pub mod netns;
+pub mod replica_dumps;
 pub mod scripts;
 pub mod tls;
 

@@ -4,65 +4,27 @@
 //! of a change. Afterwards every acknowledged write reads back through every node, and
 //! every partition sits on exactly its new replicas with equal Merkle roots.
 
-use kv_tests::cluster::{cluster_info, connect, layout_command, my_id, Cluster};
-use kv_tests::{eventually, free_port, Kvd};
+use kv_tests::cluster::{cluster_info, connect, my_id, Cluster};
+use kv_tests::layout_change::{self, CHANGE_FLAGS as FLAGS};
+use kv_tests::{eventually, Kvd};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Short request and consensus timeouts: a node acknowledges a layout once requests
-/// started under the previous one are over, which these bound.
-const FLAGS: &[&str] = &[
-    "--cluster-request-timeout-ms",
-    "1000",
-    "--cluster-consensus-timeout-ms",
-    "2000",
-    "--cluster-anti-entropy-interval-ms",
-    "1000",
-];
-
 /// How long one layout change may take on a loaded two-core machine.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn layout(node: &Kvd, args: &[&str]) -> redis::RedisResult<String> {
-    layout_command(node, args)
-}
-
-fn field(text: &str, name: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .map(|v| v.trim().to_string())
-}
-
-/// A node started to join the cluster of `members` (their bus ports as seeds).
 fn start_joiner(bus_ports: &[u16]) -> (Kvd, u16) {
-    let (port, bus) = (free_port(), free_port());
-    let seeds: Vec<String> = bus_ports
-        .iter()
-        .chain(std::iter::once(&bus))
-        .map(|b| format!("127.0.0.1:{b}"))
-        .collect();
-    let mut args: Vec<String> = [
-        "--cluster-enabled",
-        "yes",
-        "--cluster-port",
-        &bus.to_string(),
-        "--cluster-seeds",
-        &seeds.join(","),
-        "--cluster-replicas",
-        "3",
-        "--cluster-write-quorum",
-        "2",
-        "--cluster-read-quorum",
-        "2",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(FLAGS.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    (Kvd::start_at(port, &args), bus)
+    layout_change::start_joiner(bus_ports, FLAGS)
+}
+
+fn apply_change(via: &Kvd, change: &[&str]) -> u64 {
+    layout_change::apply_change(via, change, CHANGE_TIMEOUT)
+}
+
+fn wait_ended(nodes: &[&Kvd], next: u64) -> u64 {
+    layout_change::wait_ended(nodes, next, CHANGE_TIMEOUT)
 }
 
 /// Stages `change` through `via`, checks the plan, applies it, and waits until every
@@ -70,81 +32,6 @@ fn start_joiner(bus_ports: &[u16]) -> (Kvd, u16) {
 fn change_layout(via: &Kvd, change: &[&str], nodes: &[&Kvd]) -> u64 {
     let next = apply_change(via, change);
     wait_ended(nodes, next)
-}
-
-/// Stages `change` through `via`, checks the plan and applies it; returns the version
-/// applied (the one with the transition).
-fn apply_change(via: &Kvd, change: &[&str]) -> u64 {
-    eventually("the change is staged", CHANGE_TIMEOUT, || {
-        layout(via, change).is_ok()
-    });
-    let plan = layout(via, &["PLAN"]).expect("PLAN");
-    let next: u64 = field(&plan, "next_version")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no next_version in {plan}"));
-    let moved: usize = field(&plan, "moved_assignments")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no moved_assignments in {plan}"));
-    assert!(moved > 0, "the change moves data: {plan}");
-    // A reviewed plan applies only to the layout it was made from.
-    let stale = layout(via, &["APPLY", &(next + 1).to_string()]).unwrap_err();
-    assert!(stale.to_string().contains("review"), "{stale}");
-    let applied = layout(via, &["APPLY", &next.to_string()]).expect("APPLY");
-    assert_eq!(
-        field(&applied, "transition").as_deref(),
-        Some("started"),
-        "{applied}"
-    );
-    next
-}
-
-/// Waits until every node of `nodes` holds the layout that ends the change to `next`;
-/// returns its version.
-fn wait_ended(nodes: &[&Kvd], next: u64) -> u64 {
-    let deadline = std::time::Instant::now() + CHANGE_TIMEOUT;
-    let mut ended_at = next;
-    for (i, node) in nodes.iter().enumerate() {
-        loop {
-            let version = cluster_info(node, "kvd_layout_version")
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-            let ended = cluster_info(node, "kvd_layout_transition").as_deref() == Some("none")
-                && version > next;
-            if ended {
-                ended_at = ended_at.max(version);
-                break;
-            }
-            if std::time::Instant::now() > deadline {
-                let shown: Vec<String> = nodes
-                    .iter()
-                    .map(|n| layout(n, &["SHOW"]).unwrap_or_else(|e| e.to_string()))
-                    .collect();
-                let logs: Vec<String> = nodes
-                    .iter()
-                    .map(|n| {
-                        let text = n.log_text();
-                        let notable: Vec<&str> = text
-                            .lines()
-                            .filter(|l| !l.contains("anti-entropy round"))
-                            .filter(|l| {
-                                l.contains("WARN") || l.contains("ERROR") || l.contains("layout")
-                            })
-                            .collect();
-                        notable.join("\n")
-                    })
-                    .collect();
-                panic!(
-                    "node {i} never held the layout that ends the change to {next}; the nodes show:\n{}\nnotable log lines per node:\n{}",
-                    shown.join("\n----\n"),
-                    logs.join("\n----\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    // The version that ended the change (a change takes two after `next`: reads moved,
-    // then settled; docs/cluster.md "Changing the layout").
-    ended_at
 }
 
 /// A client writing fresh keys through every node in turn and reading back earlier ones,
@@ -276,10 +163,7 @@ fn a_cluster_grows_to_four_and_shrinks_to_three_under_load() {
     // Grow: a fourth node joins; node 2 is killed with -9 and restarted while data moves.
     let (mut joiner, joiner_bus) = start_joiner(&bus_of(&cluster));
     let joiner_bus_addr = format!("127.0.0.1:{joiner_bus}");
-    eventually("node 1 has met the joiner", CHANGE_TIMEOUT, || {
-        layout(&cluster.nodes[0], &["SHOW"])
-            .is_ok_and(|s| s.contains(&format!("bus={joiner_bus_addr}")))
-    });
+    layout_change::wait_met(&cluster.nodes[0], joiner_bus, CHANGE_TIMEOUT);
     let next = apply_change(&cluster.nodes[0], &["ASSIGN", &joiner_bus_addr]);
     cluster.nodes[1].restart();
     let mut all: Vec<&Kvd> = cluster.nodes.iter().collect();
@@ -312,18 +196,7 @@ fn a_cluster_grows_to_four_and_shrinks_to_three_under_load() {
 
 /// The bus ports the cluster's nodes listen on (`Cluster::start` chose them).
 fn bus_of(cluster: &Cluster) -> Vec<u16> {
-    cluster
-        .nodes
-        .iter()
-        .map(|n| {
-            let i = n
-                .args
-                .iter()
-                .position(|a| a == "--cluster-port")
-                .expect("--cluster-port");
-            n.args[i + 1].parse().expect("bus port")
-        })
-        .collect()
+    cluster.nodes.iter().map(layout_change::bus_port).collect()
 }
 
 #[test]
@@ -346,10 +219,8 @@ fn a_dead_node_is_replaced_by_a_new_one() {
     cluster.nodes[2].kill9();
     std::fs::remove_dir_all(cluster.nodes[2].data_dir()).expect("wipe node 3");
     let (new, new_bus) = start_joiner(&bus[..2]);
+    layout_change::wait_met(&cluster.nodes[0], new_bus, CHANGE_TIMEOUT);
     let new_bus = format!("127.0.0.1:{new_bus}");
-    eventually("node 1 has met the new node", CHANGE_TIMEOUT, || {
-        layout(&cluster.nodes[0], &["SHOW"]).is_ok_and(|s| s.contains(&format!("bus={new_bus}")))
-    });
     let survivors: Vec<&Kvd> = vec![&cluster.nodes[0], &cluster.nodes[1], &new];
     change_layout(&cluster.nodes[0], &["REPLACE", &dead, &new_bus], &survivors);
     assert_all_readable(&acked, &survivors);

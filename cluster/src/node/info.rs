@@ -174,6 +174,9 @@ fn layout_change_fields(
         ("kvd_layout_transition", transition),
         ("kvd_layout_acked", p.acked.to_string()),
         ("kvd_layout_synced", p.synced.to_string()),
+        // Until this reaches the version that ended a change, the node may still hold
+        // partitions it gave away (CLUSTER MERKLE shows only the ones it holds now).
+        ("kvd_layout_cleaned", p.cleaned.to_string()),
         ("kvd_layout_incoming_partitions", s.incoming.to_string()),
         ("kvd_layout_copied_partitions", s.copied.to_string()),
         ("kvd_layout_keys_copied", p.keys_copied.to_string()),
