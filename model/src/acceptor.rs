@@ -33,11 +33,18 @@ pub struct Acceptor {
     pub promise: Ballot,
     /// The accepted (or repaired) record.
     pub record: Record,
+    /// The record was stored by repair while a higher ballot was promised.
+    pub copied_below_promise: bool,
 }
 
 impl fmt::Debug for Acceptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{{promise {:?}, {:?}}}", self.promise, self.record)
+        let mark = if self.copied_below_promise {
+            " (copy)"
+        } else {
+            ""
+        };
+        write!(f, "{{promise {:?}, {:?}{mark}}}", self.promise, self.record)
     }
 }
 
@@ -60,9 +67,13 @@ impl Acceptor {
     }
 
     /// Phase 1.
-    pub fn prepare(&mut self, ballot: Ballot) -> Answer {
+    pub fn prepare(&mut self, ballot: Ballot, design: &Design) -> Answer {
         if ballot > self.promise && ballot > self.record.version {
-            let below_promise = self.record.version < self.promise;
+            let below_promise = if design.guard_marks_copies {
+                self.copied_below_promise
+            } else {
+                self.record.version < self.promise
+            };
             self.promise = ballot;
             Answer::Promised(self.record.clone(), below_promise)
         } else {
@@ -79,6 +90,7 @@ impl Acceptor {
                 version: ballot,
                 value: value.clone(),
             };
+            self.copied_below_promise = false;
             if design.forget_fulfilled_promises && not_below_promise {
                 self.promise = Ballot::ZERO;
             }
@@ -103,6 +115,12 @@ impl Acceptor {
             Repair::IfNewer => newer,
             Repair::IfNewerAndNotBelowPromise => newer && record.version >= self.promise,
         }
+    }
+
+    /// Background repair stores `record` here.
+    pub fn store_copy(&mut self, record: Record) {
+        self.copied_below_promise = record.version < self.promise;
+        self.record = record;
     }
 
     /// Restart after a crash: the durable state survives; under

@@ -56,6 +56,12 @@ pub struct Design {
     /// The shortcut also requires that no promise carried a record held below a promise
     /// made before it (kvd's `promised_before <= version`).
     pub shortcut_guard: bool,
+    /// The guard looks at how the record came rather than at the promise now: only a
+    /// record that repair stored while a higher ballot was promised is doubtful, and
+    /// promises made after a record was stored (rounds that wrote nothing) are not
+    /// (kvd's copy mark, replica_store/acceptor.rs). Without it, every second losing
+    /// compare-and-set rewrote the record at a new version.
+    pub guard_marks_copies: bool,
     /// An Accept taken at or above the promise clears the promise (kvd deletes a
     /// promise its record's version covers, so finished rounds leave no promise).
     pub forget_fulfilled_promises: bool,
@@ -76,6 +82,7 @@ impl Design {
         shortcut: true,
         duplicate_accept: DuplicateAccept::Accepted,
         shortcut_guard: false,
+        guard_marks_copies: false,
         forget_fulfilled_promises: false,
         retry_partial_accepts: false,
         sabotage: None,
@@ -91,6 +98,7 @@ impl Design {
         shortcut: true,
         duplicate_accept: DuplicateAccept::AcceptedIfNotBelowPromise,
         shortcut_guard: true,
+        guard_marks_copies: true,
         forget_fulfilled_promises: true,
         retry_partial_accepts: true,
         sabotage: None,

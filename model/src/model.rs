@@ -211,7 +211,7 @@ impl PaxosModel {
     fn handle(&self, state: &State, acceptor: usize, msg: &Msg) -> (Acceptor, Answer) {
         let mut a = state.acceptors[acceptor].clone();
         let answer = match msg {
-            Msg::Prepare { ballot } => a.prepare(*ballot),
+            Msg::Prepare { ballot } => a.prepare(*ballot, &self.design),
             Msg::Accept { ballot, value } => a.accept(*ballot, value, &self.design),
         };
         (a, answer)
@@ -395,7 +395,7 @@ impl Model for PaxosModel {
             Action::Timeout(client) => self.abandon(&mut state, client as usize),
             Action::Repair { from, to } => {
                 let record = state.acceptors[from as usize].record.clone();
-                state.acceptors[to as usize].record = record;
+                state.acceptors[to as usize].store_copy(record);
             }
             Action::Restart(acceptor) => state.acceptors[acceptor as usize].restart(&self.design),
         }

@@ -132,6 +132,48 @@ fn a_dead_proposer_is_passed_over_at_once() {
     );
 }
 
+/// Compare-and-sets that lose, through every node, write nothing and leave the key's
+/// version (its ETag) where it was (docs/consistency.md, step 5): the rounds only
+/// prepare, and a promise made after the record was stored does not make the record
+/// doubtful. Before the acceptor marked copies instead, every second losing
+/// SETIFMATCH rewrote the record at a new version and answered the old one.
+#[test]
+fn losing_compare_and_sets_leave_the_version_alone() {
+    let c = Cluster::start(3, &[]);
+    c.wait_all_up();
+    let mut conns: Vec<redis::Connection> =
+        c.nodes.iter().map(|n| connect(&n.url(false))).collect();
+    let () = redis::cmd("SET")
+        .arg("etag-key")
+        .arg("v")
+        .query(&mut conns[0])
+        .expect("SET");
+    let get = |conn: &mut redis::Connection| -> (i64, String) {
+        redis::cmd("GETWITHETAG")
+            .arg("etag-key")
+            .query(conn)
+            .expect("GETWITHETAG")
+    };
+    let (version, _) = get(&mut conns[0]);
+    for round in 0..30 {
+        let conn = &mut conns[round % 3];
+        let (current, value): (i64, String) = redis::cmd("SETIFMATCH")
+            .arg("etag-key")
+            .arg("never")
+            .arg(version + 1)
+            .query(conn)
+            .expect("SETIFMATCH");
+        assert_eq!(
+            (current, value.as_str()),
+            (version, "v"),
+            "losing SETIFMATCH {round} answered another version"
+        );
+    }
+    for conn in &mut conns {
+        assert_eq!(get(conn), (version, "v".to_string()));
+    }
+}
+
 #[test]
 fn set_nx_races_have_one_winner() {
     let c = Cluster::start(3, &[]);

@@ -16,8 +16,14 @@
 //! a higher ballot: then the round that wrote it could be acknowledged and still be
 //! overwritten by the round that holds the promise (the model check's first
 //! counterexample, docs/consistency-model-check.md). So a retried accept is answered
-//! Accepted only at or above the promise, and a prepare reports the promise it
-//! replaced, for the proposer's read shortcut.
+//! Accepted only at or above the promise, and a copy stored while a higher ballot was
+//! promised is marked: a prepare reports it (as `promised_before`, the promise it was
+//! stored under), and the proposer's read shortcut does not take such a record for
+//! chosen. Promises made after a record was stored (rounds that prepared and wrote
+//! nothing: a losing compare-and-set, a SERIAL read) do not make it doubtful: the
+//! record was accepted, or copied, at or above every promise made before it, exactly
+//! as an Accept of its ballot would have been (the model's
+//! `Design::guard_marks_copies`).
 
 use super::records::engine_key;
 use super::{ReplicaStore, StoreError};
@@ -26,8 +32,62 @@ use crate::Version;
 use kv_engine::WriteBatch;
 
 /// Engine keyspace of the promises: engine key as in `replicated`, value the encoded
-/// ballot (docs/format/cluster-storage.md).
+/// ballot promised, followed, for a record copied while that ballot (or a higher one)
+/// was promised, by the copied record's version (docs/format/cluster-storage.md).
 pub const PAXOS_KEYSPACE: &str = "paxos";
+
+/// A key's acceptor state besides its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PromiseEntry {
+    /// The highest ballot promised (ZERO if none).
+    pub promise: Version,
+    /// The version of a record repair, a hint or anti-entropy stored while a higher
+    /// ballot was promised: not this acceptor's accept.
+    pub copied_below: Option<Version>,
+}
+
+impl Default for PromiseEntry {
+    fn default() -> Self {
+        PromiseEntry {
+            promise: Version::ZERO,
+            copied_below: None,
+        }
+    }
+}
+
+impl PromiseEntry {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = self.promise.encode().to_vec();
+        if let Some(v) = self.copied_below {
+            out.extend_from_slice(&v.encode());
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<PromiseEntry> {
+        let version = |b: &[u8]| Version::decode(b);
+        match bytes.len() {
+            16 => Some(PromiseEntry {
+                promise: version(bytes)?,
+                copied_below: None,
+            }),
+            32 => Some(PromiseEntry {
+                promise: version(&bytes[..16])?,
+                copied_below: Some(version(&bytes[16..])?),
+            }),
+            _ => None,
+        }
+    }
+
+    /// What a prepare reports as the promise its record was stored under: the promise
+    /// when the record is a copy stored below it, else nothing above the record.
+    fn stored_under(&self, record: Option<&crate::Record>) -> Version {
+        match (record, self.copied_below) {
+            (Some(r), Some(v)) if r.version == v => self.promise,
+            _ => Version::ZERO,
+        }
+    }
+}
 
 impl ReplicaStore {
     /// Phase 1: promises `ballot` for `key` and returns the record held, or refuses with
@@ -35,15 +95,21 @@ impl ReplicaStore {
     pub fn prepare(&self, key: &ItemKey, ballot: Version) -> Result<PrepareOutcome, StoreError> {
         let _guard = self.stripes.lock(std::iter::once(key));
         let record = self.get(key)?;
-        let promised_before = self.promised(key)?;
-        let seen = promised_before
+        let entry = self.promise_entry(key)?;
+        let seen = entry
+            .promise
             .max(record.as_ref().map_or(Version::ZERO, |r| r.version))
             .max(self.floors.floor(key.db));
         if ballot <= seen {
             return Ok(PrepareOutcome::Rejected { seen });
         }
+        let promised_before = entry.stored_under(record.as_ref());
+        let promised = PromiseEntry {
+            promise: ballot,
+            ..entry
+        };
         let mut batch = WriteBatch::new();
-        batch.put(self.paxos, &engine_key(key), &ballot.encode());
+        batch.put(self.paxos, &engine_key(key), &promised.encode());
         self.write_durably(batch)?;
         Ok(PrepareOutcome::Promised {
             record,
@@ -104,13 +170,37 @@ impl ReplicaStore {
 
     /// The highest ballot promised for `key` (ZERO if none).
     pub(super) fn promised(&self, key: &ItemKey) -> Result<Version, StoreError> {
+        Ok(self.promise_entry(key)?.promise)
+    }
+
+    /// `key`'s promise and copy mark.
+    pub(super) fn promise_entry(&self, key: &ItemKey) -> Result<PromiseEntry, StoreError> {
         match self.db.get(self.paxos, &engine_key(key))? {
-            None => Ok(Version::ZERO),
-            Some(v) => Version::decode(&v.value).ok_or_else(|| StoreError::Corrupt {
+            None => Ok(PromiseEntry::default()),
+            Some(v) => PromiseEntry::decode(&v.value).ok_or_else(|| StoreError::Corrupt {
                 key: super::describe_key(key),
                 what: "paxos promise (not a ballot)".into(),
             }),
         }
+    }
+
+    /// Marks, in `batch`, `record` stored for `key` by a copy (repair, hint,
+    /// anti-entropy) while a higher ballot is promised; forgets an older mark.
+    pub(super) fn mark_copy(
+        &self,
+        batch: &mut WriteBatch,
+        key: &ItemKey,
+        version: Version,
+    ) -> Result<(), StoreError> {
+        let entry = self.promise_entry(key)?;
+        let marked = PromiseEntry {
+            promise: entry.promise,
+            copied_below: (entry.promise > version).then_some(version),
+        };
+        if marked != entry {
+            batch.put(self.paxos, &engine_key(key), &marked.encode());
+        }
+        Ok(())
     }
 
     /// Writes `batch` and fsyncs the WAL before returning (one fsync shared by the
@@ -118,5 +208,54 @@ impl ReplicaStore {
     fn write_durably(&self, batch: WriteBatch) -> Result<(), StoreError> {
         self.db.write_synced(batch)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod entry_tests {
+    use super::*;
+
+    fn v(ts: u64) -> Version {
+        Version {
+            ts,
+            node: crate::NodeId(1),
+        }
+    }
+
+    #[test]
+    fn a_promise_entry_round_trips_with_and_without_a_copy_mark() {
+        for entry in [
+            PromiseEntry {
+                promise: v(7),
+                copied_below: None,
+            },
+            PromiseEntry {
+                promise: v(9),
+                copied_below: Some(v(4)),
+            },
+        ] {
+            assert_eq!(PromiseEntry::decode(&entry.encode()), Some(entry));
+        }
+        assert_eq!(PromiseEntry::decode(&[0; 15]), None);
+        assert_eq!(PromiseEntry::decode(&[0; 17]), None);
+    }
+
+    #[test]
+    fn only_a_copy_stored_below_the_promise_is_reported_as_such() {
+        let record = |version| crate::Record::tombstone(version);
+        let marked = PromiseEntry {
+            promise: v(9),
+            copied_below: Some(v(4)),
+        };
+        assert_eq!(marked.stored_under(Some(&record(v(4)))), v(9));
+        // A newer record (accepted since) is not the copy.
+        assert_eq!(marked.stored_under(Some(&record(v(10)))), Version::ZERO);
+        // A promise made after the record was stored says nothing about it.
+        let later = PromiseEntry {
+            promise: v(9),
+            copied_below: None,
+        };
+        assert_eq!(later.stored_under(Some(&record(v(4)))), Version::ZERO);
+        assert_eq!(later.stored_under(None), Version::ZERO);
     }
 }

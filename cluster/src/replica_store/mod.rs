@@ -148,6 +148,9 @@ impl ReplicaStore {
                 Some((current, _)) if current == item.record.version => WriteOutcome::Applied,
                 _ => {
                     self.put_record(&mut batch, &mut todos, item);
+                    // A copy under a higher promise is not this acceptor's accept
+                    // (replica_store/acceptor.rs).
+                    self.mark_copy(&mut batch, &item.key, item.record.version)?;
                     written.insert(&item.key, item.record.clone());
                     WriteOutcome::Applied
                 }
