@@ -20,6 +20,8 @@
 #
 # Usage: benches/scripts/cluster-consensus.sh
 # Settings (environment): N=20000 requests per workload, C=50 clients, HOT=4 hot keys,
+# KVD_FLAGS=extra flags for the three cluster nodes (e.g. "--cluster-forward-consensus
+# no" to let every node propose, for comparison),
 # KVD=path to kvd (default: build the release binary), BASE_PORT=7500 (uses
 # BASE_PORT..+4 and +10000), DIR=scratch dir (removed at the end unless KEEP=1).
 # Needs redis-benchmark and redis-cli (apt-get install -y redis-tools).
@@ -28,6 +30,7 @@ set -euo pipefail
 N=${N:-20000}
 C=${C:-50}
 HOT=${HOT:-4}
+read -r -a EXTRA <<<"${KVD_FLAGS:-}"
 BASE_PORT=${BASE_PORT:-7500}
 KEEP=${KEEP:-0}
 BENCH_NAME=kvd-consensus-bench
@@ -43,7 +46,7 @@ for i in 1 2 3; do
   port=$((BASE_PORT + i))
   "$KVD" --port "$port" --dir "$DIR/n$i" --appendfsync everysec \
     --cluster-enabled yes --cluster-port $((port + 10000)) --cluster-seeds "$seeds" \
-    --cluster-bootstrap-expect 3 --cluster-eventual-databases 1 >"$DIR/n$i.log" 2>&1 &
+    --cluster-bootstrap-expect 3 --cluster-eventual-databases 1 "${EXTRA[@]}" >"$DIR/n$i.log" 2>&1 &
   pids+=($!)
 done
 single=$((BASE_PORT + 4))
@@ -112,7 +115,7 @@ all_nodes() {
 }
 
 value=$(head -c 100 /dev/zero | tr '\0' v)
-echo "kvd: $KVD; N=$N C=$C HOT=$HOT; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "kvd: $KVD ${KVD_FLAGS:-}; N=$N C=$C HOT=$HOT; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "cluster workloads through all 3 nodes at once (aggregate req/s; p50/p99 of the worst node):"
 all_nodes "SET, eventual database (LWW)" --dbnum 1 -r 1000000 -t set
 all_nodes "SET, linearizable database (consensus)" --dbnum 0 -r 1000000 -t set
@@ -122,5 +125,5 @@ all_nodes "SET NX, linearizable, 1M keys" --dbnum 0 -r 1000000 SET nx:__rand_int
 all_nodes "SET NX, linearizable, $HOT hot keys" --dbnum 0 -r "$HOT" SET hotnx:__rand_int__ "$value" NX
 one_node "INCR, single kvd (no cluster)" "$single" -r 1000000 -t incr
 for i in 1 2 3; do
-  echo "consensus retries on node $i: $(redis-cli -p $((BASE_PORT + i)) CLUSTER INFO | grep kvd_consensus_retries | tr -d '\r')"
+  echo "node $i: $(redis-cli -p $((BASE_PORT + i)) CLUSTER INFO | grep -E 'kvd_consensus_(retries|forwarded|forwards_served)' | tr -d '\r' | tr '\n' ' ')"
 done

@@ -80,7 +80,10 @@ fn answered(message: &str) -> bool {
 /// to connect", the OS's "Connection refused"): nothing was sent.
 fn never_connected(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
+    // hyper cancels the requests still queued on a connection that closed before it
+    // wrote them ("operation was canceled"), the ones its own client retries.
     m.contains("error trying to connect")
+        || m.contains("operation was canceled")
         || m.contains("tcp connect error")
         || m.contains("connection refused")
         || m.contains("no bus address")
@@ -99,6 +102,7 @@ mod tests {
             ReplicaError::Unreachable(
                 "transport error: error trying to connect: tcp connect error: Connection refused (os error 111)".into(),
             ),
+            ReplicaError::Unreachable("transport error: operation was canceled: connection closed".into()),
         ];
         for e in not_sent {
             assert!(

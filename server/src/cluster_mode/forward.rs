@@ -55,6 +55,9 @@ pub(super) async fn at_proposer(
             ))),
         },
         Err(ForwardError::NotSent(_)) => None,
+        // IDEMPOTENT: running it here is safe whatever the proposer did, since the
+        // round finds the request in the key's record if it was applied.
+        Err(ForwardError::Unknown(_)) if request.is_some() => None,
         Err(ForwardError::Unknown(why)) => Some(Reply::error(format!(
             "TIMEOUT node {node}, the key's proposer, did not answer ({why}); the command \
              may still be applied"
