@@ -405,12 +405,20 @@ fn compare(kvd: &Kvd, redis: &RedisServer, resp3: bool) {
     }
 }
 
-#[test]
-fn scripts_match_redis_byte_for_byte() {
-    if RedisServer::start().is_none() {
+/// A fresh redis-server, or `None` after saying loudly that the test is skipped.
+fn redis_or_skip() -> Option<RedisServer> {
+    let redis = RedisServer::start();
+    if redis.is_none() {
         eprintln!(
             "SKIPPED: redis-server is not installed (apt-get install redis-server); CI installs it"
         );
+    }
+    redis
+}
+
+#[test]
+fn scripts_match_redis_byte_for_byte() {
+    if redis_or_skip().is_none() {
         return;
     }
     for resp3 in [false, true] {
@@ -461,10 +469,7 @@ fn big_library(name: &str, n: usize) -> String {
 /// are Redis's.
 #[test]
 fn function_dumps_cross_between_kvd_and_redis() {
-    let Some(redis) = RedisServer::start() else {
-        eprintln!(
-            "SKIPPED: redis-server is not installed (apt-get install redis-server); CI installs it"
-        );
+    let Some(redis) = redis_or_skip() else {
         return;
     };
     let kvd = Kvd::start_default();
@@ -591,10 +596,7 @@ fn function_dumps_cross_between_kvd_and_redis() {
 /// redis.acl_check_cmd for a user limited to some commands and keys answers as Redis.
 #[test]
 fn acl_check_cmd_follows_the_users_rules_as_redis() {
-    let Some(redis) = RedisServer::start() else {
-        eprintln!(
-            "SKIPPED: redis-server is not installed (apt-get install redis-server); CI installs it"
-        );
+    let Some(redis) = redis_or_skip() else {
         return;
     };
     let kvd = Kvd::start_default();
@@ -618,4 +620,20 @@ fn acl_check_cmd_follows_the_users_rules_as_redis() {
             "{name}"
         );
     }
+}
+
+/// SCRIPT DEBUG YES and SYNC are refused by kvd (not compared: Redis would start its Lua
+/// debugger); NO and other modes are in the differential cases above.
+#[test]
+fn script_debug_yes_and_sync_are_refused() {
+    let kvd = Kvd::start_default();
+    let mut c = kvd.raw();
+    for mode in [&b"YES"[..], b"sync"] {
+        assert_eq!(
+            String::from_utf8_lossy(&raw_cmd(&mut c, &[b"SCRIPT", b"DEBUG", mode])),
+            "-ERR SCRIPT DEBUG YES and SYNC are not supported: kvd has no Lua debugger\r\n"
+        );
+    }
+    assert_eq!(raw_cmd(&mut c, &[b"SCRIPT", b"DEBUG", b"no"]), b"+OK\r\n");
+    assert_eq!(raw_cmd(&mut c, &[b"EVAL", b"return 1", b"0"]), b":1\r\n");
 }

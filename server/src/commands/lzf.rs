@@ -28,12 +28,38 @@ fn idx(h: u32) -> usize {
     ((h >> (3 * 8 - HLOG)).wrapping_sub(h.wrapping_mul(5)) as usize) & (HSIZE - 1)
 }
 
-/// An output buffer that refuses writes past its end instead of panicking.
-struct Out(Vec<u8>);
+/// The compressed output: `op` is where the next byte goes, `lit` the length of the
+/// literal run whose control byte is reserved just before it (at `op - lit - 1`).
+/// Writes past the end are refused instead of panicking.
+struct Out {
+    buf: Vec<u8>,
+    op: usize,
+    lit: usize,
+}
 
 impl Out {
     fn set(&mut self, at: usize, b: u8) -> Option<()> {
-        *self.0.get_mut(at)? = b;
+        *self.buf.get_mut(at)? = b;
+        Some(())
+    }
+
+    /// Appends one literal byte; a full run gets its control byte and a new run starts.
+    fn literal(&mut self, b: u8) -> Option<()> {
+        self.lit += 1;
+        self.set(self.op, b)?;
+        self.op += 1;
+        if self.lit == MAX_LIT {
+            self.set(self.op - self.lit - 1, (self.lit - 1) as u8)?;
+            self.lit = 0;
+            self.op += 1;
+        }
+        Some(())
+    }
+
+    /// Writes the open run's control byte, or takes its slot back if the run is empty.
+    fn end_run(&mut self) -> Option<()> {
+        self.set(self.op - self.lit - 1, (self.lit as u8).wrapping_sub(1))?;
+        self.op -= usize::from(self.lit == 0);
         Some(())
     }
 }
@@ -49,8 +75,12 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     let at = |i: usize| u32::from(input[i]);
     // Positions + 1 (0: empty slot), as liblzf's table of pointers zeroed.
     let mut htab = vec![0usize; HSIZE];
-    let mut out = Out(vec![0u8; max_out + 1]);
-    let (mut ip, mut op, mut lit) = (0usize, 1usize, 0usize);
+    let mut out = Out {
+        buf: vec![0u8; max_out + 1],
+        op: 1, // the first run's control byte goes at 0
+        lit: 0,
+    };
+    let mut ip = 0usize;
     let mut hval = if n >= 2 { (at(0) << 8) | at(1) } else { 0 };
     while ip + 2 < n {
         hval = (hval << 8) | at(ip + 2);
@@ -63,41 +93,33 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
                 && input[r..r + 3] == input[ip..ip + 3]
         });
         let Some(r) = found else {
-            if op >= max_out {
+            if out.op >= max_out {
                 return None;
             }
-            lit += 1;
-            out.set(op, input[ip])?;
-            op += 1;
+            out.literal(input[ip])?;
             ip += 1;
-            if lit == MAX_LIT {
-                out.set(op - lit - 1, (lit - 1) as u8)?;
-                lit = 0;
-                op += 1;
-            }
             continue;
         };
         let off = ip - r - 1;
         let maxlen = (n - ip - 2).min(MAX_REF);
-        if op - usize::from(lit == 0) + 3 + 1 >= max_out {
+        if out.op - usize::from(out.lit == 0) + 3 + 1 >= max_out {
             return None;
         }
-        out.set(op - lit - 1, (lit as u8).wrapping_sub(1))?;
-        op -= usize::from(lit == 0);
-        let mut len = match_len(input, r, ip, maxlen);
-        len -= 2;
+        out.end_run()?;
+        let len = match_len(input, r, ip, maxlen) - 2;
         ip += 1;
+        let op = out.op;
         if len < 7 {
             out.set(op, ((off >> 8) + (len << 5)) as u8)?;
-            op += 1;
+            out.op += 1;
         } else {
             out.set(op, ((off >> 8) + (7 << 5)) as u8)?;
             out.set(op + 1, (len - 7) as u8)?;
-            op += 2;
+            out.op += 2;
         }
-        out.set(op, off as u8)?;
-        op += 2; // the offset's low byte, then the next literal run's control byte
-        lit = 0;
+        out.set(out.op, off as u8)?;
+        out.op += 2; // the offset's low byte, then the next run's control byte
+        out.lit = 0;
         ip += len + 1;
         if ip + 2 >= n {
             break;
@@ -111,24 +133,15 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
             ip += 1;
         }
     }
-    if op + 3 > max_out {
+    if out.op + 3 > max_out {
         return None;
     }
-    while ip < n {
-        lit += 1;
-        out.set(op, input[ip])?;
-        op += 1;
-        ip += 1;
-        if lit == MAX_LIT {
-            out.set(op - lit - 1, (lit - 1) as u8)?;
-            lit = 0;
-            op += 1;
-        }
+    for &b in &input[ip..] {
+        out.literal(b)?;
     }
-    out.set(op - lit - 1, (lit as u8).wrapping_sub(1))?;
-    op -= usize::from(lit == 0);
-    out.0.truncate(op);
-    Some(out.0)
+    out.end_run()?;
+    out.buf.truncate(out.op);
+    Some(out.buf)
 }
 
 /// How many bytes at `ip` repeat those at `r`, counted as liblzf counts them: 16 at a
