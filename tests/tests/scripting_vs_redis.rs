@@ -2,8 +2,10 @@
 //! Debian's redis-server, both fresh, and every reply must be byte-for-byte identical in
 //! RESP2 and in RESP3 (conversions, error texts with their script positions, the
 //! sandbox, shebang flags, read-only scripts, cjson, bit, math.random's sequence),
-//! FUNCTION LOAD/LIST/DELETE/FLUSH/STATS/KILL with FCALL and FCALL_RO, and the cmsgpack
-//! and struct libraries (packed bytes, unpacked values, their errors).
+//! FUNCTION LOAD/LIST/DELETE/FLUSH/STATS/KILL/DUMP/RESTORE with FCALL and FCALL_RO
+//! (FUNCTION DUMP payloads restore across the two), redis.acl_check_cmd with a limited
+//! user, and the cmsgpack and struct libraries (packed bytes, unpacked values, their
+//! errors).
 //! Skips with a message if redis-server is not installed.
 
 use kv_tests::{encode_command, Kvd, RawConn, RedisServer};
@@ -38,6 +40,20 @@ fn cases() -> Vec<Vec<String>> {
         e("return {ok='FINE'}", &["0"]),
         e("return {1, {err='inner'}, {ok='fine'}}", &["0"]),
         e("return {double=3.5}", &["0"]),
+        e(
+            "return {big_number='123456789012345678901234567890'}",
+            &["0"],
+        ),
+        e("return {big_number='12\r\n3'}", &["0"]),
+        // redis.acl_check_cmd (the default user may run everything)
+        e("return redis.acl_check_cmd('get', 'k')", &["0"]),
+        e("return redis.acl_check_cmd('config', 'get', 'x')", &["0"]),
+        e("return redis.acl_check_cmd('nosuch')", &["0"]),
+        e("return redis.acl_check_cmd('config', 'nosuch')", &["0"]),
+        e("return redis.acl_check_cmd()", &["0"]),
+        e("return redis.acl_check_cmd('get', {})", &["0"]),
+        c(&["SCRIPT", "DEBUG", "NO"]),
+        c(&["SCRIPT", "DEBUG", "maybe"]),
         e("return {map={a=1}}", &["0"]),
         e("return {set={a=true}}", &["0"]),
         e("return redis.error_reply('x y')", &["0"]),
@@ -186,7 +202,7 @@ fn cases() -> Vec<Vec<String>> {
     ]
 }
 
-/// FUNCTION and FCALL commands (FUNCTION DUMP's payload is kvd's own format: not here).
+/// FUNCTION and FCALL commands (FUNCTION DUMP of one library: Redis's bytes).
 fn function_cases() -> Vec<Vec<String>> {
     let c = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let two = "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return {keys[1], args[1]} end)\nredis.register_function{function_name='ro', callback=function(keys, args) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads'}";
@@ -216,6 +232,9 @@ fn function_cases() -> Vec<Vec<String>> {
         c(&["FCALL", "ro", "0"]),
         c(&["FUNCTION", "LIST"]),
         c(&["FUNCTION", "LIST", "WITHCODE"]),
+        c(&["FUNCTION", "DUMP"]),
+        c(&["FUNCTION", "RESTORE", "x", "APPEND", "more"]),
+        c(&["FUNCTION", "RESTORE", "x", "sometimes"]),
         c(&["FUNCTION", "LOAD", "#!lua name=e2\nredis.register_function('f2', function(keys, args) return redis.call('incr', 'k') end)"]),
         c(&["FCALL", "f2", "0"]),
         c(&["FUNCTION", "DELETE", "mylib"]),
@@ -386,12 +405,20 @@ fn compare(kvd: &Kvd, redis: &RedisServer, resp3: bool) {
     }
 }
 
-#[test]
-fn scripts_match_redis_byte_for_byte() {
-    if RedisServer::start().is_none() {
+/// A fresh redis-server, or `None` after saying loudly that the test is skipped.
+fn redis_or_skip() -> Option<RedisServer> {
+    let redis = RedisServer::start();
+    if redis.is_none() {
         eprintln!(
             "SKIPPED: redis-server is not installed (apt-get install redis-server); CI installs it"
         );
+    }
+    redis
+}
+
+#[test]
+fn scripts_match_redis_byte_for_byte() {
+    if redis_or_skip().is_none() {
         return;
     }
     for resp3 in [false, true] {
@@ -402,4 +429,211 @@ fn scripts_match_redis_byte_for_byte() {
         let kvd = Kvd::start_default();
         compare(&kvd, &redis, resp3);
     }
+}
+
+/// The payload of a bulk string reply.
+fn bulk_payload(reply: &[u8]) -> Vec<u8> {
+    let header_end = reply
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .expect("a RESP header");
+    assert_eq!(
+        reply[0],
+        b'$',
+        "a bulk reply: {:?}",
+        String::from_utf8_lossy(reply)
+    );
+    reply[header_end + 2..reply.len() - 2].to_vec()
+}
+
+fn raw_cmd(c: &mut RawConn, args: &[&[u8]]) -> Vec<u8> {
+    c.send(&encode_command(args));
+    c.reply()
+}
+
+/// A library of `n` pseudo-random words in a comment (stored plainly when LZF cannot
+/// shorten it, over 16 KiB for a 32-bit length), with one function.
+fn big_library(name: &str, n: usize) -> String {
+    let mut x: u32 = 12345;
+    let mut comment = String::new();
+    for _ in 0..n {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        comment.push_str(&format!("{:08x}", x));
+    }
+    format!("#!lua name={name}\n-- {comment}\nredis.register_function('{name}_f', function() return '{name}' end)")
+}
+
+/// FUNCTION DUMP of one library is Redis's payload byte for byte (plain, LZF-compressed,
+/// over 16 KiB); dumps of several libraries restore from redis-server into kvd and from
+/// kvd into redis-server, where every function then answers the same; RESTORE's errors
+/// are Redis's.
+#[test]
+fn function_dumps_cross_between_kvd_and_redis() {
+    let Some(redis) = redis_or_skip() else {
+        return;
+    };
+    let kvd = Kvd::start_default();
+    let (mut k, mut r) = (kvd.raw(), redis.raw());
+    let libraries = [
+        "#!lua name=x\nredis.register_function('f', function() return 1 end)".to_string(),
+        "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return args[1] end)\n-- again: redis.register_function('myfunc', function(keys, args) return args[1] end)".to_string(),
+        big_library("noise", 3000),
+        format!("#!lua name=long\n{}redis.register_function('long_f', function() return 'long' end)", "-- the same line again and again\n".repeat(700)),
+    ];
+    let both = |k: &mut RawConn, r: &mut RawConn, args: &[&[u8]]| {
+        let (a, b) = (raw_cmd(k, args), raw_cmd(r, args));
+        assert_eq!(
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b),
+            "replies differ (kvd left, redis right) to {:?}",
+            args.iter()
+                .map(|a| String::from_utf8_lossy(a))
+                .collect::<Vec<_>>()
+        );
+        a
+    };
+    for lib in &libraries {
+        both(&mut k, &mut r, &[b"FUNCTION", b"FLUSH"]);
+        both(&mut k, &mut r, &[b"FUNCTION", b"LOAD", lib.as_bytes()]);
+        let (a, b) = (
+            raw_cmd(&mut k, &[b"FUNCTION", b"DUMP"]),
+            raw_cmd(&mut r, &[b"FUNCTION", b"DUMP"]),
+        );
+        assert!(a == b, "FUNCTION DUMP differs for {}", &lib[..20]);
+    }
+    let fcalls = |c: &mut RawConn| -> Vec<String> {
+        ["f", "myfunc", "noise_f", "long_f"]
+            .iter()
+            .map(|f| {
+                String::from_utf8_lossy(&raw_cmd(c, &[b"FCALL", f.as_bytes(), b"0", b"arg"]))
+                    .into_owned()
+            })
+            .collect()
+    };
+    for redis_to_kvd in [true, false] {
+        let (from, to) = if redis_to_kvd {
+            (&mut r, &mut k)
+        } else {
+            (&mut k, &mut r)
+        };
+        raw_cmd(from, &[b"FUNCTION", b"FLUSH"]);
+        for lib in &libraries {
+            raw_cmd(from, &[b"FUNCTION", b"LOAD", lib.as_bytes()]);
+        }
+        let payload = bulk_payload(&raw_cmd(from, &[b"FUNCTION", b"DUMP"]));
+        raw_cmd(
+            to,
+            &[
+                b"FUNCTION",
+                b"LOAD",
+                b"#!lua name=old\nredis.register_function('old', function() return 0 end)",
+            ],
+        );
+        assert_eq!(
+            raw_cmd(to, &[b"FUNCTION", b"RESTORE", &payload, b"FLUSH"]),
+            b"+OK\r\n"
+        );
+        assert_eq!(fcalls(to), fcalls(from));
+        assert_eq!(fcalls(to)[1], "$3\r\narg\r\n");
+        assert!(
+            String::from_utf8_lossy(&raw_cmd(to, &[b"FCALL", b"old", b"0"]))
+                .contains("Function not found")
+        );
+        // APPEND over the same libraries: the error names one of them (Redis: the first
+        // in its hash table's order); a truncated payload: the same error.
+        for c in [&mut *to, &mut *from] {
+            let a = String::from_utf8_lossy(&raw_cmd(c, &[b"FUNCTION", b"RESTORE", &payload]))
+                .into_owned();
+            assert!(
+                a.starts_with("-ERR Library ") && a.ends_with(" already exists\r\n"),
+                "{a}"
+            );
+        }
+        let cut = &payload[..payload.len() - 1];
+        let (a, b) = (
+            raw_cmd(to, &[b"FUNCTION", b"RESTORE", cut]),
+            raw_cmd(from, &[b"FUNCTION", b"RESTORE", cut]),
+        );
+        assert_eq!(a, b);
+    }
+    // A restored function that collides with another library's, with each policy.
+    both(&mut k, &mut r, &[b"FUNCTION", b"FLUSH"]);
+    both(
+        &mut k,
+        &mut r,
+        &[
+            b"FUNCTION",
+            b"LOAD",
+            b"#!lua name=b\nredis.register_function('shared', function() return 'b' end)",
+        ],
+    );
+    let payload = bulk_payload(&raw_cmd(&mut r, &[b"FUNCTION", b"DUMP"]));
+    both(&mut k, &mut r, &[b"FUNCTION", b"FLUSH"]);
+    both(
+        &mut k,
+        &mut r,
+        &[
+            b"FUNCTION",
+            b"LOAD",
+            b"#!lua name=a\nredis.register_function('shared', function() return 'a' end)",
+        ],
+    );
+    both(&mut k, &mut r, &[b"FUNCTION", b"RESTORE", &payload]);
+    both(
+        &mut k,
+        &mut r,
+        &[b"FUNCTION", b"RESTORE", &payload, b"REPLACE"],
+    );
+    both(&mut k, &mut r, &[b"FCALL", b"shared", b"0"]);
+    both(
+        &mut k,
+        &mut r,
+        &[b"FUNCTION", b"RESTORE", &payload, b"FLUSH"],
+    );
+    both(&mut k, &mut r, &[b"FCALL", b"shared", b"0"]);
+}
+
+/// redis.acl_check_cmd for a user limited to some commands and keys answers as Redis.
+#[test]
+fn acl_check_cmd_follows_the_users_rules_as_redis() {
+    let Some(redis) = redis_or_skip() else {
+        return;
+    };
+    let kvd = Kvd::start_default();
+    let script = "return {redis.acl_check_cmd('get', 'k1'), redis.acl_check_cmd('get', 'other'), \
+        redis.acl_check_cmd('set', 'k1', 'v'), redis.acl_check_cmd('get'), \
+        redis.acl_check_cmd('config', 'get', 'x')}";
+    for (mut c, name) in [(kvd.raw(), "kvd"), (redis.raw(), "redis")] {
+        let setup: [&[&[u8]]; 2] = [
+            &[
+                b"ACL", b"SETUSER", b"limited", b"on", b">pw", b"+eval", b"+get", b"~k*",
+            ],
+            &[b"AUTH", b"limited", b"pw"],
+        ];
+        for cmd in setup {
+            assert_eq!(raw_cmd(&mut c, cmd), b"+OK\r\n", "{name}");
+        }
+        let reply = raw_cmd(&mut c, &[b"EVAL", script.as_bytes(), b"0"]);
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            "*5\r\n:1\r\n$-1\r\n$-1\r\n:1\r\n$-1\r\n",
+            "{name}"
+        );
+    }
+}
+
+/// SCRIPT DEBUG YES and SYNC are refused by kvd (not compared: Redis would start its Lua
+/// debugger); NO and other modes are in the differential cases above.
+#[test]
+fn script_debug_yes_and_sync_are_refused() {
+    let kvd = Kvd::start_default();
+    let mut c = kvd.raw();
+    for mode in [&b"YES"[..], b"sync"] {
+        assert_eq!(
+            String::from_utf8_lossy(&raw_cmd(&mut c, &[b"SCRIPT", b"DEBUG", mode])),
+            "-ERR SCRIPT DEBUG YES and SYNC are not supported: kvd has no Lua debugger\r\n"
+        );
+    }
+    assert_eq!(raw_cmd(&mut c, &[b"SCRIPT", b"DEBUG", b"no"]), b"+OK\r\n");
+    assert_eq!(raw_cmd(&mut c, &[b"EVAL", b"return 1", b"0"]), b":1\r\n");
 }

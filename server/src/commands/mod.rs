@@ -19,6 +19,7 @@ pub mod info_fields;
 pub mod keys;
 pub mod locks;
 pub mod long_double;
+pub mod lzf;
 pub mod object;
 pub mod pubsub;
 pub mod rdb_string;

@@ -8,7 +8,12 @@
 //!
 //! The CRC is Redis's CRC-64/Jones (reflected, polynomial 0xad93d23594c935a9, initial
 //! value 0, no final xor) over everything before it. kvd writes integers in the integer
-//! encodings and other strings plainly (never LZF), and reads all four encodings.
+//! encodings and other strings of a key plainly (never LZF), and reads all four
+//! encodings. The pieces (lengths, strings, the footer, [`Reader`]) also serve FUNCTION
+//! DUMP / RESTORE (scripting/function_dump.rs), whose strings are LZF-compressed as
+//! Redis compresses them ([`write_string_compressed`]).
+
+use super::lzf;
 
 /// RDB version kvd writes (Redis 7.0's RDB_VERSION); payloads up to it are accepted.
 pub const RDB_VERSION: u16 = 10;
@@ -18,6 +23,12 @@ const ENC_INT8: u8 = 0;
 const ENC_INT16: u8 = 1;
 const ENC_INT32: u8 = 2;
 const ENC_LZF: u8 = 3;
+
+/// Redis compresses only strings longer than this ("unable to compress even
+/// aaaaaaaaaaaaaaaaaa" below), and only when LZF saves at least
+/// [`MIN_COMPRESS_GAIN`] bytes.
+const MIN_COMPRESS_LEN: usize = 20;
+const MIN_COMPRESS_GAIN: usize = 4;
 
 /// Why a payload was refused, mapped to Redis's two RESTORE errors.
 #[derive(Debug, PartialEq, Eq)]
@@ -50,9 +61,7 @@ pub fn crc64(mut crc: u64, data: &[u8]) -> u64 {
 pub fn dump_string(value: &[u8]) -> Vec<u8> {
     let mut out = vec![TYPE_STRING];
     write_string(&mut out, value);
-    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
-    let crc = crc64(0, &out);
-    out.extend_from_slice(&crc.to_le_bytes());
+    seal(&mut out);
     out
 }
 
@@ -67,6 +76,34 @@ fn small_integer(v: &[u8]) -> Option<i32> {
 }
 
 fn write_string(out: &mut Vec<u8>, v: &[u8]) {
+    if !write_integer(out, v) {
+        write_len(out, v.len() as u64);
+        out.extend_from_slice(v);
+    }
+}
+
+/// Redis's `rdbSaveRawString` with `rdbcompression yes` (its default): an integer in an
+/// integer encoding, a string of more than 20 bytes LZF-compressed when that saves 4
+/// bytes, else the string as it is.
+pub fn write_string_compressed(out: &mut Vec<u8>, v: &[u8]) {
+    if write_integer(out, v) {
+        return;
+    }
+    if v.len() > MIN_COMPRESS_LEN {
+        if let Some(c) = lzf::compress(v, v.len() - MIN_COMPRESS_GAIN) {
+            out.push(0xC0 | ENC_LZF);
+            write_len(out, c.len() as u64);
+            write_len(out, v.len() as u64);
+            out.extend_from_slice(&c);
+            return;
+        }
+    }
+    write_len(out, v.len() as u64);
+    out.extend_from_slice(v);
+}
+
+/// Writes `v` in an integer encoding if it is a small canonical integer.
+fn write_integer(out: &mut Vec<u8>, v: &[u8]) -> bool {
     if let Some(n) = small_integer(v) {
         if let Ok(b) = i8::try_from(n) {
             out.extend_from_slice(&[0xC0 | ENC_INT8, b as u8]);
@@ -77,13 +114,13 @@ fn write_string(out: &mut Vec<u8>, v: &[u8]) {
             out.push(0xC0 | ENC_INT32);
             out.extend_from_slice(&n.to_le_bytes());
         }
-        return;
+        return true;
     }
-    write_len(out, v.len() as u64);
-    out.extend_from_slice(v);
+    false
 }
 
-fn write_len(out: &mut Vec<u8>, n: u64) {
+/// An RDB length.
+pub fn write_len(out: &mut Vec<u8>, n: u64) {
     if n < 1 << 6 {
         out.push(n as u8);
     } else if n < 1 << 14 {
@@ -97,8 +134,16 @@ fn write_len(out: &mut Vec<u8>, n: u64) {
     }
 }
 
-/// Checks the footer (Redis's verifyDumpPayload) and returns the string inside.
-pub fn restore_string(payload: &[u8]) -> Result<Vec<u8>, PayloadError> {
+/// Ends a payload: the RDB version, then the CRC64 of everything before it.
+pub fn seal(out: &mut Vec<u8>) {
+    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let crc = crc64(0, out);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// The body of a payload whose footer holds (Redis's verifyDumpPayload: at most
+/// [`RDB_VERSION`], the right CRC64).
+pub fn verify(payload: &[u8]) -> Result<&[u8], PayloadError> {
     if payload.len() < 10 {
         return Err(PayloadError::VersionOrChecksum);
     }
@@ -109,7 +154,12 @@ pub fn restore_string(payload: &[u8]) -> Result<Vec<u8>, PayloadError> {
     if version > RDB_VERSION || crc64(0, &payload[..payload.len() - 8]) != u64::from_le_bytes(crc) {
         return Err(PayloadError::VersionOrChecksum);
     }
-    let mut r = Reader { buf: body, pos: 0 };
+    Ok(body)
+}
+
+/// Checks the footer and returns the string inside.
+pub fn restore_string(payload: &[u8]) -> Result<Vec<u8>, PayloadError> {
+    let mut r = Reader::new(verify(payload)?);
     let ty = r.byte()?;
     if ty != TYPE_STRING {
         return Err(PayloadError::NotAString(ty));
@@ -117,7 +167,8 @@ pub fn restore_string(payload: &[u8]) -> Result<Vec<u8>, PayloadError> {
     r.string()
 }
 
-struct Reader<'a> {
+/// Reads RDB bytes, lengths and strings off the front of a payload's body.
+pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
@@ -128,15 +179,27 @@ enum Len {
     Encoded(u8),
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], PayloadError> {
+impl<'a> Reader<'a> {
+    /// A reader at the start of `buf`.
+    pub fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, pos: 0 }
+    }
+
+    /// Whether everything was read.
+    pub fn at_end(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    /// The next `n` bytes as they are.
+    pub fn take(&mut self, n: usize) -> Result<&[u8], PayloadError> {
         let end = self.pos.checked_add(n).ok_or(PayloadError::BadFormat)?;
         let s = self.buf.get(self.pos..end).ok_or(PayloadError::BadFormat)?;
         self.pos = end;
         Ok(s)
     }
 
-    fn byte(&mut self) -> Result<u8, PayloadError> {
+    /// One byte.
+    pub fn byte(&mut self) -> Result<u8, PayloadError> {
         Ok(self.take(1)?[0])
     }
 
@@ -159,14 +222,16 @@ impl Reader<'_> {
         })
     }
 
-    fn plain_len(&mut self) -> Result<usize, PayloadError> {
+    /// A length (not a string's special encoding).
+    pub fn plain_len(&mut self) -> Result<usize, PayloadError> {
         match self.len()? {
             Len::Plain(n) => usize::try_from(n).map_err(|_| PayloadError::BadFormat),
             Len::Encoded(_) => Err(PayloadError::BadFormat),
         }
     }
 
-    fn string(&mut self) -> Result<Vec<u8>, PayloadError> {
+    /// A string in any of its encodings.
+    pub fn string(&mut self) -> Result<Vec<u8>, PayloadError> {
         match self.len()? {
             Len::Plain(n) => {
                 let n = usize::try_from(n).map_err(|_| PayloadError::BadFormat)?;
@@ -187,54 +252,11 @@ impl Reader<'_> {
                 let clen = self.plain_len()?;
                 let len = self.plain_len()?;
                 let compressed = self.take(clen)?;
-                lzf_decompress(compressed, len)
+                lzf::decompress(compressed, len).ok_or(PayloadError::BadFormat)
             }
             Len::Encoded(_) => Err(PayloadError::BadFormat),
         }
     }
-}
-
-/// liblzf's decompressor; the output must be exactly `len` bytes (as Redis checks).
-fn lzf_decompress(input: &[u8], len: usize) -> Result<Vec<u8>, PayloadError> {
-    // The output is never longer than the expected length: a forged `len` cannot make
-    // this allocate more than the payload describes and then fails below.
-    let mut out: Vec<u8> = Vec::with_capacity(len.min(input.len().saturating_mul(264)));
-    let mut i = 0;
-    while i < input.len() {
-        let ctrl = input[i] as usize;
-        i += 1;
-        if ctrl < 32 {
-            let n = ctrl + 1; // literal run
-            let lit = input.get(i..i + n).ok_or(PayloadError::BadFormat)?;
-            if out.len() + n > len {
-                return Err(PayloadError::BadFormat);
-            }
-            out.extend_from_slice(lit);
-            i += n;
-        } else {
-            let mut n = ctrl >> 5;
-            if n == 7 {
-                n += *input.get(i).ok_or(PayloadError::BadFormat)? as usize;
-                i += 1;
-            }
-            n += 2;
-            let low = *input.get(i).ok_or(PayloadError::BadFormat)? as usize;
-            i += 1;
-            let back = ((ctrl & 0x1F) << 8) + low + 1;
-            if back > out.len() || out.len() + n > len {
-                return Err(PayloadError::BadFormat);
-            }
-            let start = out.len() - back;
-            for k in 0..n {
-                let b = out[start + k]; // may overlap what this copy writes
-                out.push(b);
-            }
-        }
-    }
-    if out.len() != len {
-        return Err(PayloadError::BadFormat);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -281,7 +303,7 @@ mod tests {
     fn lzf_literal_and_back_reference() {
         // "aaaaaaaaaa": literal 'a', then a back-reference of 9 bytes at distance 1.
         let input = [0x00, b'a', 0xE0, 0x00, 0x00];
-        assert_eq!(lzf_decompress(&input, 10).unwrap(), b"aaaaaaaaaa");
-        assert!(lzf_decompress(&input, 11).is_err());
+        assert_eq!(lzf::decompress(&input, 10).unwrap(), b"aaaaaaaaaa");
+        assert!(lzf::decompress(&input, 11).is_none());
     }
 }

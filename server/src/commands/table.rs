@@ -785,6 +785,16 @@ const OBJECT_SUBS: &[CommandSpec] = &[
 /// `GLOBAL` makes them wait for (or get -BUSY from) a running script.
 const SCRIPT_SUBS: &[CommandSpec] = &[
     c(
+        "debug",
+        3,
+        NOSCRIPT,
+        NK,
+        "scripting",
+        "3.2.0",
+        "Sets the debug mode of server-side Lua scripts.",
+        script::debug,
+    ),
+    c(
         "exists",
         -3,
         NOSCRIPT | GLOBAL,

@@ -27,6 +27,7 @@ const T_BOOL: u8 = 12;
 const T_VERBATIM: u8 = 13;
 const T_VERSION_COMMITTED: u8 = 14;
 const T_VERSION_PENDING: u8 = 15;
+const T_BIG_NUMBER: u8 = 16;
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u32).to_be_bytes());
@@ -83,6 +84,10 @@ fn serialize(r: &Reply, out: &mut Vec<u8>) {
         }
         Reply::Verbatim(s) => {
             out.push(T_VERBATIM);
+            put_bytes(out, s.as_bytes())
+        }
+        Reply::BigNumber(s) => {
+            out.push(T_BIG_NUMBER);
             put_bytes(out, s.as_bytes())
         }
         Reply::Version(Version::Committed(s)) => {
@@ -165,6 +170,7 @@ impl Reader<'_> {
             T_DOUBLE => Reply::Double(f64::from_bits(self.u64()?)),
             T_BOOL => Reply::Bool(self.u8()? != 0),
             T_VERBATIM => Reply::Verbatim(self.text()?),
+            T_BIG_NUMBER => Reply::BigNumber(self.text()?),
             T_VERSION_COMMITTED => Reply::Version(Version::Committed(self.u64()?)),
             T_VERSION_PENDING => {
                 let i = self.u64()?;

@@ -46,6 +46,9 @@ pub enum Reply {
     Bool(bool),
     /// RESP3 `=` verbatim text (`txt`); RESP2 bulk string.
     Verbatim(String),
+    /// RESP3 `(` big number (its digits); RESP2 bulk string. Only scripts make one
+    /// (`{big_number = "..."}`), as in Redis.
+    BigNumber(String),
     /// A key version (integer once resolved).
     Version(Version),
     /// RESP3 `>` push (pub/sub messages, invalidations); RESP2 array.
@@ -64,7 +67,7 @@ impl Reply {
             + match self {
                 Reply::Status(t) | Reply::Error(t) => t.len(),
                 Reply::Bulk(b) => b.len(),
-                Reply::Verbatim(t) => t.len(),
+                Reply::Verbatim(t) | Reply::BigNumber(t) => t.len(),
                 Reply::Array(v) | Reply::Set(v) | Reply::Push(v) | Reply::Frames(v) => {
                     v.iter().map(Reply::approx_len).sum()
                 }
@@ -176,6 +179,8 @@ impl Reply {
                 out.put_slice(b"\r\n");
             }
             Reply::Verbatim(s) => bulk(out, s.as_bytes()),
+            Reply::BigNumber(s) if resp3 => line(out, b'(', s.as_bytes()),
+            Reply::BigNumber(s) => bulk(out, s.as_bytes()),
             Reply::Version(Version::Committed(seq)) => int_line(out, b':', *seq as i64),
             Reply::Push(items) => {
                 int_line(out, if resp3 { b'>' } else { b'*' }, items.len() as i64);
@@ -271,6 +276,8 @@ mod tests {
         assert_eq!(enc(&Reply::Bool(true), true), "#t\r\n");
         assert_eq!(enc(&Reply::error("ERR a\r\nb"), false), "-ERR a  b\r\n");
         assert_eq!(enc(&Reply::Verbatim("x".into()), true), "=5\r\ntxt:x\r\n");
+        assert_eq!(enc(&Reply::BigNumber("12".into()), true), "(12\r\n");
+        assert_eq!(enc(&Reply::BigNumber("12".into()), false), "$2\r\n12\r\n");
         let p = Reply::Push(vec![Reply::bulk_from(b"m"), Reply::Int(1)]);
         assert_eq!(enc(&p, true), ">2\r\n$1\r\nm\r\n:1\r\n");
         assert_eq!(enc(&p, false), "*2\r\n$1\r\nm\r\n:1\r\n");

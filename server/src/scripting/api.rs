@@ -1,7 +1,8 @@
 //! The `redis` table scripts get, as Redis 7 gives it: `call` and `pcall` (over the
 //! primitive that runs one command, see `call.rs`), `error_reply`, `status_reply`,
 //! `sha1hex`, `log`, `setresp`, `set_repl` (accepted: kvd has no replicas to send script
-//! effects to), `replicate_commands`, `breakpoint`, and the `LOG_*`, `REPL_*` constants.
+//! effects to), `acl_check_cmd`, `replicate_commands`, `breakpoint`, and the `LOG_*`,
+//! `REPL_*` constants.
 //!
 //! The functions are Rust (C functions to Lua), so the script's frame stays on the stack
 //! when one raises, even from a tail call, and the error handler finds the script's
@@ -72,8 +73,19 @@ fn done(v: Value) -> mlua::Result<(Value, bool)> {
 /// running script installed in the registry (none outside a script run).
 pub fn call_primitive(lua: &Lua, args: MultiValue) -> mlua::Result<(Value, bool)> {
     match lua.named_registry_value::<Value>(CALL_SLOT)? {
-        Value::Function(f) => f.call(args),
+        Value::Function(f) => f.call((false, args)),
         _ => raise(lua, "redis.call is only available while a script runs"),
+    }
+}
+
+/// `redis.acl_check_cmd`'s primitive: the ACL check alone, through the same function.
+fn acl_check_primitive(lua: &Lua, args: MultiValue) -> mlua::Result<(Value, bool)> {
+    match lua.named_registry_value::<Value>(CALL_SLOT)? {
+        Value::Function(f) => f.call((true, args)),
+        _ => raise(
+            lua,
+            "redis.acl_check_cmd can only be called inside a script invocation",
+        ),
     }
 }
 
@@ -224,6 +236,7 @@ pub fn library(
             }
         })?,
     )?;
+    raw.set("acl_check_cmd", raised.raising(lua, acl_check_primitive)?)?;
     raw.set(
         "replicate_commands",
         raised.raising(lua, |_, _: MultiValue| done(Value::Boolean(true)))?,

@@ -1,11 +1,12 @@
-//! One command run by a script (`redis.call` / `redis.pcall`), with Redis's checks in
+//! One command run by a script (`redis.call` / `redis.pcall`, and the ACL check alone for
+//! `redis.acl_check_cmd`), with Redis's checks in
 //! Redis's order and texts: arguments, command name and arity, commands scripts may not
 //! run, writes from read-only scripts, the ACL of the calling user. The command runs in
 //! the script's transaction (its writes join the script's one engine batch) and its
 //! reply is converted for the protocol the script chose.
 
 use crate::acl::check::{check, Denial};
-use crate::commands::table::{lookup, lookup_sub, NOSCRIPT, WRITE};
+use crate::commands::table::{lookup, lookup_sub, CommandSpec, NOSCRIPT, WRITE};
 use crate::commands::{call_inner, resolve, Ctx};
 use crate::scripting::busy::Busy;
 use crate::scripting::convert::{argument, error_table, reply_to_lua};
@@ -35,31 +36,11 @@ pub fn script_call(
     perms: &Permissions,
     args: MultiValue,
 ) -> mlua::Result<(Value, bool)> {
-    if args.is_empty() {
-        return failure(
-            lua,
-            "Please specify at least one argument for this redis lib call",
-        );
-    }
-    let mut argv = Vec::with_capacity(args.len());
-    for a in &args {
-        match argument(a) {
-            Some(b) => argv.push(b),
-            None => {
-                return failure(
-                    lua,
-                    "Lua redis lib command arguments must be strings or integers",
-                )
-            }
-        }
-    }
-    let known = match lookup(&argv[0]) {
-        Some(c) if !c.subcommands.is_empty() && argv.len() >= 2 => {
-            lookup_sub(c, &argv[1]).is_some()
-        }
-        found => found.is_some(),
+    let argv = match script_argv(&args) {
+        Ok(argv) => argv,
+        Err(why) => return failure(lua, why),
     };
-    if !known {
+    if script_command(&argv).is_none() {
         return failure(lua, "Unknown Redis command called from script");
     }
     let Ok(spec) = resolve(&argv) else {
@@ -106,6 +87,44 @@ pub fn script_call(
     }
     let failed = reply.is_error();
     Ok((reply_to_lua(lua, &reply, resp3)?, failed))
+}
+
+/// The arguments of a `redis` lib call as a command, or Redis's refusal.
+fn script_argv(args: &MultiValue) -> Result<Vec<Bytes>, &'static str> {
+    if args.is_empty() {
+        return Err("Please specify at least one argument for this redis lib call");
+    }
+    args.iter()
+        .map(|a| argument(a).ok_or("Lua redis lib command arguments must be strings or integers"))
+        .collect()
+}
+
+/// The command `argv` names (a container's subcommand when one is given), as Redis's
+/// `lookupCommand` finds it: no arity check.
+fn script_command(argv: &[Bytes]) -> Option<&'static CommandSpec> {
+    let command = lookup(&argv[0])?;
+    if !command.subcommands.is_empty() && argv.len() >= 2 {
+        return lookup_sub(command, &argv[1]);
+    }
+    Some(command)
+}
+
+/// `redis.acl_check_cmd(command, args...)`: whether the user running the script may run
+/// that command with those arguments (command, keys and channels, as Redis's
+/// `ACLCheckAllUserCommandPerm`); an unknown command raises Redis's error.
+pub fn script_acl_check(lua: &Lua, ctx: &Ctx<'_>, args: MultiValue) -> mlua::Result<(Value, bool)> {
+    let argv = match script_argv(&args) {
+        Ok(argv) => argv,
+        Err(why) => return failure(lua, why),
+    };
+    let Some(spec) = script_command(&argv) else {
+        return failure(lua, "Invalid command passed to redis.acl_check_cmd()");
+    };
+    let user = ctx.client.acting_user(ctx.srv);
+    Ok((
+        Value::Boolean(check(&user.perms(), spec, &argv).is_ok()),
+        false,
+    ))
 }
 
 /// KEYS or ARGV as a Lua table of strings.

@@ -88,6 +88,11 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value
             one("verbatim_string", Value::Table(v))?
         }
         Reply::Verbatim(s) => Value::String(lua.create_string(s)?),
+        Reply::BigNumber(s) if resp3 => one(
+            "big_number",
+            Value::String(lua.create_string(s.as_bytes())?),
+        )?,
+        Reply::BigNumber(s) => Value::String(lua.create_string(s.as_bytes())?),
     })
 }
 
@@ -143,7 +148,9 @@ fn table_to_reply(t: &Table, resp3: bool, depth: usize) -> Reply {
         _ => {}
     }
     if let Some(s) = text_field(t, "big_number") {
-        return Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes()));
+        // Redis maps CR and LF to spaces: the number is sent on one RESP3 line.
+        let digits = s.to_string_lossy().replace(['\r', '\n'], " ");
+        return Reply::BigNumber(digits);
     }
     if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
         let pairs = m
@@ -228,6 +235,31 @@ mod tests {
         assert_eq!(
             argument(&Value::Number(0.1)).unwrap(),
             Bytes::from("0.10000000000000001")
+        );
+    }
+
+    #[test]
+    fn big_numbers_are_tables_in_resp3_and_strings_in_resp2() {
+        let lua = Lua::new();
+        let big = Reply::BigNumber("1234567890123456789012345678901234567890".into());
+        let Value::Table(t) = reply_to_lua(&lua, &big, true).unwrap() else {
+            panic!("a RESP3 big number reaches Lua as a table");
+        };
+        assert_eq!(
+            t.raw_get::<String>("big_number").unwrap(),
+            "1234567890123456789012345678901234567890"
+        );
+        assert_eq!(lua_to_reply(&Value::Table(t), true), big);
+        let v = reply_to_lua(&lua, &big, false).unwrap();
+        assert_eq!(
+            v.as_string().unwrap().to_str().unwrap(),
+            "1234567890123456789012345678901234567890"
+        );
+        let t = lua.create_table().unwrap();
+        t.raw_set("big_number", "12\r\n3").unwrap();
+        assert_eq!(
+            lua_to_reply(&Value::Table(t), false),
+            Reply::BigNumber("12  3".into())
         );
     }
 

@@ -7,13 +7,11 @@ use crate::commands::glob::glob_match;
 use crate::commands::{CmdResult, Ctx};
 use crate::protocol::Reply;
 use crate::scripting::eval::numkeys;
+use crate::scripting::function_dump;
 use crate::scripting::library::Functions;
 use crate::scripting::run::{run_script, Run};
 use crate::scripting::shebang::{FLAG_NAMES, NO_WRITES};
-use bytes::{BufMut, Bytes, BytesMut};
-
-/// FUNCTION DUMP payloads start with this (kvd's own format, docs/scripting.md).
-const DUMP_MAGIC: &[u8] = b"KVDFUNC1";
+use bytes::Bytes;
 
 fn is(a: &[u8], word: &str) -> bool {
     a.eq_ignore_ascii_case(word.as_bytes())
@@ -141,83 +139,136 @@ pub fn list(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(out))
 }
 
-/// FUNCTION DUMP: `KVDFUNC1`, the number of libraries (u32 LE), each library's code
-/// (u32 LE length, bytes), then a CRC32 of everything before it (u32 LE).
+/// FUNCTION DUMP: every library in Redis 7.0's payload format (function_dump.rs), in
+/// name order (Redis's order is its hash table's, which varies from run to run).
 pub fn dump(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     let f = ctx.srv.scripting.functions();
-    let mut out = BytesMut::new();
-    out.put_slice(DUMP_MAGIC);
-    out.put_u32_le(f.libraries.len() as u32);
-    for lib in f.libraries.values() {
-        out.put_u32_le(lib.code.len() as u32);
-        out.put_slice(&lib.code);
-    }
-    let crc = crc32fast::hash(&out);
-    out.put_u32_le(crc);
-    Ok(Reply::Bulk(out.freeze()))
+    let payload = function_dump::encode(f.libraries.values().map(|lib| lib.code.as_ref()));
+    Ok(Reply::Bulk(Bytes::from(payload)))
 }
 
-/// The library codes of a FUNCTION DUMP payload, if it is whole.
+/// The library codes of a FUNCTION DUMP payload, if it decodes (the cluster's size
+/// check reads them before RESTORE runs).
 pub fn parse_dump(p: &[u8]) -> Option<Vec<Bytes>> {
-    let body_len = p.len().checked_sub(4)?;
-    let (body, crc) = p.split_at(body_len);
-    if crc32fast::hash(body).to_le_bytes() != crc || !body.starts_with(DUMP_MAGIC) {
-        return None;
-    }
-    let mut rest = &body[DUMP_MAGIC.len()..];
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
-        rest = tail;
-        Some(head)
-    };
-    let count = u32::from_le_bytes(take(4)?.try_into().ok()?);
-    let mut codes = Vec::new();
-    for _ in 0..count {
-        let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-        codes.push(Bytes::copy_from_slice(take(len)?));
-    }
-    take(1).is_none().then_some(codes)
+    function_dump::decode(p).ok()
 }
 
-/// FUNCTION RESTORE payload [FLUSH | APPEND | REPLACE]
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    Append,
+    Replace,
+    Flush,
+}
+
+/// FUNCTION RESTORE payload [FLUSH | APPEND | REPLACE], in Redis's order: the payload's
+/// libraries load into a scratch engine first (their own errors), then they are joined
+/// with the loaded ones (APPEND refuses a library that exists, none may bring a function
+/// another library has); a refused restore changes nothing.
 pub fn restore(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    if a.len() > 4 {
+        return Err(Reply::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+            String::from_utf8_lossy(&a[1])
+        )));
+    }
     let policy =
         match a.get(3) {
-            None => "append",
-            Some(p) if is(p, "append") => "append",
-            Some(p) if is(p, "replace") => "replace",
-            Some(p) if is(p, "flush") => "flush",
+            None => Policy::Append,
+            Some(p) if is(p, "append") => Policy::Append,
+            Some(p) if is(p, "replace") => Policy::Replace,
+            Some(p) if is(p, "flush") => Policy::Flush,
             Some(_) => return Err(err(
                 "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
             )),
         };
-    if a.len() > 4 {
-        return Err(err("ERR syntax error"));
-    }
-    let codes =
-        parse_dump(&a[2]).ok_or_else(|| err("ERR DUMP payload version or checksum are wrong"))?;
     let scripting = &ctx.srv.scripting;
-    let mut f = scripting.functions();
-    // Check everything first: a refused restore changes nothing.
+    let codes =
+        function_dump::decode(&a[2]).map_err(|e| Reply::error(format!("ERR {}", e.message())))?;
+    let mut scratch = scripting
+        .scratch_functions()
+        .map_err(|e| Reply::error(format!("ERR {e}")))?;
     let mut names = Vec::new();
     for code in &codes {
-        let (name, _) = crate::scripting::library::library_name(code)
-            .map_err(|m| Reply::error(format!("ERR {m}")))?;
-        if policy == "append" && f.libraries.contains_key(&name) {
-            return Err(Reply::error(format!("ERR Library {name} already exists")));
-        }
-        names.push(name);
+        names.push(scratch.load(code, false)?);
     }
-    if policy == "flush" {
-        flush_all(ctx, &mut f);
+    let mut f = scripting.functions();
+    if policy != Policy::Flush {
+        check_join(&f, &scratch, policy == Policy::Replace)?;
+    }
+    let before: Vec<(String, Bytes)> = f
+        .libraries
+        .iter()
+        .map(|(name, lib)| (name.clone(), lib.code.clone()))
+        .collect();
+    if let Err(e) = apply(&mut f, &codes, policy) {
+        // Only a failure the scratch load could not show (the memory limit) gets here.
+        reload(&mut f, &before);
+        scripting.count(&f);
+        return Err(e);
+    }
+    for (name, _) in &before {
+        if !f.libraries.contains_key(name) {
+            ctx.txn
+                .delete_record(scripting.functions_keyspace, name.as_bytes());
+        }
     }
     for (code, name) in codes.iter().zip(&names) {
-        f.load(code, true)?;
         ctx.txn
             .put_record(scripting.functions_keyspace, name.as_bytes(), code);
     }
     scripting.count(&f);
     Ok(Reply::Ok)
+}
+
+/// Redis's `libraryJoin` checks: with `replace` a restored library takes the place of
+/// the one of its name, else that is refused; no function may collide with one of a
+/// library that stays.
+fn check_join(f: &Functions, restored: &Functions, replace: bool) -> Result<(), Reply> {
+    for name in restored.libraries.keys() {
+        if f.libraries.contains_key(name) && !replace {
+            return Err(Reply::error(format!("ERR Library {name} already exists")));
+        }
+    }
+    for name in restored.functions.keys() {
+        let owner = f.functions.get(name).map(|g| g.library.as_str());
+        if owner.is_some_and(|lib| !restored.libraries.contains_key(lib)) {
+            return Err(Reply::error(format!("ERR Function {name} already exists")));
+        }
+    }
+    Ok(())
+}
+
+fn apply(f: &mut Functions, codes: &[Bytes], policy: Policy) -> Result<(), Reply> {
+    if policy == Policy::Flush {
+        let names: Vec<String> = f.libraries.keys().cloned().collect();
+        for name in names {
+            f.delete(&name);
+        }
+    } else {
+        // Replaced libraries go first, so a function moving between them is no collision.
+        for code in codes {
+            if let Ok((name, _)) = crate::scripting::library::library_name(code) {
+                f.delete(&name);
+            }
+        }
+    }
+    for code in codes {
+        f.load(code, false)?;
+    }
+    Ok(())
+}
+
+/// Puts back the libraries `before` held (after a restore failed half way).
+fn reload(f: &mut Functions, before: &[(String, Bytes)]) {
+    let names: Vec<String> = f.libraries.keys().cloned().collect();
+    for name in names {
+        f.delete(&name);
+    }
+    for (name, code) in before {
+        if let Err(e) = f.load(code, false) {
+            tracing::error!(library = %name, error = ?e, "library lost while undoing a failed FUNCTION RESTORE");
+        }
+    }
 }
 
 /// FUNCTION STATS (answers while a function runs: it reads no Lua state).
@@ -298,25 +349,4 @@ fn fcall_generic(ctx: &mut Ctx<'_>, a: &[Bytes], ro: bool) -> CmdResult {
     let read_only = ro || func.flags & NO_WRITES != 0;
     let run = Run::from_args(&func.func, &func.name, a, n, read_only, true);
     run_script(ctx, &f.vm, run)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dump_payloads_round_trip_and_damage_is_refused() {
-        let mut out = BytesMut::new();
-        out.put_slice(DUMP_MAGIC);
-        out.put_u32_le(1);
-        out.put_u32_le(3);
-        out.put_slice(b"abc");
-        let crc = crc32fast::hash(&out);
-        out.put_u32_le(crc);
-        assert_eq!(parse_dump(&out).unwrap(), vec![Bytes::from("abc")]);
-        let mut bad = out.to_vec();
-        bad[10] ^= 1;
-        assert!(parse_dump(&bad).is_none());
-        assert!(parse_dump(b"x").is_none());
-    }
 }

@@ -5,7 +5,8 @@
 //! script, `convert` maps replies to Lua values and back, `cache` holds compiled scripts,
 //! `shebang` parses script flags, `run` runs a script atomically, `busy` is the running
 //! script as other connections see it (-BUSY, SCRIPT KILL), `eval` and `script` are the
-//! commands; `library` holds FUNCTION libraries, `function` their commands and FCALL;
+//! commands; `library` holds FUNCTION libraries, `function` their commands and FCALL,
+//! `function_dump` the FUNCTION DUMP / RESTORE payload in Redis's format;
 //! `cjson`, `bitop`, `cmsgpack`, `lua_struct` (with `lua_aux`, lauxlib's checks and
 //! error texts) and `random` are the libraries Redis gives scripts; `ring` is how
 //! scripts run on a cluster node.
@@ -20,6 +21,7 @@ pub mod cmsgpack;
 pub mod convert;
 pub mod eval;
 pub mod function;
+pub mod function_dump;
 pub mod library;
 pub mod lua_aux;
 pub mod lua_struct;
@@ -117,6 +119,13 @@ impl Scripting {
     /// The function engine.
     pub fn functions(&self) -> MutexGuard<'_, Functions> {
         self.functions.lock()
+    }
+
+    /// An empty function engine of its own Lua state: FUNCTION RESTORE loads a payload
+    /// there first, so a payload that does not load changes nothing (as Redis loads it
+    /// into a fresh library context).
+    pub fn scratch_functions(&self) -> Result<Functions, String> {
+        Functions::new(self.busy.clone(), self.shutdown.clone(), self.version)
     }
 
     /// Records how many libraries and functions `f` holds (after a change).

@@ -14,7 +14,7 @@ use crate::keyspace::Txn;
 use crate::protocol::Reply;
 use crate::scripting::api::CALL_SLOT;
 use crate::scripting::busy::Stop;
-use crate::scripting::call::{script_call, string_table, Permissions};
+use crate::scripting::call::{script_acl_check, script_call, string_table, Permissions};
 use crate::scripting::convert::lua_to_reply;
 use crate::scripting::ring::RingScope;
 use crate::scripting::sandbox::Vm;
@@ -96,9 +96,15 @@ pub fn run_script(ctx: &mut Ctx<'_>, vm: &Vm, mut run: Run<'_>) -> CmdResult {
         let resp3 = &vm.resp3;
         let perms = &run.perms;
         let ctx = &mut *ctx;
-        let call = scope.create_function_mut(move |lua, args: MultiValue| {
-            script_call(lua, ctx, busy, resp3.load(Ordering::Relaxed), perms, args)
-        })?;
+        // `(true, args)` from redis.acl_check_cmd, `(false, args)` from redis.call: one
+        // function, as both need the command's context.
+        let call =
+            scope.create_function_mut(move |lua, (acl_only, args): (bool, MultiValue)| {
+                if acl_only {
+                    return script_acl_check(lua, ctx, args);
+                }
+                script_call(lua, ctx, busy, resp3.load(Ordering::Relaxed), perms, args)
+            })?;
         lua.set_named_registry_value(CALL_SLOT, call)?;
         let result = vm
             .runner

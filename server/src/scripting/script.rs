@@ -1,4 +1,4 @@
-//! SCRIPT LOAD, EXISTS, FLUSH, KILL and HELP.
+//! SCRIPT LOAD, EXISTS, FLUSH, KILL, DEBUG and HELP.
 
 use crate::commands::args::err;
 use crate::commands::{CmdResult, Ctx};
@@ -47,12 +47,28 @@ pub fn kill(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     Ok(Reply::Ok)
 }
 
+/// SCRIPT DEBUG YES|SYNC|NO: kvd has no Lua debugger (Redis's LDB), so only NO, which
+/// leaves scripts running as usual, is accepted; YES and SYNC are refused rather than
+/// answered OK, since a client would then wait for a debugging session that never comes.
+pub fn debug(_ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
+    let mode = &a[2];
+    if mode.eq_ignore_ascii_case(b"no") {
+        Ok(Reply::Ok)
+    } else if mode.eq_ignore_ascii_case(b"yes") || mode.eq_ignore_ascii_case(b"sync") {
+        Err(err(
+            "ERR SCRIPT DEBUG YES and SYNC are not supported: kvd has no Lua debugger",
+        ))
+    } else {
+        Err(err("ERR Use SCRIPT DEBUG YES/SYNC/NO"))
+    }
+}
+
 /// SCRIPT HELP
 pub fn help(_ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
     let lines = [
         "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "DEBUG (YES|SYNC|NO)",
-        "    Set the debug mode for subsequent scripts executed (not supported by kvd).",
+        "    Set the debug mode for subsequent scripts executed (kvd: only NO; it has no Lua debugger).",
         "EXISTS <sha1> [<sha1> ...]",
         "    Return information about the existence of the scripts in the script cache.",
         "FLUSH [ASYNC|SYNC]",
