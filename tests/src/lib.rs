@@ -324,7 +324,7 @@ impl Kvd {
     }
 }
 
-fn wait_bounded(c: &mut Child, limit: Duration) -> ExitStatus {
+pub(crate) fn wait_bounded(c: &mut Child, limit: Duration) -> ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(st) = c.try_wait().expect("try_wait") {
