@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub mod client_programs;
 pub mod cluster;
+pub mod fenced_resource;
 pub mod history_outcome;
 pub mod http;
 pub mod nemesis;
