@@ -27,6 +27,11 @@
 //! harness alone; at start it also holds ACCEPT rules that count gossip packets, see
 //! `wait_formed`).
 //!
+//! A node's process can be killed with -9 ([`NetNode::kill9`]), stopped cleanly
+//! ([`NetNode::stop`]), started again on its data with extra flags for one run
+//! ([`NetNode::restart`]), frozen with SIGSTOP and resumed ([`NetNode::pause`],
+//! [`NetNode::resume`]): the nemesis's process faults (`nemesis.rs`).
+//!
 //! Everything (processes, namespaces, veths, bridge) is removed in `Drop`, which also runs
 //! when a test panics; namespaces left behind by a test process that was killed are
 //! removed by the next start.

@@ -335,15 +335,54 @@ fn settle<O>(result: redis::RedisResult<O>, slot: &mut Option<redis::Connection>
     }
 }
 
+/// A client's connections, one per node, made when first needed.
+struct Connections {
+    urls: Vec<String>,
+    slots: Vec<Option<redis::Connection>>,
+    read_timeout: Duration,
+}
+
+impl Connections {
+    fn new(urls: Vec<String>, read_timeout: Duration) -> Connections {
+        let slots = urls.iter().map(|_| None).collect();
+        Connections {
+            urls,
+            slots,
+            read_timeout,
+        }
+    }
+
+    /// A node picked by `rng` and a connection to it, or `None` if it cannot be reached
+    /// now (the caller picks again).
+    fn pick(&mut self, rng: &mut StdRng) -> Option<(usize, &mut redis::Connection)> {
+        let node = rng.gen_range(0..self.urls.len());
+        connected(&mut self.slots[node], &self.urls[node], self.read_timeout).map(|c| (node, c))
+    }
+
+    /// The connection to `node`, if it has one.
+    fn get(&mut self, node: usize) -> Option<&mut redis::Connection> {
+        self.slots[node].as_mut()
+    }
+
+    /// The outcome of a request through `node` (see [`settle`]).
+    fn settle<O>(&mut self, node: usize, result: redis::RedisResult<O>) -> Outcome<O> {
+        settle(result, &mut self.slots[node])
+    }
+}
+
+/// Client `id`'s random choices in the run of `seed`.
+fn client_rng(seed: u64, id: u64) -> StdRng {
+    StdRng::seed_from_u64(seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
 fn client(id: u64, seed: u64, urls: Vec<String>, shared: Arc<Shared>) {
-    let mut rng = StdRng::seed_from_u64(seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut slots: Vec<Option<redis::Connection>> = urls.iter().map(|_| None).collect();
+    let mut rng = client_rng(seed, id);
+    let mut conns = Connections::new(urls, READ_TIMEOUT);
     // The value this client last saw in each register: what its SET IFEQ expects.
     let mut last_seen: HashMap<u64, i64> = HashMap::new();
     let mut seq = 0;
     while !shared.stop.load(Ordering::Relaxed) {
-        let node = rng.gen_range(0..urls.len());
-        let Some(conn) = connected(&mut slots[node], &urls[node], READ_TIMEOUT) else {
+        let Some((node, conn)) = conns.pick(&mut rng) else {
             std::thread::yield_now();
             continue;
         };
@@ -362,7 +401,7 @@ fn client(id: u64, seed: u64, urls: Vec<String>, shared: Arc<Shared>) {
                 (Input::Read, r.map(Output::Value))
             };
             let returned = shared.now();
-            let outcome = settle(result, &mut slots[node]);
+            let outcome = conns.settle(node, result);
             let op = op(id, invoked, returned, input, outcome);
             shared.history.lock().unwrap().counters.push((key, op));
         } else {
@@ -403,7 +442,7 @@ fn client(id: u64, seed: u64, urls: Vec<String>, shared: Arc<Shared>) {
                 }
             };
             let returned = shared.now();
-            let outcome = settle(result, &mut slots[node]);
+            let outcome = conns.settle(node, result);
             match (&input, &outcome) {
                 (Input::Read, Outcome::Ok(Output::Value(Some(v)))) => {
                     last_seen.insert(key, *v);
@@ -428,12 +467,11 @@ fn client(id: u64, seed: u64, urls: Vec<String>, shared: Arc<Shared>) {
 /// token, releases; again until told to stop. Sometimes stalls past its lease before the
 /// write, as a paused client does; a node frozen under it does the same to it.
 fn lock_client(id: u64, seed: u64, urls: Vec<String>, shared: Arc<Shared>) {
-    let mut rng = StdRng::seed_from_u64(seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut slots: Vec<Option<redis::Connection>> = urls.iter().map(|_| None).collect();
+    let mut rng = client_rng(seed, id);
+    let mut conns = Connections::new(urls, LOCK_READ_TIMEOUT);
     let mut seq = 0;
     while !shared.stop.load(Ordering::Relaxed) {
-        let node = rng.gen_range(0..urls.len());
-        let Some(conn) = connected(&mut slots[node], &urls[node], LOCK_READ_TIMEOUT) else {
+        let Some((node, conn)) = conns.pick(&mut rng) else {
             std::thread::yield_now();
             continue;
         };
@@ -449,7 +487,7 @@ fn lock_client(id: u64, seed: u64, urls: Vec<String>, shared: Arc<Shared>) {
             .query::<Option<u64>>(conn);
         let returned = shared.now();
         // Not granted (nil after the wait), refused, or unknown: no token to use.
-        let Outcome::Ok(Some(token)) = settle(reply, &mut slots[node]) else {
+        let Outcome::Ok(Some(token)) = conns.settle(node, reply) else {
             continue;
         };
         let grant = Grant {
@@ -463,13 +501,13 @@ fn lock_client(id: u64, seed: u64, urls: Vec<String>, shared: Arc<Shared>) {
         let work_started = Instant::now();
         let work_until = work_started + rng.gen_range(Duration::ZERO..=LONGEST_WORK);
         while Instant::now() < work_until {
-            let Some(conn) = slots[node].as_mut() else {
+            let Some(conn) = conns.get(node) else {
                 break;
             };
             let read = redis::cmd("GET")
                 .arg(WORK_KEY)
                 .query::<Option<String>>(conn);
-            if let Outcome::Unknown | Outcome::Failed = settle(read, &mut slots[node]) {
+            if let Outcome::Unknown | Outcome::Failed = conns.settle(node, read) {
                 break;
             }
         }
@@ -493,12 +531,12 @@ fn lock_client(id: u64, seed: u64, urls: Vec<String>, shared: Arc<Shared>) {
         if let Some(count) = cause {
             count.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(conn) = slots[node].as_mut() {
+        if let Some(conn) = conns.get(node) {
             let release = redis::cmd("UNLOCK")
                 .arg(LOCK_KEY)
                 .arg(&owner)
                 .query::<i64>(conn);
-            settle(release, &mut slots[node]);
+            conns.settle(node, release);
         }
     }
 }
