@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub mod client_programs;
 pub mod cluster;
+pub mod fenced_resource;
 pub mod history_outcome;
 pub mod http;
 pub mod layout_change;
@@ -326,7 +327,7 @@ impl Kvd {
     }
 }
 
-fn wait_bounded(c: &mut Child, limit: Duration) -> ExitStatus {
+pub(crate) fn wait_bounded(c: &mut Child, limit: Duration) -> ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(st) = c.try_wait().expect("try_wait") {

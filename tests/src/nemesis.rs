@@ -1,11 +1,22 @@
-//! A seeded schedule of network faults for a [`NetCluster`] (Jepsen's partition nemesis):
-//! each cycle runs isolate-one-node, majority/minority split, bridge and heal once, in a
-//! random order, with random nodes and a random duration each. The same seed gives the
-//! same schedule (`NEMESIS_SEED` replays one); which operations the clients happen to
-//! run during each step depends on timing and is not replayed.
+//! A seeded schedule of faults for a [`NetCluster`] (Jepsen's nemesis): each cycle runs
+//! one fault of each kind once, in a random order, with random nodes and a random
+//! duration each. Network faults: isolate one node, majority/minority split, bridge,
+//! heal. Process faults: kill -9 (restarted on the same data when the step ends), SIGSTOP
+//! (SIGCONT when the step ends; every step outlasts the lock leases the workloads use),
+//! and a clock offset (the node restarted cleanly with `--cluster-test-clock-offset-ms`,
+//! within `cluster-max-clock-offset-ms` except once per schedule, far beyond it; restarted
+//! without it when the step ends). The same seed gives the same schedule (`NEMESIS_SEED`
+//! replays one); which operations the clients happen to run during each step depends on
+//! timing and is not replayed.
 //!
-//! A fault is a set of cut links (a "grudge"): [`apply`] heals everything, then cuts
-//! each pair with [`NetCluster::cut`], so one step replaces the previous one whole.
+//! A network fault is a set of cut links (a "grudge"): [`Nemesis::apply`] ends the
+//! previous step's process fault, heals everything, then cuts each pair with
+//! [`NetCluster::cut`], so one step replaces the previous one whole.
+//!
+//! The clock offset is a start-up flag rather than a setting changed at run time: it
+//! reaches the hybrid clock, the clock pings and the skew check through the node's
+//! configuration, read once at start (cluster/src/node/mod.rs, background.rs), so a
+//! restart is the one clean way to change it.
 
 use crate::netns::NetCluster;
 use rand::rngs::StdRng;
@@ -16,8 +27,14 @@ use std::time::Duration;
 /// Shortest step: long enough for requests through the cut-off side to time out and
 /// for failure detectors to start suspecting (both take about a second).
 const SHORTEST_STEP: Duration = Duration::from_millis(1500);
-/// Longest step: with three cycles of four steps the schedule stays under a minute.
+/// Longest step: with two cycles of seven steps the schedule stays under a minute.
 const LONGEST_STEP: Duration = Duration::from_millis(4500);
+/// A clock offset within the bound is this many percent of it (either sign): large
+/// enough to matter for leases and versions, small enough to stay allowed.
+const SKEW_WITHIN_PERCENT: std::ops::RangeInclusive<u64> = 20..=80;
+/// The offset beyond the bound, in multiples of it: far enough that the node's ping
+/// rounds measure it beyond the bound whatever the network's delays.
+const SKEW_BEYOND: u64 = 6;
 
 /// What the network looks like during one step (nodes are 0-based indexes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +62,25 @@ pub enum Fault {
     },
     /// Every link up.
     Heal,
+    /// The node killed with SIGKILL (a crash); restarted on its data when the step ends.
+    Kill {
+        /// The node killed.
+        node: usize,
+    },
+    /// The node frozen with SIGSTOP for the whole step, its connections open (a long GC
+    /// pause); SIGCONT when the step ends.
+    Pause {
+        /// The node frozen.
+        node: usize,
+    },
+    /// The node restarted cleanly with its wall clock `offset_ms` off the others';
+    /// restarted without the offset when the step ends.
+    Skew {
+        /// The node whose clock is off.
+        node: usize,
+        /// How far off, in ms (negative: behind).
+        offset_ms: i64,
+    },
 }
 
 impl Fault {
@@ -62,14 +98,18 @@ impl Fault {
             Fault::Isolate { node } => between(&[*node], &rest(&[*node])),
             Fault::Split { minority } => between(minority, &rest(minority)),
             Fault::Bridge { left, right, .. } => between(left, right),
-            Fault::Heal => Vec::new(),
+            // Process faults leave the network whole.
+            Fault::Heal | Fault::Kill { .. } | Fault::Pause { .. } | Fault::Skew { .. } => {
+                Vec::new()
+            }
         };
         cuts.sort_unstable();
         cuts
     }
 
-    /// One fault of each kind, with nodes drawn from `rng`.
-    fn one_of_each(n: usize, rng: &mut StdRng) -> Vec<Fault> {
+    /// One fault of each kind, with nodes drawn from `rng`; the clock offset is within
+    /// `max_offset_ms` unless `beyond`.
+    fn one_of_each(n: usize, max_offset_ms: u64, beyond: bool, rng: &mut StdRng) -> Vec<Fault> {
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(rng);
         let isolate = Fault::Isolate {
@@ -93,7 +133,41 @@ impl Fault {
                 right,
             },
             Fault::Heal,
+            Fault::Kill {
+                node: rng.gen_range(0..n),
+            },
+            Fault::Pause {
+                node: rng.gen_range(0..n),
+            },
+            Fault::Skew {
+                node: rng.gen_range(0..n),
+                offset_ms: clock_offset(max_offset_ms, beyond, rng),
+            },
         ]
+    }
+
+    /// Whether the fault is a process's (kill, pause, clock), not the network's.
+    pub fn is_process_fault(&self) -> bool {
+        matches!(
+            self,
+            Fault::Kill { .. } | Fault::Pause { .. } | Fault::Skew { .. }
+        )
+    }
+}
+
+/// A clock offset of either sign: within `max_ms` ([`SKEW_WITHIN_PERCENT`] of it), or
+/// [`SKEW_BEYOND`] times it.
+fn clock_offset(max_ms: u64, beyond: bool, rng: &mut StdRng) -> i64 {
+    let magnitude = if beyond {
+        max_ms * SKEW_BEYOND
+    } else {
+        max_ms * rng.gen_range(SKEW_WITHIN_PERCENT) / 100
+    };
+    let magnitude = i64::try_from(magnitude).unwrap_or(i64::MAX);
+    if rng.gen_bool(0.5) {
+        magnitude
+    } else {
+        -magnitude
     }
 }
 
@@ -119,6 +193,11 @@ impl std::fmt::Display for Fault {
                 names(right)
             ),
             Fault::Heal => write!(f, "heal"),
+            Fault::Kill { node } => write!(f, "kill -9 node {}", node + 1),
+            Fault::Pause { node } => write!(f, "SIGSTOP node {}", node + 1),
+            Fault::Skew { node, offset_ms } => {
+                write!(f, "clock of node {} off {offset_ms:+} ms", node + 1)
+            }
         }
     }
 }
@@ -132,14 +211,15 @@ pub struct Step {
     pub lasts: Duration,
 }
 
-/// `cycles` cycles of the four kinds of fault for `n` nodes (at least 3), drawn from
-/// `seed`.
-pub fn schedule(seed: u64, n: usize, cycles: usize) -> Vec<Step> {
+/// `cycles` cycles of the seven kinds of fault for `n` nodes (at least 3), drawn from
+/// `seed`; clock offsets are within `max_offset_ms` but in one cycle.
+pub fn schedule(seed: u64, n: usize, cycles: usize, max_offset_ms: u64) -> Vec<Step> {
     assert!(n >= 3, "a partition nemesis needs at least 3 nodes");
     let mut rng = StdRng::seed_from_u64(seed);
+    let beyond_in = rng.gen_range(0..cycles.max(1));
     let mut steps = Vec::new();
-    for _ in 0..cycles {
-        let mut faults = Fault::one_of_each(n, &mut rng);
+    for cycle in 0..cycles {
+        let mut faults = Fault::one_of_each(n, max_offset_ms, cycle == beyond_in, &mut rng);
         faults.shuffle(&mut rng);
         for fault in faults {
             let lasts = rng.gen_range(SHORTEST_STEP..=LONGEST_STEP);
@@ -160,17 +240,64 @@ pub fn seed_from_env() -> u64 {
     }
 }
 
-/// Makes the network of `c` look as `fault` says, whatever it looked like before.
-pub fn apply(c: &NetCluster, fault: &Fault) {
-    c.heal_all();
-    for (a, b) in fault.cuts(c.nodes.len()) {
-        c.cut(a, b);
+/// Applies faults to a cluster one step at a time, and remembers the process fault in
+/// force so that the next step (or [`Nemesis::end`]) ends it first.
+#[derive(Default)]
+pub struct Nemesis {
+    in_force: Option<Fault>,
+}
+
+impl Nemesis {
+    /// Makes `c` look as `fault` says, whatever it looked like before: the previous
+    /// process fault ended (a killed node restarted, a paused one resumed, a skewed one
+    /// restarted with the true clock), every link up, then `fault`'s cuts or process
+    /// fault. Returns once restarted nodes answer PING.
+    pub fn apply(&mut self, c: &mut NetCluster, fault: &Fault) {
+        self.end_process_fault(c);
+        c.heal_all();
+        for (a, b) in fault.cuts(c.nodes.len()) {
+            c.cut(a, b);
+        }
+        match *fault {
+            Fault::Kill { node } => c.nodes[node].kill9(),
+            Fault::Pause { node } => c.nodes[node].pause(),
+            Fault::Skew { node, offset_ms } => {
+                let offset = offset_ms.to_string();
+                c.nodes[node].stop();
+                c.nodes[node].restart(&["--cluster-test-clock-offset-ms", &offset]);
+            }
+            _ => {}
+        }
+        if fault.is_process_fault() {
+            self.in_force = Some(fault.clone());
+        }
+    }
+
+    /// Ends the process fault in force and heals the network.
+    pub fn end(&mut self, c: &mut NetCluster) {
+        self.end_process_fault(c);
+        c.heal_all();
+    }
+
+    fn end_process_fault(&mut self, c: &mut NetCluster) {
+        match self.in_force.take() {
+            Some(Fault::Kill { node }) => c.nodes[node].restart(&[]),
+            Some(Fault::Pause { node }) => c.nodes[node].resume(),
+            Some(Fault::Skew { node, .. }) => {
+                c.nodes[node].stop();
+                c.nodes[node].restart(&[]);
+            }
+            _ => {}
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kinds of fault in one cycle.
+    const KINDS: usize = 7;
 
     #[test]
     fn isolate_cuts_every_link_of_its_node_and_no_other() {
@@ -183,7 +310,8 @@ mod tests {
         for n in [3, 5] {
             for seed in 0..20 {
                 let mut rng = StdRng::seed_from_u64(seed);
-                let Fault::Split { minority } = &Fault::one_of_each(n, &mut rng)[1] else {
+                let Fault::Split { minority } = &Fault::one_of_each(n, 500, false, &mut rng)[1]
+                else {
                     panic!("the second fault of each kind is the split");
                 };
                 assert!(minority.len() * 2 < n, "{minority:?} of {n}");
@@ -202,7 +330,7 @@ mod tests {
         for n in [3, 5] {
             for seed in 0..20 {
                 let mut rng = StdRng::seed_from_u64(seed);
-                let fault = Fault::one_of_each(n, &mut rng).remove(2);
+                let fault = Fault::one_of_each(n, 500, false, &mut rng).remove(2);
                 let Fault::Bridge {
                     left,
                     bridge,
@@ -227,10 +355,11 @@ mod tests {
 
     #[test]
     fn a_seed_replays_its_schedule_and_every_cycle_has_every_kind() {
-        let a = schedule(42, 3, 3);
-        assert_eq!(a, schedule(42, 3, 3));
-        assert_ne!(a, schedule(43, 3, 3));
-        for cycle in a.chunks(4) {
+        let a = schedule(42, 3, 3, 500);
+        assert_eq!(a, schedule(42, 3, 3, 500));
+        assert_ne!(a, schedule(43, 3, 3, 500));
+        assert_eq!(a.len(), 3 * KINDS);
+        for cycle in a.chunks(KINDS) {
             let kinds: Vec<std::mem::Discriminant<Fault>> = cycle
                 .iter()
                 .map(|s| std::mem::discriminant(&s.fault))
@@ -242,5 +371,40 @@ mod tests {
                 .iter()
                 .all(|s| (SHORTEST_STEP..=LONGEST_STEP).contains(&s.lasts)));
         }
+    }
+
+    #[test]
+    fn one_clock_offset_per_schedule_is_beyond_the_bound_and_the_others_within() {
+        for seed in 0..20 {
+            let offsets: Vec<i64> = schedule(seed, 3, 3, 500)
+                .into_iter()
+                .filter_map(|s| match s.fault {
+                    Fault::Skew { offset_ms, .. } => Some(offset_ms),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(offsets.len(), 3);
+            let beyond: Vec<&i64> = offsets.iter().filter(|o| o.abs() > 500).collect();
+            assert_eq!(beyond.len(), 1, "{offsets:?}");
+            assert!(offsets
+                .iter()
+                .all(|o| o.abs() >= 100 && (o.abs() <= 400 || o.abs() == 3000)));
+        }
+    }
+
+    #[test]
+    fn process_faults_cut_no_link() {
+        for fault in [
+            Fault::Kill { node: 0 },
+            Fault::Pause { node: 1 },
+            Fault::Skew {
+                node: 2,
+                offset_ms: -300,
+            },
+        ] {
+            assert!(fault.is_process_fault());
+            assert!(fault.cuts(3).is_empty());
+        }
+        assert!(!Fault::Isolate { node: 0 }.is_process_fault());
     }
 }

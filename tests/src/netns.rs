@@ -27,6 +27,11 @@
 //! harness alone; at start it also holds ACCEPT rules that count gossip packets, see
 //! `wait_formed`).
 //!
+//! A node's process can be killed with -9 ([`NetNode::kill9`]), stopped cleanly
+//! ([`NetNode::stop`]), started again on its data with extra flags for one run
+//! ([`NetNode::restart`]), frozen with SIGSTOP and resumed ([`NetNode::pause`],
+//! [`NetNode::resume`]): the nemesis's process faults (`nemesis.rs`).
+//!
 //! Everything (processes, namespaces, veths, bridge) is removed in `Drop`, which also runs
 //! when a test panics; namespaces left behind by a test process that was killed are
 //! removed by the next start.
@@ -63,8 +68,9 @@ pub struct NetNode {
     pub ns: String,
     /// Its address (client port and bus).
     pub ip: String,
-    dir: PathBuf,
     log: PathBuf,
+    /// kvd's arguments (a restart reuses them, data directory included).
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -111,11 +117,74 @@ impl NetNode {
         self.child.as_ref().map(Child::id)
     }
 
-    fn kill(&mut self) {
+    /// Kills the process with SIGKILL (a crash: no clean stop, also when it is paused)
+    /// and waits for it to be gone.
+    pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Stops the process cleanly (SIGTERM; kvd lowers its clock floor and marks the stop
+    /// clean) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), libc::SIGTERM);
+            crate::wait_bounded(&mut c, Duration::from_secs(30));
+        }
+    }
+
+    /// Starts kvd again in its namespace on the same data directory, with `extra` flags
+    /// after the ones it started with (for this run only), and waits until it answers
+    /// PING. Stops nothing: call [`NetNode::kill9`] or [`NetNode::stop`] first.
+    pub fn restart(&mut self, extra: &[&str]) {
+        assert!(self.child.is_none(), "kvd in {} is still running", self.ns);
+        self.spawn(extra);
+        wait_ready(self);
+    }
+
+    /// Freezes the process (SIGSTOP): it holds its connections and answers nothing, as a
+    /// process in a long GC pause or a VM that was suspended.
+    pub fn pause(&self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, libc::SIGSTOP);
+        }
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, libc::SIGCONT);
+        }
+    }
+
+    /// Starts kvd with its arguments and `extra`, its output appended to its log.
+    fn spawn(&mut self, extra: &[&str]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .arg(kvd_binary())
+            .args(&self.args)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn ip netns exec kvd");
+        self.child = Some(child);
+    }
+}
+
+/// Sends `sig` to `pid`.
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with a valid signal number, on a kvd process this harness started.
+    unsafe {
+        libc::kill(pid as i32, sig);
     }
 }
 
@@ -249,40 +318,36 @@ impl NetCluster {
             let ip = format!("{}.{i}", self.subnet);
             let home = self.tmp.path().join(format!("n{i}"));
             std::fs::create_dir_all(&home).expect("node dir");
+            let dir = home.join("data").to_string_lossy().into_owned();
+            let mut args: Vec<String> = vec!["--port".into(), CLIENT_PORT.to_string()];
+            args.extend(["--dir".into(), dir]);
+            args.extend(["--bind".into(), ip.clone()]);
+            let flags = [
+                // The clients come from the bridge's subnet without a password; the
+                // namespaces are reachable from this machine only.
+                ("--protected-mode", "no"),
+                ("--cluster-enabled", "yes"),
+                ("--cluster-port", &BUS_PORT.to_string()),
+                ("--cluster-seeds", &seeds),
+                ("--cluster-secret", SECRET),
+                ("--cluster-announce-ip", &ip),
+                ("--cluster-anti-entropy-interval-ms", "1000"),
+                ("--cluster-replicas", &replicas),
+                ("--cluster-write-quorum", &quorum),
+                ("--cluster-read-quorum", &quorum),
+            ];
+            for (flag, value) in flags {
+                args.extend([flag.to_string(), value.to_string()]);
+            }
+            args.extend(extra.iter().map(|a| a.to_string()));
             let mut node = NetNode {
                 ns: format!("{}-n{i}", self.prefix),
                 ip: ip.clone(),
-                dir: home.join("data"),
                 log: home.join("kvd.log"),
+                args,
                 child: None,
             };
-            let log = std::fs::File::create(&node.log).expect("log file");
-            let child = Command::new("ip")
-                .args(["netns", "exec", &node.ns])
-                .arg(kvd_binary())
-                .args(["--port", &CLIENT_PORT.to_string()])
-                .arg("--dir")
-                .arg(&node.dir)
-                .args(["--bind", &ip])
-                // The clients come from the bridge's subnet without a password; the
-                // namespaces are reachable from this machine only.
-                .args(["--protected-mode", "no"])
-                .args(["--cluster-enabled", "yes"])
-                .args(["--cluster-port", &BUS_PORT.to_string()])
-                .args(["--cluster-seeds", &seeds])
-                .args(["--cluster-secret", SECRET])
-                .args(["--cluster-announce-ip", &ip])
-                .args(["--cluster-anti-entropy-interval-ms", "1000"])
-                .args(["--cluster-replicas", &replicas])
-                .args(["--cluster-write-quorum", &quorum])
-                .args(["--cluster-read-quorum", &quorum])
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
-                .spawn()
-                .expect("spawn ip netns exec kvd");
-            node.child = Some(child);
+            node.spawn(&[]);
             self.nodes.push(node);
         }
         for node in &mut self.nodes {
@@ -450,7 +515,7 @@ impl NetCluster {
 impl Drop for NetCluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
-            node.kill();
+            node.kill9();
         }
         // Deleting a namespace destroys the veth ends in it and so their peers; the
         // uplink is deleted explicitly in case its peer never reached the switch.
@@ -611,7 +676,10 @@ fn wait_ready(node: &mut NetNode) {
     }
 }
 
-fn answers_ping(addr: &str) -> bool {
+/// Whether a server answers PING on `addr` (`ip:port`) within two seconds. Clients of a
+/// node that may be frozen (SIGSTOP) ask this before connecting: the `redis` crate's
+/// connection setup reads its replies without a timeout, and would wait for the SIGCONT.
+pub fn answers_ping(addr: &str) -> bool {
     let Ok(sock) = addr.parse() else {
         return false;
     };

@@ -1,19 +1,31 @@
-//! Network partitions aimed at consensus (issue 9, docs/consistency.md): three kvd nodes,
+//! A nemesis aimed at consensus and locks (issue 9, docs/consistency.md): three kvd nodes,
 //! each in its own network namespace; clients in the root namespace run INCR, SET, SET
-//! IFEQ, SET NX, DEL and SERIAL GETs on a few keys through every node, while a seeded
-//! nemesis (tests/src/nemesis.rs) isolates a node, splits off a minority, makes a bridge
-//! (A-B and B-C up, A-C cut) and heals, a few seconds each, in a random order per cycle.
-//! After the last heal every node reads every key at SERIAL and the answers must agree,
-//! the replicas converge (equal Merkle roots), and kv-checker finds one legal order of
-//! every key's history, final reads included: counters against the counter model (each
-//! INCR's reply, every read), registers against the register model (compare-and-set
-//! winners, reads), and each counter's final value between the acknowledged and the
-//! acknowledged-plus-unknown increments.
+//! IFEQ, SET NX, DEL and SERIAL GETs on a few keys through every node, and lock clients
+//! take a lock (LOCK ... WAIT, short lease) through every node and write to a guarded
+//! resource under its fencing token, while a seeded nemesis (tests/src/nemesis.rs)
+//! isolates a node, splits off a minority, makes a bridge (A-B and B-C up, A-C cut),
+//! heals, kills a node with -9 (restarted at the next step), freezes one with SIGSTOP
+//! for longer than the lease (the node a lock holder talks through, when one holds the
+//! lock then), and restarts one with its clock off (within the allowed offset, and once
+//! far beyond it, where the node must refuse to coordinate), a few seconds each, in a
+//! random order per cycle. After the last step every node reads every key at SERIAL
+//! and the answers must agree, the replicas converge (equal Merkle roots), and
+//! kv-checker finds one legal order of every key's history, final reads included:
+//! counters against the counter model (each INCR's reply, every read), registers
+//! against the register model (compare-and-set winners, reads), each counter's final
+//! value between the acknowledged and the acknowledged-plus-unknown increments, fencing
+//! tokens unique and growing in real time, and the resource never accepting a token
+//! below one it accepted before.
+//!
+//! Holders stall past their lease: some by themselves (a client-side pause), others
+//! because the node they read through was frozen. The resource refuses their stale
+//! tokens; the run prints how many, and a run where none came back fails (the fencing
+//! check would have proven nothing).
 //!
 //! The seed is printed; `NEMESIS_SEED=<seed> cargo test --workspace --test
 //! cluster_partition_nemesis` replays its schedule (which operations run during each
-//! step depends on timing). A failure keeps the history in
-//! `target/tmp/nemesis-<seed>.txt`.
+//! step depends on timing, and so does which node a pause freezes when a lock holder
+//! picks it). A failure keeps the history in `target/tmp/nemesis-<seed>.txt`.
 //!
 //! The cluster test needs root, `ip` and `iptables` (.ci/run installs them); without them
 //! it prints `SKIPPED: <reason>`. The other tests run anywhere: they feed the same
@@ -22,16 +34,18 @@
 
 use kv_checker::counter::check_counter;
 use kv_checker::counter_register::{self, CounterRegister};
+use kv_checker::fencing::{check_grants, check_resource_log, Grant};
 use kv_checker::register::{self, Register};
 use kv_checker::{check_per_key, Operation, Outcome};
+use kv_tests::fenced_resource::FencedResource;
 use kv_tests::history_outcome::{outcome_of_error, spoils_connection};
-use kv_tests::nemesis::{self, Fault};
-use kv_tests::netns::{poll_until, NetCluster};
+use kv_tests::nemesis::{self, Fault, Nemesis};
+use kv_tests::netns::{answers_ping, poll_until, NetCluster};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,8 +53,11 @@ use std::time::{Duration, Instant};
 /// be compared after the heal; with five, each node holds different keys and the
 /// convergence check would need comparing replicas per partition (not built).
 const NODES: usize = 3;
-/// Cycles of the four kinds of fault: twelve steps of 1.5 to 4.5 s.
-const CYCLES: usize = 3;
+/// Cycles of the seven kinds of fault: fourteen steps of 1.5 to 4.5 s.
+const CYCLES: usize = 2;
+/// `cluster-max-clock-offset-ms` of every node (the default, given explicitly because
+/// the nemesis's clock offsets are drawn within and beyond it).
+const MAX_CLOCK_OFFSET_MS: u64 = 500;
 /// Counter keys (INCR, GET) and register keys (SET, SET IFEQ, SET NX, DEL, GET): few, so
 /// that clients collide on them, and each key's history stays small enough for the
 /// search. Counters are more: with three, a heal step left up to ~100 INCRs of unknown
@@ -49,6 +66,32 @@ const COUNTERS: u64 = 8;
 const REGISTERS: u64 = 3;
 /// Every client runs every kind of operation through every node.
 const CLIENTS: u64 = 12;
+/// The lock the lock clients take, and the key a holder reads while it works.
+const LOCK_KEY: &str = "nemesis:lock";
+const WORK_KEY: &str = "nemesis:work";
+/// Lock clients (ids from [`LOCK_CLIENT`]): a few, so that the lock is contended and held
+/// most of the time, and a paused node is often a holder's.
+const LOCK_CLIENTS: u64 = 3;
+const LOCK_CLIENT: u64 = 100;
+/// The lock's lease: shorter than every step, so every pause outlasts it.
+const LEASE_MS: u64 = 500;
+/// How long LOCK waits for the lock, and the lock clients' read timeout: above the wait
+/// plus the consensus timeout, so that a LOCK ends with the server's answer unless its
+/// node is stuck.
+const LOCK_WAIT_MS: u64 = 2000;
+const LOCK_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// The workload clients' read timeout: above the cluster's consensus timeout, so a
+/// request ends with the server's answer, not a client-side timeout, unless the node
+/// itself is stuck.
+const READ_TIMEOUT: Duration = Duration::from_secs(3);
+/// A holder works (reads through its node) up to this long before writing.
+const LONGEST_WORK: Duration = Duration::from_millis(LEASE_MS / 2);
+/// One holder in this many stalls for twice the lease before writing, as a client in a
+/// long GC pause does.
+const STALL_ONE_IN: u32 = 6;
+/// How long a pause step looks for a holder at work whose node to freeze: the lock is
+/// held most of the time, so this is rarely reached.
+const AIM_WITHIN: Duration = Duration::from_secs(2);
 /// Client ids of the final reads: this plus the node's index.
 const FINAL_READER: u64 = 1000;
 /// Generous for a loaded 2-core machine: after the heal, failure detectors notice the
@@ -57,6 +100,8 @@ const DEADLINE: Duration = Duration::from_secs(120);
 
 type CounterOp = Operation<counter_register::Input, counter_register::Output>;
 type RegisterOp = Operation<register::Input<i64>, register::Output<i64>>;
+/// A client's loop: its id, the run's seed, every node's URL, what the clients share.
+type ClientLoop = fn(u64, u64, Vec<String>, Arc<Shared>);
 
 fn counter_name(key: u64) -> String {
     format!("nemesis:ctr{key}")
@@ -90,6 +135,10 @@ struct History {
     registers: Vec<(u64, RegisterOp)>,
     /// After the heal: each node's SERIAL read of each key, by key name, in node order.
     finals: BTreeMap<String, Vec<Option<i64>>>,
+    /// Every acknowledged LOCK.
+    grants: Vec<Grant>,
+    /// The guarded resource, as the lock clients left it.
+    resource: FencedResource,
 }
 
 /// A key of the workload.
@@ -218,6 +267,12 @@ fn problems(h: &History) -> Vec<String> {
             found.push(format!("{}: {e}", counter_name(key)));
         }
     }
+    if let Err(e) = check_grants(&h.grants) {
+        found.push(format!("{LOCK_KEY}: {e}"));
+    }
+    if let Err(e) = check_resource_log(&h.resource.accepted) {
+        found.push(format!("{LOCK_KEY}: {e}"));
+    }
     found
 }
 
@@ -225,6 +280,14 @@ struct Shared {
     start: Instant,
     stop: AtomicBool,
     history: Mutex<History>,
+    /// Lock clients holding the lock and working through a node now, and the node.
+    holders: Mutex<HashMap<u64, usize>>,
+    /// What the lock clients write to under their fencing tokens.
+    resource: Mutex<FencedResource>,
+    /// Stale writes of holders whose node held their work up past the lease (frozen,
+    /// cut off, or slow), and of holders that stalled by themselves.
+    refused_after_node_held_up: AtomicU64,
+    refused_after_own_stall: AtomicU64,
 }
 
 impl Shared {
@@ -233,18 +296,22 @@ impl Shared {
     }
 }
 
-/// A connection to `url` reading at SERIAL, made if `slot` has none.
+/// A connection to `url` reading at SERIAL, made if `slot` has none and the node answers
+/// PING (a frozen node would hold the connection's set-up until its SIGCONT).
 fn connected<'a>(
     slot: &'a mut Option<redis::Connection>,
     url: &str,
+    read_timeout: Duration,
 ) -> Option<&'a mut redis::Connection> {
     if slot.is_none() {
+        let addr = url.trim_start_matches("redis://").trim_end_matches('/');
+        if !answers_ping(addr) {
+            return None;
+        }
         let mut conn = redis::Client::open(url)
             .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
             .ok()?;
-        // Above the cluster's consensus timeout: a request ends with the server's
-        // answer, not a client-side timeout, unless the node itself is stuck.
-        conn.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+        conn.set_read_timeout(Some(read_timeout)).ok()?;
         redis::cmd("CLUSTER")
             .arg("CONSISTENCY")
             .arg("SERIAL")
@@ -268,15 +335,54 @@ fn settle<O>(result: redis::RedisResult<O>, slot: &mut Option<redis::Connection>
     }
 }
 
+/// A client's connections, one per node, made when first needed.
+struct Connections {
+    urls: Vec<String>,
+    slots: Vec<Option<redis::Connection>>,
+    read_timeout: Duration,
+}
+
+impl Connections {
+    fn new(urls: Vec<String>, read_timeout: Duration) -> Connections {
+        let slots = urls.iter().map(|_| None).collect();
+        Connections {
+            urls,
+            slots,
+            read_timeout,
+        }
+    }
+
+    /// A node picked by `rng` and a connection to it, or `None` if it cannot be reached
+    /// now (the caller picks again).
+    fn pick(&mut self, rng: &mut StdRng) -> Option<(usize, &mut redis::Connection)> {
+        let node = rng.gen_range(0..self.urls.len());
+        connected(&mut self.slots[node], &self.urls[node], self.read_timeout).map(|c| (node, c))
+    }
+
+    /// The connection to `node`, if it has one.
+    fn get(&mut self, node: usize) -> Option<&mut redis::Connection> {
+        self.slots[node].as_mut()
+    }
+
+    /// The outcome of a request through `node` (see [`settle`]).
+    fn settle<O>(&mut self, node: usize, result: redis::RedisResult<O>) -> Outcome<O> {
+        settle(result, &mut self.slots[node])
+    }
+}
+
+/// Client `id`'s random choices in the run of `seed`.
+fn client_rng(seed: u64, id: u64) -> StdRng {
+    StdRng::seed_from_u64(seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
 fn client(id: u64, seed: u64, urls: Vec<String>, shared: Arc<Shared>) {
-    let mut rng = StdRng::seed_from_u64(seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut slots: Vec<Option<redis::Connection>> = urls.iter().map(|_| None).collect();
+    let mut rng = client_rng(seed, id);
+    let mut conns = Connections::new(urls, READ_TIMEOUT);
     // The value this client last saw in each register: what its SET IFEQ expects.
     let mut last_seen: HashMap<u64, i64> = HashMap::new();
     let mut seq = 0;
     while !shared.stop.load(Ordering::Relaxed) {
-        let node = rng.gen_range(0..urls.len());
-        let Some(conn) = connected(&mut slots[node], &urls[node]) else {
+        let Some((node, conn)) = conns.pick(&mut rng) else {
             std::thread::yield_now();
             continue;
         };
@@ -295,7 +401,7 @@ fn client(id: u64, seed: u64, urls: Vec<String>, shared: Arc<Shared>) {
                 (Input::Read, r.map(Output::Value))
             };
             let returned = shared.now();
-            let outcome = settle(result, &mut slots[node]);
+            let outcome = conns.settle(node, result);
             let op = op(id, invoked, returned, input, outcome);
             shared.history.lock().unwrap().counters.push((key, op));
         } else {
@@ -336,7 +442,7 @@ fn client(id: u64, seed: u64, urls: Vec<String>, shared: Arc<Shared>) {
                 }
             };
             let returned = shared.now();
-            let outcome = settle(result, &mut slots[node]);
+            let outcome = conns.settle(node, result);
             match (&input, &outcome) {
                 (Input::Read, Outcome::Ok(Output::Value(Some(v)))) => {
                     last_seen.insert(key, *v);
@@ -352,6 +458,85 @@ fn client(id: u64, seed: u64, urls: Vec<String>, shared: Arc<Shared>) {
             }
             let op = op(id, invoked, returned, input, outcome);
             shared.history.lock().unwrap().registers.push((key, op));
+        }
+    }
+}
+
+/// Takes the lock through a random node (LOCK ... WAIT, owner unique per attempt), works
+/// a while through the same node, writes to the guarded resource under the fencing
+/// token, releases; again until told to stop. Sometimes stalls past its lease before the
+/// write, as a paused client does; a node frozen under it does the same to it.
+fn lock_client(id: u64, seed: u64, urls: Vec<String>, shared: Arc<Shared>) {
+    let mut rng = client_rng(seed, id);
+    let mut conns = Connections::new(urls, LOCK_READ_TIMEOUT);
+    let mut seq = 0;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let Some((node, conn)) = conns.pick(&mut rng) else {
+            std::thread::yield_now();
+            continue;
+        };
+        seq += 1;
+        let owner = format!("c{id}-{seq}");
+        let invoked = shared.now();
+        let reply = redis::cmd("LOCK")
+            .arg(LOCK_KEY)
+            .arg(&owner)
+            .arg(LEASE_MS)
+            .arg("WAIT")
+            .arg(LOCK_WAIT_MS)
+            .query::<Option<u64>>(conn);
+        let returned = shared.now();
+        // Not granted (nil after the wait), refused, or unknown: no token to use.
+        let Outcome::Ok(Some(token)) = conns.settle(node, reply) else {
+            continue;
+        };
+        let grant = Grant {
+            client: id,
+            token,
+            invoked,
+            returned,
+        };
+        shared.history.lock().unwrap().grants.push(grant);
+        shared.holders.lock().unwrap().insert(id, node);
+        let work_started = Instant::now();
+        let work_until = work_started + rng.gen_range(Duration::ZERO..=LONGEST_WORK);
+        while Instant::now() < work_until {
+            let Some(conn) = conns.get(node) else {
+                break;
+            };
+            let read = redis::cmd("GET")
+                .arg(WORK_KEY)
+                .query::<Option<String>>(conn);
+            if let Outcome::Unknown | Outcome::Failed = conns.settle(node, read) {
+                break;
+            }
+        }
+        shared.holders.lock().unwrap().remove(&id);
+        let held_up = work_started.elapsed() > Duration::from_millis(LEASE_MS);
+        let stalls = rng.gen_ratio(1, STALL_ONE_IN);
+        if stalls {
+            // The workload itself: a holder paused past its lease (not a wait for
+            // anything), whose write must then be refused if another took the lock.
+            std::thread::sleep(Duration::from_millis(2 * LEASE_MS));
+        }
+        let at = shared.now();
+        let accepted = shared.resource.lock().unwrap().write(token, id, at);
+        let cause = match (accepted, held_up, stalls) {
+            (true, ..) => None,
+            (false, true, _) => Some(&shared.refused_after_node_held_up),
+            (false, false, true) => Some(&shared.refused_after_own_stall),
+            // Slow without either (a loaded machine, a slow LOCK reply).
+            (false, false, false) => None,
+        };
+        if let Some(count) = cause {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(conn) = conns.get(node) {
+            let release = redis::cmd("UNLOCK")
+                .arg(LOCK_KEY)
+                .arg(&owner)
+                .query::<i64>(conn);
+            conns.settle(node, release);
         }
     }
 }
@@ -374,7 +559,7 @@ fn final_read(
             Instant::now() < deadline,
             "no answer to a final read of {name} through {url}"
         );
-        let Some(conn) = connected(slot, url) else {
+        let Some(conn) = connected(slot, url, READ_TIMEOUT) else {
             continue;
         };
         let invoked = shared.now();
@@ -405,11 +590,17 @@ fn read_everything_everywhere(c: &NetCluster, shared: &Shared) {
 }
 
 /// One line per step: what the clients' operations invoked during it came to (the
-/// nemesis must bite: steps with a cut-off side show failed and unknown outcomes).
+/// nemesis must bite: steps with a cut-off side show failed and unknown outcomes), the
+/// locks granted and the stale tokens the resource refused.
 fn summary(history: &History, steps: &[(u64, Fault)], end: u64) -> String {
     let mut lines = Vec::new();
     for (n, (from, fault)) in steps.iter().enumerate() {
         let to = steps.get(n + 1).map_or(end, |(t, _)| *t);
+        let during = |t: &u64| (*from..to).contains(t);
+        let grants = history.grants.iter().filter(|g| during(&g.invoked)).count();
+        let refused = (history.resource.refused.iter())
+            .filter(|r| during(&r.at))
+            .count();
         let (mut ok, mut failed, mut unknown) = (0, 0, 0);
         for (_, kind) in history.outcomes().filter(|(t, _)| (*from..to).contains(t)) {
             match kind {
@@ -419,7 +610,7 @@ fn summary(history: &History, steps: &[(u64, Fault)], end: u64) -> String {
             }
         }
         lines.push(format!(
-            "  {:>5.1} s  {:<32} ok {ok:>4}  failed {failed:>4}  unknown {unknown:>4}",
+            "  {:>5.1} s  {:<32} ok {ok:>4}  failed {failed:>4}  unknown {unknown:>4}  locks {grants:>3}  stale refused {refused:>2}",
             *from as f64 / 1e9,
             fault.to_string(),
         ));
@@ -427,21 +618,64 @@ fn summary(history: &History, steps: &[(u64, Fault)], end: u64) -> String {
     lines.join("\n")
 }
 
+/// The fault to apply for a step of the schedule: a pause freezes the node a lock holder
+/// works through, if one does within [`AIM_WITHIN`] (so that the holder stalls past its
+/// lease while it holds the lock), else the node the schedule drew.
+fn aimed(fault: &Fault, shared: &Shared) -> Fault {
+    let Fault::Pause { .. } = fault else {
+        return fault.clone();
+    };
+    let deadline = Instant::now() + AIM_WITHIN;
+    while Instant::now() < deadline {
+        if let Some((client, &node)) = shared.holders.lock().unwrap().iter().next() {
+            eprintln!(
+                "pause aimed at node {}: lock client {client} works through it holding the lock",
+                node + 1
+            );
+            return Fault::Pause { node };
+        }
+        // Polling the holders (a holder works up to LONGEST_WORK), not waiting for time.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    fault.clone()
+}
+
+/// After a clock offset beyond the bound: the node must find its clock off (its ping
+/// rounds measure the offset) and then refuse to coordinate, with an error that says so.
+fn assert_refuses_to_coordinate(c: &NetCluster, node: usize) {
+    let n = &c.nodes[node];
+    poll_until(
+        &format!("node {} finds its clock off", node + 1),
+        DEADLINE,
+        || n.info("kvd_clock_state").as_deref() == Some("skewed"),
+        || c.logs(),
+    );
+    let e = redis::cmd("GET")
+        .arg(counter_name(0))
+        .query::<Option<i64>>(&mut n.client())
+        .expect_err("a node with its clock off coordinated a read");
+    assert_eq!(e.code(), Some("TRYAGAIN"), "{e}");
+    assert!(e.to_string().contains("clock"), "{e}");
+}
+
 #[test]
-fn partitions_aimed_at_consensus_leave_a_linearizable_history() {
-    let Some(c) = NetCluster::start_or_skip(
+fn partitions_crashes_pauses_and_clock_skew_leave_a_linearizable_history() {
+    let max_offset = MAX_CLOCK_OFFSET_MS.to_string();
+    let Some(mut c) = NetCluster::start_or_skip(
         NODES,
         &[
             "--cluster-request-timeout-ms",
             "1000",
             "--cluster-consensus-timeout-ms",
             "2000",
+            "--cluster-max-clock-offset-ms",
+            &max_offset,
         ],
     ) else {
         return;
     };
     let seed = nemesis::seed_from_env();
-    let schedule = nemesis::schedule(seed, NODES, CYCLES);
+    let schedule = nemesis::schedule(seed, NODES, CYCLES, MAX_CLOCK_OFFSET_MS);
     // Straight to stderr (libtest would keep eprintln! of a passing test): the seed is
     // what replays a run.
     let _ = writeln!(
@@ -453,28 +687,45 @@ fn partitions_aimed_at_consensus_leave_a_linearizable_history() {
         start: Instant::now(),
         stop: AtomicBool::new(false),
         history: Mutex::new(History::default()),
+        holders: Mutex::new(HashMap::new()),
+        resource: Mutex::new(FencedResource::default()),
+        refused_after_node_held_up: AtomicU64::new(0),
+        refused_after_own_stall: AtomicU64::new(0),
     });
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|id| {
+    let kinds: [(std::ops::Range<u64>, ClientLoop); 2] = [
+        (0..CLIENTS, client),
+        (LOCK_CLIENT..LOCK_CLIENT + LOCK_CLIENTS, lock_client),
+    ];
+    let clients: Vec<_> = kinds
+        .into_iter()
+        .flat_map(|(ids, run)| ids.map(move |id| (id, run)))
+        .map(|(id, run)| {
             let (urls, shared) = (urls.clone(), shared.clone());
-            std::thread::spawn(move || client(id, seed, urls, shared))
+            std::thread::spawn(move || run(id, seed, urls, shared))
         })
         .collect();
 
+    let mut nemesis = Nemesis::default();
     let mut steps: Vec<(u64, Fault)> = Vec::new();
     for step in &schedule {
-        nemesis::apply(&c, &step.fault);
-        steps.push((shared.now(), step.fault.clone()));
+        let fault = aimed(&step.fault, &shared);
+        nemesis.apply(&mut c, &fault);
+        if let Fault::Skew { node, offset_ms } = fault {
+            if offset_ms.unsigned_abs() > MAX_CLOCK_OFFSET_MS {
+                assert_refuses_to_coordinate(&c, node);
+            }
+        }
+        steps.push((shared.now(), fault));
         // The fault lasting is the workload itself, not a wait for something to happen.
         std::thread::sleep(step.lasts);
     }
     shared.stop.store(true, Ordering::Relaxed);
     let end = shared.now();
+    // Before the join: a client may be waiting for a frozen node.
+    nemesis.end(&mut c);
     for t in clients {
         t.join().expect("client thread");
     }
-
-    c.heal_all();
     c.wait_all_up();
     read_everything_everywhere(&c, &shared);
     poll_until(
@@ -484,7 +735,8 @@ fn partitions_aimed_at_consensus_leave_a_linearizable_history() {
         || c.logs(),
     );
 
-    let history = std::mem::take(&mut *shared.history.lock().unwrap());
+    let mut history = std::mem::take(&mut *shared.history.lock().unwrap());
+    history.resource = std::mem::take(&mut *shared.resource.lock().unwrap());
     eprintln!(
         "schedule of seed {seed}:\n{}",
         summary(&history, &steps, end)
@@ -542,8 +794,21 @@ fn partitions_aimed_at_consensus_leave_a_linearizable_history() {
             "SET IFEQ/NX lost",
             registers(|op| matches!(op.outcome, Outcome::Ok(register::Output::Swapped(false)))),
         ),
+        ("LOCK granted", history.grants.len()),
+        // A holder came back after its lease with a stale token: the fencing check was
+        // really exercised.
+        (
+            "the resource refused a stale token",
+            history.resource.refused.len(),
+        ),
     ];
     eprintln!("{seen:?}");
+    let own = shared.refused_after_own_stall.load(Ordering::Relaxed);
+    let node = shared.refused_after_node_held_up.load(Ordering::Relaxed);
+    eprintln!(
+        "stale tokens refused: {} ({node} after the holder's node held its work up past the lease, {own} after the holder's own stall, the rest after a slow reply)",
+        history.resource.refused.len()
+    );
     for (what, count) in seen {
         assert!(count > 0, "seed {seed}: no operation where {what}");
     }
@@ -551,9 +816,12 @@ fn partitions_aimed_at_consensus_leave_a_linearizable_history() {
     let started = Instant::now();
     let found = problems(&history);
     eprintln!(
-        "checked {} counter and {} register operations in {:?}",
+        "checked {} counter and {} register operations, {} locks granted, {} writes the resource accepted and {} stale ones it refused in {:?}",
         history.counters.len(),
         history.registers.len(),
+        history.grants.len(),
+        history.resource.accepted.len(),
+        history.resource.refused.len(),
         started.elapsed()
     );
     if !found.is_empty() {
@@ -571,6 +839,10 @@ fn partitions_aimed_at_consensus_leave_a_linearizable_history() {
             text.push_str(&format!("{} {op:?}\n", register_name(*k)));
         }
         text.push_str(&format!("final reads {:?}\n", history.finals));
+        for grant in &history.grants {
+            text.push_str(&format!("{LOCK_KEY} {grant:?}\n"));
+        }
+        text.push_str(&format!("{:?}\n", history.resource));
         let _ = std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR"));
         let _ = std::fs::write(&path, text);
         panic!(
@@ -639,9 +911,25 @@ fn history_with_final_reads(
             (0, op(4, 40, 50, R::Read, Outcome::Ok(RO::Value(Some(10))))),
         ],
         finals: BTreeMap::new(),
+        // Client 20 holds the lock, stalls past its lease; client 21 takes it through
+        // another node and writes; client 20's write comes back stale and is refused.
+        grants: vec![grant(20, 5, 0, 10), grant(21, 9, 20, 30)],
+        resource: FencedResource::default(),
     };
+    h.resource.write(9, 21, 35);
+    h.resource.write(5, 20, 40);
     add_final_reads(&mut h, counter, register);
     h
+}
+
+/// A grant of `token` to `client`, invoked and returned at those times.
+fn grant(client: u64, token: u64, invoked: u64, returned: u64) -> Grant {
+    Grant {
+        client,
+        token,
+        invoked,
+        returned,
+    }
 }
 
 /// Panics unless the analysis of `h` reports a problem naming `key` that contains `what`.
@@ -702,4 +990,28 @@ fn the_analysis_catches_nodes_that_disagree_after_the_heal() {
     register[NODES - 1] = Some(7);
     let h = history_with_final_reads([Some(3); NODES], register);
     assert_reports(&h, &register_name(0), "final reads disagree");
+}
+
+#[test]
+fn the_analysis_catches_one_token_granted_to_two_holders() {
+    // Two LOCKs through two sides of a partition both chosen with one ballot.
+    let mut h = legal_history();
+    h.grants.push(grant(22, 9, 25, 32));
+    assert_reports(&h, LOCK_KEY, "granted twice");
+}
+
+#[test]
+fn the_analysis_catches_a_token_that_went_back() {
+    // A LOCK begun after the grant of 9 returned, answered with a smaller token.
+    let mut h = legal_history();
+    h.grants.push(grant(22, 7, 40, 45));
+    assert_reports(&h, LOCK_KEY, "is not larger");
+}
+
+#[test]
+fn the_analysis_catches_a_resource_that_accepted_a_stale_token() {
+    // What a resource that only trusted the lease would have done.
+    let mut h = legal_history();
+    h.resource.accepted.push((5, 20));
+    assert_reports(&h, LOCK_KEY, "accepted token 5");
 }
