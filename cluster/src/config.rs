@@ -69,8 +69,10 @@ pub struct ClusterConfig {
     /// node that paused (a long GC-free stall, a VM migration) lose its writes to hints.
     pub down_after: Duration,
     /// Send consensus commands to their key's proposer, the first replica up
-    /// (`--cluster-forward-consensus`, default yes; crate::forward): proposers on
-    /// several nodes duel on a hot key. `no` lets every node propose (for comparison).
+    /// (`--cluster-forward-consensus`, default no; crate::forward): proposers on
+    /// several nodes duel on a hot key, which this avoids, but a proposer that stops
+    /// answering (paused, cut off) holds its keys' writes until failure detection
+    /// suspects it, where every node proposing keeps a majority writable at once.
     pub forward_consensus: bool,
     /// Phi-accrual threshold above which failure detection suspects a peer
     /// (`--cluster-phi-threshold`, default 8, as Cassandra's `phi_convict_threshold`):
@@ -98,7 +100,7 @@ impl Default for ClusterConfig {
             max_in_flight_per_peer: 1024,
             consensus_timeout: Duration::from_secs(5),
             down_after: Duration::from_secs(30),
-            forward_consensus: true,
+            forward_consensus: false,
             phi_threshold: 8,
         }
     }

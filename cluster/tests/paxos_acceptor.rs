@@ -35,11 +35,22 @@ fn prepare_promises_only_ballots_above_everything_seen() {
         store.prepare(&k, version(15)).unwrap(),
         PrepareOutcome::Rejected { seen: version(20) }
     );
+    // It was stored above every promise made before it, as an accept of its ballot
+    // would have been: the prepare does not report it as held below a promise.
     assert_eq!(
         store.prepare(&k, version(21)).unwrap(),
         PrepareOutcome::Promised {
             record: Some(put(&k, 20, "twenty").record),
-            promised_before: version(10)
+            promised_before: kv_cluster::Version::ZERO
+        }
+    );
+    // A promise made after the record was stored does not make it doubtful either
+    // (a round that wrote nothing: a losing compare-and-set, a SERIAL read).
+    assert_eq!(
+        store.prepare(&k, version(22)).unwrap(),
+        PrepareOutcome::Promised {
+            record: Some(put(&k, 20, "twenty").record),
+            promised_before: kv_cluster::Version::ZERO
         }
     );
 }

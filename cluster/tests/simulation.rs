@@ -303,12 +303,16 @@ fn the_checker_catches_layout_changes_whose_writes_skip_the_previous_replicas() 
 #[test]
 fn a_seed_with_layout_changes_replays_to_the_same_history_and_trace() {
     let config = layout_changes();
-    let first = simulate(3, &config);
-    let again = simulate(3, &config);
-    assert_eq!(first.history, again.history);
-    assert_eq!(first.stats, again.stats);
-    assert_eq!(first.trace_hash, again.trace_hash);
-    assert!(first.stats.joins > 0, "seed 3 applies a change");
+    // Which seeds apply a change depends on every rule of the protocol; the first that
+    // does is the one replayed.
+    let (seed, first) = (0..20)
+        .map(|seed| (seed, simulate(seed, &config)))
+        .find(|(_, run)| run.stats.joins > 0)
+        .expect("one of seeds 0 to 19 applies a layout change");
+    let again = simulate(seed, &config);
+    assert_eq!(first.history, again.history, "seed {seed}");
+    assert_eq!(first.stats, again.stats, "seed {seed}");
+    assert_eq!(first.trace_hash, again.trace_hash, "seed {seed}");
 }
 
 /// A change that moves reads to the new replicas and stops writing to the previous ones

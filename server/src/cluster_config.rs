@@ -105,7 +105,7 @@ impl Default for ClusterSettings {
             tombstone_grace_ms: 10 * 24 * 3600 * 1000,
             hint_max_age_ms: 3 * 3600 * 1000,
             wipe_stale_data: false,
-            forward_consensus: true,
+            forward_consensus: false,
             eventual_databases: Vec::new(),
             siblings_databases: Vec::new(),
             consensus_timeout_ms: 5000,
@@ -588,8 +588,9 @@ pub struct ClusterFlags {
     #[arg(long = "cluster-wipe-stale-data")]
     pub cluster_wipe_stale_data: Option<String>,
     /// Send each consensus command to its key's proposer, the first of its replicas that
-    /// is up, so proposers on several nodes do not duel on a hot key: yes or no
-    /// [default: yes].
+    /// is up, so proposers on several nodes do not duel on a hot key; a proposer that
+    /// stops answering then holds its keys' writes until it is suspected: yes or no
+    /// [default: no].
     #[arg(long = "cluster-forward-consensus")]
     pub cluster_forward_consensus: Option<String>,
     /// Databases (e.g. 1,2) that are eventual: plain writes last-writer-wins, commands

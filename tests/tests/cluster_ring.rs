@@ -164,15 +164,29 @@ fn read_modify_write_runs_and_multi_key_read_modify_write_is_refused() {
 #[test]
 fn monitor_shows_the_replica_operations_a_node_serves() {
     let c = Cluster::start(3, &[]);
+    // A key whose proposer is not node 2 (docs/consistency.md, "One proposer per key"):
+    // node 2 then serves its rounds as a replica.
+    let node2 = kv_tests::cluster::my_id(&c.nodes[1]);
+    let mut n1 = c.nodes[0].client();
+    let key = (0..100)
+        .map(|i| format!("followed{i}"))
+        .find(|k| {
+            let preflist: Vec<Vec<String>> = redis::cmd("CLUSTER")
+                .arg("PREFLIST")
+                .arg(k)
+                .query(&mut n1)
+                .expect("CLUSTER PREFLIST");
+            preflist[0][0] != node2
+        })
+        .expect("a key whose first replica is not node 2");
     let mut monitor = c.nodes[1].raw();
     assert_eq!(monitor.cmd(&[b"MONITOR"]), "+OK\r\n");
-    let mut n1 = c.nodes[0].client();
-    let _: () = n1.set("followed", "v").unwrap();
+    let _: () = n1.set(&key, "v").unwrap();
     // Node 2 holds a replica of every key at N = 3: it serves the write for node 1.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let line = String::from_utf8_lossy(&monitor.reply()).into_owned();
-        if line.contains("replica]") && line.contains("\"REPLICA.SET\" \"followed\"") {
+        if line.contains("replica]") && line.contains(&format!("\"REPLICA.SET\" \"{key}\"")) {
             break;
         }
         assert!(

@@ -264,14 +264,12 @@ impl Coordinator {
         self.replica_set(&self.inner.placement.preflist(key))
     }
 
-    /// The replicas a write of `key` goes to: every member of its write groups, each
-    /// group needing its own quorum.
     /// The node that proposes for `key` (crate::forward): the first replica of its
-    /// newest placement that failure detection does not hold down. A suspect node
-    /// still counts: suspicion comes and goes with load (a stalled gossip task), and
-    /// nodes that disagreed on it would pick different proposers and duel again; a
-    /// dead one refuses the connection and the sender proposes itself, and a paused
-    /// one is passed over once it is down (`--cluster-down-after-ms`).
+    /// newest placement that failure detection sees up (this node counts as up).
+    /// Nodes that see the cluster alike pick the same one. A suspect node is passed
+    /// over: it may be cut off (a partition), and a command sent there would wait and
+    /// end in TIMEOUT while the key's other replicas could serve it; while it is
+    /// suspect in every view, every node sends to the next replica alike.
     pub fn proposer(&self, key: &[u8]) -> Option<NodeId> {
         let inner = &self.inner;
         let groups = inner.placement.write_groups(key);
@@ -279,9 +277,11 @@ impl Coordinator {
             .first()?
             .iter()
             .copied()
-            .find(|&n| n == inner.me || inner.liveness.state(n) != PeerState::Down)
+            .find(|&n| n == inner.me || inner.liveness.state(n) == PeerState::Up)
     }
 
+    /// The replicas a write of `key` goes to: every member of its write groups, each
+    /// group needing its own quorum.
     pub(crate) fn key_write_set(&self, key: &[u8]) -> ReplicaSet {
         let groups = self.inner.placement.write_groups(key);
         let mut all: Vec<NodeId> = Vec::new();

@@ -114,6 +114,16 @@ impl LiveView {
         }
     }
 
+    /// Peers gossip reports up (not those counted up only because gossip has not
+    /// reported them yet, [`UNREPORTED_GRACE`]).
+    pub fn reported_up(&self) -> usize {
+        self.states
+            .read()
+            .values()
+            .filter(|&&s| s == PeerState::Up)
+            .count()
+    }
+
     /// Replaces the states with gossip's latest.
     pub fn update(&self, states: impl IntoIterator<Item = (NodeId, PeerState)>) {
         let mut ever_up = self.ever_up.write();

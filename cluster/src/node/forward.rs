@@ -40,8 +40,10 @@ impl Forwarding {
 
 impl ClusterNode {
     /// The node that proposes for `key` when it is not this one (and forwarding is on).
+    /// A node that may not coordinate (removed from the layout, its clock off) sends
+    /// nothing either: its client gets the refusal it would get for any request.
     pub(super) fn proposer_of(&self, key: &ItemKey) -> Option<NodeId> {
-        if !self.config.cluster.forward_consensus {
+        if !self.config.cluster.forward_consensus || self.ready("write").is_err() {
             return None;
         }
         self.coordinator

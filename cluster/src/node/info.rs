@@ -62,6 +62,7 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         ("kvd_nodes_up", count(PeerState::Up).to_string()),
         ("kvd_nodes_suspect", count(PeerState::Suspect).to_string()),
         ("kvd_nodes_down", count(PeerState::Down).to_string()),
+        ("kvd_peers_reported_up", node.live.reported_up().to_string()),
         ("kvd_hints_pending", hints.count.to_string()),
         ("kvd_hints_bytes", hints.bytes.to_string()),
         ("kvd_hints_dropped", hints.dropped.to_string()),

@@ -16,7 +16,7 @@ use kv_keyspace::slot::key_partition;
 impl ClusterNode {
     /// Refuses requests while there is no layout or the clock does not allow `op`
     /// (`"read"` or `"write"`: a clock that resumed ahead after a crash stops writes only).
-    fn ready(&self, op: &'static str) -> Result<(), RingError> {
+    pub(super) fn ready(&self, op: &'static str) -> Result<(), RingError> {
         if let Some(version) = self.removed_in() {
             return Err(RingError::Other(format!(
                 "ERR this node was removed from the cluster in layout version {version}: it serves no requests; wipe its data directory to use it again (docs/operations.md)"
