@@ -2,7 +2,7 @@
 //! running kvd as a node of a ring (docs/cluster.md, "Starting a cluster"). All are fixed
 //! at start; a node's cluster identity lives in its data directory, not here.
 
-use crate::config::{num, yes_no, Config, Param};
+use crate::config::{num, yes_no, yes_no_text, Config, Param};
 
 /// How this node takes part in a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +220,7 @@ pub static CLUSTER_PARAMS: &[Param] = &[
     Param {
         name: "cluster-enabled",
         mutable: false,
-        get: |c| if c.cluster.enabled { "yes" } else { "no" }.into(),
+        get: |c| yes_no_text(c.cluster.enabled),
         set: |c, v| {
             c.cluster.enabled = yes_no(v)?;
             Ok(())
@@ -287,14 +287,7 @@ pub static CLUSTER_PARAMS: &[Param] = &[
     Param {
         name: "cluster-unsafe-allow-weak-quorums",
         mutable: false,
-        get: |c| {
-            if c.cluster.unsafe_weak_quorums {
-                "yes"
-            } else {
-                "no"
-            }
-            .into()
-        },
+        get: |c| yes_no_text(c.cluster.unsafe_weak_quorums),
         set: |c, v| {
             c.cluster.unsafe_weak_quorums = yes_no(v)?;
             Ok(())
@@ -359,7 +352,7 @@ pub static CLUSTER_PARAMS: &[Param] = &[
     Param {
         name: "cluster-compat",
         mutable: false,
-        get: |c| if c.cluster.compat { "yes" } else { "no" }.into(),
+        get: |c| yes_no_text(c.cluster.compat),
         set: |c, v| {
             c.cluster.compat = yes_no(v)?;
             Ok(())
@@ -431,14 +424,7 @@ pub static CLUSTER_PARAMS: &[Param] = &[
     Param {
         name: "cluster-wipe-stale-data",
         mutable: false,
-        get: |c| {
-            if c.cluster.wipe_stale_data {
-                "yes"
-            } else {
-                "no"
-            }
-            .into()
-        },
+        get: |c| yes_no_text(c.cluster.wipe_stale_data),
         set: |c, v| {
             c.cluster.wipe_stale_data = yes_no(v)?;
             Ok(())
@@ -447,14 +433,7 @@ pub static CLUSTER_PARAMS: &[Param] = &[
     Param {
         name: "cluster-forward-consensus",
         mutable: false,
-        get: |c| {
-            if c.cluster.forward_consensus {
-                "yes"
-            } else {
-                "no"
-            }
-            .into()
-        },
+        get: |c| yes_no_text(c.cluster.forward_consensus),
         set: |c, v| {
             c.cluster.forward_consensus = yes_no(v)?;
             Ok(())

@@ -142,6 +142,11 @@ pub(crate) fn yes_no(v: &str) -> Result<bool, String> {
     }
 }
 
+/// `yes` or `no`, as CONFIG GET shows a flag.
+pub(crate) fn yes_no_text(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
 pub(crate) fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
     v.parse()
         .map_err(|_| "argument couldn't be parsed into an integer".to_string())
