@@ -101,7 +101,17 @@ async fn run(srv: &Arc<Shared>, command: Forwarded) -> Reply {
     let Some(ring) = srv.ring.get().cloned() else {
         return Reply::error(NOT_JOINED);
     };
-    let Some(spec) = table::lookup(&command.args[0]).filter(|s| travels(s)) else {
+    // Sent by an authenticated peer, and still checked: a database this node does not
+    // have would index past its keyspaces.
+    if command.db as usize >= srv.store.databases() {
+        return Reply::error("ERR DB index is out of range");
+    }
+    let Some(spec) = command
+        .args
+        .first()
+        .and_then(|name| table::lookup(name))
+        .filter(|s| travels(s))
+    else {
         return Reply::error("ERR this command is not run for another node");
     };
     if !spec.arity_ok(command.args.len()) {
