@@ -3,6 +3,7 @@
 //! task turns it into a snapshot that [`Liveness::state`] reads without waiting.
 
 use super::frame::{GossipKey, GossipStats};
+use super::heartbeats::{HeartbeatWatch, SilenceBounds};
 use super::transport::SealedUdpTransport;
 use crate::replica_api::{Liveness, PeerState};
 use crate::NodeId;
@@ -233,7 +234,11 @@ impl Membership {
             key.clone(),
             published,
             config.gossip_interval,
-            config.down_after,
+            SilenceBounds::new(
+                config.gossip_interval,
+                config.phi_threshold,
+                config.down_after,
+            ),
         ));
         Ok(Membership {
             node: config.node,
@@ -360,9 +365,9 @@ async fn refresh_loop(
     key: Arc<GossipKey>,
     out: Published,
     interval: Duration,
-    down_after: Duration,
+    bounds: SilenceBounds,
 ) {
-    let mut last_up: HashMap<NodeId, Instant> = HashMap::new();
+    let mut heartbeats = HeartbeatWatch::default();
     let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
     loop {
         tick.tick().await;
@@ -378,7 +383,7 @@ async fn refresh_loop(
                         let get = |k: &str| st.get(k).map(str::to_owned);
                         (
                             node,
-                            id.generation_id,
+                            (id.generation_id, u64::from(st.heartbeat())),
                             live.contains(id),
                             Member {
                                 node,
@@ -406,8 +411,8 @@ async fn refresh_loop(
         };
         let ours = key.cluster_id();
         // One entry per node: a live generation beats a dead one, then the newest.
-        let mut best: HashMap<NodeId, (bool, u64, Member)> = HashMap::new();
-        for (node, generation, live, member) in candidates {
+        let mut best: HashMap<NodeId, (bool, (u64, u64), Member)> = HashMap::new();
+        for (node, (generation, heartbeat), live, member) in candidates {
             if let (Some(o), Some(t)) = (&ours, &member.cluster_id) {
                 if o != t {
                     continue;
@@ -415,22 +420,16 @@ async fn refresh_loop(
             }
             let better = best
                 .get(&node)
-                .is_none_or(|(l, g, _)| (live, generation) > (*l, *g));
+                .is_none_or(|(l, (g, _), _)| (live, generation) > (*l, *g));
             if better {
-                best.insert(node, (live, generation, member));
+                best.insert(node, (live, (generation, heartbeat), member));
             }
         }
         let mut members: Vec<Member> = best
             .into_values()
-            .map(|(live, _, mut m)| {
-                if live {
-                    last_up.insert(m.node, now);
-                }
-                m.state = match (live, last_up.get(&m.node)) {
-                    (true, _) => PeerState::Up,
-                    (false, Some(t)) if now.duration_since(*t) < down_after => PeerState::Suspect,
-                    _ => PeerState::Down,
-                };
+            .map(|(live, (generation, heartbeat), mut m)| {
+                let (silent, advanced) = heartbeats.observe(m.node, generation, heartbeat, now);
+                m.state = bounds.state(live, silent, advanced);
                 m
             })
             .collect();

@@ -5,6 +5,7 @@
 //! layout version and serves the [`crate::replica_api::Liveness`] view.
 
 pub mod frame;
+pub mod heartbeats;
 pub mod membership;
 mod transport;
 
