@@ -4,9 +4,10 @@
 //! already holds something at least as new). The first failure stops that target until
 //! the next round. Traffic is throttled by the byte budget shared with anti-entropy.
 
-use crate::hints::{HintError, HintStore};
+use crate::hints::{Hint, HintError, HintStore, Removal};
 use crate::replica_api::{Liveness, PeerState, ReplicaApi, Replicas};
 use crate::NodeId;
+use kv_keyspace::slot::key_partition;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -95,13 +96,22 @@ pub struct ReplayReport {
     pub stopped: u64,
 }
 
-/// Runs one round: expire old hints, then deliver to every target that is `Up`.
+/// Whether a node holds (or is receiving) a partition, by the replaying node's layout:
+/// `Layout::holders`. Without a layout, every node holds everything.
+pub type Holds<'a> = &'a (dyn Fn(NodeId, u16) -> bool + Send + Sync);
+
+/// Runs one round: expire old hints, then deliver to every target that is `Up`. Hints
+/// of a partition their target no longer holds (`holds`) are dropped, not delivered: a
+/// layout change moved the partition to replicas that received it by streaming and by
+/// the writes of the change, and a delivered hint would leave a record on a node that
+/// already deleted that partition and never reads or deletes it again.
 pub async fn replay_round(
     hints: &HintStore,
     replicas: &dyn Replicas,
     liveness: &dyn Liveness,
     budget: &ByteBudget,
     config: &HintReplayConfig,
+    holds: Holds<'_>,
 ) -> ReplayReport {
     let mut report = ReplayReport::default();
     if let Err(e) = hints.expire().await {
@@ -114,7 +124,7 @@ pub async fn replay_round(
         let Some(api) = replicas.replica(target) else {
             continue;
         };
-        match deliver(hints, target, api.as_ref(), budget, config).await {
+        match deliver(hints, target, api.as_ref(), budget, config, holds).await {
             Ok(n) => report.delivered += n,
             Err(n) => {
                 report.delivered += n;
@@ -133,6 +143,7 @@ async fn deliver(
     api: &dyn ReplicaApi,
     budget: &ByteBudget,
     config: &HintReplayConfig,
+    holds: Holds<'_>,
 ) -> Result<u64, u64> {
     let mut delivered = 0;
     loop {
@@ -142,6 +153,17 @@ async fn deliver(
             .map_err(|e| log_stop(target, &e, delivered))?;
         if batch.is_empty() {
             return Ok(delivered);
+        }
+        let (batch, obsolete): (Vec<Hint>, Vec<Hint>) = batch
+            .into_iter()
+            .partition(|h| holds(target, key_partition(&h.item.key.key)));
+        if !obsolete.is_empty() {
+            let seqs = obsolete.iter().map(|h| h.seq).collect();
+            hints
+                .remove(target, seqs, Removal::Obsolete)
+                .await
+                .map_err(|e| log_stop(target, &e, delivered))?;
+            continue;
         }
         budget.spend(batch.iter().map(|h| h.bytes).sum()).await;
         let seqs: Vec<u64> = batch.iter().map(|h| h.seq).collect();
@@ -157,7 +179,7 @@ async fn deliver(
         }
         let n = seqs.len() as u64;
         hints
-            .remove_delivered(target, seqs)
+            .remove(target, seqs, Removal::Delivered)
             .await
             .map_err(|e| log_stop(target, &e, delivered))?;
         delivered += n;
@@ -171,6 +193,7 @@ fn log_stop(target: NodeId, e: &HintError, delivered: u64) -> u64 {
 
 /// Runs [`replay_round`] every `config.interval` until `shutdown` turns true.
 pub fn spawn_hint_replay(
+    holds: Arc<dyn Fn(NodeId, u16) -> bool + Send + Sync>,
     hints: HintStore,
     replicas: Arc<dyn Replicas>,
     liveness: Arc<dyn Liveness>,
@@ -180,7 +203,7 @@ pub fn spawn_hint_replay(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         while !*shutdown.borrow() {
-            replay_round(&hints, &*replicas, &*liveness, &budget, &config).await;
+            replay_round(&hints, &*replicas, &*liveness, &budget, &config, &*holds).await;
             tokio::select! {
                 _ = tokio::time::sleep(config.interval) => {}
                 changed = shutdown.changed() => if changed.is_err() { return },

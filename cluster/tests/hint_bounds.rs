@@ -160,3 +160,57 @@ proptest! {
         prop_assert_eq!(decode_hint(&Bytes::copy_from_slice(short)), None);
     }
 }
+
+/// After a layout change moved a partition away from a hint's target, that hint is
+/// dropped (counted) instead of delivered: delivering it would leave a record on a node
+/// that already deleted the partition and never reads or cleans it again.
+#[tokio::test]
+async fn hints_for_a_partition_the_target_no_longer_holds_are_dropped_not_delivered() {
+    use kv_cluster::fake_replica::{FakeLiveness, FakeReplica, FakeReplicas};
+    use kv_cluster::hint_replay::{replay_round, ByteBudget, HintReplayConfig};
+    use kv_keyspace::slot::key_partition;
+
+    let f = Fixture::new();
+    let (_db, store) = f.open(HintConfig::default());
+    let target = NodeId(2);
+    let items: Vec<WriteItem> = (0..20).map(|i| item(i, 10)).collect();
+    for it in &items {
+        store.store_blocking(target, it).unwrap();
+    }
+    // The target still holds the partitions of the even-numbered keys only.
+    let kept: std::collections::BTreeSet<u16> = items
+        .iter()
+        .step_by(2)
+        .map(|it| key_partition(&it.key.key))
+        .collect();
+    let held = |it: &WriteItem| kept.contains(&key_partition(&it.key.key));
+    let expect_delivered = items.iter().filter(|it| held(it)).count();
+    assert!(expect_delivered > 0 && expect_delivered < items.len());
+
+    let replica = FakeReplica::new();
+    let replicas = FakeReplicas::new();
+    replicas.insert(target, replica.clone());
+    let holds = |node: NodeId, partition: u16| node == target && kept.contains(&partition);
+    let report = replay_round(
+        &store,
+        &*replicas,
+        &*FakeLiveness::new(),
+        &ByteBudget::new(0),
+        &HintReplayConfig::default(),
+        &holds,
+    )
+    .await;
+    assert_eq!(report.delivered, expect_delivered as u64);
+    assert_eq!(
+        replica.len(),
+        expect_delivered,
+        "only held partitions reach it"
+    );
+    for it in &items {
+        assert_eq!(replica.get(&it.key).is_some(), held(it), "{:?}", it.key);
+    }
+    let stats = store.stats();
+    assert_eq!(stats.count, 0, "nothing left pending");
+    assert_eq!(stats.dropped, (items.len() - expect_delivered) as u64);
+    assert_eq!(stats.delivered, expect_delivered as u64);
+}

@@ -8,6 +8,7 @@
 //! replays it.
 
 use kv_cluster::sim::{self, LayoutStep, Sabotage, SimConfig, SimReport, Violation};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Seeds a plain `cargo test` runs.
@@ -73,10 +74,24 @@ fn check_seeds(config: &SimConfig, seeds: &[u64], test: &str) -> sim::SimStats {
             misplaced.push((seed, report.misplaced.clone()));
         }
         if !report.violations.is_empty() {
+            // How many of each kind, then the first few in full.
+            let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+            for v in &report.violations {
+                let text = format!("{v:?}");
+                let kind = text.split([' ', '{', '(']).next().unwrap_or("");
+                *kinds.entry(kind.to_string()).or_default() += 1;
+            }
             failures.push(format!(
-                "seed {seed} ({} violations, replay with KVD_SIM_SEED={seed} cargo test -p kv-cluster --test simulation {test}): {:?}",
+                "seed {seed} ({} violations {kinds:?}, replay with KVD_SIM_SEED={seed} cargo test -p kv-cluster --test simulation {test}): {:?}",
                 report.violations.len(),
-                &report.violations[..report.violations.len().min(5)]
+                // KVD_SIM_ALL_VIOLATIONS=1 prints every violation.
+                &report.violations[..report.violations.len().min(
+                    if std::env::var_os("KVD_SIM_ALL_VIOLATIONS").is_some() {
+                        usize::MAX
+                    } else {
+                        5
+                    }
+                )]
             ));
         }
     }
@@ -269,7 +284,12 @@ fn layout_changes() -> SimConfig {
 
 #[test]
 fn joins_leaves_and_replacements_under_random_faults_lose_no_acknowledged_write() {
-    let seeds: Vec<u64> = seeds().into_iter().take(LAYOUT_SEEDS).collect();
+    // `KVD_SIM_LAYOUT_SEEDS` overrides how many of the seeds run (a longer search).
+    let take = std::env::var("KVD_SIM_LAYOUT_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(LAYOUT_SEEDS);
+    let seeds: Vec<u64> = seeds().into_iter().take(take).collect();
     let config = layout_changes();
     let totals = check_seeds(
         &config,

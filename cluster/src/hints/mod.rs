@@ -47,12 +47,23 @@ pub struct HintStats {
     pub count: u64,
     /// Bytes pending.
     pub bytes: u64,
-    /// Hints dropped by the bounds (or unreadable) since start.
+    /// Hints dropped by the bounds, because their target no longer holds their
+    /// partition, or unreadable, since start.
     pub dropped: u64,
     /// Hints delivered since start.
     pub delivered: u64,
     /// Hints stored since start.
     pub written: u64,
+}
+
+/// Why hints are removed, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The target acknowledged them.
+    Delivered,
+    /// The target no longer holds their partition (a layout change moved it away):
+    /// counted with the dropped hints.
+    Obsolete,
 }
 
 /// One stored hint.
@@ -343,8 +354,22 @@ impl HintStore {
 
     /// Deletes `target`'s hints `seqs` after they were delivered.
     pub fn remove_delivered_blocking(&self, target: NodeId, seqs: &[u64]) -> Result<(), HintError> {
+        self.remove_counted_blocking(target, seqs, Removal::Delivered)
+    }
+
+    /// Deletes `target`'s hints `seqs`, counted as `why` says.
+    fn remove_counted_blocking(
+        &self,
+        target: NodeId,
+        seqs: &[u64],
+        why: Removal,
+    ) -> Result<(), HintError> {
         let n = self.remove_blocking(target, seqs)?;
-        self.inner.delivered.fetch_add(n, Ordering::Relaxed);
+        let counter = match why {
+            Removal::Delivered => &self.inner.delivered,
+            Removal::Obsolete => &self.inner.dropped,
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
         Ok(())
     }
 
@@ -386,10 +411,16 @@ impl HintStore {
             .await
     }
 
-    /// [`HintStore::remove_delivered_blocking`], on the blocking pool (or inline: [`EngineCalls`]).
-    pub async fn remove_delivered(&self, target: NodeId, seqs: Vec<u64>) -> Result<(), HintError> {
+    /// Deletes `target`'s hints `seqs`, on the blocking pool (or inline: [`EngineCalls`]):
+    /// delivered, or obsolete (counted as dropped).
+    pub async fn remove(
+        &self,
+        target: NodeId,
+        seqs: Vec<u64>,
+        why: Removal,
+    ) -> Result<(), HintError> {
         let store = self.clone();
-        self.run(move || store.remove_delivered_blocking(target, &seqs))
+        self.run(move || store.remove_counted_blocking(target, &seqs, why))
             .await
     }
 

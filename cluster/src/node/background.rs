@@ -5,6 +5,7 @@ use crate::gossip::{GossipConfig, Membership};
 use crate::hint_replay::{spawn_hint_replay, HintReplayConfig};
 use crate::rpc::{serve, BusLimits};
 use crate::skew::clock_readiness;
+use crate::NodeId;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -94,7 +95,14 @@ pub fn spawn_all(node: &Arc<ClusterNode>) {
     node.spawn(super::metadata::gossip_digests(node.clone()));
     node.spawn(super::metadata::purge_flushed(node.clone()));
     let c = &node.config.cluster;
+    let layout = node.layout.clone();
+    let holds = Arc::new(move |target: NodeId, partition: u16| {
+        layout
+            .get()
+            .is_none_or(|l| l.holders(partition).contains(&target))
+    });
     let replay = spawn_hint_replay(
+        holds,
         node.coordinator.hints().clone(),
         node.peers.clone(),
         node.live.clone(),

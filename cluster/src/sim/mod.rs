@@ -446,7 +446,7 @@ async fn settle(cluster: &SimCluster) {
         let running: Vec<_> = cluster.nodes.iter().filter_map(|n| n.current()).collect();
         if cluster.setup.sabotage != Sabotage::NoRepair {
             for inc in &running {
-                replay_hints(world, inc).await;
+                replay_hints(&cluster.setup, inc).await;
                 anti_entropy_round(&cluster.setup, inc).await;
             }
         }

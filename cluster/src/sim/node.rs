@@ -263,10 +263,10 @@ fn spawn_background(setup: &Setup, inc: &Arc<Incarnation>) {
         async {}
     }));
     if setup.sabotage != Sabotage::NoRepair {
-        let (w, i) = (world.clone(), inc.clone());
+        let (s, i) = (Arc::new(setup.clone()), inc.clone());
         tasks.push(every(HINT_REPLAY_EVERY, move || {
-            let (w, i) = (w.clone(), i.clone());
-            async move { replay_hints(&w, &i).await }
+            let (s, i) = (s.clone(), i.clone());
+            async move { replay_hints(&s, &i).await }
         }));
         let (s, i) = (Arc::new(setup.clone()), inc.clone());
         tasks.push(every(ANTI_ENTROPY_EVERY, move || {
@@ -300,13 +300,21 @@ where
 }
 
 /// One hint replay round of a node (the real `replay_round`, unthrottled).
-pub(crate) async fn replay_hints(world: &World, inc: &Incarnation) {
+pub(crate) async fn replay_hints(setup: &Setup, inc: &Incarnation) {
+    let world = &setup.world;
+    let layout = setup.layouts.of(inc.coordinator.node());
+    let holds = |node: NodeId, partition: u16| {
+        layout
+            .as_ref()
+            .is_none_or(|l| l.holders(partition).contains(&node))
+    };
     let report = replay_round(
         &inc.hints,
         &*inc.replicas,
         &*inc.liveness,
         &ByteBudget::new(0),
         &HintReplayConfig::default(),
+        &holds,
     )
     .await;
     world.count(|s| s.hints_delivered += report.delivered);
