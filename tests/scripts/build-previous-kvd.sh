@@ -27,9 +27,9 @@
 # compiling, load average 2 to 8) with target/debug warm from `cargo test --workspace`:
 # seeding the copy 8 s, building 797 s (13 min 43 s in all; 6.5 min of CPU). 61 crates
 # are compiled: REV's four (kv-engine, kv-keyspace, kv-cluster, kv-server) and 57
-# dependencies (tokio, syn, serde, hyper, tonic, clap, ...) whose features differ when
-# only kvd is built, since a build of one package unifies features over that package
-# alone, not over the workspace and its dev-dependencies as the test build did. Far above
+# dependencies (tokio, syn, serde, hyper, tonic, clap, ...), most likely because a build
+# of one package unifies features over that package alone, not over the workspace and
+# its dev-dependencies as the test build did (not verified crate by crate). Far above
 # what CI can add (.ci/run does not run this script). Keep OUT between runs: the test
 # needs only the binary.
 set -euo pipefail
