@@ -2,7 +2,8 @@
 //! and bus ports chosen up front (every node's `--cluster-seeds` names them), readiness
 //! polled through CLUSTER INFO, and per-node access to kill -9, SIGSTOP and restart.
 
-use crate::{eventually, free_port, info_field, Kvd};
+use crate::{eventually, free_port, info_field, kvd_binary, Kvd};
+use std::path::Path;
 use std::time::Duration;
 
 /// How long a cluster gets to form.
@@ -25,6 +26,12 @@ impl Cluster {
     /// [`Cluster::start`] with flags of its own for each node: node `i` gets `extra(i)`
     /// (an HTTP port per node, for example).
     pub fn start_per_node(n: usize, extra: impl Fn(usize) -> Vec<String>) -> Cluster {
+        Cluster::start_built(&kvd_binary(), n, extra)
+    }
+
+    /// [`Cluster::start_per_node`] with every node running `binary` (an older build, for
+    /// a rolling upgrade) rather than this build's kvd.
+    pub fn start_built(binary: &Path, n: usize, extra: impl Fn(usize) -> Vec<String>) -> Cluster {
         let plan = Plan::new(n);
         let nodes = (0..n)
             .map(|i| {
@@ -32,7 +39,7 @@ impl Cluster {
                 let own: Vec<&str> = own.iter().map(String::as_str).collect();
                 let args = plan.args(i, &own);
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                Kvd::start_at(plan.ports[i].0, &args)
+                Kvd::start_binary_at(binary.to_path_buf(), plan.ports[i].0, &args)
             })
             .collect();
         let c = Cluster { nodes };

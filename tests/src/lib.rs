@@ -19,6 +19,7 @@ pub mod layout_change;
 pub mod nemesis;
 pub mod netns;
 pub mod replica_dumps;
+pub mod rolling;
 pub mod scripts;
 pub mod tls;
 
@@ -105,6 +106,9 @@ pub struct Kvd {
     pub args: Vec<String>,
     /// RLIMIT_NOFILE (soft and hard) to start the process with, if not inherited.
     pub nofile: Option<u64>,
+    /// The kvd executable every (re)start runs: [`kvd_binary`] unless changed (a rolling
+    /// upgrade restarts a node on another build, tests/tests/cluster_mixed_upgrade.rs).
+    pub binary: PathBuf,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -118,6 +122,11 @@ impl Kvd {
     /// Starts kvd on `port` (chosen by the caller, for example because other processes'
     /// flags name it) in a fresh temporary directory.
     pub fn start_at(port: u16, args: &[&str]) -> Kvd {
+        Kvd::start_binary_at(kvd_binary(), port, args)
+    }
+
+    /// [`Kvd::start_at`] running `binary` rather than this build's kvd.
+    pub fn start_binary_at(binary: PathBuf, port: u16, args: &[&str]) -> Kvd {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut k = Kvd {
             dir: tmp.path().join("data"),
@@ -126,6 +135,7 @@ impl Kvd {
             port,
             args: args.iter().map(|s| s.to_string()).collect(),
             nofile: None,
+            binary,
             child: None,
         };
         k.spawn_ready();
@@ -152,6 +162,7 @@ impl Kvd {
             port: 0,
             args: args.iter().map(|s| s.to_string()).collect(),
             nofile,
+            binary: kvd_binary(),
             child: None,
         };
         k.spawn_ready();
@@ -170,52 +181,61 @@ impl Kvd {
             } else {
                 free_port()
             };
-            self.port = port;
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.log)
-                .expect("log file");
-            let mut command = Command::new(kvd_binary());
-            if let Some(limit) = self.nofile {
-                use std::os::unix::process::CommandExt;
-                // SAFETY: between fork and exec the closure only calls setrlimit, which is
-                // async-signal-safe, and touches no memory shared with other threads.
-                unsafe {
-                    command.pre_exec(move || {
-                        let r = libc::rlimit {
-                            rlim_cur: limit,
-                            rlim_max: limit,
-                        };
-                        if libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 {
-                            Ok(())
-                        } else {
-                            Err(std::io::Error::last_os_error())
-                        }
-                    });
-                }
-            }
-            let child = command
-                .arg("--port")
-                .arg(port.to_string())
-                .arg("--dir")
-                .arg(&self.dir)
-                .args(&self.args)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
-                .spawn()
-                .expect("spawn kvd");
-            self.child = Some(child);
-            if self.wait_ready() {
+            if self.spawn_once(port) {
                 return;
-            }
-            if let Some(mut c) = self.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
             }
         }
         panic!("kvd did not become ready; log:\n{}", self.log_text());
+    }
+
+    /// Starts the process once on `port` and waits until it answers: false if it exited
+    /// (or never answered) first, and then it is not running.
+    fn spawn_once(&mut self, port: u16) -> bool {
+        self.port = port;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let mut command = Command::new(&self.binary);
+        if let Some(limit) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec the closure only calls setrlimit, which is
+            // async-signal-safe, and touches no memory shared with other threads.
+            unsafe {
+                command.pre_exec(move || {
+                    let r = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = command
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn kvd");
+        self.child = Some(child);
+        if self.wait_ready() {
+            return true;
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        false
     }
 
     fn wait_ready(&mut self) -> bool {
@@ -314,6 +334,13 @@ impl Kvd {
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn_ready();
+    }
+
+    /// Starts again on the same directory and port, once: false if the process exited
+    /// before it answered (a start the binary refuses; [`Kvd::log_text`] says why).
+    pub fn try_restart(&mut self) -> bool {
+        self.kill9();
+        self.spawn_once(self.port)
     }
 
     /// True while the process runs.
