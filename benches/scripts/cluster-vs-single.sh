@@ -21,8 +21,15 @@
 # missed by node 3 (M=0 skips part 2), REPAIR_TIMEOUT=1800 s, KVD=path (skips the build),
 # BASE_PORT=7400 (uses BASE_PORT..+7 and +10000 for the buses), DIR=scratch dir (removed
 # at the end unless KEEP=1; logs are there).
+# CLUSTER_FLAGS: extra flags of every cluster node, default "--cluster-eventual-databases 0":
+# database 0 is linearizable by default since consensus (issue 9), where every SET is a
+# consensus round; this benchmark measures quorum replication (issue 8), so its cluster
+# makes database 0 eventual (last-writer-wins at W). Consensus has its own benchmark,
+# cluster-consensus.sh. CLUSTER_FLAGS= (empty) measures the linearizable default.
 # Needs redis-benchmark and redis-cli (apt-get install -y redis-tools).
 set -euo pipefail
+
+CLUSTER_FLAGS=${CLUSTER_FLAGS-"--cluster-eventual-databases 0"}
 
 N=${N:-200000}
 PIPELINES=${PIPELINES:-"1 16"}
@@ -122,7 +129,8 @@ cluster_port=$((BASE_PORT + 1))
 start_kvd single --port "$single_port" --dir "$DIR/single"
 single_pid=$started
 wait_for "single kvd answers PING" 60 answers_ping "$single_port"
-start_cluster bench "$cluster_port"
+# shellcheck disable=SC2086
+start_cluster bench "$cluster_port" $CLUSTER_FLAGS
 bench_pids=("${cluster_pids[@]}")
 
 # Background cost of an idle cluster (gossip, failure detection), to read the rest against.
@@ -165,7 +173,8 @@ pids=()
 ((M > 0)) || exit 0
 repair_port=$((BASE_PORT + 4))
 echo "repair: node 3 misses $M writes (anti-entropy every 1000 ms)"
-start_cluster repair "$repair_port" --cluster-anti-entropy-interval-ms 1000
+# shellcheck disable=SC2086
+start_cluster repair "$repair_port" --cluster-anti-entropy-interval-ms 1000 $CLUSTER_FLAGS
 n3_pid=${cluster_pids[2]}
 n3_args=$(cluster_args "$DIR/repair/n3" $((repair_port + 2)) "$repair_port")
 {
@@ -211,7 +220,7 @@ hints_drained() {
 
 restart=$(now)
 # shellcheck disable=SC2086
-start_kvd repair-n3-restart $n3_args --cluster-anti-entropy-interval-ms 1000
+start_kvd repair-n3-restart $n3_args --cluster-anti-entropy-interval-ms 1000 $CLUSTER_FLAGS
 wait_for "restarted node 3 answers PING" 120 answers_ping $((repair_port + 2))
 echo "node 3 answers PING $(elapsed "$restart" "$(now)") s after its restart"
 # equal_partitions: how many of node 3's Merkle roots equal node 2's (256 when repaired).

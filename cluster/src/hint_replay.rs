@@ -193,12 +193,12 @@ fn log_stop(target: NodeId, e: &HintError, delivered: u64) -> u64 {
 
 /// Runs [`replay_round`] every `config.interval` until `shutdown` turns true.
 pub fn spawn_hint_replay(
-    holds: Arc<dyn Fn(NodeId, u16) -> bool + Send + Sync>,
     hints: HintStore,
     replicas: Arc<dyn Replicas>,
     liveness: Arc<dyn Liveness>,
     budget: Arc<ByteBudget>,
     config: HintReplayConfig,
+    holds: Arc<dyn Fn(NodeId, u16) -> bool + Send + Sync>,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {

@@ -7,7 +7,6 @@
 mod support;
 
 use kv_cluster::fake_replica::{Fault, ManualClock};
-use kv_cluster::hint_replay::{replay_round, ByteBudget, HintReplayConfig};
 use kv_cluster::quorum::Consistency;
 use kv_cluster::replica_api::PeerState;
 use kv_cluster::{NodeId, Version};
@@ -60,7 +59,6 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let keys = ["a", "b", "{a}c"];
     let mut acked: HashMap<usize, Version> = HashMap::new();
     let mut read: HashMap<usize, Version> = HashMap::new();
-    let budget = ByteBudget::new(0);
     for op in ops {
         match op {
             Op::Faults(faults) => {
@@ -105,14 +103,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Replay => {
-                let cfg = HintReplayConfig::default();
-                rt.block_on(replay_round(
-                    &ring.hints,
-                    &*ring.replicas,
-                    &*ring.liveness,
-                    &budget,
-                    &cfg,
-                ));
+                rt.block_on(ring.replay_hints());
             }
         }
     }

@@ -4,10 +4,11 @@
 mod support;
 
 use kv_cluster::fake_replica::Fault;
-use kv_cluster::hint_replay::{replay_round, spawn_hint_replay, ByteBudget, HintReplayConfig};
+use kv_cluster::hint_replay::{spawn_hint_replay, ByteBudget, HintReplayConfig};
 use kv_cluster::quorum::{ClusterError, Consistency};
 use kv_cluster::replica_api::PeerState;
 use kv_cluster::Body;
+use std::sync::Arc;
 use std::time::Duration;
 use support::{config, eventually, key, put, string, Ring};
 
@@ -35,6 +36,7 @@ async fn w_acks_reply_with_one_replica_black_holed_and_its_hint_replays_when_it_
             interval: Duration::from_millis(10),
             ..HintReplayConfig::default()
         },
+        Arc::new(|_, _| true),
         stopped,
     );
     eventually("the hint delivered", || {
@@ -61,9 +63,7 @@ async fn a_down_replica_is_skipped_and_hinted_and_replay_waits_until_it_is_up() 
     );
     ring.wait_hints(1).await;
 
-    let budget = ByteBudget::new(0);
-    let cfg = HintReplayConfig::default();
-    let r = replay_round(&ring.hints, &*ring.replicas, &*ring.liveness, &budget, &cfg).await;
+    let r = ring.replay_hints().await;
     assert_eq!(
         r.delivered, 0,
         "replay waits for gossip to see the target Up"
@@ -71,7 +71,7 @@ async fn a_down_replica_is_skipped_and_hinted_and_replay_waits_until_it_is_up() 
     assert!(ring.fakes[1].get(&key("k")).is_none());
 
     ring.liveness.set(ring.nodes[1], PeerState::Up);
-    let r = replay_round(&ring.hints, &*ring.replicas, &*ring.liveness, &budget, &cfg).await;
+    let r = ring.replay_hints().await;
     assert_eq!(r.delivered, 1);
     assert_eq!(ring.fakes[1].get(&key("k")).map(|r| r.version), Some(v));
     assert_eq!(ring.hints.stats().count, 0);
@@ -87,9 +87,7 @@ async fn replay_stops_on_error_and_keeps_the_hint() {
     // Gossip says Up, but the replica still refuses.
     ring.liveness.set(ring.nodes[2], PeerState::Up);
     ring.fakes[2].set_fault(Fault::Down);
-    let budget = ByteBudget::new(0);
-    let cfg = HintReplayConfig::default();
-    let r = replay_round(&ring.hints, &*ring.replicas, &*ring.liveness, &budget, &cfg).await;
+    let r = ring.replay_hints().await;
     assert_eq!((r.delivered, r.stopped), (0, 1));
     assert_eq!(ring.hints.stats().count, 1);
 }
@@ -103,9 +101,7 @@ async fn a_replica_holding_something_newer_answers_stale_and_the_hint_is_deleted
     ring.wait_hints(1).await;
     ring.liveness.set(ring.nodes[2], PeerState::Up);
     let newer = put(&c, "k", "new", Consistency::All).await.unwrap();
-    let budget = ByteBudget::new(0);
-    let cfg = HintReplayConfig::default();
-    let r = replay_round(&ring.hints, &*ring.replicas, &*ring.liveness, &budget, &cfg).await;
+    let r = ring.replay_hints().await;
     assert_eq!(r.delivered, 1);
     assert_eq!(ring.hints.stats().count, 0);
     // The old hint did not undo the newer write.

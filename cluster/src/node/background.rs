@@ -102,7 +102,6 @@ pub fn spawn_all(node: &Arc<ClusterNode>) {
             .is_none_or(|l| l.holders(partition).contains(&target))
     });
     let replay = spawn_hint_replay(
-        holds,
         node.coordinator.hints().clone(),
         node.peers.clone(),
         node.live.clone(),
@@ -111,6 +110,7 @@ pub fn spawn_all(node: &Arc<ClusterNode>) {
             request_timeout: c.request_timeout,
             ..HintReplayConfig::default()
         },
+        holds,
         node.shutdown.subscribe(),
     );
     node.tasks.lock().push(replay);

@@ -141,4 +141,18 @@ impl Ring {
         })
         .await;
     }
+
+    /// One hint replay round, unthrottled, with this ring's one fixed placement (every
+    /// replica keeps its partitions).
+    pub async fn replay_hints(&self) -> kv_cluster::hint_replay::ReplayReport {
+        kv_cluster::hint_replay::replay_round(
+            &self.hints,
+            &*self.replicas,
+            &*self.liveness,
+            &kv_cluster::hint_replay::ByteBudget::new(0),
+            &kv_cluster::hint_replay::HintReplayConfig::default(),
+            &|_, _| true,
+        )
+        .await
+    }
 }
