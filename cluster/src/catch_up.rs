@@ -6,8 +6,9 @@
 //! toward a read quorum. [`CatchUp`] holds that state and the rule for when it ends;
 //! [`CatchingUpReplica`] is the replica as coordinators (this node's own and its peers',
 //! over the bus) see it: reads and scans of a partition not caught up yet are refused
-//! with [`ReplicaError::CatchingUp`], so the coordinator asks the next replica instead,
-//! and writes (client writes, hints, read repair) are applied as usual.
+//! with [`ReplicaError::CatchingUp`], so the coordinator asks the next replica instead;
+//! writes (client writes, hints, read repair) are applied as usual, but answered
+//! [`WriteOutcome::StoredNotCounted`], so they do not count toward W either.
 
 use crate::replica_api::{
     Hash16, ItemKey, MerkleLeaf, PrepareOutcome, ReplicaApi, ReplicaError, ScanPage, WriteItem,
@@ -172,7 +173,8 @@ impl CatchUp {
     }
 }
 
-/// A replica whose reads and scans are refused while its node catches up.
+/// A replica whose reads and scans are refused, and whose write acknowledgements do not
+/// count, while its node catches up.
 pub struct CatchingUpReplica {
     inner: Arc<dyn ReplicaApi>,
     state: Arc<CatchUp>,
@@ -197,8 +199,28 @@ impl CatchingUpReplica {
 
 #[async_trait]
 impl ReplicaApi for CatchingUpReplica {
+    /// Applies the writes; an item of a partition still catching up is answered
+    /// [`WriteOutcome::StoredNotCounted`] instead of `Applied`: this replica may have
+    /// taken a version older than one it lost, and a coordinator counting it could
+    /// acknowledge a write ordered before an acknowledged one (docs/cluster.md, "After
+    /// an unclean restart"). Decided before applying: a partition that catches up
+    /// while the batch is applied may have received the newer version from a peer
+    /// after this write, so only "caught up before" may count.
     async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
-        self.inner.write(items).await
+        let uncounted: Vec<bool> = match self.state.is_active() {
+            true => items
+                .iter()
+                .map(|i| self.state.refuses(key_partition(&i.key.key)))
+                .collect(),
+            false => Vec::new(),
+        };
+        let mut outcomes = self.inner.write(items).await?;
+        for (outcome, &uncounted) in outcomes.iter_mut().zip(&uncounted) {
+            if uncounted && *outcome == WriteOutcome::Applied {
+                *outcome = WriteOutcome::StoredNotCounted;
+            }
+        }
+        Ok(outcomes)
     }
 
     async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {

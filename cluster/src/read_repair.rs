@@ -41,12 +41,14 @@ pub async fn repair_replicas(
     }
     let mut repaired = 0;
     while let Some(done) = repairs.join_next().await {
-        // Stale: the replica got something newer meanwhile, which is as good.
+        // Stale: the replica got something newer meanwhile, which is as good. Stored
+        // but not counted (a catching-up replica): it holds the record, which is all a
+        // repair needs.
         let ok = matches!(
             done.as_ref()
                 .map(|r| r.as_ref().map(|w| w.as_ref().map(|o| o.first()))),
             Ok(Ok(Ok(Some(
-                WriteOutcome::Applied | WriteOutcome::Stale { .. }
+                WriteOutcome::Applied | WriteOutcome::Stale { .. } | WriteOutcome::StoredNotCounted
             ))))
         );
         let counter = match ok {

@@ -36,6 +36,12 @@ pub enum WriteOutcome {
         /// The version the replica holds.
         current: Version,
     },
+    /// Stored as `Applied` would be, but the replica is catching up after an unclean
+    /// restart and may lack writes acknowledged before its crash (cluster/src/catch_up.rs):
+    /// it may have taken a version older than one it lost, so its acknowledgement must
+    /// not count toward W. Coordinators count it like a hint (durable somewhere, not
+    /// toward the quorum); repair, hints and streams take it as delivered.
+    StoredNotCounted,
 }
 
 /// An acceptor's answer to phase 1 of single-key consensus (docs/consistency.md).

@@ -1,7 +1,8 @@
 //! A replica catching up after an unclean restart (cluster/src/catch_up.rs) may lack
-//! acknowledged writes: its read answers must not count toward R, its writes still
-//! apply, and once its partitions were compared it counts again. The coordinator here is
-//! node 1 and the catching-up replica is its own local one, first in preference order.
+//! acknowledged writes: its read answers must not count toward R, and once its
+//! partitions were compared it counts again (its writes: catching_up_writes.rs). The
+//! coordinator here is node 1 and the catching-up replica is its own local one, first in
+//! preference order.
 
 mod support;
 
@@ -12,7 +13,7 @@ use kv_cluster::NodeId;
 use kv_keyspace::data_key::ScanPosition;
 use kv_keyspace::slot::key_partition;
 use std::sync::Arc;
-use support::{config, key, put, record, Ring};
+use support::{config, key, record, Ring};
 
 /// Node 1 behind a catch-up gate in state `state`; nodes 1 and 2 hold an old value of
 /// `k`, node 3 alone the newest (as after node 1 lost it in a crash and node 2 missed it).
@@ -89,13 +90,4 @@ async fn it_counts_again_once_its_partitions_were_compared() {
         gated.read(vec![key("k")]).await,
         Ok(vec![Some(record(10, "old"))])
     );
-}
-
-#[tokio::test]
-async fn writes_still_apply_while_catching_up() {
-    let state = catching_up(key_partition(b"w"));
-    let ring = ring_where_only_node_3_is_current("k", state);
-    let c = ring.coordinator(config(5_000));
-    let v = put(&c, "w", "x", Consistency::All).await.unwrap();
-    assert_eq!(ring.fakes[0].get(&key("w")).map(|r| r.version), Some(v));
 }

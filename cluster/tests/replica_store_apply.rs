@@ -135,6 +135,9 @@ fn concurrent_applies_of_the_same_keys_keep_the_newest() {
                             WriteOutcome::Stale { current } => {
                                 assert!(current > item.record.version)
                             }
+                            WriteOutcome::StoredNotCounted => {
+                                panic!("only a catch-up gate answers that, not the store")
+                            }
                         }
                     }
                 }

@@ -1,9 +1,9 @@
 //! A node after an unclean restart, and the clock checks, with real processes
 //! (docs/cluster.md, "After an unclean restart" and "Placement and clocks"):
 //!
-//! - a node that lost acknowledged writes in a crash does not count toward R until it
-//!   compared its partitions with their other replicas (CLUSTER INFO says so), and then
-//!   serves every acknowledged write;
+//! - a node that lost acknowledged writes in a crash does not count toward R nor W
+//!   until it compared its partitions with their other replicas (CLUSTER INFO says
+//!   so), and then serves every acknowledged write;
 //! - a node whose clock is off from the others refuses to coordinate with a clear error
 //!   and reports it, while it still serves as a replica;
 //! - a node whose clock floor is ahead of the wall clock after a crash refuses writes
@@ -15,8 +15,14 @@ use kv_tests::{eventually, Kvd};
 use redis::Commands;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Failing reads (a paused replica) give up after this long.
-const SHORT_TIMEOUT: &[&str] = &["--cluster-request-timeout-ms", "1000"];
+/// Failing reads and writes (a paused replica) give up after this long; database 1 is
+/// eventual: its writes are replicated at W, not by consensus.
+const SHORT_TIMEOUT_EVENTUAL_DB1: &[&str] = &[
+    "--cluster-request-timeout-ms",
+    "1000",
+    "--cluster-eventual-databases",
+    "1",
+];
 
 fn signal(node: &Kvd, sig: i32) {
     // SAFETY: signalling our own child process.
@@ -44,7 +50,7 @@ fn set_acknowledged(conn: &mut redis::Connection, key: &str, value: &str) {
 
 #[test]
 fn a_node_that_lost_acknowledged_writes_does_not_count_until_it_caught_up() {
-    let mut c = Cluster::start(3, SHORT_TIMEOUT);
+    let mut c = Cluster::start(3, SHORT_TIMEOUT_EVENTUAL_DB1);
     // Node 1 stops cleanly: it will miss the writes below and restart without catching
     // up (its data is all it acknowledged).
     assert!(c.nodes[1].signal_and_wait(libc::SIGTERM).success());
@@ -104,6 +110,19 @@ fn a_node_that_lost_acknowledged_writes_does_not_count_until_it_caught_up() {
             );
         }
     }
+    // Nor do its write acknowledgements count: a write in the eventual database through
+    // either node has only nodes 1 and 2 to answer, and node 2 stores it without
+    // counting toward W = 2, so the client gets an error, never OK.
+    for node in [&c.nodes[1], &c.nodes[2]] {
+        let mut conn = node.client();
+        redis::cmd("SELECT").arg(1).query::<()>(&mut conn).unwrap();
+        let got: redis::RedisResult<()> = conn.set("during-catch-up", "x");
+        assert!(
+            got.is_err(),
+            "a write through port {} counted a catching-up replica: {got:?}",
+            node.port
+        );
+    }
     assert_eq!(
         cluster_info(&c.nodes[2], "kvd_catching_up").as_deref(),
         Some("1")
@@ -124,6 +143,12 @@ fn a_node_that_lost_acknowledged_writes_does_not_count_until_it_caught_up() {
         info_u64(&c.nodes[2], "kvd_catch_up_partitions_left"),
         Some(0)
     );
+    // Caught up, it counts toward W again: the same write through it is acknowledged.
+    redis::cmd("SELECT")
+        .arg(1)
+        .query::<()>(&mut through_2)
+        .unwrap();
+    set_acknowledged(&mut through_2, "after-catch-up", "y");
     for node in &c.nodes {
         let mut conn = node.client();
         for k in &keys {

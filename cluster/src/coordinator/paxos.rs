@@ -399,7 +399,9 @@ async fn accept(
                 refused += 1;
                 highest = highest.max(current);
             }
-            None => {}
+            // Acceptors never answer it (their state is fsynced: cluster/src/catch_up.rs);
+            // were one to, it would count neither way, like a missing answer.
+            Some(WriteOutcome::StoredNotCounted) | None => {}
         }
     }
     // Every replica answered or timed out. Only when every one refused is it certain

@@ -125,6 +125,11 @@ impl Coordinator {
                         self.inner.clock.observe(*current);
                         return Err(ClusterError::Contended { attempts: 1 });
                     }
+                    // Dotted and stored by a replica catching up: it may not count, and
+                    // the write may not go elsewhere (a second dot would make it two
+                    // siblings). Its state could not be read back anyway (its reads are
+                    // refused), so this ends as before: possibly applied.
+                    [WriteOutcome::StoredNotCounted] => return Err(unknown(0)),
                     _ => {
                         return Err(ClusterError::Protocol(
                             "write answered the wrong count".into(),

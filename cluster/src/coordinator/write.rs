@@ -1,13 +1,15 @@
 //! The write path: assign a version, send to every live replica at once, reply after W
 //! Applied; a Stale answer moves the clock past the replica's version and retries;
-//! replicas skipped, failing or answering late get a hint (which never counts toward W).
+//! replicas skipped, failing or answering late get a hint (which never counts toward W),
+//! and a replica catching up after an unclean restart stores the write without counting
+//! toward W either (cluster/src/catch_up.rs).
 
 use super::layout_retry::LayoutRetry;
 use super::tally::Tally;
 use super::{Coordinator, ReplicaSet};
 use crate::hints::HintStore;
 use crate::quorum::{ClusterError, Consistency};
-use crate::replica_api::{ItemKey, WriteItem, WriteOutcome};
+use crate::replica_api::{ItemKey, ReplicaError, WriteItem, WriteOutcome};
 use crate::{Body, NodeId, Record, Version};
 use bytes::Bytes;
 use kv_keyspace::ValueType;
@@ -25,11 +27,35 @@ pub(super) enum RoundEnd {
     Short { acked: usize },
 }
 
-/// One replica's answer, as the round counts it.
+/// One replica's answer, as the round counts it: only `Applied` counts toward W.
+#[derive(Debug, PartialEq, Eq)]
 enum Answer {
     Applied,
     Stale(Version),
-    Failed,
+    /// Held by the replica but not counted (catching up): like a hint, durable
+    /// somewhere and not toward W, so it needs no hint of its own.
+    StoredNotCounted,
+    /// No usable answer; `hint` unless nothing was applied (a stale-layout refusal).
+    Failed {
+        hint: bool,
+    },
+}
+
+/// How a round takes one replica's reply to a one-item write (`None`: none before the
+/// deadline). `refused_layout` says whether an error is a stale-layout refusal.
+fn answer_of(
+    reply: Option<Result<Vec<WriteOutcome>, ReplicaError>>,
+    refused_layout: impl FnOnce(&ReplicaError) -> bool,
+) -> Answer {
+    match reply.map(|r| r.map(|mut o| o.pop())) {
+        Some(Ok(Some(WriteOutcome::Applied))) => Answer::Applied,
+        Some(Ok(Some(WriteOutcome::Stale { current }))) => Answer::Stale(current),
+        Some(Ok(Some(WriteOutcome::StoredNotCounted))) => Answer::StoredNotCounted,
+        // Refused for a stale layout: nothing applied, no hint.
+        Some(Err(e)) if refused_layout(&e) => Answer::Failed { hint: false },
+        // Failed, timed out (it may have applied), or answered nonsense.
+        _ => Answer::Failed { hint: true },
+    }
 }
 
 impl Coordinator {
@@ -161,17 +187,10 @@ pub(super) async fn write_round(
         let refusals = set.refusals.clone();
         tokio::spawn(async move {
             let sent = tokio::time::timeout_at(deadline, t.api.write(vec![item.clone()])).await;
-            let answer = match sent.map(|r| r.map(|mut o| o.pop())) {
-                Ok(Ok(Some(WriteOutcome::Applied))) => Answer::Applied,
-                Ok(Ok(Some(WriteOutcome::Stale { current }))) => Answer::Stale(current),
-                // Refused for a stale layout: nothing applied, no hint.
-                Ok(Err(e)) if refusals.note(t.node, &e) => Answer::Failed,
-                // Failed, timed out (it may have applied), or answered nonsense.
-                _ => {
-                    spawn_hint(hints, t.node, item);
-                    Answer::Failed
-                }
-            };
+            let answer = answer_of(sent.ok(), |e| refusals.note(t.node, e));
+            if answer == (Answer::Failed { hint: true }) {
+                spawn_hint(hints, t.node, item);
+            }
             // The round may have ended already; nobody needs this answer then.
             let _ = tx.send((t.node, answer));
         });
@@ -185,10 +204,53 @@ pub(super) async fn write_round(
                 }
             }
             Answer::Stale(current) => return RoundEnd::Stale(current),
-            Answer::Failed => {}
+            Answer::StoredNotCounted | Answer::Failed { .. } => {}
         }
     }
     RoundEnd::Short {
         acked: tally.yes_count(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NodeId;
+
+    fn one(o: WriteOutcome) -> Option<Result<Vec<WriteOutcome>, ReplicaError>> {
+        Some(Ok(vec![o]))
+    }
+
+    #[test]
+    fn only_applied_counts_and_stored_not_counted_needs_no_hint() {
+        let never = |_: &ReplicaError| false;
+        let current = Version {
+            ts: 5 << 16,
+            node: NodeId(2),
+        };
+        assert_eq!(
+            answer_of(one(WriteOutcome::Applied), never),
+            Answer::Applied
+        );
+        assert_eq!(
+            answer_of(one(WriteOutcome::Stale { current }), never),
+            Answer::Stale(current)
+        );
+        // A catching-up replica holds the write: not counted, and no hint either.
+        assert_eq!(
+            answer_of(one(WriteOutcome::StoredNotCounted), never),
+            Answer::StoredNotCounted
+        );
+        // An older replica refusing for the same reason (FAILED_PRECONDITION), a lost
+        // reply or a wrong count: not counted, hinted (it may lack the write).
+        let failed = Answer::Failed { hint: true };
+        assert_eq!(
+            answer_of(Some(Err(ReplicaError::CatchingUp)), never),
+            failed
+        );
+        assert_eq!(answer_of(None, never), failed);
+        assert_eq!(answer_of(Some(Ok(vec![])), never), failed);
+        let layout = Some(Err(ReplicaError::StaleLayout { version: 4 }));
+        assert_eq!(answer_of(layout, |_| true), Answer::Failed { hint: false });
     }
 }

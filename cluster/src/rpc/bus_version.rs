@@ -7,8 +7,9 @@
 //! an error that says which side to upgrade.
 
 /// This build's bus protocol: 1 = the first; 2 = layout tags on replica requests
-/// (rpc/layout_tag.rs).
-pub const BUS_VERSION: u32 = 2;
+/// (rpc/layout_tag.rs); 3 = writes stored but not counted by a catching-up replica
+/// (rpc/not_counted.rs).
+pub const BUS_VERSION: u32 = 3;
 
 /// The oldest peer version this build works with: version 1 peers send untagged
 /// requests, which are served (rpc/layout_tag.rs).

@@ -398,6 +398,8 @@ impl PeerClient {
         let msg = pb::WriteRequest {
             items: items.into_iter().map(cv::write_item_to_pb).collect(),
             layout_version: self.layout_version(),
+            // This build counts StoredNotCounted answers correctly (rpc/not_counted.rs).
+            takes_not_counted: true,
         };
         let r = self
             .call("Write", msg, |mut c, r| async move { c.write(r).await })

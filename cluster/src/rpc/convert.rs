@@ -51,22 +51,33 @@ pub(crate) fn write_item_from_pb(w: pb::WriteItem) -> Result<WriteItem, BadMessa
     })
 }
 
+/// An outcome on the wire. `StoredNotCounted` must only reach a sender that takes it
+/// (rpc/not_counted.rs): an older build reads the message as applied.
 pub(crate) fn outcome_to_pb(o: WriteOutcome) -> pb::WriteOutcome {
     match o {
         WriteOutcome::Applied => pb::WriteOutcome::default(),
         WriteOutcome::Stale { current } => pb::WriteOutcome {
             stale: true,
             stale_current: version_to_pb(current),
+            ..Default::default()
+        },
+        WriteOutcome::StoredNotCounted => pb::WriteOutcome {
+            stored_not_counted: true,
+            ..Default::default()
         },
     }
 }
 
 pub(crate) fn outcome_from_pb(o: pb::WriteOutcome) -> Result<WriteOutcome, BadMessage> {
-    if !o.stale {
-        return Ok(WriteOutcome::Applied);
+    match (o.stale, o.stored_not_counted) {
+        (false, false) => Ok(WriteOutcome::Applied),
+        (false, true) => Ok(WriteOutcome::StoredNotCounted),
+        (true, false) => {
+            let current = version_from_pb(&o.stale_current, "stale version")?;
+            Ok(WriteOutcome::Stale { current })
+        }
+        (true, true) => Err("write outcome both stale and stored-not-counted".into()),
     }
-    let current = version_from_pb(&o.stale_current, "stale version")?;
-    Ok(WriteOutcome::Stale { current })
 }
 
 pub(crate) fn version_to_pb(v: Version) -> Bytes {
@@ -276,6 +287,7 @@ mod tests {
         let bad_stale = pb::WriteOutcome {
             stale: true,
             stale_current: Bytes::from_static(b"1"),
+            ..Default::default()
         };
         assert!(outcome_from_pb(bad_stale).is_err());
         assert!(maybe_record_from_pb(pb::MaybeRecord {
@@ -291,7 +303,11 @@ mod tests {
             ts: 99 << 16,
             node: NodeId(3),
         };
-        for o in [WriteOutcome::Applied, WriteOutcome::Stale { current }] {
+        for o in [
+            WriteOutcome::Applied,
+            WriteOutcome::Stale { current },
+            WriteOutcome::StoredNotCounted,
+        ] {
             assert_eq!(outcome_from_pb(outcome_to_pb(o)), Ok(o));
         }
     }

@@ -15,6 +15,7 @@ pub mod latency;
 pub mod layout_tag;
 mod meta_entries;
 mod metadata;
+mod not_counted;
 mod partition_sizes;
 pub mod peers;
 mod propose;
@@ -22,6 +23,8 @@ mod publish;
 pub mod server;
 pub mod tls;
 
+#[cfg(test)]
+mod not_counted_tests;
 #[cfg(test)]
 mod publish_tests;
 #[cfg(test)]

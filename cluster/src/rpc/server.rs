@@ -9,6 +9,7 @@ use super::convert::{self as cv, BadMessage};
 use super::handler::BusHandler;
 use super::layout_tag::Admission;
 use super::metadata;
+use super::not_counted;
 use super::pb;
 use super::pb::cluster_bus_server::{ClusterBus, ClusterBusServer};
 use super::tls::BusTls;
@@ -252,9 +253,7 @@ impl ClusterBus for Service {
             .write(items)
             .await
             .map_err(status_of)?;
-        ok.reply(pb::WriteResponse {
-            outcomes: outcomes.into_iter().map(cv::outcome_to_pb).collect(),
-        })
+        ok.reply(not_counted::write_reply(outcomes, req.takes_not_counted)?)
     }
 
     async fn read(
@@ -312,7 +311,7 @@ impl ClusterBus for Service {
             .accept(item)
             .await
             .map_err(status_of)?;
-        ok.reply(cv::outcome_to_pb(outcome))
+        ok.reply(not_counted::accept_reply(outcome)?)
     }
 
     async fn merkle_roots(

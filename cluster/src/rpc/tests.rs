@@ -22,7 +22,7 @@ use tokio::sync::{oneshot, Semaphore};
 /// answer. `entered` and `reads_entered` count the write and read calls served.
 #[derive(Default)]
 pub(crate) struct FakeReplica {
-    data: Mutex<HashMap<ItemKey, Record>>,
+    pub(super) data: Mutex<HashMap<ItemKey, Record>>,
     gate: Option<Arc<Semaphore>>,
     read_gate: Option<Arc<Semaphore>>,
     entered: AtomicUsize,
@@ -120,6 +120,7 @@ impl ReplicaApi for FakeReplica {
 
 struct TestHandler {
     replica: Arc<FakeReplica>,
+    catch_up: CatchUpGate,
     layout: Mutex<Option<LayoutBlob>>,
     published: Arc<Mutex<Vec<PubSubMessage>>>,
 }
@@ -127,7 +128,13 @@ struct TestHandler {
 #[async_trait]
 impl BusHandler for TestHandler {
     fn replica(&self) -> Arc<dyn ReplicaApi> {
-        self.replica.clone()
+        match &*self.catch_up.lock() {
+            Some(state) => Arc::new(crate::catch_up::CatchingUpReplica::new(
+                self.replica.clone(),
+                state.clone(),
+            )),
+            None => self.replica.clone(),
+        }
     }
 
     async fn hello(&self, from: Hello) -> Result<Hello, ReplicaError> {
@@ -173,10 +180,15 @@ impl BusHandler for TestHandler {
     }
 }
 
+/// The catch-up state the test server's replica is served behind (none: served as is).
+pub(super) type CatchUpGate = Arc<Mutex<Option<Arc<crate::catch_up::CatchUp>>>>;
+
 /// A running bus server; dropping it stops the server.
 pub(super) struct Server {
     pub(super) addr: String,
-    replica: Arc<FakeReplica>,
+    pub(super) replica: Arc<FakeReplica>,
+    /// Set to serve the replica as a node catching up would (cluster/src/catch_up.rs).
+    pub(super) catch_up: CatchUpGate,
     /// What peers published to this server, in arrival order.
     pub(super) published: Arc<Mutex<Vec<PubSubMessage>>>,
     _stop: oneshot::Sender<()>,
@@ -200,8 +212,10 @@ pub(super) async fn start_with(
     let addr = listener.local_addr().unwrap().to_string();
     let replica = Arc::new(replica);
     let published = Arc::new(Mutex::new(Vec::new()));
+    let catch_up = CatchUpGate::default();
     let handler = Arc::new(TestHandler {
         replica: replica.clone(),
+        catch_up: catch_up.clone(),
         layout: Mutex::new(None),
         published: published.clone(),
     });
@@ -220,9 +234,33 @@ pub(super) async fn start_with(
     Server {
         addr,
         replica,
+        catch_up,
         published,
         _stop: stop,
     }
+}
+
+/// A bare generated client of `s`, to send messages as they are on the wire.
+pub(super) async fn raw_client(
+    s: &Server,
+) -> pb::cluster_bus_client::ClusterBusClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", s.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    pb::cluster_bus_client::ClusterBusClient::new(channel)
+}
+
+/// `msg` with `auth`'s credentials for the Write RPC.
+pub(super) fn signed_write(
+    auth: &BusAuth,
+    msg: pb::WriteRequest,
+) -> tonic::Request<pb::WriteRequest> {
+    let mut r = tonic::Request::new(msg);
+    let c = auth.sign("Write", auth::unix_ms());
+    metadata::write_credentials(r.metadata_mut(), "Write", &c);
+    r
 }
 
 pub(super) fn client(s: &Server, secret: Option<&[u8]>, cluster: Option<&str>) -> PeerClient {
@@ -598,18 +636,8 @@ async fn unreachable_address_is_unreachable() {
 async fn malformed_records_and_oversized_requests_are_invalid_argument() {
     let s = start(FakeReplica::default(), None, None).await;
     let auth = BusAuth::new(NodeId(2), None, None);
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", s.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut raw = pb::cluster_bus_client::ClusterBusClient::new(channel);
-    let signed = |msg| {
-        let mut r = tonic::Request::new(msg);
-        let c = auth.sign("Write", auth::unix_ms());
-        metadata::write_credentials(r.metadata_mut(), "Write", &c);
-        r
-    };
+    let mut raw = raw_client(&s).await;
+    let signed = |msg| signed_write(&auth, msg);
     let junk = pb::WriteRequest {
         items: vec![pb::WriteItem {
             key: Some(pb::ItemKey {
@@ -618,13 +646,13 @@ async fn malformed_records_and_oversized_requests_are_invalid_argument() {
             }),
             record: Bytes::from_static(b"\x01garbage"),
         }],
-        layout_version: 0,
+        ..Default::default()
     };
     let err = raw.write(signed(junk)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let too_many = pb::WriteRequest {
         items: vec![pb::WriteItem::default(); BusLimits::default().max_items + 1],
-        layout_version: 0,
+        ..Default::default()
     };
     let err = raw.write(signed(too_many)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
