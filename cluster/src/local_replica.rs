@@ -11,12 +11,13 @@
 //! the blocking pool, so no runtime thread waits on an fsync or a stall.
 
 use crate::replica_api::{
-    Hash16, ItemKey, MerkleLeaf, PrepareOutcome, ReplicaApi, ReplicaError, ScanPage, WriteItem,
-    WriteOutcome,
+    Hash16, ItemKey, MerkleLeaf, PartitionPage, PrepareOutcome, ReplicaApi, ReplicaError, ScanPage,
+    WriteItem, WriteOutcome,
 };
 use crate::replica_store::{ReplicaStore, StoreError};
 use crate::{Body, Record, Version};
 use async_trait::async_trait;
+use bytes::Bytes;
 use kv_keyspace::data_key::ScanPosition;
 use std::sync::Arc;
 
@@ -134,6 +135,16 @@ impl ReplicaApi for LocalReplica {
         limit: usize,
     ) -> Result<ScanPage, ReplicaError> {
         self.blocking(move |s| s.scan(partition, db, from, limit))
+            .await
+    }
+
+    async fn scan_partition(
+        &self,
+        partition: u16,
+        from: Option<Bytes>,
+        limit: usize,
+    ) -> Result<PartitionPage, ReplicaError> {
+        self.blocking(move |s| s.scan_partition(partition, from.as_deref(), limit))
             .await
     }
 }

@@ -15,6 +15,7 @@ pub mod latency;
 pub mod layout_tag;
 mod meta_entries;
 mod metadata;
+mod partition_scan;
 mod partition_sizes;
 pub mod peers;
 mod propose;
