@@ -60,9 +60,12 @@ t1=$(now_ms)
 echo "loaded $KEYS keys in $(( (t1 - t0) / 1000 )).$(( (t1 - t0) % 1000 / 100 )) s: $(tail -1 "$DIR/load.txt")"
 
 # run LABEL: one redis-benchmark SET,GET run through node 1; prints rps and p99 per test.
+# redis-benchmark stops at the first error reply (a SET that timed out on an overloaded
+# machine): that is reported and the benchmark goes on.
 run() {
   redis-benchmark -p "$node1" -c "$C" -n "$REQS" -d 100 -r "$KEYS" -P 1 --csv -t set,get |
-    awk -F'","' -v l="$1" 'NR > 1 { gsub(/"/, "", $0); split($0, f, ","); printf "%-8s %-4s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms\n", l, f[1], f[2], f[5], f[7] }'
+    awk -F'","' -v l="$1" 'NR > 1 { gsub(/"/, "", $0); split($0, f, ","); printf "%-8s %-4s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms\n", l, f[1], f[2], f[5], f[7] }' ||
+    echo "$1: redis-benchmark stopped on an error reply"
 }
 run before
 
@@ -86,18 +89,25 @@ done
 # Follow the joiner: the last streamed figures before the change ends, and when it
 # reported its partitions copied. Client runs go on meanwhile.
 (
-  streamed_keys=0 streamed_bytes=0 synced_at=""
+  streamed_keys=0 streamed_bytes=0 stream_rate=0 synced_at=""
   while true; do
     transition=$(info "$joiner" kvd_layout_transition)
     version=$(info "$joiner" kvd_layout_version)
+    # The figures are per layout version: the change's second version (reads moved)
+    # starts them again at 0, so the largest seen is the stream's.
     if [[ "$transition" != none ]]; then
-      streamed_keys=$(info "$joiner" kvd_layout_streamed_keys)
-      streamed_bytes=$(info "$joiner" kvd_layout_streamed_bytes)
+      k=$(info "$joiner" kvd_layout_streamed_keys)
+      if [[ "${k:-0}" -gt "$streamed_keys" ]]; then
+        streamed_keys=$k
+        streamed_bytes=$(info "$joiner" kvd_layout_streamed_bytes)
+        # Since copying began (after every node acknowledged), at the latest page seen.
+        stream_rate=$(info "$joiner" kvd_layout_stream_bytes_per_sec)
+      fi
     fi
     synced=$(info "$joiner" kvd_layout_synced)
     if [[ -z "$synced_at" && "${synced:-0}" -ge "$next" ]]; then synced_at=$(now_ms); fi
     if [[ "$transition" == none && "${version:-0}" -gt "$next" ]]; then
-      echo "$streamed_keys $streamed_bytes ${synced_at:-$(now_ms)} $(now_ms)" >"$DIR/ended"
+      echo "$streamed_keys $streamed_bytes ${synced_at:-$(now_ms)} $(now_ms) $stream_rate" >"$DIR/ended"
       exit 0
     fi
     sleep 0.2
@@ -106,10 +116,11 @@ done
 follower=$!
 while [[ ! -f "$DIR/ended" ]]; do run during; done
 wait "$follower"
-read -r keys bytes synced_at ended_at <"$DIR/ended"
+read -r keys bytes synced_at ended_at stream_rate <"$DIR/ended"
 copy_s=$(awk -v a="$applied" -v b="$synced_at" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
 end_s=$(awk -v a="$applied" -v b="$ended_at" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
 echo "joiner streamed $keys records, $bytes bytes; copied (snapshot + catch-up) ${copy_s} s after APPLY, change ended ${end_s} s after APPLY"
 awk -v k="$keys" -v b="$bytes" -v s="$copy_s" 'BEGIN { printf "throughput: %.0f records/s, %.1f MiB/s\n", k / s, b / s / 1048576 }'
+awk -v r="$stream_rate" 'BEGIN { printf "stream rate on the joiner (from when copying began, after every node acknowledged, to its last page): %.1f MiB/s\n", r / 1048576 }'
 echo "joiner keys_copied: $(info "$joiner" kvd_layout_keys_copied)"
 run after

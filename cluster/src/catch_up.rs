@@ -263,6 +263,16 @@ impl ReplicaApi for CatchingUpReplica {
         self.refuse_while_catching_up(std::iter::once(partition))?;
         self.inner.scan(partition, db, from, limit).await
     }
+
+    async fn scan_partition(
+        &self,
+        partition: u16,
+        from: Option<bytes::Bytes>,
+        limit: usize,
+    ) -> Result<crate::replica_api::PartitionPage, ReplicaError> {
+        self.refuse_while_catching_up(std::iter::once(partition))?;
+        self.inner.scan_partition(partition, from, limit).await
+    }
 }
 
 #[cfg(test)]

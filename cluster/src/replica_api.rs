@@ -87,6 +87,18 @@ pub struct ScanPage {
     pub next: Option<ScanPosition>,
 }
 
+/// A page of a whole partition, every database at once, in engine key order: what a new
+/// replica streams (crate::snapshot_stream).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartitionPage {
+    /// The records, as writes of their keys (tombstones and expired values included).
+    pub items: Vec<WriteItem>,
+    /// Their engine key and value bytes (what [`crate::partition_size`] measures).
+    pub bytes: u64,
+    /// The engine key the next page starts at; `None` when the partition is done.
+    pub next: Option<Bytes>,
+}
+
 /// Why a replica did not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplicaError {
@@ -117,6 +129,16 @@ pub enum ReplicaError {
 }
 
 const NO_CONSENSUS: &str = "this replica does not take part in consensus";
+
+/// What a replica without [`ReplicaApi::scan_partition`] answers (test fakes; a peer
+/// built before it answers `Unimplemented`, which the bus client turns into this).
+pub const NO_PARTITION_SCAN: &str = "this replica does not scan whole partitions";
+
+/// Whether `e` says the replica cannot scan whole partitions (the caller then scans
+/// database by database).
+pub fn is_no_partition_scan(e: &ReplicaError) -> bool {
+    matches!(e, ReplicaError::Failed(m) if m == NO_PARTITION_SCAN)
+}
 
 /// Operations a replica serves.
 #[async_trait]
@@ -158,6 +180,18 @@ pub trait ReplicaApi: Send + Sync + 'static {
         from: ScanPosition,
         limit: usize,
     ) -> Result<ScanPage, ReplicaError>;
+    /// Up to `limit` records of every database of `partition` from engine key `from` on
+    /// (`None`: the partition's start), in engine key order: one range scan, however
+    /// many databases hold keys there. Replicas without it keep this default, and the
+    /// caller scans database by database.
+    async fn scan_partition(
+        &self,
+        _partition: u16,
+        _from: Option<Bytes>,
+        _limit: usize,
+    ) -> Result<PartitionPage, ReplicaError> {
+        Err(ReplicaError::Failed(NO_PARTITION_SCAN.into()))
+    }
 }
 
 /// How failure detection sees a peer. Liveness never changes ownership: it only tells

@@ -93,4 +93,13 @@ impl ReplicaApi for ObservedReplica {
     ) -> Result<ScanPage, ReplicaError> {
         self.inner.scan(partition, db, from, limit).await
     }
+
+    async fn scan_partition(
+        &self,
+        partition: u16,
+        from: Option<bytes::Bytes>,
+        limit: usize,
+    ) -> Result<crate::replica_api::PartitionPage, ReplicaError> {
+        self.inner.scan_partition(partition, from, limit).await
+    }
 }

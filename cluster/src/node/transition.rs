@@ -9,7 +9,7 @@
 //!    no coordinator writes to the previous replicas alone any more, so what they hold
 //!    now is all a new replica can miss. It copies each incoming partition: first a
 //!    snapshot streamed from one previous replica (node/stream_in.rs, at the stream
-//!    rate), then a Merkle catch-up against at least N - W + 1 previous replicas (within
+//!    rate, [`STREAMS_AT_ONCE`] partitions at a time), then a Merkle catch-up against at least N - W + 1 previous replicas (within
 //!    the background byte budget), so that every write acknowledged by W of them is
 //!    among what it got; then it publishes `layout_synced`.
 //! 3. **settle**: once every member reports its incoming partitions copied, the layout
@@ -24,6 +24,7 @@ use crate::gossip::Member;
 use crate::layout::{driver, Layout};
 use crate::partition_size::PartitionSize;
 use crate::replica_api::{Liveness, PeerState};
+use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,6 +32,11 @@ use std::time::{Duration, Instant};
 
 /// How often the driver looks at the layout.
 const STEP_EVERY: Duration = Duration::from_millis(250);
+
+/// Incoming partitions streamed at once (their pages share the stream rate): one stream
+/// waits in turn on the source's scan, the bus and this node's writes, so several keep
+/// both sides busy; few, so that the pages held (two per stream) stay a few MB.
+const STREAMS_AT_ONCE: usize = 4;
 
 /// Records deleted per batch when cleaning up a partition.
 const DROP_BATCH: usize = 1000;
@@ -185,11 +191,17 @@ impl ClusterNode {
             let sizes = self.partition_sizes(layout, &plan.todo).await;
             self.progress.lock().expected = sizes;
         }
-        for &part in &plan.todo {
-            if !self.snapshot_arrived(part) {
-                self.stream_in(layout, part).await;
-            }
-        }
+        let to_stream: Vec<u16> = plan
+            .todo
+            .iter()
+            .copied()
+            .filter(|&part| !self.snapshot_arrived(part))
+            .collect();
+        futures::stream::iter(to_stream)
+            .map(|part| self.stream_in(layout, part))
+            .buffer_unordered(STREAMS_AT_ONCE)
+            .collect::<Vec<bool>>()
+            .await;
         // The catch-up runs for partitions whose snapshot arrived: for the others it
         // would copy the whole partition key by key, the slow way the snapshot avoids.
         let todo: Vec<u16> = plan

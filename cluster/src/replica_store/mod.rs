@@ -10,6 +10,7 @@ mod acceptor;
 mod drop_partition;
 mod error;
 mod floor_purge;
+mod partition_page;
 mod purge;
 mod records;
 mod scan;
@@ -24,7 +25,7 @@ pub use siblings::TOO_MANY_SIBLINGS;
 
 use crate::merkle::Merkle;
 use crate::metadata::FlushFloors;
-use crate::replica_api::{ItemKey, ScanPage, WriteItem, WriteOutcome};
+use crate::replica_api::{ItemKey, PartitionPage, ScanPage, WriteItem, WriteOutcome};
 use crate::{Body, NodeId, Record};
 use kv_engine::{Db, Keyspace, WriteBatch};
 use kv_keyspace::data_key::ScanPosition;
@@ -207,6 +208,21 @@ impl ReplicaStore {
         page.items
             .retain(|(_, r)| !self.floors.flushed(db, r.version));
         Ok(page)
+    }
+
+    /// `limit` records (at most [`MAX_SCAN_LIMIT`]; fewer at the partition's end) of
+    /// every database in `partition` from engine key `from` on (`None`: its start), in
+    /// engine key order: a page of a snapshot stream.
+    pub fn scan_partition(
+        &self,
+        partition: u16,
+        from: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<PartitionPage, StoreError> {
+        // Flushed records are gone; `next` stays right, as the page read them.
+        partition_page::partition_page(&self.db, self.data, partition, from, limit, |db, v| {
+            !self.floors.flushed(db, v)
+        })
     }
 
     /// Every record of `partition`, all databases (for repair and streaming).

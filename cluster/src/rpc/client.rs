@@ -13,11 +13,12 @@ use super::pb;
 use super::pb::cluster_bus_client::ClusterBusClient;
 use super::tls::BusTls;
 use crate::replica_api::{
-    Hash16, ItemKey, MerkleLeaf, PrepareOutcome, ReplicaApi, ReplicaError, ScanPage, WriteItem,
-    WriteOutcome,
+    Hash16, ItemKey, MerkleLeaf, PartitionPage, PrepareOutcome, ReplicaApi, ReplicaError, ScanPage,
+    WriteItem, WriteOutcome,
 };
 use crate::{Record, Version};
 use async_trait::async_trait;
+use bytes::Bytes;
 use kv_keyspace::data_key::ScanPosition;
 use std::future::Future;
 use std::sync::Arc;
@@ -584,5 +585,14 @@ impl ReplicaApi for PeerClient {
             .call("Scan", msg, |mut c, r| async move { c.scan(r).await })
             .await?;
         cv::page_from_pb(r).map_err(bad_reply)
+    }
+
+    async fn scan_partition(
+        &self,
+        partition: u16,
+        from: Option<Bytes>,
+        limit: usize,
+    ) -> Result<PartitionPage, ReplicaError> {
+        self.partition_page(partition, from, limit).await
     }
 }

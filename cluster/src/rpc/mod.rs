@@ -16,6 +16,7 @@ pub mod layout_tag;
 mod meta_entries;
 mod metadata;
 mod not_counted;
+mod partition_scan;
 mod partition_sizes;
 pub mod peers;
 mod propose;

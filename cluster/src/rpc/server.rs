@@ -505,4 +505,14 @@ impl ClusterBus for Service {
         self.check_count(req.partitions.len())?;
         ok.reply(super::partition_sizes::serve(self.handler.as_ref(), req.partitions).await?)
     }
+
+    async fn scan_partition(
+        &self,
+        req: Request<pb::ScanPartitionRequest>,
+    ) -> Result<Response<pb::ScanPartitionResponse>, Status> {
+        let ok = self.admit(&req, "ScanPartition")?;
+        let req = req.into_inner();
+        let max = self.limits.max_scan_limit;
+        ok.reply(super::partition_scan::serve(self.handler.as_ref(), req, max).await?)
+    }
 }

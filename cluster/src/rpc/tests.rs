@@ -116,7 +116,39 @@ impl ReplicaApi for FakeReplica {
             next: from.next(),
         })
     }
+
+    /// Every record in one page, sorted, then `RESUME` as the next page's start; from
+    /// `RESUME`, an empty last page.
+    async fn scan_partition(
+        &self,
+        _partition: u16,
+        from: Option<Bytes>,
+        limit: usize,
+    ) -> Result<crate::replica_api::PartitionPage, ReplicaError> {
+        if from.as_deref() == Some(RESUME) {
+            return Ok(crate::replica_api::PartitionPage::default());
+        }
+        let mut items: Vec<WriteItem> = self
+            .data
+            .lock()
+            .iter()
+            .map(|(key, record)| WriteItem {
+                key: key.clone(),
+                record: record.clone(),
+            })
+            .collect();
+        items.sort_by(|a, b| a.key.cmp(&b.key));
+        items.truncate(limit);
+        Ok(crate::replica_api::PartitionPage {
+            items,
+            bytes: 0, // the client counts what arrives
+            next: Some(Bytes::from_static(RESUME)),
+        })
+    }
 }
+
+/// Where [`FakeReplica::scan_partition`]'s second page starts.
+pub(super) const RESUME: &[u8] = b"resume-here";
 
 struct TestHandler {
     replica: Arc<FakeReplica>,
