@@ -106,7 +106,7 @@ pub enum Violation {
 }
 
 /// Check 6, for runs that change their layout: the change ended (no transition left,
-/// every running member of `layout` holds it and cleaned up, `done`).
+/// every member of `layout` runs, holds it and cleaned up, `done`).
 pub fn check_layout(layout: &Layout, done: &[(NodeId, bool)]) -> Vec<Violation> {
     let unfinished = |what: String| Violation::LayoutChangeUnfinished {
         version: layout.version,
@@ -120,7 +120,9 @@ pub fn check_layout(layout: &Layout, done: &[(NodeId, bool)]) -> Vec<Violation> 
         )));
     }
     for (node, _) in done.iter().filter(|d| !d.1) {
-        violations.push(unfinished(format!("{node:?} did not clean up")));
+        violations.push(unfinished(format!(
+            "{node:?} is not running, or did not clean up"
+        )));
     }
     violations
 }

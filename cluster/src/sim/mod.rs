@@ -361,7 +361,7 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
     faults
         .await
         .map_err(|e| format!("the fault task failed: {e}"))?;
-    operator
+    let unreplaced = operator
         .await
         .map_err(|e| format!("the operator task failed: {e}"))?;
     let mut transfer_violations = Vec::new();
@@ -375,10 +375,10 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
         });
         transfer_violations.extend(report.violations);
     }
-    settle(&cluster).await;
+    settle(&cluster, unreplaced).await;
     transfer_violations.extend(transfers::final_check(&cluster).await);
     // The final snapshot settled locks, which wrote: let repair spread that too.
-    settle(&cluster).await;
+    settle(&cluster, None).await;
     let states = final_states(&cluster)?;
     let layout = layouts.committed();
     let history = cluster.history.take();
@@ -420,8 +420,9 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<SimReport, String> {
 /// for good), then runs hint replay and anti-entropy on every node, round after round,
 /// until every hint is delivered, every partition's replicas have equal roots and a
 /// layout change under way ended with every member cleaned up (or the rounds run out,
-/// which the checker then reports).
-async fn settle(cluster: &SimCluster) {
+/// which the checker then reports). `unreplaced`, a member the operator powered off for
+/// good without replacing it before the fault phase ended, is replaced first.
+async fn settle(cluster: &SimCluster, mut unreplaced: Option<NodeId>) {
     let world = &cluster.setup.world;
     world.set_net(|n| {
         n.cuts.clear();
@@ -443,6 +444,9 @@ async fn settle(cluster: &SimCluster) {
         // Longer than any gossip interval: every node sees every other up again.
         tokio::time::sleep(Duration::from_secs(1)).await;
         world.count(|s| s.settle_rounds += 1);
+        if unreplaced.is_some_and(|dead| operator::replace_dead(cluster, dead)) {
+            unreplaced = None;
+        }
         let running: Vec<_> = cluster.nodes.iter().filter_map(|n| n.current()).collect();
         if cluster.setup.sabotage != Sabotage::NoRepair {
             for inc in &running {
@@ -464,31 +468,35 @@ async fn settle(cluster: &SimCluster) {
             .is_ok_and(|states| checker::check(&[], &layout, &[], &states).is_empty());
         let changed = !cluster.setup.layouts.changes
             || (layout.transition.is_none() && members_done(cluster).iter().all(|d| d.1));
-        if hints_left == 0 && agree && changed {
+        if hints_left == 0 && agree && changed && unreplaced.is_none() {
             return;
         }
     }
 }
 
-/// Each member of the committed layout that is running, and whether it holds that
-/// layout and deleted the partitions it no longer holds.
+/// Each member of the committed layout, and whether it runs, holds that layout and
+/// deleted the partitions it no longer holds. A member that does not run is not done:
+/// it holds none of its partitions (seed 122 ended with a member dead for good and
+/// never replaced, which this skipped, so the heal stopped as if the change ended).
 fn members_done(cluster: &SimCluster) -> Vec<(NodeId, bool)> {
     let layout = cluster.setup.layouts.committed();
     layout
         .nodes
         .iter()
         .filter_map(|n| cluster.node(n.id))
-        .filter_map(|node| {
-            let inc = node.current()?;
+        .map(|node| {
+            let Some(inc) = node.current() else {
+                return (node.id, false);
+            };
             let holds = cluster
                 .setup
                 .layouts
                 .of(node.id)
                 .is_some_and(|l| l.version == layout.version);
-            Some((
+            (
                 node.id,
                 holds && inc.progress.lock().cleaned >= layout.version,
-            ))
+            )
         })
         .collect()
 }

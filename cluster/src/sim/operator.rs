@@ -3,6 +3,10 @@
 //! join|leave|replace` then `apply` do (the real `Layout::plan`, committed on the
 //! layout register), while the clients and the fault schedule go on. A change applies
 //! once the one before it ended (the plan refuses while a transition is under way).
+//! A member it powered off for good is always replaced: if the fault phase ends first,
+//! the heal applies the replacement (`replace_dead`), as an operator would finish what
+//! they started; a member dead for good and never replaced would hold nothing and keep
+//! every other member from cleaning up (seed 122, docs/cluster.md).
 
 use super::{node_info, SimCluster};
 use crate::layout::LayoutChange;
@@ -35,11 +39,13 @@ const RETRY_EVERY: Duration = Duration::from_millis(500);
 /// Applies `script` in order, from a seeded starting point (so that over several
 /// seeds every kind of change also comes first, before faults slowed the run down),
 /// until `until`. A leave that would leave fewer members than replicas is skipped.
+/// Returns the member it powered off for good and had not replaced yet when `until`
+/// came: the heal must replace it.
 pub(crate) async fn run_operator(
     cluster: Arc<SimCluster>,
     mut script: Vec<LayoutStep>,
     until: Instant,
-) {
+) -> Option<NodeId> {
     let world = &cluster.setup.world;
     if !script.is_empty() {
         let start = world.rng(|r| r.gen_range(0..script.len()));
@@ -58,9 +64,12 @@ pub(crate) async fn run_operator(
         tokio::time::sleep(Duration::from_millis(pause)).await;
         let mut dead = None;
         if step == LayoutStep::ReplaceDead {
-            let Some(victim) = wait_for_stable(&cluster, until, pick_member).await else {
-                return;
-            };
+            if next_spare(&cluster).is_none() {
+                world.trace(format_args!("replacement skipped: no spare left"));
+                continue;
+            }
+            // No member picked before `until`: none was powered off.
+            let victim = wait_for_stable(&cluster, until, pick_member).await?;
             if let Some(node) = cluster.node(victim) {
                 node.retire(world);
             }
@@ -69,7 +78,7 @@ pub(crate) async fn run_operator(
         }
         loop {
             if Instant::now() >= until {
-                return;
+                return dead;
             }
             if apply(&cluster, step, dead) {
                 break;
@@ -77,17 +86,39 @@ pub(crate) async fn run_operator(
             tokio::time::sleep(RETRY_EVERY).await;
         }
     }
+    None
 }
 
-/// Waits until the committed layout has no change under way, then returns what `pick`
-/// chose (None once `until` passed).
+/// Tries once to replace `dead`, a member powered off for good, by the next spare
+/// (during the heal); true once committed.
+pub(crate) fn replace_dead(cluster: &SimCluster, dead: NodeId) -> bool {
+    apply(cluster, LayoutStep::ReplaceDead, Some(dead))
+}
+
+/// Waits until the committed layout has no change under way and every running node it
+/// names holds it, then returns what `pick` chose (None once `until` passed). Without
+/// the second condition the member that committed the layout ending a change could be
+/// powered off before anyone learned that layout (seed 12 of `SettleInOneStep`): here a
+/// committed layout spreads by gossip only and gossip forgets a dead peer's reports, so
+/// the others never got past the version before, whose members included the dead one.
 async fn wait_for_stable(
     cluster: &SimCluster,
     until: Instant,
     pick: impl Fn(&SimCluster) -> Option<NodeId>,
 ) -> Option<NodeId> {
     while Instant::now() < until {
-        if cluster.setup.layouts.committed().transition.is_none() {
+        let committed = cluster.setup.layouts.committed();
+        let everywhere = committed.all_nodes().all(|n| {
+            cluster
+                .node(n.id)
+                .is_none_or(|node| node.current().is_none())
+                || cluster
+                    .setup
+                    .layouts
+                    .of(n.id)
+                    .is_some_and(|l| l.version == committed.version)
+        });
+        if committed.transition.is_none() && everywhere {
             if let Some(chosen) = pick(cluster) {
                 return Some(chosen);
             }
