@@ -350,11 +350,13 @@ pub(crate) async fn anti_entropy_round(setup: &Setup, inc: &Incarnation) {
     // (under loss, longer than a layout change): each write asks the node's layout as
     // it is then, as the real node's `sync_with_peer` does.
     let layouts = setup.layouts.clone();
+    let keeps_its_layout = setup.sabotage == Sabotage::AntiEntropyKeepsItsLayout;
     let still_held = move |p: u16, peer: NodeId| {
-        layouts.of(me).is_none_or(|l| {
-            let holders = l.holders(p);
-            holders.contains(&me) && holders.contains(&peer)
-        })
+        keeps_its_layout
+            || layouts.of(me).is_none_or(|l| {
+                let holders = l.holders(p);
+                holders.contains(&me) && holders.contains(&peer)
+            })
     };
     let (stats, failures) =
         sync_all(&layout.partitions_of(me), &*local, peers_of, &still_held).await;
