@@ -6,7 +6,7 @@
 use crate::hint_replay::ByteBudget;
 use crate::merkle::{diff_leaves, BUCKETS};
 use crate::replica_api::{ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, WriteItem};
-use crate::Record;
+use crate::{NodeId, Record};
 use kv_keyspace::slot::key_partition;
 use std::sync::Arc;
 
@@ -55,6 +55,31 @@ pub async fn sync_partition_within(
     b: &dyn ReplicaApi,
     budget: &ByteBudget,
 ) -> Result<SyncStats, ReplicaError> {
+    sync_partition_held(partition, a, b, budget, &|| true).await
+}
+
+/// Whether both sides of a sync still hold (or receive) its partition, by the syncing
+/// node's layout as it is now (`Layout::holders`).
+pub type StillHeld<'a> = &'a (dyn Fn() -> bool + Send + Sync);
+
+/// The error of a sync stopped because a side no longer holds the partition.
+pub const MOVED: &str = "the partition moved: a side no longer holds it by this node's layout";
+
+/// [`sync_partition_within`] that asks `still_held` right before each write and stops
+/// (an error, nothing written) once it says no. A sync runs for as long as its round
+/// trips and the budget take, which can outlast a layout change: a write that a round
+/// decided under the layout before it, sent after the receiving side deleted the
+/// partition, would leave a record there that nothing reads or deletes again. Asked
+/// at the last moment, only a write already in flight can arrive after the change, and
+/// the acknowledgement's drain time (`layout::driver::drain_time`, longer than a
+/// request's deadline) keeps the clean-up after it.
+pub async fn sync_partition_held(
+    partition: u16,
+    a: &dyn ReplicaApi,
+    b: &dyn ReplicaApi,
+    budget: &ByteBudget,
+    still_held: StillHeld<'_>,
+) -> Result<SyncStats, ReplicaError> {
     let mut stats = SyncStats::default();
     // Both sides are asked at once: with a remote peer that halves the round trips.
     let (root_a, root_b) = tokio::try_join!(
@@ -92,11 +117,11 @@ pub async fn sync_partition_within(
         // Keys of several buckets share one read and one write per side.
         pending.extend(differing);
         if pending.len() >= REPAIR_CHUNK {
-            stats.keys_repaired += repair_in_chunks(&pending, a, b, budget).await?;
+            stats.keys_repaired += repair_in_chunks(&pending, a, b, budget, still_held).await?;
             pending.clear();
         }
     }
-    stats.keys_repaired += repair_in_chunks(&pending, a, b, budget).await?;
+    stats.keys_repaired += repair_in_chunks(&pending, a, b, budget, still_held).await?;
     Ok(stats)
 }
 
@@ -113,10 +138,11 @@ async fn repair_in_chunks(
     a: &dyn ReplicaApi,
     b: &dyn ReplicaApi,
     budget: &ByteBudget,
+    still_held: StillHeld<'_>,
 ) -> Result<u64, ReplicaError> {
     let mut repaired = 0;
     for chunk in keys.chunks(REPAIR_CHUNK) {
-        repaired += repair_keys(chunk, a, b, budget).await?;
+        repaired += repair_keys(chunk, a, b, budget, still_held).await?;
     }
     Ok(repaired)
 }
@@ -129,6 +155,7 @@ async fn repair_keys(
     a: &dyn ReplicaApi,
     b: &dyn ReplicaApi,
     budget: &ByteBudget,
+    still_held: StillHeld<'_>,
 ) -> Result<u64, ReplicaError> {
     let (records_a, records_b) = tokio::try_join!(a.read(keys.to_vec()), b.read(keys.to_vec()))?;
     if records_a.len() != keys.len() || records_b.len() != keys.len() {
@@ -160,6 +187,10 @@ async fn repair_keys(
         }
     }
     budget.spend(items_bytes(&to_a) + items_bytes(&to_b)).await;
+    // After the budget's wait, the last moment before sending (sync_partition_held).
+    if (!to_a.is_empty() || !to_b.is_empty()) && !still_held() {
+        return Err(ReplicaError::Failed(MOVED.into()));
+    }
     tokio::try_join!(write_if_any(a, to_a), write_if_any(b, to_b))?;
     Ok(repaired)
 }
@@ -179,19 +210,24 @@ async fn write_if_any(side: &dyn ReplicaApi, items: Vec<WriteItem>) -> Result<()
     Ok(())
 }
 
-/// Syncs each partition in turn between `me` and each of its peers (`peers_of`);
-/// returns the summed stats and the failures, one per (partition, failed sync), so one
-/// unreachable peer does not stop the round.
+/// Syncs each partition in turn between `me` and each of its peers (`peers_of`, with
+/// their ids); a sync writes only while `still_held(partition, peer)` says both sides
+/// still hold the partition ([`sync_partition_held`]). Returns the summed stats and the
+/// failures, one per (partition, failed sync), so one unreachable peer does not stop
+/// the round.
 pub async fn sync_all(
     partitions: &[u16],
     me: &dyn ReplicaApi,
-    peers_of: impl Fn(u16) -> Vec<Arc<dyn ReplicaApi>>,
+    peers_of: impl Fn(u16) -> Vec<(NodeId, Arc<dyn ReplicaApi>)>,
+    still_held: &(dyn Fn(u16, NodeId) -> bool + Send + Sync),
 ) -> (SyncStats, Vec<(u16, ReplicaError)>) {
     let mut total = SyncStats::default();
     let mut failures = Vec::new();
+    let budget = ByteBudget::new(0);
     for &partition in partitions {
-        for peer in peers_of(partition) {
-            match sync_partition(partition, me, peer.as_ref()).await {
+        for (id, peer) in peers_of(partition) {
+            let held = || still_held(partition, id);
+            match sync_partition_held(partition, me, peer.as_ref(), &budget, &held).await {
                 Ok(stats) => total.add(stats),
                 Err(e) => failures.push((partition, e)),
             }

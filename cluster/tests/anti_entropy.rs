@@ -11,7 +11,7 @@ use kv_cluster::merkle::bucket_of;
 use kv_cluster::replica_api::{
     Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, ScanPage, WriteItem, WriteOutcome,
 };
-use kv_cluster::Record;
+use kv_cluster::{NodeId, Record};
 use kv_keyspace::data_key::ScanPosition;
 use kv_keyspace::slot::key_partition;
 use replica_support::*;
@@ -180,23 +180,43 @@ async fn sync_makes_roots_equal_and_moves_only_the_differing_keys() {
 
     // A second round (through sync_all) finds nothing to do.
     let peer: Arc<dyn ReplicaApi> = b.clone();
-    let (again, failures) = sync_all(&partitions, a.as_ref(), |_| vec![peer.clone()]).await;
+    let (again, failures) = sync_all(
+        &partitions,
+        a.as_ref(),
+        |_| vec![(NodeId(2), peer.clone())],
+        &|_, _| true,
+    )
+    .await;
     assert!(failures.is_empty());
     assert_eq!(again, SyncStats::default());
     assert_eq!(a.take_counts(), (0, 0));
     assert_eq!(b.take_counts(), (0, 0));
 }
 
-#[tokio::test]
-async fn sync_all_reports_a_failing_peer_and_goes_on() {
+/// Two replica stores, `a` holding one key `k` that `b` lacks (and their directories).
+async fn one_key_on_a() -> (
+    (tempfile::TempDir, tempfile::TempDir),
+    LocalReplica,
+    Arc<dyn ReplicaApi>,
+    ItemKey,
+) {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = LocalReplica::new(open_store(dir_a.path()));
     let b: Arc<dyn ReplicaApi> = Arc::new(LocalReplica::new(open_store(dir_b.path())));
     let k = key(0, "k");
     a.write(vec![put(&k, 1, "v")]).await.unwrap();
+    ((dir_a, dir_b), a, b, k)
+}
+
+#[tokio::test]
+async fn sync_all_reports_a_failing_peer_and_goes_on() {
+    let (_dirs, a, b, k) = one_key_on_a().await;
     let p = key_partition(&k.key);
     // Partition 256 does not exist: that sync fails, the real one still runs.
-    let (stats, failures) = sync_all(&[256, p], &a, |_| vec![b.clone()]).await;
+    let (stats, failures) = sync_all(&[256, p], &a, |_| vec![(NodeId(2), b.clone())], &|_, _| {
+        true
+    })
+    .await;
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].0, 256);
     assert_eq!(stats.keys_repaired, 1);
@@ -232,4 +252,25 @@ async fn the_local_replica_folds_and_rebuilds_off_the_runtime() {
         .unwrap();
     assert_eq!(local.rebuild_partition(p).await.unwrap(), 1);
     assert!(local.rebuild_partition(256).await.is_err());
+}
+
+/// A sync writes only while both sides still hold the partition (`still_held`, asked by
+/// the syncing node against its layout right before each write): one that a layout
+/// change overtook writes nothing and fails, so no record lands on a replica that
+/// deleted the partition meanwhile.
+#[tokio::test]
+async fn sync_all_writes_nothing_to_a_side_that_no_longer_holds_the_partition() {
+    let (_dirs, a, b, k) = one_key_on_a().await;
+    let p = key_partition(&k.key);
+    let peers = |_| vec![(NodeId(2), b.clone())];
+    let (stats, failures) = sync_all(&[p], &a, peers, &|_, _| false).await;
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].1.to_string().contains("moved"), "{failures:?}");
+    assert_eq!(stats.keys_repaired, 0);
+    assert_eq!(b.read(vec![k.clone()]).await.unwrap(), vec![None]);
+    // Held: the same sync copies the record.
+    let (stats, failures) = sync_all(&[p], &a, peers, &|q, peer| q == p && peer == NodeId(2)).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(stats.keys_repaired, 1);
+    assert!(b.read(vec![k]).await.unwrap()[0].is_some());
 }

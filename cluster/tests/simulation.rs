@@ -49,7 +49,6 @@ fn check_seeds(config: &SimConfig, seeds: &[u64], test: &str) -> sim::SimStats {
     let mut failures = Vec::new();
     let (mut acked, mut unknown, mut reads) = (0, 0, 0);
     let mut totals = sim::SimStats::default();
-    let mut misplaced = Vec::new();
     for &seed in seeds {
         let report = simulate(seed, config);
         let (a, u, r) = report.outcome_counts();
@@ -70,9 +69,6 @@ fn check_seeds(config: &SimConfig, seeds: &[u64], test: &str) -> sim::SimStats {
         totals.replacements += s.replacements;
         totals.keys_copied += s.keys_copied;
         totals.keys_dropped += s.keys_dropped;
-        if !report.misplaced.is_empty() {
-            misplaced.push((seed, report.misplaced.clone()));
-        }
         if !report.violations.is_empty() {
             // How many of each kind, then the first few in full.
             let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
@@ -99,10 +95,6 @@ fn check_seeds(config: &SimConfig, seeds: &[u64], test: &str) -> sim::SimStats {
         "{test}: {} seeds: {acked} writes acknowledged, {unknown} unknown, {reads} reads; {totals:?}",
         seeds.len()
     );
-    // Not a broken guarantee, reported (docs/cluster.md, "Deterministic simulation").
-    for (seed, records) in &misplaced {
-        eprintln!("{test}: seed {seed}: records on members that are not their replicas (node, partition, records): {records:?}");
-    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The runs must not be vacuous: over many seeds every kind of fault and repair
     // happened, and clients saw both successes and indeterminate writes.
@@ -349,4 +341,21 @@ fn the_checker_catches_layout_changes_that_move_reads_and_writes_in_one_step() {
         ..layout_changes()
     };
     assert_caught_in(&config, sabotage_seeds(200), lost_or_stale);
+}
+
+/// Anti-entropy rounds that write by the layout they began under: one that outlasts a
+/// layout change leaves records on a member that already deleted that partition, which
+/// nothing reads or deletes again. It shows in few seeds (first at seed 141 of the
+/// search that found it), so it is not part of a CI run: `cargo test -p kv-cluster
+/// --test simulation -- --ignored keeps_the_layout` runs it.
+#[test]
+#[ignore = "needs more seeds than a CI run affords"]
+fn the_checker_catches_anti_entropy_that_keeps_the_layout_its_round_began_under() {
+    let config = SimConfig {
+        sabotage: Sabotage::AntiEntropyKeepsItsLayout,
+        ..layout_changes()
+    };
+    assert_caught_in(&config, sabotage_seeds(200), |v| {
+        matches!(v, Violation::Misplaced { .. })
+    });
 }

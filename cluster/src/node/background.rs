@@ -339,8 +339,19 @@ impl ClusterNode {
                 continue;
             }
             let budget = &self.background_budget;
-            match crate::anti_entropy::sync_partition_within(p, &*self.local, &*peer, budget).await
-            {
+            // Writes only while this node and the peer hold the partition by this
+            // node's layout as it is when each write leaves: a sync can outlast a
+            // layout change, and the peer (or this node) may have deleted it since.
+            let (layout, me) = (&self.layout, self.me.id);
+            let held = || {
+                layout.get().is_none_or(|l| {
+                    let holders = l.holders(p);
+                    holders.contains(&me) && holders.contains(&peer_id)
+                })
+            };
+            let sync =
+                crate::anti_entropy::sync_partition_held(p, &*self.local, &*peer, budget, &held);
+            match sync.await {
                 Ok(s) => {
                     done.stats.add(s);
                     done.synced.push(p);

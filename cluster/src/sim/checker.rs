@@ -96,6 +96,18 @@ pub enum Violation {
         /// What is left.
         what: String,
     },
+    /// After a layout change, a member holds records of a partition the final layout
+    /// does not give it: nothing reads them and nothing deletes them again (hint
+    /// replay and anti-entropy write only where the partition is held; clean-up
+    /// deleted the rest).
+    Misplaced {
+        /// The member.
+        node: NodeId,
+        /// The partition.
+        partition: u16,
+        /// How many records it holds of it.
+        records: usize,
+    },
     /// A node failed to restart from what its file system kept.
     RestartFailed {
         /// The node.
@@ -127,13 +139,10 @@ pub fn check_layout(layout: &Layout, done: &[(NodeId, bool)]) -> Vec<Violation> 
     violations
 }
 
-/// Records members hold of partitions `layout` does not give them, as (node,
-/// partition, records). Nodes that left are not counted (they keep their data until
-/// wiped).
-pub fn misplaced(
-    layout: &Layout,
-    nodes: &BTreeMap<NodeId, NodeState>,
-) -> Vec<(NodeId, u16, usize)> {
+/// Check 7, for runs that change their layout: records members hold of partitions
+/// `layout` does not give them, one violation per (node, partition). Nodes that left
+/// are not counted (they keep their data until wiped).
+pub fn misplaced(layout: &Layout, nodes: &BTreeMap<NodeId, NodeState>) -> Vec<Violation> {
     let mut found = Vec::new();
     for (&node, state) in nodes.iter().filter(|(n, _)| layout.member(**n).is_some()) {
         let mut per_partition: BTreeMap<u16, usize> = BTreeMap::new();
@@ -143,7 +152,15 @@ pub fn misplaced(
                 *per_partition.entry(partition).or_default() += 1;
             }
         }
-        found.extend(per_partition.into_iter().map(|(p, n)| (node, p, n)));
+        found.extend(
+            per_partition
+                .into_iter()
+                .map(|(partition, records)| Violation::Misplaced {
+                    node,
+                    partition,
+                    records,
+                }),
+        );
     }
     found
 }

@@ -338,15 +338,28 @@ pub(crate) async fn anti_entropy_round(setup: &Setup, inc: &Incarnation) {
     let Some(local) = inc.replicas.replica(me) else {
         return;
     };
-    let peers_of = |p: u16| -> Vec<Arc<dyn ReplicaApi>> {
+    let peers_of = |p: u16| -> Vec<(NodeId, Arc<dyn ReplicaApi>)> {
         layout
             .holders(p)
             .iter()
             .filter(|&&n| n != me && inc.liveness.state(n) != PeerState::Down)
-            .filter_map(|&n| inc.replicas.replica(n))
+            .filter_map(|&n| inc.replicas.replica(n).map(|api| (n, api)))
             .collect()
     };
-    let (stats, failures) = sync_all(&layout.partitions_of(me), &*local, peers_of).await;
+    // A round takes its layout once, but runs for as long as its round trips take
+    // (under loss, longer than a layout change): each write asks the node's layout as
+    // it is then, as the real node's `sync_with_peer` does.
+    let layouts = setup.layouts.clone();
+    let keeps_its_layout = setup.sabotage == Sabotage::AntiEntropyKeepsItsLayout;
+    let still_held = move |p: u16, peer: NodeId| {
+        keeps_its_layout
+            || layouts.of(me).is_none_or(|l| {
+                let holders = l.holders(p);
+                holders.contains(&me) && holders.contains(&peer)
+            })
+    };
+    let (stats, failures) =
+        sync_all(&layout.partitions_of(me), &*local, peers_of, &still_held).await;
     world.count(|s| s.keys_repaired += stats.keys_repaired);
     world.trace(format_args!(
         "{me:?} anti-entropy repaired {} failed {}",

@@ -13,8 +13,9 @@
 use super::node::{Incarnation, Setup};
 use super::world::World;
 use super::Sabotage;
-use crate::anti_entropy::sync_partition;
+use crate::anti_entropy::sync_partition_held;
 use crate::coordinator::Placement;
+use crate::hint_replay::ByteBudget;
 use crate::layout::{driver, Layout};
 use crate::node::adapters::LayoutCell;
 use crate::replica_api::{Liveness, PeerState, Replicas};
@@ -298,7 +299,17 @@ async fn copy_incoming(setup: &Setup, inc: &Incarnation, layout: &Layout) {
                 synced_by.push(part);
                 continue;
             }
-            if let Ok(stats) = sync_partition(part, &*local, &*peer).await {
+            // As anti-entropy: writes only while both still hold the partition by
+            // this node's layout (anti_entropy::sync_partition_held).
+            let held = || {
+                setup.layouts.of(me).is_none_or(|l| {
+                    let holders = l.holders(part);
+                    holders.contains(&me) && holders.contains(&source)
+                })
+            };
+            let budget = ByteBudget::new(0);
+            let sync = sync_partition_held(part, &*local, &*peer, &budget, &held);
+            if let Ok(stats) = sync.await {
                 setup.world.count(|s| s.keys_copied += stats.keys_repaired);
                 synced_by.push(part);
             }
