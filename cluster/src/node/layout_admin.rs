@@ -42,6 +42,21 @@ enum Verdict {
     Damaged(String),
 }
 
+/// The register's rule, given the layout it holds: `next` (version v) is written only
+/// over the layout it was made from (version v - 1) or over itself (the same APPLY
+/// retried, or an empty register). Anything else is another change's layout, which
+/// stays: of two operators applying different changes at once, the consensus round
+/// that runs second sees the first one's layout and is refused, so no two layouts ever
+/// share a version.
+fn decide(held: Option<Layout>, next: &Layout) -> Verdict {
+    match held {
+        Some(held) if held.version != next.version.saturating_sub(1) && held != *next => {
+            Verdict::Conflict(Box::new(held))
+        }
+        _ => Verdict::Committed,
+    }
+}
+
 fn other(text: String) -> RingError {
     RingError::Other(text)
 }
@@ -182,7 +197,6 @@ impl ClusterNode {
     /// learn it by gossip). A register holding another layout of that version or a
     /// newer one refuses the commit; this node then adopts what the register holds.
     pub(super) async fn commit_layout(&self, next: Layout) -> Result<(), RingError> {
-        let base = next.version.saturating_sub(1);
         let json = Bytes::from(next.to_json());
         let mut verdict = None;
         let mut change = |state: Option<&Record>| {
@@ -196,22 +210,19 @@ impl ClusterNode {
                 },
                 _ => None,
             };
-            match held {
-                Some(held) if held.version != base && held != next => {
-                    verdict = Some(Verdict::Conflict(Box::new(held)));
-                    Change::Keep
-                }
-                _ => {
-                    verdict = Some(Verdict::Committed);
-                    Change::Write {
-                        body: Body::Value {
-                            ty: ValueType::String,
-                            payload: json.clone(),
-                        },
-                        expire_at: None,
-                        request: None,
-                    }
-                }
+            let decided = decide(held, &next);
+            let write = matches!(decided, Verdict::Committed);
+            verdict = Some(decided);
+            if !write {
+                return Change::Keep;
+            }
+            Change::Write {
+                body: Body::Value {
+                    ty: ValueType::String,
+                    payload: json.clone(),
+                },
+                expire_at: None,
+                request: None,
             }
         };
         self.coordinator
@@ -378,4 +389,56 @@ fn show_plan(plan: &LayoutPlan, moving: &[PartitionMove]) -> String {
     }
     let _ = writeln!(out, "apply_with:CLUSTER LAYOUT APPLY {}", plan.next.version);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::new_cluster_id;
+    use crate::partition_size::tests::node;
+
+    /// Version 1 of three nodes, and two different version-2 layouts made from it (two
+    /// operators' changes).
+    fn base_and_two_nexts() -> (Layout, Layout, Layout) {
+        let base = Layout::initial(new_cluster_id(), vec![node(1), node(2), node(3)], 3)
+            .expect("a layout of three nodes");
+        let mut first = base.clone();
+        first.version = 2;
+        first.nodes[0].capacity = 2;
+        let mut second = base.clone();
+        second.version = 2;
+        second.nodes[0].zone = "rack-b".into();
+        assert_ne!(first, second);
+        (base, first, second)
+    }
+
+    fn committed(v: &Verdict) -> bool {
+        matches!(v, Verdict::Committed)
+    }
+
+    #[test]
+    fn two_changes_applied_at_once_cannot_share_a_version() {
+        let (base, first, second) = base_and_two_nexts();
+        // Each is written over the layout it was made from...
+        assert!(committed(&decide(Some(base.clone()), &first)));
+        assert!(committed(&decide(Some(base), &second)));
+        // ...but the round that runs second sees the first one's layout: refused, and
+        // told which layout holds the version.
+        match decide(Some(first.clone()), &second) {
+            Verdict::Conflict(held) => assert_eq!(*held, first),
+            _ => panic!("a second layout with version 2 was written"),
+        }
+    }
+
+    #[test]
+    fn the_same_apply_retried_commits_and_an_older_change_is_refused() {
+        let (_, first, _) = base_and_two_nexts();
+        assert!(committed(&decide(Some(first.clone()), &first)), "a retry");
+        assert!(committed(&decide(None, &first)), "an empty register");
+        let mut third = first.clone();
+        third.version = 3;
+        assert!(committed(&decide(Some(first.clone()), &third)));
+        // A change made from version 1 arriving after version 3 was committed.
+        assert!(!committed(&decide(Some(third), &first)));
+    }
 }
