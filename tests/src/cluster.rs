@@ -255,27 +255,41 @@ pub fn layout_command(node: &Kvd, args: &[&str]) -> redis::RedisResult<String> {
 /// gave away and has not deleted yet: `layout_change::wait_cleaned` waits for that, and
 /// `replica_dumps` checks it offline.
 pub fn assert_placed_exactly(nodes: &[&Kvd], replicas: usize, timeout: Duration) {
-    eventually(
-        &format!("every partition on exactly {replicas} nodes with equal Merkle roots"),
-        timeout,
-        || {
-            let Some(roots) = nodes
+    // The partitions that did not hold at the last poll, printed if the wait times out
+    // (which partitions, and how many holders each had), to tell a partition some node
+    // does not hold from one whose replicas differ.
+    let mut last_bad: Vec<(usize, usize, bool)> = Vec::new();
+    let placed = |last_bad: &mut Vec<(usize, usize, bool)>| {
+        let Some(roots) = nodes
+            .iter()
+            .map(|n| merkle_roots(n))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return false;
+        };
+        last_bad.clear();
+        for p in 0..256 {
+            let held: Vec<&String> = roots
                 .iter()
-                .map(|n| merkle_roots(n))
-                .collect::<Option<Vec<_>>>()
-            else {
-                return false;
-            };
-            (0..256).all(|p| {
-                let held: Vec<&String> = roots
-                    .iter()
-                    .map(|r| &r[p])
-                    .filter(|root| !root.is_empty())
-                    .collect();
-                held.len() == replicas && held.windows(2).all(|w| w[0] == w[1])
-            })
-        },
-    );
+                .map(|r| &r[p])
+                .filter(|root| !root.is_empty())
+                .collect();
+            let equal = held.windows(2).all(|w| w[0] == w[1]);
+            if held.len() != replicas || !equal {
+                last_bad.push((p, held.len(), equal));
+            }
+        }
+        last_bad.is_empty()
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    while !placed(&mut last_bad) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until every partition is on exactly {replicas} nodes with equal Merkle roots; \
+             at the last poll (partition, holders, roots equal): {last_bad:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The node's id (CLUSTER MYID).
