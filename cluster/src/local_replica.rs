@@ -7,8 +7,10 @@
 //! the engine work of a memtable read or a group-committed WAL append
 //! (docs/performance.md, "Where the cluster's CPU goes"). A write the engine says may
 //! block (`Db::write_may_block`: fsync `always`, a memtable switch or a write stall
-//! ahead) and the heavier calls (Merkle queries, scans, folds, rebuilds) still run on
-//! the blocking pool, so no runtime thread waits on an fsync or a stall.
+//! ahead), a batch of many items (a snapshot page, a repair batch: a read per item before
+//! the write, milliseconds of work) and the heavier calls (Merkle queries, scans, folds,
+//! rebuilds) still run on the blocking pool, so no runtime thread waits on an fsync or a
+//! stall, or holds up client commands for a bulk write.
 
 use crate::replica_api::{
     Hash16, ItemKey, MerkleLeaf, PartitionPage, PrepareOutcome, ReplicaApi, ReplicaError, ScanPage,
@@ -68,6 +70,12 @@ impl LocalReplica {
 /// the Merkle to-do record of the same batch (a generous estimate is enough here).
 const ITEM_OVERHEAD: usize = 96;
 
+/// Most items a write applies inline: coordinators' writes to a peer come batched as
+/// many as queued while the previous RPC ran (tens under 50 clients); bigger batches
+/// are snapshot pages (2048) and repairs, where a hand-off costs little per item and
+/// their reads before writing would hold a runtime thread for milliseconds.
+const INLINE_WRITE_ITEMS: usize = 256;
+
 /// About the bytes `items` add to the WAL, for `write_may_block`.
 fn write_bytes(items: &[WriteItem]) -> usize {
     items
@@ -86,7 +94,8 @@ fn write_bytes(items: &[WriteItem]) -> usize {
 #[async_trait]
 impl ReplicaApi for LocalReplica {
     async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
-        if self.store.db().write_may_block(write_bytes(&items)) {
+        if items.len() > INLINE_WRITE_ITEMS || self.store.db().write_may_block(write_bytes(&items))
+        {
             return self.blocking(move |s| s.apply(&items)).await;
         }
         self.store.apply(&items).map_err(ReplicaError::from)
