@@ -2,6 +2,10 @@
 //! temporary directories, waiting for readiness with a deadline, clients (the `redis`
 //! crate, RESP2 or RESP3) and a raw socket for protocol-level tests; `tls` adds
 //! certificates, TLS clients and a TLS-only server.
+//!
+//! A server's log lives in its temporary directory and goes away with it; run a failing
+//! test with `KVD_KEEP_LOGS=/some/dir` to keep the logs of the servers it started
+//! (copied there as `kvd-PORT.log` when the test panics).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: failing loudly is the point
 
 use std::io::{Read, Write};
@@ -371,6 +375,13 @@ pub(crate) fn wait_bounded(c: &mut Child, limit: Duration) -> ExitStatus {
 impl Drop for Kvd {
     fn drop(&mut self) {
         self.kill9();
+        // A failing test's server logs, kept where KVD_KEEP_LOGS names (they live in a
+        // temporary directory that goes away with the Kvd).
+        if let (true, Some(dir)) = (std::thread::panicking(), std::env::var_os("KVD_KEEP_LOGS")) {
+            let dir = PathBuf::from(dir);
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::copy(&self.log, dir.join(format!("kvd-{}.log", self.port)));
+        }
     }
 }
 

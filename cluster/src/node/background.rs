@@ -356,7 +356,10 @@ impl ClusterNode {
                     done.stats.add(s);
                     done.synced.push(p);
                 }
-                Err(_) => done.failures += 1,
+                Err(e) => {
+                    tracing::warn!(partition = p, peer = %peer_id, error = %e, "anti-entropy sync failed");
+                    done.failures += 1
+                }
             }
         }
         done
