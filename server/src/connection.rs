@@ -3,6 +3,7 @@
 //! that wait for an fsync, lock waits) leave the async worker via `block_in_place`, once
 //! per pipeline batch, so no runtime thread sleeps on the disk.
 
+use crate::cluster_mode::pipelined_reads::{read_ahead, ReadAhead};
 use crate::commands;
 use crate::commands::table::CommandSpec;
 use crate::keyspace::now_ms;
@@ -101,9 +102,19 @@ async fn serve_client<S>(
         let mut i = 0;
         if let Some(ring) = srv.ring.get() {
             // A cluster node: every command may wait for replicas, so each is awaited in
-            // order (crate::cluster_mode); nothing blocks a runtime thread meanwhile.
+            // order (crate::cluster_mode); nothing blocks a runtime thread meanwhile. A
+            // run of reads has its keys read together first (cluster_mode::pipelined_reads).
+            let mut ahead: Option<(usize, ReadAhead)> = None;
             while i < batch.len() && !client.close && !client.monitor {
-                let mut reply = crate::cluster_mode::execute(srv, ring, client, &batch[i]).await;
+                if ahead.as_ref().is_none_or(|(end, _)| i >= *end) {
+                    ahead = read_ahead(srv, ring, client, &batch[i..])
+                        .await
+                        .map(|a| (i + a.commands, a));
+                }
+                let reads = ahead.as_ref().map(|(_, a)| a);
+                let mut reply =
+                    crate::cluster_mode::execute_read_ahead(srv, ring, client, &batch[i], reads)
+                        .await;
                 if client.wait.is_some() {
                     // LOCK ... WAIT found the lock held: the replies before it go out
                     // first, as on one node.

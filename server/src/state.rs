@@ -40,6 +40,9 @@ pub struct Counters {
     pub protocol_errors: AtomicU64,
     /// Clients disconnected for passing an output buffer limit.
     pub output_limit_disconnects: AtomicU64,
+    /// Commands of pipelined runs of reads whose keys a cluster node read from their
+    /// replicas together (cluster_mode::pipelined_reads).
+    pub pipelined_reads_ahead: AtomicU64,
 }
 
 /// One SLOWLOG entry.

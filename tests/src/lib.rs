@@ -397,6 +397,20 @@ impl RawConn {
         self.s.write_all(b).expect("write");
     }
 
+    /// Sends all `cmds` in one write (so the server reads them as one pipeline) and
+    /// returns their replies as text, in order.
+    pub fn pipeline(&mut self, cmds: &[&[&str]]) -> Vec<String> {
+        let mut bytes = Vec::new();
+        for c in cmds {
+            let args: Vec<&[u8]> = c.iter().map(|a| a.as_bytes()).collect();
+            bytes.extend(encode_command(&args));
+        }
+        self.send(&bytes);
+        cmds.iter()
+            .map(|_| String::from_utf8_lossy(&self.reply()).into_owned())
+            .collect()
+    }
+
     /// Reads one complete RESP reply (bytes as received).
     pub fn reply(&mut self) -> Vec<u8> {
         let mut buf = Vec::new();

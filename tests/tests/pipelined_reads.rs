@@ -4,19 +4,6 @@
 
 use kv_tests::{encode_command, info_field, Kvd, RawConn};
 
-/// Sends all `cmds` in one write and returns their replies as text.
-fn pipeline(r: &mut RawConn, cmds: &[&[&str]]) -> Vec<String> {
-    let mut bytes = Vec::new();
-    for c in cmds {
-        let args: Vec<&[u8]> = c.iter().map(|a| a.as_bytes()).collect();
-        bytes.extend(encode_command(&args));
-    }
-    r.send(&bytes);
-    cmds.iter()
-        .map(|_| String::from_utf8_lossy(&r.reply()).into_owned())
-        .collect()
-}
-
 fn keyspace_hits_and_misses(r: &mut RawConn) -> (i64, i64) {
     let info = r.cmd(&[b"INFO", b"stats"]);
     let field = |name| {
@@ -34,17 +21,14 @@ fn a_run_of_reads_replies_in_order_and_counts_each_read() {
     assert_eq!(r.cmd(&[b"SET", b"a", b"one"]), "+OK\r\n");
     assert_eq!(r.cmd(&[b"SET", b"b", b"three"]), "+OK\r\n");
     let (hits, misses) = keyspace_hits_and_misses(&mut r);
-    let replies = pipeline(
-        &mut r,
-        &[
-            &["GET", "a"],
-            &["GET", "missing"],
-            &["MGET", "a", "missing", "b"],
-            &["STRLEN", "b"],
-            &["GET", "b"],
-            &["EXISTS", "a", "b", "missing"],
-        ],
-    );
+    let replies = r.pipeline(&[
+        &["GET", "a"],
+        &["GET", "missing"],
+        &["MGET", "a", "missing", "b"],
+        &["STRLEN", "b"],
+        &["GET", "b"],
+        &["EXISTS", "a", "b", "missing"],
+    ]);
     assert_eq!(
         replies,
         [
@@ -66,18 +50,15 @@ fn a_run_of_reads_replies_in_order_and_counts_each_read() {
 fn reads_after_writes_in_one_pipeline_see_those_writes() {
     let k = Kvd::start_default();
     let mut r = k.raw();
-    let replies = pipeline(
-        &mut r,
-        &[
-            &["GET", "x"],
-            &["SET", "x", "1"],
-            &["GET", "x"],
-            &["INCR", "x"],
-            &["GET", "x"],
-            &["DEL", "x"],
-            &["GET", "x"],
-        ],
-    );
+    let replies = r.pipeline(&[
+        &["GET", "x"],
+        &["SET", "x", "1"],
+        &["GET", "x"],
+        &["INCR", "x"],
+        &["GET", "x"],
+        &["DEL", "x"],
+        &["GET", "x"],
+    ]);
     assert_eq!(
         replies,
         [
@@ -104,15 +85,12 @@ fn a_resp2_subscriber_gets_each_pipelined_command_refused() {
     let refused = |name: &str| {
         format!("-ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n")
     };
-    let replies = pipeline(
-        &mut r,
-        &[
-            &["SET", "s", "1"],
-            &["SET", "t", "2"],
-            &["GET", "s"],
-            &["GET", "t"],
-        ],
-    );
+    let replies = r.pipeline(&[
+        &["SET", "s", "1"],
+        &["SET", "t", "2"],
+        &["GET", "s"],
+        &["GET", "t"],
+    ]);
     assert_eq!(
         replies,
         [

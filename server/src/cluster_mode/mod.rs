@@ -12,6 +12,7 @@ pub mod idempotent;
 pub mod keyspace;
 pub mod layout;
 pub mod metadata;
+pub mod pipelined_reads;
 pub mod pubsub;
 pub mod route;
 pub mod serial;
@@ -29,6 +30,7 @@ use kv_cluster::config::Consistency;
 use kv_cluster::replica_api::ItemKey;
 use kv_cluster::ring::{Ring, RingError};
 use kv_cluster::{Body, Record};
+use pipelined_reads::ReadAhead;
 use route::Route;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,30 +43,24 @@ pub async fn execute(
     client: &mut Client,
     args: &[Bytes],
 ) -> Reply {
+    execute_read_ahead(srv, ring, client, args, None).await
+}
+
+/// [`execute`] for a command of a run of pipelined reads whose keys were read ahead
+/// (`ahead`, crate::cluster_mode::pipelined_reads): it reads them from there.
+pub async fn execute_read_ahead(
+    srv: &Shared,
+    ring: &Arc<dyn Ring>,
+    client: &mut Client,
+    args: &[Bytes],
+    ahead: Option<&ReadAhead>,
+) -> Reply {
     let spec = match commands::admit(srv, client, args) {
         Admission::Run(spec) => spec,
         Admission::Done(reply) => return reply,
     };
-    let parent = table::lookup(&args[0])
-        .filter(|p| !p.subcommands.is_empty())
-        .map(|p| p.name);
     let started = Instant::now();
-    let (linearizable, siblings_db) = {
-        let config = srv.config.read();
-        let c = &config.cluster;
-        (
-            !c.eventual_databases.contains(&client.db),
-            c.siblings_databases.contains(&client.db),
-        )
-    };
-    let route = match siblings::route(spec, parent, args, siblings_db) {
-        Some(route) => route,
-        None => {
-            let route = route::route(spec, parent, args, linearizable);
-            serial::upgrade(route, spec, client.consistency, linearizable)
-        }
-    };
-    let reply = match route {
+    let reply = match route_of(srv, client, spec, args) {
         // Admin commands (COMPACT, CHECKPOINT, SAVE, ...) may wait on the disk: as on
         // the single-node path, they leave the async worker for it.
         Route::Local if commands::may_block(args, &srv.store.db) => {
@@ -72,7 +68,7 @@ pub async fn execute(
         }
         Route::Local => commands::run(srv, client, spec, args),
         Route::Refused(why) => Reply::error(why),
-        Route::Keys { prefetch } => on_keys(srv, ring, client, spec, args, prefetch).await,
+        Route::Keys { prefetch } => on_keys(srv, ring, client, spec, args, prefetch, ahead).await,
         Route::Consensus => consensus::run(srv, ring, client, spec, args).await,
         Route::Transaction => transaction::run_command(srv, ring, client, spec, args).await,
         Route::Exec => transaction::exec(srv, ring, client).await,
@@ -89,6 +85,34 @@ pub async fn execute(
     };
     commands::after_command(srv, client, spec, args, started.elapsed(), &reply);
     reply
+}
+
+/// Where an admitted command runs for `client` (its database's mode, its consistency
+/// level).
+fn route_of(
+    srv: &Shared,
+    client: &Client,
+    spec: &'static table::CommandSpec,
+    args: &[Bytes],
+) -> Route {
+    let parent = table::lookup(&args[0])
+        .filter(|p| !p.subcommands.is_empty())
+        .map(|p| p.name);
+    let (linearizable, siblings_db) = {
+        let config = srv.config.read();
+        let c = &config.cluster;
+        (
+            !c.eventual_databases.contains(&client.db),
+            c.siblings_databases.contains(&client.db),
+        )
+    };
+    match siblings::route(spec, parent, args, siblings_db) {
+        Some(route) => route,
+        None => {
+            let route = route::route(spec, parent, args, linearizable);
+            serial::upgrade(route, spec, client.consistency, linearizable)
+        }
+    }
 }
 
 /// A ring error as the client sees it.
@@ -123,28 +147,27 @@ async fn on_keys(
     spec: &'static table::CommandSpec,
     args: &[Bytes],
     prefetch: bool,
+    ahead: Option<&ReadAhead>,
 ) -> Reply {
     let db = client.db;
-    let level = client.consistency;
     let mut keys: Vec<Bytes> = spec.keys(args).into_iter().cloned().collect();
     keys.sort();
     keys.dedup();
     let mut reads = HashMap::new();
     if prefetch {
-        let fetches = keys.iter().map(|k| {
-            ring.get(
-                ItemKey {
-                    db: db as u32,
-                    key: k.clone(),
-                },
-                level,
-            )
-        });
-        for (key, got) in keys.iter().zip(join_all(fetches).await) {
+        // Keys read ahead with the rest of a pipelined run are not read again.
+        let (mut missing, mut found) = (Vec::new(), Vec::new());
+        for key in keys {
+            match ahead.and_then(|a| a.get(db, &key)) {
+                Some(got) => found.push((key, got.clone())),
+                None => missing.push(key),
+            }
+        }
+        let fetched = read_keys(ring, db, client.consistency, &missing).await;
+        for (key, got) in found.into_iter().chain(missing.into_iter().zip(fetched)) {
             match got {
-                Ok(rec) => {
-                    let entry = rec.as_ref().and_then(entry_of);
-                    reads.insert((db, key.clone()), entry);
+                Ok(entry) => {
+                    reads.insert((db, key), entry);
                 }
                 Err(e) => return ring_error(&e),
             }
@@ -165,9 +188,33 @@ async fn on_keys(
     if writes.is_empty() || reply.is_error() {
         return reply;
     }
-    replicate(ring, writes, level)
+    replicate(ring, writes, client.consistency)
         .await
         .map_or_else(|e| e, |()| reply)
+}
+
+/// The live entries of `keys` of database `db`, read from their replicas at `level`,
+/// all at once; one result per key, in order.
+async fn read_keys(
+    ring: &Arc<dyn Ring>,
+    db: usize,
+    level: Consistency,
+    keys: &[Bytes],
+) -> Vec<Result<Option<Entry>, RingError>> {
+    let fetches = keys.iter().map(|k| {
+        ring.get(
+            ItemKey {
+                db: db as u32,
+                key: k.clone(),
+            },
+            level,
+        )
+    });
+    join_all(fetches)
+        .await
+        .into_iter()
+        .map(|got| got.map(|rec| rec.as_ref().and_then(entry_of)))
+        .collect()
 }
 
 /// Replicates a command's writes, one ring write per key, concurrently. All succeed, or

@@ -563,7 +563,7 @@ const GROUP_MAX_BYTES: usize = 4 << 20;
 /// plain key-based read or write of an authenticated client outside MULTI, that its ACL
 /// user may run and that a RESP2 subscriber may send (a refused one runs alone, through
 /// `execute`, which replies and logs).
-fn groupable(
+pub(crate) fn groupable(
     srv: &Shared,
     client: &Client,
     args: &[Bytes],

@@ -286,6 +286,7 @@ pub fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
         &c.expired_idempotency_records,
         &c.protocol_errors,
         &c.output_limit_disconnects,
+        &c.pipelined_reads_ahead,
     ] {
         x.store(0, Ordering::Relaxed);
     }
@@ -724,6 +725,7 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                     r(&c.output_limit_disconnects),
                 ),
                 kv("idempotent_replays", r(&c.idempotent_replays)),
+                kv("pipelined_reads_ahead", r(&c.pipelined_reads_ahead)),
                 kv(
                     "expired_idempotency_records",
                     r(&c.expired_idempotency_records),

@@ -108,7 +108,7 @@ impl Collector for ServerCollector {
 fn server_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
     let c = &srv.counters;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let counters: [(&str, &str, u64); 12] = [
+    let counters: [(&str, &str, u64); 13] = [
         ("kvd_commands", "Commands executed.", load(&c.commands)),
         (
             "kvd_connections_received",
@@ -164,6 +164,11 @@ fn server_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
             "kvd_output_limit_disconnects",
             "Clients disconnected at an output buffer limit.",
             load(&c.output_limit_disconnects),
+        ),
+        (
+            "kvd_pipelined_reads_ahead",
+            "Pipelined reads whose keys a cluster node read together with the run's others.",
+            load(&c.pipelined_reads_ahead),
         ),
     ];
     counter_list(enc, &counters)?;

@@ -1,0 +1,82 @@
+//! Pipelines on a cluster node (docs/cluster.md, "Pipelining"), with real kvd processes:
+//! a run of reads has its keys read together, yet every reply is what the commands one
+//! by one would give, in order; a read after a write of the same pipeline sees it; a run
+//! at SERIAL is not read ahead (each read is its own consensus round).
+
+use kv_tests::cluster::Cluster;
+use kv_tests::{info_field, RawConn};
+
+/// The node's `pipelined_reads_ahead` (INFO stats).
+fn reads_ahead(r: &mut RawConn) -> u64 {
+    let info = r.cmd(&[b"INFO", b"stats"]);
+    info_field(&info, "pipelined_reads_ahead")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no pipelined_reads_ahead in {info}"))
+}
+
+fn bulk(v: &str) -> String {
+    format!("${}\r\n{v}\r\n", v.len())
+}
+
+#[test]
+fn a_pipeline_of_reads_is_read_ahead_and_replies_as_one_by_one() {
+    let c = Cluster::start(3, &["--cluster-eventual-databases", "1"]);
+    // Database 0 is linearizable (written through consensus), database 1 eventual.
+    let mut w = c.nodes[0].raw();
+    for db in ["0", "1"] {
+        assert_eq!(w.cmd(&[b"SELECT", db.as_bytes()]), "+OK\r\n");
+        for i in 0..30 {
+            let (k, v) = (format!("k{i}"), format!("{db}-v{i}"));
+            assert_eq!(w.cmd(&[b"SET", k.as_bytes(), v.as_bytes()]), "+OK\r\n");
+        }
+    }
+
+    // Through another node: twenty GETs, a write, then reads of several kinds.
+    let mut r = c.nodes[1].raw();
+    for db in ["0", "1"] {
+        assert_eq!(r.cmd(&[b"SELECT", db.as_bytes()]), "+OK\r\n");
+        let before = reads_ahead(&mut r);
+        let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+        let mut cmds: Vec<Vec<&str>> = keys.iter().map(|k| vec!["GET", k.as_str()]).collect();
+        let tail: [&[&str]; 8] = [
+            &["SET", "k0", "new"],
+            &["GET", "k0"],
+            &["MGET", "k1", "missing", "k2"],
+            &["EXISTS", "k3", "k3", "missing"],
+            &["STRLEN", "k4"],
+            &["TTL", "k5"],
+            &["GET", "k0"],
+            &["GET", "missing"],
+        ];
+        cmds.extend(tail.iter().map(|c| c.to_vec()));
+        let refs: Vec<&[&str]> = cmds.iter().map(Vec::as_slice).collect();
+        let replies = r.pipeline(&refs);
+
+        let mut want: Vec<String> = (0..20).map(|i| bulk(&format!("{db}-v{i}"))).collect();
+        want.extend([
+            "+OK\r\n".to_string(),
+            bulk("new"),
+            format!(
+                "*3\r\n{}$-1\r\n{}",
+                bulk(&format!("{db}-v1")),
+                bulk(&format!("{db}-v2"))
+            ),
+            ":2\r\n".to_string(),
+            format!(":{}\r\n", format!("{db}-v4").len()),
+            ":-1\r\n".to_string(),
+            bulk("new"),
+            "$-1\r\n".to_string(),
+        ]);
+        assert_eq!(replies, want, "database {db}");
+        // Two runs were read ahead: the twenty GETs, and the seven reads after the SET.
+        assert_eq!(reads_ahead(&mut r) - before, 27, "database {db}");
+    }
+
+    // At SERIAL every read is a consensus round of its own: nothing is read ahead.
+    assert_eq!(r.cmd(&[b"SELECT", b"0"]), "+OK\r\n");
+    assert_eq!(r.cmd(&[b"CLUSTER", b"CONSISTENCY", b"SERIAL"]), "+OK\r\n");
+    let before = reads_ahead(&mut r);
+    let replies = r.pipeline(&[&["GET", "k0"], &["GET", "k7"], &["EXISTS", "k8"]]);
+    assert_eq!(replies, [bulk("new"), bulk("0-v7"), ":1\r\n".to_string()]);
+    assert_eq!(reads_ahead(&mut r), before);
+}
