@@ -22,8 +22,10 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Commands of one run at most: bounds the keys read at once (and held) per connection.
+/// Commands of one run at most, and keys: bound what one connection reads at once (and
+/// holds) beyond what a single command of it would.
 const MAX_RUN: usize = 64;
+const MAX_KEYS: usize = 1024;
 
 /// The keys of a run of pipelined reads, read from their replicas together.
 #[derive(Debug, Default)]
@@ -41,9 +43,10 @@ impl ReadAhead {
 }
 
 /// Reads the keys of the run of read-only key commands that starts `cmds` (at most
-/// [`MAX_RUN`]), if it holds at least two: commands the client may run (admission's
-/// checks, without side effects) that route to a ring read in its database. `None`
-/// otherwise; the commands then run one by one as before.
+/// [`MAX_RUN`] commands, and [`MAX_KEYS`] keys unless its first command names more), if
+/// it holds at least two: commands the client may run (admission's checks, without side
+/// effects) that route to a ring read in its database. `None` otherwise; the commands
+/// then run one by one as before.
 pub async fn read_ahead(
     srv: &Shared,
     ring: &Arc<dyn Ring>,
@@ -69,7 +72,11 @@ pub async fn read_ahead(
         if !read {
             break;
         }
-        keys.extend(spec.keys(args).into_iter().cloned());
+        let named = spec.keys(args);
+        if run > 0 && keys.len() + named.len() > MAX_KEYS {
+            break;
+        }
+        keys.extend(named.into_iter().cloned());
         run += 1;
     }
     if run < 2 {
