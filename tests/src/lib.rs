@@ -319,6 +319,24 @@ impl Kvd {
         }
     }
 
+    /// Freezes the process (SIGSTOP): it keeps its connections open and answers nothing,
+    /// as in a long GC pause, until [`Kvd::resume`].
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid with a valid signal number.
+        unsafe {
+            libc::kill(self.pid() as i32, sig);
+        }
+    }
+
     /// Sends `sig` and waits (bounded) for the exit status.
     pub fn signal_and_wait(&mut self, sig: i32) -> ExitStatus {
         let mut c = self.child.take().expect("running");

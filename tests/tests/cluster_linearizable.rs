@@ -32,13 +32,6 @@ const KEYS: u64 = 3;
 /// Every client reads and writes every key.
 const CLIENTS: u64 = 6;
 
-fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) on our own child's pid with a valid signal number.
-    unsafe {
-        libc::kill(pid as i32, sig);
-    }
-}
-
 #[test]
 fn concurrent_writers_stay_linearizable_through_kill_9_and_pauses() {
     let mut c = Cluster::start(
@@ -76,12 +69,11 @@ fn concurrent_writers_stay_linearizable_through_kill_9_and_pauses() {
         || cluster_info(&c.nodes[2], "kvd_catching_up").as_deref() == Some("0"),
     );
     workload.after_ops(300);
-    let paused = c.nodes[1].pid();
-    signal(paused, libc::SIGSTOP);
+    c.nodes[1].pause();
     // Long enough that requests time out against the paused node and the others mark it
     // suspect.
     workload.after_ops(1500);
-    signal(paused, libc::SIGCONT);
+    c.nodes[1].resume();
     workload.after_ops(500);
 
     workload.check(|| format!("node 0 log:\n{}", c.nodes[0].log_text()));
