@@ -5,6 +5,7 @@
 
 use crate::cluster::{cluster_info, layout_command};
 use crate::{eventually, free_port, info_field, Kvd};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// Flags of the nodes of a layout-change test: short request and consensus timeouts,
@@ -104,6 +105,29 @@ pub fn apply_planned(via: &Kvd, next: u64) {
         Some("started"),
         "{applied}"
     );
+}
+
+/// The partitions a CLUSTER LAYOUT PLAN reply moves (its `partition:N ...` lines).
+pub fn moving_partitions(plan: &str) -> BTreeSet<u64> {
+    plan.lines()
+        .filter_map(|l| l.strip_prefix("partition:"))
+        .map(|l| {
+            l.split_whitespace()
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("no partition number in {l}"))
+        })
+        .collect()
+}
+
+/// The partition of `key` (CLUSTER KEYSLOT / 64).
+pub fn partition_of(c: &mut redis::Connection, key: &str) -> u64 {
+    let slot: u64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query(c)
+        .expect("KEYSLOT");
+    slot / 64
 }
 
 /// A node's layout version (CLUSTER INFO), 0 if it does not answer.

@@ -20,6 +20,7 @@ pub mod fenced_resource;
 pub mod history_outcome;
 pub mod http;
 pub mod layout_change;
+pub mod linearizable_workload;
 pub mod nemesis;
 pub mod netns;
 pub mod replica_dumps;
@@ -315,6 +316,24 @@ impl Kvd {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// Freezes the process (SIGSTOP): it keeps its connections open and answers nothing,
+    /// as in a long GC pause, until [`Kvd::resume`].
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid with a valid signal number.
+        unsafe {
+            libc::kill(self.pid() as i32, sig);
         }
     }
 

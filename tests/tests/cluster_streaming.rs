@@ -9,8 +9,8 @@
 use kv_tests::cluster::{
     assert_placed_exactly, cluster_info, connect, layout_command as layout, my_id, Cluster, Plan,
 };
+use kv_tests::layout_change::{moving_partitions, partition_of};
 use kv_tests::{eventually, info_field as field, Kvd};
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// How long one layout change may take on a loaded two-core machine.
@@ -50,16 +50,6 @@ fn num(text: &str, name: &str) -> u64 {
 
 fn info_num(node: &Kvd, name: &str) -> Option<u64> {
     cluster_info(node, name).and_then(|v| v.parse().ok())
-}
-
-/// The partition of `key` (CLUSTER KEYSLOT / 64).
-fn partition_of(c: &mut redis::Connection, key: &str) -> u64 {
-    let slot: u64 = redis::cmd("CLUSTER")
-        .arg("KEYSLOT")
-        .arg(key)
-        .query(c)
-        .expect("KEYSLOT");
-    slot / 64
 }
 
 /// Runs anti-entropy now on every node of `nodes` (CLUSTER REPAIR), as an operator
@@ -146,17 +136,13 @@ fn a_join_streams_its_partitions_and_shows_its_progress() {
     });
     let shown = layout(&cluster.nodes[0], &["PLAN"]).expect("PLAN");
     assert_eq!(num(&shown, "partitions_unmeasured"), 0, "{shown}");
-    let moving: BTreeSet<u64> = shown
-        .lines()
-        .filter_map(|l| l.strip_prefix("partition:"))
-        .map(|l| {
-            assert!(!l.contains("bytes=?"), "a partition without a size: {l}");
-            l.split_whitespace()
-                .next()
-                .and_then(|p| p.parse().ok())
-                .expect("partition number")
-        })
-        .collect();
+    assert!(
+        !shown
+            .lines()
+            .any(|l| l.starts_with("partition:") && l.contains("bytes=?")),
+        "a partition without a size:\n{shown}"
+    );
+    let moving = moving_partitions(&shown);
     assert_eq!(
         moving.len() as u64,
         num(&shown, "moved_assignments"),
