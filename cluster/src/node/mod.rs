@@ -18,6 +18,7 @@ pub mod identity;
 mod info;
 mod layout_admin;
 mod layout_pull;
+mod layout_staging;
 mod layout_status;
 mod metadata;
 mod observed;
