@@ -10,6 +10,7 @@ use crate::config::Consistency;
 use crate::coordinator::Change;
 use crate::layout::{Layout, LayoutChange, LayoutPlan, NodeInfo};
 use crate::partition_size::{moves, totals, PartitionMove};
+use crate::quorum::ClusterError;
 use crate::replica_api::{ItemKey, Liveness};
 use crate::ring::{LayoutRequest, RingError};
 use crate::{Body, NodeId, Record};
@@ -30,6 +31,14 @@ fn register_key() -> ItemKey {
         key: Bytes::from_static(LAYOUT_REGISTER_KEY),
     }
 }
+
+/// Consensus rounds one commit runs before it reports an unknown outcome. A round whose
+/// value some replicas accepted before a competing commit won the register ends
+/// "TIMEOUT ... may still be applied" (CASPaxos cannot tell whether a later value derives
+/// from it); the register's rule makes running again safe (`next` is written over itself)
+/// and settles it: the next round finds `next` (committed) or another layout (refused).
+/// Two operators applying at once hit this (tests/tests/cluster_concurrent_apply.rs).
+const REGISTER_ATTEMPTS: usize = 3;
 
 /// What the register's consensus round decided.
 enum Verdict {
@@ -196,10 +205,27 @@ impl ClusterNode {
                 request: None,
             }
         };
-        self.coordinator
-            .consensus(register_key(), Consistency::Quorum, &mut change)
-            .await
-            .map_err(|e| self.ring_error("write", e))?;
+        let mut attempts = 1;
+        loop {
+            match self
+                .coordinator
+                .consensus(register_key(), Consistency::Quorum, &mut change)
+                .await
+            {
+                Err(ClusterError::Timeout { .. }) if attempts < REGISTER_ATTEMPTS => {
+                    tracing::info!(
+                        version = next.version,
+                        attempts,
+                        "the layout register's round ended unknown; running it again"
+                    );
+                    attempts += 1;
+                }
+                ended => {
+                    ended.map_err(|e| self.ring_error("write", e))?;
+                    break;
+                }
+            }
+        }
         match verdict {
             Some(Verdict::Committed) => {
                 self.adopt(next.clone())
