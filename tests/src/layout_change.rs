@@ -3,7 +3,7 @@
 //! be added, staging and applying a change after checking its plan, and waiting until
 //! every node holds the layout that ends it.
 
-use crate::cluster::{cluster_info, layout_command};
+use crate::cluster::{cluster_info, connect, layout_command};
 use crate::{eventually, free_port, info_field, Kvd};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -197,4 +197,33 @@ fn describe(nodes: &[&Kvd]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n----\n")
+}
+
+/// Writes `key:<i>` = i for i in 0..count through `via`; returns the i acknowledged.
+pub fn write_numbered_keys(via: &Kvd, count: u64) -> Vec<u64> {
+    let mut c = connect(&via.url(false));
+    (0..count)
+        .filter(|i| {
+            redis::cmd("SET")
+                .arg(format!("key:{i}"))
+                .arg(*i)
+                .query::<()>(&mut c)
+                .is_ok()
+        })
+        .collect()
+}
+
+/// Every acknowledged key (`key:<i>` = i, as [`write_numbered_keys`] writes) reads back
+/// through every node of `nodes`.
+pub fn assert_all_readable(acked: &[u64], nodes: &[&Kvd]) {
+    for (n, node) in nodes.iter().enumerate() {
+        let mut c = connect(&node.url(false));
+        for chunk in acked.chunks(200) {
+            let keys: Vec<String> = chunk.iter().map(|i| format!("key:{i}")).collect();
+            let got: Vec<Option<u64>> = redis::cmd("MGET").arg(&keys).query(&mut c).expect("MGET");
+            for (i, v) in chunk.iter().zip(got) {
+                assert_eq!(v, Some(*i), "key:{i} through node {n}");
+            }
+        }
+    }
 }

@@ -20,6 +20,7 @@ pub mod fenced_resource;
 pub mod history_outcome;
 pub mod http;
 pub mod layout_change;
+pub mod layout_history;
 pub mod linearizable_workload;
 pub mod nemesis;
 pub mod netns;

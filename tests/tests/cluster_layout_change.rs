@@ -135,20 +135,6 @@ impl Load {
     }
 }
 
-/// Every acknowledged key reads back through every node.
-fn assert_all_readable(acked: &[u64], nodes: &[&Kvd]) {
-    for (n, node) in nodes.iter().enumerate() {
-        let mut c = connect(&node.url(false));
-        for chunk in acked.chunks(200) {
-            let keys: Vec<String> = chunk.iter().map(|i| format!("key:{i}")).collect();
-            let got: Vec<Option<u64>> = redis::cmd("MGET").arg(&keys).query(&mut c).expect("MGET");
-            for (i, v) in chunk.iter().zip(got) {
-                assert_eq!(v, Some(*i), "key:{i} through node {n}");
-            }
-        }
-    }
-}
-
 /// Every partition is held by exactly three of `nodes`, with equal Merkle roots
 /// (anti-entropy and clean-up may still be finishing: polled).
 fn assert_placed_exactly(nodes: &[&Kvd]) {
@@ -189,7 +175,7 @@ fn a_cluster_grows_to_four_and_shrinks_to_three_under_load() {
     let refused: redis::RedisResult<()> = redis::cmd("SET").arg("late").arg(1).query(&mut c);
     let refused = refused.expect_err("a removed node refuses writes");
     assert!(refused.to_string().contains("removed"), "{refused}");
-    assert_all_readable(&acked, &rest);
+    layout_change::assert_all_readable(&acked, &rest);
     assert_placed_exactly(&rest);
     joiner.kill9();
 }
@@ -202,16 +188,7 @@ fn bus_of(cluster: &Cluster) -> Vec<u16> {
 #[test]
 fn a_dead_node_is_replaced_by_a_new_one() {
     let mut cluster = Cluster::start(3, FLAGS);
-    let mut c = connect(&cluster.nodes[0].url(false));
-    let acked: Vec<u64> = (0..300u64)
-        .filter(|i| {
-            redis::cmd("SET")
-                .arg(format!("key:{i}"))
-                .arg(*i)
-                .query::<()>(&mut c)
-                .is_ok()
-        })
-        .collect();
+    let acked = layout_change::write_numbered_keys(&cluster.nodes[0], 300);
     assert_eq!(acked.len(), 300);
     let bus = bus_of(&cluster);
     // Node 3 dies for good: its directory is gone.
@@ -223,6 +200,6 @@ fn a_dead_node_is_replaced_by_a_new_one() {
     let new_bus = format!("127.0.0.1:{new_bus}");
     let survivors: Vec<&Kvd> = vec![&cluster.nodes[0], &cluster.nodes[1], &new];
     change_layout(&cluster.nodes[0], &["REPLACE", &dead, &new_bus], &survivors);
-    assert_all_readable(&acked, &survivors);
+    layout_change::assert_all_readable(&acked, &survivors);
     assert_placed_exactly(&survivors);
 }

@@ -1,15 +1,16 @@
 //! Layout administration (docs/cluster.md, "Changing the layout"): changes are staged in
-//! the cluster metadata (so every node shows the same staged changes), reviewed with
-//! PLAN, and applied with the version PLAN showed, as Garage's `layout assign / show /
-//! apply --version` and Riak's `cluster join / plan / commit` do. Applying commits the
-//! next layout through consensus on one register, so two operators applying at once
-//! cannot make two different layouts with the same version.
+//! the cluster metadata (so every node shows the same staged changes; layout_staging.rs),
+//! reviewed with PLAN, and applied with the version PLAN showed, as Garage's `layout
+//! assign / show / apply --version` and Riak's `cluster join / plan / commit` do.
+//! Applying commits the next layout through consensus on one register, so two operators
+//! applying at once cannot make two different layouts with the same version.
 
 use super::ClusterNode;
 use crate::config::Consistency;
 use crate::coordinator::Change;
 use crate::layout::{Layout, LayoutChange, LayoutPlan, NodeInfo};
 use crate::partition_size::{moves, totals, PartitionMove};
+use crate::quorum::ClusterError;
 use crate::replica_api::{ItemKey, Liveness};
 use crate::ring::{LayoutRequest, RingError};
 use crate::{Body, NodeId, Record};
@@ -17,9 +18,6 @@ use bytes::Bytes;
 use kv_keyspace::ValueType;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-/// The metadata entry holding the staged changes (a JSON list of [`LayoutChange`]).
-const STAGED_ENTRY: &str = "layout/staged";
 
 /// The consensus register of committed layouts: a key in a namespace no client
 /// database uses (databases are numbered from 0 up to the configured count), so no
@@ -33,6 +31,14 @@ fn register_key() -> ItemKey {
         key: Bytes::from_static(LAYOUT_REGISTER_KEY),
     }
 }
+
+/// Consensus rounds one commit runs before it reports an unknown outcome. A round whose
+/// value some replicas accepted before a competing commit won the register ends
+/// "TIMEOUT ... may still be applied" (CASPaxos cannot tell whether a later value derives
+/// from it); the register's rule makes running again safe (`next` is written over itself)
+/// and settles it: the next round finds `next` (committed) or another layout (refused).
+/// Two operators applying at once hit this (tests/tests/cluster_concurrent_apply.rs).
+const REGISTER_ATTEMPTS: usize = 3;
 
 /// What the register's consensus round decided.
 enum Verdict {
@@ -93,8 +99,9 @@ impl ClusterNode {
                 self.stage(LayoutChange::Replace { node, with }).await
             }
             LayoutRequest::Revert => {
-                self.save_staged(&[]).await?;
-                Ok("staged_changes:0\n".into())
+                let entries: Vec<_> = self.staged_entries().into_iter().map(|(e, _)| e).collect();
+                self.withdraw(&entries).await?;
+                Ok(format!("staged_changes:{}\n", self.staged().len()))
             }
             LayoutRequest::Status => Ok(self.layout_status(&layout)),
             LayoutRequest::Plan => {
@@ -109,8 +116,9 @@ impl ClusterNode {
                 Ok(show_plan(&plan, &moves(&layout, &plan.next, &sizes)))
             }
             LayoutRequest::Apply { version } => {
+                let (entries, staged): (Vec<_>, Vec<_>) = self.staged_entries().into_iter().unzip();
                 let plan = layout
-                    .plan(&self.staged())
+                    .plan(&staged)
                     .map_err(|e| other(format!("ERR {e}")))?;
                 if plan.next.version != version {
                     return Err(other(format!(
@@ -119,7 +127,7 @@ impl ClusterNode {
                     )));
                 }
                 self.commit_layout(plan.next.clone()).await?;
-                self.save_staged(&[]).await?;
+                self.withdraw(&entries).await?;
                 Ok(format!(
                     "layout_version:{}\nmoved_assignments:{}\ntransition:{}\n",
                     plan.next.version,
@@ -164,34 +172,6 @@ impl ClusterNode {
         )))
     }
 
-    /// The staged changes (none when the entry is absent or unreadable).
-    fn staged(&self) -> Vec<LayoutChange> {
-        self.metadata
-            .get(STAGED_ENTRY)
-            .and_then(|e| serde_json::from_slice(&e.value).ok())
-            .unwrap_or_default()
-    }
-
-    async fn save_staged(&self, changes: &[LayoutChange]) -> Result<(), RingError> {
-        let json = serde_json::to_vec(changes).map_err(|e| other(format!("ERR {e}")))?;
-        self.publish(vec![(STAGED_ENTRY.to_string(), Bytes::from(json))])
-            .await
-            .map(|_| ())
-    }
-
-    /// Adds `change` to the staged ones, replacing an earlier change of the same node.
-    async fn stage(&self, change: LayoutChange) -> Result<String, RingError> {
-        let subject = |c: &LayoutChange| match c {
-            LayoutChange::Assign { node } => node.id,
-            LayoutChange::Remove { node } | LayoutChange::Replace { node, .. } => *node,
-        };
-        let mut changes = self.staged();
-        changes.retain(|c| subject(c) != subject(&change));
-        changes.push(change);
-        self.save_staged(&changes).await?;
-        Ok(format!("staged_changes:{}\n", changes.len()))
-    }
-
     /// Commits `next` (version = the held version + 1) through consensus on the layout
     /// register, then installs it here and pushes it to every node it names (the others
     /// learn it by gossip). A register holding another layout of that version or a
@@ -225,10 +205,27 @@ impl ClusterNode {
                 request: None,
             }
         };
-        self.coordinator
-            .consensus(register_key(), Consistency::Quorum, &mut change)
-            .await
-            .map_err(|e| self.ring_error("write", e))?;
+        let mut attempts = 1;
+        loop {
+            match self
+                .coordinator
+                .consensus(register_key(), Consistency::Quorum, &mut change)
+                .await
+            {
+                Err(ClusterError::Timeout { .. }) if attempts < REGISTER_ATTEMPTS => {
+                    tracing::info!(
+                        version = next.version,
+                        attempts,
+                        "the layout register's round ended unknown; running it again"
+                    );
+                    attempts += 1;
+                }
+                ended => {
+                    ended.map_err(|e| self.ring_error("write", e))?;
+                    break;
+                }
+            }
+        }
         match verdict {
             Some(Verdict::Committed) => {
                 self.adopt(next.clone())

@@ -18,6 +18,7 @@ pub mod identity;
 mod info;
 mod layout_admin;
 mod layout_pull;
+mod layout_staging;
 mod layout_status;
 mod metadata;
 mod observed;
@@ -118,6 +119,14 @@ pub struct ClusterNode {
     dir: PathBuf,
     identity: Mutex<Identity>,
     layout: Arc<LayoutCell>,
+    /// One [`ClusterNode::adopt`] at a time. Two at once (this node's own commit and the
+    /// same layout pushed by another node that committed it too, or a push and a pull)
+    /// both wrote `layout.json` through the same temporary file, so one failed with
+    /// ENOENT and its APPLY reported an error for a committed layout
+    /// (tests/tests/cluster_concurrent_apply.rs found it); and each checked "newer than
+    /// the layout held" before the other installed, so an older layout could be
+    /// installed after a newer one.
+    adopting: tokio::sync::Mutex<()>,
     met: Mutex<BTreeMap<NodeId, NodeInfo>>,
     store: Arc<ReplicaStore>,
     /// Cluster-wide entries: flushes, ACL users, cluster-wide config.
@@ -244,6 +253,7 @@ impl ClusterNode {
             dir,
             identity: Mutex::new(identity),
             layout: cell,
+            adopting: tokio::sync::Mutex::new(()),
             met: Mutex::new(BTreeMap::new()),
             store,
             metadata,
@@ -346,6 +356,7 @@ impl ClusterNode {
     /// persisting it before use.
     async fn adopt(&self, layout: Layout) -> Result<(), String> {
         layout.validate().map_err(|e| e.to_string())?;
+        let _one_at_a_time = self.adopting.lock().await;
         if layout.node(self.me.id).is_none() {
             self.note_removal(&layout).await;
             return Err("the layout does not include this node".into());
