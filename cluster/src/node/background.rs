@@ -333,6 +333,7 @@ impl ClusterNode {
             done.failures = 1;
             return done;
         };
+        let mut first_failure = None;
         for ((&p, a), b) in partitions.iter().zip(&ours).zip(&theirs) {
             if a == b {
                 done.synced.push(p);
@@ -357,10 +358,21 @@ impl ClusterNode {
                     done.synced.push(p);
                 }
                 Err(e) => {
-                    tracing::warn!(partition = p, peer = %peer_id, error = %e, "anti-entropy sync failed");
+                    first_failure.get_or_insert((p, e));
                     done.failures += 1
                 }
             }
+        }
+        // One line per peer and round, not per partition: a peer that refuses every
+        // partition (catching up after a restart) would fill the log.
+        if let Some((partition, error)) = first_failure {
+            tracing::warn!(
+                peer = %peer_id,
+                failed_partitions = done.failures,
+                first_partition = partition,
+                first_error = %error,
+                "anti-entropy syncs with a peer failed"
+            );
         }
         done
     }
