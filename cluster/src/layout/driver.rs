@@ -49,6 +49,30 @@ pub fn all_members_synced(layout: &Layout, me: NodeId, synced: impl Fn(NodeId) -
         .all(|n| n.id == me || synced(n.id) >= layout.version)
 }
 
+/// Whether `me` commits the layout that ends `layout`'s transition now that every member
+/// copied its partitions, the change having been ready to end for `ready_for`. Any node
+/// may (the register takes one layout per version), but when every node tried at once
+/// their consensus rounds on the register duelled: rounds were refused, one node gave up
+/// after its whole consensus timeout, and a replica could keep the register's previous
+/// version until anti-entropy (seen in tests/tests/cluster_streaming.rs). So the first
+/// member (by id) that is not down settles at once, and the others only once the change
+/// has waited `patience` for it (it may be paused, or cut off without being down yet).
+pub fn settles_now(
+    layout: &Layout,
+    me: NodeId,
+    is_down: impl Fn(NodeId) -> bool,
+    ready_for: Duration,
+    patience: Duration,
+) -> bool {
+    let first = layout
+        .nodes
+        .iter()
+        .map(|n| n.id)
+        .filter(|&id| id == me || !is_down(id))
+        .min();
+    first == Some(me) || ready_for >= patience
+}
+
 /// How many previous replicas a new replica must sync a partition with before it counts
 /// as copied: N - W + 1, so that every write W of them acknowledged is among what it got.
 pub fn sources_needed(replicas: usize, write_quorum: usize) -> usize {

@@ -449,3 +449,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_first_member_up_settles_at_once_and_the_others_after_their_patience() {
+    use std::time::Duration;
+    let l = layout();
+    let patience = Duration::from_secs(5);
+    let settles = |me: u64, down: Option<u64>, ready_for: Duration| {
+        let is_down = |n: NodeId| Some(n.0) == down;
+        driver::settles_now(&l, NodeId(me), is_down, ready_for, patience)
+    };
+    let now = Duration::ZERO;
+    assert!(settles(1, None, now));
+    assert!(!settles(2, None, now));
+    assert!(!settles(3, None, now));
+    // The first is down: the next member up takes its place at once.
+    assert!(settles(2, Some(1), now));
+    assert!(!settles(3, Some(1), now));
+    // Paused or cut off without being down: the others settle once they waited.
+    assert!(settles(3, None, patience));
+    // A departing node (not a member) is never first.
+    assert!(!settles(9, None, now));
+}

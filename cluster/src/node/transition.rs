@@ -60,6 +60,9 @@ pub struct LayoutProgress {
     pub keys_copied: u64,
     /// When copying for `version` began.
     pub copy_started: Option<Instant>,
+    /// When this node first saw every member's partitions of `version` copied (the
+    /// change ready to end; `driver::settles_now`).
+    settle_ready: Option<Instant>,
     /// Each incoming partition's copy for `version` (node/copy_progress.rs).
     pub partitions: BTreeMap<u16, PartitionCopy>,
     /// The incoming partitions' sizes on their previous replicas, asked once when
@@ -95,6 +98,7 @@ impl ClusterNode {
                 p.installed_at = Some(Instant::now());
                 p.copied.clear();
                 p.copy_started = None;
+                p.settle_ready = None;
                 p.partitions.clear();
                 p.expected.clear();
                 p.sizes_asked = false;
@@ -122,7 +126,15 @@ impl ClusterNode {
             }
             let synced = self.progress.lock().synced >= layout.version;
             if synced && self.all_members_synced(&layout, &members) {
-                self.settle(&layout).await;
+                let ready_for = {
+                    let mut p = self.progress.lock();
+                    p.settle_ready.get_or_insert_with(Instant::now).elapsed()
+                };
+                let is_down = |id| self.live.state(id) == PeerState::Down;
+                let patience = self.drain_time();
+                if driver::settles_now(&layout, self.me.id, is_down, ready_for, patience) {
+                    self.settle(&layout).await;
+                }
             }
         } else if self.progress.lock().cleaned < layout.version {
             self.clean_up(&layout).await;

@@ -126,6 +126,8 @@ pub(crate) struct Progress {
     pub(crate) synced: u64,
     pub(crate) cleaned: u64,
     copied: BTreeSet<u16>,
+    /// When every member was first seen with its partitions copied.
+    settle_ready: Option<Instant>,
     /// What peers were last seen to publish (gossip's view of them).
     seen: BTreeMap<NodeId, Reported>,
 }
@@ -208,6 +210,7 @@ pub(crate) async fn step(setup: &Setup, inc: &Incarnation) {
             p.version = layout.version;
             p.installed_at = Some(Instant::now());
             p.copied.clear();
+            p.settle_ready = None;
         }
         let drained = p.installed_at.is_some_and(|t| t.elapsed() >= drain);
         let ack = p.acked < layout.version && drained;
@@ -233,11 +236,14 @@ pub(crate) async fn step(setup: &Setup, inc: &Incarnation) {
             copy_incoming(setup, inc, &layout).await;
         }
         let synced = {
-            let p = inc.progress.lock();
+            let mut p = inc.progress.lock();
             let seen = |n: NodeId| p.seen.get(&n).map_or(0, |r| r.synced);
-            p.synced >= layout.version && driver::all_members_synced(&layout, me, seen)
+            let ready = p.synced >= layout.version && driver::all_members_synced(&layout, me, seen);
+            ready.then(|| p.settle_ready.get_or_insert_with(Instant::now).elapsed())
         };
-        if synced {
+        let settles = synced
+            .is_some_and(|ready_for| driver::settles_now(&layout, me, is_down, ready_for, drain));
+        if settles {
             if let Ok(mut next) = layout.settled() {
                 if setup.sabotage == Sabotage::SettleInOneStep {
                     next.transition = None;
