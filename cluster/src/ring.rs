@@ -130,6 +130,19 @@ pub trait Ring: Send + Sync + 'static {
         expire_at: Option<i64>,
         level: Consistency,
     ) -> Result<Version, RingError>;
+    /// Writes several keys as [`Ring::put`] writes each (no atomicity across them): one
+    /// result per write, in order. A ring may send them in one round (one request per
+    /// replica); this default writes them one by one, concurrently.
+    async fn put_many(
+        &self,
+        writes: Vec<(ItemKey, Body, Option<i64>)>,
+        level: Consistency,
+    ) -> Vec<Result<Version, RingError>> {
+        let puts = writes
+            .into_iter()
+            .map(|(key, body, expire_at)| self.put(key, body, expire_at, level));
+        futures::future::join_all(puts).await
+    }
     /// The node that proposes consensus rounds on `key`, when it is not this one
     /// (crate::forward; docs/consistency.md, "One proposer per key"): the first of the
     /// key's replicas that failure detection sees up. `None`: run them here.

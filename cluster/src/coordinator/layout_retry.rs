@@ -61,6 +61,11 @@ impl Refusals {
         }
     }
 
+    /// Whether a refusal was noted (and not taken yet).
+    pub(crate) fn seen(&self) -> bool {
+        self.0.lock().is_some()
+    }
+
     fn take(&self) -> Option<(NodeId, u64)> {
         self.0.lock().take()
     }

@@ -2,10 +2,12 @@
 //! replicas with quorums (docs/cluster-replication.md). It depends only on traits, so
 //! the same code runs over the local store, gRPC peers and the test fakes.
 
+mod batch_write;
 mod layout_retry;
 mod multi;
 mod paxos;
 mod read;
+mod round;
 mod siblings;
 mod tally;
 mod txn;

@@ -22,34 +22,25 @@ pub const MAX_KEYS_IN_FLIGHT: usize = 128;
 pub type KeyWrite = (ItemKey, Option<(ValueType, Bytes)>, Option<i64>);
 
 impl Coordinator {
-    /// Writes each key independently; one result per key, in order.
+    /// Writes each key independently (one round for all: batch_write.rs); one result
+    /// per key, in order.
     pub async fn mput(
         &self,
         writes: Vec<KeyWrite>,
         consistency: Consistency,
     ) -> Vec<Result<Version, ClusterError>> {
-        self.fan_out(
-            writes,
-            |w| &w.0,
-            move |c, (key, value, expire_at)| async move {
-                c.put(key, value, expire_at, consistency).await
-            },
-        )
-        .await
+        self.put_batch(writes, consistency).await
     }
 
-    /// Deletes each key independently (tombstones); one result per key, in order.
+    /// Deletes each key independently (tombstones, one round for all); one result per
+    /// key, in order.
     pub async fn mdel(
         &self,
         keys: Vec<ItemKey>,
         consistency: Consistency,
     ) -> Vec<Result<Version, ClusterError>> {
-        self.fan_out(
-            keys,
-            |k| k,
-            move |c, key| async move { c.put(key, None, None, consistency).await },
-        )
-        .await
+        let writes = keys.into_iter().map(|k| (k, None, None)).collect();
+        self.put_batch(writes, consistency).await
     }
 
     /// Reads each key independently; one result per key, in order.
@@ -123,7 +114,10 @@ impl Coordinator {
 
 /// Keeps the last input of each key; also returns, for every input, the index of the
 /// kept input whose result it reports.
-fn last_per_key<I>(inputs: Vec<I>, key_of: impl Fn(&I) -> &ItemKey) -> (Vec<I>, Vec<usize>) {
+pub(super) fn last_per_key<I>(
+    inputs: Vec<I>,
+    key_of: impl Fn(&I) -> &ItemKey,
+) -> (Vec<I>, Vec<usize>) {
     let mut last: HashMap<&ItemKey, usize> = HashMap::with_capacity(inputs.len());
     for (i, input) in inputs.iter().enumerate() {
         last.insert(key_of(input), i);

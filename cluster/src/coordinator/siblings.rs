@@ -6,8 +6,9 @@
 //! and read repair carry states like any record, and a W of one (consistency ONE) is
 //! what lets both sides of a partition keep writing.
 
+use super::round::{write_round, RoundEnd};
 use super::tally::Tally;
-use super::write::{hint_skipped, write_round, RoundEnd};
+use super::write::hint_skipped;
 use super::{Coordinator, ReplicaSet};
 use crate::dvv::{SiblingsWrite, WARN_SIBLINGS};
 use crate::quorum::{ClusterError, Consistency};
@@ -33,10 +34,7 @@ impl Coordinator {
         if let Some((needed, alive)) = tally.unavailable() {
             return Err(ClusterError::Unavailable { needed, alive });
         }
-        let floor = inner.floors.floor(key.db);
-        if floor > Version::ZERO {
-            inner.clock.observe(floor);
-        }
+        self.observe_flush_floor(key.db);
         let version = inner.clock.next().map_err(ClusterError::Clock)?;
         let deadline = Instant::now() + inner.config.request_timeout;
         let item = WriteItem {

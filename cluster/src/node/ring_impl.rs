@@ -189,6 +189,40 @@ impl Ring for ClusterNode {
         put.map_err(|e| self.ring_error("write", e))
     }
 
+    /// Values and tombstones go in one round (coordinator/batch_write.rs); a siblings
+    /// database's writes one by one.
+    async fn put_many(
+        &self,
+        writes: Vec<(ItemKey, Body, Option<i64>)>,
+        level: Consistency,
+    ) -> Vec<Result<Version, RingError>> {
+        if let Err(e) = self.ready("write") {
+            return writes.iter().map(|_| Err(e.clone())).collect();
+        }
+        let blind = writes
+            .iter()
+            .all(|(_, body, _)| matches!(body, Body::Value { .. } | Body::Tombstone));
+        if !blind {
+            let puts = writes
+                .into_iter()
+                .map(|(key, body, expire_at)| self.put(key, body, expire_at, level));
+            return futures::future::join_all(puts).await;
+        }
+        let batch = writes
+            .into_iter()
+            .map(|(key, body, expire_at)| match body {
+                Body::Value { ty, payload } => (key, Some((ty, payload)), expire_at),
+                _ => (key, None, None),
+            })
+            .collect();
+        self.coordinator
+            .put_batch(batch, level)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(|e| self.ring_error("write", e)))
+            .collect()
+    }
+
     async fn scan(
         &self,
         scope: &PartitionSet,

@@ -217,7 +217,7 @@ async fn read_keys(
         .collect()
 }
 
-/// Replicates a command's writes, one ring write per key, concurrently. All succeed, or
+/// Replicates a command's writes, each key its own ring write, all in one round. All succeed, or
 /// the client gets an error naming how many keys were written: keys of one command live
 /// on different replicas, and there is no cross-key atomicity on the ring (docs/cluster.md,
 /// "Multi-key commands").
@@ -232,9 +232,9 @@ async fn replicate(
         last.insert((db, key), value);
     }
     let total = last.len();
-    let puts = last.into_iter().map(|((db, key), value)| {
-        let ring = ring.clone();
-        async move {
+    let puts = last
+        .into_iter()
+        .map(|((db, key), value)| {
             let (body, expire_at) = match value.as_ref().and_then(decode_value) {
                 Some(d) => (
                     Body::Value {
@@ -245,11 +245,11 @@ async fn replicate(
                 ),
                 None => (Body::Tombstone, None),
             };
-            let key = ItemKey { db: db as u32, key };
-            ring.put(key, body, expire_at, level).await
-        }
-    });
-    let results = join_all(puts).await;
+            (ItemKey { db: db as u32, key }, body, expire_at)
+        })
+        .collect();
+    // One round for all of them (kv_cluster's coordinator/batch_write.rs).
+    let results = ring.put_many(puts, level).await;
     let failed: Vec<&RingError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     match failed.first() {
         None => Ok(()),

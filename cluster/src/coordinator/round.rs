@@ -1,0 +1,225 @@
+//! One write round: versioned records sent to every live replica of their keys at once,
+//! answers counted per record until each has its quorum of Applied, a Stale, or the end.
+//! A round carries one record (a SET) or many (an MSET, a pipelined run of writes): each
+//! replica gets all of its records in one request, so it applies them in one engine
+//! batch (one WAL record) and the per-peer batching sends them in one RPC; each record
+//! still has its own tally and its own outcome. Replicas skipped, failing or answering
+//! late get a hint (which never counts toward W), and a replica catching up after an
+//! unclean restart stores a write without counting toward W either
+//! (cluster/src/catch_up.rs).
+
+use super::tally::Tally;
+use super::write::spawn_hint;
+use super::ReplicaSet;
+use crate::hints::HintStore;
+use crate::quorum::Target;
+use crate::replica_api::{ReplicaError, WriteItem, WriteOutcome};
+use crate::Version;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How one record's round ended.
+pub(super) enum RoundEnd {
+    /// W replicas applied it.
+    Acked,
+    /// A replica holds a newer version.
+    Stale(Version),
+    /// Fewer than W answered Applied before the deadline.
+    Short { acked: usize },
+}
+
+/// One replica's answer about one record, as the round counts it: only `Applied` counts
+/// toward W.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Applied,
+    Stale(Version),
+    /// Held by the replica but not counted (catching up): like a hint, durable
+    /// somewhere and not toward W, so it needs no hint of its own.
+    StoredNotCounted,
+    /// No usable answer; `hint` unless nothing was applied (a stale-layout refusal).
+    Failed {
+        hint: bool,
+    },
+}
+
+impl From<WriteOutcome> for Answer {
+    fn from(o: WriteOutcome) -> Answer {
+        match o {
+            WriteOutcome::Applied => Answer::Applied,
+            WriteOutcome::Stale { current } => Answer::Stale(current),
+            WriteOutcome::StoredNotCounted => Answer::StoredNotCounted,
+        }
+    }
+}
+
+/// How a round takes one replica's reply to a write of `asked` records (`None`: none
+/// before the deadline): one answer per record. `refused_layout` says whether an error
+/// is a stale-layout refusal.
+fn answers_of(
+    reply: Option<Result<Vec<WriteOutcome>, ReplicaError>>,
+    asked: usize,
+    refused_layout: impl FnOnce(&ReplicaError) -> bool,
+) -> Vec<Answer> {
+    let all = |a| vec![a; asked];
+    match reply {
+        Some(Ok(outcomes)) if outcomes.len() == asked => {
+            outcomes.into_iter().map(Answer::from).collect()
+        }
+        // Refused for a stale layout: nothing applied, no hint.
+        Some(Err(e)) if refused_layout(&e) => all(Answer::Failed { hint: false }),
+        // Failed, timed out (it may have applied), or answered nonsense.
+        _ => all(Answer::Failed { hint: true }),
+    }
+}
+
+/// One record of a round: where it goes (its key's replica set) and how its answers
+/// are counted.
+pub(super) struct RoundItem<'a> {
+    pub(super) set: &'a ReplicaSet,
+    pub(super) item: WriteItem,
+    pub(super) tally: Tally,
+}
+
+/// Sends every record to every live replica of its set at once, one request per
+/// replica, and counts answers until every record has its quorum, a Stale, or the end
+/// (one `RoundEnd` per record, in order). Each request runs in its own task that
+/// outlives the round, so a replica that fails after the reply still gets its hints.
+pub(super) async fn batch_round(
+    items: Vec<RoundItem<'_>>,
+    deadline: Instant,
+    hints: &HintStore,
+) -> Vec<RoundEnd> {
+    // Each replica with the records it holds, in order.
+    let mut per_node: Vec<(Target, Vec<usize>)> = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        for t in &it.set.live {
+            match per_node.iter_mut().find(|(p, _)| p.node == t.node) {
+                Some((_, mine)) => mine.push(i),
+                None => per_node.push((t.clone(), vec![i])),
+            }
+        }
+    }
+    // Bounded by the number of replicas: each task sends exactly one message.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for (t, mine) in per_node {
+        let records: Vec<WriteItem> = mine.iter().map(|&i| items[i].item.clone()).collect();
+        let refusals: Vec<_> = mine
+            .iter()
+            .map(|&i| items[i].set.refusals.clone())
+            .collect();
+        let (tx, hints) = (tx.clone(), hints.clone());
+        tokio::spawn(async move {
+            let asked = records.len();
+            let sent = tokio::time::timeout_at(deadline, t.api.write(records.clone())).await;
+            let answers = answers_of(sent.ok(), asked, |e| {
+                // Every record's request notes the refusal (for its layout retry).
+                refusals
+                    .iter()
+                    .fold(false, |seen, r| r.note(t.node, e) | seen)
+            });
+            for (record, answer) in records.into_iter().zip(&answers) {
+                if *answer == (Answer::Failed { hint: true }) {
+                    spawn_hint(hints.clone(), t.node, record);
+                }
+            }
+            // The round may have ended already; nobody needs these answers then.
+            let _ = tx.send((t.node, mine, answers));
+        });
+    }
+    drop(tx);
+    let mut tallies: Vec<Tally> = Vec::with_capacity(items.len());
+    tallies.extend(items.into_iter().map(|it| it.tally));
+    let mut ends: Vec<Option<RoundEnd>> = tallies.iter().map(|_| None).collect();
+    let mut open = ends.len();
+    while open > 0 {
+        let Some((node, mine, answers)) = rx.recv().await else {
+            break;
+        };
+        for (i, answer) in mine.into_iter().zip(answers) {
+            let end = match answer {
+                _ if ends[i].is_some() => continue,
+                Answer::Applied if tallies[i].yes(node) => RoundEnd::Acked,
+                Answer::Stale(current) => RoundEnd::Stale(current),
+                Answer::Applied | Answer::StoredNotCounted | Answer::Failed { .. } => continue,
+            };
+            ends[i] = Some(end);
+            open -= 1;
+        }
+    }
+    ends.into_iter()
+        .zip(tallies)
+        .map(|(end, tally)| {
+            end.unwrap_or(RoundEnd::Short {
+                acked: tally.yes_count(),
+            })
+        })
+        .collect()
+}
+
+/// [`batch_round`] of one record.
+pub(super) async fn write_round(
+    set: &ReplicaSet,
+    item: &WriteItem,
+    tally: Tally,
+    deadline: Instant,
+    hints: &HintStore,
+) -> RoundEnd {
+    let one = RoundItem {
+        set,
+        item: item.clone(),
+        tally,
+    };
+    let mut ends = batch_round(vec![one], deadline, hints).await;
+    ends.pop().unwrap_or(RoundEnd::Short { acked: 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NodeId;
+
+    fn one(o: WriteOutcome) -> Option<Result<Vec<WriteOutcome>, ReplicaError>> {
+        Some(Ok(vec![o]))
+    }
+
+    fn answer_of(
+        reply: Option<Result<Vec<WriteOutcome>, ReplicaError>>,
+        refused_layout: impl FnOnce(&ReplicaError) -> bool,
+    ) -> Answer {
+        answers_of(reply, 1, refused_layout)[0]
+    }
+
+    #[test]
+    fn only_applied_counts_and_stored_not_counted_needs_no_hint() {
+        let never = |_: &ReplicaError| false;
+        let current = Version {
+            ts: 5 << 16,
+            node: NodeId(2),
+        };
+        assert_eq!(
+            answer_of(one(WriteOutcome::Applied), never),
+            Answer::Applied
+        );
+        assert_eq!(
+            answer_of(one(WriteOutcome::Stale { current }), never),
+            Answer::Stale(current)
+        );
+        // A catching-up replica holds the write: not counted, and no hint either.
+        assert_eq!(
+            answer_of(one(WriteOutcome::StoredNotCounted), never),
+            Answer::StoredNotCounted
+        );
+        // An older replica refusing for the same reason (FAILED_PRECONDITION), a lost
+        // reply or a wrong count: not counted, hinted (it may lack the write).
+        let failed = Answer::Failed { hint: true };
+        assert_eq!(
+            answer_of(Some(Err(ReplicaError::CatchingUp)), never),
+            failed
+        );
+        assert_eq!(answer_of(None, never), failed);
+        assert_eq!(answer_of(Some(Ok(vec![])), never), failed);
+        let layout = Some(Err(ReplicaError::StaleLayout { version: 4 }));
+        assert_eq!(answer_of(layout, |_| true), Answer::Failed { hint: false });
+    }
+}
