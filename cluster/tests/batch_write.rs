@@ -44,12 +44,19 @@ async fn a_key_that_meets_a_newer_version_is_written_again_alone() {
     // Replica 2 holds "b" at a version from a clock 1000 s ahead of the coordinator's.
     let ahead: Record = record(2_000_000 << 16, "theirs");
     ring.fakes[1].put_raw(&key("b"), ahead.clone());
-    let results = c.put_batch(writes(&["a", "b", "c"]), Consistency::Quorum).await;
-    let b = results[1].clone().expect("b is written again with a newer version");
+    let results = c
+        .put_batch(writes(&["a", "b", "c"]), Consistency::Quorum)
+        .await;
+    let b = results[1]
+        .clone()
+        .expect("b is written again with a newer version");
     assert!(b > ahead.version, "{b:?} must be past {:?}", ahead.version);
     assert_eq!(ring.fakes[1].get(&key("b")).map(|r| r.version), Some(b));
     assert!(results[0].is_ok() && results[2].is_ok());
-    assert!(results[0].as_ref().unwrap() < &b, "a kept its first version");
+    assert!(
+        results[0].as_ref().unwrap() < &b,
+        "a kept its first version"
+    );
     assert_eq!(c.stats().stale_retries, 1);
     // The first round (one request) and b's retry alone (one more).
     assert_eq!(ring.fakes[1].writes_served(), 2);

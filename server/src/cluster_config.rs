@@ -80,6 +80,11 @@ pub struct ClusterSettings {
     /// primary of slots, per-node KEYS/SCAN/DBSIZE (`cluster-compat`; docs/cluster.md,
     /// "Redis Cluster-aware clients").
     pub compat: bool,
+    /// Run a pipeline's consecutive blind writes of an eventual database as one round
+    /// instead of one after another (`cluster-group-pipelined-writes`; docs/cluster.md,
+    /// "Pipelining": another client may then see a later write of the run before an
+    /// earlier one).
+    pub group_pipelined_writes: bool,
 }
 
 impl Default for ClusterSettings {
@@ -112,6 +117,7 @@ impl Default for ClusterSettings {
             down_after_ms: 30_000,
             phi_threshold: 8,
             compat: false,
+            group_pipelined_writes: false,
         }
     }
 }
@@ -359,6 +365,15 @@ pub static CLUSTER_PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "cluster-group-pipelined-writes",
+        mutable: true,
+        get: |c| yes_no_text(c.cluster.group_pipelined_writes),
+        set: |c, v| {
+            c.cluster.group_pipelined_writes = yes_no(v)?;
+            Ok(())
+        },
+    },
+    Param {
         name: "cluster-anti-entropy-interval-ms",
         mutable: false,
         get: |c| c.cluster.anti_entropy_interval_ms.to_string(),
@@ -597,6 +612,11 @@ pub struct ClusterFlags {
     /// KEYS/SCAN/DBSIZE): yes or no [default: no].
     #[arg(long = "cluster-compat")]
     pub cluster_compat: Option<String>,
+    /// Run a pipeline's consecutive SET/SETEX/PSETEX/MSET of an eventual database as
+    /// one replication round; another client may then see a later write of the run
+    /// before an earlier one: yes or no [default: no].
+    #[arg(long = "cluster-group-pipelined-writes")]
+    pub cluster_group_pipelined_writes: Option<String>,
 }
 
 impl ClusterFlags {
@@ -662,6 +682,10 @@ impl ClusterFlags {
             ("cluster-down-after-ms", self.cluster_down_after_ms),
             ("cluster-phi-threshold", self.cluster_phi_threshold),
             ("cluster-compat", self.cluster_compat),
+            (
+                "cluster-group-pipelined-writes",
+                self.cluster_group_pipelined_writes,
+            ),
         ]
     }
 }

@@ -4,6 +4,7 @@
 //! per pipeline batch, so no runtime thread sleeps on the disk.
 
 use crate::cluster_mode::pipelined_reads::{read_ahead, ReadAhead};
+use crate::cluster_mode::pipelined_writes::run_grouped;
 use crate::commands;
 use crate::commands::table::CommandSpec;
 use crate::keyspace::now_ms;
@@ -104,28 +105,41 @@ async fn serve_client<S>(
             // A cluster node: every command may wait for replicas, so each is awaited in
             // order (crate::cluster_mode); nothing blocks a runtime thread meanwhile. A
             // run of reads has its keys read together first (cluster_mode::pipelined_reads).
+            // With cluster-group-pipelined-writes, a run of blind writes is replicated
+            // in one round (cluster_mode::pipelined_writes).
             let mut ahead: Option<(usize, ReadAhead)> = None;
             while i < batch.len() && !client.close && !client.monitor {
-                if ahead.as_ref().is_none_or(|(end, _)| i >= *end) {
-                    ahead = read_ahead(srv, ring, client, &batch[i..])
-                        .await
-                        .map(|a| (i + a.commands, a));
-                }
-                let reads = ahead.as_ref().map(|(_, a)| a);
-                let mut reply =
-                    crate::cluster_mode::execute_read_ahead(srv, ring, client, &batch[i], reads)
+                let replies = match run_grouped(srv, ring, client, &batch[i..]).await {
+                    Some(replies) => replies,
+                    None => {
+                        if ahead.as_ref().is_none_or(|(end, _)| i >= *end) {
+                            ahead = read_ahead(srv, ring, client, &batch[i..])
+                                .await
+                                .map(|a| (i + a.commands, a));
+                        }
+                        let reads = ahead.as_ref().map(|(_, a)| a);
+                        let mut reply = crate::cluster_mode::execute_read_ahead(
+                            srv, ring, client, &batch[i], reads,
+                        )
                         .await;
-                if client.wait.is_some() {
-                    // LOCK ... WAIT found the lock held: the replies before it go out
-                    // first, as on one node.
-                    if !flush(srv, stream, &mut out).await {
-                        return;
+                        if client.wait.is_some() {
+                            // LOCK ... WAIT found the lock held: the replies before it
+                            // go out first, as on one node.
+                            if !flush(srv, stream, &mut out).await {
+                                return;
+                            }
+                            reply =
+                                lock_wait(srv, Some(ring), client, &batch[i], stream, &mut inbuf)
+                                    .await;
+                        }
+                        vec![reply]
                     }
-                    reply = lock_wait(srv, Some(ring), client, &batch[i], stream, &mut inbuf).await;
-                }
-                i += 1;
+                };
+                i += replies.len();
                 if !client.silent {
-                    reply.encode(&mut out, client.resp3);
+                    for reply in &replies {
+                        reply.encode(&mut out, client.resp3);
+                    }
                 }
                 let hard = srv.config.read().client_output_buffer_limit.normal.hard;
                 if hard > 0 && out.len() as u64 > hard {

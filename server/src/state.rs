@@ -43,6 +43,9 @@ pub struct Counters {
     /// Commands of pipelined runs of reads whose keys a cluster node read from their
     /// replicas together (cluster_mode::pipelined_reads).
     pub pipelined_reads_ahead: AtomicU64,
+    /// Pipelined writes a cluster node replicated together with the rest of their run
+    /// (cluster_mode::pipelined_writes).
+    pub pipelined_writes_grouped: AtomicU64,
 }
 
 /// One SLOWLOG entry.

@@ -1,7 +1,9 @@
 //! Pipelines on a cluster node (docs/cluster.md, "Pipelining"), with real kvd processes:
 //! a run of reads has its keys read together, yet every reply is what the commands one
 //! by one would give, in order; a read after a write of the same pipeline sees it; a run
-//! at SERIAL is not read ahead (each read is its own consensus round).
+//! at SERIAL is not read ahead (each read is its own consensus round); with
+//! cluster-group-pipelined-writes, runs of blind writes replicate as one round and still
+//! reply in order.
 
 use kv_tests::cluster::Cluster;
 use kv_tests::{info_field, RawConn};
@@ -79,4 +81,78 @@ fn a_pipeline_of_reads_is_read_ahead_and_replies_as_one_by_one() {
     let replies = r.pipeline(&[&["GET", "k0"], &["GET", "k7"], &["EXISTS", "k8"]]);
     assert_eq!(replies, [bulk("new"), bulk("0-v7"), ":1\r\n".to_string()]);
     assert_eq!(reads_ahead(&mut r), before);
+}
+
+/// The node's `pipelined_writes_grouped` (INFO stats).
+fn writes_grouped(r: &mut RawConn) -> u64 {
+    let info = r.cmd(&[b"INFO", b"stats"]);
+    info_field(&info, "pipelined_writes_grouped")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no pipelined_writes_grouped in {info}"))
+}
+
+#[test]
+fn grouped_pipelined_writes_run_as_one_round_and_reply_in_order() {
+    let c = Cluster::start(3, &["--cluster-eventual-databases", "1"]);
+    let mut w = c.nodes[0].raw();
+    assert_eq!(w.cmd(&[b"SELECT", b"1"]), "+OK\r\n");
+    // Off by default: writes run one by one.
+    let replies = w.pipeline(&[&["SET", "x", "1"], &["SET", "y", "2"]]);
+    assert_eq!(replies, ["+OK\r\n", "+OK\r\n"]);
+    assert_eq!(writes_grouped(&mut w), 0);
+
+    assert_eq!(
+        w.cmd(&[b"CONFIG", b"SET", b"cluster-group-pipelined-writes", b"yes"]),
+        "+OK\r\n"
+    );
+    let replies = w.pipeline(&[
+        // One run: three blind writes, five distinct keys.
+        &["SET", "a", "1"],
+        &["SET", "b", "2"],
+        &["MSET", "c", "3", "d", "4"],
+        // "a" again ends the run (its writes would race); it runs alone, before the GET.
+        &["SET", "a", "11"],
+        &["GET", "a"],
+        // A second run of two.
+        &["SETEX", "e", "100", "5"],
+        &["PSETEX", "f", "100000", "6"],
+        // Refused in an eventual database: ends the run, answers its own error.
+        &["SET", "g", "7", "NX"],
+        // A third run of two.
+        &["SET", "h", "8"],
+        &["SET", "i", "9"],
+    ]);
+    let ok = "+OK\r\n".to_string();
+    assert_eq!(replies[..4], [ok.clone(), ok.clone(), ok.clone(), ok.clone()]);
+    assert_eq!(replies[4], bulk("11"));
+    assert_eq!(replies[5..7], [ok.clone(), ok.clone()]);
+    assert!(replies[7].starts_with("-ERR"), "{}", replies[7]);
+    assert_eq!(replies[8..], [ok.clone(), ok]);
+    assert_eq!(writes_grouped(&mut w), 7, "the three runs, 3 + 2 + 2 commands");
+
+    // Every write reached its replicas: read through another node at ALL.
+    let mut r = c.nodes[2].raw();
+    assert_eq!(r.cmd(&[b"SELECT", b"1"]), "+OK\r\n");
+    assert_eq!(r.cmd(&[b"CLUSTER", b"CONSISTENCY", b"ALL"]), "+OK\r\n");
+    for (k, v) in [
+        ("a", "11"),
+        ("b", "2"),
+        ("c", "3"),
+        ("d", "4"),
+        ("e", "5"),
+        ("f", "6"),
+        ("h", "8"),
+        ("i", "9"),
+    ] {
+        assert_eq!(r.cmd(&[b"GET", k.as_bytes()]), bulk(v), "key {k}");
+    }
+    assert_eq!(r.cmd(&[b"GET", b"g"]), "$-1\r\n");
+    let ttl = r.cmd(&[b"TTL", b"e"]);
+    assert!(ttl.starts_with(':') && ttl != ":-1\r\n" && ttl != ":-2\r\n", "{ttl}");
+
+    // A linearizable database writes through consensus, never grouped.
+    assert_eq!(w.cmd(&[b"SELECT", b"0"]), "+OK\r\n");
+    let replies = w.pipeline(&[&["SET", "x", "1"], &["SET", "y", "2"]]);
+    assert_eq!(replies, ["+OK\r\n", "+OK\r\n"]);
+    assert_eq!(writes_grouped(&mut w), 7);
 }

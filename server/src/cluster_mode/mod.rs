@@ -13,6 +13,7 @@ pub mod keyspace;
 pub mod layout;
 pub mod metadata;
 pub mod pipelined_reads;
+pub mod pipelined_writes;
 pub mod pubsub;
 pub mod route;
 pub mod serial;
@@ -173,24 +174,45 @@ async fn on_keys(
             }
         }
     }
-    let Some(handler) = spec.handler else {
-        return Reply::error("ERR internal error: command without handler");
-    };
-    let (reply, writes) = {
-        let mut ctx = Ctx {
-            srv,
-            client,
-            txn: Txn::on_ring(&srv.store, reads),
-        };
-        let reply = handler(&mut ctx, args).unwrap_or_else(|e| e);
-        (reply, ctx.txn.into_ring_writes())
-    };
-    if writes.is_empty() || reply.is_error() {
+    let (reply, writes) = stage(srv, client, spec, args, reads);
+    if writes.is_empty() {
         return reply;
     }
     replicate(ring, writes, client.consistency)
         .await
         .map_or_else(|e| e, |()| reply)
+}
+
+/// A key's write as the ring takes it: (database, key, encoded value or `None` for a
+/// delete), last write per key first.
+type RingWrite = (usize, Bytes, Option<Bytes>);
+
+/// Runs a key command's ordinary code over a ring transaction that holds `reads`: its
+/// reply and the writes it staged (none when it failed: an error writes nothing).
+fn stage(
+    srv: &Shared,
+    client: &mut Client,
+    spec: &'static table::CommandSpec,
+    args: &[Bytes],
+    reads: HashMap<(usize, Bytes), Option<Entry>>,
+) -> (Reply, Vec<RingWrite>) {
+    let Some(handler) = spec.handler else {
+        return (
+            Reply::error("ERR internal error: command without handler"),
+            Vec::new(),
+        );
+    };
+    let mut ctx = Ctx {
+        srv,
+        client,
+        txn: Txn::on_ring(&srv.store, reads),
+    };
+    let reply = handler(&mut ctx, args).unwrap_or_else(|e| e);
+    let writes = ctx.txn.into_ring_writes();
+    if reply.is_error() {
+        return (reply, Vec::new());
+    }
+    (reply, writes)
 }
 
 /// The live entries of `keys` of database `db`, read from their replicas at `level`,
@@ -217,23 +239,30 @@ async fn read_keys(
         .collect()
 }
 
-/// Replicates a command's writes, each key its own ring write, all in one round. All succeed, or
-/// the client gets an error naming how many keys were written: keys of one command live
-/// on different replicas, and there is no cross-key atomicity on the ring (docs/cluster.md,
-/// "Multi-key commands").
+/// Replicates a command's writes, each key its own ring write, all in one round. All
+/// succeed, or the client gets an error naming how many keys were written: keys of one
+/// command live on different replicas, and there is no cross-key atomicity on the ring
+/// (docs/cluster.md, "Multi-key commands").
 async fn replicate(
     ring: &Arc<dyn Ring>,
-    writes: Vec<(usize, Bytes, Option<Bytes>)>,
+    writes: Vec<RingWrite>,
     level: Consistency,
 ) -> Result<(), Reply> {
-    // A key written twice by one command keeps its last write.
+    let puts = ring_puts(writes);
+    let total = puts.len();
+    // One round for all of them (kv_cluster's coordinator/batch_write.rs).
+    let results = ring.put_many(puts, level).await;
+    outcome(&results, total)
+}
+
+/// A command's writes as ring puts, one per key (a key written twice by one command
+/// keeps its last write).
+fn ring_puts(writes: Vec<RingWrite>) -> Vec<(ItemKey, Body, Option<i64>)> {
     let mut last: HashMap<(usize, Bytes), Option<Bytes>> = HashMap::new();
     for (db, key, value) in writes {
         last.insert((db, key), value);
     }
-    let total = last.len();
-    let puts = last
-        .into_iter()
+    last.into_iter()
         .map(|((db, key), value)| {
             let (body, expire_at) = match value.as_ref().and_then(decode_value) {
                 Some(d) => (
@@ -247,9 +276,12 @@ async fn replicate(
             };
             (ItemKey { db: db as u32, key }, body, expire_at)
         })
-        .collect();
-    // One round for all of them (kv_cluster's coordinator/batch_write.rs).
-    let results = ring.put_many(puts, level).await;
+        .collect()
+}
+
+/// What a command whose `total` keys were written with `results` tells its client:
+/// nothing (success), the error of its one key, or how many keys were written.
+fn outcome(results: &[Result<kv_cluster::Version, RingError>], total: usize) -> Result<(), Reply> {
     let failed: Vec<&RingError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     match failed.first() {
         None => Ok(()),

@@ -287,6 +287,7 @@ pub fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
         &c.protocol_errors,
         &c.output_limit_disconnects,
         &c.pipelined_reads_ahead,
+        &c.pipelined_writes_grouped,
     ] {
         x.store(0, Ordering::Relaxed);
     }
@@ -726,6 +727,7 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 ),
                 kv("idempotent_replays", r(&c.idempotent_replays)),
                 kv("pipelined_reads_ahead", r(&c.pipelined_reads_ahead)),
+                kv("pipelined_writes_grouped", r(&c.pipelined_writes_grouped)),
                 kv(
                     "expired_idempotency_records",
                     r(&c.expired_idempotency_records),

@@ -108,7 +108,7 @@ impl Collector for ServerCollector {
 fn server_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
     let c = &srv.counters;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let counters: [(&str, &str, u64); 13] = [
+    let counters: [(&str, &str, u64); 14] = [
         ("kvd_commands", "Commands executed.", load(&c.commands)),
         (
             "kvd_connections_received",
@@ -169,6 +169,11 @@ fn server_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
             "kvd_pipelined_reads_ahead",
             "Pipelined reads whose keys a cluster node read together with the run's others.",
             load(&c.pipelined_reads_ahead),
+        ),
+        (
+            "kvd_pipelined_writes_grouped",
+            "Pipelined writes a cluster node replicated in one round with the rest of their run.",
+            load(&c.pipelined_writes_grouped),
         ),
     ];
     counter_list(enc, &counters)?;
