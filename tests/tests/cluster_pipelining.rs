@@ -123,12 +123,19 @@ fn grouped_pipelined_writes_run_as_one_round_and_reply_in_order() {
         &["SET", "i", "9"],
     ]);
     let ok = "+OK\r\n".to_string();
-    assert_eq!(replies[..4], [ok.clone(), ok.clone(), ok.clone(), ok.clone()]);
+    assert_eq!(
+        replies[..4],
+        [ok.clone(), ok.clone(), ok.clone(), ok.clone()]
+    );
     assert_eq!(replies[4], bulk("11"));
     assert_eq!(replies[5..7], [ok.clone(), ok.clone()]);
     assert!(replies[7].starts_with("-ERR"), "{}", replies[7]);
     assert_eq!(replies[8..], [ok.clone(), ok]);
-    assert_eq!(writes_grouped(&mut w), 7, "the three runs, 3 + 2 + 2 commands");
+    assert_eq!(
+        writes_grouped(&mut w),
+        7,
+        "the three runs, 3 + 2 + 2 commands"
+    );
 
     // Every write reached its replicas: read through another node at ALL.
     let mut r = c.nodes[2].raw();
@@ -148,7 +155,10 @@ fn grouped_pipelined_writes_run_as_one_round_and_reply_in_order() {
     }
     assert_eq!(r.cmd(&[b"GET", b"g"]), "$-1\r\n");
     let ttl = r.cmd(&[b"TTL", b"e"]);
-    assert!(ttl.starts_with(':') && ttl != ":-1\r\n" && ttl != ":-2\r\n", "{ttl}");
+    assert!(
+        ttl.starts_with(':') && ttl != ":-1\r\n" && ttl != ":-2\r\n",
+        "{ttl}"
+    );
 
     // A linearizable database writes through consensus, never grouped.
     assert_eq!(w.cmd(&[b"SELECT", b"0"]), "+OK\r\n");
