@@ -2,11 +2,13 @@
 //!
 //! Entries are never removed; a full memtable is frozen (made immutable) and flushed to
 //! an L0 table. Keys and values are `Bytes`, so iterators clone entries by reference
-//! count instead of copying them.
+//! count instead of copying them. A whole-key bloom filter beside the skiplist
+//! (memtable_filter.rs) answers most lookups of keys it does not hold without a search.
 
 use crate::error::Result;
 use crate::iter::InternalIterator;
 use crate::key::{self, compare_internal_keys, ParsedKey, SeqNo, ValueKind};
+use crate::memtable_filter::MemtableFilter;
 use bytes::Bytes;
 use crossbeam_skiplist::map::Entry;
 use crossbeam_skiplist::SkipMap;
@@ -101,21 +103,39 @@ pub enum MemLookup {
 }
 
 /// A sorted, concurrent, append-only table of recent writes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Memtable {
     map: SkipMap<MemKey, Bytes>,
+    filter: MemtableFilter,
     bytes: AtomicUsize,
 }
 
+impl Default for Memtable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Memtable {
-    /// An empty memtable.
+    /// An empty memtable with a filter planned for the default memtable size.
     pub fn new() -> Self {
-        Self::default()
+        Self::sized(crate::constants::MEMTABLE_SIZE)
+    }
+
+    /// An empty memtable to be flushed at about `memtable_bytes` (its filter's plan).
+    pub fn sized(memtable_bytes: usize) -> Self {
+        Memtable {
+            map: SkipMap::new(),
+            filter: MemtableFilter::for_memtable_bytes(memtable_bytes),
+            bytes: AtomicUsize::new(0),
+        }
     }
 
     /// Inserts one entry. `user_key` already carries its keyspace prefix.
     pub fn add(&self, seq: SeqNo, kind: ValueKind, user_key: &[u8], value: &[u8]) {
         let size = user_key.len() + key::TRAILER_LEN + value.len() + ENTRY_OVERHEAD;
+        // Before the insert: whoever can see the entry sees its filter bits.
+        self.filter.add(user_key);
         self.map.insert(
             MemKey::internal(user_key, seq, kind as u8),
             Bytes::copy_from_slice(value),
@@ -125,6 +145,9 @@ impl Memtable {
 
     /// The newest version of `user_key` with sequence <= `seq`.
     pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<MemLookup> {
+        if !self.filter.may_contain(user_key) {
+            return None;
+        }
         let target = MemKey::internal(user_key, seq, key::KIND_FOR_SEEK);
         let entry = self.map.lower_bound(Bound::Included(&target))?;
         let parsed = ParsedKey::parse(entry.key().as_slice())?;
@@ -137,9 +160,16 @@ impl Memtable {
         }
     }
 
-    /// Approximate memory used, for the flush trigger and stats.
+    /// Approximate memory used by entries, for the flush trigger and stats (the
+    /// filter's fixed size, about 1% of the planned size, is not counted: see
+    /// [`Memtable::filter_bytes`]).
     pub fn approximate_bytes(&self) -> usize {
         self.bytes.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Memory held by the whole-key filter.
+    pub fn filter_bytes(&self) -> usize {
+        self.filter.bytes()
     }
 
     /// Number of entries.
@@ -274,12 +304,39 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_filter_skips_absent_keys_and_never_hides_one() {
+        let mem = Memtable::sized(1 << 20);
+        for i in 0..1000u32 {
+            mem.add(u64::from(i) + 1, ValueKind::Put, &i.to_be_bytes(), b"v");
+        }
+        for i in 0..1000u32 {
+            assert!(
+                mem.get(&i.to_be_bytes(), u64::MAX >> 8).is_some(),
+                "key {i}"
+            );
+        }
+        let passed = (1000..101_000u32)
+            .filter(|i| mem.filter.may_contain(&i.to_be_bytes()))
+            .count();
+        assert!(
+            passed < 100,
+            "{passed} of 100000 absent keys passed the filter"
+        );
+        assert!((1000..101_000u32).all(|i| mem.get(&i.to_be_bytes(), u64::MAX >> 8).is_none()));
+    }
+
     proptest! {
         /// Every get at every sequence agrees with a model of the history, and iteration
         /// yields entries in internal-key order.
         #[test]
-        fn memtable_matches_history_model(ops in proptest::collection::vec(op(), 1..200)) {
-            let mem = Arc::new(Memtable::new());
+        fn memtable_matches_history_model(
+            ops in proptest::collection::vec(op(), 1..200),
+            tiny_filter in any::<bool>(),
+        ) {
+            // A tiny filter (one block) fills up and answers "maybe" for most absent
+            // keys: lookups must still be right, found or not.
+            let mem = Arc::new(if tiny_filter { Memtable::sized(0) } else { Memtable::new() });
             let mut history: Vec<BTreeMap<u8, Option<u8>>> = vec![BTreeMap::new()];
             for (i, op) in ops.iter().enumerate() {
                 let seq = i as u64 + 1;

@@ -92,7 +92,7 @@ pub(crate) fn open_shared(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
         block_cache.clone(),
         sst_counters.clone(),
     );
-    let mem = Arc::new(Memtable::new());
+    let mem = Arc::new(Memtable::sized(opts.memtable_size));
     let state = State {
         versions,
         mem,
@@ -231,14 +231,14 @@ fn replay_wals(
         versions.mark_file_number_used(newest);
     }
 
-    let mut mem = Arc::new(Memtable::new());
+    let mut mem = Arc::new(Memtable::sized(opts.memtable_size));
     let mut flush = |mem: &mut Arc<Memtable>, versions: &mut VersionSet| -> Result<()> {
         let number = versions.new_file_number();
         let mut iter = mem.iter();
         if let Some(meta) = write_table(fs, dir, opts, number, &mut iter)? {
             edit.new_files.push((0, meta));
         }
-        *mem = Arc::new(Memtable::new());
+        *mem = Arc::new(Memtable::sized(opts.memtable_size));
         Ok(())
     };
 

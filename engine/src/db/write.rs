@@ -363,7 +363,10 @@ impl Shared {
                 unsynced: false,
             };
         }
-        let old = std::mem::replace(&mut state.mem, Arc::new(Memtable::new()));
+        let old = std::mem::replace(
+            &mut state.mem,
+            Arc::new(Memtable::sized(self.opts.memtable_size)),
+        );
         let old_wal = std::mem::replace(&mut state.mem_wal_number, number);
         state.imms.push_back(FrozenMemtable {
             mem: old,

@@ -53,7 +53,9 @@ pub(crate) fn build_filter(hashes: &[u64], bits_per_key: usize) -> Vec<u8> {
     out
 }
 
-fn probes(h: u64, k: u8, m: u64) -> impl Iterator<Item = u64> {
+/// The `k` bit positions of hash `h` in a filter of `m` bits (double hashing); the
+/// memtable's filter uses them within one block.
+pub(crate) fn probes(h: u64, k: u8, m: u64) -> impl Iterator<Item = u64> {
     let delta = h.rotate_right(33);
     (0..k as u64).map(move |i| h.wrapping_add(i.wrapping_mul(delta)) % m)
 }

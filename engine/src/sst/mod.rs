@@ -11,7 +11,7 @@
 mod block;
 mod block_builder;
 mod block_io;
-mod bloom;
+pub(crate) mod bloom;
 mod builder;
 mod cache;
 mod footer;
