@@ -321,8 +321,12 @@ impl Render for Report {
     }
 }
 
-/// Attempts at reading a directory whose files a running kvd keeps replacing.
-const ATTEMPTS: usize = 5;
+/// Attempts at reading a directory whose files a running kvd keeps replacing. 5 was
+/// not enough for `inspect --exact` (it reads every table and live WAL) under a full
+/// test run's load, against the live-directory test's engine switching tiny memtables
+/// as fast as it can: every attempt met a WAL flushed away meanwhile. Each attempt
+/// costs one read of the directory; a real kvd switches a 64 MiB memtable far less often.
+const ATTEMPTS: usize = 20;
 
 /// Runs `kvtool inspect DIR`.
 pub fn run(dir: &Path, exact: bool, json: bool) -> Result<i32, Failure> {
