@@ -1,6 +1,6 @@
 //! Folding to-do records into leaves and bucket hashes.
 
-use super::hash::{bucket_hash, decode_hash, item_hash, EMPTY_BUCKET};
+use super::hash::{bucket_hash, decode_hash, item_hash, xor, EMPTY_BUCKET};
 use super::{layout, Merkle};
 use crate::replica_api::{Hash16, ItemKey};
 use crate::replica_store::{read_record, StoreError};
@@ -29,7 +29,11 @@ impl Merkle {
         let watermark = self.todo_seqs.lock().watermark();
         let (start, end) = (layout::todo_key(*cursor), layout::todo_key(below));
         let mut todo_keys = Vec::new();
-        let mut keys = BTreeSet::new();
+        // Key -> the leaf its to-dos carry; `None` once any of them carries none (then
+        // the record is read back). The last carried leaf wins: a writer that carries
+        // one holds the key's stripe from numbering to commit, so a key's to-dos are
+        // numbered in commit order and the last describes the data.
+        let mut keys: BTreeMap<ItemKey, Option<Hash16>> = BTreeMap::new();
         for entry in self
             .db
             .iter(self.tree, Some(&start), Some(&end), None)?
@@ -37,8 +41,14 @@ impl Merkle {
         {
             let entry = entry?;
             match layout::decode_todo(&entry.value) {
-                Some(key) => {
-                    keys.insert(key);
+                Some(todo) => {
+                    keys.entry(todo.key)
+                        .and_modify(|leaf| {
+                            if leaf.is_some() {
+                                *leaf = todo.leaf;
+                            }
+                        })
+                        .or_insert(todo.leaf);
                 }
                 // Dropped: the slow rebuild recomputes whatever it named.
                 None => {
@@ -61,22 +71,88 @@ impl Merkle {
             return Ok(0);
         }
         let mut changes = LeafChanges::new();
-        for key in &keys {
-            changes.insert(layout::leaf_key(key), self.expected_leaf(key)?);
+        for (key, carried) in &keys {
+            let leaf = match carried {
+                Some(hash) => Some(*hash),
+                None => self.expected_leaf(key)?,
+            };
+            changes.insert(layout::leaf_key(key), leaf);
         }
         let mut batch = WriteBatch::new();
-        let buckets: BTreeSet<(u16, u8)> = keys.iter().map(layout::leaf_place).collect();
-        for (partition, bucket) in buckets {
-            let hash = self.bucket_with(partition, bucket, &mut changes)?;
-            self.put_bucket(&mut batch, partition, bucket, hash);
-        }
-        self.write_leaves(&mut batch, &changes);
+        self.write_leaves_and_buckets(&mut batch, &mut changes)?;
         for key in &todo_keys {
             batch.delete(self.tree, key);
         }
         self.db.write(batch)?;
         advance(cursor);
         Ok(todo_keys.len())
+    }
+
+    /// Adds `changes` and the new hash of every bucket they touch to `batch`, so that
+    /// every stored bucket stays the XOR of its stored leaves. A bucket is updated from
+    /// its old and new leaves alone; one whose stored hash or old leaf does not decode
+    /// is recomputed from all its leaves (which may add fixes to `changes`).
+    pub(super) fn write_leaves_and_buckets(
+        &self,
+        batch: &mut WriteBatch,
+        changes: &mut LeafChanges,
+    ) -> Result<(), StoreError> {
+        let buckets: BTreeSet<(u16, u8)> = changes
+            .keys()
+            .filter_map(|leaf| layout::decode_leaf_place(leaf))
+            .collect();
+        for (partition, bucket) in buckets {
+            let hash = match self.bucket_updated(partition, bucket, changes)? {
+                Some(hash) => hash,
+                None => self.bucket_with(partition, bucket, changes)?,
+            };
+            self.put_bucket(batch, partition, bucket, hash);
+        }
+        self.write_leaves(batch, changes);
+        Ok(())
+    }
+
+    /// The stored hash of a bucket with each changed leaf's old hash taken out and its
+    /// new one put in; `None` if the stored bucket hash or an old leaf does not decode
+    /// (counted as damage).
+    fn bucket_updated(
+        &self,
+        partition: u16,
+        bucket: u8,
+        changes: &LeafChanges,
+    ) -> Result<Option<Hash16>, StoreError> {
+        let mut hash = match self
+            .db
+            .get(self.tree, &layout::bucket_key(partition, bucket))?
+        {
+            None => EMPTY_BUCKET,
+            Some(stored) => match decode_hash(&stored.value) {
+                Some(hash) => hash,
+                None => return Ok(self.damage_met()),
+            },
+        };
+        let prefix = layout::leaf_prefix(partition, Some(bucket));
+        let touched = changes
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix));
+        for (leaf, new) in touched {
+            if let Some(stored) = self.db.get(self.tree, leaf)? {
+                match decode_hash(&stored.value) {
+                    Some(old) => hash = xor(&hash, &old),
+                    None => return Ok(self.damage_met()),
+                }
+            }
+            if let Some(new) = new {
+                hash = xor(&hash, new);
+            }
+        }
+        Ok(Some(hash))
+    }
+
+    /// Counts damage that sends a bucket to be recomputed from all its leaves.
+    fn damage_met(&self) -> Option<Hash16> {
+        self.damaged.fetch_add(1, Ordering::Relaxed);
+        None
     }
 
     /// The leaf `key` should have: the hash of its record; none when it has no record
@@ -101,7 +177,8 @@ impl Merkle {
         }
     }
 
-    /// The hash of a bucket as stored, with `changes` (not yet written) laid over it.
+    /// The hash of a bucket from all its stored leaves, with `changes` (not yet written)
+    /// laid over them.
     /// A stored leaf that does not decode is recomputed from the data on the way (and
     /// the fix added to `changes`), so damage never stalls folding.
     fn bucket_with(

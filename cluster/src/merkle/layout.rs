@@ -4,10 +4,12 @@
 //! leaf   := 'L' partition:u16-BE bucket:u8 db:u32-BE key -> item-hash:16
 //! bucket := 'B' partition:u16-BE bucket:u8                -> bucket-hash:16
 //! to-do  := 'T' seq:u64-BE                                -> db:u32-BE key
+//!                                                           | 0xFF leaf:16 db:u32-BE key
+//! format := 'V'                                           -> tree-format:u8
 //! ```
 
-use super::hash::bucket_of;
-use crate::replica_api::ItemKey;
+use super::hash::{bucket_of, decode_hash};
+use crate::replica_api::{Hash16, ItemKey};
 use bytes::Bytes;
 use kv_keyspace::slot::key_partition;
 
@@ -16,6 +18,14 @@ const BUCKET: u8 = b'B';
 const TODO: u8 = b'T';
 /// The first key after every to-do key.
 pub const TODO_END: &[u8] = b"U";
+/// The key of the record that says how the stored buckets are hashed.
+pub const FORMAT_KEY: &[u8] = b"V";
+/// The tree format this build writes: 2 = buckets are the XOR of their leaves (format
+/// 1, before 2026-12-04, hashed the concatenated leaves and had no `V` record).
+pub const TREE_FORMAT: u8 = 2;
+/// First byte of a to-do that carries its key's new leaf hash. A to-do without one
+/// starts with the database number's top byte, which is never 0xFF.
+const WITH_LEAF: u8 = 0xFF;
 
 /// Where a key's leaf lives: (partition, bucket).
 pub fn leaf_place(key: &ItemKey) -> (u16, u8) {
@@ -54,11 +64,25 @@ pub fn decode_leaf_key(k: &Bytes) -> Option<(u8, ItemKey)> {
     ))
 }
 
+/// (partition, bucket) of a leaf key, or of a damaged key under a bucket's prefix;
+/// `None` if it is not under one.
+pub fn decode_leaf_place(k: &[u8]) -> Option<(u16, u8)> {
+    if k.len() < 4 || k[0] != LEAF {
+        return None;
+    }
+    Some((u16::from_be_bytes([k[1], k[2]]), k[3]))
+}
+
 /// The key of one bucket hash.
 pub fn bucket_key(partition: u16, bucket: u8) -> Vec<u8> {
     let mut k = bucket_prefix(partition);
     k.push(bucket);
     k
+}
+
+/// The prefix of every bucket hash.
+pub fn bucket_prefix_all() -> [u8; 1] {
+    [BUCKET]
 }
 
 /// The prefix of a partition's bucket hashes.
@@ -88,19 +112,86 @@ pub fn decode_todo_seq(k: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(k[1..].try_into().ok()?))
 }
 
-/// A to-do names the key whose leaf must be recomputed from the data.
-pub fn encode_todo(key: &ItemKey) -> Vec<u8> {
-    let mut v = Vec::with_capacity(4 + key.key.len());
+/// A decoded to-do: the key whose leaf changed and, when its writer knew it, the leaf
+/// hash the key has after that write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Todo {
+    pub key: ItemKey,
+    pub leaf: Option<Hash16>,
+}
+
+/// A to-do names the key whose leaf must change; with `leaf`, it also says what the
+/// leaf becomes, which only a writer that holds the key's stripe lock from taking the
+/// to-do's number until its batch is written may say (docs/format/cluster-storage.md).
+pub fn encode_todo(key: &ItemKey, leaf: Option<&Hash16>) -> Vec<u8> {
+    let mut v = Vec::with_capacity(21 + key.key.len());
+    if let Some(hash) = leaf {
+        v.push(WITH_LEAF);
+        v.extend_from_slice(hash);
+    }
     v.extend_from_slice(&key.db.to_be_bytes());
     v.extend_from_slice(&key.key);
     v
 }
 
-/// The key a to-do names; `None` if the bytes are not one.
-pub fn decode_todo(v: &Bytes) -> Option<ItemKey> {
-    let db = u32::from_be_bytes(v.get(..4)?.try_into().ok()?);
-    Some(ItemKey {
-        db,
-        key: v.slice(4..),
+/// The to-do the bytes hold; `None` if they are not one.
+pub fn decode_todo(v: &Bytes) -> Option<Todo> {
+    let (leaf, rest) = match v.first() {
+        Some(&WITH_LEAF) => (Some(decode_hash(v.get(1..17)?)?), v.slice(17..)),
+        _ => (None, v.clone()),
+    };
+    let db = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    Some(Todo {
+        key: ItemKey {
+            db,
+            key: rest.slice(4..),
+        },
+        leaf,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(db: u32, k: &'static [u8]) -> ItemKey {
+        ItemKey {
+            db,
+            key: Bytes::from_static(k),
+        }
+    }
+
+    #[test]
+    fn todos_round_trip_with_and_without_a_leaf() {
+        for leaf in [None, Some([7u8; 16])] {
+            for k in [
+                key(0, b""),
+                key(3, b"user:1"),
+                key(0x00ff_ffff, &[0xff; 20]),
+            ] {
+                let bytes = Bytes::from(encode_todo(&k, leaf.as_ref()));
+                assert_eq!(decode_todo(&bytes), Some(Todo { key: k, leaf }));
+            }
+        }
+    }
+
+    #[test]
+    fn a_todo_written_before_leaves_were_carried_still_decodes() {
+        // Format 1's to-do: db:u32-BE key, nothing else.
+        let bytes = Bytes::from_static(b"\x00\x00\x00\x02k1");
+        assert_eq!(
+            decode_todo(&bytes),
+            Some(Todo {
+                key: key(2, b"k1"),
+                leaf: None
+            })
+        );
+    }
+
+    #[test]
+    fn truncated_todos_are_not_decoded() {
+        for bytes in [&b"\x00\x00\x00"[..], &[0xff; 10][..], &[0xff; 19][..]] {
+            assert_eq!(decode_todo(&Bytes::copy_from_slice(bytes)), None);
+        }
+    }
 }

@@ -2,16 +2,19 @@
 //! incrementally (spec: docs/format/cluster-storage.md).
 //!
 //! Two levels per partition: one leaf per key (`item_hash`), grouped into 256 buckets
-//! by the top byte of the key hash; a bucket hashes its leaves, the root hashes the 256
-//! buckets. Every applied write puts a to-do record naming its key in the same engine
-//! batch as the data (Garage's design), so the write path never reads the tree; folding
-//! a to-do recomputes that key's leaf from the data it names, which makes folding
-//! idempotent and order-free: re-folding after a crash gives the same tree, and the
-//! tree always converges on the data. A slow `rebuild_partition` recomputes everything
-//! from the data to catch silent damage.
+//! by the top byte of the key hash; a bucket is the XOR of its leaves, the root hashes
+//! the 256 buckets. Every applied write puts a to-do record naming its key (and, from
+//! a writer holding the key's stripe lock, its new leaf hash) in the same engine batch
+//! as the data (Garage's design), so the write path never reads the tree. Folding sets
+//! each key's leaf to the last hash its to-dos carry, or recomputes it from the data
+//! when one carries none, and moves the bucket by the old and new leaf; leaf and bucket
+//! go in one batch, so a bucket is always the XOR of its stored leaves and folding
+//! again after a crash gives the same tree. A slow `rebuild_partition` recomputes
+//! everything from the data to catch silent damage.
 
 mod diff;
 mod fold;
+mod format;
 mod hash;
 mod layout;
 mod model;
@@ -67,14 +70,16 @@ impl Merkle {
                 next = next.max(seq.saturating_add(1));
             }
         }
-        Ok(Merkle {
+        let merkle = Merkle {
             db,
             data,
             tree,
             todo_seqs: Mutex::new(TodoSeqs::starting_at(next)),
             folding: Mutex::new(0),
             damaged: AtomicU64::new(0),
-        })
+        };
+        merkle.upgrade_format()?;
+        Ok(merkle)
     }
 
     /// Undecodable records and to-dos met so far by folding and rebuilding (their

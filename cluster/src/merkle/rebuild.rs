@@ -86,7 +86,9 @@ impl Merkle {
             return Ok(());
         }
         let mut batch = WriteBatch::new();
-        self.write_leaves(&mut batch, changes);
+        // Buckets move with their leaves, so a rebuild cut short leaves every bucket
+        // the XOR of its leaves, as folding needs.
+        self.write_leaves_and_buckets(&mut batch, changes)?;
         self.db.write(batch)?;
         changes.clear();
         Ok(())
@@ -94,7 +96,7 @@ impl Merkle {
 
     /// Every bucket hash is the hash of its leaves (the leaves are right by now).
     /// Leaf keys are in bucket order, so one bucket's leaves are in memory at a time.
-    fn rehash_buckets(&self, partition: u16) -> Result<(), StoreError> {
+    pub(super) fn rehash_buckets(&self, partition: u16) -> Result<(), StoreError> {
         let mut batch = WriteBatch::new();
         // Damaged bucket records are replaced below or, if not even their key decodes,
         // deleted here.

@@ -174,7 +174,9 @@ impl ReplicaStore {
         self.put_keyed(batch, todos, &item.key, &item.record);
     }
 
-    /// Adds `key`'s `record` and its Merkle to-do to `batch`.
+    /// Adds `key`'s `record` and its Merkle to-do to `batch`. The to-do carries the new
+    /// leaf, which its callers may promise: they hold the key's stripe until the batch
+    /// is written (PendingTodos::add_with_leaf).
     fn put_keyed(
         &self,
         batch: &mut WriteBatch,
@@ -183,7 +185,7 @@ impl ReplicaStore {
         record: &Record,
     ) {
         batch.put(self.data, &records::engine_key(key), &record.encode());
-        todos.add(batch, key);
+        todos.add_with_leaf(batch, key, &crate::merkle::item_hash(key, record));
     }
 
     /// The record held for `key` (tombstones and expired values included; records
