@@ -49,6 +49,12 @@ pub struct ClusterConfig {
     /// How often each partition is compared with its other replicas
     /// (`--cluster-anti-entropy-interval`, default 10 min, as Garage).
     pub anti_entropy_interval: Duration,
+    /// How long one pass of the slow Merkle rebuild from data over every partition
+    /// takes, one partition at a time (`--cluster-merkle-rebuild-interval-ms`, default
+    /// 7 days, as Riak's active anti-entropy rebuilds its trees weekly; zero = never).
+    /// It finds what the incremental trees cannot see (a damaged leaf, a write behind
+    /// their back); anti-entropy then repairs the keys.
+    pub merkle_rebuild_interval: Duration,
     /// Bytes per second that background traffic (hint replay, anti-entropy, later
     /// streaming) may use, shared (`--cluster-background-bytes-per-sec`, default 16 MiB/s).
     pub background_bytes_per_sec: u64,
@@ -95,6 +101,7 @@ impl Default for ClusterConfig {
             wipe_stale_data: false,
             max_clock_offset: Duration::from_millis(500),
             anti_entropy_interval: Duration::from_secs(600),
+            merkle_rebuild_interval: Duration::from_secs(7 * 24 * 3600),
             background_bytes_per_sec: 16 << 20,
             stream_bytes_per_sec: 50 << 20,
             max_in_flight_per_peer: 1024,

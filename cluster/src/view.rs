@@ -80,6 +80,10 @@ pub struct ClusterCounters {
     pub anti_entropy_failures: u64,
     /// Tombstones collected.
     pub tombstones_purged: u64,
+    /// Partitions the slow Merkle rebuild from data went over.
+    pub merkle_rebuilds: u64,
+    /// Leaves that rebuild found wrong and fixed: damage, or writes racing with it.
+    pub merkle_leaves_fixed: u64,
     /// Replica requests this node refused for an older layout tag, and the untagged and
     /// newer-tagged ones it served (rpc/layout_tag.rs).
     pub layout_tag: crate::rpc::LayoutTagStats,

@@ -36,6 +36,9 @@ pub struct ClusterSettings {
     /// How often each partition is compared with its other replicas, ms
     /// (`cluster-anti-entropy-interval-ms`).
     pub anti_entropy_interval_ms: u64,
+    /// How long one pass of the slow Merkle rebuild over every partition takes, ms; 0 =
+    /// never (`cluster-merkle-rebuild-interval-ms`).
+    pub merkle_rebuild_interval_ms: u64,
     /// Bytes per second that hint replay and anti-entropy share, 0 = unlimited
     /// (`cluster-background-bytes-per-sec`).
     pub background_bytes_per_sec: u64,
@@ -102,6 +105,7 @@ impl Default for ClusterSettings {
             announce_ip: None,
             request_timeout_ms: 2000,
             anti_entropy_interval_ms: 600_000,
+            merkle_rebuild_interval_ms: 7 * 24 * 3600 * 1000,
             background_bytes_per_sec: 16 << 20,
             stream_bytes_per_sec: 50 << 20,
             tls: false,
@@ -383,6 +387,18 @@ pub static CLUSTER_PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "cluster-merkle-rebuild-interval-ms",
+        mutable: false,
+        get: |c| c.cluster.merkle_rebuild_interval_ms.to_string(),
+        set: |c, v| {
+            c.cluster.merkle_rebuild_interval_ms = match num::<u64>(v)? {
+                0 => 0,
+                _ => at_least(v, 1000)?,
+            };
+            Ok(())
+        },
+    },
+    Param {
         name: "cluster-background-bytes-per-sec",
         mutable: false,
         get: |c| c.cluster.background_bytes_per_sec.to_string(),
@@ -550,6 +566,10 @@ pub struct ClusterFlags {
     /// How often each partition is compared with its other replicas, ms [default: 600000].
     #[arg(long = "cluster-anti-entropy-interval-ms")]
     pub cluster_anti_entropy_interval_ms: Option<String>,
+    /// How long one pass of the slow Merkle rebuild from data over every partition
+    /// takes, ms; 0 = never [default: 604800000, 7 days].
+    #[arg(long = "cluster-merkle-rebuild-interval-ms")]
+    pub cluster_merkle_rebuild_interval_ms: Option<String>,
     /// Bytes per second that hint replay and anti-entropy share; 0 = unlimited
     /// [default: 16777216].
     #[arg(long = "cluster-background-bytes-per-sec")]
@@ -643,6 +663,10 @@ impl ClusterFlags {
             (
                 "cluster-anti-entropy-interval-ms",
                 self.cluster_anti_entropy_interval_ms,
+            ),
+            (
+                "cluster-merkle-rebuild-interval-ms",
+                self.cluster_merkle_rebuild_interval_ms,
             ),
             (
                 "cluster-background-bytes-per-sec",

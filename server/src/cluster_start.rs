@@ -18,6 +18,7 @@ pub fn node_config(c: &Config) -> Result<NodeConfig, String> {
         unsafe_allow_weak_quorums: s.unsafe_weak_quorums,
         request_timeout: Duration::from_millis(s.request_timeout_ms),
         anti_entropy_interval: Duration::from_millis(s.anti_entropy_interval_ms),
+        merkle_rebuild_interval: Duration::from_millis(s.merkle_rebuild_interval_ms),
         background_bytes_per_sec: s.background_bytes_per_sec,
         stream_bytes_per_sec: s.stream_bytes_per_sec,
         max_clock_offset: Duration::from_millis(s.max_clock_offset_ms),

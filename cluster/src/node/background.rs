@@ -86,6 +86,7 @@ pub fn spawn_all(node: &Arc<ClusterNode>) {
     node.spawn(follow_layouts(node.clone()));
     node.spawn(super::transition::drive(node.clone()));
     node.spawn(fold_merkle(node.clone()));
+    node.spawn(rebuild_merkle(node.clone()));
     node.spawn(anti_entropy(node.clone()));
     node.spawn(collect_tombstones(node.clone()));
     node.spawn(pings(node.clone()));
@@ -161,6 +162,42 @@ async fn fold_merkle(node: Arc<ClusterNode>) {
         if let Ok(Err(e)) = folded {
             tracing::error!(error = %e, "Merkle folding failed");
         }
+    }
+}
+
+/// The slow rebuild from data (merkle/rebuild.rs), one partition at a time so that it
+/// never holds up folding for long: every partition once per
+/// `merkle_rebuild_interval`, as Riak's active anti-entropy rebuilds its trees. What it
+/// fixes, anti-entropy then compares and repairs.
+async fn rebuild_merkle(node: Arc<ClusterNode>) {
+    let pass = node.config.cluster.merkle_rebuild_interval;
+    if pass.is_zero() {
+        return;
+    }
+    let step = pass / u32::from(kv_keyspace::slot::PARTITIONS);
+    let mut partition = 0;
+    while tick(&node, step).await {
+        let store = node.store.clone();
+        let rebuilt =
+            tokio::task::spawn_blocking(move || store.merkle().rebuild_partition(partition)).await;
+        match rebuilt {
+            Ok(Ok(wrong)) => {
+                node.stats.merkle_rebuilds.fetch_add(1, Ordering::Relaxed);
+                if wrong > 0 {
+                    node.stats
+                        .merkle_leaves_fixed
+                        .fetch_add(wrong as u64, Ordering::Relaxed);
+                    tracing::warn!(
+                        partition,
+                        wrong,
+                        "Merkle rebuild from data fixed leaves (damage, or writes racing with it)"
+                    );
+                }
+            }
+            Ok(Err(e)) => tracing::error!(partition, error = %e, "Merkle rebuild failed"),
+            Err(e) => tracing::error!(partition, error = %e, "Merkle rebuild task failed"),
+        }
+        partition = (partition + 1) % kv_keyspace::slot::PARTITIONS;
     }
 }
 

@@ -84,6 +84,11 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
             "kvd_tombstones_purged",
             counters.tombstones_purged.to_string(),
         ),
+        ("kvd_merkle_rebuilds", counters.merkle_rebuilds.to_string()),
+        (
+            "kvd_merkle_leaves_fixed",
+            counters.merkle_leaves_fixed.to_string(),
+        ),
         ("kvd_read_repairs", co.read_repairs.to_string()),
         ("kvd_stale_retries", co.stale_retries.to_string()),
         ("kvd_consensus_retries", co.consensus_retries.to_string()),

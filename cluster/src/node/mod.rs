@@ -107,6 +107,9 @@ struct NodeStats {
     anti_entropy_failures: AtomicU64,
     tombstones_purged: AtomicU64,
     flush_purged_keys: AtomicU64,
+    /// Partitions the slow Merkle rebuild went over, and the leaves it found wrong.
+    merkle_rebuilds: AtomicU64,
+    merkle_leaves_fixed: AtomicU64,
     /// When this node's last anti-entropy round ended, and how each peer's part of it
     /// went (`GET /cluster/nodes`).
     anti_entropy_seen: Mutex<view::AntiEntropySeen>,

@@ -52,6 +52,8 @@ impl ClusterNode {
             anti_entropy_keys_repaired: load(&s.anti_entropy_keys_repaired),
             anti_entropy_failures: load(&s.anti_entropy_failures),
             tombstones_purged: load(&s.tombstones_purged),
+            merkle_rebuilds: load(&s.merkle_rebuilds),
+            merkle_leaves_fixed: load(&s.merkle_leaves_fixed),
             layout_tag: self.peers.layout_tag().stats(),
         }
     }

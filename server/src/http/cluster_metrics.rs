@@ -29,7 +29,7 @@ pub fn cluster_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result
 fn counters(view: &ClusterView, enc: &mut DescriptorEncoder) -> fmt::Result {
     let c = &view.counters;
     let (h, co) = (&c.hints, &c.coordinator);
-    let counters: [(&str, &str, u64); 16] = [
+    let counters: [(&str, &str, u64); 18] = [
         (
             "kvd_cluster_hints_written",
             "Hints stored for replicas that missed a write.",
@@ -104,6 +104,16 @@ fn counters(view: &ClusterView, enc: &mut DescriptorEncoder) -> fmt::Result {
             "kvd_cluster_anti_entropy_failures",
             "Peer exchanges or partitions anti-entropy could not compare.",
             c.anti_entropy_failures,
+        ),
+        (
+            "kvd_cluster_merkle_rebuilds",
+            "Partitions the slow Merkle rebuild from data went over.",
+            c.merkle_rebuilds,
+        ),
+        (
+            "kvd_cluster_merkle_leaves_fixed",
+            "Merkle leaves the slow rebuild found wrong and fixed (damage, or writes racing with it).",
+            c.merkle_leaves_fixed,
         ),
         (
             "kvd_cluster_tombstones_purged",
