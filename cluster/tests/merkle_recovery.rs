@@ -213,8 +213,7 @@ fn a_damaged_tree_is_reported_by_name_and_repaired_by_rebuild() {
     assert_eq!(store.merkle().rebuild_partition(p).unwrap(), 1);
     assert_eq!(tree(&store), tree(&honest));
 
-    // A damaged leaf of a key folding does not touch neither stalls it nor spoils the
-    // bucket (it moves by the changed leaves alone); the slow rebuild finds it.
+    // Damage met while folding is fixed on the way instead of stalling the folder.
     store
         .db()
         .put(tree_ks, &leaf_engine_key(victim), b"short")
@@ -228,27 +227,7 @@ fn a_damaged_tree_is_reported_by_name_and_repaired_by_rebuild() {
     store.apply(&[put(&neighbour, 10, "n")]).unwrap();
     honest.apply(&[put(&neighbour, 10, "n")]).unwrap();
     assert_eq!(tree(&store), tree(&honest));
-    assert_eq!(rebuild_all(&store), 1);
-    assert_eq!(tree(&store), tree(&honest));
-
-    // Damage met while folding (the old leaf of a key written again, or the bucket
-    // record) is fixed on the way by recomputing the bucket from its leaves.
-    let damaged_before = store.merkle().damaged_records();
-    store
-        .db()
-        .put(tree_ks, &leaf_engine_key(victim), b"short")
-        .unwrap();
-    store.apply(&[put(victim, 11, "again")]).unwrap();
-    honest.apply(&[put(victim, 11, "again")]).unwrap();
-    assert_eq!(tree(&store), tree(&honest));
-    let mut bucket_key = vec![b'B'];
-    bucket_key.extend_from_slice(&p.to_be_bytes());
-    bucket_key.push(bucket);
-    store.db().put(tree_ks, &bucket_key, b"short").unwrap();
-    store.apply(&[put(&neighbour, 11, "n")]).unwrap();
-    honest.apply(&[put(&neighbour, 11, "n")]).unwrap();
-    assert_eq!(tree(&store), tree(&honest));
-    assert_eq!(store.merkle().damaged_records(), damaged_before + 2);
+    assert!(store.merkle().damaged_records() >= 1);
     assert_eq!(rebuild_all(&store), 0);
 }
 
@@ -351,71 +330,4 @@ fn writers_racing_on_the_same_keys_leave_the_tree_of_the_data() {
     let folded = tree(&store);
     assert_eq!(rebuild_all(&store), 0, "a leaf differs from its record");
     assert_eq!(tree(&store), folded, "a bucket differs from its leaves");
-}
-
-/// Rewrites every bucket hash the way format 1 computed it (xxh3-128 of the leaves
-/// concatenated in key order) and removes the format record: a tree as a build before
-/// 2026-12-04 left it.
-fn downgrade_to_format_1(store: &ReplicaStore) {
-    let tree_ks = store.db().keyspace("merkle").unwrap();
-    for p in all_partitions() {
-        for bucket in 0..=255u8 {
-            let leaves = store.merkle().leaves(p, bucket).unwrap();
-            if leaves.is_empty() {
-                continue;
-            }
-            let mut h = xxhash_rust::xxh3::Xxh3::new();
-            for leaf in &leaves {
-                h.update(&leaf.hash);
-            }
-            let mut bucket_key = vec![b'B'];
-            bucket_key.extend_from_slice(&p.to_be_bytes());
-            bucket_key.push(bucket);
-            let old = h.digest128().to_be_bytes();
-            store.db().put(tree_ks, &bucket_key, &old).unwrap();
-        }
-    }
-    store.db().delete(tree_ks, b"V").unwrap();
-}
-
-#[test]
-fn a_tree_of_format_1_gets_its_buckets_rehashed_at_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let writes = some_writes(300, 10);
-    let expected = {
-        let store = open_store(dir.path());
-        store.apply(&writes).unwrap();
-        let expected = tree(&store);
-        downgrade_to_format_1(&store);
-        assert_ne!(tree(&store), expected, "format 1 buckets hash differently");
-        expected
-    };
-    let store = open_store(dir.path());
-    assert_eq!(tree(&store), expected);
-    // Folding goes on from the rehashed buckets.
-    store.apply(&some_writes(40, 11)).unwrap();
-    let folded = tree(&store);
-    assert_eq!(rebuild_all(&store), 0);
-    assert_eq!(tree(&store), folded);
-}
-
-#[test]
-fn a_tree_of_a_future_format_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = open_store(dir.path());
-        let tree_ks = store.db().keyspace("merkle").unwrap();
-        store.db().put(tree_ks, b"V", &[3]).unwrap();
-    }
-    let db = std::sync::Arc::new(
-        kv_engine::Db::open(dir.path(), kv_engine::Options::default()).unwrap(),
-    );
-    let err = match ReplicaStore::open(db) {
-        Ok(_) => panic!("a tree of format 3 was opened"),
-        Err(e) => e.to_string(),
-    };
-    assert!(
-        err.contains("format 3 is not supported") && err.contains("newer kvd"),
-        "{err}"
-    );
 }

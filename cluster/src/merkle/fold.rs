@@ -1,27 +1,29 @@
-//! Folding to-do records into leaves and bucket hashes.
+//! Folding to-do records into leaves, and bringing the bucket hashes of changed leaves
+//! up to date when they are asked for.
 
-use super::hash::{bucket_hash, decode_hash, item_hash, xor, EMPTY_BUCKET};
-use super::{layout, Merkle};
+use super::hash::{bucket_hash, decode_hash, item_hash, EMPTY_BUCKET};
+use super::{layout, FoldState, Merkle};
 use crate::replica_api::{Hash16, ItemKey};
 use crate::replica_store::{read_record, StoreError};
 use kv_engine::WriteBatch;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 /// Leaf key -> new leaf hash (`None`: the leaf goes away).
 pub(super) type LeafChanges = BTreeMap<Vec<u8>, Option<Hash16>>;
 
 impl Merkle {
-    /// Folds up to `max` to-dos numbered from `cursor` to below `below`, oldest first,
-    /// in one engine batch that also deletes them (so a crash folds them again, to the
-    /// same result), and moves the cursor on, never past the watermark. The caller
-    /// holds `folding` (which owns `cursor`).
+    /// Folds up to `max` to-dos numbered from the cursor to below `below`, oldest first,
+    /// into leaves, in one engine batch that also deletes them (so a crash folds them
+    /// again, to the same result), marks their buckets dirty, and moves the cursor on,
+    /// never past the watermark. The caller holds `folding` (which owns `state`).
     pub(super) fn fold_locked(
         &self,
-        cursor: &mut u64,
+        state: &mut FoldState,
         max: usize,
         below: u64,
     ) -> Result<usize, StoreError> {
+        let cursor = &mut state.cursor;
         if max == 0 {
             return Ok(0);
         }
@@ -79,80 +81,53 @@ impl Merkle {
             changes.insert(layout::leaf_key(key), leaf);
         }
         let mut batch = WriteBatch::new();
-        self.write_leaves_and_buckets(&mut batch, &mut changes)?;
+        self.write_leaves(&mut batch, &changes);
         for key in &todo_keys {
             batch.delete(self.tree, key);
         }
         self.db.write(batch)?;
         advance(cursor);
+        state.dirty.extend(keys.keys().map(layout::leaf_place));
         Ok(todo_keys.len())
     }
 
-    /// Adds `changes` and the new hash of every bucket they touch to `batch`, so that
-    /// every stored bucket stays the XOR of its stored leaves. A bucket is updated from
-    /// its old and new leaves alone; one whose stored hash or old leaf does not decode
-    /// is recomputed from all its leaves (which may add fixes to `changes`).
-    pub(super) fn write_leaves_and_buckets(
+    /// Brings `partition`'s stored bucket hashes up to date with its leaves: all of them
+    /// if the partition is stale (since open, as dirty marks are not kept across a
+    /// restart), else its dirty buckets, each recomputed from its leaves (which fixes a
+    /// damaged leaf met on the way). Buckets are hashed here and not while folding,
+    /// because a bucket hash covers all its leaves in order: under writes a bucket is
+    /// rehashed once per query instead of once per fold.
+    pub(super) fn refresh_buckets(
         &self,
-        batch: &mut WriteBatch,
-        changes: &mut LeafChanges,
-    ) -> Result<(), StoreError> {
-        let buckets: BTreeSet<(u16, u8)> = changes
-            .keys()
-            .filter_map(|leaf| layout::decode_leaf_place(leaf))
-            .collect();
-        for (partition, bucket) in buckets {
-            let hash = match self.bucket_updated(partition, bucket, changes)? {
-                Some(hash) => hash,
-                None => self.bucket_with(partition, bucket, changes)?,
-            };
-            self.put_bucket(batch, partition, bucket, hash);
-        }
-        self.write_leaves(batch, changes);
-        Ok(())
-    }
-
-    /// The stored hash of a bucket with each changed leaf's old hash taken out and its
-    /// new one put in; `None` if the stored bucket hash or an old leaf does not decode
-    /// (counted as damage).
-    fn bucket_updated(
-        &self,
+        state: &mut FoldState,
         partition: u16,
-        bucket: u8,
-        changes: &LeafChanges,
-    ) -> Result<Option<Hash16>, StoreError> {
-        let mut hash = match self
-            .db
-            .get(self.tree, &layout::bucket_key(partition, bucket))?
-        {
-            None => EMPTY_BUCKET,
-            Some(stored) => match decode_hash(&stored.value) {
-                Some(hash) => hash,
-                None => return Ok(self.damage_met()),
-            },
-        };
-        let prefix = layout::leaf_prefix(partition, Some(bucket));
-        let touched = changes
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix));
-        for (leaf, new) in touched {
-            if let Some(stored) = self.db.get(self.tree, leaf)? {
-                match decode_hash(&stored.value) {
-                    Some(old) => hash = xor(&hash, &old),
-                    None => return Ok(self.damage_met()),
-                }
-            }
-            if let Some(new) = new {
-                hash = xor(&hash, new);
-            }
+    ) -> Result<(), StoreError> {
+        if state.stale.contains(&partition) {
+            self.rehash_buckets(partition)?;
+            state.stale.remove(&partition);
+            state.dirty.retain(|&(p, _)| p != partition);
+            return Ok(());
         }
-        Ok(Some(hash))
-    }
-
-    /// Counts damage that sends a bucket to be recomputed from all its leaves.
-    fn damage_met(&self) -> Option<Hash16> {
-        self.damaged.fetch_add(1, Ordering::Relaxed);
-        None
+        let dirty: Vec<u8> = state
+            .dirty
+            .range((partition, 0)..=(partition, u8::MAX))
+            .map(|&(_, bucket)| bucket)
+            .collect();
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::new();
+        let mut changes = LeafChanges::new();
+        for &bucket in &dirty {
+            let hash = self.bucket_with(partition, bucket, &mut changes)?;
+            self.put_bucket(&mut batch, partition, bucket, hash);
+        }
+        self.write_leaves(&mut batch, &changes);
+        self.db.write(batch)?;
+        for bucket in dirty {
+            state.dirty.remove(&(partition, bucket));
+        }
+        Ok(())
     }
 
     /// The leaf `key` should have: the hash of its record; none when it has no record
@@ -177,8 +152,7 @@ impl Merkle {
         }
     }
 
-    /// The hash of a bucket from all its stored leaves, with `changes` (not yet written)
-    /// laid over them.
+    /// The hash of a bucket as stored, with `changes` (not yet written) laid over it.
     /// A stored leaf that does not decode is recomputed from the data on the way (and
     /// the fix added to `changes`), so damage never stalls folding.
     fn bucket_with(

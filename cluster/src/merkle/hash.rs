@@ -39,20 +39,20 @@ pub fn bucket_of(key: &[u8]) -> u8 {
     (key_hash(key) >> 24) as u8
 }
 
-/// The XOR of the bucket's leaf hashes (all zero for an empty bucket). Order-free, as
-/// Cassandra's range hashes are, so that folding a to-do updates a bucket from the old
-/// and new leaf alone (`bucket ^ old ^ new`) instead of reading every leaf of it. Each
-/// key has one leaf, so equal leaves never cancel unless two keys' 128-bit hashes
-/// collide.
+/// xxh3-128 of the bucket's leaf hashes concatenated in leaf-key order; all zero for
+/// an empty bucket.
 pub fn bucket_hash<'a>(leaves: impl IntoIterator<Item = &'a Hash16>) -> Hash16 {
-    leaves
-        .into_iter()
-        .fold(EMPTY_BUCKET, |acc, leaf| xor(&acc, leaf))
-}
-
-/// `a ^ b`, byte by byte: adds a leaf to a bucket hash, or takes it out again.
-pub fn xor(a: &Hash16, b: &Hash16) -> Hash16 {
-    (u128::from_be_bytes(*a) ^ u128::from_be_bytes(*b)).to_be_bytes()
+    let mut h = Xxh3::new();
+    let mut any = false;
+    for leaf in leaves {
+        h.update(leaf);
+        any = true;
+    }
+    if any {
+        h.digest128().to_be_bytes()
+    } else {
+        EMPTY_BUCKET
+    }
 }
 
 /// xxh3-128 of the 256 bucket hashes in bucket order.

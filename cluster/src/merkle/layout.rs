@@ -5,7 +5,6 @@
 //! bucket := 'B' partition:u16-BE bucket:u8                -> bucket-hash:16
 //! to-do  := 'T' seq:u64-BE                                -> db:u32-BE key
 //!                                                           | 0xFF leaf:16 db:u32-BE key
-//! format := 'V'                                           -> tree-format:u8
 //! ```
 
 use super::hash::{bucket_of, decode_hash};
@@ -18,11 +17,6 @@ const BUCKET: u8 = b'B';
 const TODO: u8 = b'T';
 /// The first key after every to-do key.
 pub const TODO_END: &[u8] = b"U";
-/// The key of the record that says how the stored buckets are hashed.
-pub const FORMAT_KEY: &[u8] = b"V";
-/// The tree format this build writes: 2 = buckets are the XOR of their leaves (format
-/// 1, before 2026-12-04, hashed the concatenated leaves and had no `V` record).
-pub const TREE_FORMAT: u8 = 2;
 /// First byte of a to-do that carries its key's new leaf hash. A to-do without one
 /// starts with the database number's top byte, which is never 0xFF.
 const WITH_LEAF: u8 = 0xFF;
@@ -64,25 +58,11 @@ pub fn decode_leaf_key(k: &Bytes) -> Option<(u8, ItemKey)> {
     ))
 }
 
-/// (partition, bucket) of a leaf key, or of a damaged key under a bucket's prefix;
-/// `None` if it is not under one.
-pub fn decode_leaf_place(k: &[u8]) -> Option<(u16, u8)> {
-    if k.len() < 4 || k[0] != LEAF {
-        return None;
-    }
-    Some((u16::from_be_bytes([k[1], k[2]]), k[3]))
-}
-
 /// The key of one bucket hash.
 pub fn bucket_key(partition: u16, bucket: u8) -> Vec<u8> {
     let mut k = bucket_prefix(partition);
     k.push(bucket);
     k
-}
-
-/// The prefix of every bucket hash.
-pub fn bucket_prefix_all() -> [u8; 1] {
-    [BUCKET]
 }
 
 /// The prefix of a partition's bucket hashes.

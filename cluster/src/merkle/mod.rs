@@ -2,19 +2,18 @@
 //! incrementally (spec: docs/format/cluster-storage.md).
 //!
 //! Two levels per partition: one leaf per key (`item_hash`), grouped into 256 buckets
-//! by the top byte of the key hash; a bucket is the XOR of its leaves, the root hashes
-//! the 256 buckets. Every applied write puts a to-do record naming its key (and, from
-//! a writer holding the key's stripe lock, its new leaf hash) in the same engine batch
-//! as the data (Garage's design), so the write path never reads the tree. Folding sets
-//! each key's leaf to the last hash its to-dos carry, or recomputes it from the data
-//! when one carries none, and moves the bucket by the old and new leaf; leaf and bucket
-//! go in one batch, so a bucket is always the XOR of its stored leaves and folding
-//! again after a crash gives the same tree. A slow `rebuild_partition` recomputes
-//! everything from the data to catch silent damage.
+//! by the top byte of the key hash; a bucket hashes its leaves, the root hashes the 256
+//! buckets. Every applied write puts a to-do record naming its key (and, from a writer
+//! holding the key's stripe lock, its new leaf hash) in the same engine batch as the data
+//! (Garage's design), so the write path never reads the tree. Folding sets each key's
+//! leaf to the last hash its to-dos carry, or recomputes it from the data when one
+//! carries none, and marks its bucket dirty; a query rehashes the dirty buckets of the
+//! partitions it reads first. Re-folding after a crash gives the same leaves, and the
+//! tree always converges on the data. A slow `rebuild_partition` recomputes everything
+//! from the data to catch silent damage.
 
 mod diff;
 mod fold;
-mod format;
 mod hash;
 mod layout;
 mod model;
@@ -30,13 +29,26 @@ use crate::replica_api::{Hash16, MerkleLeaf};
 use crate::replica_store::{check_partition, StoreError};
 use hash::decode_hash;
 use kv_engine::{Db, Keyspace};
+use kv_keyspace::slot::PARTITIONS;
 use parking_lot::Mutex;
+use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use todo_seq::TodoSeqs;
 
 /// To-dos folded per engine batch while catching up before a query.
 const FOLD_CHUNK: usize = 1024;
+
+/// What the folder owns.
+struct FoldState {
+    /// Every to-do numbered below it is folded.
+    cursor: u64,
+    /// (partition, bucket) whose leaves changed since its hash was stored.
+    dirty: BTreeSet<(u16, u8)>,
+    /// Partitions whose every bucket hash may lag its leaves: all of them at open, since
+    /// dirty marks live in memory only (a crash may leave leaves newer than buckets).
+    stale: BTreeSet<u16>,
+}
 
 /// The Merkle trees of every partition of one replica store.
 pub struct Merkle {
@@ -47,9 +59,9 @@ pub struct Merkle {
     tree: Keyspace,
     /// Numbering of to-do records.
     todo_seqs: Mutex<TodoSeqs>,
-    /// One folder (or rebuild) at a time, since a bucket hash is read-modify-write;
-    /// holds the folding cursor: every to-do numbered below it is folded.
-    folding: Mutex<u64>,
+    /// One folder (or rebuild, or bucket refresh) at a time: the folding cursor and
+    /// the buckets whose hashes lag their leaves.
+    folding: Mutex<FoldState>,
     /// Records and to-dos found undecodable while folding or rebuilding.
     damaged: AtomicU64,
 }
@@ -70,16 +82,18 @@ impl Merkle {
                 next = next.max(seq.saturating_add(1));
             }
         }
-        let merkle = Merkle {
+        Ok(Merkle {
             db,
             data,
             tree,
             todo_seqs: Mutex::new(TodoSeqs::starting_at(next)),
-            folding: Mutex::new(0),
+            folding: Mutex::new(FoldState {
+                cursor: 0,
+                dirty: BTreeSet::new(),
+                stale: (0..PARTITIONS).collect(),
+            }),
             damaged: AtomicU64::new(0),
-        };
-        merkle.upgrade_format()?;
-        Ok(merkle)
+        })
     }
 
     /// Undecodable records and to-dos met so far by folding and rebuilding (their
@@ -91,23 +105,34 @@ impl Merkle {
     /// Folds up to `max` of the oldest pending to-dos into leaves and buckets; returns
     /// how many were folded (0 when none are pending).
     pub fn process_todos(&self, max: usize) -> Result<usize, StoreError> {
-        let mut cursor = self.folding.lock();
-        self.fold_locked(&mut cursor, max, u64::MAX)
+        let mut state = self.folding.lock();
+        self.fold_locked(&mut state, max, u64::MAX)
     }
 
     /// Folds every to-do that existed when called. Queries call it first so that their
     /// answers reflect every write applied before them; the work is bounded by the
     /// backlog at that moment, not by writes that keep arriving meanwhile.
     pub fn catch_up(&self) -> Result<(), StoreError> {
-        let mut cursor = self.folding.lock();
-        self.catch_up_locked(&mut cursor)
+        let mut state = self.folding.lock();
+        self.catch_up_locked(&mut state)
     }
 
-    fn catch_up_locked(&self, cursor: &mut u64) -> Result<(), StoreError> {
+    fn catch_up_locked(&self, state: &mut FoldState) -> Result<(), StoreError> {
         let below = self.todo_seqs.lock().next();
         // The cursor at `below` means nothing is pending: no need to even look.
-        while *cursor < below && self.fold_locked(cursor, FOLD_CHUNK, below)? > 0 {}
+        while state.cursor < below && self.fold_locked(state, FOLD_CHUNK, below)? > 0 {}
         Ok(())
+    }
+
+    /// Folds, then brings the buckets of `partition` up to date and reads them.
+    fn current_buckets(
+        &self,
+        state: &mut FoldState,
+        partition: u16,
+    ) -> Result<Vec<Hash16>, StoreError> {
+        check_partition(partition)?;
+        self.refresh_buckets(state, partition)?;
+        self.stored_buckets(partition)
     }
 
     /// The root hash of `partition`'s tree.
@@ -117,17 +142,19 @@ impl Merkle {
 
     /// The root hashes of several partitions, in order, after one catch-up.
     pub fn roots(&self, partitions: &[u16]) -> Result<Vec<Hash16>, StoreError> {
-        self.catch_up()?;
+        let mut state = self.folding.lock();
+        self.catch_up_locked(&mut state)?;
         partitions
             .iter()
-            .map(|&p| Ok(root_hash(&self.stored_buckets(p)?)))
+            .map(|&p| Ok(root_hash(&self.current_buckets(&mut state, p)?)))
             .collect()
     }
 
     /// The 256 bucket hashes of `partition`.
     pub fn buckets(&self, partition: u16) -> Result<Vec<Hash16>, StoreError> {
-        self.catch_up()?;
-        self.stored_buckets(partition)
+        let mut state = self.folding.lock();
+        self.catch_up_locked(&mut state)?;
+        self.current_buckets(&mut state, partition)
     }
 
     /// The leaves of one bucket of `partition`, in key order.

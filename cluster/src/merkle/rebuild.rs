@@ -18,10 +18,12 @@ impl Merkle {
     /// pass may be counted too, and their to-dos keep the tree right afterwards.
     pub fn rebuild_partition(&self, partition: u16) -> Result<usize, StoreError> {
         check_partition(partition)?;
-        let mut cursor = self.folding.lock();
-        self.catch_up_locked(&mut cursor)?;
+        let mut state = self.folding.lock();
+        self.catch_up_locked(&mut state)?;
         let wrong = self.check_records(partition)? + self.check_leaves(partition)?;
         self.rehash_buckets(partition)?;
+        state.stale.remove(&partition);
+        state.dirty.retain(|&(p, _)| p != partition);
         Ok(wrong)
     }
 
@@ -86,16 +88,15 @@ impl Merkle {
             return Ok(());
         }
         let mut batch = WriteBatch::new();
-        // Buckets move with their leaves, so a rebuild cut short leaves every bucket
-        // the XOR of its leaves, as folding needs.
-        self.write_leaves_and_buckets(&mut batch, changes)?;
+        self.write_leaves(&mut batch, changes);
         self.db.write(batch)?;
         changes.clear();
         Ok(())
     }
 
-    /// Every bucket hash is the hash of its leaves (the leaves are right by now).
+    /// Every bucket hash is the hash of its leaves; only those that differ are written.
     /// Leaf keys are in bucket order, so one bucket's leaves are in memory at a time.
+    /// The caller holds `folding`.
     pub(super) fn rehash_buckets(&self, partition: u16) -> Result<(), StoreError> {
         let mut batch = WriteBatch::new();
         // Damaged bucket records are replaced below or, if not even their key decodes,
@@ -131,8 +132,11 @@ impl Merkle {
         if let Some((b, leaves)) = current {
             hashes[b as usize] = bucket_hash(&leaves);
         }
+        let stored = self.stored_buckets(partition).ok();
         for (bucket, hash) in hashes.into_iter().enumerate() {
-            self.put_bucket(&mut batch, partition, bucket as u8, hash);
+            if stored.as_ref().is_none_or(|s| s[bucket] != hash) {
+                self.put_bucket(&mut batch, partition, bucket as u8, hash);
+            }
         }
         self.db.write(batch)?;
         Ok(())
