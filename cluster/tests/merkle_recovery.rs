@@ -291,7 +291,7 @@ fn writers_racing_on_the_same_keys_leave_the_tree_of_the_data() {
                         let items: Vec<_> = keys
                             .iter()
                             .enumerate()
-                            .filter(|(i, _)| (*i as u64 + round + t) % 3 != 0)
+                            .filter(|(i, _)| !(*i as u64 + round + t).is_multiple_of(3))
                             .map(|(i, k)| match (i as u64 + round) % 4 {
                                 0 => delete(k, ts),
                                 _ => put(k, ts, &format!("{t}/{round}")),
