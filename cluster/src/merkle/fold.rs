@@ -104,8 +104,7 @@ impl Merkle {
     ) -> Result<(), StoreError> {
         if state.stale.contains(&partition) {
             self.rehash_buckets(partition)?;
-            state.stale.remove(&partition);
-            state.dirty.retain(|&(p, _)| p != partition);
+            state.mark_clean(partition);
             return Ok(());
         }
         let dirty: Vec<u8> = state

@@ -50,6 +50,21 @@ struct FoldState {
     stale: BTreeSet<u16>,
 }
 
+impl FoldState {
+    /// `partition`'s bucket hashes were just recomputed from all its leaves.
+    fn mark_clean(&mut self, partition: u16) {
+        self.stale.remove(&partition);
+        let marks: Vec<_> = self
+            .dirty
+            .range((partition, 0)..=(partition, u8::MAX))
+            .copied()
+            .collect();
+        for mark in marks {
+            self.dirty.remove(&mark);
+        }
+    }
+}
+
 /// The Merkle trees of every partition of one replica store.
 pub struct Merkle {
     db: Arc<Db>,
@@ -102,8 +117,8 @@ impl Merkle {
         self.damaged.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Folds up to `max` of the oldest pending to-dos into leaves and buckets; returns
-    /// how many were folded (0 when none are pending).
+    /// Folds up to `max` of the oldest pending to-dos into leaves (their buckets are
+    /// rehashed when next read); returns how many were folded (0 when none are pending).
     pub fn process_todos(&self, max: usize) -> Result<usize, StoreError> {
         let mut state = self.folding.lock();
         self.fold_locked(&mut state, max, u64::MAX)

@@ -22,8 +22,7 @@ impl Merkle {
         self.catch_up_locked(&mut state)?;
         let wrong = self.check_records(partition)? + self.check_leaves(partition)?;
         self.rehash_buckets(partition)?;
-        state.stale.remove(&partition);
-        state.dirty.retain(|&(p, _)| p != partition);
+        state.mark_clean(partition);
         Ok(wrong)
     }
 
