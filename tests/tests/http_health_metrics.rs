@@ -188,9 +188,19 @@ fn a_cluster_node_reports_nodes_hints_metrics_and_readiness() {
         })
         .sum();
     assert_eq!(first, 256, "each partition has one first replica");
-    let ready = get(http[0], "/ready");
-    assert_eq!(ready.status, 200, "{ready:?}");
-    assert_eq!(ready.json()["checks"]["cluster"]["ok"], true);
+    // Ready once every partition has a quorum of up replicas. Polled as a load balancer
+    // would: under load a failure detector may doubt a peer for a moment right after
+    // the view above showed it up (seen in a full suite run: 503 with "256 of this
+    // node's partitions have fewer than 2 up replicas").
+    let mut ready = None;
+    eventually("/ready answers 200 on node 1", DETECTION, || {
+        let answer = get(http[0], "/ready");
+        let ok = answer.status == 200;
+        ready = Some(answer);
+        ok
+    });
+    let ready = ready.expect("polled at least once").json();
+    assert_eq!(ready["checks"]["cluster"]["ok"], true, "{ready}");
 
     // A write through consensus: counted rounds and bus RPC latencies.
     let mut c = cluster.nodes[0].client();
