@@ -7,7 +7,8 @@
 # compose answers; any other failure exits 1 with the nodes' logs.
 #
 # Usage: deploy/compose-test.sh
-# Environment: KVD_BIN (default target/debug/kvd, built if missing), KVD_SUBNET and
+# Environment: KVD_BIN (default target/debug/kvd, else target/debug/kvd-test-server,
+# else built), KVD_SUBNET and
 # KVD_RESP_PORT_n / KVD_HTTP_PORT_n (default: a random /24 and free random ports, so
 # parallel runs do not collide), KEYS=200 keys written.
 set -euo pipefail
@@ -30,13 +31,19 @@ else
 fi
 command -v redis-cli >/dev/null 2>&1 || skip "redis-cli not installed (apt-get install redis-tools)"
 
+# The binary: KVD_BIN, else target/debug/kvd, else the test suite's kvd-test-server (the
+# same entry point, kv_server::cli::main, that `cargo test --workspace` builds), else a
+# fresh build. After the test suite in .ci/run the third is there: building `kvd` itself
+# would compile every workspace crate again under the dev profile, which differs from
+# the test profile (opt-level), and took 3 minutes of CI.
 bin=${KVD_BIN:-$root/target/debug/kvd}
-if [[ ! -x "$bin" ]]; then
-  # With --tests the features are resolved as for `cargo test --workspace` (dev-dependency
-  # features included), so after the test suite in .ci/run only the binaries are linked;
-  # `--bins` alone resolves other features and recompiles much of the tree (2 min here).
-  cargo build --workspace --bins --tests
+if [[ -z "${KVD_BIN:-}" && ! -x "$bin" && -x "$root/target/debug/kvd-test-server" ]]; then
+  bin="$root/target/debug/kvd-test-server"
 fi
+if [[ ! -x "$bin" ]]; then
+  cargo build --workspace --bins
+fi
+echo "== kvd binary: $bin"
 
 work=$(mktemp -d /tmp/kvd-compose-test.XXXXXX)
 project="kvdtest$$r$RANDOM"
