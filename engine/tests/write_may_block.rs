@@ -4,9 +4,12 @@
 mod common;
 
 use common::{dir, mem_fs};
+use kv_engine::fs::FaultFs;
 use kv_engine::{Db, FsyncPolicy, Keyspace, Options};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-fn options(fs: std::sync::Arc<dyn kv_engine::fs::Fs>, fsync: FsyncPolicy) -> Options {
+fn options(fs: Arc<dyn kv_engine::fs::Fs>, fsync: FsyncPolicy) -> Options {
     Options {
         fs,
         fsync,
@@ -59,5 +62,63 @@ fn every_write_may_block_under_fsync_always() {
     let (_m, fs) = mem_fs();
     let db = Db::open(dir(), options(fs, FsyncPolicy::Always)).unwrap();
     assert!(db.write_may_block(1));
+    db.close().unwrap();
+}
+
+/// Releases held creations when dropped, a failed assertion included.
+struct ReleaseOnDrop<'a>(&'a kv_engine::fs::FaultSwitch);
+
+impl Drop for ReleaseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.release_creates();
+    }
+}
+
+/// Writes keys of 1 KB until the engine holds `frozen` frozen memtables.
+fn fill_until_frozen(db: &Db, frozen: usize, next: &mut u32) {
+    let value = vec![b'v'; 1000];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db.stats().immutable_memtables < frozen {
+        db.put(Keyspace::DEFAULT, &next.to_be_bytes(), &value)
+            .unwrap();
+        *next += 1;
+        assert!(
+            Instant::now() < deadline,
+            "no memtable switch after {next} writes"
+        );
+    }
+}
+
+#[test]
+fn a_flush_in_progress_keeps_writes_inline_until_frozen_memtables_reach_their_limit() {
+    let (mem, _) = mem_fs();
+    let (faulty, switch) = FaultFs::new(Arc::new(mem));
+    let db = Db::open(dir(), options(Arc::new(faulty), FsyncPolicy::EverySec)).unwrap();
+    // The flush of the first frozen memtable waits at its table's creation. The guard
+    // releases it if an assertion fails, so the test fails instead of hanging in `Db`'s
+    // drop (declared after `db`, it is dropped first).
+    switch.hold_creates_of(".sst");
+    let _release = ReleaseOnDrop(&switch);
+    let mut next = 0;
+    fill_until_frozen(&db, 1, &mut next);
+    assert!(
+        !db.write_may_block(100),
+        "one memtable being flushed, a fresh one with room: a write only appends"
+    );
+    fill_until_frozen(&db, 2, &mut next);
+    assert!(
+        db.write_may_block(100),
+        "frozen memtables at their limit: the next switch waits for a flush"
+    );
+    switch.release_creates();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db.stats().immutable_memtables > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the released flushes never finished"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!db.write_may_block(100), "flushed: writes inline again");
     db.close().unwrap();
 }

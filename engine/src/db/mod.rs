@@ -294,6 +294,12 @@ impl Db {
     /// thresholds is crossed, so an async caller that runs writes inline only when this is
     /// false never parks its thread on the disk or a condition variable for long. Cheap:
     /// no lock, one atomic load of the current view.
+    ///
+    /// Frozen memtables count only at their limit: below it a switch does not wait for
+    /// them, and a switch is already predicted by the nearly-full rule. (Counting one
+    /// frozen memtable, as this did until 2026-12, sent every write off kvd's async
+    /// workers for the whole of each flush: on one core, SET -P 16 fell from 225k to
+    /// 100k ops/s and p99 from 5 to 80 ms after the first switch; docs/performance.md.)
     pub fn write_may_block(&self, bytes: usize) -> bool {
         let opts = &self.shared.opts;
         if opts.fsync == FsyncPolicy::Always {
@@ -301,7 +307,7 @@ impl Db {
         }
         let sv = self.shared.current();
         let switch_margin = opts.memtable_size / 8;
-        sv.imms.len() >= crate::constants::MAX_IMMUTABLE_MEMTABLES.saturating_sub(1)
+        sv.imms.len() >= crate::constants::MAX_IMMUTABLE_MEMTABLES
             || sv.version.num_files(0) >= opts.l0_slowdown_writes_trigger
             || bytes >= switch_margin
             || sv.mem.approximate_bytes() + switch_margin >= opts.memtable_size

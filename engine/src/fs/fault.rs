@@ -1,11 +1,12 @@
 //! A wrapper that makes any [`Fs`] fail on demand: writes, fsyncs, everything at once
 //! (a process that has died), the creation of some files with a given OS error (a
-//! resource that ran out), or panic on appends (a bug). A torn write is a write that crosses the byte budget: the
+//! resource that ran out), creations held until released (a slow disk, or a flush
+//! caught in the middle), or panic on appends (a bug). A torn write is a write that crosses the byte budget: the
 //! part within the budget reaches the file, the rest does not, and the call fails.
 
 use super::{FileLock, Fs, RandomAccessFile, WritableFile};
 use crate::error::{Error, Result};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +21,9 @@ pub struct FaultSwitch {
     panic_on_append: AtomicBool,
     /// Creating a file whose name contains `.0` fails with OS error `.1`.
     failing_creates: Mutex<Option<(String, i32)>>,
+    /// Creating a file whose name contains this waits until it is cleared.
+    held_creates: Mutex<Option<String>>,
+    creates_released: Condvar,
     /// Bytes that may still be appended before appends fail (u64::MAX = unlimited).
     write_budget: AtomicU64,
 }
@@ -32,6 +36,8 @@ impl Default for FaultSwitch {
             dead: AtomicBool::new(false),
             panic_on_append: AtomicBool::new(false),
             failing_creates: Mutex::new(None),
+            held_creates: Mutex::new(None),
+            creates_released: Condvar::new(),
             write_budget: AtomicU64::new(u64::MAX),
         }
     }
@@ -66,6 +72,17 @@ impl FaultSwitch {
     pub fn allow_creates(&self) {
         *self.failing_creates.lock() = None;
     }
+    /// Creating any file whose name contains `pattern` waits until
+    /// [`Self::release_creates`]: holds a flush (".sst") in the middle, so a test can
+    /// look at the engine while a frozen memtable waits to be written.
+    pub fn hold_creates_of(&self, pattern: &str) {
+        *self.held_creates.lock() = Some(pattern.to_string());
+    }
+    /// Ends [`Self::hold_creates_of`]; the held creations go on.
+    pub fn release_creates(&self) {
+        *self.held_creates.lock() = None;
+        self.creates_released.notify_all();
+    }
     /// After `bytes` more appended bytes, appends fail; the one crossing is torn.
     pub fn fail_after_bytes(&self, bytes: u64) {
         self.write_budget.store(bytes, Ordering::SeqCst);
@@ -77,6 +94,7 @@ impl FaultSwitch {
         self.kill(false);
         self.panic_on_append(false);
         self.allow_creates();
+        self.release_creates();
         self.write_budget.store(u64::MAX, Ordering::SeqCst);
     }
 
@@ -97,8 +115,13 @@ impl FaultSwitch {
 
     fn check_create(&self, path: &Path) -> Result<()> {
         self.check_write(path)?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let mut held = self.held_creates.lock();
+        while held.as_deref().is_some_and(|p| name.contains(p)) {
+            self.creates_released.wait(&mut held);
+        }
+        drop(held);
         if let Some((pattern, errno)) = &*self.failing_creates.lock() {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
             if name.contains(pattern.as_str()) {
                 return Err(Error::io(path, io::Error::from_raw_os_error(*errno)));
             }
