@@ -11,6 +11,7 @@ use super::layout_tag::LayoutTag;
 use super::metadata;
 use super::pb;
 use super::pb::cluster_bus_client::ClusterBusClient;
+use super::replica_stream::{FrameReply, FrameRequest, OpenStream, StreamSlot};
 use super::tls::BusTls;
 use crate::replica_api::{
     Hash16, ItemKey, MerkleLeaf, PartitionPage, PrepareOutcome, ReplicaApi, ReplicaError, ScanPage,
@@ -119,6 +120,8 @@ pub struct PeerClient {
     latencies: Arc<RpcLatencies>,
     /// The layout version replica requests carry (rpc/layout_tag.rs); none: untagged.
     layout: Option<Arc<LayoutTag>>,
+    /// Where Write and Read requests go (rpc/replica_stream/).
+    stream: Arc<StreamSlot>,
 }
 
 impl std::fmt::Debug for PeerClient {
@@ -214,6 +217,7 @@ impl PeerClient {
             )),
             latencies: Arc::new(RpcLatencies::default()),
             layout: None,
+            stream: Arc::new(StreamSlot::default()),
         })
     }
 
@@ -267,11 +271,6 @@ impl PeerClient {
         F: FnOnce(ClusterBusClient<Channel>, Request<Req>) -> Fut,
         Fut: Future<Output = Result<Response<Resp>, Status>>,
     {
-        let _permit = self
-            .in_flight
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ReplicaError::Overloaded)?;
         let creds: Credentials = self.auth.sign(method, unix_ms());
         let mut request = Request::new(msg);
         metadata::write_credentials(request.metadata_mut(), method, &creds);
@@ -279,18 +278,45 @@ impl PeerClient {
         let client = ClusterBusClient::new(self.channel.clone())
             .max_decoding_message_size(self.config.max_message_bytes)
             .max_encoding_message_size(self.config.max_message_bytes);
-        let started = std::time::Instant::now();
-        let answer = tokio::time::timeout(timeout, f(client, request)).await;
-        self.latencies
-            .record(method, started.elapsed(), matches!(answer, Ok(Ok(_))));
-        let response = answer
-            .map_err(|_| ReplicaError::Timeout)?
-            .map_err(error_of)?;
+        let response = self.measured(method, timeout, f(client, request)).await?;
         let reply_mac = metadata::read_reply_mac(response.metadata());
         self.auth
             .verify_reply(&creds, reply_mac.as_ref().map(|m| &m[..]))
             .map_err(|e| ReplicaError::Failed(format!("unauthenticated reply: {e}")))?;
         Ok(response.into_inner())
+    }
+
+    /// Runs one request: admission (in-flight bound), deadline, and its duration counted
+    /// under `method`.
+    async fn measured<T>(
+        &self,
+        method: &'static str,
+        timeout: Duration,
+        request: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, ReplicaError> {
+        let _permit = self
+            .in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ReplicaError::Overloaded)?;
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(timeout, request).await;
+        self.latencies
+            .record(method, started.elapsed(), matches!(answer, Ok(Ok(_))));
+        answer.map_err(|_| ReplicaError::Timeout)?.map_err(error_of)
+    }
+
+    /// The replica stream to the peer (rpc/replica_stream/), opened if need be; `None`
+    /// when the peer does not serve it, for the caller to make the unary call instead.
+    async fn replica_stream(&self) -> Result<Option<Arc<OpenStream>>, ReplicaError> {
+        let opening = self.stream.get(&self.channel, &self.auth, &self.config);
+        opening.await.map_err(error_of)
+    }
+
+    /// Replica streams opened so far (tests).
+    #[cfg(test)]
+    pub(crate) fn streams_opened(&self) -> u64 {
+        self.stream.opened()
     }
 
     /// Introduces this node; the answer is the peer's introduction.
@@ -393,7 +419,7 @@ fn decode_answers<P, T>(
 }
 
 impl PeerClient {
-    /// One write RPC, unbatched.
+    /// One write request, unbatched.
     async fn send_write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
         let n = items.len();
         let msg = pb::WriteRequest {
@@ -403,12 +429,21 @@ impl PeerClient {
             takes_not_counted: true,
         };
         let r = self
-            .call("Write", msg, |mut c, r| async move { c.write(r).await })
+            .replica_request(
+                "Write",
+                msg,
+                FrameRequest::Write,
+                |reply| match reply {
+                    FrameReply::Write(r) => Some(r),
+                    _ => None,
+                },
+                |mut c, r| async move { c.write(r).await },
+            )
             .await?;
         decode_answers(r.outcomes, n, cv::outcome_from_pb)
     }
 
-    /// One read RPC, unbatched.
+    /// One read request, unbatched.
     async fn send_read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
         let n = keys.len();
         let msg = pb::ReadRequest {
@@ -416,9 +451,42 @@ impl PeerClient {
             layout_version: self.layout_version(),
         };
         let r = self
-            .call("Read", msg, |mut c, r| async move { c.read(r).await })
+            .replica_request(
+                "Read",
+                msg,
+                FrameRequest::Read,
+                |reply| match reply {
+                    FrameReply::Read(r) => Some(r),
+                    _ => None,
+                },
+                |mut c, r| async move { c.read(r).await },
+            )
             .await?;
         decode_answers(r.records, n, cv::maybe_record_from_pb)
+    }
+
+    /// Sends a replica request as a frame of the replica stream (`frame` wraps it,
+    /// `answer` unwraps the reply), or as the unary call `unary` to a peer without the
+    /// stream.
+    async fn replica_request<Req, Resp, F, Fut>(
+        &self,
+        method: &'static str,
+        msg: Req,
+        frame: fn(Req) -> FrameRequest,
+        answer: fn(FrameReply) -> Option<Resp>,
+        unary: F,
+    ) -> Result<Resp, ReplicaError>
+    where
+        F: FnOnce(ClusterBusClient<Channel>, Request<Req>) -> Fut,
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        let Some(stream) = self.replica_stream().await? else {
+            return self.call(method, msg, unary).await;
+        };
+        let reply = self
+            .measured(method, self.config.timeout, stream.exchange(frame(msg)))
+            .await?;
+        answer(reply).ok_or_else(|| bad_reply(format!("a {method} answered as another request")))
     }
 
     /// Queues `items` on `batcher` and waits for their answers; one deadline covers the

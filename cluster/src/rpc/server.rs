@@ -60,9 +60,34 @@ pub async fn serve(
     tls: Option<BusTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let service = ClusterBusServer::new(Service { handler, limits })
-        .max_decoding_message_size(limits.max_message_bytes)
-        .max_encoding_message_size(limits.max_message_bytes);
+    serve_with_streams(listener, handler, auth, limits, tls, shutdown, true).await
+}
+
+/// [`serve`], answering ReplicaStream Unimplemented unless `streams` (tests play a peer
+/// from before the stream with it).
+pub(super) async fn serve_with_streams(
+    listener: TcpListener,
+    handler: Arc<dyn BusHandler>,
+    auth: BusAuth,
+    limits: BusLimits,
+    tls: Option<BusTls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    streams: bool,
+) -> Result<(), tonic::transport::Error> {
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        // Nobody listening is fine: no stream is open.
+        let _ = stop.send(true);
+    };
+    let service = ClusterBusServer::new(Service {
+        handler,
+        limits,
+        stopping,
+        streams,
+    })
+    .max_decoding_message_size(limits.max_message_bytes)
+    .max_encoding_message_size(limits.max_message_bytes);
     // Authentication runs on the headers, before the body is decoded: an outsider
     // cannot make this node allocate a message.
     let service = InterceptedService::new(service, Authenticator { auth });
@@ -95,9 +120,17 @@ fn without_nagle(
     })
 }
 
-struct Service {
+/// Clones share the handler: a replica stream's frames are served in tasks of their own.
+#[derive(Clone)]
+pub(super) struct Service {
     handler: Arc<dyn BusHandler>,
-    limits: BusLimits,
+    pub(super) limits: BusLimits,
+    /// Becomes true when the server shuts down: replica streams end then, so a graceful
+    /// shutdown does not wait for a peer to close its stream.
+    pub(super) stopping: tokio::sync::watch::Receiver<bool>,
+    /// Whether ReplicaStream is served (false only in tests, to play a build from
+    /// before it).
+    streams: bool,
 }
 
 /// Checks every request's credentials and leaves an [`Admitted`] in its extensions.
@@ -126,7 +159,7 @@ impl Interceptor for Authenticator {
 /// A request that passed authentication: the method it was signed for and what the
 /// reply must carry.
 #[derive(Clone)]
-struct Admitted {
+pub(super) struct Admitted {
     method: String,
     node: crate::NodeId,
     reply_mac: Option<[u8; super::auth::MAC_LEN]>,
@@ -229,17 +262,14 @@ impl Service {
         }
         Ok(())
     }
-}
 
-#[tonic::async_trait]
-impl ClusterBus for Service {
-    async fn write(
+    /// A Write, unary or a frame of the replica stream (rpc/replica_stream.rs).
+    pub(super) async fn serve_write(
         &self,
-        req: Request<pb::WriteRequest>,
-    ) -> Result<Response<pb::WriteResponse>, Status> {
-        let ok = self.admit(&req, "Write")?;
-        let req = req.into_inner();
-        self.check_layout(&ok, req.layout_version)?;
+        ok: &Admitted,
+        req: pb::WriteRequest,
+    ) -> Result<pb::WriteResponse, Status> {
+        self.check_layout(ok, req.layout_version)?;
         self.check_count(req.items.len())?;
         let items = req
             .items
@@ -253,16 +283,16 @@ impl ClusterBus for Service {
             .write(items)
             .await
             .map_err(status_of)?;
-        ok.reply(not_counted::write_reply(outcomes, req.takes_not_counted)?)
+        Ok(not_counted::write_reply(outcomes, req.takes_not_counted)?)
     }
 
-    async fn read(
+    /// A Read, unary or a frame of the replica stream.
+    pub(super) async fn serve_read(
         &self,
-        req: Request<pb::ReadRequest>,
-    ) -> Result<Response<pb::ReadResponse>, Status> {
-        let ok = self.admit(&req, "Read")?;
-        let req = req.into_inner();
-        self.check_layout(&ok, req.layout_version)?;
+        ok: &Admitted,
+        req: pb::ReadRequest,
+    ) -> Result<pb::ReadResponse, Status> {
+        self.check_layout(ok, req.layout_version)?;
         self.check_count(req.keys.len())?;
         let keys = req
             .keys
@@ -271,9 +301,30 @@ impl ClusterBus for Service {
             .collect::<Result<Vec<_>, _>>()
             .map_err(bad)?;
         let records = self.handler.replica().read(keys).await.map_err(status_of)?;
-        ok.reply(pb::ReadResponse {
+        Ok(pb::ReadResponse {
             records: records.into_iter().map(cv::maybe_record_to_pb).collect(),
         })
+    }
+}
+
+#[tonic::async_trait]
+impl ClusterBus for Service {
+    async fn write(
+        &self,
+        req: Request<pb::WriteRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let ok = self.admit(&req, "Write")?;
+        let reply = self.serve_write(&ok, req.into_inner()).await?;
+        ok.reply(reply)
+    }
+
+    async fn read(
+        &self,
+        req: Request<pb::ReadRequest>,
+    ) -> Result<Response<pb::ReadResponse>, Status> {
+        let ok = self.admit(&req, "Read")?;
+        let reply = self.serve_read(&ok, req.into_inner()).await?;
+        ok.reply(reply)
     }
 
     async fn prepare(
@@ -514,5 +565,19 @@ impl ClusterBus for Service {
         let req = req.into_inner();
         let max = self.limits.max_scan_limit;
         ok.reply(super::partition_scan::serve(self.handler.as_ref(), req, max).await?)
+    }
+
+    type ReplicaStreamStream = super::replica_stream::ReplyStream;
+
+    async fn replica_stream(
+        &self,
+        req: Request<tonic::Streaming<pb::ReplicaFrame>>,
+    ) -> Result<Response<Self::ReplicaStreamStream>, Status> {
+        let ok = self.admit(&req, "ReplicaStream")?;
+        if !self.streams {
+            return Err(Status::unimplemented("ReplicaStream"));
+        }
+        let replies = super::replica_stream::serve(self.clone(), ok.clone(), req.into_inner());
+        ok.reply(replies)
     }
 }

@@ -23,11 +23,11 @@ use tokio::sync::{oneshot, Semaphore};
 #[derive(Default)]
 pub(crate) struct FakeReplica {
     pub(super) data: Mutex<HashMap<ItemKey, Record>>,
-    gate: Option<Arc<Semaphore>>,
-    read_gate: Option<Arc<Semaphore>>,
-    entered: AtomicUsize,
-    reads_entered: AtomicUsize,
-    hang: bool,
+    pub(super) gate: Option<Arc<Semaphore>>,
+    pub(super) read_gate: Option<Arc<Semaphore>>,
+    pub(super) entered: AtomicUsize,
+    pub(super) reads_entered: AtomicUsize,
+    pub(super) hang: bool,
 }
 
 /// Waits for a permit of `gate`, if there is one.
@@ -223,7 +223,10 @@ pub(super) struct Server {
     pub(super) catch_up: CatchUpGate,
     /// What peers published to this server, in arrival order.
     pub(super) published: Arc<Mutex<Vec<PubSubMessage>>>,
-    _stop: oneshot::Sender<()>,
+    /// Dropping it shuts the server down gracefully.
+    pub(super) stop: oneshot::Sender<()>,
+    /// The server's task: done when it has shut down.
+    pub(super) served: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
 pub(super) async fn start(
@@ -241,6 +244,19 @@ pub(super) async fn start_with(
     tls: Option<BusTls>,
 ) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    launch(listener, replica, secret, cluster, tls, true)
+}
+
+/// Serves `replica` on `listener`; without `streams`, as a build from before the
+/// replica stream.
+pub(super) fn launch(
+    listener: TcpListener,
+    replica: FakeReplica,
+    secret: Option<&[u8]>,
+    cluster: Option<&str>,
+    tls: Option<BusTls>,
+    streams: bool,
+) -> Server {
     let addr = listener.local_addr().unwrap().to_string();
     let replica = Arc::new(replica);
     let published = Arc::new(Mutex::new(Vec::new()));
@@ -253,7 +269,7 @@ pub(super) async fn start_with(
     });
     let auth = BusAuth::new(NodeId(1), secret, cluster.map(String::from));
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(
+    let served = tokio::spawn(super::server::serve_with_streams(
         listener,
         handler,
         auth,
@@ -262,13 +278,15 @@ pub(super) async fn start_with(
         async {
             let _ = stopped.await;
         },
+        streams,
     ));
     Server {
         addr,
         replica,
         catch_up,
         published,
-        _stop: stop,
+        stop,
+        served,
     }
 }
 
@@ -299,7 +317,7 @@ pub(super) fn client(s: &Server, secret: Option<&[u8]>, cluster: Option<&str>) -
     client_with(s, secret, cluster, ClientConfig::default())
 }
 
-fn client_with(
+pub(super) fn client_with(
     s: &Server,
     secret: Option<&[u8]>,
     cluster: Option<&str>,
@@ -316,14 +334,14 @@ pub(super) fn key(k: &'static str) -> ItemKey {
     }
 }
 
-fn version(ts: u64) -> Version {
+pub(super) fn version(ts: u64) -> Version {
     Version {
         ts: ts << 16,
         node: NodeId(9),
     }
 }
 
-async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
+pub(super) async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

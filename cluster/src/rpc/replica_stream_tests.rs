@@ -1,0 +1,118 @@
+//! The replica stream between a real bus server and client (rpc/replica_stream/).
+
+use super::tests::{client_with, key, launch, poll_until, version, FakeReplica, Server};
+use super::{ClientConfig, PeerClient};
+use crate::replica_api::{ReplicaApi, ReplicaError, WriteItem, WriteOutcome};
+use crate::Record;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+fn tombstone(k: &'static str, ts: u64) -> Vec<WriteItem> {
+    vec![WriteItem {
+        key: key(k),
+        record: Record::tombstone(version(ts)),
+    }]
+}
+
+/// A fake replica served on a new port (with or without the stream) and a client of it.
+async fn serving(streams: bool) -> (Server, PeerClient) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let s = launch(listener, FakeReplica::default(), None, None, None, streams);
+    let c = client_with(&s, None, None, ClientConfig::default());
+    (s, c)
+}
+
+#[tokio::test]
+async fn writes_and_reads_share_one_stream() {
+    let (_s, c) = serving(true).await;
+    for ts in 1..=20 {
+        assert_eq!(
+            c.write(tombstone("k", ts)).await,
+            Ok(vec![WriteOutcome::Applied])
+        );
+        assert_eq!(
+            c.read(vec![key("k")]).await,
+            Ok(vec![Some(Record::tombstone(version(ts)))])
+        );
+    }
+    assert_eq!(
+        c.write(tombstone("k", 3)).await,
+        Ok(vec![WriteOutcome::Stale {
+            current: version(20)
+        }]),
+        "a replica's answer travels in the frame as it does in the unary reply"
+    );
+    assert_eq!(c.streams_opened(), 1, "forty requests, one stream");
+}
+
+#[tokio::test]
+async fn a_peer_without_the_stream_is_served_by_unary_calls() {
+    let (_s, c) = serving(false).await;
+    assert_eq!(
+        c.write(tombstone("k", 1)).await,
+        Ok(vec![WriteOutcome::Applied])
+    );
+    assert_eq!(
+        c.read(vec![key("k")]).await,
+        Ok(vec![Some(Record::tombstone(version(1)))])
+    );
+    assert_eq!(c.streams_opened(), 0);
+}
+
+#[tokio::test]
+async fn shutdown_answers_frames_in_flight_then_ends_the_stream_and_the_client_reopens() {
+    let gate = Arc::new(Semaphore::new(0));
+    let fake = FakeReplica {
+        gate: Some(gate.clone()),
+        ..FakeReplica::default()
+    };
+    let first = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = first.local_addr().unwrap();
+    let s = launch(first, fake, None, None, None, true);
+    let config = ClientConfig {
+        timeout: Duration::from_secs(30),
+        ..ClientConfig::default()
+    };
+    let c = Arc::new(client_with(&s, None, None, config));
+    let held = tokio::spawn({
+        let c = c.clone();
+        async move { c.write(tombstone("held", 1)).await }
+    });
+    let replica = s.replica.clone();
+    poll_until("the write to reach the replica", || {
+        replica.entered.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // A graceful shutdown waits for open HTTP/2 streams: the replica stream must end by
+    // itself, after answering the frame in flight.
+    drop(s.stop);
+    gate.add_permits(1);
+    assert_eq!(held.await.unwrap(), Ok(vec![WriteOutcome::Applied]));
+    let served = tokio::time::timeout(Duration::from_secs(10), s.served).await;
+    assert!(
+        matches!(served, Ok(Ok(Ok(())))),
+        "the server shut down with a replica stream open: {served:?}"
+    );
+    // Another server on the same address: the client's next requests open a new
+    // stream (one request may find the old one closing and fail as unreachable).
+    let again = TcpListener::bind(addr).await.unwrap();
+    let s2 = launch(again, FakeReplica::default(), None, None, None, true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match c.write(tombstone("after", 2)).await {
+            Ok(outcomes) => {
+                assert_eq!(outcomes, vec![WriteOutcome::Applied]);
+                break;
+            }
+            Err(ReplicaError::Unreachable(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::task::yield_now().await;
+            }
+            Err(e) => panic!("write after the restart: {e:?}"),
+        }
+    }
+    assert_eq!(s2.replica.data.lock().len(), 1);
+    assert_eq!(c.streams_opened(), 2);
+}
