@@ -1,7 +1,7 @@
 //! The replica stream between a real bus server and client (rpc/replica_stream/).
 
 use super::tests::{client_with, key, launch, poll_until, version, FakeReplica, Server};
-use super::{ClientConfig, PeerClient};
+use super::{BusLimits, ClientConfig, PeerClient};
 use crate::replica_api::{ReplicaApi, ReplicaError, WriteItem, WriteOutcome};
 use crate::Record;
 use std::sync::atomic::Ordering;
@@ -17,17 +17,26 @@ fn tombstone(k: &'static str, ts: u64) -> Vec<WriteItem> {
     }]
 }
 
-/// A fake replica served on a new port (with or without the stream) and a client of it.
-async fn serving(streams: bool) -> (Server, PeerClient) {
+/// A fake replica served on a new port (with or without the stream, under `limits`)
+/// and a client of it.
+async fn serving(streams: bool, limits: BusLimits) -> (Server, PeerClient) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let s = launch(listener, FakeReplica::default(), None, None, None, streams);
+    let s = launch(
+        listener,
+        FakeReplica::default(),
+        None,
+        None,
+        None,
+        streams,
+        limits,
+    );
     let c = client_with(&s, None, None, ClientConfig::default());
     (s, c)
 }
 
 #[tokio::test]
 async fn writes_and_reads_share_one_stream() {
-    let (_s, c) = serving(true).await;
+    let (_s, c) = serving(true, BusLimits::default()).await;
     for ts in 1..=20 {
         assert_eq!(
             c.write(tombstone("k", ts)).await,
@@ -50,7 +59,7 @@ async fn writes_and_reads_share_one_stream() {
 
 #[tokio::test]
 async fn a_peer_without_the_stream_is_served_by_unary_calls() {
-    let (_s, c) = serving(false).await;
+    let (_s, c) = serving(false, BusLimits::default()).await;
     assert_eq!(
         c.write(tombstone("k", 1)).await,
         Ok(vec![WriteOutcome::Applied])
@@ -71,7 +80,7 @@ async fn shutdown_answers_frames_in_flight_then_ends_the_stream_and_the_client_r
     };
     let first = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = first.local_addr().unwrap();
-    let s = launch(first, fake, None, None, None, true);
+    let s = launch(first, fake, None, None, None, true, BusLimits::default());
     let config = ClientConfig {
         timeout: Duration::from_secs(30),
         ..ClientConfig::default()
@@ -99,7 +108,15 @@ async fn shutdown_answers_frames_in_flight_then_ends_the_stream_and_the_client_r
     // Another server on the same address: the client's next requests open a new
     // stream (one request may find the old one closing and fail as unreachable).
     let again = TcpListener::bind(addr).await.unwrap();
-    let s2 = launch(again, FakeReplica::default(), None, None, None, true);
+    let s2 = launch(
+        again,
+        FakeReplica::default(),
+        None,
+        None,
+        None,
+        true,
+        BusLimits::default(),
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         match c.write(tombstone("after", 2)).await {
@@ -115,4 +132,26 @@ async fn shutdown_answers_frames_in_flight_then_ends_the_stream_and_the_client_r
     }
     assert_eq!(s2.replica.data.lock().len(), 1);
     assert_eq!(c.streams_opened(), 2);
+}
+
+#[tokio::test]
+async fn a_stream_outlives_the_servers_request_timeout() {
+    // tonic's server timeout bounds a call until its response headers, not a stream's
+    // body; if it ended streams, frames in flight at that moment would fail.
+    let limits = BusLimits {
+        request_timeout: Duration::from_millis(100),
+        ..BusLimits::default()
+    };
+    let (_s, c) = serving(true, limits).await;
+    assert_eq!(
+        c.write(tombstone("k", 1)).await,
+        Ok(vec![WriteOutcome::Applied])
+    );
+    // Time passing is what is tested here: three request timeouts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        c.write(tombstone("k", 2)).await,
+        Ok(vec![WriteOutcome::Applied])
+    );
+    assert_eq!(c.streams_opened(), 1, "the first stream still serves");
 }

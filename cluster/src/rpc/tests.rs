@@ -244,7 +244,15 @@ pub(super) async fn start_with(
     tls: Option<BusTls>,
 ) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    launch(listener, replica, secret, cluster, tls, true)
+    launch(
+        listener,
+        replica,
+        secret,
+        cluster,
+        tls,
+        true,
+        BusLimits::default(),
+    )
 }
 
 /// Serves `replica` on `listener`; without `streams`, as a build from before the
@@ -256,6 +264,7 @@ pub(super) fn launch(
     cluster: Option<&str>,
     tls: Option<BusTls>,
     streams: bool,
+    limits: BusLimits,
 ) -> Server {
     let addr = listener.local_addr().unwrap().to_string();
     let replica = Arc::new(replica);
@@ -273,7 +282,7 @@ pub(super) fn launch(
         listener,
         handler,
         auth,
-        BusLimits::default(),
+        limits,
         tls,
         async {
             let _ = stopped.await;
