@@ -155,3 +155,79 @@ async fn a_stream_outlives_the_servers_request_timeout() {
     );
     assert_eq!(c.streams_opened(), 1, "the first stream still serves");
 }
+
+#[tokio::test]
+async fn malformed_frames_get_errors_and_the_stream_keeps_serving_and_unsigned_streams_are_refused()
+{
+    use super::pb;
+    use super::replica_stream::{FrameReply, FrameRequest};
+    let (s, _c) = serving(true, BusLimits::default()).await;
+    let mut raw = super::tests::raw_client(&s).await;
+    // Unsigned: refused before any frame is read.
+    let (_unsigned_frames, unsigned) = tokio::sync::mpsc::channel::<pb::ReplicaFrame>(1);
+    let refused = raw
+        .replica_stream(tonic::Request::new(
+            tokio_stream::wrappers::ReceiverStream::new(unsigned),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    // Signed: a frame without a request, one with too many items, one whose record does
+    // not decode, then a good one; each gets its own answer.
+    let auth = crate::rpc::BusAuth::new(crate::NodeId(2), None, None);
+    let (frames, outgoing) = tokio::sync::mpsc::channel::<pb::ReplicaFrame>(8);
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(outgoing));
+    let creds = auth.sign("ReplicaStream", super::auth::unix_ms());
+    super::metadata::write_credentials(request.metadata_mut(), "ReplicaStream", &creds);
+    let mut replies = raw.replica_stream(request).await.unwrap().into_inner();
+    let too_many = pb::ReadRequest {
+        keys: vec![pb::ItemKey::default(); BusLimits::default().max_items + 1],
+        layout_version: 0,
+    };
+    let junk = pb::WriteRequest {
+        items: vec![pb::WriteItem {
+            key: Some(pb::ItemKey {
+                db: 0,
+                key: bytes::Bytes::from_static(b"k"),
+            }),
+            record: bytes::Bytes::from_static(b"\x01garbage"),
+        }],
+        ..Default::default()
+    };
+    let good = pb::ReadRequest {
+        keys: vec![pb::ItemKey {
+            db: 0,
+            key: bytes::Bytes::from_static(b"k"),
+        }],
+        layout_version: 0,
+    };
+    let sent = [
+        (1, None),
+        (2, Some(FrameRequest::Read(too_many))),
+        (3, Some(FrameRequest::Write(junk))),
+        (4, Some(FrameRequest::Read(good))),
+    ];
+    for (id, request) in sent {
+        frames.send(pb::ReplicaFrame { id, request }).await.unwrap();
+    }
+    let mut answers = std::collections::BTreeMap::new();
+    while answers.len() < 4 {
+        let reply = replies.message().await.unwrap().expect("a reply per frame");
+        answers.insert(reply.id, reply.reply);
+    }
+    for id in [1, 2, 3] {
+        match &answers[&id] {
+            Some(FrameReply::Error(e)) => assert_eq!(
+                tonic::Code::from_i32(e.code),
+                tonic::Code::InvalidArgument,
+                "frame {id}: {}",
+                e.message
+            ),
+            other => panic!("frame {id} answered {other:?}"),
+        }
+    }
+    match &answers[&4] {
+        Some(FrameReply::Read(r)) => assert_eq!(r.records.len(), 1),
+        other => panic!("the good frame answered {other:?}"),
+    }
+}
