@@ -32,6 +32,12 @@ use tonic::{Code, Request, Response, Status};
 /// by then counts as timed out and the coordinator hints for it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Largest request sent as a frame of the replica stream. The frames of one stream
+/// travel one after another, so a bulk write (a snapshot page, a repair batch of large
+/// values) on it would hold up every small read and write queued behind it; as its own
+/// unary call it shares the connection frame by frame with them instead.
+pub const MAX_FRAME_BYTES: usize = 256 << 10;
+
 /// Interval of HTTP/2 keepalive pings on a peer connection.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 /// A ping unanswered this long closes the connection (the next call reconnects).
@@ -466,8 +472,8 @@ impl PeerClient {
     }
 
     /// Sends a replica request as a frame of the replica stream (`frame` wraps it,
-    /// `answer` unwraps the reply), or as the unary call `unary` to a peer without the
-    /// stream.
+    /// `answer` unwraps the reply), or as the unary call `unary` when it is larger than
+    /// [`MAX_FRAME_BYTES`] or the peer has no stream.
     async fn replica_request<Req, Resp, F, Fut>(
         &self,
         method: &'static str,
@@ -477,10 +483,16 @@ impl PeerClient {
         unary: F,
     ) -> Result<Resp, ReplicaError>
     where
+        Req: prost::Message,
         F: FnOnce(ClusterBusClient<Channel>, Request<Req>) -> Fut,
         Fut: Future<Output = Result<Response<Resp>, Status>>,
     {
-        let Some(stream) = self.replica_stream().await? else {
+        let stream = if msg.encoded_len() > MAX_FRAME_BYTES {
+            None
+        } else {
+            self.replica_stream().await?
+        };
+        let Some(stream) = stream else {
             return self.call(method, msg, unary).await;
         };
         let reply = self

@@ -231,3 +231,28 @@ async fn malformed_frames_get_errors_and_the_stream_keeps_serving_and_unsigned_s
         other => panic!("the good frame answered {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_request_larger_than_a_frame_goes_as_a_unary_call() {
+    let (s, c) = serving(true, BusLimits::default()).await;
+    let big = vec![WriteItem {
+        key: key("big"),
+        record: Record::string(
+            version(1),
+            bytes::Bytes::from(vec![7u8; super::client::MAX_FRAME_BYTES + 1]),
+            None,
+        ),
+    }];
+    assert_eq!(c.write(big).await, Ok(vec![WriteOutcome::Applied]));
+    assert_eq!(
+        c.streams_opened(),
+        0,
+        "the bulk write did not use the stream"
+    );
+    assert_eq!(
+        c.write(tombstone("small", 1)).await,
+        Ok(vec![WriteOutcome::Applied])
+    );
+    assert_eq!(c.streams_opened(), 1, "a small one did");
+    assert_eq!(s.replica.data.lock().len(), 2);
+}
