@@ -70,20 +70,6 @@ start_kvd() {
 
 answers_ping() { [[ "$(redis-cli -p "$1" ping 2>/dev/null)" == PONG ]]; }
 
-info_field() { # port field
-  redis-cli -p "$1" cluster info 2>/dev/null | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'
-}
-
-# all_up PORT...: every node sees a formed cluster with no peer suspect or down.
-all_up() {
-  local p
-  for p in "$@"; do
-    [[ "$(info_field "$p" cluster_state)" == ok ]] || return 1
-    [[ "$(info_field "$p" kvd_nodes_suspect)" == 0 ]] || return 1
-    [[ "$(info_field "$p" kvd_nodes_down)" == 0 ]] || return 1
-  done
-}
-
 # cluster_args DIR PORT FIRST_PORT: the flags of one node of a 3-node cluster.
 cluster_args() {
   local f=$3

@@ -67,7 +67,7 @@ impl LocalReplica {
 }
 
 /// Bytes per item besides key and payload: the record header, the engine key prefix and
-/// the Merkle to-do record of the same batch (a generous estimate is enough here).
+/// the Merkle leaf of the same batch (a generous estimate is enough here).
 const ITEM_OVERHEAD: usize = 96;
 
 /// Most items a write applies inline: coordinators' writes to a peer come batched as

@@ -6,7 +6,7 @@ use super::{layout, FoldState, Merkle};
 use crate::replica_api::{Hash16, ItemKey};
 use crate::replica_store::{read_record, StoreError};
 use kv_engine::WriteBatch;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 
 /// Leaf key -> new leaf hash (`None`: the leaf goes away).
@@ -16,7 +16,9 @@ impl Merkle {
     /// Folds up to `max` to-dos numbered from the cursor to below `below`, oldest first,
     /// into leaves, in one engine batch that also deletes them (so a crash folds them
     /// again, to the same result), marks their buckets dirty, and moves the cursor on,
-    /// never past the watermark. The caller holds `folding` (which owns `state`).
+    /// never past the watermark. Each named key's leaf is recomputed from its record
+    /// under the key's stripe lock (merkle/leaf_writes.rs). The caller holds `folding`
+    /// (which owns `state`).
     pub(super) fn fold_locked(
         &self,
         state: &mut FoldState,
@@ -31,11 +33,10 @@ impl Merkle {
         let watermark = self.todo_seqs.lock().watermark();
         let (start, end) = (layout::todo_key(*cursor), layout::todo_key(below));
         let mut todo_keys = Vec::new();
-        // Key -> the leaf its to-dos carry; `None` once any of them carries none (then
-        // the record is read back). The last carried leaf wins: a writer that carries
-        // one holds the key's stripe from numbering to commit, so a key's to-dos are
-        // numbered in commit order and the last describes the data.
-        let mut keys: BTreeMap<ItemKey, Option<Hash16>> = BTreeMap::new();
+        // The leaf a to-do may carry (written by builds before 2026-12-04) is not
+        // trusted: a leaf written beside its record since may be newer. Every key is
+        // read back instead.
+        let mut keys: BTreeSet<ItemKey> = BTreeSet::new();
         for entry in self
             .db
             .iter(self.tree, Some(&start), Some(&end), None)?
@@ -44,13 +45,7 @@ impl Merkle {
             let entry = entry?;
             match layout::decode_todo(&entry.value) {
                 Some(todo) => {
-                    keys.entry(todo.key)
-                        .and_modify(|leaf| {
-                            if leaf.is_some() {
-                                *leaf = todo.leaf;
-                            }
-                        })
-                        .or_insert(todo.leaf);
+                    keys.insert(todo.key);
                 }
                 // Dropped: the slow rebuild recomputes whatever it named.
                 None => {
@@ -72,61 +67,79 @@ impl Merkle {
             advance(cursor);
             return Ok(0);
         }
-        let mut changes = LeafChanges::new();
-        for (key, carried) in &keys {
-            let leaf = match carried {
-                Some(hash) => Some(*hash),
-                None => self.expected_leaf(key)?,
-            };
-            changes.insert(layout::leaf_key(key), leaf);
-        }
+        let guards = self.stripes.lock(keys.iter());
         let mut batch = WriteBatch::new();
-        self.write_leaves(&mut batch, &changes);
+        let places = self.correct_leaves(&mut batch, keys.iter())?;
         for key in &todo_keys {
             batch.delete(self.tree, key);
         }
         self.db.write(batch)?;
+        drop(guards);
         advance(cursor);
-        state.dirty.extend(keys.keys().map(layout::leaf_place));
+        self.mark_dirty(&places);
         Ok(todo_keys.len())
     }
 
     /// Brings `partition`'s stored bucket hashes up to date with its leaves: all of them
     /// if the partition is stale (since open, as dirty marks are not kept across a
     /// restart), else its dirty buckets, each recomputed from its leaves (which fixes a
-    /// damaged leaf met on the way). Buckets are hashed here and not while folding,
+    /// damaged leaf met on the way). Buckets are hashed here and not by writers,
     /// because a bucket hash covers all its leaves in order: under writes a bucket is
-    /// rehashed once per query instead of once per fold.
+    /// rehashed once per query instead of once per write.
     pub(super) fn refresh_buckets(
         &self,
         state: &mut FoldState,
         partition: u16,
     ) -> Result<(), StoreError> {
         if state.stale.contains(&partition) {
-            self.rehash_buckets(partition)?;
-            state.mark_clean(partition);
-            return Ok(());
+            return self.rehash_all_buckets(state, partition);
         }
-        let dirty: Vec<u8> = state
-            .dirty
-            .range((partition, 0)..=(partition, u8::MAX))
-            .map(|&(_, bucket)| bucket)
-            .collect();
+        // Taken before the leaves are read (merkle/dirty.rs), put back if this fails.
+        let dirty = self.dirty.take(partition);
         if dirty.is_empty() {
             return Ok(());
         }
-        let mut batch = WriteBatch::new();
-        let mut changes = LeafChanges::new();
-        for &bucket in &dirty {
-            let hash = self.bucket_with(partition, bucket, &mut changes)?;
-            self.put_bucket(&mut batch, partition, bucket, hash);
+        let refreshed = (|| {
+            let mut batch = WriteBatch::new();
+            let mut changes = LeafChanges::new();
+            for &bucket in &dirty {
+                let hash = self.bucket_with(partition, bucket, &mut changes)?;
+                self.put_bucket(&mut batch, partition, bucket, hash);
+            }
+            self.write_leaves(&mut batch, &changes);
+            self.db.write(batch)?;
+            Ok(())
+        })();
+        if refreshed.is_err() {
+            for bucket in dirty {
+                self.dirty.mark(partition, bucket);
+            }
         }
-        self.write_leaves(&mut batch, &changes);
-        self.db.write(batch)?;
-        for bucket in dirty {
-            state.dirty.remove(&(partition, bucket));
+        refreshed
+    }
+
+    /// Recomputes every bucket hash of `partition` from its leaves; the partition is
+    /// then no longer stale. The caller holds `folding` (which owns `state`).
+    pub(super) fn rehash_all_buckets(
+        &self,
+        state: &mut FoldState,
+        partition: u16,
+    ) -> Result<(), StoreError> {
+        // Every bucket is rehashed, so the marks taken here are covered; taken first so
+        // that a leaf written during the rehash leaves its mark for the next one.
+        let dirty = self.dirty.take(partition);
+        match self.rehash_buckets(partition) {
+            Ok(()) => {
+                state.stale.remove(&partition);
+                Ok(())
+            }
+            Err(e) => {
+                for bucket in dirty {
+                    self.dirty.mark(partition, bucket);
+                }
+                Err(e)
+            }
         }
-        Ok(())
     }
 
     /// The leaf `key` should have: the hash of its record; none when it has no record
@@ -152,8 +165,9 @@ impl Merkle {
     }
 
     /// The hash of a bucket as stored, with `changes` (not yet written) laid over it.
-    /// A stored leaf that does not decode is recomputed from the data on the way (and
-    /// the fix added to `changes`), so damage never stalls folding.
+    /// A stored leaf that does not decode is recomputed from the data on the way, under
+    /// its key's stripe lock and written at once (`fix_leaves`), so damage never stalls
+    /// folding; one whose key does not decode either is deleted with `changes`.
     fn bucket_with(
         &self,
         partition: u16,
@@ -170,14 +184,20 @@ impl Merkle {
                 }
                 None if !changes.contains_key(&entry.key[..]) => {
                     self.damaged.fetch_add(1, Ordering::Relaxed);
-                    let fixed = match layout::decode_leaf_key(&entry.key) {
+                    match layout::decode_leaf_key(&entry.key) {
                         // Only if the key still names this very leaf.
                         Some((_, key)) if layout::leaf_key(&key) == entry.key[..] => {
-                            self.expected_leaf(&key)?
+                            self.fix_leaves(std::slice::from_ref(&key))?;
+                            if let Some(hash) = self.db.get(self.tree, &entry.key)? {
+                                if let Some(h) = decode_hash(&hash.value) {
+                                    leaves.insert(entry.key.to_vec(), h);
+                                }
+                            }
                         }
-                        _ => None,
-                    };
-                    changes.insert(entry.key.to_vec(), fixed);
+                        _ => {
+                            changes.insert(entry.key.to_vec(), None);
+                        }
+                    }
                 }
                 None => {}
             }

@@ -28,7 +28,11 @@ pub fn leaf_place(key: &ItemKey) -> (u16, u8) {
 
 /// The leaf key of `key`.
 pub fn leaf_key(key: &ItemKey) -> Vec<u8> {
-    let (partition, bucket) = leaf_place(key);
+    leaf_key_at(leaf_place(key), key)
+}
+
+/// The leaf key of `key` at its `leaf_place` (for callers that need both).
+pub fn leaf_key_at((partition, bucket): (u16, u8), key: &ItemKey) -> Vec<u8> {
     let mut k = leaf_prefix(partition, Some(bucket));
     k.extend_from_slice(&key.db.to_be_bytes());
     k.extend_from_slice(&key.key);

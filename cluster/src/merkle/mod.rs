@@ -3,30 +3,36 @@
 //!
 //! Two levels per partition: one leaf per key (`item_hash`), grouped into 256 buckets
 //! by the top byte of the key hash; a bucket hashes its leaves, the root hashes the 256
-//! buckets. Every applied write puts a to-do record naming its key (and, from a writer
-//! holding the key's stripe lock, its new leaf hash) in the same engine batch as the data
-//! (Garage's design), so the write path never reads the tree. Folding sets each key's
-//! leaf to the last hash its to-dos carry, or recomputes it from the data when one
-//! carries none, and marks its bucket dirty; a query rehashes the dirty buckets of the
-//! partitions it reads first. Re-folding after a crash gives the same leaves, and the
-//! tree always converges on the data. A slow `rebuild_partition` recomputes everything
-//! from the data to catch silent damage.
+//! buckets. Every write of the replica store puts the key's new leaf in the same engine
+//! batch as its record (merkle/leaf_writes.rs), so the write path never reads the tree
+//! and a crash never separates a leaf from its record; it then marks the leaf's bucket
+//! dirty (merkle/dirty.rs), and a query rehashes the dirty buckets of the partitions it
+//! reads first. To-do records naming a key (Garage's design, which builds before
+//! 2026-12-04 wrote for every write) are still folded, by reading the key's record back
+//! under its stripe lock: a writer without the record at hand may write one. A slow
+//! `rebuild_partition` recomputes everything from the data to catch silent damage.
 
 mod diff;
+mod dirty;
 mod fold;
 mod hash;
 mod layout;
+mod leaf_writes;
 mod model;
 mod rebuild;
 mod todo_seq;
 
 pub use diff::diff_leaves;
 pub use hash::{bucket_hash, bucket_of, item_hash, root_hash, BUCKETS, EMPTY_BUCKET};
+#[cfg(test)]
+pub(crate) use layout::leaf_key;
+pub use leaf_writes::LeafWrites;
 pub use model::PartitionTree;
 pub use todo_seq::PendingTodos;
 
 use crate::replica_api::{Hash16, MerkleLeaf};
-use crate::replica_store::{check_partition, StoreError};
+use crate::replica_store::{check_partition, StoreError, Stripes};
+use dirty::DirtyBuckets;
 use hash::decode_hash;
 use kv_engine::{Db, Keyspace};
 use kv_keyspace::slot::PARTITIONS;
@@ -43,26 +49,9 @@ const FOLD_CHUNK: usize = 1024;
 struct FoldState {
     /// Every to-do numbered below it is folded.
     cursor: u64,
-    /// (partition, bucket) whose leaves changed since its hash was stored.
-    dirty: BTreeSet<(u16, u8)>,
     /// Partitions whose every bucket hash may lag its leaves: all of them at open, since
     /// dirty marks live in memory only (a crash may leave leaves newer than buckets).
     stale: BTreeSet<u16>,
-}
-
-impl FoldState {
-    /// `partition`'s bucket hashes were just recomputed from all its leaves.
-    fn mark_clean(&mut self, partition: u16) {
-        self.stale.remove(&partition);
-        let marks: Vec<_> = self
-            .dirty
-            .range((partition, 0)..=(partition, u8::MAX))
-            .copied()
-            .collect();
-        for mark in marks {
-            self.dirty.remove(&mark);
-        }
-    }
 }
 
 /// The Merkle trees of every partition of one replica store.
@@ -75,15 +64,25 @@ pub struct Merkle {
     /// Numbering of to-do records.
     todo_seqs: Mutex<TodoSeqs>,
     /// One folder (or rebuild, or bucket refresh) at a time: the folding cursor and
-    /// the buckets whose hashes lag their leaves.
+    /// the partitions whose bucket hashes all may lag. Taken before any stripe lock.
     folding: Mutex<FoldState>,
+    /// Buckets whose hashes lag their leaves (set by writers, taken by rehashes).
+    dirty: DirtyBuckets,
+    /// The replica store's key locks, shared with it (merkle/leaf_writes.rs).
+    stripes: Arc<Stripes>,
     /// Records and to-dos found undecodable while folding or rebuilding.
     damaged: AtomicU64,
 }
 
 impl Merkle {
-    /// Opens the trees kept in `tree` over the records in `data`.
-    pub fn open(db: Arc<Db>, data: Keyspace, tree: Keyspace) -> Result<Merkle, StoreError> {
+    /// Opens the trees kept in `tree` over the records in `data`, whose writers hold
+    /// `stripes` (merkle/leaf_writes.rs).
+    pub fn open(
+        db: Arc<Db>,
+        data: Keyspace,
+        tree: Keyspace,
+        stripes: Arc<Stripes>,
+    ) -> Result<Merkle, StoreError> {
         // To-dos are deleted as they are folded, so the last one left (if any) gives
         // the next sequence number; reading them all is bounded by the backlog.
         let mut next = 0;
@@ -104,9 +103,10 @@ impl Merkle {
             todo_seqs: Mutex::new(TodoSeqs::starting_at(next)),
             folding: Mutex::new(FoldState {
                 cursor: 0,
-                dirty: BTreeSet::new(),
                 stale: (0..PARTITIONS).collect(),
             }),
+            dirty: DirtyBuckets::default(),
+            stripes,
             damaged: AtomicU64::new(0),
         })
     }

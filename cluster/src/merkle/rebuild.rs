@@ -3,7 +3,7 @@
 
 use super::hash::{bucket_hash, decode_hash, BUCKETS, EMPTY_BUCKET};
 use super::{layout, Merkle};
-use crate::replica_api::Hash16;
+use crate::replica_api::{Hash16, ItemKey};
 use crate::replica_store::{check_partition, decode_engine_key, read_record, StoreError};
 use kv_engine::WriteBatch;
 use kv_keyspace::data_key::partition_range;
@@ -14,15 +14,15 @@ const REBUILD_CHUNK: usize = 1024;
 impl Merkle {
     /// Recomputes `partition`'s tree from its data, fixes what differs and returns how
     /// many leaves were wrong (wrong hash, missing, or without a record). Pending
-    /// to-dos are folded first, so only real damage counts; writes racing with the
-    /// pass may be counted too, and their to-dos keep the tree right afterwards.
+    /// to-dos are folded first, and a leaf found wrong is checked again and fixed under
+    /// its key's stripe lock, so a write racing with the pass is neither undone nor
+    /// counted (merkle/leaf_writes.rs).
     pub fn rebuild_partition(&self, partition: u16) -> Result<usize, StoreError> {
         check_partition(partition)?;
         let mut state = self.folding.lock();
         self.catch_up_locked(&mut state)?;
         let wrong = self.check_records(partition)? + self.check_leaves(partition)?;
-        self.rehash_buckets(partition)?;
-        state.mark_clean(partition);
+        self.rehash_all_buckets(&mut state, partition)?;
         Ok(wrong)
     }
 
@@ -30,7 +30,7 @@ impl Merkle {
     fn check_records(&self, partition: u16) -> Result<usize, StoreError> {
         let (start, end) = partition_range(partition);
         let mut wrong = 0;
-        let mut changes = super::fold::LeafChanges::new();
+        let mut suspects = Vec::new();
         for entry in self
             .db
             .iter(self.data, Some(&start), end.as_deref(), None)?
@@ -41,45 +41,53 @@ impl Merkle {
                 continue;
             };
             let expected = self.expected_leaf(&key)?;
-            let leaf = layout::leaf_key(&key);
-            let held = self.db.get(self.tree, &leaf)?.map(|v| v.value);
-            if held.as_deref() != expected.as_ref().map(|h| &h[..]) {
-                wrong += 1;
-                changes.insert(leaf, expected);
+            let held = self.db.get(self.tree, &layout::leaf_key(&key))?;
+            if held.map(|v| v.value).as_deref() != expected.as_ref().map(|h| &h[..]) {
+                suspects.push(key);
             }
-            if changes.len() >= REBUILD_CHUNK {
-                self.write_changes(&mut changes)?;
+            if suspects.len() >= REBUILD_CHUNK {
+                wrong += self.fix_suspects(&mut suspects)?;
             }
         }
-        self.write_changes(&mut changes)?;
+        wrong += self.fix_suspects(&mut suspects)?;
         Ok(wrong)
     }
 
     /// Every leaf has a record (one that decodes).
     fn check_leaves(&self, partition: u16) -> Result<usize, StoreError> {
         let mut wrong = 0;
-        let mut changes = super::fold::LeafChanges::new();
+        let mut suspects = Vec::new();
+        let mut undecodable = super::fold::LeafChanges::new();
         let prefix = layout::leaf_prefix(partition, None);
         for entry in self.db.iter_prefix(self.tree, &prefix, None)? {
             let entry = entry?;
-            let orphan = match layout::decode_leaf_key(&entry.key) {
-                None => true,
+            match layout::decode_leaf_key(&entry.key) {
+                // No writer writes a leaf under a key that does not decode.
+                None => {
+                    wrong += 1;
+                    undecodable.insert(entry.key.to_vec(), None);
+                }
                 Some((_, key)) => match read_record(&self.db, self.data, &key) {
-                    Ok(record) => record.is_none(),
-                    Err(StoreError::Corrupt { .. }) => true,
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(StoreError::Corrupt { .. }) => suspects.push(key),
                     Err(e) => return Err(e),
                 },
-            };
-            if orphan {
-                wrong += 1;
-                changes.insert(entry.key.to_vec(), None);
             }
-            if changes.len() >= REBUILD_CHUNK {
-                self.write_changes(&mut changes)?;
+            if suspects.len() >= REBUILD_CHUNK {
+                wrong += self.fix_suspects(&mut suspects)?;
             }
         }
-        self.write_changes(&mut changes)?;
+        wrong += self.fix_suspects(&mut suspects)?;
+        self.write_changes(&mut undecodable)?;
         Ok(wrong)
+    }
+
+    /// Checks and fixes the leaves of `suspects` under their stripe locks; returns how
+    /// many were really wrong, and empties `suspects`.
+    fn fix_suspects(&self, suspects: &mut Vec<ItemKey>) -> Result<usize, StoreError> {
+        let fixed = self.fix_leaves(suspects)?;
+        suspects.clear();
+        Ok(fixed)
     }
 
     fn write_changes(&self, changes: &mut super::fold::LeafChanges) -> Result<(), StoreError> {

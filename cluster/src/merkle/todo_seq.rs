@@ -9,7 +9,7 @@
 //! is done, and the cursor never passes the lowest registered one (the *watermark*).
 
 use super::{layout, Merkle};
-use crate::replica_api::{Hash16, ItemKey};
+use crate::replica_api::ItemKey;
 use kv_engine::WriteBatch;
 use std::collections::BTreeSet;
 
@@ -58,21 +58,10 @@ impl Merkle {
 
 impl PendingTodos<'_> {
     /// Adds the to-do record of a write of `key` to `batch` (which also writes the data);
-    /// folding reads the key's record to learn its leaf.
+    /// folding reads the key's record back to learn its leaf. For a writer that cannot
+    /// hold the key's stripe lock (the replica store's own writers put the leaf itself:
+    /// Merkle::begin_leaves).
     pub fn add(&mut self, batch: &mut WriteBatch, key: &ItemKey) {
-        self.push(batch, key, None);
-    }
-
-    /// Like [`add`](Self::add), with the leaf hash the key has once `batch` is written,
-    /// which spares the folder reading the record back. Only for a caller that holds
-    /// the key's stripe lock from this call until the batch is written: then a key's
-    /// to-dos are numbered in the order their batches commit, and the last one folded
-    /// describes the data.
-    pub fn add_with_leaf(&mut self, batch: &mut WriteBatch, key: &ItemKey, leaf: &Hash16) {
-        self.push(batch, key, Some(leaf));
-    }
-
-    fn push(&mut self, batch: &mut WriteBatch, key: &ItemKey, leaf: Option<&Hash16>) {
         let seq = {
             let mut seqs = self.merkle.todo_seqs.lock();
             let seq = seqs.next;
@@ -86,7 +75,7 @@ impl PendingTodos<'_> {
         batch.put(
             self.merkle.tree,
             &layout::todo_key(seq),
-            &layout::encode_todo(key, leaf),
+            &layout::encode_todo(key, None),
         );
     }
 }

@@ -149,8 +149,8 @@ impl ReplicaStore {
             return Ok(WriteOutcome::Applied);
         }
         let mut batch = WriteBatch::new();
-        let mut todos = self.merkle.begin_todos();
-        self.put_record(&mut batch, &mut todos, item);
+        let mut leaves = self.merkle.begin_leaves();
+        self.put_record(&mut batch, &mut leaves, item);
         // A promise at or below the record's version tells nothing the record does not
         // (both rules compare a ballot with the higher of the two, and a prepare's
         // read shortcut needs the promise at or below the record's version either way):
@@ -160,7 +160,7 @@ impl ReplicaStore {
             batch.delete(self.paxos, &engine_key(key));
         }
         self.write_durably(batch)?;
-        drop(todos);
+        drop(leaves);
         Ok(WriteOutcome::Applied)
     }
 

@@ -1,8 +1,7 @@
 //! Deleting a partition this node no longer holds, once a layout change ended and every
 //! node acknowledged it (docs/cluster.md, "Changing the layout"). Each key goes the way a
-//! tombstone purge goes: an engine delete plus a Merkle to-do in the same batch.
+//! tombstone purge goes: its record and its Merkle leaf deleted in the same batch.
 
-use super::records::engine_key;
 use super::{ReplicaStore, StoreError};
 use crate::replica_api::ItemKey;
 use kv_engine::WriteBatch;
@@ -23,10 +22,9 @@ impl ReplicaStore {
         }
         let _guards = self.stripes.lock(keys.iter());
         let mut batch = WriteBatch::new();
-        let mut todos = self.merkle.begin_todos();
+        let mut leaves = self.merkle.begin_leaves();
         for key in &keys {
-            batch.delete(self.data, &engine_key(key));
-            todos.add(&mut batch, key);
+            self.delete_keyed(&mut batch, &mut leaves, key);
         }
         self.db.write(batch)?;
         Ok(keys.len())

@@ -1,11 +1,11 @@
 //! Deleting a flushed database's records below its floor, in the background (docs/
 //! cluster.md, "Flushing a database"). Reads and writes already treat them as gone;
 //! this reclaims the space and takes their leaves out of the Merkle trees, so replicas
-//! that flushed have equal roots again. Each deletion goes through the Merkle to-do
-//! path, in the same batch, under the key's stripe: a write newer than the floor that
-//! lands meanwhile is never deleted.
+//! that flushed have equal roots again. Each deletion takes the key's Merkle leaf with it,
+//! in the same batch, under the key's stripe: a write newer than the floor that lands
+//! meanwhile is never deleted.
 
-use super::records::{engine_key, read_record};
+use super::records::read_record;
 use super::{scan, ReplicaStore, StoreError};
 use crate::replica_api::ItemKey;
 use crate::Version;
@@ -47,19 +47,18 @@ impl ReplicaStore {
         Ok(deleted)
     }
 
-    /// Deletes each of `keys` whose record is still below `floor`, with its Merkle to-do.
+    /// Deletes each of `keys` whose record is still below `floor`, with its Merkle leaf.
     fn delete_if_below(&self, keys: &[ItemKey], floor: Version) -> Result<u64, StoreError> {
         if keys.is_empty() {
             return Ok(0);
         }
         let _guards = self.stripes.lock(keys.iter());
         let mut batch = WriteBatch::new();
-        let mut todos = self.merkle.begin_todos();
+        let mut leaves = self.merkle.begin_leaves();
         let mut deleted = 0;
         for key in keys {
             if read_record(&self.db, self.data, key)?.is_some_and(|r| r.version < floor) {
-                batch.delete(self.data, &engine_key(key));
-                todos.add(&mut batch, key);
+                self.delete_keyed(&mut batch, &mut leaves, key);
                 deleted += 1;
             }
         }

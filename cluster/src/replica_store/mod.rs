@@ -1,7 +1,8 @@
 //! A node's replica storage (spec: docs/format/cluster-storage.md): the `replicated`
-//! engine keyspace holds one [`Record`] per key, and every applied write also puts a
-//! Merkle to-do record in the same engine batch, so the partition trees can be brought
-//! up to date later without a read before every write or a full scan.
+//! engine keyspace holds one [`Record`] per key, and every applied write also puts the
+//! key's Merkle leaf in the same engine batch (merkle/leaf_writes.rs), so the partition
+//! trees are kept up to date without a read of the tree before every write or a full
+//! scan.
 //!
 //! All calls block on the engine: async callers use `spawn_blocking`
 //! ([`crate::local_replica::LocalReplica`] does).
@@ -23,7 +24,7 @@ pub use error::{describe_key, StoreError};
 pub use scan::{PartitionRecords, MAX_SCAN_LIMIT};
 pub use siblings::TOO_MANY_SIBLINGS;
 
-use crate::merkle::Merkle;
+use crate::merkle::{LeafWrites, Merkle};
 use crate::metadata::FlushFloors;
 use crate::replica_api::{ItemKey, PartitionPage, ScanPage, WriteItem, WriteOutcome};
 use crate::{Body, NodeId, Record};
@@ -32,9 +33,9 @@ use kv_keyspace::data_key::ScanPosition;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use stripes::Stripes;
 
 pub(crate) use records::{check_partition, decode_engine_key, read_record};
+pub(crate) use stripes::Stripes;
 
 /// Engine keyspace of the replicated records.
 pub const REPLICATED_KEYSPACE: &str = "replicated";
@@ -48,7 +49,9 @@ pub struct ReplicaStore {
     /// Consensus promises (replica_store/acceptor.rs).
     paxos: Keyspace,
     merkle: Merkle,
-    stripes: Stripes,
+    /// Per-key locks every writer holds across read, compare and write; the Merkle
+    /// trees take them too, to set a leaf from a record they read.
+    stripes: Arc<Stripes>,
     floors: FlushFloors,
     /// This node's id: the actor of the dots it gives siblings writes (0: not set, and
     /// such writes are refused).
@@ -61,13 +64,14 @@ impl ReplicaStore {
         let data = db.keyspace(REPLICATED_KEYSPACE)?;
         let tree = db.keyspace(MERKLE_KEYSPACE)?;
         let paxos = db.keyspace(PAXOS_KEYSPACE)?;
-        let merkle = Merkle::open(db.clone(), data, tree)?;
+        let stripes = Arc::new(Stripes::default());
+        let merkle = Merkle::open(db.clone(), data, tree, stripes.clone())?;
         Ok(ReplicaStore {
             db,
             data,
             paxos,
             merkle,
-            stripes: Stripes::default(),
+            stripes,
             floors: FlushFloors::default(),
             actor: AtomicU64::new(0),
         })
@@ -102,7 +106,7 @@ impl ReplicaStore {
     }
 
     /// Applies each write whose version is newer than the one held, all in ONE engine
-    /// batch with their Merkle to-do records (durable under the Db's fsync policy when
+    /// batch with their Merkle leaves (durable under the Db's fsync policy when
     /// this returns). One outcome per item, in order: `Applied` when written or when
     /// that very version is already held, `Stale{current}` when a newer one is held.
     /// Items later in `items` see the effect of earlier ones. A write below its
@@ -114,8 +118,8 @@ impl ReplicaStore {
         // key cannot slip between them.
         let _guards = self.stripes.lock(items.iter().map(|i| &i.key));
         let mut batch = WriteBatch::new();
-        // Dropped after the write: until then the Merkle folder waits for its to-dos.
-        let mut todos = self.merkle.begin_todos();
+        // Dropped after the write (and before the stripes): marks the leaves' buckets.
+        let mut leaves = self.merkle.begin_leaves();
         let mut written: HashMap<&ItemKey, Record> = HashMap::new();
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
@@ -131,7 +135,7 @@ impl ReplicaStore {
             if let Body::Siblings(_) | Body::SiblingsWrite(_) = &item.record.body {
                 let actor = NodeId(self.actor.load(Ordering::Relaxed));
                 if let Some(record) = siblings::after_write(&item.key, held, &item.record, actor)? {
-                    self.put_keyed(&mut batch, &mut todos, &item.key, &record);
+                    self.put_keyed(&mut batch, &mut leaves, &item.key, &record);
                     written.insert(&item.key, record);
                 }
                 outcomes.push(WriteOutcome::Applied);
@@ -148,7 +152,7 @@ impl ReplicaStore {
                 }
                 Some((current, _)) if current == item.record.version => WriteOutcome::Applied,
                 _ => {
-                    self.put_record(&mut batch, &mut todos, item);
+                    self.put_record(&mut batch, &mut leaves, item);
                     // A copy under a higher promise is not this acceptor's accept
                     // (replica_store/acceptor.rs).
                     self.mark_copy(&mut batch, &item.key, item.record.version)?;
@@ -164,28 +168,29 @@ impl ReplicaStore {
         Ok(outcomes)
     }
 
-    /// Adds `item`'s record and its Merkle to-do to `batch`.
-    fn put_record(
-        &self,
-        batch: &mut WriteBatch,
-        todos: &mut crate::merkle::PendingTodos<'_>,
-        item: &WriteItem,
-    ) {
-        self.put_keyed(batch, todos, &item.key, &item.record);
+    /// Adds `item`'s record and its Merkle leaf to `batch`.
+    fn put_record(&self, batch: &mut WriteBatch, leaves: &mut LeafWrites<'_>, item: &WriteItem) {
+        self.put_keyed(batch, leaves, &item.key, &item.record);
     }
 
-    /// Adds `key`'s `record` and its Merkle to-do to `batch`. The to-do carries the new
-    /// leaf, which its callers may promise: they hold the key's stripe until the batch
-    /// is written (PendingTodos::add_with_leaf).
+    /// Adds `key`'s `record` and its Merkle leaf to `batch`. The caller holds the key's
+    /// stripe until the batch is written (Merkle::begin_leaves).
     fn put_keyed(
         &self,
         batch: &mut WriteBatch,
-        todos: &mut crate::merkle::PendingTodos<'_>,
+        leaves: &mut LeafWrites<'_>,
         key: &ItemKey,
         record: &Record,
     ) {
         batch.put(self.data, &records::engine_key(key), &record.encode());
-        todos.add_with_leaf(batch, key, &crate::merkle::item_hash(key, record));
+        leaves.set(batch, key, Some(record));
+    }
+
+    /// Deletes `key`'s record and its Merkle leaf in `batch` (purges: the key is gone on
+    /// this replica). The caller holds the key's stripe until the batch is written.
+    fn delete_keyed(&self, batch: &mut WriteBatch, leaves: &mut LeafWrites<'_>, key: &ItemKey) {
+        batch.delete(self.data, &records::engine_key(key));
+        leaves.set(batch, key, None);
     }
 
     /// The record held for `key` (tombstones and expired values included; records
@@ -243,8 +248,8 @@ mod tests {
     /// The read-compare-write of a key cannot start while its stripe is held. (Races
     /// are too rare to show by hammering alone; this shows the exclusion directly. A
     /// slow machine can only make it pass wrongly, never fail wrongly.)
-    #[test]
-    fn apply_waits_for_the_stripe_of_its_key() {
+    /// A store in a fresh directory, and a tombstone write of key `k` at version `ts`.
+    fn store_and_write(ts: u64) -> (tempfile::TempDir, ReplicaStore, ItemKey, WriteItem) {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Db::open(dir.path(), kv_engine::Options::default()).unwrap());
         let store = ReplicaStore::open(db).unwrap();
@@ -254,8 +259,17 @@ mod tests {
         };
         let item = WriteItem {
             key: key.clone(),
-            record: Record::tombstone(crate::Version::ZERO),
+            record: Record::tombstone(crate::Version {
+                ts,
+                node: NodeId(1),
+            }),
         };
+        (dir, store, key, item)
+    }
+
+    #[test]
+    fn apply_waits_for_the_stripe_of_its_key() {
+        let (_dir, store, key, item) = store_and_write(0);
         let guards = store.stripes.lock(std::iter::once(&key));
         let (tx, rx) = mpsc::channel();
         std::thread::scope(|s| {
@@ -267,5 +281,55 @@ mod tests {
             drop(guards);
             assert!(rx.recv().unwrap());
         });
+    }
+
+    /// Folding a to-do and rebuilding a partition set a leaf from a record they read,
+    /// so they too wait for the key's stripe (merkle/leaf_writes.rs): otherwise one
+    /// that read the record just before a write could put the older leaf back over the
+    /// newer one. Shown as above: with the stripe held, neither touches the leaf.
+    #[test]
+    fn fold_and_rebuild_wait_for_the_stripe_of_their_key() {
+        let (_dir, store, key, item) = store_and_write(7);
+        store.apply(std::slice::from_ref(&item)).unwrap();
+        let leaf_key = crate::merkle::leaf_key(&key);
+        let tree = store.db.keyspace(MERKLE_KEYSPACE).unwrap();
+        let leaf = || store.db.get(tree, &leaf_key).unwrap().map(|v| v.value);
+        let good = leaf();
+        assert!(good.is_some());
+        let partition = kv_keyspace::slot::key_partition(&key.key);
+        type Run<'a> = Box<dyn Fn() -> bool + Sync + 'a>;
+        let runs: [(&str, Run); 2] = [
+            (
+                "fold",
+                Box::new(|| {
+                    let mut batch = WriteBatch::new();
+                    let mut todos = store.merkle.begin_todos();
+                    todos.add(&mut batch, &key);
+                    store.db.write(batch).unwrap();
+                    drop(todos);
+                    store.merkle.process_todos(usize::MAX).unwrap() == 1
+                }),
+            ),
+            (
+                "rebuild",
+                Box::new(|| store.merkle.rebuild_partition(partition).unwrap() == 1),
+            ),
+        ];
+        for (what, run) in runs {
+            store.db.put(tree, &leaf_key, b"a wrong leaf....").unwrap();
+            let guards = store.stripes.lock(std::iter::once(&key));
+            let (tx, rx) = mpsc::channel();
+            std::thread::scope(|s| {
+                s.spawn(|| tx.send(run()).unwrap());
+                assert!(
+                    rx.recv_timeout(Duration::from_millis(200)).is_err(),
+                    "{what} did not wait for the stripe"
+                );
+                assert_eq!(leaf().as_deref(), Some(&b"a wrong leaf...."[..]), "{what}");
+                drop(guards);
+                assert!(rx.recv().unwrap(), "{what} fixed nothing");
+            });
+            assert_eq!(leaf(), good, "{what}");
+        }
     }
 }

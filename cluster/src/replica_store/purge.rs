@@ -1,9 +1,9 @@
 //! Dropping collected tombstones (tombstone GC, docs/cluster.md "Tombstone collection").
-//! A purge is an engine delete of the record plus a Merkle to-do in the same batch, the
-//! path every write takes, so the partition's tree loses the key's leaf exactly as it
-//! would gain one on a write.
+//! A purge is an engine delete of the record and of its Merkle leaf in the same batch,
+//! the path every write takes, so the partition's tree loses the key's leaf exactly as
+//! it would gain one on a write.
 
-use super::records::{engine_key, read_record};
+use super::records::read_record;
 use super::{ReplicaStore, StoreError};
 use crate::replica_api::ItemKey;
 use crate::{Body, Version};
@@ -18,15 +18,14 @@ impl ReplicaStore {
         // check and the delete.
         let _guards = self.stripes.lock(items.iter().map(|(k, _)| k));
         let mut batch = WriteBatch::new();
-        let mut todos = self.merkle.begin_todos();
+        let mut leaves = self.merkle.begin_leaves();
         let mut purged = 0;
         for (key, version) in items {
             let held = read_record(&self.db, self.data, key)?;
             let unchanged =
                 held.is_some_and(|r| r.version == *version && matches!(r.body, Body::Tombstone));
             if unchanged {
-                batch.delete(self.data, &engine_key(key));
-                todos.add(&mut batch, key);
+                self.delete_keyed(&mut batch, &mut leaves, key);
                 purged += 1;
             }
         }
