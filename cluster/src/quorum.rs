@@ -4,10 +4,12 @@
 
 use crate::replica_api::{ReplicaApi, ReplicaError};
 use crate::NodeId;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 pub use crate::config::Consistency;
@@ -116,7 +118,13 @@ pub struct Target {
 
 /// Asks `targets` in order, `needed` at a time, replacing each one that fails or times
 /// out by the next, until `needed` answered or none is left; all within `timeout`.
-/// Returns the answers in arrival order; unanswered requests are dropped (aborted).
+/// Returns the answers in arrival order; unanswered requests are dropped (cancelled).
+///
+/// The requests run inside the caller's task, not as tasks of their own: a read of the
+/// local replica finishes on its first poll and a remote one only waits for its stream's
+/// reply, so a task per request bought nothing but its spawn and a cross-thread wakeup
+/// (docs/performance.md, "A quorum read's requests inside the caller's task"). A request that panics counts as failed, as it did
+/// when it was a task.
 pub async fn ask_in_order<T, F, Fut>(
     targets: &[Target],
     needed: usize,
@@ -136,19 +144,19 @@ where
     }
     let deadline = Instant::now() + timeout;
     let mut pending = targets.iter();
-    let mut in_flight = JoinSet::new();
-    let launch = |set: &mut JoinSet<_>, t: &Target| {
-        let fut = ask(t.api.clone());
+    let mut in_flight = FuturesUnordered::new();
+    let launch = |set: &mut FuturesUnordered<_>, t: &Target| {
+        let fut = AssertUnwindSafe(ask(t.api.clone())).catch_unwind();
         let node = t.node;
-        set.spawn(async move { (node, tokio::time::timeout_at(deadline, fut).await) });
+        set.push(async move { (node, tokio::time::timeout_at(deadline, fut).await) });
     };
     for t in pending.by_ref().take(needed) {
         launch(&mut in_flight, t);
     }
     let mut answers = Vec::with_capacity(needed);
-    while let Some(joined) = in_flight.join_next().await {
+    while let Some(joined) = in_flight.next().await {
         match joined {
-            Ok((node, Ok(Ok(answer)))) => {
+            (node, Ok(Ok(Ok(answer)))) => {
                 answers.push((node, answer));
                 if answers.len() == needed {
                     return Ok(answers);
@@ -171,6 +179,32 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_replica::FakeReplica;
+
+    /// The requests run in the caller's task now; one that panics must still only
+    /// count as a failed replica (as a panicked task did), and the next one is asked.
+    #[tokio::test]
+    async fn a_request_that_panics_is_replaced_by_the_next_replica() {
+        let targets: Vec<Target> = (1..=3)
+            .map(|n| Target {
+                node: NodeId(n),
+                api: FakeReplica::new(),
+            })
+            .collect();
+        let first = targets[0].api.clone();
+        let answers = ask_in_order(&targets, 2, Duration::from_secs(10), |api| {
+            let panics = Arc::ptr_eq(&api, &first);
+            async move {
+                assert!(!panics, "this replica's request panics");
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+        let mut nodes: Vec<NodeId> = answers.into_iter().map(|(n, ())| n).collect();
+        nodes.sort();
+        assert_eq!(nodes, vec![NodeId(2), NodeId(3)]);
+    }
 
     #[test]
     fn required_is_clamped_to_the_replica_count() {
