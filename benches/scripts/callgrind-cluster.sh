@@ -107,8 +107,10 @@ measure() { # kvd
         (a + b + c) / n, (a + b + c) / s
     }'
   done
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  {
+    for p in "${pids[@]}"; do kill -9 "$p" || true; done
+    wait || true
+  } 2>/dev/null # bash reports each killed job; that is expected here
   pids=()
   rm -rf "$scratch"
 }
