@@ -85,7 +85,7 @@ impl KeyCounts {
     }
 
     /// Applies the changes of one committed transaction.
-    pub fn apply(&self, changes: &HashMap<u32, KeyCount>) {
+    pub fn apply<'a>(&self, changes: impl IntoIterator<Item = (&'a u32, &'a KeyCount)>) {
         let mut map = self.by_namespace.lock();
         for (ns, change) in changes {
             map.entry(*ns).or_default().add(*change);

@@ -43,14 +43,20 @@ struct Pending {
     op: usize,
 }
 
+/// The maps a transaction builds and drops on every command: keyed by client keys, so
+/// the hash must be seeded (foldhash's per-process random seed), and it is hashed a few
+/// times per key per command, so it must be fast. std's SipHash with its rehashes was
+/// about 9% of a pipelined SET's instructions (docs/performance.md).
+type CommandMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Reads and buffered writes of one command or transaction.
 pub struct Txn<'s> {
     /// The store.
     pub store: &'s Store,
     /// The time the command runs at (one clock reading per command, like Redis).
     pub now: i64,
-    overlay: HashMap<Vec<u8>, Pending>,
-    records: HashMap<(u8, Vec<u8>), Pending>,
+    overlay: CommandMap<Vec<u8>, Pending>,
+    records: CommandMap<(u8, Vec<u8>), Pending>,
     batch: WriteBatch,
     touched: Vec<(usize, Bytes)>,
     touched_dbs: Vec<usize>,
@@ -58,7 +64,7 @@ pub struct Txn<'s> {
     namespaces: Option<Namespaces>,
     /// Committed state of data keys read from the engine (not a snapshot), so the key
     /// counts need not read them again at commit.
-    read_before: RefCell<HashMap<Vec<u8>, KeyCount>>,
+    read_before: RefCell<CommandMap<Vec<u8>, KeyCount>>,
     /// False for a read-only command, whose reads need not feed `read_before`.
     may_write: bool,
     /// On a cluster node: the command runs against the ring instead of the local engine.
@@ -85,14 +91,14 @@ impl<'s> Txn<'s> {
         Txn {
             store,
             now: now_ms(),
-            overlay: HashMap::new(),
-            records: HashMap::new(),
+            overlay: CommandMap::default(),
+            records: CommandMap::default(),
             batch: WriteBatch::new(),
             touched: Vec::new(),
             touched_dbs: Vec::new(),
             snapshot: None,
             namespaces: None,
-            read_before: RefCell::new(HashMap::new()),
+            read_before: RefCell::new(CommandMap::default()),
             may_write: true,
             ring: None,
             writer: 0,
@@ -460,8 +466,8 @@ impl<'s> Txn<'s> {
     /// How the key counts of each namespace change if this transaction commits: for every
     /// key written, its state after minus its committed state (read now, under the key's
     /// lock, unless the transaction already read it).
-    fn count_changes(&self) -> kv_engine::Result<HashMap<u32, KeyCount>> {
-        let mut changes: HashMap<u32, KeyCount> = HashMap::new();
+    fn count_changes(&self) -> kv_engine::Result<CommandMap<u32, KeyCount>> {
+        let mut changes: CommandMap<u32, KeyCount> = CommandMap::default();
         for (k, pending) in &self.overlay {
             let Some((_, ns)) = slot_ns_of(k) else {
                 continue;
