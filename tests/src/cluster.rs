@@ -286,10 +286,29 @@ pub fn assert_placed_exactly(nodes: &[&Kvd], replicas: usize, timeout: Duration)
         assert!(
             std::time::Instant::now() < deadline,
             "timed out waiting until every partition is on exactly {replicas} nodes with equal Merkle roots; \
-             at the last poll (partition, holders, roots equal): {last_bad:?}"
+             at the last poll (partition, holders, roots equal): {last_bad:?}; \
+             anti-entropy per node (rounds, keys repaired, failures): {:?}",
+            anti_entropy_counts(nodes)
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Each node's anti-entropy counters from CLUSTER INFO, for a failure message: rounds
+/// that keep going with no keys repaired while roots differ point at the trees, not at
+/// the data.
+fn anti_entropy_counts(nodes: &[&Kvd]) -> Vec<[Option<String>; 3]> {
+    nodes
+        .iter()
+        .map(|n| {
+            [
+                "kvd_anti_entropy_rounds",
+                "kvd_anti_entropy_keys_repaired",
+                "kvd_anti_entropy_failures",
+            ]
+            .map(|field| cluster_info(n, field))
+        })
+        .collect()
 }
 
 /// The node's id (CLUSTER MYID).
