@@ -37,6 +37,13 @@ impl DirtyBuckets {
         self.words[bit / 64].fetch_or(1 << (bit % 64), Ordering::AcqRel);
     }
 
+    /// Marks again buckets taken by a rehash that failed.
+    pub(super) fn restore(&self, partition: u16, buckets: &[u8]) {
+        for &bucket in buckets {
+            self.mark(partition, bucket);
+        }
+    }
+
     /// Clears and returns the marked buckets of `partition`, in order; call before
     /// reading its leaves.
     pub(super) fn take(&self, partition: u16) -> Vec<u8> {

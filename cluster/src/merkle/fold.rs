@@ -111,9 +111,7 @@ impl Merkle {
             Ok(())
         })();
         if refreshed.is_err() {
-            for bucket in dirty {
-                self.dirty.mark(partition, bucket);
-            }
+            self.dirty.restore(partition, &dirty);
         }
         refreshed
     }
@@ -134,9 +132,7 @@ impl Merkle {
                 Ok(())
             }
             Err(e) => {
-                for bucket in dirty {
-                    self.dirty.mark(partition, bucket);
-                }
+                self.dirty.restore(partition, &dirty);
                 Err(e)
             }
         }

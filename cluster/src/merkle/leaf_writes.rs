@@ -18,10 +18,13 @@
 
 use super::hash::item_hash;
 use super::{layout, Merkle};
-use crate::replica_api::ItemKey;
+use crate::replica_api::{Hash16, ItemKey};
 use crate::replica_store::StoreError;
 use crate::Record;
 use kv_engine::WriteBatch;
+
+/// A leaf key and the leaf it should hold (`None`: no leaf).
+pub(super) type LeafFix = (Vec<u8>, Option<Hash16>);
 
 /// The leaf changes of one engine batch being built. Dropping it marks their buckets
 /// dirty: drop it after the batch is written (a batch that failed marks them for
@@ -53,10 +56,7 @@ impl Merkle {
     ) -> Result<Vec<(u16, u8)>, StoreError> {
         let mut places = Vec::new();
         for key in keys {
-            let expected = self.expected_leaf(key)?;
-            let leaf = layout::leaf_key(key);
-            let held = self.db.get(self.tree, &leaf)?.map(|v| v.value);
-            if held.as_deref() != expected.as_ref().map(|h| &h[..]) {
+            if let Some((leaf, expected)) = self.wrong_leaf(key)? {
                 match expected {
                     Some(hash) => batch.put(self.tree, &leaf, &hash),
                     None => batch.delete(self.tree, &leaf),
@@ -65,6 +65,16 @@ impl Merkle {
             }
         }
         Ok(places)
+    }
+
+    /// `key`'s leaf key and the leaf its record says it should have (`None`: no leaf),
+    /// if the stored leaf differs; `None` if it is right.
+    pub(super) fn wrong_leaf(&self, key: &ItemKey) -> Result<Option<LeafFix>, StoreError> {
+        let expected = self.expected_leaf(key)?;
+        let leaf = layout::leaf_key(key);
+        let held = self.db.get(self.tree, &leaf)?.map(|v| v.value);
+        let right = held.as_deref() == expected.as_ref().map(|h| &h[..]);
+        Ok((!right).then_some((leaf, expected)))
     }
 
     /// Sets the leaves of `keys` to what their records say, under their stripe locks,
