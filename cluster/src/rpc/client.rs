@@ -315,7 +315,14 @@ impl PeerClient {
     /// The replica stream to the peer (rpc/replica_stream/), opened if need be; `None`
     /// when the peer does not serve it, for the caller to make the unary call instead.
     async fn replica_stream(&self) -> Result<Option<Arc<OpenStream>>, ReplicaError> {
-        let opening = self.stream.get(&self.channel, &self.auth, &self.config);
+        if let Some(ready) = self.stream.ready() {
+            return Ok(ready);
+        }
+        // Boxed: opening is rare, and its future (a tonic streaming call) is large enough
+        // that every request's future would carry its size, copied on every move (into a
+        // task, a timeout, async_trait's box): docs/performance.md, "Smaller request
+        // futures".
+        let opening = Box::pin(self.stream.get(&self.channel, &self.auth, &self.config));
         opening.await.map_err(error_of)
     }
 
@@ -493,7 +500,8 @@ impl PeerClient {
             self.replica_stream().await?
         };
         let Some(stream) = stream else {
-            return self.call(method, msg, unary).await;
+            // Boxed for the same reason as the opening of a stream (`replica_stream`).
+            return Box::pin(self.call(method, msg, unary)).await;
         };
         let reply = self
             .measured(method, self.config.timeout, stream.exchange(frame(msg)))

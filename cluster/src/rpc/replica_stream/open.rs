@@ -89,7 +89,7 @@ impl StreamSlot {
     }
 
     /// `Some` when no opening is needed.
-    fn ready(&self) -> Option<Option<Arc<OpenStream>>> {
+    pub(crate) fn ready(&self) -> Option<Option<Arc<OpenStream>>> {
         match &*self.slot.lock() {
             Slot::Open(s) if !s.pending.is_closed() => Some(Some(s.clone())),
             Slot::Unsupported { since } if since.elapsed() < RETRY_UNSUPPORTED => Some(None),
