@@ -4,10 +4,10 @@
 use crate::coordinator::{Placement, VersionClock};
 use crate::hlc::Hlc;
 use crate::layout::Layout;
+use crate::node_id::IdMap;
 use crate::replica_api::{Liveness, PeerState};
 use crate::{NodeId, Version};
 use parking_lot::RwLock;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The layout this node holds; `None` until bootstrap made or fetched the first one.
@@ -86,7 +86,7 @@ impl VersionClock for HlcClock {
 /// `kvtool cluster demo`: such a node stayed "up" for minutes).
 pub struct LiveView {
     me: RwLock<Option<NodeId>>,
-    states: RwLock<HashMap<NodeId, PeerState>>,
+    states: RwLock<IdMap<NodeId, PeerState>>,
     ever_up: RwLock<std::collections::HashSet<NodeId>>,
     made: std::time::Instant,
 }
@@ -98,7 +98,7 @@ impl Default for LiveView {
     fn default() -> LiveView {
         LiveView {
             me: RwLock::new(None),
-            states: RwLock::new(HashMap::new()),
+            states: RwLock::new(IdMap::default()),
             ever_up: RwLock::new(std::collections::HashSet::new()),
             made: std::time::Instant::now(),
         }

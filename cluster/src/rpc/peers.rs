@@ -6,10 +6,10 @@ use super::client::{ClientConfig, PeerClient};
 use super::latency::RpcLatencies;
 use super::layout_tag::LayoutTag;
 use super::tls::BusTls;
+use crate::node_id::IdMap;
 use crate::replica_api::{ReplicaApi, Replicas};
 use crate::NodeId;
 use parking_lot::RwLock;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// NodeId -> bus client, with this node mapped to its local replica.
@@ -19,7 +19,7 @@ pub struct PeerClients {
     auth: BusAuth,
     config: ClientConfig,
     tls: Option<BusTls>,
-    peers: RwLock<HashMap<NodeId, Arc<PeerClient>>>,
+    peers: RwLock<IdMap<NodeId, Arc<PeerClient>>>,
     /// Durations of every call to every peer, per RPC kind.
     latencies: Arc<RpcLatencies>,
     /// The layout version every replica request to a peer carries (rpc/layout_tag.rs).
@@ -40,7 +40,7 @@ impl PeerClients {
             auth,
             config,
             tls: None,
-            peers: RwLock::new(HashMap::new()),
+            peers: RwLock::new(IdMap::default()),
             latencies: Arc::new(RpcLatencies::default()),
             layout: Arc::new(LayoutTag::default()),
         }

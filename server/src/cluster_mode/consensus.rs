@@ -9,6 +9,7 @@ use super::route::SCRIPT_RUNS;
 use super::{entry_of, idempotent, ring_error};
 use crate::commands::{table, Ctx};
 use crate::keyspace::encoding::decode_value;
+use crate::keyspace::txn::RingReads;
 use crate::keyspace::Txn;
 use crate::protocol::Reply;
 use crate::scripting::{
@@ -21,7 +22,6 @@ use kv_cluster::coordinator::Change;
 use kv_cluster::replica_api::ItemKey;
 use kv_cluster::ring::Ring;
 use kv_cluster::{Body, Record};
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -233,7 +233,7 @@ fn apply(
         db,
         key,
     } = *command;
-    let mut reads = HashMap::new();
+    let mut reads = RingReads::default();
     reads.insert((db, key.clone()), state.and_then(entry_of));
     let mut ctx = Ctx {
         srv,

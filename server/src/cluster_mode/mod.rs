@@ -22,6 +22,7 @@ pub mod transaction;
 
 use crate::commands::{self, table, Admission, Ctx};
 use crate::keyspace::encoding::decode_value;
+use crate::keyspace::txn::RingReads;
 use crate::keyspace::{Entry, Txn};
 use crate::protocol::{Reply, Version};
 use crate::state::{Client, Shared};
@@ -154,7 +155,7 @@ async fn on_keys(
     let mut keys: Vec<Bytes> = spec.keys(args).into_iter().cloned().collect();
     keys.sort();
     keys.dedup();
-    let mut reads = HashMap::new();
+    let mut reads = RingReads::default();
     if prefetch {
         // Keys read ahead with the rest of a pipelined run are not read again.
         let (mut missing, mut found) = (Vec::new(), Vec::new());
@@ -194,7 +195,7 @@ fn stage(
     client: &mut Client,
     spec: &'static table::CommandSpec,
     args: &[Bytes],
-    reads: HashMap<(usize, Bytes), Option<Entry>>,
+    reads: RingReads,
 ) -> (Reply, Vec<RingWrite>) {
     let Some(handler) = spec.handler else {
         return (

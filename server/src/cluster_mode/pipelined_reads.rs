@@ -14,11 +14,11 @@
 
 use super::{read_keys, route_of, Route};
 use crate::commands::{self, table};
+use crate::keyspace::txn::CommandMap;
 use crate::keyspace::Entry;
 use crate::state::{Client, Shared};
 use bytes::Bytes;
 use kv_cluster::ring::{Ring, RingError};
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -32,7 +32,7 @@ const MAX_KEYS: usize = 1024;
 pub struct ReadAhead {
     /// How many commands, from the first, the run covers.
     pub commands: usize,
-    reads: HashMap<(usize, Bytes), Result<Option<Entry>, RingError>>,
+    reads: CommandMap<(usize, Bytes), Result<Option<Entry>, RingError>>,
 }
 
 impl ReadAhead {

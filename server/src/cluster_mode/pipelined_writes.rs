@@ -12,11 +12,12 @@
 
 use super::{outcome, ring_puts, route_of, stage, Route};
 use crate::commands::{self, table, Admission};
+use crate::keyspace::txn::RingReads;
 use crate::protocol::Reply;
 use crate::state::{Client, Shared};
 use bytes::Bytes;
 use kv_cluster::ring::Ring;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,7 +75,7 @@ pub async fn run_grouped(
     for args in &cmds[..run] {
         let (spec, reply, keys) = match commands::admit(srv, client, args) {
             Admission::Run(spec) => {
-                let (reply, writes) = stage(srv, client, spec, args, HashMap::new());
+                let (reply, writes) = stage(srv, client, spec, args, RingReads::default());
                 let mine = ring_puts(writes);
                 let keys = puts.len()..puts.len() + mine.len();
                 puts.extend(mine);

@@ -12,6 +12,7 @@ use super::{entry_of, ring_error};
 use crate::commands::transactions::{discard_transaction, MAX_WATCHED_KEYS};
 use crate::commands::{self, table, Ctx};
 use crate::keyspace::encoding::decode_value;
+use crate::keyspace::txn::RingReads;
 use crate::keyspace::Txn;
 use crate::protocol::Reply;
 use crate::scripting;
@@ -23,7 +24,7 @@ use kv_cluster::ring::Ring;
 use kv_cluster::txn_lock::Intent;
 use kv_cluster::{Body, Version};
 use kv_keyspace::slot::key_slot;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Redis Cluster's reply when a request's keys are in different slots.
@@ -111,7 +112,7 @@ pub async fn exec(srv: &Shared, ring: &Arc<dyn Ring>, client: &mut Client) -> Re
         let mut ctx = Ctx {
             srv,
             client,
-            txn: Txn::on_ring(&srv.store, HashMap::new()),
+            txn: Txn::on_ring(&srv.store, RingReads::default()),
         };
         let replies = queue
             .iter()

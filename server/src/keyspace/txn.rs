@@ -47,7 +47,10 @@ struct Pending {
 /// the hash must be seeded (foldhash's per-process random seed), and it is hashed a few
 /// times per key per command, so it must be fast. std's SipHash with its rehashes was
 /// about 9% of a pipelined SET's instructions (docs/performance.md).
-type CommandMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type CommandMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// What a command on the ring read of its keys before it runs, by (database, key).
+pub(crate) type RingReads = CommandMap<(usize, Bytes), Option<Entry>>;
 
 /// Reads and buffered writes of one command or transaction.
 pub struct Txn<'s> {
@@ -80,7 +83,7 @@ pub struct Txn<'s> {
 #[derive(Debug, Default)]
 pub struct RingView {
     /// Every key the command may read, by (database, key): `None` if absent.
-    pub reads: HashMap<(usize, Bytes), Option<Entry>>,
+    pub reads: RingReads,
     /// Writes in command order: (database, key, encoded value or `None` for a delete).
     pub writes: Vec<(usize, Bytes, Option<Bytes>)>,
 }
@@ -113,7 +116,7 @@ impl<'s> Txn<'s> {
     /// A transaction of a command that runs on the ring: reads answer from `reads`
     /// (a key not in it is an error: the caller fetches every key the command names),
     /// and [`Self::into_ring_writes`] hands back the writes instead of committing them.
-    pub fn on_ring(store: &'s Store, reads: HashMap<(usize, Bytes), Option<Entry>>) -> Txn<'s> {
+    pub fn on_ring(store: &'s Store, reads: RingReads) -> Txn<'s> {
         let mut t = Txn::new(store);
         t.ring = Some(RingView {
             reads,

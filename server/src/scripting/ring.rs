@@ -13,13 +13,13 @@
 use crate::cluster_mode::route::{route, Route};
 use crate::commands::table::{self, CommandSpec};
 use crate::commands::Ctx;
+use crate::keyspace::txn::RingReads;
 use crate::keyspace::Txn;
 use crate::protocol::Reply;
 use crate::scripting::eval::numkeys;
 use crate::state::{Client, Shared};
 use bytes::Bytes;
 use parking_lot::MutexGuard;
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// How long a script waits for the node's running script before it looks again whether
@@ -142,7 +142,7 @@ pub fn run_keyless(
         let mut ctx = Ctx {
             srv,
             client,
-            txn: Txn::on_ring(&srv.store, HashMap::new()),
+            txn: Txn::on_ring(&srv.store, RingReads::default()),
         };
         let reply = handler(&mut ctx, args).unwrap_or_else(|e| e);
         if !ctx.txn.into_ring_writes().is_empty() {

@@ -10,8 +10,8 @@ use super::super::metadata;
 use super::super::pb;
 use super::super::pb::cluster_bus_client::ClusterBusClient;
 use super::{error_from_pb, FrameReply, FrameRequest};
+use crate::node_id::IdMap;
 use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -154,7 +154,7 @@ struct Pending {
 
 #[derive(Default)]
 struct PendingState {
-    waiting: HashMap<u64, Waiter>,
+    waiting: IdMap<u64, Waiter>,
     /// Why the stream ended, once it has.
     closed: Option<Status>,
 }
