@@ -141,6 +141,10 @@ fn required_fields(schema: &str) -> Vec<String> {
 fn a_cluster_node_reports_nodes_hints_metrics_and_readiness() {
     let (mut cluster, http) = start_cluster(3, &["--cluster-down-after-ms", "2000"]);
     let resp: Vec<u16> = cluster.nodes.iter().map(|k| k.port).collect();
+    // A peer gossip has not reported yet shows "up" for a grace period, and one never
+    // reported up is only suspect once killed, never down: wait for gossip's report
+    // before the kills below (as tests/tests/dashboard_browser.rs does).
+    cluster.wait_all_up();
 
     // Every node, with the HTTP address gossip carried, seen from node 1.
     let mut view = Value::Null;
