@@ -223,7 +223,9 @@ impl PeerClient {
             )),
             latencies: Arc::new(RpcLatencies::default()),
             layout: None,
-            stream: Arc::new(StreamSlot::default()),
+            // No links under TLS: their frames would travel unencrypted
+            // (rpc/replica_link/).
+            stream: Arc::new(StreamSlot::new(tls.is_none().then(|| addr.to_string()))),
         })
     }
 
@@ -330,6 +332,12 @@ impl PeerClient {
     #[cfg(test)]
     pub(crate) fn streams_opened(&self) -> u64 {
         self.stream.opened()
+    }
+
+    /// Of those, replica links (tests).
+    #[cfg(test)]
+    pub(crate) fn links_opened(&self) -> u64 {
+        self.stream.links_opened()
     }
 
     /// Introduces this node; the answer is the peer's introduction.

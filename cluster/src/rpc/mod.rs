@@ -21,6 +21,7 @@ mod partition_sizes;
 pub mod peers;
 mod propose;
 mod publish;
+mod replica_link;
 mod replica_stream;
 pub mod server;
 pub mod tls;
@@ -29,6 +30,8 @@ pub mod tls;
 mod not_counted_tests;
 #[cfg(test)]
 mod publish_tests;
+#[cfg(test)]
+mod replica_link_tests;
 #[cfg(test)]
 mod replica_stream_tests;
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The replica stream between a real bus server and client (rpc/replica_stream/).
 
+use super::server::Serves;
 use super::tests::{client_with, key, launch, poll_until, version, FakeReplica, Server};
 use super::{BusLimits, ClientConfig, PeerClient};
 use crate::replica_api::{ReplicaApi, ReplicaError, WriteItem, WriteOutcome};
@@ -10,16 +11,17 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-fn tombstone(k: &'static str, ts: u64) -> Vec<WriteItem> {
+/// A write of a tombstone at `ts` for `k`.
+pub(super) fn tombstone(k: &'static str, ts: u64) -> Vec<WriteItem> {
     vec![WriteItem {
         key: key(k),
         record: Record::tombstone(version(ts)),
     }]
 }
 
-/// A fake replica served on a new port (with or without the stream, under `limits`)
-/// and a client of it.
-async fn serving(streams: bool, limits: BusLimits) -> (Server, PeerClient) {
+/// A fake replica served on a new port (with the replica protocols of `serves`, under
+/// `limits`) and a client of it.
+pub(super) async fn serving(serves: Serves, limits: BusLimits) -> (Server, PeerClient) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let s = launch(
         listener,
@@ -27,16 +29,26 @@ async fn serving(streams: bool, limits: BusLimits) -> (Server, PeerClient) {
         None,
         None,
         None,
-        streams,
+        serves,
         limits,
     );
     let c = client_with(&s, None, None, ClientConfig::default());
     (s, c)
 }
 
+/// The carriers of frames: the gRPC stream (a peer of the build before the link) and
+/// the link.
+const CARRIERS: [Serves; 2] = [Serves::Streams, Serves::StreamsAndLinks];
+
 #[tokio::test]
 async fn writes_and_reads_share_one_stream() {
-    let (_s, c) = serving(true, BusLimits::default()).await;
+    for serves in CARRIERS {
+        writes_and_reads_share_one(serves).await;
+    }
+}
+
+async fn writes_and_reads_share_one(serves: Serves) {
+    let (_s, c) = serving(serves, BusLimits::default()).await;
     for ts in 1..=20 {
         assert_eq!(
             c.write(tombstone("k", ts)).await,
@@ -55,11 +67,13 @@ async fn writes_and_reads_share_one_stream() {
         "a replica's answer travels in the frame as it does in the unary reply"
     );
     assert_eq!(c.streams_opened(), 1, "forty requests, one stream");
+    let links = u64::from(serves == Serves::StreamsAndLinks);
+    assert_eq!(c.links_opened(), links, "{serves:?}");
 }
 
 #[tokio::test]
 async fn a_peer_without_the_stream_is_served_by_unary_calls() {
-    let (_s, c) = serving(false, BusLimits::default()).await;
+    let (_s, c) = serving(Serves::Unary, BusLimits::default()).await;
     assert_eq!(
         c.write(tombstone("k", 1)).await,
         Ok(vec![WriteOutcome::Applied])
@@ -73,6 +87,15 @@ async fn a_peer_without_the_stream_is_served_by_unary_calls() {
 
 #[tokio::test]
 async fn shutdown_answers_frames_in_flight_then_ends_the_stream_and_the_client_reopens() {
+    shutdown_answers_frames_in_flight(Serves::Streams).await;
+}
+
+#[tokio::test]
+async fn shutdown_answers_frames_in_flight_then_ends_the_link_and_the_client_reopens() {
+    shutdown_answers_frames_in_flight(Serves::StreamsAndLinks).await;
+}
+
+async fn shutdown_answers_frames_in_flight(serves: Serves) {
     let gate = Arc::new(Semaphore::new(0));
     let fake = FakeReplica {
         gate: Some(gate.clone()),
@@ -80,7 +103,7 @@ async fn shutdown_answers_frames_in_flight_then_ends_the_stream_and_the_client_r
     };
     let first = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = first.local_addr().unwrap();
-    let s = launch(first, fake, None, None, None, true, BusLimits::default());
+    let s = launch(first, fake, None, None, None, serves, BusLimits::default());
     let config = ClientConfig {
         timeout: Duration::from_secs(30),
         ..ClientConfig::default()
@@ -114,7 +137,7 @@ async fn shutdown_answers_frames_in_flight_then_ends_the_stream_and_the_client_r
         None,
         None,
         None,
-        true,
+        serves,
         BusLimits::default(),
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -132,6 +155,8 @@ async fn shutdown_answers_frames_in_flight_then_ends_the_stream_and_the_client_r
     }
     assert_eq!(s2.replica.data.lock().len(), 1);
     assert_eq!(c.streams_opened(), 2);
+    let links = u64::from(serves == Serves::StreamsAndLinks);
+    assert_eq!(c.links_opened(), 2 * links);
 }
 
 #[tokio::test]
@@ -142,7 +167,13 @@ async fn a_stream_outlives_the_servers_request_timeout() {
         request_timeout: Duration::from_millis(100),
         ..BusLimits::default()
     };
-    let (_s, c) = serving(true, limits).await;
+    for serves in CARRIERS {
+        stream_outlives_request_timeout(serves, limits).await;
+    }
+}
+
+async fn stream_outlives_request_timeout(serves: Serves, limits: BusLimits) {
+    let (_s, c) = serving(serves, limits).await;
     assert_eq!(
         c.write(tombstone("k", 1)).await,
         Ok(vec![WriteOutcome::Applied])
@@ -161,7 +192,7 @@ async fn malformed_frames_get_errors_and_the_stream_keeps_serving_and_unsigned_s
 {
     use super::pb;
     use super::replica_stream::{FrameReply, FrameRequest};
-    let (s, _c) = serving(true, BusLimits::default()).await;
+    let (s, _c) = serving(Serves::StreamsAndLinks, BusLimits::default()).await;
     let mut raw = super::tests::raw_client(&s).await;
     // Unsigned: refused before any frame is read.
     let (_unsigned_frames, unsigned) = tokio::sync::mpsc::channel::<pb::ReplicaFrame>(1);
@@ -234,7 +265,7 @@ async fn malformed_frames_get_errors_and_the_stream_keeps_serving_and_unsigned_s
 
 #[tokio::test]
 async fn a_request_larger_than_a_frame_goes_as_a_unary_call() {
-    let (s, c) = serving(true, BusLimits::default()).await;
+    let (s, c) = serving(Serves::StreamsAndLinks, BusLimits::default()).await;
     let big = vec![WriteItem {
         key: key("big"),
         record: Record::string(

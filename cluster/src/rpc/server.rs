@@ -12,8 +12,11 @@ use super::metadata;
 use super::not_counted;
 use super::pb;
 use super::pb::cluster_bus_server::{ClusterBus, ClusterBusServer};
+use super::replica_link::accept_loop;
+pub(crate) use super::replica_link::Serves;
 use super::tls::BusTls;
 use crate::replica_api::ReplicaError;
+use futures::future::Either;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,11 +63,22 @@ pub async fn serve(
     tls: Option<BusTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    serve_with_streams(listener, handler, auth, limits, tls, shutdown, true).await
+    serve_with_streams(
+        listener,
+        handler,
+        auth,
+        limits,
+        tls,
+        shutdown,
+        Serves::StreamsAndLinks,
+    )
+    .await
 }
 
-/// [`serve`], answering ReplicaStream Unimplemented unless `streams` (tests play a peer
-/// from before the stream with it).
+/// [`serve`], with only the replica protocols in `serves` (tests play peers of older
+/// builds with it): ReplicaStream is answered Unimplemented under [`Serves::Unary`], and
+/// replica links (rpc/replica_link/) are served only under [`Serves::StreamsAndLinks`]
+/// and without TLS.
 pub(super) async fn serve_with_streams(
     listener: TcpListener,
     handler: Arc<dyn BusHandler>,
@@ -72,7 +86,7 @@ pub(super) async fn serve_with_streams(
     limits: BusLimits,
     tls: Option<BusTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    streams: bool,
+    serves: Serves,
 ) -> Result<(), tonic::transport::Error> {
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let shutdown = async move {
@@ -80,14 +94,24 @@ pub(super) async fn serve_with_streams(
         // Nobody listening is fine: no stream is open.
         let _ = stop.send(true);
     };
-    let service = ClusterBusServer::new(Service {
+    let service = Service {
         handler,
         limits,
         stopping,
-        streams,
-    })
-    .max_decoding_message_size(limits.max_message_bytes)
-    .max_encoding_message_size(limits.max_message_bytes);
+        streams: serves != Serves::Unary,
+    };
+    let links = serves == Serves::StreamsAndLinks && tls.is_none();
+    let incoming = if links {
+        // The links' accept loop hands every other connection to tonic.
+        let (grpc, incoming) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(accept_loop(listener, service.clone(), auth.clone(), grpc));
+        Either::Left(tokio_stream::wrappers::ReceiverStream::new(incoming))
+    } else {
+        Either::Right(without_nagle(listener))
+    };
+    let service = ClusterBusServer::new(service)
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
     // Authentication runs on the headers, before the body is decoded: an outsider
     // cannot make this node allocate a message.
     let service = InterceptedService::new(service, Authenticator { auth });
@@ -99,7 +123,7 @@ pub(super) async fn serve_with_streams(
         .concurrency_limit_per_connection(limits.max_concurrent_per_connection)
         .timeout(limits.request_timeout)
         .add_service(service)
-        .serve_with_incoming_shutdown(without_nagle(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
 
@@ -122,12 +146,12 @@ fn without_nagle(
 
 /// Clones share the handler: a replica stream's frames are served in tasks of their own.
 #[derive(Clone)]
-pub(super) struct Service {
+pub(crate) struct Service {
     handler: Arc<dyn BusHandler>,
-    pub(super) limits: BusLimits,
+    pub(crate) limits: BusLimits,
     /// Becomes true when the server shuts down: replica streams end then, so a graceful
     /// shutdown does not wait for a peer to close its stream.
-    pub(super) stopping: tokio::sync::watch::Receiver<bool>,
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
     /// Whether ReplicaStream is served (false only in tests, to play a build from
     /// before it).
     streams: bool,
@@ -159,13 +183,26 @@ impl Interceptor for Authenticator {
 /// A request that passed authentication: the method it was signed for and what the
 /// reply must carry.
 #[derive(Clone)]
-pub(super) struct Admitted {
+pub(crate) struct Admitted {
     method: String,
     node: crate::NodeId,
     reply_mac: Option<[u8; super::auth::MAC_LEN]>,
 }
 
 impl Admitted {
+    /// A request of `node`'s signed for `method`, whose reply carries `reply_mac`.
+    pub(crate) fn new(
+        method: &str,
+        node: crate::NodeId,
+        reply_mac: Option<[u8; super::auth::MAC_LEN]>,
+    ) -> Self {
+        Admitted {
+            method: method.to_string(),
+            node,
+            reply_mac,
+        }
+    }
+
     fn reply<T>(&self, msg: T) -> Result<Response<T>, Status> {
         let mut r = Response::new(msg);
         if let Some(mac) = &self.reply_mac {
@@ -175,7 +212,8 @@ impl Admitted {
     }
 }
 
-fn refused(e: AuthError) -> Status {
+/// The status a refused request gets.
+pub(crate) fn refused(e: AuthError) -> Status {
     let msg = format!("kvd bus refused the request: {e}");
     match e {
         AuthError::MissingMac | AuthError::BadMac | AuthError::Malformed(_) => {

@@ -1,5 +1,6 @@
 //! The bus end to end over a real loopback server, with an in-test fake replica.
 
+use super::server::Serves;
 use super::*;
 use crate::pubsub_fanout::PubSubMessage;
 use crate::replica_api::{
@@ -250,20 +251,20 @@ pub(super) async fn start_with(
         secret,
         cluster,
         tls,
-        true,
+        Serves::StreamsAndLinks,
         BusLimits::default(),
     )
 }
 
-/// Serves `replica` on `listener`; without `streams`, as a build from before the
-/// replica stream.
+/// Serves `replica` on `listener` with the replica protocols of `serves` (older builds
+/// serve fewer).
 pub(super) fn launch(
     listener: TcpListener,
     replica: FakeReplica,
     secret: Option<&[u8]>,
     cluster: Option<&str>,
     tls: Option<BusTls>,
-    streams: bool,
+    serves: Serves,
     limits: BusLimits,
 ) -> Server {
     let addr = listener.local_addr().unwrap().to_string();
@@ -287,7 +288,7 @@ pub(super) fn launch(
         async {
             let _ = stopped.await;
         },
-        streams,
+        serves,
     ));
     Server {
         addr,

@@ -9,6 +9,8 @@
 //! slow and fast requests share the stream without waiting for each other.
 //!
 //! The client side is [`StreamSlot`] (open.rs); the server side is [`serve`] (serve.rs).
+//! The same frames also travel without HTTP/2, on a replica link
+//! (rpc/replica_link/), which the slot dials first.
 //! A frame's error travels as the gRPC status the unary call would have ended with, so
 //! callers see the same [`crate::replica_api::ReplicaError`] either way.
 
@@ -18,8 +20,8 @@
 mod open;
 mod serve;
 
-pub(crate) use open::{OpenStream, StreamSlot};
-pub(crate) use serve::{serve, ReplyStream};
+pub(crate) use open::{OpenStream, Pending, StreamSlot, FRAMES_QUEUED};
+pub(crate) use serve::{read_frames, serve, ReplyStream};
 
 use super::pb;
 use super::LAYOUT_VERSION_HEADER;
@@ -32,7 +34,7 @@ pub(crate) type FrameReply = pb::replica_frame_reply::Reply;
 
 /// The status `s` as a frame's error (the layout version a stale-layout refusal carries
 /// in its metadata travels in a field).
-fn error_to_pb(s: &Status) -> pb::FrameError {
+pub(crate) fn error_to_pb(s: &Status) -> pb::FrameError {
     let layout_version = s
         .metadata()
         .get(LAYOUT_VERSION_HEADER)
@@ -47,7 +49,7 @@ fn error_to_pb(s: &Status) -> pb::FrameError {
 }
 
 /// A frame's error back as the status the unary call would have returned.
-fn error_from_pb(e: pb::FrameError) -> Status {
+pub(crate) fn error_from_pb(e: pb::FrameError) -> Status {
     let mut md = tonic::metadata::MetadataMap::new();
     if e.layout_version != 0 {
         if let Ok(v) = e.layout_version.to_string().parse() {

@@ -25,7 +25,7 @@ const METHOD: &str = "ReplicaStream";
 
 /// Frames queued for the connection before a sender waits (the in-flight bound of the
 /// peer client limits them first).
-const FRAMES_QUEUED: usize = 256;
+pub(crate) const FRAMES_QUEUED: usize = 256;
 
 /// How long a peer that answered Unimplemented (a build from before the stream) is
 /// served by unary calls before the stream is tried again: it may have been upgraded.
@@ -38,25 +38,33 @@ enum Slot {
     Unsupported { since: Instant },
 }
 
-/// A peer's replica stream, if open.
+/// A peer's replica stream, if open: a replica link (rpc/replica_link/) where the peer
+/// serves one, the gRPC stream otherwise.
 pub(crate) struct StreamSlot {
     slot: Mutex<Slot>,
     /// One opener at a time; the others wait for its stream.
     opening: tokio::sync::Mutex<()>,
     opened: AtomicU64,
+    /// The peer's bus address, to dial links at; `None`: no links (TLS on the bus).
+    link_addr: Option<String>,
+    /// When the peer last answered a link's magic as a build without links does.
+    link_unsupported: Mutex<Option<Instant>>,
+    links_opened: AtomicU64,
 }
 
-impl Default for StreamSlot {
-    fn default() -> Self {
+impl StreamSlot {
+    /// A slot that dials links at `link_addr` first, when given.
+    pub(crate) fn new(link_addr: Option<String>) -> Self {
         StreamSlot {
             slot: Mutex::new(Slot::None),
             opening: tokio::sync::Mutex::new(()),
             opened: AtomicU64::new(0),
+            link_addr,
+            link_unsupported: Mutex::new(None),
+            links_opened: AtomicU64::new(0),
         }
     }
-}
 
-impl StreamSlot {
     /// The open stream, opening one when there is none; `Ok(None)` when the peer does
     /// not serve streams (the caller uses the unary call).
     pub(crate) async fn get(
@@ -71,6 +79,12 @@ impl StreamSlot {
         let _one = self.opening.lock().await;
         if let Some(ready) = self.ready() {
             return Ok(ready);
+        }
+        if let Some(link) = self.dial_link(auth, config).await? {
+            self.opened.fetch_add(1, Ordering::Relaxed);
+            self.links_opened.fetch_add(1, Ordering::Relaxed);
+            *self.slot.lock() = Slot::Open(link.clone());
+            return Ok(Some(link));
         }
         match open(channel, auth, config).await {
             Ok(stream) => {
@@ -88,6 +102,29 @@ impl StreamSlot {
         }
     }
 
+    /// A new link, unless the slot has no address for links or the peer answered
+    /// the last dial as a build without them within [`RETRY_UNSUPPORTED`].
+    async fn dial_link(
+        &self,
+        auth: &BusAuth,
+        config: &ClientConfig,
+    ) -> Result<Option<Arc<OpenStream>>, Status> {
+        let Some(addr) = &self.link_addr else {
+            return Ok(None);
+        };
+        if matches!(*self.link_unsupported.lock(), Some(since) if since.elapsed() < RETRY_UNSUPPORTED)
+        {
+            return Ok(None);
+        }
+        match super::super::replica_link::dial(addr, auth, config).await? {
+            super::super::replica_link::Dialed::Open(link) => Ok(Some(link)),
+            super::super::replica_link::Dialed::Unsupported => {
+                *self.link_unsupported.lock() = Some(Instant::now());
+                Ok(None)
+            }
+        }
+    }
+
     /// `Some` when no opening is needed.
     pub(crate) fn ready(&self) -> Option<Option<Arc<OpenStream>>> {
         match &*self.slot.lock() {
@@ -101,6 +138,12 @@ impl StreamSlot {
     #[cfg(test)]
     pub(crate) fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Of those, links (tests).
+    #[cfg(test)]
+    pub(crate) fn links_opened(&self) -> u64 {
+        self.links_opened.load(Ordering::Relaxed)
     }
 }
 
@@ -125,11 +168,7 @@ async fn open(
         .map_err(|e| Status::unauthenticated(format!("unauthenticated reply: {e}")))?;
     let pending = Arc::new(Pending::default());
     tokio::spawn(read_replies(response.into_inner(), pending.clone()));
-    Ok(Arc::new(OpenStream {
-        frames,
-        pending,
-        next_id: AtomicU64::new(0),
-    }))
+    Ok(Arc::new(OpenStream::new(frames, pending)))
 }
 
 /// Hands each reply to its waiter until the stream ends, then fails those still waiting.
@@ -147,9 +186,12 @@ async fn read_replies(mut replies: Streaming<pb::ReplicaFrameReply>, pending: Ar
 
 type Waiter = oneshot::Sender<Result<FrameReply, Status>>;
 
+/// The frames of a stream (or link) waiting for their answers.
 #[derive(Default)]
-struct Pending {
+pub(crate) struct Pending {
     state: Mutex<PendingState>,
+    /// Woken when the stream ends.
+    ended: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -177,7 +219,8 @@ impl Pending {
         self.state.lock().waiting.remove(&id);
     }
 
-    fn answer(&self, reply: pb::ReplicaFrameReply) {
+    /// Hands `reply` to the frame it answers.
+    pub(crate) fn answer(&self, reply: pb::ReplicaFrameReply) {
         // An id nobody waits for: its caller gave up (timed out).
         let Some(waiter) = self.state.lock().waiting.remove(&reply.id) else {
             return;
@@ -190,14 +233,30 @@ impl Pending {
         let _ = waiter.send(answer);
     }
 
-    fn close(&self, why: Status) {
+    /// Ends the stream: its waiting frames and every later one fail with `why`.
+    pub(crate) fn close(&self, why: Status) {
         let waiting = {
             let mut st = self.state.lock();
             st.closed = Some(why.clone());
             std::mem::take(&mut st.waiting)
         };
+        self.ended.notify_waiters();
         for (_, waiter) in waiting {
             let _ = waiter.send(Err(why.clone()));
+        }
+    }
+
+    /// Returns once the stream has ended.
+    pub(crate) async fn until_closed(&self) {
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            // Registered before the check, so a close between the two still wakes it.
+            ended.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            ended.await;
         }
     }
 
@@ -230,6 +289,15 @@ impl Drop for Forget<'_> {
 }
 
 impl OpenStream {
+    /// A stream whose frames are written from `frames` and answered through `pending`.
+    pub(crate) fn new(frames: mpsc::Sender<pb::ReplicaFrame>, pending: Arc<Pending>) -> Self {
+        OpenStream {
+            frames,
+            pending,
+            next_id: AtomicU64::new(0),
+        }
+    }
+
     /// Sends `request` and waits for its answer (no deadline: the caller has one).
     pub(crate) async fn exchange(&self, request: FrameRequest) -> Result<FrameReply, Status> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);

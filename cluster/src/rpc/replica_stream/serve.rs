@@ -9,6 +9,7 @@ use super::{error_to_pb, FrameReply, FrameRequest};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Status, Streaming};
 
 /// The answers of one stream, in the order they are ready.
@@ -27,10 +28,13 @@ pub(crate) fn serve(
     ReceiverStream::new(out)
 }
 
-async fn read_frames(
+/// Serves each frame of `frames` in a task of its own and sends its answer on
+/// `replies`, until `frames` ends or breaks or the server stops (the gRPC stream's and
+/// the replica link's frames alike).
+pub(crate) async fn read_frames(
     service: Service,
     admitted: Admitted,
-    mut frames: Streaming<pb::ReplicaFrame>,
+    mut frames: impl Stream<Item = Result<pb::ReplicaFrame, Status>> + Unpin,
     replies: mpsc::Sender<Result<pb::ReplicaFrameReply, Status>>,
     at_once: usize,
 ) {
@@ -38,21 +42,21 @@ async fn read_frames(
     let mut stopping = service.stopping.clone();
     loop {
         let next = tokio::select! {
-            next = frames.message() => next,
+            next = frames.next() => next,
             // Shutting down (or the server gone): stop reading; the peer's next frame
             // finds the stream closed and reopens on another server or fails.
             _ = stopping.wait_for(|stop| *stop) => break,
         };
         let frame = match next {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(status) => {
+            Some(Ok(frame)) => frame,
+            None => break,
+            Some(Err(status)) => {
                 tracing::debug!(%status, "replica stream from a peer broke");
                 break;
             }
         };
-        // Waiting here leaves further frames in HTTP/2's flow-control window: the peer
-        // is slowed down, this node's memory is not spent.
+        // Waiting here leaves further frames in HTTP/2's flow-control window (or the
+        // link's socket buffer): the peer is slowed down, this node's memory is not spent.
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
