@@ -12,8 +12,12 @@
 /// test suite's kvd too): each command allocates and frees small buffers on whichever
 /// worker thread runs it, where glibc malloc cost 7-14% more instructions per command and
 /// kept about 30% more memory resident (docs/performance.md, "The server's hot path").
+/// Called through [`allocator::Mimalloc`], which skips mimalloc's aligned entry points
+/// when plain `mi_malloc` already aligns enough.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Mimalloc = allocator::Mimalloc;
+
+mod allocator;
 
 pub mod acl;
 pub mod checkpoint_policy;
