@@ -7,6 +7,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kv_keyspace::data_key::ScanPosition;
 
+/// A map keyed by ring keys (or other request contents), hashed with foldhash: a few
+/// instructions per key where std's SipHash cost hundreds on every replicated write
+/// (docs/performance.md, "Fewer instructions per key"). Seeded per process, as the
+/// server's maps of client keys are.
+pub type KeyMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A key on the ring: logical database and Redis key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ItemKey {

@@ -6,11 +6,10 @@
 
 use super::Coordinator;
 use crate::quorum::{ClusterError, Consistency};
-use crate::replica_api::ItemKey;
+use crate::replica_api::{ItemKey, KeyMap};
 use crate::{Record, Version};
 use bytes::Bytes;
 use kv_keyspace::ValueType;
-use std::collections::HashMap;
 use std::future::Future;
 use tokio::task::JoinSet;
 
@@ -118,7 +117,8 @@ pub(super) fn last_per_key<I>(
     inputs: Vec<I>,
     key_of: impl Fn(&I) -> &ItemKey,
 ) -> (Vec<I>, Vec<usize>) {
-    let mut last: HashMap<&ItemKey, usize> = HashMap::with_capacity(inputs.len());
+    let mut last: KeyMap<&ItemKey, usize> =
+        KeyMap::with_capacity_and_hasher(inputs.len(), Default::default());
     for (i, input) in inputs.iter().enumerate() {
         last.insert(key_of(input), i);
     }

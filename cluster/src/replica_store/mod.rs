@@ -26,11 +26,10 @@ pub use siblings::TOO_MANY_SIBLINGS;
 
 use crate::merkle::{LeafWrites, Merkle};
 use crate::metadata::FlushFloors;
-use crate::replica_api::{ItemKey, PartitionPage, ScanPage, WriteItem, WriteOutcome};
+use crate::replica_api::{ItemKey, KeyMap, PartitionPage, ScanPage, WriteItem, WriteOutcome};
 use crate::{Body, NodeId, Record};
 use kv_engine::{Db, Keyspace, WriteBatch};
 use kv_keyspace::data_key::ScanPosition;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -120,7 +119,7 @@ impl ReplicaStore {
         let mut batch = WriteBatch::new();
         // Dropped after the write (and before the stripes): marks the leaves' buckets.
         let mut leaves = self.merkle.begin_leaves();
-        let mut written: HashMap<&ItemKey, Record> = HashMap::new();
+        let mut written: KeyMap<&ItemKey, Record> = KeyMap::default();
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let floor = self.floors.floor(item.key.db);

@@ -22,7 +22,7 @@ pub mod transaction;
 
 use crate::commands::{self, table, Admission, Ctx};
 use crate::keyspace::encoding::decode_value;
-use crate::keyspace::txn::RingReads;
+use crate::keyspace::txn::{CommandMap, RingReads};
 use crate::keyspace::{Entry, Txn};
 use crate::protocol::{Reply, Version};
 use crate::state::{Client, Shared};
@@ -34,7 +34,6 @@ use kv_cluster::ring::{Ring, RingError};
 use kv_cluster::{Body, Record};
 use pipelined_reads::ReadAhead;
 use route::Route;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -259,7 +258,7 @@ async fn replicate(
 /// A command's writes as ring puts, one per key (a key written twice by one command
 /// keeps its last write).
 fn ring_puts(writes: Vec<RingWrite>) -> Vec<(ItemKey, Body, Option<i64>)> {
-    let mut last: HashMap<(usize, Bytes), Option<Bytes>> = HashMap::new();
+    let mut last: CommandMap<(usize, Bytes), Option<Bytes>> = CommandMap::default();
     for (db, key, value) in writes {
         last.insert((db, key), value);
     }
