@@ -31,6 +31,9 @@ pub enum Fault {
     Slow(Duration),
     /// Applies writes, then answers `Timeout` (the reply was lost).
     DropAfterApply,
+    /// Panics while serving (a bug on the request's path): the caller must count a
+    /// failed replica, not fail itself.
+    Panic,
 }
 
 /// An in-memory replica: records keyed by their engine data key, so iteration order is
@@ -91,6 +94,7 @@ impl FakeReplica {
         match fault {
             Fault::Down => Err(ReplicaError::Unreachable("fake replica is down".into())),
             Fault::BlackHole => std::future::pending().await,
+            Fault::Panic => panic!("the fake replica's request panics"),
             Fault::Slow(d) => {
                 tokio::time::sleep(d).await;
                 Ok(fault)

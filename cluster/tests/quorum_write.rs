@@ -12,6 +12,29 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::{config, eventually, key, put, string, Ring};
 
+/// A replica request that panics (a bug on its path) counts as a failed replica and is
+/// hinted, as a timeout is: without the round's `catch_unwind`, its task ended before
+/// writing the hint, and the replica missed the write until anti-entropy.
+#[tokio::test]
+async fn a_replica_request_that_panics_counts_as_failed_and_is_hinted() {
+    let ring = Ring::new(3);
+    ring.fakes[2].set_fault(Fault::Panic);
+    let c = ring.coordinator(config(5_000));
+    let v = put(&c, "k", "v", Consistency::Quorum).await.unwrap();
+    assert_eq!(ring.fakes[0].get(&key("k")).map(|r| r.version), Some(v));
+    assert_eq!(ring.fakes[1].get(&key("k")).map(|r| r.version), Some(v));
+    ring.wait_hints(1).await;
+    assert_eq!(ring.hints.targets(), vec![ring.nodes[2]]);
+    let all = put(&c, "k2", "v", Consistency::All).await;
+    assert!(
+        matches!(
+            all,
+            Err(ClusterError::Timeout { .. }) | Err(ClusterError::Unavailable { .. })
+        ),
+        "ALL cannot be met with a replica that panics: {all:?}"
+    );
+}
+
 #[tokio::test]
 async fn w_acks_reply_with_one_replica_black_holed_and_its_hint_replays_when_it_is_back() {
     let ring = Ring::new(3);

@@ -15,6 +15,8 @@ use crate::hints::HintStore;
 use crate::quorum::Target;
 use crate::replica_api::{ReplicaError, WriteItem, WriteOutcome};
 use crate::Version;
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -111,8 +113,15 @@ pub(super) async fn batch_round(
         let (tx, hints) = (tx.clone(), hints.clone());
         tokio::spawn(async move {
             let asked = records.len();
-            let sent = tokio::time::timeout_at(deadline, t.api.write(records.clone())).await;
-            let answers = answers_of(sent.ok(), asked, |e| {
+            // A request that panics counts as failed (it may have applied: hinted)
+            // instead of ending this task before the hints below are written.
+            let request = AssertUnwindSafe(t.api.write(records.clone())).catch_unwind();
+            let sent = tokio::time::timeout_at(deadline, request).await;
+            let reply = match sent {
+                Ok(Ok(reply)) => Some(reply),
+                Ok(Err(_)) | Err(_) => None,
+            };
+            let answers = answers_of(reply, asked, |e| {
                 // Every record's request notes the refusal (for its layout retry).
                 refusals
                     .iter()
