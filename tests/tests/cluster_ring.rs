@@ -54,6 +54,20 @@ fn any_node_serves_any_key() {
     assert_eq!(keys.len(), 200 + 3); // 200 keys, b, {t}x, ttl
     let size: i64 = redis::cmd("DBSIZE").query(&mut n1).unwrap();
     assert_eq!(size, 203);
+    // Every node read from a peer (GET, MGET, TTL through each): without TLS, on a
+    // replica link (docs/cluster-protocol.md, "The replica link"), never on the gRPC
+    // stream or unary calls. (Database 0's writes go through consensus, whose Prepare
+    // and Accept are calls of their own.)
+    for (i, node) in c.nodes.iter().enumerate() {
+        let count = |f: &str| -> usize {
+            cluster_info(node, f)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {f} in node {i}'s CLUSTER INFO"))
+        };
+        assert!(count("kvd_replica_links") >= 1, "node {i}: links");
+        assert_eq!(count("kvd_replica_streams"), 0, "node {i}: streams");
+        assert_eq!(count("kvd_replica_unary_peers"), 0, "node {i}: unary peers");
+    }
 }
 
 #[test]

@@ -45,4 +45,16 @@ fn a_ring_forms_and_replicates_over_mutual_tls() {
         cluster_info(&c.nodes[1], "kvd_nodes_up").as_deref(),
         Some("3")
     );
+    // Node 3's GET read from a peer: under TLS on the gRPC stream, never on an
+    // (unencrypted) replica link.
+    let count = |f: &str| -> usize {
+        cluster_info(&c.nodes[2], f)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {f} in node 3's CLUSTER INFO"))
+    };
+    assert!(
+        count("kvd_replica_streams") >= 1,
+        "node 3 read over a stream"
+    );
+    assert_eq!(count("kvd_replica_links"), 0, "no link under TLS");
 }

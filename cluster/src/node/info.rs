@@ -44,6 +44,7 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
     let version = layout.as_ref().map_or(0, |l| l.version);
     let pubsub = node.pubsub.stats();
     let tag = counters.layout_tag;
+    let carriers = node.peers.carriers();
     let mut f: Vec<(&str, String)> = vec![
         ("cluster_state", state.into()),
         ("cluster_slots_assigned", slots(assigned)),
@@ -63,6 +64,9 @@ pub fn fields(node: &ClusterNode) -> Vec<(String, String)> {
         ("kvd_nodes_suspect", count(PeerState::Suspect).to_string()),
         ("kvd_nodes_down", count(PeerState::Down).to_string()),
         ("kvd_peers_reported_up", node.live.reported_up().to_string()),
+        ("kvd_replica_links", carriers.links.to_string()),
+        ("kvd_replica_streams", carriers.streams.to_string()),
+        ("kvd_replica_unary_peers", carriers.unary.to_string()),
         ("kvd_hints_pending", hints.count.to_string()),
         ("kvd_hints_bytes", hints.bytes.to_string()),
         ("kvd_hints_dropped", hints.dropped.to_string()),

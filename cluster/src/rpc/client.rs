@@ -328,6 +328,11 @@ impl PeerClient {
         opening.await.map_err(error_of)
     }
 
+    /// How replica requests to the peer travel now (CLUSTER INFO).
+    pub fn carrier(&self) -> super::replica_stream::Carrier {
+        self.stream.carrier()
+    }
+
     /// Replica streams opened so far (tests).
     #[cfg(test)]
     pub(crate) fn streams_opened(&self) -> u64 {

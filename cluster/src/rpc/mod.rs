@@ -50,6 +50,7 @@ pub use client::{ClientConfig, PeerClient, PingReply, DEFAULT_TIMEOUT};
 pub use handler::{BusHandler, Hello, LayoutBlob, PeerAddr, PushLayoutReply};
 pub use latency::{RpcLatencies, RpcLatency, RPC_LATENCY_BUCKETS_MICROS};
 pub use layout_tag::{Admission, LayoutTag, LayoutTagStats, LAYOUT_VERSION_HEADER};
-pub use peers::PeerClients;
+pub use peers::{CarrierCounts, PeerClients};
+pub use replica_stream::Carrier;
 pub use server::{serve, BusLimits};
 pub use tls::BusTls;

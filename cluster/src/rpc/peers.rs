@@ -5,12 +5,26 @@ use super::auth::BusAuth;
 use super::client::{ClientConfig, PeerClient};
 use super::latency::RpcLatencies;
 use super::layout_tag::LayoutTag;
+use super::replica_stream::Carrier;
 use super::tls::BusTls;
 use crate::node_id::IdMap;
 use crate::replica_api::{ReplicaApi, Replicas};
 use crate::NodeId;
 use parking_lot::RwLock;
 use std::sync::Arc;
+
+/// Peers counted by how their replica requests travel (CLUSTER INFO's
+/// `kvd_replica_links`, `kvd_replica_streams`, `kvd_replica_unary_peers`): a mixed-version
+/// or TLS cluster shows here why its bus costs more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CarrierCounts {
+    /// Peers reached by a replica link.
+    pub links: usize,
+    /// Peers reached by the gRPC replica stream.
+    pub streams: usize,
+    /// Peers reached by unary calls.
+    pub unary: usize,
+}
 
 /// NodeId -> bus client, with this node mapped to its local replica.
 pub struct PeerClients {
@@ -97,6 +111,20 @@ impl PeerClients {
     /// The bus client of a peer (for hello, layout and ping calls).
     pub fn peer(&self, node: NodeId) -> Option<Arc<PeerClient>> {
         self.peers.read().get(&node).cloned()
+    }
+
+    /// How many peers' replica requests travel on each carrier now.
+    pub fn carriers(&self) -> CarrierCounts {
+        let mut counts = CarrierCounts::default();
+        for client in self.peers.read().values() {
+            match client.carrier() {
+                Carrier::Link => counts.links += 1,
+                Carrier::Stream => counts.streams += 1,
+                Carrier::Unary => counts.unary += 1,
+                Carrier::None => {}
+            }
+        }
+        counts
     }
 
     /// Every known peer and its bus address.

@@ -201,3 +201,21 @@ async fn a_connection_that_sends_nothing_does_not_hold_up_the_others() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn a_client_reports_how_its_replica_requests_travel() {
+    use super::Carrier;
+    for (serves, carrier) in [
+        (Serves::StreamsAndLinks, Carrier::Link),
+        (Serves::Streams, Carrier::Stream),
+        (Serves::Unary, Carrier::Unary),
+    ] {
+        let (_s, c) = serving(serves, BusLimits::default()).await;
+        assert_eq!(c.carrier(), Carrier::None, "{serves:?}: nothing sent yet");
+        assert_eq!(
+            c.write(tombstone("k", 1)).await,
+            Ok(vec![WriteOutcome::Applied])
+        );
+        assert_eq!(c.carrier(), carrier, "{serves:?}");
+    }
+}

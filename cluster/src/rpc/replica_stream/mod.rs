@@ -20,6 +20,7 @@
 mod open;
 mod serve;
 
+pub use open::Carrier;
 pub(crate) use open::{OpenStream, Pending, StreamSlot, FRAMES_QUEUED};
 pub(crate) use serve::{read_frames, serve, ReplyStream};
 

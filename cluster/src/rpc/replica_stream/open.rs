@@ -34,8 +34,24 @@ const RETRY_UNSUPPORTED: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 enum Slot {
     None,
-    Open(Arc<OpenStream>),
-    Unsupported { since: Instant },
+    /// An open stream, and whether it is a replica link.
+    Open(Arc<OpenStream>, bool),
+    Unsupported {
+        since: Instant,
+    },
+}
+
+/// How a peer's replica requests travel now (CLUSTER INFO counts peers by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// Nothing open yet (no request since start, or the last one ended).
+    None,
+    /// A replica link (rpc/replica_link/).
+    Link,
+    /// The gRPC replica stream (TLS on the bus, or a peer of a build without links).
+    Stream,
+    /// Unary calls (a peer of a build without the stream).
+    Unary,
 }
 
 /// A peer's replica stream, if open: a replica link (rpc/replica_link/) where the peer
@@ -83,13 +99,13 @@ impl StreamSlot {
         if let Some(link) = self.dial_link(auth, config).await? {
             self.opened.fetch_add(1, Ordering::Relaxed);
             self.links_opened.fetch_add(1, Ordering::Relaxed);
-            *self.slot.lock() = Slot::Open(link.clone());
+            *self.slot.lock() = Slot::Open(link.clone(), true);
             return Ok(Some(link));
         }
         match open(channel, auth, config).await {
             Ok(stream) => {
                 self.opened.fetch_add(1, Ordering::Relaxed);
-                *self.slot.lock() = Slot::Open(stream.clone());
+                *self.slot.lock() = Slot::Open(stream.clone(), false);
                 Ok(Some(stream))
             }
             Err(s) if s.code() == Code::Unimplemented => {
@@ -128,9 +144,24 @@ impl StreamSlot {
     /// `Some` when no opening is needed.
     pub(crate) fn ready(&self) -> Option<Option<Arc<OpenStream>>> {
         match &*self.slot.lock() {
-            Slot::Open(s) if !s.pending.is_closed() => Some(Some(s.clone())),
+            Slot::Open(s, _) if !s.pending.is_closed() => Some(Some(s.clone())),
             Slot::Unsupported { since } if since.elapsed() < RETRY_UNSUPPORTED => Some(None),
             _ => None,
+        }
+    }
+
+    /// How replica requests to the peer travel now.
+    pub(crate) fn carrier(&self) -> Carrier {
+        match &*self.slot.lock() {
+            Slot::Open(s, link) if !s.pending.is_closed() => {
+                if *link {
+                    Carrier::Link
+                } else {
+                    Carrier::Stream
+                }
+            }
+            Slot::Unsupported { since } if since.elapsed() < RETRY_UNSUPPORTED => Carrier::Unary,
+            _ => Carrier::None,
         }
     }
 

@@ -31,6 +31,38 @@ impl Demo<'_> {
         number_at(&self.addr(i), field).map_err(|f| self.fail(f))
     }
 
+    /// The peers node `i` has a replica link or stream open to (CLUSTER INFO).
+    pub(super) fn replica_connections(&self, i: usize) -> Result<u64, Failure> {
+        Ok(self.number(i, "kvd_replica_links")? + self.number(i, "kvd_replica_streams")?)
+    }
+
+    /// Waits (a bounded while) for n1 to close its replica connection to the frozen n3:
+    /// a write sent on it before then would sit in n3's socket and land when n3 runs
+    /// again, as a timed-out write may (docs/cluster.md), leaving the repairs this demo
+    /// shows less to do. After it closes, writes for n3 wait for a new connection that
+    /// a frozen node cannot answer, and are hinted.
+    pub(super) fn wait_connection_closed(&self, before: u64) -> Result<(), Failure> {
+        if before == 0 {
+            return Ok(());
+        }
+        let closed = poll(
+            self.stop,
+            Duration::from_secs(10),
+            "n1 to close its replica connection to n3",
+            || Ok((self.replica_connections(A)? < before).then_some(())),
+        );
+        match closed {
+            Ok(()) => self.n.saw(
+                "n1 closed its replica connection to n3 (two seconds without an answer to its heartbeats)",
+            ),
+            Err(f) if f.code == EXIT_INTERRUPTED => return Err(f),
+            Err(_) => self.n.saw(
+                "n1's replica connections did not change; its writes to n3 time out and are hinted",
+            ),
+        }
+        Ok(())
+    }
+
     pub(super) fn wait<T>(
         &self,
         within: Duration,

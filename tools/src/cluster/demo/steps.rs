@@ -294,12 +294,14 @@ impl<'a> Demo<'a> {
         self.n.step(STEPS[6]);
         // A pause, not a crash: a node restarted after a crash repairs its partitions
         // by itself, which would leave read repair and anti-entropy nothing to show.
+        let connected = self.replica_connections(A)?;
         self.cluster.pause(V).map_err(|f| self.fail(f))?;
         self.n.did(format!(
             "kill -STOP {} (n3 freezes, as in a long pause or a stalled machine)",
             self.cluster.pid(V).unwrap_or(0)
         ));
         self.wait_seen(A, V, false)?;
+        self.wait_connection_closed(connected)?;
         let hints_before = self.number(A, "kvd_hints_pending")?;
         self.set(A, REPAIR_KEY, REPAIR_KEY)?;
         let keys = unread_keys();
