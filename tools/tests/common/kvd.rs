@@ -1,5 +1,6 @@
-//! A real kvd for end-to-end tests, when one is built: `KVD_BIN`, else `kvd` beside
-//! the kvtool binary (`cargo test --workspace` builds it) or in `target/release`.
+//! A real kvd for end-to-end tests, when one is built: `KVD_BIN`, else `kvd` or
+//! `kvd-test-server` (kvd's entry point, which `cargo test --workspace` builds in the
+//! kv-tests crate) beside the kvtool binary, or `kvd` in `target/release`.
 
 use super::s;
 use kvtool::resp::{Connection, Reply};
@@ -15,8 +16,11 @@ pub fn find_kvd() -> Option<PathBuf> {
     }
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_kvtool"));
     let profile_dir = exe.parent()?;
+    // kvd-test-server is kvd's entry point built by the kv-tests crate: a workspace test
+    // run builds it, not `kvd` itself, so without it these tests skipped in CI.
     [
         profile_dir.join("kvd"),
+        profile_dir.join("kvd-test-server"),
         profile_dir.parent()?.join("release/kvd"),
     ]
     .into_iter()
