@@ -219,3 +219,40 @@ async fn a_client_reports_how_its_replica_requests_travel() {
         assert_eq!(c.carrier(), carrier, "{serves:?}");
     }
 }
+
+#[tokio::test]
+async fn an_answer_above_the_message_bound_fails_alone_and_the_link_keeps_serving() {
+    let limits = BusLimits {
+        max_message_bytes: 4096,
+        ..BusLimits::default()
+    };
+    let (s, _) = serving(Serves::StreamsAndLinks, limits).await;
+    let big = Record::string(version(1), bytes::Bytes::from(vec![7u8; 8192]), None);
+    s.replica.data.lock().insert(key("big"), big);
+    let config = ClientConfig {
+        timeout: Duration::from_millis(500),
+        ..ClientConfig::default()
+    };
+    let c = client_with(&s, None, None, config);
+    assert_eq!(
+        c.write(tombstone("small", 1)).await,
+        Ok(vec![WriteOutcome::Applied])
+    );
+    assert_eq!(
+        c.read(vec![key("big")]).await,
+        Err(ReplicaError::Timeout),
+        "an answer the server may not send is lost, as a reply on a broken connection"
+    );
+    // The same link still carries the frames after it, both ways.
+    for ts in 2..=4 {
+        assert_eq!(
+            c.write(tombstone("small", ts)).await,
+            Ok(vec![WriteOutcome::Applied])
+        );
+    }
+    assert_eq!(
+        c.read(vec![key("small")]).await,
+        Ok(vec![Some(Record::tombstone(version(4)))])
+    );
+    assert_eq!(c.links_opened(), 1, "one link throughout");
+}

@@ -128,12 +128,12 @@ async fn write_frames<T, Out: prost::Message>(
             },
             Some(()) = beats.recv() => None,
         };
-        let mut fed = out.feed(first).await;
+        let mut fed = feed_or_skip(&mut out, first).await;
         while fed.is_ok() {
             match queued.try_recv() {
                 Ok(item) => {
                     if let Some(f) = frame(item) {
-                        fed = out.feed(Some(f)).await;
+                        fed = feed_or_skip(&mut out, Some(f)).await;
                     }
                 }
                 Err(_) => break,
@@ -143,6 +143,24 @@ async fn write_frames<T, Out: prost::Message>(
             tracing::debug!(error = %e, "replica link write failed");
             break;
         }
+    }
+}
+
+/// Queues `frame` for writing. A frame above the message bound (a Read answer of large
+/// values) is dropped, and its caller times out as on a lost reply: the codec refuses it
+/// before writing a byte, so the frames before and after it still travel (on the gRPC
+/// stream, too, only that message fails).
+async fn feed_or_skip<Out>(
+    out: &mut FramedWrite<OwnedWriteHalf, impl Encoder<Option<Out>, Error = std::io::Error>>,
+    frame: Option<Out>,
+) -> std::io::Result<()> {
+    use futures::SinkExt;
+    match out.feed(frame).await {
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            tracing::warn!(error = %e, "replica link frame not sent");
+            Ok(())
+        }
+        fed => fed,
     }
 }
 
