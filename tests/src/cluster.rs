@@ -3,6 +3,7 @@
 //! polled through CLUSTER INFO, and per-node access to kill -9, SIGSTOP and restart.
 
 use crate::{eventually, free_port, info_field, kvd_binary, Kvd};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -259,7 +260,12 @@ pub fn assert_placed_exactly(nodes: &[&Kvd], replicas: usize, timeout: Duration)
     // (which partitions, and how many holders each had), to tell a partition some node
     // does not hold from one whose replicas differ.
     let mut last_bad: Vec<(usize, usize, bool)> = Vec::new();
-    let placed = |last_bad: &mut Vec<(usize, usize, bool)>| {
+    // Since when each partition has been wrong in every poll: under a load that keeps
+    // writing, a partition whose replicas differ only for writes in flight comes and
+    // goes, and one whose trees really disagree stays.
+    let mut wrong_since: BTreeMap<usize, std::time::Instant> = BTreeMap::new();
+    let mut polls = 0u64;
+    let mut placed = |last_bad: &mut Vec<(usize, usize, bool)>| {
         let Some(roots) = nodes
             .iter()
             .map(|n| merkle_roots(n))
@@ -267,6 +273,7 @@ pub fn assert_placed_exactly(nodes: &[&Kvd], replicas: usize, timeout: Duration)
         else {
             return false;
         };
+        polls += 1;
         last_bad.clear();
         for p in 0..256 {
             let held: Vec<&String> = roots
@@ -279,17 +286,29 @@ pub fn assert_placed_exactly(nodes: &[&Kvd], replicas: usize, timeout: Duration)
                 last_bad.push((p, held.len(), equal));
             }
         }
+        let now = std::time::Instant::now();
+        wrong_since.retain(|p, _| last_bad.iter().any(|b| b.0 == *p));
+        for b in last_bad.iter() {
+            wrong_since.entry(b.0).or_insert(now);
+        }
         last_bad.is_empty()
     };
     let deadline = std::time::Instant::now() + timeout;
     while !placed(&mut last_bad) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting until every partition is on exactly {replicas} nodes with equal Merkle roots; \
-             at the last poll (partition, holders, roots equal): {last_bad:?}; \
-             anti-entropy per node (rounds, keys repaired, failures): {:?}",
-            anti_entropy_counts(nodes)
-        );
+        if std::time::Instant::now() >= deadline {
+            let stuck: Vec<(usize, u64)> = wrong_since
+                .iter()
+                .map(|(p, t)| (*p, t.elapsed().as_secs()))
+                .filter(|(_, secs)| *secs >= 10)
+                .collect();
+            panic!(
+                "timed out waiting until every partition is on exactly {replicas} nodes with equal Merkle roots; \
+                 at the last of {polls} polls (partition, holders, roots equal): {last_bad:?}; \
+                 wrong in every poll for 10 s or more (partition, seconds): {stuck:?}; \
+                 anti-entropy per node (rounds, keys repaired, failures): {:?}",
+                anti_entropy_counts(nodes)
+            );
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
 }

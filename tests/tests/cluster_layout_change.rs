@@ -40,6 +40,9 @@ fn change_layout(via: &Kvd, change: &[&str], nodes: &[&Kvd]) -> u64 {
 struct Load {
     stop: Arc<AtomicBool>,
     urls: Arc<Mutex<Vec<String>>>,
+    /// Held by the client for each write and read, and by [`Load::pause`]; the client
+    /// hands it over fairly, so a pause waits for at most one turn.
+    turn: Arc<parking_lot::Mutex<()>>,
     thread: Option<std::thread::JoinHandle<(Vec<u64>, Vec<String>)>>,
 }
 
@@ -47,13 +50,15 @@ impl Load {
     fn start(urls: Vec<String>) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let urls = Arc::new(Mutex::new(urls));
-        let (s, u) = (stop.clone(), urls.clone());
+        let turn = Arc::new(parking_lot::Mutex::new(()));
+        let (s, u, t) = (stop.clone(), urls.clone(), turn.clone());
         let thread = std::thread::spawn(move || {
             let mut acked: Vec<u64> = Vec::new();
             let mut violations = Vec::new();
             let mut conns: BTreeMap<String, redis::Connection> = BTreeMap::new();
             let mut i = 0u64;
             while !s.load(Ordering::Relaxed) {
+                let turn = t.lock();
                 let now: Vec<String> = u.lock().expect("urls").clone();
                 let url = &now[i as usize % now.len()];
                 if !conns.contains_key(url) {
@@ -100,14 +105,25 @@ impl Load {
                     }
                 }
                 i += 1;
+                // Straight to a pause waiting for it, if any (the other ends of a turn
+                // are rare errors, where parking_lot's eventual fairness suffices).
+                parking_lot::MutexGuard::unlock_fair(turn);
             }
             (acked, violations)
         });
         Load {
             stop,
             urls,
+            turn,
             thread: Some(thread),
         }
+    }
+
+    /// Stops the client between two requests until the guard is dropped: Merkle roots
+    /// are compared while it pauses, because under writes replicas differ for a moment
+    /// by design (a write is acknowledged by W of them and reaches the last one after).
+    fn pause(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.turn.lock()
     }
 
     fn set_urls(&self, urls: Vec<String>) {
@@ -160,7 +176,9 @@ fn a_cluster_grows_to_four_and_shrinks_to_three_under_load() {
         cluster_info(&joiner, "kvd_layout_version"),
         Some(v.to_string())
     );
+    let paused = load.pause();
     assert_placed_exactly(&all);
+    drop(paused);
 
     // Shrink: node 1 leaves; it streams its partitions away and then refuses requests.
     let leaver = my_id(&cluster.nodes[0]);

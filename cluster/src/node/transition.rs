@@ -24,6 +24,7 @@ use crate::gossip::Member;
 use crate::layout::{driver, Layout};
 use crate::partition_size::PartitionSize;
 use crate::replica_api::{Liveness, PeerState};
+use crate::replica_store::DropStep;
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -281,28 +282,36 @@ impl ClusterNode {
         }
     }
 
-    /// Deletes what this node holds of partitions `layout` does not give it.
+    /// Deletes what this node holds of partitions `layout` does not give it, as long as
+    /// no newer layout is known here (installed, or seen on a request it served): a
+    /// newer one may give a partition back, and its writes must not be deleted
+    /// (replica_store/drop_partition.rs). A clean-up stopped that way is done again for
+    /// the next layout without a transition.
     async fn clean_up(&self, layout: &Layout) {
         let gone = driver::partitions_to_drop(layout, self.me.id);
         let store = self.store.clone();
-        let dropped = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+        let tag = self.peers.layout_tag().clone();
+        let planned = layout.version;
+        let dropped = tokio::task::spawn_blocking(move || -> Result<Option<u64>, String> {
+            let still_dropped = || tag.newest_known() <= planned;
             let mut dropped = 0u64;
             for p in gone {
                 loop {
-                    let n = store
-                        .drop_partition(p, DROP_BATCH)
+                    let step = store
+                        .drop_partition(p, DROP_BATCH, &still_dropped)
                         .map_err(|e| e.to_string())?;
-                    if n == 0 {
-                        break;
+                    match step {
+                        DropStep::Deleted(n) => dropped += n as u64,
+                        DropStep::Done => break,
+                        DropStep::Stopped => return Ok(None),
                     }
-                    dropped += n as u64;
                 }
             }
-            Ok(dropped)
+            Ok(Some(dropped))
         })
         .await;
         match dropped {
-            Ok(Ok(n)) => {
+            Ok(Ok(Some(n))) => {
                 if n > 0 {
                     tracing::info!(
                         version = layout.version,
@@ -312,6 +321,12 @@ impl ClusterNode {
                 }
                 self.progress.lock().cleaned = layout.version;
             }
+            // Tried again every step until the newer layout is installed: not logged
+            // as news each time.
+            Ok(Ok(None)) => tracing::debug!(
+                version = layout.version,
+                "partition clean-up stopped: a newer layout is known"
+            ),
             Ok(Err(e)) => tracing::error!(error = %e, "cannot delete partitions no longer held"),
             Err(e) => tracing::error!(error = %e, "partition clean-up failed"),
         }

@@ -20,6 +20,7 @@ mod size;
 mod stripes;
 
 pub use acceptor::PAXOS_KEYSPACE;
+pub use drop_partition::DropStep;
 pub use error::{describe_key, StoreError};
 pub use scan::{PartitionRecords, MAX_SCAN_LIMIT};
 pub use siblings::TOO_MANY_SIBLINGS;

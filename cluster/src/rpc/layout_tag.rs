@@ -66,6 +66,13 @@ impl LayoutTag {
         self.current.fetch_max(version, Ordering::AcqRel);
     }
 
+    /// The newest layout version this node knows of: the one it holds, or a newer one
+    /// a request it served carried (marked before that request was served).
+    pub fn newest_known(&self) -> u64 {
+        self.current()
+            .max(self.pull_started.load(Ordering::Acquire))
+    }
+
     /// What to do with a request tagged `tag`, counted.
     pub fn admit(&self, tag: u64) -> Admission {
         let mine = self.current();
@@ -108,9 +115,11 @@ mod tests {
         assert_eq!(tag.admit(1), Admission::Refuse(2));
         assert_eq!(tag.admit(2), Admission::Serve);
         assert_eq!(tag.admit(0), Admission::Serve);
+        assert_eq!(tag.newest_known(), 2);
         assert_eq!(tag.admit(3), Admission::ServeAndPull(3));
         assert_eq!(tag.admit(3), Admission::Serve, "one fetch per version");
         assert_eq!(tag.admit(4), Admission::ServeAndPull(4));
+        assert_eq!(tag.newest_known(), 4, "seen on a request, not installed yet");
         tag.set(1);
         assert_eq!(tag.current(), 2, "a tag never goes back");
         let s = tag.stats();

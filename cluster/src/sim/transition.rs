@@ -19,6 +19,7 @@ use crate::hint_replay::ByteBudget;
 use crate::layout::{driver, Layout};
 use crate::node::adapters::LayoutCell;
 use crate::replica_api::{Liveness, PeerState, Replicas};
+use crate::replica_store::DropStep;
 use crate::NodeId;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
@@ -342,9 +343,11 @@ fn clean_up(setup: &Setup, inc: &Incarnation, layout: &Layout) {
     let mut dropped = 0u64;
     for part in driver::partitions_to_drop(layout, me) {
         loop {
-            match inc.store.drop_partition(part, DROP_BATCH) {
-                Ok(0) => break,
-                Ok(n) => dropped += n as u64,
+            // The simulation steps a node's clean-up at once: no layout arrives during it.
+            match inc.store.drop_partition(part, DROP_BATCH, &|| true) {
+                Ok(DropStep::Done) => break,
+                Ok(DropStep::Deleted(n)) => dropped += n as u64,
+                Ok(DropStep::Stopped) => return,
                 Err(e) => {
                     setup
                         .world
