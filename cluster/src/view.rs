@@ -87,6 +87,8 @@ pub struct ClusterCounters {
     /// Replica requests this node refused for an older layout tag, and the untagged and
     /// newer-tagged ones it served (rpc/layout_tag.rs).
     pub layout_tag: crate::rpc::LayoutTagStats,
+    /// Peers counted by how this node's replica requests reach them now.
+    pub carriers: crate::rpc::CarrierCounts,
 }
 
 /// Everything at once.

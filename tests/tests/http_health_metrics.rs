@@ -222,6 +222,33 @@ fn a_cluster_node_reports_nodes_hints_metrics_and_readiness() {
             "{count} in\n{text}"
         );
     }
+    // Peers by replica carrier: the counts CLUSTER INFO prints (polled: a peer's
+    // carrier is set by the first replica request to it, which may fall between).
+    let carriers_match = || {
+        let text = String::from_utf8(get(http[0], "/metrics").body).expect("utf-8");
+        let metrics = ["link", "stream", "unary"].map(|c| {
+            metric(
+                &text,
+                &format!("kvd_cluster_replica_peers{{carrier=\"{c}\"}}"),
+            )
+        });
+        let info = [
+            "kvd_replica_links",
+            "kvd_replica_streams",
+            "kvd_replica_unary_peers",
+        ]
+        .map(|f| {
+            kv_tests::cluster::cluster_info(&cluster.nodes[0], f)?
+                .parse::<f64>()
+                .ok()
+        });
+        metrics.iter().all(Option::is_some) && metrics == info
+    };
+    eventually(
+        "/metrics counts peers by carrier as CLUSTER INFO does",
+        DETECTION,
+        carriers_match,
+    );
     let id3 = node_on(&view, resp[2])["id"]
         .as_str()
         .expect("id")

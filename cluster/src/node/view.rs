@@ -55,6 +55,7 @@ impl ClusterNode {
             merkle_rebuilds: load(&s.merkle_rebuilds),
             merkle_leaves_fixed: load(&s.merkle_leaves_fixed),
             layout_tag: self.peers.layout_tag().stats(),
+            carriers: self.peers.carriers(),
         }
     }
 

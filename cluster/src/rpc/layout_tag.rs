@@ -119,7 +119,11 @@ mod tests {
         assert_eq!(tag.admit(3), Admission::ServeAndPull(3));
         assert_eq!(tag.admit(3), Admission::Serve, "one fetch per version");
         assert_eq!(tag.admit(4), Admission::ServeAndPull(4));
-        assert_eq!(tag.newest_known(), 4, "seen on a request, not installed yet");
+        assert_eq!(
+            tag.newest_known(),
+            4,
+            "seen on a request, not installed yet"
+        );
         tag.set(1);
         assert_eq!(tag.current(), 2, "a tag never goes back");
         let s = tag.stats();

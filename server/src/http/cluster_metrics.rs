@@ -157,6 +157,20 @@ fn gauges(view: &ClusterView, enc: &mut DescriptorEncoder) -> fmt::Result {
         None,
         short,
     )?;
+    let carriers = &view.counters.carriers;
+    let carriers = [
+        ("link", carriers.links),
+        ("stream", carriers.streams),
+        ("unary", carriers.unary),
+    ]
+    .map(|(carrier, peers)| (vec![("carrier", carrier.to_string())], peers as i64));
+    gauge_family(
+        enc,
+        "kvd_cluster_replica_peers",
+        "Peers by how this node's replica requests reach them: a replica link (plain bus), the gRPC stream (TLS, or a peer without links) or unary calls (a peer without streams).",
+        None,
+        carriers,
+    )?;
     let me = view.nodes.iter().find(|n| n.myself);
     if let Some(round) = me.and_then(|n| n.anti_entropy) {
         gauge(
