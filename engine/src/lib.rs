@@ -30,7 +30,7 @@ pub mod options;
 pub mod stats;
 
 pub use batch::{Keyspace, WriteBatch};
-pub use db::{Db, DbIterator, IterEntry, Snapshot, Versioned};
+pub use db::{Db, DbIterator, EntryRef, IterEntry, Snapshot, Versioned};
 pub use key::SeqNo;
 pub use options::{CompactionFilter, Compression, FilterDecision, FsyncPolicy, Options};
 pub use stats::{LevelStats, Stats};

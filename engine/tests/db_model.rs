@@ -100,8 +100,16 @@ proptest! {
                     let (lo, hi) = if ka <= kb { (ka, kb) } else { (kb, ka) };
                     let got: Vec<_> = db.iter(ks[i], Some(&lo), Some(&hi), None).unwrap()
                         .map(|e| e.unwrap()).map(|e| (e.key.to_vec(), e.value.to_vec())).collect();
-                    let want: Vec<_> = model[i].range(lo..hi).map(|(k, v)| (k.clone(), v.clone())).collect();
-                    prop_assert_eq!(got, want);
+                    let want: Vec<_> = model[i].range(lo.clone()..hi.clone()).map(|(k, v)| (k.clone(), v.clone())).collect();
+                    prop_assert_eq!(&got, &want);
+                    // The same scan with borrowed entries.
+                    let mut it = db.iter(ks[i], Some(&lo), Some(&hi), None).unwrap();
+                    let mut borrowed = Vec::new();
+                    while let Some(e) = it.next_ref() {
+                        let e = e.unwrap();
+                        borrowed.push((e.key.to_vec(), e.value.to_vec()));
+                    }
+                    prop_assert_eq!(borrowed, want);
                 }
                 Op::TakeSnapshot => snapshot = Some((db.snapshot(), model.clone())),
                 Op::CheckSnapshot => {

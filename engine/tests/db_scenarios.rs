@@ -258,6 +258,15 @@ fn prefix_iteration_and_seek() {
     let mut it = db.iter(Keyspace::DEFAULT, None, None, None).unwrap();
     it.seek(b"b2");
     assert_eq!(it.next().unwrap().unwrap().key, &b"b2"[..]);
+    // Borrowed steps: a seek after one starts at the sought key, not one past it, and
+    // owned and borrowed steps mix.
+    let mut it = db.iter(Keyspace::DEFAULT, None, None, None).unwrap();
+    assert_eq!(it.next_ref().unwrap().unwrap().key, b"a1");
+    it.seek(b"b2");
+    assert_eq!(it.next_ref().unwrap().unwrap().key, b"b2");
+    assert_eq!(it.next().unwrap().unwrap().key, &b"b3"[..]);
+    assert_eq!(it.next_ref().unwrap().unwrap().value, b"c1");
+    assert!(it.next_ref().is_none());
 }
 
 #[test]

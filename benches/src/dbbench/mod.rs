@@ -376,7 +376,8 @@ impl Bench<'_> {
                     .map_err(|e| format!("iterator error: {e}"))?;
                 let mut t0 = clock();
                 while st.done < p.reads {
-                    let Some(entry) = iter.next() else { break };
+                    // Borrowed, as RocksDB's iterator hands out slices.
+                    let Some(entry) = iter.next_ref() else { break };
                     let entry = entry.map_err(|e| format!("iterator error: {e}"))?;
                     st.bytes += (entry.key.len() + entry.value.len()) as u64;
                     timed(&mut st, t0);

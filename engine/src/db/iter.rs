@@ -12,6 +12,29 @@ use bytes::Bytes;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+/// One entry of a [`DbIterator`] borrowed from it ([`DbIterator::next_ref`]): valid
+/// until the iterator moves, and copied by nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// The key, without keyspace prefix.
+    pub key: &'a [u8],
+    /// The value.
+    pub value: &'a [u8],
+    /// Version (sequence number of the write).
+    pub seq: SeqNo,
+}
+
+impl EntryRef<'_> {
+    /// The entry as owned bytes.
+    pub fn to_owned_entry(&self) -> IterEntry {
+        IterEntry {
+            key: Bytes::copy_from_slice(self.key),
+            value: Bytes::copy_from_slice(self.value),
+            seq: self.seq,
+        }
+    }
+}
+
 /// One entry yielded by [`DbIterator`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IterEntry {
@@ -167,6 +190,9 @@ pub struct DbIterator {
     /// buffer, valid when `has_last` is set.
     last_user_key: Vec<u8>,
     has_last: bool,
+    /// The merge is still on the entry handed out last (borrowed entries point into it),
+    /// so the next step moves past it first.
+    on_entry: bool,
 }
 
 impl DbIterator {
@@ -201,6 +227,7 @@ impl DbIterator {
             tombstones: shared.range_tombstones.view(),
             last_user_key: Vec::new(),
             has_last: false,
+            on_entry: false,
         })
     }
 
@@ -216,13 +243,48 @@ impl DbIterator {
         self.positioned = true;
         self.done = false;
         self.has_last = false;
+        self.on_entry = false;
     }
 
-    fn advance(&mut self) -> Result<Option<IterEntry>> {
+    /// The next live entry, borrowed: no copy of its key or value, for scans that only
+    /// look at each entry (an owned one costs two allocations and two copies, which is
+    /// most of a sequential scan's time). `None` at the end; an error ends the scan.
+    pub fn next_ref(&mut self) -> Option<Result<EntryRef<'_>>> {
+        if self.done {
+            return None;
+        }
+        match self.find_next() {
+            Ok(Some(seq)) => {
+                let key = self.inner.key();
+                // find_next checked the trailer and the keyspace byte of this very key.
+                let user_key = &key[1..key.len() - crate::key::TRAILER_LEN];
+                Some(Ok(EntryRef {
+                    key: user_key,
+                    value: self.inner.value(),
+                    seq,
+                }))
+            }
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Positions the merge on the next live entry within the range and snapshot and
+    /// returns its sequence number, leaving the merge on it (`on_entry`).
+    fn find_next(&mut self) -> Result<Option<SeqNo>> {
         if !self.positioned {
             let start = self.start.clone();
             self.inner.seek(&lookup_key(&start, self.seq));
             self.positioned = true;
+        }
+        if std::mem::take(&mut self.on_entry) {
+            self.inner.next();
         }
         loop {
             if !self.inner.valid() {
@@ -248,18 +310,11 @@ impl DbIterator {
             let covered = self
                 .tombstones
                 .covers(self.keyspace, &ukey[1..], parsed.seq, self.seq);
-            let entry = match parsed.value_kind() {
-                Some(ValueKind::Put) if !covered => Some(IterEntry {
-                    key: Bytes::copy_from_slice(&ukey[1..]),
-                    value: Bytes::copy_from_slice(self.inner.value()),
-                    seq: parsed.seq,
-                }),
-                _ => None,
-            };
-            self.inner.next();
-            if entry.is_some() {
-                return Ok(entry);
+            if parsed.value_kind() == Some(ValueKind::Put) && !covered {
+                self.on_entry = true;
+                return Ok(Some(parsed.seq));
             }
+            self.inner.next();
         }
     }
 }
@@ -268,20 +323,7 @@ impl Iterator for DbIterator {
     type Item = Result<IterEntry>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.advance() {
-            Ok(Some(e)) => Some(Ok(e)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        self.next_ref().map(|e| e.map(|e| e.to_owned_entry()))
     }
 }
 

@@ -19,7 +19,7 @@ pub(crate) mod table_file;
 mod write;
 
 pub(crate) use iter::LevelIterator;
-pub use iter::{DbIterator, IterEntry};
+pub use iter::{DbIterator, EntryRef, IterEntry};
 pub use snapshot::Snapshot;
 
 use crate::batch::{Keyspace, WriteBatch};
