@@ -43,6 +43,7 @@ pub struct FakeReplica {
     records: Mutex<BTreeMap<Vec<u8>, Record>>,
     fault: Mutex<Fault>,
     writes_served: AtomicU64,
+    reads_served: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -81,6 +82,11 @@ impl FakeReplica {
     /// True when no record is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Read requests received so far (each may name many keys).
+    pub fn reads_served(&self) -> u64 {
+        self.reads_served.load(Ordering::Relaxed)
     }
 
     /// Write requests answered (or applied) so far.
@@ -174,6 +180,7 @@ impl ReplicaApi for FakeReplica {
     }
 
     async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
+        self.reads_served.fetch_add(1, Ordering::Relaxed);
         self.before().await?;
         Ok(keys.iter().map(|k| self.get(k)).collect())
     }

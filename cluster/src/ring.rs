@@ -120,6 +120,15 @@ pub trait Ring: Send + Sync + 'static {
     /// The newest record of `key` among the replicas `level` asks (R for QUORUM),
     /// tombstones included, after read repair of stale replicas.
     async fn get(&self, key: ItemKey, level: Consistency) -> Result<Option<Record>, RingError>;
+    /// What [`Ring::get`] answers for each of `keys`, in order; a ring may read them
+    /// together (the cluster node: one request per replica node).
+    async fn get_many(
+        &self,
+        keys: Vec<ItemKey>,
+        level: Consistency,
+    ) -> Vec<Result<Option<Record>, RingError>> {
+        futures::future::join_all(keys.into_iter().map(|k| self.get(k, level))).await
+    }
     /// Writes `body` (a value or a tombstone) with a new version on the replicas `level`
     /// asks (W for QUORUM). A [`Body::SiblingsWrite`] is a siblings database's write:
     /// one replica gives it a dot, then its state goes to the others (docs/consistency.md).

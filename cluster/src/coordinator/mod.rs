@@ -7,6 +7,7 @@ mod layout_retry;
 mod multi;
 mod paxos;
 mod read;
+mod read_many;
 mod round;
 mod siblings;
 mod tally;

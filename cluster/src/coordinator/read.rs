@@ -7,7 +7,7 @@ use super::{Coordinator, ReplicaSet};
 use crate::quorum::{ask_in_order, ClusterError, Consistency};
 use crate::read_repair::repair_replicas;
 use crate::replica_api::{ItemKey, ReplicaError};
-use crate::Record;
+use crate::{NodeId, Record};
 use std::sync::Arc;
 
 impl Coordinator {
@@ -55,6 +55,19 @@ impl Coordinator {
             }
         })
         .await?;
+        Ok(self.newest_of(set, key, answers).await)
+    }
+
+    /// The newest of the records `answers` hold for `key` (flushed ones not counted),
+    /// after moving the clock past it and repairing the replicas that answered
+    /// something older.
+    pub(super) async fn newest_of(
+        &self,
+        set: &ReplicaSet,
+        key: &ItemKey,
+        answers: Vec<(NodeId, Option<Record>)>,
+    ) -> Option<Record> {
+        let inner = &self.inner;
         // A replica that has not learned of a flush yet still answers flushed records.
         let answers: Vec<_> = answers
             .into_iter()
@@ -68,6 +81,6 @@ impl Coordinator {
             inner.clock.observe(newest.version);
             repair_replicas(self, &set.live, key, &answers, newest).await;
         }
-        Ok(newest)
+        newest
     }
 }

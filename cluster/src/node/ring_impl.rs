@@ -123,6 +123,22 @@ impl Ring for ClusterNode {
             .map_err(|e| self.ring_error("read", e))
     }
 
+    async fn get_many(
+        &self,
+        keys: Vec<ItemKey>,
+        level: Consistency,
+    ) -> Vec<Result<Option<Record>, RingError>> {
+        if let Err(e) = self.ready("read") {
+            return keys.iter().map(|_| Err(e.clone())).collect();
+        }
+        self.coordinator
+            .get_many(&keys, level)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(|e| self.ring_error("read", e)))
+            .collect()
+    }
+
     fn proposer(&self, key: &ItemKey) -> Option<NodeId> {
         self.proposer_of(key)
     }

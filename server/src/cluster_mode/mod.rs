@@ -27,7 +27,6 @@ use crate::keyspace::{Entry, Txn};
 use crate::protocol::{Reply, Version};
 use crate::state::{Client, Shared};
 use bytes::Bytes;
-use futures::future::join_all;
 use kv_cluster::config::Consistency;
 use kv_cluster::replica_api::ItemKey;
 use kv_cluster::ring::{Ring, RingError};
@@ -223,16 +222,15 @@ async fn read_keys(
     level: Consistency,
     keys: &[Bytes],
 ) -> Vec<Result<Option<Entry>, RingError>> {
-    let fetches = keys.iter().map(|k| {
-        ring.get(
-            ItemKey {
-                db: db as u32,
-                key: k.clone(),
-            },
-            level,
-        )
-    });
-    join_all(fetches)
+    let items = keys
+        .iter()
+        .map(|k| ItemKey {
+            db: db as u32,
+            key: k.clone(),
+        })
+        .collect();
+    // Together: one replica request per node for all of them (coordinator/read_many.rs).
+    ring.get_many(items, level)
         .await
         .into_iter()
         .map(|got| got.map(|rec| rec.as_ref().and_then(entry_of)))
