@@ -112,3 +112,19 @@ async fn many_keys_read_together_cost_one_request_per_node() {
         keys.len()
     );
 }
+
+#[tokio::test]
+async fn many_keys_go_in_requests_of_bounded_size() {
+    // About 667 of 1,000 keys per node (R = 2 of 3): three requests each, not one.
+    let keys: Vec<ItemKey> = (0..1000).map(|i| key(&format!("key:{i}"))).collect();
+    let (ring, c) = seeded_ring(&keys, &[Fault::None; 3], &[]);
+    let got = c.get_many(&keys, Consistency::Quorum).await;
+    let (_, one) = seeded_ring(&keys, &[Fault::None; 3], &[]);
+    let alone = join_all(keys.iter().map(|k| one.get(k.clone(), Consistency::Quorum))).await;
+    assert_eq!(got, alone);
+    let requests: u64 = ring.fakes.iter().map(|f| f.reads_served()).sum();
+    assert!(
+        (6..=12).contains(&requests),
+        "{requests} read requests for 1,000 keys"
+    );
+}

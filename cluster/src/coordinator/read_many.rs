@@ -18,6 +18,11 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::time::Instant;
 
+/// Keys one request carries at most: the bound the per-peer batcher puts on a frame of
+/// single reads (`max_batch_items` is 1024) is not lowered, and an MGET of many keys
+/// does not become one huge frame per node.
+const KEYS_PER_REQUEST: usize = 256;
+
 /// One key's progress through its replicas.
 struct KeyRead {
     /// Answers wanted (R for QUORUM).
@@ -96,11 +101,16 @@ impl Coordinator {
         let mut in_flight = FuturesUnordered::new();
         let send = |in_flight: &mut FuturesUnordered<_>, asks: &mut Asks| {
             for (node, (api, idxs)) in std::mem::take(asks) {
-                let batch: Vec<ItemKey> = idxs.iter().map(|&i| keys[i].clone()).collect();
-                let read = AssertUnwindSafe(async move { api.read(batch).await }).catch_unwind();
-                in_flight.push(async move {
-                    (node, idxs, tokio::time::timeout_at(deadline, read).await)
-                });
+                for idxs in idxs.chunks(KEYS_PER_REQUEST) {
+                    let idxs = idxs.to_vec();
+                    let batch: Vec<ItemKey> = idxs.iter().map(|&i| keys[i].clone()).collect();
+                    let api = api.clone();
+                    let read =
+                        AssertUnwindSafe(async move { api.read(batch).await }).catch_unwind();
+                    in_flight.push(async move {
+                        (node, idxs, tokio::time::timeout_at(deadline, read).await)
+                    });
+                }
             }
         };
         send(&mut in_flight, &mut asks);
