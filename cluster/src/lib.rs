@@ -29,6 +29,7 @@ pub mod pubsub_fanout;
 pub mod quorum;
 pub mod read_repair;
 pub mod record;
+pub mod record_size;
 pub mod replica_api;
 pub mod replica_store;
 pub mod request_record;

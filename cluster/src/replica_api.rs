@@ -129,6 +129,11 @@ pub enum ReplicaError {
         /// The replica's layout version.
         version: u64,
     },
+    /// The request or its answer would be larger than a bus message
+    /// (crate::record_size): nothing was applied. A read of several keys is asked
+    /// again in parts (rpc/client.rs).
+    #[error("too large for the bus: {0}")]
+    TooLarge(String),
     /// The replica answered with an error (storage failure, refused peer...).
     #[error("{0}")]
     Failed(String),

@@ -3,7 +3,7 @@
 //! by one would give, in order; a read after a write of the same pipeline sees it; a run
 //! at SERIAL is not read ahead (each read is its own consensus round); with
 //! cluster-group-pipelined-writes, runs of blind writes replicate as one round and still
-//! reply in order.
+//! reply in order; values of 1 MiB cross the ring in all these shapes.
 
 use kv_tests::cluster::Cluster;
 use kv_tests::{info_field, RawConn};
@@ -165,4 +165,87 @@ fn grouped_pipelined_writes_run_as_one_round_and_reply_in_order() {
     let replies = w.pipeline(&[&["SET", "x", "1"], &["SET", "y", "2"]]);
     assert_eq!(replies, ["+OK\r\n", "+OK\r\n"]);
     assert_eq!(writes_grouped(&mut w), 7);
+}
+
+/// Values of 1 MiB cross the ring in every shape (docs/cluster.md, "Value size"): a
+/// grouped pipeline of forty SETs (one write request per replica of 40 MiB, sent in
+/// parts), an MGET and a pipeline of GETs of all forty through other nodes (answers
+/// above the bus bound, asked again in parts), in an eventual and a linearizable
+/// database. A value above the ring's bound is refused with an error that says so, and
+/// nothing of it is written anywhere. Before, the reads timed out, and the oversized
+/// SET timed out after landing on the coordinator's own replica.
+#[test]
+fn large_values_cross_the_ring_and_an_oversized_one_is_refused() {
+    use kv_tests::cluster::connect;
+    let c = Cluster::start(3, &["--cluster-eventual-databases", "1"]);
+    let value = vec![b'v'; 1 << 20];
+    let keys: Vec<String> = (0..40).map(|i| format!("big{i}")).collect();
+    for db in [1, 0] {
+        let mut w = connect(&c.nodes[0].url(false));
+        let () = redis::cmd("SELECT").arg(db).query(&mut w).expect("SELECT");
+        let () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("cluster-group-pipelined-writes")
+            .arg("yes")
+            .query(&mut w)
+            .expect("CONFIG SET");
+        let mut sets = redis::pipe();
+        for k in &keys {
+            sets.cmd("SET").arg(k).arg(&value).ignore();
+        }
+        let () = sets.query(&mut w).expect("forty SETs of 1 MiB");
+
+        let mut r = connect(&c.nodes[1].url(false));
+        let () = redis::cmd("SELECT").arg(db).query(&mut r).expect("SELECT");
+        let () = redis::cmd("CLUSTER")
+            .arg("CONSISTENCY")
+            .arg("ALL")
+            .query(&mut r)
+            .expect("CONSISTENCY ALL");
+        let got: Vec<Vec<u8>> = redis::cmd("MGET").arg(&keys).query(&mut r).expect("MGET");
+        assert_eq!(got.len(), keys.len(), "database {db}");
+        assert!(got.iter().all(|v| *v == value), "database {db}: MGET");
+
+        let mut p = connect(&c.nodes[2].url(false));
+        let () = redis::cmd("SELECT").arg(db).query(&mut p).expect("SELECT");
+        let mut gets = redis::pipe();
+        for k in &keys {
+            gets.cmd("GET").arg(k);
+        }
+        let got: Vec<Vec<u8>> = gets.query(&mut p).expect("forty pipelined GETs");
+        assert!(got.iter().all(|v| *v == value), "database {db}: GETs");
+
+        let huge = vec![b'h'; 17 << 20];
+        let refused = redis::cmd("SET")
+            .arg("huge")
+            .arg(huge)
+            .query::<()>(&mut w)
+            .expect_err("a 17 MiB value on a ring");
+        assert!(
+            refused.to_string().contains("too large for a kvd cluster"),
+            "database {db}: {refused}"
+        );
+        for node in &c.nodes {
+            let mut conn = connect(&node.url(false));
+            let () = redis::cmd("SELECT")
+                .arg(db)
+                .query(&mut conn)
+                .expect("SELECT");
+            // At ALL: a copy on any one replica would be found.
+            let () = redis::cmd("CLUSTER")
+                .arg("CONSISTENCY")
+                .arg("ALL")
+                .query(&mut conn)
+                .expect("CONSISTENCY ALL");
+            let exists: i64 = redis::cmd("EXISTS")
+                .arg("huge")
+                .query(&mut conn)
+                .expect("EXISTS");
+            assert_eq!(
+                exists, 0,
+                "database {db}: the refused value on {}",
+                node.port
+            );
+        }
+    }
 }

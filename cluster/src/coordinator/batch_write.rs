@@ -13,6 +13,7 @@ use super::tally::Tally;
 use super::write::{blind_write, body_of, hint_skipped};
 use super::Coordinator;
 use crate::quorum::{ClusterError, Consistency};
+use crate::record_size::{body_bytes, check_record_bytes};
 use crate::replica_api::WriteItem;
 use crate::Version;
 use futures::future::join_all;
@@ -63,6 +64,11 @@ impl Coordinator {
         let mut round = Vec::with_capacity(writes.len());
         let mut sent: Vec<(usize, WriteItem, usize)> = Vec::with_capacity(writes.len());
         for (i, (key, value, expire_at)) in writes.iter().enumerate() {
+            let (body, expire_at) = body_of(value.clone(), *expire_at);
+            if let Err(e) = check_record_bytes(key.key.len() + body_bytes(&body)) {
+                results[i] = Some(Err(e));
+                continue;
+            }
             let tally = Tally::new(&sets[i], quorum);
             if let Some((needed, alive)) = tally.unavailable() {
                 results[i] = Some(Err(ClusterError::Unavailable { needed, alive }));
@@ -76,7 +82,6 @@ impl Coordinator {
                     continue;
                 }
             };
-            let (body, expire_at) = body_of(value.clone(), *expire_at);
             let item = blind_write(key, version, &body, expire_at);
             sent.push((i, item.clone(), tally.needed()));
             round.push(RoundItem {

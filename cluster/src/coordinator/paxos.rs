@@ -18,6 +18,7 @@
 use super::tally::Tally;
 use super::{Coordinator, ReplicaSet};
 use crate::quorum::{ClusterError, Consistency, Target};
+use crate::record_size::{check_record_bytes, record_bytes};
 use crate::replica_api::{ItemKey, PrepareOutcome, WriteItem, WriteOutcome};
 use crate::request_record::{carried, NewRequest};
 use crate::{Body, Record, Version};
@@ -194,7 +195,13 @@ impl Coordinator {
                     }
                     let next = change(state.as_ref()).into_record(state.as_ref(), ballot);
                     let (record, writes) = match next {
-                        Some(record) => (record, true),
+                        // Refused before any replica accepts it (record_size.rs); a
+                        // round that left a value earlier still reports its outcome as
+                        // unknown (`round`).
+                        Some(record) => {
+                            check_record_bytes(record_bytes(&key.key, &record))?;
+                            (record, true)
+                        }
                         // Nothing to write, and a majority holds the same record: it is
                         // chosen, nothing to finish.
                         None if settled => return Ok(None),

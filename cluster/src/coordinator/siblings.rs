@@ -12,6 +12,7 @@ use super::write::hint_skipped;
 use super::{Coordinator, ReplicaSet};
 use crate::dvv::{SiblingsWrite, WARN_SIBLINGS};
 use crate::quorum::{ClusterError, Consistency};
+use crate::record_size::check_record_bytes;
 use crate::replica_api::{ItemKey, ReplicaError, WriteItem, WriteOutcome};
 use crate::replica_store::TOO_MANY_SIBLINGS;
 use crate::{Body, NodeId, Record, Version};
@@ -28,6 +29,7 @@ impl Coordinator {
         consistency: Consistency,
     ) -> Result<Version, ClusterError> {
         let inner = &self.inner;
+        check_record_bytes(key.key.len() + write.value.as_ref().map_or(0, |v| v.len()))?;
         let set = self.key_write_set(&key.key);
         let quorum = |n| consistency.required(n, inner.config.write_quorum);
         let mut tally = Tally::new(&set, quorum);

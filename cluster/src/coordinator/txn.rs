@@ -26,6 +26,7 @@
 use super::paxos::{Change, ChangeFn, BACKOFF_FIRST, BACKOFF_MAX};
 use super::Coordinator;
 use crate::quorum::{ClusterError, Consistency};
+use crate::record_size::{body_bytes, check_record_bytes, record_bytes};
 use crate::replica_api::ItemKey;
 use crate::txn_lock::{Intent, TxnLock, TxnMarker, MAX_MARKERS, MAX_TXN_KEYS};
 use crate::{Body, Record, Version};
@@ -156,6 +157,12 @@ impl Coordinator {
                 "a transaction wrote key {:?} it had not locked",
                 stray.key
             )));
+        }
+        // A secondary holds its value and its intent until the transaction finishes:
+        // both must fit in one record (record_size.rs), checked before any prewrite.
+        if let Err(e) = intents_fit(&snapshot, &intents) {
+            self.release(&keys, txn, consistency).await;
+            return Err(e);
         }
         let intent_of = |k: &ItemKey| intents.get(k).cloned().unwrap_or(Intent::Keep);
 
@@ -466,6 +473,24 @@ impl Coordinator {
             .round(primary.clone(), consistency, &mut drop_markers)
             .await;
     }
+}
+
+/// Refuses a transaction whose written keys would each hold a record above the ring's
+/// bound while locked (the value they hold and the intent).
+fn intents_fit(
+    snapshot: &Snapshot,
+    intents: &BTreeMap<ItemKey, Intent>,
+) -> Result<(), ClusterError> {
+    for (key, intent) in intents {
+        if let Intent::Write { body, .. } = intent {
+            let held = snapshot
+                .get(key)
+                .and_then(Option::as_ref)
+                .map_or(key.key.len(), |r| record_bytes(&key.key, r));
+            check_record_bytes(held + body_bytes(body))?;
+        }
+    }
+    Ok(())
 }
 
 /// `state` (an absent key as a tombstone) with its lock replaced by `lock`.

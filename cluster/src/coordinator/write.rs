@@ -8,6 +8,7 @@ use super::tally::Tally;
 use super::{Coordinator, ReplicaSet};
 use crate::hints::HintStore;
 use crate::quorum::{ClusterError, Consistency};
+use crate::record_size::{body_bytes, check_record_bytes};
 use crate::replica_api::{ItemKey, WriteItem};
 use crate::{Body, NodeId, Record, Version};
 use bytes::Bytes;
@@ -27,13 +28,14 @@ impl Coordinator {
         consistency: Consistency,
     ) -> Result<Version, ClusterError> {
         let inner = &self.inner;
+        let (body, expire_at) = body_of(value, expire_at);
+        check_record_bytes(key.key.len() + body_bytes(&body))?;
         let mut set = self.key_write_set(&key.key);
         let mut layout_retry = LayoutRetry::default();
         let quorum = |n| consistency.required(n, inner.config.write_quorum);
         if let Some((needed, alive)) = Tally::new(&set, quorum).unavailable() {
             return Err(ClusterError::Unavailable { needed, alive });
         }
-        let (body, expire_at) = body_of(value, expire_at);
         self.observe_flush_floor(key.db);
         let max_attempts = inner.config.max_stale_retries + 1;
         // One deadline for every attempt: the client waits at most the request timeout.

@@ -22,7 +22,7 @@ mod stripes;
 pub use acceptor::PAXOS_KEYSPACE;
 pub use drop_partition::DropStep;
 pub use error::{describe_key, StoreError};
-pub use scan::{PartitionRecords, MAX_SCAN_LIMIT};
+pub use scan::{PartitionRecords, MAX_PAGE_BYTES, MAX_SCAN_LIMIT};
 pub use siblings::TOO_MANY_SIBLINGS;
 
 use crate::merkle::{LeafWrites, Merkle};

@@ -12,8 +12,9 @@ use kv_keyspace::data_key::partition_range;
 
 /// One page of `partition` from engine key `from` on (`None`: its start): `limit`
 /// records read (at least one, at most [`super::MAX_SCAN_LIMIT`]) unless the partition
-/// ends first, of which those `keep(db, version)` refuses are left out (flushed
-/// records). `next` is the engine key of the first record not read, so the next page
+/// ends first or the next record kept would take the page above
+/// [`super::MAX_PAGE_BYTES`], of which those `keep(db, version)` refuses are left out
+/// (flushed records). `next` is the engine key of the first record not read, so the next page
 /// starts exactly there. A `from` outside the partition (it may come from a peer) is
 /// clamped into it.
 pub fn partition_page(
@@ -40,13 +41,15 @@ pub fn partition_page(
         .enumerate()
     {
         let entry = entry?;
-        if read == limit {
+        let bytes = (entry.key.len() + entry.value.len()) as u64;
+        let full = !page.items.is_empty() && page.bytes + bytes > super::MAX_PAGE_BYTES as u64;
+        if read == limit || full {
             page.next = Some(entry.key);
             break;
         }
         let (key, record) = decode_entry(&entry.key, &entry.value)?;
         if keep(key.db, record.version) {
-            page.bytes += (entry.key.len() + entry.value.len()) as u64;
+            page.bytes += bytes;
             page.items.push(WriteItem { key, record });
         }
     }
@@ -147,5 +150,53 @@ mod tests {
         let page = partition_page(store.db(), data, p, None, 7, |db, _| db != 0).unwrap();
         assert!(page.items.is_empty());
         assert!(page.next.is_some());
+    }
+
+    /// Pages of large records stop at the byte bound, so each fits in a bus message
+    /// (2048 records of 8 KiB once made a page no peer could take), and still cover the
+    /// partition exactly.
+    #[test]
+    fn pages_of_large_records_stop_at_the_byte_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path(), kv_engine::Options::default()).unwrap());
+        let store = ReplicaStore::open(db).unwrap();
+        let value = Bytes::from(vec![b'v'; 1 << 20]);
+        let version = Version {
+            ts: 1 << 16,
+            node: NodeId(1),
+        };
+        let items: Vec<WriteItem> = (0..10)
+            .map(|i| WriteItem {
+                key: ItemKey {
+                    db: 0,
+                    key: Bytes::from(format!("{{big}}{i}")),
+                },
+                record: Record::string(version, value.clone(), None),
+            })
+            .collect();
+        store.apply(&items).unwrap();
+        let p = key_partition(b"{big}0");
+        let (mut from, mut keys, mut pages) = (None::<Bytes>, 0, 0);
+        loop {
+            let page = store.scan_partition(p, from.as_deref(), 2048).unwrap();
+            pages += 1;
+            assert!(
+                page.bytes <= super::super::MAX_PAGE_BYTES as u64,
+                "a page of {} bytes",
+                page.bytes
+            );
+            // Four 1 MiB records and their keys pass 4 MiB: three per page.
+            assert!(
+                page.items.len() == 3 || page.next.is_none(),
+                "{}",
+                page.items.len()
+            );
+            keys += page.items.len();
+            match page.next {
+                Some(next) => from = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!((keys, pages), (10, 4));
     }
 }

@@ -12,6 +12,7 @@ use super::metadata;
 use super::pb;
 use super::pb::cluster_bus_client::ClusterBusClient;
 use super::replica_stream::{FrameReply, FrameRequest, OpenStream, StreamSlot};
+use super::server::answer_bound;
 use super::tls::BusTls;
 use crate::replica_api::{
     Hash16, ItemKey, MerkleLeaf, PartitionPage, PrepareOutcome, ReplicaApi, ReplicaError, ScanPage,
@@ -21,6 +22,7 @@ use crate::{Record, Version};
 use async_trait::async_trait;
 use bytes::Bytes;
 use kv_keyspace::data_key::ScanPosition;
+use prost::Message as _;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,7 +76,7 @@ impl Default for ClientConfig {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: Duration::from_secs(1),
             max_in_flight: 256,
-            max_message_bytes: 16 << 20,
+            max_message_bytes: crate::record_size::MAX_BUS_MESSAGE_BYTES,
             // Two, not more: fewer RPCs in flight make larger batches, and on the
             // cluster benchmark 2 cost 10-25% less CPU per operation than 4 at about
             // the same throughput (docs/performance.md); 1 cut GET throughput by half.
@@ -138,6 +140,20 @@ impl std::fmt::Debug for PeerClient {
     }
 }
 
+/// `send` of each half of `items`, both at once, with the answers in the items' order;
+/// either half failing fails the whole.
+async fn in_halves<I, O, F, Fut>(mut items: Vec<I>, send: F) -> Result<Vec<O>, ReplicaError>
+where
+    F: Fn(Vec<I>) -> Fut,
+    Fut: Future<Output = Result<Vec<O>, ReplicaError>>,
+{
+    let second = items.split_off(items.len() / 2);
+    let (first, second) = futures::join!(send(items), send(second));
+    let mut answers = first?;
+    answers.extend(second?);
+    Ok(answers)
+}
+
 /// The replica error a call's status means.
 fn error_of(s: Status) -> ReplicaError {
     match s.code() {
@@ -146,6 +162,9 @@ fn error_of(s: Status) -> ReplicaError {
         // on the way back", so a coordinator treats it as it treats a timeout for hints.
         Code::Unavailable => ReplicaError::Unreachable(s.message().to_string()),
         Code::ResourceExhausted => ReplicaError::Overloaded,
+        // gRPC's own refusal of a message above the bound, and the server's of an answer
+        // that would be (`Service::serve_read`).
+        Code::OutOfRange => ReplicaError::TooLarge(s.message().to_string()),
         Code::FailedPrecondition => ReplicaError::CatchingUp,
         Code::Aborted => match stale_layout_version(&s) {
             Some(version) => ReplicaError::StaleLayout { version },
@@ -445,15 +464,46 @@ fn decode_answers<P, T>(
 }
 
 impl PeerClient {
-    /// One write request, unbatched.
+    /// One write request, unbatched: several when the items would make a message above
+    /// the bus bound (a batch of large values), each half of the items in turn, sent at
+    /// once. One failed part fails the whole (the other part's items may be applied, as
+    /// after a timeout).
     async fn send_write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
+        self.send_write_pb(items.into_iter().map(cv::write_item_to_pb).collect())
+            .await
+    }
+
+    async fn send_write_pb(
+        &self,
+        items: Vec<pb::WriteItem>,
+    ) -> Result<Vec<WriteOutcome>, ReplicaError> {
         let n = items.len();
         let msg = pb::WriteRequest {
-            items: items.into_iter().map(cv::write_item_to_pb).collect(),
+            items,
             layout_version: self.layout_version(),
             // This build counts StoredNotCounted answers correctly (rpc/not_counted.rs).
             takes_not_counted: true,
         };
+        if n > 1 && msg.encoded_len() > answer_bound(self.config.max_message_bytes) {
+            return self.send_write_halves(msg.items).await;
+        }
+        self.send_write_message(msg, n).await
+    }
+
+    /// [`PeerClient::send_write_pb`] of each half of `items`, boxed to recurse.
+    fn send_write_halves(
+        &self,
+        items: Vec<pb::WriteItem>,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<WriteOutcome>, ReplicaError>> {
+        Box::pin(in_halves(items, |half| self.send_write_pb(half)))
+    }
+
+    /// Sends one write request of `n` items.
+    async fn send_write_message(
+        &self,
+        msg: pb::WriteRequest,
+        n: usize,
+    ) -> Result<Vec<WriteOutcome>, ReplicaError> {
         let r = self
             .replica_request(
                 "Write",
@@ -469,11 +519,32 @@ impl PeerClient {
         decode_answers(r.outcomes, n, cv::outcome_from_pb)
     }
 
-    /// One read request, unbatched.
+    /// One read request, unbatched; when the replica refuses to answer it whole (its
+    /// records would make a message above the bus bound), each half of the keys is
+    /// asked in turn, at once, down to one key per request.
     async fn send_read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
+        match self.send_read_message(&keys).await {
+            Err(ReplicaError::TooLarge(_)) if keys.len() > 1 => self.send_read_halves(keys).await,
+            answered => answered,
+        }
+    }
+
+    /// [`PeerClient::send_read`] of each half of `keys`, boxed to recurse.
+    fn send_read_halves(
+        &self,
+        keys: Vec<ItemKey>,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<Option<Record>>, ReplicaError>> {
+        Box::pin(in_halves(keys, |half| self.send_read(half)))
+    }
+
+    /// Sends one read request for `keys`.
+    async fn send_read_message(
+        &self,
+        keys: &[ItemKey],
+    ) -> Result<Vec<Option<Record>>, ReplicaError> {
         let n = keys.len();
         let msg = pb::ReadRequest {
-            keys: keys.into_iter().map(cv::key_to_pb).collect(),
+            keys: keys.iter().cloned().map(cv::key_to_pb).collect(),
             layout_version: self.layout_version(),
         };
         let r = self

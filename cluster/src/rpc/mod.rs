@@ -27,6 +27,8 @@ pub mod server;
 pub mod tls;
 
 #[cfg(test)]
+mod large_messages_tests;
+#[cfg(test)]
 mod not_counted_tests;
 #[cfg(test)]
 mod publish_tests;

@@ -22,6 +22,15 @@ pub(super) fn tombstone(k: &'static str, ts: u64) -> Vec<WriteItem> {
 /// A fake replica served on a new port (with the replica protocols of `serves`, under
 /// `limits`) and a client of it.
 pub(super) async fn serving(serves: Serves, limits: BusLimits) -> (Server, PeerClient) {
+    serving_with(serves, limits, ClientConfig::default()).await
+}
+
+/// [`serving`] with a client of settings `config`.
+pub(super) async fn serving_with(
+    serves: Serves,
+    limits: BusLimits,
+    config: ClientConfig,
+) -> (Server, PeerClient) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let s = launch(
         listener,
@@ -32,7 +41,7 @@ pub(super) async fn serving(serves: Serves, limits: BusLimits) -> (Server, PeerC
         serves,
         limits,
     );
-    let c = client_with(&s, None, None, ClientConfig::default());
+    let c = client_with(&s, None, None, config);
     (s, c)
 }
 

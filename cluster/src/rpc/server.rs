@@ -17,12 +17,22 @@ pub(crate) use super::replica_link::Serves;
 use super::tls::BusTls;
 use crate::replica_api::ReplicaError;
 use futures::future::Either;
+use prost::Message as _;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::{InterceptedService, Interceptor};
 use tonic::{Request, Response, Status};
+
+/// The largest answer message that leaves room, under the bus bound `max_message_bytes`,
+/// for the frame around it on a stream or link.
+pub(crate) fn answer_bound(max_message_bytes: usize) -> usize {
+    max_message_bytes.saturating_sub(FRAME_ENVELOPE_BYTES)
+}
+
+/// What a replica frame adds around its request or answer (id, tags), with room to spare.
+const FRAME_ENVELOPE_BYTES: usize = 1024;
 
 /// What one peer may ask of this node at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +53,7 @@ pub struct BusLimits {
 impl Default for BusLimits {
     fn default() -> Self {
         BusLimits {
-            max_message_bytes: 16 << 20,
+            max_message_bytes: crate::record_size::MAX_BUS_MESSAGE_BYTES,
             max_items: 4096,
             max_scan_limit: 4096,
             max_concurrent_per_connection: 256,
@@ -239,6 +249,7 @@ pub(crate) fn status_of(e: ReplicaError) -> Status {
             Status::failed_precondition("replica catching up after an unclean restart")
         }
         ReplicaError::StaleLayout { version } => stale_layout(0, version),
+        ReplicaError::TooLarge(m) => Status::out_of_range(m),
         ReplicaError::Failed(m) => Status::internal(m),
     }
 }
@@ -339,9 +350,20 @@ impl Service {
             .collect::<Result<Vec<_>, _>>()
             .map_err(bad)?;
         let records = self.handler.replica().read(keys).await.map_err(status_of)?;
-        Ok(pb::ReadResponse {
+        let reply = pb::ReadResponse {
             records: records.into_iter().map(cv::maybe_record_to_pb).collect(),
-        })
+        };
+        // Refused here rather than dropped by the carrier's encoder: the asker splits
+        // its keys and asks again (rpc/client.rs) instead of waiting for a lost answer.
+        let bytes = reply.encoded_len();
+        let bound = answer_bound(self.limits.max_message_bytes);
+        if bytes > bound && reply.records.len() > 1 {
+            return Err(status_of(ReplicaError::TooLarge(format!(
+                "an answer of {} records and {bytes} bytes, above {bound}: ask for fewer keys",
+                reply.records.len()
+            ))));
+        }
+        Ok(reply)
     }
 }
 
