@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         db.close()?;
     }
     write_resp_seeds(&corpus.join("resp_parser"))?;
+    write_cluster_seeds(&corpus.join("cluster_records"))?;
     println!("seeds written under {}", corpus.display());
     Ok(())
 }
@@ -141,6 +142,88 @@ fn write_resp_seeds(dir: &Path) -> std::io::Result<()> {
         let mut bytes = vec![flags, 0x5a];
         bytes.extend_from_slice(stream);
         write(dir, name, &bytes)?;
+    }
+    Ok(())
+}
+
+/// Records of every kind, a hint, and gossip packets with and without a MAC, behind
+/// cluster_records' selector byte (0 record, 1 hint, 2 gossip packet).
+fn write_cluster_seeds(dir: &Path) -> std::io::Result<()> {
+    use bytes::Bytes;
+    use kv_cluster::dvv::{Siblings, SiblingsWrite};
+    use kv_cluster::gossip::frame::GossipKey;
+    use kv_cluster::replica_api::{ItemKey, WriteItem};
+    use kv_cluster::txn_lock::{Intent, TxnLock, TxnMarker};
+    use kv_cluster::{Body, NodeId, Record, RequestRecord, Version};
+    let version = |ts: u64| Version {
+        ts: ts << 16,
+        node: NodeId(7),
+    };
+    let key = |k: &'static str| ItemKey {
+        db: 3,
+        key: Bytes::from_static(k.as_bytes()),
+    };
+    let string = Record::string(version(1), Bytes::from_static(b"value"), Some(1 << 40));
+    let mut siblings = Siblings::default();
+    for (actor, value) in [(1, "a"), (2, "b")] {
+        let write = SiblingsWrite {
+            context: Default::default(),
+            value: Some(Bytes::from_static(value.as_bytes())),
+        };
+        siblings.accept(&write, NodeId(actor), 5);
+    }
+    let mut with_requests = string.clone();
+    with_requests.requests.push(RequestRecord {
+        id: Bytes::from_static(b"request-1"),
+        expire_at: 1 << 41,
+        written_at: version(1),
+        reply: Bytes::from_static(b"+OK\r\n"),
+    });
+    let mut locked = string.clone();
+    locked.txn.lock = Some(Box::new(TxnLock {
+        txn: version(2),
+        primary: key("primary"),
+        expires_at: 1 << 41,
+        intent: Intent::Write {
+            body: Body::Tombstone,
+            expire_at: None,
+        },
+    }));
+    locked.txn.markers.push(TxnMarker {
+        txn: version(1),
+        secondaries: vec![key("second"), key("third")],
+    });
+    let records = [
+        ("string", string.clone()),
+        ("tombstone", Record::tombstone(version(2))),
+        (
+            "siblings",
+            Record {
+                body: Body::Siblings(siblings),
+                ..Record::tombstone(version(3))
+            },
+        ),
+        ("requests", with_requests),
+        ("txn", locked),
+    ];
+    for (name, record) in records {
+        let mut bytes = vec![0];
+        bytes.extend(record.encode());
+        write(dir, &format!("record-{name}"), &bytes)?;
+    }
+    let item = WriteItem {
+        key: key("hinted"),
+        record: string,
+    };
+    let mut hint = vec![1];
+    hint.extend(kv_cluster::hints::encode_hint(1 << 40, &item));
+    write(dir, "hint", &hint)?;
+    for (name, secret) in [("plain", None), ("mac", Some(b"secret".as_slice()))] {
+        let mut packet = Vec::new();
+        GossipKey::new(secret, Some("cluster".into())).seal(b"chitchat message", &mut packet);
+        let mut bytes = vec![2];
+        bytes.extend(packet);
+        write(dir, &format!("gossip-{name}"), &bytes)?;
     }
     Ok(())
 }
