@@ -523,31 +523,18 @@ impl PeerClient {
     /// records would make a message above the bus bound), each half of the keys is
     /// asked in turn, at once, down to one key per request.
     async fn send_read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
-        match self.send_read_message(&keys).await {
-            Err(ReplicaError::TooLarge(_)) if keys.len() > 1 => self.send_read_halves(keys).await,
-            answered => answered,
-        }
-    }
-
-    /// [`PeerClient::send_read`] of each half of `keys`, boxed to recurse.
-    fn send_read_halves(
-        &self,
-        keys: Vec<ItemKey>,
-    ) -> futures::future::BoxFuture<'_, Result<Vec<Option<Record>>, ReplicaError>> {
-        Box::pin(in_halves(keys, |half| self.send_read(half)))
-    }
-
-    /// Sends one read request for `keys`.
-    async fn send_read_message(
-        &self,
-        keys: &[ItemKey],
-    ) -> Result<Vec<Option<Record>>, ReplicaError> {
         let n = keys.len();
+        // Kept for asking again in halves; a single key's answer has none.
+        let (sent, kept) = if n > 1 {
+            (keys.clone(), Some(keys))
+        } else {
+            (keys, None)
+        };
         let msg = pb::ReadRequest {
-            keys: keys.iter().cloned().map(cv::key_to_pb).collect(),
+            keys: sent.into_iter().map(cv::key_to_pb).collect(),
             layout_version: self.layout_version(),
         };
-        let r = self
+        let answered = self
             .replica_request(
                 "Read",
                 msg,
@@ -558,8 +545,19 @@ impl PeerClient {
                 },
                 |mut c, r| async move { c.read(r).await },
             )
-            .await?;
-        decode_answers(r.records, n, cv::maybe_record_from_pb)
+            .await;
+        match (answered, kept) {
+            (Err(ReplicaError::TooLarge(_)), Some(keys)) => self.send_read_halves(keys).await,
+            (answered, _) => decode_answers(answered?.records, n, cv::maybe_record_from_pb),
+        }
+    }
+
+    /// [`PeerClient::send_read`] of each half of `keys`, boxed to recurse.
+    fn send_read_halves(
+        &self,
+        keys: Vec<ItemKey>,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<Option<Record>>, ReplicaError>> {
+        Box::pin(in_halves(keys, |half| self.send_read(half)))
     }
 
     /// Sends a replica request as a frame of the replica stream (`frame` wraps it,

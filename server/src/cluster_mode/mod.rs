@@ -95,9 +95,7 @@ fn route_of(
     spec: &'static table::CommandSpec,
     args: &[Bytes],
 ) -> Route {
-    let parent = table::lookup(&args[0])
-        .filter(|p| !p.subcommands.is_empty())
-        .map(|p| p.name);
+    let parent = container_of(spec, &args[0]);
     let (linearizable, siblings_db) = {
         let config = srv.config.read();
         let c = &config.cluster;
@@ -113,6 +111,20 @@ fn route_of(
             serial::upgrade(route, spec, client.consistency, linearizable)
         }
     }
+}
+
+/// The name of the container command (CLUSTER, CONFIG...) `spec` was resolved under,
+/// if `name` (the command's first word) names one. A command named by its own spec
+/// needs no table lookup: that spec is what `name` resolves to (a subcommand's spec is
+/// named by its second word), and two lookups of a pipelined GET's name were 2-3% of its
+/// CPU on the ring.
+fn container_of(spec: &'static table::CommandSpec, name: &[u8]) -> Option<&'static str> {
+    let top = if name.eq_ignore_ascii_case(spec.name.as_bytes()) {
+        spec
+    } else {
+        table::lookup(name)?
+    };
+    (!top.subcommands.is_empty()).then_some(top.name)
 }
 
 /// A ring error as the client sees it.

@@ -439,3 +439,28 @@ async fn idempotent_commands_of_several_keys_or_in_an_eventual_database_are_refu
         other => panic!("{other:?}"),
     }
 }
+
+/// `container_of` agrees with looking the first word up, for every command and every
+/// subcommand of the table, in any case.
+#[test]
+fn the_container_of_every_command_is_found_without_a_lookup_when_it_names_itself() {
+    use crate::commands::table;
+    for top in table::COMMANDS {
+        for name in [top.name.to_string(), top.name.to_uppercase()] {
+            let expected = (!top.subcommands.is_empty()).then_some(top.name);
+            assert_eq!(
+                super::container_of(top, name.as_bytes()),
+                expected,
+                "{name}"
+            );
+            for sub in top.subcommands {
+                assert_eq!(
+                    super::container_of(sub, name.as_bytes()),
+                    Some(top.name),
+                    "{name} {}",
+                    sub.name
+                );
+            }
+        }
+    }
+}
