@@ -3,7 +3,7 @@
 //! that wait for an fsync, lock waits) leave the async worker via `block_in_place`, once
 //! per pipeline batch, so no runtime thread sleeps on the disk.
 
-use crate::cluster_mode::pipelined_reads::{read_ahead, ReadAhead};
+use crate::cluster_mode::pipelined_reads::{read_ahead, InRun, ReadAhead};
 use crate::cluster_mode::pipelined_writes::run_grouped;
 use crate::commands;
 use crate::commands::table::CommandSpec;
@@ -117,7 +117,11 @@ async fn serve_client<S>(
                                 .await
                                 .map(|a| (i + a.commands, a));
                         }
-                        let reads = ahead.as_ref().map(|(_, a)| a);
+                        // Command i is in the run that ends before `end`.
+                        let reads = ahead.as_ref().and_then(|(end, a)| {
+                            let index = (i + a.commands).checked_sub(*end)?;
+                            Some(InRun { ahead: a, index })
+                        });
                         let mut reply = crate::cluster_mode::execute_read_ahead(
                             srv, ring, client, &batch[i], reads,
                         )

@@ -31,7 +31,7 @@ use kv_cluster::config::Consistency;
 use kv_cluster::replica_api::ItemKey;
 use kv_cluster::ring::{Ring, RingError};
 use kv_cluster::{Body, Record};
-use pipelined_reads::ReadAhead;
+use pipelined_reads::{InRun, ReadAhead};
 use route::Route;
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,18 +47,24 @@ pub async fn execute(
 }
 
 /// [`execute`] for a command of a run of pipelined reads whose keys were read ahead
-/// (`ahead`, crate::cluster_mode::pipelined_reads): it reads them from there.
+/// (`ahead`, crate::cluster_mode::pipelined_reads): it reads them from there, and its
+/// name is not looked up again.
 pub async fn execute_read_ahead(
     srv: &Shared,
     ring: &Arc<dyn Ring>,
     client: &mut Client,
     args: &[Bytes],
-    ahead: Option<&ReadAhead>,
+    ahead: Option<InRun<'_>>,
 ) -> Reply {
-    let spec = match commands::admit(srv, client, args) {
+    let admitted = match ahead.and_then(|a| a.looked_up()) {
+        Some(spec) => commands::admit_looked_up(srv, client, args, Some(spec)),
+        None => commands::admit(srv, client, args),
+    };
+    let spec = match admitted {
         Admission::Run(spec) => spec,
         Admission::Done(reply) => return reply,
     };
+    let ahead = ahead.map(|a| a.ahead);
     let started = Instant::now();
     let reply = match route_of(srv, client, spec, args) {
         // Admin commands (COMPACT, CHECKPOINT, SAVE, ...) may wait on the disk: as on

@@ -32,7 +32,26 @@ const MAX_KEYS: usize = 1024;
 pub struct ReadAhead {
     /// How many commands, from the first, the run covers.
     pub commands: usize,
+    /// Each command's spec as the command table gave it for its name, so that running
+    /// it does not look the name up again.
+    looked_up: Vec<&'static table::CommandSpec>,
     reads: CommandMap<(usize, Bytes), Result<Option<Entry>, RingError>>,
+}
+
+/// A command of a read-ahead run: the run, and the command's place in it.
+#[derive(Debug, Clone, Copy)]
+pub struct InRun<'a> {
+    /// The run's reads.
+    pub ahead: &'a ReadAhead,
+    /// The command's index in the run (0 for its first).
+    pub index: usize,
+}
+
+impl InRun<'_> {
+    /// What the command table gave for the command's name.
+    pub fn looked_up(&self) -> Option<&'static table::CommandSpec> {
+        self.ahead.looked_up.get(self.index).copied()
+    }
 }
 
 impl ReadAhead {
@@ -57,6 +76,7 @@ pub async fn read_ahead(
         return None;
     }
     let mut keys: Vec<Bytes> = Vec::new();
+    let mut specs = Vec::new();
     let mut run = 0;
     for args in cmds.iter().take(MAX_RUN) {
         let looked_up = table::lookup(&args[0]);
@@ -77,6 +97,8 @@ pub async fn read_ahead(
             break;
         }
         keys.extend(named.into_iter().cloned());
+        // Every command of the run was found: `groupable` admitted it.
+        specs.extend(looked_up);
         run += 1;
     }
     if run < 2 {
@@ -91,6 +113,7 @@ pub async fn read_ahead(
     let fetched = read_keys(ring, db, client.consistency, &keys).await;
     Some(ReadAhead {
         commands: run,
+        looked_up: specs,
         reads: keys.into_iter().map(|k| (db, k)).zip(fetched).collect(),
     })
 }

@@ -267,7 +267,17 @@ pub fn execute_looked_up(
 /// and MULTI queueing. Shared by the local path ([`execute`]) and the ring path
 /// (`crate::cluster_mode`), so a command is admitted the same way on both.
 pub fn admit(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Admission {
-    match admit_inner(srv, client, args, table::lookup(&args[0])) {
+    admit_looked_up(srv, client, args, table::lookup(&args[0]))
+}
+
+/// [`admit`] for a caller that already looked the name up (`table::lookup(&args[0])`).
+pub fn admit_looked_up(
+    srv: &Shared,
+    client: &mut Client,
+    args: &[Bytes],
+    looked_up: Option<&'static CommandSpec>,
+) -> Admission {
+    match admit_inner(srv, client, args, looked_up) {
         Ok(spec) => Admission::Run(spec),
         Err(reply) => Admission::Done(reply),
     }
