@@ -464,10 +464,10 @@ fn decode_answers<P, T>(
 }
 
 impl PeerClient {
-    /// One write request, unbatched: several when the items would make a message above
-    /// the bus bound (a batch of large values), each half of the items in turn, sent at
-    /// once. One failed part fails the whole (the other part's items may be applied, as
-    /// after a timeout).
+    /// One write request, unbatched; when the items would make a message above the bus
+    /// bound (a batch of large values), one per half of them, both sent at once (and so
+    /// on down). One failed part fails the whole (the other part's items may be
+    /// applied, as after a timeout).
     async fn send_write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
         self.send_write_pb(items.into_iter().map(cv::write_item_to_pb).collect())
             .await
@@ -520,8 +520,8 @@ impl PeerClient {
     }
 
     /// One read request, unbatched; when the replica refuses to answer it whole (its
-    /// records would make a message above the bus bound), each half of the keys is
-    /// asked in turn, at once, down to one key per request.
+    /// records would make a message above the bus bound), one per half of the keys,
+    /// both at once, and so on down to one key per request.
     async fn send_read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
         let n = keys.len();
         // Kept for asking again in halves; a single key's answer has none.
