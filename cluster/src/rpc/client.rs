@@ -468,9 +468,13 @@ impl PeerClient {
     /// bound (a batch of large values), one per half of them, both sent at once (and so
     /// on down). One failed part fails the whole (the other part's items may be
     /// applied, as after a timeout).
-    async fn send_write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
+    /// (Not itself async: a future around the next one's would be one more copy per
+    /// write.)
+    fn send_write(
+        &self,
+        items: Vec<WriteItem>,
+    ) -> impl Future<Output = Result<Vec<WriteOutcome>, ReplicaError>> + Send + '_ {
         self.send_write_pb(items.into_iter().map(cv::write_item_to_pb).collect())
-            .await
     }
 
     async fn send_write_pb(
@@ -487,23 +491,6 @@ impl PeerClient {
         if n > 1 && msg.encoded_len() > answer_bound(self.config.max_message_bytes) {
             return self.send_write_halves(msg.items).await;
         }
-        self.send_write_message(msg, n).await
-    }
-
-    /// [`PeerClient::send_write_pb`] of each half of `items`, boxed to recurse.
-    fn send_write_halves(
-        &self,
-        items: Vec<pb::WriteItem>,
-    ) -> futures::future::BoxFuture<'_, Result<Vec<WriteOutcome>, ReplicaError>> {
-        Box::pin(in_halves(items, |half| self.send_write_pb(half)))
-    }
-
-    /// Sends one write request of `n` items.
-    async fn send_write_message(
-        &self,
-        msg: pb::WriteRequest,
-        n: usize,
-    ) -> Result<Vec<WriteOutcome>, ReplicaError> {
         let r = self
             .replica_request(
                 "Write",
@@ -517,6 +504,14 @@ impl PeerClient {
             )
             .await?;
         decode_answers(r.outcomes, n, cv::outcome_from_pb)
+    }
+
+    /// [`PeerClient::send_write_pb`] of each half of `items`, boxed to recurse.
+    fn send_write_halves(
+        &self,
+        items: Vec<pb::WriteItem>,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<WriteOutcome>, ReplicaError>> {
+        Box::pin(in_halves(items, |half| self.send_write_pb(half)))
     }
 
     /// One read request, unbatched; when the replica refuses to answer it whole (its
