@@ -51,6 +51,11 @@ pub fn record_bytes(key: &[u8], record: &Record) -> usize {
     key.len() + body_bytes(&record.body) + intent + requests
 }
 
+/// Refuses a blind write of `body` to `key` whose record would pass the bound.
+pub fn check_body(key: &[u8], body: &Body) -> Result<(), ClusterError> {
+    check_record_bytes(key.len() + body_bytes(body))
+}
+
 /// Refuses a write of `bytes` (from [`record_bytes`]) above [`MAX_RECORD_BYTES`]:
 /// nothing was sent, so nothing was written.
 pub fn check_record_bytes(bytes: usize) -> Result<(), ClusterError> {

@@ -13,7 +13,7 @@ use super::tally::Tally;
 use super::write::{blind_write, body_of, hint_skipped};
 use super::Coordinator;
 use crate::quorum::{ClusterError, Consistency};
-use crate::record_size::{body_bytes, check_record_bytes};
+use crate::record_size::check_body;
 use crate::replica_api::WriteItem;
 use crate::Version;
 use futures::future::join_all;
@@ -65,7 +65,7 @@ impl Coordinator {
         let mut sent: Vec<(usize, WriteItem, usize)> = Vec::with_capacity(writes.len());
         for (i, (key, value, expire_at)) in writes.iter().enumerate() {
             let (body, expire_at) = body_of(value.clone(), *expire_at);
-            if let Err(e) = check_record_bytes(key.key.len() + body_bytes(&body)) {
+            if let Err(e) = check_body(&key.key, &body) {
                 results[i] = Some(Err(e));
                 continue;
             }

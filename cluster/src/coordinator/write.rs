@@ -8,7 +8,7 @@ use super::tally::Tally;
 use super::{Coordinator, ReplicaSet};
 use crate::hints::HintStore;
 use crate::quorum::{ClusterError, Consistency};
-use crate::record_size::{body_bytes, check_record_bytes};
+use crate::record_size::check_body;
 use crate::replica_api::{ItemKey, WriteItem};
 use crate::{Body, NodeId, Record, Version};
 use bytes::Bytes;
@@ -29,7 +29,7 @@ impl Coordinator {
     ) -> Result<Version, ClusterError> {
         let inner = &self.inner;
         let (body, expire_at) = body_of(value, expire_at);
-        check_record_bytes(key.key.len() + body_bytes(&body))?;
+        check_body(&key.key, &body)?;
         let mut set = self.key_write_set(&key.key);
         let mut layout_retry = LayoutRetry::default();
         let quorum = |n| consistency.required(n, inner.config.write_quorum);
