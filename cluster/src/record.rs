@@ -202,7 +202,9 @@ impl Record {
         let body = match b[HEADER - 1] {
             TOMBSTONE if b.len() == payload_at => Body::Tombstone,
             TOMBSTONE => return None,
-            SIBLINGS | SIBLINGS_WRITE if !requests.is_empty() => return None,
+            // Siblings carry neither (see `encode`): a record that says otherwise is not
+            // one kvd wrote, and would not encode back to itself.
+            SIBLINGS | SIBLINGS_WRITE if !requests.is_empty() || !txn.is_empty() => return None,
             SIBLINGS => Body::Siblings(Siblings::decode(&b.slice(payload_at..))?),
             SIBLINGS_WRITE => Body::SiblingsWrite(SiblingsWrite::decode(&b.slice(payload_at..))?),
             tag => Body::Value {
@@ -348,6 +350,26 @@ mod tests {
         bad.push(1); // a tombstone with a payload
         assert_eq!(Record::decode(&Bytes::from(bad)), None);
         assert_eq!(Record::decode(&Bytes::from_static(b"\x02")), None);
+    }
+
+    /// Found by the `cluster_records` fuzz target: a siblings record of format 3 whose
+    /// transaction state is not empty. `encode` never writes one (siblings carry no
+    /// transaction state), so decoding it gave a record that did not encode back to
+    /// itself; such bytes are refused as damage.
+    #[test]
+    fn a_siblings_record_with_transaction_state_is_refused() {
+        let found: &[u8] = &[
+            3, 0, 0, 0, 0, 0, 9, 0, 9, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 1, 0, 128,
+            0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 1, 0, 43, 0, 0, 0, 2,
+            2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(Record::decode(&Bytes::copy_from_slice(found)), None);
+        // Every record that does decode encodes back to itself (the fuzz target's check).
+        for cut in HEADER..found.len() {
+            if let Some(r) = Record::decode(&Bytes::copy_from_slice(&found[..cut])) {
+                assert_eq!(Record::decode(&Bytes::from(r.encode())), Some(r), "cut {cut}");
+            }
+        }
     }
 
     fn with_requests(mut r: Record) -> Record {
