@@ -181,7 +181,7 @@ impl Coordinator {
             let ballot = inner.clock.next().map_err(ClusterError::Clock)?;
             let seen = match prepare(&set, &key, ballot, Tally::new(&set, majority), deadline).await
             {
-                Promises::Granted(records) => {
+                Promises::Granted(records) => 'granted: {
                     let (state, settled) = newest(records, floor);
                     // The majority holds a record that may derive from this command's
                     // own earlier value: running it again could apply it twice.
@@ -192,6 +192,14 @@ impl Coordinator {
                                 needed,
                             });
                         }
+                    }
+                    // Clients see a version's timestamp alone (fencing tokens, ETags):
+                    // the next state's must be above the state's, not only its (ts, node)
+                    // pair, and another node's clock may have given that state this very
+                    // timestamp. Nothing was accepted yet: the next round, with the clock
+                    // moved past it, has a later timestamp.
+                    if let Some(r) = state.as_ref().filter(|r| r.version.ts >= ballot.ts) {
+                        break 'granted r.version;
                     }
                     let next = change(state.as_ref()).into_record(state.as_ref(), ballot);
                     let (record, writes) = match next {
