@@ -359,15 +359,19 @@ mod tests {
     #[test]
     fn a_siblings_record_with_transaction_state_is_refused() {
         let found: &[u8] = &[
-            3, 0, 0, 0, 0, 0, 9, 0, 9, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 1, 0, 128,
-            0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 1, 0, 43, 0, 0, 0, 2,
-            2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            3, 0, 0, 0, 0, 0, 9, 0, 9, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 1, 0, 128, 0,
+            0, 2, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 1, 0, 43, 0, 0, 0, 2, 2, 0,
+            0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         ];
         assert_eq!(Record::decode(&Bytes::copy_from_slice(found)), None);
         // Every record that does decode encodes back to itself (the fuzz target's check).
         for cut in HEADER..found.len() {
             if let Some(r) = Record::decode(&Bytes::copy_from_slice(&found[..cut])) {
-                assert_eq!(Record::decode(&Bytes::from(r.encode())), Some(r), "cut {cut}");
+                assert_eq!(
+                    Record::decode(&Bytes::from(r.encode())),
+                    Some(r),
+                    "cut {cut}"
+                );
             }
         }
     }

@@ -53,7 +53,11 @@ async fn two_proposers_whose_clocks_read_the_same_millisecond_write_growing_time
             .await
             .expect("a round on three live replicas")
             .expect("a write");
-        assert_eq!(seen, tokens.last().copied(), "each round reads the one before");
+        assert_eq!(
+            seen,
+            tokens.last().copied(),
+            "each round reads the one before"
+        );
         if let Some(before) = tokens.last() {
             assert!(
                 version.ts > before.ts,
