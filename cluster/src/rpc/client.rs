@@ -717,20 +717,37 @@ impl ReplicaApi for PeerClient {
         partition: u16,
         bucket: u8,
     ) -> Result<Vec<MerkleLeaf>, ReplicaError> {
-        let msg = pb::MerkleLeavesRequest {
-            partition: partition.into(),
-            bucket: bucket.into(),
-        };
-        let r = self
-            .call("MerkleLeaves", msg, |mut c, r| async move {
-                c.merkle_leaves(r).await
-            })
-            .await?;
-        r.leaves
-            .into_iter()
-            .map(cv::leaf_from_pb)
-            .collect::<Result<_, _>>()
-            .map_err(bad_reply)
+        // Page by page (rpc/leaves_page.rs): a bucket's leaves may pass the bus bound.
+        let mut leaves: Vec<MerkleLeaf> = Vec::new();
+        loop {
+            let after = leaves.last().map(|l| l.key.clone());
+            let msg = pb::MerkleLeavesRequest {
+                partition: partition.into(),
+                bucket: bucket.into(),
+                after: after.clone().map(cv::key_to_pb),
+            };
+            let r = self
+                .call("MerkleLeaves", msg, |mut c, r| async move {
+                    c.merkle_leaves(r).await
+                })
+                .await?;
+            let more = r.more;
+            for leaf in r.leaves {
+                leaves.push(cv::leaf_from_pb(leaf).map_err(bad_reply)?);
+            }
+            if !more {
+                return Ok(leaves);
+            }
+            // A page with more after it must end past where it started, or a peer that
+            // answered otherwise would have this loop ask forever. (A node built before
+            // paging answers one page in its own order: only pages are checked.)
+            let last = leaves.last().map(|l| &l.key);
+            if last.is_none() || last <= after.as_ref() {
+                return Err(bad_reply(
+                    "a page of Merkle leaves that does not move past the last".to_string(),
+                ));
+            }
+        }
     }
 
     async fn scan(

@@ -83,3 +83,30 @@ async fn a_read_whose_answer_passes_the_bus_bound_is_asked_again_in_parts() {
         assert_eq!(reads, 3, "{serves:?}: reads served");
     }
 }
+
+#[tokio::test]
+async fn a_bucket_whose_leaves_pass_the_bus_bound_comes_in_pages() {
+    let (s, c) = serving_small_messages(Serves::StreamsAndLinks).await;
+    // Six keys of 3000 bytes: their leaves alone pass the bound.
+    let keys: Vec<ItemKey> = KEYS
+        .iter()
+        .map(|k| ItemKey {
+            db: 0,
+            key: Bytes::from(format!("{k}{}", ".".repeat(3000))),
+        })
+        .collect();
+    for k in &keys {
+        s.replica.data.lock().insert(k.clone(), large(1));
+    }
+    let leaves = c.merkle_leaves(3, 7).await.expect("every page");
+    let mut got: Vec<ItemKey> = leaves.iter().map(|l| l.key.clone()).collect();
+    got.sort();
+    let mut want = keys.clone();
+    want.push(ItemKey {
+        db: 1,
+        key: Bytes::from_static(b"leaf"),
+    });
+    want.sort();
+    assert_eq!(got, want, "each leaf once");
+    assert!(leaves.iter().all(|l| l.hash == [7; 16]));
+}

@@ -10,6 +10,7 @@ mod batcher;
 pub mod bus_version;
 pub mod client;
 mod convert;
+mod leaves_page;
 pub mod handler;
 pub mod latency;
 pub mod layout_tag;

@@ -474,15 +474,18 @@ impl ClusterBus for Service {
         let req = req.into_inner();
         let partition = cv::partition_from_pb(req.partition).map_err(bad)?;
         let bucket = cv::bucket_from_pb(req.bucket).map_err(bad)?;
+        let after = match req.after {
+            Some(k) => Some(cv::key_from_pb(Some(k)).map_err(bad)?),
+            None => None,
+        };
         let leaves = self
             .handler
             .replica()
             .merkle_leaves(partition, bucket)
             .await
             .map_err(status_of)?;
-        ok.reply(pb::MerkleLeavesResponse {
-            leaves: leaves.into_iter().map(cv::leaf_to_pb).collect(),
-        })
+        let bound = answer_bound(self.limits.max_message_bytes);
+        ok.reply(super::leaves_page::page(leaves, after.as_ref(), bound))
     }
 
     async fn scan(

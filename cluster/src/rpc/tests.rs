@@ -83,18 +83,25 @@ impl ReplicaApi for FakeReplica {
             .collect())
     }
 
+    /// A leaf named "leaf", then one per key held (any partition or bucket, in the
+    /// map's order).
     async fn merkle_leaves(
         &self,
         _partition: u16,
         bucket: u8,
     ) -> Result<Vec<MerkleLeaf>, ReplicaError> {
-        Ok(vec![MerkleLeaf {
-            key: ItemKey {
-                db: 1,
-                key: Bytes::from_static(b"leaf"),
-            },
-            hash: [bucket; 16],
-        }])
+        let fixed = ItemKey {
+            db: 1,
+            key: Bytes::from_static(b"leaf"),
+        };
+        let held: Vec<ItemKey> = self.data.lock().keys().cloned().collect();
+        Ok(std::iter::once(fixed)
+            .chain(held)
+            .map(|key| MerkleLeaf {
+                key,
+                hash: [bucket; 16],
+            })
+            .collect())
     }
 
     async fn scan(
