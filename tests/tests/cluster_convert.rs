@@ -58,3 +58,41 @@ fn a_single_node_directory_becomes_the_first_node_of_a_cluster() {
     let size: i64 = redis::cmd("DBSIZE").query(&mut third).unwrap();
     assert_eq!(size, 1);
 }
+
+/// A value above the ring's record bound (docs/cluster.md, "Value size") could never
+/// reach another replica: the conversion refuses to start the node and names the key,
+/// and once the key is gone (deleted on the single kvd) the node starts.
+#[test]
+fn a_value_too_large_for_the_ring_stops_the_conversion_with_its_name() {
+    let plan = Plan::new(3);
+    let mut first = Kvd::start_at(plan.ports[0].0, &[]);
+    let huge = vec![b'v'; 17 << 20];
+    {
+        let mut c = first.client();
+        let _: () = c.set("small", "v").unwrap();
+        let _: () = c.set("huge-value", &huge[..]).unwrap();
+    }
+    let single = first.args.clone();
+    first.args = plan.args(0, &[]);
+    assert!(
+        !first.try_restart(),
+        "a cluster node started with a value no replica can receive"
+    );
+    let log = first.log_text();
+    assert!(
+        log.contains("huge-value") && log.contains("Value size"),
+        "the refusal names the key and says why: {log}"
+    );
+    // Back to a single kvd: every key is still there; the huge one is deleted.
+    first.args = single;
+    first.restart();
+    {
+        let mut c = first.client();
+        let v: Option<String> = c.get("small").unwrap();
+        assert_eq!(v.as_deref(), Some("v"));
+        let deleted: i64 = c.del("huge-value").unwrap();
+        assert_eq!(deleted, 1, "the single kvd still held the huge value");
+    }
+    first.args = plan.args(0, &[]);
+    assert!(first.try_restart(), "{}", first.log_text());
+}

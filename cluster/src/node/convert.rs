@@ -6,10 +6,14 @@
 //! to the other replicas of their partitions. The single-node keys stay where they are
 //! (a cluster node never reads them), so going back to a single kvd remains possible; a
 //! marker file makes the conversion happen once. A crash before the marker is written
-//! makes the next start convert again, which only restamps the same values.
+//! makes the next start convert again, which only restamps the same values. A key whose
+//! value is above the ring's record bound (crate::record_size) stops the conversion and
+//! the start with an error that names it: the operator deletes or shrinks it on a single
+//! kvd and starts again (the records written before it are restamped, as after a crash).
 
 use crate::hlc::Hlc;
 use crate::record::{Body, Record};
+use crate::record_size::MAX_RECORD_BYTES;
 use crate::replica_api::{ItemKey, WriteItem};
 use crate::replica_store::ReplicaStore;
 use bytes::Bytes;
@@ -19,6 +23,16 @@ use kv_keyspace::encoding::decode_value;
 use kv_keyspace::namespace_iter::NamespaceIter;
 use kv_keyspace::namespaces::{Namespaces, META_KEYSPACE, META_NAMESPACES};
 use std::path::Path;
+
+/// Up to 64 bytes of `key`, escaped, for an error message.
+fn printable(key: &[u8]) -> String {
+    let shown = String::from_utf8_lossy(&key[..key.len().min(64)]).into_owned();
+    if key.len() > 64 {
+        format!("{shown}...")
+    } else {
+        shown
+    }
+}
 
 /// Name of the marker file in `<dir>/cluster/`.
 pub const MARKER: &str = "converted-from-single-node";
@@ -69,6 +83,15 @@ pub fn convert_once(
             if value.expire_at.is_some_and(|at| at <= now_ms) {
                 done.expired += 1;
                 continue;
+            }
+            // A single kvd keeps Redis's 512 MB; a record above the ring's bound could
+            // never reach another replica (docs/cluster.md, "Value size").
+            let bytes = key.key.len() + value.payload.len();
+            if bytes > MAX_RECORD_BYTES {
+                return Err(format!(
+                    "key {:?} of database {index} holds {bytes} bytes (key and value), above                      the {MAX_RECORD_BYTES} a record may hold on a ring, which no other                      replica could receive (docs/cluster.md, \"Value size\"). Delete or                      shrink it with kvd started on this directory without the cluster                      flags, then start the cluster node again",
+                    printable(key.key)
+                ));
             }
             let version = hlc.next().map_err(|e| e.to_string())?;
             batch.push(WriteItem {
