@@ -228,7 +228,7 @@ fn replay_wals(
     // next edit: after a crash, numbers here may not be known to it yet. Reusing one for
     // a table or the fresh WAL would truncate a WAL being replayed.
     if let Some(&newest) = wals.last() {
-        versions.mark_file_number_used(newest);
+        versions.mark_file_number_used(newest, &filename::wal_path(dir, newest))?;
     }
 
     let mut mem = Arc::new(Memtable::sized(opts.memtable_size));

@@ -28,6 +28,12 @@ use std::sync::{Arc, Weak};
 /// similar size).
 pub const MANIFEST_ROLLOVER_BYTES: u64 = 64 * 1024 * 1024;
 
+/// File numbers stay below this. A damaged manifest or a stray file name may claim a
+/// number near u64::MAX, after which allocating one (a manifest rewrite takes two at
+/// once) would overflow: such a number is corruption. 2^62 is more numbers than any
+/// directory will allocate.
+const MAX_FILE_NUMBER: u64 = 1 << 62;
+
 /// The numbers every edit carries once applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Counters {
@@ -131,12 +137,18 @@ impl VersionSet {
         let replay = Replay::run(&path, LogReader::new(path.clone(), fs.open(&path)?))?;
         let mut set = VersionSet::empty(fs, dir, replay.counters);
         // Never hand out a number already in use, whatever the manifest recorded. A
-        // damaged manifest may name file u64::MAX, after which there is no number left.
+        // damaged manifest may name a file, or record a next number, near u64::MAX,
+        // after which allocating would overflow.
         let highest_used = replay.version.live_file_numbers().chain([number]).max();
-        let above_highest = highest_used.unwrap_or(0).checked_add(1).ok_or_else(|| {
-            Error::corruption(&path, 0, "a file number leaves no number to allocate")
-        })?;
-        set.counters.next_file_number = set.counters.next_file_number.max(above_highest);
+        let next = (set.counters.next_file_number).max(highest_used.unwrap_or(0).saturating_add(1));
+        if next >= MAX_FILE_NUMBER {
+            return Err(Error::corruption(
+                &path,
+                0,
+                format!("file number {next} leaves no number to allocate"),
+            ));
+        }
+        set.counters.next_file_number = next;
         set.install(replay.version, replay.keyspaces);
         set.manifest_number = number;
         Ok(set)
@@ -267,9 +279,18 @@ impl VersionSet {
 
     /// Makes sure [`Self::new_file_number`] never returns `n` (or less): for files found
     /// on disk whose numbers the manifest may not know yet, like WALs created after its
-    /// last edit (RocksDB's `MarkFileNumberUsed`).
-    pub fn mark_file_number_used(&mut self, n: u64) {
-        self.counters.next_file_number = self.counters.next_file_number.max(n.saturating_add(1));
+    /// last edit (RocksDB's `MarkFileNumberUsed`). `path` is that file, named in the
+    /// error when its number leaves no number to allocate (a stray or damaged name).
+    pub fn mark_file_number_used(&mut self, n: u64, path: &Path) -> Result<()> {
+        if n >= MAX_FILE_NUMBER - 1 {
+            return Err(Error::corruption(
+                path,
+                0,
+                format!("file number {n} leaves no number to allocate"),
+            ));
+        }
+        self.counters.next_file_number = self.counters.next_file_number.max(n + 1);
+        Ok(())
     }
 
     /// The number the next [`Self::new_file_number`] will return.
@@ -471,5 +492,40 @@ mod tests {
         let e = VersionSet::recover(Arc::new(fs), dir).unwrap_err();
         assert!(e.is_corruption(), "{e}");
         assert!(e.to_string().contains("no number to allocate"), "{e}");
+    }
+
+    /// Crashed the manifest fuzz target (fuzz/regressions/manifest/next-file-number-
+    /// near-u64-max): a manifest whose recorded next file number was near u64::MAX
+    /// recovered, and its rewrite overflowed taking two numbers.
+    #[test]
+    fn a_next_file_number_near_u64_max_is_corruption() {
+        let fs = MemFs::new();
+        let dir = Path::new("/db");
+        let mut set = VersionSet::create(Arc::new(fs.clone()), dir).unwrap();
+        set.log_and_apply(VersionEdit {
+            next_file_number: Some(u64::MAX - 2),
+            ..VersionEdit::default()
+        })
+        .unwrap();
+        drop(set);
+        let e = VersionSet::recover(Arc::new(fs), dir).unwrap_err();
+        assert!(e.is_corruption(), "{e}");
+        assert!(e.to_string().contains("no number to allocate"), "{e}");
+    }
+
+    #[test]
+    fn a_file_found_with_a_number_near_u64_max_is_corruption() {
+        let fs = MemFs::new();
+        let dir = Path::new("/db");
+        let mut set = VersionSet::create(Arc::new(fs), dir).unwrap();
+        let stray = dir.join("18446744073709551614.log");
+        let e = set.mark_file_number_used(u64::MAX - 1, &stray).unwrap_err();
+        assert!(
+            e.is_corruption() && e.to_string().contains("18446744073709551614"),
+            "{e}"
+        );
+        let before = set.next_file_number();
+        set.mark_file_number_used(before + 10, &stray).unwrap();
+        assert_eq!(set.new_file_number(), before + 11);
     }
 }
