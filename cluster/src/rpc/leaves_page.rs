@@ -88,11 +88,20 @@ mod tests {
             .collect();
         let bound = 16 << 10;
         let pages = all_pages(&leaves, bound);
-        assert!(pages.len() > 2, "{} pages: the test needs several", pages.len());
+        assert!(
+            pages.len() > 2,
+            "{} pages: the test needs several",
+            pages.len()
+        );
         let mut got = Vec::new();
         for p in &pages {
             assert!(p.encoded_len() <= bound, "{} > {bound}", p.encoded_len());
-            got.extend(p.leaves.iter().cloned().map(|l| cv::leaf_from_pb(l).unwrap()));
+            got.extend(
+                p.leaves
+                    .iter()
+                    .cloned()
+                    .map(|l| cv::leaf_from_pb(l).unwrap()),
+            );
         }
         let mut want = leaves.clone();
         want.sort_by(|a, b| a.key.cmp(&b.key));
