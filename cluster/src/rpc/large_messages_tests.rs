@@ -8,7 +8,7 @@ use super::replica_stream_tests::{serving_with, tombstone};
 use super::server::Serves;
 use super::tests::{key, version, Server};
 use super::{BusLimits, ClientConfig, PeerClient};
-use crate::replica_api::{ItemKey, ReplicaApi, WriteItem, WriteOutcome};
+use crate::replica_api::{ItemKey, ReplicaApi, ReplicaError, WriteItem, WriteOutcome};
 use crate::Record;
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
@@ -81,6 +81,25 @@ async fn a_read_whose_answer_passes_the_bus_bound_is_asked_again_in_parts() {
         // One refused read of six keys, then halves of three (each 9 KB) answered.
         let reads = s.replica.reads_entered.load(Ordering::SeqCst) - asked;
         assert_eq!(reads, 3, "{serves:?}: reads served");
+    }
+}
+
+/// A record alone above the bound (an older build stored it, before the bound) cannot
+/// travel: the replica says so at once, where the carrier used to drop the answer and
+/// the asker waited for its whole timeout.
+#[tokio::test]
+async fn one_record_above_the_bus_bound_is_refused_at_once() {
+    for serves in ALL_CARRIERS {
+        let (s, c) = serving_small_messages(serves).await;
+        let huge = Record::string(version(1), Bytes::from(vec![b'v'; BOUND + 1]), None);
+        s.replica.data.lock().insert(key("huge"), huge);
+        let started = std::time::Instant::now();
+        let answer = c.read(vec![key("huge")]).await;
+        assert!(
+            matches!(answer, Err(ReplicaError::TooLarge(_))),
+            "{serves:?}: {answer:?} after {:?}",
+            started.elapsed()
+        );
     }
 }
 

@@ -355,11 +355,15 @@ impl Service {
         };
         // Refused here rather than dropped by the carrier's encoder: the asker splits
         // its keys and asks again (rpc/client.rs) instead of waiting for a lost answer.
+        // One record alone above the bound (written by a build before the bound, or
+        // not by kvd) cannot travel at all: the asker gets this error at once, not a
+        // timeout.
         let bytes = reply.encoded_len();
         let bound = answer_bound(self.limits.max_message_bytes);
-        if bytes > bound && reply.records.len() > 1 {
+        if bytes > bound {
             return Err(status_of(ReplicaError::TooLarge(format!(
-                "an answer of {} records and {bytes} bytes, above {bound}: ask for fewer keys",
+                "an answer of {} records and {bytes} bytes, above {bound}: ask for fewer keys \
+                 (one record that large cannot leave this node)",
                 reply.records.len()
             ))));
         }
