@@ -89,7 +89,11 @@ pub fn convert_once(
             let bytes = key.key.len() + value.payload.len();
             if bytes > MAX_RECORD_BYTES {
                 return Err(format!(
-                    "key {:?} of database {index} holds {bytes} bytes (key and value), above                      the {MAX_RECORD_BYTES} a record may hold on a ring, which no other                      replica could receive (docs/cluster.md, \"Value size\"). Delete or                      shrink it with kvd started on this directory without the cluster                      flags, then start the cluster node again",
+                    "key {:?} of database {index} holds {bytes} bytes (key and value), above \
+                     the {MAX_RECORD_BYTES} a record may hold on a ring, which no other \
+                     replica could receive (docs/cluster.md, \"Value size\"). Delete or \
+                     shrink it with kvd started on this directory without the cluster flags, \
+                     then start the cluster node again",
                     printable(key.key)
                 ));
             }
