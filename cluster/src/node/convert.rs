@@ -13,7 +13,7 @@
 
 use crate::hlc::Hlc;
 use crate::record::{Body, Record};
-use crate::record_size::MAX_RECORD_BYTES;
+use crate::record_size::{record_bytes, MAX_RECORD_BYTES};
 use crate::replica_api::{ItemKey, WriteItem};
 use crate::replica_store::ReplicaStore;
 use bytes::Bytes;
@@ -24,7 +24,7 @@ use kv_keyspace::namespace_iter::NamespaceIter;
 use kv_keyspace::namespaces::{Namespaces, META_KEYSPACE, META_NAMESPACES};
 use std::path::Path;
 
-/// Up to 64 bytes of `key`, escaped, for an error message.
+/// Up to 64 bytes of `key` (invalid UTF-8 replaced), for an error message.
 fn printable(key: &[u8]) -> String {
     let shown = String::from_utf8_lossy(&key[..key.len().min(64)]).into_owned();
     if key.len() > 64 {
@@ -84,21 +84,8 @@ pub fn convert_once(
                 done.expired += 1;
                 continue;
             }
-            // A single kvd keeps Redis's 512 MB; a record above the ring's bound could
-            // never reach another replica (docs/cluster.md, "Value size").
-            let bytes = key.key.len() + value.payload.len();
-            if bytes > MAX_RECORD_BYTES {
-                return Err(format!(
-                    "key {:?} of database {index} holds {bytes} bytes (key and value), above \
-                     the {MAX_RECORD_BYTES} a record may hold on a ring, which no other \
-                     replica could receive (docs/cluster.md, \"Value size\"). Delete or \
-                     shrink it with kvd started on this directory without the cluster flags, \
-                     then start the cluster node again",
-                    printable(key.key)
-                ));
-            }
             let version = hlc.next().map_err(|e| e.to_string())?;
-            batch.push(WriteItem {
+            let item = WriteItem {
                 key: ItemKey {
                     db: index as u32,
                     key: Bytes::copy_from_slice(key.key),
@@ -113,7 +100,21 @@ pub fn convert_once(
                     requests: Vec::new(),
                     txn: Default::default(),
                 },
-            });
+            };
+            // A single kvd keeps Redis's 512 MB; a record above the ring's bound could
+            // never reach another replica (docs/cluster.md, "Value size").
+            let bytes = record_bytes(&item.key.key, &item.record);
+            if bytes > MAX_RECORD_BYTES {
+                return Err(format!(
+                    "key {:?} of database {index} holds {bytes} bytes (key and value), above \
+                     the {MAX_RECORD_BYTES} a record may hold on a ring, which no other \
+                     replica could receive (docs/cluster.md, \"Value size\"). Delete or \
+                     shrink it with kvd started on this directory without the cluster flags, \
+                     then start the cluster node again",
+                    printable(key.key)
+                ));
+            }
+            batch.push(item);
             if batch.len() == BATCH {
                 store.apply(&batch).map_err(|e| e.to_string())?;
                 done.keys += batch.len() as u64;

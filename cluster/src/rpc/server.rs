@@ -478,10 +478,11 @@ impl ClusterBus for Service {
         let req = req.into_inner();
         let partition = cv::partition_from_pb(req.partition).map_err(bad)?;
         let bucket = cv::bucket_from_pb(req.bucket).map_err(bad)?;
-        let after = match req.after {
-            Some(k) => Some(cv::key_from_pb(Some(k)).map_err(bad)?),
-            None => None,
-        };
+        let after = req
+            .after
+            .map(|k| cv::key_from_pb(Some(k)))
+            .transpose()
+            .map_err(bad)?;
         let leaves = self
             .handler
             .replica()

@@ -140,7 +140,10 @@ impl VersionSet {
         // damaged manifest may name a file, or record a next number, near u64::MAX,
         // after which allocating would overflow.
         let highest_used = replay.version.live_file_numbers().chain([number]).max();
-        let next = (set.counters.next_file_number).max(highest_used.unwrap_or(0).saturating_add(1));
+        let next = set
+            .counters
+            .next_file_number
+            .max(highest_used.unwrap_or(0).saturating_add(1));
         if next >= MAX_FILE_NUMBER {
             return Err(Error::corruption(
                 &path,
