@@ -114,7 +114,9 @@ pub fn user_key(internal_key: &[u8]) -> &[u8] {
     &internal_key[..internal_key.len().saturating_sub(TRAILER_LEN)]
 }
 
-fn trailer(internal_key: &[u8]) -> u64 {
+/// The packed trailer of an internal key (0 if it is too short to have one, matching
+/// [`user_key`]).
+pub(crate) fn trailer(internal_key: &[u8]) -> u64 {
     let n = internal_key.len();
     if n < TRAILER_LEN {
         return 0;

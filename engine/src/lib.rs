@@ -18,7 +18,6 @@ pub mod iter;
 pub mod key;
 pub mod manifest;
 pub mod memtable;
-mod memtable_filter;
 pub mod sst;
 pub mod wal;
 

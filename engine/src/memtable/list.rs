@@ -1,0 +1,621 @@
+//! The memtable's structure: a skiplist with one node per user key, each node holding
+//! that key's versions newest first, and a hash index from user key to node.
+//!
+//! Why this shape. Most memtable work is on one key: a point read, a SET that reads the
+//! key's committed state first, a cluster replica reading the record it replaces, a
+//! write of a key the memtable already holds. The hash index answers all of them with
+//! one probe instead of a search from the skiplist's top level (RocksDB pairs its
+//! skiplist with a hash for the same reason: `HashSkipListRep`), and a new version of a
+//! key already present is prepended to that key's list without touching the skiplist
+//! at all. Only a key new to the memtable is linked into the skiplist, which orders the
+//! keys for scans and flushes. Iterating node by node, and each node's versions newest
+//! first, yields exactly the internal-key order (user key ascending, sequence
+//! descending).
+//!
+//! Concurrency (LevelDB's `SkipList` contract): one writer at a time, held by the
+//! writer lock inside; any number of readers without locks. The writer fills a node or
+//! a version completely, then publishes it with one release store (into a tower slot,
+//! an index bucket or a version link); readers follow links with acquire loads, so
+//! whatever they reach is complete. Nothing is ever unlinked while the list lives
+//! (except a version replaced by an identical internal key, which stays in memory), and
+//! all memory comes from the list's arena, freed when the list is dropped, which
+//! needs no reader to be left: readers hold the memtable's `Arc`.
+//!
+//! A reader that missed a version inserted while it walked lost nothing: versions are
+//! inserted with sequence numbers above every published one (the write path publishes
+//! after inserting), so no snapshot a reader holds can see them.
+
+use super::arena::Arena;
+use crate::key::{self, SeqNo};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::marker::PhantomData;
+use std::mem::size_of;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Tallest tower. With a branching factor of 4, 12 levels keep searches logarithmic up
+/// to about 4^12 = 16M keys, more than a 64 MiB memtable holds.
+const MAX_HEIGHT: usize = 12;
+/// One node in this many reaches each next level.
+const BRANCHING: u64 = 4;
+/// Values up to this length are copied into the arena, and a read copies them out (an
+/// allocation and a copy of at most this much). Longer values are kept as `Bytes`, so
+/// a read of a large value shares it instead of copying it.
+pub(super) const INLINE_VALUE_MAX: usize = 1024;
+/// `Version::value_len` of a value kept as `Bytes`.
+const SHARED_VALUE: usize = usize::MAX;
+
+/// One version of a key: its whole internal key, then its value (inline bytes, or a
+/// `Bytes` at the next 8-aligned offset).
+#[repr(C)]
+struct Version {
+    /// The next older version of the same key.
+    older: AtomicPtr<Version>,
+    /// The packed sequence and kind (the internal key's last 8 bytes, decoded).
+    trailer: u64,
+    ikey_len: usize,
+    /// Bytes of the inline value, or [`SHARED_VALUE`].
+    value_len: usize,
+}
+
+impl Version {
+    /// Arena bytes for a version of an internal key of `ikey_len` bytes and a value of
+    /// `value_len` bytes.
+    fn size(ikey_len: usize, value_len: usize) -> usize {
+        if value_len > INLINE_VALUE_MAX {
+            Self::shared_offset(ikey_len) + size_of::<Bytes>()
+        } else {
+            size_of::<Version>() + ikey_len + value_len
+        }
+    }
+
+    /// Offset of a shared value's `Bytes` from the start of the version.
+    fn shared_offset(ikey_len: usize) -> usize {
+        (size_of::<Version>() + ikey_len).next_multiple_of(8)
+    }
+}
+
+/// A published version or node (or the head), by the pointer the arena handed out.
+/// The bytes after a header are reached from this pointer, never from a reference to
+/// the header (which covers the header alone).
+struct Published<'a, T> {
+    ptr: NonNull<T>,
+    _list: PhantomData<&'a List>,
+}
+
+impl<T> Clone for Published<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Published<'_, T> {}
+
+impl<'a, T> Published<'a, T> {
+    /// # Safety
+    /// `ptr` must be null or published in a list that lives for `'a`.
+    unsafe fn from_raw(ptr: *mut T) -> Option<Published<'a, T>> {
+        NonNull::new(ptr).map(|ptr| Published {
+            ptr,
+            _list: PhantomData,
+        })
+    }
+
+    fn header(&self) -> &'a T {
+        // SAFETY: published, so fully written; lives as long as the list.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+type VersionRef<'a> = Published<'a, Version>;
+type NodeRef<'a> = Published<'a, KeyNode>;
+
+impl<'a> VersionRef<'a> {
+    fn at(&self, offset: usize) -> *const u8 {
+        // SAFETY: callers stay inside the version's allocation.
+        unsafe { self.ptr.as_ptr().cast::<u8>().add(offset) }
+    }
+
+    fn trailer(&self) -> u64 {
+        self.header().trailer
+    }
+
+    fn seq(&self) -> SeqNo {
+        self.trailer() >> 8
+    }
+
+    fn ikey(&self) -> &'a [u8] {
+        // SAFETY: `ikey_len` bytes were written right after the header before the
+        // version was published, inside its allocation.
+        unsafe { std::slice::from_raw_parts(self.at(size_of::<Version>()), self.header().ikey_len) }
+    }
+
+    fn shared(&self) -> Option<&'a Bytes> {
+        let h = self.header();
+        (h.value_len == SHARED_VALUE).then(|| {
+            // SAFETY: a `Bytes` was written at this aligned offset before publication,
+            // and is dropped only with the list.
+            unsafe { &*self.at(Version::shared_offset(h.ikey_len)).cast::<Bytes>() }
+        })
+    }
+
+    fn value(&self) -> &'a [u8] {
+        let h = self.header();
+        match self.shared() {
+            Some(b) => b,
+            // SAFETY: the inline value's bytes follow the key inside the allocation.
+            None => unsafe {
+                std::slice::from_raw_parts(self.at(size_of::<Version>() + h.ikey_len), h.value_len)
+            },
+        }
+    }
+
+    fn older(&self) -> Option<VersionRef<'a>> {
+        // SAFETY: a non-null link is a published version of the same list.
+        unsafe { VersionRef::from_raw(self.header().older.load(Ordering::Acquire)) }
+    }
+}
+
+/// One user key: its versions, its place in its index bucket, and its tower of
+/// skiplist links (which follow the header in memory).
+#[repr(C)]
+struct KeyNode {
+    newest: AtomicPtr<Version>,
+    /// The next node of the same index bucket; set before publication, never changed.
+    chain: *mut KeyNode,
+    hash: u64,
+    /// The user key: the bytes of the node's first version, which never change.
+    key: *const u8,
+    key_len: usize,
+    height: usize,
+}
+
+impl KeyNode {
+    fn bytes(height: usize) -> usize {
+        size_of::<KeyNode>() + height * size_of::<AtomicPtr<KeyNode>>()
+    }
+}
+
+impl<'a> NodeRef<'a> {
+    fn tower(&self, level: usize) -> &'a AtomicPtr<KeyNode> {
+        debug_assert!(level < self.header().height);
+        // SAFETY: `height` slots follow the header, initialized before publication.
+        unsafe {
+            &*self
+                .ptr
+                .as_ptr()
+                .add(1)
+                .cast::<AtomicPtr<KeyNode>>()
+                .add(level)
+        }
+    }
+
+    fn next(&self, level: usize) -> Option<NodeRef<'a>> {
+        // SAFETY: a non-null link is a published node of the same list.
+        unsafe { NodeRef::from_raw(self.tower(level).load(Ordering::Acquire)) }
+    }
+
+    fn key(&self) -> &'a [u8] {
+        let h = self.header();
+        // SAFETY: the key bytes live in the node's first version, never changed.
+        unsafe { std::slice::from_raw_parts(h.key, h.key_len) }
+    }
+
+    fn newest(&self) -> Option<VersionRef<'a>> {
+        // SAFETY: a non-null pointer is a published version of the same list.
+        unsafe { VersionRef::from_raw(self.header().newest.load(Ordering::Acquire)) }
+    }
+}
+
+/// What the writer alone touches.
+struct Writer {
+    arena: Arena,
+    rng: u64,
+    /// Every shared value written, to drop with the list.
+    shared: Vec<NonNull<Bytes>>,
+}
+
+// SAFETY: the pointers in `shared` point into `arena`, owned alongside.
+unsafe impl Send for Writer {}
+
+impl Writer {
+    fn random_height(&mut self) -> usize {
+        let mut height = 1;
+        while height < MAX_HEIGHT && self.next_random().is_multiple_of(BRANCHING) {
+            height += 1;
+        }
+        height
+    }
+
+    /// xorshift64*: heights need no more than an even spread.
+    fn next_random(&mut self) -> u64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Writes a version at `at` (`Version::size` bytes of this arena).
+    ///
+    /// # Safety
+    /// `at` must be a fresh, 8-aligned allocation of at least `Version::size(ikey, value)`
+    /// bytes from `self.arena`.
+    unsafe fn write_version(
+        &mut self,
+        at: NonNull<u8>,
+        user_key: &[u8],
+        trailer: u64,
+        value: &[u8],
+    ) -> NonNull<Version> {
+        let ikey_len = user_key.len() + key::TRAILER_LEN;
+        let shared = value.len() > INLINE_VALUE_MAX;
+        let base = at.as_ptr();
+        ptr::write(
+            base.cast::<Version>(),
+            Version {
+                older: AtomicPtr::new(ptr::null_mut()),
+                trailer,
+                ikey_len,
+                value_len: if shared { SHARED_VALUE } else { value.len() },
+            },
+        );
+        let ikey = base.add(size_of::<Version>());
+        ptr::copy_nonoverlapping(user_key.as_ptr(), ikey, user_key.len());
+        ptr::copy_nonoverlapping(
+            trailer.to_le_bytes().as_ptr(),
+            ikey.add(user_key.len()),
+            key::TRAILER_LEN,
+        );
+        if shared {
+            let slot = base.add(Version::shared_offset(ikey_len)).cast::<Bytes>();
+            ptr::write(slot, Bytes::copy_from_slice(value));
+            self.shared.push(NonNull::new_unchecked(slot));
+        } else {
+            ptr::copy_nonoverlapping(value.as_ptr(), ikey.add(ikey_len), value.len());
+        }
+        NonNull::new_unchecked(base.cast::<Version>())
+    }
+}
+
+/// The version of a key a lookup found.
+pub(super) struct Found<'a> {
+    version: VersionRef<'a>,
+}
+
+impl Found<'_> {
+    pub(super) fn seq(&self) -> SeqNo {
+        self.version.seq()
+    }
+
+    /// The raw kind byte.
+    pub(super) fn kind(&self) -> u8 {
+        (self.version.trailer() & 0xff) as u8
+    }
+
+    /// The value, copied if it is inline, shared if it is large.
+    pub(super) fn value(&self) -> Bytes {
+        match self.version.shared() {
+            Some(b) => b.clone(),
+            None => Bytes::copy_from_slice(self.version.value()),
+        }
+    }
+}
+
+/// A position in the list: one version of one key.
+#[derive(Clone, Copy)]
+pub(super) struct Cursor<'a> {
+    node: NodeRef<'a>,
+    version: VersionRef<'a>,
+}
+
+// SAFETY: a cursor only reads published, immutable memory (and atomics) of a list that
+// is Sync; the raw pointers inside are what keeps it from being Send automatically.
+unsafe impl Send for Cursor<'_> {}
+unsafe impl Sync for Cursor<'_> {}
+
+impl<'a> Cursor<'a> {
+    /// The entry's internal key.
+    pub(super) fn key(&self) -> &'a [u8] {
+        self.version.ikey()
+    }
+
+    pub(super) fn value(&self) -> &'a [u8] {
+        self.version.value()
+    }
+
+    /// The next entry in internal-key order.
+    pub(super) fn next(&self) -> Option<Cursor<'a>> {
+        match self.version.older() {
+            Some(version) => Some(Cursor {
+                node: self.node,
+                version,
+            }),
+            None => Cursor::newest_of(self.node.next(0)),
+        }
+    }
+
+    fn newest_of(node: Option<NodeRef<'a>>) -> Option<Cursor<'a>> {
+        let node = node?;
+        Some(Cursor {
+            node,
+            version: node.newest()?,
+        })
+    }
+}
+
+/// The list; see the module documentation.
+pub(super) struct List {
+    head: NonNull<KeyNode>,
+    /// Levels in use (at least 1). Read relaxed: a reader that sees an old height
+    /// starts lower, which is slower but still right, and new levels begin at the head.
+    height: AtomicUsize,
+    buckets: Box<[AtomicPtr<KeyNode>]>,
+    versions: AtomicUsize,
+    writer: Mutex<Writer>,
+}
+
+// SAFETY: shared state changes only through atomics or under the writer lock, and
+// published memory is immutable but for atomics (see the module documentation).
+unsafe impl Send for List {}
+unsafe impl Sync for List {}
+
+impl List {
+    /// An empty list whose index has `buckets` buckets (at least one).
+    pub(super) fn new(buckets: usize) -> List {
+        let mut writer = Writer {
+            arena: Arena::new(),
+            rng: 0x9e37_79b9_7f4a_7c15,
+            shared: Vec::new(),
+        };
+        let head = writer
+            .arena
+            .alloc(KeyNode::bytes(MAX_HEIGHT))
+            .cast::<KeyNode>();
+        // SAFETY: a fresh allocation of a node with MAX_HEIGHT slots.
+        unsafe {
+            write_node(
+                head,
+                KeyNode {
+                    newest: AtomicPtr::new(ptr::null_mut()),
+                    chain: ptr::null_mut(),
+                    hash: 0,
+                    key: NonNull::dangling().as_ptr(),
+                    key_len: 0,
+                    height: MAX_HEIGHT,
+                },
+            )
+        };
+        List {
+            head,
+            height: AtomicUsize::new(1),
+            buckets: (0..buckets.max(1))
+                .map(|_| AtomicPtr::new(ptr::null_mut()))
+                .collect(),
+            versions: AtomicUsize::new(0),
+            writer: Mutex::new(writer),
+        }
+    }
+
+    /// Entries (versions) held.
+    pub(super) fn len(&self) -> usize {
+        self.versions.load(Ordering::Relaxed)
+    }
+
+    /// Memory held: the arena's blocks and the index (shared values not counted).
+    pub(super) fn reserved_bytes(&self) -> usize {
+        self.writer.lock().arena.reserved() + self.buckets.len() * size_of::<AtomicPtr<KeyNode>>()
+    }
+
+    /// Inserts the version `trailer` of `user_key`. An entry with the same internal key
+    /// is replaced, as a map's insert replaces.
+    pub(super) fn insert(&self, user_key: &[u8], trailer: u64, value: &[u8]) {
+        let mut writer = self.writer.lock();
+        let hash = xxh3_64(user_key);
+        let version_bytes = Version::size(user_key.len() + key::TRAILER_LEN, value.len());
+        if let Some(node) = self.find(user_key, hash) {
+            let at = writer.arena.alloc(version_bytes);
+            // SAFETY: a fresh allocation of the version's size.
+            let version = unsafe { writer.write_version(at, user_key, trailer, value) };
+            if !Self::link_version(node, version) {
+                self.versions.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        let height = writer.random_height();
+        let node_bytes = KeyNode::bytes(height);
+        // The node and its first version in one allocation: a search that compares
+        // against the node's key finds the key next to the node.
+        let at = writer.arena.alloc(node_bytes + version_bytes);
+        let bucket = &self.buckets[self.bucket(hash)];
+        // SAFETY: the allocation holds the node (and its tower) then the version;
+        // `node_bytes` is a multiple of 8, so the version is aligned.
+        let node = unsafe {
+            let version = writer.write_version(at.add(node_bytes), user_key, trailer, value);
+            let node = at.cast::<KeyNode>();
+            write_node(
+                node,
+                KeyNode {
+                    newest: AtomicPtr::new(version.as_ptr()),
+                    chain: bucket.load(Ordering::Relaxed),
+                    hash,
+                    key: version.as_ptr().cast::<u8>().add(size_of::<Version>()),
+                    key_len: user_key.len(),
+                    height,
+                },
+            );
+            Published {
+                ptr: node,
+                _list: PhantomData,
+            }
+        };
+        let mut prev = [self.head(); MAX_HEIGHT];
+        self.seek_node(user_key, Some(&mut prev));
+        if height > self.height.load(Ordering::Relaxed) {
+            self.height.store(height, Ordering::Relaxed);
+        }
+        for (level, before) in prev.iter().enumerate().take(height) {
+            node.tower(level).store(
+                before.tower(level).load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+            before
+                .tower(level)
+                .store(node.ptr.as_ptr(), Ordering::Release);
+        }
+        bucket.store(node.ptr.as_ptr(), Ordering::Release);
+        self.versions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Links `version` into `node`'s list, keeping it sorted newest (largest trailer)
+    /// first; returns true if it replaced a version with the same trailer. Writer only.
+    fn link_version(node: NodeRef<'_>, version: NonNull<Version>) -> bool {
+        // SAFETY: written by the caller, not yet published.
+        let new = unsafe { version.as_ref() };
+        let mut link = &node.header().newest;
+        loop {
+            // SAFETY: a non-null link is a published version of this list.
+            match unsafe { VersionRef::from_raw(link.load(Ordering::Relaxed)) } {
+                // Older versions are found here only if the engine inserts out of
+                // sequence order (it does not, but order is kept regardless).
+                Some(c) if c.trailer() > new.trailer => link = &c.header().older,
+                Some(c) if c.trailer() == new.trailer => {
+                    new.older
+                        .store(c.header().older.load(Ordering::Relaxed), Ordering::Relaxed);
+                    link.store(version.as_ptr(), Ordering::Release);
+                    return true;
+                }
+                current => {
+                    new.older.store(
+                        current.map_or(ptr::null_mut(), |c| c.ptr.as_ptr()),
+                        Ordering::Relaxed,
+                    );
+                    link.store(version.as_ptr(), Ordering::Release);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// The newest version of `user_key` with a sequence number at most `seq`.
+    pub(super) fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<Found<'_>> {
+        let node = self.find(user_key, xxh3_64(user_key))?;
+        let mut version = node.newest();
+        while let Some(v) = version {
+            if v.seq() <= seq {
+                return Some(Found { version: v });
+            }
+            version = v.older();
+        }
+        None
+    }
+
+    /// The first entry.
+    pub(super) fn first(&self) -> Option<Cursor<'_>> {
+        Cursor::newest_of(self.head().next(0))
+    }
+
+    /// The first entry whose internal key is at or after `target` (by
+    /// `compare_internal_keys`).
+    pub(super) fn seek(&self, target: &[u8]) -> Option<Cursor<'_>> {
+        let user_key = key::user_key(target);
+        let trailer = key::trailer(target);
+        let node = self.seek_node(user_key, None)?;
+        if node.key() != user_key {
+            return Cursor::newest_of(Some(node));
+        }
+        let mut version = node.newest();
+        while let Some(v) = version {
+            if v.trailer() <= trailer {
+                return Some(Cursor { node, version: v });
+            }
+            version = v.older();
+        }
+        Cursor::newest_of(node.next(0))
+    }
+
+    fn head(&self) -> NodeRef<'_> {
+        Published {
+            ptr: self.head,
+            _list: PhantomData,
+        }
+    }
+
+    fn bucket(&self, hash: u64) -> usize {
+        // Multiply-shift on the high half: no division.
+        (((hash >> 32) * self.buckets.len() as u64) >> 32) as usize
+    }
+
+    /// The node of `user_key`, through the index.
+    fn find(&self, user_key: &[u8], hash: u64) -> Option<NodeRef<'_>> {
+        // SAFETY: bucket heads and chain links are published nodes of this list.
+        let mut node =
+            unsafe { NodeRef::from_raw(self.buckets[self.bucket(hash)].load(Ordering::Acquire)) };
+        while let Some(n) = node {
+            if n.header().hash == hash && n.key() == user_key {
+                return Some(n);
+            }
+            // SAFETY: as above.
+            node = unsafe { NodeRef::from_raw(n.header().chain) };
+        }
+        None
+    }
+
+    /// The first node whose key is at or after `user_key`; with `prev`, also the last
+    /// node before it at every level in use.
+    fn seek_node<'a>(
+        &'a self,
+        user_key: &[u8],
+        mut prev: Option<&mut [NodeRef<'a>; MAX_HEIGHT]>,
+    ) -> Option<NodeRef<'a>> {
+        let mut node = self.head();
+        let mut level = self.height.load(Ordering::Relaxed) - 1;
+        loop {
+            let next = node.next(level);
+            match next {
+                Some(n) if n.key() < user_key => node = n,
+                _ => {
+                    if let Some(prev) = prev.as_deref_mut() {
+                        prev[level] = node;
+                    }
+                    if level == 0 {
+                        return next;
+                    }
+                    level -= 1;
+                }
+            }
+        }
+    }
+}
+
+/// Writes `header` and `header.height` empty tower slots at `at`.
+///
+/// # Safety
+/// `at` must be a fresh allocation of `KeyNode::bytes(header.height)` bytes, 8-aligned.
+unsafe fn write_node(at: NonNull<KeyNode>, header: KeyNode) {
+    let height = header.height;
+    ptr::write(at.as_ptr(), header);
+    let tower = at.as_ptr().add(1).cast::<AtomicPtr<KeyNode>>();
+    for level in 0..height {
+        ptr::write(tower.add(level), AtomicPtr::new(ptr::null_mut()));
+    }
+}
+
+impl Drop for List {
+    fn drop(&mut self) {
+        for value in self.writer.get_mut().shared.drain(..) {
+            // SAFETY: each was written once and is dropped once, here; the arena that
+            // holds it is freed after this.
+            unsafe { ptr::drop_in_place(value.as_ptr()) };
+        }
+    }
+}
+
+impl std::fmt::Debug for List {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("List")
+            .field("entries", &self.len())
+            .field("buckets", &self.buckets.len())
+            .finish()
+    }
+}
