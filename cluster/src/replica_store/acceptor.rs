@@ -150,14 +150,15 @@ impl ReplicaStore {
         }
         let mut batch = WriteBatch::new();
         let mut leaves = self.merkle.begin_leaves();
-        self.put_record(&mut batch, &mut leaves, item);
+        let stored_key = engine_key(key);
+        self.put_keyed(&mut batch, &mut leaves, key, &stored_key, &item.record);
         // A promise at or below the record's version tells nothing the record does not
         // (both rules compare a ballot with the higher of the two, and a prepare's
         // read shortcut needs the promise at or below the record's version either way):
         // forget it in the same batch, so a finished round leaves only its record.
         // Promises above the record (rounds that prepared and never accepted) stay.
         if promise <= ballot {
-            batch.delete(self.paxos, &engine_key(key));
+            batch.delete(self.paxos, &stored_key);
         }
         self.write_durably(batch)?;
         drop(leaves);
@@ -182,7 +183,16 @@ impl ReplicaStore {
 
     /// `key`'s promise and copy mark.
     pub(super) fn promise_entry(&self, key: &ItemKey) -> Result<PromiseEntry, StoreError> {
-        match self.db.get(self.paxos, &engine_key(key))? {
+        self.promise_entry_at(key, &engine_key(key))
+    }
+
+    /// [`Self::promise_entry`] for a caller that built `key`'s engine key already.
+    fn promise_entry_at(
+        &self,
+        key: &ItemKey,
+        engine_key: &[u8],
+    ) -> Result<PromiseEntry, StoreError> {
+        match self.db.get(self.paxos, engine_key)? {
             None => Ok(PromiseEntry::default()),
             Some(v) => PromiseEntry::decode(&v.value).ok_or_else(|| StoreError::Corrupt {
                 key: super::describe_key(key),
@@ -197,15 +207,16 @@ impl ReplicaStore {
         &self,
         batch: &mut WriteBatch,
         key: &ItemKey,
+        engine_key: &[u8],
         version: Version,
     ) -> Result<(), StoreError> {
-        let entry = self.promise_entry(key)?;
+        let entry = self.promise_entry_at(key, engine_key)?;
         let marked = PromiseEntry {
             promise: entry.promise,
             copied_below: (entry.promise > version).then_some(version),
         };
         if marked != entry {
-            batch.put(self.paxos, &engine_key(key), &marked.encode());
+            batch.put(self.paxos, engine_key, &marked.encode());
         }
         Ok(())
     }

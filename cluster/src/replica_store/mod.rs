@@ -128,14 +128,15 @@ impl ReplicaStore {
                 outcomes.push(WriteOutcome::Stale { current: floor });
                 continue;
             }
+            let engine_key = records::engine_key(&item.key);
             let held = match written.get(&item.key) {
                 Some(r) => Some(r.clone()),
-                None => read_record(&self.db, self.data, &item.key)?,
+                None => records::read_record_at(&self.db, self.data, &item.key, &engine_key)?,
             };
             if let Body::Siblings(_) | Body::SiblingsWrite(_) = &item.record.body {
                 let actor = NodeId(self.actor.load(Ordering::Relaxed));
                 if let Some(record) = siblings::after_write(&item.key, held, &item.record, actor)? {
-                    self.put_keyed(&mut batch, &mut leaves, &item.key, &record);
+                    self.put_keyed(&mut batch, &mut leaves, &item.key, &engine_key, &record);
                     written.insert(&item.key, record);
                 }
                 outcomes.push(WriteOutcome::Applied);
@@ -152,10 +153,16 @@ impl ReplicaStore {
                 }
                 Some((current, _)) if current == item.record.version => WriteOutcome::Applied,
                 _ => {
-                    self.put_record(&mut batch, &mut leaves, item);
+                    self.put_keyed(
+                        &mut batch,
+                        &mut leaves,
+                        &item.key,
+                        &engine_key,
+                        &item.record,
+                    );
                     // A copy under a higher promise is not this acceptor's accept
                     // (replica_store/acceptor.rs).
-                    self.mark_copy(&mut batch, &item.key, item.record.version)?;
+                    self.mark_copy(&mut batch, &item.key, &engine_key, item.record.version)?;
                     written.insert(&item.key, item.record.clone());
                     WriteOutcome::Applied
                 }
@@ -168,11 +175,6 @@ impl ReplicaStore {
         Ok(outcomes)
     }
 
-    /// Adds `item`'s record and its Merkle leaf to `batch`.
-    fn put_record(&self, batch: &mut WriteBatch, leaves: &mut LeafWrites<'_>, item: &WriteItem) {
-        self.put_keyed(batch, leaves, &item.key, &item.record);
-    }
-
     /// Adds `key`'s `record` and its Merkle leaf to `batch`. The caller holds the key's
     /// stripe until the batch is written (Merkle::begin_leaves).
     fn put_keyed(
@@ -180,9 +182,10 @@ impl ReplicaStore {
         batch: &mut WriteBatch,
         leaves: &mut LeafWrites<'_>,
         key: &ItemKey,
+        engine_key: &[u8],
         record: &Record,
     ) {
-        batch.put(self.data, &records::engine_key(key), &record.encode());
+        batch.put(self.data, engine_key, &record.encode());
         leaves.set(batch, key, Some(record));
     }
 

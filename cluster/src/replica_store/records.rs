@@ -16,7 +16,18 @@ pub fn engine_key(key: &ItemKey) -> Vec<u8> {
 
 /// The record held for `key`, if any.
 pub fn read_record(db: &Db, data: Keyspace, key: &ItemKey) -> Result<Option<Record>, StoreError> {
-    match db.get(data, &engine_key(key))? {
+    read_record_at(db, data, key, &engine_key(key))
+}
+
+/// [`read_record`] for a caller that built `key`'s engine key already (a write uses it
+/// three times: a slot CRC, a hash and an allocation each).
+pub fn read_record_at(
+    db: &Db,
+    data: Keyspace,
+    key: &ItemKey,
+    engine_key: &[u8],
+) -> Result<Option<Record>, StoreError> {
+    match db.get(data, engine_key)? {
         None => Ok(None),
         Some(v) => decode_value(key, &v.value).map(Some),
     }
