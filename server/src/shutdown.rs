@@ -36,19 +36,26 @@ impl Shutdown {
     }
 }
 
-/// Triggers `shutdown` on SIGTERM or SIGINT.
-pub async fn on_signals(shutdown: Shutdown) {
+/// Installs the SIGTERM and SIGINT handlers now and returns the future that triggers
+/// `shutdown` when one arrives. The handlers are installed before the caller serves
+/// anything: a handler installed inside a spawned task may not be in place yet when the
+/// first reply goes out, and a SIGTERM then meets the default action, which ends the
+/// process without the graceful close (seen on a loaded CI machine).
+pub fn on_signals(shutdown: Shutdown) -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; use SHUTDOWN to stop");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("received SIGTERM, shutting down"),
-        _ = int.recv() => tracing::info!("received SIGINT, shutting down"),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            tracing::warn!("cannot install signal handlers; use SHUTDOWN to stop");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("received SIGTERM, shutting down"),
+            _ = int.recv() => tracing::info!("received SIGINT, shutting down"),
+        }
+        shutdown.trigger();
     }
-    shutdown.trigger();
 }
