@@ -6,7 +6,7 @@
 //! quoting (`sdssplitargs`), the 64 KiB inline/header limit, the unauthenticated limits,
 //! and never reserving memory for a claimed length that has not arrived.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// Longest inline command or `*`/`$` header line Redis accepts (PROTO_INLINE_MAX_SIZE).
 pub const INLINE_MAX: usize = 64 * 1024;
@@ -98,6 +98,12 @@ struct PartialMultibulk {
     held: usize,
 }
 
+/// Most arguments of a request [`RequestParser::parse_whole`] frames (more go the
+/// general way, which also bounds the memory a request in progress holds).
+const FAST_MAX_ARGS: usize = 16;
+/// Longest `*n`/`$n` header line it reads: the tag, 18 digits and `\r`.
+const FAST_MAX_HEADER: usize = 20;
+
 /// Memory charged per argument on top of its bytes (the `Bytes` handle and vector slot),
 /// so many empty arguments still count toward the query buffer limit.
 const ARG_OVERHEAD: usize = 32;
@@ -128,6 +134,11 @@ impl RequestParser {
             if buf[0] != b'*' {
                 return self.parse_inline(buf);
             }
+            if self.searched == 0 {
+                if let Some(args) = self.parse_whole(buf, limits) {
+                    return Ok(Parsed::Command(args));
+                }
+            }
             match self.multibulk_header(buf, limits)? {
                 Some(0) => return Ok(Parsed::Command(Vec::new())),
                 Some(count) => {
@@ -142,6 +153,75 @@ impl RequestParser {
             }
         }
         self.parse_arguments(buf, limits)
+    }
+
+    /// Frames a small request that is wholly in `buf` in one pass, the common case of a
+    /// client or a pipeline: `Some(args)` with the request consumed, or `None` with `buf`
+    /// and the parser untouched when it is incomplete, has more than [`FAST_MAX_ARGS`]
+    /// arguments or a header longer than [`FAST_MAX_HEADER`], or breaks a rule or limit;
+    /// the general path then frames it and words the error. The arguments are slices of
+    /// one frozen frame: one split for the request instead of one per argument plus a
+    /// consume per header line. Bytes searched count toward `examined` only when the
+    /// request is taken; a try that falls back searched at most a bounded prefix.
+    fn parse_whole(&mut self, buf: &mut BytesMut, limits: Limits) -> Option<Vec<Bytes>> {
+        // A `*n` or `$n` header at `at`: its number and where the line after it starts.
+        // Only what `parse_i64` reads the same is taken here (1 to 18 digits, no sign, no
+        // leading zero), digits read as they are searched; anything else goes the
+        // general way.
+        let header = |at: usize| -> Option<(i64, usize)> {
+            let digits = &buf[at + 1..buf.len().min(at + FAST_MAX_HEADER)];
+            let mut n: i64 = 0;
+            let mut used = 0;
+            for &b in digits {
+                if !b.is_ascii_digit() {
+                    break;
+                }
+                if used == 18 {
+                    return None; // before a 19th digit could overflow
+                }
+                n = n * 10 + i64::from(b - b'0');
+                used += 1;
+            }
+            let cr = at + 1 + used;
+            let ok = used > 0 && (digits[0] != b'0' || used == 1) && buf.get(cr) == Some(&b'\r');
+            (ok && cr + 2 <= buf.len()).then_some((n, cr + 2))
+        };
+        let (count, mut at) = header(0)?;
+        let mut searched = at as u64 - 1;
+        if count < 1 || count as usize > FAST_MAX_ARGS {
+            return None;
+        }
+        if limits.unauthenticated && count > UNAUTH_MULTIBULK_MAX {
+            return None;
+        }
+        let mut spans = [(0usize, 0usize); FAST_MAX_ARGS];
+        for span in spans.iter_mut().take(count as usize) {
+            if buf.get(at) != Some(&b'$') {
+                return None;
+            }
+            let (len, start) = header(at)?;
+            searched += (start - at - 1) as u64;
+            if len < 0 || len > limits.max_bulk {
+                return None;
+            }
+            if limits.unauthenticated && len > UNAUTH_BULK_MAX {
+                return None;
+            }
+            let end = start.checked_add(len as usize)?;
+            if end.checked_add(2)? > buf.len() {
+                return None;
+            }
+            *span = (start, end);
+            at = end + 2; // like Redis, the two bytes after the payload are not checked
+        }
+        self.examined += searched;
+        let frame = buf.split_to(at).freeze();
+        Some(
+            spans[..count as usize]
+                .iter()
+                .map(|&(start, end)| frame.slice(start..end))
+                .collect(),
+        )
     }
 
     /// Finds `byte` in `buf`, searching only what was not searched before.
@@ -161,9 +241,11 @@ impl RequestParser {
         }
     }
 
-    /// Consumes `n` bytes of finished input.
+    /// Consumes `n` bytes of finished input. `advance` moves the buffer's start; a
+    /// `split_to` here built and dropped a handle (two reference-count updates) for every
+    /// header and line end (docs/performance.md, "Framing and per-command bookkeeping").
     fn consume(&mut self, buf: &mut BytesMut, n: usize) {
-        let _ = buf.split_to(n);
+        buf.advance(n);
         self.searched = 0;
     }
 
@@ -448,6 +530,95 @@ mod tests {
         assert_eq!(whole.len(), 4);
         for step in 1..full.len() {
             assert_eq!(fed_in_pieces(full, step).0, whole, "pieces of {step}");
+        }
+    }
+
+    /// Frames `input` fed in pieces of `step` bytes: the commands, then the error that
+    /// ended it (`None` if it ended waiting for more).
+    fn framed(input: &[u8], step: usize, limits: Limits) -> (Vec<Vec<Bytes>>, Option<String>) {
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(step.max(1)) {
+            buf.extend_from_slice(piece);
+            loop {
+                match p.parse(&mut buf, limits) {
+                    Ok(Parsed::Incomplete(_)) => break,
+                    Ok(Parsed::Command(c)) => out.push(c),
+                    Err(e) => return (out, Some(e.0)),
+                }
+            }
+        }
+        (out, None)
+    }
+
+    proptest::proptest! {
+        /// The one-pass path for whole requests (taken when a request is all in the
+        /// buffer) frames exactly what the general path frames when the same bytes come
+        /// one at a time (never whole), errors included: valid requests of up to 20
+        /// arguments with payloads holding CR and LF, then bytes overwritten anywhere.
+        #[test]
+        fn whole_requests_frame_as_byte_by_byte(
+            requests in proptest::collection::vec(
+                proptest::collection::vec(proptest::collection::vec(
+                    proptest::prop_oneof![proptest::strategy::Just(b'\r'), proptest::strategy::Just(b'\n'), proptest::strategy::Just(b'$'), proptest::strategy::Just(b'*'), proptest::num::u8::ANY],
+                    0..12,
+                ), 0..20),
+                1..6,
+            ),
+            damage in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 0..3),
+            unauthenticated in proptest::bool::ANY,
+            max_bulk in 4i64..16,
+        ) {
+            let mut input = Vec::new();
+            for args in &requests {
+                input.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+                for a in args {
+                    input.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                    input.extend_from_slice(a);
+                    input.extend_from_slice(b"\r\n");
+                }
+            }
+            for (at, byte) in damage {
+                let at = at % input.len();
+                input[at] = byte;
+            }
+            let limits = Limits { max_bulk, unauthenticated };
+            let whole = framed(&input, input.len(), limits);
+            let by_byte = framed(&input, 1, limits);
+            proptest::prop_assert_eq!(whole, by_byte);
+        }
+    }
+
+    /// Counts and lengths of 17 to 21 digits (around what `parse_whole` reads itself,
+    /// past what an i64 holds) frame whole as they do byte by byte; a 19-digit count
+    /// overflowed the one-pass path's digits once (found by the fuzz target).
+    #[test]
+    fn long_headers_frame_as_byte_by_byte() {
+        let limits = Limits {
+            max_bulk: i64::MAX,
+            unauthenticated: false,
+        };
+        for digits in 17..=21 {
+            for lead in [b'1', b'9'] {
+                let mut number = vec![lead];
+                number.resize(digits, b'9');
+                let number = String::from_utf8(number).unwrap();
+                let inputs = [
+                    format!("*{number}\r\n$1\r\nx\r\n"),
+                    format!("*1\r\n${number}\r\nx\r\n"),
+                    format!("*1\r\n$00000000000000001\r\nx\r\n*{number}\r\n"),
+                ];
+                for input in inputs {
+                    let input = input.as_bytes();
+                    assert_eq!(
+                        framed(input, input.len(), limits),
+                        framed(input, 1, limits),
+                        "{}",
+                        String::from_utf8_lossy(input)
+                    );
+                }
+            }
         }
     }
 
