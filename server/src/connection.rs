@@ -315,10 +315,19 @@ where
 /// (its reply is then left to [`lock_wait`]). Returns how many commands were consumed
 /// excluding a waiting one.
 fn run_batch(srv: &Shared, client: &mut Client, batch: &[Vec<Bytes>], out: &mut BytesMut) -> usize {
-    // Each name is looked up once here, for may_block, grouping and admission alike.
+    // Each name is looked up once here, for may_block, grouping and admission alike; a
+    // name spelled as the one before it (a pipeline of one command) reuses its lookup.
+    let mut previous: Option<(&[u8], Option<&'static CommandSpec>)> = None;
     let looked_up: Vec<_> = batch
         .iter()
-        .map(|a| commands::table::lookup(&a[0]))
+        .map(|a| match previous {
+            Some((name, spec)) if name == &a[0][..] => spec,
+            _ => {
+                let spec = commands::table::lookup(&a[0]);
+                previous = Some((&a[0][..], spec));
+                spec
+            }
+        })
         .collect();
     let hard = srv.config.read().client_output_buffer_limit.normal.hard;
     let over_hard_limit = move |client: &mut Client, out: &BytesMut| {

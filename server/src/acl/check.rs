@@ -140,7 +140,7 @@ fn check_selector(
         }
     }
     if !sel.all_keys {
-        for (n, key) in spec.keys(args).into_iter().enumerate() {
+        for (n, key) in spec.key_args(args).enumerate() {
             if !check_key(sel, key, key_access(spec, args, n)) {
                 return Err(Denial::Key(key.clone()));
             }

@@ -23,9 +23,10 @@ impl Default for CommandStats {
 }
 
 impl CommandStats {
-    /// Counts one call of `spec` that took `micros`.
-    pub fn record(&self, spec: &'static CommandSpec, micros: u64) {
-        if let Some(id) = index().id(spec) {
+    /// Counts one call that took `micros` of the command with index id `id`
+    /// (`index().id(spec)`, looked up once by the caller for every counter).
+    pub fn record(&self, id: Option<usize>, micros: u64) {
+        if let Some(id) = id {
             self.calls[id].fetch_add(1, Ordering::Relaxed);
             self.usec[id].fetch_add(micros, Ordering::Relaxed);
         }
@@ -73,7 +74,12 @@ fn full_names() -> &'static [&'static str] {
 
 /// Redis's full name of a command of the table: `get`, `client|info` (CLIENT LIST's `cmd=`).
 pub fn full_name(spec: &'static CommandSpec) -> &'static str {
-    match index().id(spec) {
+    full_name_by_id(spec, index().id(spec))
+}
+
+/// [`full_name`] for a caller that looked the id up (`index().id(spec)`).
+pub fn full_name_by_id(spec: &'static CommandSpec, id: Option<usize>) -> &'static str {
+    match id {
         Some(id) => full_names()[id],
         None => spec.name,
     }
@@ -91,8 +97,8 @@ mod tests {
         let spec = resolve(&args).expect("known");
         assert_eq!(full_name(spec), "client|info");
         let stats = CommandStats::default();
-        stats.record(spec, 10);
-        stats.record(spec, 20);
+        stats.record(index().id(spec), 10);
+        stats.record(index().id(spec), 20);
         let lines = stats.info_lines();
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].0, "cmdstat_client|info");

@@ -453,12 +453,12 @@ fn plan<'a>(spec: &'static CommandSpec, args: &'a [Bytes], client: &'a Client) -
         }
         _ => {}
     }
-    let keys = spec.keys(args);
+    let mut keys = spec.key_args(args).map(|k| &k[..]);
     if spec.has(WRITE) {
-        Plan::Keys(keys.into_iter().map(|k| &k[..]).collect())
+        Plan::Keys(keys.collect())
     } else if spec.has(READONLY) {
         Plan::Read {
-            snapshot: keys.len() > 1 || spec.has(KEYSPACE),
+            snapshot: keys.nth(1).is_some() || spec.has(KEYSPACE),
         }
     } else {
         Plan::Nothing
@@ -633,7 +633,7 @@ pub fn execute_group(
         specs
             .iter()
             .zip(cmds)
-            .flat_map(|(s, a)| s.keys(a).into_iter().map(|k| &k[..]))
+            .flat_map(|(s, a)| s.key_args(a).map(|k| &k[..]))
             .collect()
     };
     // A script busy past its threshold: the commands run one by one, each getting -BUSY.
@@ -648,7 +648,11 @@ pub fn execute_group(
     ctx.txn.set_writer(ctx.client.info.id);
     if reads_only {
         ctx.txn.read_only();
-        if specs.iter().zip(cmds).any(|(s, a)| s.keys(a).len() > 1) {
+        if specs
+            .iter()
+            .zip(cmds)
+            .any(|(s, a)| s.key_args(a).nth(1).is_some())
+        {
             ctx.txn.use_snapshot();
         }
     }
@@ -717,11 +721,13 @@ pub fn after_command(
     reply: &Reply,
 ) {
     srv.counters.commands.fetch_add(1, Ordering::Relaxed);
-    srv.command_metrics.record(spec, elapsed, reply.is_error());
+    // The command's dense id, looked up once for the three per-command counters.
+    let id = crate::acl::categories::index().id(spec);
+    srv.command_metrics.record(id, elapsed, reply.is_error());
     crate::pubsub::after_command(srv, client, spec, args);
-    *client.info.last_cmd.lock() = command_stats::full_name(spec);
+    *client.info.last_cmd.lock() = command_stats::full_name_by_id(spec, id);
     let micros = elapsed.as_micros() as u64;
-    srv.command_stats.record(spec, micros);
+    srv.command_stats.record(id, micros);
     let (threshold, max_len) = {
         let c = srv.config.read();
         (c.slowlog_log_slower_than, c.slowlog_max_len)
