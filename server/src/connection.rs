@@ -3,6 +3,7 @@
 //! that wait for an fsync, lock waits) leave the async worker via `block_in_place`, once
 //! per pipeline batch, so no runtime thread sleeps on the disk.
 
+use crate::cluster_mode::lock_wait;
 use crate::cluster_mode::pipelined_reads::{read_ahead, InRun, ReadAhead};
 use crate::cluster_mode::pipelined_writes::run_grouped;
 use crate::commands;
@@ -11,7 +12,7 @@ use crate::keyspace::now_ms;
 use crate::protocol::{Limits, Parsed, Reply, RequestParser};
 use crate::state::{Client, ClientInfo, Shared};
 use bytes::{Bytes, BytesMut};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -437,9 +438,10 @@ fn run_looked_up(
 /// that disconnects stops waiting at once, instead of later taking the lock for nobody.
 ///
 /// On a cluster node (`ring`) the release may come through any node, and no local commit
-/// announces it: the LOCK is retried through consensus at growing intervals (from
+/// announces it: the lock is polled with a quorum read at growing intervals (from
 /// [`RING_LOCK_POLL_MIN`] to [`RING_LOCK_POLL_MAX`], with jitter so that waiters on
-/// several nodes do not retry in step), and at the holder's lease end.
+/// several nodes do not poll in step) and at the holder's lease end, and the LOCK is
+/// retried through consensus once a poll finds the lock free or ended.
 async fn lock_wait<S>(
     srv: &Shared,
     ring: Option<&Arc<dyn kv_cluster::ring::Ring>>,
@@ -453,6 +455,7 @@ where
 {
     let mut reply = Reply::Nil;
     let mut poll = RING_LOCK_POLL_MIN;
+    let _blocked = Blocked::enter(&srv.counters.blocked_clients);
     while let Some(w) = client.wait.take() {
         client.lock_deadline = Some(w.deadline);
         let notify = srv.store.events.wait(w.db, w.key.clone());
@@ -463,7 +466,18 @@ where
             // Retry after registering, so a release between the attempts is not missed.
             reply = match ring {
                 None => tokio::task::block_in_place(|| run_one(srv, client, args)),
-                Some(ring) => crate::cluster_mode::execute(srv, ring, client, args).await,
+                // A quorum read first: a LOCK attempt is a consensus round, whose
+                // ballot would outbid the release under way (cluster_mode::lock_wait).
+                // `args[2]`, the owner, is there: the LOCK that set `wait` was admitted.
+                Some(ring) => match lock_wait::poll(srv, ring, &w, &args[2]).await {
+                    lock_wait::Poll::Held(next) => {
+                        client.wait = next;
+                        Reply::Nil
+                    }
+                    lock_wait::Poll::Attempt => {
+                        crate::cluster_mode::execute(srv, ring, client, args).await
+                    }
+                },
             };
             if let Some(next) = &client.wait {
                 let mut sleep =
@@ -497,10 +511,26 @@ where
     reply
 }
 
+/// Counts a client in INFO `blocked_clients` while it waits.
+struct Blocked<'a>(&'a AtomicU64);
+
+impl<'a> Blocked<'a> {
+    fn enter(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Blocked(gauge)
+    }
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The first retry interval of LOCK ... WAIT on a cluster node (see [`lock_wait`]).
 const RING_LOCK_POLL_MIN: Duration = Duration::from_millis(10);
 /// The longest: a release is noticed within about this long, at the cost of one
-/// consensus round per waiter per interval.
+/// quorum read per waiter per interval.
 const RING_LOCK_POLL_MAX: Duration = Duration::from_millis(100);
 
 /// Streams the MONITOR feed `rx` until the client leaves, is killed or the server stops.

@@ -46,6 +46,12 @@ pub struct Counters {
     /// Pipelined writes a cluster node replicated together with the rest of their run
     /// (cluster_mode::pipelined_writes).
     pub pipelined_writes_grouped: AtomicU64,
+    /// Polls by which a LOCK ... WAIT on a cluster node found its lock still held with a
+    /// quorum read, instead of running a consensus round (cluster_mode::lock_wait).
+    pub lock_wait_reads: AtomicU64,
+    /// Clients waiting in LOCK ... WAIT now (INFO `blocked_clients`; a gauge that
+    /// CONFIG RESETSTAT leaves alone).
+    pub blocked_clients: AtomicU64,
 }
 
 /// One SLOWLOG entry.

@@ -241,20 +241,23 @@ fn an_eventual_database_refuses_read_modify_write() {
     assert_eq!(n, 1);
 }
 
-/// How many LOCK commands `node` ran (each attempt of a waiting LOCK counts).
-fn lock_calls(node: &kv_tests::Kvd) -> u64 {
+/// A number field of `node`'s INFO (`section`), 0 when missing.
+fn info_number(node: &kv_tests::Kvd, section: &str, field: &str) -> u64 {
     let mut conn = node.client();
     let info: String = redis::cmd("INFO")
-        .arg("commandstats")
+        .arg(section)
         .query(&mut conn)
         .unwrap_or_default();
-    kv_tests::info_field(&info, "cmdstat_lock")
-        .and_then(|v| {
-            v.split(',')
-                .find_map(|f| f.strip_prefix("calls=").map(str::to_owned))
-        })
+    kv_tests::info_field(&info, field)
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// Consensus rounds `node` proposed (CLUSTER INFO).
+fn consensus_rounds(node: &kv_tests::Kvd) -> u64 {
+    kv_tests::cluster::cluster_info(node, "kvd_consensus_rounds")
+        .and_then(|n| n.parse().ok())
+        .expect("kvd_consensus_rounds in CLUSTER INFO")
 }
 
 fn lock(
@@ -292,11 +295,22 @@ fn lock_wait_on_one_node_ends_with_a_release_or_a_lease_end_elsewhere() {
             Some(20_000),
         )
     });
-    // The waiter retried while the lock was held: it is waiting, not done.
-    let calls_before = lock_calls(&c.nodes[1]);
-    kv_tests::eventually("the waiter retries", Duration::from_secs(10), || {
-        lock_calls(&c.nodes[1]) >= calls_before + 3
+    // The waiter polls while the lock is held: it is waiting, not done, and its polls
+    // are quorum reads, not consensus rounds (whose ballots would outbid the UNLOCK
+    // below: cluster_mode/lock_wait.rs).
+    kv_tests::eventually("the waiter blocks", Duration::from_secs(10), || {
+        info_number(&c.nodes[1], "clients", "blocked_clients") == 1
     });
+    let rounds_while_held = consensus_rounds(&c.nodes[1]);
+    let reads_before = info_number(&c.nodes[1], "stats", "lock_wait_reads");
+    kv_tests::eventually("the waiter polls", Duration::from_secs(10), || {
+        info_number(&c.nodes[1], "stats", "lock_wait_reads") >= reads_before + 3
+    });
+    assert_eq!(
+        consensus_rounds(&c.nodes[1]),
+        rounds_while_held,
+        "a poll of a held lock ran a consensus round"
+    );
     assert!(!waiter.is_finished(), "the waiter took a held lock");
     let released: i64 = redis::cmd("UNLOCK")
         .arg("lock:a")
@@ -306,6 +320,7 @@ fn lock_wait_on_one_node_ends_with_a_release_or_a_lease_end_elsewhere() {
     assert_eq!(released, 1);
     let token = waiter.join().unwrap().expect("acquired after the release");
     assert!(token > held, "token {token} after {held}");
+    assert_eq!(info_number(&c.nodes[1], "clients", "blocked_clients"), 0);
 
     // A holder that never releases: the waiter gets the lock when the lease ends.
     let short = lock(&mut connect(&urls[0]), "lock:b", "C", 300, None).expect("free");

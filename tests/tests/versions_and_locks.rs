@@ -200,7 +200,10 @@ fn waiting_lock_is_woken_by_the_release_not_by_the_lease() {
             .unwrap();
         (t, start.elapsed())
     });
-    std::thread::sleep(Duration::from_millis(300)); // let the waiter block
+    kv_tests::eventually("the waiter blocks", Duration::from_secs(10), || {
+        let info: String = redis::cmd("INFO").arg("clients").query(&mut a).unwrap();
+        kv_tests::info_field(&info, "blocked_clients").as_deref() == Some("1")
+    });
     let released: i64 = redis::cmd("UNLOCK")
         .arg("lock:z")
         .arg("alice")

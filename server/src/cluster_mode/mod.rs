@@ -11,6 +11,7 @@ pub mod forward;
 pub mod idempotent;
 pub mod keyspace;
 pub mod layout;
+pub mod lock_wait;
 pub mod metadata;
 pub mod pipelined_reads;
 pub mod pipelined_writes;

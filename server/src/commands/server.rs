@@ -288,6 +288,7 @@ pub fn config_resetstat(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> CmdResult {
         &c.output_limit_disconnects,
         &c.pipelined_reads_ahead,
         &c.pipelined_writes_grouped,
+        &c.lock_wait_reads,
     ] {
         x.store(0, Ordering::Relaxed);
     }
@@ -651,7 +652,10 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
             ]
             .into_iter()
             .chain(info_fields::clients_lines())
-            .chain([kv("blocked_clients", "0".into())])
+            .chain([kv(
+                "blocked_clients",
+                c.blocked_clients.load(Ordering::Relaxed).to_string(),
+            )])
             .chain(info_fields::clients_tail_lines(
                 srv.store.events.tracking.clients(),
             ))
@@ -728,6 +732,7 @@ pub fn info(ctx: &mut Ctx<'_>, a: &[Bytes]) -> CmdResult {
                 kv("idempotent_replays", r(&c.idempotent_replays)),
                 kv("pipelined_reads_ahead", r(&c.pipelined_reads_ahead)),
                 kv("pipelined_writes_grouped", r(&c.pipelined_writes_grouped)),
+                kv("lock_wait_reads", r(&c.lock_wait_reads)),
                 kv(
                     "expired_idempotency_records",
                     r(&c.expired_idempotency_records),

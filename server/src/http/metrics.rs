@@ -108,7 +108,7 @@ impl Collector for ServerCollector {
 fn server_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
     let c = &srv.counters;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let counters: [(&str, &str, u64); 14] = [
+    let counters: [(&str, &str, u64); 15] = [
         ("kvd_commands", "Commands executed.", load(&c.commands)),
         (
             "kvd_connections_received",
@@ -175,6 +175,11 @@ fn server_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
             "Pipelined writes a cluster node replicated in one round with the rest of their run.",
             load(&c.pipelined_writes_grouped),
         ),
+        (
+            "kvd_lock_wait_reads",
+            "Polls of LOCK ... WAIT on a cluster node that read their lock still held.",
+            load(&c.lock_wait_reads),
+        ),
     ];
     counter_list(enc, &counters)?;
     let clients = srv.clients.lock().len() as i64;
@@ -184,6 +189,13 @@ fn server_metrics(srv: &Shared, enc: &mut DescriptorEncoder) -> fmt::Result {
         "Connected clients (RESP connections and HTTP requests in flight).",
         None,
         clients,
+    )?;
+    gauge(
+        enc,
+        "kvd_blocked_clients",
+        "Clients waiting in LOCK ... WAIT.",
+        None,
+        load(&c.blocked_clients) as i64,
     )?;
     let maxclients = srv.config.read().maxclients as i64;
     gauge(
