@@ -3,90 +3,59 @@
 
 mod replica_support;
 
-use async_trait::async_trait;
 use kv_cluster::anti_entropy::{sync_all, sync_partition_within, SyncStats};
 use kv_cluster::hint_replay::ByteBudget;
 use kv_cluster::local_replica::LocalReplica;
 use kv_cluster::merkle::bucket_of;
-use kv_cluster::replica_api::{
-    Hash16, ItemKey, MerkleLeaf, ReplicaApi, ReplicaError, ScanPage, WriteItem, WriteOutcome,
-};
-use kv_cluster::{NodeId, Record};
-use kv_keyspace::data_key::ScanPosition;
+use kv_cluster::replica_api::{ItemKey, ReplicaApi, WriteItem};
+use kv_cluster::NodeId;
 use kv_keyspace::slot::key_partition;
+use replica_support::watched::{Watch, Watched};
 use replica_support::*;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// A replica that counts the keys read from it and written to it.
+/// Counts the keys read from a replica and written to it.
+#[derive(Default)]
 struct Counting {
-    inner: LocalReplica,
     keys_read: AtomicU64,
     keys_written: AtomicU64,
 }
 
-impl Counting {
-    fn new(store: Arc<kv_cluster::replica_store::ReplicaStore>) -> Arc<Counting> {
-        Arc::new(Counting {
-            inner: LocalReplica::new(store),
-            keys_read: AtomicU64::new(0),
-            keys_written: AtomicU64::new(0),
-        })
+impl Watch for Counting {
+    fn on_write(&self, items: &[WriteItem]) {
+        self.keys_written
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
     }
-
-    fn take_counts(&self) -> (u64, u64) {
-        (
-            self.keys_read.swap(0, Ordering::Relaxed),
-            self.keys_written.swap(0, Ordering::Relaxed),
-        )
+    fn on_read(&self, keys: &[ItemKey]) {
+        self.keys_read
+            .fetch_add(keys.len() as u64, Ordering::Relaxed);
     }
 }
 
-#[async_trait]
-impl ReplicaApi for Counting {
-    async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
-        self.keys_written
-            .fetch_add(items.len() as u64, Ordering::Relaxed);
-        self.inner.write(items).await
-    }
-    async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
-        self.keys_read
-            .fetch_add(keys.len() as u64, Ordering::Relaxed);
-        self.inner.read(keys).await
-    }
-    async fn merkle_roots(&self, partitions: Vec<u16>) -> Result<Vec<Hash16>, ReplicaError> {
-        self.inner.merkle_roots(partitions).await
-    }
-    async fn merkle_buckets(&self, partition: u16) -> Result<Vec<Hash16>, ReplicaError> {
-        self.inner.merkle_buckets(partition).await
-    }
-    async fn merkle_leaves(
-        &self,
-        partition: u16,
-        bucket: u8,
-    ) -> Result<Vec<MerkleLeaf>, ReplicaError> {
-        self.inner.merkle_leaves(partition, bucket).await
-    }
-    async fn scan(
-        &self,
-        partition: u16,
-        db: u32,
-        from: ScanPosition,
-        limit: usize,
-    ) -> Result<ScanPage, ReplicaError> {
-        self.inner.scan(partition, db, from, limit).await
-    }
+type CountingReplica = Watched<Counting>;
+
+fn counting(store: Arc<kv_cluster::replica_store::ReplicaStore>) -> Arc<CountingReplica> {
+    Arc::new(Watched {
+        replica: LocalReplica::new(store),
+        watch: Counting::default(),
+    })
+}
+
+/// Keys read from and written to `replica` since the last call.
+fn take_counts(replica: &CountingReplica) -> (u64, u64) {
+    (
+        replica.watch.keys_read.swap(0, Ordering::Relaxed),
+        replica.watch.keys_written.swap(0, Ordering::Relaxed),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_makes_roots_equal_and_moves_only_the_differing_keys() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (store_a, store_b) = (open_store(dir_a.path()), open_store(dir_b.path()));
-    let (a, b) = (
-        Counting::new(store_a.clone()),
-        Counting::new(store_b.clone()),
-    );
+    let (a, b) = (counting(store_a.clone()), counting(store_b.clone()));
 
     // 500 keys both replicas hold alike.
     let common: Vec<_> = (0..500)
@@ -116,8 +85,8 @@ async fn sync_makes_roots_equal_and_moves_only_the_differing_keys() {
     b.write([only_b.clone(), newer_b.clone(), deleted_b.clone()].concat())
         .await
         .unwrap();
-    a.take_counts();
-    b.take_counts();
+    take_counts(&a);
+    take_counts(&b);
 
     let differing: Vec<&WriteItem> = [&only_a, &only_b, &newer_a, &newer_b, &deleted_b]
         .into_iter()
@@ -150,14 +119,14 @@ async fn sync_makes_roots_equal_and_moves_only_the_differing_keys() {
     );
     // Reads: exactly the differing keys from each side. Writes: what each side lacked.
     assert_eq!(
-        a.take_counts(),
+        take_counts(&a),
         (
             differing.len() as u64,
             (only_b.len() + newer_b.len() + deleted_b.len()) as u64
         )
     );
     assert_eq!(
-        b.take_counts(),
+        take_counts(&b),
         (
             differing.len() as u64,
             (only_a.len() + newer_a.len()) as u64
@@ -189,8 +158,8 @@ async fn sync_makes_roots_equal_and_moves_only_the_differing_keys() {
     .await;
     assert!(failures.is_empty());
     assert_eq!(again, SyncStats::default());
-    assert_eq!(a.take_counts(), (0, 0));
-    assert_eq!(b.take_counts(), (0, 0));
+    assert_eq!(take_counts(&a), (0, 0));
+    assert_eq!(take_counts(&b), (0, 0));
 }
 
 /// Two replica stores, `a` holding one key `k` that `b` lacks (and their directories).

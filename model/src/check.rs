@@ -20,6 +20,8 @@ pub struct Outcome {
     pub violation: Option<(&'static str, String)>,
     /// Whether some run acknowledged every command (the check was not vacuous).
     pub all_acknowledged: bool,
+    /// Whether some retry adopted its own value (Design::adopt_own_partial).
+    pub own_value_adopted: bool,
 }
 
 impl Outcome {
@@ -102,6 +104,7 @@ fn outcome(
         elapsed: started.elapsed(),
         violation,
         all_acknowledged: checker.discovery(property::ALL_ACKNOWLEDGED).is_some(),
+        own_value_adopted: checker.discovery(property::OWN_VALUE_ADOPTED).is_some(),
     }
 }
 

@@ -41,6 +41,10 @@ pub enum Sabotage {
     /// A retry after a refused Accept runs the command again whatever the promises
     /// carry (an INCR can then count twice).
     RetryWhateverWasAccepted,
+    /// A retry adopts as its own any record at or above its last refused round's
+    /// ballot, not only that round's own value (another INCR's value is then answered
+    /// as this one's, and one increment is lost).
+    AdoptAnyNewerRecord,
 }
 
 /// One variant of the protocol.
@@ -71,6 +75,11 @@ pub struct Design {
     /// that may derive from its value); otherwise the outcome stays unknown (kvd's
     /// coordinator/paxos.rs `Partial`).
     pub retry_partial_accepts: bool,
+    /// A retry whose promises show, as the newest record, the value of this
+    /// invocation's last refused round (its ballot is the record's version) re-accepts
+    /// that value at the new ballot and, once accepted, gives that round's reply,
+    /// instead of giving up (kvd's coordinator/paxos.rs `Own`).
+    pub adopt_own_partial: bool,
     /// A deliberate bug, if any.
     pub sabotage: Option<Sabotage>,
 }
@@ -85,6 +94,7 @@ impl Design {
         guard_marks_copies: false,
         forget_fulfilled_promises: false,
         retry_partial_accepts: false,
+        adopt_own_partial: false,
         sabotage: None,
     };
 
@@ -101,6 +111,7 @@ impl Design {
         guard_marks_copies: true,
         forget_fulfilled_promises: true,
         retry_partial_accepts: true,
+        adopt_own_partial: true,
         sabotage: None,
     };
 

@@ -1,7 +1,7 @@
 //! The stateright model: N acceptors, one proposer per client, the network as a set
 //! of sent messages, background repair, and the history the checkers judge.
 
-use crate::acceptor::{Acceptor, Answer};
+use crate::acceptor::{Acceptor, Answer, Record};
 use crate::ballot::Ballot;
 use crate::design::{Design, Repair, Sabotage};
 use crate::message::Msg;
@@ -22,6 +22,9 @@ pub mod property {
     pub const NO_READ_DISCARDED: &str = "no GET result discarded";
     /// Non-vacuity: some run acknowledges every command of every script.
     pub const ALL_ACKNOWLEDGED: &str = "every command acknowledged";
+    /// Reachability of [`crate::Design::adopt_own_partial`]: some retry adopted its
+    /// own value.
+    pub const OWN_VALUE_ADOPTED: &str = "a retry adopted its own value";
 }
 
 /// A configuration to check.
@@ -60,6 +63,8 @@ pub struct State {
     pub discarded_read: bool,
     /// Commands acknowledged so far.
     pub acknowledged: usize,
+    /// Whether some retry adopted its own value (Design::adopt_own_partial).
+    pub adopted_own: bool,
 }
 
 /// A step of the system.
@@ -114,6 +119,27 @@ impl PaxosModel {
         self.scripts[client][state.clients[client].next_op as usize]
     }
 
+    /// Under [`Design::adopt_own_partial`]: when the newest of `promises` is the value
+    /// of the client's last refused round, that value, with the state that round
+    /// observed and its reply.
+    fn own_value(
+        &self,
+        c: &Client,
+        promises: &[(u8, Record, bool)],
+    ) -> Option<(Value, Value, Reply)> {
+        let (own, observed, reply) = c.partial_own.clone()?;
+        if !self.design.adopt_own_partial {
+            return None;
+        }
+        let newest = promises
+            .iter()
+            .map(|(_, r, _)| r)
+            .max_by_key(|r| r.version)?;
+        let adopt = newest.version == own
+            || (self.design.has(Sabotage::AdoptAnyNewerRecord) && newest.version >= own);
+        adopt.then(|| (newest.value.clone(), observed, reply))
+    }
+
     /// Starts a round at `ballot` for the client's current command.
     fn start_round(state: &mut State, client: usize, ballot: Ballot) {
         let c = &mut state.clients[client];
@@ -131,6 +157,7 @@ impl PaxosModel {
         let c = &mut state.clients[client];
         c.round = Round::Idle;
         c.partial_since = None;
+        c.partial_own = None;
         if c.attempt + 1 < self.max_attempts {
             c.attempt += 1;
         } else {
@@ -147,6 +174,7 @@ impl PaxosModel {
         let reads_before = c.reads_before;
         c.round = Round::Idle;
         c.partial_since = None;
+        c.partial_own = None;
         c.next_op += 1;
         c.attempt = 0;
         state
@@ -176,6 +204,17 @@ impl PaxosModel {
             return;
         };
         let ballot = *ballot;
+        if let Some((value, observed, reply)) = self.own_value(c, promises) {
+            state.network.insert(Msg::Accept { ballot, value });
+            state.clients[client].round = Round::Accepting {
+                ballot,
+                observed,
+                reply,
+                accepted: Vec::new(),
+            };
+            state.adopted_own = true;
+            return;
+        }
         // A retry after a refused Accept: a record at or above that round's ballot
         // may derive from its value, and running the command again could apply it
         // twice.
@@ -264,8 +303,19 @@ impl PaxosModel {
                     self.abandon(state, client);
                 }
             }
-            (Answer::Rejected(seen), Round::Accepting { ballot, .. }) => {
+            (
+                Answer::Rejected(seen),
+                Round::Accepting {
+                    ballot,
+                    observed,
+                    reply,
+                    ..
+                },
+            ) => {
                 let ballot = *ballot;
+                if self.design.adopt_own_partial {
+                    c.partial_own = Some((ballot, observed.clone(), *reply));
+                }
                 c.highest_seen = c.highest_seen.max(seen);
                 let next = c.next_ballot(client);
                 if self.design.retry_partial_accepts && next.counter <= self.max_counter {
@@ -294,6 +344,7 @@ impl Model for PaxosModel {
             reads: Vec::new(),
             discarded_read: false,
             acknowledged: 0,
+            adopted_own: false,
         }]
     }
 
@@ -411,6 +462,7 @@ impl Model for PaxosModel {
             Property::sometimes(property::ALL_ACKNOWLEDGED, |m: &PaxosModel, s: &State| {
                 s.acknowledged == m.total_commands()
             }),
+            Property::sometimes(property::OWN_VALUE_ADOPTED, |_, s: &State| s.adopted_own),
         ]
     }
 }

@@ -58,6 +58,9 @@ pub struct Client {
     /// The ballot of this invocation's first round whose Accept was refused (retried
     /// under [`crate::Design::retry_partial_accepts`]).
     pub partial_since: Option<Ballot>,
+    /// This invocation's last refused round: its ballot, the state it observed and its
+    /// reply (adopted under [`crate::Design::adopt_own_partial`]).
+    pub partial_own: Option<(Ballot, Value, Reply)>,
 }
 
 impl Client {
@@ -70,6 +73,7 @@ impl Client {
             reads_before: 0,
             round: Round::Idle,
             partial_since: None,
+            partial_own: None,
         }
     }
 

@@ -16,10 +16,12 @@ fn two_incrs_are_linearizable() {
 }
 
 /// Rounds whose Accept was refused are retried by the same invocation, guarded
-/// (coordinator/paxos.rs `Partial`): both INCRs still count once.
+/// (coordinator/paxos.rs `Partial`), and a retry that finds its own value newest adopts
+/// it (`Own`): both INCRs still count once, and adoption happens in some run.
 #[test]
 fn two_incrs_retried_after_refused_accepts_are_linearizable() {
-    assert_safe(two_incrs_with_retries(Design::AS_IMPLEMENTED));
+    let outcome = assert_safe(two_incrs_with_retries(Design::AS_IMPLEMENTED));
+    assert!(outcome.own_value_adopted, "{}", outcome.summary());
 }
 
 #[test]

@@ -46,3 +46,12 @@ fn retrying_a_partly_accepted_command_whatever_the_promises_carry_is_caught() {
         Design::AS_IMPLEMENTED.sabotaged(Sabotage::RetryWhateverWasAccepted),
     ));
 }
+
+/// The adoption of a retry's own value (coordinator/paxos.rs `Own`) taken for any
+/// record at or above its ballot: another INCR's value is answered as this one's.
+#[test]
+fn adopting_a_newer_record_as_ones_own_is_caught() {
+    assert_caught(two_incrs_with_retries(
+        Design::AS_IMPLEMENTED.sabotaged(Sabotage::AdoptAnyNewerRecord),
+    ));
+}

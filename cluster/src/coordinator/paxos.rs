@@ -10,10 +10,12 @@
 //! and a later round might still adopt it) is retried only while the retry's majority
 //! holds nothing at or above that round's ballot: then the earlier value is in no
 //! majority, and once the retry's value is chosen no round can adopt it any more (a
-//! record derived from it would carry a version at or above its ballot). Otherwise the
-//! client gets TIMEOUT, "may still be applied", as for any indeterminate write
-//! (docs/consistency.md, step 6; checked by the model, model/src/design.rs
-//! `retry_partial_accepts`).
+//! record derived from it would carry a version at or above its ballot), or when the
+//! newest record the retry's majority holds is the command's own last value: the retry
+//! then re-accepts that value at its ballot and answers as that round would have (`Own`).
+//! Otherwise the client gets TIMEOUT, "may still be applied", as for any indeterminate
+//! write (docs/consistency.md, step 6; checked by the model, model/src/design.rs
+//! `retry_partial_accepts` and `adopt_own_partial`).
 
 use super::tally::Tally;
 use super::{Coordinator, ReplicaSet};
@@ -156,6 +158,8 @@ impl Coordinator {
         };
         let mut pause = BACKOFF_FIRST;
         let mut rounds = 0;
+        // The last round that ran `change` and reached phase 2 without being chosen.
+        let mut own: Option<Own> = None;
         let mut layout_retry = super::layout_retry::LayoutRetry::default();
         loop {
             rounds += 1;
@@ -183,9 +187,13 @@ impl Coordinator {
             {
                 Promises::Granted(records) => 'granted: {
                     let (state, settled) = newest(records, floor);
-                    // The majority holds a record that may derive from this command's
-                    // own earlier value: running it again could apply it twice.
-                    if let (Some(p), Some(r)) = (partial.as_ref(), state.as_ref()) {
+                    // The newest record is this command's own last value: finishing it
+                    // applies the command once, and the reply `change` last made is its.
+                    let adopt =
+                        own.filter(|o| state.as_ref().is_some_and(|r| r.version == o.ballot));
+                    // Otherwise the majority may hold a record derived from this
+                    // command's own earlier value: running it again could apply it twice.
+                    if let (Some(p), Some(r), None) = (partial.as_ref(), state.as_ref(), adopt) {
                         if r.version >= p.first {
                             return Err(ClusterError::Timeout {
                                 acked: p.acked,
@@ -201,21 +209,26 @@ impl Coordinator {
                     if let Some(r) = state.as_ref().filter(|r| r.version.ts >= ballot.ts) {
                         break 'granted r.version;
                     }
-                    let next = change(state.as_ref()).into_record(state.as_ref(), ballot);
-                    let (record, writes) = match next {
-                        // Refused before any replica accepts it (record_size.rs); a
-                        // round that left a value earlier still reports its outcome as
-                        // unknown (`round`).
-                        Some(record) => {
-                            check_record_bytes(record_bytes(&key.key, &record))?;
-                            (record, true)
+                    let (record, writes) = match adopt {
+                        Some(o) => (restate(state, ballot), o.writes),
+                        None => {
+                            own = None;
+                            match change(state.as_ref()).into_record(state.as_ref(), ballot) {
+                                // Refused before any replica accepts it (record_size.rs); a
+                                // round that left a value earlier still reports its outcome
+                                // as unknown (`round`).
+                                Some(record) => {
+                                    check_record_bytes(record_bytes(&key.key, &record))?;
+                                    (record, true)
+                                }
+                                // Nothing to write, and a majority holds the same record:
+                                // it is chosen, nothing to finish.
+                                None if settled => return Ok(None),
+                                // Finish what a minority may hold, so no later round
+                                // discards what this command observed.
+                                None => (restate(state, ballot), false),
+                            }
                         }
-                        // Nothing to write, and a majority holds the same record: it is
-                        // chosen, nothing to finish.
-                        None if settled => return Ok(None),
-                        // Finish what a minority may hold, so no later round discards
-                        // what this command observed.
-                        None => (restate(state, ballot), false),
                     };
                     let item = WriteItem {
                         key: key.clone(),
@@ -224,6 +237,9 @@ impl Coordinator {
                     let end = accept(&set, &item, accepts, deadline, self).await;
                     for &node in &set.skipped {
                         super::write::spawn_hint(inner.hints.clone(), node, item.clone());
+                    }
+                    if matches!(end, Accepts::Refused { .. }) {
+                        own = Some(Own { ballot, writes });
                     }
                     match end {
                         Accepts::Chosen => return Ok(writes.then_some(ballot)),
@@ -271,6 +287,18 @@ impl Coordinator {
             pause = (pause * 2).min(BACKOFF_MAX);
         }
     }
+}
+
+/// This command's last round that reached phase 2 and was refused. A record at exactly
+/// its ballot holds that round's value (ballots are unique to their proposer), and the
+/// reply `change` made in that round is the command's if the value is chosen: a later
+/// round that finds it newest re-accepts it instead of giving up
+/// (model/src/design.rs `adopt_own_partial`).
+#[derive(Clone, Copy)]
+struct Own {
+    ballot: Version,
+    /// Whether that round wrote (a restated record is the command's observation only).
+    writes: bool,
 }
 
 /// This command's first round whose value only some replicas accepted (coordinator

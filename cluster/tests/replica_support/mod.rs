@@ -1,6 +1,8 @@
 //! Helpers shared by the replica storage tests.
 #![allow(dead_code)]
 
+pub mod watched;
+
 use bytes::Bytes;
 use kv_cluster::replica_api::{ItemKey, WriteItem};
 use kv_cluster::replica_store::ReplicaStore;
