@@ -49,6 +49,15 @@ pub trait Model {
     fn may_change_state(&self, _input: &Self::Input) -> bool {
         true
     }
+    /// A history with exactly the same verdict that the search explores faster, or
+    /// `None` to check `history` as it is (crate::register merges values no operation
+    /// can tell apart).
+    fn simplified(
+        &self,
+        _history: &[Operation<Self::Input, Self::Output>],
+    ) -> Option<Vec<Operation<Self::Input, Self::Output>>> {
+        None
+    }
 }
 
 /// What the search concluded.
@@ -233,6 +242,8 @@ pub fn check_with_budget<M: Model>(
     history: &[Operation<M::Input, M::Output>],
     budget: u64,
 ) -> Verdict {
+    let simplified = model.simplified(history);
+    let history = simplified.as_deref().unwrap_or(history);
     // Failed operations had no effect, and unseen ones that change nothing are
     // invisible: neither constrains the order.
     let ops: Vec<&Operation<M::Input, M::Output>> = history

@@ -1,7 +1,9 @@
 //! The model of one key holding a value or nothing: reads, blind writes and deletes,
 //! and compare-and-set, as GET, SET, DEL and conditional SETs use them.
 
+use crate::history::{Operation, Outcome};
 use crate::linearizable::Model;
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -69,6 +71,44 @@ impl<V: Clone + Eq + Hash + Debug> Model for Register<V> {
 
     fn may_change_state(&self, input: &Input<V>) -> bool {
         !matches!(input, Input::Read)
+    }
+
+    /// Values that no operation can tell apart are merged into one: a value never read
+    /// back and never the `expect` of a compare-and-set (a SET whose reply came, or a
+    /// write whose outcome is unknown, that everyone else overwrote unseen) is written
+    /// as the first such value instead. Reads see only observed values or nothing, and
+    /// a compare-and-set asks only whether the state equals an observed value, so every
+    /// order explains the same outputs before and after, and the verdict is the same.
+    /// It makes the unknown writes of distinct unseen values equal inputs, which the
+    /// search treats as interchangeable (`twins`): a nemesis history with 265 unknown
+    /// writes on one key took between 100 and 200 million steps without it.
+    /// (Violation messages then name the merged value.)
+    fn simplified(
+        &self,
+        history: &[Operation<Input<V>, Output<V>>],
+    ) -> Option<Vec<Operation<Input<V>, Output<V>>>> {
+        let mut observed: HashSet<&V> = HashSet::new();
+        for op in history {
+            if let Outcome::Ok(Output::Value(Some(v))) = &op.outcome {
+                observed.insert(v);
+            }
+            if let Input::CompareAndSet {
+                expect: Some(e), ..
+            } = &op.input
+            {
+                observed.insert(e);
+            }
+        }
+        let mut stand_in: Option<V> = None;
+        let mut merged = history.to_vec();
+        for op in &mut merged {
+            if let Input::Write(v) | Input::CompareAndSet { new: v, .. } = &mut op.input {
+                if !observed.contains(&*v) {
+                    *v = stand_in.get_or_insert_with(|| v.clone()).clone();
+                }
+            }
+        }
+        Some(merged)
     }
 
     fn step_unseen(&self, state: &Option<V>, input: &Input<V>) -> Option<V> {
