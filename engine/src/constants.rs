@@ -90,3 +90,11 @@ pub const MAX_BATCH_BYTES: usize = 1 << 30;
 /// Group commit: a leader stops adding followers' batches beyond this many bytes so a
 /// small write does not wait behind an enormous group (LevelDB uses 1 MiB).
 pub const MAX_GROUP_BYTES: usize = 1024 * 1024;
+
+/// `Db::write_may_block` calls a memtable this close to full (or an eighth of it, when
+/// smaller) nearly full: a write may then switch it. Two groups' worth: between a
+/// writer's check and its commit, about one group of other writers lands per thread
+/// writing at once; to switch inline (a few ms on its thread) more than this must.
+/// It was an eighth of the memtable (8 MiB of 64) until 2026-12-05: every write of that
+/// last eighth left kvd's async worker, and SET throughput fell to a third while it did.
+pub const SWITCH_MARGIN_MAX: usize = 2 * MAX_GROUP_BYTES;

@@ -290,9 +290,11 @@ impl Db {
     /// Whether a write of about `bytes` might wait here for more than a WAL append: an
     /// fsync (`FsyncPolicy::Always`), a slowdown or a stop (too many L0 files or frozen
     /// memtables), or a memtable switch (which fsyncs the old WAL) because the memtable is
-    /// nearly full or the write is large. A stall can only begin after one of these
-    /// thresholds is crossed, so an async caller that runs writes inline only when this is
-    /// false never parks its thread on the disk or a condition variable for long. Cheap:
+    /// nearly full (within [`crate::constants::SWITCH_MARGIN_MAX`], or an eighth of a
+    /// smaller memtable) or the write is that large. A stall can only begin after one of
+    /// these thresholds is crossed, so an async caller that runs writes inline only when
+    /// this is false parks its thread on the disk only when more than the margin was
+    /// written by others between its check and its commit (then for one switch). Cheap:
     /// no lock, one atomic load of the current view.
     ///
     /// Frozen memtables count only at their limit: below it a switch does not wait for
@@ -306,7 +308,7 @@ impl Db {
             return true;
         }
         let sv = self.shared.current();
-        let switch_margin = opts.memtable_size / 8;
+        let switch_margin = (opts.memtable_size / 8).min(crate::constants::SWITCH_MARGIN_MAX);
         sv.imms.len() >= crate::constants::MAX_IMMUTABLE_MEMTABLES
             || sv.version.num_files(0) >= opts.l0_slowdown_writes_trigger
             || bytes >= switch_margin
