@@ -165,10 +165,24 @@ struct KeyNode {
     /// The next node of the same index bucket; set before publication, never changed.
     chain: *mut KeyNode,
     hash: u64,
+    /// The key's first eight bytes ([`key_prefix`]): a search compares it before the
+    /// key, so most steps decide without reading the key's bytes (another cache line).
+    prefix: u64,
     /// The user key: the bytes of the node's first version, which never change.
     key: *const u8,
     key_len: usize,
     height: usize,
+}
+
+/// The first eight bytes of `key` as a big-endian number, zeros past its end. Two keys
+/// whose prefixes differ order as their prefixes do: at the first byte where the padded
+/// prefixes differ, either both keys have a byte there, or the shorter one ended before
+/// it and, equal up to there, is a prefix of the other. Equal prefixes decide nothing.
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = key.len().min(8);
+    bytes[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(bytes)
 }
 
 impl KeyNode {
@@ -194,6 +208,12 @@ impl<'a> NodeRef<'a> {
     fn next(&self, level: usize) -> Option<NodeRef<'a>> {
         // SAFETY: a non-null link is a published node of the same list.
         unsafe { NodeRef::from_raw(self.tower(level).load(Ordering::Acquire)) }
+    }
+
+    /// Whether this node's key sorts before `key`, whose [`key_prefix`] is `prefix`.
+    fn precedes(&self, key: &[u8], prefix: u64) -> bool {
+        let own = self.header().prefix;
+        own < prefix || (own == prefix && self.key() < key)
     }
 
     fn key(&self) -> &'a [u8] {
@@ -380,6 +400,7 @@ impl List {
                     newest: AtomicPtr::new(ptr::null_mut()),
                     chain: ptr::null_mut(),
                     hash: 0,
+                    prefix: 0,
                     key: NonNull::dangling().as_ptr(),
                     key_len: 0,
                     height: MAX_HEIGHT,
@@ -439,6 +460,7 @@ impl List {
                     newest: AtomicPtr::new(version.as_ptr()),
                     chain: bucket.load(Ordering::Relaxed),
                     hash,
+                    prefix: key_prefix(user_key),
                     key: version.as_ptr().cast::<u8>().add(size_of::<Version>()),
                     key_len: user_key.len(),
                     height,
@@ -570,10 +592,11 @@ impl List {
     ) -> Option<NodeRef<'a>> {
         let mut node = self.head();
         let mut level = self.height.load(Ordering::Relaxed) - 1;
+        let prefix = key_prefix(user_key);
         loop {
             let next = node.next(level);
             match next {
-                Some(n) if n.key() < user_key => node = n,
+                Some(n) if n.precedes(user_key, prefix) => node = n,
                 _ => {
                     if let Some(prev) = prev.as_deref_mut() {
                         prev[level] = node;
@@ -617,5 +640,29 @@ impl std::fmt::Debug for List {
             .field("entries", &self.len())
             .field("buckets", &self.buckets.len())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_prefix;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Prefixes that differ order keys as the keys do (short keys, zero bytes and
+        /// shared beginnings included); equal prefixes leave it to the key.
+        #[test]
+        fn differing_prefixes_order_as_their_keys(
+            a in prop::collection::vec(prop_oneof![Just(0u8), Just(1u8), any::<u8>()], 0..12),
+            b in prop::collection::vec(prop_oneof![Just(0u8), Just(1u8), any::<u8>()], 0..12),
+        ) {
+            let (pa, pb) = (key_prefix(&a), key_prefix(&b));
+            if pa != pb {
+                prop_assert_eq!(pa < pb, a < b, "{:?} {:?}", a, b);
+            }
+            if a == b {
+                prop_assert_eq!(pa, pb);
+            }
+        }
     }
 }
