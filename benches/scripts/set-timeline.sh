@@ -11,19 +11,22 @@ set -euo pipefail
 N=${N:-800000}
 P=${P:-1}
 port=${PORT:-7232}
-scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
+KEEP=0
+KVD=$1 # common.sh builds kvd only without it
+BENCH_NAME=kvd-set-timeline
+# shellcheck source=benches/scripts/common.sh
+source "$(dirname "$0")/common.sh"
 for bin in "$@"; do
-  d="$scratch/data"
-  rm -rf "$d"
-  taskset -c 0 "$bin" --port "$port" --dir "$d" --appendfsync everysec >"$scratch/kvd.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 300); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  rm -rf "$DIR/data"
+  taskset -c 0 "$bin" --port "$port" --dir "$DIR/data" --appendfsync everysec >"$DIR/kvd.log" 2>&1 &
+  pids+=($!)
+  wait_for "$bin to answer PING" 30 pong "$port"
   rates=$(taskset -c 1 redis-benchmark -p "$port" -t set -n "$N" -r 100000000 -d 100 -c 50 -P "$P" 2>/dev/null \
     | tr '\r' '\n' | grep -o 'rps=[0-9.]*' | cut -d= -f2 | awk '$1 > 0 {printf "%d ", $1 / 1000}')
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  [[ -n "$rates" ]] || die "$bin: redis-benchmark reported no rate"
+  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
   echo "$bin (load $(cut -d' ' -f1 /proc/loadavg)): $rates"
   echo "$rates" | tr ' ' '\n' | awk 'NF {n++; s += $1; v[n] = $1; if ($1 > max) max = $1}
     END {min = max; for (i = 1; i <= n; i++) { if (v[i] < min) min = v[i]; if (v[i] < max / 2) low++ }
-         printf "  mean %.0fk ops/s, fastest %dk, slowest %dk, %d of %d intervals below half the fastest\n", s / n, max, min, low, n}'
+         printf "  mean %.0fk ops/s, fastest %dk, slowest %dk, %d of %d intervals below half the fastest\n", s / n, max, min, low + 0, n}'
 done
