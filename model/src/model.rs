@@ -205,13 +205,7 @@ impl PaxosModel {
         };
         let ballot = *ballot;
         if let Some((value, observed, reply)) = self.own_value(c, promises) {
-            state.network.insert(Msg::Accept { ballot, value });
-            state.clients[client].round = Round::Accepting {
-                ballot,
-                observed,
-                reply,
-                accepted: Vec::new(),
-            };
+            Self::start_accept(state, client, ballot, value, observed, reply);
             state.adopted_own = true;
             return;
         }
@@ -234,16 +228,27 @@ impl PaxosModel {
                 value,
                 observed,
                 reply,
-            } => {
-                state.network.insert(Msg::Accept { ballot, value });
-                state.clients[client].round = Round::Accepting {
-                    ballot,
-                    observed,
-                    reply,
-                    accepted: Vec::new(),
-                };
-            }
+            } => Self::start_accept(state, client, ballot, value, observed, reply),
         }
+    }
+
+    /// Phase 2 of the client's round at `ballot`: `value` to every acceptor, and `reply`
+    /// (the command having observed `observed`) once Q accepted.
+    fn start_accept(
+        state: &mut State,
+        client: usize,
+        ballot: Ballot,
+        value: Value,
+        observed: Value,
+        reply: Reply,
+    ) {
+        state.network.insert(Msg::Accept { ballot, value });
+        state.clients[client].round = Round::Accepting {
+            ballot,
+            observed,
+            reply,
+            accepted: Vec::new(),
+        };
     }
 
     /// The acceptor's new state and answer for `msg`, without touching `state`.
