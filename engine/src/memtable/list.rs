@@ -7,23 +7,38 @@
 //! one probe instead of a search from the skiplist's top level (RocksDB pairs its
 //! skiplist with a hash for the same reason: `HashSkipListRep`), and a new version of a
 //! key already present is prepended to that key's list without touching the skiplist
-//! at all. Only a key new to the memtable is linked into the skiplist, which orders the
-//! keys for scans and flushes. Iterating node by node, and each node's versions newest
-//! first, yields exactly the internal-key order (user key ascending, sequence
-//! descending).
+//! at all. Iterating node by node, and each node's versions newest first, yields
+//! exactly the internal-key order (user key ascending, sequence descending).
+//!
+//! Ordering waits until someone needs it. A key new to the memtable goes into the index
+//! and onto a queue of unordered nodes; the skiplist, which orders keys for scans and
+//! the flush, links the queued nodes only when an ordered access (`first`, `seek`)
+//! comes, sorted, in one pass. A search of a large skiplist is a chain of cache misses,
+//! one per step, and was the largest cost of a write of a new key (a third of the CPU
+//! of a pipelined INCR run: docs/performance.md, "Ordering at the first ordered
+//! access"); a memtable that is only written and read by key until its flush never
+//! pays it, and the flush links a sorted run, which is one step per node. Writes do not
+//! wait for it: inserts never touch the skiplist, so the linking runs beside them. The
+//! price is that the first ordered access after many new keys sorts and links them
+//! before it reads (RocksDB's vector memtable defers ordering the same way, to the
+//! flush).
 //!
 //! Concurrency (LevelDB's `SkipList` contract): one writer at a time, held by the
-//! writer lock inside; any number of readers without locks. The writer fills a node or
-//! a version completely, then publishes it with one release store (into a tower slot,
-//! an index bucket or a version link); readers follow links with acquire loads, so
-//! whatever they reach is complete. Nothing is ever unlinked while the list lives
-//! (except a version replaced by an identical internal key, which stays in memory), and
-//! all memory comes from the list's arena, freed when the list is dropped, which
-//! needs no reader to be left: readers hold the memtable's `Arc`.
+//! writer lock inside, and one linker of queued nodes under its own lock; any number of
+//! readers without locks. The writer fills a node or a version completely, then
+//! publishes it with one release store (into an index bucket or a version link; the
+//! linker, which took the node from the writer's queue under the writer lock, into
+//! tower slots); readers follow links with acquire loads, so whatever they reach is
+//! complete. Nothing is ever unlinked while the list lives (except a version replaced
+//! by an identical internal key, which stays in memory), and all memory comes from the
+//! list's arena, freed when the list is dropped, which needs no reader to be left:
+//! readers hold the memtable's `Arc`.
 //!
 //! A reader that missed a version inserted while it walked lost nothing: versions are
 //! inserted with sequence numbers above every published one (the write path publishes
-//! after inserting), so no snapshot a reader holds can see them.
+//! after inserting), so no snapshot a reader holds can see them. The same argument
+//! covers nodes still queued: an ordered access links every node queued before it
+//! starts, and those hold every version a snapshot taken before it can see.
 
 use super::arena::Arena;
 use crate::key::{self, SeqNo};
@@ -234,6 +249,9 @@ struct Writer {
     rng: u64,
     /// Every shared value written, to drop with the list.
     shared: Vec<NonNull<Bytes>>,
+    /// Nodes in the index but not yet in the skiplist, with their key prefixes (sorted
+    /// on those without reading the nodes).
+    unordered: Vec<(u64, NonNull<KeyNode>)>,
 }
 
 // SAFETY: the pointers in `shared` point into `arena`, owned alongside.
@@ -372,11 +390,19 @@ pub(super) struct List {
     height: AtomicUsize,
     buckets: Box<[AtomicPtr<KeyNode>]>,
     versions: AtomicUsize,
+    /// Nodes in the index but not yet linked into the skiplist (queued, or being
+    /// linked): an ordered access that reads 0 takes no lock.
+    unlinked: AtomicUsize,
     writer: Mutex<Writer>,
+    /// Held while linking queued nodes, which only this lock's holder does: inserts
+    /// never touch the skiplist, so they go on (under `writer`) while nodes are linked.
+    /// Holds the queue's spare buffer, swapped with the writer's.
+    linker: Mutex<Vec<(u64, NonNull<KeyNode>)>>,
 }
 
-// SAFETY: shared state changes only through atomics or under the writer lock, and
-// published memory is immutable but for atomics (see the module documentation).
+// SAFETY: shared state changes only through atomics or under the writer or linker
+// lock, and published memory is immutable but for atomics (see the module
+// documentation).
 unsafe impl Send for List {}
 unsafe impl Sync for List {}
 
@@ -387,6 +413,7 @@ impl List {
             arena: Arena::new(),
             rng: 0x9e37_79b9_7f4a_7c15,
             shared: Vec::new(),
+            unordered: Vec::new(),
         };
         let head = writer
             .arena
@@ -414,7 +441,9 @@ impl List {
                 .map(|_| AtomicPtr::new(ptr::null_mut()))
                 .collect(),
             versions: AtomicUsize::new(0),
+            unlinked: AtomicUsize::new(0),
             writer: Mutex::new(writer),
+            linker: Mutex::new(Vec::new()),
         }
     }
 
@@ -449,6 +478,7 @@ impl List {
         // against the node's key finds the key next to the node.
         let at = writer.arena.alloc(node_bytes + version_bytes);
         let bucket = &self.buckets[self.bucket(hash)];
+        let prefix = key_prefix(user_key);
         // SAFETY: the allocation holds the node (and its tower) then the version;
         // `node_bytes` is a multiple of 8, so the version is aligned.
         let node = unsafe {
@@ -460,23 +490,85 @@ impl List {
                     newest: AtomicPtr::new(version.as_ptr()),
                     chain: bucket.load(Ordering::Relaxed),
                     hash,
-                    prefix: key_prefix(user_key),
+                    prefix,
                     key: version.as_ptr().cast::<u8>().add(size_of::<Version>()),
                     key_len: user_key.len(),
                     height,
                 },
             );
-            Published {
-                ptr: node,
-                _list: PhantomData,
-            }
+            node
         };
+        bucket.store(node.as_ptr(), Ordering::Release);
+        writer.unordered.push((prefix, node));
+        self.unlinked.fetch_add(1, Ordering::Release);
+        self.versions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Links every queued node into the skiplist, in key order, so that an ordered
+    /// access sees every key inserted before it began. Inserts wait only for the
+    /// queue to be taken, not for the sort or the links.
+    fn order(&self) {
+        if self.unlinked.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        // Another access may be linking: waiting for it is what makes its nodes (taken
+        // off the queue, still counted in `unlinked`) visible to this one.
+        let mut queued = self.linker.lock();
+        self.take_queue(&mut queued);
+        self.link_taken(&mut queued);
+    }
+
+    /// Swaps the writer's queue with the linker's empty spare `queued`. The nodes stay
+    /// counted in `unlinked` until [`List::link_taken`] has linked them.
+    fn take_queue(&self, queued: &mut Vec<(u64, NonNull<KeyNode>)>) {
+        debug_assert!(queued.is_empty());
+        std::mem::swap(queued, &mut self.writer.lock().unordered);
+    }
+
+    /// Links the nodes taken off the queue, sorted, and leaves `queued` empty (its
+    /// buffer is the next swap's spare).
+    fn link_taken(&self, queued: &mut Vec<(u64, NonNull<KeyNode>)>) {
+        let node_of = |ptr: NonNull<KeyNode>| Published {
+            ptr,
+            _list: PhantomData,
+        };
+        queued.sort_unstable_by(|(pa, a), (pb, b)| {
+            pa.cmp(pb)
+                .then_with(|| node_of(*a).key().cmp(node_of(*b).key()))
+        });
         let mut prev = [self.head(); MAX_HEIGHT];
-        self.seek_node(user_key, Some(&mut prev));
+        let linked = queued.len();
+        for (_, node) in queued.drain(..) {
+            self.link_node(node_of(node), &mut prev);
+        }
+        self.unlinked.fetch_sub(linked, Ordering::Release);
+    }
+
+    /// Links `node` into the skiplist. `prev` holds, at every level, a node before it:
+    /// the head, or the nodes the previous (smaller) key was linked after, where the
+    /// search resumes, so a sorted run is linked in about one step per node.
+    /// Under the `linker` lock only.
+    fn link_node<'a>(&'a self, node: NodeRef<'a>, prev: &mut [NodeRef<'a>; MAX_HEIGHT]) {
+        let (key, prefix, height) = (node.key(), node.header().prefix, node.header().height);
         if height > self.height.load(Ordering::Relaxed) {
             self.height.store(height, Ordering::Relaxed);
         }
-        for (level, before) in prev.iter().enumerate().take(height) {
+        let mut at = self.head();
+        for level in (0..self.height.load(Ordering::Relaxed)).rev() {
+            // Both `at` (reached from the level above) and `prev[level]` come before
+            // `key`: resume from whichever is further along.
+            let finger = prev[level];
+            if at.ptr == self.head
+                || (finger.ptr != self.head && at.precedes(finger.key(), finger.header().prefix))
+            {
+                at = finger;
+            }
+            while let Some(next) = at.next(level).filter(|n| n.precedes(key, prefix)) {
+                at = next;
+            }
+            prev[level] = at;
+        }
+        for (level, before) in prev.iter_mut().enumerate().take(height) {
             node.tower(level).store(
                 before.tower(level).load(Ordering::Relaxed),
                 Ordering::Relaxed,
@@ -484,9 +576,9 @@ impl List {
             before
                 .tower(level)
                 .store(node.ptr.as_ptr(), Ordering::Release);
+            // The next key is larger: it goes after this node at these levels.
+            *before = node;
         }
-        bucket.store(node.ptr.as_ptr(), Ordering::Release);
-        self.versions.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Links `version` into `node`'s list, keeping it sorted newest (largest trailer)
@@ -534,6 +626,7 @@ impl List {
 
     /// The first entry.
     pub(super) fn first(&self) -> Option<Cursor<'_>> {
+        self.order();
         Cursor::newest_of(self.head().next(0))
     }
 
@@ -542,7 +635,8 @@ impl List {
     pub(super) fn seek(&self, target: &[u8]) -> Option<Cursor<'_>> {
         let user_key = key::user_key(target);
         let trailer = key::trailer(target);
-        let node = self.seek_node(user_key, None)?;
+        self.order();
+        let node = self.seek_node(user_key)?;
         if node.key() != user_key {
             return Cursor::newest_of(Some(node));
         }
@@ -583,31 +677,16 @@ impl List {
         None
     }
 
-    /// The first node whose key is at or after `user_key`; with `prev`, also the last
-    /// node before it at every level in use.
-    fn seek_node<'a>(
-        &'a self,
-        user_key: &[u8],
-        mut prev: Option<&mut [NodeRef<'a>; MAX_HEIGHT]>,
-    ) -> Option<NodeRef<'a>> {
+    /// The first node whose key is at or after `user_key` among the ordered ones.
+    fn seek_node<'a>(&'a self, user_key: &[u8]) -> Option<NodeRef<'a>> {
         let mut node = self.head();
-        let mut level = self.height.load(Ordering::Relaxed) - 1;
         let prefix = key_prefix(user_key);
-        loop {
-            let next = node.next(level);
-            match next {
-                Some(n) if n.precedes(user_key, prefix) => node = n,
-                _ => {
-                    if let Some(prev) = prev.as_deref_mut() {
-                        prev[level] = node;
-                    }
-                    if level == 0 {
-                        return next;
-                    }
-                    level -= 1;
-                }
+        for level in (0..self.height.load(Ordering::Relaxed)).rev() {
+            while let Some(next) = node.next(level).filter(|n| n.precedes(user_key, prefix)) {
+                node = next;
             }
         }
+        node.next(0)
     }
 }
 
@@ -645,8 +724,43 @@ impl std::fmt::Debug for List {
 
 #[cfg(test)]
 mod tests {
-    use super::key_prefix;
+    use super::*;
     use proptest::prelude::*;
+
+    /// An ordered access that finds another linking must wait for it: the nodes the
+    /// other took off the queue are not linked yet, so they must still count.
+    #[test]
+    fn nodes_taken_off_the_queue_count_as_unlinked_until_linked() {
+        let list = List::new(64);
+        for i in 0..100u32 {
+            list.insert(
+                &i.to_be_bytes(),
+                key::pack_trailer(u64::from(i) + 1, 1),
+                b"v",
+            );
+        }
+        assert_eq!(list.unlinked.load(Ordering::Acquire), 100);
+        let mut queued = list.linker.lock();
+        list.take_queue(&mut queued);
+        assert_eq!(queued.len(), 100);
+        assert_eq!(
+            list.unlinked.load(Ordering::Acquire),
+            100,
+            "taken but not linked: an ordered access must not skip the wait"
+        );
+        list.link_taken(&mut queued);
+        assert!(queued.is_empty());
+        assert_eq!(list.unlinked.load(Ordering::Acquire), 0);
+        drop(queued);
+        let mut keys = Vec::new();
+        let mut cursor = list.first();
+        while let Some(c) = cursor {
+            keys.push(key::user_key(c.key()).to_vec());
+            cursor = c.next();
+        }
+        let want: Vec<Vec<u8>> = (0..100u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        assert_eq!(keys, want);
+    }
 
     proptest! {
         /// Prefixes that differ order keys as the keys do (short keys, zero bytes and

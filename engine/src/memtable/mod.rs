@@ -306,6 +306,43 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 1 } else { 128 }))]
+
+        /// Keys are ordered only at an ordered access (list.rs): iterations and seeks
+        /// between writes, each of which orders the keys new since the one before,
+        /// still see exactly the entries written so far, in order.
+        #[test]
+        fn ordered_accesses_between_writes_see_every_entry_so_far(
+            writes in proptest::collection::vec(write(), 1..if cfg!(miri) { 20 } else { 60 }),
+            every in 1..8usize,
+            seek_key in 0..keys().len(),
+        ) {
+            let mem = Arc::new(Memtable::sized(1 << 16));
+            let keys = keys();
+            for (i, w) in writes.iter().enumerate() {
+                mem.add(w.seq, w.kind, &keys[w.key], &value_of(w));
+                if i % every != 0 {
+                    continue;
+                }
+                let model = model(&writes[..=i]);
+                let mut it = mem.iter();
+                if i % 2 == 0 {
+                    it.seek_to_first();
+                    prop_assert_eq!(&collect(&mut it), &model, "after write {}", i);
+                } else {
+                    let target = key::lookup_key(&keys[seek_key], key::MAX_SEQUENCE);
+                    it.seek(&target);
+                    let from = model
+                        .iter()
+                        .position(|(ikey, _)| compare_internal_keys(ikey, &target) != Ordering::Less)
+                        .unwrap_or(model.len());
+                    prop_assert_eq!(&collect(&mut it), &model[from..].to_vec(), "after write {}", i);
+                }
+            }
+        }
+    }
+
     #[test]
     fn absent_keys_are_not_found_and_present_ones_are_in_a_full_index() {
         let mem = Memtable::sized(1 << 16);
@@ -358,14 +395,28 @@ mod tests {
     /// One writer inserts versions with ascending sequence numbers and publishes each
     /// after inserting it, as the engine does; readers at the published sequence must
     /// always see the newest version at or below it, and iterators a complete, ordered
-    /// prefix of the history.
+    /// prefix of the history. With few keys most writes add a version to a known key;
+    /// with many, new keys keep coming while iterators order them.
     #[test]
     fn readers_see_complete_entries_while_one_writer_inserts() {
-        const KEYS: u64 = 37;
+        readers_see_complete_entries_while_one_writer_inserts_over(37, 64);
+    }
+
+    #[test]
+    fn readers_see_complete_entries_while_one_writer_inserts_new_keys() {
+        // Iterating often, three readers keep arriving while another links.
+        readers_see_complete_entries_while_one_writer_inserts_over(
+            if cfg!(miri) { 211 } else { 40_009 },
+            2,
+        );
+    }
+
+    /// Readers iterate the whole memtable every `iterate_every` rounds.
+    fn readers_see_complete_entries_while_one_writer_inserts_over(keys: u64, iterate_every: u64) {
         let writes: u64 = if cfg!(miri) { 300 } else { 60_000 };
         let mem = Arc::new(Memtable::sized(1 << 12));
         let published = Arc::new(AtomicU64::new(0));
-        let key_of = |seq: u64| format!("key{:03}", seq % KEYS).into_bytes();
+        let key_of = move |seq: u64| format!("key{:05}", seq % keys).into_bytes();
         let value_len = |seq: u64| {
             if seq.is_multiple_of(11) {
                 2000
@@ -383,16 +434,18 @@ mod tests {
                 }
             })
         };
-        let readers: Vec<_> = (0..2)
+        let readers: Vec<_> = (0..3)
             .map(|r| {
                 let (mem, published) = (mem.clone(), published.clone());
                 std::thread::spawn(move || {
                     let mut rounds = 0u64;
                     loop {
                         let visible = published.load(AtomicOrdering::Acquire);
-                        let k = (rounds * 7 + r) % KEYS;
+                        let k = (rounds * 7 + r) % keys;
                         // The newest write of key k at or below `visible`.
-                        let want = (k..=visible).rev().find(|s| s % KEYS == k && *s > 0);
+                        let want = (visible >= k)
+                            .then(|| visible - (visible - k) % keys)
+                            .filter(|s| *s > 0);
                         match (mem.get(&key_of(k), visible), want) {
                             (None, None) => {}
                             (Some(MemLookup::Value(v, seq)), Some(w)) => {
@@ -402,7 +455,7 @@ mod tests {
                             }
                             (got, want) => panic!("key {k} at {visible}: {got:?}, want {want:?}"),
                         }
-                        if rounds.is_multiple_of(64) {
+                        if rounds.is_multiple_of(iterate_every) {
                             let mut it = mem.iter();
                             it.seek_to_first();
                             let (mut prev, mut seen) = (Vec::new(), 0u64);
