@@ -6,20 +6,78 @@ use super::idempotency::{created_at, is_live};
 use super::store::{now_ms, Store};
 use bytes::Bytes;
 use kv_engine::WriteBatch;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Records examined per cycle: bounds the work (and the locks held) of one cycle.
 pub const RECORDS_PER_CYCLE: usize = 500;
 
-/// Examines up to [`RECORDS_PER_CYCLE`] records from `cursor` (empty = the start) and
-/// deletes the expired ones; returns how many were deleted. `cursor` moves on (and
-/// wraps to empty at the end).
-pub fn sweep_cycle(store: &Store, window_ms: u64, cursor: &mut Bytes) -> kv_engine::Result<u64> {
+/// Whether the idempotency keyspace may hold records, so that the sweep of a server
+/// that never ran IDEMPOTENT does not seek through every memtable and table level ten
+/// times a second (each seek also makes the memtable order its new keys: see
+/// kv-engine's memtable/list.rs).
+///
+/// `written` counts committed record writes (starting at 1: records may be on disk);
+/// `clean_at` is the count at the start of the last full pass that found no record.
+/// A record committed after a pass began makes them differ, so a pass that missed it
+/// never lets the sweep stop.
+#[derive(Debug)]
+pub struct RecordPresence {
+    written: AtomicU64,
+    clean_at: AtomicU64,
+}
+
+impl Default for RecordPresence {
+    fn default() -> Self {
+        RecordPresence {
+            written: AtomicU64::new(1),
+            clean_at: AtomicU64::new(0),
+        }
+    }
+}
+
+impl RecordPresence {
+    /// Called after a transaction that wrote a record committed.
+    pub fn record_written(&self) {
+        self.written.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn may_exist(&self) -> bool {
+        self.written.load(Ordering::Acquire) != self.clean_at.load(Ordering::Acquire)
+    }
+}
+
+/// Where the sweep is: the key to resume at (empty: a pass begins), and what the
+/// current pass has seen.
+#[derive(Debug, Default)]
+pub struct SweepCursor {
+    next: Bytes,
+    pass_began_at: u64,
+    pass_saw_records: bool,
+}
+
+/// Examines up to [`RECORDS_PER_CYCLE`] records from `cursor` and deletes the expired
+/// ones; returns how many were deleted. `cursor` moves on (and wraps to a new pass at
+/// the end). A pass does not begin while no record can exist.
+pub fn sweep_cycle(
+    store: &Store,
+    window_ms: u64,
+    cursor: &mut SweepCursor,
+) -> kv_engine::Result<u64> {
+    let presence = &store.idem_presence;
+    if cursor.next.is_empty() {
+        if !presence.may_exist() {
+            return Ok(0);
+        }
+        cursor.pass_began_at = presence.written.load(Ordering::Acquire);
+        cursor.pass_saw_records = false;
+    }
     let now = now_ms();
     let mut expired = Vec::new();
     let mut next = Bytes::new();
-    let start = (!cursor.is_empty()).then_some(&cursor[..]);
+    let start = (!cursor.next.is_empty()).then_some(&cursor.next[..]);
     for (seen, entry) in store.db.iter(store.idem, start, None, None)?.enumerate() {
         let entry = entry?;
+        cursor.pass_saw_records = true;
         if seen == RECORDS_PER_CYCLE {
             next = entry.key;
             break;
@@ -28,7 +86,12 @@ pub fn sweep_cycle(store: &Store, window_ms: u64, cursor: &mut Bytes) -> kv_engi
             expired.push(entry.key);
         }
     }
-    *cursor = next;
+    if next.is_empty() && !cursor.pass_saw_records {
+        presence
+            .clean_at
+            .store(cursor.pass_began_at, Ordering::Release);
+    }
+    cursor.next = next;
     if expired.is_empty() {
         return Ok(0);
     }
@@ -52,4 +115,75 @@ pub fn sweep_cycle(store: &Store, window_ms: u64, cursor: &mut Bytes) -> kv_engi
         store.db.write(batch)?;
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::test_store::temp_store;
+    use crate::keyspace::Txn;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        temp_store(1)
+    }
+
+    fn write_record(store: &Store, id: &[u8]) {
+        let mut t = Txn::new(store);
+        t.put_record(store.idem, id, &now_ms().to_be_bytes());
+        t.commit().unwrap();
+    }
+
+    /// A pass that finds nothing stops the sweep until a record is committed; a pass
+    /// that finds records, expired or live, keeps it going.
+    #[test]
+    fn the_sweep_stops_on_an_empty_keyspace_and_resumes_after_a_record() {
+        let (_dir, store) = store();
+        let mut cursor = SweepCursor::default();
+        assert!(
+            store.idem_presence.may_exist(),
+            "records may be on disk at start"
+        );
+        sweep_cycle(&store, 60_000, &mut cursor).unwrap();
+        assert!(
+            !store.idem_presence.may_exist(),
+            "an empty pass proves none exist"
+        );
+
+        write_record(&store, b"req-1");
+        assert!(store.idem_presence.may_exist());
+        sweep_cycle(&store, 60_000, &mut cursor).unwrap();
+        assert!(
+            store.idem_presence.may_exist(),
+            "a live record keeps the sweep going"
+        );
+        // The window passes: the next pass deletes it, the one after finds none.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert_eq!(sweep_cycle(&store, 1, &mut cursor).unwrap(), 1);
+        assert!(store.idem_presence.may_exist(), "that pass saw a record");
+        sweep_cycle(&store, 1, &mut cursor).unwrap();
+        assert!(!store.idem_presence.may_exist());
+    }
+
+    /// A record committed while a pass is under way, behind the pass's position, keeps
+    /// the sweep going although that pass finds nothing.
+    #[test]
+    fn a_record_written_during_a_pass_is_not_forgotten() {
+        let (_dir, store) = store();
+        let mut cursor = SweepCursor::default();
+        sweep_cycle(&store, 60_000, &mut cursor).unwrap();
+        assert!(!store.idem_presence.may_exist());
+        // A pass began with nothing written, and is past where the record lands.
+        cursor.pass_began_at = store.idem_presence.written.load(Ordering::Acquire);
+        cursor.pass_saw_records = false;
+        cursor.next = Bytes::from_static(b"zzz");
+        write_record(&store, b"aaa");
+        sweep_cycle(&store, 60_000, &mut cursor).unwrap();
+        assert!(
+            cursor.next.is_empty(),
+            "the pass ended without seeing the record"
+        );
+        assert!(store.idem_presence.may_exist());
+        sweep_cycle(&store, 60_000, &mut cursor).unwrap();
+        assert!(cursor.pass_saw_records, "the next pass finds it");
+    }
 }

@@ -11,6 +11,8 @@ mod migration_tests;
 #[cfg(test)]
 mod scan_tests;
 pub mod store;
+#[cfg(test)]
+mod test_store;
 pub mod txn;
 
 pub use encoding::ValueType;

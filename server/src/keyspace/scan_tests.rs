@@ -1,22 +1,14 @@
 //! Stateless scans: with keys inserted and deleted between pages, every key present for
 //! the whole scan is returned, resuming from nothing but the cursor number.
 
-use super::{ExpiryFilter, Store, Txn};
-use kv_engine::{Db, Options};
+use super::test_store::temp_store;
+use super::{Store, Txn};
 use kv_keyspace::data_key::ScanPosition;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
 fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let filter = ExpiryFilter::new(60_000);
-    let options = Options {
-        compaction_filter: Some(filter.clone()),
-        ..Options::default()
-    };
-    let db = Db::open(dir.path(), options).unwrap();
-    let store = Store::new(db, 2, filter).unwrap();
-    (dir, store)
+    temp_store(2)
 }
 
 fn write(store: &Store, db: usize, key: &[u8], present: bool) {

@@ -10,6 +10,7 @@
 //! snapshot.
 
 use super::events::KeyEvents;
+use super::idempotency_sweep::RecordPresence;
 use super::key_counts::KeyCounts;
 use kv_engine::{CompactionFilter, Db, FilterDecision, Keyspace, WriteBatch};
 use kv_keyspace::data_key::slot_ns_of;
@@ -108,6 +109,8 @@ pub struct Store {
     pub events: KeyEvents,
     /// Keys per namespace (DBSIZE, INFO keyspace).
     pub counts: KeyCounts,
+    /// Whether idempotency records may exist (the sweep skips an empty keyspace).
+    pub idem_presence: RecordPresence,
 }
 
 impl Store {
@@ -168,6 +171,7 @@ impl Store {
             world: RwLock::new(()),
             events: KeyEvents::default(),
             counts,
+            idem_presence: RecordPresence::default(),
         })
     }
 

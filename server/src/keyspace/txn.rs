@@ -515,6 +515,10 @@ impl<'s> Txn<'s> {
         let batch = std::mem::take(&mut self.batch);
         let first = self.store.db.write(batch)?;
         self.store.counts.apply(&changes);
+        let idem = self.store.idem.id();
+        if self.records.keys().any(|(ks, _)| *ks == idem) {
+            self.store.idem_presence.record_written();
+        }
         if let Some(ns) = self.namespaces.take() {
             // The compaction filter drops the old namespaces' keys as soon as the new map
             // is installed: make the map durable first, whatever the fsync policy.
