@@ -174,3 +174,36 @@ fn keys_expire_on_read_and_by_the_active_sweep_and_ttl_survives_restart() {
     assert!((990..=1000).contains(&ttl), "ttl {ttl}");
     assert_eq!(r.cmd(&[b"EXISTS", b"short"]), ":0\r\n");
 }
+
+/// The sweep thread runs at nice 19 (server.rs, `lower_this_threads_priority`): its
+/// bursts must give the core back to a waking command at once.
+#[test]
+fn the_sweep_thread_runs_at_the_lowest_priority() {
+    let k = Kvd::start_default();
+    let tasks = format!("/proc/{}/task", k.pid());
+    // The nice value of each thread named kvd-expire (the thread sets it as it starts).
+    let sweep_threads_nice = || {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir(&tasks).expect("read /proc tasks") {
+            let dir = task.expect("task entry").path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim() != "kvd-expire" {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            // Field 19 is the nice value; fields start after the ")" closing the name.
+            let nice = stat
+                .rfind(')')
+                .and_then(|end| stat.get(end + 2..))
+                .and_then(|rest| rest.split(' ').nth(16))
+                .and_then(|f| f.parse::<i64>().ok());
+            found.push(nice);
+        }
+        found
+    };
+    eventually(
+        "one kvd-expire thread at nice 19",
+        Duration::from_secs(5),
+        || sweep_threads_nice() == vec![Some(19)],
+    );
+}
