@@ -249,9 +249,47 @@ struct Writer {
     rng: u64,
     /// Every shared value written, to drop with the list.
     shared: Vec<NonNull<Bytes>>,
-    /// Nodes in the index but not yet in the skiplist, with their key prefixes (sorted
-    /// on those without reading the nodes).
-    unordered: Vec<(u64, NonNull<KeyNode>)>,
+    /// Nodes in the index but not yet in the skiplist.
+    unordered: Queue,
+}
+
+/// A queued node with its key prefix, so the sort compares prefixes without reading
+/// the node.
+type Queued = (u64, NonNull<KeyNode>);
+
+/// Entries per queue chunk (64 KiB).
+const QUEUE_CHUNK: usize = 4096;
+
+/// The nodes waiting to be linked, in fixed-size chunks: a push never moves the entries
+/// before it (a growing `Vec` would copy megabytes under the writer lock at each
+/// doubling), and the linker frees the chunks once it has linked them, so a memtable
+/// keeps no queue memory between ordered accesses.
+#[derive(Default)]
+struct Queue {
+    chunks: Vec<Vec<Queued>>,
+}
+
+impl Queue {
+    fn push(&mut self, entry: Queued) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < QUEUE_CHUNK => chunk.push(entry),
+            _ => {
+                let mut chunk = Vec::with_capacity(QUEUE_CHUNK);
+                chunk.push(entry);
+                self.chunks.push(chunk);
+            }
+        }
+    }
+
+    /// All entries in one vector (allocated by the caller's thread, outside the lock).
+    fn into_vec(self) -> Vec<Queued> {
+        let len = self.chunks.iter().map(Vec::len).sum();
+        let mut all = Vec::with_capacity(len);
+        for chunk in self.chunks {
+            all.extend_from_slice(&chunk);
+        }
+        all
+    }
 }
 
 // SAFETY: the pointers in `shared` point into `arena`, owned alongside.
@@ -396,8 +434,7 @@ pub(super) struct List {
     writer: Mutex<Writer>,
     /// Held while linking queued nodes, which only this lock's holder does: inserts
     /// never touch the skiplist, so they go on (under `writer`) while nodes are linked.
-    /// Holds the queue's spare buffer, swapped with the writer's.
-    linker: Mutex<Vec<(u64, NonNull<KeyNode>)>>,
+    linker: Mutex<()>,
 }
 
 // SAFETY: shared state changes only through atomics or under the writer or linker
@@ -413,7 +450,7 @@ impl List {
             arena: Arena::new(),
             rng: 0x9e37_79b9_7f4a_7c15,
             shared: Vec::new(),
-            unordered: Vec::new(),
+            unordered: Queue::default(),
         };
         let head = writer
             .arena
@@ -443,7 +480,7 @@ impl List {
             versions: AtomicUsize::new(0),
             unlinked: AtomicUsize::new(0),
             writer: Mutex::new(writer),
-            linker: Mutex::new(Vec::new()),
+            linker: Mutex::new(()),
         }
     }
 
@@ -513,21 +550,21 @@ impl List {
         }
         // Another access may be linking: waiting for it is what makes its nodes (taken
         // off the queue, still counted in `unlinked`) visible to this one.
-        let mut queued = self.linker.lock();
-        self.take_queue(&mut queued);
-        self.link_taken(&mut queued);
+        let _linker = self.linker.lock();
+        let queued = self.take_queue();
+        self.link_taken(queued);
     }
 
-    /// Swaps the writer's queue with the linker's empty spare `queued`. The nodes stay
+    /// Takes the writer's queue (the caller holds the `linker` lock). The nodes stay
     /// counted in `unlinked` until [`List::link_taken`] has linked them.
-    fn take_queue(&self, queued: &mut Vec<(u64, NonNull<KeyNode>)>) {
-        debug_assert!(queued.is_empty());
-        std::mem::swap(queued, &mut self.writer.lock().unordered);
+    fn take_queue(&self) -> Vec<Queued> {
+        let taken = std::mem::take(&mut self.writer.lock().unordered);
+        taken.into_vec()
     }
 
-    /// Links the nodes taken off the queue, sorted, and leaves `queued` empty (its
-    /// buffer is the next swap's spare).
-    fn link_taken(&self, queued: &mut Vec<(u64, NonNull<KeyNode>)>) {
+    /// Links the nodes taken off the queue, sorted (the caller holds the `linker`
+    /// lock).
+    fn link_taken(&self, mut queued: Vec<Queued>) {
         let node_of = |ptr: NonNull<KeyNode>| Published {
             ptr,
             _list: PhantomData,
@@ -537,10 +574,10 @@ impl List {
                 .then_with(|| node_of(*a).key().cmp(node_of(*b).key()))
         });
         let mut prev = [self.head(); MAX_HEIGHT];
-        let linked = queued.len();
-        for (_, node) in queued.drain(..) {
-            self.link_node(node_of(node), &mut prev);
+        for (_, node) in &queued {
+            self.link_node(node_of(*node), &mut prev);
         }
+        let linked = queued.len();
         self.unlinked.fetch_sub(linked, Ordering::Release);
     }
 
@@ -731,34 +768,35 @@ mod tests {
     /// other took off the queue are not linked yet, so they must still count.
     #[test]
     fn nodes_taken_off_the_queue_count_as_unlinked_until_linked() {
-        let list = List::new(64);
-        for i in 0..100u32 {
+        // More than two queue chunks, inserted out of order.
+        let n = 2 * QUEUE_CHUNK as u32 + 5;
+        let list = List::new(1024);
+        for i in (0..n).rev() {
             list.insert(
                 &i.to_be_bytes(),
                 key::pack_trailer(u64::from(i) + 1, 1),
                 b"v",
             );
         }
-        assert_eq!(list.unlinked.load(Ordering::Acquire), 100);
-        let mut queued = list.linker.lock();
-        list.take_queue(&mut queued);
-        assert_eq!(queued.len(), 100);
+        assert_eq!(list.unlinked.load(Ordering::Acquire), n as usize);
+        let linker = list.linker.lock();
+        let queued = list.take_queue();
+        assert_eq!(queued.len(), n as usize);
         assert_eq!(
             list.unlinked.load(Ordering::Acquire),
-            100,
+            n as usize,
             "taken but not linked: an ordered access must not skip the wait"
         );
-        list.link_taken(&mut queued);
-        assert!(queued.is_empty());
+        list.link_taken(queued);
         assert_eq!(list.unlinked.load(Ordering::Acquire), 0);
-        drop(queued);
+        drop(linker);
         let mut keys = Vec::new();
         let mut cursor = list.first();
         while let Some(c) = cursor {
             keys.push(key::user_key(c.key()).to_vec());
             cursor = c.next();
         }
-        let want: Vec<Vec<u8>> = (0..100u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        let want: Vec<Vec<u8>> = (0..n).map(|i| i.to_be_bytes().to_vec()).collect();
         assert_eq!(keys, want);
     }
 
