@@ -28,8 +28,8 @@ const ENTRY_OVERHEAD: usize = 96;
 /// Memtable bytes per entry the index is planned for: an entry is counted as its key,
 /// value and [`ENTRY_OVERHEAD`], so 128 plans for small values.
 const PLANNED_BYTES_PER_ENTRY: usize = 128;
-/// Planned entries per index bucket at the planned size: chains of about two, at 8
-/// bytes per bucket (2 MiB for a 64 MiB memtable).
+/// Planned entries per index bucket at the planned size: chains of about two, at 16
+/// bytes per bucket (4 MiB for a 64 MiB memtable).
 const PLANNED_ENTRIES_PER_BUCKET: usize = 2;
 
 /// What the memtable knows about a user key at a sequence number.
@@ -88,7 +88,7 @@ impl Memtable {
     }
 
     /// Memory counted for the entries, for the flush trigger and stats (the index's
-    /// fixed size, about 3% of the planned size, is not counted: see
+    /// fixed size, about 6% of the planned size, is not counted: see
     /// [`Memtable::reserved_bytes`]).
     pub fn approximate_bytes(&self) -> usize {
         self.bytes.load(AtomicOrdering::Relaxed)
