@@ -375,3 +375,31 @@ fn range_delete_is_atomic_respects_snapshots_and_survives_restart_and_compaction
     assert_eq!(db.stats().range_tombstones, 1);
     drop(mem);
 }
+
+/// Prefetching is a hint: over keys present, absent, deleted and longer than the
+/// lookup's stack buffer, across several memtables and tables, every read after it
+/// returns what was written.
+#[test]
+fn prefetching_keys_changes_no_read() {
+    let (_m, fs) = mem_fs();
+    let db = Db::open(dir(), tiny_options(fs)).unwrap();
+    let ks = Keyspace::DEFAULT;
+    let long = vec![b'k'; 300];
+    let mut keys: Vec<Vec<u8>> = (0..200u32)
+        .map(|i| format!("key{i}").into_bytes())
+        .collect();
+    keys.push(long.clone());
+    for (i, k) in keys.iter().enumerate() {
+        db.put(ks, k, format!("v{i}").as_bytes()).unwrap(); // 4 KiB memtables: many rotate
+    }
+    db.delete(ks, b"key7").unwrap();
+    let mut asked = keys.clone();
+    asked.push(b"absent".to_vec());
+    db.prefetch(ks, asked.iter().map(Vec::as_slice));
+    for (i, k) in keys.iter().enumerate() {
+        let got = db.get(ks, k).unwrap().map(|v| v.value.to_vec());
+        let want = (k.as_slice() != b"key7").then(|| format!("v{i}").into_bytes());
+        assert_eq!(got, want, "{}", String::from_utf8_lossy(k));
+    }
+    assert!(db.get(ks, b"absent").unwrap().is_none());
+}

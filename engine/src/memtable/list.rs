@@ -189,6 +189,11 @@ struct KeyNode {
     height: usize,
 }
 
+/// The index's hash of a user key.
+pub(super) fn key_hash(user_key: &[u8]) -> u64 {
+    xxh3_64(user_key)
+}
+
 /// The first eight bytes of `key` as a big-endian number, zeros past its end. Two keys
 /// whose prefixes differ order as their prefixes do: at the first byte where the padded
 /// prefixes differ, either both keys have a byte there, or the shorter one ended before
@@ -434,6 +439,13 @@ impl<'a> Cursor<'a> {
 
     fn newest_of(node: Option<NodeRef<'a>>) -> Option<Cursor<'a>> {
         let node = node?;
+        // A walk in key order (the flush, a scan) goes from node to node, each a cache
+        // miss found only when reached: start loading the next one now, header and the
+        // first version that follows it, while the caller works on this one.
+        if let Some(next) = node.next(0) {
+            prefetch(next.ptr.as_ptr());
+            prefetch(next.ptr.as_ptr().cast::<u8>().wrapping_add(64));
+        }
         Some(Cursor {
             node,
             version: node.newest()?,
@@ -522,7 +534,7 @@ impl List {
     /// is replaced, as a map's insert replaces.
     pub(super) fn insert(&self, user_key: &[u8], trailer: u64, value: &[u8]) {
         let mut writer = self.writer.lock();
-        let hash = xxh3_64(user_key);
+        let hash = key_hash(user_key);
         let version_bytes = Version::size(user_key.len() + key::TRAILER_LEN, value.len());
         if let Some(node) = self.find(user_key, hash) {
             let at = writer.arena.alloc(version_bytes);
@@ -676,9 +688,29 @@ impl List {
         }
     }
 
+    /// Starts loading the index bucket a lookup of the key hashed to `hash` reads
+    /// first (see [`List::prefetch_node`]).
+    pub(super) fn prefetch_bucket(&self, hash: u64) {
+        prefetch(&self.buckets[self.bucket(hash)]);
+    }
+
+    /// Starts loading the node a lookup of the key hashed to `hash` reads after its
+    /// bucket, if the bucket's bits say the key may be here. A pipeline's lookups, all
+    /// known before the first runs, then overlap their cache misses: the buckets of all
+    /// of them, then the nodes, then the lookups themselves, instead of two or three
+    /// misses one after the other per key.
+    pub(super) fn prefetch_node(&self, hash: u64) {
+        let bucket = &self.buckets[self.bucket(hash)];
+        let head = bucket.head.load(Ordering::Acquire);
+        let bits = Bucket::key_bits(hash);
+        if !head.is_null() && bucket.keys.load(Ordering::Relaxed) & bits == bits {
+            prefetch(head);
+        }
+    }
+
     /// The newest version of `user_key` with a sequence number at most `seq`.
     pub(super) fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<Found<'_>> {
-        let node = self.find(user_key, xxh3_64(user_key))?;
+        let node = self.find(user_key, key_hash(user_key))?;
         let mut version = node.newest();
         while let Some(v) = version {
             if v.seq() <= seq {
@@ -759,6 +791,18 @@ impl List {
         }
         node.next(0)
     }
+}
+
+/// Asks the CPU to bring the cache line at `at` in, without waiting for it. A hint: no
+/// fault if the address is not mapped (it is never read through here).
+fn prefetch<T>(at: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: prefetching has no effect the program can observe but timing.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast::<i8>());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = at;
 }
 
 /// Writes `header` and `header.height` empty tower slots at `at`.

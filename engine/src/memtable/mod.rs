@@ -87,6 +87,23 @@ impl Memtable {
         }
     }
 
+    /// The hash [`Memtable::prefetch_bucket`] and [`Memtable::prefetch_node`] take, the
+    /// same for every memtable, so a caller warming several computes it once.
+    pub fn lookup_hash(user_key: &[u8]) -> u64 {
+        list::key_hash(user_key)
+    }
+
+    /// Starts loading the index bucket a lookup of the key of `hash` reads first.
+    pub fn prefetch_bucket(&self, hash: u64) {
+        self.list.prefetch_bucket(hash);
+    }
+
+    /// Starts loading the node the bucket leads to (after [`Memtable::prefetch_bucket`]
+    /// for every key of a batch, so the bucket is likely in the cache by now).
+    pub fn prefetch_node(&self, hash: u64) {
+        self.list.prefetch_node(hash);
+    }
+
     /// Memory counted for the entries, for the flush trigger and stats (the index's
     /// fixed size, about 6% of the planned size, is not counted: see
     /// [`Memtable::reserved_bytes`]).
