@@ -45,6 +45,8 @@ where
         id: info.id,
     };
     let mut client = Client::new(info.clone(), srv.acl.open_default());
+    // Every reply leaves through `flush`, which writes the WAL out first.
+    client.defers_wal_writes = true;
     serve_client(&srv, &mut stream, &mut client, &info).await;
     client.unwatch_all(&srv.store); // a client that disconnects forgets its WATCHes
     crate::pubsub::leave(&srv, &mut client);
@@ -268,6 +270,14 @@ where
 {
     if out.is_empty() {
         return true;
+    }
+    // The round's deferred commits (this client's and others', which these replies may
+    // have read) reach the operating system before any reply that depends on them: a
+    // process crash then loses nothing a client was told. Failing that, the client is
+    // disconnected unanswered (the engine now refuses writes).
+    if let Err(e) = srv.store.db.write_out_wal() {
+        tracing::error!(error = %e, "writing the WAL out failed; closing the client unanswered");
+        return false;
     }
     srv.counters
         .net_output

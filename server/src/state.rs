@@ -212,6 +212,10 @@ pub struct Client {
     pub consistency: kv_cluster::config::Consistency,
     /// Subscriptions and CLIENT TRACKING state.
     pub pubsub: crate::pubsub::ClientPubSub,
+    /// This client's commits may leave their WAL records buffered
+    /// ([`kv_engine::Db::write_deferred`]): set by a RESP connection, which writes the
+    /// WAL out before it sends any reply (connection.rs, `flush`).
+    pub defers_wal_writes: bool,
 }
 
 /// A LOCK ... WAIT that must sleep before its next attempt.
@@ -250,6 +254,7 @@ impl Client {
             lock_deadline: None,
             consistency: kv_cluster::config::Consistency::default(),
             pubsub: Default::default(),
+            defers_wal_writes: false,
         }
     }
 

@@ -326,7 +326,39 @@ impl Shared {
             Counters::add(&self.counters.wal_syncs, 1);
             wal.writer.sync()?;
             wal.unsynced = false;
+            self.mark_wal_written();
         }
         Ok(())
+    }
+
+    /// Notes that every record appended so far was handed to the operating system (the
+    /// caller holds the `wal` lock and has just flushed or synced the writer).
+    pub(crate) fn mark_wal_written(&self) {
+        let appended = self.wal_appended.load(Ordering::Relaxed);
+        self.wal_written.store(appended, Ordering::Release);
+    }
+
+    /// Hands the records deferred commits left in the WAL writer's buffer to the
+    /// operating system (one `write` for all of them), so that a process crash loses
+    /// none of them. Nothing to do, and no lock taken, if no commit deferred. A failure
+    /// is a background error, as a failed append is: the WAL may end in a partial
+    /// record.
+    pub(crate) fn write_out_wal(&self) -> Result<()> {
+        if self.wal_written.load(Ordering::Acquire) >= self.wal_appended.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let flushed = {
+            let mut wal = self.wal.lock();
+            let r = wal.writer.flush();
+            if r.is_ok() {
+                self.mark_wal_written();
+            }
+            r
+        };
+        if let Err(e) = &flushed {
+            let mut state = self.state.lock();
+            self.set_bg_error(&mut state, Origin::Wal, e);
+        }
+        flushed
     }
 }

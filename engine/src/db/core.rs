@@ -103,6 +103,12 @@ pub(crate) struct Shared {
     pub(crate) last_seq: AtomicU64,
     /// Last sequence number whose write is fully in the memtable (readers use this).
     pub(crate) visible_seq: AtomicU64,
+    /// Last sequence number appended to the WAL writer (changed under the `wal` lock).
+    pub(crate) wal_appended: AtomicU64,
+    /// Last sequence number handed to the operating system (changed under the `wal`
+    /// lock): below `wal_appended` only while a deferred commit's record waits in the
+    /// writer's buffer for [`Shared::write_out_wal`].
+    pub(crate) wal_written: AtomicU64,
     /// Sequence numbers up to this one are reserved in the manifest, so none is ever
     /// handed out twice even if a crash loses the WAL tail that used them.
     pub(crate) reserved_seq: AtomicU64,

@@ -190,6 +190,28 @@ impl Db {
         self.shared.write(Some(batch))
     }
 
+    /// Applies `batch` like [`Db::write`] but leaves its WAL record in the log writer's
+    /// buffer: it is visible to readers at once, and reaches the operating system with
+    /// the next [`Db::write_out_wal`], non-deferred write, fsync or memtable switch.
+    /// For a server that answers in rounds: each client's write is deferred, and
+    /// before any reply of the round is sent one `write_out_wal` hands all of them to
+    /// the operating system in one system call (Redis writes its AOF buffer once per
+    /// event-loop iteration, before the replies, the same way). The caller must call
+    /// `write_out_wal` before it answers anyone, not just this writer: a reader may
+    /// have seen the value.
+    pub fn write_deferred(&self, batch: WriteBatch) -> Result<SeqNo> {
+        self.check_open()?;
+        self.shared.write_deferred(batch)
+    }
+
+    /// Hands every deferred write's WAL record to the operating system; cheap (one
+    /// atomic comparison) when there is none. After an error the database refuses
+    /// writes (a background error), and nothing written since the last successful
+    /// write-out may be acknowledged.
+    pub fn write_out_wal(&self) -> Result<()> {
+        self.shared.write_out_wal()
+    }
+
     /// Applies `batch` like [`Db::write`] and fsyncs the WAL before returning, whatever
     /// the fsync policy; concurrent callers share one fsync (group commit).
     pub fn write_synced(&self, batch: WriteBatch) -> Result<SeqNo> {

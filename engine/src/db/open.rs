@@ -125,6 +125,8 @@ pub(crate) fn open_shared(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
         }),
         last_seq: AtomicU64::new(max_seq),
         visible_seq: AtomicU64::new(max_seq),
+        wal_appended: AtomicU64::new(max_seq),
+        wal_written: AtomicU64::new(max_seq),
         reserved_seq: AtomicU64::new(reserved),
         snapshots: Arc::new(SnapshotList::default()),
         range_tombstones: Default::default(),

@@ -39,9 +39,36 @@ enum Work {
     CommitSynced,
     /// Switch the memtable so it can be flushed (a manual flush).
     SwitchForFlush,
+    /// Commit its batch but leave the WAL record in the writer's buffer: the caller
+    /// hands it to the operating system with `write_out_wal` before it answers anyone
+    /// (a server, before it sends the round's replies). The group's other members
+    /// decide: one that needs more gets it for all.
+    CommitDeferred,
     /// Try to get past a soft background error (`db/resume.rs`): as the leader, it is
     /// the only writer, so it may switch the memtable and flush.
     Resume,
+}
+
+/// How far a group's WAL record gets before its writers are answered, the most any
+/// member asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Handoff {
+    /// Left in the writer's buffer (`Work::CommitDeferred`).
+    Buffered,
+    /// Handed to the operating system: a process crash loses nothing.
+    Written,
+    /// Fsynced: a power cut loses nothing.
+    Synced,
+}
+
+impl Handoff {
+    fn of(work: Work) -> Handoff {
+        match work {
+            Work::CommitDeferred => Handoff::Buffered,
+            Work::CommitSynced => Handoff::Synced,
+            _ => Handoff::Written,
+        }
+    }
 }
 
 /// One queued writer.
@@ -73,31 +100,33 @@ impl Shared {
     /// Commits `batch` (or, with `None`, switches the memtable so it can be flushed).
     /// Returns the sequence number of the batch's first op.
     pub(crate) fn write(self: &Arc<Self>, batch: Option<WriteBatch>) -> Result<SeqNo> {
-        if let Some(b) = &batch {
-            if b.encoded_len() > MAX_BATCH_BYTES {
-                return Err(Error::InvalidArgument(format!(
-                    "write batch of {} bytes exceeds the {MAX_BATCH_BYTES}-byte limit",
-                    b.encoded_len()
-                )));
-            }
+        match batch {
+            Some(b) => self.commit_queued(b, Work::Commit),
+            None => self.run_queued(Slot::new(None, Work::SwitchForFlush)),
         }
-        let work = match batch {
-            Some(_) => Work::Commit,
-            None => Work::SwitchForFlush,
-        };
-        self.run_queued(Slot::new(batch, work))
     }
 
     /// Commits `batch` and fsyncs the WAL before returning, whatever the policy; the
     /// fsync is shared with the group it commits in.
     pub(crate) fn write_synced(self: &Arc<Self>, batch: WriteBatch) -> Result<SeqNo> {
+        self.commit_queued(batch, Work::CommitSynced)
+    }
+
+    /// Commits `batch` leaving its WAL record in the writer's buffer (see
+    /// `Work::CommitDeferred`).
+    pub(crate) fn write_deferred(self: &Arc<Self>, batch: WriteBatch) -> Result<SeqNo> {
+        self.commit_queued(batch, Work::CommitDeferred)
+    }
+
+    /// Queues `batch` for `work` (one of the commits), refusing one over the size limit.
+    fn commit_queued(self: &Arc<Self>, batch: WriteBatch, work: Work) -> Result<SeqNo> {
         if batch.encoded_len() > MAX_BATCH_BYTES {
             return Err(Error::InvalidArgument(format!(
                 "write batch of {} bytes exceeds the {MAX_BATCH_BYTES}-byte limit",
                 batch.encoded_len()
             )));
         }
-        self.run_queued(Slot::new(Some(batch), Work::CommitSynced))
+        self.run_queued(Slot::new(Some(batch), work))
     }
 
     /// Waits its turn in the write queue, then runs a resume attempt as the leader.
@@ -126,15 +155,18 @@ impl Shared {
             (d.batch.take(), d.work)
         };
         let mut members: Vec<(Arc<Slot>, usize)> = Vec::new();
-        let mut synced = work == Work::CommitSynced;
+        let mut handoff = Handoff::of(work);
         if let Some(gb) = group_batch.as_mut() {
             for slot in queue.iter().skip(1) {
                 let mut d = slot.data.lock();
-                let commits = matches!(d.work, Work::Commit | Work::CommitSynced);
+                let commits = matches!(
+                    d.work,
+                    Work::Commit | Work::CommitSynced | Work::CommitDeferred
+                );
                 if !commits || gb.encoded_len() >= MAX_GROUP_BYTES {
                     break;
                 }
-                synced |= d.work == Work::CommitSynced;
+                handoff = handoff.max(Handoff::of(d.work));
                 let Some(b) = d.batch.take() else { break };
                 members.push((slot.clone(), gb.len()));
                 gb.append(&b);
@@ -142,7 +174,7 @@ impl Shared {
         }
         drop(queue);
 
-        let result = self.lead(group_batch.as_mut(), work, synced);
+        let result = self.lead(group_batch.as_mut(), work, handoff);
 
         let mut queue = self.queue.lock();
         queue.pop_front();
@@ -173,14 +205,14 @@ impl Shared {
         self: &Arc<Self>,
         batch: Option<&mut WriteBatch>,
         work: Work,
-        synced: bool,
+        handoff: Handoff,
     ) -> Result<SeqNo> {
         let visible = || self.visible_seq.load(Ordering::Acquire);
         let run = AssertUnwindSafe(|| match (work, batch) {
             (Work::Resume, _) => self.try_resume().map(|()| visible()),
-            (_, Some(gb)) => self.commit(gb, synced),
+            (_, Some(gb)) => self.commit(gb, handoff),
             (Work::SwitchForFlush, None) => self.switch_for_flush(),
-            (Work::Commit | Work::CommitSynced, None) => Ok(visible()),
+            (Work::Commit | Work::CommitSynced | Work::CommitDeferred, None) => Ok(visible()),
         });
         std::panic::catch_unwind(run).unwrap_or_else(|payload| {
             let err = Error::Closed(format!(
@@ -193,9 +225,9 @@ impl Shared {
         })
     }
 
-    /// Appends a group to the WAL (fsynced if the policy says so or `synced`) and the
-    /// memtable. Called by the leader only.
-    fn commit(&self, batch: &mut WriteBatch, synced: bool) -> Result<SeqNo> {
+    /// Appends a group to the WAL (as far as `handoff` says, fsynced if the policy says
+    /// so) and the memtable. Called by the leader only.
+    fn commit(&self, batch: &mut WriteBatch, handoff: Handoff) -> Result<SeqNo> {
         if batch.is_empty() {
             return Ok(self.visible_seq.load(Ordering::Acquire));
         }
@@ -210,15 +242,19 @@ impl Shared {
 
         let appended = {
             let mut wal = self.wal.lock();
-            let sync = synced || self.opts.fsync == FsyncPolicy::Always;
+            let sync = handoff == Handoff::Synced || self.opts.fsync == FsyncPolicy::Always;
             let r = wal.writer.add_record(batch.encoded()).and_then(|()| {
-                if sync {
+                self.wal_appended.store(last, Ordering::Release);
+                let handed = if sync {
                     Counters::add(&self.counters.wal_syncs, 1);
                     wal.writer.sync()
-                } else {
+                } else if handoff == Handoff::Written {
                     // Into the OS page cache, so a process crash loses nothing.
                     wal.writer.flush()
-                }
+                } else {
+                    return Ok(()); // the caller writes it out before answering
+                };
+                handed.map(|()| self.mark_wal_written())
             });
             // A sync covers every record before this one too.
             wal.unsynced = !sync;

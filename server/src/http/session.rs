@@ -119,10 +119,16 @@ impl Session {
         if let Some(ring) = srv.ring.get() {
             return crate::cluster_mode::execute(srv, ring, &mut self.client, &args).await;
         }
-        if crate::commands::may_block(&args, &srv.store.db) {
+        let reply = if crate::commands::may_block(&args, &srv.store.db) {
             tokio::task::block_in_place(|| run_one(srv, &mut self.client, &args))
         } else {
             run_one(srv, &mut self.client, &args)
+        };
+        // The reply may show a RESP client's deferred write (connection.rs, `flush`):
+        // it goes out only once that write is in the operating system.
+        match srv.store.db.write_out_wal() {
+            Ok(()) => reply,
+            Err(e) => Reply::from(e),
         }
     }
 

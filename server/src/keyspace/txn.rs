@@ -75,6 +75,8 @@ pub struct Txn<'s> {
     /// Id of the client whose command this is (0: the server itself), for CLIENT
     /// TRACKING's NOLOOP.
     writer: u64,
+    /// Commit with [`kv_engine::Db::write_deferred`] ([`Txn::defer_wal_write`]).
+    defer_wal: bool,
 }
 
 /// A command's view of the ring (cluster mode): the keys it reads were fetched from their
@@ -105,6 +107,7 @@ impl<'s> Txn<'s> {
             may_write: true,
             ring: None,
             writer: 0,
+            defer_wal: false,
         }
     }
 
@@ -517,6 +520,12 @@ impl<'s> Txn<'s> {
         Ok(count)
     }
 
+    /// Commits leave their WAL record buffered ([`kv_engine::Db::write_deferred`]): for
+    /// a client that writes the WAL out before it replies.
+    pub fn defer_wal_write(&mut self) {
+        self.defer_wal = true;
+    }
+
     /// Commits the batch; returns the first sequence number (None if nothing to write).
     /// Must be called while the command still holds its locks.
     pub fn commit(mut self) -> kv_engine::Result<Option<u64>> {
@@ -528,7 +537,11 @@ impl<'s> Txn<'s> {
         }
         let changes = self.count_changes()?;
         let batch = std::mem::take(&mut self.batch);
-        let first = self.store.db.write(batch)?;
+        let first = if self.defer_wal {
+            self.store.db.write_deferred(batch)?
+        } else {
+            self.store.db.write(batch)?
+        };
         self.store.counts.apply(&changes);
         let idem = self.store.idem.id();
         if self.records.keys().any(|(ks, _)| *ks == idem) {
