@@ -97,4 +97,9 @@ pub const MAX_GROUP_BYTES: usize = 1024 * 1024;
 /// writing at once; to switch inline (a few ms on its thread) more than this must.
 /// It was an eighth of the memtable (8 MiB of 64) until 2026-12-05: every write of that
 /// last eighth left kvd's async worker, and SET throughput fell to a third while it did.
-pub const SWITCH_MARGIN_MAX: usize = 2 * MAX_GROUP_BYTES;
+/// Then two groups (2 MiB): with 140-byte INCRs that was still 15k commands each sent
+/// off the worker (`block_in_place`), hundreds of threads started for them, and INCR
+/// -P 1's p99 at the switch 1.4-1.6 ms against 1.1 with 128 KiB (docs/performance.md,
+/// "Background work that yields"). A larger group than this from another thread may
+/// now switch inline on an async worker: a few ms once per memtable at most.
+pub const SWITCH_MARGIN_MAX: usize = 128 * 1024;

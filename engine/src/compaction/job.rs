@@ -10,6 +10,7 @@
 
 use super::picker::CompactionPlan;
 use crate::db::core::Shared;
+use crate::db::pacer::Pacer;
 use crate::db::range_tombstones::RANGE_TOMBSTONE_KEYSPACE;
 use crate::db::table_file::{finish_table, new_table_builder};
 use crate::db::LevelIterator;
@@ -73,8 +74,10 @@ pub(crate) fn run(
     let mut current_key: Option<Vec<u8>> = None;
     let mut last_seq_for_key = SeqNo::MAX;
     let mut rewritten_key = Vec::new();
+    let mut pacer = Pacer::new();
 
     while input.valid() {
+        pacer.step();
         if shared.shutting_down.load(Ordering::Acquire) {
             return Err(Error::Closed("compaction interrupted by shutdown".into()));
         }

@@ -10,6 +10,7 @@ mod checkpoint;
 pub(crate) mod core;
 mod iter;
 mod open;
+pub(crate) mod pacer;
 pub(crate) mod range_tombstones;
 mod read;
 mod resume;

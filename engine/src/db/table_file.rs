@@ -1,5 +1,6 @@
 //! Writing SSTables: shared by memtable flushes, recovery and compaction.
 
+use super::pacer::Pacer;
 use crate::error::Result;
 use crate::filename;
 use crate::fs::Fs;
@@ -68,9 +69,11 @@ pub(crate) fn write_table(
         return Ok(None);
     }
     let mut builder = create_table(fs, dir, opts, number)?;
+    let mut pacer = Pacer::new();
     while iter.valid() {
         builder.add(iter.key(), iter.value())?;
         iter.next();
+        pacer.step();
     }
     iter.status()?;
     finish_table(builder, number).map(Some)
