@@ -203,7 +203,11 @@ async fn serve_client<S>(
         if !out.is_empty() {
             tokio::task::yield_now().await;
         }
+        // The write first: it usually completes on its first poll, and then the kill
+        // notification is never polled, so it never registers as a waiter (a lock on
+        // the way in and out, 2% of a -P 1 profile between it and the read's below).
         let flushed = tokio::select! {
+            biased;
             ok = flush(srv, stream, &mut out) => ok,
             _ = info.kill.notified() => false,
         };
