@@ -267,6 +267,14 @@ impl Bucket {
     fn key_bits(hash: u64) -> u64 {
         (1 << (hash & 63)) | (1 << ((hash >> 6) & 63))
     }
+
+    /// Whether the chain may hold a key of `hash`. Read after the head: every key of
+    /// the chain that head begins has its bits set (bits of newer keys may show too,
+    /// which only lets a lookup go on).
+    fn may_hold(&self, hash: u64) -> bool {
+        let bits = Bucket::key_bits(hash);
+        self.keys.load(Ordering::Relaxed) & bits == bits
+    }
 }
 
 /// What the writer alone touches.
@@ -702,8 +710,7 @@ impl List {
     pub(super) fn prefetch_node(&self, hash: u64) {
         let bucket = &self.buckets[self.bucket(hash)];
         let head = bucket.head.load(Ordering::Acquire);
-        let bits = Bucket::key_bits(hash);
-        if !head.is_null() && bucket.keys.load(Ordering::Relaxed) & bits == bits {
+        if !head.is_null() && bucket.may_hold(hash) {
             prefetch(head);
         }
     }
@@ -764,10 +771,7 @@ impl List {
         let bucket = &self.buckets[self.bucket(hash)];
         // SAFETY: bucket heads and chain links are published nodes of this list.
         let mut node = unsafe { NodeRef::from_raw(bucket.head.load(Ordering::Acquire)) };
-        // Read after the head: every key of the chain that head begins has its bits set
-        // (bits of newer keys may show too, which only lets the walk go on).
-        let bits = Bucket::key_bits(hash);
-        if bucket.keys.load(Ordering::Relaxed) & bits != bits {
+        if !bucket.may_hold(hash) {
             return None;
         }
         while let Some(n) = node {
