@@ -242,6 +242,33 @@ fn stats_report_levels_bloom_cache_and_amplification() {
 }
 
 #[test]
+fn compactions_read_blocks_without_filling_the_block_cache() {
+    let (_m, fs) = mem_fs();
+    let db = Db::open(dir(), tiny_options(fs)).unwrap();
+    // Overlapping rounds, so every compaction merges tables it must read.
+    for round in 0..4 {
+        for i in 0..500 {
+            db.put(
+                Keyspace::DEFAULT,
+                format!("k{i:05}").as_bytes(),
+                &[round; 64],
+            )
+            .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    db.compact_range(Keyspace::DEFAULT, None, None).unwrap();
+    let s = db.stats();
+    assert!(s.compactions > 0, "{s:?}");
+    assert!(s.block_cache_misses > 0, "compactions read blocks: {s:?}");
+    assert_eq!(s.block_cache_bytes, 0, "and left none cached: {s:?}");
+    // A user's read fills the cache as before.
+    let got = db.get(Keyspace::DEFAULT, b"k00007").unwrap();
+    assert_eq!(got.map(|v| v.value.to_vec()), Some(vec![3u8; 64]));
+    assert!(db.stats().block_cache_bytes > 0);
+}
+
+#[test]
 fn prefix_iteration_and_seek() {
     let (_m, fs) = mem_fs();
     let db = Db::open(dir(), tiny_options(fs)).unwrap();

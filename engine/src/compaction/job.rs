@@ -19,7 +19,7 @@ use crate::iter::{InternalIterator, MergingIterator};
 use crate::key::{make_internal_key, ParsedKey, SeqNo, ValueKind};
 use crate::manifest::FileMeta;
 use crate::options::FilterDecision;
-use crate::sst::TableBuilder;
+use crate::sst::{CacheFill, TableBuilder};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -40,18 +40,22 @@ fn inputs_iterator(shared: &Arc<Shared>, plan: &CompactionPlan) -> Result<Mergin
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
     if plan.level == 0 {
         for f in &plan.inputs {
-            children.push(Box::new(shared.tables.get(f.number)?.iter()));
+            children.push(Box::new(
+                shared.tables.get(f.number)?.iter_with(CacheFill::Skip),
+            ));
         }
     } else {
         children.push(Box::new(LevelIterator::new(
             shared.clone(),
             plan.inputs.clone(),
+            CacheFill::Skip,
         )));
     }
     if !plan.next_inputs.is_empty() {
         children.push(Box::new(LevelIterator::new(
             shared.clone(),
             plan.next_inputs.clone(),
+            CacheFill::Skip,
         )));
     }
     Ok(MergingIterator::new(children))

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::iter::{InternalIterator, MergingIterator};
 use crate::key::{compare_internal_keys, lookup_key, ParsedKey, SeqNo, ValueKind};
 use crate::manifest::FileMeta;
-use crate::sst::TableIterator;
+use crate::sst::{CacheFill, TableIterator};
 use bytes::Bytes;
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -50,16 +50,18 @@ pub struct IterEntry {
 pub(crate) struct LevelIterator {
     shared: Arc<Shared>,
     files: Vec<Arc<FileMeta>>,
+    fill: CacheFill,
     index: usize,
     current: Option<TableIterator>,
     error: Option<Error>,
 }
 
 impl LevelIterator {
-    pub(crate) fn new(shared: Arc<Shared>, files: Vec<Arc<FileMeta>>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, files: Vec<Arc<FileMeta>>, fill: CacheFill) -> Self {
         LevelIterator {
             shared,
             files,
+            fill,
             index: 0,
             current: None,
             error: None,
@@ -74,7 +76,7 @@ impl LevelIterator {
         };
         match self.shared.tables.get(file.number) {
             Ok(table) => {
-                self.current = Some(table.iter());
+                self.current = Some(table.iter_with(self.fill));
                 true
             }
             Err(e) => {
@@ -166,7 +168,11 @@ pub(crate) fn merged_sources(shared: &Arc<Shared>, sv: &SuperVersion) -> Result<
     }
     for files in sv.version.levels.iter().skip(1) {
         if !files.is_empty() {
-            children.push(Box::new(LevelIterator::new(shared.clone(), files.clone())));
+            children.push(Box::new(LevelIterator::new(
+                shared.clone(),
+                files.clone(),
+                CacheFill::Fill,
+            )));
         }
     }
     Ok(MergingIterator::new(children))

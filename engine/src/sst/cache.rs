@@ -20,6 +20,19 @@ const PER_BLOCK_OVERHEAD: usize = 96;
 /// Cache key: (table file number, block offset).
 type CacheKey = (u64, u64);
 
+/// Whether a block read from the file enters the cache. Reads serving users fill it;
+/// a compaction reads each input block once and only for the merge, so its blocks
+/// would push out the ones readers use and hold memory nobody asks for again
+/// (RocksDB's compaction reads with `fill_cache = false` for the same reasons). A
+/// block already cached is used either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheFill {
+    /// Insert blocks read from the file.
+    Fill,
+    /// Leave the cache as it is.
+    Skip,
+}
+
 /// A sharded LRU cache of data blocks. Capacity 0 disables it.
 pub struct BlockCache {
     shards: Vec<Mutex<Lru<CacheKey, Arc<Block>>>>,

@@ -24,7 +24,7 @@ mod table_iter;
 mod verify;
 
 pub use builder::TableBuilder;
-pub use cache::BlockCache;
+pub use cache::{BlockCache, CacheFill};
 pub use footer::{BlockHandle, FORMAT_VERSION, MAGIC};
 pub use properties::TableProperties;
 pub use reader::Table;

@@ -8,7 +8,7 @@
 use super::block::{Block, BlockIter};
 use super::block_io::read_block;
 use super::bloom::BloomFilter;
-use super::cache::BlockCache;
+use super::cache::{BlockCache, CacheFill};
 use super::footer::{BlockHandle, Footer, FOOTER_LEN};
 use super::properties::TableProperties;
 use super::table_iter::TableIterator;
@@ -173,8 +173,9 @@ impl Table {
             })
     }
 
-    /// The data block at `handle`, from the cache or the file.
-    pub(crate) fn data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
+    /// The data block at `handle`, from the cache or the file; a block read from the
+    /// file enters the cache only under [`CacheFill::Fill`].
+    pub(crate) fn data_block(&self, handle: BlockHandle, fill: CacheFill) -> Result<Arc<Block>> {
         let Some(cache) = &self.cache else {
             return self.read_data_block(handle);
         };
@@ -184,7 +185,9 @@ impl Table {
         }
         self.counters.cache_misses.fetch_add(1, Relaxed);
         let b = self.read_data_block(handle)?;
-        cache.insert(self.file_number, handle.offset, b.clone());
+        if fill == CacheFill::Fill {
+            cache.insert(self.file_number, handle.offset, b.clone());
+        }
         Ok(b)
     }
 
@@ -226,7 +229,7 @@ impl Table {
             index.status()?;
             return Ok(None);
         }
-        let block = self.data_block(self.decode_handle(index.value())?)?;
+        let block = self.data_block(self.decode_handle(index.value())?, CacheFill::Fill)?;
         let mut it = BlockIter::new(block);
         it.seek(target);
         if it.valid() {
@@ -241,7 +244,12 @@ impl Table {
 
     /// A two-level iterator over the table's entries.
     pub fn iter(self: &Arc<Self>) -> TableIterator {
-        TableIterator::new(self.clone())
+        self.iter_with(CacheFill::Fill)
+    }
+
+    /// [`Table::iter`] that inserts the blocks it reads into the cache or not.
+    pub fn iter_with(self: &Arc<Self>, fill: CacheFill) -> TableIterator {
+        TableIterator::new(self.clone(), fill)
     }
 
     /// The data block handles, in file order.

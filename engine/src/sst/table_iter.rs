@@ -3,6 +3,7 @@
 //! iterator owns an `Arc<Table>`, so it may outlive the `TableCache` entry.
 
 use super::block::BlockIter;
+use super::cache::CacheFill;
 use super::reader::Table;
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
@@ -16,17 +17,20 @@ pub struct TableIterator {
     data: Option<BlockIter>,
     /// Offset of the block `data` holds, to avoid reloading it on a seek that lands in it.
     data_offset: Option<u64>,
+    /// Whether blocks read from the file enter the block cache.
+    fill: CacheFill,
     err: Option<Error>,
 }
 
 impl TableIterator {
-    pub(crate) fn new(table: Arc<Table>) -> Self {
+    pub(crate) fn new(table: Arc<Table>, fill: CacheFill) -> Self {
         let index = table.index_iter();
         TableIterator {
             table,
             index,
             data: None,
             data_offset: None,
+            fill,
             err: None,
         }
     }
@@ -40,7 +44,7 @@ impl TableIterator {
         if self.data_offset == Some(handle.offset) && self.data.is_some() {
             return true;
         }
-        let block = match self.table.data_block(handle) {
+        let block = match self.table.data_block(handle, self.fill) {
             Ok(b) => b,
             Err(e) => return self.fail(e),
         };
