@@ -10,6 +10,7 @@ use clap::Parser;
 use kv_benches::parse_list;
 use kv_benches::process::{
     die_with_parent, free_port, load_average, pin_to_cpu, run_with_timeout, status_kb, KillOnDrop,
+    Paused,
 };
 use kv_benches::redis_csv::{self, BenchRow};
 use kv_benches::resp_load;
@@ -160,10 +161,18 @@ fn run(a: &Args) -> Result<(), String> {
     let pipelines: Vec<u32> = parse_list(&a.pipelines, "pipeline depth")?;
     let mut results: Vec<BenchRun> = Vec::new();
     for &p in &pipelines {
-        for s in &mut servers {
+        for i in 0..servers.len() {
+            let others: Vec<u32> = (servers.iter().enumerate())
+                .filter(|&(j, _)| j != i)
+                .map(|(_, o)| o.proc.pid())
+                .collect();
+            let s = &mut servers[i];
             eprintln!("redis-benchmark -P {p} against {} ...", s.kind.name());
+            // The other servers stay stopped for this run (process::Paused).
+            let paused = Paused::new(others);
             let load = load_average();
             let r = benchmark(a, s.port, p);
+            drop(paused);
             if let Err(e) = &r {
                 eprintln!("{}: {e}", s.kind.name());
             }
