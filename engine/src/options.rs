@@ -87,6 +87,15 @@ pub struct Options {
     pub target_file_size: u64,
     /// Background compaction threads.
     pub compaction_threads: usize,
+    /// Nice value of the flush and compaction threads (Linux; 0 leaves them at the
+    /// process's). A server whose workers fill the cores would otherwise share each
+    /// core evenly with a CPU-bound flush or compaction, and every command waiting
+    /// behind it pays that thread's whole scheduler slice; at a higher nice the workers
+    /// run first and background work takes the idle time. Writes that outrun it still
+    /// meet the usual back-pressure (a slowdown at `l0_slowdown_writes_trigger` L0
+    /// files, a stop when frozen memtables reach their limit), and while they wait the
+    /// background threads have the cores (RocksDB: `Env::LowerThreadPoolCPUPriority`).
+    pub background_nice: i32,
     /// Optional filter applied during compaction.
     pub compaction_filter: Option<Arc<dyn CompactionFilter>>,
     /// On a WAL record that is bad but followed by good ones (in the same WAL, or a WAL
@@ -167,6 +176,7 @@ impl Default for Options {
             l1_max_bytes: c::L1_MAX_BYTES,
             target_file_size: c::TARGET_FILE_SIZE,
             compaction_threads: 1,
+            background_nice: c::BACKGROUND_NICE,
             compaction_filter: None,
             wal_point_in_time_recovery: false,
             max_open_files: c::TABLE_CACHE_CAPACITY,

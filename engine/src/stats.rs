@@ -30,6 +30,9 @@ pub struct Stats {
     pub write_groups: u64,
     /// WAL fsyncs since open (with `always`, one per commit group).
     pub wal_syncs: u64,
+    /// Times the `everysec` syncer was woken early because the memtable neared full
+    /// (once per memtable), so the switch's own fsync finds little left.
+    pub wal_syncs_ahead_of_switch: u64,
     /// Bytes written to SSTables by flushes since open.
     pub flush_bytes_written: u64,
     /// Bytes written to SSTables by compactions since open.

@@ -23,8 +23,10 @@ fn options(fs: Arc<dyn kv_engine::fs::Fs>, fsync: FsyncPolicy) -> Options {
 
 #[test]
 fn predicts_large_writes_full_memtables_and_l0_slowdowns() {
+    // Under `no` nothing syncs the WAL ahead of a switch, so a nearly full memtable
+    // counts.
     let (_m, fs) = mem_fs();
-    let db = Db::open(dir(), options(fs, FsyncPolicy::EverySec)).unwrap();
+    let db = Db::open(dir(), options(fs, FsyncPolicy::No)).unwrap();
     assert!(
         !db.write_may_block(100),
         "an empty database appends without waiting"
@@ -54,6 +56,27 @@ fn predicts_large_writes_full_memtables_and_l0_slowdowns() {
         db.write_may_block(100),
         "3 L0 files reach the slowdown trigger"
     );
+    db.close().unwrap();
+}
+
+#[test]
+fn under_everysec_a_nearly_full_memtable_switches_inline() {
+    let (_m, fs) = mem_fs();
+    let db = Db::open(dir(), options(fs, FsyncPolicy::EverySec)).unwrap();
+    assert!(
+        db.write_may_block(8 * 1024),
+        "a write of 1/8 memtable may switch it"
+    );
+    let value = vec![b'v'; 1000];
+    let mut i = 0u32;
+    // Through the whole memtable and its switch: the syncer fsynced ahead of it.
+    while db.stats().immutable_memtables == 0 && db.stats().flushes == 0 {
+        assert!(!db.write_may_block(100), "after {i} KB");
+        db.put(Keyspace::DEFAULT, &i.to_be_bytes(), &value).unwrap();
+        i += 1;
+        assert!(i < 1000, "the memtable never switched");
+    }
+    assert!(db.stats().wal_syncs_ahead_of_switch >= 1);
     db.close().unwrap();
 }
 
@@ -107,9 +130,24 @@ fn a_flush_in_progress_keeps_writes_inline_until_frozen_memtables_reach_their_li
     );
     fill_until_frozen(&db, 2, &mut next);
     assert!(
-        db.write_may_block(100),
-        "frozen memtables at their limit: the next switch waits for a flush"
+        !db.write_may_block(100),
+        "frozen memtables at their limit, but the fresh memtable has room: no switch yet"
     );
+    // Toward the end of the fresh memtable the next write may switch it, and that switch
+    // waits for a flush: reported before the write that would stall (a memtable of
+    // 64 KiB holds at most 64 KiB / 1,100 B of these entries).
+    let value = vec![b'v'; 1000];
+    let mut written = 0;
+    while !db.write_may_block(100) {
+        assert!(
+            written < 64 * 1024 / 1100,
+            "never reported before the switch"
+        );
+        db.put(Keyspace::DEFAULT, &next.to_be_bytes(), &value)
+            .unwrap();
+        next += 1;
+        written += 1;
+    }
     switch.release_creates();
     let deadline = Instant::now() + Duration::from_secs(20);
     while db.stats().immutable_memtables > 0 {

@@ -21,15 +21,29 @@ enum Job {
     Compact(CompactionPlan),
 }
 
+/// Which jobs a background thread takes: one thread flushes, the others compact
+/// (RocksDB's HIGH and LOW pools), so a flush, which writers wait for once frozen
+/// memtables reach their limit, never waits behind a long compaction. Both run at
+/// [`crate::Options::background_nice`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Flush,
+    Compact,
+}
+
 /// Starts the flush/compaction workers, the auto-resume thread and, for `everysec`,
 /// the WAL syncer.
 pub(crate) fn spawn(shared: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>> {
     let mut handles = Vec::new();
-    for i in 0..shared.opts.compaction_threads.max(1) + 1 {
+    let roles = std::iter::once((Role::Flush, "kv-flush".to_string())).chain(
+        (1..=shared.opts.compaction_threads.max(1))
+            .map(|i| (Role::Compact, format!("kv-compact-{i}"))),
+    );
+    for (role, name) in roles {
         let s = shared.clone();
         let h = std::thread::Builder::new()
-            .name(format!("kv-bg-{i}"))
-            .spawn(move || worker(&s))
+            .name(name)
+            .spawn(move || worker(&s, role))
             .map_err(|e| crate::Error::io(&shared.dir, e))?;
         handles.push(h);
     }
@@ -52,13 +66,14 @@ pub(crate) fn spawn(shared: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>> {
     Ok(handles)
 }
 
-fn worker(shared: &Arc<Shared>) {
+fn worker(shared: &Arc<Shared>, role: Role) {
+    lower_priority(shared.opts.background_nice);
     let mut state = shared.state.lock();
     loop {
         if shared.shutting_down.load(Ordering::Acquire) {
             return;
         }
-        match next_job(shared, &mut state) {
+        match next_job(shared, &mut state, role) {
             Some(job) => {
                 state.running_jobs += 1;
                 state = run_job(shared, state, job);
@@ -70,15 +85,41 @@ fn worker(shared: &Arc<Shared>) {
     }
 }
 
-fn next_job(shared: &Shared, state: &mut State) -> Option<Job> {
+/// Raises the calling thread's nice value to `nice` (on Linux a nice value is per
+/// thread); a thread already at that nice or above (a server started under `nice`) is
+/// left alone. Failure only costs the priority: the thread runs at the process's.
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on the calling thread; no memory is passed.
+        let tid = unsafe { libc::gettid() } as libc::id_t;
+        // SAFETY: as above. -1 is also a valid nice value, which then simply compares.
+        let current = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
+        if current >= nice {
+            return;
+        }
+        // SAFETY: as above.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) } != 0 {
+            let error = std::io::Error::last_os_error();
+            tracing::debug!(nice, %error, "background thread keeps its priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
+fn next_job(shared: &Shared, state: &mut State, role: Role) -> Option<Job> {
     if state.bg_error.is_some() {
         return None;
     }
-    if !state.flush_running && !state.imms.is_empty() {
-        state.flush_running = true;
-        return Some(Job::Flush);
+    match role {
+        Role::Flush if !state.flush_running && !state.imms.is_empty() => {
+            state.flush_running = true;
+            Some(Job::Flush)
+        }
+        Role::Flush => None,
+        Role::Compact => pick_compaction(shared, state).map(Job::Compact),
     }
-    pick_compaction(shared, state).map(Job::Compact)
 }
 
 /// The compaction most needed now, its levels marked busy; `None` if none is due.
@@ -311,7 +352,7 @@ fn syncer(shared: &Arc<Shared>) {
         if shared.shutting_down.load(Ordering::Acquire) {
             return;
         }
-        if let Err(e) = shared.sync_wal() {
+        if let Err(e) = shared.sync_wal_beside_appends() {
             let mut state = shared.state.lock();
             shared.set_bg_error(&mut state, Origin::Wal, &e);
         }
@@ -327,6 +368,37 @@ impl Shared {
             wal.writer.sync()?;
             wal.unsynced = false;
             self.mark_wal_written();
+        }
+        Ok(())
+    }
+
+    /// [`Shared::sync_wal`] for the `everysec` syncer: the records are handed to the
+    /// operating system under the WAL lock, but the fsync runs after it is released,
+    /// through a second handle of the file, so commits go on appending during the
+    /// fsync instead of waiting for it (an fsync of a second of writes takes tens of
+    /// milliseconds). A memtable switch meanwhile still fsyncs the old WAL itself under
+    /// the lock, so no record of the old WAL can be left unsynced by this one's timing.
+    pub(crate) fn sync_wal_beside_appends(&self) -> Result<()> {
+        let (handle, flushed_upto) = {
+            let mut wal = self.wal.lock();
+            if !wal.unsynced {
+                return Ok(());
+            }
+            let Some(handle) = wal.writer.flush_for_sync()? else {
+                drop(wal);
+                return self.sync_wal();
+            };
+            self.mark_wal_written();
+            (handle, self.wal_appended.load(Ordering::Acquire))
+        };
+        Counters::add(&self.counters.wal_syncs, 1);
+        handle.sync()?;
+        // `unsynced` stays set until the fsync is done, so a `sync_wal` meanwhile (which
+        // promises durability when it returns) does not take it as done already; and it
+        // is cleared only if nothing was appended since the flush.
+        let mut wal = self.wal.lock();
+        if self.wal_appended.load(Ordering::Acquire) == flushed_upto {
+            wal.unsynced = false;
         }
         Ok(())
     }

@@ -70,6 +70,7 @@ pub(crate) struct Counters {
     pub(crate) wal_bytes: AtomicU64,
     pub(crate) write_groups: AtomicU64,
     pub(crate) wal_syncs: AtomicU64,
+    pub(crate) wal_syncs_ahead: AtomicU64,
     pub(crate) flush_bytes: AtomicU64,
     pub(crate) compaction_bytes_written: AtomicU64,
     pub(crate) compaction_bytes_read: AtomicU64,
@@ -122,6 +123,9 @@ pub(crate) struct Shared {
     /// Signalled by the everysec syncer's sleep so shutdown need not wait a second.
     pub(crate) syncer_cv: Condvar,
     pub(crate) syncer_mutex: Mutex<()>,
+    /// The memtable (its address) for which the syncer was last woken early because
+    /// it was nearly full ([`Shared::sync_ahead_of_switch`]).
+    pub(crate) synced_ahead_for: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {

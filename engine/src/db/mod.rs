@@ -330,17 +330,26 @@ impl Db {
     }
 
     /// Whether a write of about `bytes` might wait here for more than a WAL append: an
-    /// fsync (`FsyncPolicy::Always`), a slowdown or a stop (too many L0 files or frozen
-    /// memtables), or a memtable switch (which fsyncs the old WAL) because the memtable is
-    /// nearly full (within [`crate::constants::SWITCH_MARGIN_MAX`], or an eighth of a
-    /// smaller memtable) or the write is that large. A stall can only begin after one of
+    /// fsync (`FsyncPolicy::Always`), a slowdown (too many L0 files), or a memtable
+    /// switch that fsyncs much or waits: the write is large (at least
+    /// [`crate::constants::SWITCH_MARGIN_MAX`], or an eighth of a smaller memtable), or
+    /// the memtable is within that margin of full while frozen memtables are at their
+    /// limit (the switch stops until a flush ends) or under `FsyncPolicy::No` (nothing
+    /// synced the old WAL ahead of the switch). A stall can only begin after one of
     /// these thresholds is crossed, so an async caller that runs writes inline only when
     /// this is false parks its thread on the disk only when more than the margin was
     /// written by others between its check and its commit (then for one switch). Cheap:
     /// no lock, one atomic load of the current view.
     ///
-    /// Frozen memtables count only at their limit: below it a switch does not wait for
-    /// them, and a switch is already predicted by the nearly-full rule. (Counting one
+    /// Under `everysec` an ordinary switch runs inline: the syncer fsyncs the WAL as the
+    /// memtable's last sixteenth begins, so the switch's own fsync covers only what came
+    /// after, a millisecond or two. Sending every write of the margin off the async
+    /// workers instead made kvd start hundreds of threads around each switch, each
+    /// write waiting behind the one switching (docs/performance.md, "Switching memtables
+    /// inline").
+    ///
+    /// Frozen memtables count only at their limit and near a switch: below it a switch
+    /// does not wait for them, and before the switch no write does. (Counting one
     /// frozen memtable, as this did until 2026-12, sent every write off kvd's async
     /// workers for the whole of each flush: on one core, SET -P 16 fell from 225k to
     /// 100k ops/s and p99 from 5 to 80 ms after the first switch; docs/performance.md.)
@@ -351,10 +360,12 @@ impl Db {
         }
         let sv = self.shared.current();
         let switch_margin = (opts.memtable_size / 8).min(crate::constants::SWITCH_MARGIN_MAX);
-        sv.imms.len() >= crate::constants::MAX_IMMUTABLE_MEMTABLES
-            || sv.version.num_files(0) >= opts.l0_slowdown_writes_trigger
+        let nearly_full = sv.mem.approximate_bytes() + switch_margin >= opts.memtable_size;
+        sv.version.num_files(0) >= opts.l0_slowdown_writes_trigger
             || bytes >= switch_margin
-            || sv.mem.approximate_bytes() + switch_margin >= opts.memtable_size
+            || (nearly_full
+                && (opts.fsync == FsyncPolicy::No
+                    || sv.imms.len() >= crate::constants::MAX_IMMUTABLE_MEMTABLES))
     }
 
     /// Fsyncs the WAL now, whatever the policy.

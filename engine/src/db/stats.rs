@@ -42,6 +42,7 @@ pub(crate) fn gather(shared: &Shared) -> Stats {
         wal_bytes_written: wal,
         write_groups: c.write_groups.load(Relaxed),
         wal_syncs: c.wal_syncs.load(Relaxed),
+        wal_syncs_ahead_of_switch: c.wal_syncs_ahead.load(Relaxed),
         flush_bytes_written: flush,
         compaction_bytes_written: compaction,
         compaction_bytes_read: c.compaction_bytes_read.load(Relaxed),

@@ -4,7 +4,7 @@
 //! caught in the middle), or panic on appends (a bug). A torn write is a write that crosses the byte budget: the
 //! part within the budget reaches the file, the rest does not, and the call fails.
 
-use super::{FileLock, Fs, RandomAccessFile, WritableFile};
+use super::{FileLock, FileSync, Fs, RandomAccessFile, WritableFile};
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};
 use std::io;
@@ -26,6 +26,10 @@ pub struct FaultSwitch {
     creates_released: Condvar,
     /// Bytes that may still be appended before appends fail (u64::MAX = unlimited).
     write_budget: AtomicU64,
+    /// While set, file fsyncs wait (a slow disk); the fsyncs waiting now, and all that
+    /// ever waited.
+    held_syncs: Mutex<(bool, usize, usize)>,
+    syncs_released: Condvar,
 }
 
 impl Default for FaultSwitch {
@@ -39,6 +43,8 @@ impl Default for FaultSwitch {
             held_creates: Mutex::new(None),
             creates_released: Condvar::new(),
             write_budget: AtomicU64::new(u64::MAX),
+            held_syncs: Mutex::new((false, 0, 0)),
+            syncs_released: Condvar::new(),
         }
     }
 }
@@ -82,6 +88,24 @@ impl FaultSwitch {
     pub fn release_creates(&self) {
         *self.held_creates.lock() = None;
         self.creates_released.notify_all();
+    }
+    /// File fsyncs wait until [`Self::release_syncs`]: a slow disk, so a test can look
+    /// at what waits for an fsync and what does not.
+    pub fn hold_syncs(&self) {
+        self.held_syncs.lock().0 = true;
+    }
+    /// Ends [`Self::hold_syncs`]; the held fsyncs go on.
+    pub fn release_syncs(&self) {
+        self.held_syncs.lock().0 = false;
+        self.syncs_released.notify_all();
+    }
+    /// File fsyncs waiting in [`Self::hold_syncs`] now.
+    pub fn held_syncs(&self) -> usize {
+        self.held_syncs.lock().1
+    }
+    /// File fsyncs that ever waited in [`Self::hold_syncs`].
+    pub fn held_syncs_in_total(&self) -> usize {
+        self.held_syncs.lock().2
     }
     /// After `bytes` more appended bytes, appends fail; the one crossing is torn.
     pub fn fail_after_bytes(&self, bytes: u64) {
@@ -127,6 +151,21 @@ impl FaultSwitch {
             }
         }
         Ok(())
+    }
+
+    /// A file fsync: waits while [`Self::hold_syncs`] holds it, then as `check_sync`.
+    fn check_file_sync(&self, path: &Path) -> Result<()> {
+        let mut held = self.held_syncs.lock();
+        if held.0 {
+            held.1 += 1;
+            held.2 += 1;
+            while held.0 {
+                self.syncs_released.wait(&mut held);
+            }
+            held.1 -= 1;
+        }
+        drop(held);
+        self.check_sync(path)
     }
 
     fn check_sync(&self, path: &Path) -> Result<()> {
@@ -211,12 +250,34 @@ impl WritableFile for FaultWritable {
     }
 
     fn sync(&mut self) -> Result<()> {
-        self.switch.check_sync(&self.path)?;
+        self.switch.check_file_sync(&self.path)?;
         self.inner.sync()
     }
 
     fn len(&self) -> u64 {
         self.inner.len()
+    }
+
+    fn sync_handle(&self) -> Option<Box<dyn FileSync>> {
+        Some(Box::new(FaultSync {
+            path: self.path.clone(),
+            inner: self.inner.sync_handle()?,
+            switch: self.switch.clone(),
+        }))
+    }
+}
+
+/// A sync handle that fails when the switch says fsyncs fail.
+struct FaultSync {
+    path: std::path::PathBuf,
+    inner: Box<dyn FileSync>,
+    switch: Arc<FaultSwitch>,
+}
+
+impl FileSync for FaultSync {
+    fn sync(&self) -> Result<()> {
+        self.switch.check_file_sync(&self.path)?;
+        self.inner.sync()
     }
 }
 

@@ -6,7 +6,7 @@
 //! random prefix of them survives, as a torn write would leave) and unsynced directory
 //! operations are undone, newest first.
 
-use super::{FileLock, Fs, RandomAccessFile, WritableFile};
+use super::{FileLock, FileSync, Fs, RandomAccessFile, WritableFile};
 use crate::error::{Error, Result};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashSet};
@@ -223,6 +223,21 @@ impl WritableFile for MemWritable {
 
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn sync_handle(&self) -> Option<Box<dyn FileSync>> {
+        Some(Box::new(MemSync(self.file.clone())))
+    }
+}
+
+/// Marks what the file holds at the call as synced, as `MemWritable::sync` does.
+struct MemSync(FileRef);
+
+impl FileSync for MemSync {
+    fn sync(&self) -> Result<()> {
+        let mut f = self.0.write();
+        f.synced_len = f.bytes.len();
+        Ok(())
     }
 }
 

@@ -86,6 +86,19 @@ pub trait WritableFile: Send {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// A handle that fsyncs this file apart from the writer: what was handed to the
+    /// operating system (`flush`) before its `sync` is called survives a power cut, while
+    /// the writer goes on appending. `None` if the file has no such handle; then `sync`
+    /// is the way.
+    fn sync_handle(&self) -> Option<Box<dyn FileSync>> {
+        None
+    }
+}
+
+/// Fsyncs one file apart from its writer ([`WritableFile::sync_handle`]).
+pub trait FileSync: Send {
+    /// Makes every byte handed to the operating system before this call durable.
+    fn sync(&self) -> Result<()>;
 }
 
 /// A file read at arbitrary offsets.

@@ -1,6 +1,6 @@
 //! The operating system's file system: buffered appends, pread, fdatasync, flock.
 
-use super::{FileLock, Fs, RandomAccessFile, WritableFile};
+use super::{FileLock, FileSync, Fs, RandomAccessFile, WritableFile};
 use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -57,6 +57,27 @@ impl WritableFile for RealWritable {
 
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn sync_handle(&self) -> Option<Box<dyn FileSync>> {
+        // A second descriptor of the same open file: fdatasync on it covers every byte
+        // any descriptor of the file wrote before the call.
+        let file = self.file.try_clone().ok()?;
+        Some(Box::new(RealSync {
+            path: self.path.clone(),
+            file,
+        }))
+    }
+}
+
+struct RealSync {
+    path: PathBuf,
+    file: File,
+}
+
+impl FileSync for RealSync {
+    fn sync(&self) -> Result<()> {
+        self.file.sync_data().map_err(|e| Error::io(&self.path, e))
     }
 }
 

@@ -13,7 +13,7 @@
 
 use super::format::{encode_header, RecordType, BLOCK_SIZE, HEADER_SIZE};
 use crate::error::{Error, Result};
-use crate::fs::WritableFile;
+use crate::fs::{FileSync, WritableFile};
 use std::path::{Path, PathBuf};
 
 /// Appends records to one log file (WAL or MANIFEST).
@@ -67,6 +67,15 @@ impl LogWriter {
         self.check_healthy()?;
         let result = self.file.flush();
         self.note(result)
+    }
+
+    /// Flushes, then returns a handle that fsyncs the log apart from this writer: every
+    /// record added before this call survives a power cut once the handle's `sync`
+    /// returns, while new records may be added meanwhile. `Ok(None)`: the file has no
+    /// such handle (the records are flushed; use [`Self::sync`]).
+    pub fn flush_for_sync(&mut self) -> Result<Option<Box<dyn FileSync>>> {
+        self.flush()?;
+        Ok(self.file.sync_handle())
     }
 
     /// Flushes and fsyncs: every record added so far survives a power cut.
