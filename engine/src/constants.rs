@@ -23,11 +23,6 @@ pub const MEMTABLE_SIZE: usize = 64 * 1024 * 1024;
 /// (this + 1) * MEMTABLE_SIZE.
 pub const MAX_IMMUTABLE_MEMTABLES: usize = 2;
 
-/// Nice value of the flush and compaction threads ([`crate::Options::background_nice`]):
-/// at 10 a thread's weight is about a tenth of a nice-0 worker's, so it yields most of a
-/// shared core (docs/performance.md, "Background work at nice 10").
-pub const BACKGROUND_NICE: i32 = 10;
-
 /// Number of L0 files that triggers an L0 -> L1 compaction.
 pub const L0_COMPACTION_TRIGGER: usize = 4;
 

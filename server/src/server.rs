@@ -65,11 +65,18 @@ pub fn open(config: Config) -> Result<Arc<Shared>, String> {
     open_with(config, acl)
 }
 
+/// Nice value of the engine's flush and compaction threads (`Options::background_nice`):
+/// commands run first and background work takes the idle time; at 10 a thread weighs
+/// about a tenth of a nice-0 worker, so it still gets that share of a busy core
+/// (docs/performance.md, "Background work at nice 10").
+const BACKGROUND_NICE: i32 = 10;
+
 fn open_with(config: Config, acl: Acl) -> Result<Arc<Shared>, String> {
     let filter = ExpiryFilter::new(config.idempotency_window_ms);
     let options = Options {
         fsync: config.appendfsync,
         compaction_filter: Some(filter.clone()),
+        background_nice: BACKGROUND_NICE,
         ..Options::default()
     };
     let db = Db::open(&config.dir, options)
