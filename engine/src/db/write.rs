@@ -305,7 +305,11 @@ impl Shared {
             return;
         }
         let id = Arc::as_ptr(mem) as usize;
-        if self.synced_ahead_for.swap(id, Ordering::Relaxed) != id {
+        // The load first: every commit of the last sixteenth gets here, and only the
+        // first needs to write the shared word.
+        if self.synced_ahead_for.load(Ordering::Relaxed) != id
+            && self.synced_ahead_for.swap(id, Ordering::Relaxed) != id
+        {
             Counters::add(&self.counters.wal_syncs_ahead, 1);
             // A hint: a wakeup lost to the syncer's own timing only delays it to its
             // next round.
