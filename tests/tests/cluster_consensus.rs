@@ -63,11 +63,27 @@ fn losing_compare_and_sets_leave_the_version_alone() {
     c.wait_all_up();
     let mut conns: Vec<redis::Connection> =
         c.nodes.iter().map(|n| connect(&n.url(false))).collect();
+    // The claim is about a record every replica accepted. At the default level the SET
+    // answers once two replicas accepted; the third may take its Accept after a losing
+    // round's Prepare promised a higher ballot, refuse it, and get the record later by
+    // hint as a copy under that promise, which the next round must accept again
+    // (step 5, third case: correct, and a new version). CI caught that race once. ALL
+    // makes the SET wait for all three Accepts.
+    let () = redis::cmd("CLUSTER")
+        .arg("CONSISTENCY")
+        .arg("ALL")
+        .query(&mut conns[0])
+        .expect("CLUSTER CONSISTENCY ALL");
     let () = redis::cmd("SET")
         .arg("etag-key")
         .arg("v")
         .query(&mut conns[0])
         .expect("SET");
+    let () = redis::cmd("CLUSTER")
+        .arg("CONSISTENCY")
+        .arg("QUORUM")
+        .query(&mut conns[0])
+        .expect("CLUSTER CONSISTENCY QUORUM");
     let get = |conn: &mut redis::Connection| -> (i64, String) {
         redis::cmd("GETWITHETAG")
             .arg("etag-key")
