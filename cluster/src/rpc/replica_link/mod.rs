@@ -128,6 +128,15 @@ async fn write_frames<T, Out: prost::Message>(
             },
             Some(()) = beats.recv() => None,
         };
+        if first.is_some() {
+            // Let the other ready tasks run first, so the frames they queue go out in
+            // this write: woken by the first sender, this task would otherwise run
+            // right after it (tokio's LIFO slot) and write one frame per syscall, while
+            // 50 clients' requests each become ready in the same turn. With nothing
+            // else ready it is polled again at once. The client connections do the
+            // same with their replies (docs/performance.md, "Replies in bursts").
+            tokio::task::yield_now().await;
+        }
         let mut fed = feed_or_skip(&mut out, first).await;
         while fed.is_ok() {
             match queued.try_recv() {
