@@ -42,6 +42,7 @@ pub mod tombstone_gc;
 pub mod txn_lock;
 pub mod version;
 pub mod view;
+pub mod wal_deferral;
 
 pub use node_id::NodeId;
 pub use record::{Body, Record};

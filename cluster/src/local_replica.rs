@@ -16,7 +16,7 @@ use crate::replica_api::{
     Hash16, ItemKey, MerkleLeaf, PartitionPage, PrepareOutcome, ReplicaApi, ReplicaError, ScanPage,
     WriteItem, WriteOutcome,
 };
-use crate::replica_store::{ReplicaStore, StoreError};
+use crate::replica_store::{Commit, ReplicaStore, StoreError};
 use crate::{Body, Record, Version};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -51,6 +51,17 @@ impl LocalReplica {
     pub async fn rebuild_partition(&self, partition: u16) -> Result<usize, ReplicaError> {
         self.blocking(move |s| s.merkle().rebuild_partition(partition))
             .await
+    }
+
+    /// `answer`, once every WAL record a deferred write left buffered reached the
+    /// operating system: what a replica answers may be read by a peer, whose client must
+    /// not see a record a crash of this process could still take back
+    /// (crate::wal_deferral). One atomic comparison when nothing is buffered.
+    fn answering<T>(&self, answer: T) -> Result<T, ReplicaError> {
+        self.store.db().write_out_wal().map_err(|e| {
+            ReplicaError::Failed(format!("writing the WAL out before answering: {e}"))
+        })?;
+        Ok(answer)
     }
 
     async fn blocking<T, F>(&self, work: F) -> Result<T, ReplicaError>
@@ -98,15 +109,22 @@ impl ReplicaApi for LocalReplica {
         {
             return self.blocking(move |s| s.apply(&items)).await;
         }
-        self.store.apply(&items).map_err(ReplicaError::from)
+        let commit = match crate::wal_deferral::active() {
+            true => Commit::Deferred,
+            false => Commit::Now,
+        };
+        self.store
+            .apply_with(&items, commit)
+            .map_err(ReplicaError::from)
     }
 
     /// Inline: a point read does what a single-node GET does on a runtime thread.
     async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
-        keys.iter()
+        let records = keys
+            .iter()
             .map(|k| self.store.get(k))
-            .collect::<Result<_, _>>()
-            .map_err(ReplicaError::from)
+            .collect::<Result<_, _>>()?;
+        self.answering(records)
     }
 
     /// On the blocking pool: the promise is fsynced before the answer.
@@ -143,8 +161,10 @@ impl ReplicaApi for LocalReplica {
         from: ScanPosition,
         limit: usize,
     ) -> Result<ScanPage, ReplicaError> {
-        self.blocking(move |s| s.scan(partition, db, from, limit))
-            .await
+        let page = self
+            .blocking(move |s| s.scan(partition, db, from, limit))
+            .await?;
+        self.answering(page)
     }
 
     async fn scan_partition(
@@ -153,7 +173,9 @@ impl ReplicaApi for LocalReplica {
         from: Option<Bytes>,
         limit: usize,
     ) -> Result<PartitionPage, ReplicaError> {
-        self.blocking(move |s| s.scan_partition(partition, from.as_deref(), limit))
-            .await
+        let page = self
+            .blocking(move |s| s.scan_partition(partition, from.as_deref(), limit))
+            .await?;
+        self.answering(page)
     }
 }

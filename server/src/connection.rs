@@ -12,6 +12,7 @@ use crate::keyspace::now_ms;
 use crate::protocol::{Limits, Parsed, Reply, RequestParser};
 use crate::state::{Client, ClientInfo, Shared};
 use bytes::{Bytes, BytesMut};
+use kv_cluster::wal_deferral;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,7 +113,12 @@ async fn serve_client<S>(
             // in one round (cluster_mode::pipelined_writes).
             let mut ahead: Option<(usize, ReadAhead)> = None;
             while i < batch.len() && !client.close && !client.monitor {
-                let replies = match run_grouped(srv, ring, client, &batch[i..]).await {
+                // This connection writes the WAL out before its replies (`flush`), so
+                // this node's own replica may leave its copy buffered
+                // (kv_cluster::wal_deferral).
+                let defers = client.defers_wal_writes;
+                let grouped = run_grouped(srv, ring, client, &batch[i..]);
+                let replies = match wal_deferral::scope(defers, grouped).await {
                     Some(replies) => replies,
                     None => {
                         if ahead.as_ref().is_none_or(|(end, _)| i >= *end) {
@@ -125,10 +131,10 @@ async fn serve_client<S>(
                             let index = (i + a.commands).checked_sub(*end)?;
                             Some(InRun { ahead: a, index })
                         });
-                        let mut reply = crate::cluster_mode::execute_read_ahead(
+                        let one = crate::cluster_mode::execute_read_ahead(
                             srv, ring, client, &batch[i], reads,
-                        )
-                        .await;
+                        );
+                        let mut reply = wal_deferral::scope(defers, one).await;
                         if client.wait.is_some() {
                             // LOCK ... WAIT found the lock held: the replies before it
                             // go out first, as on one node.

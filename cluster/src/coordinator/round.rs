@@ -111,7 +111,8 @@ pub(super) async fn batch_round(
             .map(|&i| items[i].set.refusals.clone())
             .collect();
         let (tx, hints) = (tx.clone(), hints.clone());
-        tokio::spawn(async move {
+        // The caller's mark, so this node's own replica may defer its WAL write.
+        tokio::spawn(crate::wal_deferral::carry(async move {
             let asked = records.len();
             // A request that panics counts as failed (it may have applied: hinted)
             // instead of ending this task before the hints below are written.
@@ -134,7 +135,7 @@ pub(super) async fn batch_round(
             }
             // The round may have ended already; nobody needs these answers then.
             let _ = tx.send((t.node, mine, answers));
-        });
+        }));
     }
     drop(tx);
     let mut tallies: Vec<Tally> = Vec::with_capacity(items.len());

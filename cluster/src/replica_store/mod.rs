@@ -42,6 +42,17 @@ pub const REPLICATED_KEYSPACE: &str = "replicated";
 /// Engine keyspace of the Merkle trees and their to-do records.
 pub const MERKLE_KEYSPACE: &str = "merkle";
 
+/// How [`ReplicaStore::apply_with`] commits its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Written to the WAL (and synced) as the database's fsync policy says, before it
+    /// returns: [`kv_engine::Db::write`].
+    Now,
+    /// Left in the log writer's buffer until the next write-out:
+    /// [`kv_engine::Db::write_deferred`].
+    Deferred,
+}
+
 /// Versioned last-writer-wins storage of one node's replicas, with its Merkle trees.
 pub struct ReplicaStore {
     db: Arc<Db>,
@@ -114,6 +125,20 @@ impl ReplicaStore {
     /// repair of flushed data is dropped (its sender stops retrying), and a coordinator
     /// moves its clock past the flush and retries, so its write lands after the flush.
     pub fn apply(&self, items: &[WriteItem]) -> Result<Vec<WriteOutcome>, StoreError> {
+        self.apply_with(items, Commit::Now)
+    }
+
+    /// [`ReplicaStore::apply`], committed as `commit` says. With [`Commit::Deferred`]
+    /// the batch's WAL record may stay in the log writer's buffer: only for a caller
+    /// that writes the WAL out before it answers anyone (crate::wal_deferral). With
+    /// [`Commit::Now`] an outcome that wrote nothing (the version is held already, or
+    /// newer) is only answered once the WAL is written out: the record held may be a
+    /// deferred write's, and the answer tells the writer it is stored here.
+    pub fn apply_with(
+        &self,
+        items: &[WriteItem],
+        commit: Commit,
+    ) -> Result<Vec<WriteOutcome>, StoreError> {
         // Held across read, compare and write so that a concurrent apply of the same
         // key cannot slip between them.
         let _guards = self.stripes.lock(items.iter().map(|i| &i.key));
@@ -169,8 +194,11 @@ impl ReplicaStore {
             };
             outcomes.push(outcome);
         }
-        if !batch.is_empty() {
-            self.db.write(batch)?;
+        match (batch.is_empty(), commit) {
+            (false, Commit::Now) => self.db.write(batch).map(drop)?,
+            (false, Commit::Deferred) => self.db.write_deferred(batch).map(drop)?,
+            (true, Commit::Now) => self.db.write_out_wal()?,
+            (true, Commit::Deferred) => {}
         }
         Ok(outcomes)
     }
