@@ -52,6 +52,11 @@ impl Coordinator {
         keys: &[ItemKey],
         consistency: Consistency,
     ) -> Vec<Result<Option<Record>, ClusterError>> {
+        if let [key] = keys {
+            // One key (a GET outside a pipeline): the single read's path, without this
+            // one's per-node maps and index vectors.
+            return vec![self.get(key.clone(), consistency).await];
+        }
         let sets: Vec<ReplicaSet> = keys.iter().map(|k| self.key_replicas(&k.key)).collect();
         let answered = self.ask_many(keys, &sets, consistency).await;
         let finishing =
