@@ -79,9 +79,25 @@ fn worker(shared: &Arc<Shared>, role: Role) {
                 state = run_job(shared, state, job);
                 state.running_jobs -= 1;
                 shared.bg_cv.notify_all();
+                MutexGuard::unlocked(&mut state, return_free_memory);
             }
             None => shared.bg_cv.wait(&mut state),
         }
+    }
+}
+
+/// Hands the C allocator's free pages back to the kernel after a flush or compaction.
+/// glibc's malloc keeps what a thread freed in that thread's arena, and it only maps
+/// large blocks directly until the first of them is freed (then its threshold rises):
+/// the buffers of one job (a table's filter and index, read blocks) stayed resident
+/// after it, in each background thread's arena, for the next job to reuse
+/// (docs/performance.md, "Where the engine's peak RSS goes"). A program that brings its
+/// own allocator (kvd links mimalloc) loses nothing: glibc then holds little to trim.
+fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases memory the allocator holds free.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

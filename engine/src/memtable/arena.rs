@@ -5,12 +5,20 @@
 //! bump instead of a `malloc`, entries written together sit together in memory, and no
 //! reader needs a reference count or an epoch to know an entry is still there (RocksDB's
 //! `Arena`, LevelDB's `util/arena.cc`).
+//!
+//! Blocks are mapped from the kernel directly (`mmap`), not taken from the process's
+//! allocator, so a flushed memtable's memory goes back to the system when it is dropped.
+//! Through glibc's malloc it stayed in the writer thread's arena for the next memtable
+//! to reuse, so the process kept two memtables' worth of memory however little of the
+//! next one was written (docs/performance.md, "Where the engine's peak RSS goes"). The
+//! price is the next memtable's page faults, one per 4 KiB page touched. A block is
+//! virtual memory until it is written, so a small memtable costs only the pages it uses.
 
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
-/// Bytes of one ordinary block.
-const BLOCK_BYTES: usize = 64 * 1024;
+/// Bytes of one ordinary block: few mappings per memtable (64 for 64 MiB).
+const BLOCK_BYTES: usize = 1 << 20;
 /// Allocations larger than this get a block of their own, so a large entry never
 /// wastes the rest of a shared block.
 const OWN_BLOCK_ABOVE: usize = BLOCK_BYTES / 4;
@@ -21,9 +29,9 @@ pub(super) const ALIGN: usize = 8;
 /// (the memtable keeps it behind its writer lock); readers only follow pointers into
 /// the blocks, which never move or shrink while the arena lives.
 pub(super) struct Arena {
-    // Raw allocations rather than boxes: moving a `Box` asserts it is the only pointer
+    // Raw mappings rather than boxes: moving a `Box` asserts it is the only pointer
     // to its memory, which the pointers handed out contradict (Miri's Stacked Borrows).
-    blocks: Vec<(NonNull<u8>, Layout)>,
+    blocks: Vec<(NonNull<u8>, usize)>,
     next: *mut u8,
     left: usize,
     reserved: usize,
@@ -62,31 +70,49 @@ impl Arena {
         unsafe { NonNull::new_unchecked(out) }
     }
 
-    /// Bytes reserved from the system (whole blocks).
+    /// Bytes reserved from the system (whole blocks; resident only once written).
     pub(super) fn reserved(&self) -> usize {
         self.reserved
     }
 
     fn new_block(&mut self, bytes: usize) -> NonNull<u8> {
-        let Ok(layout) = Layout::from_size_align(bytes, ALIGN) else {
-            // Only a size near usize::MAX gets here, and no memory could hold it.
-            alloc::handle_alloc_error(Layout::new::<u64>());
-        };
-        // SAFETY: `bytes` is not zero (`alloc` asks for at least ALIGN).
-        let Some(block) = NonNull::new(unsafe { alloc::alloc(layout) }) else {
-            alloc::handle_alloc_error(layout);
-        };
-        self.blocks.push((block, layout));
+        let block = map_block(bytes);
+        self.blocks.push((block, bytes));
         self.reserved += bytes;
         block
     }
 }
 
+/// `bytes` of fresh zeroed memory mapped for this arena alone (page-aligned, so
+/// [`ALIGN`]-aligned).
+fn map_block(bytes: usize) -> NonNull<u8> {
+    // SAFETY: an anonymous private mapping at an address the kernel chooses touches no
+    // existing memory.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    match NonNull::new(p.cast::<u8>()) {
+        Some(block) if p != libc::MAP_FAILED => block,
+        // Out of memory (or of mappings), as a failed `alloc` would be.
+        _ => alloc::handle_alloc_error(
+            Layout::from_size_align(bytes, ALIGN).unwrap_or(Layout::new::<u64>()),
+        ),
+    }
+}
+
 impl Drop for Arena {
     fn drop(&mut self) {
-        for (block, layout) in self.blocks.drain(..) {
-            // SAFETY: allocated in `new_block` with this layout, freed once.
-            unsafe { alloc::dealloc(block.as_ptr(), layout) };
+        for (block, bytes) in self.blocks.drain(..) {
+            // SAFETY: mapped in `map_block` with this length, unmapped once; nothing
+            // points into it once the arena is dropped (the memtable owns the arena).
+            unsafe { libc::munmap(block.as_ptr().cast(), bytes) };
         }
     }
 }
