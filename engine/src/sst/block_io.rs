@@ -61,6 +61,19 @@ pub(crate) fn read_block(
     path: &Path,
     handle: BlockHandle,
 ) -> Result<Vec<u8>> {
+    let len = stored_len(file, path, handle)?;
+    let mut buf = vec![0; len];
+    file.read_exact_at(handle.offset, &mut buf)?;
+    decode_stored(buf, path, handle)
+}
+
+/// Bytes the block at `handle` takes in the file, its trailer included; a `Corruption`
+/// if that runs past the end of the file.
+pub(crate) fn stored_len(
+    file: &dyn RandomAccessFile,
+    path: &Path,
+    handle: BlockHandle,
+) -> Result<usize> {
     let bad = |what: String| Error::corruption(path, handle.offset, what);
     let end = handle
         .end_with_trailer()
@@ -73,10 +86,16 @@ pub(crate) fn read_block(
                 file.len()
             ))
         })?;
-    let len = usize::try_from(end - handle.offset).map_err(|_| bad("block too large".into()))?;
-    let mut buf = vec![0; len];
-    file.read_exact_at(handle.offset, &mut buf)?;
-    let payload_len = len - BLOCK_TRAILER_LEN;
+    usize::try_from(end - handle.offset).map_err(|_| bad("block too large".into()))
+}
+
+/// The uncompressed contents of `buf`, the stored block at `handle` (payload and
+/// trailer, as [`stored_len`] measures it), once its checksum matches.
+pub(crate) fn decode_stored(mut buf: Vec<u8>, path: &Path, handle: BlockHandle) -> Result<Vec<u8>> {
+    let bad = |what: String| Error::corruption(path, handle.offset, what);
+    let Some(payload_len) = buf.len().checked_sub(BLOCK_TRAILER_LEN) else {
+        return Err(bad("block shorter than its trailer".into()));
+    };
     let stored_crc = crate::coding::get_fixed32(&buf, payload_len + 1);
     let covered = buf.get(..payload_len + 1).unwrap_or_default();
     if stored_crc != Some(crc32fast::hash(covered)) {

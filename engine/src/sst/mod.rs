@@ -17,6 +17,7 @@ mod cache;
 mod footer;
 mod lru;
 mod properties;
+mod readahead;
 mod reader;
 mod separator;
 mod table_cache;

@@ -6,11 +6,12 @@
 //! `Corruption` naming the file and the offset of the bad block or field.
 
 use super::block::{Block, BlockIter};
-use super::block_io::read_block;
+use super::block_io::{decode_stored, read_block, stored_len};
 use super::bloom::BloomFilter;
 use super::cache::{BlockCache, CacheFill};
 use super::footer::{BlockHandle, Footer, FOOTER_LEN};
 use super::properties::TableProperties;
+use super::readahead::Readahead;
 use super::table_iter::TableIterator;
 use super::SstCounters;
 use crate::error::{Error, Result};
@@ -176,28 +177,60 @@ impl Table {
     /// The data block at `handle`, from the cache or the file; a block read from the
     /// file enters the cache only under [`CacheFill::Fill`].
     pub(crate) fn data_block(&self, handle: BlockHandle, fill: CacheFill) -> Result<Arc<Block>> {
+        self.data_block_via(handle, fill, None)
+    }
+
+    /// [`Table::data_block`] for an iterator walking the table: a block the cache lacks
+    /// is read through `readahead` (sst/readahead.rs). A block that came from a read
+    /// ahead does not enter the cache: a walk long enough to read ahead reads each block
+    /// once, in order, and a table larger than the cache would otherwise replace every
+    /// block readers use with blocks nobody asks for again (PostgreSQL's large
+    /// sequential scans use a small ring of buffers for the same reason).
+    pub(crate) fn data_block_via(
+        &self,
+        handle: BlockHandle,
+        fill: CacheFill,
+        mut readahead: Option<&mut Readahead>,
+    ) -> Result<Arc<Block>> {
         let Some(cache) = &self.cache else {
-            return self.read_data_block(handle);
+            return Ok(self.read_data_block(handle, readahead)?.0);
         };
         if let Some(b) = cache.get(self.file_number, handle.offset) {
             self.counters.cache_hits.fetch_add(1, Relaxed);
+            if let (Some(ra), Some(end)) = (readahead.as_mut(), handle.end_with_trailer()) {
+                ra.passed(handle.offset, end);
+            }
             return Ok(b);
         }
         self.counters.cache_misses.fetch_add(1, Relaxed);
-        let b = self.read_data_block(handle)?;
-        if fill == CacheFill::Fill {
+        let (b, read_ahead) = self.read_data_block(handle, readahead)?;
+        if fill == CacheFill::Fill && !read_ahead {
             cache.insert(self.file_number, handle.offset, b.clone());
         }
         Ok(b)
     }
 
-    pub(super) fn read_data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
-        let data = read_block(self.file.as_ref(), &self.path, handle)?;
-        Ok(Arc::new(Block::new(
-            data,
-            self.path.clone(),
-            handle.offset,
-        )?))
+    /// The block at `handle` from the file, and whether it came from a read ahead.
+    pub(super) fn read_data_block(
+        &self,
+        handle: BlockHandle,
+        readahead: Option<&mut Readahead>,
+    ) -> Result<(Arc<Block>, bool)> {
+        let file = self.file.as_ref();
+        let ahead = match readahead {
+            Some(ra) => {
+                let end = handle.offset + stored_len(file, &self.path, handle)? as u64;
+                ra.stored(file, handle.offset, end)?.map(<[u8]>::to_vec)
+            }
+            None => None,
+        };
+        let read_ahead = ahead.is_some();
+        let data = match ahead {
+            Some(stored) => decode_stored(stored, &self.path, handle)?,
+            None => read_block(file, &self.path, handle)?,
+        };
+        let block = Block::new(data, self.path.clone(), handle.offset)?;
+        Ok((Arc::new(block), read_ahead))
     }
 
     /// The first entry whose internal key is >= `lookup_key`, if it has the same user

@@ -4,6 +4,7 @@
 
 use super::block::BlockIter;
 use super::cache::CacheFill;
+use super::readahead::Readahead;
 use super::reader::Table;
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
@@ -19,6 +20,8 @@ pub struct TableIterator {
     data_offset: Option<u64>,
     /// Whether blocks read from the file enter the block cache.
     fill: CacheFill,
+    /// Blocks read in file order come in larger reads (sst/readahead.rs).
+    readahead: Readahead,
     err: Option<Error>,
 }
 
@@ -31,6 +34,7 @@ impl TableIterator {
             data: None,
             data_offset: None,
             fill,
+            readahead: Readahead::default(),
             err: None,
         }
     }
@@ -44,7 +48,8 @@ impl TableIterator {
         if self.data_offset == Some(handle.offset) && self.data.is_some() {
             return true;
         }
-        let block = match self.table.data_block(handle, self.fill) {
+        let readahead = Some(&mut self.readahead);
+        let block = match self.table.data_block_via(handle, self.fill, readahead) {
             Ok(b) => b,
             Err(e) => return self.fail(e),
         };

@@ -57,7 +57,7 @@ impl Table {
                     ));
                 }
             }
-            let block = self.read_data_block(handle)?;
+            let (block, _) = self.read_data_block(handle, None)?;
             block
                 .check_restarts()
                 .map_err(|what| bad(handle.offset, what))?;
