@@ -103,3 +103,7 @@ pub const MAX_GROUP_BYTES: usize = 1024 * 1024;
 /// "Background work that yields"). A larger group than this from another thread may
 /// now switch inline on an async worker: a few ms once per memtable at most.
 pub const SWITCH_MARGIN_MAX: usize = 128 * 1024;
+
+/// Keys queued unordered in the active memtable before the flush thread orders them
+/// (db/write.rs, `order_ahead`): each round sorts and links this many, a few ms.
+pub const ORDER_AHEAD_KEYS: usize = 32 * 1024;

@@ -10,6 +10,7 @@ use crate::constants::EVERYSEC_INTERVAL;
 use crate::error::Result;
 use crate::filename::{self, FileKind};
 use crate::manifest::VersionEdit;
+use crate::memtable::Memtable;
 use crate::options::FsyncPolicy;
 use parking_lot::MutexGuard;
 use std::sync::atomic::Ordering;
@@ -19,6 +20,8 @@ use std::thread::JoinHandle;
 enum Job {
     Flush,
     Compact(CompactionPlan),
+    /// Put the active memtable's queued keys in key order (db/write.rs, `order_ahead`).
+    Order(Arc<Memtable>),
 }
 
 /// Which jobs a background thread takes: one thread flushes, the others compact
@@ -75,11 +78,15 @@ fn worker(shared: &Arc<Shared>, role: Role) {
         }
         match next_job(shared, &mut state, role) {
             Some(job) => {
+                // A flush or compaction frees its buffers; ordering allocates none.
+                let frees = !matches!(job, Job::Order(_));
                 state.running_jobs += 1;
                 state = run_job(shared, state, job);
                 state.running_jobs -= 1;
                 shared.bg_cv.notify_all();
-                MutexGuard::unlocked(&mut state, return_free_memory);
+                if frees {
+                    MutexGuard::unlocked(&mut state, return_free_memory);
+                }
             }
             None => shared.bg_cv.wait(&mut state),
         }
@@ -133,6 +140,11 @@ fn next_job(shared: &Shared, state: &mut State, role: Role) -> Option<Job> {
             state.flush_running = true;
             Some(Job::Flush)
         }
+        // Between flushes, the flush thread orders the active memtable when writers
+        // asked for it; a frozen memtable waiting for flush comes first.
+        Role::Flush if shared.order_requested.swap(false, Ordering::AcqRel) => {
+            Some(Job::Order(state.mem.clone()))
+        }
         Role::Flush => None,
         Role::Compact => pick_compaction(shared, state).map(Job::Compact),
     }
@@ -164,6 +176,11 @@ fn run_job<'a>(
             if let Err(e) = flushed {
                 shared.set_bg_error(&mut state, Origin::Flush, &e);
             }
+            state
+        }
+        Job::Order(mem) => {
+            let mut state = state;
+            MutexGuard::unlocked(&mut state, || mem.order_queued());
             state
         }
         Job::Compact(plan) => {

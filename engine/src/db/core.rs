@@ -120,6 +120,9 @@ pub(crate) struct Shared {
     pub(crate) sst_counters: Arc<SstCounters>,
     pub(crate) counters: Counters,
     pub(crate) shutting_down: AtomicBool,
+    /// The active memtable has [`crate::constants::ORDER_AHEAD_KEYS`] keys to order and
+    /// the flush thread was woken to order them (db/write.rs, `order_ahead`).
+    pub(crate) order_requested: AtomicBool,
     /// Signalled by the everysec syncer's sleep so shutdown need not wait a second.
     pub(crate) syncer_cv: Condvar,
     pub(crate) syncer_mutex: Mutex<()>,

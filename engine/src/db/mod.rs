@@ -10,6 +10,8 @@ mod checkpoint;
 pub(crate) mod core;
 mod iter;
 mod open;
+#[cfg(test)]
+mod order_ahead_tests;
 pub(crate) mod pacer;
 pub(crate) mod range_tombstones;
 mod read;

@@ -135,6 +135,7 @@ pub(crate) fn open_shared(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
         sst_counters,
         counters: Counters::default(),
         shutting_down: AtomicBool::new(false),
+        order_requested: AtomicBool::new(false),
         syncer_cv: Condvar::new(),
         synced_ahead_for: std::sync::atomic::AtomicUsize::new(0),
         syncer_mutex: Mutex::new(()),

@@ -10,7 +10,7 @@ use super::bg_error::Origin;
 use super::core::{Counters, FrozenMemtable, Shared, State, WalSlot};
 use super::range_tombstones::RangeTombstone;
 use crate::batch::WriteBatch;
-use crate::constants::{MAX_BATCH_BYTES, MAX_GROUP_BYTES, SLOWDOWN_DELAY};
+use crate::constants::{MAX_BATCH_BYTES, MAX_GROUP_BYTES, ORDER_AHEAD_KEYS, SLOWDOWN_DELAY};
 use crate::error::{Error, Result};
 use crate::filename;
 use crate::key::{SeqNo, ValueKind, MAX_SEQUENCE};
@@ -272,6 +272,7 @@ impl Shared {
 
         apply_to_memtable(&mem, batch, first);
         self.sync_ahead_of_switch(&mem);
+        self.order_ahead(&mem);
         // Range tombstones must be known before the sequence that creates them is visible.
         for (i, op) in batch.ops().enumerate() {
             if op.kind == ValueKind::RangeDelete {
@@ -288,6 +289,19 @@ impl Shared {
         self.last_seq.store(last, Ordering::Relaxed);
         self.visible_seq.store(last, Ordering::Release);
         Ok(first)
+    }
+
+    /// Wakes the flush thread (once per request) when `mem` holds
+    /// [`ORDER_AHEAD_KEYS`] keys not yet in key order, so that it orders them while the
+    /// memtable fills rather than all at once when an ordered access needs them: the
+    /// flush of a full memtable spent half its time ordering (70 of 150 ms at 300,000
+    /// keys), and the next memtable filled meanwhile, so more of it was resident at
+    /// once; a first scan after many new keys waited for the same work.
+    fn order_ahead(&self, mem: &Memtable) {
+        if mem.unordered() >= ORDER_AHEAD_KEYS && !self.order_requested.swap(true, Ordering::AcqRel)
+        {
+            self.bg_cv.notify_all();
+        }
     }
 
     /// Under `everysec`, wakes the syncer once when `mem` comes within

@@ -589,10 +589,15 @@ impl List {
         self.versions.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Nodes inserted and not linked yet.
+    pub(super) fn unordered(&self) -> usize {
+        self.unlinked.load(Ordering::Relaxed)
+    }
+
     /// Links every queued node into the skiplist, in key order, so that an ordered
     /// access sees every key inserted before it began. Inserts wait only for the
     /// queue to be taken, not for the sort or the links.
-    fn order(&self) {
+    pub(super) fn order(&self) {
         if self.unlinked.load(Ordering::Acquire) == 0 {
             return;
         }

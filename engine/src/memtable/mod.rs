@@ -126,6 +126,19 @@ impl Memtable {
         self.len() == 0
     }
 
+    /// Keys inserted but not yet in key order: what the next ordered access (a scan,
+    /// the flush) would order first.
+    pub fn unordered(&self) -> usize {
+        self.list.unordered()
+    }
+
+    /// Puts every key inserted so far in key order now, as the next ordered access
+    /// would, so that it does not have to (the flush thread calls it while the
+    /// memtable fills: docs/engine.md, "Ordering ahead").
+    pub fn order_queued(&self) {
+        self.list.order();
+    }
+
     /// A cursor over the memtable (holding it alive).
     pub fn iter(self: &Arc<Self>) -> MemtableIterator {
         MemtableIterator {
