@@ -300,6 +300,10 @@ impl Shared {
     fn order_ahead(&self, mem: &Memtable) {
         if mem.unordered() >= ORDER_AHEAD_KEYS && !self.order_requested.swap(true, Ordering::AcqRel)
         {
+            // Through the state lock, which the flush thread holds from looking for work
+            // until it waits: a wakeup sent in between would be lost, and with the
+            // request already made none would follow.
+            drop(self.state.lock());
             self.bg_cv.notify_all();
         }
     }
