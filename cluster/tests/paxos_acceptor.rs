@@ -124,6 +124,31 @@ fn a_repaired_record_below_a_promise_is_kept_but_never_acknowledged() {
     );
 }
 
+/// A store skips the check for a promise while it has never held one, so a reopened
+/// store must know of the promises it holds: a copy below one stored after a restart is
+/// still marked (fails if the store forgets its promises at open).
+#[test]
+fn a_copy_below_a_promise_made_before_a_restart_is_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(0, "k");
+    {
+        let store = open_store(dir.path());
+        store.prepare(&k, version(20)).unwrap();
+    }
+    let store = open_store(dir.path());
+    assert_eq!(
+        store.apply(&[put(&k, 10, "copied")]).unwrap(),
+        [WriteOutcome::Applied]
+    );
+    assert_eq!(
+        store.prepare(&k, version(30)).unwrap(),
+        PrepareOutcome::Promised {
+            record: Some(put(&k, 10, "copied").record),
+            promised_before: version(20)
+        }
+    );
+}
+
 #[test]
 fn promises_and_accepts_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -225,17 +225,17 @@ impl Coordinator {
     /// because a live replica looked suspect for a moment would trade availability for
     /// nothing, since a suspect replica that does not answer costs a hint, not
     /// correctness. Down replicas (silent for long) and unknown ones are skipped.
-    pub(crate) fn replica_set(&self, preflist: &[NodeId]) -> ReplicaSet {
+    pub(crate) fn replica_set(&self, preflist: Vec<NodeId>) -> ReplicaSet {
         let inner = &self.inner;
         let mut set = ReplicaSet {
             live: Vec::with_capacity(preflist.len()),
             skipped: Vec::new(),
             n: preflist.len(),
-            groups: vec![preflist.to_vec()],
+            groups: Vec::new(),
             refusals: Arc::default(),
         };
         let mut suspect = Vec::new();
-        for &node in preflist {
+        for &node in &preflist {
             let state = inner.liveness.state(node);
             let api = (state != PeerState::Down)
                 .then(|| inner.replicas.replica(node))
@@ -254,17 +254,18 @@ impl Coordinator {
             set.live[..=i].rotate_right(1);
         }
         set.live.extend(suspect);
+        set.groups = vec![preflist];
         set
     }
 
     /// The replicas of `partition`.
     pub(crate) fn partition_replicas(&self, partition: u16) -> ReplicaSet {
-        self.replica_set(&self.inner.placement.partition_preflist(partition))
+        self.replica_set(self.inner.placement.partition_preflist(partition))
     }
 
     /// The replicas a read of `key` asks.
     pub(crate) fn key_replicas(&self, key: &[u8]) -> ReplicaSet {
-        self.replica_set(&self.inner.placement.preflist(key))
+        self.replica_set(self.inner.placement.preflist(key))
     }
 
     /// The node that proposes for `key` (crate::forward): the first replica of its
@@ -293,7 +294,7 @@ impl Coordinator {
                 all.push(node);
             }
         }
-        let mut set = self.replica_set(&all);
+        let mut set = self.replica_set(all);
         set.n = groups.first().map_or(0, Vec::len);
         set.groups = groups;
         set

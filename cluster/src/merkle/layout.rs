@@ -33,7 +33,10 @@ pub fn leaf_key(key: &ItemKey) -> Vec<u8> {
 
 /// The leaf key of `key` at its `leaf_place` (for callers that need both).
 pub fn leaf_key_at((partition, bucket): (u16, u8), key: &ItemKey) -> Vec<u8> {
-    let mut k = leaf_prefix(partition, Some(bucket));
+    // Sized once: every replicated write builds one, and growing from the prefix's
+    // allocation cost two reallocations each.
+    let mut k = Vec::with_capacity(LEAF_PREFIX_LEN + 4 + key.key.len());
+    k.extend_from_slice(&leaf_prefix_bytes(partition, Some(bucket)));
     k.extend_from_slice(&key.db.to_be_bytes());
     k.extend_from_slice(&key.key);
     k
@@ -41,10 +44,17 @@ pub fn leaf_key_at((partition, bucket): (u16, u8), key: &ItemKey) -> Vec<u8> {
 
 /// The prefix of a partition's leaves, or of one bucket's.
 pub fn leaf_prefix(partition: u16, bucket: Option<u8>) -> Vec<u8> {
-    let mut k = vec![LEAF];
-    k.extend_from_slice(&partition.to_be_bytes());
-    k.extend(bucket);
-    k
+    let bytes = leaf_prefix_bytes(partition, bucket);
+    bytes[..LEAF_PREFIX_LEN - usize::from(bucket.is_none())].to_vec()
+}
+
+/// Bytes of a leaf key before its database number: 'L', partition, bucket.
+const LEAF_PREFIX_LEN: usize = 4;
+
+/// [`leaf_prefix`] without an allocation; without a bucket, its last byte is unused.
+fn leaf_prefix_bytes(partition: u16, bucket: Option<u8>) -> [u8; LEAF_PREFIX_LEN] {
+    let [p0, p1] = partition.to_be_bytes();
+    [LEAF, p0, p1, bucket.unwrap_or(0)]
 }
 
 /// (bucket, item key) of a leaf key; `None` if it is not one.

@@ -29,7 +29,17 @@ use super::records::engine_key;
 use super::{ReplicaStore, StoreError};
 use crate::replica_api::{ItemKey, PrepareOutcome, WriteItem, WriteOutcome};
 use crate::Version;
-use kv_engine::WriteBatch;
+use kv_engine::{Db, Keyspace, WriteBatch};
+use std::sync::atomic::Ordering;
+
+/// Whether the promises keyspace `paxos` of `db` holds any promise (at open: the
+/// promises left by consensus rounds that prepared and never accepted).
+pub(super) fn any_promise(db: &Db, paxos: Keyspace) -> Result<bool, StoreError> {
+    match db.iter(paxos, None, None, None)?.next() {
+        Some(entry) => entry.map(|_| true).map_err(StoreError::from),
+        None => Ok(false),
+    }
+}
 
 /// Engine keyspace of the promises: engine key as in `replicated`, value the encoded
 /// ballot promised, followed, for a record copied while that ballot (or a higher one)
@@ -108,6 +118,9 @@ impl ReplicaStore {
             promise: ballot,
             ..entry
         };
+        // Before the promise is written, under the key's stripe: a copy of this key
+        // applied after it (under the same stripe) sees the flag and checks the promise.
+        self.promises_made.store(true, Ordering::Relaxed);
         let mut batch = WriteBatch::new();
         batch.put(self.paxos, &engine_key(key), &promised.encode());
         self.write_durably(batch)?;
@@ -210,6 +223,10 @@ impl ReplicaStore {
         engine_key: &[u8],
         version: Version,
     ) -> Result<(), StoreError> {
+        // No promise anywhere: nothing to mark, and no engine read to find that out.
+        if !self.promises_made.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let entry = self.promise_entry_at(key, engine_key)?;
         let marked = PromiseEntry {
             promise: entry.promise,

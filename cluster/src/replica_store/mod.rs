@@ -31,7 +31,8 @@ use crate::replica_api::{ItemKey, KeyMap, PartitionPage, ScanPage, WriteItem, Wr
 use crate::{Body, NodeId, Record};
 use kv_engine::{Db, Keyspace, WriteBatch};
 use kv_keyspace::data_key::ScanPosition;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub(crate) use records::{check_partition, decode_engine_key, read_record};
@@ -59,6 +60,11 @@ pub struct ReplicaStore {
     data: Keyspace,
     /// Consensus promises (replica_store/acceptor.rs).
     paxos: Keyspace,
+    /// Whether `paxos` may hold a promise: set at open when it holds one and by every
+    /// prepare before it writes one, never cleared. While it is false, a copy's check
+    /// for a higher promise (`mark_copy`) skips its engine read: a replica of eventual
+    /// databases only never pays it.
+    promises_made: AtomicBool,
     merkle: Merkle,
     /// Per-key locks every writer holds across read, compare and write; the Merkle
     /// trees take them too, to set a leaf from a record they read.
@@ -77,10 +83,12 @@ impl ReplicaStore {
         let paxos = db.keyspace(PAXOS_KEYSPACE)?;
         let stripes = Arc::new(Stripes::default());
         let merkle = Merkle::open(db.clone(), data, tree, stripes.clone())?;
+        let promises_made = AtomicBool::new(acceptor::any_promise(&db, paxos)?);
         Ok(ReplicaStore {
             db,
             data,
             paxos,
+            promises_made,
             merkle,
             stripes,
             floors: FlushFloors::default(),
@@ -145,7 +153,9 @@ impl ReplicaStore {
         let mut batch = WriteBatch::new();
         // Dropped after the write (and before the stripes): marks the leaves' buckets.
         let mut leaves = self.merkle.begin_leaves();
-        let mut written: KeyMap<&ItemKey, Record> = KeyMap::default();
+        // What this batch wrote so far, for a key named again later in it: the item's
+        // own record borrowed (no copy per write), or the merged siblings record.
+        let mut written: KeyMap<&ItemKey, Cow<'_, Record>> = KeyMap::default();
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let floor = self.floors.floor(item.key.db);
@@ -155,14 +165,14 @@ impl ReplicaStore {
             }
             let engine_key = records::engine_key(&item.key);
             let held = match written.get(&item.key) {
-                Some(r) => Some(r.clone()),
+                Some(r) => Some(r.clone().into_owned()),
                 None => records::read_record_at(&self.db, self.data, &item.key, &engine_key)?,
             };
             if let Body::Siblings(_) | Body::SiblingsWrite(_) = &item.record.body {
                 let actor = NodeId(self.actor.load(Ordering::Relaxed));
                 if let Some(record) = siblings::after_write(&item.key, held, &item.record, actor)? {
                     self.put_keyed(&mut batch, &mut leaves, &item.key, &engine_key, &record);
-                    written.insert(&item.key, record);
+                    written.insert(&item.key, Cow::Owned(record));
                 }
                 outcomes.push(WriteOutcome::Applied);
                 continue;
@@ -188,7 +198,7 @@ impl ReplicaStore {
                     // A copy under a higher promise is not this acceptor's accept
                     // (replica_store/acceptor.rs).
                     self.mark_copy(&mut batch, &item.key, &engine_key, item.record.version)?;
-                    written.insert(&item.key, item.record.clone());
+                    written.insert(&item.key, Cow::Borrowed(&item.record));
                     WriteOutcome::Applied
                 }
             };
