@@ -495,8 +495,10 @@ impl<'s> Txn<'s> {
     /// How the key counts of each namespace change if this transaction commits: for every
     /// key written, its state after minus its committed state (read now, under the key's
     /// lock, unless the transaction already read it).
-    fn count_changes(&self) -> kv_engine::Result<CommandMap<u32, KeyCount>> {
-        let mut changes: CommandMap<u32, KeyCount> = CommandMap::default();
+    /// Per namespace touched, the change in its key count. A command touches one or a
+    /// few namespaces, so a list searched in place beats a map allocated per commit.
+    fn count_changes(&self) -> kv_engine::Result<Vec<(u32, KeyCount)>> {
+        let mut changes: Vec<(u32, KeyCount)> = Vec::new();
         for (k, pending) in &self.overlay {
             let Some((_, ns)) = slot_ns_of(k) else {
                 continue;
@@ -510,10 +512,11 @@ impl<'s> Txn<'s> {
                 }
             };
             let after = KeyCount::of_value(pending.value.as_deref());
-            changes
-                .entry(ns)
-                .or_default()
-                .add(KeyCount::change(before, after));
+            let change = KeyCount::change(before, after);
+            match changes.iter_mut().find(|(n, _)| *n == ns) {
+                Some((_, total)) => total.add(change),
+                None => changes.push((ns, change)),
+            }
         }
         Ok(changes)
     }
@@ -522,7 +525,7 @@ impl<'s> Txn<'s> {
     pub fn key_count(&self, db: usize) -> kv_engine::Result<KeyCount> {
         let ns = self.ns(db);
         let mut count = self.store.counts.get(ns);
-        if let Some(change) = self.count_changes()?.get(&ns) {
+        if let Some((_, change)) = self.count_changes()?.iter().find(|(n, _)| *n == ns) {
             count.add(*change);
         }
         Ok(count)
@@ -550,7 +553,9 @@ impl<'s> Txn<'s> {
         } else {
             self.store.db.write(batch)?
         };
-        self.store.counts.apply(&changes);
+        self.store
+            .counts
+            .apply(changes.iter().map(|(ns, c)| (ns, c)));
         let idem = self.store.idem.id();
         if self.records.keys().any(|(ks, _)| *ks == idem) {
             self.store.idem_presence.record_written();
