@@ -494,9 +494,9 @@ impl<'s> Txn<'s> {
 
     /// How the key counts of each namespace change if this transaction commits: for every
     /// key written, its state after minus its committed state (read now, under the key's
-    /// lock, unless the transaction already read it).
-    /// Per namespace touched, the change in its key count. A command touches one or a
-    /// few namespaces, so a list searched in place beats a map allocated per commit.
+    /// lock, unless the transaction already read it), one entry per namespace touched:
+    /// a command touches one or a few, so a list searched in place beats a hash map
+    /// allocated per commit.
     fn count_changes(&self) -> kv_engine::Result<Vec<(u32, KeyCount)>> {
         let mut changes: Vec<(u32, KeyCount)> = Vec::new();
         for (k, pending) in &self.overlay {
