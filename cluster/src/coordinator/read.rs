@@ -5,7 +5,7 @@
 use super::layout_retry::LayoutRetry;
 use super::{Coordinator, ReplicaSet};
 use crate::quorum::{ask_in_order, ClusterError, Consistency};
-use crate::read_repair::repair_replicas;
+use crate::read_repair::{needs_repair, repair_replicas};
 use crate::replica_api::{ItemKey, ReplicaError};
 use crate::{NodeId, Record};
 use std::sync::Arc;
@@ -68,7 +68,9 @@ impl Coordinator {
         answers: Vec<(NodeId, Option<Record>)>,
     ) -> Option<Record> {
         let (answers, newest) = self.merge_answers(key, answers);
-        if let Some(newest) = &newest {
+        // As `get_many` does: a read whose replicas agree (almost every one) sets up
+        // no repair at all.
+        if let Some(newest) = newest.as_ref().filter(|n| needs_repair(&answers, n)) {
             repair_replicas(self, &set.live, key, &answers, newest).await;
         }
         newest
