@@ -41,6 +41,7 @@
 //! starts, and those hold every version a snapshot taken before it can see.
 
 use super::arena::Arena;
+use crate::chunked::Chunked;
 use crate::key::{self, SeqNo};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -284,47 +285,12 @@ struct Writer {
     /// Every shared value written, to drop with the list.
     shared: Vec<NonNull<Bytes>>,
     /// Nodes in the index but not yet in the skiplist.
-    unordered: Queue,
+    unordered: Chunked<Queued>,
 }
 
 /// A queued node with its key prefix, so the sort compares prefixes without reading
 /// the node.
 type Queued = (u64, NonNull<KeyNode>);
-
-/// Entries per queue chunk (64 KiB).
-const QUEUE_CHUNK: usize = 4096;
-
-/// The nodes waiting to be linked, in fixed-size chunks: a push never moves the entries
-/// before it (a growing `Vec` would copy megabytes under the writer lock at each
-/// doubling), and the linker frees the chunks once it has linked them, so a memtable
-/// keeps no queue memory between ordered accesses.
-#[derive(Default)]
-struct Queue {
-    chunks: Vec<Vec<Queued>>,
-}
-
-impl Queue {
-    fn push(&mut self, entry: Queued) {
-        match self.chunks.last_mut() {
-            Some(chunk) if chunk.len() < QUEUE_CHUNK => chunk.push(entry),
-            _ => {
-                let mut chunk = Vec::with_capacity(QUEUE_CHUNK);
-                chunk.push(entry);
-                self.chunks.push(chunk);
-            }
-        }
-    }
-
-    /// All entries in one vector (allocated by the caller's thread, outside the lock).
-    fn into_vec(self) -> Vec<Queued> {
-        let len = self.chunks.iter().map(Vec::len).sum();
-        let mut all = Vec::with_capacity(len);
-        for chunk in self.chunks {
-            all.extend_from_slice(&chunk);
-        }
-        all
-    }
-}
 
 // SAFETY: the pointers in `shared` point into `arena`, owned alongside.
 unsafe impl Send for Writer {}
@@ -491,7 +457,7 @@ impl List {
             arena: Arena::new(),
             rng: 0x9e37_79b9_7f4a_7c15,
             shared: Vec::new(),
-            unordered: Queue::default(),
+            unordered: Chunked::default(),
         };
         let head = writer
             .arena
@@ -856,7 +822,7 @@ mod tests {
     #[test]
     fn nodes_taken_off_the_queue_count_as_unlinked_until_linked() {
         // More than two queue chunks, inserted out of order.
-        let n = 2 * QUEUE_CHUNK as u32 + 5;
+        let n = 2 * crate::chunked::CHUNK as u32 + 5;
         let list = List::new(1024);
         for i in (0..n).rev() {
             list.insert(

@@ -11,6 +11,7 @@
 //! ln 2) clamped to 1..=30. One 64-bit hash and double hashing (Kirsch-Mitzenmacher)
 //! give k probes for the price of one hash.
 
+use crate::chunked::Chunked;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Smallest filter, in bits: tiny tables would otherwise get a very high false-positive rate.
@@ -31,7 +32,7 @@ fn probes_for(bits_per_key: usize) -> u8 {
 }
 
 /// Encodes the filter for `hashes` (one per distinct user key).
-pub(crate) fn build_filter(hashes: &[u64], bits_per_key: usize) -> Vec<u8> {
+pub(crate) fn build_filter(hashes: &Chunked<u64>, bits_per_key: usize) -> Vec<u8> {
     let bits = hashes
         .len()
         .saturating_mul(bits_per_key)
@@ -40,7 +41,7 @@ pub(crate) fn build_filter(hashes: &[u64], bits_per_key: usize) -> Vec<u8> {
     let m = (bytes * 8) as u64;
     let k = probes_for(bits_per_key);
     let mut out = vec![0u8; bytes + 1];
-    for &h in hashes {
+    for h in hashes.iter() {
         for bit in probes(h, k, m) {
             if let Some(byte) = out.get_mut((bit / 8) as usize) {
                 *byte |= 1 << (bit % 8);
@@ -100,7 +101,7 @@ mod tests {
     use super::*;
 
     fn filter_of(n: usize, bits_per_key: usize) -> BloomFilter {
-        let hashes: Vec<u64> = (0..n)
+        let hashes: Chunked<u64> = (0..n)
             .map(|i| bloom_hash(format!("present-{i}").as_bytes()))
             .collect();
         BloomFilter::decode(build_filter(&hashes, bits_per_key)).unwrap()
@@ -128,8 +129,16 @@ mod tests {
         assert_eq!(probes_for(10), 7);
         assert_eq!(probes_for(1), 1);
         assert_eq!(probes_for(100), MAX_PROBES);
-        assert_eq!(*build_filter(&[1, 2], 10).last().unwrap(), 7);
-        assert_eq!(build_filter(&[], 10).len(), MIN_FILTER_BITS / 8 + 1);
+        assert_eq!(
+            *build_filter(&[1, 2].into_iter().collect(), 10)
+                .last()
+                .unwrap(),
+            7
+        );
+        assert_eq!(
+            build_filter(&Chunked::default(), 10).len(),
+            MIN_FILTER_BITS / 8 + 1
+        );
     }
 
     #[test]

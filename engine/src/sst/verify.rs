@@ -264,7 +264,7 @@ mod tests {
     #[test]
     fn a_filter_missing_a_key_is_reported() {
         let mut t = table();
-        t.filter = Some(BloomFilter::decode(build_filter(&[], 10)).unwrap());
+        t.filter = Some(BloomFilter::decode(build_filter(&Default::default(), 10)).unwrap());
         let (offset, what) = corruption_at(&t);
         assert_eq!(offset, t.filter_offset);
         assert!(what.contains("bloom"), "{what}");
