@@ -253,3 +253,46 @@ async fn a_suspect_replica_is_still_written_when_the_up_ones_are_too_few() {
     assert_eq!(ring.fakes[0].get(&key("k")), None);
     ring.wait_hints(1).await; // for the down one
 }
+
+/// The coordinator's own replica (node 1 here) is asked inside the round's task, not in
+/// a task of its own: when the peers make the quorum first, its request must still run
+/// to its end in a task of its own and hint itself if it fails. Without that hand-off
+/// the black-holed own request was dropped with the round and left no hint.
+#[tokio::test]
+async fn the_coordinators_own_replica_failing_after_the_reply_is_hinted() {
+    let ring = Ring::new(3);
+    ring.fakes[0].set_fault(Fault::BlackHole);
+    let c = ring.coordinator(config(200));
+    let v = put(&c, "k", "v", Consistency::Quorum).await.unwrap();
+    assert_eq!(ring.fakes[1].get(&key("k")).map(|r| r.version), Some(v));
+    assert_eq!(ring.fakes[2].get(&key("k")).map(|r| r.version), Some(v));
+    ring.wait_hints(1).await;
+    assert_eq!(ring.hints.targets(), vec![ring.nodes[0]]);
+}
+
+/// A client that gives up during the round (its future dropped, as when the connection
+/// closes) does not take the coordinator's own copy with it: the request goes on in a
+/// task of its own and applies, as the peers' requests do.
+#[tokio::test]
+async fn the_coordinators_own_copy_lands_when_the_caller_gives_up_mid_round() {
+    let ring = Ring::new(3);
+    ring.fakes[0].set_fault(Fault::Slow(Duration::from_millis(100)));
+    ring.fakes[1].set_fault(Fault::BlackHole);
+    ring.fakes[2].set_fault(Fault::BlackHole);
+    let c = ring.coordinator(config(60_000));
+    // No quorum can come (two black holes), so the round is still waiting when the
+    // caller's future is dropped here.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(20),
+        put(&c, "k", "v", Consistency::Quorum),
+    )
+    .await;
+    assert!(
+        gave_up.is_err(),
+        "the write cannot have finished: {gave_up:?}"
+    );
+    eventually("the own replica applied after the caller left", || {
+        ring.fakes[0].get(&key("k")).is_some()
+    })
+    .await;
+}

@@ -90,7 +90,7 @@ impl Coordinator {
                 tally,
             });
         }
-        let ends = batch_round(round, deadline, &inner.hints).await;
+        let ends = batch_round(round, deadline, &inner.hints, inner.me).await;
         let mut again = Vec::new();
         for ((i, item, needed), end) in sent.into_iter().zip(ends) {
             let result = match end {

@@ -8,15 +8,20 @@
 //! unclean restart stores a write without counting toward W either
 //! (cluster/src/catch_up.rs).
 
+use super::layout_retry::Refusals;
 use super::tally::Tally;
 use super::write::spawn_hint;
 use super::ReplicaSet;
 use crate::hints::HintStore;
 use crate::quorum::Target;
 use crate::replica_api::{ReplicaError, WriteItem, WriteOutcome};
-use crate::Version;
+use crate::{NodeId, Version};
 use futures::FutureExt;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Context;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -85,12 +90,15 @@ pub(super) struct RoundItem<'a> {
 
 /// Sends every record to every live replica of its set at once, one request per
 /// replica, and counts answers until every record has its quorum, a Stale, or the end
-/// (one `RoundEnd` per record, in order). Each request runs in its own task that
-/// outlives the round, so a replica that fails after the reply still gets its hints.
+/// (one `RoundEnd` per record, in order). Each peer's request runs in its own task that
+/// outlives the round, so a replica that fails after the reply still gets its hints;
+/// this node's own request (`me`) runs in the round's task, and in a task of its own
+/// only if the round ends before it does ([`OwnRequest`]).
 pub(super) async fn batch_round(
     items: Vec<RoundItem<'_>>,
     deadline: Instant,
     hints: &HintStore,
+    me: NodeId,
 ) -> Vec<RoundEnd> {
     // Each replica with the records it holds, in order.
     let mut per_node: Vec<(Target, Vec<usize>)> = Vec::new();
@@ -102,40 +110,31 @@ pub(super) async fn batch_round(
             }
         }
     }
-    // Bounded by the number of replicas: each task sends exactly one message.
+    // Bounded by the number of replicas: each request sends exactly one message.
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut own = OwnRequest(None);
     for (t, mine) in per_node {
         let records: Vec<WriteItem> = mine.iter().map(|&i| items[i].item.clone()).collect();
         let refusals: Vec<_> = mine
             .iter()
             .map(|&i| items[i].set.refusals.clone())
             .collect();
-        let (tx, hints) = (tx.clone(), hints.clone());
+        let local = t.node == me && own.0.is_none();
         // The caller's mark, so this node's own replica may defer its WAL write.
-        tokio::spawn(crate::wal_deferral::carry(async move {
-            let asked = records.len();
-            // A request that panics counts as failed (it may have applied: hinted)
-            // instead of ending this task before the hints below are written.
-            let request = AssertUnwindSafe(t.api.write(records.clone())).catch_unwind();
-            let sent = tokio::time::timeout_at(deadline, request).await;
-            let reply = match sent {
-                Ok(Ok(reply)) => Some(reply),
-                Ok(Err(_)) | Err(_) => None,
-            };
-            let answers = answers_of(reply, asked, |e| {
-                // Every record's request notes the refusal (for its layout retry).
-                refusals
-                    .iter()
-                    .fold(false, |seen, r| r.note(t.node, e) | seen)
-            });
-            for (record, answer) in records.into_iter().zip(&answers) {
-                if *answer == (Answer::Failed { hint: true }) {
-                    spawn_hint(hints.clone(), t.node, record);
-                }
+        let request = crate::wal_deferral::carry(ask_replica(
+            t,
+            mine,
+            records,
+            refusals,
+            (tx.clone(), hints.clone()),
+            deadline,
+        ));
+        match local {
+            true => own.0 = Some(Box::pin(request)),
+            false => {
+                tokio::spawn(request);
             }
-            // The round may have ended already; nobody needs these answers then.
-            let _ = tx.send((t.node, mine, answers));
-        }));
+        }
     }
     drop(tx);
     let mut tallies: Vec<Tally> = Vec::with_capacity(items.len());
@@ -143,7 +142,11 @@ pub(super) async fn batch_round(
     let mut ends: Vec<Option<RoundEnd>> = tallies.iter().map(|_| None).collect();
     let mut open = ends.len();
     while open > 0 {
-        let Some((node, mine, answers)) = rx.recv().await else {
+        let next = std::future::poll_fn(|cx| {
+            own.poll_here(cx);
+            rx.poll_recv(cx)
+        });
+        let Some((node, mine, answers)) = next.await else {
             break;
         };
         for (i, answer) in mine.into_iter().zip(answers) {
@@ -167,6 +170,77 @@ pub(super) async fn batch_round(
         .collect()
 }
 
+/// Where a replica's answers go: the round's channel, and the hints for a replica that
+/// failed.
+type AnswerTo = (
+    mpsc::UnboundedSender<(NodeId, Vec<usize>, Vec<Answer>)>,
+    HintStore,
+);
+
+/// One replica's request of a round: sends `records` (the round's records `mine`),
+/// hints each one the replica failed, and sends the answers to the round (which may
+/// have ended: nobody needs them then).
+async fn ask_replica(
+    t: Target,
+    mine: Vec<usize>,
+    records: Vec<WriteItem>,
+    refusals: Vec<Arc<Refusals>>,
+    (tx, hints): AnswerTo,
+    deadline: Instant,
+) {
+    let asked = records.len();
+    // A request that panics counts as failed (it may have applied: hinted) instead of
+    // ending the request before the hints below are written.
+    let request = AssertUnwindSafe(t.api.write(records.clone())).catch_unwind();
+    let reply = match tokio::time::timeout_at(deadline, request).await {
+        Ok(Ok(reply)) => Some(reply),
+        Ok(Err(_)) | Err(_) => None,
+    };
+    let answers = answers_of(reply, asked, |e| {
+        // Every record's request notes the refusal (for its layout retry).
+        refusals
+            .iter()
+            .fold(false, |seen, r| r.note(t.node, e) | seen)
+    });
+    for (record, answer) in records.into_iter().zip(&answers) {
+        if *answer == (Answer::Failed { hint: true }) {
+            spawn_hint(hints.clone(), t.node, record);
+        }
+    }
+    let _ = tx.send((t.node, mine, answers));
+}
+
+/// This node's own request of a round, polled by the round's task rather than spawned:
+/// the local apply usually finishes on its first poll, and a task of its own cost a
+/// spawn, the task's polls and one more wake-up of the round's task per write
+/// (docs/performance.md, "The coordinator's own copy in the round's task"). A request
+/// still running when the round ends (its quorum came from the peers) or is dropped
+/// (the client went away) finishes in a task of its own, as a peer's does, so it
+/// still applies or hints.
+struct OwnRequest(Option<Pin<Box<dyn Future<Output = ()> + Send>>>);
+
+impl OwnRequest {
+    /// Polls the request, if it is still running, with the round's context.
+    fn poll_here(&mut self, cx: &mut Context<'_>) {
+        if let Some(request) = &mut self.0 {
+            if request.as_mut().poll(cx).is_ready() {
+                self.0 = None;
+            }
+        }
+    }
+}
+
+impl Drop for OwnRequest {
+    fn drop(&mut self) {
+        if let Some(request) = self.0.take() {
+            // Outside a runtime (shutting down) nothing could run it anyway.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(request);
+            }
+        }
+    }
+}
+
 /// [`batch_round`] of one record.
 pub(super) async fn write_round(
     set: &ReplicaSet,
@@ -174,20 +248,20 @@ pub(super) async fn write_round(
     tally: Tally,
     deadline: Instant,
     hints: &HintStore,
+    me: NodeId,
 ) -> RoundEnd {
     let one = RoundItem {
         set,
         item: item.clone(),
         tally,
     };
-    let mut ends = batch_round(vec![one], deadline, hints).await;
+    let mut ends = batch_round(vec![one], deadline, hints, me).await;
     ends.pop().unwrap_or(RoundEnd::Short { acked: 0 })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::NodeId;
 
     fn one(o: WriteOutcome) -> Option<Result<Vec<WriteOutcome>, ReplicaError>> {
         Some(Ok(vec![o]))

@@ -79,12 +79,14 @@ impl Coordinator {
         let needed = tally.needed();
         let end = if reached {
             // W reached already (ONE): the copies still go out, and hint on failure.
-            let hints = inner.hints.clone();
+            let (hints, me) = (inner.hints.clone(), inner.me);
             let copy = copy.clone();
-            tokio::spawn(async move { write_round(&others, &copy, tally, deadline, &hints).await });
+            tokio::spawn(
+                async move { write_round(&others, &copy, tally, deadline, &hints, me).await },
+            );
             RoundEnd::Acked
         } else {
-            write_round(&others, &copy, tally, deadline, &inner.hints).await
+            write_round(&others, &copy, tally, deadline, &inner.hints, inner.me).await
         };
         hint_skipped(&set, &copy, &inner.hints);
         match end {

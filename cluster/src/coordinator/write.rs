@@ -63,7 +63,7 @@ impl Coordinator {
             let item = blind_write(&key, version, &body, expire_at);
             let tally = Tally::new(&set, quorum);
             let needed = tally.needed();
-            let end = write_round(&set, &item, tally, deadline, &inner.hints).await;
+            let end = write_round(&set, &item, tally, deadline, &inner.hints, inner.me).await;
             sent = Some(item.clone());
             let result = match end {
                 RoundEnd::Acked => Ok(item.record.version),
