@@ -151,11 +151,30 @@ pub fn is_no_partition_scan(e: &ReplicaError) -> bool {
     matches!(e, ReplicaError::Failed(m) if m == NO_PARTITION_SCAN)
 }
 
+/// What a write's answer is handed to, once ([`QueuedWrites::write_then`]).
+pub type WriteDone = Box<dyn FnOnce(Result<Vec<WriteOutcome>, ReplicaError>) + Send>;
+
+/// A replica that queues writes and hands each one's answer to a callback, so a caller
+/// that does not wait for it needs no task of its own: a peer's client, whose batcher's
+/// flusher runs the callback when the RPC answers (rpc/batcher.rs). A write round sends
+/// its requests to peers this way (coordinator/round.rs).
+pub trait QueuedWrites {
+    /// Queues `items` (one durable batch on the replica, as [`ReplicaApi::write`]);
+    /// `done` gets the outcomes or the error exactly once, within the client's request
+    /// timeout of the RPC that carries them.
+    fn write_then(&self, items: Vec<WriteItem>, done: WriteDone);
+}
+
 /// Operations a replica serves.
 #[async_trait]
 pub trait ReplicaApi: Send + Sync + 'static {
     /// Applies writes in one durable batch; one outcome per item, in order.
     async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError>;
+    /// This replica's [`QueuedWrites`], if it has them (a peer's client); others are
+    /// written through [`ReplicaApi::write`].
+    fn queued_writes(&self) -> Option<&dyn QueuedWrites> {
+        None
+    }
     /// The records held for `keys` (tombstones included), in order.
     async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError>;
     /// Consensus phase 1: promise `ballot` for `key` (durably) and return its record.

@@ -90,10 +90,13 @@ pub(super) struct RoundItem<'a> {
 
 /// Sends every record to every live replica of its set at once, one request per
 /// replica, and counts answers until every record has its quorum, a Stale, or the end
-/// (one `RoundEnd` per record, in order). Each peer's request runs in its own task that
-/// outlives the round, so a replica that fails after the reply still gets its hints;
-/// this node's own request (`me`) runs in the round's task, and in a task of its own
-/// only if the round ends before it does ([`OwnRequest`]).
+/// (one `RoundEnd` per record, in order). Every request outlives the round, so a
+/// replica that fails after the reply still gets its hints: a peer's client takes it
+/// onto its batcher with a callback ([`QueuedWrites`], no task per request), any other
+/// replica's runs in a task of its own, and this node's own (`me`) in the round's task,
+/// handed to a task of its own only if the round ends first ([`OwnRequest`]).
+///
+/// [`QueuedWrites`]: crate::replica_api::QueuedWrites
 pub(super) async fn batch_round(
     items: Vec<RoundItem<'_>>,
     deadline: Instant,
@@ -119,15 +122,26 @@ pub(super) async fn batch_round(
             .iter()
             .map(|&i| items[i].set.refusals.clone())
             .collect();
+        let answer_to = (tx.clone(), hints.clone());
+        if t.node != me {
+            if let Some(queue) = t.api.queued_writes() {
+                // A peer's client: the answer comes through a callback of its batcher,
+                // no task of ours waits for it.
+                let node = t.node;
+                let sent = records.clone();
+                queue.write_then(
+                    sent,
+                    Box::new(move |reply| {
+                        take_answers(node, mine, records, refusals, answer_to, Some(reply))
+                    }),
+                );
+                continue;
+            }
+        }
         let local = t.node == me && own.0.is_none();
         // The caller's mark, so this node's own replica may defer its WAL write.
         let request = crate::wal_deferral::carry(ask_replica(
-            t,
-            mine,
-            records,
-            refusals,
-            (tx.clone(), hints.clone()),
-            deadline,
+            t, mine, records, refusals, answer_to, deadline,
         ));
         match local {
             true => own.0 = Some(Box::pin(request)),
@@ -146,7 +160,9 @@ pub(super) async fn batch_round(
             own.poll_here(cx);
             rx.poll_recv(cx)
         });
-        let Some((node, mine, answers)) = next.await else {
+        // A peer's queued request answers within its client's own timeout, which may
+        // end after this round's deadline: the round ends at its deadline regardless.
+        let Ok(Some((node, mine, answers))) = tokio::time::timeout_at(deadline, next).await else {
             break;
         };
         for (i, answer) in mine.into_iter().zip(answers) {
@@ -177,18 +193,17 @@ type AnswerTo = (
     HintStore,
 );
 
-/// One replica's request of a round: sends `records` (the round's records `mine`),
-/// hints each one the replica failed, and sends the answers to the round (which may
-/// have ended: nobody needs them then).
+/// One replica's request of a round, in a task (or, for this node's own replica, the
+/// round's task): sends `records` (the round's records `mine`) and takes the reply, or
+/// its absence at the deadline ([`take_answers`]).
 async fn ask_replica(
     t: Target,
     mine: Vec<usize>,
     records: Vec<WriteItem>,
     refusals: Vec<Arc<Refusals>>,
-    (tx, hints): AnswerTo,
+    answer_to: AnswerTo,
     deadline: Instant,
 ) {
-    let asked = records.len();
     // A request that panics counts as failed (it may have applied: hinted) instead of
     // ending the request before the hints below are written.
     let request = AssertUnwindSafe(t.api.write(records.clone())).catch_unwind();
@@ -196,18 +211,32 @@ async fn ask_replica(
         Ok(Ok(reply)) => Some(reply),
         Ok(Err(_)) | Err(_) => None,
     };
-    let answers = answers_of(reply, asked, |e| {
+    take_answers(t.node, mine, records, refusals, answer_to, reply);
+}
+
+/// Takes `node`'s reply to a write of `records` (`None`: none before the deadline):
+/// notes a stale-layout refusal, hints each record the replica failed, and sends the
+/// answers to the round (which may have ended: nobody needs them then).
+fn take_answers(
+    node: NodeId,
+    mine: Vec<usize>,
+    records: Vec<WriteItem>,
+    refusals: Vec<Arc<Refusals>>,
+    (tx, hints): AnswerTo,
+    reply: Option<Result<Vec<WriteOutcome>, ReplicaError>>,
+) {
+    let answers = answers_of(reply, records.len(), |e| {
         // Every record's request notes the refusal (for its layout retry).
         refusals
             .iter()
-            .fold(false, |seen, r| r.note(t.node, e) | seen)
+            .fold(false, |seen, r| r.note(node, e) | seen)
     });
     for (record, answer) in records.into_iter().zip(&answers) {
         if *answer == (Answer::Failed { hint: true }) {
-            spawn_hint(hints.clone(), t.node, record);
+            spawn_hint(hints.clone(), node, record);
         }
     }
-    let _ = tx.send((t.node, mine, answers));
+    let _ = tx.send((node, mine, answers));
 }
 
 /// This node's own request of a round, polled by the round's task rather than spawned:

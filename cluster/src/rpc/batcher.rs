@@ -6,13 +6,59 @@
 //!
 //! Generic over the item (`WriteItem`, `ItemKey`) and its answer (`WriteOutcome`,
 //! `Option<Record>`): the peer answers one per item, in order, and each caller gets
-//! back the answers to its own items.
+//! back the answers to its own items: on a channel it waits on ([`Batcher::enqueue`]),
+//! or through a callback the flusher runs ([`Batcher::enqueue_then`]), for a caller
+//! that does not wait (a write round's request to a peer, which needed a task of its
+//! own to wait on the channel).
 
 use crate::replica_api::ReplicaError;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-type Reply<O> = oneshot::Sender<Result<Vec<O>, ReplicaError>>;
+/// A callback for a waiter's answers.
+pub(crate) type Done<O> = Box<dyn FnOnce(Result<Vec<O>, ReplicaError>) + Send>;
+
+/// Where a waiter's answers go.
+enum Reply<O> {
+    /// A caller waiting on the channel's receiver.
+    Waiting(oneshot::Sender<Result<Vec<O>, ReplicaError>>),
+    /// A callback, run once.
+    Then(Then<O>),
+}
+
+/// A callback that is run exactly once: with the answers, or, if its batch is dropped
+/// unanswered (a flusher that panicked), with an error, as a waiting caller sees its
+/// channel closed.
+struct Then<O>(Option<Done<O>>);
+
+impl<O> Drop for Then<O> {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            done(Err(abandoned()));
+        }
+    }
+}
+
+/// The error of a request whose batch was dropped unanswered.
+pub(crate) fn abandoned() -> ReplicaError {
+    ReplicaError::Failed("request batch abandoned".into())
+}
+
+impl<O> Reply<O> {
+    fn send(self, result: Result<Vec<O>, ReplicaError>) {
+        match self {
+            // A waiter that gave up (timed out) is gone: nothing to tell.
+            Reply::Waiting(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Then(mut then) => {
+                if let Some(done) = then.0.take() {
+                    done(result);
+                }
+            }
+        }
+    }
+}
 
 struct Waiter<I, O> {
     items: Vec<I>,
@@ -66,20 +112,42 @@ impl<I, O> Batcher<I, O> {
     /// Queues a request; `Overloaded` when the queue is full (never a growing queue).
     pub(crate) fn enqueue(&self, items: Vec<I>) -> Result<Enqueued<O>, ReplicaError> {
         let (tx, rx) = oneshot::channel();
+        match self.push(items, Reply::Waiting(tx)) {
+            Ok(start_flusher) => Ok(Enqueued {
+                reply: rx,
+                start_flusher,
+            }),
+            Err((e, _)) => Err(e),
+        }
+    }
+
+    /// Queues a request whose answers go to `done`, which a flusher runs (or this call,
+    /// with `Overloaded`, when the queue is full). Returns whether the caller must start
+    /// a flusher.
+    pub(crate) fn enqueue_then(&self, items: Vec<I>, done: Done<O>) -> bool {
+        match self.push(items, Reply::Then(Then(Some(done)))) {
+            Ok(start_flusher) => start_flusher,
+            Err((e, reply)) => {
+                reply.send(Err(e));
+                false
+            }
+        }
+    }
+
+    /// Queues a waiter; whether to start a flusher, or the refusal and the reply back.
+    #[allow(clippy::type_complexity)]
+    fn push(&self, items: Vec<I>, reply: Reply<O>) -> Result<bool, (ReplicaError, Reply<O>)> {
         let mut st = self.state.lock();
         if st.queued_items + items.len() > self.max_queued && !st.queue.is_empty() {
-            return Err(ReplicaError::Overloaded);
+            return Err((ReplicaError::Overloaded, reply));
         }
         st.queued_items += items.len();
-        st.queue.push(Waiter { items, reply: tx });
+        st.queue.push(Waiter { items, reply });
         let start_flusher = st.rpcs < self.max_rpcs;
         if start_flusher {
             st.rpcs += 1;
         }
-        Ok(Enqueued {
-            reply: rx,
-            start_flusher,
-        })
+        Ok(start_flusher)
     }
 
     /// The next batch for a flusher, or `None` (and the flusher ends) when the queue is
@@ -123,13 +191,12 @@ impl<I, O> Batch<I, O> {
             Ok(answers) => {
                 let mut rest = answers.into_iter();
                 for (n, reply) in self.waiters {
-                    // A waiter that gave up (timed out) is gone: nothing to tell.
-                    let _ = reply.send(Ok(rest.by_ref().take(n).collect()));
+                    reply.send(Ok(rest.by_ref().take(n).collect()));
                 }
             }
             Err(e) => {
                 for (_, reply) in self.waiters {
-                    let _ = reply.send(Err(e.clone()));
+                    reply.send(Err(e.clone()));
                 }
             }
         }
@@ -142,6 +209,7 @@ mod tests {
     use crate::replica_api::{ItemKey, WriteItem, WriteOutcome};
     use crate::{NodeId, Record, Version};
     use bytes::Bytes;
+    use std::sync::Arc;
 
     fn items(n: usize) -> Vec<WriteItem> {
         (0..n)
@@ -214,6 +282,66 @@ mod tests {
         let b = WriteBatcher::new(1, 100, 3);
         let _big = b.enqueue(items(10)).unwrap();
         assert_eq!(b.next_batch().unwrap().items.len(), 10);
+    }
+
+    /// A callback that stores what it was given.
+    fn recorder() -> (
+        Done<WriteOutcome>,
+        Arc<Mutex<Vec<Result<Vec<WriteOutcome>, ReplicaError>>>>,
+    ) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let into = seen.clone();
+        (Box::new(move |r| into.lock().push(r)), seen)
+    }
+
+    #[test]
+    fn callbacks_get_their_share_beside_waiters() {
+        let b = WriteBatcher::new(1, 100, 100);
+        let (done, seen) = recorder();
+        assert!(b.enqueue_then(items(2), done), "the first starts a flusher");
+        let waiting = b.enqueue(items(1)).unwrap();
+        assert!(!waiting.start_flusher);
+        assert!(seen.lock().is_empty(), "nothing runs before the answer");
+        let batch = b.next_batch().unwrap();
+        let stale = WriteOutcome::Stale {
+            current: Version::ZERO,
+        };
+        batch.answer(Ok(vec![
+            WriteOutcome::Applied,
+            stale,
+            WriteOutcome::Applied,
+        ]));
+        assert_eq!(
+            *seen.lock(),
+            vec![Ok(vec![WriteOutcome::Applied, stale])],
+            "run once, with its own two answers"
+        );
+        let mut r = waiting.reply;
+        assert_eq!(r.try_recv().unwrap().unwrap(), vec![WriteOutcome::Applied]);
+    }
+
+    #[test]
+    fn a_callback_runs_once_when_refused_or_abandoned() {
+        let b = WriteBatcher::new(1, 2, 100);
+        let _queued = b.enqueue(items(2)).unwrap();
+        let (done, seen) = recorder();
+        assert!(!b.enqueue_then(items(1), done));
+        assert_eq!(
+            *seen.lock(),
+            vec![Err(ReplicaError::Overloaded)],
+            "a full queue answers at once"
+        );
+        let b = WriteBatcher::new(1, 100, 100);
+        let (done, seen) = recorder();
+        b.enqueue_then(items(1), done);
+        drop(b.next_batch().unwrap());
+        assert_eq!(
+            *seen.lock(),
+            vec![Err(abandoned())],
+            "a batch dropped unanswered (a flusher that panicked) still answers"
+        );
+        drop(b);
+        assert_eq!(seen.lock().len(), 1, "and only once");
     }
 
     #[test]

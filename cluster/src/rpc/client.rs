@@ -3,7 +3,7 @@
 //! bound on calls in flight, so a slow peer costs a clear error, never a growing queue.
 
 use super::auth::{unix_ms, BusAuth, Credentials};
-use super::batcher::Batcher;
+use super::batcher::{abandoned, Batcher};
 use super::convert as cv;
 use super::handler::{Hello, LayoutBlob, PushLayoutReply};
 use super::latency::RpcLatencies;
@@ -15,8 +15,8 @@ use super::replica_stream::{FrameReply, FrameRequest, OpenStream, StreamSlot};
 use super::server::answer_bound;
 use super::tls::BusTls;
 use crate::replica_api::{
-    Hash16, ItemKey, MerkleLeaf, PartitionPage, PrepareOutcome, ReplicaApi, ReplicaError, ScanPage,
-    WriteItem, WriteOutcome,
+    Hash16, ItemKey, MerkleLeaf, PartitionPage, PrepareOutcome, QueuedWrites, ReplicaApi,
+    ReplicaError, ScanPage, WriteDone, WriteItem, WriteOutcome,
 };
 use crate::{Record, Version};
 use async_trait::async_trait;
@@ -608,19 +608,39 @@ impl PeerClient {
         }
         let queued = batcher.enqueue(items)?;
         if queued.start_flusher {
-            let (client, batcher) = (self.clone(), batcher.clone());
-            tokio::spawn(async move {
-                while let Some(mut batch) = batcher.next_batch() {
-                    let items = std::mem::take(&mut batch.items);
-                    batch.answer(send(client.clone(), items).await);
-                }
-            });
+            self.start_flusher(batcher, send);
         }
         match tokio::time::timeout(self.config.timeout, queued.reply).await {
             Err(_) => Err(ReplicaError::Timeout),
-            Ok(Err(_)) => Err(ReplicaError::Failed("request batch abandoned".into())),
+            Ok(Err(_)) => Err(abandoned()),
             Ok(Ok(result)) => result,
         }
+    }
+
+    /// Starts a task that sends `batcher`'s queued items with `send` until the queue is
+    /// empty, answering each batch's waiters.
+    fn start_flusher<I, O, F, Fut>(&self, batcher: &Arc<Batcher<I, O>>, send: F)
+    where
+        I: Send + 'static,
+        O: Send + 'static,
+        F: Fn(PeerClient, Vec<I>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<O>, ReplicaError>> + Send,
+    {
+        let (client, batcher) = (self.clone(), batcher.clone());
+        tokio::spawn(async move {
+            while let Some(mut batch) = batcher.next_batch() {
+                let items = std::mem::take(&mut batch.items);
+                batch.answer(send(client.clone(), items).await);
+            }
+        });
+    }
+
+    /// A batch of writes as the flusher sends it.
+    async fn send_writes(
+        client: PeerClient,
+        items: Vec<WriteItem>,
+    ) -> Result<Vec<WriteOutcome>, ReplicaError> {
+        client.send_write(items).await
     }
 
     /// Write items waiting for an RPC (tests).
@@ -636,15 +656,31 @@ impl PeerClient {
     }
 }
 
+/// The same batcher as [`ReplicaApi::write`]: the callback is a waiter of the batch
+/// its items leave in, run by the flusher when that RPC answers or fails (its own
+/// timeout bounds it).
+impl QueuedWrites for PeerClient {
+    fn write_then(&self, items: Vec<WriteItem>, done: WriteDone) {
+        if items.is_empty() {
+            return done(Ok(Vec::new()));
+        }
+        if self.writes.enqueue_then(items, done) {
+            self.start_flusher(&self.writes, PeerClient::send_writes);
+        }
+    }
+}
+
 #[async_trait]
 impl ReplicaApi for PeerClient {
     /// Batched under load (see [`ClientConfig::max_write_rpcs`]); one deadline covers
     /// the wait and the RPC.
     async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
-        self.batched(&self.writes, items, |c, items| async move {
-            c.send_write(items).await
-        })
-        .await
+        self.batched(&self.writes, items, PeerClient::send_writes)
+            .await
+    }
+
+    fn queued_writes(&self) -> Option<&dyn QueuedWrites> {
+        Some(self)
     }
 
     /// Batched under load like writes (see [`ClientConfig::max_read_rpcs`]).
