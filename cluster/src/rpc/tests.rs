@@ -824,3 +824,58 @@ async fn a_hello_from_a_peer_that_needs_a_future_bus_version_is_refused_clearly(
     assert_eq!(them.bus_version, bus_version::BUS_VERSION);
     assert_eq!(them.min_bus_version, bus_version::MIN_BUS_VERSION);
 }
+
+/// A write round's requests to a peer (`QueuedWrites::write_then`) ride the same batcher
+/// as waited-for writes: queued behind a busy RPC they leave together in the next one,
+/// and each callback gets its own answers from the flusher, once.
+#[tokio::test]
+async fn queued_writes_answer_through_their_callbacks_in_the_next_rpc() {
+    use crate::replica_api::QueuedWrites;
+    let (s, gate, c) = gated(ClientConfig {
+        max_write_rpcs: 1,
+        ..ClientConfig::default()
+    })
+    .await;
+    let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let write_then = |k: &'static str, ts: u64| {
+        let tx = answers_tx.clone();
+        c.write_then(
+            vec![WriteItem {
+                key: key(k),
+                record: Record::tombstone(version(ts)),
+            }],
+            Box::new(move |reply| tx.send((k, reply)).expect("receiver")),
+        );
+    };
+    write_then("first", 1);
+    let replica = s.replica.clone();
+    poll_until("the first write RPC to reach the replica", || {
+        replica.entered.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    write_then("a", 2);
+    write_then("b", 3);
+    assert_eq!(c.queued_writes(), 2, "queued behind the busy RPC");
+    assert!(
+        answers.try_recv().is_err(),
+        "no answer before the replica's"
+    );
+    gate.add_permits(2);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(answers.recv().await.expect("an answer per callback"));
+    }
+    got.sort_by_key(|(k, _)| *k);
+    let applied = || Ok(vec![WriteOutcome::Applied]);
+    assert_eq!(
+        got,
+        vec![("a", applied()), ("b", applied()), ("first", applied())]
+    );
+    assert_eq!(
+        replica.entered.load(Ordering::SeqCst),
+        2,
+        "the two queued writes left in one RPC"
+    );
+    drop(answers_tx);
+    assert!(answers.recv().await.is_none(), "each callback ran once");
+}
