@@ -284,11 +284,11 @@ mod tests {
         assert_eq!(b.next_batch().unwrap().items.len(), 10);
     }
 
+    /// What a recording callback was given, in order.
+    type Seen = Arc<Mutex<Vec<Result<Vec<WriteOutcome>, ReplicaError>>>>;
+
     /// A callback that stores what it was given.
-    fn recorder() -> (
-        Done<WriteOutcome>,
-        Arc<Mutex<Vec<Result<Vec<WriteOutcome>, ReplicaError>>>>,
-    ) {
+    fn recorder() -> (Done<WriteOutcome>, Seen) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let into = seen.clone();
         (Box::new(move |r| into.lock().push(r)), seen)
