@@ -172,7 +172,7 @@ pub trait ReplicaApi: Send + Sync + 'static {
     async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError>;
     /// This replica's [`QueuedWrites`], if it has them (a peer's client); others are
     /// written through [`ReplicaApi::write`].
-    fn queued_writes(&self) -> Option<&dyn QueuedWrites> {
+    fn write_queue(&self) -> Option<&dyn QueuedWrites> {
         None
     }
     /// The records held for `keys` (tombstones included), in order.

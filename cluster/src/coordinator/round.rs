@@ -124,7 +124,7 @@ pub(super) async fn batch_round(
             .collect();
         let answer_to = (tx.clone(), hints.clone());
         if t.node != me {
-            if let Some(queue) = t.api.queued_writes() {
+            if let Some(queue) = t.api.write_queue() {
                 // A peer's client: the answer comes through a callback of its batcher,
                 // no task of ours waits for it.
                 let node = t.node;

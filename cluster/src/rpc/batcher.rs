@@ -135,7 +135,6 @@ impl<I, O> Batcher<I, O> {
     }
 
     /// Queues a waiter; whether to start a flusher, or the refusal and the reply back.
-    #[allow(clippy::type_complexity)]
     fn push(&self, items: Vec<I>, reply: Reply<O>) -> Result<bool, (ReplicaError, Reply<O>)> {
         let mut st = self.state.lock();
         if st.queued_items + items.len() > self.max_queued && !st.queue.is_empty() {

@@ -679,7 +679,7 @@ impl ReplicaApi for PeerClient {
             .await
     }
 
-    fn queued_writes(&self) -> Option<&dyn QueuedWrites> {
+    fn write_queue(&self) -> Option<&dyn QueuedWrites> {
         Some(self)
     }
 
