@@ -303,6 +303,32 @@ mod tests {
         answers_of(reply, 1, refused_layout)[0]
     }
 
+    /// A peer's answer can be taken outside any runtime: a batch's callback runs when
+    /// the batch is dropped unanswered, which at shutdown may be on a thread the runtime
+    /// has left. Taking a failure there must not panic (hint writing spawns a task).
+    #[test]
+    fn a_failure_taken_outside_a_runtime_is_answered_without_a_panic() {
+        use crate::hints::{HintConfig, HintStore};
+        let dir = tempfile::tempdir().unwrap();
+        let db = kv_engine::Db::open(dir.path(), kv_engine::Options::default()).unwrap();
+        let hints = HintStore::open(db, HintConfig::default()).unwrap();
+        let item = WriteItem {
+            key: crate::replica_api::ItemKey {
+                db: 0,
+                key: bytes::Bytes::from_static(b"k"),
+            },
+            record: crate::Record::tombstone(Version {
+                ts: 1 << 16,
+                node: NodeId(1),
+            }),
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        take_answers(NodeId(2), vec![0], vec![item], vec![], (tx, hints), None);
+        let (node, mine, answers) = rx.try_recv().expect("the round is answered");
+        assert_eq!((node, mine), (NodeId(2), vec![0]));
+        assert_eq!(answers, vec![Answer::Failed { hint: true }]);
+    }
+
     #[test]
     fn only_applied_counts_and_stored_not_counted_needs_no_hint() {
         let never = |_: &ReplicaError| false;

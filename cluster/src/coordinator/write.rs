@@ -145,7 +145,14 @@ pub(super) fn hint_skipped(set: &ReplicaSet, item: &WriteItem, hints: &HintStore
 }
 
 pub(super) fn spawn_hint(hints: HintStore, node: NodeId, item: WriteItem) {
-    tokio::spawn(async move {
+    // A peer's failure may be taken outside any runtime (a batch's callback run as the
+    // batch is dropped at shutdown): nothing can store the hint there, and a panic in a
+    // drop would abort; anti-entropy repairs the replica instead.
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!(target_node = %node, "no runtime to store a hint (shutting down)");
+        return;
+    };
+    runtime.spawn(async move {
         if let Err(e) = hints.store(node, item).await {
             tracing::warn!(target_node = %node, error = %e, "could not store a hint");
         }
