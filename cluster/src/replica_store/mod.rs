@@ -155,7 +155,13 @@ impl ReplicaStore {
         let mut leaves = self.merkle.begin_leaves();
         // What this batch wrote so far, for a key named again later in it: the item's
         // own record borrowed (no copy per write), or the merged siblings record.
-        let mut written: KeyMap<&ItemKey, Cow<'_, Record>> = KeyMap::default();
+        // Sized once (growing it by doubling was most of its cost), and not kept for a
+        // lone record, which has no later item to look it up.
+        let mut written: KeyMap<&ItemKey, Cow<'_, Record>> = match items.len() {
+            0 | 1 => KeyMap::default(),
+            n => KeyMap::with_capacity_and_hasher(n, Default::default()),
+        };
+        let remember = items.len() > 1;
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let floor = self.floors.floor(item.key.db);
@@ -172,7 +178,9 @@ impl ReplicaStore {
                 let actor = NodeId(self.actor.load(Ordering::Relaxed));
                 if let Some(record) = siblings::after_write(&item.key, held, &item.record, actor)? {
                     self.put_keyed(&mut batch, &mut leaves, &item.key, &engine_key, &record);
-                    written.insert(&item.key, Cow::Owned(record));
+                    if remember {
+                        written.insert(&item.key, Cow::Owned(record));
+                    }
                 }
                 outcomes.push(WriteOutcome::Applied);
                 continue;
@@ -198,7 +206,9 @@ impl ReplicaStore {
                     // A copy under a higher promise is not this acceptor's accept
                     // (replica_store/acceptor.rs).
                     self.mark_copy(&mut batch, &item.key, &engine_key, item.record.version)?;
-                    written.insert(&item.key, Cow::Borrowed(&item.record));
+                    if remember {
+                        written.insert(&item.key, Cow::Borrowed(&item.record));
+                    }
                     WriteOutcome::Applied
                 }
             };

@@ -31,7 +31,10 @@ const MAX_KEYS: usize = 1024;
 /// checks, without side effects) that route to a blind ring write in its database and
 /// name no key an earlier command of the run named.
 fn run_length(srv: &Shared, client: &Client, cmds: &[Vec<Bytes>]) -> usize {
-    let mut named: HashSet<&Bytes> = HashSet::new();
+    // Sized for a run of one-key commands up front: growing it by doubling, and a set
+    // per command for its own keys, were about 1,900 instructions per grouped SET.
+    let mut named: NamedKeys =
+        NamedKeys::with_capacity_and_hasher(cmds.len().min(MAX_RUN), Default::default());
     let mut run = 0;
     for args in cmds.iter().take(MAX_RUN) {
         let looked_up = table::lookup(&args[0]);
@@ -40,17 +43,26 @@ fn run_length(srv: &Shared, client: &Client, cmds: &[Vec<Bytes>]) -> usize {
         };
         let blind = spec.has(table::WRITE)
             && route_of(srv, client, spec, args) == (Route::Keys { prefetch: false });
-        let keys = spec.keys(args);
-        let fresh = keys.iter().all(|k| !named.contains(k))
-            && HashSet::<&Bytes>::from_iter(keys.iter().copied()).len() == keys.len();
-        if !blind || !fresh || (run > 0 && named.len() + keys.len() > MAX_KEYS) {
+        if !blind {
             break;
         }
-        named.extend(keys);
+        let mut keys = spec.key_args(args);
+        if run > 0 && named.len() + keys.clone().count() > MAX_KEYS {
+            break;
+        }
+        // A key named before in the run, or twice by this command, ends the run here
+        // (what this command inserted before the repeat does not matter then).
+        if !keys.all(|k| named.insert(k)) {
+            break;
+        }
         run += 1;
     }
     run
 }
+
+/// The keys a run named so far. Keys come from clients, so the hasher is seeded per
+/// process (foldhash's), as the transaction's own maps are.
+type NamedKeys<'a> = HashSet<&'a Bytes, foldhash::fast::RandomState>;
 
 /// Runs the run of blind writes that starts `cmds` as one replication round, if this
 /// node groups pipelined writes and the run holds at least two commands: one reply per

@@ -464,3 +464,47 @@ fn the_container_of_every_command_is_found_without_a_lookup_when_it_names_itself
         }
     }
 }
+
+/// A command's writes become one ring put per key with its last write: a lone write (the
+/// path without a map) and a key written twice among others (the map) alike, values with
+/// their type and expiry, deletes as tombstones.
+#[test]
+fn a_commands_writes_become_one_put_per_key_with_its_last_write() {
+    use crate::keyspace::encoding::encode_value;
+    use crate::keyspace::ValueType;
+    let value = |payload: &str, expire_at| {
+        Some(Bytes::from(encode_value(
+            ValueType::String,
+            expire_at,
+            payload.as_bytes(),
+        )))
+    };
+    let key = |db: u32, k: &str| ItemKey {
+        db,
+        key: Bytes::copy_from_slice(k.as_bytes()),
+    };
+    let payload = |body: &Body| match body {
+        Body::Value { payload, .. } => Some(payload.clone()),
+        _ => None,
+    };
+
+    let lone = super::ring_puts(vec![(2, Bytes::from_static(b"a"), value("1", Some(7)))]);
+    assert_eq!(lone.len(), 1);
+    assert_eq!(lone[0].0, key(2, "a"));
+    assert_eq!(payload(&lone[0].1).as_deref(), Some(&b"1"[..]));
+    assert_eq!(lone[0].2, Some(7));
+
+    let mut many = super::ring_puts(vec![
+        (0, Bytes::from_static(b"a"), value("1", None)),
+        (0, Bytes::from_static(b"b"), None),
+        (1, Bytes::from_static(b"a"), value("other db", None)),
+        (0, Bytes::from_static(b"a"), value("2", None)),
+    ]);
+    many.sort_by(|x, y| x.0.cmp(&y.0));
+    let keys: Vec<_> = many.iter().map(|p| p.0.clone()).collect();
+    assert_eq!(keys, vec![key(0, "a"), key(0, "b"), key(1, "a")]);
+    assert_eq!(payload(&many[0].1).as_deref(), Some(&b"2"[..]));
+    assert!(matches!(many[1].1, Body::Tombstone));
+    assert_eq!(payload(&many[2].1).as_deref(), Some(&b"other db"[..]));
+    assert!(super::ring_puts(Vec::new()).is_empty());
+}
