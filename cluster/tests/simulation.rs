@@ -57,6 +57,7 @@ fn check_seeds(config: &SimConfig, seeds: &[u64], test: &str) -> sim::SimStats {
         totals.crashes += s.crashes;
         totals.partitions += s.partitions;
         totals.messages_lost += s.messages_lost;
+        totals.write_messages_shared += s.write_messages_shared;
         totals.clock_skews += s.clock_skews;
         totals.engine_flushes += s.engine_flushes;
         totals.hints_delivered += s.hints_delivered;
@@ -101,6 +102,8 @@ fn check_seeds(config: &SimConfig, seeds: &[u64], test: &str) -> sim::SimStats {
     if seeds.len() >= 8 {
         assert!(acked > 0 && unknown > 0 && reads > 0);
         assert!(totals.crashes > 0 && totals.partitions > 0 && totals.messages_lost > 0);
+        // Peers' writes went through the batcher and its callbacks, as on a real node.
+        assert!(totals.write_messages_shared > 0);
         assert!(totals.clock_skews > 0 && totals.engine_flushes > 0);
         assert!(totals.hints_delivered > 0 && totals.keys_repaired > 0);
         assert!(totals.transfers > 0 && totals.snapshots > 0);

@@ -13,6 +13,8 @@
 
 use crate::replica_api::ReplicaError;
 use parking_lot::Mutex;
+use std::future::Future;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// A callback for a waiter's answers.
@@ -181,6 +183,26 @@ impl<I, O> Batcher<I, O> {
     pub(crate) fn queued_items(&self) -> usize {
         self.state.lock().queued_items
     }
+}
+
+/// Starts a flusher, as [`Batcher::enqueue`] or [`Batcher::enqueue_then`] asked: a task
+/// that sends `batcher`'s queued items until the queue is empty, one batch at a time,
+/// each with `send(items, requests)` (`requests`: how many callers' items the batch
+/// carries), and hands each waiter its answers.
+pub(crate) fn spawn_flusher<I, O, F, Fut>(batcher: Arc<Batcher<I, O>>, send: F)
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    F: Fn(Vec<I>, usize) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Vec<O>, ReplicaError>> + Send,
+{
+    tokio::spawn(async move {
+        while let Some(mut batch) = batcher.next_batch() {
+            let items = std::mem::take(&mut batch.items);
+            let requests = batch.waiters.len();
+            batch.answer(send(items, requests).await);
+        }
+    });
 }
 
 impl<I, O> Batch<I, O> {

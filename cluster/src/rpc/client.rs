@@ -3,7 +3,7 @@
 //! bound on calls in flight, so a slow peer costs a clear error, never a growing queue.
 
 use super::auth::{unix_ms, BusAuth, Credentials};
-use super::batcher::{abandoned, Batcher};
+use super::batcher::{abandoned, spawn_flusher, Batcher};
 use super::convert as cv;
 use super::handler::{Hello, LayoutBlob, PushLayoutReply};
 use super::latency::RpcLatencies;
@@ -626,13 +626,8 @@ impl PeerClient {
         F: Fn(PeerClient, Vec<I>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<O>, ReplicaError>> + Send,
     {
-        let (client, batcher) = (self.clone(), batcher.clone());
-        tokio::spawn(async move {
-            while let Some(mut batch) = batcher.next_batch() {
-                let items = std::mem::take(&mut batch.items);
-                batch.answer(send(client.clone(), items).await);
-            }
-        });
+        let client = self.clone();
+        spawn_flusher(batcher.clone(), move |items, _| send(client.clone(), items));
     }
 
     /// A batch of writes as the flusher sends it.

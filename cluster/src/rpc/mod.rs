@@ -6,7 +6,7 @@
 //! this module: the rest of the crate sees only its own Rust types.
 
 pub mod auth;
-mod batcher;
+pub(crate) mod batcher;
 pub mod bus_version;
 pub mod client;
 mod convert;

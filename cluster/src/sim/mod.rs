@@ -144,6 +144,9 @@ pub struct SimStats {
     pub partitions: u64,
     /// Messages (requests or replies) lost.
     pub messages_lost: u64,
+    /// Write messages that carried the records of more than one request (a peer link's
+    /// batcher merged writes queued while its messages were in flight).
+    pub write_messages_shared: u64,
     /// Clock skews set.
     pub clock_skews: u64,
     /// Engine flushes and compactions the schedule ran.

@@ -6,14 +6,22 @@
 //! after the apply (the caller sees a timeout although the write landed). A link that
 //! a partition cuts loses everything. A sender that crashed sends nothing more, and
 //! the replies to its earlier messages are lost.
+//!
+//! A write round's requests to a peer take the path they take on a real node: onto the
+//! link's batcher (rpc/batcher.rs, with a real peer client's bounds) with a callback,
+//! sent by a flusher task that carries each batch as one message and answers every
+//! callback, so concurrent rounds' records share messages (and replica batches) here as
+//! they do on the bus.
 
 use super::world::World;
 use super::Sabotage;
 use crate::replica_api::{
-    Hash16, ItemKey, MerkleLeaf, PrepareOutcome, ReplicaApi, ReplicaError, Replicas, ScanPage,
-    WriteItem, WriteOutcome,
+    Hash16, ItemKey, MerkleLeaf, PrepareOutcome, QueuedWrites, ReplicaApi, ReplicaError, Replicas,
+    ScanPage, WriteDone, WriteItem, WriteOutcome,
 };
 use crate::replica_store::{ReplicaStore, StoreError};
+use crate::rpc::batcher::{spawn_flusher, Batcher};
+use crate::rpc::ClientConfig;
 use crate::{NodeId, Record, Version};
 use async_trait::async_trait;
 use kv_engine::WriteBatch;
@@ -25,16 +33,41 @@ use tokio::time::Instant;
 /// The deadline a peer client puts on one call (the real one is the request timeout).
 pub(crate) const RPC_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Calls from one incarnation of `from` to `to`.
+/// Calls from one incarnation of `from` to `to`. Clones share the link's batcher.
+#[derive(Clone)]
 pub(crate) struct SimLink {
-    pub(crate) world: Arc<World>,
-    pub(crate) from: NodeId,
-    pub(crate) incarnation: u64,
-    pub(crate) to: NodeId,
-    pub(crate) sabotage: Sabotage,
+    world: Arc<World>,
+    from: NodeId,
+    incarnation: u64,
+    to: NodeId,
+    sabotage: Sabotage,
+    writes: Arc<Batcher<WriteItem, WriteOutcome>>,
 }
 
 impl SimLink {
+    fn new(
+        world: Arc<World>,
+        from: NodeId,
+        incarnation: u64,
+        to: NodeId,
+        sabotage: Sabotage,
+    ) -> Self {
+        // A real peer client's bounds: as many messages in flight, as large batches.
+        let c = ClientConfig::default();
+        SimLink {
+            world,
+            from,
+            incarnation,
+            to,
+            sabotage,
+            writes: Arc::new(Batcher::new(
+                c.max_write_rpcs,
+                c.max_queued_writes,
+                c.max_batch_items,
+            )),
+        }
+    }
+
     /// Carries one call to `to` and runs `serve` on its store when it arrives.
     async fn call<T: Send>(
         &self,
@@ -102,6 +135,28 @@ fn apply_ignoring_versions(
     Ok(vec![WriteOutcome::Applied; items.len()])
 }
 
+/// As a peer client's (rpc/client.rs): the callback is a waiter of the batch its items
+/// leave in, answered by the flusher when that message is answered or lost.
+impl QueuedWrites for SimLink {
+    fn write_then(&self, items: Vec<WriteItem>, done: WriteDone) {
+        if items.is_empty() {
+            return done(Ok(Vec::new()));
+        }
+        if self.writes.enqueue_then(items, done) {
+            let link = self.clone();
+            spawn_flusher(self.writes.clone(), move |items, requests| {
+                let link = link.clone();
+                async move {
+                    if requests > 1 {
+                        link.world.count(|s| s.write_messages_shared += 1);
+                    }
+                    link.write(items).await
+                }
+            });
+        }
+    }
+}
+
 #[async_trait]
 impl ReplicaApi for SimLink {
     async fn write(&self, items: Vec<WriteItem>) -> Result<Vec<WriteOutcome>, ReplicaError> {
@@ -111,6 +166,12 @@ impl ReplicaApi for SimLink {
             false => s.apply(&items),
         })
         .await
+    }
+
+    /// A peer's link queues writes, as a peer client does; this node's own store is
+    /// written directly, as its local replica is.
+    fn write_queue(&self) -> Option<&dyn QueuedWrites> {
+        (self.from != self.to).then_some(self as &dyn QueuedWrites)
     }
 
     async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
@@ -164,25 +225,37 @@ impl ReplicaApi for SimLink {
     }
 }
 
-/// The replica directory of one node incarnation: every node through a [`SimLink`].
+/// The replica directory of one node incarnation: every node through a [`SimLink`],
+/// one per node for the incarnation's life (so its batcher is shared, as a peer
+/// client is).
 pub(crate) struct SimReplicas {
-    pub(crate) world: Arc<World>,
-    pub(crate) me: NodeId,
-    pub(crate) incarnation: u64,
-    pub(crate) nodes: Vec<NodeId>,
-    pub(crate) sabotage: Sabotage,
+    links: Vec<(NodeId, Arc<SimLink>)>,
+}
+
+impl SimReplicas {
+    pub(crate) fn new(
+        world: &Arc<World>,
+        me: NodeId,
+        incarnation: u64,
+        nodes: &[NodeId],
+        sabotage: Sabotage,
+    ) -> SimReplicas {
+        let links = nodes
+            .iter()
+            .map(|&to| {
+                let link = SimLink::new(world.clone(), me, incarnation, to, sabotage);
+                (to, Arc::new(link))
+            })
+            .collect();
+        SimReplicas { links }
+    }
 }
 
 impl Replicas for SimReplicas {
     fn replica(&self, node: NodeId) -> Option<Arc<dyn ReplicaApi>> {
-        self.nodes.contains(&node).then(|| {
-            Arc::new(SimLink {
-                world: self.world.clone(),
-                from: self.me,
-                incarnation: self.incarnation,
-                to: node,
-                sabotage: self.sabotage,
-            }) as Arc<dyn ReplicaApi>
-        })
+        self.links
+            .iter()
+            .find(|(to, _)| *to == node)
+            .map(|(_, link)| link.clone() as Arc<dyn ReplicaApi>)
     }
 }

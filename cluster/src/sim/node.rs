@@ -148,13 +148,13 @@ impl SimNode {
         .map_err(|e| format!("hints: {e}"))?;
         let hlc = Hlc::open(&self.hlc_floor, self.clock.clone(), self.id)
             .map_err(|e| format!("clock: {e}"))?;
-        let replicas = Arc::new(SimReplicas {
-            world: setup.world.clone(),
-            me: self.id,
-            incarnation: number,
-            nodes: setup.nodes.clone(),
-            sabotage: setup.sabotage,
-        });
+        let replicas = Arc::new(SimReplicas::new(
+            &setup.world,
+            self.id,
+            number,
+            &setup.nodes,
+            setup.sabotage,
+        ));
         let liveness = Arc::new(SimLiveness::new(self.id));
         let cell = setup
             .layouts
