@@ -15,6 +15,7 @@ use crate::replica_api::ReplicaError;
 use parking_lot::Mutex;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// A callback for a waiter's answers.
@@ -42,7 +43,7 @@ impl<O> Drop for Then<O> {
 }
 
 /// The error of a request whose batch was dropped unanswered.
-pub(crate) fn abandoned() -> ReplicaError {
+fn abandoned() -> ReplicaError {
     ReplicaError::Failed("request batch abandoned".into())
 }
 
@@ -133,6 +134,40 @@ impl<I, O> Batcher<I, O> {
                 reply.send(Err(e));
                 false
             }
+        }
+    }
+
+    /// Queues `items` and waits for their answers, `timeout` covering the wait and the
+    /// RPC; runs `start_flusher` when this caller must start one ([`spawn_flusher`]: in
+    /// a task of its own, so a caller that gives up never strands the queue).
+    pub(crate) async fn call(
+        &self,
+        items: Vec<I>,
+        timeout: Duration,
+        start_flusher: impl FnOnce(),
+    ) -> Result<Vec<O>, ReplicaError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let queued = self.enqueue(items)?;
+        if queued.start_flusher {
+            start_flusher();
+        }
+        match tokio::time::timeout(timeout, queued.reply).await {
+            Err(_) => Err(ReplicaError::Timeout),
+            Ok(Err(_)) => Err(abandoned()),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    /// Queues `items` with `done` for their answers ([`Batcher::enqueue_then`]; no items:
+    /// answered at once) and runs `start_flusher` when this caller must start one.
+    pub(crate) fn call_then(&self, items: Vec<I>, done: Done<O>, start_flusher: impl FnOnce()) {
+        if items.is_empty() {
+            return done(Ok(Vec::new()));
+        }
+        if self.enqueue_then(items, done) {
+            start_flusher();
         }
     }
 

@@ -3,7 +3,7 @@
 //! bound on calls in flight, so a slow peer costs a clear error, never a growing queue.
 
 use super::auth::{unix_ms, BusAuth, Credentials};
-use super::batcher::{abandoned, spawn_flusher, Batcher};
+use super::batcher::{spawn_flusher, Batcher};
 use super::convert as cv;
 use super::handler::{Hello, LayoutBlob, PushLayoutReply};
 use super::latency::RpcLatencies;
@@ -603,18 +603,11 @@ impl PeerClient {
         F: Fn(PeerClient, Vec<I>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<O>, ReplicaError>> + Send,
     {
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        let queued = batcher.enqueue(items)?;
-        if queued.start_flusher {
-            self.start_flusher(batcher, send);
-        }
-        match tokio::time::timeout(self.config.timeout, queued.reply).await {
-            Err(_) => Err(ReplicaError::Timeout),
-            Ok(Err(_)) => Err(abandoned()),
-            Ok(Ok(result)) => result,
-        }
+        batcher
+            .call(items, self.config.timeout, || {
+                self.start_flusher(batcher, send)
+            })
+            .await
     }
 
     /// Starts a task that sends `batcher`'s queued items with `send` until the queue is
@@ -656,12 +649,9 @@ impl PeerClient {
 /// timeout bounds it).
 impl QueuedWrites for PeerClient {
     fn write_then(&self, items: Vec<WriteItem>, done: WriteDone) {
-        if items.is_empty() {
-            return done(Ok(Vec::new()));
-        }
-        if self.writes.enqueue_then(items, done) {
-            self.start_flusher(&self.writes, PeerClient::send_writes);
-        }
+        self.writes.call_then(items, done, || {
+            self.start_flusher(&self.writes, PeerClient::send_writes)
+        });
     }
 }
 

@@ -11,7 +11,8 @@
 //! link's batcher (rpc/batcher.rs, with a real peer client's bounds) with a callback,
 //! sent by a flusher task that carries each batch as one message and answers every
 //! callback, so concurrent rounds' records share messages (and replica batches) here as
-//! they do on the bus.
+//! they do on the bus. Reads of a peer are batched the same way, their callers waiting
+//! (as `PeerClient::read` does).
 
 use super::world::World;
 use super::Sabotage;
@@ -42,9 +43,16 @@ pub(crate) struct SimLink {
     to: NodeId,
     sabotage: Sabotage,
     writes: Arc<Batcher<WriteItem, WriteOutcome>>,
+    reads: Arc<Batcher<ItemKey, Option<Record>>>,
 }
 
 impl SimLink {
+    /// One message carrying a read of `keys`.
+    async fn read_now(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
+        self.call("read", move |s| keys.iter().map(|k| s.get(k)).collect())
+            .await
+    }
+
     fn new(
         world: Arc<World>,
         from: NodeId,
@@ -63,6 +71,11 @@ impl SimLink {
             writes: Arc::new(Batcher::new(
                 c.max_write_rpcs,
                 c.max_queued_writes,
+                c.max_batch_items,
+            )),
+            reads: Arc::new(Batcher::new(
+                c.max_read_rpcs,
+                c.max_queued_reads,
                 c.max_batch_items,
             )),
         }
@@ -139,10 +152,7 @@ fn apply_ignoring_versions(
 /// leave in, answered by the flusher when that message is answered or lost.
 impl QueuedWrites for SimLink {
     fn write_then(&self, items: Vec<WriteItem>, done: WriteDone) {
-        if items.is_empty() {
-            return done(Ok(Vec::new()));
-        }
-        if self.writes.enqueue_then(items, done) {
+        self.writes.call_then(items, done, || {
             let link = self.clone();
             spawn_flusher(self.writes.clone(), move |items, requests| {
                 let link = link.clone();
@@ -153,7 +163,7 @@ impl QueuedWrites for SimLink {
                     link.write(items).await
                 }
             });
-        }
+        });
     }
 }
 
@@ -174,8 +184,20 @@ impl ReplicaApi for SimLink {
         (self.from != self.to).then_some(self as &dyn QueuedWrites)
     }
 
+    /// A peer's reads are batched and wait as a peer client's are (their own deadline
+    /// covers the queue and the message); this node's own store is read directly.
     async fn read(&self, keys: Vec<ItemKey>) -> Result<Vec<Option<Record>>, ReplicaError> {
-        self.call("read", move |s| keys.iter().map(|k| s.get(k)).collect())
+        if self.from == self.to {
+            return self.read_now(keys).await;
+        }
+        self.reads
+            .call(keys, RPC_DEADLINE, || {
+                let link = self.clone();
+                spawn_flusher(self.reads.clone(), move |keys, _| {
+                    let link = link.clone();
+                    async move { link.read_now(keys).await }
+                });
+            })
             .await
     }
 
