@@ -409,4 +409,44 @@ mod tests {
         assert_eq!(x.try_recv().unwrap(), Err(ReplicaError::Timeout));
         assert_eq!(y.try_recv().unwrap(), Err(ReplicaError::Timeout));
     }
+
+    /// `call` starts the flusher it is told to start and gets its answers from it, with
+    /// how many requests the batch carried; an empty call or `call_then` starts nothing and
+    /// answers at once; a call nobody flushes ends at its timeout (virtual time).
+    #[tokio::test(start_paused = true)]
+    async fn a_call_waits_on_the_flusher_it_starts_and_an_empty_one_starts_none() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let b = Arc::new(WriteBatcher::new(1, 100, 100));
+        let requests_seen = Arc::new(AtomicUsize::new(0));
+        let started = AtomicUsize::new(0);
+        let into = requests_seen.clone();
+        let answers = b
+            .call(items(2), Duration::from_secs(5), || {
+                started.fetch_add(1, Ordering::Relaxed);
+                spawn_flusher(b.clone(), move |items, requests| {
+                    into.fetch_add(requests, Ordering::Relaxed);
+                    async move { Ok(vec![WriteOutcome::Applied; items.len()]) }
+                });
+            })
+            .await;
+        assert_eq!(answers, Ok(vec![WriteOutcome::Applied; 2]));
+        assert_eq!(started.load(Ordering::Relaxed), 1);
+        assert_eq!(requests_seen.load(Ordering::Relaxed), 1);
+
+        let empty = b
+            .call(Vec::new(), Duration::from_secs(5), || {
+                panic!("a flusher for nothing")
+            })
+            .await;
+        assert_eq!(empty, Ok(Vec::new()));
+        let (done, seen) = recorder();
+        b.call_then(Vec::new(), done, || panic!("a flusher for nothing"));
+        assert_eq!(*seen.lock(), vec![Ok(Vec::new())]);
+
+        let unflushed = WriteBatcher::new(1, 100, 100);
+        let timed_out = unflushed
+            .call(items(1), Duration::from_secs(2), || {})
+            .await;
+        assert_eq!(timed_out, Err(ReplicaError::Timeout));
+    }
 }
