@@ -36,7 +36,12 @@ pub fn item_hash(key: &ItemKey, record: &Record) -> Hash16 {
 /// The bucket of a Redis key inside its partition's tree: the top byte of the key hash
 /// that orders data keys (so a bucket is spread over the partition's slots).
 pub fn bucket_of(key: &[u8]) -> u8 {
-    (key_hash(key) >> 24) as u8
+    bucket_of_hash(key_hash(key))
+}
+
+/// [`bucket_of`] a key whose `key_hash` is `hash`.
+pub fn bucket_of_hash(hash: u32) -> u8 {
+    (hash >> 24) as u8
 }
 
 /// xxh3-128 of the bucket's leaf hashes concatenated in leaf-key order; all zero for

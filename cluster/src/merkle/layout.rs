@@ -7,10 +7,11 @@
 //!                                                           | 0xFF leaf:16 db:u32-BE key
 //! ```
 
-use super::hash::{bucket_of, decode_hash};
+use super::hash::{bucket_of, bucket_of_hash, decode_hash};
 use crate::replica_api::{Hash16, ItemKey};
 use bytes::Bytes;
-use kv_keyspace::slot::key_partition;
+use kv_keyspace::data_key::split_data_key_unchecked;
+use kv_keyspace::slot::{key_partition, slot_partition};
 
 const LEAF: u8 = b'L';
 const BUCKET: u8 = b'B';
@@ -24,6 +25,17 @@ const WITH_LEAF: u8 = 0xFF;
 /// Where a key's leaf lives: (partition, bucket).
 pub fn leaf_place(key: &ItemKey) -> (u16, u8) {
     (key_partition(&key.key), bucket_of(&key.key))
+}
+
+/// [`leaf_place`] read from `key`'s data key (`engine_key`, built by
+/// `kv_keyspace::data_key::data_key` for it), which holds the key's slot and the hash its
+/// bucket is taken from: a write that built the data key already saves the CRC and the
+/// hash of the key a second time. Computed from the key if `engine_key` is too short.
+pub fn leaf_place_in(engine_key: &[u8], key: &ItemKey) -> (u16, u8) {
+    match split_data_key_unchecked(engine_key) {
+        Some(k) => (slot_partition(k.slot), bucket_of_hash(k.hash)),
+        None => leaf_place(key),
+    }
 }
 
 /// The leaf key of `key`.
@@ -147,6 +159,38 @@ pub fn decode_todo(v: &Bytes) -> Option<Todo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The place read from a data key is the place computed from the key, for keys
+    /// with and without hash tags, empty and binary, in several databases.
+    #[test]
+    fn a_leaf_place_read_from_the_data_key_is_the_computed_one() {
+        use kv_keyspace::data_key::data_key;
+        let mut keys: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            b"{user1000}.following".to_vec(),
+            b"{}x".to_vec(),
+            vec![0, 255, 7, b'{', 1, b'}'],
+        ];
+        keys.extend((0..2000).map(|i| format!("key:{i:06}").into_bytes()));
+        for (i, k) in keys.into_iter().enumerate() {
+            let item = ItemKey {
+                db: (i % 3) as u32,
+                key: Bytes::from(k),
+            };
+            let engine_key = data_key(item.db, &item.key);
+            assert_eq!(
+                leaf_place_in(&engine_key, &item),
+                leaf_place(&item),
+                "{:?}",
+                item.key
+            );
+        }
+        let short = ItemKey {
+            db: 0,
+            key: Bytes::from_static(b"k"),
+        };
+        assert_eq!(leaf_place_in(b"", &short), leaf_place(&short));
+    }
 
     fn key(db: u32, k: &'static [u8]) -> ItemKey {
         ItemKey {

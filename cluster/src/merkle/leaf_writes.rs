@@ -104,7 +104,18 @@ impl LeafWrites<'_> {
     /// Puts `key`'s leaf for `record` into `batch` (`None`: the key's record is being
     /// deleted, and its leaf with it).
     pub fn set(&mut self, batch: &mut WriteBatch, key: &ItemKey, record: Option<&Record>) {
-        let place = layout::leaf_place(key);
+        self.set_at(batch, layout::leaf_place(key), key, record);
+    }
+
+    /// [`LeafWrites::set`] for a caller that knows the key's `place` already
+    /// (`layout::leaf_place_in` its data key).
+    pub fn set_at(
+        &mut self,
+        batch: &mut WriteBatch,
+        place: (u16, u8),
+        key: &ItemKey,
+        record: Option<&Record>,
+    ) {
         let leaf = layout::leaf_key_at(place, key);
         match record {
             Some(r) => batch.put(self.merkle.tree, &leaf, &item_hash(key, r)),

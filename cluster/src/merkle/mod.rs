@@ -26,6 +26,7 @@ pub use diff::diff_leaves;
 pub use hash::{bucket_hash, bucket_of, item_hash, root_hash, BUCKETS, EMPTY_BUCKET};
 #[cfg(test)]
 pub(crate) use layout::leaf_key;
+pub(crate) use layout::leaf_place_in;
 pub use leaf_writes::LeafWrites;
 pub use model::PartitionTree;
 pub use todo_seq::PendingTodos;

@@ -234,7 +234,8 @@ impl ReplicaStore {
         record: &Record,
     ) {
         batch.put(self.data, engine_key, &record.encode());
-        leaves.set(batch, key, Some(record));
+        let place = crate::merkle::leaf_place_in(engine_key, key);
+        leaves.set_at(batch, place, key, Some(record));
     }
 
     /// Deletes `key`'s record and its Merkle leaf in `batch` (purges: the key is gone on
