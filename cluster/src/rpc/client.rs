@@ -70,6 +70,26 @@ pub struct ClientConfig {
     pub max_batch_items: usize,
 }
 
+impl ClientConfig {
+    /// A peer's batcher of write requests under these bounds.
+    pub(crate) fn write_batcher(&self) -> Batcher<WriteItem, WriteOutcome> {
+        Batcher::new(
+            self.max_write_rpcs,
+            self.max_queued_writes,
+            self.max_batch_items,
+        )
+    }
+
+    /// A peer's batcher of read requests under these bounds.
+    pub(crate) fn read_batcher(&self) -> Batcher<ItemKey, Option<Record>> {
+        Batcher::new(
+            self.max_read_rpcs,
+            self.max_queued_reads,
+            self.max_batch_items,
+        )
+    }
+}
+
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
@@ -230,16 +250,8 @@ impl PeerClient {
             auth,
             config,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
-            writes: Arc::new(Batcher::new(
-                config.max_write_rpcs,
-                config.max_queued_writes,
-                config.max_batch_items,
-            )),
-            reads: Arc::new(Batcher::new(
-                config.max_read_rpcs,
-                config.max_queued_reads,
-                config.max_batch_items,
-            )),
+            writes: Arc::new(config.write_batcher()),
+            reads: Arc::new(config.read_batcher()),
             latencies: Arc::new(RpcLatencies::default()),
             layout: None,
             // No links under TLS: their frames would travel unencrypted

@@ -68,16 +68,8 @@ impl SimLink {
             incarnation,
             to,
             sabotage,
-            writes: Arc::new(Batcher::new(
-                c.max_write_rpcs,
-                c.max_queued_writes,
-                c.max_batch_items,
-            )),
-            reads: Arc::new(Batcher::new(
-                c.max_read_rpcs,
-                c.max_queued_reads,
-                c.max_batch_items,
-            )),
+            writes: Arc::new(c.write_batcher()),
+            reads: Arc::new(c.read_batcher()),
         }
     }
 
