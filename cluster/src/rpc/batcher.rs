@@ -12,8 +12,10 @@
 //! own to wait on the channel).
 
 use crate::replica_api::ReplicaError;
+use futures::FutureExt;
 use parking_lot::Mutex;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -223,7 +225,9 @@ impl<I, O> Batcher<I, O> {
 /// Starts a flusher, as [`Batcher::enqueue`] or [`Batcher::enqueue_then`] asked: a task
 /// that sends `batcher`'s queued items until the queue is empty, one batch at a time,
 /// each with `send(items, requests)` (`requests`: how many callers' items the batch
-/// carries), and hands each waiter its answers.
+/// carries), and hands each waiter its answers. A send that panics fails its batch's
+/// waiters and the flusher goes on: a flusher that died would keep its slot among the
+/// `max_rpcs` for good, and after that many the queue would fill and never drain.
 pub(crate) fn spawn_flusher<I, O, F, Fut>(batcher: Arc<Batcher<I, O>>, send: F)
 where
     I: Send + 'static,
@@ -235,9 +239,15 @@ where
         while let Some(mut batch) = batcher.next_batch() {
             let items = std::mem::take(&mut batch.items);
             let requests = batch.waiters.len();
-            batch.answer(send(items, requests).await);
+            let sent = AssertUnwindSafe(send(items, requests)).catch_unwind().await;
+            batch.answer(sent.unwrap_or_else(|_| Err(send_panicked())));
         }
     });
+}
+
+/// The error of a request whose batch's send panicked.
+fn send_panicked() -> ReplicaError {
+    ReplicaError::Failed("request batch send panicked".into())
 }
 
 impl<I, O> Batch<I, O> {
@@ -448,5 +458,24 @@ mod tests {
             .call(items(1), Duration::from_secs(2), || {})
             .await;
         assert_eq!(timed_out, Err(ReplicaError::Timeout));
+    }
+
+    /// A flusher whose send panics answers that batch's waiters with an error and keeps
+    /// its slot working: with one RPC at a time, a later call still gets its answers.
+    /// (Before, the panic ended the flusher with its slot taken, and every later call
+    /// queued behind it until its timeout.)
+    #[tokio::test(start_paused = true)]
+    async fn a_send_that_panics_fails_its_batch_and_the_queue_still_drains() {
+        let b = Arc::new(WriteBatcher::new(1, 100, 100));
+        let start = |b: &Arc<WriteBatcher>| {
+            spawn_flusher(b.clone(), |items: Vec<WriteItem>, _| async move {
+                assert!(items.len() != 3, "a send that panics on three items");
+                Ok(vec![WriteOutcome::Applied; items.len()])
+            })
+        };
+        let failed = b.call(items(3), Duration::from_secs(5), || start(&b)).await;
+        assert_eq!(failed, Err(send_panicked()));
+        let answered = b.call(items(2), Duration::from_secs(5), || start(&b)).await;
+        assert_eq!(answered, Ok(vec![WriteOutcome::Applied; 2]));
     }
 }
