@@ -32,8 +32,8 @@ enum Reply<O> {
 }
 
 /// A callback that is run exactly once: with the answers, or, if its batch is dropped
-/// unanswered (a flusher that panicked), with an error, as a waiting caller sees its
-/// channel closed.
+/// unanswered (its flusher task dropped, as at runtime shutdown), with an error, as a
+/// waiting caller sees its channel closed.
 struct Then<O>(Option<Done<O>>);
 
 impl<O> Drop for Then<O> {
