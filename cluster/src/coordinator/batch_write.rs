@@ -11,7 +11,7 @@ use super::multi::{last_per_key, KeyWrite};
 use super::round::{batch_round, RoundEnd, RoundItem};
 use super::tally::Tally;
 use super::write::{blind_write, body_of, hint_skipped};
-use super::Coordinator;
+use super::{Coordinator, NodeLookups};
 use crate::quorum::{ClusterError, Consistency};
 use crate::record_size::check_body;
 use crate::replica_api::WriteItem;
@@ -55,9 +55,10 @@ impl Coordinator {
         let inner = &self.inner;
         let quorum = |n| consistency.required(n, inner.config.write_quorum);
         let deadline = Instant::now() + inner.config.request_timeout;
+        let mut seen = NodeLookups::default();
         let sets: Vec<_> = writes
             .iter()
-            .map(|w| self.key_write_set(&w.0.key))
+            .map(|w| self.key_write_set_among(&w.0.key, Some(&mut seen)))
             .collect();
         let mut results: Vec<Option<Result<Version, ClusterError>>> =
             writes.iter().map(|_| None).collect();

@@ -8,6 +8,8 @@ mod multi;
 mod paxos;
 mod read;
 mod read_many;
+#[cfg(test)]
+mod replica_set_tests;
 mod round;
 mod siblings;
 mod tally;
@@ -22,7 +24,7 @@ pub use txn::{Snapshot, TxnDecision, TxnFn};
 use crate::hints::HintStore;
 use crate::metadata::FlushFloors;
 use crate::quorum::{CoordinatorConfig, Target};
-use crate::replica_api::{Liveness, PeerState, Replicas};
+use crate::replica_api::{Liveness, PeerState, ReplicaApi, Replicas};
 use crate::{NodeId, Version};
 use kv_keyspace::slot::key_partition;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -121,6 +123,18 @@ pub(crate) struct Inner {
 pub struct Coordinator {
     pub(crate) inner: Arc<Inner>,
 }
+
+/// Each node's failure-detector state and endpoint, looked up once for all the keys of
+/// one batch (a pipeline's reads, a round of writes): a lookup takes two or three read
+/// locks and hash probes, about 350 instructions per key for three replicas
+/// (docs/performance.md, "A command's ring reads in a sorted vector"), and a batch's
+/// keys share the ring's few nodes. A batch thus sees one view of the nodes, taken at
+/// its start, as each key's request always did.
+#[derive(Default)]
+pub(crate) struct NodeLookups(Vec<(NodeId, NodeLookup)>);
+
+/// A node's state and its endpoint (none if it is down or unknown).
+type NodeLookup = (PeerState, Option<Arc<dyn ReplicaApi>>);
 
 /// The replicas of one request: those the coordinator will send to, in preference
 /// order, and those it skips (suspect, down or unknown) and hints for instead; and the
@@ -226,6 +240,16 @@ impl Coordinator {
     /// nothing, since a suspect replica that does not answer costs a hint, not
     /// correctness. Down replicas (silent for long) and unknown ones are skipped.
     pub(crate) fn replica_set(&self, preflist: Vec<NodeId>) -> ReplicaSet {
+        self.replica_set_among(preflist, None)
+    }
+
+    /// [`Coordinator::replica_set`], with the nodes' states and endpoints taken from
+    /// `seen` when a key of the same batch already looked them up.
+    fn replica_set_among(
+        &self,
+        preflist: Vec<NodeId>,
+        mut seen: Option<&mut NodeLookups>,
+    ) -> ReplicaSet {
         let inner = &self.inner;
         let mut set = ReplicaSet {
             live: Vec::with_capacity(preflist.len()),
@@ -236,14 +260,10 @@ impl Coordinator {
         };
         let mut suspect = Vec::new();
         for &node in &preflist {
-            let state = inner.liveness.state(node);
-            let api = (state != PeerState::Down)
-                .then(|| inner.replicas.replica(node))
-                .flatten();
-            match (api, state) {
-                (Some(api), PeerState::Up) => set.live.push(Target { node, api }),
-                (Some(api), _) => suspect.push(Target { node, api }),
-                (None, _) => set.skipped.push(node),
+            match self.look_up(node, seen.as_deref_mut()) {
+                (PeerState::Up, Some(api)) => set.live.push(Target { node, api }),
+                (_, Some(api)) => suspect.push(Target { node, api }),
+                (_, None) => set.skipped.push(node),
             }
         }
         // This node first among the up replicas: a read asks the first R of them, and
@@ -258,6 +278,24 @@ impl Coordinator {
         set
     }
 
+    /// What failure detection says of `node`, and its endpoint unless it is down or
+    /// unknown; from `seen` if it holds the node, else looked up (and noted there).
+    fn look_up(&self, node: NodeId, seen: Option<&mut NodeLookups>) -> NodeLookup {
+        let known = seen.as_ref().and_then(|s| s.0.iter().find(|e| e.0 == node));
+        if let Some((_, lookup)) = known {
+            return lookup.clone();
+        }
+        let inner = &self.inner;
+        let state = inner.liveness.state(node);
+        let api = (state != PeerState::Down)
+            .then(|| inner.replicas.replica(node))
+            .flatten();
+        if let Some(seen) = seen {
+            seen.0.push((node, (state, api.clone())));
+        }
+        (state, api)
+    }
+
     /// The replicas of `partition`.
     pub(crate) fn partition_replicas(&self, partition: u16) -> ReplicaSet {
         self.replica_set(self.inner.placement.partition_preflist(partition))
@@ -266,6 +304,15 @@ impl Coordinator {
     /// The replicas a read of `key` asks.
     pub(crate) fn key_replicas(&self, key: &[u8]) -> ReplicaSet {
         self.replica_set(self.inner.placement.preflist(key))
+    }
+
+    /// [`Coordinator::key_replicas`] for one key of a batch whose keys share `seen`.
+    pub(crate) fn key_replicas_among(
+        &self,
+        key: &[u8],
+        seen: Option<&mut NodeLookups>,
+    ) -> ReplicaSet {
+        self.replica_set_among(self.inner.placement.preflist(key), seen)
     }
 
     /// The node that proposes for `key` (crate::forward): the first replica of its
@@ -287,6 +334,16 @@ impl Coordinator {
     /// The replicas a write of `key` goes to: every member of its write groups, each
     /// group needing its own quorum.
     pub(crate) fn key_write_set(&self, key: &[u8]) -> ReplicaSet {
+        self.key_write_set_among(key, None)
+    }
+
+    /// [`Coordinator::key_write_set`], with the nodes' lookups shared through `seen`
+    /// by the keys of one batch.
+    pub(crate) fn key_write_set_among(
+        &self,
+        key: &[u8],
+        seen: Option<&mut NodeLookups>,
+    ) -> ReplicaSet {
         let groups = self.inner.placement.write_groups(key);
         let mut all: Vec<NodeId> = Vec::new();
         for &node in groups.iter().flatten() {
@@ -294,7 +351,7 @@ impl Coordinator {
                 all.push(node);
             }
         }
-        let mut set = self.replica_set(all);
+        let mut set = self.replica_set_among(all, seen);
         set.n = groups.first().map_or(0, Vec::len);
         set.groups = groups;
         set

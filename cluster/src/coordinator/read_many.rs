@@ -7,7 +7,7 @@
 //! batcher, rpc/batcher.rs, already put the remote ones in one frame, but each still
 //! had its own future, timer and answer to route).
 
-use super::{Coordinator, ReplicaSet};
+use super::{Coordinator, NodeLookups, ReplicaSet};
 use crate::quorum::{ClusterError, Consistency};
 use crate::read_repair::{needs_repair, repair_replicas};
 use crate::replica_api::{ItemKey, ReplicaApi};
@@ -69,7 +69,11 @@ impl Coordinator {
             [key] => return vec![self.get(key.clone(), consistency).await],
             _ => {}
         }
-        let sets: Vec<ReplicaSet> = keys.iter().map(|k| self.key_replicas(&k.key)).collect();
+        let mut seen = NodeLookups::default();
+        let sets: Vec<ReplicaSet> = keys
+            .iter()
+            .map(|k| self.key_replicas_among(&k.key, Some(&mut seen)))
+            .collect();
         let answered = self.ask_many(keys, &sets, consistency).await;
         // Most keys are done once their answers are merged; only those that need a
         // repair, or a read on a newer layout, are awaited (together), so a pipeline of
