@@ -234,7 +234,7 @@ fn apply(
         key,
     } = *command;
     let mut reads = RingReads::default();
-    reads.insert((db, key.clone()), state.and_then(entry_of));
+    reads.insert(db, key.clone(), state.and_then(entry_of));
     let mut ctx = Ctx {
         srv,
         client,

@@ -183,14 +183,16 @@ async fn on_keys(
             }
         }
         let fetched = read_keys(ring, db, client.consistency, &missing).await;
-        for (key, got) in found.into_iter().chain(missing.into_iter().zip(fetched)) {
-            match got {
-                Ok(entry) => {
-                    reads.insert((db, key), entry);
-                }
-                Err(e) => return ring_error(&e),
-            }
-        }
+        // Collected, not inserted one by one: the two sorted runs are merged once.
+        reads = match found
+            .into_iter()
+            .chain(missing.into_iter().zip(fetched))
+            .map(|(key, got)| got.map(|entry| ((db, key), entry)))
+            .collect()
+        {
+            Ok(reads) => reads,
+            Err(e) => return ring_error(&e),
+        };
     }
     let (reply, writes) = stage(srv, client, spec, args, reads);
     if writes.is_empty() {

@@ -6,6 +6,7 @@ pub mod events;
 pub mod idempotency;
 pub mod idempotency_sweep;
 pub mod key_counts;
+pub mod keyed_reads;
 #[cfg(test)]
 mod migration_tests;
 #[cfg(test)]

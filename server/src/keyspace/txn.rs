@@ -4,6 +4,7 @@
 
 use super::encoding::{decode_value, encode_value, ValueType};
 use super::key_counts::KeyCount;
+use super::keyed_reads::KeyedReads;
 use super::store::{now_ms, Namespaces, Store};
 use crate::protocol::Version;
 use bytes::Bytes;
@@ -50,7 +51,7 @@ struct Pending {
 pub(crate) type CommandMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What a command on the ring read of its keys before it runs, by (database, key).
-pub(crate) type RingReads = CommandMap<(usize, Bytes), Option<Entry>>;
+pub(crate) type RingReads = KeyedReads<Option<Entry>>;
 
 /// Reads and buffered writes of one command or transaction.
 pub struct Txn<'s> {
@@ -93,7 +94,7 @@ pub struct RingView {
 /// What was fetched of `key` before a ring command ran (a key it did not name is an
 /// error: the caller fetches every key the command names).
 fn ring_read(ring: &RingView, db: usize, key: &[u8]) -> kv_engine::Result<Option<Entry>> {
-    match ring.reads.get(&(db, Bytes::copy_from_slice(key))) {
+    match ring.reads.get(db, key) {
         Some(entry) => Ok(entry.clone()),
         None => Err(kv_engine::Error::InvalidArgument(
             "a command read a key it did not name (cluster mode)".into(),
