@@ -249,3 +249,49 @@ fn large_values_cross_the_ring_and_an_oversized_one_is_refused() {
         }
     }
 }
+
+/// A run of pipelined reads is admitted as it is formed (the ACL among the checks), and
+/// its commands are not checked again when they run: a command the user may not run
+/// must still be refused in its place, logged once, and end the run before it.
+#[test]
+fn a_read_ahead_run_stops_at_a_refused_command_which_is_refused_in_its_place() {
+    let c = Cluster::start(3, &["--cluster-eventual-databases", "0"]);
+    let mut admin = c.nodes[0].raw();
+    for i in 1..=4 {
+        let (k, v) = (format!("open:{i}"), format!("v{i}"));
+        assert_eq!(admin.cmd(&[b"SET", k.as_bytes(), v.as_bytes()]), "+OK\r\n");
+    }
+    assert_eq!(admin.cmd(&[b"SET", b"secret", b"s"]), "+OK\r\n");
+    let setuser: [&[u8]; 7] = [
+        b"ACL", b"SETUSER", b"reader", b"on", b">pw", b"~open:*", b"+get",
+    ];
+    assert_eq!(admin.cmd(&setuser), "+OK\r\n");
+    let before = reads_ahead(&mut admin);
+
+    let mut r = c.nodes[0].raw();
+    assert_eq!(r.cmd(&[b"AUTH", b"reader", b"pw"]), "+OK\r\n");
+    let replies = r.pipeline(&[
+        &["GET", "open:1"],
+        &["GET", "open:2"],
+        &["GET", "secret"],
+        &["GET", "open:3"],
+        &["GET", "open:4"],
+    ]);
+    let noperm =
+        "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n";
+    assert_eq!(
+        replies,
+        vec![
+            bulk("v1"),
+            bulk("v2"),
+            noperm.to_string(),
+            bulk("v3"),
+            bulk("v4")
+        ]
+    );
+    // Two runs of two were read ahead around the refused command, which ran alone.
+    assert_eq!(reads_ahead(&mut admin) - before, 4);
+    let log = admin.cmd(&[b"ACL", b"LOG"]);
+    assert!(log.starts_with("*1\r\n"), "one denial logged: {log}");
+    assert!(log.contains("secret"), "{log}");
+}

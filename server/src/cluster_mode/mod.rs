@@ -48,8 +48,9 @@ pub async fn execute(
 }
 
 /// [`execute`] for a command of a run of pipelined reads whose keys were read ahead
-/// (`ahead`, crate::cluster_mode::pipelined_reads): it reads them from there, and its
-/// name is not looked up again.
+/// (`ahead`, crate::cluster_mode::pipelined_reads): it reads them from there, and is
+/// neither looked up, checked nor routed again (it was with the run:
+/// [`commands::admit_in_run`]).
 pub async fn execute_read_ahead(
     srv: &Shared,
     ring: &Arc<dyn Ring>,
@@ -57,8 +58,9 @@ pub async fn execute_read_ahead(
     args: &[Bytes],
     ahead: Option<InRun<'_>>,
 ) -> Reply {
-    let admitted = match ahead.and_then(|a| a.looked_up()) {
-        Some(spec) => commands::admit_looked_up(srv, client, args, Some(spec)),
+    let in_run = ahead.and_then(|a| a.admitted());
+    let admitted = match in_run {
+        Some(spec) => commands::admit_in_run(srv, client, spec),
         None => commands::admit(srv, client, args),
     };
     let spec = match admitted {
@@ -67,7 +69,12 @@ pub async fn execute_read_ahead(
     };
     let ahead = ahead.map(|a| a.ahead);
     let started = Instant::now();
-    let reply = match route_of(srv, client, spec, args) {
+    // A command of a read-ahead run was routed to a ring read of its keys with the run.
+    let route = match in_run {
+        Some(_) => Route::Keys { prefetch: true },
+        None => route_of(srv, client, spec, args),
+    };
+    let reply = match route {
         // Admin commands (COMPACT, CHECKPOINT, SAVE, ...) may wait on the disk: as on
         // the single-node path, they leave the async worker for it.
         Route::Local if commands::may_block(args, &srv.store.db) => {
@@ -183,16 +190,15 @@ async fn on_keys(
             }
         }
         let fetched = read_keys(ring, db, client.consistency, &missing).await;
-        // Collected, not inserted one by one: the two sorted runs are merged once.
-        reads = match found
-            .into_iter()
-            .chain(missing.into_iter().zip(fetched))
-            .map(|(key, got)| got.map(|entry| ((db, key), entry)))
-            .collect()
-        {
-            Ok(reads) => reads,
-            Err(e) => return ring_error(&e),
-        };
+        let mut read = Vec::with_capacity(found.len() + missing.len());
+        for (key, got) in found.into_iter().chain(missing.into_iter().zip(fetched)) {
+            match got {
+                Ok(entry) => read.push(((db, key), entry)),
+                Err(e) => return ring_error(&e),
+            }
+        }
+        // Sorted once, not inserted key by key: the two sorted runs merge in one pass.
+        reads = RingReads::from_vec(read);
     }
     let (reply, writes) = stage(srv, client, spec, args, reads);
     if writes.is_empty() {

@@ -32,9 +32,10 @@ const MAX_KEYS: usize = 1024;
 pub struct ReadAhead {
     /// How many commands, from the first, the run covers.
     pub commands: usize,
-    /// Each command's spec as the command table gave it for its name, so that running
-    /// it does not look the name up again.
-    looked_up: Vec<&'static table::CommandSpec>,
+    /// Each command's spec as admission's checks resolved it when the run was formed
+    /// ([`commands::groupable`]), so that running it neither looks the name up nor
+    /// checks it again ([`commands::admit_in_run`]).
+    admitted: Vec<&'static table::CommandSpec>,
     reads: CommandMap<(usize, Bytes), Result<Option<Entry>, RingError>>,
 }
 
@@ -48,9 +49,9 @@ pub struct InRun<'a> {
 }
 
 impl InRun<'_> {
-    /// What the command table gave for the command's name.
-    pub fn looked_up(&self) -> Option<&'static table::CommandSpec> {
-        self.ahead.looked_up.get(self.index).copied()
+    /// The command's spec, admitted with the run; it routes to a ring read of its keys.
+    pub fn admitted(&self) -> Option<&'static table::CommandSpec> {
+        self.ahead.admitted.get(self.index).copied()
     }
 }
 
@@ -97,8 +98,7 @@ pub async fn read_ahead(
             break;
         }
         keys.extend(named.into_iter().cloned());
-        // Every command of the run was found: `groupable` admitted it.
-        specs.extend(looked_up);
+        specs.push(spec);
         run += 1;
     }
     if run < 2 {
@@ -113,7 +113,7 @@ pub async fn read_ahead(
     let fetched = read_keys(ring, db, client.consistency, &keys).await;
     Some(ReadAhead {
         commands: run,
-        looked_up: specs,
+        admitted: specs,
         reads: keys.into_iter().map(|k| (db, k)).zip(fetched).collect(),
     })
 }

@@ -279,20 +279,26 @@ pub fn execute_looked_up(
 /// and MULTI queueing. Shared by the local path ([`execute`]) and the ring path
 /// (`crate::cluster_mode`), so a command is admitted the same way on both.
 pub fn admit(srv: &Shared, client: &mut Client, args: &[Bytes]) -> Admission {
-    admit_looked_up(srv, client, args, table::lookup(&args[0]))
-}
-
-/// [`admit`] for a caller that already looked the name up (`table::lookup(&args[0])`).
-pub fn admit_looked_up(
-    srv: &Shared,
-    client: &mut Client,
-    args: &[Bytes],
-    looked_up: Option<&'static CommandSpec>,
-) -> Admission {
-    match admit_inner(srv, client, args, looked_up) {
+    match admit_inner(srv, client, args, table::lookup(&args[0])) {
         Ok(spec) => Admission::Run(spec),
         Err(reply) => Admission::Done(reply),
     }
+}
+
+/// Admission of a command of a run of pipelined ring reads (cluster_mode/
+/// pipelined_reads.rs), whose checks [`groupable`] passed as the run was formed, moments
+/// before: authentication, the command's resolution, the ACL and a subscriber's limits.
+/// As for a single node's group of pipelined commands ([`execute_group`]), the run is
+/// admitted once, at its start; a command's own turn still records it for CLIENT LIST
+/// and refuses it while a script is busy. Repeating the rest cost a pipelined ring GET
+/// about 300 instructions (docs/performance.md, "A batch's node lookups; a command's
+/// reads in a sorted vector").
+pub fn admit_in_run(srv: &Shared, client: &mut Client, spec: &'static CommandSpec) -> Admission {
+    *client.info.last_cmd.lock() = command_stats::full_name(spec);
+    if let Some(Reply::Error(busy)) = srv.scripting.busy.refusal(spec) {
+        return Admission::Done(reject(srv, client, Some(spec), busy.into_owned()));
+    }
+    Admission::Run(spec)
 }
 
 /// `spec` is `table::lookup(&args[0])`, done by the caller.

@@ -60,18 +60,25 @@ impl<V> KeyedReads<V> {
 /// A key given twice keeps its last value, as a map's `collect` does.
 impl<V> FromIterator<((usize, Bytes), V)> for KeyedReads<V> {
     fn from_iter<I: IntoIterator<Item = ((usize, Bytes), V)>>(iter: I) -> Self {
-        let mut sorted: Vec<((usize, Bytes), V)> = iter.into_iter().collect();
+        KeyedReads::from_vec(iter.into_iter().collect())
+    }
+}
+
+impl<V> KeyedReads<V> {
+    /// The values of `entries`, a key given twice keeping its last value; sorts them
+    /// where they lie.
+    pub fn from_vec(mut entries: Vec<((usize, Bytes), V)>) -> Self {
         // Stable: equal keys stay in the order given, so the last given is the last of
         // its run, and the dedup below moves it into the place it keeps.
-        sorted.sort_by(|(a, _), (b, _)| order(a, b.0, &b.1));
-        sorted.dedup_by(|later, kept| {
+        entries.sort_by(|(a, _), (b, _)| order(a, b.0, &b.1));
+        entries.dedup_by(|later, kept| {
             if later.0 != kept.0 {
                 return false;
             }
             std::mem::swap(later, kept);
             true
         });
-        KeyedReads { sorted }
+        KeyedReads { sorted: entries }
     }
 }
 
