@@ -240,14 +240,22 @@ impl Coordinator {
     /// nothing, since a suspect replica that does not answer costs a hint, not
     /// correctness. Down replicas (silent for long) and unknown ones are skipped.
     pub(crate) fn replica_set(&self, preflist: Vec<NodeId>) -> ReplicaSet {
-        self.replica_set_among(preflist, None)
+        self.read_set_among(preflist, None)
     }
 
-    /// [`Coordinator::replica_set`], with the nodes' states and endpoints taken from
-    /// `seen` when a key of the same batch already looked them up.
+    /// The replica set of a read (or a request with one group) of `preflist`.
+    fn read_set_among(&self, preflist: Vec<NodeId>, seen: Option<&mut NodeLookups>) -> ReplicaSet {
+        let mut set = self.replica_set_among(&preflist, seen);
+        set.groups = vec![preflist];
+        set
+    }
+
+    /// [`Coordinator::replica_set`] of `preflist` without its groups (the caller's to
+    /// set), with the nodes' states and endpoints taken from `seen` when a key of the
+    /// same batch already looked them up.
     fn replica_set_among(
         &self,
-        preflist: Vec<NodeId>,
+        preflist: &[NodeId],
         mut seen: Option<&mut NodeLookups>,
     ) -> ReplicaSet {
         let inner = &self.inner;
@@ -259,7 +267,7 @@ impl Coordinator {
             refusals: Arc::default(),
         };
         let mut suspect = Vec::new();
-        for &node in &preflist {
+        for &node in preflist {
             match self.look_up(node, seen.as_deref_mut()) {
                 (PeerState::Up, Some(api)) => set.live.push(Target { node, api }),
                 (_, Some(api)) => suspect.push(Target { node, api }),
@@ -274,7 +282,6 @@ impl Coordinator {
             set.live[..=i].rotate_right(1);
         }
         set.live.extend(suspect);
-        set.groups = vec![preflist];
         set
     }
 
@@ -312,7 +319,7 @@ impl Coordinator {
         key: &[u8],
         seen: Option<&mut NodeLookups>,
     ) -> ReplicaSet {
-        self.replica_set_among(self.inner.placement.preflist(key), seen)
+        self.read_set_among(self.inner.placement.preflist(key), seen)
     }
 
     /// The node that proposes for `key` (crate::forward): the first replica of its
@@ -345,13 +352,18 @@ impl Coordinator {
         seen: Option<&mut NodeLookups>,
     ) -> ReplicaSet {
         let groups = self.inner.placement.write_groups(key);
-        let mut all: Vec<NodeId> = Vec::new();
-        for &node in groups.iter().flatten() {
-            if !all.contains(&node) {
-                all.push(node);
+        let mut set = match groups.as_slice() {
+            [only] => self.replica_set_among(only, seen),
+            _ => {
+                let mut all: Vec<NodeId> = Vec::new();
+                for &node in groups.iter().flatten() {
+                    if !all.contains(&node) {
+                        all.push(node);
+                    }
+                }
+                self.replica_set_among(&all, seen)
             }
-        }
-        let mut set = self.replica_set_among(all, seen);
+        };
         set.n = groups.first().map_or(0, Vec::len);
         set.groups = groups;
         set
