@@ -768,8 +768,8 @@ pub struct Cli {
     /// `class hard soft seconds` [default: "normal 1gb 256mb 60"].
     #[arg(long = "client-output-buffer-limit")]
     pub client_output_buffer_limit: Option<String>,
-    /// Slow log threshold in microseconds [default: 10000].
-    #[arg(long = "slowlog-log-slower-than")]
+    /// Slow log threshold in microseconds; negative disables [default: 10000].
+    #[arg(long = "slowlog-log-slower-than", allow_negative_numbers = true)]
     pub slowlog_log_slower_than: Option<String>,
     /// Slow log length [default: 128].
     #[arg(long = "slowlog-max-len")]
@@ -922,6 +922,14 @@ mod tests {
                 .unwrap();
         let c = cli.into_config().unwrap();
         assert_eq!((c.port, c.appendfsync), (7001, FsyncPolicy::No));
+    }
+
+    /// As redis-server takes `--slowlog-log-slower-than -1` (disabled), not only the
+    /// `=-1` form.
+    #[test]
+    fn a_negative_slowlog_threshold_is_a_flag_value() {
+        let cli = Cli::try_parse_from(["kvd", "--slowlog-log-slower-than", "-1"]).unwrap();
+        assert_eq!(cli.into_config().unwrap().slowlog_log_slower_than, -1);
     }
 
     #[test]
