@@ -8,6 +8,7 @@ mod support;
 use kv_cluster::fake_replica::Fault;
 use kv_cluster::quorum::{ClusterError, Consistency};
 use kv_cluster::{Record, Version};
+use std::sync::Arc;
 use support::{config, key, record, string, Ring};
 
 fn writes(keys: &[&str]) -> Vec<kv_cluster::coordinator::KeyWrite> {
@@ -94,4 +95,63 @@ async fn each_key_fails_on_its_own_quorum() {
     // At ONE the same round succeeds on the coordinator's own copy.
     let results = c.put_batch(writes(&["a", "b"]), Consistency::One).await;
     assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+}
+
+/// Three of four nodes per partition, starting at a node that moves with the
+/// partition: each replica of a round holds only some of its keys.
+struct ThreeOfFour;
+
+impl kv_cluster::coordinator::Placement for ThreeOfFour {
+    fn partition_preflist(&self, partition: u16) -> Vec<kv_cluster::NodeId> {
+        (0..3u64)
+            .map(|i| kv_cluster::NodeId(1 + (u64::from(partition) + i) % 4))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_replica_that_holds_some_keys_of_a_round_gets_hints_for_exactly_those() {
+    use kv_cluster::coordinator::Placement;
+    let ring = Ring::new(4);
+    let down = ring.nodes[3];
+    ring.fakes[3].set_fault(Fault::Down);
+    let c = ring.coordinator_placed(
+        Arc::new(ThreeOfFour),
+        kv_cluster::fake_replica::ManualClock::new(ring.nodes[0], 1_000_000),
+        config(5_000),
+    );
+    let names: Vec<String> = (0..40).map(|i| format!("key:{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let results = c.put_batch(writes(&refs), Consistency::Quorum).await;
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    let mut missed: Vec<&str> = refs
+        .iter()
+        .copied()
+        .filter(|k| ThreeOfFour.preflist(k.as_bytes()).contains(&down))
+        .collect();
+    assert!(!missed.is_empty() && missed.len() < refs.len());
+    ring.wait_hints(missed.len() as u64).await;
+    let hints = ring.hints.pending(down, 1000).await.unwrap();
+    let mut hinted: Vec<&str> = Vec::new();
+    for h in &hints {
+        let name = std::str::from_utf8(&h.item.key.key).unwrap();
+        let i = refs
+            .iter()
+            .position(|k| *k == name)
+            .expect("a key of the round");
+        // Each hint carries its own key's record: the version that key was given, and
+        // its value (the key's name).
+        assert_eq!(
+            Ok(h.item.record.version),
+            results[i].clone().map_err(|_| ())
+        );
+        match &h.item.record.body {
+            kv_cluster::Body::Value { payload, .. } => assert_eq!(&payload[..], name.as_bytes()),
+            other => panic!("{name}: {other:?}"),
+        }
+        hinted.push(refs[i]);
+    }
+    hinted.sort();
+    missed.sort();
+    assert_eq!(hinted, missed);
 }

@@ -113,26 +113,40 @@ pub(super) async fn batch_round(
             }
         }
     }
+    let refusals_of: Vec<Vec<Arc<Refusals>>> = per_node
+        .iter()
+        .map(|(_, mine)| {
+            mine.iter()
+                .map(|&i| items[i].set.refusals.clone())
+                .collect()
+        })
+        .collect();
+    // The round's records, kept once for every replica's hints (a replica that fails
+    // gets those of its records as hints); each replica's request is sent its own copy.
+    let mut tallies: Vec<Tally> = Vec::with_capacity(items.len());
+    let all: Arc<[WriteItem]> = items
+        .into_iter()
+        .map(|it| {
+            tallies.push(it.tally);
+            it.item
+        })
+        .collect();
     // Bounded by the number of replicas: each request sends exactly one message.
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut own = OwnRequest(None);
-    for (t, mine) in per_node {
-        let records: Vec<WriteItem> = mine.iter().map(|&i| items[i].item.clone()).collect();
-        let refusals: Vec<_> = mine
-            .iter()
-            .map(|&i| items[i].set.refusals.clone())
-            .collect();
+    for ((t, mine), refusals) in per_node.into_iter().zip(refusals_of) {
+        let records: Vec<WriteItem> = mine.iter().map(|&i| all[i].clone()).collect();
         let answer_to = (tx.clone(), hints.clone());
+        let kept = Kept(all.clone(), mine);
         if t.node != me {
             if let Some(queue) = t.api.write_queue() {
                 // A peer's client: the answer comes through a callback of its batcher,
                 // no task of ours waits for it.
                 let node = t.node;
-                let sent = records.clone();
                 queue.write_then(
-                    sent,
+                    records,
                     Box::new(move |reply| {
-                        take_answers(node, mine, records, refusals, answer_to, Some(reply))
+                        take_answers(node, kept, refusals, answer_to, Some(reply))
                     }),
                 );
                 continue;
@@ -141,7 +155,7 @@ pub(super) async fn batch_round(
         let local = t.node == me && own.0.is_none();
         // The caller's mark, so this node's own replica may defer its WAL write.
         let request = crate::wal_deferral::carry(ask_replica(
-            t, mine, records, refusals, answer_to, deadline,
+            t, records, kept, refusals, answer_to, deadline,
         ));
         match local {
             true => own.0 = Some(Box::pin(request)),
@@ -151,8 +165,6 @@ pub(super) async fn batch_round(
         }
     }
     drop(tx);
-    let mut tallies: Vec<Tally> = Vec::with_capacity(items.len());
-    tallies.extend(items.into_iter().map(|it| it.tally));
     let mut ends: Vec<Option<RoundEnd>> = tallies.iter().map(|_| None).collect();
     let mut open = ends.len();
     while open > 0 {
@@ -193,47 +205,50 @@ type AnswerTo = (
     HintStore,
 );
 
+/// A replica's records in a round: the round's records, and the indexes of this
+/// replica's among them (the order its request sent them in).
+struct Kept(Arc<[WriteItem]>, Vec<usize>);
+
 /// One replica's request of a round, in a task (or, for this node's own replica, the
-/// round's task): sends `records` (the round's records `mine`) and takes the reply, or
+/// round's task): sends `records` (the round's records `kept`) and takes the reply, or
 /// its absence at the deadline ([`take_answers`]).
 async fn ask_replica(
     t: Target,
-    mine: Vec<usize>,
     records: Vec<WriteItem>,
+    kept: Kept,
     refusals: Vec<Arc<Refusals>>,
     answer_to: AnswerTo,
     deadline: Instant,
 ) {
     // A request that panics counts as failed (it may have applied: hinted) instead of
     // ending the request before the hints below are written.
-    let request = AssertUnwindSafe(t.api.write(records.clone())).catch_unwind();
+    let request = AssertUnwindSafe(t.api.write(records)).catch_unwind();
     let reply = match tokio::time::timeout_at(deadline, request).await {
         Ok(Ok(reply)) => Some(reply),
         Ok(Err(_)) | Err(_) => None,
     };
-    take_answers(t.node, mine, records, refusals, answer_to, reply);
+    take_answers(t.node, kept, refusals, answer_to, reply);
 }
 
-/// Takes `node`'s reply to a write of `records` (`None`: none before the deadline):
-/// notes a stale-layout refusal, hints each record the replica failed, and sends the
-/// answers to the round (which may have ended: nobody needs them then).
+/// Takes `node`'s reply to a write of the records `kept` (`None`: none before the
+/// deadline): notes a stale-layout refusal, hints each record the replica failed, and
+/// sends the answers to the round (which may have ended: nobody needs them then).
 fn take_answers(
     node: NodeId,
-    mine: Vec<usize>,
-    records: Vec<WriteItem>,
+    Kept(all, mine): Kept,
     refusals: Vec<Arc<Refusals>>,
     (tx, hints): AnswerTo,
     reply: Option<Result<Vec<WriteOutcome>, ReplicaError>>,
 ) {
-    let answers = answers_of(reply, records.len(), |e| {
+    let answers = answers_of(reply, mine.len(), |e| {
         // Every record's request notes the refusal (for its layout retry).
         refusals
             .iter()
             .fold(false, |seen, r| r.note(node, e) | seen)
     });
-    for (record, answer) in records.into_iter().zip(&answers) {
+    for (&i, answer) in mine.iter().zip(&answers) {
         if *answer == (Answer::Failed { hint: true }) {
-            spawn_hint(hints.clone(), node, record);
+            spawn_hint(hints.clone(), node, all[i].clone());
         }
     }
     let _ = tx.send((node, mine, answers));
@@ -323,7 +338,8 @@ mod tests {
             }),
         };
         let (tx, mut rx) = mpsc::unbounded_channel();
-        take_answers(NodeId(2), vec![0], vec![item], vec![], (tx, hints), None);
+        let kept = Kept(Arc::from(vec![item]), vec![0]);
+        take_answers(NodeId(2), kept, vec![], (tx, hints), None);
         let (node, mine, answers) = rx.try_recv().expect("the round is answered");
         assert_eq!((node, mine), (NodeId(2), vec![0]));
         assert_eq!(answers, vec![Answer::Failed { hint: true }]);
