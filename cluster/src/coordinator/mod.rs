@@ -127,7 +127,8 @@ pub struct Coordinator {
 /// Each node's failure-detector state and endpoint, looked up once for all the keys of
 /// one batch (a pipeline's reads, a round of writes): a lookup takes two or three read
 /// locks and hash probes, about 350 instructions per key for three replicas
-/// (docs/performance.md, "A command's ring reads in a sorted vector"), and a batch's
+/// (docs/performance.md, "A batch's node lookups; a command's reads in a sorted
+/// vector"), and a batch's
 /// keys share the ring's few nodes. A batch thus sees one view of the nodes, taken at
 /// its start, as each key's request always did.
 #[derive(Default)]
